@@ -1,0 +1,274 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    The one build entry of SystemContainers.
+.DESCRIPTION
+    build  - sc-init with the system C compiler, the daemon and the module into artifacts/SystemContainers, help (MAML) from docs/.
+    docs   - only the help: docs/*.md (platyPS format) to artifacts/SystemContainers/en-US/SystemContainers.PowerShell.dll-Help.xml.
+    test   - host packages, build, xunit and Pester; ends with "Tests: N passed, N failed[, N skipped]".
+    demo   - host packages, build, then a busybox container: uname -a and ps inside, Get-SystemContainer, removal.
+    bench  - host packages, build, then bench/launch.ps1 (results in bench/RESULTS.md).
+    Run as root on Debian or Ubuntu: `dotnet tool restore && dotnet pwsh ./build.ps1 <task>`.
+#>
+param(
+    [ValidateSet('build', 'docs', 'test', 'demo', 'bench')]
+    [string]$Task = 'build',
+    [string]$Configuration = 'Release'
+)
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+$Root = $PSScriptRoot
+$Artifacts = Join-Path $Root 'artifacts'
+$Bin = Join-Path $Artifacts 'SystemContainers'
+$HostPackages = @('busybox-static', 'debootstrap', 'gcc', 'libc6-dev', 'tar', 'xz-utils', 'zstd', 'bzip2', 'iproute2')
+
+function Invoke-Native([string]$File, [string[]]$Arguments) {
+    & $File @Arguments
+    if ($LASTEXITCODE -ne 0) { throw "$File $($Arguments -join ' ') failed with exit code $LASTEXITCODE" }
+}
+
+function Install-HostPackages {
+    if ((id -u) -ne '0') { throw 'SystemContainers needs root: run this as root.' }
+    $missing = @($HostPackages | Where-Object {
+        $status = & dpkg-query -W -f='${Status}' $_ 2>$null
+        $LASTEXITCODE -ne 0 -or $status -notmatch 'install ok installed'
+    })
+    if ($missing.Count -eq 0) { return }
+    Write-Host "Installing host packages: $($missing -join ' ')"
+    $env:DEBIAN_FRONTEND = 'noninteractive'
+    Invoke-Native apt-get @('update', '-qq')
+    Invoke-Native apt-get (@('install', '-y', '-qq', '--no-install-recommends') + $missing)
+}
+
+function Invoke-Build {
+    Remove-Item -Recurse -Force (Join-Path $Artifacts 'bin') -ErrorAction SilentlyContinue
+    New-Item -ItemType Directory -Force -Path (Join-Path $Bin 'daemon') | Out-Null
+    Write-Host 'Building sc-init'
+    Invoke-Native cc @('-O2', '-Wall', '-Wextra', '-Werror', '-o', (Join-Path $Bin 'daemon/sc-init'), (Join-Path $Root 'src/native/sc-init.c'))
+    Write-Host 'Building daemon and module'
+    Invoke-Native dotnet @('publish', (Join-Path $Root 'src/SystemContainers.Daemon'), '-c', $Configuration, '-o', (Join-Path $Bin 'daemon'), '--nologo', '-v', 'quiet')
+    Invoke-Native dotnet @('publish', (Join-Path $Root 'src/SystemContainers.PowerShell'), '-c', $Configuration, '-o', $Bin, '--nologo', '-v', 'quiet')
+    Copy-Item (Join-Path $Root 'module/*') $Bin
+    Invoke-Docs
+}
+
+# ---- help: platyPS-format markdown to MAML -------------------------------------------------
+
+function ConvertFrom-HelpMarkdown([string]$Path) {
+    $lines = Get-Content -LiteralPath $Path
+    $doc = [ordered]@{ Name = ''; Synopsis = ''; Description = @(); Examples = @(); Parameters = @(); Inputs = @(); Outputs = @(); Notes = @() }
+    $section = ''; $current = $null; $inCode = $false; $code = @(); $fence = ''
+    foreach ($line in $lines) {
+        if ($line -match '^```') {
+            if (-not $inCode) { $inCode = $true; $fence = $line; $code = @(); continue }
+            $inCode = $false
+            if ($section -eq 'EXAMPLES' -and $current) { $current.Code += $code }
+            elseif ($section -eq 'PARAMETERS' -and $current -and $fence -match 'yaml') {
+                foreach ($y in $code) { if ($y -match '^([^:]+):\s*(.*)$') { $current.Meta[$Matches[1].Trim()] = $Matches[2].Trim() } }
+            }
+            continue
+        }
+        if ($inCode) { $code += $line; continue }
+        if ($line -match '^# (\S+)') { $doc.Name = $Matches[1]; continue }
+        if ($line -match '^## (.+)$') { $section = $Matches[1].Trim(); $current = $null; continue }
+        if ($line -match '^### (.+)$') {
+            $title = $Matches[1].Trim()
+            switch ($section) {
+                'EXAMPLES' { $current = [ordered]@{ Title = $title; Code = @(); Remarks = @() }; $doc.Examples += $current }
+                'PARAMETERS' {
+                    if ($title -eq 'CommonParameters') { $current = $null }
+                    else { $current = [ordered]@{ Name = $title.TrimStart('-'); Text = @(); Meta = @{} }; $doc.Parameters += $current }
+                }
+                'INPUTS' { $doc.Inputs += $title }
+                'OUTPUTS' { $doc.Outputs += $title }
+            }
+            continue
+        }
+        switch ($section) {
+            'SYNOPSIS' { if ($line.Trim()) { $doc.Synopsis = ($doc.Synopsis + ' ' + $line.Trim()).Trim() } }
+            'DESCRIPTION' { $doc.Description += $line }
+            'EXAMPLES' { if ($current) { $current.Remarks += $line } }
+            'PARAMETERS' { if ($current) { $current.Text += $line } }
+            'NOTES' { $doc.Notes += $line }
+        }
+    }
+    [pscustomobject]$doc
+}
+
+function ConvertTo-Paragraphs([string[]]$Lines) {
+    (($Lines -join "`n").Trim() -split "\n\s*\n") | Where-Object { $_.Trim() } | ForEach-Object { ($_ -split '\n' | ForEach-Object Trim) -join ' ' }
+}
+
+function Write-Paragraphs([System.Xml.XmlWriter]$W, [string[]]$Lines) {
+    $W.WriteStartElement('maml', 'description', 'http://schemas.microsoft.com/maml/2004/10')
+    $paras = @(ConvertTo-Paragraphs $Lines)
+    if ($paras.Count -eq 0) { $paras = @('') }
+    foreach ($p in $paras) { $W.WriteElementString('maml', 'para', 'http://schemas.microsoft.com/maml/2004/10', $p) }
+    $W.WriteEndElement()
+}
+
+function Write-MamlParameter([System.Xml.XmlWriter]$W, $P) {
+    $maml = 'http://schemas.microsoft.com/maml/2004/10'; $cmd = 'http://schemas.microsoft.com/maml/dev/command/2004/10'; $dev = 'http://schemas.microsoft.com/maml/dev/2004/10'
+    $m = $P.Meta
+    $type = if ($m['Type']) { $m['Type'] } else { 'String' }
+    $W.WriteStartElement('command', 'parameter', $cmd)
+    $W.WriteAttributeString('required', ([string]($m['Required'] -eq 'True')).ToLower())
+    $W.WriteAttributeString('variableLength', ([string]($type -like '*[[]]')).ToLower())
+    $W.WriteAttributeString('globbing', ([string]($m['Accept wildcard characters'] -eq 'True')).ToLower())
+    $W.WriteAttributeString('pipelineInput', $(if ($m['Accept pipeline input']) { $m['Accept pipeline input'] } else { 'False' }))
+    $W.WriteAttributeString('position', $(if ($m['Position'] -and $m['Position'] -ne 'Named') { $m['Position'] } else { 'named' }))
+    $W.WriteAttributeString('aliases', $(if ($m['Aliases']) { $m['Aliases'] } else { 'none' }))
+    $W.WriteElementString('maml', 'name', $maml, $P.Name)
+    Write-Paragraphs $W $P.Text
+    if ($type -ne 'SwitchParameter') {
+        $W.WriteStartElement('command', 'parameterValue', $cmd)
+        $W.WriteAttributeString('required', 'true'); $W.WriteAttributeString('variableLength', 'false')
+        $W.WriteString($type); $W.WriteEndElement()
+    }
+    $W.WriteStartElement('dev', 'type', $dev); $W.WriteElementString('maml', 'name', $maml, $type); $W.WriteEndElement()
+    $W.WriteElementString('dev', 'defaultValue', $dev, $(if ($m['Default value']) { $m['Default value'] } else { 'None' }))
+    $W.WriteEndElement()
+}
+
+function Invoke-Docs {
+    $maml = 'http://schemas.microsoft.com/maml/2004/10'; $cmd = 'http://schemas.microsoft.com/maml/dev/command/2004/10'; $dev = 'http://schemas.microsoft.com/maml/dev/2004/10'
+    $out = Join-Path $Bin 'en-US'
+    New-Item -ItemType Directory -Force -Path $out | Out-Null
+    $settings = [System.Xml.XmlWriterSettings]::new(); $settings.Indent = $true
+    $w = [System.Xml.XmlWriter]::Create((Join-Path $out 'SystemContainers.PowerShell.dll-Help.xml'), $settings)
+    $w.WriteStartDocument()
+    $w.WriteStartElement('helpItems', 'http://msh'); $w.WriteAttributeString('schema', 'maml')
+    foreach ($file in Get-ChildItem (Join-Path $Root 'docs') -Filter '*-*.md' | Sort-Object Name) {
+        $d = ConvertFrom-HelpMarkdown $file.FullName
+        $verb, $noun = $d.Name -split '-', 2
+        $w.WriteStartElement('command', 'command', $cmd)
+        $w.WriteAttributeString('xmlns', 'maml', $null, $maml); $w.WriteAttributeString('xmlns', 'dev', $null, $dev)
+        $w.WriteStartElement('command', 'details', $cmd)
+        $w.WriteElementString('command', 'name', $cmd, $d.Name)
+        $w.WriteElementString('command', 'verb', $cmd, $verb)
+        $w.WriteElementString('command', 'noun', $cmd, $noun)
+        Write-Paragraphs $w @($d.Synopsis)
+        $w.WriteEndElement()
+        Write-Paragraphs $w $d.Description
+        $sets = @($d.Parameters | ForEach-Object { ($_.Meta['Parameter Sets'] -split ',\s*') } | Where-Object { $_ -and $_ -ne '(All)' } | Select-Object -Unique)
+        if ($sets.Count -eq 0) { $sets = @('(All)') }
+        $w.WriteStartElement('command', 'syntax', $cmd)
+        foreach ($set in $sets) {
+            $w.WriteStartElement('command', 'syntaxItem', $cmd)
+            $w.WriteElementString('maml', 'name', $maml, $d.Name)
+            foreach ($p in $d.Parameters) {
+                $ps = $p.Meta['Parameter Sets']
+                if (-not $ps -or $ps -eq '(All)' -or $set -eq '(All)' -or ($ps -split ',\s*') -contains $set) { Write-MamlParameter $w $p }
+            }
+            $w.WriteEndElement()
+        }
+        $w.WriteEndElement()
+        $w.WriteStartElement('command', 'parameters', $cmd)
+        foreach ($p in $d.Parameters) { Write-MamlParameter $w $p }
+        $w.WriteEndElement()
+        foreach ($kind in @(@('inputTypes', 'inputType', $d.Inputs), @('returnValues', 'returnValue', $d.Outputs))) {
+            $w.WriteStartElement('command', $kind[0], $cmd)
+            foreach ($t in $kind[2]) {
+                $w.WriteStartElement('command', $kind[1], $cmd)
+                $w.WriteStartElement('dev', 'type', $dev); $w.WriteElementString('maml', 'name', $maml, $t); $w.WriteEndElement()
+                Write-Paragraphs $w @()
+                $w.WriteEndElement()
+            }
+            $w.WriteEndElement()
+        }
+        $w.WriteStartElement('maml', 'alertSet', $maml); $w.WriteStartElement('maml', 'alert', $maml)
+        foreach ($p in @(ConvertTo-Paragraphs $d.Notes)) { $w.WriteElementString('maml', 'para', $maml, $p) }
+        $w.WriteEndElement(); $w.WriteEndElement()
+        $w.WriteStartElement('command', 'examples', $cmd)
+        foreach ($e in $d.Examples) {
+            $w.WriteStartElement('command', 'example', $cmd)
+            $w.WriteElementString('maml', 'title', $maml, "-------------------------- $($e.Title) --------------------------")
+            $w.WriteElementString('dev', 'code', $dev, ($e.Code -join "`n"))
+            $w.WriteStartElement('dev', 'remarks', $dev)
+            foreach ($p in @(ConvertTo-Paragraphs $e.Remarks)) { $w.WriteElementString('maml', 'para', $maml, $p) }
+            $w.WriteEndElement()
+            $w.WriteEndElement()
+        }
+        $w.WriteEndElement()
+        $w.WriteEndElement()
+    }
+    $w.WriteEndElement(); $w.WriteEndDocument(); $w.Dispose()
+    Copy-Item (Join-Path $Root 'docs/about_SystemContainers.md') (Join-Path $out 'about_SystemContainers.help.txt')
+}
+
+# ---- tests ----------------------------------------------------------------------------------
+
+function Get-PesterModule {
+    Invoke-Native dotnet @('restore', (Join-Path $Root 'tests/tools/tools.csproj'), '--nologo', '-v', 'quiet')
+    $packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path $HOME '.nuget/packages' }
+    $psd1 = Join-Path $packages 'pester/5.7.1/tools/Pester.psd1'
+    if (-not (Test-Path $psd1)) { throw "Pester 5.7.1 was restored but $psd1 is missing" }
+    $psd1
+}
+
+function Invoke-Tests {
+    $results = Join-Path $Root 'tests/results'
+    Remove-Item -Recurse -Force $results -ErrorAction SilentlyContinue
+    $env:SYSTEMCONTAINERS_SC_INIT = Join-Path $Bin 'daemon/sc-init'
+
+    Write-Host "`n== xunit"
+    & dotnet test (Join-Path $Root 'tests/SystemContainers.Engine.Tests') -c $Configuration --nologo `
+        --logger 'trx;LogFileName=engine.trx' --logger 'console;verbosity=normal' --results-directory $results
+    $xunitExit = $LASTEXITCODE
+    $xPassed = 0; $xFailed = 0; $xSkipped = 0
+    $trx = Join-Path $results 'engine.trx'
+    if (Test-Path $trx) {
+        $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
+        $xPassed = [int]$counters.passed; $xFailed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout
+        $xSkipped = [int]$counters.total - [int]$counters.executed
+    }
+    elseif ($xunitExit -ne 0) { $xFailed = 1 }
+
+    Write-Host "`n== Pester"
+    Import-Module (Get-PesterModule) -Force
+    $config = New-PesterConfiguration
+    $config.Run.Path = Join-Path $Root 'tests'
+    $config.Run.PassThru = $true
+    $config.Output.Verbosity = 'Detailed'
+    $config.TestResult.Enabled = $true
+    $config.TestResult.OutputPath = Join-Path $results 'pester.xml'
+    $pester = Invoke-Pester -Configuration $config
+    $pPassed = $pester.PassedCount; $pFailed = $pester.FailedCount + $pester.FailedBlocksCount + $pester.FailedContainersCount
+    $pSkipped = $pester.SkippedCount + $pester.NotRunCount
+
+    $passed = $xPassed + $pPassed; $failed = $xFailed + $pFailed; $skipped = $xSkipped + $pSkipped
+    if ($xunitExit -ne 0 -and $xFailed -eq 0) { $failed++ }
+    $line = "Tests: $passed passed, $failed failed"
+    if ($skipped -gt 0) { $line += ", $skipped skipped" }
+    Write-Host ''
+    Write-Host $line
+    if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
+}
+
+# ---- demo -----------------------------------------------------------------------------------
+
+function Invoke-Demo {
+    Import-Module (Join-Path $Root 'SystemContainers.psd1') -Force
+    Write-Host '== New-SystemContainerImage -Busybox -Alias busybox'
+    if (-not (Get-SystemContainerImage busybox -ErrorAction SilentlyContinue)) { New-SystemContainerImage -Busybox -Alias busybox | Format-Table | Out-Host }
+    $name = "demo-$(Get-Random -Maximum 100000)"
+    Write-Host "== New-SystemContainer $name -Image busybox -Start"
+    New-SystemContainer $name -Image busybox -Start | Format-Table | Out-Host
+    Write-Host "== Invoke-SystemContainerCommand $name uname -a"
+    Invoke-SystemContainerCommand $name uname -a | Out-Host
+    Write-Host "== Invoke-SystemContainerCommand $name ps"
+    Invoke-SystemContainerCommand $name ps | Out-Host
+    Write-Host '== Get-SystemContainer'
+    Get-SystemContainer | Format-Table | Out-Host
+    Write-Host "== Remove-SystemContainer $name -Force"
+    Remove-SystemContainer $name -Force -Confirm:$false
+    Get-SystemContainer | Format-Table | Out-Host
+}
+
+switch ($Task) {
+    'build' { Invoke-Build }
+    'docs' { Invoke-Docs }
+    'test' { Install-HostPackages; Invoke-Build; Invoke-Tests }
+    'demo' { Install-HostPackages; Invoke-Build; Invoke-Demo }
+    'bench' { Install-HostPackages; Invoke-Build; & (Join-Path $Root 'bench/launch.ps1') }
+}

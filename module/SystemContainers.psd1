@@ -1,0 +1,19 @@
+# The built module (artifacts/SystemContainers): build.ps1 lays the binaries, the daemon and the help beside this manifest.
+@{
+    RootModule           = 'SystemContainers.PowerShell.dll'
+    ModuleVersion        = '0.1.0'
+    GUID                 = '2b7e9f54-8f0c-4d5e-a6a1-5d3c9e0f7a12'
+    Author               = 'SystemContainers'
+    Description          = 'LXD-style system containers (systemd inside, user namespaces, cgroups) as PowerShell objects.'
+    CompatiblePSEditions = @('Core')
+    PowerShellVersion    = '7.4'
+    FormatsToProcess     = @('SystemContainers.Format.ps1xml')
+    CmdletsToExport      = @(
+        'Get-SystemContainer', 'New-SystemContainer', 'Start-SystemContainer', 'Stop-SystemContainer',
+        'Restart-SystemContainer', 'Remove-SystemContainer', 'Invoke-SystemContainerCommand', 'Enter-SystemContainer',
+        'Get-SystemContainerImage', 'Import-SystemContainerImage', 'New-SystemContainerImage', 'Remove-SystemContainerImage'
+    )
+    FunctionsToExport    = @()
+    AliasesToExport      = @()
+    VariablesToExport    = @()
+}

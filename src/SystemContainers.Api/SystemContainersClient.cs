@@ -1,0 +1,178 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Text.Json;
+
+namespace SystemContainers.Api;
+
+/// <summary>An API error: the HTTP status, the daemon's stable error id and its message.</summary>
+public sealed class SystemContainersApiException(int statusCode, string errorId, string message) : Exception(message)
+{
+    public int StatusCode { get; } = statusCode;
+    public string ErrorId { get; } = errorId;
+}
+
+/// <summary>Typed REST client for systemcontainerd over its unix socket. One instance keeps its connections alive.</summary>
+public sealed class SystemContainersClient : IDisposable
+{
+    private static readonly Uri Base = new("http://systemcontainers/");
+    private readonly SocketsHttpHandler _handler;
+    private readonly HttpClient _http;
+
+    public SystemContainersClient(string socketPath)
+    {
+        SocketPath = socketPath;
+        _handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, ct) =>
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try
+                {
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath), ct);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
+        };
+        _http = new HttpClient(_handler, disposeHandler: false) { BaseAddress = Base, Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    public string SocketPath { get; }
+
+    /// <summary>True when a daemon answers on the socket.</summary>
+    public async Task<bool> PingAsync(CancellationToken ct = default)
+    {
+        if (!File.Exists(SocketPath)) return false;
+        try
+        {
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            cts.CancelAfter(TimeSpan.FromSeconds(5));
+            using var r = await _http.GetAsync("1.0", cts.Token);
+            return r.IsSuccessStatusCode;
+        }
+        catch (Exception e) when (e is HttpRequestException or SocketException or OperationCanceledException or IOException)
+        {
+            return false;
+        }
+    }
+
+    public Task<ServerInfo> GetServerAsync(CancellationToken ct = default) => SendAsync<ServerInfo>(HttpMethod.Get, "1.0", null, ct);
+
+    public Task<List<SystemContainer>> ListContainersAsync(CancellationToken ct = default) =>
+        SendAsync<List<SystemContainer>>(HttpMethod.Get, "1.0/containers?recursion=1", null, ct);
+
+    public Task<SystemContainer> GetContainerAsync(string name, CancellationToken ct = default) =>
+        SendAsync<SystemContainer>(HttpMethod.Get, $"1.0/containers/{Esc(name)}", null, ct);
+
+    public Task<SystemContainer> CreateContainerAsync(ContainerCreateRequest request, CancellationToken ct = default) =>
+        SendAsync<SystemContainer>(HttpMethod.Post, "1.0/containers", request, ct);
+
+    public Task<SystemContainer> ChangeStateAsync(string name, ContainerStateRequest request, CancellationToken ct = default) =>
+        SendAsync<SystemContainer>(HttpMethod.Put, $"1.0/containers/{Esc(name)}/state", request, ct);
+
+    public Task DeleteContainerAsync(string name, bool force, CancellationToken ct = default) =>
+        SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/containers/{Esc(name)}?force={(force ? 1 : 0)}", null, ct);
+
+    public Task<ExecCommandResult> ExecAsync(string name, ExecCommandRequest request, CancellationToken ct = default) =>
+        SendAsync<ExecCommandResult>(HttpMethod.Post, $"1.0/containers/{Esc(name)}/exec", request with { Interactive = false }, ct);
+
+    public Task<string> GetConsoleLogAsync(string name, CancellationToken ct = default) =>
+        SendAsync<string>(HttpMethod.Get, $"1.0/containers/{Esc(name)}/console", null, ct);
+
+    /// <summary>Starts an interactive command on a pty; returns the operation id and its connected websocket.</summary>
+    public async Task<(string OperationId, ClientWebSocket Socket)> ExecInteractiveAsync(string name, ExecCommandRequest request, CancellationToken ct = default)
+    {
+        var response = await SendRawAsync(HttpMethod.Post, $"1.0/containers/{Esc(name)}/exec", request with { Interactive = true }, ct);
+        var op = Deserialize<Operation>(response.Metadata);
+        var meta = Deserialize<ExecInteractiveMetadata>(op.Metadata);
+        var socket = new ClientWebSocket();
+        await socket.ConnectAsync(new Uri($"ws://systemcontainers/1.0/operations/{op.Id}/websocket?secret={Uri.EscapeDataString(meta.Secret)}"),
+            new HttpMessageInvoker(_handler, disposeHandler: false), ct);
+        return (op.Id, socket);
+    }
+
+    public Task<List<SystemContainerImage>> ListImagesAsync(CancellationToken ct = default) =>
+        SendAsync<List<SystemContainerImage>>(HttpMethod.Get, "1.0/images?recursion=1", null, ct);
+
+    public Task<SystemContainerImage> CreateImageAsync(ImageCreateRequest request, Action<string>? progress = null, CancellationToken ct = default) =>
+        SendAsync<SystemContainerImage>(HttpMethod.Post, "1.0/images", request, ct, progress);
+
+    public Task DeleteImageAsync(string reference, CancellationToken ct = default) =>
+        SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/images/{Esc(reference)}", null, ct);
+
+    public Task<Operation> WaitOperationAsync(string id, int timeoutSeconds, CancellationToken ct = default) =>
+        SendAsync<Operation>(HttpMethod.Get, $"1.0/operations/{Esc(id)}/wait?timeout={timeoutSeconds}", null, ct);
+
+    private static string Esc(string s) => Uri.EscapeDataString(s);
+
+    /// <summary>Sends a request; an async response is waited for (reporting its progress) and its result returned.</summary>
+    private async Task<T> SendAsync<T>(HttpMethod method, string path, object? body, CancellationToken ct, Action<string>? progress = null)
+    {
+        var response = await SendRawAsync(method, path, body, ct);
+        if (response.Type != "async") return Deserialize<T>(response.Metadata);
+        var op = Deserialize<Operation>(response.Metadata);
+        for (;;)
+        {
+            // Short waits while progress is wanted, so it can be shown as it changes.
+            var done = await WaitOperationAsync(op.Id, progress is null ? 3600 : 1, ct);
+            if (done.Status == "Success") return Deserialize<T>(ResultOf(done));
+            if (done.Status == "Failure" || done.Status == "Cancelled")
+                throw new SystemContainersApiException(done.StatusCode, done.ErrId ?? "OperationFailed", done.Err ?? $"operation {op.Id} failed");
+            if (progress is not null && done.Metadata is { ValueKind: JsonValueKind.Object } m && m.TryGetProperty("progress", out var p))
+                progress(p.GetString() ?? "");
+        }
+    }
+
+    private static JsonElement? ResultOf(Operation op) =>
+        op.Metadata is { ValueKind: JsonValueKind.Object } m && m.TryGetProperty("result", out var r) ? r : null;
+
+    private async Task<ApiResponse> SendRawAsync(HttpMethod method, string path, object? body, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (body is not null) request.Content = JsonContent.Create(body, body.GetType(), options: Wire.Json);
+        HttpResponseMessage http;
+        try
+        {
+            http = await _http.SendAsync(request, ct);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new SystemContainersApiException(503, "DaemonUnreachable", $"cannot reach systemcontainerd at {SocketPath}: {e.Message}");
+        }
+        using (http)
+        {
+            ApiResponse? response;
+            try
+            {
+                response = await http.Content.ReadFromJsonAsync<ApiResponse>(Wire.Json, ct);
+            }
+            catch (JsonException)
+            {
+                response = null;
+            }
+            if (response is null)
+                throw new SystemContainersApiException((int)http.StatusCode, "BadResponse", $"{method} /{path}: HTTP {(int)http.StatusCode} without an API response");
+            if (response.Type == "error")
+                throw new SystemContainersApiException(response.ErrorCode, response.ErrorId ?? "Error", response.Error ?? "unknown error");
+            return response;
+        }
+    }
+
+    private static T Deserialize<T>(JsonElement? element) =>
+        element is null || element.Value.ValueKind == JsonValueKind.Null
+            ? default!
+            : element.Value.Deserialize<T>(Wire.Json)!;
+
+    public void Dispose()
+    {
+        _http.Dispose();
+        _handler.Dispose();
+    }
+}

@@ -1,0 +1,122 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace SystemContainers.Api;
+
+/// <summary>The JSON conventions of the REST API (LXD-style snake_case).</summary>
+public static class Wire
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+    };
+}
+
+/// <summary>Every response: "sync" with metadata, "async" with an operation, or "error".</summary>
+public sealed record ApiResponse(
+    string Type,
+    string? Status = null,
+    int StatusCode = 0,
+    string? Operation = null,
+    int ErrorCode = 0,
+    string? Error = null,
+    string? ErrorId = null,
+    JsonElement? Metadata = null);
+
+public sealed record ServerInfo(string ApiVersion, string ServerVersion, string Kernel, string CgroupVersion, string StateDir, int Pid);
+
+/// <summary>A system container as the API and the cmdlets show it.</summary>
+public sealed record SystemContainer
+{
+    public required string Name { get; init; }
+    public required string Status { get; init; }
+    public string? Image { get; init; }
+    public required string ImageFingerprint { get; init; }
+    public int? Pid { get; init; }
+    [JsonPropertyName("ipv4")]
+    public string[] IPv4 { get; init; } = [];
+    [JsonPropertyName("ipv6")]
+    public string[] IPv6 { get; init; } = [];
+    public DateTimeOffset Created { get; init; }
+    public DateTimeOffset? StartedAt { get; init; }
+    public DateTimeOffset? StoppedAt { get; init; }
+    public int? LastExitCode { get; init; }
+    public int? LastExitSignal { get; init; }
+    public bool Privileged { get; init; }
+    public string InitKind { get; init; } = "";
+    public Dictionary<string, string> Config { get; init; } = new();
+}
+
+public sealed record SystemContainerImage
+{
+    public required string Fingerprint { get; init; }
+    public string[] Aliases { get; init; } = [];
+    public string Description { get; init; } = "";
+    public DateTimeOffset Created { get; init; }
+    public long Size { get; init; }
+    public string InitKind { get; init; } = "";
+
+    /// <summary>The first alias, else the short fingerprint: what people call it.</summary>
+    [JsonIgnore]
+    public string Name => Aliases.Length > 0 ? Aliases[0] : Fingerprint[..12];
+}
+
+/// <summary>What Invoke-SystemContainerCommand -PassThru returns.</summary>
+public sealed record SystemContainerCommandResult
+{
+    public required string Container { get; init; }
+    public required string[] Command { get; init; }
+    public int ExitCode { get; init; }
+    public string Stdout { get; init; } = "";
+    public string Stderr { get; init; } = "";
+}
+
+public sealed record Operation
+{
+    public required string Id { get; init; }
+    public string Description { get; init; } = "";
+    public string Status { get; init; } = "";
+    public int StatusCode { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset UpdatedAt { get; init; }
+    public Dictionary<string, string[]> Resources { get; init; } = new();
+    public JsonElement? Metadata { get; init; }
+    public string? Err { get; init; }
+    public string? ErrId { get; init; }
+}
+
+public sealed record EventMessage(string Type, DateTimeOffset Timestamp, JsonElement Metadata);
+
+public sealed record ContainerCreateRequest(string Name, string Image, Dictionary<string, string>? Config = null);
+
+public sealed record ContainerStateRequest(string Action, bool Force = false, int? Timeout = null);
+
+public sealed record ExecCommandRequest(
+    string[] Command,
+    Dictionary<string, string>? Environment = null,
+    string? Cwd = null,
+    int User = 0,
+    int Group = 0,
+    bool Interactive = false,
+    int Width = 80,
+    int Height = 24);
+
+/// <summary>Result metadata of a non-interactive exec operation.</summary>
+public sealed record ExecCommandResult(int Return, string Stdout, string Stderr);
+
+/// <summary>Interactive exec: the operation's metadata carries the secret for its websocket.</summary>
+public sealed record ExecInteractiveMetadata(string Secret);
+
+/// <summary>Control frames on the interactive websocket (text frames); raw bytes go as binary frames.</summary>
+public sealed record ExecControl(string Command, int Width = 0, int Height = 0);
+
+/// <summary>POST /1.0/images: import a tarball the daemon can read, or build one (source "busybox" or "debootstrap").</summary>
+public sealed record ImageCreateRequest(
+    string Source,
+    string? Path = null,
+    string? Alias = null,
+    string? Description = null,
+    string? Release = null,
+    string? Mirror = null);

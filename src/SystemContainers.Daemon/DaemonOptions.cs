@@ -1,0 +1,41 @@
+using SystemContainers.Engine;
+
+namespace SystemContainers.Daemon;
+
+/// <summary>
+/// Command line (--state-dir, --run-dir, --cache-dir, --socket, --sc-init, --log-file, --shift-ids)
+/// over environment (SYSTEMCONTAINERS_STATE_DIR, _RUN_DIR, _CACHE_DIR, _SOCKET) over defaults.
+/// </summary>
+public sealed record DaemonOptions(EngineOptions Engine, string Socket, string? LogFile)
+{
+    public static DaemonOptions Parse(string[] args)
+    {
+        var values = new Dictionary<string, string>();
+        bool shift = false;
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            if (a == "--shift-ids") { shift = true; continue; }
+            if (!a.StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length)
+                throw new ArgumentException($"unknown or incomplete option '{a}'");
+            values[a[2..]] = args[++i];
+        }
+        string Get(string key, string env, string fallback) =>
+            values.GetValueOrDefault(key) ?? Environment.GetEnvironmentVariable(env) ?? fallback;
+        string state = Path.GetFullPath(Get("state-dir", "SYSTEMCONTAINERS_STATE_DIR", "/var/lib/systemcontainers"));
+        string run = Path.GetFullPath(Get("run-dir", "SYSTEMCONTAINERS_RUN_DIR", "/run/systemcontainers"));
+        string cache = Path.GetFullPath(Get("cache-dir", "SYSTEMCONTAINERS_CACHE_DIR", "/var/cache/systemcontainers"));
+        string socket = Path.GetFullPath(Get("socket", "SYSTEMCONTAINERS_SOCKET", Path.Combine(run, "systemcontainerd.sock")));
+        string scInit = Get("sc-init", "SYSTEMCONTAINERS_SC_INIT", Path.Combine(AppContext.BaseDirectory, "sc-init"));
+        var unknown = values.Keys.Except(["state-dir", "run-dir", "cache-dir", "socket", "sc-init", "log-file", "cgroup-group"]).ToList();
+        if (unknown.Count > 0) throw new ArgumentException($"unknown option --{unknown[0]}");
+        // Daemons with their own state directory get their own cgroup group, so test daemons never collide.
+        string group = values.GetValueOrDefault("cgroup-group")
+            ?? (state == "/var/lib/systemcontainers" ? "systemcontainers"
+                : "systemcontainers-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(state)))[..8]);
+        return new DaemonOptions(new EngineOptions
+        {
+            StateDir = state, RunDir = run, CacheDir = cache, ScInitPath = scInit, ShiftIds = shift, CgroupGroup = group,
+        }, socket, values.GetValueOrDefault("log-file"));
+    }
+}

@@ -1,0 +1,51 @@
+using System.Collections.Concurrent;
+using System.Net.WebSockets;
+using System.Text.Json;
+using System.Threading.Channels;
+using SystemContainers.Api;
+using SystemContainers.Engine;
+
+namespace SystemContainers.Daemon;
+
+/// <summary>Fans lifecycle and operation events out to every /1.0/events websocket.</summary>
+public sealed class EventHub
+{
+    private readonly ConcurrentDictionary<Guid, Channel<EventMessage>> _subscribers = new();
+
+    public EventHub(ContainerManager containers, OperationRegistry operations)
+    {
+        containers.Events += e => Publish("lifecycle", new { action = e.Action, source = $"/1.0/containers/{e.Source}", context = e.Context });
+        operations.Changed += op => Publish("operation", op.ToApi());
+    }
+
+    private void Publish(string type, object metadata)
+    {
+        var message = new EventMessage(type, DateTimeOffset.UtcNow, JsonSerializer.SerializeToElement(metadata, Wire.Json));
+        foreach (var channel in _subscribers.Values) channel.Writer.TryWrite(message);
+    }
+
+    public async Task StreamAsync(WebSocket socket, IReadOnlySet<string> types, CancellationToken ct)
+    {
+        var id = Guid.NewGuid();
+        var channel = Channel.CreateBounded<EventMessage>(new BoundedChannelOptions(1024) { FullMode = BoundedChannelFullMode.DropOldest });
+        _subscribers[id] = channel;
+        try
+        {
+            // The reader notices the client closing; the writer sends events until then.
+            var closed = socket.ReceiveAsync(new byte[64], ct);
+            while (!ct.IsCancellationRequested)
+            {
+                var next = channel.Reader.ReadAsync(ct).AsTask();
+                if (await Task.WhenAny(next, closed) == closed) break;
+                var message = await next;
+                if (types.Count > 0 && !types.Contains(message.Type)) continue;
+                await socket.SendAsync(JsonSerializer.SerializeToUtf8Bytes(message, Wire.Json), WebSocketMessageType.Text, true, ct);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException) { }
+        finally
+        {
+            _subscribers.TryRemove(id, out _);
+        }
+    }
+}

@@ -1,0 +1,101 @@
+using System.Net.Sockets;
+using SystemContainers.Api;
+using SystemContainers.Daemon;
+using SystemContainers.Engine;
+using SystemContainers.Engine.Cgroups;
+using SystemContainers.Engine.Images;
+using SystemContainers.Engine.Interop;
+
+DaemonOptions options;
+try
+{
+    options = DaemonOptions.Parse(args);
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine($"systemcontainerd: {e.Message}");
+    return 2;
+}
+if (Tmds.Linux.LibC.geteuid() != 0)
+{
+    Console.Error.WriteLine("systemcontainerd: must run as root");
+    return 1;
+}
+Daemonization.DetachAndLog(options.LogFile);
+Sys.SetChildSubreaper();
+
+foreach (var dir in new[] { options.Engine.StateDir, options.Engine.RunDir, options.Engine.CacheDir })
+{
+    Directory.CreateDirectory(dir);
+    File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+}
+if (!Daemonization.ClaimSocket(options.Socket))
+{
+    Console.Error.WriteLine($"systemcontainerd: another daemon answers on {options.Socket}");
+    return 1;
+}
+
+var images = new ImageStore(options.Engine.StateDir);
+using var containers = new ContainerManager(options.Engine, images, CgroupDriverFactory.Detect(options.Engine.CgroupGroup));
+var operations = new OperationRegistry();
+var events = new EventHub(containers, operations);
+
+var builder = WebApplication.CreateSlimBuilder();
+builder.Logging.ClearProviders();
+builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(options.Socket));
+var app = builder.Build();
+app.UseWebSockets();
+app.Use(async (context, next) =>
+{
+    try
+    {
+        await next(context);
+    }
+    catch (Exception e) when (!context.Response.HasStarted)
+    {
+        await ErrorMapping.ToResult(e).ExecuteAsync(context);
+    }
+});
+
+var api = new RestApi(options, containers, images, operations, events);
+api.Map(app);
+
+await app.StartAsync();
+File.SetUnixFileMode(options.Socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+Console.WriteLine($"systemcontainerd {Environment.ProcessId} listening on {options.Socket} (state {options.Engine.StateDir}, cgroup {containers.CgroupVersion})");
+await app.WaitForShutdownAsync();
+return 0;
+
+static class Daemonization
+{
+    /// <summary>With a log file: stdio to the log and /dev/null, and a session of its own, so the daemon outlives the shell that started it.</summary>
+    public static void DetachAndLog(string? logFile)
+    {
+        if (logFile is null) return;
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(logFile))!);
+        using var log = Sys.Open(logFile, Tmds.Linux.LibC.O_WRONLY | Tmds.Linux.LibC.O_CREAT | Tmds.Linux.LibC.O_TRUNC, 0x180);
+        using var devnull = Sys.Open("/dev/null", Tmds.Linux.LibC.O_RDONLY);
+        Tmds.Linux.LibC.dup2(devnull.Fd, 0);
+        Tmds.Linux.LibC.dup2(log.Fd, 1);
+        Tmds.Linux.LibC.dup2(log.Fd, 2);
+        Tmds.Linux.LibC.setsid();
+    }
+
+    /// <summary>Removes a stale socket; false when a live daemon still answers on it.</summary>
+    public static bool ClaimSocket(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        if (!File.Exists(path)) return true;
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            probe.Connect(new UnixDomainSocketEndPoint(path));
+            return false;
+        }
+        catch (SocketException)
+        {
+            File.Delete(path);
+            return true;
+        }
+    }
+}

@@ -1,0 +1,232 @@
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+using SystemContainers.Api;
+using SystemContainers.Engine;
+using SystemContainers.Engine.Images;
+using SystemContainers.Engine.Runtime;
+
+namespace SystemContainers.Daemon;
+
+/// <summary>The /1.0 REST API, shaped like LXD's: sync responses, async operations, events.</summary>
+public sealed class RestApi(DaemonOptions options, ContainerManager containers, ImageStore images,
+    OperationRegistry operations, EventHub events)
+{
+    public void Map(WebApplication app)
+    {
+        app.MapGet("/1.0", () => Sync(new ServerInfo("1.0", typeof(RestApi).Assembly.GetName().Version?.ToString() ?? "0",
+            Environment.OSVersion.Version.ToString(), containers.CgroupVersion, options.Engine.StateDir, Environment.ProcessId)));
+
+        app.MapGet("/1.0/containers", (HttpContext ctx) =>
+            ctx.Request.Query["recursion"] == "1"
+                ? Sync(containers.List().Select(ToApi).ToList())
+                : Sync(containers.List().Select(c => $"/1.0/containers/{c.Name}").ToList()));
+        app.MapPost("/1.0/containers", async (HttpContext ctx) =>
+        {
+            var req = await Body<ContainerCreateRequest>(ctx);
+            Require(req.Name, "name");
+            Require(req.Image, "image");
+            return Sync(ToApi(containers.Create(req.Name, req.Image, req.Config)), 201);
+        });
+        app.MapGet("/1.0/containers/{name}", (string name) => Sync(ToApi(containers.Get(name))));
+        app.MapDelete("/1.0/containers/{name}", (string name, HttpContext ctx) =>
+        {
+            containers.Get(name);
+            bool force = ctx.Request.Query["force"] == "1";
+            return Async(operations.Start($"Deleting container {name}", Resource(name), async op =>
+            {
+                await containers.DeleteAsync(name, force, op.Cancellation.Token);
+                return null;
+            }));
+        });
+        app.MapGet("/1.0/containers/{name}/state", (string name) => Sync(ToApi(containers.Get(name))));
+        app.MapPut("/1.0/containers/{name}/state", async (string name, HttpContext ctx) =>
+        {
+            var req = await Body<ContainerStateRequest>(ctx);
+            containers.Get(name);
+            if (req.Timeout is < 0)
+                throw EngineException.Invalid("InvalidTimeout", "timeout must not be negative");
+            TimeSpan? timeout = req.Timeout is int t ? TimeSpan.FromSeconds(t) : null;
+            Func<CancellationToken, Task<ContainerView>> action = req.Action switch
+            {
+                "start" => ct => containers.StartAsync(name, ct),
+                "stop" => ct => containers.StopAsync(name, req.Force, timeout, ct),
+                "restart" => ct => containers.RestartAsync(name, req.Force, timeout, ct),
+                _ => throw EngineException.Invalid("InvalidAction", $"state action '{req.Action}' is not start, stop or restart"),
+            };
+            return Async(operations.Start($"{req.Action} container {name}", Resource(name),
+                async op => ToApi(await action(op.Cancellation.Token))));
+        });
+        app.MapGet("/1.0/containers/{name}/console", (string name) =>
+        {
+            string path = containers.ConsoleLogPath(name);
+            return Sync(File.Exists(path) ? File.ReadAllText(path) : "");
+        });
+        app.MapPost("/1.0/containers/{name}/exec", async (string name, HttpContext ctx) =>
+        {
+            var req = await Body<ExecCommandRequest>(ctx);
+            if (req.Command is null || req.Command.Length == 0)
+                throw EngineException.Invalid("InvalidCommand", "command must name a program to run");
+            if (req.Width is < 1 or > 1000 || req.Height is < 1 or > 1000)
+                throw EngineException.Invalid("InvalidArgument", "terminal width and height must be from 1 to 1000");
+            var session = containers.Exec(name, new ExecRequest(req.Command, req.Environment, req.Cwd, req.User, req.Group,
+                req.Interactive, (ushort)req.Width, (ushort)req.Height));
+            if (!req.Interactive)
+            {
+                return Async(operations.Start($"Executing command in {name}", Resource(name), async op =>
+                {
+                    using (session)
+                    {
+                        var output = await session.CollectAsync(op.Cancellation.Token);
+                        return new ExecCommandResult(output.ExitCode, Encoding.UTF8.GetString(output.Stdout), Encoding.UTF8.GetString(output.Stderr));
+                    }
+                }));
+            }
+            var attached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var opRecord = operations.Start($"Interactive command in {name}", Resource(name), async op =>
+            {
+                using (session)
+                {
+                    // Nobody attaching in time: hang up the terminal, which ends the command.
+                    if (await Task.WhenAny(attached.Task, Task.Delay(TimeSpan.FromSeconds(30))) != attached.Task)
+                        session.Terminal!.Dispose();
+                    var (code, error) = await session.Completion;
+                    if (error is not null) throw new EngineException(FailureKind.Failed, "ExecFailed", error);
+                    return new ExecCommandResult(code, "", "");
+                }
+            }, withSecret: true);
+            opRecord.Attachment = (session, attached);
+            return Async(opRecord);
+        });
+
+        app.MapGet("/1.0/images", (HttpContext ctx) =>
+            ctx.Request.Query["recursion"] == "1"
+                ? Sync(images.List().Select(ToApi).ToList())
+                : Sync(images.List().Select(i => $"/1.0/images/{i.Fingerprint}").ToList()));
+        app.MapGet("/1.0/images/{reference}", (string reference) => Sync(ToApi(images.Resolve(reference))));
+        app.MapPost("/1.0/images", async (HttpContext ctx) =>
+        {
+            var req = await Body<ImageCreateRequest>(ctx);
+            Func<OperationRecord, Task<object?>> work = req.Source switch
+            {
+                "file" => async op =>
+                {
+                    Require(req.Path, "path");
+                    return ToApi(await images.ImportAsync(req.Path!, req.Alias, req.Description ?? $"imported from {Path.GetFileName(req.Path)}",
+                        new Progress<string>(op.Report), op.Cancellation.Token));
+                },
+                "busybox" => async op => ToApi(await BuildBusybox(req, op)),
+                "debootstrap" => async op =>
+                {
+                    Require(req.Release, "release");
+                    string tarball = await DebootstrapImageBuilder.BuildAsync(req.Release!, req.Mirror, options.Engine.CacheDir,
+                        new Progress<string>(op.Report), op.Cancellation.Token);
+                    return ToApi(await images.ImportAsync(tarball, req.Alias, req.Description ?? $"Debian {req.Release} with systemd (debootstrap)",
+                        new Progress<string>(op.Report), op.Cancellation.Token));
+                },
+                _ => throw EngineException.Invalid("InvalidSource", $"image source '{req.Source}' is not file, busybox or debootstrap"),
+            };
+            return Async(operations.Start($"Creating image ({req.Source})", new Dictionary<string, string[]>(), work));
+        });
+        app.MapDelete("/1.0/images/{reference}", async (string reference) =>
+        {
+            var image = images.Resolve(reference);
+            await images.RemoveAsync(reference, containers.ContainersUsingImage(image.Fingerprint));
+            return Sync<object?>(null);
+        });
+
+        app.MapGet("/1.0/operations", () => Sync(operations.All.Select(o => o.ToApi()).ToList()));
+        app.MapGet("/1.0/operations/{id}", (string id) => Sync(operations.Get(id).ToApi()));
+        app.MapDelete("/1.0/operations/{id}", (string id) =>
+        {
+            operations.Get(id).Cancellation.Cancel();
+            return Sync<object?>(null);
+        });
+        app.MapGet("/1.0/operations/{id}/wait", async (string id, HttpContext ctx) =>
+        {
+            var op = operations.Get(id);
+            int timeout = int.TryParse(ctx.Request.Query["timeout"], out int t) && t >= 0 ? t : 3600;
+            await Task.WhenAny(op.Done, Task.Delay(TimeSpan.FromSeconds(timeout), ctx.RequestAborted));
+            return Sync(op.ToApi());
+        });
+        app.MapGet("/1.0/operations/{id}/websocket", async (string id, HttpContext ctx) =>
+        {
+            var op = operations.Get(id);
+            if (op.Secret is null || ctx.Request.Query["secret"] != op.Secret || op.Attachment is not (ExecSession session, TaskCompletionSource attached))
+                throw EngineException.Invalid("InvalidSecret", "websocket secret does not match an interactive operation");
+            if (!ctx.WebSockets.IsWebSocketRequest)
+                throw EngineException.Invalid("NotWebSocket", "this endpoint needs a websocket upgrade");
+            if (!attached.TrySetResult())
+                throw EngineException.Conflict("AlreadyAttached", $"operation '{id}' already has a websocket attached");
+            using var socket = await ctx.WebSockets.AcceptWebSocketAsync();
+            await TerminalBridge.RunAsync(socket, session, ctx.RequestAborted);
+            return Results.Empty;
+        });
+        app.MapGet("/1.0/events", async (HttpContext ctx) =>
+        {
+            if (!ctx.WebSockets.IsWebSocketRequest)
+                throw EngineException.Invalid("NotWebSocket", "/1.0/events needs a websocket upgrade");
+            var types = ctx.Request.Query["type"].ToString().Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+            using var socket = await ctx.WebSockets.AcceptWebSocketAsync();
+            await events.StreamAsync(socket, types, ctx.RequestAborted);
+            return Results.Empty;
+        });
+    }
+
+    private async Task<ImageRecord> BuildBusybox(ImageCreateRequest req, OperationRecord op)
+    {
+        string tarball = Path.Combine(options.Engine.CacheDir, $".busybox-{Guid.NewGuid():N}.tar");
+        try
+        {
+            op.Report("building busybox rootfs");
+            BusyboxImageBuilder.Build(options.Engine.BusyboxPath, tarball);
+            return await images.ImportAsync(tarball, req.Alias, req.Description ?? "BusyBox system (busybox init)",
+                new Progress<string>(op.Report), op.Cancellation.Token);
+        }
+        finally
+        {
+            File.Delete(tarball);
+        }
+    }
+
+    private static void Require(string? value, string field)
+    {
+        if (string.IsNullOrEmpty(value)) throw EngineException.Invalid("InvalidRequest", $"request field '{field}' is required");
+    }
+
+    private static async Task<T> Body<T>(HttpContext ctx)
+    {
+        try
+        {
+            return await JsonSerializer.DeserializeAsync<T>(ctx.Request.Body, Wire.Json, ctx.RequestAborted)
+                ?? throw EngineException.Invalid("InvalidRequest", "request body must be a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw EngineException.Invalid("InvalidRequest", $"request body is not valid: {e.Message}");
+        }
+    }
+
+    private static Dictionary<string, string[]> Resource(string container) => new() { ["containers"] = [$"/1.0/containers/{container}"] };
+
+    private static IResult Sync<T>(T metadata, int status = 200) =>
+        Results.Json(new ApiResponse("sync", "Success", 200, Metadata: JsonSerializer.SerializeToElement(metadata, Wire.Json)), Wire.Json, statusCode: status);
+
+    private static IResult Async(OperationRecord op) =>
+        Results.Json(new ApiResponse("async", "Operation created", 100, Operation: $"/1.0/operations/{op.Id}",
+            Metadata: JsonSerializer.SerializeToElement(op.ToApi(), Wire.Json)), Wire.Json, statusCode: 202);
+
+    public static SystemContainer ToApi(ContainerView v) => new()
+    {
+        Name = v.Name, Status = v.Status.ToString(), Image = v.ImageAlias ?? v.ImageFingerprint[..12],
+        ImageFingerprint = v.ImageFingerprint, Pid = v.Pid, IPv4 = [.. v.IPv4], IPv6 = [.. v.IPv6], Created = v.Created,
+        StartedAt = v.StartedAt, StoppedAt = v.StoppedAt, LastExitCode = v.LastExitCode, LastExitSignal = v.LastExitSignal,
+        Privileged = v.Privileged, InitKind = v.InitKind, Config = new Dictionary<string, string>(v.Config),
+    };
+
+    public static SystemContainerImage ToApi(ImageRecord i) => new()
+    {
+        Fingerprint = i.Fingerprint, Aliases = [.. i.Aliases], Description = i.Description, Created = i.Created,
+        Size = i.Size, InitKind = i.InitKind,
+    };
+}

@@ -1,0 +1,44 @@
+namespace SystemContainers.Engine.Cgroups;
+
+/// <summary>Detects how the host mounts cgroups and builds the matching driver.</summary>
+public static class CgroupDriverFactory
+{
+    public static ICgroupDriver Detect(string group)
+    {
+        var mounts = CgroupMounts();
+        var own = CgroupFs.ProcCgroups(0).ToList();
+        string? unifiedMount = mounts.FirstOrDefault(m => m.FsType == "cgroup2").MountPoint;
+        string unifiedOwn = own.FirstOrDefault(c => c.Controllers == "").Path ?? "/";
+        var v1 = new List<CgroupV1Driver.Hierarchy>();
+        foreach (var (controllers, path) in own)
+        {
+            if (controllers == "") continue;
+            var wanted = controllers.Split(',');
+            var mount = mounts.FirstOrDefault(m => m.FsType == "cgroup" && wanted.All(m.Options.Contains));
+            if (mount.MountPoint is not null) v1.Add(new CgroupV1Driver.Hierarchy(controllers, mount.MountPoint, path));
+        }
+        if (v1.Count == 0)
+        {
+            if (unifiedMount is null)
+                throw new EngineException(FailureKind.Failed, "NoCgroups", "cannot find a mounted cgroup hierarchy in /proc/self/mountinfo");
+            return new CgroupV2Driver(unifiedMount, unifiedOwn, group);
+        }
+        var unified = unifiedMount is null ? null : new CgroupV2Driver(unifiedMount, unifiedOwn, group, enableControllers: false);
+        return new CgroupV1Driver(v1, unified, group);
+    }
+
+    private static List<(string MountPoint, string FsType, string[] Options)> CgroupMounts()
+    {
+        var result = new List<(string, string, string[])>();
+        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            int sep = line.IndexOf(" - ", StringComparison.Ordinal);
+            if (sep < 0) continue;
+            var head = line[..sep].Split(' ');
+            var tail = line[(sep + 3)..].Split(' ');
+            if (tail.Length < 3 || (tail[0] != "cgroup" && tail[0] != "cgroup2") || head[3] != "/") continue;
+            result.Add((head[4].Replace("\\040", " "), tail[0], tail[2].Split(',')));
+        }
+        return result;
+    }
+}

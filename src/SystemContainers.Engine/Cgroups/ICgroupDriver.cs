@@ -1,0 +1,46 @@
+namespace SystemContainers.Engine.Cgroups;
+
+/// <summary>
+/// Creates and removes each container's cgroup, nested under the daemon's own cgroup.
+/// Limits and statistics come through the same driver (v1 and v2 behind one interface).
+/// </summary>
+public interface ICgroupDriver
+{
+    /// <summary>"v1" (legacy or hybrid host) or "v2" (unified host).</summary>
+    string Version { get; }
+
+    /// <summary>Creates the container's cgroup(s), delegated to the container's root where systemd manages it.</summary>
+    ContainerCgroup Create(string container, int rootUid, int rootGid);
+
+    /// <summary>The cgroup(s) of an existing container, for adoption after a daemon restart.</summary>
+    ContainerCgroup Open(string container);
+
+    /// <summary>The cgroup.procs files a process must be written to in order to join the cgroups of pid.</summary>
+    IReadOnlyList<string> ProcsFilesOf(int pid);
+
+    /// <summary>Removes the container's cgroups and every sub-cgroup its init made; they must be empty.</summary>
+    void Remove(string container);
+}
+
+/// <summary>A container's cgroup directories, one per hierarchy.</summary>
+public sealed record ContainerCgroup(string Container, IReadOnlyList<string> Directories)
+{
+    public IEnumerable<string> ProcsFiles => Directories.Select(d => Path.Combine(d, "cgroup.procs"));
+
+    /// <summary>Pids in the container's cgroups, sub-cgroups included (read from the first hierarchy).</summary>
+    public IReadOnlyList<int> Processes()
+    {
+        var pids = new List<int>();
+        if (Directories.Count == 0 || !Directory.Exists(Directories[0])) return pids;
+        foreach (var file in Directory.EnumerateFiles(Directories[0], "cgroup.procs", SearchOption.AllDirectories))
+            foreach (var line in SafeReadLines(file))
+                if (int.TryParse(line, out int pid)) pids.Add(pid);
+        return pids;
+    }
+
+    private static IEnumerable<string> SafeReadLines(string file)
+    {
+        try { return File.ReadAllLines(file); }
+        catch (IOException) { return []; }
+    }
+}

@@ -1,0 +1,436 @@
+using System.Collections.Concurrent;
+using Microsoft.Win32.SafeHandles;
+using SystemContainers.Engine.Cgroups;
+using SystemContainers.Engine.Images;
+using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.Runtime;
+using SystemContainers.Engine.Spec;
+using SystemContainers.Engine.State;
+
+namespace SystemContainers.Engine;
+
+/// <summary>
+/// The engine's front door for containers: create, start, stop, exec, delete, list. The daemon
+/// process is the child subreaper and parent of every container init; exits arrive through
+/// pidfds on the event loop. After a daemon restart, running containers are adopted again.
+/// </summary>
+public sealed class ContainerManager : IDisposable
+{
+    // Capabilities no container gets: kernel modules, the clock, raw I/O, MAC policy.
+    private static readonly int[] DroppedCapabilities = [16, 25, 17, 32, 33];
+    private const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+    private readonly EngineOptions _options;
+    private readonly StateStore _store;
+    private readonly ImageStore _images;
+    private readonly ICgroupDriver _cgroups;
+    private readonly ScInit _scInit;
+    private readonly EventLoop _loop = new();
+    private readonly ConcurrentDictionary<string, Container> _containers = new(StringComparer.Ordinal);
+
+    public ContainerManager(EngineOptions options, ImageStore images, ICgroupDriver cgroups)
+    {
+        _options = options;
+        _images = images;
+        _cgroups = cgroups;
+        _store = new StateStore(options.StateDir);
+        _scInit = new ScInit(options.ScInitPath);
+        if (!File.Exists(options.ScInitPath))
+            throw EngineException.NotFound("ScInitNotFound", $"sc-init not found at {options.ScInitPath}; run ./build.ps1 build");
+        Directory.CreateDirectory(Path.Combine(options.RunDir, "containers"));
+        foreach (var name in _store.Names()) Load(name);
+    }
+
+    public event Action<EngineEvent>? Events;
+
+    public string CgroupVersion => _cgroups.Version;
+
+    private sealed class Container(ContainerRecord record, RuntimeRecord runtime)
+    {
+        public ContainerRecord Record = record;
+        public RuntimeRecord Runtime = runtime;
+        public Live? Live;
+        public readonly SemaphoreSlim Gate = new(1, 1);
+    }
+
+    /// <summary>A running init and everything the daemon holds for it; disposed when it exits.</summary>
+    private sealed class Live(int pid, SafeFd pidfd, ContainerCgroup cgroup, ConsoleLog? console) : IDisposable
+    {
+        public int Pid { get; } = pid;
+        public SafeFd Pidfd { get; } = pidfd;
+        public ContainerCgroup Cgroup { get; } = cgroup;
+        public ConsoleLog? Console { get; } = console;
+        public TaskCompletionSource Exited { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Dispose()
+        {
+            Console?.Dispose();
+            Pidfd.Dispose();
+        }
+    }
+
+    public IReadOnlyList<ContainerView> List() =>
+        _containers.Values.Select(View).OrderBy(v => v.Name, StringComparer.Ordinal).ToList();
+
+    public ContainerView Get(string name) => View(Find(name));
+
+    public IReadOnlyList<string> ContainersUsingImage(string fingerprint) =>
+        _containers.Values.Where(c => c.Record.ImageFingerprint == fingerprint).Select(c => c.Record.Name).Order().ToList();
+
+    public string ConsoleLogPath(string name) => Path.Combine(RunDirOf(Find(name).Record.Name), "console.log");
+
+    /// <summary>Host-side facts for tests and diagnostics: the cgroup directories of a running container.</summary>
+    public IReadOnlyList<string> CgroupDirectories(string name) =>
+        Find(name).Live?.Cgroup.Directories ?? [];
+
+    public ContainerView Create(string name, string image, IReadOnlyDictionary<string, string>? config)
+    {
+        ContainerName.Validate(name);
+        var parsed = ContainerConfig.Parse(config);
+        var img = _images.Resolve(image);
+        var idmap = parsed.IsPrivileged ? null : IdMap.ForConfig(parsed);
+        var record = new ContainerRecord(name, img.Fingerprint, img.Aliases.Contains(image) ? image : img.Aliases.FirstOrDefault(),
+            parsed.Raw, DateTimeOffset.UtcNow, idmap, img.InitKind);
+        var container = new Container(record, RuntimeRecord.NeverStarted);
+        if (!_containers.TryAdd(name, container))
+            throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
+        string staging = Path.Combine(_store.ContainersDir, $".new-{name}-{Guid.NewGuid():N}");
+        try
+        {
+            string upper = Path.Combine(staging, "fs", "upper");
+            Directory.CreateDirectory(upper);
+            Directory.CreateDirectory(Path.Combine(staging, "fs", "work"));
+            if (idmap is not null) Sys.Chown(upper, idmap.RootUid, idmap.RootGid);
+            _store.WriteConfig(staging, record);
+            Directory.Move(staging, _store.DirectoryOf(name));
+        }
+        catch
+        {
+            _containers.TryRemove(name, out _);
+            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+            throw;
+        }
+        Raise("container-created", name);
+        return View(container);
+    }
+
+    public async Task<ContainerView> StartAsync(string name, CancellationToken ct = default)
+    {
+        var c = Find(name);
+        await c.Gate.WaitAsync(ct);
+        try
+        {
+            if (c.Live is not null) throw EngineException.Conflict("AlreadyRunning", $"container '{name}' is already running");
+            Launch(c);
+        }
+        finally
+        {
+            c.Gate.Release();
+        }
+        Raise("container-started", name);
+        return View(c);
+    }
+
+    public async Task<ContainerView> StopAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default)
+    {
+        var c = Find(name);
+        await c.Gate.WaitAsync(ct);
+        try
+        {
+            await StopLocked(c, force, timeout ?? ContainerConfig.Parse(c.Record.Config).StopTimeoutValue);
+        }
+        finally
+        {
+            c.Gate.Release();
+        }
+        Raise("container-stopped", name);
+        return View(c);
+    }
+
+    public async Task<ContainerView> RestartAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default)
+    {
+        var c = Find(name);
+        await c.Gate.WaitAsync(ct);
+        try
+        {
+            await StopLocked(c, force, timeout ?? ContainerConfig.Parse(c.Record.Config).StopTimeoutValue);
+            Launch(c);
+        }
+        finally
+        {
+            c.Gate.Release();
+        }
+        Raise("container-restarted", name);
+        return View(c);
+    }
+
+    public async Task DeleteAsync(string name, bool force, CancellationToken ct = default)
+    {
+        var c = Find(name);
+        await c.Gate.WaitAsync(ct);
+        try
+        {
+            if (c.Live is not null)
+            {
+                if (!force) throw EngineException.Conflict("ContainerRunning", $"container '{name}' is running; stop it first or use -Force");
+                await StopLocked(c, force: true, TimeSpan.Zero);
+            }
+            _cgroups.Remove(name);
+            string doomed = Path.Combine(_store.ContainersDir, $".delete-{name}-{Guid.NewGuid():N}");
+            Directory.Move(_store.DirectoryOf(name), doomed);
+            _containers.TryRemove(name, out _);
+            Directory.Delete(doomed, recursive: true);
+            string run = RunDirOf(name);
+            if (Directory.Exists(run)) Directory.Delete(run, recursive: true);
+        }
+        finally
+        {
+            c.Gate.Release();
+        }
+        Raise("container-deleted", name);
+    }
+
+    /// <summary>Starts a command in the container's namespaces and cgroup (as a child of its init's cgroup).</summary>
+    public ExecSession Exec(string name, ExecRequest request)
+    {
+        var c = Find(name);
+        var live = c.Live ?? throw EngineException.Conflict("NotRunning", $"container '{name}' is not running");
+        if (request.Command.Count == 0 || request.Command[0].Length == 0)
+            throw EngineException.Invalid("InvalidCommand", "the command to run must not be empty");
+        var config = ContainerConfig.Parse(c.Record.Config);
+        var env = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["PATH"] = DefaultPath, ["HOME"] = request.User == 0 ? "/root" : "/", ["container"] = "systemcontainers",
+        };
+        if (request.Interactive) env["TERM"] = "xterm-256color";
+        foreach (var (k, v) in config.Environment) env[k] = v;
+        foreach (var (k, v) in request.Environment ?? new Dictionary<string, string>())
+        {
+            if (k.Length == 0 || k.Contains('='))
+                throw EngineException.Invalid("InvalidEnvironment", $"environment variable name '{k}' is invalid");
+            env[k] = v;
+        }
+        var plan = new LaunchPlan()
+            .Add("userns", c.Record.IdMap is null ? 0 : 1)
+            .Add("uid", request.User)
+            .Add("gid", request.Group)
+            .Add("cwd", request.WorkingDirectory ?? (request.User == 0 ? "/root" : "/"))
+            .Add("pty", request.Interactive ? 1 : 0)
+            .AddAll("cgroup", _cgroups.ProcsFilesOf(live.Pid))
+            .AddAll("capdrop", DroppedCapabilities.Select(x => x.ToString()))
+            .AddAll("env", env.Select(kv => $"{kv.Key}={kv.Value}"))
+            .AddAll("arg", request.Command);
+
+        if (request.Interactive)
+        {
+            var (master, slave, _) = Sys.OpenPty(RootUid(c), RootGid(c) + 5);
+            try
+            {
+                Sys.SetWindowSize(master, request.Height, request.Width);
+                ExecHelper helper;
+                using (slave) helper = _scInit.Exec(plan, live.Pidfd, slave, slave, slave);
+                return new ExecSession(helper, null, null, null, master);
+            }
+            catch
+            {
+                master.Dispose();
+                throw;
+            }
+        }
+        var (inRead, inWrite) = Sys.Pipe();
+        var (outRead, outWrite) = Sys.Pipe();
+        var (errRead, errWrite) = Sys.Pipe();
+        try
+        {
+            ExecHelper helper;
+            using (inRead)
+            using (outWrite)
+            using (errWrite)
+                helper = _scInit.Exec(plan, live.Pidfd, inRead, outWrite, errWrite);
+            return new ExecSession(helper, ToStream(inWrite, FileAccess.Write), ToStream(outRead, FileAccess.Read),
+                ToStream(errRead, FileAccess.Read), null);
+        }
+        catch
+        {
+            inWrite.Dispose();
+            outRead.Dispose();
+            errRead.Dispose();
+            throw;
+        }
+    }
+
+    private static FileStream ToStream(SafeFd fd, FileAccess access)
+    {
+        var handle = new SafeFileHandle(fd.DangerousGetHandle(), ownsHandle: true);
+        fd.SetHandleAsInvalid();
+        return new FileStream(handle, access, 0);
+    }
+
+    private Container Find(string name) =>
+        _containers.TryGetValue(name, out var c) ? c : throw EngineException.NotFound("ContainerNotFound", $"container '{name}' not found");
+
+    private string RunDirOf(string name) => Path.Combine(_options.RunDir, "containers", name);
+
+    private static int RootUid(Container c) => c.Record.IdMap?.RootUid ?? 0;
+    private static int RootGid(Container c) => c.Record.IdMap?.RootGid ?? 0;
+
+    /// <summary>Builds the launch plan and runs sc-init; on any failure nothing of the attempt is left.</summary>
+    private void Launch(Container c)
+    {
+        string name = c.Record.Name;
+        var idmap = c.Record.IdMap;
+        string run = RunDirOf(name);
+        Directory.CreateDirectory(Path.Combine(run, "rootfs"));
+        Directory.CreateDirectory(Path.Combine(run, "layers"));
+        var cgroup = _cgroups.Create(name, RootUid(c), RootGid(c));
+        SafeFd? master = null;
+        try
+        {
+            var (m, slave, slavePath) = Sys.OpenPty(RootUid(c), RootGid(c) + 5);
+            master = m;
+            int pid;
+            bool shifted = idmap is not null && _options.ShiftIds;
+            using (slave)
+            {
+                try
+                {
+                    pid = _scInit.Create(PlanFor(c, cgroup, slavePath, shifted), slave);
+                }
+                catch (ScInitException e) when (idmap is not null && !shifted && e.Message.Contains("cannot idmap mount", StringComparison.Ordinal))
+                {
+                    shifted = true;
+                    pid = _scInit.Create(PlanFor(c, cgroup, slavePath, shifted), slave);
+                }
+            }
+            var pidfd = Sys.PidfdOpen(pid);
+            var console = new ConsoleLog(master, Path.Combine(run, "console.log"), _loop);
+            master = null;
+            var live = new Live(pid, pidfd, cgroup, console);
+            c.Live = live;
+            c.Runtime = new RuntimeRecord(true, pid, ProcStat.StartTime(pid), DateTimeOffset.UtcNow, null, null, null, shifted);
+            _store.WriteRuntime(name, c.Runtime);
+            _loop.WatchExit(pidfd, status => OnExit(c, live, status));
+        }
+        catch (Exception e)
+        {
+            master?.Dispose();
+            if (c.Live is null) TryRemoveCgroup(name);
+            if (e is EngineException) throw;
+            throw new EngineException(FailureKind.Failed, "StartFailed", $"cannot start container '{name}': {e.Message}", e);
+        }
+    }
+
+    private LaunchPlan PlanFor(Container c, ContainerCgroup cgroup, string console, bool shifted)
+    {
+        var r = c.Record;
+        string lower = _images.RootfsOf(r.ImageFingerprint);
+        if (shifted) lower = IdShifter.EnsureShifted(lower, r.IdMap!);
+        var config = ContainerConfig.Parse(r.Config);
+        var plan = new LaunchPlan()
+            .Add("lower", lower)
+            .Add("upper", Path.Combine(_store.DirectoryOf(r.Name), "fs"))
+            .Add("layers", Path.Combine(RunDirOf(r.Name), "layers"))
+            .Add("target", Path.Combine(RunDirOf(r.Name), "rootfs"))
+            .Add("console", console)
+            .Add("hostname", r.Name)
+            .Add("userns", r.IdMap is null ? 0 : 1)
+            .Add("idmap", r.IdMap is not null && !shifted ? 1 : 0)
+            .Add("uid", 0)
+            .Add("gid", 0)
+            .AddAll("cgroup", cgroup.ProcsFiles)
+            .AddAll("capdrop", DroppedCapabilities.Select(x => x.ToString()))
+            .Add("arg", "/sbin/init")
+            .Add("env", "container=systemcontainers")
+            .Add("env", "PATH=" + DefaultPath)
+            .Add("env", "TERM=linux")
+            .AddAll("env", config.Environment.Select(kv => $"{kv.Key}={kv.Value}"));
+        if (r.IdMap is { } m)
+        {
+            plan.Add("uidmap", $"0 {m.UidBase} {m.Size}");
+            plan.Add("gidmap", $"0 {m.GidBase} {m.Size}");
+        }
+        return plan;
+    }
+
+    private async Task StopLocked(Container c, bool force, TimeSpan timeout)
+    {
+        var live = c.Live ?? throw EngineException.Conflict("NotRunning", $"container '{c.Record.Name}' is not running");
+        if (!force && timeout > TimeSpan.Zero)
+        {
+            Sys.PidfdSignal(live.Pidfd, InitKinds.StopSignal(c.Record.InitKind));
+            if (await Task.WhenAny(live.Exited.Task, Task.Delay(timeout)) == live.Exited.Task) return;
+        }
+        Sys.PidfdSignal(live.Pidfd, 9);
+        if (await Task.WhenAny(live.Exited.Task, Task.Delay(TimeSpan.FromSeconds(30))) != live.Exited.Task)
+            throw new EngineException(FailureKind.Failed, "StopFailed", $"container '{c.Record.Name}' did not exit after SIGKILL");
+    }
+
+    /// <summary>Runs when an init exits, stopped or crashed: releases everything, then records how it ended.</summary>
+    private void OnExit(Container c, Live live, ExitStatus? status)
+    {
+        try
+        {
+            live.Dispose();
+            TryRemoveCgroup(c.Record.Name);
+            c.Runtime = c.Runtime with
+            {
+                Running = false, Pid = null, PidStartTime = null, StoppedAt = DateTimeOffset.UtcNow,
+                LastExitCode = status?.Code, LastExitSignal = status?.Signal,
+            };
+            c.Live = null;
+            _store.WriteRuntime(c.Record.Name, c.Runtime);
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"cleanup of container '{c.Record.Name}' failed: {e.Message}");
+        }
+        finally
+        {
+            c.Live = null;
+            live.Exited.TrySetResult();
+        }
+        Raise("container-exited", c.Record.Name);
+    }
+
+    private void TryRemoveCgroup(string name)
+    {
+        try { _cgroups.Remove(name); }
+        catch (EngineException e) { Console.Error.WriteLine(e.Message); }
+    }
+
+    /// <summary>Reads a container from disk; a running one whose pid and start time still match is adopted again.</summary>
+    private void Load(string name)
+    {
+        var record = _store.ReadConfig(name);
+        var runtime = _store.ReadRuntime(name);
+        var c = new Container(record, runtime);
+        _containers[name] = c;
+        if (!runtime.Running) return;
+        if (runtime.Pid is int pid && runtime.PidStartTime is ulong start && ProcStat.StartTime(pid) == start)
+        {
+            var pidfd = Sys.PidfdOpen(pid);
+            var live = new Live(pid, pidfd, _cgroups.Open(name), console: null);
+            c.Live = live;
+            _loop.WatchExit(pidfd, status => OnExit(c, live, status));
+            return;
+        }
+        TryRemoveCgroup(name);
+        c.Runtime = runtime with { Running = false, Pid = null, PidStartTime = null, StoppedAt = DateTimeOffset.UtcNow };
+        _store.WriteRuntime(name, c.Runtime);
+    }
+
+    private ContainerView View(Container c)
+    {
+        var r = c.Record;
+        var rt = c.Runtime;
+        var live = c.Live;
+        var (v4, v6) = live is null ? ([], []) : NetnsAddresses.Read(live.Pid);
+        return new ContainerView(r.Name, live is null ? ContainerStatus.Stopped : ContainerStatus.Running,
+            r.ImageFingerprint, r.ImageAlias, live?.Pid, r.Created, rt.StartedAt, rt.StoppedAt, rt.LastExitCode, rt.LastExitSignal,
+            r.IdMap is null, r.InitKind, r.Config, v4, v6);
+    }
+
+    private void Raise(string action, string name) => Events?.Invoke(new EngineEvent(action, name, DateTimeOffset.UtcNow));
+
+    public void Dispose() => _loop.Dispose();
+}

@@ -1,0 +1,35 @@
+namespace SystemContainers.Engine;
+
+public enum ContainerStatus { Stopped, Running }
+
+/// <summary>A snapshot of one container, as listed and shown.</summary>
+public sealed record ContainerView(
+    string Name,
+    ContainerStatus Status,
+    string ImageFingerprint,
+    string? ImageAlias,
+    int? Pid,
+    DateTimeOffset Created,
+    DateTimeOffset? StartedAt,
+    DateTimeOffset? StoppedAt,
+    int? LastExitCode,
+    int? LastExitSignal,
+    bool Privileged,
+    string InitKind,
+    IReadOnlyDictionary<string, string> Config,
+    IReadOnlyList<string> IPv4,
+    IReadOnlyList<string> IPv6);
+
+/// <summary>A lifecycle event (container-created, container-started, ...), for the events stream.</summary>
+public sealed record EngineEvent(string Action, string Source, DateTimeOffset Time, IReadOnlyDictionary<string, string>? Context = null);
+
+/// <summary>What to run in a container.</summary>
+public sealed record ExecRequest(
+    IReadOnlyList<string> Command,
+    IReadOnlyDictionary<string, string>? Environment = null,
+    string? WorkingDirectory = null,
+    int User = 0,
+    int Group = 0,
+    bool Interactive = false,
+    ushort Width = 80,
+    ushort Height = 24);

@@ -1,0 +1,18 @@
+namespace SystemContainers.Engine;
+
+/// <summary>Where the engine keeps things and which helpers it runs; every path is overridable so daemons run side by side.</summary>
+public sealed record EngineOptions
+{
+    public required string StateDir { get; init; }
+    public required string RunDir { get; init; }
+    public required string CacheDir { get; init; }
+    public required string ScInitPath { get; init; }
+
+    /// <summary>The directory under the daemon's own cgroup that holds container cgroups.</summary>
+    public string CgroupGroup { get; init; } = "systemcontainers";
+
+    public string BusyboxPath { get; init; } = "/bin/busybox";
+
+    /// <summary>Skip idmapped mounts and use shifted image copies (hosts or file systems without idmap support).</summary>
+    public bool ShiftIds { get; init; }
+}

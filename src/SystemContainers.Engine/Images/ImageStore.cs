@@ -1,0 +1,186 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.State;
+
+namespace SystemContainers.Engine.Images;
+
+/// <summary>
+/// Unpacked images under &lt;state&gt;/images/&lt;fingerprint&gt;/{rootfs,image.json}. An image is
+/// unpacked once and shared read-only by every container made from it.
+/// </summary>
+public sealed partial class ImageStore
+{
+    private readonly string _dir;
+    private readonly SemaphoreSlim _lock = new(1, 1);
+    private readonly Dictionary<string, ImageRecord> _images = new(StringComparer.Ordinal);
+
+    public ImageStore(string stateDir)
+    {
+        _dir = Path.Combine(stateDir, "images");
+        Directory.CreateDirectory(_dir);
+        foreach (var d in Directory.EnumerateDirectories(_dir))
+        {
+            string name = Path.GetFileName(d);
+            string meta = Path.Combine(d, "image.json");
+            if (name.StartsWith('.'))
+            {
+                // An import that died half-way: nothing refers to it.
+                Directory.Delete(d, recursive: true);
+                continue;
+            }
+            if (File.Exists(meta))
+                _images[name] = JsonSerializer.Deserialize<ImageRecord>(File.ReadAllBytes(meta), StateStore.Json)!;
+        }
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+    private static partial Regex AliasPattern();
+
+    public IReadOnlyList<ImageRecord> List()
+    {
+        lock (_images) return _images.Values.OrderBy(i => i.Created).ToList();
+    }
+
+    public string RootfsOf(string fingerprint) => Path.Combine(_dir, fingerprint, "rootfs");
+
+    /// <summary>Finds an image by alias, full fingerprint or unique fingerprint prefix (at least 12 characters).</summary>
+    public ImageRecord Resolve(string reference)
+    {
+        lock (_images)
+        {
+            var byAlias = _images.Values.FirstOrDefault(i => i.Aliases.Contains(reference));
+            if (byAlias is not null) return byAlias;
+            if (_images.TryGetValue(reference, out var exact)) return exact;
+            if (reference.Length >= 12)
+            {
+                var matches = _images.Values.Where(i => i.Fingerprint.StartsWith(reference, StringComparison.Ordinal)).ToList();
+                if (matches.Count == 1) return matches[0];
+                if (matches.Count > 1)
+                    throw EngineException.Invalid("AmbiguousImage", $"image reference '{reference}' matches {matches.Count} images");
+            }
+        }
+        throw EngineException.NotFound("ImageNotFound", $"image '{reference}' not found");
+    }
+
+    /// <summary>Imports a rootfs tarball (plain, gzip, xz, zstd or bzip2) with owners, modes, devices, links and xattrs.</summary>
+    public async Task<ImageRecord> ImportAsync(string path, string? alias, string description, IProgress<string>? progress, CancellationToken ct)
+    {
+        if (alias is not null) ValidateAlias(alias);
+        if (!File.Exists(path))
+            throw EngineException.NotFound("ImageFileNotFound", $"image file '{path}' not found");
+        progress?.Report("hashing");
+        string fingerprint;
+        await using (var file = File.OpenRead(path))
+            fingerprint = Convert.ToHexStringLower(await SHA256.HashDataAsync(file, ct));
+
+        await _lock.WaitAsync(ct);
+        try
+        {
+            CheckAliasFree(alias, fingerprint);
+            lock (_images)
+            {
+                if (_images.TryGetValue(fingerprint, out var existing))
+                    return alias is null || existing.Aliases.Contains(alias) ? existing : Save(existing with { Aliases = [.. existing.Aliases, alias] });
+            }
+            progress?.Report("validating");
+            TarballValidator.Validate(path);
+            string staging = Path.Combine(_dir, $".import-{Guid.NewGuid():N}");
+            try
+            {
+                string rootfs = Path.Combine(staging, "rootfs");
+                Directory.CreateDirectory(rootfs);
+                progress?.Report("unpacking");
+                await RunTar(["--extract", "--file", path, "--directory", rootfs, "--numeric-owner", "--same-owner",
+                    "--same-permissions", "--xattrs", "--xattrs-include=*", "--acls"], ct);
+                string init = RootfsInspector.InitKind(rootfs);
+                if (init.Length == 0)
+                    throw EngineException.Invalid("InvalidImage", $"tarball {path} is not a root file system: it has no /sbin/init");
+                var record = new ImageRecord(fingerprint, alias is null ? [] : [alias], description,
+                    DateTimeOffset.UtcNow, new FileInfo(path).Length, init);
+                WriteRecord(staging, record);
+                Directory.Move(staging, Path.Combine(_dir, fingerprint));
+                lock (_images) _images[fingerprint] = record;
+                return record;
+            }
+            catch
+            {
+                if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+                throw;
+            }
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>Removes an image; refused while a container uses it (inUse names them).</summary>
+    public async Task RemoveAsync(string reference, IReadOnlyList<string> inUse)
+    {
+        await _lock.WaitAsync();
+        try
+        {
+            var image = Resolve(reference);
+            if (inUse.Count > 0)
+                throw EngineException.Conflict("ImageInUse",
+                    $"image '{reference}' is used by container(s) {string.Join(", ", inUse)}; remove them first");
+            string dir = Path.Combine(_dir, image.Fingerprint);
+            string doomed = Path.Combine(_dir, $".remove-{image.Fingerprint}");
+            Directory.Move(dir, doomed);
+            lock (_images) _images.Remove(image.Fingerprint);
+            Directory.Delete(doomed, recursive: true);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    private void ValidateAlias(string alias)
+    {
+        if (!AliasPattern().IsMatch(alias))
+            throw EngineException.Invalid("InvalidAlias",
+                $"image alias '{alias}' is invalid: use letters, digits, '.', '_' and '-' (at most 128 characters)");
+    }
+
+    private void CheckAliasFree(string? alias, string fingerprint)
+    {
+        if (alias is null) return;
+        lock (_images)
+        {
+            var owner = _images.Values.FirstOrDefault(i => i.Aliases.Contains(alias));
+            if (owner is not null && owner.Fingerprint != fingerprint)
+                throw EngineException.Conflict("AliasInUse", $"image alias '{alias}' already names image {owner.Fingerprint[..12]}");
+        }
+    }
+
+    private ImageRecord Save(ImageRecord record)
+    {
+        WriteRecord(Path.Combine(_dir, record.Fingerprint), record);
+        lock (_images) _images[record.Fingerprint] = record;
+        return record;
+    }
+
+    private static void WriteRecord(string dir, ImageRecord record) =>
+        Sys.WriteFileAtomic(Path.Combine(dir, "image.json"), JsonSerializer.SerializeToUtf8Bytes(record, StateStore.Json), 0x1a4);
+
+    internal static async Task RunTar(IReadOnlyList<string> args, CancellationToken ct)
+    {
+        var psi = new ProcessStartInfo("tar", args)
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        psi.Environment["LC_ALL"] = "C";
+        using var tar = Process.Start(psi)!;
+        var stderr = tar.StandardError.ReadToEndAsync(ct);
+        await tar.StandardOutput.ReadToEndAsync(ct);
+        await tar.WaitForExitAsync(ct);
+        if (tar.ExitCode != 0)
+            throw EngineException.Invalid("InvalidImage", $"cannot run tar {string.Join(' ', args)}: {(await stderr).Trim()}");
+    }
+}

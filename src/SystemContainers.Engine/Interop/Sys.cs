@@ -1,0 +1,241 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace SystemContainers.Engine.Interop;
+
+/// <summary>Thin wrappers over Libc that throw NativeException and return owned SafeFds.</summary>
+public static unsafe class Sys
+{
+    public static SafeFd Open(string path, int flags, int mode = 0)
+    {
+        int fd = Libc.open(path, flags | Libc.O_CLOEXEC, mode);
+        if (fd < 0) throw NativeException.FromLastError("open", path);
+        return new SafeFd(fd);
+    }
+
+    public static (SafeFd A, SafeFd B) SocketPair()
+    {
+        const int AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 0x80000;
+        int* sv = stackalloc int[2];
+        if (Libc.socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+            throw NativeException.FromLastError("create socketpair");
+        return (new SafeFd(sv[0]), new SafeFd(sv[1]));
+    }
+
+    public static (SafeFd Read, SafeFd Write) Pipe()
+    {
+        int* fds = stackalloc int[2];
+        if (Libc.pipe2(fds, Libc.O_CLOEXEC) < 0) throw NativeException.FromLastError("create pipe");
+        return (new SafeFd(fds[0]), new SafeFd(fds[1]));
+    }
+
+    public static SafeFd PidfdOpen(int pid)
+    {
+        long fd = Libc.syscall(Libc.SYS_pidfd_open, pid, 0, 0, 0);
+        if (fd < 0) throw NativeException.FromLastError("pidfd_open", $"pid {pid}");
+        return new SafeFd((int)fd);
+    }
+
+    /// <summary>Signals through a pidfd, so a recycled pid can never be hit. False when the process is gone.</summary>
+    public static bool PidfdSignal(SafeFd pidfd, int signal)
+    {
+        if (Libc.syscall(Libc.SYS_pidfd_send_signal, pidfd.Fd, signal, 0, 0) == 0) return true;
+        int errno = Marshal.GetLastPInvokeError();
+        if (errno == Libc.ESRCH) return false;
+        throw new NativeException(errno, $"send signal {signal} to", $"pidfd {pidfd.Fd}");
+    }
+
+    public static void SetChildSubreaper()
+    {
+        if (Libc.prctl(Libc.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+            throw NativeException.FromLastError("set child subreaper");
+    }
+
+    /// <summary>Reaps the exited process behind a pidfd; null when it is not our child (adopted).</summary>
+    public static ExitStatus? ReapPidfd(SafeFd pidfd)
+    {
+        byte* info = stackalloc byte[128];
+        new Span<byte>(info, 128).Clear();
+        while (Libc.waitid(Libc.P_PIDFD, pidfd.Fd, info, Libc.WEXITED | Libc.WNOHANG) < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == Libc.EINTR) continue;
+            if (errno == Libc.ECHILD) return null;
+            throw new NativeException(errno, "waitid", $"pidfd {pidfd.Fd}");
+        }
+        // siginfo_t: si_signo, si_errno, si_code, then (after padding) si_pid, si_uid, si_status.
+        int code = *(int*)(info + 8);
+        int status = *(int*)(info + 24);
+        int pid = *(int*)(info + 16);
+        if (pid == 0) return null;
+        return code == Libc.CLD_EXITED ? new ExitStatus(status, null) : new ExitStatus(null, status);
+    }
+
+    public static int WaitPid(int pid)
+    {
+        int status;
+        while (Libc.waitpid(pid, &status, 0) < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno != Libc.EINTR) throw new NativeException(errno, "waitpid", $"pid {pid}");
+        }
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
+    }
+
+    /// <summary>A pty pair: the master stays with the daemon, the slave is chowned to the container's root.</summary>
+    public static (SafeFd Master, SafeFd Slave, string SlavePath) OpenPty(int ownerUid, int ownerGid)
+    {
+        int m = Libc.posix_openpt(Libc.O_RDWR | Libc.O_NOCTTY | Libc.O_CLOEXEC);
+        if (m < 0) throw NativeException.FromLastError("open", "/dev/ptmx");
+        var master = new SafeFd(m);
+        try
+        {
+            if (Libc.grantpt(m) < 0) throw NativeException.FromLastError("grantpt", "/dev/ptmx");
+            if (Libc.unlockpt(m) < 0) throw NativeException.FromLastError("unlockpt", "/dev/ptmx");
+            byte* name = stackalloc byte[128];
+            if (Libc.ptsname_r(m, name, 128) != 0) throw NativeException.FromLastError("ptsname", "/dev/ptmx");
+            string path = Marshal.PtrToStringUTF8((nint)name)!;
+            var slave = Open(path, Libc.O_RDWR | Libc.O_NOCTTY);
+            if (Libc.fchown(slave.Fd, ownerUid, ownerGid) < 0)
+            {
+                slave.Dispose();
+                throw NativeException.FromLastError("chown", path);
+            }
+            return (master, slave, path);
+        }
+        catch
+        {
+            master.Dispose();
+            throw;
+        }
+    }
+
+    public static void SetWindowSize(SafeFd pty, ushort rows, ushort cols)
+    {
+        const ulong TIOCSWINSZ = 0x5414;
+        ushort* ws = stackalloc ushort[4];
+        ws[0] = rows;
+        ws[1] = cols;
+        ws[2] = 0;
+        ws[3] = 0;
+        if (Libc.ioctl(pty.Fd, TIOCSWINSZ, ws) < 0) throw NativeException.FromLastError("set window size of", $"pty {pty.Fd}");
+    }
+
+    /// <summary>
+    /// posix_spawn with the given fds dup'ed to fixed numbers (which clears their CLOEXEC);
+    /// everything else stays close-on-exec. Signals are reset in the child.
+    /// </summary>
+    public static int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<(SafeFd Fd, int Target)> fds)
+    {
+        const short POSIX_SPAWN_SETSIGDEF = 0x04, POSIX_SPAWN_SETSIGMASK = 0x08;
+        byte* actions = stackalloc byte[256];
+        byte* attr = stackalloc byte[512];
+        byte* allSignals = stackalloc byte[128];
+        byte* noSignals = stackalloc byte[128];
+        new Span<byte>(allSignals, 128).Fill(0xff);
+        new Span<byte>(noSignals, 128).Clear();
+        Libc.posix_spawn_file_actions_init(actions);
+        Libc.posix_spawnattr_init(attr);
+        var strings = new List<nint>();
+        try
+        {
+            foreach (var (fd, target) in fds)
+                Libc.posix_spawn_file_actions_adddup2(actions, fd.Fd, target);
+            Libc.posix_spawnattr_setsigdefault(attr, allSignals);
+            Libc.posix_spawnattr_setsigmask(attr, noSignals);
+            Libc.posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+            nint Utf8(string s)
+            {
+                nint p = Marshal.StringToCoTaskMemUTF8(s);
+                strings.Add(p);
+                return p;
+            }
+            byte** args = stackalloc byte*[argv.Count + 1];
+            for (int i = 0; i < argv.Count; i++) args[i] = (byte*)Utf8(argv[i]);
+            args[argv.Count] = null;
+            byte** env = stackalloc byte*[1];
+            env[0] = null;
+            int pid;
+            int rc = Libc.posix_spawn(&pid, (byte*)Utf8(path), actions, attr, args, env);
+            if (rc != 0) throw new NativeException(rc, "spawn", path);
+            return pid;
+        }
+        finally
+        {
+            foreach (var p in strings) Marshal.FreeCoTaskMem(p);
+            Libc.posix_spawn_file_actions_destroy(actions);
+            Libc.posix_spawnattr_destroy(attr);
+            GC.KeepAlive(fds);
+        }
+    }
+
+    public static void WriteAll(SafeFd fd, ReadOnlySpan<byte> data)
+    {
+        fixed (byte* p = data)
+        {
+            int off = 0;
+            while (off < data.Length)
+            {
+                nint n = Libc.write(fd.Fd, p + off, data.Length - off);
+                if (n < 0)
+                {
+                    int errno = Marshal.GetLastPInvokeError();
+                    if (errno == Libc.EINTR) continue;
+                    throw new NativeException(errno, "write", $"fd {fd.Fd}");
+                }
+                off += (int)n;
+            }
+        }
+    }
+
+    /// <summary>Reads until EOF.</summary>
+    public static string ReadToEnd(SafeFd fd)
+    {
+        var sb = new MemoryStream();
+        byte* buf = stackalloc byte[4096];
+        for (;;)
+        {
+            nint n = Libc.read(fd.Fd, buf, 4096);
+            if (n < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == Libc.EINTR) continue;
+                throw new NativeException(errno, "read", $"fd {fd.Fd}");
+            }
+            if (n == 0) break;
+            sb.Write(new ReadOnlySpan<byte>(buf, (int)n));
+        }
+        return Encoding.UTF8.GetString(sb.GetBuffer(), 0, (int)sb.Length);
+    }
+
+    /// <summary>Atomically replaces a file: temp file, fsync, rename, fsync of the directory.</summary>
+    public static void WriteFileAtomic(string path, ReadOnlySpan<byte> data, int mode = 0x180)
+    {
+        string dir = System.IO.Path.GetDirectoryName(path)!;
+        string tmp = System.IO.Path.Combine(dir, $".{System.IO.Path.GetFileName(path)}.{Environment.ProcessId}.{Environment.CurrentManagedThreadId}.tmp");
+        using (var fd = Open(tmp, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW, mode))
+        {
+            WriteAll(fd, data);
+            if (Libc.fsync(fd.Fd) < 0) throw NativeException.FromLastError("fsync", tmp);
+        }
+        try
+        {
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(tmp);
+            throw;
+        }
+        using var dirFd = Open(dir, Libc.O_RDONLY | Libc.O_DIRECTORY);
+        Libc.fsync(dirFd.Fd);
+    }
+
+    public static void Chown(string path, int uid, int gid)
+    {
+        if (Libc.lchown(path, uid, gid) < 0) throw NativeException.FromLastError("chown", path);
+    }
+}
+
+/// <summary>How a process ended: an exit code, or the signal that killed it.</summary>
+public sealed record ExitStatus(int? Code, int? Signal);

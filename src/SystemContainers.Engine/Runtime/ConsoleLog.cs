@@ -1,0 +1,76 @@
+using System.Runtime.InteropServices;
+using SystemContainers.Engine.Interop;
+
+namespace SystemContainers.Engine.Runtime;
+
+/// <summary>
+/// Drains a container's console pty into a bounded log file. Undrained, a console blocks init
+/// (systemd stalls writing to a full pty), so the daemon always reads it.
+/// </summary>
+public sealed unsafe class ConsoleLog : IDisposable
+{
+    private const long MaxBytes = 1 << 20;
+    private readonly SafeFd _master;
+    private readonly string _path;
+    private readonly EventLoop _loop;
+    private readonly object _lock = new();
+    private FileStream _file;
+
+    public ConsoleLog(SafeFd master, string path, EventLoop loop)
+    {
+        _master = master;
+        _path = path;
+        _loop = loop;
+        _file = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 0);
+        int flags = Tmds.Linux.LibC.fcntl(master.Fd, Tmds.Linux.LibC.F_GETFL, 0);
+        Tmds.Linux.LibC.fcntl(master.Fd, Tmds.Linux.LibC.F_SETFL, flags | Libc.O_NONBLOCK);
+        loop.WatchReadable(master, Drain, () => { });
+    }
+
+    public string Path => _path;
+
+    private bool Drain()
+    {
+        lock (_lock) return DrainLocked();
+    }
+
+    private bool DrainLocked()
+    {
+        byte* buf = stackalloc byte[8192];
+        for (;;)
+        {
+            nint n = Libc.read(_master.Fd, buf, 8192);
+            if (n > 0)
+            {
+                Append(new ReadOnlySpan<byte>(buf, (int)n));
+                continue;
+            }
+            if (n == 0) return false;
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == Libc.EINTR) continue;
+            // EAGAIN: drained for now. EIO: every slave is closed, the container is gone.
+            return errno == Libc.EAGAIN;
+        }
+    }
+
+    private void Append(ReadOnlySpan<byte> data)
+    {
+        if (_file.Length + data.Length > MaxBytes)
+        {
+            _file.Dispose();
+            File.Move(_path, _path + ".1", overwrite: true);
+            _file = new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 0);
+        }
+        _file.Write(data);
+    }
+
+    public void Dispose()
+    {
+        _loop.Unregister(_master);
+        lock (_lock)
+        {
+            _master.Dispose();
+            _file.Dispose();
+        }
+    }
+}

@@ -1,0 +1,84 @@
+using System.Text;
+using SystemContainers.Engine.Interop;
+
+namespace SystemContainers.Engine.Runtime;
+
+/// <summary>Runs the native helper: the only code that forks into namespaces (DESIGN.md, "Processes").</summary>
+public sealed class ScInit(string path)
+{
+    public string Path { get; } = path;
+
+    /// <summary>
+    /// Creates a container init. Returns its pid once it has exec'd; throws with sc-init's
+    /// "cannot X on Y: ERRNO" when any step failed (nothing of the child is left then).
+    /// </summary>
+    public int Create(LaunchPlan plan, SafeFd console)
+    {
+        var (daemonEnd, helperEnd) = Sys.SocketPair();
+        using (daemonEnd)
+        {
+            int helper;
+            using (helperEnd)
+                helper = Sys.Spawn(Path, ["sc-init", "create"], [(helperEnd, 3), (console, 0), (console, 1), (console, 2)]);
+            Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes(plan.ToString()));
+            string reply = Sys.ReadToEnd(daemonEnd);
+            int rc = Sys.WaitPid(helper);
+            var (pid, error) = ParseReply(reply);
+            if (error is not null) throw new ScInitException(error);
+            if (rc != 0 || pid is null) throw new ScInitException($"sc-init exited with status {rc}");
+            return pid.Value;
+        }
+    }
+
+    /// <summary>Starts a command in a running container; stdio are the given fds.</summary>
+    public ExecHelper Exec(LaunchPlan plan, SafeFd initPidfd, SafeFd stdin, SafeFd stdout, SafeFd stderr)
+    {
+        var (daemonEnd, helperEnd) = Sys.SocketPair();
+        try
+        {
+            int helper;
+            using (helperEnd)
+                helper = Sys.Spawn(Path, ["sc-init", "exec"],
+                    [(helperEnd, 3), (initPidfd, 4), (stdin, 0), (stdout, 1), (stderr, 2)]);
+            Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes(plan.ToString()));
+            return new ExecHelper(helper, daemonEnd);
+        }
+        catch
+        {
+            daemonEnd.Dispose();
+            throw;
+        }
+    }
+
+    internal static (int? Pid, string? Error) ParseReply(string reply)
+    {
+        int? pid = null;
+        string? error = null;
+        foreach (var line in reply.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (line.StartsWith("pid ", StringComparison.Ordinal) && int.TryParse(line.AsSpan(4), out int p)) pid = p;
+            else if (line.StartsWith("error ", StringComparison.Ordinal)) error ??= line[6..];
+        }
+        return (pid, error);
+    }
+}
+
+/// <summary>A running "sc-init exec": owns the helper's report channel; Wait reaps it.</summary>
+public sealed class ExecHelper(int pid, SafeFd channel) : IDisposable
+{
+    public int HelperPid { get; } = pid;
+
+    /// <summary>Waits for the command; an error line means it never ran (exit 127 for ENOENT, else 126).</summary>
+    public (int ExitCode, string? Error) Wait()
+    {
+        string reply = Sys.ReadToEnd(channel);
+        int rc = Sys.WaitPid(HelperPid);
+        var (_, error) = ScInit.ParseReply(reply);
+        if (error is null) return (rc, null);
+        return (error.EndsWith("ENOENT", StringComparison.Ordinal) ? 127 : 126, error);
+    }
+
+    public void Dispose() => channel.Dispose();
+}
+
+public sealed class ScInitException(string message) : Exception(message);

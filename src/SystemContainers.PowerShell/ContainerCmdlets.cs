@@ -1,0 +1,172 @@
+using System.Collections;
+using System.Management.Automation;
+using SystemContainers.Api;
+
+namespace SystemContainers.PowerShell;
+
+/// <summary>Completes container names from the running daemon.</summary>
+public sealed class ContainerNameCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+        System.Management.Automation.Language.CommandAst commandAst, IDictionary fakeBoundParameters)
+    {
+        var client = DaemonConnection.IfRunning();
+        if (client is null) return [];
+        var pattern = new WildcardPattern(wordToComplete + "*", WildcardOptions.IgnoreCase);
+        return client.ListContainersAsync().GetAwaiter().GetResult()
+            .Where(c => pattern.IsMatch(c.Name))
+            .Select(c => new CompletionResult(c.Name, c.Name, CompletionResultType.ParameterValue, $"{c.Name} ({c.Status})"));
+    }
+}
+
+[Cmdlet(VerbsCommon.Get, "SystemContainer")]
+[OutputType(typeof(SystemContainer))]
+public sealed class GetSystemContainerCommand : SystemContainerCmdlet
+{
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    public string[]? Name { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        if (!TryCall(c => c.ListContainersAsync(Cancel), null, out var all)) return;
+        if (Name is null || Name.Length == 0)
+        {
+            WriteObject(all, enumerateCollection: true);
+            return;
+        }
+        foreach (var name in Name)
+        {
+            var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
+            var matches = all.Where(c => pattern.IsMatch(c.Name)).ToList();
+            if (matches.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(name))
+                WriteError(new ErrorRecord(new ItemNotFoundException($"container '{name}' not found"), "ContainerNotFound",
+                    ErrorCategory.ObjectNotFound, name));
+            WriteObject(matches, enumerateCollection: true);
+        }
+    }
+}
+
+[Cmdlet(VerbsCommon.New, "SystemContainer", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainer))]
+public sealed class NewSystemContainerCommand : SystemContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    public string Name { get; set; } = "";
+
+    [Parameter(Mandatory = true, Position = 1)]
+    [ArgumentCompleter(typeof(ImageNameCompleter))]
+    public string Image { get; set; } = "";
+
+    [Parameter]
+    public Hashtable? Config { get; set; }
+
+    [Parameter]
+    public SwitchParameter Privileged { get; set; }
+
+    [Parameter]
+    public SwitchParameter Start { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        if (!ShouldProcess(Name, $"Create system container from image '{Image}'")) return;
+        var config = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (DictionaryEntry e in Config ?? new Hashtable())
+            config[e.Key.ToString()!] = e.Value switch
+            {
+                bool b => b ? "true" : "false",
+                null => "",
+                var v => LanguagePrimitives.ConvertTo<string>(v),
+            };
+        if (Privileged) config["security.privileged"] = "true";
+        if (!TryCall(c => c.CreateContainerAsync(new ContainerCreateRequest(Name, Image, config), Cancel), Name, out var created)) return;
+        if (Start && !TryCall(c => c.ChangeStateAsync(Name, new ContainerStateRequest("start"), Cancel), Name, out created)) return;
+        WriteObject(created);
+    }
+}
+
+/// <summary>Start, Stop and Restart: the same pipeline shape around one state action.</summary>
+public abstract class ContainerStateCmdlet : SystemContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    public string[] Name { get; set; } = [];
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected abstract string Action { get; }
+    protected virtual ContainerStateRequest Request => new(Action);
+
+    protected override void ProcessRecord()
+    {
+        foreach (var name in ExpandContainerNames(Name))
+        {
+            if (!ShouldProcess(name, $"{char.ToUpperInvariant(Action[0])}{Action[1..]} system container")) continue;
+            if (TryCall(c => c.ChangeStateAsync(name, Request, Cancel), name, out var result) && PassThru)
+                WriteObject(result);
+        }
+    }
+}
+
+[Cmdlet(VerbsLifecycle.Start, "SystemContainer", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainer))]
+public sealed class StartSystemContainerCommand : ContainerStateCmdlet
+{
+    protected override string Action => "start";
+}
+
+[Cmdlet(VerbsLifecycle.Stop, "SystemContainer", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainer))]
+public sealed class StopSystemContainerCommand : ContainerStateCmdlet
+{
+    /// <summary>Kill at once instead of asking init to shut down.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    /// <summary>Seconds to wait for a clean shutdown before killing (default: the container's boot.stop.timeout, 30).</summary>
+    [Parameter]
+    [ValidateRange(0, 3600)]
+    public int? Timeout { get; set; }
+
+    protected override string Action => "stop";
+    protected override ContainerStateRequest Request => new(Action, Force, Timeout);
+}
+
+[Cmdlet(VerbsLifecycle.Restart, "SystemContainer", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainer))]
+public sealed class RestartSystemContainerCommand : ContainerStateCmdlet
+{
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    [Parameter]
+    [ValidateRange(0, 3600)]
+    public int? Timeout { get; set; }
+
+    protected override string Action => "restart";
+    protected override ContainerStateRequest Request => new(Action, Force, Timeout);
+}
+
+[Cmdlet(VerbsCommon.Remove, "SystemContainer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(void))]
+public sealed class RemoveSystemContainerCommand : SystemContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    public string[] Name { get; set; } = [];
+
+    /// <summary>Stop (kill) a running container first.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var name in ExpandContainerNames(Name))
+            if (ShouldProcess(name, "Remove system container"))
+                TryCall(c => c.DeleteContainerAsync(name, Force, Cancel), name);
+    }
+}

@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using SystemContainers.Api;
+
+namespace SystemContainers.PowerShell;
+
+/// <summary>
+/// The module's one client. The socket comes from SYSTEMCONTAINERS_SOCKET (else the run
+/// directory's default); when nothing answers there, the bundled daemon is started.
+/// </summary>
+internal static class DaemonConnection
+{
+    private static readonly object Gate = new();
+    private static SystemContainersClient? _client;
+    private static bool _answered;
+
+    public static string RunDir => Environment.GetEnvironmentVariable("SYSTEMCONTAINERS_RUN_DIR") ?? "/run/systemcontainers";
+
+    public static string SocketPath =>
+        Environment.GetEnvironmentVariable("SYSTEMCONTAINERS_SOCKET") ?? Path.Combine(RunDir, "systemcontainerd.sock");
+
+    public static string DaemonPath => Path.Combine(Path.GetDirectoryName(typeof(DaemonConnection).Assembly.Location)!, "daemon", "systemcontainerd");
+
+    /// <summary>The client for the current socket; the daemon is started on first use when it does not answer.</summary>
+    public static SystemContainersClient Get(CancellationToken ct)
+    {
+        lock (Gate)
+        {
+            string socket = SocketPath;
+            if (_client?.SocketPath != socket)
+            {
+                _client?.Dispose();
+                _client = new SystemContainersClient(socket);
+                _answered = false;
+            }
+            if (!_answered)
+            {
+                if (!_client.PingAsync(ct).GetAwaiter().GetResult()) StartDaemon(_client, ct);
+                _answered = true;
+            }
+            return _client;
+        }
+    }
+
+    /// <summary>A client only when a daemon already answers (tab completion must never start one).</summary>
+    public static SystemContainersClient? IfRunning()
+    {
+        lock (Gate)
+        {
+            if (_client is not null && _answered) return _client;
+        }
+        var probe = new SystemContainersClient(SocketPath);
+        if (probe.PingAsync().GetAwaiter().GetResult()) return probe;
+        probe.Dispose();
+        return null;
+    }
+
+    /// <summary>Called after a request could not reach the daemon, so the next one checks again.</summary>
+    public static void Forget()
+    {
+        lock (Gate) _answered = false;
+    }
+
+    private static void StartDaemon(SystemContainersClient client, CancellationToken ct)
+    {
+        if (!File.Exists(DaemonPath))
+            throw new SystemContainersApiException(503, "DaemonNotFound", $"systemcontainerd is not answering on {client.SocketPath} and {DaemonPath} does not exist; run ./build.ps1 build");
+        string log = Path.Combine(RunDir, "systemcontainerd.log");
+        var psi = new ProcessStartInfo(DaemonPath, ["--log-file", log, "--socket", client.SocketPath])
+        {
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var daemon = Process.Start(psi)!;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (client.PingAsync(ct).GetAwaiter().GetResult()) return;
+            if (daemon.HasExited)
+            {
+                string why = daemon.StandardError.ReadToEnd().Trim();
+                if (why.Length == 0 && File.Exists(log)) why = File.ReadAllText(log).Trim();
+                throw new SystemContainersApiException(503, "DaemonStartFailed", $"systemcontainerd exited with {daemon.ExitCode}: {why}");
+            }
+            Thread.Sleep(50);
+        }
+        throw new SystemContainersApiException(503, "DaemonStartFailed", $"systemcontainerd did not answer on {client.SocketPath} within 30 s; see {log}");
+    }
+}

@@ -1,0 +1,153 @@
+using System.Collections;
+using System.Diagnostics;
+using System.Management.Automation;
+using System.Net.WebSockets;
+using System.Text.Json;
+using SystemContainers.Api;
+
+namespace SystemContainers.PowerShell;
+
+/// <summary>A command in a container exited non-zero; the exit code travels with the error.</summary>
+public sealed class SystemContainerCommandException(string message, int exitCode) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}
+
+[Cmdlet(VerbsLifecycle.Invoke, "SystemContainerCommand")]
+[OutputType(typeof(string))]
+[OutputType(typeof(SystemContainerCommandResult))]
+public sealed class InvokeSystemContainerCommandCommand : SystemContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    public string[] Name { get; set; } = [];
+
+    [Parameter(Mandatory = true, Position = 1, ValueFromRemainingArguments = true)]
+    public string[] Command { get; set; } = [];
+
+    [Parameter]
+    public Hashtable? Environment { get; set; }
+
+    [Parameter]
+    public string? WorkingDirectory { get; set; }
+
+    [Parameter]
+    [ValidateRange(0, int.MaxValue)]
+    public int User { get; set; }
+
+    [Parameter]
+    [ValidateRange(0, int.MaxValue)]
+    public int Group { get; set; }
+
+    /// <summary>Return one result object (exit code, stdout, stderr) instead of the output lines.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (DictionaryEntry e in Environment ?? new Hashtable()) env[e.Key.ToString()!] = e.Value?.ToString() ?? "";
+        var request = new ExecCommandRequest(Command, env, WorkingDirectory, User, Group);
+        foreach (var name in ExpandContainerNames(Name))
+        {
+            if (!TryCall(c => c.ExecAsync(name, request, Cancel), name, out var result)) continue;
+            SessionState.PSVariable.Set("LASTEXITCODE", result.Return);
+            if (PassThru)
+            {
+                WriteObject(new SystemContainerCommandResult
+                {
+                    Container = name, Command = Command, ExitCode = result.Return, Stdout = result.Stdout, Stderr = result.Stderr,
+                });
+                continue;
+            }
+            foreach (var line in Lines(result.Stdout)) WriteObject(line);
+            foreach (var line in Lines(result.Stderr))
+                WriteInformation(new HostInformationMessage { Message = line, NoNewLine = false }, ["stderr", "PSHOST"]);
+            if (result.Return != 0)
+            {
+                string tail = Lines(result.Stderr).LastOrDefault() is string last ? $": {last}" : "";
+                WriteError(new ErrorRecord(
+                    new SystemContainerCommandException($"'{string.Join(' ', Command)}' in container '{name}' exited with code {result.Return}{tail}", result.Return),
+                    "CommandFailed", ErrorCategory.NotSpecified, name));
+            }
+        }
+    }
+
+    private static IEnumerable<string> Lines(string text) =>
+        text.Length == 0 ? [] : text.TrimEnd('\n').Split('\n');
+}
+
+[Cmdlet(VerbsCommon.Enter, "SystemContainer")]
+[OutputType(typeof(void))]
+public sealed class EnterSystemContainerCommand : SystemContainerCmdlet
+{
+    private const string LoginShell = "if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi";
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    public string Name { get; set; } = "";
+
+    /// <summary>What to run instead of a login shell.</summary>
+    [Parameter(Position = 1, ValueFromRemainingArguments = true)]
+    public string[]? Command { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        string[] command = Command is { Length: > 0 } ? Command : ["/bin/sh", "-c", LoginShell];
+        bool tty = !Console.IsInputRedirected;
+        int width = tty ? Console.WindowWidth : 80, height = tty ? Console.WindowHeight : 24;
+        var request = new ExecCommandRequest(command, null, null, 0, 0, true, Math.Max(width, 1), Math.Max(height, 1));
+        if (!TryCall(c => c.ExecInteractiveAsync(Name, request, Cancel), Name, out var session)) return;
+        string? saved = tty ? Stty("-g") : null;
+        try
+        {
+            if (tty) Stty("raw -echo");
+            Bridge(session.Socket).GetAwaiter().GetResult();
+        }
+        finally
+        {
+            if (saved is not null) Stty(saved);
+            session.Socket.Dispose();
+        }
+        if (TryCall(c => c.WaitOperationAsync(session.OperationId, 30, Cancel), Name, out var op) &&
+            op.Metadata is { ValueKind: JsonValueKind.Object } m && m.TryGetProperty("result", out var r))
+            SessionState.PSVariable.Set("LASTEXITCODE", r.GetProperty("return").GetInt32());
+    }
+
+    /// <summary>Copies the terminal to the container and back until the remote command ends.</summary>
+    private async Task Bridge(ClientWebSocket socket)
+    {
+        var stdout = Console.OpenStandardOutput();
+        var stdin = Console.OpenStandardInput();
+        var input = Task.Run(async () =>
+        {
+            var buf = new byte[4096];
+            int n;
+            while (socket.State == WebSocketState.Open && (n = await stdin.ReadAsync(buf, Cancel)) > 0)
+                await socket.SendAsync(buf.AsMemory(0, n), WebSocketMessageType.Binary, true, Cancel);
+        }, Cancel);
+        var buffer = new byte[16384];
+        try
+        {
+            while (socket.State == WebSocketState.Open)
+            {
+                var r = await socket.ReceiveAsync(buffer, Cancel);
+                if (r.MessageType == WebSocketMessageType.Close) break;
+                await stdout.WriteAsync(buffer.AsMemory(0, r.Count), Cancel);
+                await stdout.FlushAsync(Cancel);
+            }
+        }
+        catch (WebSocketException) { }
+        _ = input;
+    }
+
+    private static string Stty(string args)
+    {
+        var psi = new ProcessStartInfo("/bin/sh", ["-c", $"stty {args} < /dev/tty"]) { RedirectStandardOutput = true, UseShellExecute = false };
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd().Trim();
+        p.WaitForExit();
+        return output;
+    }
+}

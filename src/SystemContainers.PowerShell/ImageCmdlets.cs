@@ -1,0 +1,155 @@
+using System.Collections;
+using System.Management.Automation;
+using SystemContainers.Api;
+
+namespace SystemContainers.PowerShell;
+
+/// <summary>Completes image aliases from the running daemon.</summary>
+public sealed class ImageNameCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+        System.Management.Automation.Language.CommandAst commandAst, IDictionary fakeBoundParameters)
+    {
+        var client = DaemonConnection.IfRunning();
+        if (client is null) return [];
+        var pattern = new WildcardPattern(wordToComplete + "*", WildcardOptions.IgnoreCase);
+        return client.ListImagesAsync().GetAwaiter().GetResult()
+            .Select(i => i.Name).Where(pattern.IsMatch)
+            .Select(n => new CompletionResult(n, n, CompletionResultType.ParameterValue, n));
+    }
+}
+
+[Cmdlet(VerbsCommon.Get, "SystemContainerImage")]
+[OutputType(typeof(SystemContainerImage))]
+public sealed class GetSystemContainerImageCommand : SystemContainerCmdlet
+{
+    /// <summary>Alias or fingerprint (prefix), wildcards allowed.</summary>
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(ImageNameCompleter))]
+    public string[]? Name { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        if (!TryCall(c => c.ListImagesAsync(Cancel), null, out var all)) return;
+        if (Name is null || Name.Length == 0)
+        {
+            WriteObject(all, enumerateCollection: true);
+            return;
+        }
+        foreach (var name in Name)
+        {
+            var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
+            var matches = all.Where(i => i.Aliases.Any(pattern.IsMatch) || pattern.IsMatch(i.Fingerprint) ||
+                (!WildcardPattern.ContainsWildcardCharacters(name) && name.Length >= 12 && i.Fingerprint.StartsWith(name, StringComparison.Ordinal))).ToList();
+            if (matches.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(name))
+                WriteError(new ErrorRecord(new ItemNotFoundException($"image '{name}' not found"), "ImageNotFound", ErrorCategory.ObjectNotFound, name));
+            WriteObject(matches, enumerateCollection: true);
+        }
+    }
+}
+
+/// <summary>Runs an image operation with Write-Progress fed by the daemon's progress reports.</summary>
+public abstract class ImageCreatingCmdlet : SystemContainerCmdlet
+{
+    protected void Create(ImageCreateRequest request, string activity, string target)
+    {
+        var record = new ProgressRecord(1, activity, "starting");
+        // Progress arrives on pool threads; only the pipeline thread may write it.
+        using var updates = new System.Collections.Concurrent.BlockingCollection<string>();
+        Task<SystemContainerImage> work;
+        try
+        {
+            work = Client.CreateImageAsync(request, status => updates.Add(status.Length == 0 ? "working" : status), Cancel);
+        }
+        catch (SystemContainersApiException e)
+        {
+            WriteError(ToErrorRecord(e, target));
+            return;
+        }
+        work.ContinueWith(_ => updates.CompleteAdding(), TaskScheduler.Default);
+        foreach (var status in updates.GetConsumingEnumerable())
+        {
+            record.StatusDescription = status;
+            WriteProgress(record);
+        }
+        record.RecordType = ProgressRecordType.Completed;
+        WriteProgress(record);
+        if (TryCall(_ => work, target, out var image)) WriteObject(image);
+    }
+}
+
+[Cmdlet(VerbsData.Import, "SystemContainerImage", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainerImage))]
+public sealed class ImportSystemContainerImageCommand : ImageCreatingCmdlet
+{
+    /// <summary>A rootfs tarball: .tar, .tar.gz, .tar.xz, .tar.zst or .tar.bz2.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("FullName")]
+    public string Path { get; set; } = "";
+
+    [Parameter(Mandatory = true)]
+    public string Alias { get; set; } = "";
+
+    [Parameter]
+    public string? Description { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        string path = GetUnresolvedProviderPathFromPSPath(Path);
+        if (!ShouldProcess(path, $"Import system container image as '{Alias}'")) return;
+        Create(new ImageCreateRequest("file", path, Alias, Description), $"Importing {path}", path);
+    }
+}
+
+[Cmdlet(VerbsCommon.New, "SystemContainerImage", SupportsShouldProcess = true, DefaultParameterSetName = "Busybox")]
+[OutputType(typeof(SystemContainerImage))]
+public sealed class NewSystemContainerImageCommand : ImageCreatingCmdlet
+{
+    [Parameter(Mandatory = true, ParameterSetName = "Busybox")]
+    public SwitchParameter Busybox { get; set; }
+
+    [Parameter(Mandatory = true, ParameterSetName = "Debootstrap")]
+    public SwitchParameter Debootstrap { get; set; }
+
+    /// <summary>The distribution code name, e.g. bookworm.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = "Debootstrap")]
+    public string Release { get; set; } = "";
+
+    /// <summary>The archive to install from; by default the Debian mirror apt uses on this host.</summary>
+    [Parameter(ParameterSetName = "Debootstrap")]
+    public string? Mirror { get; set; }
+
+    [Parameter(Mandatory = true)]
+    public string Alias { get; set; } = "";
+
+    [Parameter]
+    public string? Description { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        string what = Debootstrap ? $"debootstrap {Release}" : "busybox";
+        if (!ShouldProcess(Alias, $"Build system container image from {what}")) return;
+        var request = Debootstrap
+            ? new ImageCreateRequest("debootstrap", Alias: Alias, Description: Description, Release: Release, Mirror: Mirror)
+            : new ImageCreateRequest("busybox", Alias: Alias, Description: Description);
+        Create(request, $"Building image '{Alias}' ({what})", Alias);
+    }
+}
+
+[Cmdlet(VerbsCommon.Remove, "SystemContainerImage", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(void))]
+public sealed class RemoveSystemContainerImageCommand : SystemContainerCmdlet
+{
+    /// <summary>Alias or fingerprint.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ImageNameCompleter))]
+    public string[] Name { get; set; } = [];
+
+    protected override void ProcessRecord()
+    {
+        foreach (var name in Name)
+            if (ShouldProcess(name, "Remove system container image"))
+                TryCall(c => c.DeleteImageAsync(name, Cancel), name);
+    }
+}

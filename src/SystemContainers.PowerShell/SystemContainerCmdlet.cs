@@ -1,0 +1,72 @@
+using System.Management.Automation;
+using SystemContainers.Api;
+
+namespace SystemContainers.PowerShell;
+
+/// <summary>What every cmdlet shares: the client, cancellation on Ctrl+C, and API errors as ErrorRecords.</summary>
+public abstract class SystemContainerCmdlet : PSCmdlet
+{
+    private readonly CancellationTokenSource _stop = new();
+
+    protected CancellationToken Cancel => _stop.Token;
+
+    protected SystemContainersClient Client => DaemonConnection.Get(Cancel);
+
+    protected override void StopProcessing() => _stop.Cancel();
+
+    /// <summary>Runs an API call synchronously; API failures become non-terminating errors about target.</summary>
+    protected bool TryCall<T>(Func<SystemContainersClient, Task<T>> call, object? target, out T result)
+    {
+        try
+        {
+            result = call(Client).GetAwaiter().GetResult();
+            return true;
+        }
+        catch (SystemContainersApiException e)
+        {
+            if (e.StatusCode == 503) DaemonConnection.Forget();
+            WriteError(ToErrorRecord(e, target));
+            result = default!;
+            return false;
+        }
+        catch (OperationCanceledException) when (Cancel.IsCancellationRequested)
+        {
+            throw new PipelineStoppedException();
+        }
+    }
+
+    protected bool TryCall(Func<SystemContainersClient, Task> call, object? target) =>
+        TryCall(async c =>
+        {
+            await call(c);
+            return true;
+        }, target, out _);
+
+    internal static ErrorRecord ToErrorRecord(SystemContainersApiException e, object? target) =>
+        new(e, e.ErrorId, e.StatusCode switch
+        {
+            400 => ErrorCategory.InvalidArgument,
+            404 => ErrorCategory.ObjectNotFound,
+            409 => e.ErrorId.EndsWith("Exists", StringComparison.Ordinal) || e.ErrorId == "AliasInUse"
+                ? ErrorCategory.ResourceExists : ErrorCategory.InvalidOperation,
+            503 => ErrorCategory.ConnectionError,
+            _ => ErrorCategory.NotSpecified,
+        }, target);
+
+    /// <summary>Expands wildcard patterns against existing containers; literal names pass through (a missing one errors later).</summary>
+    protected IEnumerable<string> ExpandContainerNames(IEnumerable<string> names)
+    {
+        List<SystemContainer>? all = null;
+        foreach (var name in names)
+        {
+            if (!WildcardPattern.ContainsWildcardCharacters(name))
+            {
+                yield return name;
+                continue;
+            }
+            if (all is null && !TryCall(c => c.ListContainersAsync(Cancel), name, out all)) yield break;
+            var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
+            foreach (var c in all!.Where(c => pattern.IsMatch(c.Name))) yield return c.Name;
+        }
+    }
+}

@@ -1,0 +1,457 @@
+/*
+ * sc-init: the fork-sensitive half of SystemContainers (shared/DESIGN.md, "Processes").
+ *
+ * The daemon is a multithreaded .NET process, which may neither unshare/setns into user or
+ * mount namespaces nor run managed code in a forked child. It therefore posix_spawns this
+ * small single-threaded program, which does those steps and reports back.
+ *
+ *   sc-init create   plan on fd 3; fds 0-2 are the console pty slave that init keeps.
+ *   sc-init exec     plan on fd 3; fd 4 is a pidfd of the container's init; 0-2 are the
+ *                    command's stdio. Exits with the command's status (128+signal if killed).
+ *
+ * The plan is "key value" lines ending with "end". Replies on fd 3 are "pid N" or
+ * "error <operation>: <errno name>". fd 3 is close-on-exec, so the daemon's read of it ends
+ * exactly when the container's process has exec'd (or failed).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/mount.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_LIST 256
+
+struct plan {
+    const char *lower, *upper, *layers, *target, *hostname, *cwd, *console;
+    int userns, idmap, pty;
+    char *uidmap, *gidmap;
+    const char *args[MAX_LIST], *envs[MAX_LIST], *cgroups[MAX_LIST];
+    int nargs, nenvs, ncgroups;
+    int capdrop[64];
+    int ncapdrop;
+    unsigned uid, gid;
+};
+
+static int report_fd = 3;
+/* In the container child before exec: a byte here tells sc-init that the child failed. */
+static int fail_fd = -1;
+
+static void reply(const char *fmt, ...)
+{
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
+    buf[n++] = '\n';
+    (void)!write(report_fd, buf, n);
+}
+
+/* Reports the failing operation with its errno name, then exits. */
+static void __attribute__((noreturn)) die(const char *fmt, ...)
+{
+    int err = errno;
+    char msg[3500];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *name = strerrorname_np(err);
+    reply("error %s: %s", msg, name ? name : "EUNKNOWN");
+    if (fail_fd >= 0) (void)!write(fail_fd, "f", 1);
+    _exit(125);
+}
+
+static char *read_all(int fd)
+{
+    size_t cap = 8192, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (len + 1 >= cap) buf = realloc(buf, cap *= 2);
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) die("cannot read plan");
+        if (n == 0) break;
+        len += n;
+        buf[len] = 0;
+        if (strstr(buf, "\nend\n") || strncmp(buf, "end\n", 4) == 0) break;
+    }
+    buf[len] = 0;
+    return buf;
+}
+
+static void append_line(char **acc, const char *line)
+{
+    size_t old = *acc ? strlen(*acc) : 0;
+    *acc = realloc(*acc, old + strlen(line) + 2);
+    strcpy(*acc + old, line);
+    strcat(*acc, "\n");
+}
+
+static void parse_plan(char *text, struct plan *p)
+{
+    memset(p, 0, sizeof *p);
+    p->cwd = "/";
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char *val = strchr(line, ' ');
+        if (val) *val++ = 0; else val = "";
+        if (!strcmp(line, "end")) break;
+        else if (!strcmp(line, "lower")) p->lower = val;
+        else if (!strcmp(line, "upper")) p->upper = val;
+        else if (!strcmp(line, "console")) p->console = val;
+        else if (!strcmp(line, "layers")) p->layers = val;
+        else if (!strcmp(line, "target")) p->target = val;
+        else if (!strcmp(line, "hostname")) p->hostname = val;
+        else if (!strcmp(line, "cwd")) p->cwd = val;
+        else if (!strcmp(line, "userns")) p->userns = atoi(val);
+        else if (!strcmp(line, "idmap")) p->idmap = atoi(val);
+        else if (!strcmp(line, "pty")) p->pty = atoi(val);
+        else if (!strcmp(line, "uid")) p->uid = strtoul(val, NULL, 10);
+        else if (!strcmp(line, "gid")) p->gid = strtoul(val, NULL, 10);
+        else if (!strcmp(line, "uidmap")) append_line(&p->uidmap, val);
+        else if (!strcmp(line, "gidmap")) append_line(&p->gidmap, val);
+        else if (!strcmp(line, "arg") && p->nargs < MAX_LIST - 1) p->args[p->nargs++] = val;
+        else if (!strcmp(line, "env") && p->nenvs < MAX_LIST - 1) p->envs[p->nenvs++] = val;
+        else if (!strcmp(line, "cgroup") && p->ncgroups < MAX_LIST) p->cgroups[p->ncgroups++] = val;
+        else if (!strcmp(line, "capdrop") && p->ncapdrop < 64) p->capdrop[p->ncapdrop++] = atoi(val);
+        else { errno = EINVAL; die("unknown plan key %s", line); }
+    }
+    if (p->nargs == 0) { errno = EINVAL; die("plan has no command"); }
+}
+
+static void write_file(const char *path, const char *data)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) die("cannot open %s", path);
+    size_t len = strlen(data);
+    if (write(fd, data, len) != (ssize_t)len) die("cannot write %s", path);
+    close(fd);
+}
+
+/* Joins the given cgroups (host paths of cgroup.procs) before any namespace changes. */
+static void join_cgroups(const struct plan *p)
+{
+    for (int i = 0; i < p->ncgroups; i++) write_file(p->cgroups[i], "0");
+}
+
+static void reset_signals(void)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int s = 1; s < _NSIG; s++) {
+        if (s == SIGKILL || s == SIGSTOP) continue;
+        signal(s, SIG_DFL);
+    }
+}
+
+static void drop_caps(const struct plan *p)
+{
+    for (int i = 0; i < p->ncapdrop; i++)
+        if (prctl(PR_CAPBSET_DROP, p->capdrop[i], 0, 0, 0) < 0 && errno != EINVAL)
+            die("cannot drop capability %d", p->capdrop[i]);
+}
+
+static void become_root(const struct plan *p)
+{
+    if (setresgid(p->gid, p->gid, p->gid) < 0) die("cannot setresgid %u", p->gid);
+    if (setgroups(0, NULL) < 0) die("cannot setgroups");
+    if (setresuid(p->uid, p->uid, p->uid) < 0) die("cannot setresuid %u", p->uid);
+}
+
+static void do_mount(const char *src, const char *dst, const char *type, unsigned long flags,
+                     const char *data)
+{
+    if (mount(src, dst, type, flags, data) < 0)
+        die("cannot mount %s on %s", type ? type : src, dst);
+}
+
+static void ensure_dir(const char *path, mode_t mode)
+{
+    if (mkdir(path, mode) < 0 && errno != EEXIST) die("cannot mkdir %s", path);
+}
+
+static void ensure_file(const char *path)
+{
+    int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) die("cannot create %s", path);
+    close(fd);
+}
+
+/* Bind-mounts an empty file or /dev/null over a path that must not be read. */
+static void mask(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0) return;
+    if (S_ISDIR(st.st_mode))
+        do_mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0");
+    else
+        do_mount("/dev/null", path, NULL, MS_BIND, NULL);
+}
+
+static void bind_ro_self(const char *path)
+{
+    do_mount(path, path, NULL, MS_BIND, NULL);
+    do_mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+             NULL);
+}
+
+/*
+ * Runs in the container's namespaces, cwd = new root, before pivot_root: the API file
+ * systems a system container needs (modelled on systemd's container interface).
+ */
+static void mount_api_filesystems(const struct plan *p)
+{
+    const unsigned long common = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    ensure_dir("proc", 0555);
+    ensure_dir("sys", 0555);
+    ensure_dir("dev", 0755);
+    ensure_dir("run", 0755);
+    ensure_dir("tmp", 01777);
+
+    do_mount("proc", "proc", "proc", common, NULL);
+    /* /proc/sys is read-only except the netns-private net subtree. */
+    bind_ro_self("proc/sys");
+    do_mount("proc/sys/net", "proc/sys/net", NULL, MS_BIND, NULL);
+    do_mount(NULL, "proc/sys/net", NULL, MS_BIND | MS_REMOUNT | common, NULL);
+    if (access("proc/sysrq-trigger", F_OK) == 0) bind_ro_self("proc/sysrq-trigger");
+    static const char *masked[] = { "proc/kcore", "proc/keys", "proc/timer_list",
+                                    "proc/latency_stats", "proc/sched_debug", "proc/acpi",
+                                    "proc/scsi", "proc/kmsg", NULL };
+    for (int i = 0; masked[i]; i++) mask(masked[i]);
+
+    do_mount("sysfs", "sys", "sysfs", common | MS_RDONLY, NULL);
+    do_mount("cgroup2", "sys/fs/cgroup", "cgroup2", common, NULL);
+
+    do_mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k");
+    static const char *devs[] = { "null", "zero", "full", "random", "urandom", "tty", NULL };
+    char src[64], dst[64];
+    for (int i = 0; devs[i]; i++) {
+        snprintf(src, sizeof src, "/dev/%s", devs[i]);
+        snprintf(dst, sizeof dst, "dev/%s", devs[i]);
+        ensure_file(dst);
+        do_mount(src, dst, NULL, MS_BIND, NULL);
+    }
+    ensure_dir("dev/pts", 0755);
+    do_mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+             "newinstance,ptmxmode=0666,mode=0620,gid=5");
+    if (symlink("pts/ptmx", "dev/ptmx") < 0) die("cannot symlink dev/ptmx");
+    ensure_dir("dev/shm", 01777);
+    do_mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k");
+    ensure_dir("dev/mqueue", 0755);
+    do_mount("mqueue", "dev/mqueue", "mqueue", common, NULL);
+    /* By path, not /proc/self/fd/0: that resolves to the daemon's mount namespace. */
+    if (p->console) {
+        ensure_file("dev/console");
+        do_mount(p->console, "dev/console", NULL, MS_BIND, NULL);
+    }
+    static const char *links[][2] = { { "/proc/self/fd", "dev/fd" },
+                                      { "/proc/self/fd/0", "dev/stdin" },
+                                      { "/proc/self/fd/1", "dev/stdout" },
+                                      { "/proc/self/fd/2", "dev/stderr" },
+                                      { NULL, NULL } };
+    for (int i = 0; links[i][0]; i++)
+        if (symlink(links[i][0], links[i][1]) < 0) die("cannot symlink %s", links[i][1]);
+    do_mount("tmpfs", "run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=20%");
+}
+
+static int sys_open_tree(int dfd, const char *path, unsigned flags)
+{
+    return syscall(SYS_open_tree, dfd, path, flags);
+}
+
+/* Clones path as a detached mount idmapped through userns_fd and attaches it at dst. */
+static void idmapped_bind(const char *path, const char *dst, int userns_fd)
+{
+    int fd = sys_open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (fd < 0) die("cannot open_tree %s", path);
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = userns_fd };
+    if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+        die("cannot idmap mount %s", path);
+    ensure_dir(dst, 0700);
+    if (syscall(SYS_move_mount, fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        die("cannot move_mount %s to %s", path, dst);
+    close(fd);
+}
+
+/*
+ * Runs in sc-init (initial user namespace) after it joined the child's mount namespace:
+ * mounts the overlay root. With idmap the shared image is attached through an idmapped mount
+ * of the child's user namespace, so it stays unshifted on disk. The upper layer is owned by
+ * the container's host ids: overlay writes it with the mounter's credentials, which an
+ * idmapped upper could not represent (EOVERFLOW).
+ */
+static void mount_rootfs(const struct plan *p, pid_t child)
+{
+    char opts[8192];
+    const char *lower = p->lower;
+    char idmapped[4096];
+    do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+    if (p->idmap) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/user", child);
+        int userns = open(path, O_RDONLY | O_CLOEXEC);
+        if (userns < 0) die("cannot open %s", path);
+        snprintf(idmapped, sizeof idmapped, "%s/lower", p->layers);
+        idmapped_bind(p->lower, idmapped, userns);
+        close(userns);
+        lower = idmapped;
+    }
+    snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, p->upper,
+             p->upper);
+    do_mount("overlay", p->target, "overlay", 0, opts);
+    /* overlay holds a private clone of each layer; the attach point is not needed. */
+    if (p->idmap) umount2(idmapped, MNT_DETACH);
+}
+
+static void write_id_maps(const struct plan *p, pid_t child)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/uid_map", child);
+    write_file(path, p->uidmap);
+    snprintf(path, sizeof path, "/proc/%d/gid_map", child);
+    write_file(path, p->gidmap);
+}
+
+static void wait_byte(int fd)
+{
+    char c;
+    ssize_t n;
+    do n = read(fd, &c, 1); while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(125); /* the other side already reported why */
+}
+
+static void exec_command(struct plan *p)
+{
+    p->args[p->nargs] = NULL;
+    p->envs[p->nenvs] = NULL;
+    execvpe(p->args[0], (char *const *)p->args, (char *const *)p->envs);
+    die("cannot exec %s", p->args[0]);
+}
+
+static int create(struct plan *p)
+{
+    int go[2], done[2];
+    if (pipe2(go, O_CLOEXEC) < 0 || pipe2(done, O_CLOEXEC) < 0) die("cannot create pipe");
+    join_cgroups(p);
+
+    struct clone_args args = { .exit_signal = SIGCHLD };
+    args.flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
+                 CLONE_NEWCGROUP | (p->userns ? CLONE_NEWUSER : 0);
+    pid_t child = syscall(SYS_clone3, &args, sizeof args);
+    if (child < 0) die("cannot clone3 container init");
+
+    if (child == 0) {
+        close(go[1]);
+        close(done[0]);
+        fail_fd = done[1];
+        wait_byte(go[0]);
+        close(go[0]);
+        /* Reach the rootfs as host root: the daemon's run directory is closed to the container's ids. */
+        if (chdir(p->target) < 0) die("cannot chdir %s", p->target);
+        if (p->userns) become_root(p);
+        mount_api_filesystems(p);
+        if (syscall(SYS_pivot_root, ".", ".") < 0) die("cannot pivot_root %s", p->target);
+        if (umount2(".", MNT_DETACH) < 0) die("cannot detach old root");
+        if (chdir("/") < 0) die("cannot chdir /");
+        if (sethostname(p->hostname, strlen(p->hostname)) < 0)
+            die("cannot set hostname %s", p->hostname);
+        drop_caps(p);
+        if (setsid() < 0) die("cannot setsid");
+        umask(022);
+        reset_signals();
+        if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) die("cannot close_range");
+        exec_command(p);
+    }
+
+    close(go[0]);
+    close(done[1]);
+    if (p->userns) write_id_maps(p, child);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/mnt", child);
+    int mntns = open(path, O_RDONLY | O_CLOEXEC);
+    if (mntns < 0 || setns(mntns, CLONE_NEWNS) < 0) {
+        kill(child, SIGKILL);
+        die("cannot join mount namespace %s", path);
+    }
+    close(mntns);
+    mount_rootfs(p, child);
+    if (write(go[1], "g", 1) != 1) die("cannot signal container init");
+    close(go[1]);
+
+    /* done[1] closes on the child's successful exec; a byte means it failed and said why. */
+    char c;
+    ssize_t n;
+    while ((n = read(done[0], &c, 1)) < 0 && errno == EINTR) {}
+    if (n != 0) {
+        waitpid(child, NULL, 0);
+        return 125;
+    }
+    reply("pid %d", child);
+    return 0;
+}
+
+static int exec_in(struct plan *p)
+{
+    const int pidfd = 4;
+    join_cgroups(p);
+    int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
+                CLONE_NEWCGROUP | (p->userns ? CLONE_NEWUSER : 0);
+    if (setns(pidfd, flags) < 0) die("cannot join container namespaces");
+    if (p->userns) become_root(p);
+    drop_caps(p);
+
+    pid_t child = fork();
+    if (child < 0) die("cannot fork");
+    if (child == 0) {
+        close(pidfd);
+        if (setsid() < 0) die("cannot setsid");
+        if (p->pty && ioctl(0, TIOCSCTTY, 0) < 0) die("cannot set controlling terminal");
+        if (chdir(p->cwd) < 0) die("cannot chdir %s", p->cwd);
+        reset_signals();
+        if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) die("cannot close_range");
+        exec_command(p);
+    }
+    close(pidfd);
+    close(0);
+    close(1);
+    close(2);
+    reply("pid %d", child);
+    int status;
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR) die("cannot wait for %d", child);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+int main(int argc, char **argv)
+{
+    if (fcntl(report_fd, F_SETFD, FD_CLOEXEC) < 0) {
+        fprintf(stderr, "sc-init: fd 3 must be the daemon's plan socket\n");
+        return 125;
+    }
+    if (argc != 2) { errno = EINVAL; die("usage: sc-init create|exec"); }
+    struct plan p;
+    parse_plan(read_all(report_fd), &p);
+    if (!strcmp(argv[1], "create")) return create(&p);
+    if (!strcmp(argv[1], "exec")) return exec_in(&p);
+    errno = EINVAL;
+    die("unknown mode %s", argv[1]);
+}
