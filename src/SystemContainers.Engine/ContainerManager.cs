@@ -409,7 +409,7 @@ public sealed class ContainerManager : IDisposable
         if (runtime.Pid is int pid && runtime.PidStartTime is ulong start && ProcStat.StartTime(pid) == start)
         {
             var pidfd = Sys.PidfdOpen(pid);
-            var live = new Live(pid, pidfd, _cgroups.Open(name), console: null);
+            var live = new Live(pid, pidfd, _cgroups.Open(name), ReattachConsole(c, pidfd));
             c.Live = live;
             _loop.WatchExit(pidfd, status => OnExit(c, live, status));
             return;
@@ -417,6 +417,36 @@ public sealed class ContainerManager : IDisposable
         TryRemoveCgroup(name);
         c.Runtime = runtime with { Running = false, Pid = null, PidStartTime = null, StoppedAt = DateTimeOffset.UtcNow };
         _store.WriteRuntime(name, c.Runtime);
+    }
+
+    /// <summary>
+    /// The previous daemon took the console's master with it, which hangs the old pty up for
+    /// good (a getty on it would restart in a loop). A new pty goes over /dev/console instead.
+    /// </summary>
+    private ConsoleLog? ReattachConsole(Container c, SafeFd pidfd)
+    {
+        try
+        {
+            var (master, slave, slavePath) = Sys.OpenPty(RootUid(c), RootGid(c) + 5);
+            using (slave)
+            {
+                try
+                {
+                    _scInit.AttachConsole(new LaunchPlan().Add("console", slavePath), pidfd);
+                    return new ConsoleLog(master, Path.Combine(RunDirOf(c.Record.Name), "console.log"), _loop);
+                }
+                catch
+                {
+                    master.Dispose();
+                    throw;
+                }
+            }
+        }
+        catch (Exception e) when (e is ScInitException or NativeException)
+        {
+            Console.Error.WriteLine($"container '{c.Record.Name}' keeps running without a console: {e.Message}");
+            return null;
+        }
     }
 
     private ContainerView View(Container c)
@@ -432,5 +462,10 @@ public sealed class ContainerManager : IDisposable
 
     private void Raise(string action, string name) => Events?.Invoke(new EngineEvent(action, name, DateTimeOffset.UtcNow));
 
-    public void Dispose() => _loop.Dispose();
+    /// <summary>Daemon shutdown: containers keep running (a new daemon adopts them); an empty cgroup group is removed.</summary>
+    public void Dispose()
+    {
+        _loop.Dispose();
+        _cgroups.ReleaseGroup();
+    }
 }

@@ -8,6 +8,8 @@
  *   sc-init create   plan on fd 3; fds 0-2 are the console pty slave that init keeps.
  *   sc-init exec     plan on fd 3; fd 4 is a pidfd of the container's init; 0-2 are the
  *                    command's stdio. Exits with the command's status (128+signal if killed).
+ *   sc-init console  plan on fd 3; fd 4 is a pidfd of the container's init. Mounts a new pty
+ *                    slave over the container's /dev/console (a restarted daemon's console).
  *
  * The plan is "key value" lines ending with "end". Replies on fd 3 are "pid N" or
  * "error <operation>: <errno name>". fd 3 is close-on-exec, so the daemon's read of it ends
@@ -133,7 +135,6 @@ static void parse_plan(char *text, struct plan *p)
         else if (!strcmp(line, "capdrop") && p->ncapdrop < 64) p->capdrop[p->ncapdrop++] = atoi(val);
         else { errno = EINVAL; die("unknown plan key %s", line); }
     }
-    if (p->nargs == 0) { errno = EINVAL; die("plan has no command"); }
 }
 
 static void write_file(const char *path, const char *data)
@@ -348,6 +349,7 @@ static void exec_command(struct plan *p)
 
 static int create(struct plan *p)
 {
+    if (p->nargs == 0) { errno = EINVAL; die("plan has no command"); }
     int go[2], done[2];
     if (pipe2(go, O_CLOEXEC) < 0 || pipe2(done, O_CLOEXEC) < 0) die("cannot create pipe");
     join_cgroups(p);
@@ -410,6 +412,7 @@ static int create(struct plan *p)
 
 static int exec_in(struct plan *p)
 {
+    if (p->nargs == 0) { errno = EINVAL; die("plan has no command"); }
     const int pidfd = 4;
     join_cgroups(p);
     int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
@@ -441,17 +444,37 @@ static int exec_in(struct plan *p)
     return WEXITSTATUS(status);
 }
 
+/*
+ * The daemon that held a container's console master is gone (restart), so the old pty is hung
+ * up for good. A fresh slave is cloned here, in the host mount namespace where its devpts is
+ * visible, then moved over /dev/console inside the container.
+ */
+static int attach_console(struct plan *p)
+{
+    const int pidfd = 4;
+    if (!p->console) { errno = EINVAL; die("plan has no console"); }
+    int tree = sys_open_tree(AT_FDCWD, p->console, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tree < 0) die("cannot open_tree %s", p->console);
+    if (setns(pidfd, CLONE_NEWNS) < 0) die("cannot join container mount namespace");
+    /* The old bind sits on the freed pty's deleted inode, which cannot be mounted over. */
+    if (umount2("/dev/console", MNT_DETACH) < 0 && errno != EINVAL) die("cannot unmount /dev/console");
+    if (syscall(SYS_move_mount, tree, "", AT_FDCWD, "/dev/console", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        die("cannot move_mount %s to /dev/console", p->console);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (fcntl(report_fd, F_SETFD, FD_CLOEXEC) < 0) {
         fprintf(stderr, "sc-init: fd 3 must be the daemon's plan socket\n");
         return 125;
     }
-    if (argc != 2) { errno = EINVAL; die("usage: sc-init create|exec"); }
+    if (argc != 2) { errno = EINVAL; die("usage: sc-init create|exec|console"); }
     struct plan p;
     parse_plan(read_all(report_fd), &p);
     if (!strcmp(argv[1], "create")) return create(&p);
     if (!strcmp(argv[1], "exec")) return exec_in(&p);
+    if (!strcmp(argv[1], "console")) return attach_console(&p);
     errno = EINVAL;
     die("unknown mode %s", argv[1]);
 }

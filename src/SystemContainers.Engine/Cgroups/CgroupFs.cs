@@ -58,6 +58,20 @@ internal static class CgroupFs
         }
     }
 
+    /// <summary>rmdir of a cgroup that may still hold children or processes; false when it is in use.</summary>
+    public static bool TryRemoveEmpty(string dir)
+    {
+        try
+        {
+            if (Directory.Exists(dir) && Directory.GetDirectories(dir).Length == 0) Directory.Delete(dir);
+            return true;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Hands a cgroup to the container's root so its systemd can manage sub-cgroups (cgroup v2 delegation).</summary>
     public static void Delegate(string dir, int uid, int gid)
     {

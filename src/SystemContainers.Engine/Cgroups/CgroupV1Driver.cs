@@ -79,6 +79,12 @@ public sealed class CgroupV1Driver : ICgroupDriver
         _unified?.Remove(container);
     }
 
+    public void ReleaseGroup()
+    {
+        foreach (var h in _hierarchies) CgroupFs.TryRemoveEmpty(Path.Combine(Path.Join(h.Mount, h.OwnPath), _group));
+        _unified?.ReleaseGroup();
+    }
+
     private static void InheritCpuset(string dir)
     {
         string parent = Path.GetDirectoryName(dir)!;

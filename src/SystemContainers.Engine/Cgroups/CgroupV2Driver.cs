@@ -57,6 +57,14 @@ public sealed class CgroupV2Driver : ICgroupDriver
 
     public void Remove(string container) => CgroupFs.RemoveTree(DirectoryOf(container));
 
+    public void ReleaseGroup()
+    {
+        lock (_setupLock)
+        {
+            if (CgroupFs.TryRemoveEmpty(_groupDir)) _groupReady = false;
+        }
+    }
+
     /// <summary>
     /// Creates the group directory and enables the wanted controllers down to it. A cgroup with
     /// processes cannot delegate controllers, so when the daemon's own cgroup refuses (EBUSY)

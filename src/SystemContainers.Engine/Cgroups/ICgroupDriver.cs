@@ -20,6 +20,9 @@ public interface ICgroupDriver
 
     /// <summary>Removes the container's cgroups and every sub-cgroup its init made; they must be empty.</summary>
     void Remove(string container);
+
+    /// <summary>Removes the daemon's group directories when no container cgroup is left in them (daemon shutdown).</summary>
+    void ReleaseGroup();
 }
 
 /// <summary>A container's cgroup directories, one per hierarchy.</summary>

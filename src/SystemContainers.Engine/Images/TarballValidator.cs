@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Formats.Tar;
 using System.IO.Compression;
 
 namespace SystemContainers.Engine.Images;
@@ -20,26 +19,15 @@ public static class TarballValidator
         var symlinks = new HashSet<string>(StringComparer.Ordinal);
         try
         {
-            using var reader = new TarReader(stream);
-            TarEntry? entry;
-            while ((entry = reader.GetNextEntry(copyData: false)) is not null)
+            foreach (var member in TarScanner.Scan(stream))
             {
                 entries++;
-                string name = Normalize(entry.Name, "entry");
+                string name = Normalize(member.Name, "entry");
                 if (name.Length == 0) continue;
                 CheckNotBeneathSymlink(name, symlinks);
-                switch (entry.EntryType)
-                {
-                    case TarEntryType.SymbolicLink:
-                        symlinks.Add(name);
-                        break;
-                    case TarEntryType.HardLink:
-                        CheckNotBeneathSymlink(Normalize(entry.LinkName, $"hardlink target of '{entry.Name}'"), symlinks);
-                        break;
-                    case TarEntryType.Directory:
-                        symlinks.Remove(name);
-                        break;
-                }
+                if (member.IsSymlink) symlinks.Add(name);
+                else if (member.IsHardlink) CheckNotBeneathSymlink(Normalize(member.LinkName, $"hardlink target of '{member.Name}'"), symlinks);
+                else if (member.IsDirectory) symlinks.Remove(name);
             }
             if (decompressor is not null)
             {
@@ -49,7 +37,7 @@ public static class TarballValidator
                     throw Invalid($"cannot decompress {path}: {decompressor.StandardError.ReadToEnd().Trim()}");
             }
         }
-        catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException or IOException or ArgumentException)
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or IOException)
         {
             throw Invalid($"cannot read tarball {path}: {e.Message}");
         }

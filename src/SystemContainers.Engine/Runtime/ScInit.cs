@@ -50,6 +50,24 @@ public sealed class ScInit(string path)
         }
     }
 
+    /// <summary>Mounts a new console pty slave over /dev/console in a running container.</summary>
+    public void AttachConsole(LaunchPlan plan, SafeFd initPidfd)
+    {
+        var (daemonEnd, helperEnd) = Sys.SocketPair();
+        using (daemonEnd)
+        {
+            int helper;
+            using (helperEnd)
+                helper = Sys.Spawn(Path, ["sc-init", "console"], [(helperEnd, 3), (initPidfd, 4)]);
+            Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes(plan.ToString()));
+            string reply = Sys.ReadToEnd(daemonEnd);
+            int rc = Sys.WaitPid(helper);
+            var (_, error) = ParseReply(reply);
+            if (error is not null) throw new ScInitException(error);
+            if (rc != 0) throw new ScInitException($"sc-init exited with status {rc}");
+        }
+    }
+
     internal static (int? Pid, string? Error) ParseReply(string reply)
     {
         int? pid = null;
