@@ -22,7 +22,6 @@ if (Tmds.Linux.LibC.geteuid() != 0)
     return 1;
 }
 Daemonization.DetachAndLog(options.LogFile);
-Sys.SetChildSubreaper();
 
 foreach (var dir in new[] { options.Engine.StateDir, options.Engine.RunDir, options.Engine.CacheDir })
 {

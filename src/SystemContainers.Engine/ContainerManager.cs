@@ -35,6 +35,8 @@ public sealed class ContainerManager : IDisposable
         _cgroups = cgroups;
         _store = new StateStore(options.StateDir);
         _scInit = new ScInit(options.ScInitPath);
+        // Container inits are orphaned when sc-init exits; as subreaper this process inherits and reaps them.
+        Sys.SetChildSubreaper();
         if (!File.Exists(options.ScInitPath))
             throw EngineException.NotFound("ScInitNotFound", $"sc-init not found at {options.ScInitPath}; run ./build.ps1 build");
         Directory.CreateDirectory(Path.Combine(options.RunDir, "containers"));

@@ -1,0 +1,101 @@
+using SystemContainers.Engine.Cgroups;
+
+namespace SystemContainers.Engine.Tests;
+
+/// <summary>
+/// The v2 driver against a directory tree shaped like cgroup2: the kernel's interface files
+/// are pre-created, as mkdir on cgroupfs would make them.
+/// </summary>
+public class CgroupV2DriverTests
+{
+    private static void MakeCgroup(string dir, string controllers)
+    {
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "cgroup.controllers"), controllers + "\n");
+        foreach (var f in new[] { "cgroup.subtree_control", "cgroup.procs", "cgroup.threads", "cgroup.freeze" })
+            File.WriteAllText(Path.Combine(dir, f), "");
+    }
+
+    [Fact]
+    public void CreatesDelegatedCgroupUnderTheDaemonsOwnWithControllersEnabled()
+    {
+        using var root = new TempDir();
+        MakeCgroup(root.Combine("system.slice", "sc.service"), "cpuset cpu io memory hugetlb pids rdma misc");
+        MakeCgroup(root.Combine("system.slice", "sc.service", "grp"), "cpuset cpu io memory hugetlb pids rdma misc");
+        MakeCgroup(root.Combine("system.slice", "sc.service", "grp", "web"), "cpuset cpu io memory hugetlb pids rdma misc");
+        var driver = new CgroupV2Driver(root.Path, "/system.slice/sc.service", "grp");
+
+        var cg = driver.Create("web", 1_000_000, 1_000_000);
+
+        string dir = root.Combine("system.slice", "sc.service", "grp", "web");
+        Assert.Equal([dir], cg.Directories);
+        Assert.Equal("+cpuset +cpu +io +memory +pids", File.ReadAllText(root.Combine("system.slice", "sc.service", "cgroup.subtree_control")));
+        Assert.Equal("+cpuset +cpu +io +memory +pids", File.ReadAllText(root.Combine("system.slice", "sc.service", "grp", "cgroup.subtree_control")));
+        Assert.Equal([Path.Combine(dir, "cgroup.procs")], cg.ProcsFiles);
+        foreach (var path in new[] { dir, Path.Combine(dir, "cgroup.procs"), Path.Combine(dir, "cgroup.subtree_control"), Path.Combine(dir, "cgroup.threads") })
+        {
+            Assert.Equal((1_000_000u, 1_000_000u), Host.Owner(path));
+        }
+    }
+
+    [Fact]
+    public void RemoveDeletesSubCgroupsBottomUp()
+    {
+        using var root = new TempDir();
+        MakeCgroup(root.Combine("own", "grp", "c1", "init.scope"), "");
+        MakeCgroup(root.Combine("own", "grp", "c1", "system.slice", "dbus.service"), "");
+        var driver = new CgroupV2Driver(root.Path, "/own", "grp", enableControllers: false);
+        // Interface files are not removable on cgroupfs (rmdir takes them); here they must go first.
+        foreach (var f in Directory.GetFiles(root.Combine("own", "grp", "c1"), "*", SearchOption.AllDirectories)) File.Delete(f);
+        driver.Remove("c1");
+        Assert.False(Directory.Exists(root.Combine("own", "grp", "c1")));
+        driver.ReleaseGroup();
+        Assert.False(Directory.Exists(root.Combine("own", "grp")));
+    }
+
+    [Fact]
+    public void ReleaseGroupKeepsAGroupThatStillHoldsContainers()
+    {
+        using var root = new TempDir();
+        Directory.CreateDirectory(root.Combine("own", "grp", "running"));
+        new CgroupV2Driver(root.Path, "/own", "grp", enableControllers: false).ReleaseGroup();
+        Assert.True(Directory.Exists(root.Combine("own", "grp", "running")));
+    }
+}
+
+/// <summary>The v1 driver for real: this host mounts cgroup v1 controllers (and a controller-less cgroup2).</summary>
+public class CgroupV1DriverTests
+{
+    [Fact]
+    public void CreatesOneCgroupPerHierarchyUnderTheOwnCgroupAndRemovesThem()
+    {
+        string group = $"sc-test-{Guid.NewGuid():N}"[..20];
+        var driver = CgroupDriverFactory.Detect(group);
+        Assert.Equal("v1", driver.Version);
+        var own = File.ReadAllLines("/proc/self/cgroup").Select(l => l.Split(':', 3)).ToList();
+        var cg = driver.Create("c1", 1_000_000, 1_000_000);
+        try
+        {
+            foreach (var line in own.Where(l => l[1] != ""))
+            {
+                string mount = "/sys/fs/cgroup/" + (line[1].StartsWith("name=") ? line[1][5..] : line[1]);
+                string dir = Path.Join(mount, line[2], group, "c1");
+                Assert.Contains(dir, cg.Directories);
+                Assert.True(Directory.Exists(dir), dir);
+            }
+            string cpuset = cg.Directories.Single(d => d.StartsWith("/sys/fs/cgroup/cpuset/"));
+            Assert.NotEqual("", File.ReadAllText(Path.Combine(cpuset, "cpuset.cpus")).Trim());
+            // systemd inside manages the cgroup2 tree, so that one is delegated to the container's root.
+            string unified = cg.Directories.Single(d => d.StartsWith("/sys/fs/cgroup/unified/"));
+            Assert.Equal((1_000_000u, 1_000_000u), Host.Owner(unified));
+            Assert.Equal((1_000_000u, 1_000_000u), Host.Owner(Path.Combine(unified, "cgroup.procs")));
+        }
+        finally
+        {
+            driver.Remove("c1");
+            driver.ReleaseGroup();
+        }
+        Assert.All(cg.Directories, d => Assert.False(Directory.Exists(d), d));
+        Assert.All(cg.Directories, d => Assert.False(Directory.Exists(Path.GetDirectoryName(d)), Path.GetDirectoryName(d)));
+    }
+}

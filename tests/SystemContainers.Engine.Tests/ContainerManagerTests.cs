@@ -1,0 +1,148 @@
+using System.Text;
+using SystemContainers.Engine.Runtime;
+
+namespace SystemContainers.Engine.Tests;
+
+/// <summary>Root integration tests: real namespaces, cgroups, overlay and idmapped mounts.</summary>
+[Collection("engine")]
+public class ContainerManagerTests(EngineFixture fx)
+{
+    private static async Task<(int Code, string Out, string Err)> Run(ContainerManager m, string name, params string[] command)
+    {
+        using var session = m.Exec(name, new ExecRequest(command));
+        var o = await session.CollectAsync(default);
+        return (o.ExitCode, Encoding.UTF8.GetString(o.Stdout), Encoding.UTF8.GetString(o.Stderr));
+    }
+
+    [Fact]
+    public async Task BusyboxContainerIsIsolatedFromBothSides()
+    {
+        var m = fx.NewManager();
+        m.Create("iso", "busybox", null);
+        var view = await m.StartAsync("iso");
+        int pid = view.Pid!.Value;
+
+        Assert.Equal((0, "0\n", ""), await Run(m, "iso", "id", "-u"));
+        Assert.Equal("iso\n", (await Run(m, "iso", "hostname")).Out);
+        Assert.Equal("init\n", (await Run(m, "iso", "cat", "/proc/1/comm")).Out);
+        var ps = (await Run(m, "iso", "ps", "-o", "pid")).Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(int.Parse).ToList();
+        Assert.Contains(1, ps);
+        Assert.DoesNotContain(Environment.ProcessId, ps);
+        Assert.True(ps.Count < 5, $"container sees {ps.Count} processes");
+        Assert.NotEqual(0, (await Run(m, "iso", "sh", "-c", "echo x > /proc/sys/kernel/hostname")).Code);
+        Assert.NotEqual(0, (await Run(m, "iso", "mknod", "/tmp/sda", "b", "8", "0")).Code);
+        Assert.NotEqual(0, (await Run(m, "iso", "mount", "-t", "tmpfs", "t", "/mnt")).Code);
+        Assert.NotEqual(0, (await Run(m, "iso", "touch", "/sys/kernel/x")).Code);
+
+        var status = File.ReadAllLines($"/proc/{pid}/status");
+        Assert.Contains(status, l => l.StartsWith("Uid:") && l.Split('\t', StringSplitOptions.RemoveEmptyEntries)[1] == "1000000");
+        foreach (var ns in new[] { "pid", "mnt", "net", "uts", "ipc", "user", "cgroup" })
+            Assert.NotEqual(Host.Namespace(Environment.ProcessId, ns), Host.Namespace(pid, ns));
+        var dirs = m.CgroupDirectories("iso");
+        string memory = dirs.Single(d => d.StartsWith("/sys/fs/cgroup/memory/"));
+        Assert.Contains(pid.ToString(), File.ReadAllLines(Path.Combine(memory, "cgroup.procs")));
+
+        var stopped = await m.StopAsync("iso", force: false, TimeSpan.FromSeconds(20));
+        Assert.Equal(ContainerStatus.Stopped, stopped.Status);
+        Assert.False(Directory.Exists($"/proc/{pid}"));
+        Assert.All(dirs, d => Assert.False(Directory.Exists(d), d));
+        Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), l => l.Contains(fx.RunDir));
+        await m.DeleteAsync("iso", force: false);
+    }
+
+    [Fact]
+    public async Task ShiftedImageFallbackWorksWhereIdmapIsNotUsed()
+    {
+        var m = fx.NewManager(shiftIds: true);
+        m.Create("shifted", "busybox", null);
+        await m.StartAsync("shifted");
+        Assert.Equal("0 0\n", (await Run(m, "shifted", "stat", "-c", "%u %g", "/bin/busybox")).Out);
+        Assert.Equal(0, (await Run(m, "shifted", "touch", "/root/new")).Code);
+        string shifted = fx.Images.RootfsOf(fx.Busybox) + ".shift-1000000-1000000";
+        Assert.Equal((1_000_000u, 1_000_000u), Host.Owner(Path.Combine(shifted, "bin", "busybox")));
+        Assert.Equal((0u, 0u), Host.Owner(Path.Combine(fx.Images.RootfsOf(fx.Busybox), "bin", "busybox")));
+        await m.DeleteAsync("shifted", force: true);
+    }
+
+    [Fact]
+    public async Task PrivilegedContainerSharesTheHostUserNamespace()
+    {
+        var m = fx.NewManager();
+        m.Create("priv", "busybox", new Dictionary<string, string> { ["security.privileged"] = "true" });
+        var view = await m.StartAsync("priv");
+        Assert.True(view.Privileged);
+        Assert.Equal(Host.Namespace(Environment.ProcessId, "user"), Host.Namespace(view.Pid!.Value, "user"));
+        Assert.NotEqual(Host.Namespace(Environment.ProcessId, "mnt"), Host.Namespace(view.Pid!.Value, "mnt"));
+        Assert.Equal("0\n", (await Run(m, "priv", "id", "-u")).Out);
+        await m.DeleteAsync("priv", force: true);
+    }
+
+    [Fact]
+    public async Task ContainersFromOneImageDoNotShareFilesAndLeaveTheImageAlone()
+    {
+        var m = fx.NewManager();
+        m.Create("one", "busybox", null);
+        m.Create("two", "busybox", null);
+        await m.StartAsync("one");
+        await m.StartAsync("two");
+        Assert.Equal(0, (await Run(m, "one", "sh", "-c", "echo secret > /etc/mine")).Code);
+        Assert.NotEqual(0, (await Run(m, "two", "cat", "/etc/mine")).Code);
+        Assert.False(File.Exists(Path.Combine(fx.Images.RootfsOf(fx.Busybox), "etc", "mine")));
+        await m.DeleteAsync("one", force: true);
+        await m.DeleteAsync("two", force: true);
+    }
+
+    [Fact]
+    public async Task RefusesStateChangesThatMakeNoSense()
+    {
+        var m = fx.NewManager();
+        m.Create("states", "busybox", null);
+        Assert.Equal("NotRunning", Assert.Throws<EngineException>(() => m.Exec("states", new ExecRequest(["true"]))).Reason);
+        Assert.Equal("NotRunning", (await Assert.ThrowsAsync<EngineException>(() => m.StopAsync("states", false, null))).Reason);
+        await m.StartAsync("states");
+        Assert.Equal("AlreadyRunning", (await Assert.ThrowsAsync<EngineException>(() => m.StartAsync("states"))).Reason);
+        Assert.Equal("ContainerRunning", (await Assert.ThrowsAsync<EngineException>(() => m.DeleteAsync("states", false))).Reason);
+        Assert.Equal("ContainerExists", Assert.Throws<EngineException>(() => m.Create("states", "busybox", null)).Reason);
+        var (code, _, err) = await Run(m, "states", "/no/such/program");
+        Assert.Equal(127, code);
+        Assert.Contains("ENOENT", err);
+        await m.DeleteAsync("states", force: true);
+        Assert.Equal("ContainerNotFound", Assert.Throws<EngineException>(() => m.Get("states")).Reason);
+    }
+
+    [Fact]
+    public async Task AFailedStartLeavesNothingBehind()
+    {
+        var m = fx.NewManager();
+        m.Create("broken", "busybox", null);
+        // Make init unexecutable in this container's upper layer only.
+        string upperInit = Path.Combine(fx.StateDir, "containers", "broken", "fs", "upper", "sbin");
+        Directory.CreateDirectory(upperInit);
+        File.WriteAllText(Path.Combine(upperInit, "init"), "not a program");
+        var e = await Assert.ThrowsAsync<EngineException>(() => m.StartAsync("broken"));
+        Assert.Equal("StartFailed", e.Reason);
+        Assert.Contains("cannot exec /sbin/init: EACCES", e.Message);
+        Assert.Equal(ContainerStatus.Stopped, m.Get("broken").Status);
+        Assert.Empty(Directory.GetDirectories("/sys/fs/cgroup/pids", fx.Group, SearchOption.TopDirectoryOnly)
+            .SelectMany(g => Directory.GetDirectories(g)));
+        await m.DeleteAsync("broken", force: false);
+    }
+
+    [Fact]
+    public async Task ARestartedEngineAdoptsRunningContainers()
+    {
+        var first = fx.NewManager();
+        first.Create("adopt", "busybox", null);
+        int pid = (await first.StartAsync("adopt")).Pid!.Value;
+        first.Dispose();
+
+        var second = fx.NewManager();
+        var view = second.Get("adopt");
+        Assert.Equal(ContainerStatus.Running, view.Status);
+        Assert.Equal(pid, view.Pid);
+        Assert.Equal("adopt\n", (await Run(second, "adopt", "hostname")).Out);
+        await second.StopAsync("adopt", force: true, null);
+        Assert.False(Directory.Exists($"/proc/{pid}"));
+        await second.DeleteAsync("adopt", force: false);
+    }
+}
