@@ -56,7 +56,7 @@ function Invoke-Build {
 
 function ConvertFrom-HelpMarkdown([string]$Path) {
     $lines = Get-Content -LiteralPath $Path
-    $doc = [ordered]@{ Name = ''; Synopsis = ''; Description = @(); Examples = @(); Parameters = @(); Inputs = @(); Outputs = @(); Notes = @() }
+    $doc = [ordered]@{ Name = ''; Synopsis = ''; Description = @(); Examples = @(); Parameters = @(); Inputs = @(); Outputs = @(); Notes = @(); Links = @() }
     $section = ''; $current = $null; $inCode = $false; $code = @(); $fence = ''
     foreach ($line in $lines) {
         if ($line -match '^```') {
@@ -90,6 +90,7 @@ function ConvertFrom-HelpMarkdown([string]$Path) {
             'EXAMPLES' { if ($current) { $current.Remarks += $line } }
             'PARAMETERS' { if ($current) { $current.Text += $line } }
             'NOTES' { $doc.Notes += $line }
+            'RELATED LINKS' { if ($line -match '^\[([^\]]+)\]') { $doc.Links += $Matches[1] } }
         }
     }
     [pscustomobject]$doc
@@ -156,7 +157,9 @@ function Invoke-Docs {
         foreach ($set in $sets) {
             $w.WriteStartElement('command', 'syntaxItem', $cmd)
             $w.WriteElementString('maml', 'name', $maml, $d.Name)
-            foreach ($p in $d.Parameters) {
+            $ordered = $d.Parameters | Sort-Object @{ E = { if ($_.Meta['Position'] -match '^\d+$') { [int]$_.Meta['Position'] } else { 99 } } },
+                @{ E = { $_.Meta['Required'] -ne 'True' } }, @{ E = { $_.Name } }
+            foreach ($p in $ordered) {
                 $ps = $p.Meta['Parameter Sets']
                 if (-not $ps -or $ps -eq '(All)' -or $set -eq '(All)' -or ($ps -split ',\s*') -contains $set) { Write-MamlParameter $w $p }
             }
@@ -187,6 +190,14 @@ function Invoke-Docs {
             $w.WriteStartElement('dev', 'remarks', $dev)
             foreach ($p in @(ConvertTo-Paragraphs $e.Remarks)) { $w.WriteElementString('maml', 'para', $maml, $p) }
             $w.WriteEndElement()
+            $w.WriteEndElement()
+        }
+        $w.WriteEndElement()
+        $w.WriteStartElement('command', 'relatedLinks', $cmd)
+        foreach ($l in $d.Links) {
+            $w.WriteStartElement('maml', 'navigationLink', $maml)
+            $w.WriteElementString('maml', 'linkText', $maml, $l)
+            $w.WriteElementString('maml', 'uri', $maml, '')
             $w.WriteEndElement()
         }
         $w.WriteEndElement()

@@ -67,18 +67,41 @@ return 0;
 
 static class Daemonization
 {
-    /// <summary>With a log file: stdio to the log and /dev/null, and a session of its own, so the daemon outlives the shell that started it.</summary>
+    /// <summary>
+    /// With a log file: stdio to the log and /dev/null, and a session of its own, so the daemon
+    /// outlives the shell that started it and holds none of that shell's pipes open.
+    /// </summary>
     public static void DetachAndLog(string? logFile)
     {
+        CloseInheritedDescriptors();
         if (logFile is null) return;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(logFile))!);
+        var original = Enumerable.Range(0, 3).Select(fd => Link(fd)).Where(l => l is not null).ToHashSet();
         using var log = Sys.Open(logFile, Tmds.Linux.LibC.O_WRONLY | Tmds.Linux.LibC.O_CREAT | Tmds.Linux.LibC.O_TRUNC, 0x180);
         using var devnull = Sys.Open("/dev/null", Tmds.Linux.LibC.O_RDONLY);
+        // The runtime keeps its own duplicates of stdio; they must not keep the caller's pipe open either.
+        foreach (int fd in OpenDescriptors().Where(fd => fd > 2 && fd != log.Fd && fd != devnull.Fd && original.Contains(Link(fd))))
+            Tmds.Linux.LibC.dup3(log.Fd, fd, Tmds.Linux.LibC.O_CLOEXEC);
         Tmds.Linux.LibC.dup2(devnull.Fd, 0);
         Tmds.Linux.LibC.dup2(log.Fd, 1);
         Tmds.Linux.LibC.dup2(log.Fd, 2);
         Tmds.Linux.LibC.setsid();
     }
+
+    /// <summary>Descriptors without close-on-exec above stdio were leaked to us by whoever started us (the runtime opens its own with it).</summary>
+    private static void CloseInheritedDescriptors()
+    {
+        foreach (int fd in OpenDescriptors().Where(fd => fd > 2))
+        {
+            int flags = Tmds.Linux.LibC.fcntl(fd, Tmds.Linux.LibC.F_GETFD, 0);
+            if (flags >= 0 && (flags & Tmds.Linux.LibC.FD_CLOEXEC) == 0) Tmds.Linux.LibC.close(fd);
+        }
+    }
+
+    private static List<int> OpenDescriptors() =>
+        Directory.GetFiles("/proc/self/fd").Select(f => int.TryParse(Path.GetFileName(f), out int fd) ? fd : -1).Where(fd => fd >= 0).ToList();
+
+    private static string? Link(int fd) => new FileInfo($"/proc/self/fd/{fd}").LinkTarget;
 
     /// <summary>Removes a stale socket; false when a live daemon still answers on it.</summary>
     public static bool ClaimSocket(string path)

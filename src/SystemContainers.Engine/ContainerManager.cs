@@ -223,22 +223,23 @@ public sealed class ContainerManager : IDisposable
             .AddAll("env", env.Select(kv => $"{kv.Key}={kv.Value}"))
             .AddAll("arg", request.Command);
 
-        if (request.Interactive)
+        try
         {
-            var (master, slave, _) = Sys.OpenPty(RootUid(c), RootGid(c) + 5);
-            try
+            if (request.Interactive)
             {
-                Sys.SetWindowSize(master, request.Height, request.Width);
-                ExecHelper helper;
-                using (slave) helper = _scInit.Exec(plan, live.Pidfd, slave, slave, slave);
-                return new ExecSession(helper, null, null, null, master);
+                var (helper, terminal) = _scInit.ExecOnTerminal(plan.Add("rows", request.Height).Add("cols", request.Width), live.Pidfd);
+                return new ExecSession(helper, null, null, null, terminal);
             }
-            catch
-            {
-                master.Dispose();
-                throw;
-            }
+            return ExecOnPipes(plan, live.Pidfd);
         }
+        catch (ScInitException e)
+        {
+            throw new EngineException(FailureKind.Failed, "ExecFailed", $"cannot run '{request.Command[0]}' in container '{name}': {e.Message}");
+        }
+    }
+
+    private ExecSession ExecOnPipes(LaunchPlan plan, SafeFd initPidfd)
+    {
         var (inRead, inWrite) = Sys.Pipe();
         var (outRead, outWrite) = Sys.Pipe();
         var (errRead, errWrite) = Sys.Pipe();
@@ -248,7 +249,7 @@ public sealed class ContainerManager : IDisposable
             using (inRead)
             using (outWrite)
             using (errWrite)
-                helper = _scInit.Exec(plan, live.Pidfd, inRead, outWrite, errWrite);
+                helper = _scInit.Exec(plan, initPidfd, inRead, outWrite, errWrite);
             return new ExecSession(helper, ToStream(inWrite, FileAccess.Write), ToStream(outRead, FileAccess.Read),
                 ToStream(errRead, FileAccess.Read), null);
         }

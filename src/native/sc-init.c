@@ -7,7 +7,9 @@
  *
  *   sc-init create   plan on fd 3; fds 0-2 are the console pty slave that init keeps.
  *   sc-init exec     plan on fd 3; fd 4 is a pidfd of the container's init; 0-2 are the
- *                    command's stdio. Exits with the command's status (128+signal if killed).
+ *                    command's stdio, or with "pty 1" a terminal made in the container's own
+ *                    devpts whose master goes back with the "pid" reply (SCM_RIGHTS).
+ *                    Exits with the command's status (128+signal if killed).
  *   sc-init console  plan on fd 3; fd 4 is a pidfd of the container's init. Mounts a new pty
  *                    slave over the container's /dev/console (a restarted daemon's console).
  *
@@ -27,10 +29,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <termios.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -41,6 +45,7 @@
 struct plan {
     const char *lower, *upper, *layers, *target, *hostname, *cwd, *console;
     int userns, idmap, pty;
+    unsigned short rows, cols;
     char *uidmap, *gidmap;
     const char *args[MAX_LIST], *envs[MAX_LIST], *cgroups[MAX_LIST];
     int nargs, nenvs, ncgroups;
@@ -125,6 +130,8 @@ static void parse_plan(char *text, struct plan *p)
         else if (!strcmp(line, "userns")) p->userns = atoi(val);
         else if (!strcmp(line, "idmap")) p->idmap = atoi(val);
         else if (!strcmp(line, "pty")) p->pty = atoi(val);
+        else if (!strcmp(line, "rows")) p->rows = atoi(val);
+        else if (!strcmp(line, "cols")) p->cols = atoi(val);
         else if (!strcmp(line, "uid")) p->uid = strtoul(val, NULL, 10);
         else if (!strcmp(line, "gid")) p->gid = strtoul(val, NULL, 10);
         else if (!strcmp(line, "uidmap")) append_line(&p->uidmap, val);
@@ -410,6 +417,23 @@ static int create(struct plan *p)
     return 0;
 }
 
+/* Sends "pid N" with the terminal master attached, so the daemon owns the container-side pty. */
+static void reply_with_fd(pid_t pid, int fd)
+{
+    char text[32];
+    int len = snprintf(text, sizeof text, "pid %d\n", pid);
+    struct iovec iov = { .iov_base = text, .iov_len = len };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                          .msg_controllen = sizeof control.buf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    if (sendmsg(report_fd, &msg, 0) < 0) die("cannot send terminal to the daemon");
+}
+
 static int exec_in(struct plan *p)
 {
     if (p->nargs == 0) { errno = EINVAL; die("plan has no command"); }
@@ -421,12 +445,30 @@ static int exec_in(struct plan *p)
     if (p->userns) become_root(p);
     drop_caps(p);
 
+    /* The terminal comes from the container's devpts, so tty(1), sudo and the like find it. */
+    int master = -1;
+    char slave[64];
+    if (p->pty) {
+        master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (master < 0) die("cannot open /dev/ptmx in the container");
+        if (unlockpt(master) < 0 || ptsname_r(master, slave, sizeof slave) != 0)
+            die("cannot set up a terminal in the container");
+        struct winsize ws = { .ws_row = p->rows ? p->rows : 24, .ws_col = p->cols ? p->cols : 80 };
+        ioctl(master, TIOCSWINSZ, &ws);
+    }
+
     pid_t child = fork();
     if (child < 0) die("cannot fork");
     if (child == 0) {
         close(pidfd);
         if (setsid() < 0) die("cannot setsid");
-        if (p->pty && ioctl(0, TIOCSCTTY, 0) < 0) die("cannot set controlling terminal");
+        if (p->pty) {
+            int tty = open(slave, O_RDWR | O_CLOEXEC);
+            if (tty < 0) die("cannot open %s", slave);
+            if (ioctl(tty, TIOCSCTTY, 0) < 0) die("cannot set controlling terminal");
+            for (int fd = 0; fd < 3; fd++)
+                if (dup2(tty, fd) < 0) die("cannot dup terminal");
+        }
         if (chdir(p->cwd) < 0) die("cannot chdir %s", p->cwd);
         reset_signals();
         if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) die("cannot close_range");
@@ -436,7 +478,12 @@ static int exec_in(struct plan *p)
     close(0);
     close(1);
     close(2);
-    reply("pid %d", child);
+    if (p->pty) {
+        reply_with_fd(child, master);
+        close(master);
+    } else {
+        reply("pid %d", child);
+    }
     int status;
     while (waitpid(child, &status, 0) < 0)
         if (errno != EINTR) die("cannot wait for %d", child);

@@ -82,6 +82,9 @@ internal static unsafe partial class Libc
     public static partial int ioctl(int fd, ulong request, void* arg);
 
     [LibraryImport("libc", SetLastError = true)]
+    public static partial nint recvmsg(int fd, MsgHdr* msg, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
     public static partial int epoll_create1(int flags);
 
     [LibraryImport("libc", SetLastError = true)]
@@ -120,6 +123,25 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int posix_spawn(int* pid, byte* path, byte* fileActions, byte* attr,
         byte** argv, byte** envp);
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct IoVec
+    {
+        public void* Base;
+        public nuint Length;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct MsgHdr
+    {
+        public void* Name;
+        public uint NameLength;
+        public IoVec* Iov;
+        public nuint IovLength;
+        public void* Control;
+        public nuint ControlLength;
+        public int Flags;
+    }
 
     [StructLayout(LayoutKind.Sequential, Pack = 1)]
     public struct EpollEvent

@@ -188,6 +188,35 @@ public static unsafe class Sys
         }
     }
 
+    /// <summary>
+    /// Reads a stream socket until a descriptor arrives (SCM_RIGHTS) or EOF; returns the text
+    /// read up to and including the message that carried it.
+    /// </summary>
+    public static (string Text, SafeFd? Fd) ReceiveDescriptor(SafeFd socket)
+    {
+        const int SOL_SOCKET = 1, SCM_RIGHTS = 1, MSG_CMSG_CLOEXEC = 0x40000000;
+        var text = new StringBuilder();
+        byte* data = stackalloc byte[512];
+        byte* control = stackalloc byte[64];
+        for (;;)
+        {
+            var iov = new Libc.IoVec { Base = data, Length = 512 };
+            var msg = new Libc.MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = 64 };
+            nint n = Libc.recvmsg(socket.Fd, &msg, MSG_CMSG_CLOEXEC);
+            if (n < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == Libc.EINTR) continue;
+                throw new NativeException(errno, "recvmsg", $"fd {socket.Fd}");
+            }
+            text.Append(Encoding.UTF8.GetString(data, (int)n));
+            // struct cmsghdr: size_t len, int level, int type, then the data.
+            if (msg.ControlLength >= 20 && *(int*)(control + 8) == SOL_SOCKET && *(int*)(control + 12) == SCM_RIGHTS)
+                return (text.ToString(), new SafeFd(*(int*)(control + 16)));
+            if (n == 0) return (text.ToString(), null);
+        }
+    }
+
     /// <summary>Reads until EOF.</summary>
     public static string ReadToEnd(SafeFd fd)
     {

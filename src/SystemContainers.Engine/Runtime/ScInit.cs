@@ -50,6 +50,37 @@ public sealed class ScInit(string path)
         }
     }
 
+    /// <summary>
+    /// Starts a command on a terminal made in the container's own devpts; returns the helper
+    /// and the terminal's master, which sc-init sends back over the plan socket.
+    /// </summary>
+    public (ExecHelper Helper, SafeFd Terminal) ExecOnTerminal(LaunchPlan plan, SafeFd initPidfd)
+    {
+        var (daemonEnd, helperEnd) = Sys.SocketPair();
+        try
+        {
+            int helper;
+            using (var devnull = Sys.Open("/dev/null", Libc.O_RDWR))
+            using (helperEnd)
+                helper = Sys.Spawn(Path, ["sc-init", "exec"], [(helperEnd, 3), (initPidfd, 4), (devnull, 0), (devnull, 1), (devnull, 2)]);
+            Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes(plan.ToString()));
+            var (text, terminal) = Sys.ReceiveDescriptor(daemonEnd);
+            var exec = new ExecHelper(helper, daemonEnd, text);
+            if (terminal is null)
+            {
+                var (_, error) = exec.Wait();
+                exec.Dispose();
+                throw new ScInitException(error ?? "sc-init sent no terminal");
+            }
+            return (exec, terminal);
+        }
+        catch
+        {
+            daemonEnd.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Mounts a new console pty slave over /dev/console in a running container.</summary>
     public void AttachConsole(LaunchPlan plan, SafeFd initPidfd)
     {
@@ -82,14 +113,14 @@ public sealed class ScInit(string path)
 }
 
 /// <summary>A running "sc-init exec": owns the helper's report channel; Wait reaps it.</summary>
-public sealed class ExecHelper(int pid, SafeFd channel) : IDisposable
+public sealed class ExecHelper(int pid, SafeFd channel, string alreadyRead = "") : IDisposable
 {
     public int HelperPid { get; } = pid;
 
     /// <summary>Waits for the command; an error line means it never ran (exit 127 for ENOENT, else 126).</summary>
     public (int ExitCode, string? Error) Wait()
     {
-        string reply = Sys.ReadToEnd(channel);
+        string reply = alreadyRead + Sys.ReadToEnd(channel);
         int rc = Sys.WaitPid(HelperPid);
         var (_, error) = ScInit.ParseReply(reply);
         if (error is null) return (rc, null);

@@ -1,0 +1,65 @@
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
+    Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
+    $script:daemon = Start-TestDaemon
+    New-SystemContainer run1 -Image (Get-TestImage) -Start | Out-Null
+}
+AfterAll { Stop-TestDaemon $script:daemon }
+
+Describe 'Invoke-SystemContainerCommand' {
+    It 'returns stdout as lines' {
+        $out = Invoke-SystemContainerCommand run1 -- sh -c 'echo one; echo two'
+        $out | Should -Be @('one', 'two')
+        $LASTEXITCODE | Should -Be 0
+    }
+    It 'makes a non-zero exit a non-terminating error carrying the code' {
+        # Everything after -- is the command, so the common parameters come first.
+        $out = Invoke-SystemContainerCommand run1 -ErrorVariable err -ErrorAction SilentlyContinue -InformationVariable info -- sh -c 'echo partial; echo broke >&2; exit 3'
+        $out | Should -Be 'partial'
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'CommandFailed,*'
+        $err[0].Exception.ExitCode | Should -Be 3
+        $err[0].Exception.Message | Should -Match 'exited with code 3: broke'
+        $LASTEXITCODE | Should -Be 3
+        @($info | ForEach-Object { "$($_.MessageData)" }) | Should -Contain 'broke'
+    }
+    It 'returns one object with -PassThru' {
+        $r = Invoke-SystemContainerCommand run1 -PassThru -- sh -c 'echo out; echo err >&2; exit 4'
+        $r | Should -BeOfType ([SystemContainers.Api.SystemContainerCommandResult])
+        $r.ExitCode | Should -Be 4
+        $r.Stdout | Should -Be "out`n"
+        $r.Stderr | Should -Be "err`n"
+        $r.Container | Should -Be 'run1'
+    }
+    It 'passes environment, working directory and user' {
+        Invoke-SystemContainerCommand run1 -Environment @{ GREETING = 'hello there' } -- sh -c 'echo $GREETING' | Should -Be 'hello there'
+        Invoke-SystemContainerCommand run1 -WorkingDirectory /etc pwd | Should -Be '/etc'
+        # No supplementary groups are kept: id prints none.
+        Invoke-SystemContainerCommand run1 -User 1000 -Group 1000 -- id | Should -Be 'uid=1000 gid=1000'
+    }
+    It 'reports a missing program with exit code 127' {
+        $r = Invoke-SystemContainerCommand run1 /no/such/program -PassThru
+        $r.ExitCode | Should -Be 127
+        $r.Stderr | Should -Match 'cannot exec /no/such/program: ENOENT'
+    }
+    It 'runs in every container a wildcard names, from the pipeline' {
+        New-SystemContainer run2 -Image busybox -Start | Out-Null
+        (Get-SystemContainer run* | Invoke-SystemContainerCommand -Command hostname) | Sort-Object | Should -Be @('run1', 'run2')
+    }
+}
+
+Describe 'Enter-SystemContainer' {
+    It 'runs a shell on a terminal inside the container and passes input through' {
+        $root = Join-Path $PSScriptRoot '..'
+        $script = "Import-Module '$root/SystemContainers.psd1'; Enter-SystemContainer run1 -Command sh; exit `$LASTEXITCODE"
+        $output = "tty; echo inside-`$(hostname); exit 7`n" | dotnet pwsh -NoProfile -Command $script
+        $code = $LASTEXITCODE
+        ($output -join "`n") | Should -Match 'inside-run1'
+        ($output -join "`n") | Should -Match '/dev/pts/\d+'
+        $code | Should -Be 7
+    }
+    It 'reports a stopped container' {
+        New-SystemContainer parked -Image busybox | Out-Null
+        Enter-SystemContainer parked -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'NotRunning,*'
+    }
+}

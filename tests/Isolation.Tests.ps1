@@ -1,0 +1,77 @@
+# Looks at a running container from inside (what its processes see) and from the host (kernel state).
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
+    Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
+    $script:daemon = Start-TestDaemon
+    $script:image = Get-TestImage
+    $script:c = New-SystemContainer iso -Image $image -Start
+    function In([string[]]$Command) { Invoke-SystemContainerCommand iso -Command $Command -PassThru }
+}
+AfterAll { Stop-TestDaemon $script:daemon }
+
+Describe 'From inside the container' {
+    It 'is root' { (In 'id', '-u').Stdout.Trim() | Should -Be '0' }
+    It 'has the container name as hostname' { (In 'hostname').Stdout.Trim() | Should -Be 'iso' }
+    It 'has its init as PID 1' { (In 'cat', '/proc/1/comm').Stdout.Trim() | Should -Be 'init' }
+    It 'does not see host processes' {
+        $pids = (In 'sh', '-c', 'ls /proc | grep -E "^[0-9]+$"').Stdout.Trim() -split "`n" | ForEach-Object { [int]$_ }
+        $pids | Should -Contain 1
+        $pids | Should -Not -Contain $PID
+        $pids.Count | Should -BeLessThan 6
+    }
+    It 'cannot write /proc/sys/kernel/hostname' {
+        $r = In 'sh', '-c', 'echo evil > /proc/sys/kernel/hostname'
+        $r.ExitCode | Should -Not -Be 0
+        $r.Stderr | Should -Match 'Read-only file system'
+        (hostname) | Should -Not -Be 'evil'
+    }
+    It 'cannot mount file systems or make block devices' {
+        (In 'mount', '-t', 'tmpfs', 'x', '/mnt').ExitCode | Should -Not -Be 0
+        (In 'mknod', '/tmp/sda', 'b', '8', '0').ExitCode | Should -Not -Be 0
+    }
+    It 'sees /sys read-only and masked /proc files' {
+        (In 'touch', '/sys/kernel/evil').ExitCode | Should -Not -Be 0
+        (In 'sh', '-c', 'grep " /sys " /proc/self/mountinfo').Stdout | Should -Match '\sro,'
+        (In 'sh', '-c', 'wc -c < /proc/keys').Stdout.Trim() | Should -Be '0'
+    }
+    It 'has the API file systems a system container needs' {
+        $mounts = (In 'cat', '/proc/self/mountinfo').Stdout
+        foreach ($m in ' /proc ', ' /dev ', ' /dev/pts ', ' /dev/shm ', ' /run ', ' /sys/fs/cgroup ', ' /dev/console ') { $mounts | Should -Match ([regex]::Escape($m)) }
+        (In 'sh', '-c', 'echo ok > /dev/null && head -c 4 /dev/urandom | wc -c').Stdout.Trim() | Should -Be '4'
+        (In 'sh', '-c', 'tr "\0" "\n" < /proc/1/environ').Stdout | Should -Match 'container=systemcontainers'
+    }
+}
+
+Describe 'From the host' {
+    It 'runs init as host uid 1000000' {
+        (Get-Content "/proc/$($c.Pid)/status" | Where-Object { $_ -like 'Uid:*' }) -split '\s+' | Select-Object -Index 1 | Should -Be '1000000'
+        Get-Content "/proc/$($c.Pid)/uid_map" | Should -Match '^\s*0\s+1000000\s+65536'
+    }
+    It 'gives init its own <ns> namespace' -ForEach @(
+        @{ ns = 'pid' }, @{ ns = 'mnt' }, @{ ns = 'net' }, @{ ns = 'uts' }, @{ ns = 'ipc' }, @{ ns = 'user' }, @{ ns = 'cgroup' }
+    ) {
+        (Get-Item "/proc/$($c.Pid)/ns/$ns").LinkTarget | Should -Not -Be (Get-Item "/proc/$($daemon.Pid)/ns/$ns").LinkTarget
+    }
+    It "puts the container's processes in a cgroup under the daemon's own" {
+        $daemonMemory = ((Get-Content "/proc/$($daemon.Pid)/cgroup" | Where-Object { $_ -match ':memory:' }) -split ':', 3)[2]
+        $dirs = Get-CgroupDirectories -InitPid $c.Pid
+        $memory = $dirs | Where-Object { $_ -like '/sys/fs/cgroup/memory/*' }
+        $memory | Should -BeLike "/sys/fs/cgroup/memory$($daemonMemory.TrimEnd('/'))/*/iso"
+        Get-Content (Join-Path $memory 'cgroup.procs') | Should -Contain "$($c.Pid)"
+        (Invoke-SystemContainerCommand iso -- sh -c 'cat /proc/self/cgroup | grep memory') | Should -Match ':memory:/$'
+    }
+    It 'leaves no container mounts in the host mount table' {
+        Get-Content /proc/self/mountinfo | Where-Object { $_ -match [regex]::Escape($daemon.Dir) } | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Two containers from one image' {
+    It 'do not see each other''s files, and the image stays unchanged' {
+        New-SystemContainer iso2 -Image $image -Start | Out-Null
+        Invoke-SystemContainerCommand iso -- sh -c 'echo mine > /etc/secret'
+        (Invoke-SystemContainerCommand iso2 -PassThru -- cat /etc/secret).ExitCode | Should -Not -Be 0
+        $fingerprint = (Get-SystemContainerImage busybox).Fingerprint
+        Test-Path (Join-Path $daemon.StateDir "images/$fingerprint/rootfs/etc/secret") | Should -BeFalse
+        Test-Path (Join-Path $daemon.StateDir 'containers/iso/fs/upper/etc/secret') | Should -BeTrue
+    }
+}

@@ -1,0 +1,124 @@
+# Test support: a real systemcontainerd per test file, in its own state directory, and raw API access.
+# Every test file starts its daemon in BeforeAll and stops it in AfterAll (which runs even when tests fail).
+Set-StrictMode -Version Latest
+
+$script:Root = Split-Path -Parent $PSScriptRoot
+$script:DaemonBinary = Join-Path $script:Root 'artifacts/SystemContainers/daemon/systemcontainerd'
+
+function Start-TestDaemon {
+    <# Starts a daemon over a fresh state directory and points the module at its socket. #>
+    param([string[]]$ExtraArguments = @())
+    if (-not (Test-Path $script:DaemonBinary)) { throw "build first: $script:DaemonBinary is missing" }
+    $dir = Join-Path '/tmp' "sc-test-$([guid]::NewGuid().ToString('n').Substring(0, 10))"
+    $daemon = [pscustomobject]@{
+        Dir      = $dir
+        StateDir = Join-Path $dir 'state'
+        RunDir   = Join-Path $dir 'run'
+        Socket   = Join-Path $dir 'run/systemcontainerd.sock'
+        Log      = Join-Path $dir 'daemon.log'
+        Pid      = 0
+    }
+    New-Item -ItemType Directory -Force -Path $dir | Out-Null
+    Start-DaemonProcess $daemon $ExtraArguments
+    $env:SYSTEMCONTAINERS_SOCKET = $daemon.Socket
+    $env:SYSTEMCONTAINERS_RUN_DIR = $daemon.RunDir
+    $daemon
+}
+
+function Start-DaemonProcess($Daemon, [string[]]$ExtraArguments = @()) {
+    $arguments = @('--state-dir', $Daemon.StateDir, '--run-dir', $Daemon.RunDir, '--socket', $Daemon.Socket,
+        '--cache-dir', '/var/cache/systemcontainers', '--log-file', $Daemon.Log) + $ExtraArguments
+    $p = Start-Process -FilePath $script:DaemonBinary -ArgumentList $arguments -PassThru
+    $Daemon.Pid = $p.Id
+    try {
+        $deadline = [DateTime]::UtcNow.AddSeconds(30)
+        while ([DateTime]::UtcNow -lt $deadline) {
+            if ((Test-Path $Daemon.Socket) -and (Invoke-TestApi $Daemon GET /1.0).Status -eq 200) { return }
+            if ($p.HasExited) { throw "daemon exited with $($p.ExitCode): $(Get-Content -Raw $Daemon.Log -ErrorAction SilentlyContinue)" }
+            Start-Sleep -Milliseconds 50
+        }
+        throw "daemon did not answer on $($Daemon.Socket)"
+    }
+    catch {
+        Stop-DaemonProcess $Daemon
+        throw
+    }
+}
+
+function Stop-DaemonProcess($Daemon) {
+    <# Ends the daemon we started, by its pid; containers keep running (as after a daemon crash or upgrade). #>
+    if ($Daemon.Pid -le 0) { return }
+    $p = Get-Process -Id $Daemon.Pid -ErrorAction SilentlyContinue
+    if ($p) {
+        kill -TERM $Daemon.Pid
+        if (-not $p.WaitForExit(10000)) { kill -KILL $Daemon.Pid; $p.WaitForExit(5000) | Out-Null }
+    }
+    $Daemon.Pid = 0
+}
+
+function Stop-TestDaemon($Daemon) {
+    <# Removes every container the tests left, ends the daemon and deletes its directories. #>
+    if (-not $Daemon) { return }
+    if ($Daemon.Pid -gt 0) {
+        $list = Invoke-TestApi $Daemon GET '/1.0/containers'
+        if ($list.Status -eq 200) {
+            foreach ($url in $list.Body.metadata) {
+                $r = Invoke-TestApi $Daemon DELETE "$($url)?force=1"
+                if ($r.Body.operation) { Invoke-TestApi $Daemon GET "$($r.Body.operation)/wait?timeout=60" | Out-Null }
+            }
+        }
+    }
+    Stop-DaemonProcess $Daemon
+    Remove-Item -Recurse -Force $Daemon.Dir -ErrorAction SilentlyContinue
+    Remove-Item Env:SYSTEMCONTAINERS_SOCKET, Env:SYSTEMCONTAINERS_RUN_DIR -ErrorAction SilentlyContinue
+}
+
+function Invoke-TestApi {
+    <# One HTTP/1.0 request over the daemon's unix socket, as any client could send it. #>
+    param($Daemon, [string]$Method, [string]$Path, [string]$Body)
+    $socket = [System.Net.Sockets.Socket]::new([System.Net.Sockets.AddressFamily]::Unix, [System.Net.Sockets.SocketType]::Stream, [System.Net.Sockets.ProtocolType]::Unspecified)
+    try {
+        $socket.Connect([System.Net.Sockets.UnixDomainSocketEndPoint]::new($Daemon.Socket))
+        $payload = [byte[]]::new(0)
+        if ($Body) { $payload = [Text.Encoding]::UTF8.GetBytes($Body) }
+        $head = "$Method $Path HTTP/1.0`r`nHost: systemcontainers`r`nContent-Type: application/json`r`nContent-Length: $($payload.Length)`r`n`r`n"
+        $socket.Send([Text.Encoding]::ASCII.GetBytes($head)) | Out-Null
+        if ($payload.Length) { $socket.Send($payload) | Out-Null }
+        $stream = [System.Net.Sockets.NetworkStream]::new($socket)
+        $text = [IO.StreamReader]::new($stream).ReadToEnd()
+        $status = [int]($text -split ' ')[1]
+        $json = $text.Substring($text.IndexOf("`r`n`r`n") + 4)
+        [pscustomobject]@{ Status = $status; Body = if ($json) { $json | ConvertFrom-Json } else { $null } }
+    }
+    catch [System.Net.Sockets.SocketException] {
+        [pscustomobject]@{ Status = 0; Body = $null }
+    }
+    finally { $socket.Dispose() }
+}
+
+function Get-TestImage {
+    <# The busybox image, built once per daemon. #>
+    if (-not (Get-SystemContainerImage busybox -ErrorAction SilentlyContinue)) { New-SystemContainerImage -Busybox -Alias busybox | Out-Null }
+    'busybox'
+}
+
+function Wait-Until([scriptblock]$Condition, [int]$TimeoutSeconds = 60, [string]$What = 'condition') {
+    $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
+    while ([DateTime]::UtcNow -lt $deadline) {
+        if (& $Condition) { return }
+        Start-Sleep -Milliseconds 200
+    }
+    throw "timed out after $TimeoutSeconds s waiting for $What"
+}
+
+function Get-CgroupDirectories {
+    <# The container's cgroup directories on the host, found from its init's /proc/<pid>/cgroup. #>
+    param([int]$InitPid)
+    Get-Content "/proc/$InitPid/cgroup" | ForEach-Object {
+        $id, $controllers, $path = $_ -split ':', 3
+        $mount = if ($controllers -eq '') { '/sys/fs/cgroup/unified' } elseif ($controllers -like 'name=*') { '/sys/fs/cgroup/' + $controllers.Substring(5) } else { "/sys/fs/cgroup/$controllers" }
+        Join-Path $mount $path
+    }
+}
+
+Export-ModuleMember -Function Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Wait-Until, Get-CgroupDirectories
