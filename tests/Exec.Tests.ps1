@@ -36,6 +36,13 @@ Describe 'Invoke-SystemContainerCommand' {
         # No supplementary groups are kept: id prints none.
         Invoke-SystemContainerCommand run1 -User 1000 -Group 1000 -- id | Should -Be 'uid=1000 gid=1000'
     }
+    It 'starts in / when the home directory is missing, but refuses a missing -WorkingDirectory' {
+        Invoke-SystemContainerCommand run1 -- rmdir /root
+        Invoke-SystemContainerCommand run1 pwd | Should -Be '/'
+        $r = Invoke-SystemContainerCommand run1 -WorkingDirectory /nowhere -PassThru pwd
+        $r.ExitCode | Should -Be 127
+        $r.Stderr | Should -Match 'cannot chdir /nowhere: ENOENT'
+    }
     It 'reports a missing program with exit code 127' {
         $r = Invoke-SystemContainerCommand run1 /no/such/program -PassThru
         $r.ExitCode | Should -Be 127

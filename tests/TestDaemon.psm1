@@ -111,6 +111,13 @@ function Wait-Until([scriptblock]$Condition, [int]$TimeoutSeconds = 60, [string]
     throw "timed out after $TimeoutSeconds s waiting for $What"
 }
 
+function Test-ProcessAlive([int]$ProcessId) {
+    <# A zombie has exited: an adopted init is reaped by its real parent (the host's init), not by us. #>
+    $stat = Get-Content "/proc/$ProcessId/stat" -ErrorAction SilentlyContinue
+    if (-not $stat) { return $false }
+    $stat.Substring($stat.LastIndexOf(')') + 2, 1) -ne 'Z'
+}
+
 function Get-CgroupDirectories {
     <# The container's cgroup directories on the host, found from its init's /proc/<pid>/cgroup. #>
     param([int]$InitPid)
@@ -121,4 +128,4 @@ function Get-CgroupDirectories {
     }
 }
 
-Export-ModuleMember -Function Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Wait-Until, Get-CgroupDirectories
+Export-ModuleMember -Function Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Wait-Until, Get-CgroupDirectories

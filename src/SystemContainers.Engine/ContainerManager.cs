@@ -217,6 +217,7 @@ public sealed class ContainerManager : IDisposable
             .Add("uid", request.User)
             .Add("gid", request.Group)
             .Add("cwd", request.WorkingDirectory ?? (request.User == 0 ? "/root" : "/"))
+            .Add("home", request.WorkingDirectory is null ? 1 : 0)
             .Add("pty", request.Interactive ? 1 : 0)
             .AddAll("cgroup", _cgroups.ProcsFilesOf(live.Pid))
             .AddAll("capdrop", DroppedCapabilities.Select(x => x.ToString()))

@@ -44,7 +44,7 @@
 
 struct plan {
     const char *lower, *upper, *layers, *target, *hostname, *cwd, *console;
-    int userns, idmap, pty;
+    int userns, idmap, pty, home;
     unsigned short rows, cols;
     char *uidmap, *gidmap;
     const char *args[MAX_LIST], *envs[MAX_LIST], *cgroups[MAX_LIST];
@@ -127,6 +127,7 @@ static void parse_plan(char *text, struct plan *p)
         else if (!strcmp(line, "target")) p->target = val;
         else if (!strcmp(line, "hostname")) p->hostname = val;
         else if (!strcmp(line, "cwd")) p->cwd = val;
+        else if (!strcmp(line, "home")) p->home = atoi(val);
         else if (!strcmp(line, "userns")) p->userns = atoi(val);
         else if (!strcmp(line, "idmap")) p->idmap = atoi(val);
         else if (!strcmp(line, "pty")) p->pty = atoi(val);
@@ -469,7 +470,8 @@ static int exec_in(struct plan *p)
             for (int fd = 0; fd < 3; fd++)
                 if (dup2(tty, fd) < 0) die("cannot dup terminal");
         }
-        if (chdir(p->cwd) < 0) die("cannot chdir %s", p->cwd);
+        /* A home directory the image lacks is no reason to fail; an explicit one is. */
+        if (chdir(p->cwd) < 0 && !(p->home && chdir("/") == 0)) die("cannot chdir %s", p->cwd);
         reset_signals();
         if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) die("cannot close_range");
         exec_command(p);

@@ -1,0 +1,106 @@
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
+    Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
+    $script:daemon = Start-TestDaemon
+    $script:image = Get-TestImage
+}
+AfterAll { Stop-TestDaemon $script:daemon }
+
+Describe 'Restarting the daemon while a container runs' {
+    It 'keeps the container running, shows it, execs in it and stops it' {
+        $c = New-SystemContainer survivor -Image $image -Start
+        $consoleBefore = Invoke-SystemContainerCommand survivor -- sh -c 'grep " /dev/console " /proc/self/mountinfo'
+        Stop-DaemonProcess $daemon
+        Test-ProcessAlive $c.Pid | Should -BeTrue -Because 'containers outlive their daemon'
+        Start-DaemonProcess $daemon
+
+        $again = Get-SystemContainer survivor
+        $again.Status | Should -Be 'Running'
+        $again.Pid | Should -Be $c.Pid
+        Invoke-SystemContainerCommand survivor hostname | Should -Be 'survivor'
+        # The console came back on a fresh pty rather than the hung-up one.
+        $consoleAfter = Invoke-SystemContainerCommand survivor -- sh -c 'grep " /dev/console " /proc/self/mountinfo'
+        $consoleAfter | Should -Not -Match 'deleted'
+        Test-Path (Join-Path $daemon.RunDir 'containers/survivor/console.log') | Should -BeTrue
+        (Stop-SystemContainer survivor -Force -PassThru).Status | Should -Be 'Stopped'
+        Test-ProcessAlive $c.Pid | Should -BeFalse
+    }
+    It 'marks a container whose init died while the daemon was away as stopped' {
+        $c = New-SystemContainer casualty -Image $image -Start
+        Stop-DaemonProcess $daemon
+        kill -KILL $c.Pid
+        Start-DaemonProcess $daemon
+        (Get-SystemContainer casualty).Status | Should -Be 'Stopped'
+        Start-SystemContainer casualty -PassThru | ForEach-Object Status | Should -Be 'Running'
+    }
+}
+
+Describe 'Starting the daemon on first use' {
+    It 'starts the bundled daemon when nothing answers on the socket' {
+        $dir = Join-Path $daemon.Dir 'auto'
+        $saved = $env:SYSTEMCONTAINERS_SOCKET, $env:SYSTEMCONTAINERS_RUN_DIR, $env:SYSTEMCONTAINERS_STATE_DIR
+        $env:SYSTEMCONTAINERS_RUN_DIR = Join-Path $dir 'run'
+        $env:SYSTEMCONTAINERS_SOCKET = Join-Path $dir 'run/systemcontainerd.sock'
+        $env:SYSTEMCONTAINERS_STATE_DIR = Join-Path $dir 'state'
+        $auto = [pscustomobject]@{ Socket = $env:SYSTEMCONTAINERS_SOCKET; Pid = 0 }
+        try {
+            Get-SystemContainer | Should -BeNullOrEmpty
+            $info = (Invoke-TestApi $auto GET /1.0).Body.metadata
+            $info.state_dir | Should -Be (Join-Path $dir 'state')
+            $auto.Pid = $info.pid
+            $auto.Pid | Should -BeGreaterThan 0
+        }
+        finally {
+            if ($auto.Pid) { Stop-DaemonProcess $auto }
+            $env:SYSTEMCONTAINERS_SOCKET, $env:SYSTEMCONTAINERS_RUN_DIR, $env:SYSTEMCONTAINERS_STATE_DIR = $saved
+            if (-not $env:SYSTEMCONTAINERS_STATE_DIR) { Remove-Item Env:SYSTEMCONTAINERS_STATE_DIR -ErrorAction SilentlyContinue }
+        }
+    }
+    It 'refuses to start a second daemon on a live socket' {
+        $out = & (Join-Path $PSScriptRoot '../artifacts/SystemContainers/daemon/systemcontainerd') --socket $daemon.Socket --state-dir (Join-Path $daemon.Dir 'other') 2>&1
+        $LASTEXITCODE | Should -Be 1
+        "$out" | Should -Match 'another daemon answers'
+    }
+}
+
+Describe 'REST API' {
+    It 'answers /1.0 with the server facts' {
+        $r = Invoke-TestApi $daemon GET /1.0
+        $r.Status | Should -Be 200
+        $r.Body.type | Should -Be 'sync'
+        $r.Body.metadata.cgroup_version | Should -BeIn 'v1', 'v2'
+    }
+    It 'lists containers as URLs and, with recursion, as objects' {
+        (Invoke-TestApi $daemon GET /1.0/containers).Body.metadata | Should -Contain '/1.0/containers/casualty'
+        ((Invoke-TestApi $daemon GET '/1.0/containers?recursion=1').Body.metadata | Where-Object name -eq casualty).status | Should -Be 'Running'
+    }
+    It 'returns an operation for state changes, and waits on it' {
+        $r = Invoke-TestApi $daemon PUT /1.0/containers/casualty/state '{"action":"stop","force":true}'
+        $r.Status | Should -Be 202
+        $r.Body.type | Should -Be 'async'
+        $done = Invoke-TestApi $daemon GET "$($r.Body.operation)/wait?timeout=30"
+        $done.Body.metadata.status | Should -Be 'Success'
+        $done.Body.metadata.metadata.result.status | Should -Be 'Stopped'
+    }
+    It 'refuses <what> with <status> <id>' -ForEach @(
+        @{ what = 'a body that is not JSON'; method = 'POST'; path = '/1.0/containers'; body = '{not json'; status = 400; id = 'InvalidRequest' },
+        @{ what = 'a create without a name'; method = 'POST'; path = '/1.0/containers'; body = '{"image":"busybox"}'; status = 400; id = 'InvalidRequest' },
+        @{ what = 'an unknown state action'; method = 'PUT'; path = '/1.0/containers/casualty/state'; body = '{"action":"explode"}'; status = 400; id = 'InvalidAction' },
+        @{ what = 'a negative timeout'; method = 'PUT'; path = '/1.0/containers/casualty/state'; body = '{"action":"stop","timeout":-1}'; status = 400; id = 'InvalidTimeout' },
+        @{ what = 'an empty command'; method = 'POST'; path = '/1.0/containers/casualty/exec'; body = '{"command":[]}'; status = 400; id = 'InvalidCommand' },
+        @{ what = 'exec in a stopped container'; method = 'POST'; path = '/1.0/containers/casualty/exec'; body = '{"command":["true"]}'; status = 409; id = 'NotRunning' },
+        @{ what = 'an unknown container'; method = 'GET'; path = '/1.0/containers/nosuch'; body = $null; status = 404; id = 'ContainerNotFound' },
+        @{ what = 'an unknown image source'; method = 'POST'; path = '/1.0/images'; body = '{"source":"ftp"}'; status = 400; id = 'InvalidSource' },
+        @{ what = 'an unknown operation'; method = 'GET'; path = '/1.0/operations/nope'; body = $null; status = 404; id = 'OperationNotFound' },
+        @{ what = 'a websocket without its secret'; method = 'GET'; path = '/1.0/operations/nope/websocket'; body = $null; status = 404; id = 'OperationNotFound' }
+    ) {
+        $r = Invoke-TestApi $daemon $method $path $body
+        $r.Status | Should -Be $status
+        $r.Body.type | Should -Be 'error'
+        $r.Body.error_id | Should -Be $id
+        $r.Body.error | Should -Not -BeNullOrEmpty
+    }
+    It 'keeps the socket for root only' {
+        (stat -c '%a %U' $daemon.Socket) | Should -Be '600 root'
+    }
+}

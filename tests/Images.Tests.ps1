@@ -1,0 +1,123 @@
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
+    Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
+    $script:daemon = Start-TestDaemon
+    $script:work = Join-Path $daemon.Dir 'tarballs'
+    New-Item -ItemType Directory -Path $work | Out-Null
+
+    # A minimal rootfs made by hand, packed with the host's tar in each compression.
+    $script:rootfs = Join-Path $work 'rootfs'
+    New-Item -ItemType Directory -Path "$rootfs/bin", "$rootfs/sbin", "$rootfs/etc", "$rootfs/dev" | Out-Null
+    Copy-Item /bin/busybox "$rootfs/bin/busybox"
+    foreach ($a in 'sh', 'id', 'hostname', 'cat', 'ls', 'stat') { New-Item -ItemType SymbolicLink -Path "$rootfs/bin/$a" -Target busybox | Out-Null }
+    New-Item -ItemType SymbolicLink -Path "$rootfs/sbin/init" -Target ../bin/busybox | Out-Null
+    Set-Content "$rootfs/etc/passwd" 'root:x:0:0:root:/root:/bin/sh'
+    Set-Content "$rootfs/etc/owned" 'owned by 1234'
+    chown 1234:4321 "$rootfs/etc/owned"
+    chmod 4750 "$rootfs/bin/busybox"
+    mknod "$rootfs/dev/null0" c 1 3
+    ln "$rootfs/etc/passwd" "$rootfs/etc/passwd-hardlink"
+    function Pack([string]$Name, [string[]]$Compress = @()) {
+        $file = Join-Path $work $Name
+        tar --create --file $file --numeric-owner --xattrs @Compress -C $rootfs .
+        if ($LASTEXITCODE) { throw "tar failed for $Name" }
+        $file
+    }
+    function Get-ImageDirs { @(Get-ChildItem (Join-Path $daemon.StateDir 'images') -Force | ForEach-Object Name) }
+}
+AfterAll { Stop-TestDaemon $script:daemon }
+
+Describe 'New-SystemContainerImage -Busybox and Get-SystemContainerImage' {
+    It 'builds a busybox image with a fingerprint' {
+        $img = New-SystemContainerImage -Busybox -Alias bb
+        $img | Should -BeOfType ([SystemContainers.Api.SystemContainerImage])
+        $img.Fingerprint | Should -Match '^[0-9a-f]{64}$'
+        $img.Aliases | Should -Be 'bb'
+        $img.InitKind | Should -Be 'busybox'
+    }
+    It 'gets images by alias wildcard and fingerprint prefix' {
+        $fp = (Get-SystemContainerImage bb).Fingerprint
+        (Get-SystemContainerImage b*).Fingerprint | Should -Be $fp
+        (Get-SystemContainerImage $fp.Substring(0, 12)).Aliases | Should -Be 'bb'
+        Get-SystemContainerImage nosuch -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'ImageNotFound,*'
+    }
+    It 'creates nothing with -WhatIf' {
+        New-SystemContainerImage -Busybox -Alias whatif -WhatIf
+        Get-SystemContainerImage whatif -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Import-SystemContainerImage' {
+    It 'imports a <kind> tarball with full fidelity' -ForEach @(
+        @{ kind = 'plain'; file = 'r.tar'; flags = @() },
+        @{ kind = 'gzip'; file = 'r.tar.gz'; flags = @('--gzip') },
+        @{ kind = 'xz'; file = 'r.tar.xz'; flags = @('--xz') },
+        @{ kind = 'zstd'; file = 'r.tar.zst'; flags = @('--zstd') }
+    ) {
+        $path = Pack $file $flags
+        $img = Import-SystemContainerImage $path -Alias "imp-$kind"
+        $img.InitKind | Should -Be 'busybox'
+        $root = Join-Path $daemon.StateDir "images/$($img.Fingerprint)/rootfs"
+        (stat -c '%u:%g' "$root/etc/owned") | Should -Be '1234:4321'
+        (stat -c '%a' "$root/bin/busybox") | Should -Be '4750'
+        (stat -c '%F %t,%T' "$root/dev/null0") | Should -Be 'character special file 1,3'
+        (stat -c '%i' "$root/etc/passwd") | Should -Be (stat -c '%i' "$root/etc/passwd-hardlink")
+    }
+    It 'boots a container from an imported image, owners mapped into it' {
+        New-SystemContainer fromtar -Image imp-plain -Start | Out-Null
+        Invoke-SystemContainerCommand fromtar -- stat -c '%u:%g' /etc/owned | Should -Be '1234:4321'
+        Remove-SystemContainer fromtar -Force -Confirm:$false
+    }
+    It 'adds an alias when the same file is imported again' {
+        $again = Import-SystemContainerImage (Join-Path $work 'r.tar') -Alias second-name
+        $again.Aliases | Should -Be @('imp-plain', 'second-name')
+    }
+    It 'refuses an alias that names another image' {
+        Import-SystemContainerImage (Join-Path $work 'r.tar.gz') -Alias bb -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'AliasInUse,*'
+    }
+    It 'refuses <what> and leaves nothing behind' -ForEach @(
+        @{ what = 'a missing file'; id = 'ImageFileNotFound'; make = { Join-Path $work 'missing.tar' } },
+        @{ what = 'a corrupt tarball'; id = 'InvalidImage'; make = {
+            $f = Join-Path $work 'corrupt.tar'; [IO.File]::WriteAllBytes($f, [byte[]](1..2048 | ForEach-Object { $_ % 251 })); $f } },
+        @{ what = 'a truncated gzip'; id = 'InvalidImage'; make = {
+            $f = Join-Path $work 'trunc.tar.gz'; $b = [IO.File]::ReadAllBytes((Join-Path $work 'r.tar.gz')); [IO.File]::WriteAllBytes($f, $b[0..1000]); $f } },
+        @{ what = 'an entry with ../'; id = 'InvalidImage'; make = {
+            $d = Join-Path $work 'dotdot'; New-Item -ItemType Directory -Force "$d/x" | Out-Null; Set-Content "$d/escape" 'x'
+            $f = Join-Path $work 'dotdot.tar'; tar --create --file $f -C "$d/x" ../escape 2>$null; $f } },
+        @{ what = 'a write through an absolute symlink'; id = 'InvalidImage'; make = {
+            $d = Join-Path $work 'evil'; New-Item -ItemType Directory -Force "$d/a/evil" | Out-Null; Set-Content "$d/a/evil/pwned" 'x'
+            New-Item -ItemType Directory -Force "$d/b" | Out-Null; New-Item -ItemType SymbolicLink -Path "$d/b/evil" -Target (Join-Path $work 'outside') | Out-Null
+            $f = Join-Path $work 'evil.tar'; tar --create --file $f -C "$d/b" evil; tar --append --file $f -C "$d/a" evil/pwned; $f } },
+        @{ what = 'a tarball without /sbin/init'; id = 'InvalidImage'; make = {
+            $d = Join-Path $work 'noinit'; New-Item -ItemType Directory -Force "$d/etc" | Out-Null; Set-Content "$d/etc/hostname" 'x'
+            $f = Join-Path $work 'noinit.tar'; tar --create --file $f -C $d .; $f } }
+    ) {
+        $path = & $make
+        $before = Get-ImageDirs
+        Import-SystemContainerImage $path -Alias bad -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike "$id,*"
+        $err[0].Exception.Message | Should -Not -BeNullOrEmpty
+        Get-ImageDirs | Should -Be $before
+        Get-SystemContainerImage bad -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Test-Path (Join-Path $work 'outside') | Should -BeFalse
+    }
+}
+
+Describe 'Remove-SystemContainerImage' {
+    It 'refuses to remove an image a container uses, naming it' {
+        New-SystemContainer user1 -Image bb | Out-Null
+        Remove-SystemContainerImage bb -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'ImageInUse,*'
+        $err[0].Exception.Message | Should -Match 'user1'
+        Get-SystemContainerImage bb | Should -Not -BeNullOrEmpty
+    }
+    It 'removes unused images, from the pipeline too' {
+        Remove-SystemContainer user1 -Confirm:$false
+        Remove-SystemContainerImage bb -Confirm:$false
+        Get-SystemContainerImage imp-* | Remove-SystemContainerImage -Confirm:$false
+        Get-SystemContainerImage | Should -BeNullOrEmpty
+        Get-ImageDirs | Should -BeNullOrEmpty
+    }
+}
