@@ -219,7 +219,7 @@ public sealed class ContainerManager : IDisposable
             .Add("cwd", request.WorkingDirectory ?? (request.User == 0 ? "/root" : "/"))
             .Add("home", request.WorkingDirectory is null ? 1 : 0)
             .Add("pty", request.Interactive ? 1 : 0)
-            .AddAll("cgroup", _cgroups.ProcsFilesOf(live.Pid))
+            .Add(_cgroups.JoinOf(live.Pid))
             .AddAll("capdrop", DroppedCapabilities.Select(x => x.ToString()))
             .AddAll("env", env.Select(kv => $"{kv.Key}={kv.Value}"))
             .AddAll("arg", request.Command);
@@ -341,7 +341,7 @@ public sealed class ContainerManager : IDisposable
             .Add("idmap", r.IdMap is not null && !shifted ? 1 : 0)
             .Add("uid", 0)
             .Add("gid", 0)
-            .AddAll("cgroup", cgroup.ProcsFiles)
+            .Add(cgroup.Join)
             .AddAll("capdrop", DroppedCapabilities.Select(x => x.ToString()))
             .Add("arg", "/sbin/init")
             .Add("env", "container=systemcontainers")

@@ -8,7 +8,7 @@
  *   sc-init create   plan on fd 3; fds 0-2 are the console pty slave that init keeps.
  *   sc-init exec     plan on fd 3; fd 4 is a pidfd of the container's init; 0-2 are the
  *                    command's stdio, or with "pty 1" a terminal made in the container's own
- *                    devpts whose master goes back with the "pid" reply (SCM_RIGHTS).
+ *                    devpts whose master goes back with a "tty" line (SCM_RIGHTS).
  *                    Exits with the command's status (128+signal if killed).
  *   sc-init console  plan on fd 3; fd 4 is a pidfd of the container's init. Mounts a new pty
  *                    slave over the container's /dev/console (a restarted daemon's console).
@@ -43,7 +43,7 @@
 #define MAX_LIST 256
 
 struct plan {
-    const char *lower, *upper, *layers, *target, *hostname, *cwd, *console;
+    const char *lower, *upper, *layers, *target, *hostname, *cwd, *console, *cgroup2;
     int userns, idmap, pty, home;
     unsigned short rows, cols;
     char *uidmap, *gidmap;
@@ -140,6 +140,7 @@ static void parse_plan(char *text, struct plan *p)
         else if (!strcmp(line, "arg") && p->nargs < MAX_LIST - 1) p->args[p->nargs++] = val;
         else if (!strcmp(line, "env") && p->nenvs < MAX_LIST - 1) p->envs[p->nenvs++] = val;
         else if (!strcmp(line, "cgroup") && p->ncgroups < MAX_LIST) p->cgroups[p->ncgroups++] = val;
+        else if (!strcmp(line, "cgroup2")) p->cgroup2 = val;
         else if (!strcmp(line, "capdrop") && p->ncapdrop < 64) p->capdrop[p->ncapdrop++] = atoi(val);
         else { errno = EINVAL; die("unknown plan key %s", line); }
     }
@@ -154,10 +155,30 @@ static void write_file(const char *path, const char *data)
     close(fd);
 }
 
-/* Joins the given cgroups (host paths of cgroup.procs) before any namespace changes. */
-static void join_cgroups(const struct plan *p)
+/*
+ * Joins the container's cgroup v1 hierarchies by writing "0" to their tasks files: this
+ * process is single-threaded, and moving only the calling thread spares the kernel's global
+ * threadgroup lock, whose write side waits for an RCU grace period. The cgroup2 directory is
+ * entered by the child at clone time instead (CLONE_INTO_CGROUP); returns its fd or -1.
+ */
+static int join_cgroups(const struct plan *p)
 {
     for (int i = 0; i < p->ncgroups; i++) write_file(p->cgroups[i], "0");
+    if (!p->cgroup2) return -1;
+    int fd = open(p->cgroup2, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) die("cannot open %s", p->cgroup2);
+    return fd;
+}
+
+/* fork(), or clone3 into the cgroup2 directory cgroup_fd when there is one. */
+static pid_t clone_into(int cgroup_fd, unsigned long long flags)
+{
+    struct clone_args args = { .flags = flags, .exit_signal = SIGCHLD };
+    if (cgroup_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = cgroup_fd;
+    }
+    return syscall(SYS_clone3, &args, sizeof args);
 }
 
 static void reset_signals(void)
@@ -360,12 +381,11 @@ static int create(struct plan *p)
     if (p->nargs == 0) { errno = EINVAL; die("plan has no command"); }
     int go[2], done[2];
     if (pipe2(go, O_CLOEXEC) < 0 || pipe2(done, O_CLOEXEC) < 0) die("cannot create pipe");
-    join_cgroups(p);
-
-    struct clone_args args = { .exit_signal = SIGCHLD };
-    args.flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
-                 CLONE_NEWCGROUP | (p->userns ? CLONE_NEWUSER : 0);
-    pid_t child = syscall(SYS_clone3, &args, sizeof args);
+    int cgroup_fd = join_cgroups(p);
+    /* No CLONE_NEWCGROUP here: a new cgroup namespace is rooted at the parent's cgroup, not at
+     * the CLONE_INTO_CGROUP target. The child unshares one once it is in place. */
+    pid_t child = clone_into(cgroup_fd, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
+                                            CLONE_NEWNET | (p->userns ? CLONE_NEWUSER : 0));
     if (child < 0) die("cannot clone3 container init");
 
     if (child == 0) {
@@ -377,6 +397,7 @@ static int create(struct plan *p)
         /* Reach the rootfs as host root: the daemon's run directory is closed to the container's ids. */
         if (chdir(p->target) < 0) die("cannot chdir %s", p->target);
         if (p->userns) become_root(p);
+        if (unshare(CLONE_NEWCGROUP) < 0) die("cannot unshare cgroup namespace");
         mount_api_filesystems(p);
         if (syscall(SYS_pivot_root, ".", ".") < 0) die("cannot pivot_root %s", p->target);
         if (umount2(".", MNT_DETACH) < 0) die("cannot detach old root");
@@ -393,6 +414,7 @@ static int create(struct plan *p)
 
     close(go[0]);
     close(done[1]);
+    if (cgroup_fd >= 0) close(cgroup_fd);
     if (p->userns) write_id_maps(p, child);
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/ns/mnt", child);
@@ -418,12 +440,11 @@ static int create(struct plan *p)
     return 0;
 }
 
-/* Sends "pid N" with the terminal master attached, so the daemon owns the container-side pty. */
-static void reply_with_fd(pid_t pid, int fd)
+/* Sends "tty" with the terminal master attached, so the daemon owns the container-side pty. */
+static void send_terminal(int fd)
 {
-    char text[32];
-    int len = snprintf(text, sizeof text, "pid %d\n", pid);
-    struct iovec iov = { .iov_base = text, .iov_len = len };
+    char text[] = "tty\n";
+    struct iovec iov = { .iov_base = text, .iov_len = sizeof text - 1 };
     union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
                           .msg_controllen = sizeof control.buf };
@@ -435,41 +456,50 @@ static void reply_with_fd(pid_t pid, int fd)
     if (sendmsg(report_fd, &msg, 0) < 0) die("cannot send terminal to the daemon");
 }
 
+/*
+ * Makes a terminal in the container's own devpts (so tty(1), sudo and the like find it) and
+ * makes it the controlling terminal on 0-2; the master goes to the daemon.
+ */
+static void attach_terminal(const struct plan *p)
+{
+    char slave[64];
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) die("cannot open /dev/ptmx in the container");
+    if (unlockpt(master) < 0 || ptsname_r(master, slave, sizeof slave) != 0)
+        die("cannot set up a terminal in the container");
+    struct winsize ws = { .ws_row = p->rows ? p->rows : 24, .ws_col = p->cols ? p->cols : 80 };
+    ioctl(master, TIOCSWINSZ, &ws);
+    int tty = open(slave, O_RDWR | O_CLOEXEC);
+    if (tty < 0) die("cannot open %s", slave);
+    if (ioctl(tty, TIOCSCTTY, 0) < 0) die("cannot set controlling terminal");
+    for (int fd = 0; fd < 3; fd++)
+        if (dup2(tty, fd) < 0) die("cannot dup terminal");
+    send_terminal(master);
+    close(master);
+}
+
+/*
+ * The namespaces other than the user namespace are joined here, as host root, which may
+ * clone into the container's cgroup2 directory (the container's root could not: the common
+ * ancestor cgroup is not delegated to it). The child then enters the user namespace.
+ */
 static int exec_in(struct plan *p)
 {
     if (p->nargs == 0) { errno = EINVAL; die("plan has no command"); }
     const int pidfd = 4;
-    join_cgroups(p);
-    int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
-                CLONE_NEWCGROUP | (p->userns ? CLONE_NEWUSER : 0);
+    int cgroup_fd = join_cgroups(p);
+    int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP;
     if (setns(pidfd, flags) < 0) die("cannot join container namespaces");
-    if (p->userns) become_root(p);
-    drop_caps(p);
 
-    /* The terminal comes from the container's devpts, so tty(1), sudo and the like find it. */
-    int master = -1;
-    char slave[64];
-    if (p->pty) {
-        master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
-        if (master < 0) die("cannot open /dev/ptmx in the container");
-        if (unlockpt(master) < 0 || ptsname_r(master, slave, sizeof slave) != 0)
-            die("cannot set up a terminal in the container");
-        struct winsize ws = { .ws_row = p->rows ? p->rows : 24, .ws_col = p->cols ? p->cols : 80 };
-        ioctl(master, TIOCSWINSZ, &ws);
-    }
-
-    pid_t child = fork();
-    if (child < 0) die("cannot fork");
+    pid_t child = clone_into(cgroup_fd, 0);
+    if (child < 0) die("cannot clone3 into %s", p->cgroup2 ? p->cgroup2 : "the container");
     if (child == 0) {
+        if (p->userns && setns(pidfd, CLONE_NEWUSER) < 0) die("cannot join container user namespace");
         close(pidfd);
+        if (p->userns) become_root(p);
+        drop_caps(p);
         if (setsid() < 0) die("cannot setsid");
-        if (p->pty) {
-            int tty = open(slave, O_RDWR | O_CLOEXEC);
-            if (tty < 0) die("cannot open %s", slave);
-            if (ioctl(tty, TIOCSCTTY, 0) < 0) die("cannot set controlling terminal");
-            for (int fd = 0; fd < 3; fd++)
-                if (dup2(tty, fd) < 0) die("cannot dup terminal");
-        }
+        if (p->pty) attach_terminal(p);
         /* A home directory the image lacks is no reason to fail; an explicit one is. */
         if (chdir(p->cwd) < 0 && !(p->home && chdir("/") == 0)) die("cannot chdir %s", p->cwd);
         reset_signals();
@@ -477,15 +507,11 @@ static int exec_in(struct plan *p)
         exec_command(p);
     }
     close(pidfd);
+    if (cgroup_fd >= 0) close(cgroup_fd);
     close(0);
     close(1);
     close(2);
-    if (p->pty) {
-        reply_with_fd(child, master);
-        close(master);
-    } else {
-        reply("pid %d", child);
-    }
+    reply("pid %d", child);
     int status;
     while (waitpid(child, &status, 0) < 0)
         if (errno != EINTR) die("cannot wait for %d", child);

@@ -31,7 +31,8 @@ public class CgroupV2DriverTests
         Assert.Equal([dir], cg.Directories);
         Assert.Equal("+cpuset +cpu +io +memory +pids", File.ReadAllText(root.Combine("system.slice", "sc.service", "cgroup.subtree_control")));
         Assert.Equal("+cpuset +cpu +io +memory +pids", File.ReadAllText(root.Combine("system.slice", "sc.service", "grp", "cgroup.subtree_control")));
-        Assert.Equal([Path.Combine(dir, "cgroup.procs")], cg.ProcsFiles);
+        Assert.Empty(cg.Join.TaskFiles);
+        Assert.Equal(dir, cg.Join.Unified);
         foreach (var path in new[] { dir, Path.Combine(dir, "cgroup.procs"), Path.Combine(dir, "cgroup.subtree_control"), Path.Combine(dir, "cgroup.threads") })
         {
             Assert.Equal((1_000_000u, 1_000_000u), Host.Owner(path));
@@ -87,6 +88,8 @@ public class CgroupV1DriverTests
             Assert.NotEqual("", File.ReadAllText(Path.Combine(cpuset, "cpuset.cpus")).Trim());
             // systemd inside manages the cgroup2 tree, so that one is delegated to the container's root.
             string unified = cg.Directories.Single(d => d.StartsWith("/sys/fs/cgroup/unified/"));
+            Assert.Equal(unified, cg.Join.Unified);
+            Assert.Equal(cg.Directories.Where(d => d != unified).Select(d => Path.Combine(d, "tasks")), cg.Join.TaskFiles);
             Assert.Equal((1_000_000u, 1_000_000u), Host.Owner(unified));
             Assert.Equal((1_000_000u, 1_000_000u), Host.Owner(Path.Combine(unified, "cgroup.procs")));
         }

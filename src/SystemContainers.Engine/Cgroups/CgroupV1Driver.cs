@@ -40,37 +40,34 @@ public sealed class CgroupV1Driver : ICgroupDriver
                 // A new v1 cpuset cgroup has no CPUs or memory nodes; nothing could run in it.
                 if (cpuset) InheritCpuset(dir);
             }
-            if (_unified is not null) dirs.AddRange(_unified.Create(container, rootUid, rootGid).Directories);
+            _unified?.Create(container, rootUid, rootGid);
         }
         catch
         {
             foreach (var dir in dirs) CgroupFs.RemoveTree(dir);
             throw;
         }
-        return new ContainerCgroup(container, dirs);
+        return Open(container);
     }
 
     public ContainerCgroup Open(string container)
     {
         var dirs = _hierarchies.Select(h => DirectoryOf(h, container)).ToList();
-        if (_unified is not null) dirs.AddRange(_unified.Open(container).Directories);
-        return new ContainerCgroup(container, dirs);
+        string? unified = _unified?.DirectoryOf(container);
+        var join = new CgroupJoin(dirs.Select(d => Path.Combine(d, "tasks")).ToList(), unified);
+        if (unified is not null) dirs.Add(unified);
+        return new ContainerCgroup(container, dirs, join);
     }
 
-    public IReadOnlyList<string> ProcsFilesOf(int pid)
+    public CgroupJoin JoinOf(int pid)
     {
-        var files = new List<string>();
+        var tasks = new List<string>();
         foreach (var (controllers, path) in CgroupFs.ProcCgroups(pid))
         {
-            if (controllers == "")
-            {
-                if (_unified is not null) files.Add(Path.Combine(Path.Join(_unified.Root, path), "cgroup.procs"));
-                continue;
-            }
-            var h = _hierarchies.FirstOrDefault(x => x.Controllers == controllers);
-            if (h is not null) files.Add(Path.Combine(Path.Join(h.Mount, path), "cgroup.procs"));
+            var h = _hierarchies.FirstOrDefault(x => x.Controllers == controllers && controllers != "");
+            if (h is not null) tasks.Add(Path.Combine(Path.Join(h.Mount, path), "tasks"));
         }
-        return files;
+        return new CgroupJoin(tasks, _unified?.UnifiedDirectoryOf(pid));
     }
 
     public void Remove(string container)

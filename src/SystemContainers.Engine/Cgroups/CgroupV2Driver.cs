@@ -46,14 +46,20 @@ public sealed class CgroupV2Driver : ICgroupDriver
             CgroupFs.RemoveTree(dir);
             throw;
         }
-        return new ContainerCgroup(container, [dir]);
+        return Open(container);
     }
 
-    public ContainerCgroup Open(string container) => new(container, [DirectoryOf(container)]);
+    public ContainerCgroup Open(string container)
+    {
+        string dir = DirectoryOf(container);
+        return new ContainerCgroup(container, [dir], new CgroupJoin([], dir));
+    }
 
-    public IReadOnlyList<string> ProcsFilesOf(int pid) =>
-        CgroupFs.ProcCgroups(pid).Where(c => c.Controllers == "")
-            .Select(c => Path.Combine(Path.Join(Root, c.Path), "cgroup.procs")).ToList();
+    public CgroupJoin JoinOf(int pid) => new([], UnifiedDirectoryOf(pid));
+
+    /// <summary>The cgroup2 directory pid is in, as a host path.</summary>
+    public string? UnifiedDirectoryOf(int pid) =>
+        CgroupFs.ProcCgroups(pid).Where(c => c.Controllers == "").Select(c => Path.Join(Root, c.Path)).FirstOrDefault();
 
     public void Remove(string container) => CgroupFs.RemoveTree(DirectoryOf(container));
 

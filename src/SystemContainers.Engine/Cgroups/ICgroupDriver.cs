@@ -15,8 +15,8 @@ public interface ICgroupDriver
     /// <summary>The cgroup(s) of an existing container, for adoption after a daemon restart.</summary>
     ContainerCgroup Open(string container);
 
-    /// <summary>The cgroup.procs files a process must be written to in order to join the cgroups of pid.</summary>
-    IReadOnlyList<string> ProcsFilesOf(int pid);
+    /// <summary>How a process joins the cgroups that pid is in (exec joins its container's init).</summary>
+    CgroupJoin JoinOf(int pid);
 
     /// <summary>Removes the container's cgroups and every sub-cgroup its init made; they must be empty.</summary>
     void Remove(string container);
@@ -25,11 +25,17 @@ public interface ICgroupDriver
     void ReleaseGroup();
 }
 
-/// <summary>A container's cgroup directories, one per hierarchy.</summary>
-public sealed record ContainerCgroup(string Container, IReadOnlyList<string> Directories)
-{
-    public IEnumerable<string> ProcsFiles => Directories.Select(d => Path.Combine(d, "cgroup.procs"));
+/// <summary>
+/// How a process enters a set of cgroups without the kernel's global cgroup_threadgroup_rwsem,
+/// whose write side waits for an RCU grace period (about 20 ms here) on every cold start:
+/// single-threaded sc-init writes "0" to each v1 hierarchy's tasks file (moving only itself),
+/// and the cgroup2 directory is entered at clone time with CLONE_INTO_CGROUP.
+/// </summary>
+public sealed record CgroupJoin(IReadOnlyList<string> TaskFiles, string? Unified);
 
+/// <summary>A container's cgroup directories, one per hierarchy.</summary>
+public sealed record ContainerCgroup(string Container, IReadOnlyList<string> Directories, CgroupJoin Join)
+{
     /// <summary>Pids in the container's cgroups, sub-cgroups included (read from the first hierarchy).</summary>
     public IReadOnlyList<int> Processes()
     {

@@ -17,6 +17,13 @@ public sealed class LaunchPlan
 
     public LaunchPlan Add(string key, long value) => Add(key, value.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
+    /// <summary>"cgroup" lines name v1 tasks files to write; "cgroup2" the directory to clone into.</summary>
+    public LaunchPlan Add(Cgroups.CgroupJoin join)
+    {
+        AddAll("cgroup", join.TaskFiles);
+        return join.Unified is null ? this : Add("cgroup2", join.Unified);
+    }
+
     public LaunchPlan AddAll(string key, IEnumerable<string> values)
     {
         foreach (var v in values) Add(key, v);
