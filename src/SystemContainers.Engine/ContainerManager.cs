@@ -116,61 +116,26 @@ public sealed class ContainerManager : IDisposable
         return View(container);
     }
 
-    public async Task<ContainerView> StartAsync(string name, CancellationToken ct = default)
-    {
-        var c = Find(name);
-        await c.Gate.WaitAsync(ct);
-        try
+    public Task<ContainerView> StartAsync(string name, CancellationToken ct = default) =>
+        UnderGate(name, "container-started", c =>
         {
             if (c.Live is not null) throw EngineException.Conflict("AlreadyRunning", $"container '{name}' is already running");
             Launch(c);
-        }
-        finally
-        {
-            c.Gate.Release();
-        }
-        Raise("container-started", name);
-        return View(c);
-    }
+            return Task.CompletedTask;
+        }, ct);
 
-    public async Task<ContainerView> StopAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default)
-    {
-        var c = Find(name);
-        await c.Gate.WaitAsync(ct);
-        try
-        {
-            await StopLocked(c, force, timeout ?? ContainerConfig.Parse(c.Record.Config).StopTimeoutValue);
-        }
-        finally
-        {
-            c.Gate.Release();
-        }
-        Raise("container-stopped", name);
-        return View(c);
-    }
+    public Task<ContainerView> StopAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default) =>
+        UnderGate(name, "container-stopped", c => StopLocked(c, force, timeout ?? ContainerConfig.Parse(c.Record.Config).StopTimeoutValue), ct);
 
-    public async Task<ContainerView> RestartAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default)
-    {
-        var c = Find(name);
-        await c.Gate.WaitAsync(ct);
-        try
+    public Task<ContainerView> RestartAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default) =>
+        UnderGate(name, "container-restarted", async c =>
         {
             await StopLocked(c, force, timeout ?? ContainerConfig.Parse(c.Record.Config).StopTimeoutValue);
             Launch(c);
-        }
-        finally
-        {
-            c.Gate.Release();
-        }
-        Raise("container-restarted", name);
-        return View(c);
-    }
+        }, ct);
 
-    public async Task DeleteAsync(string name, bool force, CancellationToken ct = default)
-    {
-        var c = Find(name);
-        await c.Gate.WaitAsync(ct);
-        try
+    public Task DeleteAsync(string name, bool force, CancellationToken ct = default) =>
+        UnderGate(name, "container-deleted", async c =>
         {
             if (c.Live is not null)
             {
@@ -184,12 +149,23 @@ public sealed class ContainerManager : IDisposable
             Directory.Delete(doomed, recursive: true);
             string run = RunDirOf(name);
             if (Directory.Exists(run)) Directory.Delete(run, recursive: true);
+        }, ct);
+
+    /// <summary>Runs one state change at a time per container, then announces it.</summary>
+    private async Task<ContainerView> UnderGate(string name, string action, Func<Container, Task> change, CancellationToken ct)
+    {
+        var c = Find(name);
+        await c.Gate.WaitAsync(ct);
+        try
+        {
+            await change(c);
         }
         finally
         {
             c.Gate.Release();
         }
-        Raise("container-deleted", name);
+        Raise(action, name);
+        return View(c);
     }
 
     /// <summary>Starts a command in the container's namespaces and cgroup (as a child of its init's cgroup).</summary>
@@ -287,28 +263,24 @@ public sealed class ContainerManager : IDisposable
         Directory.CreateDirectory(Path.Combine(run, "rootfs"));
         Directory.CreateDirectory(Path.Combine(run, "layers"));
         var cgroup = _cgroups.Create(name, RootUid(c), RootGid(c));
-        SafeFd? master = null;
+        SafeFd? master = null, slave = null;
         try
         {
-            var (m, slave, slavePath) = Sys.OpenPty(RootUid(c), RootGid(c) + 5);
-            master = m;
+            (master, slave, string slavePath) = Sys.OpenPty(RootUid(c), RootGid(c) + 5);
             int pid;
             bool shifted = idmap is not null && _options.ShiftIds;
-            using (slave)
+            try
             {
-                try
-                {
-                    pid = _scInit.Create(PlanFor(c, cgroup, slavePath, shifted), slave);
-                }
-                catch (ScInitException e) when (idmap is not null && !shifted && e.Message.Contains("cannot idmap mount", StringComparison.Ordinal))
-                {
-                    shifted = true;
-                    pid = _scInit.Create(PlanFor(c, cgroup, slavePath, shifted), slave);
-                }
+                pid = _scInit.Create(PlanFor(c, cgroup, slavePath, shifted), slave);
+            }
+            catch (ScInitException e) when (idmap is not null && !shifted && e.Message.Contains("cannot idmap mount", StringComparison.Ordinal))
+            {
+                shifted = true;
+                pid = _scInit.Create(PlanFor(c, cgroup, slavePath, shifted), slave);
             }
             var pidfd = Sys.PidfdOpen(pid);
-            var console = new ConsoleLog(master, Path.Combine(run, "console.log"), _loop);
-            master = null;
+            var console = new ConsoleLog(master, slave, Path.Combine(run, "console.log"), _loop);
+            master = slave = null;
             var live = new Live(pid, pidfd, cgroup, console);
             c.Live = live;
             c.Runtime = new RuntimeRecord(true, pid, ProcStat.StartTime(pid), DateTimeOffset.UtcNow, null, null, null, shifted);
@@ -318,6 +290,7 @@ public sealed class ContainerManager : IDisposable
         catch (Exception e)
         {
             master?.Dispose();
+            slave?.Dispose();
             if (c.Live is null) TryRemoveCgroup(name);
             if (e is EngineException) throw;
             throw new EngineException(FailureKind.Failed, "StartFailed", $"cannot start container '{name}': {e.Message}", e);
@@ -432,18 +405,16 @@ public sealed class ContainerManager : IDisposable
         try
         {
             var (master, slave, slavePath) = Sys.OpenPty(RootUid(c), RootGid(c) + 5);
-            using (slave)
+            try
             {
-                try
-                {
-                    _scInit.AttachConsole(new LaunchPlan().Add("console", slavePath), pidfd);
-                    return new ConsoleLog(master, Path.Combine(RunDirOf(c.Record.Name), "console.log"), _loop);
-                }
-                catch
-                {
-                    master.Dispose();
-                    throw;
-                }
+                _scInit.AttachConsole(new LaunchPlan().Add("console", slavePath), pidfd);
+                return new ConsoleLog(master, slave, Path.Combine(RunDirOf(c.Record.Name), "console.log"), _loop);
+            }
+            catch
+            {
+                master.Dispose();
+                slave.Dispose();
+                throw;
             }
         }
         catch (Exception e) when (e is ScInitException or NativeException)

@@ -4,19 +4,26 @@ using SystemContainers.Api;
 
 namespace SystemContainers.PowerShell;
 
-/// <summary>Completes container names from the running daemon.</summary>
-public sealed class ContainerNameCompleter : IArgumentCompleter
+/// <summary>Completes names from the running daemon; never starts one.</summary>
+public abstract class DaemonNameCompleter : IArgumentCompleter
 {
+    protected abstract IEnumerable<(string Name, string Tooltip)> Names(SystemContainersClient client);
+
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
         System.Management.Automation.Language.CommandAst commandAst, IDictionary fakeBoundParameters)
     {
         var client = DaemonConnection.IfRunning();
         if (client is null) return [];
         var pattern = new WildcardPattern(wordToComplete + "*", WildcardOptions.IgnoreCase);
-        return client.ListContainersAsync().GetAwaiter().GetResult()
-            .Where(c => pattern.IsMatch(c.Name))
-            .Select(c => new CompletionResult(c.Name, c.Name, CompletionResultType.ParameterValue, $"{c.Name} ({c.Status})"));
+        return Names(client).Where(n => pattern.IsMatch(n.Name))
+            .Select(n => new CompletionResult(n.Name, n.Name, CompletionResultType.ParameterValue, n.Tooltip)).ToList();
     }
+}
+
+public sealed class ContainerNameCompleter : DaemonNameCompleter
+{
+    protected override IEnumerable<(string, string)> Names(SystemContainersClient client) =>
+        client.ListContainersAsync().GetAwaiter().GetResult().Select(c => (c.Name, $"{c.Name} ({c.Status})"));
 }
 
 [Cmdlet(VerbsCommon.Get, "SystemContainer")]
@@ -30,21 +37,8 @@ public sealed class GetSystemContainerCommand : SystemContainerCmdlet
 
     protected override void ProcessRecord()
     {
-        if (!TryCall(c => c.ListContainersAsync(Cancel), null, out var all)) return;
-        if (Name is null || Name.Length == 0)
-        {
-            WriteObject(all, enumerateCollection: true);
-            return;
-        }
-        foreach (var name in Name)
-        {
-            var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
-            var matches = all.Where(c => pattern.IsMatch(c.Name)).ToList();
-            if (matches.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(name))
-                WriteError(new ErrorRecord(new ItemNotFoundException($"container '{name}' not found"), "ContainerNotFound",
-                    ErrorCategory.ObjectNotFound, name));
-            WriteObject(matches, enumerateCollection: true);
-        }
+        if (TryCall(c => c.ListContainersAsync(Cancel), null, out var all))
+            WriteMatches(all, Name, (c, pattern, _) => pattern.IsMatch(c.Name), "ContainerNotFound", "container");
     }
 }
 
@@ -118,9 +112,8 @@ public sealed class StartSystemContainerCommand : ContainerStateCmdlet
     protected override string Action => "start";
 }
 
-[Cmdlet(VerbsLifecycle.Stop, "SystemContainer", SupportsShouldProcess = true)]
-[OutputType(typeof(SystemContainer))]
-public sealed class StopSystemContainerCommand : ContainerStateCmdlet
+/// <summary>Stop and Restart: a clean shutdown with a timeout, or a kill with -Force.</summary>
+public abstract class ContainerShutdownCmdlet : ContainerStateCmdlet
 {
     /// <summary>Kill at once instead of asking init to shut down.</summary>
     [Parameter]
@@ -131,23 +124,21 @@ public sealed class StopSystemContainerCommand : ContainerStateCmdlet
     [ValidateRange(0, 3600)]
     public int? Timeout { get; set; }
 
-    protected override string Action => "stop";
     protected override ContainerStateRequest Request => new(Action, Force, Timeout);
+}
+
+[Cmdlet(VerbsLifecycle.Stop, "SystemContainer", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainer))]
+public sealed class StopSystemContainerCommand : ContainerShutdownCmdlet
+{
+    protected override string Action => "stop";
 }
 
 [Cmdlet(VerbsLifecycle.Restart, "SystemContainer", SupportsShouldProcess = true)]
 [OutputType(typeof(SystemContainer))]
-public sealed class RestartSystemContainerCommand : ContainerStateCmdlet
+public sealed class RestartSystemContainerCommand : ContainerShutdownCmdlet
 {
-    [Parameter]
-    public SwitchParameter Force { get; set; }
-
-    [Parameter]
-    [ValidateRange(0, 3600)]
-    public int? Timeout { get; set; }
-
     protected override string Action => "restart";
-    protected override ContainerStateRequest Request => new(Action, Force, Timeout);
 }
 
 [Cmdlet(VerbsCommon.Remove, "SystemContainer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]

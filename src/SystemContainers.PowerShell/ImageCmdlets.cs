@@ -1,22 +1,12 @@
-using System.Collections;
 using System.Management.Automation;
 using SystemContainers.Api;
 
 namespace SystemContainers.PowerShell;
 
-/// <summary>Completes image aliases from the running daemon.</summary>
-public sealed class ImageNameCompleter : IArgumentCompleter
+public sealed class ImageNameCompleter : DaemonNameCompleter
 {
-    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
-        System.Management.Automation.Language.CommandAst commandAst, IDictionary fakeBoundParameters)
-    {
-        var client = DaemonConnection.IfRunning();
-        if (client is null) return [];
-        var pattern = new WildcardPattern(wordToComplete + "*", WildcardOptions.IgnoreCase);
-        return client.ListImagesAsync().GetAwaiter().GetResult()
-            .Select(i => i.Name).Where(pattern.IsMatch)
-            .Select(n => new CompletionResult(n, n, CompletionResultType.ParameterValue, n));
-    }
+    protected override IEnumerable<(string, string)> Names(SystemContainersClient client) =>
+        client.ListImagesAsync().GetAwaiter().GetResult().Select(i => (i.Name, $"{i.Name} ({i.Description})"));
 }
 
 [Cmdlet(VerbsCommon.Get, "SystemContainerImage")]
@@ -31,21 +21,10 @@ public sealed class GetSystemContainerImageCommand : SystemContainerCmdlet
 
     protected override void ProcessRecord()
     {
-        if (!TryCall(c => c.ListImagesAsync(Cancel), null, out var all)) return;
-        if (Name is null || Name.Length == 0)
-        {
-            WriteObject(all, enumerateCollection: true);
-            return;
-        }
-        foreach (var name in Name)
-        {
-            var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
-            var matches = all.Where(i => i.Aliases.Any(pattern.IsMatch) || pattern.IsMatch(i.Fingerprint) ||
-                (!WildcardPattern.ContainsWildcardCharacters(name) && name.Length >= 12 && i.Fingerprint.StartsWith(name, StringComparison.Ordinal))).ToList();
-            if (matches.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(name))
-                WriteError(new ErrorRecord(new ItemNotFoundException($"image '{name}' not found"), "ImageNotFound", ErrorCategory.ObjectNotFound, name));
-            WriteObject(matches, enumerateCollection: true);
-        }
+        if (TryCall(c => c.ListImagesAsync(Cancel), null, out var all))
+            WriteMatches(all, Name, (i, pattern, name) => i.Aliases.Any(pattern.IsMatch) || pattern.IsMatch(i.Fingerprint) ||
+                (!WildcardPattern.ContainsWildcardCharacters(name) && name.Length >= 12 && i.Fingerprint.StartsWith(name, StringComparison.Ordinal)),
+                "ImageNotFound", "image");
     }
 }
 

@@ -53,6 +53,28 @@ public abstract class SystemContainerCmdlet : PSCmdlet
             _ => ErrorCategory.NotSpecified,
         }, target);
 
+    /// <summary>
+    /// Get-* filtering: every item without names, else the items each name (a wildcard pattern)
+    /// matches; a literal name that matches nothing is a non-terminating notFoundId error.
+    /// </summary>
+    protected void WriteMatches<T>(IReadOnlyList<T> all, string[]? names, Func<T, WildcardPattern, string, bool> matches,
+        string notFoundId, string kind)
+    {
+        if (names is null || names.Length == 0)
+        {
+            WriteObject(all, enumerateCollection: true);
+            return;
+        }
+        foreach (var name in names)
+        {
+            var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
+            var found = all.Where(item => matches(item, pattern, name)).ToList();
+            if (found.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(name))
+                WriteError(new ErrorRecord(new ItemNotFoundException($"{kind} '{name}' not found"), notFoundId, ErrorCategory.ObjectNotFound, name));
+            WriteObject(found, enumerateCollection: true);
+        }
+    }
+
     /// <summary>Expands wildcard patterns against existing containers; literal names pass through (a missing one errors later).</summary>
     protected IEnumerable<string> ExpandContainerNames(IEnumerable<string> names)
     {

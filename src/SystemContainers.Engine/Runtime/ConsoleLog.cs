@@ -5,20 +5,24 @@ namespace SystemContainers.Engine.Runtime;
 
 /// <summary>
 /// Drains a container's console pty into a bounded log file. Undrained, a console blocks init
-/// (systemd stalls writing to a full pty), so the daemon always reads it.
+/// (systemd stalls writing to a full pty), so the daemon always reads it. The daemon also holds
+/// a slave fd: systemd closes its console between writes, and a pty with no open slave reports
+/// hang-up to its master.
 /// </summary>
 public sealed unsafe class ConsoleLog : IDisposable
 {
     private const long MaxBytes = 1 << 20;
     private readonly SafeFd _master;
+    private readonly SafeFd _slave;
     private readonly string _path;
     private readonly EventLoop _loop;
     private readonly object _lock = new();
     private FileStream _file;
 
-    public ConsoleLog(SafeFd master, string path, EventLoop loop)
+    public ConsoleLog(SafeFd master, SafeFd slave, string path, EventLoop loop)
     {
         _master = master;
+        _slave = slave;
         _path = path;
         _loop = loop;
         _file = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 0);
@@ -64,12 +68,15 @@ public sealed unsafe class ConsoleLog : IDisposable
         _file.Write(data);
     }
 
+    /// <summary>Keeps what init wrote last (its shutdown messages), then closes the pty.</summary>
     public void Dispose()
     {
         _loop.Unregister(_master);
         lock (_lock)
         {
+            DrainLocked();
             _master.Dispose();
+            _slave.Dispose();
             _file.Dispose();
         }
     }
