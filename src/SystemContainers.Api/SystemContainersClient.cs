@@ -77,6 +77,16 @@ public sealed class SystemContainersClient : IDisposable
     public Task<SystemContainer> ChangeStateAsync(string name, ContainerStateRequest request, CancellationToken ct = default) =>
         SendAsync<SystemContainer>(HttpMethod.Put, $"1.0/containers/{Esc(name)}/state", request, ct);
 
+    public Task<SystemContainer> UpdateContainerAsync(string name, ContainerUpdateRequest request, CancellationToken ct = default) =>
+        SendAsync<SystemContainer>(HttpMethod.Patch, $"1.0/containers/{Esc(name)}", request, ct);
+
+    public Task<SystemContainerStats> GetStatsAsync(string name, CancellationToken ct = default) =>
+        SendAsync<SystemContainerStats>(HttpMethod.Get, $"1.0/containers/{Esc(name)}/state", null, ct);
+
+    /// <summary>Every container's stats in one request.</summary>
+    public Task<List<SystemContainerStats>> ListStatsAsync(CancellationToken ct = default) =>
+        SendAsync<List<SystemContainerStats>>(HttpMethod.Get, "1.0/containers?recursion=2", null, ct);
+
     public Task DeleteContainerAsync(string name, bool force, CancellationToken ct = default) =>
         SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/containers/{Esc(name)}?force={(force ? 1 : 0)}", null, ct);
 

@@ -120,3 +120,46 @@ public sealed record ImageCreateRequest(
     string? Description = null,
     string? Release = null,
     string? Mirror = null);
+
+/// <summary>PATCH /1.0/containers/{name}: config keys to set; a null or empty value removes the key.</summary>
+public sealed record ContainerUpdateRequest(Dictionary<string, string?> Config);
+
+public sealed record NetworkInterfaceStats
+{
+    public required string Name { get; init; }
+    public long RxBytes { get; init; }
+    public long RxPackets { get; init; }
+    public long TxBytes { get; init; }
+    public long TxPackets { get; init; }
+}
+
+/// <summary>One sample of a container's resource use (Get-ContainerStats). Limits are null when unlimited.</summary>
+public sealed record SystemContainerStats
+{
+    public required string Name { get; init; }
+    public required string Status { get; init; }
+    public DateTimeOffset SampledAt { get; init; }
+    public TimeSpan Uptime { get; init; }
+    /// <summary>CPU use over CpuInterval, 100 being one CPU fully busy.</summary>
+    public double CpuPercent { get; init; }
+    public TimeSpan CpuInterval { get; init; }
+    public long CpuTimeNanoseconds { get; init; }
+    public long CpuUserNanoseconds { get; init; }
+    public long CpuSystemNanoseconds { get; init; }
+    public long MemoryUsage { get; init; }
+    public long MemoryPeak { get; init; }
+    public long? MemoryLimit { get; init; }
+    public long MemoryCache { get; init; }
+    public long MemorySwap { get; init; }
+    /// <summary>How often the memory limit was hit (v1 memory.failcnt, v2 memory.events max).</summary>
+    public long MemoryLimitHits { get; init; }
+    public long OomKills { get; init; }
+    public long Processes { get; init; }
+    public long? ProcessesLimit { get; init; }
+    public NetworkInterfaceStats[] Network { get; init; } = [];
+    /// <summary>Bytes received over every interface but loopback.</summary>
+    public long NetRxBytes { get; init; }
+    public long NetTxBytes { get; init; }
+    /// <summary>Bytes the container has written to its root file system (its overlay upper layer).</summary>
+    public long DiskUsage { get; init; }
+}

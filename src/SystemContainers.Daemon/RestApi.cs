@@ -17,10 +17,12 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         app.MapGet("/1.0", () => Sync(new ServerInfo("1.0", typeof(RestApi).Assembly.GetName().Version?.ToString() ?? "0",
             Environment.OSVersion.Version.ToString(), containers.CgroupVersion, options.Engine.StateDir, Environment.ProcessId)));
 
-        app.MapGet("/1.0/containers", (HttpContext ctx) =>
-            ctx.Request.Query["recursion"] == "1"
-                ? Sync(containers.List().Select(ToApi).ToList())
-                : Sync(containers.List().Select(c => $"/1.0/containers/{c.Name}").ToList()));
+        app.MapGet("/1.0/containers", (HttpContext ctx) => ctx.Request.Query["recursion"].ToString() switch
+        {
+            "1" => Sync(containers.List().Select(ToApi).ToList()),
+            "2" => Sync(containers.List().Select(c => ToApi(containers.Stats(c.Name))).ToList()),
+            _ => Sync(containers.List().Select(c => $"/1.0/containers/{c.Name}").ToList()),
+        });
         app.MapPost("/1.0/containers", async (HttpContext ctx) =>
         {
             var req = await Body<ContainerCreateRequest>(ctx);
@@ -39,7 +41,17 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
                 return null;
             }));
         });
-        app.MapGet("/1.0/containers/{name}/state", (string name) => Sync(ToApi(containers.Get(name))));
+        app.MapPatch("/1.0/containers/{name}", async (string name, HttpContext ctx) =>
+        {
+            var req = await Body<ContainerUpdateRequest>(ctx);
+            if (req.Config is null || req.Config.Count == 0) throw EngineException.Invalid("InvalidRequest", "request field 'config' must name at least one key");
+            containers.Get(name);
+            return Async(operations.Start($"Updating container {name}", Resource(name),
+                async op => ToApi(await containers.UpdateConfigAsync(name, req.Config, op.Cancellation.Token))));
+        });
+        app.MapGet("/1.0/containers/{name}/state", (string name) => Sync(ToApi(containers.Stats(name))));
+        app.MapGet("/1.0/metrics", () => Results.Text(PrometheusMetrics.Render(containers.List().Select(c => containers.Stats(c.Name))),
+            "text/plain; version=0.0.4; charset=utf-8"));
         app.MapPut("/1.0/containers/{name}/state", async (string name, HttpContext ctx) =>
         {
             var req = await Body<ContainerStateRequest>(ctx);
@@ -52,7 +64,9 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
                 "start" => ct => containers.StartAsync(name, ct),
                 "stop" => ct => containers.StopAsync(name, req.Force, timeout, ct),
                 "restart" => ct => containers.RestartAsync(name, req.Force, timeout, ct),
-                _ => throw EngineException.Invalid("InvalidAction", $"state action '{req.Action}' is not start, stop or restart"),
+                "freeze" => ct => containers.FreezeAsync(name, ct),
+                "unfreeze" => ct => containers.ThawAsync(name, ct),
+                _ => throw EngineException.Invalid("InvalidAction", $"state action '{req.Action}' is not start, stop, restart, freeze or unfreeze"),
             };
             return Async(operations.Start($"{req.Action} container {name}", Resource(name),
                 async op => ToApi(await action(op.Cancellation.Token))));
@@ -222,6 +236,19 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         ImageFingerprint = v.ImageFingerprint, Pid = v.Pid, IPv4 = [.. v.IPv4], IPv6 = [.. v.IPv6], Created = v.Created,
         StartedAt = v.StartedAt, StoppedAt = v.StoppedAt, LastExitCode = v.LastExitCode, LastExitSignal = v.LastExitSignal,
         Privileged = v.Privileged, InitKind = v.InitKind, Config = new Dictionary<string, string>(v.Config),
+    };
+
+    public static SystemContainerStats ToApi(ContainerStats s) => new()
+    {
+        Name = s.Name, Status = s.Status.ToString(), SampledAt = s.SampledAt, Uptime = s.Uptime, CpuPercent = Math.Round(s.CpuPercent, 2),
+        CpuInterval = s.CpuInterval, CpuTimeNanoseconds = s.Cgroup?.CpuUsageNanoseconds ?? 0, CpuUserNanoseconds = s.Cgroup?.CpuUserNanoseconds ?? 0,
+        CpuSystemNanoseconds = s.Cgroup?.CpuSystemNanoseconds ?? 0, MemoryUsage = s.Cgroup?.MemoryUsageBytes ?? 0,
+        MemoryPeak = s.Cgroup?.MemoryPeakBytes ?? 0, MemoryLimit = s.Cgroup?.MemoryLimitBytes, MemoryCache = s.Cgroup?.MemoryCacheBytes ?? 0,
+        MemorySwap = s.Cgroup?.MemorySwapBytes ?? 0, MemoryLimitHits = s.Cgroup?.MemoryLimitHits ?? 0, OomKills = s.Cgroup?.OomKills ?? 0,
+        Processes = s.Cgroup?.Processes ?? 0, ProcessesLimit = s.Cgroup?.ProcessesLimit,
+        Network = [.. s.Network.Select(n => new NetworkInterfaceStats { Name = n.Name, RxBytes = n.RxBytes, RxPackets = n.RxPackets, TxBytes = n.TxBytes, TxPackets = n.TxPackets })],
+        NetRxBytes = s.Network.Where(n => n.Name != "lo").Sum(n => n.RxBytes), NetTxBytes = s.Network.Where(n => n.Name != "lo").Sum(n => n.TxBytes),
+        DiskUsage = s.DiskUsageBytes,
     };
 
     public static SystemContainerImage ToApi(ImageRecord i) => new()

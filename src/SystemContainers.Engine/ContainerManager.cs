@@ -58,6 +58,9 @@ public sealed class ContainerManager : IDisposable
     /// <summary>A running init and everything the daemon holds for it; disposed when it exits.</summary>
     private sealed class Live(int pid, SafeFd pidfd, ContainerCgroup cgroup, ConsoleLog? console) : IDisposable
     {
+        public string? CpuSet;
+        public bool Frozen;
+        public (DateTimeOffset At, long CpuNanoseconds) LastSample;
         public int Pid { get; } = pid;
         public SafeFd Pidfd { get; } = pidfd;
         public ContainerCgroup Cgroup { get; } = cgroup;
@@ -151,6 +154,134 @@ public sealed class ContainerManager : IDisposable
             if (Directory.Exists(run)) Directory.Delete(run, recursive: true);
         }, ct);
 
+    /// <summary>
+    /// Changes config keys (a null or empty value removes one). The whole result is validated
+    /// first; on a running container the limits take effect at once, and if the kernel refuses
+    /// them the old ones are put back. Only then is config.json replaced.
+    /// </summary>
+    public Task<ContainerView> UpdateConfigAsync(string name, IReadOnlyDictionary<string, string?> changes, CancellationToken ct = default) =>
+        UnderGate(name, "container-updated", c =>
+        {
+            var merged = new Dictionary<string, string>(c.Record.Config, StringComparer.Ordinal);
+            foreach (var (key, value) in changes)
+            {
+                if (key.StartsWith("security.", StringComparison.Ordinal))
+                    throw EngineException.Invalid("ImmutableConfigKey", $"config key '{key}' can only be set when the container is created");
+                if (string.IsNullOrEmpty(value)) merged.Remove(key);
+                else merged[key] = value;
+            }
+            var config = ContainerConfig.Parse(merged);
+            if (c.Live is { } live)
+            {
+                var old = ContainerConfig.Parse(c.Record.Config).Limits;
+                string? oldSet = live.CpuSet;
+                try
+                {
+                    live.CpuSet = CpuSetFor(config.Limits, except: c);
+                    _cgroups.Apply(live.Cgroup, config.Limits, live.CpuSet);
+                }
+                catch (Exception e) when (e is NativeException or IOException)
+                {
+                    live.CpuSet = oldSet;
+                    _cgroups.Apply(live.Cgroup, old, oldSet);
+                    throw new EngineException(FailureKind.Failed, "LimitRefused", $"cannot apply limits to container '{name}': {e.Message}", e);
+                }
+            }
+            c.Record = c.Record with { Config = config.Raw };
+            _store.WriteConfig(_store.DirectoryOf(name), c.Record);
+            return Task.CompletedTask;
+        }, ct);
+
+    /// <summary>Freezes every process of a running container (cgroup freezer).</summary>
+    public Task<ContainerView> FreezeAsync(string name, CancellationToken ct = default) =>
+        UnderGate(name, "container-frozen", c =>
+        {
+            var live = c.Live ?? throw EngineException.Conflict("NotRunning", $"container '{name}' is not running");
+            if (live.Frozen) throw EngineException.Conflict("AlreadyFrozen", $"container '{name}' is already frozen");
+            _cgroups.SetFrozen(live.Cgroup, true);
+            live.Frozen = true;
+            return Task.CompletedTask;
+        }, ct);
+
+    public Task<ContainerView> ThawAsync(string name, CancellationToken ct = default) =>
+        UnderGate(name, "container-thawed", c =>
+        {
+            var live = c.Live ?? throw EngineException.Conflict("NotRunning", $"container '{name}' is not running");
+            if (!live.Frozen) throw EngineException.Conflict("NotFrozen", $"container '{name}' is not frozen");
+            Thaw(live);
+            return Task.CompletedTask;
+        }, ct);
+
+    private void Thaw(Live live)
+    {
+        _cgroups.SetFrozen(live.Cgroup, false);
+        live.Frozen = false;
+    }
+
+    /// <summary>A sample of a container's resource use; a stopped container gives a sample that says so.</summary>
+    public ContainerStats Stats(string name)
+    {
+        var c = Find(name);
+        var now = DateTimeOffset.UtcNow;
+        var live = c.Live;
+        long disk = DirectorySize(Path.Combine(_store.DirectoryOf(name), "fs", "upper"));
+        if (live is null) return new ContainerStats(name, ContainerStatus.Stopped, now, TimeSpan.Zero, null, 0, TimeSpan.Zero, [], disk);
+        var cg = _cgroups.ReadStats(live.Cgroup);
+        var (at, cpu) = live.LastSample;
+        var interval = now - at;
+        double percent = interval.TotalMilliseconds > 0 ? (cg.CpuUsageNanoseconds - cpu) / (interval.TotalMilliseconds * 1e6) * 100 : 0;
+        live.LastSample = (now, cg.CpuUsageNanoseconds);
+        return new ContainerStats(name, live.Frozen ? ContainerStatus.Frozen : ContainerStatus.Running, now,
+            now - (c.Runtime.StartedAt ?? now), cg, Math.Max(0, percent), interval, NetworkOf(live.Pid), disk);
+    }
+
+    /// <summary>Interface counters from /proc/&lt;pid&gt;/net/dev, which shows the namespace of that process.</summary>
+    private static IReadOnlyList<InterfaceStats> NetworkOf(int pid)
+    {
+        var result = new List<InterfaceStats>();
+        string[] lines;
+        try { lines = File.ReadAllLines($"/proc/{pid}/net/dev"); }
+        catch (IOException) { return result; }
+        foreach (var line in lines.Skip(2))
+        {
+            int colon = line.IndexOf(':');
+            if (colon < 0) continue;
+            var f = line[(colon + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length < 10) continue;
+            result.Add(new InterfaceStats(line[..colon].Trim(), long.Parse(f[0]), long.Parse(f[1]), long.Parse(f[8]), long.Parse(f[9])));
+        }
+        return result;
+    }
+
+    private static long DirectorySize(string dir)
+    {
+        if (!Directory.Exists(dir)) return 0;
+        var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = true };
+        return new DirectoryInfo(dir).EnumerateFiles("*", options).Sum(f => f.Length);
+    }
+
+    /// <summary>
+    /// The CPUs a container is pinned to: its explicit list, or for a count the least used CPUs
+    /// among the running containers' pins (so counts spread over the host), or null for all.
+    /// </summary>
+    private string? CpuSetFor(ResourceLimits limits, Container? except)
+    {
+        if (limits.CpuSet is not null) return limits.CpuSet;
+        if (limits.CpuCount is not int count) return null;
+        var use = new int[Environment.ProcessorCount];
+        foreach (var other in _containers.Values)
+            if (other != except && other.Live?.CpuSet is string set)
+                foreach (int cpu in CpuList(set).Where(x => x < use.Length)) use[cpu]++;
+        return string.Join(',', Enumerable.Range(0, use.Length).OrderBy(i => use[i]).ThenBy(i => i).Take(count).Order());
+    }
+
+    private static IEnumerable<int> CpuList(string set) =>
+        set.Split(',').SelectMany(part =>
+        {
+            var ends = part.Split('-').Select(int.Parse).ToArray();
+            return Enumerable.Range(ends[0], ends[^1] - ends[0] + 1);
+        });
+
     /// <summary>Runs one state change at a time per container, then announces it.</summary>
     private async Task<ContainerView> UnderGate(string name, string action, Func<Container, Task> change, CancellationToken ct)
     {
@@ -173,6 +304,7 @@ public sealed class ContainerManager : IDisposable
     {
         var c = Find(name);
         var live = c.Live ?? throw EngineException.Conflict("NotRunning", $"container '{name}' is not running");
+        if (live.Frozen) throw EngineException.Conflict("Frozen", $"container '{name}' is frozen; resume it first");
         if (request.Command.Count == 0 || request.Command[0].Length == 0)
             throw EngineException.Invalid("InvalidCommand", "the command to run must not be empty");
         var config = ContainerConfig.Parse(c.Record.Config);
@@ -266,6 +398,9 @@ public sealed class ContainerManager : IDisposable
         SafeFd? master = null, slave = null;
         try
         {
+            var limits = ContainerConfig.Parse(c.Record.Config).Limits;
+            string? cpuSet = CpuSetFor(limits, except: null);
+            _cgroups.Apply(cgroup, limits, cpuSet);
             (master, slave, string slavePath) = Sys.OpenPty(RootUid(c), RootGid(c) + 5);
             int pid;
             bool shifted = idmap is not null && _options.ShiftIds;
@@ -281,7 +416,7 @@ public sealed class ContainerManager : IDisposable
             var pidfd = Sys.PidfdOpen(pid);
             var console = new ConsoleLog(master, slave, Path.Combine(run, "console.log"), _loop);
             master = slave = null;
-            var live = new Live(pid, pidfd, cgroup, console);
+            var live = new Live(pid, pidfd, cgroup, console) { CpuSet = cpuSet, LastSample = (DateTimeOffset.UtcNow, 0) };
             c.Live = live;
             c.Runtime = new RuntimeRecord(true, pid, ProcStat.StartTime(pid), DateTimeOffset.UtcNow, null, null, null, shifted);
             _store.WriteRuntime(name, c.Runtime);
@@ -332,6 +467,8 @@ public sealed class ContainerManager : IDisposable
     private async Task StopLocked(Container c, bool force, TimeSpan timeout)
     {
         var live = c.Live ?? throw EngineException.Conflict("NotRunning", $"container '{c.Record.Name}' is not running");
+        // A frozen init could neither shut down nor die.
+        if (live.Frozen) Thaw(live);
         if (!force && timeout > TimeSpan.Zero)
         {
             Sys.PidfdSignal(live.Pidfd, InitKinds.StopSignal(c.Record.InitKind));
@@ -386,7 +523,13 @@ public sealed class ContainerManager : IDisposable
         if (runtime.Pid is int pid && runtime.PidStartTime is ulong start && ProcStat.StartTime(pid) == start)
         {
             var pidfd = Sys.PidfdOpen(pid);
-            var live = new Live(pid, pidfd, _cgroups.Open(name), ReattachConsole(c, pidfd));
+            var cgroup = _cgroups.Open(name);
+            var live = new Live(pid, pidfd, cgroup, ReattachConsole(c, pidfd))
+            {
+                Frozen = _cgroups.ReadStats(cgroup).Frozen,
+                CpuSet = ContainerConfig.Parse(record.Config).Limits.CpuSet,
+                LastSample = (runtime.StartedAt ?? DateTimeOffset.UtcNow, 0),
+            };
             c.Live = live;
             _loop.WatchExit(pidfd, status => OnExit(c, live, status));
             return;
@@ -430,7 +573,7 @@ public sealed class ContainerManager : IDisposable
         var rt = c.Runtime;
         var live = c.Live;
         var (v4, v6) = live is null ? ([], []) : NetnsAddresses.Read(live.Pid);
-        return new ContainerView(r.Name, live is null ? ContainerStatus.Stopped : ContainerStatus.Running,
+        return new ContainerView(r.Name, live is null ? ContainerStatus.Stopped : live.Frozen ? ContainerStatus.Frozen : ContainerStatus.Running,
             r.ImageFingerprint, r.ImageAlias, live?.Pid, r.Created, rt.StartedAt, rt.StoppedAt, rt.LastExitCode, rt.LastExitSignal,
             r.IdMap is null, r.InitKind, r.Config, v4, v6);
     }

@@ -1,6 +1,6 @@
 namespace SystemContainers.Engine;
 
-public enum ContainerStatus { Stopped, Running }
+public enum ContainerStatus { Stopped, Running, Frozen }
 
 /// <summary>A snapshot of one container, as listed and shown.</summary>
 public sealed record ContainerView(

@@ -62,17 +62,19 @@ public sealed class NewSystemContainerCommand : SystemContainerCmdlet
     [Parameter]
     public SwitchParameter Start { get; set; }
 
+    /// <summary>Config values as the daemon takes them: booleans as true/false, null as null.</summary>
+    internal static string? ConfigValue(object? value) => value switch
+    {
+        null => null,
+        bool b => b ? "true" : "false",
+        var v => LanguagePrimitives.ConvertTo<string>(v),
+    };
+
     protected override void ProcessRecord()
     {
         if (!ShouldProcess(Name, $"Create system container from image '{Image}'")) return;
         var config = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (DictionaryEntry e in Config ?? new Hashtable())
-            config[e.Key.ToString()!] = e.Value switch
-            {
-                bool b => b ? "true" : "false",
-                null => "",
-                var v => LanguagePrimitives.ConvertTo<string>(v),
-            };
+        foreach (DictionaryEntry e in Config ?? new Hashtable()) config[e.Key.ToString()!] = ConfigValue(e.Value) ?? "";
         if (Privileged) config["security.privileged"] = "true";
         if (!TryCall(c => c.CreateContainerAsync(new ContainerCreateRequest(Name, Image, config), Cancel), Name, out var created)) return;
         if (Start && !TryCall(c => c.ChangeStateAsync(Name, new ContainerStateRequest("start"), Cancel), Name, out created)) return;
@@ -110,6 +112,50 @@ public abstract class ContainerStateCmdlet : SystemContainerCmdlet
 public sealed class StartSystemContainerCommand : ContainerStateCmdlet
 {
     protected override string Action => "start";
+}
+
+[Cmdlet(VerbsLifecycle.Suspend, "SystemContainer", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainer))]
+public sealed class SuspendSystemContainerCommand : ContainerStateCmdlet
+{
+    protected override string Action => "freeze";
+}
+
+[Cmdlet(VerbsLifecycle.Resume, "SystemContainer", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainer))]
+public sealed class ResumeSystemContainerCommand : ContainerStateCmdlet
+{
+    protected override string Action => "unfreeze";
+}
+
+[Cmdlet(VerbsCommon.Set, "SystemContainer", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainer))]
+public sealed class SetSystemContainerCommand : SystemContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    public string[] Name { get; set; } = [];
+
+    /// <summary>Keys to set; $null or an empty string removes a key.</summary>
+    [Parameter(Mandatory = true, Position = 1)]
+    public Hashtable Config { get; set; } = new();
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var changes = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (DictionaryEntry e in Config) changes[e.Key.ToString()!] = NewSystemContainerCommand.ConfigValue(e.Value);
+        string summary = string.Join(", ", changes.Select(kv => $"{kv.Key}={kv.Value ?? "(unset)"}"));
+        foreach (var name in ExpandContainerNames(Name))
+        {
+            if (!ShouldProcess(name, $"Set {summary}")) continue;
+            if (TryCall(c => c.UpdateContainerAsync(name, new ContainerUpdateRequest(changes), Cancel), name, out var result) && PassThru)
+                WriteObject(result);
+        }
+    }
 }
 
 /// <summary>Stop and Restart: a clean shutdown with a timeout, or a kill with -Force.</summary>

@@ -13,6 +13,46 @@ internal static class CgroupFs
 
     public static string Read(string file) => File.ReadAllText(file).Trim();
 
+    /// <summary>A number file; "max" (v2) and the v1 "unlimited" values (2^63 rounded to pages) read as null.</summary>
+    public static long? ReadLimit(string file)
+    {
+        string text = Read(file);
+        if (text == "max" || text == "-1") return null;
+        long n = long.Parse(text);
+        return n >= long.MaxValue / 2 ? null : n;
+    }
+
+    public static long ReadLong(string file) => File.Exists(file) ? long.Parse(Read(file)) : 0;
+
+    /// <summary>The value of one "key value" line in a flat-keyed file (memory.stat, cpu.stat, memory.events).</summary>
+    public static long KeyedValue(string file, string key)
+    {
+        if (!File.Exists(file)) return 0;
+        foreach (var line in File.ReadLines(file))
+        {
+            int space = line.IndexOf(' ');
+            if (space == key.Length && line.StartsWith(key, StringComparison.Ordinal)) return long.Parse(line.AsSpan(space + 1));
+        }
+        return 0;
+    }
+
+    /// <summary>Writes only where the controller file exists (some hosts lack, for example, blkio weights or swap accounting).</summary>
+    public static void WriteIfPresent(string file, string value)
+    {
+        if (File.Exists(file)) Write(file, value);
+    }
+
+    /// <summary>Waits for a cgroup state file to read the wanted value (freezing is asynchronous).</summary>
+    public static void WaitFor(Func<bool> done, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!done())
+        {
+            if (DateTime.UtcNow > deadline) throw new EngineException(FailureKind.Failed, "CgroupTimeout", $"timed out waiting for {what}");
+            Thread.Sleep(5);
+        }
+    }
+
     /// <summary>mkdir that tolerates an existing directory; returns whether it created it.</summary>
     public static bool MakeDir(string dir)
     {

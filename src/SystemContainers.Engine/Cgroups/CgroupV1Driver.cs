@@ -76,6 +76,79 @@ public sealed class CgroupV1Driver : ICgroupDriver
         _unified?.Remove(container);
     }
 
+    /// <summary>The container's directory in the hierarchy that carries controller.</summary>
+    private string? Controller(string container, string controller)
+    {
+        var h = _hierarchies.FirstOrDefault(x => x.Controllers.Split(',').Contains(controller));
+        return h is null ? null : DirectoryOf(h, container);
+    }
+
+    public void Apply(ContainerCgroup cgroup, Spec.ResourceLimits l, string? cpuSet)
+    {
+        string c = cgroup.Container;
+        if (Controller(c, "cpu") is string cpu)
+        {
+            CgroupFs.Write(Path.Combine(cpu, "cpu.cfs_period_us"), l.CpuPeriodMicroseconds.ToString());
+            CgroupFs.Write(Path.Combine(cpu, "cpu.cfs_quota_us"), (l.CpuQuotaMicroseconds ?? -1).ToString());
+            CgroupFs.Write(Path.Combine(cpu, "cpu.shares"), (l.CpuShares ?? 1024).ToString());
+        }
+        if (Controller(c, "cpuset") is string cpuset)
+            CgroupFs.Write(Path.Combine(cpuset, "cpuset.cpus"), cpuSet ?? CgroupFs.Read(Path.Combine(Path.GetDirectoryName(cpuset)!, "cpuset.cpus")));
+        if (Controller(c, "memory") is string mem)
+        {
+            string limit = Path.Combine(mem, "memory.limit_in_bytes"), memsw = Path.Combine(mem, "memory.memsw.limit_in_bytes");
+            long hard = l.MemoryBytes is long m && !l.MemorySoft ? m : -1;
+            // memory+swap may never be below memory: lift it first, then set memory, then memory+swap.
+            CgroupFs.WriteIfPresent(memsw, "-1");
+            CgroupFs.Write(limit, hard.ToString());
+            CgroupFs.Write(Path.Combine(mem, "memory.soft_limit_in_bytes"), (l.MemorySoft && l.MemoryBytes is long s ? s : -1).ToString());
+            CgroupFs.WriteIfPresent(memsw, (!l.SwapAllowed && hard > 0 ? hard : -1).ToString());
+            if (!l.SwapAllowed) CgroupFs.Write(Path.Combine(mem, "memory.swappiness"), "0");
+        }
+        if (Controller(c, "pids") is string pids)
+            CgroupFs.Write(Path.Combine(pids, "pids.max"), l.ProcessesMax?.ToString() ?? "max");
+        if (Controller(c, "blkio") is string blkio)
+        {
+            string weight = (l.IoWeight ?? 500).ToString();
+            CgroupFs.WriteIfPresent(Path.Combine(blkio, "blkio.weight"), weight);
+            CgroupFs.WriteIfPresent(Path.Combine(blkio, "blkio.bfq.weight"), weight);
+        }
+    }
+
+    public void SetFrozen(ContainerCgroup cgroup, bool frozen)
+    {
+        string freezer = Controller(cgroup.Container, "freezer")
+            ?? throw new EngineException(FailureKind.Failed, "NoFreezer", "this host has no freezer cgroup controller");
+        string state = Path.Combine(freezer, "freezer.state");
+        CgroupFs.Write(state, frozen ? "FROZEN" : "THAWED");
+        CgroupFs.WaitFor(() => CgroupFs.Read(state) == (frozen ? "FROZEN" : "THAWED"), $"{state} to become {(frozen ? "FROZEN" : "THAWED")}");
+    }
+
+    public CgroupStats ReadStats(ContainerCgroup cgroup)
+    {
+        string c = cgroup.Container;
+        string? cpuacct = Controller(c, "cpuacct"), mem = Controller(c, "memory"), pids = Controller(c, "pids"), freezer = Controller(c, "freezer");
+        // cpuacct.stat counts USER_HZ ticks (100 per second on Linux).
+        long Ticks(string key) => cpuacct is null ? 0 : CgroupFs.KeyedValue(Path.Combine(cpuacct, "cpuacct.stat"), key) * 10_000_000;
+        string? M(string f) => mem is null ? null : Path.Combine(mem, f);
+        long MemStat(string key) => M("memory.stat") is string f ? CgroupFs.KeyedValue(f, "total_" + key) : 0;
+        return new CgroupStats(
+            cpuacct is null ? 0 : CgroupFs.ReadLong(Path.Combine(cpuacct, "cpuacct.usage")),
+            Ticks("user"),
+            Ticks("system"),
+            M("memory.usage_in_bytes") is string u ? CgroupFs.ReadLong(u) : 0,
+            M("memory.max_usage_in_bytes") is string p ? CgroupFs.ReadLong(p) : 0,
+            M("memory.limit_in_bytes") is string l ? CgroupFs.ReadLimit(l) : null,
+            MemStat("cache"),
+            MemStat("swap"),
+            // With swap off the limit that is hit is memory+swap's.
+            Math.Max(M("memory.failcnt") is string fc ? CgroupFs.ReadLong(fc) : 0, M("memory.memsw.failcnt") is string sfc ? CgroupFs.ReadLong(sfc) : 0),
+            M("memory.oom_control") is string oc ? CgroupFs.KeyedValue(oc, "oom_kill") : 0,
+            pids is null ? 0 : CgroupFs.ReadLong(Path.Combine(pids, "pids.current")),
+            pids is null ? null : CgroupFs.ReadLimit(Path.Combine(pids, "pids.max")),
+            freezer is not null && CgroupFs.Read(Path.Combine(freezer, "freezer.state")) != "THAWED");
+    }
+
     public void ReleaseGroup()
     {
         foreach (var h in _hierarchies) CgroupFs.TryRemoveEmpty(Path.Combine(Path.Join(h.Mount, h.OwnPath), _group));

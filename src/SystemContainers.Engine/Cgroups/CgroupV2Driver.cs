@@ -63,6 +63,54 @@ public sealed class CgroupV2Driver : ICgroupDriver
 
     public void Remove(string container) => CgroupFs.RemoveTree(DirectoryOf(container));
 
+    public void Apply(ContainerCgroup cgroup, Spec.ResourceLimits l, string? cpuSet)
+    {
+        string d = DirectoryOf(cgroup.Container);
+        string F(string name) => Path.Combine(d, name);
+        CgroupFs.WriteIfPresent(F("cpu.max"), $"{(l.CpuQuotaMicroseconds is long q ? q.ToString() : "max")} {l.CpuPeriodMicroseconds}");
+        // systemd's mapping of cpu.shares (2-262144, default 1024) onto cpu.weight (1-10000, default 100).
+        long weight = l.CpuShares is long shares ? 1 + (shares - 2) * 9999 / 262142 : 100;
+        CgroupFs.WriteIfPresent(F("cpu.weight"), weight.ToString());
+        CgroupFs.WriteIfPresent(F("cpuset.cpus"), cpuSet ?? "");
+        string bytes = l.MemoryBytes is long m ? m.ToString() : "max";
+        CgroupFs.WriteIfPresent(F("memory.max"), l.MemorySoft ? "max" : bytes);
+        CgroupFs.WriteIfPresent(F("memory.high"), l.MemorySoft ? bytes : "max");
+        CgroupFs.WriteIfPresent(F("memory.swap.max"), l.SwapAllowed ? "max" : "0");
+        CgroupFs.WriteIfPresent(F("pids.max"), l.ProcessesMax is long p ? p.ToString() : "max");
+        // blkio weights run 10-1000 around 500; io.weight runs 1-10000 around 100.
+        CgroupFs.WriteIfPresent(F("io.weight"), $"default {(l.IoWeight is long w ? Math.Max(1, w / 5) : 100)}");
+    }
+
+    public void SetFrozen(ContainerCgroup cgroup, bool frozen)
+    {
+        string d = DirectoryOf(cgroup.Container);
+        CgroupFs.Write(Path.Combine(d, "cgroup.freeze"), frozen ? "1" : "0");
+        CgroupFs.WaitFor(() => IsFrozen(d) == frozen, $"{d} to {(frozen ? "freeze" : "thaw")}");
+    }
+
+    private static bool IsFrozen(string dir) => CgroupFs.KeyedValue(Path.Combine(dir, "cgroup.events"), "frozen") == 1;
+
+    public CgroupStats ReadStats(ContainerCgroup cgroup)
+    {
+        string d = DirectoryOf(cgroup.Container);
+        string F(string name) => Path.Combine(d, name);
+        long current = CgroupFs.ReadLong(F("memory.current"));
+        return new CgroupStats(
+            CgroupFs.KeyedValue(F("cpu.stat"), "usage_usec") * 1000,
+            CgroupFs.KeyedValue(F("cpu.stat"), "user_usec") * 1000,
+            CgroupFs.KeyedValue(F("cpu.stat"), "system_usec") * 1000,
+            current,
+            File.Exists(F("memory.peak")) ? CgroupFs.ReadLong(F("memory.peak")) : current,
+            File.Exists(F("memory.max")) ? CgroupFs.ReadLimit(F("memory.max")) : null,
+            CgroupFs.KeyedValue(F("memory.stat"), "file"),
+            CgroupFs.ReadLong(F("memory.swap.current")),
+            CgroupFs.KeyedValue(F("memory.events"), "max"),
+            CgroupFs.KeyedValue(F("memory.events"), "oom_kill"),
+            CgroupFs.ReadLong(F("pids.current")),
+            File.Exists(F("pids.max")) ? CgroupFs.ReadLimit(F("pids.max")) : null,
+            IsFrozen(d));
+    }
+
     public void ReleaseGroup()
     {
         lock (_setupLock)

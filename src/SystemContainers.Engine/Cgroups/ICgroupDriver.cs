@@ -21,6 +21,14 @@ public interface ICgroupDriver
     /// <summary>Removes the container's cgroups and every sub-cgroup its init made; they must be empty.</summary>
     void Remove(string container);
 
+    /// <summary>Writes the limits to the container's cgroups (all of them: an unset limit is written as "no limit").</summary>
+    void Apply(ContainerCgroup cgroup, Spec.ResourceLimits limits, string? cpuSet);
+
+    /// <summary>Freezes or thaws every process of the container, waiting until the kernel says it is done.</summary>
+    void SetFrozen(ContainerCgroup cgroup, bool frozen);
+
+    CgroupStats ReadStats(ContainerCgroup cgroup);
+
     /// <summary>Removes the daemon's group directories when no container cgroup is left in them (daemon shutdown).</summary>
     void ReleaseGroup();
 }

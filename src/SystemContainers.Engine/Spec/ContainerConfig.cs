@@ -16,7 +16,7 @@ public sealed record ContainerConfig
     public const string EnvironmentPrefix = "environment.";
     public const string UserPrefix = "user.";
 
-    public static readonly IReadOnlyList<string> Keys = [Privileged, IdmapBase, IdmapSize, StopTimeout];
+    public static readonly IReadOnlyList<string> Keys = [Privileged, IdmapBase, IdmapSize, StopTimeout, .. ResourceLimits.Keys];
 
     private ContainerConfig(ImmutableSortedDictionary<string, string> raw) => Raw = raw;
 
@@ -30,6 +30,13 @@ public sealed record ContainerConfig
 
     public TimeSpan StopTimeoutValue =>
         TimeSpan.FromSeconds(Raw.TryGetValue(StopTimeout, out var v) ? ParseCount(StopTimeout, v, 0, 3600) : 30);
+
+    /// <summary>The limits.* keys, validated against this host's CPUs and memory.</summary>
+    public ResourceLimits Limits => ResourceLimits.Parse(Raw, System.Environment.ProcessorCount, HostMemoryBytes);
+
+    private static long HostMemoryBytes =>
+        File.ReadLines("/proc/meminfo").Where(l => l.StartsWith("MemTotal:", StringComparison.Ordinal))
+            .Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024).FirstOrDefault(long.MaxValue / 128);
 
     public IEnumerable<KeyValuePair<string, string>> Environment =>
         Raw.Where(kv => kv.Key.StartsWith(EnvironmentPrefix, StringComparison.Ordinal))
@@ -62,6 +69,7 @@ public sealed record ContainerConfig
         _ = config.IdmapBaseValue;
         _ = config.IdmapSizeValue;
         _ = config.StopTimeoutValue;
+        _ = config.Limits;
         return config;
     }
 

@@ -1,0 +1,195 @@
+# Resource limits, live updates, freeze and Get-ContainerStats, checked inside the container and in the cgroup files.
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
+    Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
+    $script:daemon = Start-TestDaemon
+    $script:image = Get-TestImage
+    function CgroupFile([int]$InitPid, [string]$Controller, [string]$File) {
+        $dir = Get-CgroupDirectories -InitPid $InitPid | Where-Object { $_ -like "/sys/fs/cgroup/$Controller/*" } | Select-Object -First 1
+        Join-Path $dir $File
+    }
+}
+AfterAll { Stop-TestDaemon $script:daemon }
+
+Describe 'Memory limit' {
+    It 'OOM-kills a process that allocates past limits.memory, and the container survives' {
+        $c = New-SystemContainer mem -Image $image -Config @{ 'limits.memory' = '32MiB'; 'limits.memory.swap' = $false } -Start
+        Get-Content (CgroupFile $c.Pid memory memory.limit_in_bytes) | Should -Be (32MB).ToString()
+        $r = Invoke-SystemContainerCommand mem -PassThru -- sh -c 'head -c 200000000 /dev/zero | tail > /dev/null; echo shell-survived'
+        $r.Stdout | Should -Match 'shell-survived'
+        $r.Stderr | Should -Match 'Killed'
+        $s = Get-ContainerStats mem
+        $s.MemoryLimit | Should -Be (32MB)
+        $s.OomKills | Should -BeGreaterOrEqual 1
+        # The kernel counts limit hits in failcnt only on some paths; what it says is what stats report.
+        $hits = [math]::Max([long](Get-Content (CgroupFile $c.Pid memory memory.failcnt)), [long](Get-Content (CgroupFile $c.Pid memory memory.memsw.failcnt) -ErrorAction SilentlyContinue))
+        $s.MemoryLimitHits | Should -Be $hits
+        (Get-SystemContainer mem).Status | Should -Be 'Running'
+        Invoke-SystemContainerCommand mem hostname | Should -Be 'mem'
+    }
+    It 'raises and lowers the limit live, and keeps it across a daemon restart' {
+        $c = Get-SystemContainer mem
+        Set-SystemContainer mem -Config @{ 'limits.memory' = '128MiB' }
+        Get-Content (CgroupFile $c.Pid memory memory.limit_in_bytes) | Should -Be (128MB).ToString()
+        Invoke-SystemContainerCommand mem -PassThru -- sh -c 'head -c 60000000 /dev/zero | tail > /dev/null && echo fits' | ForEach-Object Stdout | Should -Match 'fits'
+        Set-SystemContainer mem -Config @{ 'limits.memory' = '48MiB' }
+        Get-Content (CgroupFile $c.Pid memory memory.limit_in_bytes) | Should -Be (48MB).ToString()
+        Stop-DaemonProcess $daemon
+        Start-DaemonProcess $daemon
+        (Get-SystemContainer mem).Config['limits.memory'] | Should -Be '48MiB'
+        (Get-ContainerStats mem).MemoryLimit | Should -Be (48MB)
+        (Get-SystemContainer mem).Pid | Should -Be $c.Pid
+    }
+    It 'removes a limit with $null' {
+        $c = Get-SystemContainer mem
+        Set-SystemContainer mem -Config @{ 'limits.memory' = $null }
+        (Get-ContainerStats mem).MemoryLimit | Should -BeNullOrEmpty
+        (Get-SystemContainer mem).Config.ContainsKey('limits.memory') | Should -BeFalse
+        Remove-SystemContainer mem -Force -Confirm:$false
+    }
+}
+
+Describe 'Process limit' {
+    It 'contains a fork bomb; the container stays manageable and stoppable' {
+        $c = New-SystemContainer bomb -Image $image -Config @{ 'limits.processes' = 50 } -Start
+        Get-Content (CgroupFile $c.Pid pids pids.max) | Should -Be '50'
+        $hostBefore = (Get-ChildItem /proc -Directory | Where-Object Name -match '^\d+$').Count
+        # The shell gives up when fork fails; the point is that it cannot get past the limit.
+        Invoke-SystemContainerCommand bomb -PassThru -- sh -c 'for i in $(seq 1 200); do sleep 30 > /dev/null 2>&1 & done' | Out-Null
+        $s = Get-ContainerStats bomb
+        $s.Processes | Should -BeLessOrEqual 50
+        $s.ProcessesLimit | Should -Be 50
+        $hostAfter = (Get-ChildItem /proc -Directory | Where-Object Name -match '^\d+$').Count
+        ($hostAfter - $hostBefore) | Should -BeLessOrEqual 55
+        (Stop-SystemContainer bomb -Force -PassThru).Status | Should -Be 'Stopped'
+        Remove-SystemContainer bomb -Confirm:$false
+    }
+}
+
+Describe 'CPU limits' {
+    It 'holds a busy loop to 20-30% of a CPU with a 25ms/100ms quota (measured from cpuacct)' {
+        $c = New-SystemContainer quota -Image $image -Config @{ 'limits.cpu.allowance' = '25ms/100ms' } -Start
+        Get-Content (CgroupFile $c.Pid cpu cpu.cfs_quota_us) | Should -Be '25000'
+        Invoke-SystemContainerCommand quota -- sh -c 'while :; do :; done > /dev/null 2>&1 & echo spinning'
+        Start-Sleep -Milliseconds 500
+        $usage = CgroupFile $c.Pid cpuacct cpuacct.usage
+        $a = [long](Get-Content $usage); $t = [Diagnostics.Stopwatch]::StartNew()
+        Start-Sleep -Seconds 3
+        $b = [long](Get-Content $usage); $elapsed = $t.Elapsed.TotalSeconds
+        $percent = ($b - $a) / 1e9 / $elapsed * 100
+        $percent | Should -BeGreaterOrEqual 20
+        $percent | Should -BeLessOrEqual 30
+        Remove-SystemContainer quota -Force -Confirm:$false
+    }
+    It 'pins to one CPU with limits.cpu=1, as /proc/self/status shows inside' {
+        $c = New-SystemContainer pinned -Image $image -Config @{ 'limits.cpu' = 1 } -Start
+        $allowed = (Invoke-SystemContainerCommand pinned -- grep Cpus_allowed_list /proc/self/status) -replace '.*:\s*', ''
+        $allowed | Should -Match '^\d+$'
+        Get-Content (CgroupFile $c.Pid cpuset cpuset.cpus) | Should -Be $allowed
+        Set-SystemContainer pinned -Config @{ 'limits.cpu' = '0-1' }
+        (Invoke-SystemContainerCommand pinned -- grep Cpus_allowed_list /proc/self/status) -replace '.*:\s*', '' | Should -Be '0-1'
+        Remove-SystemContainer pinned -Force -Confirm:$false
+    }
+}
+
+Describe 'Bad limit values' {
+    BeforeAll { New-SystemContainer steady -Image $image -Config @{ 'limits.memory' = '64MiB' } -Start | Out-Null }
+    It 'refuses <key>=<value> and keeps the previous config' -ForEach @(
+        @{ key = 'limits.memory'; value = 'lots' }, @{ key = 'limits.cpu'; value = '0-999' }, @{ key = 'limits.processes'; value = '-5' },
+        @{ key = 'limits.cpu.allowance'; value = '150%' }, @{ key = 'limits.memory.enforce'; value = 'sometimes' }, @{ key = 'limits.disk.priority'; value = '11' }
+    ) {
+        Set-SystemContainer steady -Config @{ $key = $value } -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'InvalidConfigValue,*'
+        $err[0].Exception.Message | Should -Match ([regex]::Escape($key))
+        (Get-SystemContainer steady).Config['limits.memory'] | Should -Be '64MiB'
+        (Get-SystemContainer steady).Config.ContainsKey($key) -and $key -ne 'limits.memory' | Should -BeFalse
+        (Get-ContainerStats steady).MemoryLimit | Should -Be (64MB)
+    }
+    It 'refuses bad values at creation too, creating nothing' {
+        New-SystemContainer nolimit -Image $image -Config @{ 'limits.memory' = 'lots' } -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'InvalidConfigValue,*'
+        Get-SystemContainer nolimit -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+    It 'refuses changing security keys after creation' {
+        Set-SystemContainer steady -Config @{ 'security.privileged' = $true } -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'ImmutableConfigKey,*'
+    }
+}
+
+Describe 'Suspend and Resume' {
+    It 'stops a counter while frozen and lets it go on after' {
+        New-SystemContainer ice -Image $image -Start | Out-Null
+        Invoke-SystemContainerCommand ice -- sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done > /dev/null 2>&1 & echo ok'
+        Start-Sleep -Milliseconds 400
+        (Suspend-SystemContainer ice -PassThru).Status | Should -Be 'Frozen'
+        $fingerprint = (Get-SystemContainerImage busybox).Fingerprint
+        $file = Join-Path $daemon.StateDir 'containers/ice/fs/upper/tmp/count'
+        $a = Get-Content $file; Start-Sleep -Milliseconds 600; $b = Get-Content $file
+        $b | Should -Be $a
+        (Get-ContainerStats ice).Status | Should -Be 'Frozen'
+        Invoke-SystemContainerCommand ice true -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'Frozen,*'
+        Suspend-SystemContainer ice -ErrorVariable err2 -ErrorAction SilentlyContinue
+        $err2[0].FullyQualifiedErrorId | Should -BeLike 'AlreadyFrozen,*'
+        (Resume-SystemContainer ice -PassThru).Status | Should -Be 'Running'
+        Start-Sleep -Milliseconds 600
+        [int](Get-Content $file) | Should -BeGreaterThan ([int]$b)
+    }
+    It 'stops a frozen container (thawing it first)' {
+        Suspend-SystemContainer ice
+        (Stop-SystemContainer ice -Timeout 10 -PassThru).Status | Should -Be 'Stopped'
+    }
+    It 'refuses to resume a container that is not frozen' {
+        Start-SystemContainer ice
+        Resume-SystemContainer ice -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'NotFrozen,*'
+        Remove-SystemContainer ice -Force -Confirm:$false
+    }
+}
+
+Describe 'Get-ContainerStats' {
+    BeforeAll {
+        $script:s1 = New-SystemContainer stat1 -Image $image -Config @{ 'limits.processes' = 20 } -Start
+        New-SystemContainer stat2 -Image $image -Start | Out-Null
+        New-SystemContainer stat3 -Image $image | Out-Null
+    }
+    It 'agrees with the cgroup files and /proc' {
+        Invoke-SystemContainerCommand stat1 -- sh -c 'dd if=/dev/zero of=/root/blob bs=1k count=300 2>/dev/null'
+        $s = Get-ContainerStats stat1
+        $s | Should -BeOfType ([SystemContainers.Api.SystemContainerStats])
+        $s.Processes | Should -Be ([long](Get-Content (CgroupFile $s1.Pid pids pids.current)))
+        $s.ProcessesLimit | Should -Be 20
+        $cpu = [long](Get-Content (CgroupFile $s1.Pid cpuacct cpuacct.usage))
+        [math]::Abs($s.CpuTimeNanoseconds - $cpu) | Should -BeLessThan 50000000
+        $mem = [long](Get-Content (CgroupFile $s1.Pid memory memory.usage_in_bytes))
+        [math]::Abs($s.MemoryUsage - $mem) | Should -BeLessThan (2MB)
+        $s.DiskUsage | Should -BeGreaterOrEqual 300KB
+        ($s.Network | Where-Object Name -eq 'lo') | Should -Not -BeNullOrEmpty
+        $s.Uptime.TotalSeconds | Should -BeGreaterThan 0
+    }
+    It 'streams samples with -Interval and -Count, for wildcards and -All' {
+        $samples = Get-ContainerStats stat* -Interval 0.2 -Count 3
+        $samples.Count | Should -Be 9
+        ($samples | Measure-Object CpuPercent -Average).Average | Should -BeGreaterOrEqual 0
+        @($samples | Where-Object Name -eq stat1).Count | Should -Be 3
+        (Get-ContainerStats -All).Name | Should -Contain 'stat2'
+        @(Get-SystemContainer stat1, stat2 | Get-ContainerStats).Name | Should -Be @('stat1', 'stat2')
+    }
+    It 'reports a stopped container as a clear state, not an error' {
+        $s = Get-ContainerStats stat3 -ErrorVariable err
+        $err | Should -BeNullOrEmpty
+        $s.Status | Should -Be 'Stopped'
+        $s.Processes | Should -Be 0
+        $s.CpuPercent | Should -Be 0
+    }
+    It 'serves Prometheus metrics at /1.0/metrics' {
+        $socket = [System.Net.Sockets.Socket]::new('Unix', 'Stream', 'Unspecified')
+        $socket.Connect([System.Net.Sockets.UnixDomainSocketEndPoint]::new($daemon.Socket))
+        $socket.Send([Text.Encoding]::ASCII.GetBytes("GET /1.0/metrics HTTP/1.0`r`nHost: x`r`n`r`n")) | Out-Null
+        $text = [IO.StreamReader]::new([System.Net.Sockets.NetworkStream]::new($socket, $true)).ReadToEnd()
+        $text | Should -Match '(?m)^systemcontainers_up\{name="stat1"\} 1$'
+        $text | Should -Match '(?m)^systemcontainers_up\{name="stat3"\} 0$'
+        $text | Should -Match '(?m)^systemcontainers_processes\{name="stat1"\} \d+$'
+        $text | Should -Match 'systemcontainers_network_receive_bytes_total\{name="stat1",interface="lo"\}'
+    }
+}

@@ -1,0 +1,156 @@
+using SystemContainers.Engine.Cgroups;
+using SystemContainers.Engine.Spec;
+
+namespace SystemContainers.Engine.Tests;
+
+public class ResourceLimitsTests
+{
+    private static ResourceLimits Parse(params (string Key, string Value)[] kv) =>
+        ResourceLimits.Parse(kv.ToDictionary(x => x.Key, x => x.Value), hostCpus: 4, hostMemory: 8L << 30);
+
+    [Theory]
+    [InlineData("536870912", 536870912L)]
+    [InlineData("512MiB", 512L << 20)]
+    [InlineData("512M", 512L << 20)]
+    [InlineData("2GB", 2_000_000_000L)]
+    [InlineData("1.5GiB", 3L << 29)]
+    [InlineData("50%", 4L << 30)]
+    public void ParsesMemory(string value, long bytes) => Assert.Equal(bytes, Parse(("limits.memory", value)).MemoryBytes);
+
+    [Fact]
+    public void ParsesCpuCountsListsAllowancesAndPriority()
+    {
+        Assert.Equal(2, Parse(("limits.cpu", "2")).CpuCount);
+        Assert.Equal("0-1,3", Parse(("limits.cpu", "0-1,3")).CpuSet);
+        var quota = Parse(("limits.cpu.allowance", "25ms/100ms"));
+        Assert.Equal((25_000L, 100_000L), (quota.CpuQuotaMicroseconds!.Value, quota.CpuPeriodMicroseconds));
+        Assert.Equal(512, Parse(("limits.cpu.allowance", "50%")).CpuShares);
+        Assert.Equal(1024, Parse(("limits.cpu.priority", "5")).CpuShares);
+        Assert.Null(Parse().CpuShares);
+    }
+
+    [Fact]
+    public void ParsesTheRest()
+    {
+        var l = Parse(("limits.processes", "50"), ("limits.memory.swap", "false"), ("limits.memory.enforce", "soft"), ("limits.disk.priority", "10"));
+        Assert.Equal(50, l.ProcessesMax);
+        Assert.False(l.SwapAllowed);
+        Assert.True(l.MemorySoft);
+        Assert.Equal(1000, l.IoWeight);
+    }
+
+    [Theory]
+    [InlineData("limits.memory", "lots")]
+    [InlineData("limits.memory", "1")]
+    [InlineData("limits.memory", "0%")]
+    [InlineData("limits.cpu", "0-999")]
+    [InlineData("limits.cpu", "5")]
+    [InlineData("limits.cpu", "0")]
+    [InlineData("limits.cpu", "2-1")]
+    [InlineData("limits.cpu.allowance", "150%")]
+    [InlineData("limits.cpu.allowance", "25ms")]
+    [InlineData("limits.cpu.allowance", "0ms/100ms")]
+    [InlineData("limits.processes", "-5")]
+    [InlineData("limits.processes", "0")]
+    [InlineData("limits.memory.enforce", "sometimes")]
+    [InlineData("limits.disk.priority", "11")]
+    [InlineData("limits.cpu.priority", "x")]
+    public void RefusesBadValuesNamingTheKey(string key, string value)
+    {
+        var e = Assert.Throws<EngineException>(() => Parse((key, value)));
+        Assert.Equal("InvalidConfigValue", e.Reason);
+        Assert.Contains($"'{key}'", e.Message);
+        Assert.Contains($"'{value}'", e.Message);
+    }
+}
+
+/// <summary>Every limit and statistic of the v2 driver, against a cgroup2-shaped tree.</summary>
+public class CgroupV2LimitsTests
+{
+    private static (TempDir Root, CgroupV2Driver Driver, ContainerCgroup Cgroup, string Dir) Fixture()
+    {
+        var root = new TempDir();
+        string dir = root.Combine("own", "grp", "c1");
+        Directory.CreateDirectory(dir);
+        foreach (var f in new[] { "cgroup.controllers", "cgroup.subtree_control", "cgroup.procs", "cgroup.threads", "cgroup.freeze", "cpu.max",
+                     "cpu.weight", "cpuset.cpus", "memory.max", "memory.high", "memory.swap.max", "pids.max", "io.weight" })
+            File.WriteAllText(Path.Combine(dir, f), "");
+        var driver = new CgroupV2Driver(root.Path, "/own", "grp", enableControllers: false);
+        return (root, driver, driver.Open("c1"), dir);
+    }
+
+    private static string Read(string dir, string file) => File.ReadAllText(Path.Combine(dir, file));
+
+    [Fact]
+    public void WritesEveryLimitToItsFile()
+    {
+        var (root, driver, cg, dir) = Fixture();
+        using (root)
+        {
+            var limits = ResourceLimits.Parse(new Dictionary<string, string>
+            {
+                ["limits.cpu.allowance"] = "25ms/100ms", ["limits.cpu.priority"] = "10", ["limits.memory"] = "512MiB",
+                ["limits.memory.swap"] = "false", ["limits.processes"] = "50", ["limits.disk.priority"] = "10",
+            }, 4, 8L << 30);
+            driver.Apply(cg, limits, "0-1");
+            Assert.Equal("25000 100000", Read(dir, "cpu.max"));
+            Assert.Equal((1 + (1877L - 2) * 9999 / 262142).ToString(), Read(dir, "cpu.weight"));
+            Assert.Equal("0-1", Read(dir, "cpuset.cpus"));
+            Assert.Equal((512L << 20).ToString(), Read(dir, "memory.max"));
+            Assert.Equal("max", Read(dir, "memory.high"));
+            Assert.Equal("0", Read(dir, "memory.swap.max"));
+            Assert.Equal("50", Read(dir, "pids.max"));
+            Assert.Equal("default 200", Read(dir, "io.weight"));
+
+            var soft = ResourceLimits.Parse(new Dictionary<string, string> { ["limits.memory"] = "1GiB", ["limits.memory.enforce"] = "soft" }, 4, 8L << 30);
+            driver.Apply(cg, soft, null);
+            Assert.Equal("max", Read(dir, "memory.max"));
+            Assert.Equal((1L << 30).ToString(), Read(dir, "memory.high"));
+
+            driver.Apply(cg, ResourceLimits.None, null);
+            Assert.Equal("max 100000", Read(dir, "cpu.max"));
+            Assert.Equal("100", Read(dir, "cpu.weight"));
+            Assert.Equal("", Read(dir, "cpuset.cpus"));
+            Assert.Equal("max", Read(dir, "memory.max"));
+            Assert.Equal("max", Read(dir, "memory.swap.max"));
+            Assert.Equal("max", Read(dir, "pids.max"));
+            Assert.Equal("default 100", Read(dir, "io.weight"));
+        }
+    }
+
+    [Fact]
+    public void ReadsEveryStatisticFromItsFile()
+    {
+        var (root, driver, cg, dir) = Fixture();
+        using (root)
+        {
+            File.WriteAllText(Path.Combine(dir, "cpu.stat"), "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\nnr_periods 0\n");
+            File.WriteAllText(Path.Combine(dir, "memory.current"), "1048576\n");
+            File.WriteAllText(Path.Combine(dir, "memory.peak"), "4194304\n");
+            File.WriteAllText(Path.Combine(dir, "memory.max"), "33554432\n");
+            File.WriteAllText(Path.Combine(dir, "memory.stat"), "anon 100\nfile 8192\nfile_mapped 0\n");
+            File.WriteAllText(Path.Combine(dir, "memory.swap.current"), "4096\n");
+            File.WriteAllText(Path.Combine(dir, "memory.events"), "low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\n");
+            File.WriteAllText(Path.Combine(dir, "pids.current"), "3\n");
+            File.WriteAllText(Path.Combine(dir, "pids.max"), "max\n");
+            File.WriteAllText(Path.Combine(dir, "cgroup.events"), "populated 1\nfrozen 0\n");
+            var s = driver.ReadStats(cg);
+            Assert.Equal(new CgroupStats(2_500_000, 2_000_000, 500_000, 1 << 20, 4 << 20, 32 << 20, 8192, 4096, 7, 1, 3, null, false), s);
+        }
+    }
+
+    [Fact]
+    public void FreezesThroughCgroupFreezeAndWaitsForTheEvent()
+    {
+        var (root, driver, cg, dir) = Fixture();
+        using (root)
+        {
+            File.WriteAllText(Path.Combine(dir, "cgroup.events"), "populated 1\nfrozen 1\n");
+            driver.SetFrozen(cg, true);
+            Assert.Equal("1", Read(dir, "cgroup.freeze"));
+            File.WriteAllText(Path.Combine(dir, "cgroup.events"), "populated 1\nfrozen 0\n");
+            driver.SetFrozen(cg, false);
+            Assert.Equal("0", Read(dir, "cgroup.freeze"));
+        }
+    }
+}
