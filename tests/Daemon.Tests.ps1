@@ -100,6 +100,41 @@ Describe 'REST API' {
         $r.Body.error_id | Should -Be $id
         $r.Body.error | Should -Not -BeNullOrEmpty
     }
+    It 'serves the console log' {
+        New-SystemContainer talker -Image $image -Start | Out-Null
+        Invoke-SystemContainerCommand talker -- sh -c 'echo from-the-console > /dev/console'
+        Wait-Until -TimeoutSeconds 10 -What 'console output' { ((Invoke-TestApi $daemon GET /1.0/containers/talker/console).Body.metadata) -match 'from-the-console' }
+    }
+    It 'streams lifecycle events over the /1.0/events websocket' {
+        # A minimal websocket client on the raw socket: handshake, then unmasked server frames.
+        $socket = [System.Net.Sockets.Socket]::new('Unix', 'Stream', 'Unspecified')
+        $socket.Connect([System.Net.Sockets.UnixDomainSocketEndPoint]::new($daemon.Socket))
+        $stream = [System.Net.Sockets.NetworkStream]::new($socket, $true)
+        $key = [Convert]::ToBase64String([byte[]](1..16))
+        $request = "GET /1.0/events?type=lifecycle HTTP/1.1`r`nHost: x`r`nUpgrade: websocket`r`nConnection: Upgrade`r`nSec-WebSocket-Key: $key`r`nSec-WebSocket-Version: 13`r`n`r`n"
+        $stream.Write([Text.Encoding]::ASCII.GetBytes($request))
+        $head = ''
+        while (-not $head.EndsWith("`r`n`r`n")) { $head += [char]$stream.ReadByte() }
+        $head | Should -Match '^HTTP/1.1 101'
+        New-SystemContainer eventful -Image $image | Out-Null
+        $stream.ReadTimeout = 10000
+        $b0 = $stream.ReadByte(); $len = $stream.ReadByte() -band 0x7f
+        if ($len -eq 126) { $len = $stream.ReadByte() * 256 + $stream.ReadByte() }
+        $payload = [byte[]]::new($len); $read = 0
+        while ($read -lt $len) { $read += $stream.Read($payload, $read, $len - $read) }
+        $stream.Dispose()
+        ($b0 -band 0x0f) | Should -Be 1
+        $event = [Text.Encoding]::UTF8.GetString($payload) | ConvertFrom-Json
+        $event.type | Should -Be 'lifecycle'
+        $event.metadata.action | Should -Be 'container-created'
+        $event.metadata.source | Should -Be '/1.0/containers/eventful'
+    }
+    It 'completes container names on Tab without starting anything' {
+        $r = TabExpansion2 -inputScript 'Get-SystemContainer eventf' -cursorColumn 'Get-SystemContainer eventf'.Length
+        $r.CompletionMatches.CompletionText | Should -Contain 'eventful'
+        $r = TabExpansion2 -inputScript 'New-SystemContainer x -Image busy' -cursorColumn 'New-SystemContainer x -Image busy'.Length
+        $r.CompletionMatches.CompletionText | Should -Contain 'busybox'
+    }
     It 'keeps the socket for root only' {
         (stat -c '%a %U' $daemon.Socket) | Should -Be '600 root'
     }

@@ -81,6 +81,17 @@ Describe 'CPU limits' {
         $percent | Should -BeLessOrEqual 30
         Remove-SystemContainer quota -Force -Confirm:$false
     }
+    It 'maps priorities to weights and a soft memory limit to the soft limit file' {
+        $c = New-SystemContainer weights -Image $image -Config @{ 'limits.cpu.priority' = 10; 'limits.memory' = '96MiB'; 'limits.memory.enforce' = 'soft'; 'limits.disk.priority' = 0 } -Start
+        Get-Content (CgroupFile $c.Pid cpu cpu.shares) | Should -Be '1877'
+        Get-Content (CgroupFile $c.Pid memory memory.soft_limit_in_bytes) | Should -Be (96MB).ToString()
+        [long](Get-Content (CgroupFile $c.Pid memory memory.limit_in_bytes)) | Should -BeGreaterThan (1TB)
+        $blkio = CgroupFile $c.Pid blkio blkio.weight
+        if (Test-Path $blkio) { Get-Content $blkio | Should -Be '10' }
+        Set-SystemContainer weights -Config @{ 'limits.cpu.allowance' = '50%' }
+        Get-Content (CgroupFile $c.Pid cpu cpu.shares) | Should -Be '512'
+        Remove-SystemContainer weights -Force -Confirm:$false
+    }
     It 'pins to one CPU with limits.cpu=1, as /proc/self/status shows inside' {
         $c = New-SystemContainer pinned -Image $image -Config @{ 'limits.cpu' = 1 } -Start
         $allowed = (Invoke-SystemContainerCommand pinned -- grep Cpus_allowed_list /proc/self/status) -replace '.*:\s*', ''
