@@ -63,8 +63,6 @@ public sealed class SystemContainersClient : IDisposable
         }
     }
 
-    public Task<ServerInfo> GetServerAsync(CancellationToken ct = default) => SendAsync<ServerInfo>(HttpMethod.Get, "1.0", null, ct);
-
     public Task<List<SystemContainer>> ListContainersAsync(CancellationToken ct = default) =>
         SendAsync<List<SystemContainer>>(HttpMethod.Get, "1.0/containers?recursion=1", null, ct);
 
@@ -92,9 +90,6 @@ public sealed class SystemContainersClient : IDisposable
 
     public Task<ExecCommandResult> ExecAsync(string name, ExecCommandRequest request, CancellationToken ct = default) =>
         SendAsync<ExecCommandResult>(HttpMethod.Post, $"1.0/containers/{Esc(name)}/exec", request with { Interactive = false }, ct);
-
-    public Task<string> GetConsoleLogAsync(string name, CancellationToken ct = default) =>
-        SendAsync<string>(HttpMethod.Get, $"1.0/containers/{Esc(name)}/console", null, ct);
 
     /// <summary>Starts an interactive command on a pty; returns the operation id and its connected websocket.</summary>
     public async Task<(string OperationId, ClientWebSocket Socket)> ExecInteractiveAsync(string name, ExecCommandRequest request, CancellationToken ct = default)

@@ -42,22 +42,4 @@ public interface ICgroupDriver
 public sealed record CgroupJoin(IReadOnlyList<string> TaskFiles, string? Unified);
 
 /// <summary>A container's cgroup directories, one per hierarchy.</summary>
-public sealed record ContainerCgroup(string Container, IReadOnlyList<string> Directories, CgroupJoin Join)
-{
-    /// <summary>Pids in the container's cgroups, sub-cgroups included (read from the first hierarchy).</summary>
-    public IReadOnlyList<int> Processes()
-    {
-        var pids = new List<int>();
-        if (Directories.Count == 0 || !Directory.Exists(Directories[0])) return pids;
-        foreach (var file in Directory.EnumerateFiles(Directories[0], "cgroup.procs", SearchOption.AllDirectories))
-            foreach (var line in SafeReadLines(file))
-                if (int.TryParse(line, out int pid)) pids.Add(pid);
-        return pids;
-    }
-
-    private static IEnumerable<string> SafeReadLines(string file)
-    {
-        try { return File.ReadAllLines(file); }
-        catch (IOException) { return []; }
-    }
-}
+public sealed record ContainerCgroup(string Container, IReadOnlyList<string> Directories, CgroupJoin Join);

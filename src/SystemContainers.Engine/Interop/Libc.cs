@@ -43,9 +43,6 @@ internal static unsafe partial class Libc
     public static partial int waitpid(int pid, int* status, int options);
 
     [LibraryImport("libc", SetLastError = true)]
-    public static partial int kill(int pid, int sig);
-
-    [LibraryImport("libc", SetLastError = true)]
     public static partial int socketpair(int domain, int type, int protocol, int* sv);
 
     [LibraryImport("libc", SetLastError = true)]
@@ -65,9 +62,6 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int fchown(int fd, int owner, int group);
-
-    [LibraryImport("libc", SetLastError = true)]
-    public static partial int fchmod(int fd, int mode);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int lchown(string path, int owner, int group);
