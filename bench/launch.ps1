@@ -42,14 +42,18 @@ try {
 
     $lxc = $null
     if (Get-Command lxc-start -ErrorAction SilentlyContinue) {
-        # A busybox container with no network, the same work as ours.
+        # A busybox container with no network, the same work as ours (LXC's busybox template is privileged).
         $base = "scbench-base-$PID"
-        & lxc-create -n $base -t busybox 2>&1 | Out-Null
+        $conf = Join-Path ([IO.Path]::GetTempPath()) "$base.conf"
+        Set-Content $conf "lxc.net.0.type = empty`nlxc.apparmor.profile = unconfined"
+        & lxc-create -n $base -t busybox -f $conf 2>&1 | Out-Null
+        Remove-Item $conf
+        if ($LASTEXITCODE) { throw "lxc-create failed with exit code $LASTEXITCODE" }
         $l = @(); $e = @(); $t = @()
         try {
             for ($i = 0; $i -lt $Warmup + $Runs; $i++) {
                 $n = "scbench-$PID-$i"
-                $a = Measure-Ms { lxc-copy -n $base -N $n -s -B overlayfs; lxc-start -n $n -s lxc.net.0.type=empty; lxc-attach -n $n -- true }
+                $a = Measure-Ms { lxc-copy -n $base -N $n -s -B overlayfs; lxc-start -n $n; lxc-attach -n $n -- true }
                 $b = Measure-Ms { lxc-attach -n $n -- true }
                 $c = Measure-Ms { lxc-stop -n $n -k; lxc-destroy -n $n }
                 if ($i -ge $Warmup) { $l += $a; $e += $b; $t += $c }
