@@ -20,7 +20,7 @@ Set-StrictMode -Version Latest
 $Root = $PSScriptRoot
 $Artifacts = Join-Path $Root 'artifacts'
 $Bin = Join-Path $Artifacts 'SystemContainers'
-$HostPackages = @('busybox-static', 'debootstrap', 'gcc', 'libc6-dev', 'tar', 'xz-utils', 'zstd', 'bzip2', 'iproute2')
+$HostPackages = @('busybox-static', 'debootstrap', 'gcc', 'libc6-dev', 'tar', 'xz-utils', 'zstd', 'bzip2', 'tmux')
 
 function Invoke-Native([string]$File, [string[]]$Arguments) {
     & $File @Arguments

@@ -64,6 +64,32 @@ Describe 'Enter-SystemContainer' {
         ($output -join "`n") | Should -Match '/dev/pts/\d+'
         $code | Should -Be 7
     }
+    It 'works on a real terminal: raw input, its size, resizes and the exit code (tmux)' {
+        $session = "sc-test-$PID"
+        $root = (Resolve-Path (Join-Path $PSScriptRoot '..')).Path
+        $out = Join-Path $daemon.Dir 'enter-exit'
+        $inner = "Import-Module '$root/SystemContainers.psd1'; Enter-SystemContainer run1 -Command sh; Set-Content '$out' `$LASTEXITCODE"
+        $env:SC_ENTER_SCRIPT = $inner
+        tmux new-session -d -s $session -x 100 -y 30 "cd '$root' && SYSTEMCONTAINERS_SOCKET='$($daemon.Socket)' dotnet pwsh -NoProfile -Command 'Invoke-Expression `$env:SC_ENTER_SCRIPT'"
+        try {
+            function Screen { (tmux capture-pane -t $session -p) -join "`n" }
+            Wait-Until -TimeoutSeconds 30 -What 'a shell prompt' { (Screen) -match '#\s*$' }
+            tmux send-keys -t $session 'stty size; tty' Enter
+            Wait-Until -TimeoutSeconds 10 -What 'the terminal size' { (Screen) -match '30 100' }
+            (Screen) | Should -Match '/dev/pts/\d+'
+            tmux resize-window -t $session -x 120 -y 40
+            Start-Sleep -Milliseconds 700
+            tmux send-keys -t $session 'stty size' Enter
+            Wait-Until -TimeoutSeconds 10 -What 'the new size' { (Screen) -match '40 120' }
+            tmux send-keys -t $session 'exit 5' Enter
+            Wait-Until -TimeoutSeconds 20 -What 'the exit code' { Test-Path $out }
+            Get-Content $out | Should -Be '5'
+        }
+        finally {
+            tmux kill-session -t $session 2>$null
+            Remove-Item Env:SC_ENTER_SCRIPT -ErrorAction SilentlyContinue
+        }
+    }
     It 'reports a stopped container' {
         New-SystemContainer parked -Image busybox | Out-Null
         Enter-SystemContainer parked -ErrorVariable err -ErrorAction SilentlyContinue

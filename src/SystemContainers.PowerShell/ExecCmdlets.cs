@@ -1,5 +1,4 @@
 using System.Collections;
-using System.Diagnostics;
 using System.Management.Automation;
 using System.Net.WebSockets;
 using System.Text.Json;
@@ -82,6 +81,8 @@ public sealed class InvokeSystemContainerCommandCommand : SystemContainerCmdlet
 [OutputType(typeof(void))]
 public sealed class EnterSystemContainerCommand : SystemContainerCmdlet
 {
+    private (int, int) _size;
+
     private const string LoginShell = "if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi";
 
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
@@ -99,15 +100,14 @@ public sealed class EnterSystemContainerCommand : SystemContainerCmdlet
         int width = tty ? Console.WindowWidth : 80, height = tty ? Console.WindowHeight : 24;
         var request = new ExecCommandRequest(command, null, null, 0, 0, true, Math.Max(width, 1), Math.Max(height, 1));
         if (!TryCall(c => c.ExecInteractiveAsync(Name, request, Cancel), Name, out var session)) return;
-        string? saved = tty ? Stty("-g") : null;
         try
         {
-            if (tty) Stty("raw -echo");
-            Bridge(session.Socket).GetAwaiter().GetResult();
+            using var raw = tty ? RawTerminal.Enter() : null;
+            _size = (width, height);
+            Bridge(session.Socket, tty).GetAwaiter().GetResult();
         }
         finally
         {
-            if (saved is not null) Stty(saved);
             session.Socket.Dispose();
         }
         if (TryCall(c => c.WaitOperationAsync(session.OperationId, 30, Cancel), Name, out var op) &&
@@ -115,17 +115,32 @@ public sealed class EnterSystemContainerCommand : SystemContainerCmdlet
             SessionState.PSVariable.Set("LASTEXITCODE", r.GetProperty("return").GetInt32());
     }
 
-    /// <summary>Copies the terminal to the container and back until the remote command ends.</summary>
-    private async Task Bridge(ClientWebSocket socket)
+    /// <summary>Copies the terminal to the container and back until the remote command ends; passes on resizes.</summary>
+    private async Task Bridge(ClientWebSocket socket, bool tty)
     {
         var stdout = Console.OpenStandardOutput();
         var stdin = Console.OpenStandardInput();
+        using var sending = new SemaphoreSlim(1, 1);
+        async Task Send(ReadOnlyMemory<byte> data, WebSocketMessageType type)
+        {
+            await sending.WaitAsync(Cancel);
+            try { await socket.SendAsync(data, type, true, Cancel); }
+            finally { sending.Release(); }
+        }
+        using var resize = new Timer(_ =>
+        {
+            var size = (Console.WindowWidth, Console.WindowHeight);
+            if (size == _size || socket.State != WebSocketState.Open) return;
+            _size = size;
+            var control = JsonSerializer.SerializeToUtf8Bytes(new ExecControl("window-resize", size.WindowWidth, size.WindowHeight), Wire.Json);
+            _ = Send(control, WebSocketMessageType.Text);
+        }, null, tty ? 250 : Timeout.Infinite, 250);
         var input = Task.Run(async () =>
         {
             var buf = new byte[4096];
             int n;
             while (socket.State == WebSocketState.Open && (n = await stdin.ReadAsync(buf, Cancel)) > 0)
-                await socket.SendAsync(buf.AsMemory(0, n), WebSocketMessageType.Binary, true, Cancel);
+                await Send(buf.AsMemory(0, n), WebSocketMessageType.Binary);
         }, Cancel);
         var buffer = new byte[16384];
         try
@@ -140,14 +155,5 @@ public sealed class EnterSystemContainerCommand : SystemContainerCmdlet
         }
         catch (WebSocketException) { }
         _ = input;
-    }
-
-    private static string Stty(string args)
-    {
-        var psi = new ProcessStartInfo("/bin/sh", ["-c", $"stty {args} < /dev/tty"]) { RedirectStandardOutput = true, UseShellExecute = false };
-        using var p = Process.Start(psi)!;
-        string output = p.StandardOutput.ReadToEnd().Trim();
-        p.WaitForExit();
-        return output;
     }
 }
