@@ -60,6 +60,21 @@ Describe 'From the host' {
         Get-Content (Join-Path $memory 'cgroup.procs') | Should -Contain "$($c.Pid)"
         (Invoke-SystemContainerCommand iso -- sh -c 'cat /proc/self/cgroup | grep memory') | Should -Match ':memory:/$'
     }
+    It 'runs init and commands under the seccomp filter' {
+        (Get-Content "/proc/$($c.Pid)/status" | Where-Object { $_ -like 'Seccomp:*' }) | Should -Match '\s2$'
+        (Invoke-SystemContainerCommand iso -- grep Seccomp: /proc/self/status) | Should -Match '\s2$'
+    }
+    It 'denies host-wide calls even in a privileged container' {
+        # open_by_handle_at(-1, NULL, 0) fails with EFAULT or EBADF when allowed; a privileged root has the capability it needs.
+        $probe = Join-Path $daemon.Dir 'probe'
+        gcc -static -O2 -o $probe (Join-Path $PSScriptRoot 'probe-seccomp.c')
+        $LASTEXITCODE | Should -Be 0
+        & $probe | Should -BeIn 'EBADF', 'EFAULT'
+        New-SystemContainer priv -Image $image -Privileged -Start | Out-Null
+        Copy-Item $probe (Join-Path $daemon.StateDir 'containers/priv/fs/upper/probe')
+        Invoke-SystemContainerCommand priv /probe | Should -Be 'EPERM'
+        Remove-SystemContainer priv -Force -Confirm:$false
+    }
     It 'leaves no container mounts in the host mount table' {
         Get-Content /proc/self/mountinfo | Where-Object { $_ -match [regex]::Escape($daemon.Dir) } | Should -BeNullOrEmpty
     }

@@ -21,11 +21,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
 #include <linux/mount.h>
+#include <linux/seccomp.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +201,40 @@ static void drop_caps(const struct plan *p)
     for (int i = 0; i < p->ncapdrop; i++)
         if (prctl(PR_CAPBSET_DROP, p->capdrop[i], 0, 0, 0) < 0 && errno != EINVAL)
             die("cannot drop capability %d", p->capdrop[i]);
+}
+
+/*
+ * The seccomp filter every container process runs under (LXC's default deny-list, plus raw
+ * port I/O and swap): calls that reach the host kernel as a whole fail with EPERM, in the
+ * native, x32 and i386 ABIs alike. A user namespace already refuses most of them; a privileged
+ * container has only this.
+ */
+static void load_seccomp(void)
+{
+    static const int x86_64_denied[] = { 175 /* init_module */, 313 /* finit_module */, 176 /* delete_module */,
+                                         246 /* kexec_load */, 320 /* kexec_file_load */, 304 /* open_by_handle_at */,
+                                         172 /* iopl */, 173 /* ioperm */, 167 /* swapon */, 168 /* swapoff */ };
+    static const int i386_denied[] = { 128, 350, 129, 283, 342, 110, 101, 87, 115 };
+    const int nx = sizeof x86_64_denied / sizeof *x86_64_denied, ni = sizeof i386_denied / sizeof *i386_denied;
+    struct sock_filter prog[64];
+    int n = 0;
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    /* arch == x86_64 ? fall through : jump to the i386 block */
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, nx + 3);
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, ~0x40000000u); /* x32 shares the numbers */
+    for (int i = 0; i < nx; i++)
+        prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, x86_64_denied[i], (nx - i - 1) + ni + 3 + 1, 0);
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    /* i386 block */
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_I386, 0, ni + 1);
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    for (int i = 0; i < ni; i++)
+        prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, i386_denied[i], ni - i, 0);
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA));
+    struct sock_fprog fprog = { .len = (unsigned short)n, .filter = prog };
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog, 0, 0) < 0) die("cannot load the seccomp filter");
 }
 
 static void become_root(const struct plan *p)
@@ -409,6 +447,7 @@ static int create(struct plan *p)
         umask(022);
         reset_signals();
         if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) die("cannot close_range");
+        load_seccomp();
         exec_command(p);
     }
 
@@ -504,6 +543,7 @@ static int exec_in(struct plan *p)
         if (chdir(p->cwd) < 0 && !(p->home && chdir("/") == 0)) die("cannot chdir %s", p->cwd);
         reset_signals();
         if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) die("cannot close_range");
+        load_seccomp();
         exec_command(p);
     }
     close(pidfd);
