@@ -61,6 +61,8 @@ struct plan {
 static int report_fd = 3;
 /* In the container child before exec: a byte here tells sc-init that the child failed. */
 static int fail_fd = -1;
+/* In sc-init after clone: a child to kill and reap should sc-init fail, so none is left behind. */
+static pid_t pending_child = 0;
 
 static void reply(const char *fmt, ...)
 {
@@ -87,6 +89,10 @@ static void __attribute__((noreturn)) die(const char *fmt, ...)
     const char *name = strerrorname_np(err);
     reply("error %s: %s", msg, name ? name : "EUNKNOWN");
     if (fail_fd >= 0) (void)!write(fail_fd, "f", 1);
+    if (pending_child > 0) {
+        kill(pending_child, SIGKILL);
+        waitpid(pending_child, NULL, 0);
+    }
     _exit(125);
 }
 
@@ -451,6 +457,7 @@ static int create(struct plan *p)
         exec_command(p);
     }
 
+    pending_child = child;
     close(go[0]);
     close(done[1]);
     if (cgroup_fd >= 0) close(cgroup_fd);
@@ -458,10 +465,7 @@ static int create(struct plan *p)
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/ns/mnt", child);
     int mntns = open(path, O_RDONLY | O_CLOEXEC);
-    if (mntns < 0 || setns(mntns, CLONE_NEWNS) < 0) {
-        kill(child, SIGKILL);
-        die("cannot join mount namespace %s", path);
-    }
+    if (mntns < 0 || setns(mntns, CLONE_NEWNS) < 0) die("cannot join mount namespace %s", path);
     close(mntns);
     mount_rootfs(p, child);
     if (write(go[1], "g", 1) != 1) die("cannot signal container init");
@@ -475,6 +479,7 @@ static int create(struct plan *p)
         waitpid(child, NULL, 0);
         return 125;
     }
+    pending_child = 0;
     reply("pid %d", child);
     return 0;
 }
