@@ -16,15 +16,12 @@ $ErrorActionPreference = 'Stop'
 $root = Split-Path -Parent $PSScriptRoot
 Import-Module (Join-Path $root 'SystemContainers.psd1') -Force
 Import-Module (Join-Path $root 'tests/TestDaemon.psm1') -Force
+Import-Module (Join-Path $PSScriptRoot 'Bench.psm1') -Force
 
 function Measure-Ms([scriptblock]$Block) {
     $sw = [Diagnostics.Stopwatch]::StartNew()
     & $Block | Out-Null
     $sw.Elapsed.TotalMilliseconds
-}
-function Get-Median([double[]]$Values) {
-    $s = $Values | Sort-Object
-    if ($s.Count % 2) { $s[[int][math]::Floor($s.Count / 2)] } else { ($s[$s.Count / 2 - 1] + $s[$s.Count / 2]) / 2 }
 }
 
 $daemon = Start-TestDaemon
@@ -74,11 +71,9 @@ try {
     $rows | Format-Table -AutoSize | Out-Host
     if ($Record) {
         $cpu = (Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '.*:\s*', ''
-        $lines = @("", "## launch.ps1, $(Get-Date -Format 'yyyy-MM-dd HH:mm') UTC", "",
-            "$([Environment]::ProcessorCount) cores ($cpu), kernel $(uname -r), cgroup $((Invoke-TestApi $daemon GET /1.0).Body.metadata.cgroup_version), median of $Runs runs after $Warmup warm-up runs.", "",
-            '| measure | SystemContainers (ms) | LXC (ms) | LXC / ours |', '|---|---|---|---|')
-        $lines += $rows | ForEach-Object { "| $($_.Measure) | $($_.'SystemContainers ms') | $($_.'LXC ms') | $($_.'LXC / ours') |" }
-        Add-Content (Join-Path $PSScriptRoot 'RESULTS.md') $lines
+        $cgroup = (Invoke-TestApi $daemon GET /1.0).Body.metadata.cgroup_version
+        Add-BenchResult 'launch.ps1' "$([Environment]::ProcessorCount) cores ($cpu), kernel $(uname -r), cgroup $cgroup, median of $Runs runs after $Warmup warm-up runs." `
+            @('Measure', 'SystemContainers ms', 'LXC ms', 'LXC / ours') $rows
     }
 }
 finally { Stop-TestDaemon $daemon }

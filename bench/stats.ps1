@@ -12,6 +12,7 @@ $ErrorActionPreference = 'Stop'
 $root = Split-Path -Parent $PSScriptRoot
 Import-Module (Join-Path $root 'SystemContainers.psd1') -Force
 Import-Module (Join-Path $root 'tests/TestDaemon.psm1') -Force
+Import-Module (Join-Path $PSScriptRoot 'Bench.psm1') -Force
 
 $daemon = Start-TestDaemon
 $rows = @()
@@ -27,17 +28,13 @@ try {
             $sw.Elapsed.TotalMilliseconds
             if ($samples.Count -ne $size) { throw "expected $size samples, got $($samples.Count)" }
         }
-        $sorted = $times | Sort-Object
-        $median = ($sorted[[int][math]::Floor(($Runs - 1) / 2)] + $sorted[[int][math]::Ceiling(($Runs - 1) / 2)]) / 2
+        $median = Get-Median $times
         $rows += [pscustomobject]@{ Containers = $size; 'Median ms' = [math]::Round($median, 1); 'ms per container' = [math]::Round($median / $size, 3) }
     }
     $rows | Format-Table -AutoSize | Out-Host
     if ($Record) {
-        $lines = @("", "## stats.ps1, $(Get-Date -Format 'yyyy-MM-dd HH:mm') UTC", "",
-            "Get-ContainerStats -All over running busybox containers, median of $Runs runs. Target: at most 1 ms per container.", "",
-            '| containers | median (ms) | ms per container |', '|---|---|---|')
-        $lines += $rows | ForEach-Object { "| $($_.Containers) | $($_.'Median ms') | $($_.'ms per container') |" }
-        Add-Content (Join-Path $PSScriptRoot 'RESULTS.md') $lines
+        Add-BenchResult 'stats.ps1' "Get-ContainerStats -All over running busybox containers, median of $Runs runs. Target: at most 1 ms per container." `
+            @('Containers', 'Median ms', 'ms per container') $rows
     }
 }
 finally { Stop-TestDaemon $daemon }
