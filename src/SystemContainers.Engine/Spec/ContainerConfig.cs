@@ -34,9 +34,12 @@ public sealed record ContainerConfig
     /// <summary>The limits.* keys, validated against this host's CPUs and memory.</summary>
     public ResourceLimits Limits => ResourceLimits.Parse(Raw, System.Environment.ProcessorCount, HostMemoryBytes);
 
-    private static long HostMemoryBytes =>
+    // Read once: configs are parsed on every exec, start and stats call, and the host's memory does not change.
+    private static readonly Lazy<long> HostMemory = new(() =>
         File.ReadLines("/proc/meminfo").Where(l => l.StartsWith("MemTotal:", StringComparison.Ordinal))
-            .Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024).FirstOrDefault(long.MaxValue / 128);
+            .Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024).FirstOrDefault(long.MaxValue / 128));
+
+    private static long HostMemoryBytes => HostMemory.Value;
 
     public IEnumerable<KeyValuePair<string, string>> Environment =>
         Raw.Where(kv => kv.Key.StartsWith(EnvironmentPrefix, StringComparison.Ordinal))
