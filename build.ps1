@@ -6,7 +6,7 @@
     build  - sc-init with the system C compiler, the daemon and the module into artifacts/SystemContainers, help (MAML) from docs/.
     docs   - only the help: docs/*.md (platyPS format) to artifacts/SystemContainers/en-US/SystemContainers.PowerShell.dll-Help.xml.
     test   - host packages, build, xunit and Pester; ends with "Tests: N passed, N failed[, N skipped]".
-    demo   - host packages, build, then a busybox container: uname -a and ps inside, Get-SystemContainer, removal.
+    demo   - host packages, build, then a busybox container: uname -a, ps and its DHCP address inside, the default network, Get-SystemContainer, removal.
     bench  - host packages, build, then bench/launch.ps1 (results in bench/RESULTS.md).
     Run as root on Debian or Ubuntu: `dotnet tool restore && dotnet pwsh ./build.ps1 <task>`.
 #>
@@ -20,7 +20,8 @@ Set-StrictMode -Version Latest
 $Root = $PSScriptRoot
 $Artifacts = Join-Path $Root 'artifacts'
 $Bin = Join-Path $Artifacts 'SystemContainers'
-$HostPackages = @('busybox-static', 'debootstrap', 'gcc', 'libc6-dev', 'tar', 'xz-utils', 'zstd', 'bzip2', 'tmux')
+$HostPackages = @('busybox-static', 'debootstrap', 'gcc', 'libc6-dev', 'tar', 'xz-utils', 'zstd', 'bzip2', 'tmux',
+    'dnsmasq-base', 'nftables', 'iproute2')
 
 function Invoke-Native([string]$File, [string[]]$Arguments) {
     & $File @Arguments
@@ -269,6 +270,13 @@ function Invoke-Demo {
     Invoke-SystemContainerCommand $name uname -a | Out-Host
     Write-Host "== Invoke-SystemContainerCommand $name ps"
     Invoke-SystemContainerCommand $name ps | Out-Host
+    # udhcpc in the container asks the default network's dnsmasq for an address.
+    $deadline = [DateTime]::UtcNow.AddSeconds(15)
+    while (-not (Get-SystemContainer $name).IPv4 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+    Write-Host "== Invoke-SystemContainerCommand $name ip addr show eth0"
+    Invoke-SystemContainerCommand $name ip addr show eth0 | Out-Host
+    Write-Host '== Get-SystemContainerNetwork'
+    Get-SystemContainerNetwork | Format-Table | Out-Host
     Write-Host '== Get-SystemContainer'
     Get-SystemContainer | Format-Table | Out-Host
     Write-Host "== Remove-SystemContainer $name -Force"

@@ -43,6 +43,11 @@ Describe 'Invoke-SystemContainerCommand' {
         $r.ExitCode | Should -Be 127
         $r.Stderr | Should -Match 'cannot chdir /nowhere: ENOENT'
     }
+    It 'finds programs through the container''s PATH, sbin included, and follows a PATH it is given' {
+        Invoke-SystemContainerCommand run1 -- ip link show lo | Select-Object -First 1 | Should -Match '^1: lo:'
+        Invoke-SystemContainerCommand run1 -- sh -c 'mkdir -p /opt/tools && printf "#!/bin/sh\necho custom\n" > /opt/tools/mytool && chmod +x /opt/tools/mytool'
+        Invoke-SystemContainerCommand run1 -Environment @{ PATH = '/opt/tools:/bin' } -- mytool | Should -Be 'custom'
+    }
     It 'reports a missing program with exit code 127' {
         $r = Invoke-SystemContainerCommand run1 /no/such/program -PassThru
         $r.ExitCode | Should -Be 127

@@ -2,6 +2,11 @@
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
     Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
+    # debootstrap needs the archive, which the network namespace of the test daemon cannot reach:
+    # a builder daemon fills the shared cache first, and the test daemon builds from it.
+    $builder = Start-TestDaemon -ImageBuilder
+    try { New-SystemContainerImage -Debootstrap -Release bookworm -Alias bookworm | Out-Null }
+    finally { Stop-TestDaemon $builder }
     $script:daemon = Start-TestDaemon
     $script:image = New-SystemContainerImage -Debootstrap -Release bookworm -Alias bookworm
 }
@@ -28,6 +33,23 @@ Describe 'A Debian container with systemd' {
         $cg = Invoke-SystemContainerCommand deb1 -- cat /proc/self/cgroup | Where-Object { $_ -like '0::*' }
         $cg | Should -Not -Be '0::/'
         Invoke-SystemContainerCommand deb1 -- systemctl is-active systemd-journald | Should -Be 'active'
+    }
+    It 'gets an address by DHCP through systemd-networkd and finds a peer by name through systemd-resolved' {
+        Wait-Until -TimeoutSeconds 30 -What 'a DHCP address for deb1' { @((Get-SystemContainer deb1).IPv4).Count -gt 0 }
+        $address = (Get-SystemContainer deb1).IPv4[0]
+        $net = Get-SystemContainerNetwork scbr0
+        $address | Should -BeLike ($net.IPv4 -replace '\.1/24$', '.*')
+        Invoke-SystemContainerCommand deb1 -- systemctl is-active systemd-networkd systemd-resolved | Should -Be @('active', 'active')
+        (Invoke-SystemContainerCommand deb1 -- ip -4 -o addr show dev eth0) -join "`n" | Should -Match ([regex]::Escape("inet $address/24"))
+        (Get-SystemContainerNetworkLease scbr0 | Where-Object Hostname -eq deb1).Address | Should -Be $address
+        New-SystemContainer peer -Image (Get-TestImage) -Start | Out-Null
+        Wait-Until -TimeoutSeconds 20 -What 'a DHCP address for peer' { @((Get-SystemContainer peer).IPv4).Count -gt 0 }
+        $peer = (Get-SystemContainer peer).IPv4[0]
+        Wait-Until -TimeoutSeconds 20 -What 'deb1 to resolve peer' {
+            (Invoke-SystemContainerCommand deb1 -PassThru -- getent hosts peer).Stdout -match [regex]::Escape($peer)
+        }
+        (Invoke-SystemContainerCommand deb1 -PassThru -- ping -c 1 -W 2 peer).ExitCode | Should -Be 0
+        Remove-SystemContainer peer -Force
     }
     It 'shuts down cleanly on Stop-SystemContainer, leaving no processes, cgroups or mounts' {
         $dirs = Get-CgroupDirectories -InitPid $c.Pid

@@ -6,11 +6,29 @@ $script:Root = Split-Path -Parent $PSScriptRoot
 $script:DaemonBinary = Join-Path $script:Root 'artifacts/SystemContainers/daemon/systemcontainerd'
 
 function Start-TestDaemon {
-    <# Starts a daemon over a fresh state directory and points the module at its socket. #>
-    param([string[]]$ExtraArguments = @())
+    <#
+    Starts a daemon over a fresh state directory, inside a network namespace of its own (its
+    bridges, dnsmasqs and nftables table never touch the host's network), and points the module
+    at its socket.
+    #>
+    param([string[]]$ExtraArguments = @(), [switch]$ImageBuilder)
     if (-not (Test-Path $script:DaemonBinary)) { throw "build first: $script:DaemonBinary is missing" }
-    $dir = Join-Path '/tmp' "sc-test-$([guid]::NewGuid().ToString('n').Substring(0, 10))"
+    $id = [guid]::NewGuid().ToString('n').Substring(0, 10)
+    $dir = Join-Path '/tmp' "sc-test-$id"
+    $netns = $null
+    if ($ImageBuilder) {
+        # Builds images from the network (debootstrap) into the shared cache: in the host's
+        # network namespace, and without a default network, so it never touches the host's network.
+        $ExtraArguments += @('--default-network', 'none')
+    }
+    else {
+        $netns = "sc-test-$id"
+        ip netns add $netns
+        if ($LASTEXITCODE) { throw "cannot create network namespace $netns" }
+        ip -n $netns link set lo up
+    }
     $daemon = [pscustomobject]@{
+        Netns    = $netns
         Dir      = $dir
         StateDir = Join-Path $dir 'state'
         RunDir   = Join-Path $dir 'run'
@@ -28,7 +46,9 @@ function Start-TestDaemon {
 function Start-DaemonProcess($Daemon, [string[]]$ExtraArguments = @()) {
     $arguments = @('--state-dir', $Daemon.StateDir, '--run-dir', $Daemon.RunDir, '--socket', $Daemon.Socket,
         '--cache-dir', '/var/cache/systemcontainers', '--log-file', $Daemon.Log) + $ExtraArguments
-    $p = Start-Process -FilePath $script:DaemonBinary -ArgumentList $arguments -PassThru
+    # nsenter execs the daemon in place, so the pid is the daemon's.
+    $p = if ($Daemon.Netns) { Start-Process -FilePath nsenter -ArgumentList (@("--net=/run/netns/$($Daemon.Netns)", '--', $script:DaemonBinary) + $arguments) -PassThru }
+         else { Start-Process -FilePath $script:DaemonBinary -ArgumentList $arguments -PassThru }
     $Daemon.Pid = $p.Id
     try {
         $deadline = [DateTime]::UtcNow.AddSeconds(30)
@@ -69,8 +89,24 @@ function Stop-TestDaemon($Daemon) {
         }
     }
     Stop-DaemonProcess $Daemon
+    foreach ($dnsmasq in Get-TestDnsmasq $Daemon) { kill -TERM $dnsmasq }
+    Wait-Until { -not (Get-TestDnsmasq $Daemon) } -TimeoutSeconds 10 -What 'dnsmasq to exit'
+    if ($Daemon.Netns) { ip netns del $Daemon.Netns }
     Remove-Item -Recurse -Force $Daemon.Dir -ErrorAction SilentlyContinue
     Remove-Item Env:SYSTEMCONTAINERS_SOCKET, Env:SYSTEMCONTAINERS_RUN_DIR -ErrorAction SilentlyContinue
+}
+
+function Get-TestDnsmasq($Daemon) {
+    <# The dnsmasq processes the daemon started: those whose command line names its state directory. #>
+    Get-ChildItem /proc -Directory -ErrorAction SilentlyContinue | Where-Object Name -match '^\d+$' | ForEach-Object {
+        $cmdline = Get-Content -Raw "/proc/$($_.Name)/cmdline" -ErrorAction SilentlyContinue
+        if ($cmdline -and $cmdline.StartsWith("dnsmasq`0") -and $cmdline.Contains($Daemon.StateDir) -and (Test-ProcessAlive $_.Name)) { [int]$_.Name }
+    }
+}
+
+function Invoke-InNetns($Daemon, [string]$Command, [string[]]$Arguments) {
+    <# Runs a host tool (ip, nft) in the test daemon's network namespace; returns its output. #>
+    & nsenter "--net=/run/netns/$($Daemon.Netns)" -- $Command @Arguments
 }
 
 function Invoke-TestApi {
@@ -128,4 +164,4 @@ function Get-CgroupDirectories {
     }
 }
 
-Export-ModuleMember -Function Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Wait-Until, Get-CgroupDirectories
+Export-ModuleMember -Function Get-TestDnsmasq, Invoke-InNetns, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Wait-Until, Get-CgroupDirectories

@@ -112,6 +112,21 @@ public sealed class SystemContainersClient : IDisposable
     public Task DeleteImageAsync(string reference, CancellationToken ct = default) =>
         SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/images/{Esc(reference)}", null, ct);
 
+    public Task<List<SystemContainerNetwork>> ListNetworksAsync(CancellationToken ct = default) =>
+        SendAsync<List<SystemContainerNetwork>>(HttpMethod.Get, "1.0/networks?recursion=1", null, ct);
+
+    public Task<SystemContainerNetwork> CreateNetworkAsync(NetworkCreateRequest request, CancellationToken ct = default) =>
+        SendAsync<SystemContainerNetwork>(HttpMethod.Post, "1.0/networks", request, ct);
+
+    public Task<SystemContainerNetwork> UpdateNetworkAsync(string name, NetworkUpdateRequest request, CancellationToken ct = default) =>
+        SendAsync<SystemContainerNetwork>(HttpMethod.Patch, $"1.0/networks/{Esc(name)}", request, ct);
+
+    public Task DeleteNetworkAsync(string name, CancellationToken ct = default) =>
+        SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/networks/{Esc(name)}", null, ct);
+
+    public Task<List<SystemContainerNetworkLease>> ListLeasesAsync(string name, CancellationToken ct = default) =>
+        SendAsync<List<SystemContainerNetworkLease>>(HttpMethod.Get, $"1.0/networks/{Esc(name)}/leases", null, ct);
+
     public Task<Operation> WaitOperationAsync(string id, int timeoutSeconds, CancellationToken ct = default) =>
         SendAsync<Operation>(HttpMethod.Get, $"1.0/operations/{Esc(id)}/wait?timeout={timeoutSeconds}", null, ct);
 

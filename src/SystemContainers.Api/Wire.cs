@@ -163,3 +163,35 @@ public sealed record SystemContainerStats
     /// <summary>Bytes the container has written to its root file system (its overlay upper layer).</summary>
     public long DiskUsage { get; init; }
 }
+
+/// <summary>A managed bridge network: its bridge, subnets, NAT, DNS domain and the containers on it.</summary>
+public sealed record SystemContainerNetwork
+{
+    public required string Name { get; init; }
+    public string Type { get; init; } = "bridge";
+    [JsonPropertyName("ipv4")]
+    public string IPv4 { get; init; } = "";
+    [JsonPropertyName("ipv6")]
+    public string? IPv6 { get; init; }
+    public bool Nat { get; init; }
+    public string Domain { get; init; } = "";
+    public string[] UsedBy { get; init; } = [];
+    public int? DnsmasqPid { get; init; }
+    public DateTimeOffset Created { get; init; }
+    public Dictionary<string, string> Config { get; init; } = new();
+}
+
+/// <summary>A DHCP lease of a network, or a container's fixed address (type "static").</summary>
+public sealed record SystemContainerNetworkLease
+{
+    public required string Network { get; init; }
+    public string Hostname { get; init; } = "";
+    public string HwAddr { get; init; } = "";
+    public string Address { get; init; } = "";
+    public string Type { get; init; } = "";
+    public DateTimeOffset? Expires { get; init; }
+}
+
+public sealed record NetworkCreateRequest(string Name, Dictionary<string, string>? Config = null);
+
+public sealed record NetworkUpdateRequest(Dictionary<string, string?> Config);

@@ -3,7 +3,8 @@ using SystemContainers.Engine;
 namespace SystemContainers.Daemon;
 
 /// <summary>
-/// Command line (--state-dir, --run-dir, --cache-dir, --socket, --sc-init, --log-file, --shift-ids)
+/// Command line (--state-dir, --run-dir, --cache-dir, --socket, --sc-init, --log-file, --shift-ids,
+/// --default-network NAME|none)
 /// over environment (SYSTEMCONTAINERS_STATE_DIR, _RUN_DIR, _CACHE_DIR, _SOCKET) over defaults.
 /// </summary>
 public sealed record DaemonOptions(EngineOptions Engine, string Socket, string? LogFile)
@@ -27,15 +28,17 @@ public sealed record DaemonOptions(EngineOptions Engine, string Socket, string? 
         string cache = Path.GetFullPath(Get("cache-dir", "SYSTEMCONTAINERS_CACHE_DIR", "/var/cache/systemcontainers"));
         string socket = Path.GetFullPath(Get("socket", "SYSTEMCONTAINERS_SOCKET", Path.Combine(run, "systemcontainerd.sock")));
         string scInit = Get("sc-init", "SYSTEMCONTAINERS_SC_INIT", Path.Combine(AppContext.BaseDirectory, "sc-init"));
-        var unknown = values.Keys.Except(["state-dir", "run-dir", "cache-dir", "socket", "sc-init", "log-file", "cgroup-group"]).ToList();
+        var unknown = values.Keys.Except(["state-dir", "run-dir", "cache-dir", "socket", "sc-init", "log-file", "cgroup-group", "default-network"]).ToList();
         if (unknown.Count > 0) throw new ArgumentException($"unknown option --{unknown[0]}");
         // Daemons with their own state directory get their own cgroup group, so test daemons never collide.
         string group = values.GetValueOrDefault("cgroup-group")
             ?? (state == "/var/lib/systemcontainers" ? "systemcontainers"
                 : "systemcontainers-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(state)))[..8]);
+        string defaultNetwork = values.GetValueOrDefault("default-network") ?? "scbr0";
         return new DaemonOptions(new EngineOptions
         {
             StateDir = state, RunDir = run, CacheDir = cache, ScInitPath = scInit, ShiftIds = shift, CgroupGroup = group,
+            DefaultNetwork = defaultNetwork == "none" ? null : defaultNetwork,
         }, socket, values.GetValueOrDefault("log-file"));
     }
 }

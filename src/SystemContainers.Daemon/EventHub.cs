@@ -18,6 +18,10 @@ public sealed class EventHub
         operations.Changed += op => Publish("operation", op.ToApi());
     }
 
+    /// <summary>A lifecycle event about something other than a container (a network).</summary>
+    public void Lifecycle(string action, string source) =>
+        Publish("lifecycle", new { action, source });
+
     private void Publish(string type, object metadata)
     {
         var message = new EventMessage(type, DateTimeOffset.UtcNow, JsonSerializer.SerializeToElement(metadata, Wire.Json));

@@ -26,7 +26,10 @@ Daemonization.DetachAndLog(options.LogFile);
 foreach (var dir in new[] { options.Engine.StateDir, options.Engine.RunDir, options.Engine.CacheDir })
 {
     Directory.CreateDirectory(dir);
-    File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    var mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    // dnsmasq, running as nobody, reaches its hosts file under run/networks; nothing here is listable.
+    if (dir == options.Engine.RunDir) mode |= UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+    File.SetUnixFileMode(dir, mode);
 }
 if (!Daemonization.ClaimSocket(options.Socket))
 {

@@ -4,6 +4,7 @@ using System.Text.Json;
 using SystemContainers.Api;
 using SystemContainers.Engine;
 using SystemContainers.Engine.Images;
+using SystemContainers.Engine.Network;
 using SystemContainers.Engine.Runtime;
 
 namespace SystemContainers.Daemon;
@@ -149,6 +150,40 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             return Sync<object?>(null);
         });
 
+        var networks = containers.Networks;
+        app.MapGet("/1.0/networks", (HttpContext ctx) =>
+            ctx.Request.Query["recursion"] == "1"
+                ? Sync(networks.List().Select(ToApi).ToList())
+                : Sync(networks.List().Select(n => $"/1.0/networks/{n.Name}").ToList()));
+        app.MapPost("/1.0/networks", async (HttpContext ctx) =>
+        {
+            var req = await Body<NetworkCreateRequest>(ctx);
+            Require(req.Name, "name");
+            var created = ToApi(networks.Create(req.Name, req.Config));
+            events.Lifecycle("network-created", $"/1.0/networks/{req.Name}");
+            return Sync(created, 201);
+        });
+        app.MapGet("/1.0/networks/{name}", (string name) => Sync(ToApi(networks.Get(name))));
+        app.MapPatch("/1.0/networks/{name}", async (string name, HttpContext ctx) =>
+        {
+            var req = await Body<NetworkUpdateRequest>(ctx);
+            if (req.Config is null || req.Config.Count == 0) throw EngineException.Invalid("InvalidRequest", "request field 'config' must name at least one key");
+            var updated = ToApi(networks.Update(name, req.Config));
+            events.Lifecycle("network-updated", $"/1.0/networks/{name}");
+            return Sync(updated);
+        });
+        app.MapDelete("/1.0/networks/{name}", (string name) =>
+        {
+            networks.Delete(name);
+            events.Lifecycle("network-deleted", $"/1.0/networks/{name}");
+            return Sync<object?>(null);
+        });
+        app.MapGet("/1.0/networks/{name}/leases", (string name) =>
+            Sync(networks.Leases(name).Select(l => new SystemContainerNetworkLease
+            {
+                Network = name, Hostname = l.Hostname, HwAddr = l.HwAddr, Address = l.Address, Type = l.Type, Expires = l.Expires,
+            }).ToList()));
+
         app.MapGet("/1.0/operations", () => Sync(operations.All.Select(o => o.ToApi()).ToList()));
         app.MapGet("/1.0/operations/{id}", (string id) => Sync(operations.Get(id).ToApi()));
         app.MapDelete("/1.0/operations/{id}", (string id) =>
@@ -249,6 +284,12 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         Network = [.. s.Network.Select(n => new NetworkInterfaceStats { Name = n.Name, RxBytes = n.RxBytes, RxPackets = n.RxPackets, TxBytes = n.TxBytes, TxPackets = n.TxPackets })],
         NetRxBytes = s.Network.Where(n => n.Name != "lo").Sum(n => n.RxBytes), NetTxBytes = s.Network.Where(n => n.Name != "lo").Sum(n => n.TxBytes),
         DiskUsage = s.DiskUsageBytes,
+    };
+
+    public static SystemContainerNetwork ToApi(NetworkView n) => new()
+    {
+        Name = n.Name, IPv4 = n.IPv4, IPv6 = n.IPv6, Nat = n.Nat, Domain = n.Domain, UsedBy = [.. n.UsedBy.Select(c => $"/1.0/containers/{c}")],
+        DnsmasqPid = n.DnsmasqPid, Created = n.Created, Config = new Dictionary<string, string>(n.Config),
     };
 
     public static SystemContainerImage ToApi(ImageRecord i) => new()

@@ -3,6 +3,7 @@ using Microsoft.Win32.SafeHandles;
 using SystemContainers.Engine.Cgroups;
 using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.Network;
 using SystemContainers.Engine.Runtime;
 using SystemContainers.Engine.Spec;
 using SystemContainers.Engine.State;
@@ -39,9 +40,17 @@ public sealed class ContainerManager : IDisposable
         Sys.SetChildSubreaper();
         if (!File.Exists(options.ScInitPath))
             throw EngineException.NotFound("ScInitNotFound", $"sc-init not found at {options.ScInitPath}; run ./build.ps1 build");
-        Directory.CreateDirectory(Path.Combine(options.RunDir, "containers"));
+        // The run directory may be traversable (for dnsmasq); the containers' mounts are root's alone.
+        string runContainers = Path.Combine(options.RunDir, "containers");
+        Directory.CreateDirectory(runContainers);
+        File.SetUnixFileMode(runContainers, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Networks = new NetworkManager(options, _loop);
         foreach (var name in _store.Names()) Load(name);
+        Networks.StartServices();
     }
+
+    /// <summary>The managed networks the containers' NICs join.</summary>
+    public NetworkManager Networks { get; }
 
     public event Action<EngineEvent>? Events;
 
@@ -59,6 +68,8 @@ public sealed class ContainerManager : IDisposable
     private sealed class Live(int pid, SafeFd pidfd, ContainerCgroup cgroup, ConsoleLog? console) : IDisposable
     {
         public string? CpuSet;
+        /// <summary>The host ends of the container's veth pairs, removed when it stops.</summary>
+        public List<string> HostInterfaces = [];
         public bool Frozen;
         public (DateTimeOffset At, long CpuNanoseconds) LastSample;
         public int Pid { get; } = pid;
@@ -91,7 +102,7 @@ public sealed class ContainerManager : IDisposable
     public ContainerView Create(string name, string image, IReadOnlyDictionary<string, string>? config)
     {
         ContainerName.Validate(name);
-        var parsed = ContainerConfig.Parse(config);
+        var parsed = WithNicDefaults(ContainerConfig.Parse(config), firstConfig: true);
         var img = _images.Resolve(image);
         var idmap = parsed.IsPrivileged ? null : IdMap.ForConfig(parsed);
         var record = new ContainerRecord(name, img.Fingerprint, img.Aliases.Contains(image) ? image : img.Aliases.FirstOrDefault(),
@@ -106,8 +117,10 @@ public sealed class ContainerManager : IDisposable
             Directory.CreateDirectory(upper);
             Directory.CreateDirectory(Path.Combine(staging, "fs", "work"));
             if (idmap is not null) Sys.Chown(upper, idmap.RootUid, idmap.RootGid);
+            Networks.Validate(name, parsed.Nics);
             _store.WriteConfig(staging, record);
             Directory.Move(staging, _store.DirectoryOf(name));
+            Networks.Register(name, parsed.Nics);
         }
         catch
         {
@@ -149,6 +162,7 @@ public sealed class ContainerManager : IDisposable
             string doomed = Path.Combine(_store.ContainersDir, $".delete-{name}-{Guid.NewGuid():N}");
             Directory.Move(_store.DirectoryOf(name), doomed);
             _containers.TryRemove(name, out _);
+            Networks.Unregister(name);
             Directory.Delete(doomed, recursive: true);
             string run = RunDirOf(name);
             if (Directory.Exists(run)) Directory.Delete(run, recursive: true);
@@ -171,6 +185,12 @@ public sealed class ContainerManager : IDisposable
                 else merged[key] = value;
             }
             var config = ContainerConfig.Parse(merged);
+            bool nicsChanged = changes.Keys.Any(NicSpec.IsNicKey);
+            if (nicsChanged)
+            {
+                config = WithNicDefaults(config, firstConfig: false);
+                Networks.Validate(name, config.Nics);
+            }
             if (c.Live is { } live)
             {
                 var old = ContainerConfig.Parse(c.Record.Config).Limits;
@@ -189,6 +209,7 @@ public sealed class ContainerManager : IDisposable
             }
             c.Record = c.Record with { Config = config.Raw };
             _store.WriteConfig(_store.DirectoryOf(name), c.Record);
+            if (nicsChanged) Networks.Register(name, config.Nics);
             return Task.CompletedTask;
         }, ct);
 
@@ -396,9 +417,16 @@ public sealed class ContainerManager : IDisposable
         Directory.CreateDirectory(Path.Combine(run, "layers"));
         var cgroup = _cgroups.Create(name, RootUid(c), RootGid(c));
         SafeFd? master = null, slave = null;
+        var config = ContainerConfig.Parse(c.Record.Config);
+        var nics = config.Nics.Where(n => n.Type == NicType.Bridged).ToList();
+        var hostInterfaces = new List<string>();
+        Action<int>? attach = nics.Count == 0 ? null : child =>
+        {
+            foreach (var nic in nics) hostInterfaces.Add(Networks.Attach(name, nic, child));
+        };
         try
         {
-            var limits = ContainerConfig.Parse(c.Record.Config).Limits;
+            var limits = config.Limits;
             string? cpuSet = CpuSetFor(limits, except: null);
             _cgroups.Apply(cgroup, limits, cpuSet);
             (master, slave, string slavePath) = Sys.OpenPty(RootUid(c), RootGid(c) + 5);
@@ -406,17 +434,18 @@ public sealed class ContainerManager : IDisposable
             bool shifted = idmap is not null && _options.ShiftIds;
             try
             {
-                pid = _scInit.Create(PlanFor(c, cgroup, slavePath, shifted), slave);
+                pid = _scInit.Create(PlanFor(c, cgroup, slavePath, shifted), slave, attach);
             }
             catch (ScInitException e) when (idmap is not null && !shifted && e.Message.Contains("cannot idmap mount", StringComparison.Ordinal))
             {
                 shifted = true;
-                pid = _scInit.Create(PlanFor(c, cgroup, slavePath, shifted), slave);
+                DetachAll(hostInterfaces);
+                pid = _scInit.Create(PlanFor(c, cgroup, slavePath, shifted), slave, attach);
             }
             var pidfd = Sys.PidfdOpen(pid);
             var console = new ConsoleLog(master, slave, Path.Combine(run, "console.log"), _loop);
             master = slave = null;
-            var live = new Live(pid, pidfd, cgroup, console) { CpuSet = cpuSet, LastSample = (DateTimeOffset.UtcNow, 0) };
+            var live = new Live(pid, pidfd, cgroup, console) { CpuSet = cpuSet, LastSample = (DateTimeOffset.UtcNow, 0), HostInterfaces = hostInterfaces };
             c.Live = live;
             c.Runtime = new RuntimeRecord(true, pid, ProcStat.StartTime(pid), DateTimeOffset.UtcNow, null, null, null, shifted);
             _store.WriteRuntime(name, c.Runtime);
@@ -426,7 +455,11 @@ public sealed class ContainerManager : IDisposable
         {
             master?.Dispose();
             slave?.Dispose();
-            if (c.Live is null) TryRemoveCgroup(name);
+            if (c.Live is null)
+            {
+                DetachAll(hostInterfaces);
+                TryRemoveCgroup(name);
+            }
             if (e is EngineException) throw;
             throw new EngineException(FailureKind.Failed, "StartFailed", $"cannot start container '{name}': {e.Message}", e);
         }
@@ -450,6 +483,7 @@ public sealed class ContainerManager : IDisposable
             .Add("uid", 0)
             .Add("gid", 0)
             .Add(cgroup.Join)
+            .AddAll("netif", config.Nics.Where(n => n.Type == NicType.Bridged).Select(n => n.Name))
             .AddAll("capdrop", DroppedCapabilities.Select(x => x.ToString()))
             .Add("arg", "/sbin/init")
             .Add("env", "container=systemcontainers")
@@ -485,6 +519,7 @@ public sealed class ContainerManager : IDisposable
         try
         {
             live.Dispose();
+            DetachAll(live.HostInterfaces);
             TryRemoveCgroup(c.Record.Name);
             c.Runtime = c.Runtime with
             {
@@ -506,6 +541,37 @@ public sealed class ContainerManager : IDisposable
         Raise("container-exited", c.Record.Name);
     }
 
+    private void DetachAll(List<string> hostInterfaces)
+    {
+        foreach (var host in hostInterfaces)
+        {
+            try { Networks.Detach(host); }
+            catch (NativeException e) { Console.Error.WriteLine(e.Message); }
+        }
+        hostInterfaces.Clear();
+    }
+
+
+    /// <summary>
+    /// Completes a config's NICs and records the result: a first config without any NIC gets
+    /// eth0 on the default network; a bridged NIC without a network joins the default one
+    /// (made now if need be), and one without a MAC gets a random one, kept from then on.
+    /// </summary>
+    private ContainerConfig WithNicDefaults(ContainerConfig config, bool firstConfig)
+    {
+        var raw = new Dictionary<string, string>(config.Raw, StringComparer.Ordinal);
+        if (firstConfig && !raw.Keys.Any(NicSpec.IsNicKey) && _options.DefaultNetwork is not null)
+            raw[NicSpec.Key("eth0", "type")] = "bridged";
+        foreach (var nic in ContainerConfig.Parse(raw).Nics.Where(n => n.Type == NicType.Bridged))
+        {
+            raw[NicSpec.Key(nic.Device, "type")] = "bridged";
+            if (nic.Network is null) raw[NicSpec.Key(nic.Device, "network")] = Networks.EnsureDefault();
+            else if (nic.Network == _options.DefaultNetwork) Networks.EnsureDefault();
+            if (nic.HwAddr is null) raw[NicSpec.Key(nic.Device, "hwaddr")] = NicSpec.NewMac();
+        }
+        return ContainerConfig.Parse(raw);
+    }
+
     private void TryRemoveCgroup(string name)
     {
         try { _cgroups.Remove(name); }
@@ -519,6 +585,8 @@ public sealed class ContainerManager : IDisposable
         var runtime = _store.ReadRuntime(name);
         var c = new Container(record, runtime);
         _containers[name] = c;
+        var nics = ContainerConfig.Parse(record.Config).Nics;
+        Networks.Register(name, nics, reload: false);
         if (!runtime.Running) return;
         if (runtime.Pid is int pid && runtime.PidStartTime is ulong start && ProcStat.StartTime(pid) == start)
         {
@@ -528,6 +596,7 @@ public sealed class ContainerManager : IDisposable
             {
                 Frozen = _cgroups.ReadStats(cgroup).Frozen,
                 CpuSet = ContainerConfig.Parse(record.Config).Limits.CpuSet,
+                HostInterfaces = nics.Where(n => n.Type == NicType.Bridged).Select(n => n.HostNameFor(name)).ToList(),
                 LastSample = (runtime.StartedAt ?? DateTimeOffset.UtcNow, 0),
             };
             c.Live = live;
@@ -583,6 +652,7 @@ public sealed class ContainerManager : IDisposable
     /// <summary>Daemon shutdown: containers keep running (a new daemon adopts them); an empty cgroup group is removed.</summary>
     public void Dispose()
     {
+        Networks.Dispose();
         _loop.Dispose();
         _cgroups.ReleaseGroup();
     }

@@ -15,4 +15,14 @@ public sealed record EngineOptions
 
     /// <summary>Skip idmapped mounts and use shifted image copies (hosts or file systems without idmap support).</summary>
     public bool ShiftIds { get; init; }
+
+    /// <summary>The managed network created on first use for containers that name no NIC; null gives them none.</summary>
+    public string? DefaultNetwork { get; init; } = "scbr0";
+
+    public string DnsmasqPath { get; init; } = "/usr/sbin/dnsmasq";
+
+    public string NftPath { get; init; } = "/usr/sbin/nft";
+
+    /// <summary>The nftables table (family inet) this daemon owns; nothing else in the firewall is touched.</summary>
+    public string NftTable { get; init; } = "systemcontainers";
 }

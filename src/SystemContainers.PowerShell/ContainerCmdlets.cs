@@ -59,6 +59,11 @@ public sealed class NewSystemContainerCommand : SystemContainerCmdlet
     [Parameter]
     public SwitchParameter Privileged { get; set; }
 
+    /// <summary>The managed network eth0 joins (default: the default network), or "none" for no NIC.</summary>
+    [Parameter]
+    [ArgumentCompleter(typeof(NetworkNameCompleter))]
+    public string? Network { get; set; }
+
     [Parameter]
     public SwitchParameter Start { get; set; }
 
@@ -76,6 +81,8 @@ public sealed class NewSystemContainerCommand : SystemContainerCmdlet
         var config = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (DictionaryEntry e in Config ?? new Hashtable()) config[e.Key.ToString()!] = ConfigValue(e.Value) ?? "";
         if (Privileged) config["security.privileged"] = "true";
+        if (Network == "none") config["nic.eth0.type"] = "none";
+        else if (Network is not null) config["nic.eth0.network"] = Network;
         if (!TryCall(c => c.CreateContainerAsync(new ContainerCreateRequest(Name, Image, config), Cancel), Name, out var created)) return;
         if (Start && !TryCall(c => c.ChangeStateAsync(Name, new ContainerStateRequest("start"), Cancel), Name, out created)) return;
         WriteObject(created);

@@ -14,7 +14,8 @@
  *                    slave over the container's /dev/console (a restarted daemon's console).
  *
  * The plan is "key value" lines ending with "end". Replies on fd 3 are "pid N" or
- * "error <operation>: <errno name>". fd 3 is close-on-exec, so the daemon's read of it ends
+ * "error <operation>: <errno name>" (create with "netsync 1" first sends "child N" and waits
+ * for a "go" line). fd 3 is close-on-exec, so the daemon's read of it ends
  * exactly when the container's process has exec'd (or failed).
  */
 #define _GNU_SOURCE
@@ -22,6 +23,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/audit.h>
+#include <net/if.h>
 #include <linux/filter.h>
 #include <linux/mount.h>
 #include <linux/seccomp.h>
@@ -48,11 +50,11 @@
 
 struct plan {
     const char *lower, *upper, *layers, *target, *hostname, *cwd, *console, *cgroup2;
-    int userns, idmap, pty, home;
+    int userns, idmap, pty, home, netsync;
     unsigned short rows, cols;
     char *uidmap, *gidmap;
-    const char *args[MAX_LIST], *envs[MAX_LIST], *cgroups[MAX_LIST];
-    int nargs, nenvs, ncgroups;
+    const char *args[MAX_LIST], *envs[MAX_LIST], *cgroups[MAX_LIST], *netifs[MAX_LIST];
+    int nargs, nenvs, ncgroups, nnetifs;
     int capdrop[64];
     int ncapdrop;
     unsigned uid, gid;
@@ -141,6 +143,8 @@ static void parse_plan(char *text, struct plan *p)
         else if (!strcmp(line, "userns")) p->userns = atoi(val);
         else if (!strcmp(line, "idmap")) p->idmap = atoi(val);
         else if (!strcmp(line, "pty")) p->pty = atoi(val);
+        else if (!strcmp(line, "netsync")) p->netsync = atoi(val);
+        else if (!strcmp(line, "netif") && p->nnetifs < MAX_LIST) p->netifs[p->nnetifs++] = val;
         else if (!strcmp(line, "rows")) p->rows = atoi(val);
         else if (!strcmp(line, "cols")) p->cols = atoi(val);
         else if (!strcmp(line, "uid")) p->uid = strtoul(val, NULL, 10);
@@ -404,6 +408,46 @@ static void write_id_maps(const struct plan *p, pid_t child)
     write_file(path, p->gidmap);
 }
 
+/*
+ * Brings up lo and the NICs the daemon made in the container's network namespace. The kernel
+ * cannot create a veth peer already up (its other end does not exist yet), so it happens here,
+ * as the container's root, before init runs.
+ */
+static void links_up(const struct plan *p)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("cannot open a socket to configure links");
+    for (int i = -1; i < p->nnetifs; i++) {
+        const char *name = i < 0 ? "lo" : p->netifs[i];
+        struct ifreq ifr = { 0 };
+        if (strlen(name) >= sizeof ifr.ifr_name) { errno = EINVAL; die("cannot bring up %s", name); }
+        strcpy(ifr.ifr_name, name);
+        if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) die("cannot read the flags of %s", name);
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0) die("cannot bring up %s", name);
+    }
+    close(fd);
+}
+
+/*
+ * With "netsync 1" the daemon makes the container's NICs in its network namespace while the
+ * rootfs is mounted: sc-init reports "child N" at once and lets init run only on a "go" line.
+ */
+static void wait_for_network(void)
+{
+    char line[64];
+    size_t len = 0;
+    while (len < sizeof line - 1) {
+        ssize_t n = read(report_fd, line + len, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { errno = ECONNRESET; die("cannot read the daemon's go-ahead"); }
+        if (line[len] == '\n') break;
+        len++;
+    }
+    line[len] = 0;
+    if (strcmp(line, "go") != 0) { errno = ECANCELED; die("container start aborted by the daemon"); }
+}
+
 static void wait_byte(int fd)
 {
     char c;
@@ -416,6 +460,9 @@ static void exec_command(struct plan *p)
 {
     p->args[p->nargs] = NULL;
     p->envs[p->nenvs] = NULL;
+    /* execvpe searches the caller's PATH, not envp's: take the command's own. */
+    for (int i = 0; i < p->nenvs; i++)
+        if (!strncmp(p->envs[i], "PATH=", 5) && setenv("PATH", p->envs[i] + 5, 1) < 0) die("cannot set PATH");
     execvpe(p->args[0], (char *const *)p->args, (char *const *)p->envs);
     die("cannot exec %s", p->args[0]);
 }
@@ -441,6 +488,7 @@ static int create(struct plan *p)
         /* Reach the rootfs as host root: the daemon's run directory is closed to the container's ids. */
         if (chdir(p->target) < 0) die("cannot chdir %s", p->target);
         if (p->userns) become_root(p);
+        links_up(p);
         if (unshare(CLONE_NEWCGROUP) < 0) die("cannot unshare cgroup namespace");
         mount_api_filesystems(p);
         if (syscall(SYS_pivot_root, ".", ".") < 0) die("cannot pivot_root %s", p->target);
@@ -461,6 +509,7 @@ static int create(struct plan *p)
     close(go[0]);
     close(done[1]);
     if (cgroup_fd >= 0) close(cgroup_fd);
+    if (p->netsync) reply("child %d", child);
     if (p->userns) write_id_maps(p, child);
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/ns/mnt", child);
@@ -468,6 +517,7 @@ static int create(struct plan *p)
     if (mntns < 0 || setns(mntns, CLONE_NEWNS) < 0) die("cannot join mount namespace %s", path);
     close(mntns);
     mount_rootfs(p, child);
+    if (p->netsync) wait_for_network();
     if (write(go[1], "g", 1) != 1) die("cannot signal container init");
     close(go[1]);
 

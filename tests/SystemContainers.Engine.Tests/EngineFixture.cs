@@ -34,7 +34,7 @@ public sealed class EngineFixture : IDisposable
         var m = new ContainerManager(new EngineOptions
         {
             StateDir = StateDir, RunDir = RunDir, CacheDir = _dir.Combine("cache"), ScInitPath = ScInitPath,
-            CgroupGroup = Group, ShiftIds = shiftIds,
+            CgroupGroup = Group, ShiftIds = shiftIds, DefaultNetwork = null,
         }, Images, CgroupDriverFactory.Detect(Group));
         _managers.Add(m);
         return m;

@@ -79,13 +79,15 @@ public class NetnsAddressesTests
     }
 
     [Fact]
-    public void ReadsGlobalIPv6AddressesOnly()
+    public void ReadsUsableGlobalIPv6AddressesOnly()
     {
         string[] lines =
         [
             "00000000000000000000000000000001 01 80 10 80       lo",
             "fe80000000000000021122fffe334455 02 40 20 80     eth0",
             "fd420000000000000000000000000007 02 40 00 80     eth0",
+            "fd420000000000000000000000000008 02 40 00 c0     eth0",
+            "fd420000000000000000000000000009 02 40 00 08     eth0",
         ];
         Assert.Equal(["fd42::7"], NetnsAddresses.V6FromIfInet6(lines));
     }

@@ -12,7 +12,7 @@ namespace SystemContainers.Engine.Images;
 public static class BusyboxImageBuilder
 {
     private static readonly string[] Directories =
-        ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "etc/init.d", "root", "home", "proc", "sys", "dev", "run", "tmp", "var", "var/log"];
+        ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "usr/share", "usr/share/udhcpc", "etc", "etc/init.d", "root", "home", "proc", "sys", "dev", "run", "tmp", "var", "var/log"];
 
     public static void Build(string busybox, string tarball)
     {
@@ -46,11 +46,49 @@ public static class BusyboxImageBuilder
         }
         Add(TarEntryType.RegularFile, "etc/inittab", file, data: Ascii(
             "::sysinit:/etc/init.d/rcS\n::ctrlaltdel:/sbin/reboot\n::shutdown:/bin/sync\n"));
-        Add(TarEntryType.RegularFile, "etc/init.d/rcS", exe, data: Ascii("#!/bin/sh\nmkdir -p /run/lock /var/run\n"));
+        Add(TarEntryType.RegularFile, "etc/init.d/rcS", exe, data: Ascii(RcS));
+        Add(TarEntryType.RegularFile, "usr/share/udhcpc/default.script", exe, data: Ascii(DhcpScript));
+        Add(TarEntryType.RegularFile, "etc/hosts", file, data: Ascii("127.0.0.1 localhost\n::1 localhost\n"));
         Add(TarEntryType.RegularFile, "etc/passwd", file, data: Ascii("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"));
         Add(TarEntryType.RegularFile, "etc/group", file, data: Ascii("root:x:0:\ntty:x:5:\nnogroup:x:65534:\n"));
         Add(TarEntryType.RegularFile, "etc/os-release", file, data: Ascii("NAME=\"BusyBox\"\nID=busybox\nPRETTY_NAME=\"BusyBox system container\"\n"));
     }
+
+    // Every NIC but lo asks for an address; udhcpc stays in the foreground (orphaned to init) to renew it.
+    private const string RcS = """
+        #!/bin/sh
+        mkdir -p /run/lock /var/run
+        for dev in /sys/class/net/*; do
+            dev=${dev##*/}
+            [ "$dev" = lo ] && continue
+            udhcpc -f -S -i "$dev" -x "hostname:$(hostname)" -s /usr/share/udhcpc/default.script >/dev/null 2>&1 &
+        done
+
+        """;
+
+    // udhcpc's hook: configure the lease (address, default route, resolver) on bound and renew.
+    private const string DhcpScript = """
+        #!/bin/sh
+        case "$1" in
+        deconfig)
+            ip -4 addr flush dev "$interface"
+            ip link set "$interface" up
+            ;;
+        bound|renew)
+            if ! ip -4 addr show dev "$interface" | grep -q "inet $ip/$mask "; then
+                ip -4 addr flush dev "$interface"
+                ip addr add "$ip/$mask" dev "$interface"
+            fi
+            if [ -n "$router" ]; then
+                ip route del default dev "$interface" 2>/dev/null
+                for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+            fi
+            { [ -n "$domain" ] && echo "search $domain"; for d in $dns; do echo "nameserver $d"; done; } > /etc/resolv.conf
+            ;;
+        esac
+        exit 0
+
+        """;
 
     private static byte[] Ascii(string s) => Encoding.ASCII.GetBytes(s);
 

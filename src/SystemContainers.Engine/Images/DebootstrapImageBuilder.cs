@@ -12,8 +12,21 @@ namespace SystemContainers.Engine.Images;
 /// </summary>
 public static partial class DebootstrapImageBuilder
 {
-    private const string BuilderVersion = "1";
-    private const string Includes = "systemd,systemd-sysv,dbus,procps,iproute2,udev";
+    private const string BuilderVersion = "2";
+    private const string Includes = "systemd,systemd-sysv,systemd-resolved,dbus,procps,iproute2,iputils-ping,udev";
+
+    // Every veth NIC the daemon gives the container asks for DHCP (and takes router advertisements).
+    private const string NetworkUnit = """
+        [Match]
+        Kind=veth
+
+        [Network]
+        DHCP=yes
+
+        [DHCPv4]
+        UseDomains=true
+
+        """;
 
     [GeneratedRegex("^[a-z][a-z0-9-]{1,31}$")]
     private static partial Regex ReleasePattern();
@@ -50,6 +63,7 @@ public static partial class DebootstrapImageBuilder
             await RunDebootstrap(["--variant=minbase", $"--include={Includes}", release, rootfs, mirror], progress, ct);
             // The host's name must not override the container's; systemd keeps the one set at start.
             File.Delete(Path.Combine(rootfs, "etc", "hostname"));
+            ConfigureNetwork(rootfs);
             progress?.Report("packing");
             await ImageStore.RunTar(["--create", "--file", Path.Combine(work, "rootfs.tar"), "--directory", rootfs,
                 "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls", "--sort=name", "."], ct);
@@ -60,6 +74,29 @@ public static partial class DebootstrapImageBuilder
         {
             if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
         }
+    }
+
+    /// <summary>systemd-networkd configures the NICs by DHCP and systemd-resolved answers DNS, as in LXD's images.</summary>
+    private static void ConfigureNetwork(string rootfs)
+    {
+        string etc = Path.Combine(rootfs, "etc");
+        Directory.CreateDirectory(Path.Combine(etc, "systemd", "network"));
+        File.WriteAllText(Path.Combine(etc, "systemd", "network", "50-systemcontainers.network"), NetworkUnit);
+        foreach (var (wants, unit) in new[]
+        {
+            ("multi-user.target.wants", "systemd-networkd.service"), ("sockets.target.wants", "systemd-networkd.socket"),
+            ("multi-user.target.wants", "systemd-resolved.service"),
+        })
+        {
+            string dir = Path.Combine(etc, "systemd", "system", wants);
+            Directory.CreateDirectory(dir);
+            string link = Path.Combine(dir, unit);
+            File.Delete(link);
+            File.CreateSymbolicLink(link, "/lib/systemd/system/" + unit);
+        }
+        string resolv = Path.Combine(etc, "resolv.conf");
+        File.Delete(resolv);
+        File.CreateSymbolicLink(resolv, "../run/systemd/resolve/stub-resolv.conf");
     }
 
     private static async Task RunDebootstrap(IReadOnlyList<string> args, IProgress<string>? progress, CancellationToken ct)

@@ -169,6 +169,36 @@ public static unsafe class Sys
         }
     }
 
+    /// <summary>Runs a tool to completion with the given stdin; returns its exit status and what it wrote to stderr.</summary>
+    public static (int ExitCode, string Error) Run(string path, IReadOnlyList<string> argv, string stdin)
+    {
+        var (inRead, inWrite) = Pipe();
+        var (errRead, errWrite) = Pipe();
+        using (inWrite)
+        using (errRead)
+        {
+            int pid;
+            using (inRead)
+            using (errWrite)
+            using (var devnull = Open("/dev/null", Libc.O_WRONLY))
+                pid = Spawn(path, argv, [(inRead, 0), (devnull, 1), (errWrite, 2)]);
+            try
+            {
+                WriteAll(inWrite, Encoding.UTF8.GetBytes(stdin));
+            }
+            catch (NativeException)
+            {
+                // The tool quit before reading all of stdin; its status and stderr say why.
+            }
+            finally
+            {
+                inWrite.Dispose();
+            }
+            string error = ReadToEnd(errRead);
+            return (WaitPid(pid), error.Trim());
+        }
+    }
+
     public static void WriteAll(SafeFd fd, ReadOnlySpan<byte> data)
     {
         fixed (byte* p = data)
@@ -215,6 +245,19 @@ public static unsafe class Sys
                 return (text.ToString(), new SafeFd(*(int*)(control + 16)));
             if (n == 0) return (text.ToString(), null);
         }
+    }
+
+    /// <summary>One read; 0 at EOF.</summary>
+    public static int Read(SafeFd fd, Span<byte> buffer)
+    {
+        fixed (byte* p = buffer)
+            for (;;)
+            {
+                nint n = Libc.read(fd.Fd, p, buffer.Length);
+                if (n >= 0) return (int)n;
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno != Libc.EINTR) throw new NativeException(errno, "read", $"fd {fd.Fd}");
+            }
     }
 
     /// <summary>Reads until EOF.</summary>

@@ -33,14 +33,19 @@ public static class NetnsAddresses
         return result;
     }
 
-    /// <summary>Global-scope addresses (scope 00) from if_inet6, formatted in the usual compressed form.</summary>
+    /// <summary>
+    /// Usable global-scope addresses (scope 00) from if_inet6, in the usual compressed form; one
+    /// still in duplicate address detection, or that failed it, cannot be used yet and is left out.
+    /// </summary>
     internal static IReadOnlyList<string> V6FromIfInet6(IEnumerable<string> lines)
     {
+        const int Tentative = 0x40, DadFailed = 0x08;
         var result = new List<string>();
         foreach (var line in lines)
         {
             var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
             if (f.Length < 6 || f[3] != "00" || f[0].Length != 32) continue;
+            if ((Convert.ToInt32(f[4], 16) & (Tentative | DadFailed)) != 0) continue;
             var bytes = Convert.FromHexString(f[0]);
             result.Add(new System.Net.IPAddress(bytes).ToString());
         }

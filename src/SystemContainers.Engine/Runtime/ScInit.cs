@@ -11,8 +11,11 @@ public sealed class ScInit(string path)
     /// <summary>
     /// Creates a container init. Returns its pid once it has exec'd; throws with sc-init's
     /// "cannot X on Y: ERRNO" when any step failed (nothing of the child is left then).
+    /// With onChild, the child's pid is handed over while it waits (so its network namespace
+    /// can be furnished), and init runs only once onChild returned; if it throws, sc-init kills
+    /// the child and the exception is rethrown.
     /// </summary>
-    public int Create(LaunchPlan plan, SafeFd console)
+    public int Create(LaunchPlan plan, SafeFd console, Action<int>? onChild = null)
     {
         var (daemonEnd, helperEnd) = Sys.SocketPair();
         using (daemonEnd)
@@ -20,14 +23,46 @@ public sealed class ScInit(string path)
             int helper;
             using (helperEnd)
                 helper = Sys.Spawn(Path, ["sc-init", "create"], [(helperEnd, 3), (console, 0), (console, 1), (console, 2)]);
-            Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes(plan.ToString()));
-            string reply = Sys.ReadToEnd(daemonEnd);
+            Exception? refused = null;
+            string reply = "";
+            try
+            {
+                Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes((onChild is null ? plan : plan.Add("netsync", 1)).ToString()));
+                if (onChild is not null)
+                {
+                    reply = ReadLine(daemonEnd);
+                    if (reply.StartsWith("child ", StringComparison.Ordinal) && int.TryParse(reply.AsSpan(6).Trim(), out int child))
+                    {
+                        try { onChild(child); }
+                        catch (Exception e) { refused = e; }
+                        Sys.WriteAll(daemonEnd, refused is null ? "go\n"u8 : "abort\n"u8);
+                    }
+                }
+            }
+            finally
+            {
+                reply += Sys.ReadToEnd(daemonEnd);
+            }
             int rc = Sys.WaitPid(helper);
+            if (refused is not null) throw refused;
             var (pid, error) = ParseReply(reply);
             if (error is not null) throw new ScInitException(error);
             if (rc != 0 || pid is null) throw new ScInitException($"sc-init exited with status {rc}");
             return pid.Value;
         }
+    }
+
+    /// <summary>Reads one line (or up to EOF), a byte at a time so nothing after it is consumed.</summary>
+    private static string ReadLine(SafeFd fd)
+    {
+        var line = new List<byte>();
+        Span<byte> b = stackalloc byte[1];
+        while (Sys.Read(fd, b) == 1)
+        {
+            line.Add(b[0]);
+            if (b[0] == (byte)'\n') break;
+        }
+        return Encoding.UTF8.GetString(line.ToArray());
     }
 
     /// <summary>Starts a command in a running container; stdio are the given fds.</summary>

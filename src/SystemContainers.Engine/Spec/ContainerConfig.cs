@@ -45,6 +45,9 @@ public sealed record ContainerConfig
         Raw.Where(kv => kv.Key.StartsWith(EnvironmentPrefix, StringComparison.Ordinal))
            .Select(kv => KeyValuePair.Create(kv.Key[EnvironmentPrefix.Length..], kv.Value));
 
+    /// <summary>The network devices (nic.&lt;device&gt;.* keys), validated.</summary>
+    public IReadOnlyList<NicSpec> Nics => NicSpec.ParseAll(Raw);
+
     public static ContainerConfig Empty { get; } = new(ImmutableSortedDictionary<string, string>.Empty.WithComparers(StringComparer.Ordinal));
 
     /// <summary>Validates every key and value; throws an InvalidArgument EngineException naming the first bad one.</summary>
@@ -56,6 +59,7 @@ public sealed record ContainerConfig
             if (value is null || value.Contains('\n') || value.Contains('\0'))
                 throw EngineException.Invalid("InvalidConfigValue", $"config key '{key}' has an invalid value");
             if (key.StartsWith(UserPrefix, StringComparison.Ordinal) && key.Length > UserPrefix.Length) { }
+            else if (NicSpec.IsNicKey(key)) { }
             else if (key.StartsWith(EnvironmentPrefix, StringComparison.Ordinal) && key.Length > EnvironmentPrefix.Length)
             {
                 if (key[EnvironmentPrefix.Length..].Contains('='))
@@ -63,7 +67,7 @@ public sealed record ContainerConfig
             }
             else if (!Keys.Contains(key))
                 throw EngineException.Invalid("UnknownConfigKey",
-                    $"unknown config key '{key}'; known keys: {string.Join(", ", Keys)}, {EnvironmentPrefix}*, {UserPrefix}*");
+                    $"unknown config key '{key}'; known keys: {string.Join(", ", Keys)}, {EnvironmentPrefix}*, {UserPrefix}*, {NicSpec.Prefix}<device>.*");
             builder[key] = value;
         }
         var config = new ContainerConfig(builder.ToImmutable());
@@ -73,6 +77,7 @@ public sealed record ContainerConfig
         _ = config.IdmapSizeValue;
         _ = config.StopTimeoutValue;
         _ = config.Limits;
+        _ = config.Nics;
         return config;
     }
 

@@ -1,0 +1,260 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.Runtime;
+using SystemContainers.Engine.State;
+
+namespace SystemContainers.Engine.Network;
+
+/// <summary>A DHCP lease as dnsmasq recorded it, or a static one from a container's config.</summary>
+public sealed record NetworkLease(string Hostname, string HwAddr, string Address, string Type, DateTimeOffset? Expires);
+
+/// <summary>
+/// The dnsmasq of one bridge: DHCPv4, router advertisements and stateless DHCPv6, and DNS for
+/// &lt;container&gt;.&lt;domain&gt;. The daemon starts it, restarts it when it dies, and leaves
+/// it running across its own restart (a new daemon adopts it by pid and start time), as it
+/// does containers. Static leases and names live in a hosts file re-read on SIGHUP.
+/// </summary>
+public sealed class Dnsmasq : IDisposable
+{
+    private static readonly TimeSpan RestartDelay = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan StartupCheck = TimeSpan.FromMilliseconds(150);
+    private readonly string _path;
+    private readonly EventLoop _loop;
+    private readonly Lock _lock = new();
+    private string[] _args = [];
+    private Instance? _current;
+    private bool _stopping;
+
+    public Dnsmasq(string path, string bridge, string stateDir, string runDir, EventLoop loop)
+    {
+        _path = path;
+        _loop = loop;
+        Bridge = bridge;
+        LeasesFile = Path.Combine(stateDir, "dnsmasq.leases");
+        HostsFile = Path.Combine(runDir, "dnsmasq.hosts");
+        PidFile = Path.Combine(runDir, "dnsmasq.pid");
+        LogFile = Path.Combine(runDir, "dnsmasq.log");
+    }
+
+    public string Bridge { get; }
+    public string LeasesFile { get; }
+    public string HostsFile { get; }
+    public string PidFile { get; }
+    public string LogFile { get; }
+    public int? Pid => _current?.Pid;
+
+    /// <summary>The command line for a network's config; dnsmasq reads no config file of the host.</summary>
+    public IReadOnlyList<string> Arguments(NetworkConfig config)
+    {
+        var a = new List<string>
+        {
+            "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-hosts", "--strict-order", "--bind-interfaces",
+            "--except-interface=lo", "--pid-file=", "--no-ping", $"--interface={Bridge}", "--dhcp-rapid-commit",
+            "--no-negcache", "--domain-needed", "--dhcp-no-override", "--dhcp-authoritative", "--quiet-ra", "--quiet-dhcp6",
+            $"--listen-address={config.IPv4.Address}", $"--dhcp-leasefile={LeasesFile}", $"--dhcp-hostsfile={HostsFile}",
+            $"--domain={config.Domain}", $"--local=/{config.Domain}/", $"--interface-name=_gateway.{config.Domain},{Bridge}",
+            "--user=nobody", "--group=nogroup", $"--log-facility={LogFile}",
+        };
+        foreach (var (first, last) in config.IPv4.DhcpRanges())
+            a.Add($"--dhcp-range={first},{last},1h");
+        if (config.IPv6 is { } v6)
+        {
+            a.Add($"--listen-address={v6.Address}");
+            a.Add("--enable-ra");
+            a.Add($"--dhcp-range=::,constructor:{Bridge},ra-stateless,ra-names");
+        }
+        return a;
+    }
+
+    /// <summary>Starts dnsmasq, or adopts the one a previous daemon left running with the same command line.</summary>
+    public void Start(NetworkConfig config)
+    {
+        lock (_lock)
+        {
+            _stopping = false;
+            _args = [.. Arguments(config)];
+            if (TryAdopt()) return;
+            var instance = Spawn();
+            // A bad address or a port in use makes dnsmasq quit at once; say so instead of restarting it forever.
+            if (instance.Exited.Wait(StartupCheck))
+            {
+                _stopping = true;
+                _current = null;
+                throw new EngineException(FailureKind.Failed, "DnsmasqFailed", $"dnsmasq for {Bridge} exited at start: {LastLogLine()}");
+            }
+        }
+    }
+
+    private string LastLogLine()
+    {
+        try { return File.ReadLines(LogFile).LastOrDefault(l => l.Length > 0) ?? "no log"; }
+        catch (IOException e) { return e.Message; }
+    }
+
+    /// <summary>Applies a changed config: dnsmasq cannot re-read its command line, so it is restarted.</summary>
+    public void Restart(NetworkConfig config)
+    {
+        Stop();
+        Start(config);
+    }
+
+    /// <summary>Makes dnsmasq re-read the hosts file (static leases, names).</summary>
+    public void Reload()
+    {
+        lock (_lock)
+            _current?.Signal(1);
+    }
+
+    public void WriteHosts(IEnumerable<(string Mac, IPAddress? Address, string Name)> hosts)
+    {
+        var text = new StringBuilder();
+        foreach (var (mac, address, name) in hosts)
+            text.Append(mac).Append(',').Append(address is null ? "" : address + ",").Append(name).Append('\n');
+        // dnsmasq re-reads it after dropping privileges to nobody.
+        Sys.WriteFileAtomic(HostsFile, Encoding.ASCII.GetBytes(text.ToString()), 0x1a4);
+    }
+
+    /// <summary>The dynamic leases in dnsmasq's lease file (IPv4 lines carry a MAC; IPv6 lines an IAID).</summary>
+    public IReadOnlyList<NetworkLease> ReadLeases()
+    {
+        var leases = new List<NetworkLease>();
+        if (!File.Exists(LeasesFile)) return leases;
+        foreach (var line in File.ReadAllLines(LeasesFile))
+        {
+            var f = line.Split(' ');
+            if (f.Length < 5 || f[0] == "duid" || !long.TryParse(f[0], NumberStyles.None, CultureInfo.InvariantCulture, out long expiry)) continue;
+            if (!IPAddress.TryParse(f[2], out var address)) continue;
+            bool v4 = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork;
+            leases.Add(new NetworkLease(f[3] == "*" ? "" : f[3], v4 ? f[1] : "", address.ToString(), "dynamic",
+                expiry == 0 ? null : DateTimeOffset.FromUnixTimeSeconds(expiry)));
+        }
+        return leases;
+    }
+
+    private bool TryAdopt()
+    {
+        if (!File.Exists(PidFile)) return false;
+        var f = File.ReadAllText(PidFile).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (f.Length < 2 || !int.TryParse(f[0], out int pid) || !ulong.TryParse(f[1], out ulong start)) return false;
+        if (ProcStat.StartTime(pid) != start || !SameCommandLine(pid)) return false;
+        SafeFd pidfd;
+        try { pidfd = Sys.PidfdOpen(pid); }
+        catch (NativeException) { return false; }
+        Watch(new Instance(pid, pidfd));
+        return true;
+    }
+
+    private bool SameCommandLine(int pid)
+    {
+        try
+        {
+            var cmdline = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries);
+            return cmdline.AsSpan(1).SequenceEqual(_args.AsSpan(1));
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private Instance Spawn()
+    {
+        int pid;
+        using (var devnull = Sys.Open("/dev/null", Libc.O_RDWR))
+            pid = Sys.Spawn(_path, _args, [(devnull, 0), (devnull, 1), (devnull, 2)]);
+        var instance = new Instance(pid, Sys.PidfdOpen(pid));
+        Watch(instance);
+        Sys.WriteFileAtomic(PidFile, Encoding.ASCII.GetBytes($"{pid} {ProcStat.StartTime(pid)}\n"));
+        return instance;
+    }
+
+    private void Watch(Instance instance)
+    {
+        _current = instance;
+        _loop.WatchExit(instance.Pidfd, status => OnExit(instance, status));
+    }
+
+    /// <summary>An unexpected exit (a crash, a kill by hand) is logged and dnsmasq started again after a pause.</summary>
+    private void OnExit(Instance instance, ExitStatus? status)
+    {
+        instance.Gone();
+        lock (_lock)
+        {
+            if (_current != instance || _stopping) return;
+            _current = null;
+            Console.Error.WriteLine($"dnsmasq of {Bridge} exited (code {status?.Code}, signal {status?.Signal}); restarting; see {LogFile}");
+        }
+        Task.Delay(RestartDelay).ContinueWith(_ =>
+        {
+            lock (_lock)
+            {
+                if (_stopping || _current is not null) return;
+                try { Spawn(); }
+                catch (Exception e) { Console.Error.WriteLine($"cannot restart dnsmasq of {Bridge}: {e.Message}"); }
+            }
+        }, TaskScheduler.Default);
+    }
+
+    /// <summary>Ends dnsmasq (SIGTERM, then SIGKILL) and waits until it has exited.</summary>
+    public void Stop()
+    {
+        Instance? instance;
+        lock (_lock)
+        {
+            _stopping = true;
+            instance = _current;
+            _current = null;
+        }
+        File.Delete(PidFile);
+        if (instance is null) return;
+        instance.Signal(15);
+        if (!instance.Exited.Wait(TimeSpan.FromSeconds(5)))
+        {
+            instance.Signal(9);
+            instance.Exited.Wait(TimeSpan.FromSeconds(5));
+        }
+    }
+
+    /// <summary>One dnsmasq process: its pidfd is closed by the exit watcher, never while a signal is sent.</summary>
+    private sealed class Instance(int pid, SafeFd pidfd)
+    {
+        private readonly ManualResetEventSlim _exited = new();
+        private readonly Lock _lock = new();
+        private bool _gone;
+
+        public int Pid { get; } = pid;
+        public SafeFd Pidfd { get; } = pidfd;
+        public ManualResetEventSlim Exited => _exited;
+
+        public void Signal(int signal)
+        {
+            lock (_lock)
+                if (!_gone) Sys.PidfdSignal(Pidfd, signal);
+        }
+
+        public void Gone()
+        {
+            lock (_lock)
+            {
+                _gone = true;
+                Pidfd.Dispose();
+            }
+            _exited.Set();
+        }
+    }
+
+    /// <summary>Daemon shutdown: dnsmasq keeps serving the running containers; the next daemon adopts it.</summary>
+    public void Dispose()
+    {
+        Instance? instance;
+        lock (_lock)
+        {
+            _stopping = true;
+            instance = _current;
+            _current = null;
+        }
+        instance?.Gone();
+    }
+}

@@ -1,0 +1,91 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Numerics;
+
+namespace SystemContainers.Engine.Network;
+
+/// <summary>
+/// A bridge's address in CIDR form ("10.0.3.1/24"): the host address the bridge and dnsmasq
+/// use, inside the subnet its containers share.
+/// </summary>
+public sealed record IpSubnet(IPAddress Address, int PrefixLength)
+{
+    public bool IsV6 => Address.AddressFamily == AddressFamily.InterNetworkV6;
+
+    private int Bits => IsV6 ? 128 : 32;
+
+    /// <summary>Parses and checks "address/prefix" for one family; what: the config key, for the error.</summary>
+    public static IpSubnet Parse(string text, bool v6, string what)
+    {
+        string family = v6 ? "IPv6" : "IPv4";
+        int slash = text.IndexOf('/');
+        if (slash < 0 || !IPAddress.TryParse(text.AsSpan(0, slash), out var address)
+            || !int.TryParse(text.AsSpan(slash + 1), System.Globalization.NumberStyles.None, null, out int prefix)
+            || (address.AddressFamily == AddressFamily.InterNetworkV6) != v6)
+            throw EngineException.Invalid("InvalidCidr", $"{what} '{text}' is not an {family} address in CIDR form, like {(v6 ? "fd42:1:2:3::1/64" : "10.0.3.1/24")}");
+        var subnet = new IpSubnet(address, prefix);
+        if (v6)
+        {
+            // Containers configure themselves by SLAAC from the router advertisements, which needs a /64.
+            if (prefix != 64) throw EngineException.Invalid("InvalidCidr", $"{what} '{text}' must be a /64 (addresses are assigned by SLAAC)");
+        }
+        else
+        {
+            if (prefix < 8 || prefix > 30) throw EngineException.Invalid("InvalidCidr", $"{what} '{text}' must have a prefix from /8 to /30");
+            var host = subnet.ToInteger(address);
+            if (host == subnet.NetworkInteger || host == subnet.BroadcastInteger)
+                throw EngineException.Invalid("InvalidCidr", $"{what} '{text}' is the network or broadcast address; use a host address such as {subnet.FromInteger(subnet.NetworkInteger + 1)}/{prefix}");
+        }
+        if (IPAddress.IsLoopback(address) || address.IsIPv6LinkLocal || address.IsIPv6Multicast || (!v6 && address.GetAddressBytes()[0] >= 224))
+            throw EngineException.Invalid("InvalidCidr", $"{what} '{text}' is not a unicast address usable on a bridge");
+        return subnet;
+    }
+
+    public IPAddress Network => FromInteger(NetworkInteger);
+
+    public override string ToString() => $"{Address}/{PrefixLength}";
+
+    /// <summary>The subnet itself, as a route or a firewall rule names it ("10.0.3.0/24").</summary>
+    public string NetworkCidr => $"{Network}/{PrefixLength}";
+
+    public bool Contains(IPAddress address) =>
+        address.AddressFamily == Address.AddressFamily && (ToInteger(address) & Mask) == NetworkInteger;
+
+    public bool Overlaps(IpSubnet other)
+    {
+        if (other.IsV6 != IsV6) return false;
+        var shorter = other.PrefixLength < PrefixLength ? other : this;
+        return shorter.Contains(shorter == this ? other.Network : Network);
+    }
+
+    /// <summary>The addresses dnsmasq may lease: every host address but the bridge's own (one or two ranges).</summary>
+    public IReadOnlyList<(IPAddress First, IPAddress Last)> DhcpRanges()
+    {
+        var first = NetworkInteger + 1;
+        var last = BroadcastInteger - 1;
+        var own = ToInteger(Address);
+        var ranges = new List<(IPAddress, IPAddress)>();
+        if (own > first) ranges.Add((FromInteger(first), FromInteger(own - 1)));
+        if (own < last) ranges.Add((FromInteger(own + 1), FromInteger(last)));
+        return ranges;
+    }
+
+    /// <summary>A usable host address of this subnet that is not the bridge's own.</summary>
+    public bool IsLeasable(IPAddress address) =>
+        Contains(address) && !address.Equals(Address) && ToInteger(address) != NetworkInteger && (IsV6 || ToInteger(address) != BroadcastInteger);
+
+    private BigInteger Mask => ((BigInteger.One << PrefixLength) - 1) << (Bits - PrefixLength);
+
+    private BigInteger NetworkInteger => ToInteger(Address) & Mask;
+
+    private BigInteger BroadcastInteger => NetworkInteger | (((BigInteger.One << Bits) - 1) ^ Mask);
+
+    private BigInteger ToInteger(IPAddress address) => new(address.GetAddressBytes(), isUnsigned: true, isBigEndian: true);
+
+    private IPAddress FromInteger(BigInteger value)
+    {
+        var bytes = new byte[Bits / 8];
+        value.TryWriteBytes(bytes.AsSpan(bytes.Length - value.GetByteCount(isUnsigned: true)), out _, isUnsigned: true, isBigEndian: true);
+        return new IPAddress(bytes);
+    }
+}

@@ -1,0 +1,503 @@
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text.Json;
+using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.Runtime;
+using SystemContainers.Engine.Spec;
+
+namespace SystemContainers.Engine.Network;
+
+/// <summary>A managed network as listed and shown.</summary>
+public sealed record NetworkView(
+    string Name, IReadOnlyDictionary<string, string> Config, string IPv4, string? IPv6, bool Nat, string Domain,
+    IReadOnlyList<string> UsedBy, int? DnsmasqPid, DateTimeOffset Created);
+
+/// <summary>
+/// Managed bridge networks: the bridge and its addresses (rtnetlink), one supervised dnsmasq
+/// each, and the daemon's nftables table. It also knows every container's bridged NICs, so it
+/// can refuse a removal in use, keep static addresses unique and give dnsmasq each
+/// container's name. Containers' veth pairs are made here, while their init waits.
+/// </summary>
+public sealed class NetworkManager : IDisposable
+{
+    // dnsmasq re-reads its hosts file after dropping privileges to nobody.
+    private const UnixFileMode Traversable = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+        | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    private readonly EngineOptions _options;
+    private readonly EventLoop _loop;
+    private readonly RtNetlink _netlink = new();
+    private readonly NftablesFirewall _firewall;
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, Managed> _networks = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IReadOnlyList<NicSpec>> _nics = new(StringComparer.Ordinal);
+
+    private sealed class Managed(NetworkRecord record, NetworkConfig config, Dnsmasq dnsmasq)
+    {
+        public NetworkRecord Record = record;
+        public NetworkConfig Config = config;
+        public Dnsmasq Dnsmasq { get; } = dnsmasq;
+    }
+
+    public NetworkManager(EngineOptions options, EventLoop loop)
+    {
+        _options = options;
+        _loop = loop;
+        _firewall = new NftablesFirewall(options.NftPath, options.NftTable);
+        Directory.CreateDirectory(StateRoot);
+        Directory.CreateDirectory(RunRoot, Traversable);
+        foreach (var dir in Directory.GetDirectories(StateRoot).Order(StringComparer.Ordinal))
+        {
+            string file = Path.Combine(dir, "network.json");
+            if (!File.Exists(file)) continue;
+            var record = JsonSerializer.Deserialize<NetworkRecord>(File.ReadAllText(file), Json)!;
+            var config = NetworkConfig.Parse(record.Config);
+            var managed = new Managed(record, config, NewDnsmasq(record.Name));
+            _networks[record.Name] = managed;
+            try
+            {
+                SetUpBridge(record.Name, config, existing: true);
+            }
+            catch (Exception e) when (e is NativeException or IOException or EngineException)
+            {
+                Console.Error.WriteLine($"network '{record.Name}' is not set up: {e.Message}");
+            }
+        }
+        if (_networks.Count > 0) TryApplyFirewall();
+    }
+
+    private string StateRoot => Path.Combine(_options.StateDir, "networks");
+    private string RunRoot => Path.Combine(_options.RunDir, "networks");
+
+    private Dnsmasq NewDnsmasq(string name)
+    {
+        string run = Path.Combine(RunRoot, name);
+        Directory.CreateDirectory(run, Traversable);
+        return new Dnsmasq(_options.DnsmasqPath, name, Path.Combine(StateRoot, name), run, _loop);
+    }
+
+    /// <summary>After the containers were registered at daemon start: hosts files written, dnsmasq started or adopted.</summary>
+    public void StartServices()
+    {
+        lock (_lock)
+            foreach (var (name, m) in _networks)
+            {
+                try
+                {
+                    m.Dnsmasq.WriteHosts(HostsOf(name));
+                    m.Dnsmasq.Start(m.Config);
+                }
+                catch (Exception e) when (e is NativeException or IOException or EngineException)
+                {
+                    Console.Error.WriteLine($"dnsmasq of network '{name}' is not running: {e.Message}");
+                }
+            }
+    }
+
+    public IReadOnlyList<NetworkView> List()
+    {
+        lock (_lock) return _networks.Keys.Order(StringComparer.Ordinal).Select(n => View(_networks[n])).ToList();
+    }
+
+    public NetworkView Get(string name)
+    {
+        lock (_lock) return View(Find(name));
+    }
+
+    public bool Exists(string name)
+    {
+        lock (_lock) return _networks.ContainsKey(name);
+    }
+
+    /// <summary>Creates a network: bridge, addresses, dnsmasq and firewall rules, or nothing if any step fails.</summary>
+    public NetworkView Create(string name, IReadOnlyDictionary<string, string>? config)
+    {
+        NetworkConfig.ValidateName(name);
+        lock (_lock)
+        {
+            var values = new Dictionary<string, string>(config ?? new Dictionary<string, string>(), StringComparer.Ordinal);
+            // Like LXD's "auto": without an address the network gets a free private /24.
+            if (!values.ContainsKey(NetworkConfig.IPv4Address)) values[NetworkConfig.IPv4Address] = FreeSubnet();
+            var parsed = NetworkConfig.Parse(values);
+            if (_networks.ContainsKey(name)) throw EngineException.Conflict("NetworkExists", $"network '{name}' already exists");
+            CheckOverlaps(name, parsed);
+            if (_netlink.LinkIndex(name) is not null)
+                throw EngineException.Conflict("InterfaceExists", $"an interface named '{name}' already exists on this host; choose another network name");
+            string state = Path.Combine(StateRoot, name);
+            Managed? managed = null;
+            try
+            {
+                Directory.CreateDirectory(state);
+                SetUpBridge(name, parsed, existing: false);
+                var record = new NetworkRecord(name, parsed.Raw, DateTimeOffset.UtcNow);
+                managed = new Managed(record, parsed, NewDnsmasq(name));
+                _networks[name] = managed;
+                managed.Dnsmasq.WriteHosts([]);
+                managed.Dnsmasq.Start(parsed);
+                ApplyFirewall();
+                WriteRecord(record);
+                return View(managed);
+            }
+            catch (Exception e)
+            {
+                _networks.Remove(name);
+                managed?.Dnsmasq.Stop();
+                _netlink.DeleteLink(name);
+                foreach (var dir in new[] { state, Path.Combine(RunRoot, name) })
+                    if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+                if (managed is not null) TryApplyFirewall();
+                if (e is EngineException) throw;
+                throw new EngineException(FailureKind.Failed, "NetworkCreateFailed", $"cannot create network '{name}': {e.Message}", e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Changes config keys (null or empty removes one). Checked first: the result must parse,
+    /// not overlap another network, and keep every container's fixed address inside it.
+    /// </summary>
+    public NetworkView Update(string name, IReadOnlyDictionary<string, string?> changes)
+    {
+        lock (_lock)
+        {
+            var m = Find(name);
+            var merged = new Dictionary<string, string>(m.Record.Config, StringComparer.Ordinal);
+            foreach (var (key, value) in changes)
+            {
+                if (string.IsNullOrEmpty(value)) merged.Remove(key);
+                else merged[key] = value;
+            }
+            var parsed = NetworkConfig.Parse(merged);
+            CheckOverlaps(name, parsed);
+            foreach (var (container, nic) in NicsOn(name))
+                if (nic.IPv4 is { } fixedAddress && !parsed.IPv4.IsLeasable(fixedAddress))
+                    throw EngineException.Conflict("AddressOutsideNetwork",
+                        $"container '{container}' has the fixed address {fixedAddress} ({NicSpec.Key(nic.Device, "ipv4.address")}), which {parsed.IPv4} does not leave to containers");
+            var old = m.Config;
+            try
+            {
+                Reconfigure(m, old, parsed);
+            }
+            catch (Exception e) when (e is NativeException or IOException or EngineException)
+            {
+                try { Reconfigure(m, parsed, old); }
+                catch (Exception again) when (again is NativeException or IOException or EngineException)
+                {
+                    Console.Error.WriteLine($"cannot restore network '{name}': {again.Message}");
+                }
+                throw new EngineException(FailureKind.Failed, "NetworkUpdateFailed", $"cannot update network '{name}': {e.Message}", e);
+            }
+            m.Record = m.Record with { Config = parsed.Raw };
+            WriteRecord(m.Record);
+            return View(m);
+        }
+    }
+
+    private void Reconfigure(Managed m, NetworkConfig from, NetworkConfig to)
+    {
+        string name = m.Record.Name;
+        int index = _netlink.LinkIndex(name) ?? throw new NativeException(RtNetlink.ENODEV, "find bridge", name);
+        if (from.IPv4 != to.IPv4)
+        {
+            _netlink.AddAddress(index, to.IPv4.Address, to.IPv4.PrefixLength, name);
+            _netlink.DeleteAddress(index, from.IPv4.Address, from.IPv4.PrefixLength, name);
+        }
+        if (from.IPv6 != to.IPv6)
+        {
+            if (from.IPv6 is { } o) _netlink.DeleteAddress(index, o.Address, o.PrefixLength, name);
+            SetSysctls(name, to);
+            if (to.IPv6 is { } n) _netlink.AddAddress(index, n.Address, n.PrefixLength, name);
+        }
+        SetSysctls(name, to);
+        m.Config = to;
+        m.Dnsmasq.Restart(to);
+        ApplyFirewall();
+    }
+
+    /// <summary>Removes a network no container uses: firewall rules first, then dnsmasq, the bridge and its files.</summary>
+    public void Delete(string name)
+    {
+        lock (_lock)
+        {
+            var m = Find(name);
+            var users = NicsOn(name).Select(u => u.Container).Distinct().Order(StringComparer.Ordinal).ToList();
+            if (users.Count > 0)
+                throw EngineException.Conflict("NetworkInUse", $"network '{name}' is used by {string.Join(", ", users)}; remove their NICs or the containers first");
+            _networks.Remove(name);
+            try
+            {
+                ApplyFirewall();
+            }
+            catch
+            {
+                _networks[name] = m;
+                throw;
+            }
+            m.Dnsmasq.Stop();
+            _netlink.DeleteLink(name);
+            Directory.Delete(Path.Combine(StateRoot, name), recursive: true);
+            string run = Path.Combine(RunRoot, name);
+            if (Directory.Exists(run)) Directory.Delete(run, recursive: true);
+        }
+    }
+
+    /// <summary>The default network, made on first use with a free private /24 and NAT, as LXD makes lxdbr0.</summary>
+    public string EnsureDefault()
+    {
+        string name = _options.DefaultNetwork ?? throw EngineException.Invalid("NoDefaultNetwork", "this daemon has no default network; name one in the NIC's network key");
+        lock (_lock)
+        {
+            if (!_networks.ContainsKey(name)) Create(name, new Dictionary<string, string> { [NetworkConfig.IPv4Nat] = "true" });
+            return name;
+        }
+    }
+
+    /// <summary>A random 10.x.y.1/24 that overlaps neither a managed network nor a route of the host.</summary>
+    private string FreeSubnet()
+    {
+        var taken = HostRoutes().Concat(_networks.Values.Select(n => n.Config.IPv4)).ToList();
+        for (int attempt = 0; attempt < 1000; attempt++)
+        {
+            var candidate = new IpSubnet(new IPAddress([10, (byte)RandomNumberGenerator.GetInt32(256), (byte)RandomNumberGenerator.GetInt32(256), 1]), 24);
+            if (!taken.Any(t => t.Overlaps(candidate))) return candidate.ToString();
+        }
+        throw new EngineException(FailureKind.Failed, "NoFreeSubnet", "cannot find a free 10.x.y.0/24; give the network an ipv4.address");
+    }
+
+    /// <summary>Checks a container's bridged NICs against the networks and the other containers, without recording them.</summary>
+    public void Validate(string container, IReadOnlyList<NicSpec> nics)
+    {
+        lock (_lock)
+        {
+            foreach (var nic in nics.Where(n => n.Type == NicType.Bridged))
+            {
+                string network = nic.Network ?? throw EngineException.Invalid("MissingNetwork", $"{NicSpec.Key(nic.Device, "network")} is required");
+                if (!_networks.TryGetValue(network, out var m))
+                    throw EngineException.NotFound("NetworkNotFound", $"network '{network}' named by {NicSpec.Key(nic.Device, "network")} not found");
+                var others = _nics.Where(kv => kv.Key != container).SelectMany(kv => kv.Value.Select(n => (Container: kv.Key, Nic: n))).ToList();
+                if (nic.IPv4 is { } address)
+                {
+                    if (!m.Config.IPv4.IsLeasable(address))
+                        throw EngineException.Invalid("AddressOutsideNetwork",
+                            $"{NicSpec.Key(nic.Device, "ipv4.address")} {address} is not a container address of network '{network}' ({m.Config.IPv4})");
+                    var clash = others.FirstOrDefault(o => o.Nic.Network == network && address.Equals(o.Nic.IPv4));
+                    if (clash.Container is not null)
+                        throw EngineException.Conflict("AddressInUse", $"address {address} on network '{network}' is already fixed for container '{clash.Container}'");
+                }
+                if (nic.HwAddr is { } mac && others.FirstOrDefault(o => mac.Equals(o.Nic.HwAddr)) is { Container: not null } dup)
+                    throw EngineException.Conflict("HwAddrInUse", $"MAC address {nic.HwAddrText} is already used by container '{dup.Container}'");
+                string host = nic.HostNameFor(container);
+                if (_networks.ContainsKey(host))
+                    throw EngineException.Conflict("HostNameInUse", $"host interface name '{host}' ({NicSpec.Key(nic.Device, "host_name")}) is the bridge of network '{host}'");
+                if (others.FirstOrDefault(o => o.Nic.HostNameFor(o.Container) == host) is { Container: not null } sameHost)
+                    throw EngineException.Conflict("HostNameInUse", $"host interface name '{host}' is already used by container '{sameHost.Container}'");
+            }
+        }
+    }
+
+    /// <summary>Records a container's NICs (after Validate) and gives the affected dnsmasqs the new names and leases.</summary>
+    public void Register(string container, IReadOnlyList<NicSpec> nics, bool reload = true)
+    {
+        lock (_lock)
+        {
+            var affected = NetworksOf(container);
+            var bridged = nics.Where(n => n.Type == NicType.Bridged).ToList();
+            if (bridged.Count == 0) _nics.Remove(container);
+            else _nics[container] = bridged;
+            if (reload) RewriteHosts(affected.Concat(NetworksOf(container)));
+        }
+    }
+
+    public void Unregister(string container) => Register(container, []);
+
+    private IEnumerable<string> NetworksOf(string container) =>
+        _nics.TryGetValue(container, out var list) ? list.Select(n => n.Network!).ToList() : [];
+
+    /// <summary>The hosts files are derived from the containers' configs: a failure is logged, and the next change rewrites them.</summary>
+    private void RewriteHosts(IEnumerable<string> networks)
+    {
+        foreach (var name in networks.Distinct())
+            if (_networks.TryGetValue(name, out var m))
+            {
+                try
+                {
+                    m.Dnsmasq.WriteHosts(HostsOf(name));
+                    m.Dnsmasq.Reload();
+                }
+                catch (Exception e) when (e is IOException or NativeException)
+                {
+                    Console.Error.WriteLine($"cannot update the hosts file of network '{name}': {e.Message}");
+                }
+            }
+    }
+
+    private IEnumerable<(string Mac, IPAddress? Address, string Name)> HostsOf(string network) =>
+        NicsOn(network).Where(u => u.Nic.HwAddr is not null).Select(u => (u.Nic.HwAddrText!, u.Nic.IPv4, u.Container));
+
+    private List<(string Container, NicSpec Nic)> NicsOn(string network) =>
+        _nics.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+            .SelectMany(kv => kv.Value.Where(n => n.Network == network).Select(n => (kv.Key, n))).ToList();
+
+    /// <summary>
+    /// Makes a container's NIC while its init waits: the veth's host end joins the bridge, the
+    /// peer is created in the init's network namespace with its name and MAC (sc-init brings it up).
+    /// </summary>
+    public string Attach(string container, NicSpec nic, int initPid)
+    {
+        string host = nic.HostNameFor(container);
+        string network = nic.Network!;
+        int index;
+        lock (_lock)
+        {
+            var m = _networks.TryGetValue(network, out var found) ? found
+                : throw EngineException.NotFound("NetworkNotFound", $"network '{network}' of container '{container}' ({NicSpec.Key(nic.Device, "network")}) not found");
+            index = _netlink.LinkIndex(network) ?? RecreateBridge(m);
+        }
+        try
+        {
+            _netlink.CreateVeth(host, index, nic.Name, nic.HwAddr!, initPid, 0);
+        }
+        catch (NativeException e) when (e.Errno == Libc.EEXIST && nic.HostName is null && _netlink.LinkIndex(host) is not null)
+        {
+            // A derived name is this NIC's alone: the link was left by a daemon that died before the container stopped.
+            _netlink.DeleteLink(host);
+            _netlink.CreateVeth(host, index, nic.Name, nic.HwAddr!, initPid, 0);
+        }
+        return host;
+    }
+
+    /// <summary>The bridge vanished (deleted by hand): it is made again and dnsmasq rebinds to it.</summary>
+    private int RecreateBridge(Managed m)
+    {
+        SetUpBridge(m.Record.Name, m.Config, existing: true);
+        m.Dnsmasq.Restart(m.Config);
+        return _netlink.LinkIndex(m.Record.Name) ?? throw new NativeException(RtNetlink.ENODEV, "find bridge", m.Record.Name);
+    }
+
+    /// <summary>Removes a container NIC's host end (and with it the peer); nothing to do when it is already gone.</summary>
+    public void Detach(string hostName) => _netlink.DeleteLink(hostName);
+
+    /// <summary>dnsmasq's leases, with each container's fixed addresses marked static (and listed even before it asked).</summary>
+    public IReadOnlyList<NetworkLease> Leases(string name)
+    {
+        lock (_lock)
+        {
+            var m = Find(name);
+            var users = NicsOn(name);
+            var leases = new List<NetworkLease>();
+            foreach (var lease in m.Dnsmasq.ReadLeases())
+            {
+                var owner = users.FirstOrDefault(u => u.Nic.HwAddrText == lease.HwAddr);
+                bool isStatic = owner.Nic?.IPv4?.ToString() == lease.Address;
+                leases.Add(lease with { Hostname = owner.Container ?? lease.Hostname, Type = isStatic ? "static" : "dynamic" });
+            }
+            foreach (var (container, nic) in users)
+                if (nic.IPv4 is { } fixedAddress && !leases.Any(l => l.Address == fixedAddress.ToString()))
+                    leases.Add(new NetworkLease(container, nic.HwAddrText ?? "", fixedAddress.ToString(), "static", null));
+            return leases;
+        }
+    }
+
+    private void CheckOverlaps(string name, NetworkConfig config)
+    {
+        foreach (var (other, m) in _networks)
+        {
+            if (other == name) continue;
+            if (m.Config.IPv4.Overlaps(config.IPv4))
+                throw EngineException.Conflict("SubnetOverlap", $"{config.IPv4} overlaps network '{other}' ({m.Config.IPv4})");
+            if (config.IPv6 is { } v6 && m.Config.IPv6 is { } o && o.Overlaps(v6))
+                throw EngineException.Conflict("SubnetOverlap", $"{v6} overlaps network '{other}' ({o})");
+        }
+        foreach (var route in HostRoutes(except: name))
+            if (route.Overlaps(config.IPv4))
+                throw EngineException.Conflict("SubnetOverlap", $"{config.IPv4} overlaps the host's route to {route.NetworkCidr}");
+    }
+
+    /// <summary>The IPv4 routes of the daemon's network namespace but the default one and those of its own bridges.</summary>
+    private List<IpSubnet> HostRoutes(string? except = null)
+    {
+        var routes = new List<IpSubnet>();
+        foreach (var line in File.ReadLines("/proc/net/route").Skip(1))
+        {
+            var f = line.Split('\t', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (f.Length < 8 || _networks.ContainsKey(f[0]) || f[0] == except) continue;
+            uint dest = uint.Parse(f[1], NumberStyles.HexNumber), mask = uint.Parse(f[7], NumberStyles.HexNumber);
+            if (mask == 0) continue;
+            int prefix = System.Numerics.BitOperations.PopCount(mask);
+            // /proc/net/route prints addresses in host (little-endian) byte order.
+            routes.Add(new IpSubnet(new IPAddress(BitConverter.GetBytes(dest)), prefix));
+        }
+        return routes;
+    }
+
+    /// <summary>Creates the bridge with its addresses (or, for an existing network, makes sure they are there).</summary>
+    private void SetUpBridge(string name, NetworkConfig config, bool existing)
+    {
+        if (!existing || _netlink.LinkIndex(name) is null) _netlink.CreateBridge(name);
+        SetSysctls(name, config);
+        int index = _netlink.LinkIndex(name) ?? throw new NativeException(RtNetlink.ENODEV, "find bridge", name);
+        foreach (var subnet in new[] { config.IPv4, config.IPv6 }.OfType<IpSubnet>())
+        {
+            try
+            {
+                _netlink.AddAddress(index, subnet.Address, subnet.PrefixLength, name);
+            }
+            catch (NativeException e) when (existing && e.Errno == Libc.EEXIST)
+            {
+            }
+        }
+    }
+
+    private static void SetSysctls(string bridge, NetworkConfig config)
+    {
+        WriteSysctl($"ipv6/conf/{bridge}/disable_ipv6", config.IPv6 is null ? "1" : "0");
+        if (config.IPv6 is not null) WriteSysctl($"ipv6/conf/{bridge}/accept_dad", "0");
+        if (config.Nat4) WriteSysctl("ipv4/ip_forward", "1");
+        if (config.Nat6) WriteSysctl("ipv6/conf/all/forwarding", "1");
+    }
+
+    /// <summary>Writes /proc/sys/net/..., which belongs to the daemon's network namespace.</summary>
+    private static void WriteSysctl(string key, string value)
+    {
+        string path = "/proc/sys/net/" + key;
+        try
+        {
+            File.WriteAllText(path, value);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new EngineException(FailureKind.Failed, "SysctlFailed", $"cannot write {value} to {path}: {e.Message}", e);
+        }
+    }
+
+    private void ApplyFirewall() => _firewall.Apply(_networks.Select(kv => (kv.Key, kv.Value.Config)));
+
+    private void TryApplyFirewall()
+    {
+        try { ApplyFirewall(); }
+        catch (EngineException e) { Console.Error.WriteLine(e.Message); }
+    }
+
+    private void WriteRecord(NetworkRecord record) =>
+        Sys.WriteFileAtomic(Path.Combine(StateRoot, record.Name, "network.json"), JsonSerializer.SerializeToUtf8Bytes(record, Json));
+
+    private Managed Find(string name) =>
+        _networks.TryGetValue(name, out var m) ? m : throw EngineException.NotFound("NetworkNotFound", $"network '{name}' not found");
+
+    private NetworkView View(Managed m)
+    {
+        var c = m.Config;
+        var users = NicsOn(m.Record.Name).Select(u => u.Container).Distinct().ToList();
+        return new NetworkView(m.Record.Name, m.Record.Config, c.IPv4.ToString(), c.IPv6?.ToString(), c.Nat4 || c.Nat6, c.Domain,
+            users, m.Dnsmasq.Pid, m.Record.Created);
+    }
+
+    /// <summary>Daemon shutdown: bridges and dnsmasqs stay for the running containers; the next daemon adopts them.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+            foreach (var m in _networks.Values) m.Dnsmasq.Dispose();
+        _netlink.Dispose();
+    }
+}

@@ -1,0 +1,258 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using SystemContainers.Engine.Interop;
+
+namespace SystemContainers.Engine.Network;
+
+/// <summary>
+/// A NETLINK_ROUTE client: links, bridges, veth pairs and addresses, with no `ip` processes.
+/// The socket belongs to the network namespace of the thread that opened it, and every
+/// request acts there.
+/// </summary>
+public sealed unsafe class RtNetlink : IDisposable
+{
+    private const int AF_NETLINK = 16, SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000, NETLINK_ROUTE = 0;
+    private const ushort RTM_NEWLINK = 16, RTM_DELLINK = 17, RTM_GETLINK = 18, RTM_NEWADDR = 20, RTM_DELADDR = 21;
+    private const ushort NLMSG_ERROR = 2, NLMSG_DONE = 3;
+    private const ushort NLM_F_REQUEST = 1, NLM_F_ACK = 4, NLM_F_EXCL = 0x200, NLM_F_CREATE = 0x400;
+    private const ushort IFLA_ADDRESS = 1, IFLA_IFNAME = 3, IFLA_MTU = 4, IFLA_MASTER = 10, IFLA_LINKINFO = 18,
+        IFLA_NET_NS_PID = 19, IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2, VETH_INFO_PEER = 1;
+    private const ushort IFA_ADDRESS = 1, IFA_LOCAL = 2, IFA_FLAGS = 8;
+    private const uint IFF_UP = 1, IFA_F_NODAD = 2;
+    public const int ENODEV = 19, EADDRNOTAVAIL = 99;
+
+    private readonly SafeFd _socket;
+    private readonly Lock _lock = new();
+    private uint _seq;
+
+    public RtNetlink()
+    {
+        int fd = Libc.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        if (fd < 0) throw NativeException.FromLastError("open netlink socket");
+        _socket = new SafeFd(fd);
+    }
+
+    /// <summary>Creates a bridge, up, with spanning tree off (the default) so new ports forward at once.</summary>
+    public void CreateBridge(string name, int mtu = 0)
+    {
+        var m = new Message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).IfInfo(0, IFF_UP).String(IFLA_IFNAME, name);
+        if (mtu > 0) m.U32(IFLA_MTU, (uint)mtu);
+        int info = m.Begin(IFLA_LINKINFO);
+        m.String(IFLA_INFO_KIND, "bridge");
+        m.End(info);
+        Request(m, "create bridge", name);
+    }
+
+    /// <summary>
+    /// Creates a veth pair in one request: the host end attached to a bridge and up, the peer
+    /// created straight in the network namespace of pid with its final name and MAC. The peer
+    /// stays down: the kernel refuses to open it before its other end exists (ENOTCONN).
+    /// </summary>
+    public void CreateVeth(string hostName, int masterIndex, string peerName, PhysicalAddress peerMac, int peerNetnsPid, int mtu)
+    {
+        var m = new Message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).IfInfo(0, IFF_UP)
+            .String(IFLA_IFNAME, hostName).U32(IFLA_MASTER, (uint)masterIndex);
+        if (mtu > 0) m.U32(IFLA_MTU, (uint)mtu);
+        int info = m.Begin(IFLA_LINKINFO);
+        m.String(IFLA_INFO_KIND, "veth");
+        int data = m.Begin(IFLA_INFO_DATA);
+        int peer = m.Begin(VETH_INFO_PEER);
+        m.IfInfo(0, 0).String(IFLA_IFNAME, peerName).Bytes(IFLA_ADDRESS, peerMac.GetAddressBytes())
+            .U32(IFLA_NET_NS_PID, (uint)peerNetnsPid);
+        if (mtu > 0) m.U32(IFLA_MTU, (uint)mtu);
+        m.End(peer);
+        m.End(data);
+        m.End(info);
+        Request(m, "create veth", $"{hostName} (peer {peerName} in pid {peerNetnsPid})");
+    }
+
+    /// <summary>Deletes a link; false when there was none of that name.</summary>
+    public bool DeleteLink(string name)
+    {
+        var m = new Message(RTM_DELLINK, 0).IfInfo(0, 0).String(IFLA_IFNAME, name);
+        try
+        {
+            Request(m, "delete link", name);
+            return true;
+        }
+        catch (NativeException e) when (e.Errno == ENODEV)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The interface index of a link, or null when there is none of that name.</summary>
+    public int? LinkIndex(string name)
+    {
+        var m = new Message(RTM_GETLINK, 0).IfInfo(0, 0).String(IFLA_IFNAME, name);
+        try
+        {
+            var reply = Request(m, "look up link", name);
+            return reply is null ? null : BinaryPrimitives.ReadInt32LittleEndian(reply.AsSpan(16 + 4));
+        }
+        catch (NativeException e) when (e.Errno == ENODEV)
+        {
+            return null;
+        }
+    }
+
+    public void AddAddress(int index, IPAddress address, int prefixLength, string linkName) =>
+        Address(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, index, address, prefixLength, "add address", linkName);
+
+    /// <summary>Removes an address; false when the link did not have it.</summary>
+    public bool DeleteAddress(int index, IPAddress address, int prefixLength, string linkName)
+    {
+        try
+        {
+            Address(RTM_DELADDR, 0, index, address, prefixLength, "delete address", linkName);
+            return true;
+        }
+        catch (NativeException e) when (e.Errno == EADDRNOTAVAIL)
+        {
+            return false;
+        }
+    }
+
+    private void Address(ushort type, ushort flags, int index, IPAddress address, int prefixLength, string operation, string linkName)
+    {
+        bool v6 = address.AddressFamily == AddressFamily.InterNetworkV6;
+        byte[] bytes = address.GetAddressBytes();
+        var m = new Message(type, flags);
+        m.Header(8, h =>
+        {
+            h[0] = (byte)(v6 ? 10 : 2);
+            h[1] = (byte)prefixLength;
+            BinaryPrimitives.WriteInt32LittleEndian(h[4..], index);
+        });
+        m.Bytes(IFA_LOCAL, bytes).Bytes(IFA_ADDRESS, bytes);
+        // The bridge owns its subnet: duplicate address detection would only delay dnsmasq's bind.
+        if (v6) m.U32(IFA_FLAGS, IFA_F_NODAD);
+        Request(m, operation, $"{address}/{prefixLength} on {linkName}");
+    }
+
+    /// <summary>Sends one request and waits for its acknowledgement; returns the reply payload of a GET.</summary>
+    private byte[]? Request(Message message, string operation, string subject)
+    {
+        lock (_lock)
+        {
+            uint seq = ++_seq;
+            byte[] request = message.Finish(seq);
+            fixed (byte* p = request)
+                while (Libc.send(_socket.Fd, p, request.Length, 0) < 0)
+                {
+                    int errno = Marshal.GetLastPInvokeError();
+                    if (errno != Libc.EINTR) throw new NativeException(errno, operation, subject);
+                }
+            byte[] buffer = new byte[65536];
+            byte[]? reply = null;
+            for (;;)
+            {
+                nint n;
+                fixed (byte* p = buffer)
+                    n = Libc.recv(_socket.Fd, p, buffer.Length, 0);
+                if (n < 0)
+                {
+                    int errno = Marshal.GetLastPInvokeError();
+                    if (errno == Libc.EINTR) continue;
+                    throw new NativeException(errno, operation, subject);
+                }
+                for (int off = 0; off + 16 <= n;)
+                {
+                    var span = buffer.AsSpan(off, (int)n - off);
+                    int len = (int)BinaryPrimitives.ReadUInt32LittleEndian(span);
+                    ushort type = BinaryPrimitives.ReadUInt16LittleEndian(span[4..]);
+                    uint msgSeq = BinaryPrimitives.ReadUInt32LittleEndian(span[8..]);
+                    if (len < 16 || len > span.Length) throw new NativeException(Libc.EIO, operation, subject);
+                    if (msgSeq == seq)
+                    {
+                        if (type == NLMSG_ERROR)
+                        {
+                            int error = BinaryPrimitives.ReadInt32LittleEndian(span[16..]);
+                            if (error != 0) throw new NativeException(-error, operation, subject);
+                            return reply;
+                        }
+                        if (type == NLMSG_DONE) return reply;
+                        reply ??= span[..len].ToArray();
+                    }
+                    off += (len + 3) & ~3;
+                }
+            }
+        }
+    }
+
+    public void Dispose() => _socket.Dispose();
+
+    /// <summary>A netlink message under construction: header, family header, attributes (nested by offset).</summary>
+    private sealed class Message
+    {
+        private readonly List<byte> _b = new(256);
+
+        public Message(ushort type, ushort flags)
+        {
+            _b.AddRange(new byte[16]);
+            BinaryPrimitives.WriteUInt16LittleEndian(Span(4, 2), type);
+            BinaryPrimitives.WriteUInt16LittleEndian(Span(6, 2), (ushort)(flags | NLM_F_REQUEST | NLM_F_ACK));
+        }
+
+        private Span<byte> Span(int offset, int length) => CollectionsMarshal.AsSpan(_b).Slice(offset, length);
+
+        public Message Header(int size, SpanAction fill)
+        {
+            int at = _b.Count;
+            _b.AddRange(new byte[size]);
+            fill(Span(at, size));
+            return this;
+        }
+
+        public delegate void SpanAction(Span<byte> header);
+
+        /// <summary>struct ifinfomsg with the given flags set (and only those changed).</summary>
+        public Message IfInfo(int index, uint flags) => Header(16, h =>
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(h[4..], index);
+            BinaryPrimitives.WriteUInt32LittleEndian(h[8..], flags);
+            BinaryPrimitives.WriteUInt32LittleEndian(h[12..], flags);
+        });
+
+        public Message Bytes(ushort type, ReadOnlySpan<byte> payload)
+        {
+            int at = Begin(type);
+            _b.AddRange(payload.ToArray());
+            End(at);
+            return this;
+        }
+
+        public Message String(ushort type, string value) => Bytes(type, System.Text.Encoding.ASCII.GetBytes(value + "\0"));
+
+        public Message U32(ushort type, uint value)
+        {
+            Span<byte> v = stackalloc byte[4];
+            BinaryPrimitives.WriteUInt32LittleEndian(v, value);
+            return Bytes(type, v);
+        }
+
+        public int Begin(ushort type)
+        {
+            int at = _b.Count;
+            _b.AddRange(new byte[4]);
+            BinaryPrimitives.WriteUInt16LittleEndian(Span(at + 2, 2), type);
+            return at;
+        }
+
+        public void End(int at)
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(Span(at, 2), (ushort)(_b.Count - at));
+            while (_b.Count % 4 != 0) _b.Add(0);
+        }
+
+        public byte[] Finish(uint seq)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(Span(0, 4), (uint)_b.Count);
+            BinaryPrimitives.WriteUInt32LittleEndian(Span(8, 4), seq);
+            return _b.ToArray();
+        }
+    }
+}

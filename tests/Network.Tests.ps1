@@ -1,0 +1,297 @@
+# Managed networks: bridges, dnsmasq (DHCP, DNS), nftables NAT and the containers' veth NICs.
+# The daemon runs in a network namespace of its own (Start-TestDaemon): no traffic leaves it.
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
+    Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
+    $script:daemon = Start-TestDaemon
+    $script:image = Get-TestImage
+
+    function Get-Links([string]$Type) {
+        @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'type', $Type) | ForEach-Object { ($_ -split ':\s+')[1] -replace '@.*$', '' })
+    }
+    function Get-Table { Invoke-InNetns $daemon nft @('list', 'table', 'inet', 'systemcontainers') 2>$null }
+    function Wait-IPv4([string]$Name) {
+        Wait-Until -TimeoutSeconds 20 -What "a DHCP address for $Name" { @((Get-SystemContainer $Name).IPv4).Count -gt 0 }
+        (Get-SystemContainer $Name).IPv4[0]
+    }
+    function Invoke-In([string]$Name, [string[]]$Command) { Invoke-SystemContainerCommand $Name -PassThru -- @Command }
+    function Assert-NothingMade([string]$Name) {
+        Get-Links bridge | Should -Not -Contain $Name
+        Test-Path (Join-Path $daemon.StateDir "networks/$Name") | Should -BeFalse
+        Test-Path (Join-Path $daemon.RunDir "networks/$Name") | Should -BeFalse
+    }
+}
+AfterAll { Stop-TestDaemon $script:daemon }
+
+Describe 'Managed networks' {
+    It 'creates a bridge with its address, a dnsmasq for it and NAT rules in the daemon''s table' {
+        $n = New-SystemContainerNetwork net1 -IPv4 10.77.1.1/24 -Nat
+        $n.Name | Should -Be 'net1'
+        $n.IPv4 | Should -Be '10.77.1.1/24'
+        $n.Nat | Should -BeTrue
+        $n.Domain | Should -Be 'sc'
+        Get-Links bridge | Should -Contain 'net1'
+        Invoke-InNetns $daemon ip @('-o', '-4', 'addr', 'show', 'dev', 'net1') | Should -Match 'inet 10\.77\.1\.1/24'
+        $n.DnsmasqPid | Should -BeGreaterThan 0
+        Test-ProcessAlive $n.DnsmasqPid | Should -BeTrue
+        (Get-Content -Raw "/proc/$($n.DnsmasqPid)/cmdline") -split "`0" | Should -Contain '--interface=net1'
+        # dnsmasq runs inside the daemon's network namespace, not the host's.
+        (Get-Item "/proc/$($n.DnsmasqPid)/ns/net").LinkTarget | Should -Be (Get-Item "/proc/$($daemon.Pid)/ns/net").LinkTarget
+        (Get-Item "/proc/$($n.DnsmasqPid)/ns/net").LinkTarget | Should -Not -Be (Get-Item '/proc/self/ns/net').LinkTarget
+        (Get-Table) -join "`n" | Should -Match 'ip saddr 10\.77\.1\.0/24 ip daddr != 10\.77\.1\.0/24 masquerade'
+        Invoke-InNetns $daemon cat @('/proc/sys/net/ipv4/ip_forward') | Should -Be '1'
+    }
+    It 'lists networks by name and wildcard, and says when one is missing' {
+        (Get-SystemContainerNetwork net*).Name | Should -Contain 'net1'
+        Get-SystemContainerNetwork nosuch -ErrorAction SilentlyContinue -ErrorVariable e | Should -BeNullOrEmpty
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'NetworkNotFound,*'
+        (Invoke-TestApi $daemon GET '/1.0/networks').Body.metadata | Should -Contain '/1.0/networks/net1'
+    }
+    It 'turns NAT off and on, replacing the table''s rules' {
+        Set-SystemContainerNetwork net1 -Nat:$false
+        (Get-Table) -join "`n" | Should -Not -Match 'masquerade'
+        (Get-SystemContainerNetwork net1).Nat | Should -BeFalse
+        Set-SystemContainerNetwork net1 -Nat -PassThru | ForEach-Object Nat | Should -BeTrue
+        (Get-Table) -join "`n" | Should -Match '10\.77\.1\.0/24 .*masquerade'
+    }
+    It 're-addresses the bridge and restarts dnsmasq on a new subnet' {
+        $before = (Get-SystemContainerNetwork net1).DnsmasqPid
+        $n = Set-SystemContainerNetwork net1 -IPv4 10.77.9.1/24 -PassThru
+        $n.IPv4 | Should -Be '10.77.9.1/24'
+        $addresses = Invoke-InNetns $daemon ip @('-o', '-4', 'addr', 'show', 'dev', 'net1')
+        $addresses | Should -Match '10\.77\.9\.1/24'
+        $addresses | Should -Not -Match '10\.77\.1\.1/'
+        $n.DnsmasqPid | Should -Not -Be $before
+        Test-ProcessAlive $before | Should -BeFalse
+        (Get-Content -Raw "/proc/$($n.DnsmasqPid)/cmdline") | Should -Match '--dhcp-range=10\.77\.9\.2,10\.77\.9\.254'
+    }
+    It 'refuses an invalid CIDR and makes nothing' -ForEach @(
+        @{ Cidr = '10.77.5.1' }, @{ Cidr = '10.77.5.300/24' }, @{ Cidr = '10.77.5.0/24' }, @{ Cidr = '10.77.5.1/31' }, @{ Cidr = 'fd00::1/64' }
+    ) {
+        New-SystemContainerNetwork bad1 -IPv4 $Cidr -ErrorAction SilentlyContinue -ErrorVariable e | Should -BeNullOrEmpty
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'InvalidCidr,*'
+        $e[0].Exception.Message | Should -Match ([regex]::Escape($Cidr))
+        Assert-NothingMade bad1
+    }
+    It 'refuses an IPv6 prefix other than /64' {
+        New-SystemContainerNetwork bad1 -IPv4 10.77.6.1/24 -IPv6 fd42:1::1/48 -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'InvalidCidr,*'
+        Assert-NothingMade bad1
+    }
+    It 'refuses a subnet that overlaps another network, and leaves both as they were' {
+        New-SystemContainerNetwork bad2 -IPv4 10.77.9.130/25 -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'SubnetOverlap,*'
+        $e[0].Exception.Message | Should -Match 'net1'
+        Assert-NothingMade bad2
+        Set-SystemContainerNetwork net1 -IPv4 10.77.9.1/24 -ErrorAction Stop
+        New-SystemContainerNetwork net2 -IPv4 10.77.10.1/24 | Out-Null
+        Set-SystemContainerNetwork net2 -IPv4 10.77.9.200/24 -ErrorAction SilentlyContinue -ErrorVariable e2
+        $e2[0].FullyQualifiedErrorId | Should -BeLike 'SubnetOverlap,*'
+        (Get-SystemContainerNetwork net2).IPv4 | Should -Be '10.77.10.1/24'
+    }
+    It 'refuses a name in use, an invalid name and an unknown key' {
+        New-SystemContainerNetwork net1 -IPv4 10.77.11.1/24 -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'NetworkExists,*'
+        $e[0].CategoryInfo.Category | Should -Be 'ResourceExists'
+        (Get-SystemContainerNetwork net1).IPv4 | Should -Be '10.77.9.1/24'
+        foreach ($name in 'much-too-long-name', 'Bad!', 'lo') {
+            New-SystemContainerNetwork $name -IPv4 10.77.11.1/24 -ErrorAction SilentlyContinue -ErrorVariable e
+            $e[0].FullyQualifiedErrorId | Should -BeLike 'InvalidNetworkName,*'
+        }
+        New-SystemContainerNetwork bad3 -IPv4 10.77.11.1/24 -Config @{ 'ipv4.dhcp' = 'false' } -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'UnknownConfigKey,*'
+        Assert-NothingMade bad3
+        (Invoke-TestApi $daemon POST '/1.0/networks' '{"name": 5').Status | Should -Be 400
+        (Invoke-TestApi $daemon POST '/1.0/networks' '{"config": {}}').Status | Should -Be 400
+    }
+    It 'refuses a name that an interface of the host already has' {
+        Invoke-InNetns $daemon ip @('link', 'add', 'taken0', 'type', 'veth', 'peer', 'name', 'taken1')
+        try {
+            New-SystemContainerNetwork taken0 -IPv4 10.77.12.1/24 -ErrorAction SilentlyContinue -ErrorVariable e
+            $e[0].FullyQualifiedErrorId | Should -BeLike 'InterfaceExists,*'
+            Test-Path (Join-Path $daemon.StateDir 'networks/taken0') | Should -BeFalse
+        }
+        finally { Invoke-InNetns $daemon ip @('link', 'del', 'taken0') }
+    }
+    It 'picks a free private /24 when no address is given' {
+        $n = New-SystemContainerNetwork auto0
+        $n.IPv4 | Should -Match '^10\.\d+\.\d+\.1/24$'
+        Remove-SystemContainerNetwork auto0 -Confirm:$false
+    }
+    It 'removes a network: rules, dnsmasq, bridge and files; the table goes with the last one' {
+        $pid2 = (Get-SystemContainerNetwork net2).DnsmasqPid
+        Remove-SystemContainerNetwork net2 -Confirm:$false
+        Test-ProcessAlive $pid2 | Should -BeFalse
+        Assert-NothingMade net2
+        (Get-Table) -join "`n" | Should -Not -Match 'net2'
+        (Get-Table) -join "`n" | Should -Match 'net1'
+        $pid1 = (Get-SystemContainerNetwork net1).DnsmasqPid
+        Remove-SystemContainerNetwork net1 -Confirm:$false
+        Test-ProcessAlive $pid1 | Should -BeFalse
+        Assert-NothingMade net1
+        Get-Table | Should -BeNullOrEmpty
+        Get-TestDnsmasq $daemon | Should -BeNullOrEmpty
+        Remove-SystemContainerNetwork net1 -Confirm:$false -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'NetworkNotFound,*'
+    }
+}
+
+Describe 'Containers on a managed network' {
+    BeforeAll {
+        New-SystemContainerNetwork lan -IPv4 10.77.2.1/24 -Nat | Out-Null
+        New-SystemContainer b1 -Image $image -Network lan -Start | Out-Null
+        New-SystemContainer b2 -Image $image -Network lan -Start | Out-Null
+    }
+    It 'gives a busybox container an address from the range by DHCP (udhcpc), seen inside and from the host' {
+        $address = Wait-IPv4 b1
+        $address -match '^10\.77\.2\.(\d+)$' | Should -BeTrue
+        [int]$Matches[1] | Should -BeIn (2..254)
+        $c = Get-SystemContainer b1
+        (Invoke-In b1 @('ip', 'addr', 'show', 'eth0')).Stdout | Should -Match "inet $([regex]::Escape($address))/24"
+        (Invoke-In b1 @('cat', '/sys/class/net/eth0/address')).Stdout.Trim() | Should -Be $c.Config['nic.eth0.hwaddr']
+        (Invoke-In b1 @('ip', 'route')).Stdout | Should -Match 'default via 10\.77\.2\.1'
+        # From the host: the init has a network namespace of its own, and the veth's host end is on the bridge.
+        (Get-Item "/proc/$($c.Pid)/ns/net").LinkTarget | Should -Not -Be (Get-Item "/proc/$($daemon.Pid)/ns/net").LinkTarget
+        $hostEnd = @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'master', 'lan')) -join "`n"
+        $hostEnd | Should -Match 'vsc[0-9a-f]{10}'
+        (Get-SystemContainerNetworkLease lan | Where-Object Hostname -eq b1).Address | Should -Be $address
+        (Get-SystemContainerNetwork lan).UsedBy | Should -Contain '/1.0/containers/b1'
+    }
+    It 'lets two containers reach each other by name over DNS' {
+        $b2 = Wait-IPv4 b2
+        Wait-IPv4 b1 | Out-Null
+        $lookup = Invoke-In b1 @('nslookup', 'b2.sc')
+        $lookup.Stdout | Should -Match ([regex]::Escape($b2))
+        (Invoke-In b1 @('cat', '/etc/resolv.conf')).Stdout | Should -Match 'search sc'
+        (Invoke-In b1 @('ping', '-c', '1', '-W', '2', 'b2')).ExitCode | Should -Be 0
+        # A TCP listener in b2 answers a connect by name from b1.
+        Invoke-SystemContainerCommand b2 -- sh -c 'nc -l -p 7000 -e echo hello-from-b2 >/dev/null 2>&1 &'
+        Wait-Until -TimeoutSeconds 10 -What 'a TCP answer from b2' { (Invoke-In b1 @('sh', '-c', 'nc b2 7000 </dev/null')).Stdout -match 'hello-from-b2' }
+    }
+    It 'carries per-NIC counters in Get-ContainerStats' {
+        $eth0 = (Get-ContainerStats b1).Network | Where-Object Name -eq 'eth0'
+        $eth0.RxBytes | Should -BeGreaterThan 0
+        $eth0.TxPackets | Should -BeGreaterThan 0
+    }
+    It 'gives a fixed ipv4.address exactly, again after a restart, as a static lease' {
+        New-SystemContainer s1 -Image $image -Network lan -Config @{ 'nic.eth0.ipv4.address' = '10.77.2.50' } -Start | Out-Null
+        Wait-IPv4 s1 | Should -Be '10.77.2.50'
+        $mac = (Get-SystemContainer s1).Config['nic.eth0.hwaddr']
+        Restart-SystemContainer s1 -Force
+        Wait-IPv4 s1 | Should -Be '10.77.2.50'
+        (Get-SystemContainer s1).Config['nic.eth0.hwaddr'] | Should -Be $mac
+        (Invoke-In s1 @('cat', '/sys/class/net/eth0/address')).Stdout.Trim() | Should -Be $mac
+        $lease = Get-SystemContainerNetworkLease lan | Where-Object Address -eq '10.77.2.50'
+        $lease.Type | Should -Be 'static'
+        $lease.Hostname | Should -Be 's1'
+    }
+    It 'refuses a fixed address outside the subnet or fixed for another container, creating nothing' {
+        New-SystemContainer s2 -Image $image -Network lan -Config @{ 'nic.eth0.ipv4.address' = '10.77.3.5' } -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'AddressOutsideNetwork,*'
+        New-SystemContainer s2 -Image $image -Network lan -Config @{ 'nic.eth0.ipv4.address' = '10.77.2.50' } -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'AddressInUse,*'
+        New-SystemContainer s2 -Image $image -Network lan -Config @{ 'nic.eth0.ipv4.address' = '10.77.2.1' } -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'AddressOutsideNetwork,*'
+        Get-SystemContainer s2 -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Test-Path (Join-Path $daemon.StateDir 'containers/s2') | Should -BeFalse
+    }
+    It 'refuses a NIC that names a missing network, creating nothing' {
+        New-SystemContainer ghost -Image $image -Network nosuch -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'NetworkNotFound,*'
+        $e[0].Exception.Message | Should -Match 'nosuch'
+        Get-SystemContainer ghost -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Test-Path (Join-Path $daemon.StateDir 'containers/ghost') | Should -BeFalse
+        Set-SystemContainer b1 -Config @{ 'nic.eth0.network' = 'nosuch' } -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'NetworkNotFound,*'
+        (Get-SystemContainer b1).Config['nic.eth0.network'] | Should -Be 'lan'
+    }
+    It 'refuses bad NIC keys' -ForEach @(
+        @{ Key = 'nic.eth0.type'; Value = 'macvlan'; Id = 'InvalidConfigValue' }
+        @{ Key = 'nic.eth0.hwaddr'; Value = '01:00:5e:00:00:01'; Id = 'InvalidConfigValue' }
+        @{ Key = 'nic.eth0.name'; Value = 'a-name-far-too-long'; Id = 'InvalidConfigValue' }
+        @{ Key = 'nic.eth0.ipv4.address'; Value = '10.77.2.0/24'; Id = 'InvalidConfigValue' }
+        @{ Key = 'nic.eth0.mtu'; Value = '9000'; Id = 'UnknownConfigKey' }
+        @{ Key = 'nic.Eth0.type'; Value = 'bridged'; Id = 'InvalidConfigKey' }
+        @{ Key = 'nic.eth0.host_name'; Value = 'lan'; Id = 'HostNameInUse' }
+        @{ Key = 'nic.eth0.name'; Value = 'lo'; Id = 'InvalidConfigValue' }
+    ) {
+        New-SystemContainer badnic -Image $image -Network lan -Config @{ $Key = $Value } -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike "$Id,*"
+        Get-SystemContainer badnic -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+    It 'refuses to remove a network in use, naming its containers' {
+        Remove-SystemContainerNetwork lan -Confirm:$false -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'NetworkInUse,*'
+        $e[0].Exception.Message | Should -Match 'b1'
+        Get-Links bridge | Should -Contain 'lan'
+    }
+    It 'gives a container with nic type none only its loopback, up' {
+        New-SystemContainer lonely -Image $image -Network none -Start | Out-Null
+        (Invoke-In lonely @('ls', '/sys/class/net')).Stdout.Trim() | Should -Be 'lo'
+        (Invoke-In lonely @('ping', '-c', '1', '-W', '1', '127.0.0.1')).ExitCode | Should -Be 0
+        Remove-SystemContainer lonely -Force
+    }
+    It 'removes the host end when a container stops' {
+        New-SystemContainer gone -Image $image -Network lan -Start | Out-Null
+        $before = Get-Links veth
+        Stop-SystemContainer gone -Force
+        $after = Get-Links veth
+        $after.Count | Should -Be ($before.Count - 1)
+        Remove-SystemContainer gone
+    }
+    It 'leaves no veth, no extra dnsmasq and a consistent lease file after 100 start/stop cycles' {
+        New-SystemContainer cyc -Image $image -Network lan | Out-Null
+        $dnsmasq = (Get-SystemContainerNetwork lan).DnsmasqPid
+        $vethsBefore = Get-Links veth
+        1..100 | ForEach-Object {
+            Start-SystemContainer cyc
+            Stop-SystemContainer cyc -Force
+        }
+        Start-SystemContainer cyc
+        Wait-IPv4 cyc | Should -Match '^10\.77\.2\.'
+        Stop-SystemContainer cyc -Force
+        Compare-Object @(Get-Links veth) @($vethsBefore) | Should -BeNullOrEmpty
+        (Get-SystemContainerNetwork lan).DnsmasqPid | Should -Be $dnsmasq
+        Test-ProcessAlive $dnsmasq | Should -BeTrue
+        @(Get-TestDnsmasq $daemon).Count | Should -Be @(Get-SystemContainerNetwork).Count
+        $leases = Get-Content (Join-Path $daemon.StateDir 'networks/lan/dnsmasq.leases') | ForEach-Object { , ($_ -split ' ') }
+        $macs = $leases | ForEach-Object { $_[1] }
+        $macs.Count | Should -Be @($macs | Sort-Object -Unique).Count
+        foreach ($l in $leases) { $l[2] | Should -Match '^10\.77\.2\.\d+$' }
+        @($leases | Where-Object { $_[1] -eq (Get-SystemContainer cyc).Config['nic.eth0.hwaddr'] }).Count | Should -Be 1
+        Remove-SystemContainer cyc
+    }
+    It 'gives containers an IPv6 address by SLAAC on a dual-stack network' {
+        New-SystemContainerNetwork lan6 -IPv4 10.77.4.1/24 -IPv6 fd42:77:4::1/64 -Nat | Out-Null
+        (Get-Table) -join "`n" | Should -Match 'ip6 saddr fd42:77:4::/64'
+        New-SystemContainer v6 -Image $image -Network lan6 -Start | Out-Null
+        Wait-Until -TimeoutSeconds 30 -What 'a SLAAC address' { @((Get-SystemContainer v6).IPv6).Count -gt 0 }
+        (Get-SystemContainer v6).IPv6[0] | Should -BeLike 'fd42:77:4:0:*'
+        Wait-Until -TimeoutSeconds 10 -What 'an answer from the bridge over IPv6' { (Invoke-In v6 @('ping', '-c', '1', '-W', '1', 'fd42:77:4::1')).ExitCode -eq 0 }
+        Remove-SystemContainer v6 -Force
+        Remove-SystemContainerNetwork lan6 -Confirm:$false
+    }
+    It 'keeps dnsmasq and the bridge across a daemon restart, and adopts them again' {
+        $dnsmasq = (Get-SystemContainerNetwork lan).DnsmasqPid
+        $address = Wait-IPv4 b1
+        $veths = @(Get-Links veth).Count
+        Stop-DaemonProcess $daemon
+        Test-ProcessAlive $dnsmasq | Should -BeTrue
+        Start-DaemonProcess $daemon
+        (Get-SystemContainerNetwork lan).DnsmasqPid | Should -Be $dnsmasq
+        (Get-SystemContainer b1).IPv4 | Should -Contain $address
+        Stop-SystemContainer b1 -Force
+        @(Get-Links veth).Count | Should -Be ($veths - 1) -Because 'the adopted b1''s host end goes when it stops'
+    }
+    It 'makes the default network on first use for a container without NIC keys' {
+        New-SystemContainer plain -Image $image -Start | Out-Null
+        $c = Get-SystemContainer plain
+        $c.Config['nic.eth0.network'] | Should -Be 'scbr0'
+        $net = Get-SystemContainerNetwork scbr0
+        $net.Nat | Should -BeTrue
+        $address = Wait-IPv4 plain
+        $prefix = $net.IPv4 -replace '\.1/24$', '.'
+        $address | Should -BeLike "$prefix*"
+        Remove-SystemContainer plain -Force
+    }
+}

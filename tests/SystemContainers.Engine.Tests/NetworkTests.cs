@@ -1,0 +1,394 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Runtime.InteropServices;
+using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.Network;
+using SystemContainers.Engine.Runtime;
+using SystemContainers.Engine.Spec;
+
+namespace SystemContainers.Engine.Tests;
+
+public class IpSubnetTests
+{
+    [Theory]
+    [InlineData("10.0.3.1/24", "10.0.3.0/24")]
+    [InlineData("192.168.7.129/25", "192.168.7.128/25")]
+    [InlineData("172.16.0.5/30", "172.16.0.4/30")]
+    public void ParsesHostAddressesAndTheirSubnet(string text, string network)
+    {
+        var s = IpSubnet.Parse(text, v6: false, "ipv4.address");
+        Assert.Equal(text, s.ToString());
+        Assert.Equal(network, s.NetworkCidr);
+    }
+
+    [Theory]
+    [InlineData("10.0.3.1")]
+    [InlineData("10.0.3.1/")]
+    [InlineData("10.0.3.1/33")]
+    [InlineData("10.0.3.1/31")]
+    [InlineData("10.0.3.0/24")]
+    [InlineData("10.0.3.255/24")]
+    [InlineData("127.0.0.1/8")]
+    [InlineData("224.0.0.1/24")]
+    [InlineData("fd00::1/64")]
+    [InlineData("10.0.3.1/+24")]
+    [InlineData("not-an-address/24")]
+    public void RefusesWhatCannotAddressABridge(string text)
+    {
+        var e = Assert.Throws<EngineException>(() => IpSubnet.Parse(text, v6: false, "ipv4.address"));
+        Assert.Equal("InvalidCidr", e.Reason);
+        Assert.Contains(text, e.Message);
+    }
+
+    [Fact]
+    public void WantsA64ForIPv6()
+    {
+        Assert.Equal("fd42:1:2:3::/64", IpSubnet.Parse("fd42:1:2:3::1/64", v6: true, "ipv6.address").NetworkCidr);
+        Assert.Equal("InvalidCidr", Assert.Throws<EngineException>(() => IpSubnet.Parse("fd42::1/48", v6: true, "ipv6.address")).Reason);
+        Assert.Equal("InvalidCidr", Assert.Throws<EngineException>(() => IpSubnet.Parse("fe80::1/64", v6: true, "ipv6.address")).Reason);
+    }
+
+    [Theory]
+    [InlineData("10.0.3.1/24", "10.0.3.200/25", true)]
+    [InlineData("10.0.3.1/24", "10.0.0.1/16", true)]
+    [InlineData("10.0.3.1/24", "10.0.4.1/24", false)]
+    [InlineData("10.0.2.1/23", "10.0.3.1/24", true)]
+    public void FindsOverlapsBothWays(string a, string b, bool overlap)
+    {
+        var x = IpSubnet.Parse(a, false, "a");
+        var y = IpSubnet.Parse(b, false, "b");
+        Assert.Equal(overlap, x.Overlaps(y));
+        Assert.Equal(overlap, y.Overlaps(x));
+    }
+
+    [Fact]
+    public void LeasesEveryHostAddressButTheBridges()
+    {
+        Assert.Equal([("10.0.3.2", "10.0.3.254")], Ranges("10.0.3.1/24"));
+        Assert.Equal([("10.0.3.1", "10.0.3.99"), ("10.0.3.101", "10.0.3.254")], Ranges("10.0.3.100/24"));
+        Assert.Equal([("10.0.3.1", "10.0.3.253")], Ranges("10.0.3.254/24"));
+        var s = IpSubnet.Parse("10.0.3.1/24", false, "x");
+        Assert.True(s.IsLeasable(IPAddress.Parse("10.0.3.50")));
+        Assert.False(s.IsLeasable(IPAddress.Parse("10.0.3.1")));
+        Assert.False(s.IsLeasable(IPAddress.Parse("10.0.3.0")));
+        Assert.False(s.IsLeasable(IPAddress.Parse("10.0.3.255")));
+        Assert.False(s.IsLeasable(IPAddress.Parse("10.0.4.5")));
+    }
+
+    private static List<(string, string)> Ranges(string cidr) =>
+        IpSubnet.Parse(cidr, false, "x").DhcpRanges().Select(r => (r.First.ToString(), r.Last.ToString())).ToList();
+}
+
+public class NetworkConfigTests
+{
+    [Fact]
+    public void ParsesKeysWithDefaults()
+    {
+        var c = NetworkConfig.Parse(new Dictionary<string, string> { ["ipv4.address"] = "10.9.0.1/24", ["ipv4.nat"] = "true" });
+        Assert.True(c.Nat4);
+        Assert.False(c.Nat6);
+        Assert.Null(c.IPv6);
+        Assert.Equal("sc", c.Domain);
+    }
+
+    [Theory]
+    [InlineData("ipv4.dhcp", "false", "UnknownConfigKey")]
+    [InlineData("ipv4.nat", "maybe", "InvalidConfigValue")]
+    [InlineData("ipv6.nat", "true", "InvalidConfigValue")]
+    [InlineData("dns.domain", "Bad_Domain", "InvalidConfigValue")]
+    [InlineData("dns.domain", "a,b", "InvalidConfigValue")]
+    public void RefusesBadKeysAndValues(string key, string value, string reason)
+    {
+        var e = Assert.Throws<EngineException>(() =>
+            NetworkConfig.Parse(new Dictionary<string, string> { ["ipv4.address"] = "10.9.0.1/24", [key] = value }));
+        Assert.Equal(reason, e.Reason);
+    }
+
+    [Fact]
+    public void NeedsAnIPv4Address() =>
+        Assert.Equal("MissingIPv4", Assert.Throws<EngineException>(() => NetworkConfig.Parse(new Dictionary<string, string>())).Reason);
+
+    [Theory]
+    [InlineData("scbr0", true)]
+    [InlineData("lab-net_1", true)]
+    [InlineData("sixteen-chars-xx", false)]
+    [InlineData("0net", false)]
+    [InlineData("Net", false)]
+    [InlineData("lo", false)]
+    [InlineData("a/b", false)]
+    public void NamesAreInterfaceNames(string name, bool valid)
+    {
+        if (valid) NetworkConfig.ValidateName(name);
+        else Assert.Equal("InvalidNetworkName", Assert.Throws<EngineException>(() => NetworkConfig.ValidateName(name)).Reason);
+    }
+}
+
+public class NicSpecTests
+{
+    [Fact]
+    public void ReadsDevicesFromConfigKeys()
+    {
+        var nics = NicSpec.ParseAll(new Dictionary<string, string>
+        {
+            ["nic.eth0.network"] = "lan", ["nic.eth0.hwaddr"] = "0a:11:22:33:44:55", ["nic.eth0.ipv4.address"] = "10.0.3.9",
+            ["nic.mgmt.type"] = "none", ["limits.memory"] = "1GiB",
+        });
+        Assert.Equal(2, nics.Count);
+        var eth0 = nics[0];
+        Assert.Equal(("eth0", NicType.Bridged, "lan", "eth0"), (eth0.Device, eth0.Type, eth0.Network, eth0.Name));
+        Assert.Equal("0a:11:22:33:44:55", eth0.HwAddrText);
+        Assert.Equal(IPAddress.Parse("10.0.3.9"), eth0.IPv4);
+        Assert.Equal(NicType.None, nics[1].Type);
+    }
+
+    [Theory]
+    [InlineData("nic.eth0.type", "macvlan", "InvalidConfigValue")]
+    [InlineData("nic.eth0.mtu", "9000", "UnknownConfigKey")]
+    [InlineData("nic.eth0", "x", "UnknownConfigKey")]
+    [InlineData("nic.Eth0.type", "bridged", "InvalidConfigKey")]
+    [InlineData("nic.eth0.hwaddr", "01:00:5e:00:00:01", "InvalidConfigValue")]
+    [InlineData("nic.eth0.hwaddr", "00:00:00:00:00:00", "InvalidConfigValue")]
+    [InlineData("nic.eth0.hwaddr", "0a:11:22:33:44", "InvalidConfigValue")]
+    [InlineData("nic.eth0.name", "much-too-long-ifname", "InvalidConfigValue")]
+    [InlineData("nic.eth0.name", "a/b", "InvalidConfigValue")]
+    [InlineData("nic.lo.type", "bridged", "InvalidConfigValue")]
+    [InlineData("nic.eth0.host_name", "with space", "InvalidConfigValue")]
+    [InlineData("nic.eth0.ipv4.address", "10.0.3.9/24", "InvalidConfigValue")]
+    [InlineData("nic.eth0.ipv4.address", "fd00::5", "InvalidConfigValue")]
+    [InlineData("nic.eth0.network", "Bad!", "InvalidNetworkName")]
+    public void RefusesBadKeys(string key, string value, string reason)
+    {
+        var e = Assert.Throws<EngineException>(() => ContainerConfig.Parse(new Dictionary<string, string> { [key] = value }));
+        Assert.Equal(reason, e.Reason);
+    }
+
+    [Fact]
+    public void RefusesTwoDevicesWithOneInterfaceName()
+    {
+        var e = Assert.Throws<EngineException>(() => NicSpec.ParseAll(new Dictionary<string, string>
+        {
+            ["nic.eth0.network"] = "a", ["nic.eth1.network"] = "b", ["nic.eth1.name"] = "eth0",
+        }));
+        Assert.Contains("eth0 and eth1", e.Message);
+    }
+
+    [Fact]
+    public void HostNamesAreStablePerContainerAndDeviceAndFitAnInterfaceName()
+    {
+        var nic = NicSpec.ParseAll(new Dictionary<string, string> { ["nic.eth0.network"] = "lan" })[0];
+        string a = nic.HostNameFor("web");
+        Assert.Equal(a, nic.HostNameFor("web"));
+        Assert.NotEqual(a, nic.HostNameFor("web2"));
+        Assert.Matches("^vsc[0-9a-f]{10}$", a);
+        Assert.Equal("myveth", (nic with { HostName = "myveth" }).HostNameFor("web"));
+    }
+
+    [Fact]
+    public void NewMacsAreLocallyAdministeredUnicastAndDiffer()
+    {
+        var macs = Enumerable.Range(0, 50).Select(_ => NicSpec.NewMac()).ToList();
+        Assert.Equal(50, macs.Distinct().Count());
+        foreach (var mac in macs)
+        {
+            byte first = Convert.ToByte(mac[..2], 16);
+            Assert.Equal(2, first & 3);
+            NicSpec.ParseAll(new Dictionary<string, string> { ["nic.eth0.hwaddr"] = mac });
+        }
+    }
+}
+
+public class FirewallAndDnsmasqTests
+{
+    private static NetworkConfig Config(params (string Key, string Value)[] keys) =>
+        NetworkConfig.Parse(keys.ToDictionary(k => k.Key, k => k.Value));
+
+    [Fact]
+    public void WithoutNetworksTheTransactionOnlyRemovesTheTable()
+    {
+        string rules = new NftablesFirewall("/usr/sbin/nft", "sctest").Ruleset([]);
+        Assert.Equal("table inet sctest\ndelete table inet sctest\n", rules);
+    }
+
+    [Fact]
+    public void MasqueradesOnlyNetworksWithNat()
+    {
+        string rules = new NftablesFirewall("/usr/sbin/nft", "sctest").Ruleset(
+        [
+            ("natted", Config(("ipv4.address", "10.5.0.1/24"), ("ipv4.nat", "true"), ("ipv6.address", "fd42:5::1/64"), ("ipv6.nat", "true"))),
+            ("plain", Config(("ipv4.address", "10.6.0.1/24"))),
+        ]);
+        Assert.StartsWith("table inet sctest\ndelete table inet sctest\ntable inet sctest {", rules);
+        Assert.Contains("ip saddr 10.5.0.0/24 ip daddr != 10.5.0.0/24 masquerade", rules);
+        Assert.Contains("ip6 saddr fd42:5::/64 ip6 daddr != fd42:5::/64 masquerade", rules);
+        Assert.DoesNotContain("10.6.0.0/24", rules);
+        Assert.Contains("iifname \"plain\" accept", rules);
+        Assert.Contains("iifname \"natted\" udp dport { 53, 67, 547 } accept", rules);
+    }
+
+    [Fact]
+    public void DnsmasqReadsNoHostConfigAndServesTheSubnets()
+    {
+        using var dir = new TempDir();
+        using var loop = new EventLoop();
+        using var d = new Dnsmasq("/usr/sbin/dnsmasq", "lab0", dir.Path, dir.Path, loop);
+        var args = d.Arguments(Config(("ipv4.address", "10.5.0.1/24"), ("ipv6.address", "fd42:5::1/64"), ("dns.domain", "lab")));
+        Assert.Contains("--conf-file=/dev/null", args);
+        Assert.Contains("--no-hosts", args);
+        Assert.Contains("--interface=lab0", args);
+        Assert.Contains("--listen-address=10.5.0.1", args);
+        Assert.Contains("--dhcp-range=10.5.0.2,10.5.0.254,1h", args);
+        Assert.Contains("--dhcp-range=::,constructor:lab0,ra-stateless,ra-names", args);
+        Assert.Contains("--domain=lab", args);
+        Assert.Contains("--local=/lab/", args);
+    }
+
+    [Fact]
+    public void ReadsIPv4AndIPv6LeasesAndSkipsTheDuid()
+    {
+        using var dir = new TempDir();
+        using var loop = new EventLoop();
+        using var d = new Dnsmasq("/usr/sbin/dnsmasq", "lab0", dir.Path, dir.Path, loop);
+        File.WriteAllText(d.LeasesFile,
+            "1795836770 0a:cd:aa:21:39:f2 10.138.7.119 web 01:0a:cd:aa:21:39:f2\n" +
+            "duid 00:01:00:01:2c:ab:cd:ef:0a:cd:aa:21:39:f2\n" +
+            "1795836771 1234 fd42:5::17 * 00:04:aa\n" +
+            "garbage\n");
+        var leases = d.ReadLeases();
+        Assert.Equal(2, leases.Count);
+        Assert.Equal(("web", "0a:cd:aa:21:39:f2", "10.138.7.119"), (leases[0].Hostname, leases[0].HwAddr, leases[0].Address));
+        Assert.Equal(DateTimeOffset.FromUnixTimeSeconds(1795836770), leases[0].Expires);
+        Assert.Equal(("", "", "fd42:5::17"), (leases[1].Hostname, leases[1].HwAddr, leases[1].Address));
+    }
+
+    [Fact]
+    public void WritesStaticLeasesAndNamesReadableByDnsmasqsUser()
+    {
+        using var dir = new TempDir();
+        using var loop = new EventLoop();
+        using var d = new Dnsmasq("/usr/sbin/dnsmasq", "lab0", dir.Path, dir.Path, loop);
+        d.WriteHosts([("0a:00:00:00:00:01", IPAddress.Parse("10.5.0.9"), "db"), ("0a:00:00:00:00:02", null, "web")]);
+        Assert.Equal("0a:00:00:00:00:01,10.5.0.9,db\n0a:00:00:00:00:02,web\n", File.ReadAllText(d.HostsFile));
+        Assert.True(File.GetUnixFileMode(d.HostsFile).HasFlag(UnixFileMode.OtherRead));
+    }
+}
+
+/// <summary>The rtnetlink client against the kernel, in a network namespace made for the test.</summary>
+public sealed partial class RtNetlinkTests : IDisposable
+{
+    private readonly string _netns = $"sc-xunit-{Guid.NewGuid():N}"[..20];
+    private readonly RtNetlink _netlink;
+    private Process? _holder;
+
+    public RtNetlinkTests()
+    {
+        Run("ip", "netns", "add", _netns);
+        _netlink = OpenIn($"/run/netns/{_netns}");
+    }
+
+    /// <summary>A socket belongs to the namespace its thread was in; a short-lived thread visits the test's.</summary>
+    private static RtNetlink OpenIn(string netnsPath)
+    {
+        RtNetlink? result = null;
+        Exception? error = null;
+        var t = new Thread(() =>
+        {
+            try
+            {
+                using var target = Sys.Open(netnsPath, Libc.O_RDONLY);
+                if (setns(target.Fd, 0x40000000) != 0) throw NativeException.FromLastError("setns", netnsPath);
+                result = new RtNetlink();
+            }
+            catch (Exception e)
+            {
+                error = e;
+            }
+        });
+        t.Start();
+        t.Join();
+        // The thread ends in the test namespace, never to run anything else.
+        return result ?? throw error!;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int setns(int fd, int nstype);
+
+    private string In(params string[] args) => Run(["ip", "-n", _netns, .. args]);
+
+    private static string Run(params string[] args)
+    {
+        var psi = new ProcessStartInfo(args[0], args[1..]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{string.Join(' ', args)}: {output}");
+        return output;
+    }
+
+    [Fact]
+    public void CreatesABridgeUpAndAddressesIt()
+    {
+        _netlink.CreateBridge("tbr0");
+        int index = _netlink.LinkIndex("tbr0") ?? throw new Xunit.Sdk.XunitException("no index");
+        Assert.Contains("UP", In("-o", "link", "show", "tbr0"));
+        Assert.Contains("bridge", In("-d", "-o", "link", "show", "tbr0"));
+        _netlink.AddAddress(index, IPAddress.Parse("10.66.0.1"), 24, "tbr0");
+        _netlink.AddAddress(index, IPAddress.Parse("fd42:66::1"), 64, "tbr0");
+        string addresses = In("-o", "addr", "show", "dev", "tbr0");
+        Assert.Contains("inet 10.66.0.1/24", addresses);
+        Assert.Contains("inet6 fd42:66::1/64", addresses);
+        Assert.True(_netlink.DeleteAddress(index, IPAddress.Parse("10.66.0.1"), 24, "tbr0"));
+        Assert.False(_netlink.DeleteAddress(index, IPAddress.Parse("10.66.0.1"), 24, "tbr0"));
+        Assert.DoesNotContain("10.66.0.1", In("-o", "addr", "show", "dev", "tbr0"));
+    }
+
+    [Fact]
+    public void ReportsKernelErrorsWithTheOperationAndErrno()
+    {
+        _netlink.CreateBridge("tbr1");
+        var e = Assert.Throws<NativeException>(() => _netlink.CreateBridge("tbr1"));
+        Assert.Equal("cannot create bridge tbr1: EEXIST", e.Message);
+        Assert.Null(_netlink.LinkIndex("nosuch0"));
+        Assert.False(_netlink.DeleteLink("nosuch0"));
+        Assert.True(_netlink.DeleteLink("tbr1"));
+        Assert.Null(_netlink.LinkIndex("tbr1"));
+    }
+
+    [Fact]
+    public void CreatesAVethWithItsPeerNamedInsideAnotherNamespace()
+    {
+        _netlink.CreateBridge("tbr2");
+        int bridge = _netlink.LinkIndex("tbr2")!.Value;
+        _holder = Process.Start("unshare", ["--net", "sleep", "60"]);
+        // unshare execs sleep once the namespace is made.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (ReadLink($"/proc/{_holder.Id}/ns/net") == ReadLink("/proc/self/ns/net") || !File.ReadAllText($"/proc/{_holder.Id}/comm").StartsWith("sleep"))
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("unshare did not make its namespace");
+            Thread.Sleep(10);
+        }
+        var mac = PhysicalAddress.Parse("0A-5C-01-02-03-04");
+        _netlink.CreateVeth("tveth0", bridge, "eth5", mac, _holder.Id, 0);
+        Assert.Contains("master tbr2", In("-o", "link", "show", "tveth0"));
+        Assert.Contains("UP", In("-o", "link", "show", "tveth0"));
+        string peer = Run("nsenter", "-t", _holder.Id.ToString(), "-n", "ip", "-o", "link", "show", "eth5");
+        Assert.Contains("0a:5c:01:02:03:04", peer);
+        Assert.Throws<NativeException>(() => _netlink.CreateVeth("tveth0", bridge, "eth6", mac, _holder.Id, 0));
+        Assert.True(_netlink.DeleteLink("tveth0"));
+        Assert.Throws<InvalidOperationException>(() => Run("nsenter", "-t", _holder.Id.ToString(), "-n", "ip", "link", "show", "eth5"));
+    }
+
+    private static string? ReadLink(string path) => new FileInfo(path).LinkTarget;
+
+    public void Dispose()
+    {
+        _netlink.Dispose();
+        if (_holder is { HasExited: false })
+        {
+            _holder.Kill();
+            _holder.WaitForExit();
+        }
+        _holder?.Dispose();
+        Run("ip", "netns", "del", _netns);
+    }
+}
