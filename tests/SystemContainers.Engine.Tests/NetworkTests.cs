@@ -198,8 +198,21 @@ public class NicSpecTests
     }
 }
 
-public class FirewallAndDnsmasqTests
+public sealed class FirewallAndDnsmasqTests : IDisposable
 {
+    private readonly TempDir _dir = new();
+    private readonly EventLoop _loop = new();
+    private readonly Dnsmasq _dnsmasq;
+
+    public FirewallAndDnsmasqTests() => _dnsmasq = new Dnsmasq("/usr/sbin/dnsmasq", "lab0", _dir.Path, _dir.Path, _loop);
+
+    public void Dispose()
+    {
+        _dnsmasq.Dispose();
+        _loop.Dispose();
+        _dir.Dispose();
+    }
+
     private static NetworkConfig Config(params (string Key, string Value)[] keys) =>
         NetworkConfig.Parse(keys.ToDictionary(k => k.Key, k => k.Value));
 
@@ -229,9 +242,7 @@ public class FirewallAndDnsmasqTests
     [Fact]
     public void DnsmasqReadsNoHostConfigAndServesTheSubnets()
     {
-        using var dir = new TempDir();
-        using var loop = new EventLoop();
-        using var d = new Dnsmasq("/usr/sbin/dnsmasq", "lab0", dir.Path, dir.Path, loop);
+        var d = _dnsmasq;
         var args = d.Arguments(Config(("ipv4.address", "10.5.0.1/24"), ("ipv6.address", "fd42:5::1/64"), ("dns.domain", "lab")));
         Assert.Contains("--conf-file=/dev/null", args);
         Assert.Contains("--no-hosts", args);
@@ -246,9 +257,7 @@ public class FirewallAndDnsmasqTests
     [Fact]
     public void ReadsIPv4AndIPv6LeasesAndSkipsTheDuid()
     {
-        using var dir = new TempDir();
-        using var loop = new EventLoop();
-        using var d = new Dnsmasq("/usr/sbin/dnsmasq", "lab0", dir.Path, dir.Path, loop);
+        var d = _dnsmasq;
         File.WriteAllText(d.LeasesFile,
             "1795836770 0a:cd:aa:21:39:f2 10.138.7.119 web 01:0a:cd:aa:21:39:f2\n" +
             "duid 00:01:00:01:2c:ab:cd:ef:0a:cd:aa:21:39:f2\n" +
@@ -264,9 +273,7 @@ public class FirewallAndDnsmasqTests
     [Fact]
     public void WritesStaticLeasesAndNamesReadableByDnsmasqsUser()
     {
-        using var dir = new TempDir();
-        using var loop = new EventLoop();
-        using var d = new Dnsmasq("/usr/sbin/dnsmasq", "lab0", dir.Path, dir.Path, loop);
+        var d = _dnsmasq;
         d.WriteHosts([("0a:00:00:00:00:01", IPAddress.Parse("10.5.0.9"), "db"), ("0a:00:00:00:00:02", null, "web")]);
         Assert.Equal("0a:00:00:00:00:01,10.5.0.9,db\n0a:00:00:00:00:02,web\n", File.ReadAllText(d.HostsFile));
         Assert.True(File.GetUnixFileMode(d.HostsFile).HasFlag(UnixFileMode.OtherRead));

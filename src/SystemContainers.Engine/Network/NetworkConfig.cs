@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Text.RegularExpressions;
+using SystemContainers.Engine.Spec;
 
 namespace SystemContainers.Engine.Network;
 
@@ -61,18 +62,11 @@ public sealed partial record NetworkConfig
         string domain = raw.TryGetValue(DnsDomain, out var d) ? d : DefaultDomain;
         if (!DomainPattern().IsMatch(domain) || domain.Length > 200)
             throw EngineException.Invalid("InvalidConfigValue", $"network config key '{DnsDomain}' must be a DNS domain like 'sc' or 'lab.example', not '{domain}'");
-        bool nat4 = raw.TryGetValue(IPv4Nat, out var n4) && ParseBool(IPv4Nat, n4);
-        bool nat6 = raw.TryGetValue(IPv6Nat, out var n6) && ParseBool(IPv6Nat, n6);
+        bool nat4 = raw.TryGetValue(IPv4Nat, out var n4) && ContainerConfig.ParseBool(IPv4Nat, n4);
+        bool nat6 = raw.TryGetValue(IPv6Nat, out var n6) && ContainerConfig.ParseBool(IPv6Nat, n6);
         if (nat6 && v6 is null) throw EngineException.Invalid("InvalidConfigValue", $"{IPv6Nat} needs {IPv6Address}");
         return new NetworkConfig(raw.ToImmutable(), v4, v6, nat4, nat6, domain);
     }
-
-    internal static bool ParseBool(string key, string value) => value.ToLowerInvariant() switch
-    {
-        "true" or "1" or "yes" or "on" => true,
-        "false" or "0" or "no" or "off" or "" => false,
-        _ => throw EngineException.Invalid("InvalidConfigValue", $"config key '{key}' must be true or false, not '{value}'"),
-    };
 
     [GeneratedRegex("^[a-z][a-z0-9_-]*$")]
     private static partial Regex NamePattern();

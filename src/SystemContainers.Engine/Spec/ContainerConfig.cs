@@ -81,7 +81,7 @@ public sealed record ContainerConfig
         return config;
     }
 
-    private static bool ParseBool(string key, string value) => value.ToLowerInvariant() switch
+    internal static bool ParseBool(string key, string value) => value.ToLowerInvariant() switch
     {
         "true" or "1" or "yes" or "on" => true,
         "false" or "0" or "no" or "off" or "" => false,
