@@ -69,7 +69,7 @@ public sealed class ContainerManager : IDisposable
     {
         public string? CpuSet;
         /// <summary>The host ends of the container's veth pairs, removed when it stops.</summary>
-        public List<string> HostInterfaces = [];
+        public List<HostInterface> HostInterfaces = [];
         public bool Frozen;
         public (DateTimeOffset At, long CpuNanoseconds) LastSample;
         public int Pid { get; } = pid;
@@ -419,7 +419,7 @@ public sealed class ContainerManager : IDisposable
         SafeFd? master = null, slave = null;
         var config = ContainerConfig.Parse(c.Record.Config);
         var nics = config.Nics.Where(n => n.Type == NicType.Bridged).ToList();
-        var hostInterfaces = new List<string>();
+        var hostInterfaces = new List<HostInterface>();
         Action<int>? attach = nics.Count == 0 ? null : child =>
         {
             foreach (var nic in nics) hostInterfaces.Add(Networks.Attach(name, nic, child));
@@ -541,13 +541,9 @@ public sealed class ContainerManager : IDisposable
         Raise("container-exited", c.Record.Name);
     }
 
-    private void DetachAll(List<string> hostInterfaces)
+    private void DetachAll(List<HostInterface> hostInterfaces)
     {
-        foreach (var host in hostInterfaces)
-        {
-            try { Networks.Detach(host); }
-            catch (NativeException e) { Console.Error.WriteLine(e.Message); }
-        }
+        foreach (var host in hostInterfaces) Networks.Detach(host);
         hostInterfaces.Clear();
     }
 
@@ -596,7 +592,7 @@ public sealed class ContainerManager : IDisposable
             {
                 Frozen = _cgroups.ReadStats(cgroup).Frozen,
                 CpuSet = ContainerConfig.Parse(record.Config).Limits.CpuSet,
-                HostInterfaces = nics.Where(n => n.Type == NicType.Bridged).Select(n => n.HostNameFor(name)).ToList(),
+                HostInterfaces = Networks.HostInterfacesOf(name, nics),
                 LastSample = (runtime.StartedAt ?? DateTimeOffset.UtcNow, 0),
             };
             c.Live = live;

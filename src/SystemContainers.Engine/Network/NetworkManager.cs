@@ -8,6 +8,9 @@ using SystemContainers.Engine.Spec;
 
 namespace SystemContainers.Engine.Network;
 
+/// <summary>The host end of a container's veth pair: its name, and its index, which no later link shares.</summary>
+public sealed record HostInterface(string Name, int Index);
+
 /// <summary>A managed network as listed and shown.</summary>
 public sealed record NetworkView(
     string Name, IReadOnlyDictionary<string, string> Config, string IPv4, string? IPv6, bool Nat, string Domain,
@@ -28,6 +31,9 @@ public sealed class NetworkManager : IDisposable
     private readonly EngineOptions _options;
     private readonly EventLoop _loop;
     private readonly RtNetlink _netlink = new();
+    // Deleting a veth waits for the kernel (tens of ms): it runs in the background, on a socket of its own.
+    private readonly RtNetlink _deleter = new();
+    private readonly Dictionary<string, Task> _detaching = new(StringComparer.Ordinal);
     private readonly NftablesFirewall _firewall;
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Managed> _networks = new(StringComparer.Ordinal);
@@ -341,19 +347,24 @@ public sealed class NetworkManager : IDisposable
 
     /// <summary>
     /// Makes a container's NIC while its init waits: the veth's host end joins the bridge, the
-    /// peer is created in the init's network namespace with its name and MAC (sc-init brings it up).
+    /// peer is created in the init's network namespace with its name and MAC (sc-init brings it
+    /// up). Returns the host end's name and index, for Detach.
     /// </summary>
-    public string Attach(string container, NicSpec nic, int initPid)
+    public HostInterface Attach(string container, NicSpec nic, int initPid)
     {
         string host = nic.HostNameFor(container);
         string network = nic.Network!;
         int index;
+        Task? detaching;
         lock (_lock)
         {
             var m = _networks.TryGetValue(network, out var found) ? found
                 : throw EngineException.NotFound("NetworkNotFound", $"network '{network}' of container '{container}' ({NicSpec.Key(nic.Device, "network")}) not found");
             index = _netlink.LinkIndex(network) ?? RecreateBridge(m);
+            _detaching.TryGetValue(host, out detaching);
         }
+        // A restart reuses the name: the previous run's host end must be gone first.
+        detaching?.Wait();
         try
         {
             _netlink.CreateVeth(host, index, nic.Name, nic.HwAddr!, initPid, 0);
@@ -364,8 +375,14 @@ public sealed class NetworkManager : IDisposable
             _netlink.DeleteLink(host);
             _netlink.CreateVeth(host, index, nic.Name, nic.HwAddr!, initPid, 0);
         }
-        return host;
+        return new HostInterface(host, _netlink.LinkIndex(host) ?? throw new NativeException(RtNetlink.ENODEV, "find link", host));
     }
+
+    /// <summary>The host ends a running container has now (for one adopted after a daemon restart).</summary>
+    public List<HostInterface> HostInterfacesOf(string container, IEnumerable<NicSpec> nics) =>
+        nics.Where(n => n.Type == NicType.Bridged).Select(n => n.HostNameFor(container))
+            .Select(host => _netlink.LinkIndex(host) is int index ? new HostInterface(host, index) : null)
+            .OfType<HostInterface>().ToList();
 
     /// <summary>The bridge vanished (deleted by hand): it is made again and dnsmasq rebinds to it.</summary>
     private int RecreateBridge(Managed m)
@@ -375,8 +392,34 @@ public sealed class NetworkManager : IDisposable
         return _netlink.LinkIndex(m.Record.Name) ?? throw new NativeException(RtNetlink.ENODEV, "find bridge", m.Record.Name);
     }
 
-    /// <summary>Removes a container NIC's host end (and with it the peer); nothing to do when it is already gone.</summary>
-    public void Detach(string hostName) => _netlink.DeleteLink(hostName);
+    /// <summary>
+    /// Removes a container NIC's host end (and with it the peer) in the background, by index, so
+    /// a newer link of the same name is never hit; an Attach of that name waits for it.
+    /// </summary>
+    public void Detach(HostInterface nic)
+    {
+        lock (_lock)
+        {
+            var previous = _detaching.GetValueOrDefault(nic.Name) ?? Task.CompletedTask;
+            Task deletion = null!;
+            deletion = previous.ContinueWith(_ =>
+            {
+                try { _deleter.DeleteLink(nic.Index); }
+                catch (NativeException e) { Console.Error.WriteLine(e.Message); }
+                lock (_lock)
+                    if (_detaching.GetValueOrDefault(nic.Name) == deletion) _detaching.Remove(nic.Name);
+            }, TaskScheduler.Default);
+            _detaching[nic.Name] = deletion;
+        }
+    }
+
+    /// <summary>Waits until the host ends of stopped containers are gone.</summary>
+    public void WaitForDetached()
+    {
+        Task[] pending;
+        lock (_lock) pending = [.. _detaching.Values];
+        Task.WaitAll(pending);
+    }
 
     /// <summary>dnsmasq's leases, with each container's fixed addresses marked static (and listed even before it asked).</summary>
     public IReadOnlyList<NetworkLease> Leases(string name)
@@ -496,8 +539,10 @@ public sealed class NetworkManager : IDisposable
     /// <summary>Daemon shutdown: bridges and dnsmasqs stay for the running containers; the next daemon adopts them.</summary>
     public void Dispose()
     {
+        WaitForDetached();
         lock (_lock)
             foreach (var m in _networks.Values) m.Dnsmasq.Dispose();
         _netlink.Dispose();
+        _deleter.Dispose();
     }
 }

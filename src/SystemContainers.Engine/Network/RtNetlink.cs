@@ -84,6 +84,21 @@ public sealed unsafe class RtNetlink : IDisposable
         }
     }
 
+    /// <summary>Deletes a link by index (a name may already belong to a newer link); false when it is gone.</summary>
+    public bool DeleteLink(int index)
+    {
+        var m = new Message(RTM_DELLINK, 0).IfInfo(index, 0);
+        try
+        {
+            Request(m, "delete link", $"#{index}");
+            return true;
+        }
+        catch (NativeException e) when (e.Errno == ENODEV)
+        {
+            return false;
+        }
+    }
+
     /// <summary>The interface index of a link, or null when there is none of that name.</summary>
     public int? LinkIndex(string name)
     {
