@@ -9,6 +9,7 @@ BeforeAll {
     function Get-Links([string]$Type) {
         @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'type', $Type) | ForEach-Object { ($_ -split ':\s+')[1] -replace '@.*$', '' })
     }
+    function Get-BridgeMac([string]$Bridge) { ((Invoke-InNetns $daemon ip @('-o', 'link', 'show', $Bridge)) -split 'link/ether ')[1].Substring(0, 17) }
     function Get-Table { Invoke-InNetns $daemon nft @('list', 'table', 'inet', 'systemcontainers') 2>$null }
     function Wait-IPv4([string]$Name) {
         Wait-Until -TimeoutSeconds 20 -What "a DHCP address for $Name" { @((Get-SystemContainer $Name).IPv4).Count -gt 0 }
@@ -242,6 +243,7 @@ Describe 'Containers on a managed network' {
     It 'leaves no veth, no extra dnsmasq and a consistent lease file after 100 start/stop cycles' {
         New-SystemContainer cyc -Image $image -Network lan | Out-Null
         $dnsmasq = (Get-SystemContainerNetwork lan).DnsmasqPid
+        $bridgeMac = Get-BridgeMac lan
         $vethsBefore = Get-Links veth
         1..100 | ForEach-Object {
             Start-SystemContainer cyc
@@ -252,14 +254,21 @@ Describe 'Containers on a managed network' {
         Stop-SystemContainer cyc -Force
         Wait-Until -TimeoutSeconds 10 -What 'the host ends to go' { -not (Compare-Object @(Get-Links veth) @($vethsBefore)) }
         (Get-SystemContainerNetwork lan).DnsmasqPid | Should -Be $dnsmasq
+        # Ports came and went; the gateway's MAC (in every container's ARP cache) did not change.
+        Get-BridgeMac lan | Should -Be $bridgeMac
         Test-ProcessAlive $dnsmasq | Should -BeTrue
         @(Get-TestDnsmasq $daemon).Count | Should -Be @(Get-SystemContainerNetwork).Count
         $leases = Get-Content (Join-Path $daemon.StateDir 'networks/lan/dnsmasq.leases') | ForEach-Object { , ($_ -split ' ') }
         $macs = $leases | ForEach-Object { $_[1] }
         $macs.Count | Should -Be @($macs | Sort-Object -Unique).Count
         foreach ($l in $leases) { $l[2] | Should -Match '^10\.77\.2\.\d+$' }
-        @($leases | Where-Object { $_[1] -eq (Get-SystemContainer cyc).Config['nic.eth0.hwaddr'] }).Count | Should -Be 1
+        $mac = (Get-SystemContainer cyc).Config['nic.eth0.hwaddr']
+        @($leases | Where-Object { $_[1] -eq $mac }).Count | Should -Be 1
+        # Removing the container ends its lease at once (a DHCPRELEASE to dnsmasq).
         Remove-SystemContainer cyc
+        Wait-Until -TimeoutSeconds 5 -What 'the lease to end' {
+            -not (Get-Content (Join-Path $daemon.StateDir 'networks/lan/dnsmasq.leases') | Where-Object { $_ -match [regex]::Escape($mac) })
+        }
     }
     It 'gives containers an IPv6 address by SLAAC on a dual-stack network' {
         New-SystemContainerNetwork lan6 -IPv4 10.77.4.1/24 -IPv6 fd42:77:4::1/64 -Nat | Out-Null
@@ -271,14 +280,38 @@ Describe 'Containers on a managed network' {
         Remove-SystemContainer v6 -Force
         Remove-SystemContainerNetwork lan6 -Confirm:$false
     }
+    It 'restarts a dnsmasq that dies, and names and leases keep working' {
+        $old = (Get-SystemContainerNetwork lan).DnsmasqPid
+        kill -KILL $old
+        Wait-Until -TimeoutSeconds 10 -What 'a new dnsmasq' { $n = (Get-SystemContainerNetwork lan).DnsmasqPid; $n -and $n -ne $old -and (Test-ProcessAlive $n) }
+        $b2 = Wait-IPv4 b2
+        Wait-Until -TimeoutSeconds 10 -What 'b1 to resolve b2 again' { (Invoke-In b1 @('nslookup', 'b2.sc')).Stdout -match [regex]::Escape($b2) }
+        @(Get-TestDnsmasq $daemon).Count | Should -Be @(Get-SystemContainerNetwork).Count
+    }
+    It 'answers the REST API for networks and leases, and refuses bad requests' {
+        $r = Invoke-TestApi $daemon GET '/1.0/networks/lan/leases'
+        $r.Status | Should -Be 200
+        $r.Body.metadata.hostname | Should -Contain 'b1'
+        (Invoke-TestApi $daemon GET '/1.0/networks?recursion=1').Body.metadata.name | Should -Contain 'lan'
+        (Invoke-TestApi $daemon GET '/1.0/networks/nosuch/leases').Status | Should -Be 404
+        (Invoke-TestApi $daemon PATCH '/1.0/networks/lan' '{"config": {}}').Status | Should -Be 400
+        $bad = Invoke-TestApi $daemon PATCH '/1.0/networks/lan' '{"config": {"ipv4.address": "10.77.2.1/33"}}'
+        $bad.Status | Should -Be 400
+        $bad.Body.error_id | Should -Be 'InvalidCidr'
+        (Invoke-TestApi $daemon POST '/1.0/networks' '{"name": "none", "config": {"ipv4.address": "10.77.20.1/24"}}').Body.error_id | Should -Be 'InvalidNetworkName'
+        (Get-SystemContainerNetwork lan).IPv4 | Should -Be '10.77.2.1/24'
+    }
     It 'keeps dnsmasq and the bridge across a daemon restart, and adopts them again' {
         $dnsmasq = (Get-SystemContainerNetwork lan).DnsmasqPid
+        $bridgeMac = Get-BridgeMac lan
         $address = Wait-IPv4 b1
         $veths = @(Get-Links veth).Count
         Stop-DaemonProcess $daemon
         Test-ProcessAlive $dnsmasq | Should -BeTrue
         Start-DaemonProcess $daemon
         (Get-SystemContainerNetwork lan).DnsmasqPid | Should -Be $dnsmasq
+        # Ports came and went; the gateway's MAC (in every container's ARP cache) did not change.
+        Get-BridgeMac lan | Should -Be $bridgeMac
         (Get-SystemContainer b1).IPv4 | Should -Contain $address
         Stop-SystemContainer b1 -Force
         Wait-Until -TimeoutSeconds 5 -What 'the adopted b1''s host end to go' { @(Get-Links veth).Count -eq $veths - 1 }

@@ -117,13 +117,13 @@ public sealed class ContainerManager : IDisposable
             Directory.CreateDirectory(upper);
             Directory.CreateDirectory(Path.Combine(staging, "fs", "work"));
             if (idmap is not null) Sys.Chown(upper, idmap.RootUid, idmap.RootGid);
-            Networks.Validate(name, parsed.Nics);
+            Networks.Register(name, parsed.Nics);
             _store.WriteConfig(staging, record);
             Directory.Move(staging, _store.DirectoryOf(name));
-            Networks.Register(name, parsed.Nics);
         }
         catch
         {
+            Networks.Register(name, []);
             _containers.TryRemove(name, out _);
             if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
             throw;
@@ -189,29 +189,43 @@ public sealed class ContainerManager : IDisposable
             if (nicsChanged)
             {
                 config = WithNicDefaults(config, firstConfig: false);
-                Networks.Validate(name, config.Nics);
+                Networks.Register(name, config.Nics);
             }
-            if (c.Live is { } live)
+            try
             {
-                var old = ContainerConfig.Parse(c.Record.Config).Limits;
-                string? oldSet = live.CpuSet;
-                try
-                {
-                    live.CpuSet = CpuSetFor(config.Limits, except: c);
-                    _cgroups.Apply(live.Cgroup, config.Limits, live.CpuSet);
-                }
-                catch (Exception e) when (e is NativeException or IOException)
-                {
-                    live.CpuSet = oldSet;
-                    _cgroups.Apply(live.Cgroup, old, oldSet);
-                    throw new EngineException(FailureKind.Failed, "LimitRefused", $"cannot apply limits to container '{name}': {e.Message}", e);
-                }
+                ApplyAndSave(c, config);
             }
-            c.Record = c.Record with { Config = config.Raw };
-            _store.WriteConfig(_store.DirectoryOf(name), c.Record);
-            if (nicsChanged) Networks.Register(name, config.Nics);
+            catch when (nicsChanged)
+            {
+                Networks.Register(name, ContainerConfig.Parse(c.Record.Config).Nics);
+                throw;
+            }
             return Task.CompletedTask;
         }, ct);
+
+    /// <summary>A validated config: limits applied to a running container (or put back if the kernel refuses), then saved.</summary>
+    private void ApplyAndSave(Container c, ContainerConfig config)
+    {
+        string name = c.Record.Name;
+        if (c.Live is { } live)
+        {
+            var old = ContainerConfig.Parse(c.Record.Config).Limits;
+            string? oldSet = live.CpuSet;
+            try
+            {
+                live.CpuSet = CpuSetFor(config.Limits, except: c);
+                _cgroups.Apply(live.Cgroup, config.Limits, live.CpuSet);
+            }
+            catch (Exception e) when (e is NativeException or IOException)
+            {
+                live.CpuSet = oldSet;
+                _cgroups.Apply(live.Cgroup, old, oldSet);
+                throw new EngineException(FailureKind.Failed, "LimitRefused", $"cannot apply limits to container '{name}': {e.Message}", e);
+            }
+        }
+        c.Record = c.Record with { Config = config.Raw };
+        _store.WriteConfig(_store.DirectoryOf(name), c.Record);
+    }
 
     /// <summary>Freezes every process of a running container (cgroup freezer).</summary>
     public Task<ContainerView> FreezeAsync(string name, CancellationToken ct = default) =>
@@ -582,7 +596,7 @@ public sealed class ContainerManager : IDisposable
         var c = new Container(record, runtime);
         _containers[name] = c;
         var nics = ContainerConfig.Parse(record.Config).Nics;
-        Networks.Register(name, nics, reload: false);
+        Networks.Restore(name, nics);
         if (!runtime.Running) return;
         if (runtime.Pid is int pid && runtime.PidStartTime is ulong start && ProcStat.StartTime(pid) == start)
         {

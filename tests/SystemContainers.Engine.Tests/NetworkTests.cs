@@ -116,6 +116,7 @@ public class NetworkConfigTests
     [InlineData("0net", false)]
     [InlineData("Net", false)]
     [InlineData("lo", false)]
+    [InlineData("none", false)]
     [InlineData("a/b", false)]
     public void NamesAreInterfaceNames(string name, bool valid)
     {
@@ -335,10 +336,11 @@ public sealed partial class RtNetlinkTests : IDisposable
     [Fact]
     public void CreatesABridgeUpAndAddressesIt()
     {
-        _netlink.CreateBridge("tbr0");
+        _netlink.CreateBridge("tbr0", NetworkManager.BridgeMac("tbr0"));
         int index = _netlink.LinkIndex("tbr0") ?? throw new Xunit.Sdk.XunitException("no index");
         Assert.Contains("UP", In("-o", "link", "show", "tbr0"));
         Assert.Contains("bridge", In("-d", "-o", "link", "show", "tbr0"));
+        Assert.Contains(string.Join(':', NetworkManager.BridgeMac("tbr0").GetAddressBytes().Select(b => b.ToString("x2"))), In("-o", "link", "show", "tbr0"));
         _netlink.AddAddress(index, IPAddress.Parse("10.66.0.1"), 24, "tbr0");
         _netlink.AddAddress(index, IPAddress.Parse("fd42:66::1"), 64, "tbr0");
         string addresses = In("-o", "addr", "show", "dev", "tbr0");
@@ -352,8 +354,8 @@ public sealed partial class RtNetlinkTests : IDisposable
     [Fact]
     public void ReportsKernelErrorsWithTheOperationAndErrno()
     {
-        _netlink.CreateBridge("tbr1");
-        var e = Assert.Throws<NativeException>(() => _netlink.CreateBridge("tbr1"));
+        _netlink.CreateBridge("tbr1", NetworkManager.BridgeMac("tbr1"));
+        var e = Assert.Throws<NativeException>(() => _netlink.CreateBridge("tbr1", NetworkManager.BridgeMac("tbr1")));
         Assert.Equal("cannot create bridge tbr1: EEXIST", e.Message);
         Assert.Null(_netlink.LinkIndex("nosuch0"));
         Assert.False(_netlink.DeleteLink("nosuch0"));
@@ -364,7 +366,7 @@ public sealed partial class RtNetlinkTests : IDisposable
     [Fact]
     public void CreatesAVethWithItsPeerNamedInsideAnotherNamespace()
     {
-        _netlink.CreateBridge("tbr2");
+        _netlink.CreateBridge("tbr2", NetworkManager.BridgeMac("tbr2"));
         int bridge = _netlink.LinkIndex("tbr2")!.Value;
         _holder = Process.Start("unshare", ["--net", "sleep", "60"]);
         // unshare execs sleep once the namespace is made.

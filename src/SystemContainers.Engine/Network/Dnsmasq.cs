@@ -116,6 +116,29 @@ public sealed class Dnsmasq : IDisposable
         Sys.WriteFileAtomic(HostsFile, Encoding.ASCII.GetBytes(text.ToString()), 0x1a4);
     }
 
+    /// <summary>
+    /// Ends a lease at once (a removed container's), as dnsmasq's dhcp_release does: a DHCPRELEASE
+    /// from the bridge's own address, sent through the bridge so dnsmasq takes it as the client's.
+    /// </summary>
+    public void Release(IPAddress server, IPAddress address, string mac)
+    {
+        const int BootRequest = 1, EthernetType = 1, DhcpRelease = 7, SolSocket = 1, SoBindToDevice = 25;
+        var packet = new byte[300];
+        packet[0] = BootRequest;
+        packet[1] = EthernetType;
+        packet[2] = 6;
+        address.GetAddressBytes().CopyTo(packet, 12);
+        Convert.FromHexString(mac.Replace(":", "")).CopyTo(packet, 28);
+        byte[] cookie = [0x63, 0x82, 0x53, 0x63];
+        cookie.CopyTo(packet, 236);
+        byte[] options = [53, 1, DhcpRelease, 54, 4, .. server.GetAddressBytes(), 255];
+        options.CopyTo(packet, 240);
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork,
+            System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp);
+        socket.SetRawSocketOption(SolSocket, SoBindToDevice, Encoding.ASCII.GetBytes(Bridge + "\0"));
+        socket.SendTo(packet, new IPEndPoint(server, 67));
+    }
+
     /// <summary>The dynamic leases in dnsmasq's lease file (IPv4 lines carry a MAC; IPv6 lines an IAID).</summary>
     public IReadOnlyList<NetworkLease> ReadLeases()
     {

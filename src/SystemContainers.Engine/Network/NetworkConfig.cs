@@ -39,9 +39,9 @@ public sealed partial record NetworkConfig
     /// <summary>Validates a network name: it is the bridge's interface name, so at most 15 characters.</summary>
     public static void ValidateName(string? name)
     {
-        if (string.IsNullOrEmpty(name) || !NamePattern().IsMatch(name) || name is "lo" or "all" or "default" || name.Length > 15)
+        if (string.IsNullOrEmpty(name) || !NamePattern().IsMatch(name) || name is "lo" or "all" or "default" or "none" || name.Length > 15)
             throw EngineException.Invalid("InvalidNetworkName",
-                $"network name '{name}' is invalid: 1 to 15 characters of a-z, 0-9, '-' and '_', starting with a letter (it names the bridge interface)");
+                $"network name '{name}' is invalid: 1 to 15 characters of a-z, 0-9, '-' and '_', starting with a letter (it names the bridge interface), and not lo, all, default or none");
     }
 
     public static NetworkConfig Parse(IReadOnlyDictionary<string, string>? values)

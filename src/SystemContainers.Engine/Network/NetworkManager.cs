@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using System.Net.NetworkInformation;
 using System.Security.Cryptography;
 using System.Text.Json;
 using SystemContainers.Engine.Interop;
@@ -271,10 +272,9 @@ public sealed class NetworkManager : IDisposable
         throw new EngineException(FailureKind.Failed, "NoFreeSubnet", "cannot find a free 10.x.y.0/24; give the network an ipv4.address");
     }
 
-    /// <summary>Checks a container's bridged NICs against the networks and the other containers, without recording them.</summary>
-    public void Validate(string container, IReadOnlyList<NicSpec> nics)
+    /// <summary>Checks a container's bridged NICs against the networks and the other containers' NICs.</summary>
+    private void Validate(string container, IReadOnlyList<NicSpec> nics)
     {
-        lock (_lock)
         {
             foreach (var nic in nics.Where(n => n.Type == NicType.Bridged))
             {
@@ -302,20 +302,50 @@ public sealed class NetworkManager : IDisposable
         }
     }
 
-    /// <summary>Records a container's NICs (after Validate) and gives the affected dnsmasqs the new names and leases.</summary>
-    public void Register(string container, IReadOnlyList<NicSpec> nics, bool reload = true)
+    /// <summary>
+    /// Checks a container's NICs and records them in one step, so two containers can never fix
+    /// the same address, and gives the affected dnsmasqs the new names and static leases.
+    /// </summary>
+    public void Register(string container, IReadOnlyList<NicSpec> nics)
     {
         lock (_lock)
         {
+            Validate(container, nics);
             var affected = NetworksOf(container);
-            var bridged = nics.Where(n => n.Type == NicType.Bridged).ToList();
-            if (bridged.Count == 0) _nics.Remove(container);
-            else _nics[container] = bridged;
-            if (reload) RewriteHosts(affected.Concat(NetworksOf(container)));
+            Restore(container, nics);
+            RewriteHosts(affected.Concat(NetworksOf(container)));
         }
     }
 
-    public void Unregister(string container) => Register(container, []);
+    /// <summary>Records a stored container's NICs at daemon start, as they are (StartServices writes the hosts files).</summary>
+    public void Restore(string container, IReadOnlyList<NicSpec> nics)
+    {
+        lock (_lock)
+        {
+            var bridged = nics.Where(n => n.Type == NicType.Bridged).ToList();
+            if (bridged.Count == 0) _nics.Remove(container);
+            else _nics[container] = bridged;
+        }
+    }
+
+    /// <summary>A removed container's NICs: its names and fixed addresses leave dnsmasq, and its leases end now.</summary>
+    public void Unregister(string container)
+    {
+        lock (_lock)
+        {
+            foreach (var nic in _nics.GetValueOrDefault(container) ?? [])
+                if (nic.HwAddrText is { } mac && _networks.TryGetValue(nic.Network!, out var m))
+                    foreach (var lease in m.Dnsmasq.ReadLeases().Where(l => l.HwAddr == mac))
+                    {
+                        try { m.Dnsmasq.Release(m.Config.IPv4.Address, IPAddress.Parse(lease.Address), mac); }
+                        catch (System.Net.Sockets.SocketException e)
+                        {
+                            Console.Error.WriteLine($"cannot release the lease of {lease.Address} on network '{nic.Network}': {e.Message}");
+                        }
+                    }
+            Register(container, []);
+        }
+    }
 
     private IEnumerable<string> NetworksOf(string container) =>
         _nics.TryGetValue(container, out var list) ? list.Select(n => n.Network!).ToList() : [];
@@ -477,7 +507,7 @@ public sealed class NetworkManager : IDisposable
     /// <summary>Creates the bridge with its addresses (or, for an existing network, makes sure they are there).</summary>
     private void SetUpBridge(string name, NetworkConfig config, bool existing)
     {
-        if (!existing || _netlink.LinkIndex(name) is null) _netlink.CreateBridge(name);
+        if (!existing || _netlink.LinkIndex(name) is null) _netlink.CreateBridge(name, BridgeMac(name));
         SetSysctls(name, config);
         int index = _netlink.LinkIndex(name) ?? throw new NativeException(RtNetlink.ENODEV, "find bridge", name);
         foreach (var subnet in new[] { config.IPv4, config.IPv6 }.OfType<IpSubnet>())
@@ -490,6 +520,14 @@ public sealed class NetworkManager : IDisposable
             {
             }
         }
+    }
+
+    /// <summary>A locally administered MAC derived from the network's name, the same whenever the bridge is made again.</summary>
+    internal static PhysicalAddress BridgeMac(string name)
+    {
+        byte[] mac = SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("systemcontainers-bridge/" + name))[..6];
+        mac[0] = 0x0a;
+        return new PhysicalAddress(mac);
     }
 
     private static void SetSysctls(string bridge, NetworkConfig config)

@@ -35,10 +35,15 @@ public sealed unsafe class RtNetlink : IDisposable
         _socket = new SafeFd(fd);
     }
 
-    /// <summary>Creates a bridge, up, with spanning tree off (the default) so new ports forward at once.</summary>
-    public void CreateBridge(string name, int mtu = 0)
+    /// <summary>
+    /// Creates a bridge, up, with spanning tree off (the default) so new ports forward at once.
+    /// Its MAC address is set, not taken from its lowest port: otherwise it would change as
+    /// containers come and go, and every container's ARP entry for the gateway would go stale.
+    /// </summary>
+    public void CreateBridge(string name, PhysicalAddress mac, int mtu = 0)
     {
-        var m = new Message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).IfInfo(0, IFF_UP).String(IFLA_IFNAME, name);
+        var m = new Message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).IfInfo(0, IFF_UP).String(IFLA_IFNAME, name)
+            .Bytes(IFLA_ADDRESS, mac.GetAddressBytes());
         if (mtu > 0) m.U32(IFLA_MTU, (uint)mtu);
         int info = m.Begin(IFLA_LINKINFO);
         m.String(IFLA_INFO_KIND, "bridge");
