@@ -169,6 +169,29 @@ Describe 'Containers on a managed network' {
         Invoke-SystemContainerCommand b2 -- sh -c 'nc -l -p 7000 -e echo hello-from-b2 >/dev/null 2>&1 &'
         Wait-Until -TimeoutSeconds 10 -What 'a TCP answer from b2' { (Invoke-In b1 @('sh', '-c', 'nc b2 7000 </dev/null')).Stdout -match 'hello-from-b2' }
     }
+    It 'masquerades traffic that leaves the network, and stops when NAT is off' {
+        # A second namespace stands in for the outside: a veth from the daemon's namespace, and no route back to lan.
+        $outside = "$($daemon.Netns)-out"
+        ip netns add $outside
+        try {
+            Invoke-InNetns $daemon ip @('link', 'add', 'uplink0', 'type', 'veth', 'peer', 'name', 'wan0', 'netns', $outside)
+            Invoke-InNetns $daemon ip @('addr', 'add', '192.0.2.1/24', 'dev', 'uplink0')
+            Invoke-InNetns $daemon ip @('link', 'set', 'uplink0', 'up')
+            ip -n $outside addr add 192.0.2.2/24 dev wan0
+            ip -n $outside link set wan0 up
+            Wait-IPv4 b1 | Out-Null
+            # Only a masqueraded packet (source 192.0.2.1) can be answered from there.
+            Wait-Until -TimeoutSeconds 10 -What 'b1 to reach the outside through NAT' { (Invoke-In b1 @('ping', '-c', '1', '-W', '1', '192.0.2.2')).ExitCode -eq 0 }
+            Set-SystemContainerNetwork lan -Nat:$false
+            (Invoke-In b1 @('ping', '-c', '2', '-W', '1', '192.0.2.2')).ExitCode | Should -Not -Be 0
+            Set-SystemContainerNetwork lan -Nat
+            Wait-Until -TimeoutSeconds 10 -What 'NAT to work again' { (Invoke-In b1 @('ping', '-c', '1', '-W', '1', '192.0.2.2')).ExitCode -eq 0 }
+        }
+        finally {
+            Invoke-InNetns $daemon ip @('link', 'del', 'uplink0') 2>$null
+            ip netns del $outside
+        }
+    }
     It 'carries per-NIC counters in Get-ContainerStats' {
         $eth0 = (Get-ContainerStats b1).Network | Where-Object Name -eq 'eth0'
         $eth0.RxBytes | Should -BeGreaterThan 0
