@@ -339,6 +339,22 @@ Describe 'Containers on a managed network' {
         Stop-SystemContainer b1 -Force
         Wait-Until -TimeoutSeconds 5 -What 'the adopted b1''s host end to go' { @(Get-Links veth).Count -eq $veths - 1 }
     }
+    It 'makes a vanished bridge and dnsmasq again: at daemon start (as after a reboot) and when a container needs it' {
+        New-SystemContainerNetwork rb0 -IPv4 10.77.30.1/24 -Nat | Out-Null
+        Stop-DaemonProcess $daemon
+        kill -TERM (Get-TestDnsmasq $daemon | Where-Object { (Get-Content -Raw "/proc/$_/cmdline") -match 'interface=rb0' })
+        Invoke-InNetns $daemon ip @('link', 'del', 'rb0')
+        Start-DaemonProcess $daemon
+        Invoke-InNetns $daemon ip @('-o', '-4', 'addr', 'show', 'dev', 'rb0') | Should -Match 'inet 10\.77\.30\.1/24'
+        Test-ProcessAlive (Get-SystemContainerNetwork rb0).DnsmasqPid | Should -BeTrue
+        (Get-Table) -join "`n" | Should -Match '10\.77\.30\.0/24'
+        # Deleted by hand under a running daemon: the next container start makes it again.
+        Invoke-InNetns $daemon ip @('link', 'del', 'rb0')
+        New-SystemContainer rbc -Image $image -Network rb0 -Start | Out-Null
+        Wait-IPv4 rbc | Should -Match '^10\.77\.30\.'
+        Remove-SystemContainer rbc -Force
+        Remove-SystemContainerNetwork rb0 -Confirm:$false
+    }
     It 'makes the default network on first use for a container without NIC keys' {
         New-SystemContainer plain -Image $image -Start | Out-Null
         $c = Get-SystemContainer plain

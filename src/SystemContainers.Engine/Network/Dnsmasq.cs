@@ -173,8 +173,9 @@ public sealed class Dnsmasq : IDisposable
     {
         try
         {
+            // A zombie's command line is empty: it is not adopted.
             var cmdline = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries);
-            return cmdline.AsSpan(1).SequenceEqual(_args.AsSpan(1));
+            return cmdline.Length > 0 && cmdline.AsSpan(1).SequenceEqual(_args.AsSpan(1));
         }
         catch (IOException)
         {

@@ -112,11 +112,6 @@ public sealed class NetworkManager : IDisposable
         lock (_lock) return View(Find(name));
     }
 
-    public bool Exists(string name)
-    {
-        lock (_lock) return _networks.ContainsKey(name);
-    }
-
     /// <summary>Creates a network: bridge, addresses, dnsmasq and firewall rules, or nothing if any step fails.</summary>
     public NetworkView Create(string name, IReadOnlyDictionary<string, string>? config)
     {
@@ -444,7 +439,7 @@ public sealed class NetworkManager : IDisposable
     }
 
     /// <summary>Waits until the host ends of stopped containers are gone.</summary>
-    public void WaitForDetached()
+    private void WaitForDetached()
     {
         Task[] pending;
         lock (_lock) pending = [.. _detaching.Values];
