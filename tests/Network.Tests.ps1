@@ -249,6 +249,27 @@ Describe 'Containers on a managed network' {
         $e[0].Exception.Message | Should -Match 'b1'
         Get-Links bridge | Should -Contain 'lan'
     }
+    It 'hot-plugs a NIC into a running container and unplugs it again' {
+        New-SystemContainerNetwork lan2 -IPv4 10.77.40.1/24 | Out-Null
+        New-SystemContainer hp -Image $image -Network lan -Start | Out-Null
+        $initNs = (Get-Item "/proc/$((Get-SystemContainer hp).Pid)/ns/net").LinkTarget
+        $c = Set-SystemContainer hp -Config @{ 'nic.eth1.network' = 'lan2' } -PassThru
+        $mac = $c.Config['nic.eth1.hwaddr']
+        $mac | Should -Match '^0a(:[0-9a-f]{2}){5}$'
+        (Invoke-In hp @('cat', '/sys/class/net/eth1/address')).Stdout.Trim() | Should -Be $mac
+        (Invoke-In hp @('cat', '/sys/class/net/eth1/operstate')).Stdout.Trim() | Should -Be 'up'
+        (Get-Item "/proc/$((Get-SystemContainer hp).Pid)/ns/net").LinkTarget | Should -Be $initNs
+        @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'master', 'lan2')).Count | Should -Be 1
+        # busybox asks for addresses at boot only; a DHCP client run by hand gets one on the new NIC.
+        (Invoke-In hp @('udhcpc', '-n', '-q', '-i', 'eth1', '-s', '/usr/share/udhcpc/default.script')).ExitCode | Should -Be 0
+        Wait-Until -TimeoutSeconds 10 -What 'the address on eth1' { (Get-SystemContainer hp).IPv4 -like '10.77.40.*' }
+        Set-SystemContainer hp -Config @{ 'nic.eth1.type' = 'none' }
+        Wait-Until -TimeoutSeconds 5 -What 'eth1 to go' { (Invoke-In hp @('ls', '/sys/class/net')).Stdout -notmatch 'eth1' }
+        Wait-Until -TimeoutSeconds 5 -What 'the host end to go' { -not (Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'master', 'lan2')) }
+        (Invoke-In hp @('ls', '/sys/class/net')).Stdout | Should -Match 'eth0'
+        Remove-SystemContainer hp -Force
+        Remove-SystemContainerNetwork lan2 -Confirm:$false
+    }
     It 'gives a container with nic type none only its loopback, up' {
         New-SystemContainer lonely -Image $image -Network none -Start | Out-Null
         (Invoke-In lonely @('ls', '/sys/class/net')).Stdout.Trim() | Should -Be 'lo'

@@ -68,7 +68,7 @@ public sealed class ContainerManager : IDisposable
     private sealed class Live(int pid, SafeFd pidfd, ContainerCgroup cgroup, ConsoleLog? console) : IDisposable
     {
         public string? CpuSet;
-        /// <summary>The host ends of the container's veth pairs, removed when it stops.</summary>
+        /// <summary>The host ends of the container's veth pairs, removed when it stops (locked: hot-plug changes it).</summary>
         public List<HostInterface> HostInterfaces = [];
         public bool Frozen;
         public (DateTimeOffset At, long CpuNanoseconds) LastSample;
@@ -186,22 +186,68 @@ public sealed class ContainerManager : IDisposable
             }
             var config = ContainerConfig.Parse(merged);
             bool nicsChanged = changes.Keys.Any(NicSpec.IsNicKey);
+            var old = ContainerConfig.Parse(c.Record.Config);
             if (nicsChanged)
             {
                 config = WithNicDefaults(config, firstConfig: false);
                 Networks.Register(name, config.Nics);
             }
+            var plugged = new List<HostInterface>();
             try
             {
+                if (nicsChanged && c.Live is { } running) PlugAdded(c, running, old.Nics, config.Nics, plugged);
                 ApplyAndSave(c, config);
             }
             catch when (nicsChanged)
             {
-                Networks.Register(name, ContainerConfig.Parse(c.Record.Config).Nics);
+                if (c.Live is { } running)
+                    lock (running.HostInterfaces) running.HostInterfaces.RemoveAll(plugged.Contains);
+                DetachAll(plugged);
+                Networks.Register(name, old.Nics);
                 throw;
             }
+            if (nicsChanged && c.Live is { } live) UnplugRemoved(c, live, old.Nics, config.Nics);
             return Task.CompletedTask;
         }, ct);
+
+    private static IEnumerable<NicSpec> Bridged(IEnumerable<NicSpec> nics) => nics.Where(n => n.Type == NicType.Bridged);
+
+    /// <summary>
+    /// Hot-plugs the bridged NICs a running container's new config adds. A device whose network,
+    /// names or MAC change keeps its current NIC until the next start.
+    /// </summary>
+    private void PlugAdded(Container c, Live live, IReadOnlyList<NicSpec> before, IReadOnlyList<NicSpec> after, List<HostInterface> plugged)
+    {
+        var had = Bridged(before).Select(n => n.Device).ToHashSet(StringComparer.Ordinal);
+        foreach (var nic in Bridged(after).Where(n => !had.Contains(n.Device)))
+        {
+            try
+            {
+                var host = Networks.Plug(c.Record.Name, nic, live.Pid);
+                plugged.Add(host);
+                lock (live.HostInterfaces) live.HostInterfaces.Add(host);
+            }
+            catch (NativeException e)
+            {
+                throw new EngineException(FailureKind.Failed, "HotplugFailed",
+                    $"cannot add NIC {nic.Device} to running container '{c.Record.Name}': {e.Message}", e);
+            }
+        }
+    }
+
+    /// <summary>Unplugs the bridged NICs a running container's new config no longer has (the peer goes with its host end).</summary>
+    private void UnplugRemoved(Container c, Live live, IReadOnlyList<NicSpec> before, IReadOnlyList<NicSpec> after)
+    {
+        var keeps = Bridged(after).Select(n => n.Device).ToHashSet(StringComparer.Ordinal);
+        var gone = Bridged(before).Where(n => !keeps.Contains(n.Device)).Select(n => n.HostNameFor(c.Record.Name)).ToHashSet(StringComparer.Ordinal);
+        List<HostInterface> unplugged;
+        lock (live.HostInterfaces)
+        {
+            unplugged = live.HostInterfaces.Where(h => gone.Contains(h.Name)).ToList();
+            live.HostInterfaces.RemoveAll(unplugged.Contains);
+        }
+        DetachAll(unplugged);
+    }
 
     /// <summary>A validated config: limits applied to a running container (or put back if the kernel refuses), then saved.</summary>
     private void ApplyAndSave(Container c, ContainerConfig config)
@@ -533,7 +579,7 @@ public sealed class ContainerManager : IDisposable
         try
         {
             live.Dispose();
-            DetachAll(live.HostInterfaces);
+            lock (live.HostInterfaces) DetachAll(live.HostInterfaces);
             TryRemoveCgroup(c.Record.Name);
             c.Runtime = c.Runtime with
             {

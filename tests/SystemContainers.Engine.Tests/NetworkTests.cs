@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.NetworkInformation;
-using System.Runtime.InteropServices;
 using SystemContainers.Engine.Interop;
 using SystemContainers.Engine.Network;
 using SystemContainers.Engine.Runtime;
@@ -282,7 +281,7 @@ public sealed class FirewallAndDnsmasqTests : IDisposable
 }
 
 /// <summary>The rtnetlink client against the kernel, in a network namespace made for the test.</summary>
-public sealed partial class RtNetlinkTests : IDisposable
+public sealed class RtNetlinkTests : IDisposable
 {
     private readonly string _netns = $"sc-xunit-{Guid.NewGuid():N}"[..20];
     private readonly RtNetlink _netlink;
@@ -291,35 +290,8 @@ public sealed partial class RtNetlinkTests : IDisposable
     public RtNetlinkTests()
     {
         Run("ip", "netns", "add", _netns);
-        _netlink = OpenIn($"/run/netns/{_netns}");
+        _netlink = RtNetlink.OpenIn($"/run/netns/{_netns}");
     }
-
-    /// <summary>A socket belongs to the namespace its thread was in; a short-lived thread visits the test's.</summary>
-    private static RtNetlink OpenIn(string netnsPath)
-    {
-        RtNetlink? result = null;
-        Exception? error = null;
-        var t = new Thread(() =>
-        {
-            try
-            {
-                using var target = Sys.Open(netnsPath, Libc.O_RDONLY);
-                if (setns(target.Fd, 0x40000000) != 0) throw NativeException.FromLastError("setns", netnsPath);
-                result = new RtNetlink();
-            }
-            catch (Exception e)
-            {
-                error = e;
-            }
-        });
-        t.Start();
-        t.Join();
-        // The thread ends in the test namespace, never to run anything else.
-        return result ?? throw error!;
-    }
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int setns(int fd, int nstype);
 
     private string In(params string[] args) => Run(["ip", "-n", _netns, .. args]);
 
@@ -382,6 +354,10 @@ public sealed partial class RtNetlinkTests : IDisposable
         Assert.Contains("UP", In("-o", "link", "show", "tveth0"));
         string peer = Run("nsenter", "-t", _holder.Id.ToString(), "-n", "ip", "-o", "link", "show", "eth5");
         Assert.Contains("0a:5c:01:02:03:04", peer);
+        Assert.Contains("state DOWN", peer);
+        using (var inside = RtNetlink.OpenIn($"/proc/{_holder.Id}/ns/net"))
+            inside.SetUp("eth5");
+        Assert.Contains(",UP", Run("nsenter", "-t", _holder.Id.ToString(), "-n", "ip", "-o", "link", "show", "eth5"));
         Assert.Throws<NativeException>(() => _netlink.CreateVeth("tveth0", bridge, "eth6", mac, _holder.Id, 0));
         Assert.True(_netlink.DeleteLink("tveth0"));
         Assert.Throws<InvalidOperationException>(() => Run("nsenter", "-t", _holder.Id.ToString(), "-n", "ip", "link", "show", "eth5"));

@@ -403,6 +403,27 @@ public sealed class NetworkManager : IDisposable
         return new HostInterface(host, _netlink.LinkIndex(host) ?? throw new NativeException(RtNetlink.ENODEV, "find link", host));
     }
 
+    /// <summary>
+    /// Hot-plugs a NIC into a running container: the veth is made as at start, and its peer is
+    /// brought up from inside the container's network namespace (the container's own DHCP client
+    /// takes it from there, as systemd-networkd does for any new veth).
+    /// </summary>
+    public HostInterface Plug(string container, NicSpec nic, int initPid)
+    {
+        var host = Attach(container, nic, initPid);
+        try
+        {
+            using var inside = RtNetlink.OpenIn($"/proc/{initPid}/ns/net");
+            inside.SetUp(nic.Name);
+            return host;
+        }
+        catch
+        {
+            Detach(host);
+            throw;
+        }
+    }
+
     /// <summary>The host ends a running container has now (for one adopted after a daemon restart).</summary>
     public List<HostInterface> HostInterfacesOf(string container, IEnumerable<NicSpec> nics) =>
         nics.Where(n => n.Type == NicType.Bridged).Select(n => n.HostNameFor(container))
