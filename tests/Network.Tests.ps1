@@ -114,6 +114,14 @@ Describe 'Managed networks' {
         }
         finally { Invoke-InNetns $daemon ip @('link', 'del', 'taken0') }
     }
+    It 'changes nothing with -WhatIf' {
+        New-SystemContainerNetwork whatif0 -IPv4 10.77.50.1/24 -WhatIf | Should -BeNullOrEmpty
+        Assert-NothingMade whatif0
+        Set-SystemContainerNetwork net1 -Nat:$false -WhatIf
+        (Get-SystemContainerNetwork net1).Nat | Should -BeTrue
+        Remove-SystemContainerNetwork net1 -WhatIf
+        Get-Links bridge | Should -Contain 'net1'
+    }
     It 'picks a free private /24 when no address is given' {
         $n = New-SystemContainerNetwork auto0
         $n.IPv4 | Should -Match '^10\.\d+\.\d+\.1/24$'
