@@ -79,6 +79,11 @@ function Stop-DaemonProcess($Daemon) {
 function Stop-TestDaemon($Daemon) {
     <# Removes every container the tests left, ends the daemon and deletes its directories. #>
     if (-not $Daemon) { return }
+    # A daemon that died in a test is started again: it adopts what it left, so that can be removed.
+    if ($Daemon.Pid -le 0 -or -not (Test-ProcessAlive $Daemon.Pid) -or (Invoke-TestApi $Daemon GET /1.0).Status -ne 200) {
+        try { Stop-DaemonProcess $Daemon; Start-DaemonProcess $Daemon }
+        catch { Write-Warning "cannot start the test daemon again to clean up: $_" }
+    }
     if ($Daemon.Pid -gt 0) {
         $list = Invoke-TestApi $Daemon GET '/1.0/containers'
         if ($list.Status -eq 200) {
