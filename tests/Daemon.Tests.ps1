@@ -44,6 +44,11 @@ Describe 'Starting the daemon on first use' {
         $env:SYSTEMCONTAINERS_STATE_DIR = Join-Path $dir 'state'
         $auto = [pscustomobject]@{ Socket = $env:SYSTEMCONTAINERS_SOCKET; Pid = 0 }
         try {
+            # Test runs forbid it; asked to, the module refuses instead of starting one.
+            Get-SystemContainer -ErrorAction SilentlyContinue -ErrorVariable refused | Should -BeNullOrEmpty
+            $refused[0].FullyQualifiedErrorId | Should -BeLike 'DaemonNotRunning,*'
+            Test-Path $env:SYSTEMCONTAINERS_SOCKET | Should -BeFalse
+            $env:SYSTEMCONTAINERS_NO_AUTOSTART = $null
             Get-SystemContainer | Should -BeNullOrEmpty
             $info = (Invoke-TestApi $auto GET /1.0).Body.metadata
             $info.state_dir | Should -Be (Join-Path $dir 'state')
@@ -52,6 +57,7 @@ Describe 'Starting the daemon on first use' {
         }
         finally {
             if ($auto.Pid) { Stop-DaemonProcess $auto }
+            $env:SYSTEMCONTAINERS_NO_AUTOSTART = '1'
             $env:SYSTEMCONTAINERS_SOCKET, $env:SYSTEMCONTAINERS_RUN_DIR, $env:SYSTEMCONTAINERS_STATE_DIR = $saved
             if (-not $env:SYSTEMCONTAINERS_STATE_DIR) { Remove-Item Env:SYSTEMCONTAINERS_STATE_DIR -ErrorAction SilentlyContinue }
         }

@@ -40,6 +40,8 @@ function Start-TestDaemon {
     Start-DaemonProcess $daemon $ExtraArguments
     $env:SYSTEMCONTAINERS_SOCKET = $daemon.Socket
     $env:SYSTEMCONTAINERS_RUN_DIR = $daemon.RunDir
+    # Should this daemon die, cmdlets must fail, not start one on the host's network and state directory.
+    $env:SYSTEMCONTAINERS_NO_AUTOSTART = '1'
     $daemon
 }
 
@@ -98,7 +100,7 @@ function Stop-TestDaemon($Daemon) {
     Wait-Until { -not (Get-TestDnsmasq $Daemon) } -TimeoutSeconds 10 -What 'dnsmasq to exit'
     if ($Daemon.Netns) { ip netns del $Daemon.Netns }
     Remove-Item -Recurse -Force $Daemon.Dir -ErrorAction SilentlyContinue
-    Remove-Item Env:SYSTEMCONTAINERS_SOCKET, Env:SYSTEMCONTAINERS_RUN_DIR -ErrorAction SilentlyContinue
+    Remove-Item Env:SYSTEMCONTAINERS_SOCKET, Env:SYSTEMCONTAINERS_RUN_DIR, Env:SYSTEMCONTAINERS_NO_AUTOSTART -ErrorAction SilentlyContinue
 }
 
 function Get-TestDnsmasq($Daemon) {

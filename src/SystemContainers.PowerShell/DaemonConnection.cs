@@ -5,7 +5,9 @@ namespace SystemContainers.PowerShell;
 
 /// <summary>
 /// The module's one client. The socket comes from SYSTEMCONTAINERS_SOCKET (else the run
-/// directory's default); when nothing answers there, the bundled daemon is started.
+/// directory's default); when nothing answers there, the bundled daemon is started, unless
+/// SYSTEMCONTAINERS_NO_AUTOSTART is 1 (test runs, whose daemons live in network namespaces
+/// of their own: a daemon started in their place would work on the host's network).
 /// </summary>
 internal static class DaemonConnection
 {
@@ -62,6 +64,9 @@ internal static class DaemonConnection
 
     private static void StartDaemon(SystemContainersClient client, CancellationToken ct)
     {
+        if (Environment.GetEnvironmentVariable("SYSTEMCONTAINERS_NO_AUTOSTART") == "1")
+            throw new SystemContainersApiException(503, "DaemonNotRunning",
+                $"systemcontainerd is not answering on {client.SocketPath}, and SYSTEMCONTAINERS_NO_AUTOSTART=1 forbids starting one");
         if (!File.Exists(DaemonPath))
             throw new SystemContainersApiException(503, "DaemonNotFound", $"systemcontainerd is not answering on {client.SocketPath} and {DaemonPath} does not exist; run ./build.ps1 build");
         string log = Path.Combine(RunDir, "systemcontainerd.log");
