@@ -195,7 +195,7 @@ public sealed class ContainerManager : IDisposable
             var plugged = new List<HostInterface>();
             try
             {
-                if (nicsChanged && c.Live is { } running) PlugAdded(c, running, old.Nics, config.Nics, plugged);
+                if (nicsChanged && c.Live is { } running) PlugAdded(c, running, old, config, plugged);
                 ApplyAndSave(c, config);
             }
             catch when (nicsChanged)
@@ -206,20 +206,18 @@ public sealed class ContainerManager : IDisposable
                 Networks.Register(name, old.Nics);
                 throw;
             }
-            if (nicsChanged && c.Live is { } live) UnplugRemoved(c, live, old.Nics, config.Nics);
+            if (nicsChanged && c.Live is { } live) UnplugRemoved(c, live, old, config);
             return Task.CompletedTask;
         }, ct);
-
-    private static IEnumerable<NicSpec> Bridged(IEnumerable<NicSpec> nics) => nics.Where(n => n.Type == NicType.Bridged);
 
     /// <summary>
     /// Hot-plugs the bridged NICs a running container's new config adds. A device whose network,
     /// names or MAC change keeps its current NIC until the next start.
     /// </summary>
-    private void PlugAdded(Container c, Live live, IReadOnlyList<NicSpec> before, IReadOnlyList<NicSpec> after, List<HostInterface> plugged)
+    private void PlugAdded(Container c, Live live, ContainerConfig before, ContainerConfig after, List<HostInterface> plugged)
     {
-        var had = Bridged(before).Select(n => n.Device).ToHashSet(StringComparer.Ordinal);
-        foreach (var nic in Bridged(after).Where(n => !had.Contains(n.Device)))
+        var had = before.BridgedNics.Select(n => n.Device).ToHashSet(StringComparer.Ordinal);
+        foreach (var nic in after.BridgedNics.Where(n => !had.Contains(n.Device)))
         {
             try
             {
@@ -236,10 +234,10 @@ public sealed class ContainerManager : IDisposable
     }
 
     /// <summary>Unplugs the bridged NICs a running container's new config no longer has (the peer goes with its host end).</summary>
-    private void UnplugRemoved(Container c, Live live, IReadOnlyList<NicSpec> before, IReadOnlyList<NicSpec> after)
+    private void UnplugRemoved(Container c, Live live, ContainerConfig before, ContainerConfig after)
     {
-        var keeps = Bridged(after).Select(n => n.Device).ToHashSet(StringComparer.Ordinal);
-        var gone = Bridged(before).Where(n => !keeps.Contains(n.Device)).Select(n => n.HostNameFor(c.Record.Name)).ToHashSet(StringComparer.Ordinal);
+        var keeps = after.BridgedNics.Select(n => n.Device).ToHashSet(StringComparer.Ordinal);
+        var gone = before.BridgedNics.Where(n => !keeps.Contains(n.Device)).Select(n => n.HostNameFor(c.Record.Name)).ToHashSet(StringComparer.Ordinal);
         List<HostInterface> unplugged;
         lock (live.HostInterfaces)
         {
@@ -478,7 +476,7 @@ public sealed class ContainerManager : IDisposable
         var cgroup = _cgroups.Create(name, RootUid(c), RootGid(c));
         SafeFd? master = null, slave = null;
         var config = ContainerConfig.Parse(c.Record.Config);
-        var nics = config.Nics.Where(n => n.Type == NicType.Bridged).ToList();
+        var nics = config.BridgedNics.ToList();
         var hostInterfaces = new List<HostInterface>();
         Action<int>? attach = nics.Count == 0 ? null : child =>
         {
@@ -494,13 +492,13 @@ public sealed class ContainerManager : IDisposable
             bool shifted = idmap is not null && _options.ShiftIds;
             try
             {
-                pid = _scInit.Create(PlanFor(c, cgroup, slavePath, shifted), slave, attach);
+                pid = _scInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
             }
             catch (ScInitException e) when (idmap is not null && !shifted && e.Message.Contains("cannot idmap mount", StringComparison.Ordinal))
             {
                 shifted = true;
                 DetachAll(hostInterfaces);
-                pid = _scInit.Create(PlanFor(c, cgroup, slavePath, shifted), slave, attach);
+                pid = _scInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
             }
             var pidfd = Sys.PidfdOpen(pid);
             var console = new ConsoleLog(master, slave, Path.Combine(run, "console.log"), _loop);
@@ -525,12 +523,11 @@ public sealed class ContainerManager : IDisposable
         }
     }
 
-    private LaunchPlan PlanFor(Container c, ContainerCgroup cgroup, string console, bool shifted)
+    private LaunchPlan PlanFor(Container c, ContainerConfig config, ContainerCgroup cgroup, string console, bool shifted)
     {
         var r = c.Record;
         string lower = _images.RootfsOf(r.ImageFingerprint);
         if (shifted) lower = IdShifter.EnsureShifted(lower, r.IdMap!);
-        var config = ContainerConfig.Parse(r.Config);
         var plan = new LaunchPlan()
             .Add("lower", lower)
             .Add("upper", Path.Combine(_store.DirectoryOf(r.Name), "fs"))
@@ -543,7 +540,7 @@ public sealed class ContainerManager : IDisposable
             .Add("uid", 0)
             .Add("gid", 0)
             .Add(cgroup.Join)
-            .AddAll("netif", config.Nics.Where(n => n.Type == NicType.Bridged).Select(n => n.Name))
+            .AddAll("netif", config.BridgedNics.Select(n => n.Name))
             .AddAll("capdrop", DroppedCapabilities.Select(x => x.ToString()))
             .Add("arg", "/sbin/init")
             .Add("env", "container=systemcontainers")
@@ -618,7 +615,7 @@ public sealed class ContainerManager : IDisposable
         var raw = new Dictionary<string, string>(config.Raw, StringComparer.Ordinal);
         if (firstConfig && !raw.Keys.Any(NicSpec.IsNicKey) && _options.DefaultNetwork is not null)
             raw[NicSpec.Key("eth0", "type")] = "bridged";
-        foreach (var nic in ContainerConfig.Parse(raw).Nics.Where(n => n.Type == NicType.Bridged))
+        foreach (var nic in ContainerConfig.Parse(raw).BridgedNics)
         {
             raw[NicSpec.Key(nic.Device, "type")] = "bridged";
             if (nic.Network is null) raw[NicSpec.Key(nic.Device, "network")] = Networks.EnsureDefault();
@@ -641,8 +638,8 @@ public sealed class ContainerManager : IDisposable
         var runtime = _store.ReadRuntime(name);
         var c = new Container(record, runtime);
         _containers[name] = c;
-        var nics = ContainerConfig.Parse(record.Config).Nics;
-        Networks.Restore(name, nics);
+        var config = ContainerConfig.Parse(record.Config);
+        Networks.Restore(name, config.Nics);
         if (!runtime.Running) return;
         if (runtime.Pid is int pid && runtime.PidStartTime is ulong start && ProcStat.StartTime(pid) == start)
         {
@@ -651,8 +648,8 @@ public sealed class ContainerManager : IDisposable
             var live = new Live(pid, pidfd, cgroup, ReattachConsole(c, pidfd))
             {
                 Frozen = _cgroups.ReadStats(cgroup).Frozen,
-                CpuSet = ContainerConfig.Parse(record.Config).Limits.CpuSet,
-                HostInterfaces = Networks.HostInterfacesOf(name, nics),
+                CpuSet = config.Limits.CpuSet,
+                HostInterfaces = Networks.HostInterfacesOf(name, config.Nics),
                 LastSample = (runtime.StartedAt ?? DateTimeOffset.UtcNow, 0),
             };
             c.Live = live;

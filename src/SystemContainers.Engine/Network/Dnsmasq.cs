@@ -116,11 +116,24 @@ public sealed class Dnsmasq : IDisposable
         Sys.WriteFileAtomic(HostsFile, Encoding.ASCII.GetBytes(text.ToString()), 0x1a4);
     }
 
+    /// <summary>Ends at once the IPv4 leases of these MAC addresses (a removed container's).</summary>
+    public void Release(IPAddress server, IReadOnlySet<string> macs)
+    {
+        foreach (var lease in ReadLeases().Where(l => macs.Contains(l.HwAddr)))
+        {
+            try { SendRelease(server, IPAddress.Parse(lease.Address), lease.HwAddr); }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                Console.Error.WriteLine($"cannot release the lease of {lease.Address} on {Bridge}: {e.Message}");
+            }
+        }
+    }
+
     /// <summary>
-    /// Ends a lease at once (a removed container's), as dnsmasq's dhcp_release does: a DHCPRELEASE
-    /// from the bridge's own address, sent through the bridge so dnsmasq takes it as the client's.
+    /// A DHCPRELEASE as dnsmasq's dhcp_release sends it: from the bridge's own address, through
+    /// the bridge, so dnsmasq takes it as the client's.
     /// </summary>
-    public void Release(IPAddress server, IPAddress address, string mac)
+    private void SendRelease(IPAddress server, IPAddress address, string mac)
     {
         const int BootRequest = 1, EthernetType = 1, DhcpRelease = 7, SolSocket = 1, SoBindToDevice = 25;
         var packet = new byte[300];
@@ -224,13 +237,7 @@ public sealed class Dnsmasq : IDisposable
     /// <summary>Ends dnsmasq (SIGTERM, then SIGKILL) and waits until it has exited.</summary>
     public void Stop()
     {
-        Instance? instance;
-        lock (_lock)
-        {
-            _stopping = true;
-            instance = _current;
-            _current = null;
-        }
+        var instance = LetGo();
         File.Delete(PidFile);
         if (instance is null) return;
         instance.Signal(15);
@@ -270,15 +277,17 @@ public sealed class Dnsmasq : IDisposable
     }
 
     /// <summary>Daemon shutdown: dnsmasq keeps serving the running containers; the next daemon adopts it.</summary>
-    public void Dispose()
+    public void Dispose() => LetGo()?.Gone();
+
+    /// <summary>Ends supervision and hands over the current process, if any.</summary>
+    private Instance? LetGo()
     {
-        Instance? instance;
         lock (_lock)
         {
             _stopping = true;
-            instance = _current;
+            var instance = _current;
             _current = null;
+            return instance;
         }
-        instance?.Gone();
     }
 }

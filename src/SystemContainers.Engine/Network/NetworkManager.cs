@@ -328,16 +328,9 @@ public sealed class NetworkManager : IDisposable
     {
         lock (_lock)
         {
-            foreach (var nic in _nics.GetValueOrDefault(container) ?? [])
-                if (nic.HwAddrText is { } mac && _networks.TryGetValue(nic.Network!, out var m))
-                    foreach (var lease in m.Dnsmasq.ReadLeases().Where(l => l.HwAddr == mac))
-                    {
-                        try { m.Dnsmasq.Release(m.Config.IPv4.Address, IPAddress.Parse(lease.Address), mac); }
-                        catch (System.Net.Sockets.SocketException e)
-                        {
-                            Console.Error.WriteLine($"cannot release the lease of {lease.Address} on network '{nic.Network}': {e.Message}");
-                        }
-                    }
+            foreach (var onNetwork in (_nics.GetValueOrDefault(container) ?? []).GroupBy(n => n.Network!))
+                if (_networks.TryGetValue(onNetwork.Key, out var m))
+                    m.Dnsmasq.Release(m.Config.IPv4.Address, onNetwork.Select(n => n.HwAddrText).OfType<string>().ToHashSet());
             Register(container, []);
         }
     }

@@ -111,68 +111,27 @@ public sealed unsafe class RtNetlink : IDisposable
     private const int CLONE_NEWNET = 0x40000000;
 
     /// <summary>Deletes a link; false when there was none of that name.</summary>
-    public bool DeleteLink(string name)
-    {
-        var m = new Message(RTM_DELLINK, 0).IfInfo(0, 0).String(IFLA_IFNAME, name);
-        try
-        {
-            Request(m, "delete link", name);
-            return true;
-        }
-        catch (NativeException e) when (e.Errno == ENODEV)
-        {
-            return false;
-        }
-    }
+    public bool DeleteLink(string name) =>
+        TryRequest(new Message(RTM_DELLINK, 0).IfInfo(0, 0).String(IFLA_IFNAME, name), "delete link", name, ENODEV, out _);
 
     /// <summary>Deletes a link by index (a name may already belong to a newer link); false when it is gone.</summary>
-    public bool DeleteLink(int index)
-    {
-        var m = new Message(RTM_DELLINK, 0).IfInfo(index, 0);
-        try
-        {
-            Request(m, "delete link", $"#{index}");
-            return true;
-        }
-        catch (NativeException e) when (e.Errno == ENODEV)
-        {
-            return false;
-        }
-    }
+    public bool DeleteLink(int index) =>
+        TryRequest(new Message(RTM_DELLINK, 0).IfInfo(index, 0), "delete link", $"#{index}", ENODEV, out _);
 
     /// <summary>The interface index of a link, or null when there is none of that name.</summary>
-    public int? LinkIndex(string name)
-    {
-        var m = new Message(RTM_GETLINK, 0).IfInfo(0, 0).String(IFLA_IFNAME, name);
-        try
-        {
-            var reply = Request(m, "look up link", name);
-            return reply is null ? null : BinaryPrimitives.ReadInt32LittleEndian(reply.AsSpan(16 + 4));
-        }
-        catch (NativeException e) when (e.Errno == ENODEV)
-        {
-            return null;
-        }
-    }
+    public int? LinkIndex(string name) =>
+        TryRequest(new Message(RTM_GETLINK, 0).IfInfo(0, 0).String(IFLA_IFNAME, name), "look up link", name, ENODEV, out var reply)
+            && reply is not null ? BinaryPrimitives.ReadInt32LittleEndian(reply.AsSpan(16 + 4)) : null;
 
     public void AddAddress(int index, IPAddress address, int prefixLength, string linkName) =>
-        Address(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, index, address, prefixLength, "add address", linkName);
+        Request(AddressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, index, address, prefixLength), "add address", $"{address}/{prefixLength} on {linkName}");
 
     /// <summary>Removes an address; false when the link did not have it.</summary>
-    public bool DeleteAddress(int index, IPAddress address, int prefixLength, string linkName)
-    {
-        try
-        {
-            Address(RTM_DELADDR, 0, index, address, prefixLength, "delete address", linkName);
-            return true;
-        }
-        catch (NativeException e) when (e.Errno == EADDRNOTAVAIL)
-        {
-            return false;
-        }
-    }
+    public bool DeleteAddress(int index, IPAddress address, int prefixLength, string linkName) =>
+        TryRequest(AddressMessage(RTM_DELADDR, 0, index, address, prefixLength), "delete address", $"{address}/{prefixLength} on {linkName}",
+            EADDRNOTAVAIL, out _);
 
-    private void Address(ushort type, ushort flags, int index, IPAddress address, int prefixLength, string operation, string linkName)
+    private static Message AddressMessage(ushort type, ushort flags, int index, IPAddress address, int prefixLength)
     {
         bool v6 = address.AddressFamily == AddressFamily.InterNetworkV6;
         byte[] bytes = address.GetAddressBytes();
@@ -186,7 +145,22 @@ public sealed unsafe class RtNetlink : IDisposable
         m.Bytes(IFA_LOCAL, bytes).Bytes(IFA_ADDRESS, bytes);
         // The bridge owns its subnet: duplicate address detection would only delay dnsmasq's bind.
         if (v6) m.U32(IFA_FLAGS, IFA_F_NODAD);
-        Request(m, operation, $"{address}/{prefixLength} on {linkName}");
+        return m;
+    }
+
+    /// <summary>A request whose target may be gone: false when the kernel answers with goneErrno.</summary>
+    private bool TryRequest(Message message, string operation, string subject, int goneErrno, out byte[]? reply)
+    {
+        try
+        {
+            reply = Request(message, operation, subject);
+            return true;
+        }
+        catch (NativeException e) when (e.Errno == goneErrno)
+        {
+            reply = null;
+            return false;
+        }
     }
 
     /// <summary>Sends one request and waits for its acknowledgement; returns the reply payload of a GET.</summary>

@@ -18,7 +18,13 @@ public sealed record ContainerConfig
 
     public static readonly IReadOnlyList<string> Keys = [Privileged, IdmapBase, IdmapSize, StopTimeout, .. ResourceLimits.Keys];
 
-    private ContainerConfig(ImmutableSortedDictionary<string, string> raw) => Raw = raw;
+    // The structured keys are parsed here, once: a config is consulted on every start, exec and stop.
+    private ContainerConfig(ImmutableSortedDictionary<string, string> raw)
+    {
+        Raw = raw;
+        Limits = ResourceLimits.Parse(raw, System.Environment.ProcessorCount, HostMemoryBytes);
+        Nics = NicSpec.ParseAll(raw);
+    }
 
     public ImmutableSortedDictionary<string, string> Raw { get; }
 
@@ -32,7 +38,7 @@ public sealed record ContainerConfig
         TimeSpan.FromSeconds(Raw.TryGetValue(StopTimeout, out var v) ? ParseCount(StopTimeout, v, 0, 3600) : 30);
 
     /// <summary>The limits.* keys, validated against this host's CPUs and memory.</summary>
-    public ResourceLimits Limits => ResourceLimits.Parse(Raw, System.Environment.ProcessorCount, HostMemoryBytes);
+    public ResourceLimits Limits { get; }
 
     // Read once: configs are parsed on every exec, start and stats call, and the host's memory does not change.
     private static readonly Lazy<long> HostMemory = new(() =>
@@ -46,7 +52,10 @@ public sealed record ContainerConfig
            .Select(kv => KeyValuePair.Create(kv.Key[EnvironmentPrefix.Length..], kv.Value));
 
     /// <summary>The network devices (nic.&lt;device&gt;.* keys), validated.</summary>
-    public IReadOnlyList<NicSpec> Nics => NicSpec.ParseAll(Raw);
+    public IReadOnlyList<NicSpec> Nics { get; }
+
+    /// <summary>The devices that get a veth on a managed bridge.</summary>
+    public IEnumerable<NicSpec> BridgedNics => Nics.Where(n => n.Type == NicType.Bridged);
 
     public static ContainerConfig Empty { get; } = new(ImmutableSortedDictionary<string, string>.Empty.WithComparers(StringComparer.Ordinal));
 
@@ -71,13 +80,11 @@ public sealed record ContainerConfig
             builder[key] = value;
         }
         var config = new ContainerConfig(builder.ToImmutable());
-        // Parse each typed value once now, so a bad value fails here and not at start.
+        // Check the other typed values now too, so a bad value fails here and not at start.
         _ = config.IsPrivileged;
         _ = config.IdmapBaseValue;
         _ = config.IdmapSizeValue;
         _ = config.StopTimeoutValue;
-        _ = config.Limits;
-        _ = config.Nics;
         return config;
     }
 
