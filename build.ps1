@@ -242,9 +242,11 @@ function Invoke-Tests {
     $config.Run.Path = Join-Path $Root 'tests'
     $config.Run.PassThru = $true
     $config.Output.Verbosity = 'Detailed'
-    $config.TestResult.Enabled = $true
-    $config.TestResult.OutputPath = Join-Path $results 'pester.xml'
     $pester = Invoke-Pester -Configuration $config
+    # Written apart from the run: a failure message with a control character (terminal output)
+    # cannot go into XML, and must not cost the counts.
+    try { $pester | Export-NUnitReport -Path (Join-Path $results 'pester.xml') }
+    catch { Write-Warning "cannot write the Pester report: $_" }
     $pPassed = $pester.PassedCount; $pFailed = $pester.FailedCount + $pester.FailedBlocksCount + $pester.FailedContainersCount
     $pSkipped = $pester.SkippedCount + $pester.NotRunCount
 

@@ -20,7 +20,7 @@ public static class TerminalBridge
                 while ((n = await terminal.ReadAsync(buffer, ct)) > 0)
                     await socket.SendAsync(buffer.AsMemory(0, n), WebSocketMessageType.Binary, true, ct);
             }
-            catch (IOException) { }
+            catch (Exception e) when (e is IOException or WebSocketException) { }
         }, ct);
         var input = Task.Run(async () =>
         {
@@ -38,8 +38,10 @@ public static class TerminalBridge
             }
             catch (Exception e) when (e is WebSocketException or IOException or JsonException) { }
         }, ct);
-        await Task.WhenAny(output, session.Completion);
         var (code, _) = await session.Completion;
+        // What the command wrote last may still be in the pty: forward it before closing (a
+        // background child that keeps the terminal open is not waited for long).
+        await Task.WhenAny(output, Task.Delay(TimeSpan.FromSeconds(1)));
         if (socket.State == WebSocketState.Open)
             await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, $"exit {code}", CancellationToken.None);
         await Task.WhenAny(input, Task.Delay(1000));
