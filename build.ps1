@@ -5,7 +5,10 @@
 .DESCRIPTION
     build  - sc-init with the system C compiler, the daemon and the module into artifacts/SystemContainers, help (MAML) from docs/.
     docs   - only the help: docs/*.md (platyPS format) to artifacts/SystemContainers/en-US/SystemContainers.PowerShell.dll-Help.xml.
-    test   - host packages, build, xunit and Pester; ends with "Tests: N passed, N failed[, N skipped]".
+    test   - host packages, build, xunit and Pester, then the v2 lane (tools/v2lane/run.sh: a subset of the Pester
+             suite in a Debian 12 guest with systemd and pure cgroup v2; SYSTEMCONTAINERS_V2LANE=full runs all of it
+             there, =off leaves the lane out, counted as skipped); ends with "Tests: N passed, N failed[, N skipped]"
+             over both lanes.
     demo   - host packages, build, then a busybox container: uname -a, ps and its DHCP address inside, the default network, Get-SystemContainer, removal.
     bench  - host packages, build, then bench/launch.ps1 (results in bench/RESULTS.md).
     install - host packages, build, then the daemon and sc-init in /usr/lib/systemcontainers, the module in
@@ -257,13 +260,32 @@ function Invoke-Tests {
     $pPassed = $pester.PassedCount; $pFailed = $pester.FailedCount + $pester.FailedBlocksCount + $pester.FailedContainersCount
     $pSkipped = $pester.SkippedCount + $pester.NotRunCount
 
-    $passed = $xPassed + $pPassed; $failed = $xFailed + $pFailed; $skipped = $xSkipped + $pSkipped
+    Write-Host "`n== v2 lane: a Debian 12 guest with systemd and pure cgroup v2"
+    $lane = Invoke-V2Lane
+    $passed = $xPassed + $pPassed + $lane.Passed; $failed = $xFailed + $pFailed + $lane.Failed; $skipped = $xSkipped + $pSkipped + $lane.Skipped
     if ($xunitExit -ne 0 -and $xFailed -eq 0) { $failed++ }
     $line = "Tests: $passed passed, $failed failed"
     if ($skipped -gt 0) { $line += ", $skipped skipped" }
     Write-Host ''
     Write-Host $line
     if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
+}
+
+function Invoke-V2Lane {
+    <# The lane's counts; a lane that cannot run is one skipped test with its reason, never a pass. #>
+    if ($env:SYSTEMCONTAINERS_V2LANE -eq 'off') {
+        Write-Host 'v2lane: skipped: SYSTEMCONTAINERS_V2LANE=off'
+        return [pscustomobject]@{ Passed = 0; Failed = 0; Skipped = 1 }
+    }
+    $summary = Join-Path $Root 'tests/results/v2lane/summary'
+    & bash (Join-Path $Root 'tools/v2lane/run.sh')
+    if (-not (Test-Path $summary)) {
+        Write-Host "v2lane: run.sh exited with $LASTEXITCODE and left no $summary"
+        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+    }
+    $counts = @{}
+    foreach ($line in Get-Content $summary) { $key, $value = $line -split ' ', 2; $counts[$key] = $value }
+    [pscustomobject]@{ Passed = [int]$counts['passed']; Failed = [int]$counts['failed']; Skipped = [int]$counts['skipped'] }
 }
 
 # ---- demo -----------------------------------------------------------------------------------

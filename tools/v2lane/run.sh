@@ -92,14 +92,16 @@ debootstrap_dir=/var/cache/systemcontainers/debootstrap
 tool_key=$( { find "$dotnet_dir" "$nuget_dir" "$dotnet_home" -printf '%P %s\n'; ls -l "$debootstrap_dir"/*.tar 2>/dev/null; } | sha256sum | cut -c1-16)
 TOOL=$CACHE/toolchain-$tool_key.img
 if [ ! -f "$TOOL" ]; then
-    rm -f "$CACHE"/toolchain-*.img
+    rm -f "$CACHE"/toolchain-*
     echo "v2lane: making the toolchain disk"
     stage=$RUN/toolchain
     mkdir -p "$stage/debootstrap"
-    cp -a "$dotnet_dir" "$stage/dotnet"
-    cp -a "$nuget_dir" "$stage/nuget"
-    cp -a "$dotnet_home" "$stage/dotnet-home"
-    for t in "$debootstrap_dir"/*.tar; do [ -f "$t" ] && cp -a "$t" "$stage/debootstrap/"; done
+    # Hard links where the cache shares a file system with them: mkfs.ext4 -d only reads.
+    link() { cp -al "$1" "$2" 2>/dev/null || { rm -rf "$2"; cp -a "$1" "$2"; }; }
+    link "$dotnet_dir" "$stage/dotnet"
+    link "$nuget_dir" "$stage/nuget"
+    link "$dotnet_home" "$stage/dotnet-home"
+    for t in "$debootstrap_dir"/*.tar; do [ -f "$t" ] && link "$t" "$stage/debootstrap/$(basename "$t")"; done
     size=$(( $(du -sm "$stage" | cut -f1) * 12 / 10 + 256 ))
     mkfs.ext4 -q -F -L v2tool -d "$stage" "$TOOL.tmp" "${size}M" > /dev/null
     mv "$TOOL.tmp" "$TOOL"
