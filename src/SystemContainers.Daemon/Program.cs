@@ -55,6 +55,7 @@ app.Use(async (context, next) =>
     }
     catch (Exception e) when (!context.Response.HasStarted)
     {
+        DaemonLog.Failure($"{context.Request.Method} {context.Request.Path}", e);
         await ErrorMapping.ToResult(e).ExecuteAsync(context);
     }
 });
@@ -64,7 +65,7 @@ api.Map(app);
 
 await app.StartAsync();
 File.SetUnixFileMode(options.Socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-Console.WriteLine($"systemcontainerd {Environment.ProcessId} listening on {options.Socket} (state {options.Engine.StateDir}, cgroup {containers.CgroupVersion})");
+DaemonLog.Info($"systemcontainerd {Environment.ProcessId} listening on {options.Socket} (state {options.Engine.StateDir}, cgroup {containers.CgroupVersion})");
 await app.WaitForShutdownAsync();
 return 0;
 
