@@ -95,6 +95,70 @@ Describe 'Enter-SystemContainer' {
             Remove-Item Env:SC_ENTER_SCRIPT -ErrorAction SilentlyContinue
         }
     }
+    It 'works in an interactive pwsh with PSReadLine: Tab, Ctrl-C, top, resize, exit code and the prompt back (tmux)' {
+        $session = "sc-test-i$PID"
+        $root = (Resolve-Path (Join-Path $PSScriptRoot '..')).Path
+        tmux new-session -d -s $session -x 100 -y 30 "cd '$root' && SYSTEMCONTAINERS_SOCKET='$($daemon.Socket)' SYSTEMCONTAINERS_NO_AUTOSTART=1 dotnet pwsh -NoProfile -NoLogo"
+        try {
+            function Screen { (tmux capture-pane -t $session -p) -join "`n" }
+            function Send-Line([string]$Keys) { tmux send-keys -t $session -l $Keys; tmux send-keys -t $session Enter }
+            # A failure shows what the terminal showed.
+            function Wait-Screen([string]$What, [string]$Pattern, [int]$TimeoutSeconds = 10) {
+                try { Wait-Until -TimeoutSeconds $TimeoutSeconds -What $What { (Screen) -match $Pattern } }
+                catch { throw "$_; the screen:`n$(Screen)" }
+            }
+            $pwshPrompt = '(?m)^PS [^\n]*> ?$'
+            Wait-Screen 'the pwsh prompt' $pwshPrompt 90
+            Send-Line "Import-Module '$root/SystemContainers.psd1'; 'readline=' + (Get-Module PSReadLine).Name"
+            Wait-Screen 'the module' '(?m)^readline=PSReadLine' 30
+            tmux send-keys -t $session clear Enter
+            Send-Line 'Enter-SystemContainer run1'
+            Wait-Screen 'the container shell' '(?m)^\S* #\s*$' 30
+
+            # Tab completes inside the container: each key goes through as it is typed.
+            Send-Line 'mkdir -p /tmp/tabdir && touch /tmp/tabdir/completed-by-tab'
+            tmux send-keys -t $session -l 'ls /tmp/tabdir/comp'
+            tmux send-keys -t $session Tab
+            Wait-Screen 'the completion' 'ls /tmp/tabdir/completed-by-tab' 10
+            tmux send-keys -t $session Enter
+            Wait-Screen 'ls of the completed name' '(?m)^/tmp/tabdir/completed-by-tab\s*$' 10
+            # Echoed once, by the container's shell, not also by the local terminal.
+            ([regex]::Matches((Screen), 'mkdir -p /tmp/tabdir')).Count | Should -Be 1
+
+            # Ctrl-C interrupts the container's foreground process, not pwsh.
+            Send-Line 'sleep 300'
+            Start-Sleep -Milliseconds 500
+            tmux send-keys -t $session C-c
+            Send-Line 'echo "after-$?"'
+            Wait-Screen 'sleep to be interrupted' '(?m)^after-130' 10
+
+            # A full-screen program takes single keys.
+            Send-Line 'top'
+            Wait-Screen 'top' '(?s)PID.*|Mem.*PID' 10
+            tmux send-keys -t $session q
+            Send-Line 'echo top-quit'
+            Wait-Screen 'top to quit on q' '(?m)^top-quit' 10
+
+            tmux resize-window -t $session -x 120 -y 40
+            Start-Sleep -Milliseconds 700
+            Send-Line 'stty size'
+            Wait-Screen 'the new size inside' '(?m)^40 120' 10
+
+            Send-Line 'exit 3'
+            Wait-Screen 'the pwsh prompt after exit' $pwshPrompt 20
+            Send-Line '"code=$LASTEXITCODE"'
+            Wait-Screen '$LASTEXITCODE' '(?m)^code=3' 10
+            # The prompt reads keys again: PSReadLine edits the line (Ctrl-U clears it) and runs it.
+            tmux send-keys -t $session -l 'junk'
+            tmux send-keys -t $session C-u
+            Send-Line '"prompt-" + "works"'
+            Wait-Screen 'pwsh to take input again' '(?m)^prompt-works' 10
+            (Screen) | Should -Not -Match 'junk'
+        }
+        finally {
+            tmux kill-session -t $session 2>$null
+        }
+    }
     It 'reports a stopped container' {
         New-SystemContainer parked -Image busybox | Out-Null
         Enter-SystemContainer parked -ErrorVariable err -ErrorAction SilentlyContinue

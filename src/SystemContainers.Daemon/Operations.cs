@@ -98,6 +98,7 @@ public sealed class OperationRegistry
             }
             catch (Exception e)
             {
+                DaemonLog.Failure($"operation {op.Id} ({description})", e);
                 op.Fail(e);
             }
             Changed?.Invoke(op);

@@ -56,6 +56,7 @@ app.Use(async (context, next) =>
     }
     catch (Exception e) when (!context.Response.HasStarted)
     {
+        DaemonLog.Failure($"{context.Request.Method} {context.Request.Path}", e);
         await ErrorMapping.ToResult(e).ExecuteAsync(context);
     }
 });
@@ -65,7 +66,7 @@ api.Map(app);
 
 await app.StartAsync();
 File.SetUnixFileMode(options.Socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-Console.WriteLine($"systemcontainerd {Environment.ProcessId} listening on {options.Socket} (state {options.Engine.StateDir}, cgroup {containers.CgroupVersion})");
+DaemonLog.Info($"systemcontainerd {Environment.ProcessId} listening on {options.Socket} (state {options.Engine.StateDir}, cgroup {containers.CgroupVersion})");
 Daemonization.NotifyReady(notifySocket);
 await app.WaitForShutdownAsync();
 return 0;

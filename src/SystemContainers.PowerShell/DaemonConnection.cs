@@ -69,6 +69,11 @@ internal static class DaemonConnection
                 $"systemcontainerd is not answering on {client.SocketPath}, and SYSTEMCONTAINERS_NO_AUTOSTART=1 forbids starting one");
         if (!File.Exists(DaemonPath))
             throw new SystemContainersApiException(503, "DaemonNotFound", $"systemcontainerd is not answering on {client.SocketPath} and {DaemonPath} does not exist; run ./build.ps1 build");
+        if (InstalledUnit() is string unit && client.SocketPath == DefaultSocket)
+        {
+            StartUnit(client, unit, ct);
+            return;
+        }
         string log = Path.Combine(RunDir, "systemcontainerd.log");
         var psi = new ProcessStartInfo(DaemonPath, ["--log-file", log, "--socket", client.SocketPath])
         {
@@ -78,7 +83,7 @@ internal static class DaemonConnection
             RedirectStandardError = true,
         };
         using var daemon = Process.Start(psi)!;
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        var deadline = DateTime.UtcNow + StartTimeout;
         while (DateTime.UtcNow < deadline)
         {
             if (client.PingAsync(ct).GetAwaiter().GetResult()) return;
@@ -90,6 +95,41 @@ internal static class DaemonConnection
             }
             Thread.Sleep(50);
         }
-        throw new SystemContainersApiException(503, "DaemonStartFailed", $"systemcontainerd did not answer on {client.SocketPath} within 30 s; see {log}");
+        throw new SystemContainersApiException(503, "DaemonStartFailed", $"systemcontainerd did not answer on {client.SocketPath} within {StartTimeout.TotalSeconds} s; see {log}");
+    }
+
+    // Generous: a first start on a slow or emulated machine takes tens of seconds.
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
+
+    private const string DefaultSocket = "/run/systemcontainers/systemcontainerd.sock";
+
+    /// <summary>
+    /// The installed systemd unit, when systemd is PID 1 (sd_booted's test): the daemon then runs as
+    /// the service an admin manages with systemctl, not as a child of this pwsh's login session.
+    /// </summary>
+    private static string? InstalledUnit()
+    {
+        if (!Directory.Exists("/run/systemd/system")) return null;
+        string[] dirs = ["/etc/systemd/system", "/usr/local/lib/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"];
+        return dirs.Any(d => File.Exists(Path.Combine(d, "systemcontainerd.service"))) ? "systemcontainerd.service" : null;
+    }
+
+    private static void StartUnit(SystemContainersClient client, string unit, CancellationToken ct)
+    {
+        var psi = new ProcessStartInfo("systemctl", ["start", unit]) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+        using (var systemctl = Process.Start(psi)!)
+        {
+            string error = systemctl.StandardError.ReadToEnd().Trim();
+            systemctl.WaitForExit();
+            if (systemctl.ExitCode != 0)
+                throw new SystemContainersApiException(503, "DaemonStartFailed", $"systemctl start {unit} failed with {systemctl.ExitCode}: {error} (see journalctl -u {unit})");
+        }
+        var deadline = DateTime.UtcNow + StartTimeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (client.PingAsync(ct).GetAwaiter().GetResult()) return;
+            Thread.Sleep(50);
+        }
+        throw new SystemContainersApiException(503, "DaemonStartFailed", $"{unit} started but does not answer on {client.SocketPath} within {StartTimeout.TotalSeconds} s (see journalctl -u {unit})");
     }
 }

@@ -119,7 +119,8 @@ public sealed class EnterSystemContainerCommand : SystemContainerCmdlet
     private async Task Bridge(ClientWebSocket socket, bool tty)
     {
         var stdout = Console.OpenStandardOutput();
-        var stdin = Console.OpenStandardInput();
+        var stdin = tty ? null : Console.OpenStandardInput();
+        var terminal = tty ? new TerminalInput() : null;
         using var sending = new SemaphoreSlim(1, 1);
         async Task Send(ReadOnlyMemory<byte> data, WebSocketMessageType type)
         {
@@ -135,13 +136,19 @@ public sealed class EnterSystemContainerCommand : SystemContainerCmdlet
             var control = JsonSerializer.SerializeToUtf8Bytes(new ExecControl("window-resize", size.WindowWidth, size.WindowHeight), Wire.Json);
             _ = Send(control, WebSocketMessageType.Text);
         }, null, tty ? 250 : Timeout.Infinite, 250);
-        var input = Task.Run(async () =>
+        // A thread of its own: the terminal read blocks, and must stop with the session.
+        var input = new Thread(() =>
         {
             var buf = new byte[4096];
-            int n;
-            while (socket.State == WebSocketState.Open && (n = await stdin.ReadAsync(buf, Cancel)) > 0)
-                await Send(buf.AsMemory(0, n), WebSocketMessageType.Binary);
-        }, Cancel);
+            try
+            {
+                int n;
+                while (socket.State == WebSocketState.Open && (n = terminal is not null ? terminal.Read(buf) : stdin!.Read(buf)) > 0)
+                    Send(buf.AsMemory(0, n), WebSocketMessageType.Binary).GetAwaiter().GetResult();
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or IOException) { }
+        }) { IsBackground = true, Name = "Enter-SystemContainer input" };
+        input.Start();
         var buffer = new byte[16384];
         try
         {
@@ -154,6 +161,11 @@ public sealed class EnterSystemContainerCommand : SystemContainerCmdlet
             }
         }
         catch (WebSocketException) { }
-        _ = input;
+        finally
+        {
+            // The remote side ended: the input pump lets go of the terminal before pwsh's prompt needs it.
+            terminal?.Dispose();
+            if (terminal is not null && input.Join(TimeSpan.FromSeconds(5))) terminal.Close();
+        }
     }
 }

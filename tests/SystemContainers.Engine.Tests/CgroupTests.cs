@@ -17,20 +17,20 @@ public class CgroupV2DriverTests
     }
 
     [Fact]
-    public void CreatesDelegatedCgroupUnderTheDaemonsOwnWithControllersEnabled()
+    public void CreatesDelegatedCgroupInItsSubtreeWithControllersEnabled()
     {
         using var root = new TempDir();
-        MakeCgroup(root.Combine("system.slice", "sc.service"), "cpuset cpu io memory hugetlb pids rdma misc");
-        MakeCgroup(root.Combine("system.slice", "sc.service", "grp"), "cpuset cpu io memory hugetlb pids rdma misc");
-        MakeCgroup(root.Combine("system.slice", "sc.service", "grp", "web"), "cpuset cpu io memory hugetlb pids rdma misc");
-        var driver = new CgroupV2Driver(root.Path, "/system.slice/sc.service", "grp");
+        MakeCgroup(root.Path, "cpuset cpu io memory hugetlb pids rdma misc");
+        MakeCgroup(root.Combine("grp"), "cpuset cpu io memory hugetlb pids rdma misc");
+        MakeCgroup(root.Combine("grp", "web"), "cpuset cpu io memory hugetlb pids rdma misc");
+        var driver = new CgroupV2Driver(root.Path, new PlainSubtree(root.Path, "/", "grp", enableControllers: true));
 
         var cg = driver.Create("web", 1_000_000, 1_000_000);
 
-        string dir = root.Combine("system.slice", "sc.service", "grp", "web");
+        string dir = root.Combine("grp", "web");
         Assert.Equal([dir], cg.Directories);
-        Assert.Equal("+cpuset +cpu +io +memory +pids", File.ReadAllText(root.Combine("system.slice", "sc.service", "cgroup.subtree_control")));
-        Assert.Equal("+cpuset +cpu +io +memory +pids", File.ReadAllText(root.Combine("system.slice", "sc.service", "grp", "cgroup.subtree_control")));
+        Assert.Equal("+cpuset +cpu +io +memory +pids", File.ReadAllText(root.Combine("cgroup.subtree_control")));
+        Assert.Equal("+cpuset +cpu +io +memory +pids", File.ReadAllText(root.Combine("grp", "cgroup.subtree_control")));
         Assert.Empty(cg.Join.TaskFiles);
         Assert.Equal(dir, cg.Join.Unified);
         foreach (var path in new[] { dir, Path.Combine(dir, "cgroup.procs"), Path.Combine(dir, "cgroup.subtree_control"), Path.Combine(dir, "cgroup.threads") })
@@ -45,7 +45,7 @@ public class CgroupV2DriverTests
         using var root = new TempDir();
         MakeCgroup(root.Combine("own", "grp", "c1", "init.scope"), "");
         MakeCgroup(root.Combine("own", "grp", "c1", "system.slice", "dbus.service"), "");
-        var driver = new CgroupV2Driver(root.Path, "/own", "grp", enableControllers: false);
+        var driver = new CgroupV2Driver(root.Path, new PlainSubtree(root.Path, "/own", "grp", enableControllers: false));
         // Interface files are not removable on cgroupfs (rmdir takes them); here they must go first.
         foreach (var f in Directory.GetFiles(root.Combine("own", "grp", "c1"), "*", SearchOption.AllDirectories)) File.Delete(f);
         driver.Remove("c1");
@@ -59,7 +59,7 @@ public class CgroupV2DriverTests
     {
         using var root = new TempDir();
         Directory.CreateDirectory(root.Combine("own", "grp", "running"));
-        new CgroupV2Driver(root.Path, "/own", "grp", enableControllers: false).ReleaseGroup();
+        new CgroupV2Driver(root.Path, new PlainSubtree(root.Path, "/own", "grp", enableControllers: false)).ReleaseGroup();
         Assert.True(Directory.Exists(root.Combine("own", "grp", "running")));
     }
 }

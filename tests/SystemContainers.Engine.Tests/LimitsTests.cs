@@ -75,7 +75,7 @@ public class CgroupV2LimitsTests
         foreach (var f in new[] { "cgroup.controllers", "cgroup.subtree_control", "cgroup.procs", "cgroup.threads", "cgroup.freeze", "cpu.max",
                      "cpu.weight", "cpuset.cpus", "memory.max", "memory.high", "memory.swap.max", "pids.max", "io.weight" })
             File.WriteAllText(Path.Combine(dir, f), "");
-        var driver = new CgroupV2Driver(root.Path, "/own", "grp", enableControllers: false);
+        var driver = new CgroupV2Driver(root.Path, new PlainSubtree(root.Path, "/own", "grp", enableControllers: false));
         return (root, driver, driver.Open("c1"), dir);
     }
 
@@ -115,6 +115,28 @@ public class CgroupV2LimitsTests
             Assert.Equal("max", Read(dir, "memory.swap.max"));
             Assert.Equal("max", Read(dir, "pids.max"));
             Assert.Equal("default 100", Read(dir, "io.weight"));
+        }
+    }
+
+    [Theory]
+    [InlineData("limits.memory", "64MiB", "memory.max")]
+    [InlineData("limits.cpu.allowance", "25ms/100ms", "cpu.max")]
+    [InlineData("limits.processes", "10", "pids.max")]
+    [InlineData("limits.disk.priority", "5", "io.weight")]
+    [InlineData("limits.memory.swap", "false", "memory.swap.max")]
+    public void ALimitWhoseControllerIsMissingIsAnErrorNamingTheKeyAndFile(string key, string value, string file)
+    {
+        var (root, driver, cg, dir) = Fixture();
+        using (root)
+        {
+            File.Delete(Path.Combine(dir, file));
+            var limits = ResourceLimits.Parse(new Dictionary<string, string> { [key] = value }, 4, 8L << 30);
+            var e = Assert.Throws<EngineException>(() => driver.Apply(cg, limits, null));
+            Assert.Equal("LimitUnsupported", e.Reason);
+            Assert.Contains(key, e.Message);
+            Assert.Contains(Path.Combine(dir, file), e.Message);
+            // Without the limit the missing controller is no error: nothing is asked of it.
+            driver.Apply(cg, ResourceLimits.None, null);
         }
     }
 

@@ -21,9 +21,13 @@ public static class CgroupDriverFactory
         {
             if (unifiedMount is null)
                 throw new EngineException(FailureKind.Failed, "NoCgroups", "cannot find a mounted cgroup hierarchy in /proc/self/mountinfo");
-            return new CgroupV2Driver(unifiedMount, unifiedOwn, group);
+            CgroupSubtree subtree = SystemdScopeSubtree.Available
+                ? new SystemdScopeSubtree(unifiedMount, group)
+                : new PlainSubtree(unifiedMount, "/", group, enableControllers: true);
+            return new CgroupV2Driver(unifiedMount, subtree);
         }
-        var unified = unifiedMount is null ? null : new CgroupV2Driver(unifiedMount, unifiedOwn, group, enableControllers: false);
+        // A hybrid host's cgroup2 tree has no controllers: the group sits under the daemon's own cgroup there.
+        var unified = unifiedMount is null ? null : new CgroupV2Driver(unifiedMount, new PlainSubtree(unifiedMount, unifiedOwn, group, enableControllers: false));
         return new CgroupV1Driver(v1, unified, group);
     }
 

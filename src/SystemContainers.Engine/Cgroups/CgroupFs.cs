@@ -36,12 +36,6 @@ internal static class CgroupFs
         return 0;
     }
 
-    /// <summary>Writes only where the controller file exists (some hosts lack, for example, blkio weights or swap accounting).</summary>
-    public static void WriteIfPresent(string file, string value)
-    {
-        if (File.Exists(file)) Write(file, value);
-    }
-
     /// <summary>Waits for a cgroup state file to read the wanted value (freezing is asynchronous).</summary>
     public static void WaitFor(Func<bool> done, string what)
     {
@@ -111,6 +105,42 @@ internal static class CgroupFs
             return false;
         }
     }
+
+    /// <summary>
+    /// Enables for dir's children each wanted controller that dir has: all in one write, and where
+    /// the kernel refuses that, one at a time, so that one it refuses stays off alone and the limit
+    /// that needs it fails with its own error at Apply.
+    /// </summary>
+    public static void EnableControllers(string dir)
+    {
+        var available = Words(Path.Combine(dir, "cgroup.controllers"));
+        var enabled = Words(Path.Combine(dir, "cgroup.subtree_control"));
+        var missing = CgroupSubtree.WantedControllers.Where(c => available.Contains(c) && !enabled.Contains(c)).ToList();
+        if (missing.Count == 0) return;
+        string file = Path.Combine(dir, "cgroup.subtree_control");
+        try
+        {
+            Write(file, string.Join(' ', missing.Select(c => "+" + c)));
+            return;
+        }
+        catch (NativeException)
+        {
+        }
+        foreach (var c in missing)
+        {
+            try
+            {
+                Write(file, "+" + c);
+            }
+            catch (NativeException)
+            {
+            }
+        }
+    }
+
+    /// <summary>The words of a space-separated cgroup file (cgroup.controllers, cgroup.subtree_control); none when it is missing.</summary>
+    public static string[] Words(string file) =>
+        File.Exists(file) ? Read(file).Split(' ', StringSplitOptions.RemoveEmptyEntries) : [];
 
     /// <summary>Hands a cgroup to the container's root so its systemd can manage sub-cgroups (cgroup v2 delegation).</summary>
     public static void Delegate(string dir, int uid, int gid)

@@ -99,20 +99,26 @@ public sealed class CgroupV1Driver : ICgroupDriver
             string limit = Path.Combine(mem, "memory.limit_in_bytes"), memsw = Path.Combine(mem, "memory.memsw.limit_in_bytes");
             long hard = l.MemoryBytes is long m && !l.MemorySoft ? m : -1;
             // memory+swap may never be below memory: lift it first, then set memory, then memory+swap.
-            CgroupFs.WriteIfPresent(memsw, "-1");
+            // Without swap accounting (swapaccount=0) there is no memory+swap limit to forbid swap with.
+            bool swapAccounting = File.Exists(memsw);
+            if (!swapAccounting && !l.SwapAllowed && hard > 0)
+                throw new EngineException(FailureKind.Failed, "LimitUnsupported",
+                    $"cannot apply {Spec.ResourceLimits.MemorySwap}=false: {memsw} does not exist (swap accounting is off on this host)");
+            if (swapAccounting) CgroupFs.Write(memsw, "-1");
             CgroupFs.Write(limit, hard.ToString());
             CgroupFs.Write(Path.Combine(mem, "memory.soft_limit_in_bytes"), (l.MemorySoft && l.MemoryBytes is long s ? s : -1).ToString());
-            CgroupFs.WriteIfPresent(memsw, (!l.SwapAllowed && hard > 0 ? hard : -1).ToString());
+            if (swapAccounting) CgroupFs.Write(memsw, (!l.SwapAllowed && hard > 0 ? hard : -1).ToString());
             if (!l.SwapAllowed) CgroupFs.Write(Path.Combine(mem, "memory.swappiness"), "0");
         }
         if (Controller(c, "pids") is string pids)
             CgroupFs.Write(Path.Combine(pids, "pids.max"), l.ProcessesMax?.ToString() ?? "max");
-        if (Controller(c, "blkio") is string blkio)
-        {
-            string weight = (l.IoWeight ?? 500).ToString();
-            CgroupFs.WriteIfPresent(Path.Combine(blkio, "blkio.weight"), weight);
-            CgroupFs.WriteIfPresent(Path.Combine(blkio, "blkio.bfq.weight"), weight);
-        }
+        // Weights exist only under a weight-based I/O scheduler (CFQ, BFQ); an unset weight needs none.
+        string? blkio = Controller(c, "blkio");
+        var weightFiles = blkio is null ? [] : new[] { "blkio.weight", "blkio.bfq.weight" }.Select(f => Path.Combine(blkio, f)).Where(File.Exists).ToList();
+        if (l.IoWeight is not null && weightFiles.Count == 0)
+            throw new EngineException(FailureKind.Failed, "LimitUnsupported",
+                $"cannot apply {Spec.ResourceLimits.DiskPriority}: {(blkio is null ? "this host has no blkio cgroup controller" : $"{blkio} has no blkio.weight or blkio.bfq.weight (no weight-based I/O scheduler)")}");
+        foreach (var file in weightFiles) CgroupFs.Write(file, (l.IoWeight ?? 500).ToString());
     }
 
     public void SetFrozen(ContainerCgroup cgroup, bool frozen)

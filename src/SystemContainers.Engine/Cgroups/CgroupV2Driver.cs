@@ -3,38 +3,32 @@ using SystemContainers.Engine.Interop;
 namespace SystemContainers.Engine.Cgroups;
 
 /// <summary>
-/// cgroup v2: one directory per container at &lt;root&gt;/&lt;own&gt;/&lt;group&gt;/&lt;name&gt;, where &lt;own&gt; is the
-/// daemon's cgroup. The root is a parameter so tests can run it against a cgroup2 file tree.
+/// cgroup v2: one directory per container below the daemon's <see cref="CgroupSubtree"/>. The root
+/// is a parameter so tests can run it against a cgroup2 file tree.
 /// </summary>
 public sealed class CgroupV2Driver : ICgroupDriver
 {
-    private static readonly string[] WantedControllers = ["cpuset", "cpu", "io", "memory", "pids"];
-    private readonly string _groupDir;
-    private readonly bool _enableControllers;
-    private readonly object _setupLock = new();
-    private bool _groupReady;
+    private readonly CgroupSubtree _subtree;
 
     /// <param name="root">The cgroup2 mount.</param>
-    /// <param name="ownPath">The daemon's cgroup relative to the mount ("/" or "/a/b").</param>
-    /// <param name="group">The directory under the daemon's cgroup that holds container cgroups.</param>
-    /// <param name="enableControllers">False for the controller-less cgroup2 tree of a v1 host.</param>
-    public CgroupV2Driver(string root, string ownPath, string group, bool enableControllers = true)
+    /// <param name="subtree">Where container cgroups live; it enables the controllers they need.</param>
+    public CgroupV2Driver(string root, CgroupSubtree subtree)
     {
         Root = root;
-        OwnDir = Path.Join(root, ownPath);
-        _groupDir = Path.Combine(OwnDir, group);
-        _enableControllers = enableControllers;
+        _subtree = subtree;
     }
 
     public string Version => "v2";
     public string Root { get; }
-    public string OwnDir { get; }
 
-    public string DirectoryOf(string container) => Path.Combine(_groupDir, container);
+    /// <summary>The directory that holds the container cgroups.</summary>
+    public string GroupDirectory => _subtree.Path;
+
+    public string DirectoryOf(string container) => Path.Combine(_subtree.Path, container);
 
     public ContainerCgroup Create(string container, int rootUid, int rootGid)
     {
-        EnsureGroup();
+        _subtree.Ensure();
         string dir = DirectoryOf(container);
         CgroupFs.MakeDir(dir);
         try
@@ -66,19 +60,40 @@ public sealed class CgroupV2Driver : ICgroupDriver
     public void Apply(ContainerCgroup cgroup, Spec.ResourceLimits l, string? cpuSet)
     {
         string d = DirectoryOf(cgroup.Container);
-        string F(string name) => Path.Combine(d, name);
-        CgroupFs.WriteIfPresent(F("cpu.max"), $"{(l.CpuQuotaMicroseconds is long q ? q.ToString() : "max")} {l.CpuPeriodMicroseconds}");
+        // A limit that is set must reach the kernel; an unset one is written as "no limit" where
+        // the controller exists, and needs nothing where it does not.
+        void Write(string file, string value, string? key)
+        {
+            string path = Path.Combine(d, file);
+            if (File.Exists(path)) CgroupFs.Write(path, value);
+            else if (key is not null) throw Unsupported(key, path);
+        }
+        string? If(bool set, string key) => set ? key : null;
+        Write("cpu.max", $"{(l.CpuQuotaMicroseconds is long q ? q.ToString() : "max")} {l.CpuPeriodMicroseconds}",
+            If(l.CpuQuotaMicroseconds is not null, Spec.ResourceLimits.CpuAllowance));
         // systemd's mapping of cpu.shares (2-262144, default 1024) onto cpu.weight (1-10000, default 100).
         long weight = l.CpuShares is long shares ? 1 + (shares - 2) * 9999 / 262142 : 100;
-        CgroupFs.WriteIfPresent(F("cpu.weight"), weight.ToString());
-        CgroupFs.WriteIfPresent(F("cpuset.cpus"), cpuSet ?? "");
+        Write("cpu.weight", weight.ToString(), If(l.CpuShares is not null, Spec.ResourceLimits.CpuPriority));
+        Write("cpuset.cpus", cpuSet ?? "", If(cpuSet is not null, Spec.ResourceLimits.Cpu));
         string bytes = l.MemoryBytes is long m ? m.ToString() : "max";
-        CgroupFs.WriteIfPresent(F("memory.max"), l.MemorySoft ? "max" : bytes);
-        CgroupFs.WriteIfPresent(F("memory.high"), l.MemorySoft ? bytes : "max");
-        CgroupFs.WriteIfPresent(F("memory.swap.max"), l.SwapAllowed ? "max" : "0");
-        CgroupFs.WriteIfPresent(F("pids.max"), l.ProcessesMax is long p ? p.ToString() : "max");
+        string? memory = If(l.MemoryBytes is not null, Spec.ResourceLimits.Memory);
+        Write("memory.max", l.MemorySoft ? "max" : bytes, l.MemorySoft ? null : memory);
+        Write("memory.high", l.MemorySoft ? bytes : "max", l.MemorySoft ? memory : null);
+        Write("memory.swap.max", l.SwapAllowed ? "max" : "0", If(!l.SwapAllowed, Spec.ResourceLimits.MemorySwap));
+        Write("pids.max", l.ProcessesMax is long p ? p.ToString() : "max", If(l.ProcessesMax is not null, Spec.ResourceLimits.Processes));
         // blkio weights run 10-1000 around 500; io.weight runs 1-10000 around 100.
-        CgroupFs.WriteIfPresent(F("io.weight"), $"default {(l.IoWeight is long w ? Math.Max(1, w / 5) : 100)}");
+        Write("io.weight", $"default {(l.IoWeight is long w ? Math.Max(1, w / 5) : 100)}", If(l.IoWeight is not null, Spec.ResourceLimits.DiskPriority));
+    }
+
+    private EngineException Unsupported(string key, string path)
+    {
+        string controller = Path.GetFileName(path).Split('.')[0];
+        string parent = Path.GetDirectoryName(Path.GetDirectoryName(path)!)!;
+        bool offered = CgroupFs.Words(Path.Combine(parent, "cgroup.controllers")).Contains(controller);
+        string why = offered
+            ? $"the {controller} controller is not enabled in {Path.Combine(parent, "cgroup.subtree_control")}"
+            : $"the {controller} controller is not available to {parent} (this host's kernel or cgroup setup lacks it)";
+        return new EngineException(FailureKind.Failed, "LimitUnsupported", $"cannot apply {key}: {path} does not exist: {why}");
     }
 
     public void SetFrozen(ContainerCgroup cgroup, bool frozen)
@@ -111,54 +126,5 @@ public sealed class CgroupV2Driver : ICgroupDriver
             IsFrozen(d));
     }
 
-    public void ReleaseGroup()
-    {
-        lock (_setupLock)
-        {
-            if (CgroupFs.TryRemoveEmpty(_groupDir)) _groupReady = false;
-        }
-    }
-
-    /// <summary>
-    /// Creates the group directory and enables the wanted controllers down to it. A cgroup with
-    /// processes cannot delegate controllers, so when the daemon's own cgroup refuses (EBUSY)
-    /// the daemon moves itself into a leaf beside the group first.
-    /// </summary>
-    private void EnsureGroup()
-    {
-        lock (_setupLock)
-        {
-            if (_groupReady) return;
-            CgroupFs.MakeDir(_groupDir);
-            if (_enableControllers)
-            {
-                string controllers = EnabledSet(Path.Combine(OwnDir, "cgroup.controllers"));
-                if (controllers.Length > 0)
-                {
-                    try
-                    {
-                        CgroupFs.Write(Path.Combine(OwnDir, "cgroup.subtree_control"), controllers);
-                    }
-                    catch (NativeException e) when (e.Errno == Libc.EBUSY)
-                    {
-                        string leaf = Path.Combine(OwnDir, "systemcontainerd");
-                        CgroupFs.MakeDir(leaf);
-                        CgroupFs.Write(Path.Combine(leaf, "cgroup.procs"), Environment.ProcessId.ToString());
-                        CgroupFs.Write(Path.Combine(OwnDir, "cgroup.subtree_control"), controllers);
-                    }
-                    string groupControllers = EnabledSet(Path.Combine(_groupDir, "cgroup.controllers"));
-                    if (groupControllers.Length > 0)
-                        CgroupFs.Write(Path.Combine(_groupDir, "cgroup.subtree_control"), groupControllers);
-                }
-            }
-            _groupReady = true;
-        }
-    }
-
-    private static string EnabledSet(string controllersFile)
-    {
-        if (!File.Exists(controllersFile)) return "";
-        var available = CgroupFs.Read(controllersFile).Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        return string.Join(' ', WantedControllers.Where(available.Contains).Select(c => "+" + c));
-    }
+    public void ReleaseGroup() => _subtree.Release();
 }

@@ -10,7 +10,7 @@ public static unsafe class Sys
     {
         int fd = Libc.open(path, flags | Libc.O_CLOEXEC, mode);
         if (fd < 0) throw NativeException.FromLastError("open", path);
-        return new SafeFd(fd);
+        return new SafeFd(fd, name: path);
     }
 
     public static (SafeFd A, SafeFd B) SocketPair()
@@ -211,7 +211,7 @@ public static unsafe class Sys
                 {
                     int errno = Marshal.GetLastPInvokeError();
                     if (errno == Libc.EINTR) continue;
-                    throw new NativeException(errno, "write", $"fd {fd.Fd}");
+                    throw new NativeException(errno, "write", fd.Name);
                 }
                 off += (int)n;
             }
@@ -237,7 +237,7 @@ public static unsafe class Sys
             {
                 int errno = Marshal.GetLastPInvokeError();
                 if (errno == Libc.EINTR) continue;
-                throw new NativeException(errno, "recvmsg", $"fd {socket.Fd}");
+                throw new NativeException(errno, "recvmsg", socket.Name);
             }
             text.Append(Encoding.UTF8.GetString(data, (int)n));
             // struct cmsghdr: size_t len, int level, int type, then the data.
@@ -256,7 +256,7 @@ public static unsafe class Sys
                 nint n = Libc.read(fd.Fd, p, buffer.Length);
                 if (n >= 0) return (int)n;
                 int errno = Marshal.GetLastPInvokeError();
-                if (errno != Libc.EINTR) throw new NativeException(errno, "read", $"fd {fd.Fd}");
+                if (errno != Libc.EINTR) throw new NativeException(errno, "read", fd.Name);
             }
     }
 
@@ -272,7 +272,7 @@ public static unsafe class Sys
             {
                 int errno = Marshal.GetLastPInvokeError();
                 if (errno == Libc.EINTR) continue;
-                throw new NativeException(errno, "read", $"fd {fd.Fd}");
+                throw new NativeException(errno, "read", fd.Name);
             }
             if (n == 0) break;
             sb.Write(new ReadOnlySpan<byte>(buf, (int)n));
