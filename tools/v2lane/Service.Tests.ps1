@@ -4,10 +4,9 @@ BeforeDiscovery { $script:systemd = Test-Path /run/systemd/system }
 BeforeAll {
     $script:root = Split-Path (Split-Path $PSScriptRoot)
     $script:socket = '/run/systemcontainers/systemcontainerd.sock'
-    # What install may touch, listed before it runs; the daemon's own state directories are its, not install's.
+    # Where install may write, listed before it runs (the daemon's own state directories are its, not install's).
     function Get-Listing {
-        Get-ChildItem -Recurse -Force /usr/lib, /usr/local, /etc -ErrorAction SilentlyContinue |
-            ForEach-Object FullName | Sort-Object
+        @(Get-ChildItem -Force /usr/lib) + @(Get-ChildItem -Recurse -Force /usr/local, /etc/systemd) | ForEach-Object FullName | Sort-Object
     }
     function Get-Unit([string]$Property) { systemctl show --property $Property --value systemcontainerd.service }
     $script:before = Get-Listing

@@ -40,7 +40,7 @@ pester() {
     local name=$1 unit=$2; shift 2
     local start=$(date +%s)
     SYSTEMCONTAINERS_TEST_DAEMON_UNIT=$unit dotnet pwsh -NoProfile -NonInteractive -File tools/v2lane/Invoke-LanePester.ps1 \
-        -Name "$name" -Results "$RESULTS" -Path "$@"
+        -Name "$name" -Results "$RESULTS" "$@"
     echo "v2lane guest: $name took $(( $(date +%s) - start )) s"
 }
 
@@ -49,7 +49,7 @@ pester() {
 login() {
     local name=$1; shift
     local start=$(date +%s)
-    v2lane-login ". /run/v2lane/env; cd $TREE; dotnet pwsh -NoProfile -NonInteractive -File tools/v2lane/Invoke-LanePester.ps1 -Name $name -Results $RESULTS -Path $*"
+    v2lane-login ". /run/v2lane/env; cd $TREE; dotnet pwsh -NoProfile -NonInteractive -File tools/v2lane/Invoke-LanePester.ps1 -Name $name -Results $RESULTS $*"
     echo "v2lane guest: $name took $(( $(date +%s) - start )) s"
 }
 
