@@ -122,7 +122,7 @@ if [ "$accel" = auto ]; then
 fi
 case $accel in
     kvm) accel_args=(-enable-kvm -cpu host); scale=3 ;;
-    tcg) accel_args=(-accel tcg,thread=multi -cpu max); scale=10 ;;
+    tcg) accel_args=(-accel tcg,thread=multi -cpu max); scale=5 ;;
     *) skip "V2LANE_ACCEL must be kvm, tcg or auto" ;;
 esac
 
