@@ -92,9 +92,22 @@ public sealed class SystemContainersClient : IDisposable
         SendAsync<ExecCommandResult>(HttpMethod.Post, $"1.0/containers/{Esc(name)}/exec", request with { Interactive = false }, ct);
 
     /// <summary>Starts an interactive command on a pty; returns the operation id and its connected websocket.</summary>
-    public async Task<(string OperationId, ClientWebSocket Socket)> ExecInteractiveAsync(string name, ExecCommandRequest request, CancellationToken ct = default)
+    public Task<(string OperationId, ClientWebSocket Socket)> ExecInteractiveAsync(string name, ExecCommandRequest request, CancellationToken ct = default) =>
+        ExecAttachedAsync(name, request with { Interactive = true, Stream = false }, ct);
+
+    /// <summary>
+    /// Starts a command on pipes whose stdin, stdout and stderr travel over the returned websocket
+    /// as the command reads and writes them (see <see cref="ExecControl"/>).
+    /// </summary>
+    public Task<(string OperationId, ClientWebSocket Socket)> ExecStreamAsync(string name, ExecCommandRequest request, CancellationToken ct = default) =>
+        ExecAttachedAsync(name, request with { Interactive = false, Stream = true }, ct);
+
+    public Task CancelOperationAsync(string id, CancellationToken ct = default) =>
+        SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/operations/{Esc(id)}", null, ct);
+
+    private async Task<(string OperationId, ClientWebSocket Socket)> ExecAttachedAsync(string name, ExecCommandRequest request, CancellationToken ct)
     {
-        var response = await SendRawAsync(HttpMethod.Post, $"1.0/containers/{Esc(name)}/exec", request with { Interactive = true }, ct);
+        var response = await SendRawAsync(HttpMethod.Post, $"1.0/containers/{Esc(name)}/exec", request, ct);
         var op = Deserialize<Operation>(response.Metadata);
         var meta = Deserialize<ExecInteractiveMetadata>(op.Metadata);
         var socket = new ClientWebSocket();

@@ -101,7 +101,8 @@ public sealed record ExecCommandRequest(
     int Group = 0,
     bool Interactive = false,
     int Width = 80,
-    int Height = 24);
+    int Height = 24,
+    bool Stream = false);
 
 /// <summary>Result metadata of a non-interactive exec operation.</summary>
 public sealed record ExecCommandResult(int Return, string Stdout, string Stderr);
@@ -109,8 +110,16 @@ public sealed record ExecCommandResult(int Return, string Stdout, string Stderr)
 /// <summary>Interactive exec: the operation's metadata carries the secret for its websocket.</summary>
 public sealed record ExecInteractiveMetadata(string Secret);
 
-/// <summary>Control frames on the interactive websocket (text frames); raw bytes go as binary frames.</summary>
-public sealed record ExecControl(string Command, int Width = 0, int Height = 0);
+/// <summary>
+/// Control frames on an exec websocket (text frames): "window-resize" (interactive), "close-stdin"
+/// and "signal" (streamed). Raw bytes go as binary frames: input as it is; output as it is on a
+/// terminal, and on a streamed exec behind one byte that names the stream (<see cref="StdoutStream"/>
+/// or <see cref="StderrStream"/>).
+/// </summary>
+public sealed record ExecControl(string Command, int Width = 0, int Height = 0, int Signal = 0)
+{
+    public const byte StdoutStream = 1, StderrStream = 2;
+}
 
 /// <summary>POST /1.0/images: import a tarball the daemon can read, or build one (source "busybox" or "debootstrap").</summary>
 public sealed record ImageCreateRequest(

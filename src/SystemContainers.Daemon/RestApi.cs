@@ -86,7 +86,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
                 throw EngineException.Invalid("InvalidArgument", "terminal width and height must be from 1 to 1000");
             var session = containers.Exec(name, new ExecRequest(req.Command, req.Environment, req.Cwd, req.User, req.Group,
                 req.Interactive, (ushort)req.Width, (ushort)req.Height));
-            if (!req.Interactive)
+            if (!req.Interactive && !req.Stream)
             {
                 return Async(operations.Start($"Executing command in {name}", Resource(name), async op =>
                 {
@@ -98,19 +98,31 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
                 }));
             }
             var attached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            var opRecord = operations.Start($"Interactive command in {name}", Resource(name), async op =>
+            var bridged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var opRecord = operations.Start($"{(req.Interactive ? "Interactive" : "Streamed")} command in {name}", Resource(name), async op =>
             {
                 using (session)
                 {
-                    // Nobody attaching in time: hang up the terminal, which ends the command.
+                    // Cancelling the operation (DELETE /1.0/operations/{id}) ends the command.
+                    using var cancel = op.Cancellation.Token.Register(() => _ = session.CancelAsync());
+                    // Nobody attaching in time: end the command, whose output nobody would read.
                     if (await Task.WhenAny(attached.Task, Task.Delay(TimeSpan.FromSeconds(30))) != attached.Task)
-                        session.Terminal!.Dispose();
+                    {
+                        if (session.Terminal is not null) session.Terminal.Dispose();
+                        else await session.CancelAsync();
+                    }
                     var (code, error) = await session.Completion;
-                    if (error is not null) throw new EngineException(FailureKind.Failed, "ExecFailed", error);
-                    return new ExecCommandResult(code, "", "");
+                    // The session's streams are the bridge's until it has forwarded the last output.
+                    if (attached.Task.IsCompleted) await bridged.Task;
+                    op.Cancellation.Token.ThrowIfCancellationRequested();
+                    if (error is null) return new ExecCommandResult(code, "", "");
+                    // A command that could not start: on a terminal that is the operation's failure;
+                    // streamed, it is the command's stderr, with exit code 126 or 127, as recorded.
+                    if (session.Terminal is not null) throw new EngineException(FailureKind.Failed, "ExecFailed", error);
+                    return new ExecCommandResult(code, "", error + "\n");
                 }
             }, withSecret: true);
-            opRecord.Attachment = (session, attached);
+            opRecord.Attachment = new ExecAttachment(session, attached, bridged);
             return Async(opRecord);
         });
 
@@ -201,14 +213,22 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         app.MapGet("/1.0/operations/{id}/websocket", async (string id, HttpContext ctx) =>
         {
             var op = operations.Get(id);
-            if (op.Secret is null || ctx.Request.Query["secret"] != op.Secret || op.Attachment is not (ExecSession session, TaskCompletionSource attached))
-                throw EngineException.Invalid("InvalidSecret", "websocket secret does not match an interactive operation");
+            if (op.Secret is null || ctx.Request.Query["secret"] != op.Secret || op.Attachment is not ExecAttachment exec)
+                throw EngineException.Invalid("InvalidSecret", "websocket secret does not match an interactive or streamed operation");
             if (!ctx.WebSockets.IsWebSocketRequest)
                 throw EngineException.Invalid("NotWebSocket", "this endpoint needs a websocket upgrade");
-            if (!attached.TrySetResult())
+            if (!exec.Attached.TrySetResult())
                 throw EngineException.Conflict("AlreadyAttached", $"operation '{id}' already has a websocket attached");
-            using var socket = await ctx.WebSockets.AcceptWebSocketAsync();
-            await TerminalBridge.RunAsync(socket, session, ctx.RequestAborted);
+            try
+            {
+                using var socket = await ctx.WebSockets.AcceptWebSocketAsync();
+                if (exec.Session.Terminal is not null) await TerminalBridge.RunAsync(socket, exec.Session, ctx.RequestAborted);
+                else await StreamBridge.RunAsync(socket, exec.Session, ctx.RequestAborted);
+            }
+            finally
+            {
+                exec.Bridged.TrySetResult();
+            }
             return Results.Empty;
         });
         app.MapGet("/1.0/events", async (HttpContext ctx) =>
@@ -298,3 +318,6 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         Size = i.Size, InitKind = i.InitKind,
     };
 }
+
+/// <summary>An exec operation's websocket side: set when a client attaches, and when its bridge has finished with the session.</summary>
+internal sealed record ExecAttachment(ExecSession Session, TaskCompletionSource Attached, TaskCompletionSource Bridged);

@@ -34,6 +34,9 @@ internal static unsafe partial class Libc
     public static partial long syscall(long number, long a1, long a2, long a3, long a4);
 
     [LibraryImport("libc", SetLastError = true)]
+    public static partial int kill(int pid, int signal);
+
+    [LibraryImport("libc", SetLastError = true)]
     public static partial int prctl(int option, ulong arg2, ulong arg3, ulong arg4, ulong arg5);
 
     [LibraryImport("libc", SetLastError = true)]

@@ -1,5 +1,6 @@
 using System.Text;
 using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.State;
 
 namespace SystemContainers.Engine.Runtime;
 
@@ -53,7 +54,7 @@ public sealed class ScInit(string path)
     }
 
     /// <summary>Reads one line (or up to EOF), a byte at a time so nothing after it is consumed.</summary>
-    private static string ReadLine(SafeFd fd)
+    internal static string ReadLine(SafeFd fd)
     {
         var line = new List<byte>();
         Span<byte> b = stackalloc byte[1];
@@ -150,16 +151,35 @@ public sealed class ScInit(string path)
 /// <summary>A running "sc-init exec": owns the helper's report channel; Wait reaps it.</summary>
 public sealed class ExecHelper(int pid, SafeFd channel, string alreadyRead = "") : IDisposable
 {
+    private readonly TaskCompletionSource<int?> _commandPid = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public int HelperPid { get; } = pid;
 
     /// <summary>Waits for the command; an error line means it never ran (exit 127 for ENOENT, else 126).</summary>
     public (int ExitCode, string? Error) Wait()
     {
-        string reply = alreadyRead + Sys.ReadToEnd(channel);
+        // The helper reports the command's host pid first ("pid N"), then nothing until it exits.
+        var reply = new StringBuilder(alreadyRead);
+        while (ScInit.ParseReply(reply.ToString()).Pid is null && ScInit.ReadLine(channel) is { Length: > 0 } line) reply.Append(line);
+        _commandPid.TrySetResult(ScInit.ParseReply(reply.ToString()).Pid);
+        reply.Append(Sys.ReadToEnd(channel));
+        _commandPid.TrySetResult(null);
         int rc = Sys.WaitPid(HelperPid);
-        var (_, error) = ScInit.ParseReply(reply);
+        var (_, error) = ScInit.ParseReply(reply.ToString());
         if (error is null) return (rc, null);
         return (error.EndsWith("ENOENT", StringComparison.Ordinal) ? 127 : 126, error);
+    }
+
+    /// <summary>
+    /// Signals the command's process group (it is a session leader). Safe against pid reuse: the
+    /// helper is its parent and reaps it only after the command has exited, so while the helper
+    /// still has it as a child the pid is the command's. False when the command is gone.
+    /// </summary>
+    public async Task<bool> SignalAsync(int signal)
+    {
+        if (await _commandPid.Task is not int command) return false;
+        if (ProcStat.ParentOf(command) != HelperPid) return false;
+        return Libc.kill(-command, signal) == 0;
     }
 
     public void Dispose() => channel.Dispose();
