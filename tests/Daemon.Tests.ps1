@@ -62,6 +62,10 @@ Describe 'Starting the daemon on first use' {
             if (-not $env:SYSTEMCONTAINERS_STATE_DIR) { Remove-Item Env:SYSTEMCONTAINERS_STATE_DIR -ErrorAction SilentlyContinue }
         }
     }
+    It 'runs in / and watches no files (no inotify instance, whatever directory started it)' {
+        (Get-Item "/proc/$($daemon.Pid)/cwd").LinkTarget | Should -Be '/'
+        @(Get-ChildItem "/proc/$($daemon.Pid)/fd" | Where-Object { $_.LinkTarget -eq 'anon_inode:inotify' }).Count | Should -Be 0
+    }
     It 'refuses to start a second daemon on a live socket' {
         $out = & (Join-Path $PSScriptRoot '../artifacts/SystemContainers/daemon/systemcontainerd') --socket $daemon.Socket --state-dir (Join-Path $daemon.Dir 'other') 2>&1
         $LASTEXITCODE | Should -Be 1

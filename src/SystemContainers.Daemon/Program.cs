@@ -42,7 +42,14 @@ using var containers = new ContainerManager(options.Engine, images, CgroupDriver
 var operations = new OperationRegistry();
 var events = new EventHub(containers, operations);
 
-var builder = WebApplication.CreateSlimBuilder();
+// The daemon keeps no directory busy (an unmount, a removed clone) and watches no files: ASP.NET
+// would otherwise watch its content root, by default the cwd, recursively for config changes.
+Directory.SetCurrentDirectory("/");
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+{
+    ContentRootPath = AppContext.BaseDirectory,
+    Args = ["--hostBuilder:reloadConfigOnChange=false"],
+});
 builder.Logging.ClearProviders();
 builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(options.Socket));
 var app = builder.Build();
