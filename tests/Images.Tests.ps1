@@ -105,6 +105,40 @@ Describe 'Import-SystemContainerImage' {
     }
 }
 
+Describe 'Image aliases' {
+    It 'adds names to an image, each naming it, and refuses one that names another image or is invalid' {
+        $img = Add-SystemContainerImageAlias bb -Alias bb-two, bb-three -PassThru
+        $img.Aliases | Should -Be @('bb', 'bb-two', 'bb-three')
+        (Get-SystemContainerImage bb-three).Fingerprint | Should -Be $img.Fingerprint
+        # Recorded on disk, so a daemon restart keeps them.
+        (Get-Content -Raw (Join-Path $daemon.StateDir "images/$($img.Fingerprint)/image.json") | ConvertFrom-Json).aliases | Should -Be @('bb', 'bb-two', 'bb-three')
+        $other = @(Get-SystemContainerImage | Where-Object Fingerprint -ne $img.Fingerprint)[0]
+        $other | Should -Not -BeNullOrEmpty
+        Add-SystemContainerImageAlias $other.Fingerprint -Alias bb-two -ErrorVariable taken -ErrorAction SilentlyContinue
+        $taken[0].FullyQualifiedErrorId | Should -BeLike 'AliasInUse,*'
+        Add-SystemContainerImageAlias bb -Alias 'bad alias' -ErrorVariable bad -ErrorAction SilentlyContinue
+        $bad[0].FullyQualifiedErrorId | Should -BeLike 'InvalidAlias,*'
+        (Get-SystemContainerImage bb).Aliases | Should -Be @('bb', 'bb-two', 'bb-three')
+    }
+    It 'removes an image only by its fingerprint or its last alias, never by one of several' {
+        $img = Get-SystemContainerImage bb
+        Remove-SystemContainerImage bb-two -Confirm:$false -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'ImageHasOtherAliases,*'
+        $err[0].Exception.Message | Should -Match 'bb-three'
+        Get-ImageDirs | Should -Contain $img.Fingerprint
+        (Get-SystemContainerImage bb-two).Fingerprint | Should -Be $img.Fingerprint
+    }
+    It 'takes aliases off and keeps the image' {
+        $left = Remove-SystemContainerImageAlias bb-two, bb-three -PassThru
+        $left[-1].Aliases | Should -Be @('bb')
+        Get-SystemContainerImage bb-two -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        (Get-SystemContainerImage bb).Aliases | Should -Be @('bb')
+        Get-ImageDirs | Should -Contain $left[-1].Fingerprint
+        Remove-SystemContainerImageAlias bb-two -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'AliasNotFound,*'
+    }
+}
+
 Describe 'Remove-SystemContainerImage' {
     It 'refuses to remove an image a container uses, naming it' {
         New-SystemContainer user1 -Image bb | Out-Null

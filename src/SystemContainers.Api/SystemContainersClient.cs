@@ -122,6 +122,12 @@ public sealed class SystemContainersClient : IDisposable
     public Task<SystemContainerImage> CreateImageAsync(ImageCreateRequest request, Action<string>? progress = null, CancellationToken ct = default) =>
         SendAsync<SystemContainerImage>(HttpMethod.Post, "1.0/images", request, ct, progress);
 
+    public Task<SystemContainerImage> AddImageAliasAsync(string target, string alias, CancellationToken ct = default) =>
+        SendAsync<SystemContainerImage>(HttpMethod.Post, "1.0/images/aliases", new ImageAliasRequest(alias, target), ct);
+
+    public Task<SystemContainerImage> RemoveImageAliasAsync(string alias, CancellationToken ct = default) =>
+        SendAsync<SystemContainerImage>(HttpMethod.Delete, $"1.0/images/aliases/{Esc(alias)}", null, ct);
+
     public Task DeleteImageAsync(string reference, CancellationToken ct = default) =>
         SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/images/{Esc(reference)}", null, ct);
 

@@ -121,6 +121,9 @@ public sealed record ExecControl(string Command, int Width = 0, int Height = 0, 
     public const byte StdoutStream = 1, StderrStream = 2;
 }
 
+/// <summary>POST /1.0/images/aliases: one more name (Name) for the image Target (an alias or fingerprint).</summary>
+public sealed record ImageAliasRequest(string? Name, string? Target);
+
 /// <summary>POST /1.0/images: import a tarball the daemon can read, or build one (source "busybox" or "debootstrap").</summary>
 public sealed record ImageCreateRequest(
     string Source,

@@ -155,6 +155,14 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             };
             return Async(operations.Start($"Creating image ({req.Source})", new Dictionary<string, string[]>(), work));
         });
+        app.MapPost("/1.0/images/aliases", async (HttpContext ctx) =>
+        {
+            var req = await Body<ImageAliasRequest>(ctx);
+            Require(req.Name, "name");
+            Require(req.Target, "target");
+            return Sync(ToApi(await images.AddAliasAsync(req.Target!, req.Name!)));
+        });
+        app.MapDelete("/1.0/images/aliases/{name}", async (string name) => Sync(ToApi(await images.RemoveAliasAsync(name))));
         app.MapDelete("/1.0/images/{reference}", async (string reference) =>
         {
             var image = images.Resolve(reference);
