@@ -104,12 +104,19 @@ public sealed class ContainerManager : IDisposable
         ContainerName.Validate(name);
         var parsed = WithNicDefaults(ContainerConfig.Parse(config), firstConfig: true);
         var img = _images.Resolve(image);
-        var idmap = parsed.IsPrivileged ? null : IdMap.ForConfig(parsed);
-        var record = new ContainerRecord(name, img.Fingerprint, img.Aliases.Contains(image) ? image : img.Aliases.FirstOrDefault(),
-            parsed.Raw, DateTimeOffset.UtcNow, idmap, img.InitKind);
-        var container = new Container(record, RuntimeRecord.NeverStarted);
-        if (!_containers.TryAdd(name, container))
-            throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
+        Container container;
+        IdMap? idmap;
+        // Choosing a map and claiming the name are one step, so two creates never get one block.
+        lock (_idMapLock)
+        {
+            if (_containers.ContainsKey(name)) throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
+            idmap = parsed.IsPrivileged ? null : IdMap.ForConfig(parsed, IsolatedMaps());
+            var record = new ContainerRecord(name, img.Fingerprint, img.Aliases.Contains(image) ? image : img.Aliases.FirstOrDefault(),
+                parsed.Raw, DateTimeOffset.UtcNow, idmap, img.InitKind);
+            container = new Container(record, RuntimeRecord.NeverStarted);
+            if (!_containers.TryAdd(name, container))
+                throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
+        }
         string staging = Path.Combine(_store.ContainersDir, $".new-{name}-{Guid.NewGuid():N}");
         try
         {
@@ -118,7 +125,7 @@ public sealed class ContainerManager : IDisposable
             Directory.CreateDirectory(Path.Combine(staging, "fs", "work"));
             if (idmap is not null) Sys.Chown(upper, idmap.RootUid, idmap.RootGid);
             Networks.Register(name, parsed.Nics);
-            _store.WriteConfig(staging, record);
+            _store.WriteConfig(staging, container.Record);
             Directory.Move(staging, _store.DirectoryOf(name));
         }
         catch
@@ -131,6 +138,12 @@ public sealed class ContainerManager : IDisposable
         Raise("container-created", name);
         return View(container);
     }
+
+    private readonly object _idMapLock = new();
+
+    /// <summary>The maps that are some container's own: a shared map is no one's, and may be handed out again.</summary>
+    private IEnumerable<IdMap> IsolatedMaps() =>
+        _containers.Values.Where(c => c.Record.IdMap is not null && ContainerConfig.Parse(c.Record.Config).IsIdmapIsolated).Select(c => c.Record.IdMap!);
 
     public Task<ContainerView> StartAsync(string name, CancellationToken ct = default) =>
         UnderGate(name, "container-started", c =>

@@ -35,7 +35,9 @@ public class ContainerManagerTests(EngineFixture fx)
         Assert.NotEqual(0, (await Run(m, "iso", "touch", "/sys/kernel/x")).Code);
 
         var status = File.ReadAllLines($"/proc/{pid}/status");
-        Assert.Contains(status, l => l.StartsWith("Uid:") && l.Split('\t', StringSplitOptions.RemoveEmptyEntries)[1] == "1000000");
+        string rootUid = File.ReadAllText($"/proc/{pid}/uid_map").Split(' ', StringSplitOptions.RemoveEmptyEntries)[1];
+        Assert.NotEqual("0", rootUid);
+        Assert.Contains(status, l => l.StartsWith("Uid:") && l.Split('\t', StringSplitOptions.RemoveEmptyEntries)[1] == rootUid);
         foreach (var ns in new[] { "pid", "mnt", "net", "uts", "ipc", "user", "cgroup" })
             Assert.NotEqual(Host.Namespace(Environment.ProcessId, ns), Host.Namespace(pid, ns));
         var dirs = m.CgroupDirectories("iso");
@@ -55,11 +57,13 @@ public class ContainerManagerTests(EngineFixture fx)
     {
         var m = fx.NewManager(shiftIds: true);
         m.Create("shifted", "busybox", null);
-        await m.StartAsync("shifted");
+        int pid = (await m.StartAsync("shifted")).Pid!.Value;
         Assert.Equal("0 0\n", (await Run(m, "shifted", "stat", "-c", "%u %g", "/bin/busybox")).Out);
         Assert.Equal(0, (await Run(m, "shifted", "touch", "/root/new")).Code);
-        string shifted = fx.Images.RootfsOf(fx.Busybox) + ".shift-1000000-1000000";
-        Assert.Equal((1_000_000u, 1_000_000u), Host.Owner(Path.Combine(shifted, "bin", "busybox")));
+        uint uid = uint.Parse(File.ReadAllText($"/proc/{pid}/uid_map").Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+        uint gid = uint.Parse(File.ReadAllText($"/proc/{pid}/gid_map").Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+        string shifted = fx.Images.RootfsOf(fx.Busybox) + $".shift-{uid}-{gid}";
+        Assert.Equal((uid, gid), Host.Owner(Path.Combine(shifted, "bin", "busybox")));
         Assert.Equal((0u, 0u), Host.Owner(Path.Combine(fx.Images.RootfsOf(fx.Busybox), "bin", "busybox")));
         await m.DeleteAsync("shifted", force: true);
     }
