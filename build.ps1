@@ -236,6 +236,11 @@ function Invoke-Tests {
     }
     elseif ($xunitExit -ne 0) { $xFailed = 1 }
 
+    Write-Host "`n== Image cache (debootstrap from the archive, outside the tests)"
+    Import-Module (Join-Path $Root 'SystemContainers.psd1') -Force
+    Import-Module (Join-Path $Root 'tests/TestDaemon.psm1') -Force
+    Initialize-TestImageCache
+
     Write-Host "`n== Pester"
     Import-Module (Get-PesterModule) -Force
     $config = New-PesterConfiguration
