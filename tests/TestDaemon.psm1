@@ -11,14 +11,14 @@ function Start-TestDaemon {
     bridges, dnsmasqs and nftables table never touch the host's network), and points the module
     at its socket.
     #>
-    param([string[]]$ExtraArguments = @(), [switch]$ImageBuilder)
+    param([string[]]$ExtraArguments = @(), [switch]$HostNetwork)
     if (-not (Test-Path $script:DaemonBinary)) { throw "build first: $script:DaemonBinary is missing" }
     $id = [guid]::NewGuid().ToString('n').Substring(0, 10)
     $dir = Join-Path '/tmp' "sc-test-$id"
     $netns = $null
-    if ($ImageBuilder) {
-        # Builds images from the network (debootstrap) into the shared cache: in the host's
-        # network namespace, and without a default network, so it never touches the host's network.
+    if ($HostNetwork) {
+        # In the host's network namespace (to build images from the archive, or to see the host's
+        # own network settings), without a default network, so it never changes the host's network.
         $ExtraArguments += @('--default-network', 'none')
     }
     else {
@@ -151,7 +151,7 @@ function Initialize-TestImageCache {
     test calls it): a daemon in the host's network namespace without a default network builds the
     Debian image, so the tests, in network namespaces of their own, build it from the cache.
     #>
-    $builder = Start-TestDaemon -ImageBuilder
+    $builder = Start-TestDaemon -HostNetwork
     try { New-SystemContainerImage -Debootstrap -Release bookworm -Alias bookworm -ErrorAction Stop | Out-Null }
     finally { Stop-TestDaemon $builder }
 }

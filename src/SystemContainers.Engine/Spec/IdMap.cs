@@ -18,7 +18,8 @@ public sealed record IdMap(long UidBase, long GidBase, long Size)
         return new IdMap(uid, gid, size);
     }
 
-    private static long? SubordinateBase(string file, long size)
+    /// <summary>The start of root's first range in a subordinate id file (/etc/subuid, /etc/subgid) of at least size ids.</summary>
+    public static long? SubordinateBase(string file, long size)
     {
         if (!File.Exists(file)) return null;
         foreach (var line in File.ReadLines(file))
