@@ -43,10 +43,9 @@ public class ContainerManagerTests(EngineFixture fx)
         Assert.NotEqual(0, (await Run(m, "iso", "touch", "/sys/kernel/x")).Code);
 
         var status = File.ReadAllLines($"/proc/{pid}/status");
-        string[] uidMap = File.ReadAllText($"/proc/{pid}/uid_map").Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal("0", uidMap[0]);
-        Assert.NotEqual("0", uidMap[1]);
-        Assert.Contains(status, l => l.StartsWith("Uid:") && l.Split('\t', StringSplitOptions.RemoveEmptyEntries)[1] == uidMap[1]);
+        var (rootUid, _) = Host.RootIds(pid);
+        Assert.NotEqual(0u, rootUid);
+        Assert.Contains(status, l => l.StartsWith("Uid:") && l.Split('\t', StringSplitOptions.RemoveEmptyEntries)[1] == rootUid.ToString());
         foreach (var ns in new[] { "pid", "mnt", "net", "uts", "ipc", "user", "cgroup" })
             Assert.NotEqual(Host.Namespace(Environment.ProcessId, ns), Host.Namespace(pid, ns));
         var dirs = m.CgroupDirectories("iso");
@@ -67,11 +66,13 @@ public class ContainerManagerTests(EngineFixture fx)
     {
         var m = fx.NewManager(shiftIds: true);
         m.Create("shifted", "busybox", null);
-        await m.StartAsync("shifted");
+        int pid = (await m.StartAsync("shifted")).Pid!.Value;
         Assert.Equal("0 0\n", (await Run(m, "shifted", "stat", "-c", "%u %g", "/bin/busybox")).Out);
         Assert.Equal(0, (await Run(m, "shifted", "touch", "/root/new")).Code);
-        string shifted = fx.Images.RootfsOf(fx.Busybox) + ".shift-1000000-1000000";
-        Assert.Equal((1_000_000u, 1_000_000u), Host.Owner(Path.Combine(shifted, "bin", "busybox")));
+        var (uid, gid) = Host.RootIds(pid);
+        Assert.NotEqual(0u, uid);
+        string shifted = fx.Images.RootfsOf(fx.Busybox) + $".shift-{uid}-{gid}";
+        Assert.Equal((uid, gid), Host.Owner(Path.Combine(shifted, "bin", "busybox")));
         Assert.Equal((0u, 0u), Host.Owner(Path.Combine(fx.Images.RootfsOf(fx.Busybox), "bin", "busybox")));
         await m.DeleteAsync("shifted", force: true);
     }
