@@ -80,12 +80,13 @@ Describe 'From the host' {
     ) {
         (Get-Item "/proc/$($c.Pid)/ns/$ns").LinkTarget | Should -Not -Be (Get-Item "/proc/$($daemon.Pid)/ns/$ns").LinkTarget
     }
-    It "puts the container's processes in a cgroup under the daemon's own" {
+    It "puts the container's processes in a cgroup of its own in the daemon's group" {
         $daemonDir = Split-Path -Parent (Get-CgroupFile $daemon.Pid memory cgroup.procs)
-        # On v2 the daemon may have moved itself into a leaf beside its group (no processes in inner cgroups).
-        if ((Get-CgroupVersion) -eq 'v2') { $daemonDir = Split-Path -Parent $daemonDir }
         $memory = Split-Path -Parent (Get-CgroupFile $c.Pid memory cgroup.procs)
-        $memory | Should -BeLike "$daemonDir/*/iso"
+        # v1 nests the group under the daemon's own cgroup; v2 keeps it apart (a systemd scope, or its own subtree).
+        if ((Get-CgroupVersion) -eq 'v1') { $memory | Should -BeLike "$daemonDir/*/iso" }
+        else { $memory | Should -Match '/systemcontainers-[0-9a-f]{8}(\.scope)?/iso$' }
+        Get-Content (Join-Path $daemonDir 'cgroup.procs') | Should -Not -Contain "$($c.Pid)"
         Get-Content (Join-Path $memory 'cgroup.procs') | Should -Contain "$($c.Pid)"
         # Inside, the cgroup namespace makes the container's cgroup its root.
         $pattern = if ((Get-CgroupVersion) -eq 'v2') { '^0::/$' } else { ':memory:/$' }

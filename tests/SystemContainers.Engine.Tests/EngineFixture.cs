@@ -29,9 +29,6 @@ public sealed class EngineFixture : IDisposable
     public string RunDir => _dir.Combine("run");
     public string Group { get; } = $"sc-xunit-{Guid.NewGuid():N}"[..18];
 
-    /// <summary>This process's cgroups before any engine ran: on v2 the engine may move it into a leaf below.</summary>
-    public IReadOnlyList<HostCgroups.Membership> OwnCgroups { get; } = HostCgroups.Of(Environment.ProcessId);
-
     public ContainerManager NewManager(bool shiftIds = false)
     {
         var m = new ContainerManager(new EngineOptions

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.RegularExpressions;
+using SystemContainers.Engine.Cgroups;
 using SystemContainers.Engine.Interop;
 using SystemContainers.Engine.Spec;
 
@@ -177,7 +178,7 @@ public sealed unsafe partial class HostCheck(EngineOptions options)
         return new(Kernel, name, missing, "absent", null, $"this kernel has no {name}: {without}");
     }
 
-    private static IEnumerable<HostFinding> Cgroups()
+    private IEnumerable<HostFinding> Cgroups()
     {
         var mounts = new List<(string MountPoint, string FsType, string[] Options)>();
         foreach (var line in File.ReadLines("/proc/self/mountinfo"))
@@ -202,17 +203,20 @@ public sealed unsafe partial class HostCheck(EngineOptions options)
 
         if (version == "v2")
         {
-            string own = CgroupPathOf("") ?? "/";
-            string dir = Path.Join(unified.MountPoint, own);
-            var available = File.Exists(Path.Combine(dir, "cgroup.controllers"))
-                ? File.ReadAllText(Path.Combine(dir, "cgroup.controllers")).Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                : [];
+            // Container cgroups live in a delegated systemd scope, or in a subtree of the root without systemd;
+            // before the first container the root's controllers are what the subtree can get.
+            string subtree = SystemdScopeSubtree.Available
+                ? Path.Join(unified.MountPoint, SystemdScopeSubtree.Slice, options.CgroupGroup + ".scope")
+                : Path.Join(unified.MountPoint, options.CgroupGroup);
+            string dir = Directory.Exists(subtree) ? subtree : unified.MountPoint!;
+            var available = File.ReadAllText(Path.Combine(dir, "cgroup.controllers")).Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             var missing = Controllers.Where(c => !available.Contains(c.Controller)).ToList();
+            string needed = string.Join(' ', Controllers.Select(c => c.Controller));
+            string placement = SystemdScopeSubtree.Available ? $"the delegated systemd scope {subtree}" : $"the subtree {subtree}";
             yield return missing.Count == 0
-                ? new(Cgroup, "cgroup delegation", HostCheckStatus.Ok, string.Join(' ', available), string.Join(' ', Controllers.Select(c => c.Controller)),
-                    $"the daemon's cgroup {dir} has every controller containers need")
-                : new(Cgroup, "cgroup delegation", HostCheckStatus.Warning, string.Join(' ', available), string.Join(' ', Controllers.Select(c => c.Controller)),
-                    $"the daemon's cgroup {dir} lacks {string.Join(", ", missing.Select(m => $"{m.Controller} ({m.NeededBy})"))}; run it as a unit with Delegate=yes");
+                ? new(Cgroup, "cgroup delegation", HostCheckStatus.Ok, string.Join(' ', available), needed, $"containers get every controller they need in {placement}")
+                : new(Cgroup, "cgroup delegation", HostCheckStatus.Warning, string.Join(' ', available), needed,
+                    $"{dir} lacks {string.Join(", ", missing.Select(m => $"{m.Controller} ({m.NeededBy})"))}: containers in {placement} cannot have those limits");
             yield break;
         }
         var mounted = v1.SelectMany(m => m.Options).ToHashSet();
@@ -227,10 +231,6 @@ public sealed unsafe partial class HostCheck(EngineOptions options)
             yield return new(Cgroup, "cgroup delegation", HostCheckStatus.Ok, unified.MountPoint!, null,
                 "containers get their own directory of the controller-less cgroup2 tree, which systemd inside manages");
     }
-
-    /// <summary>This process's cgroup path in the hierarchy with the given controllers ("" for cgroup2).</summary>
-    private static string? CgroupPathOf(string controllers) =>
-        File.ReadLines("/proc/self/cgroup").Select(l => l.Split(':', 3)).Where(p => p.Length == 3 && p[1] == controllers).Select(p => p[2]).FirstOrDefault();
 
     private static HostFinding Pidfd()
     {
