@@ -80,7 +80,7 @@ Describe 'CPU limits' {
         Remove-SystemContainer quota -Force -Confirm:$false
     }
     It 'maps priorities to weights and a soft memory limit to the soft limit file' {
-        $c = New-SystemContainer weights -Image $image -Config @{ 'limits.cpu.priority' = 10; 'limits.memory' = '96MiB'; 'limits.memory.enforce' = 'soft'; 'limits.disk.priority' = 0 } -Start
+        $c = New-SystemContainer weights -Image $image -Config @{ 'limits.cpu.priority' = 10; 'limits.memory' = '96MiB'; 'limits.memory.enforce' = 'soft' } -Start
         # v1 cpu.shares and v2 cpu.weight give the scheduler the same weight at 1024 and 100 (the kernel's defaults):
         # 1877 shares are weight 183, 512 shares weight 50.
         $weight = Get-CgroupFile $c.Pid cpu cpu.shares cpu.weight
@@ -91,15 +91,24 @@ Describe 'CPU limits' {
         Get-Content $weight | Should -Be $(if ($v2) { '50' } else { '512' })
         Remove-SystemContainer weights -Force -Confirm:$false
     }
-    It 'maps limits.disk.priority to the block I/O weight' {
-        $c = New-SystemContainer disk -Image $image -Config @{ 'limits.disk.priority' = 0 } -Start
+    It 'maps limits.disk.priority to the block I/O weight, or refuses it where the kernel has none' {
+        $c = New-SystemContainer disk -Image $image -Start
         try {
-            # The proportional I/O weight exists only with an I/O scheduler or cost model that implements it (BFQ, iocost).
-            $weight = Get-CgroupFile $c.Pid blkio blkio.weight io.weight
-            if (-not $v2 -and -not (Test-Path $weight)) { $weight = Get-CgroupFile $c.Pid blkio blkio.bfq.weight }
-            if (-not (Test-Path $weight)) { Set-ItResult -Skipped -Because "this kernel offers no $(Split-Path -Leaf $weight) (no BFQ, CFQ or iocost weight)" }
-            # Priority 0 is the bottom of each range: v1 blkio.weight 10 (of 10-1000), v2 io.weight 2 (of 1-10000, 500 being 100).
-            Get-Content $weight | Select-Object -First 1 | Should -Be $(if ($v2) { 'default 2' } else { '10' })
+            # A proportional I/O weight exists only with an I/O scheduler or cost model that implements it (BFQ, CFQ, iocost).
+            $files = if ($v2) { @(Get-CgroupFile $c.Pid io io.weight) } else { @((Get-CgroupFile $c.Pid blkio blkio.weight), (Get-CgroupFile $c.Pid blkio blkio.bfq.weight)) }
+            $weight = $files | Where-Object { Test-Path $_ } | Select-Object -First 1
+            Set-SystemContainer disk -Config @{ 'limits.disk.priority' = 0 } -ErrorVariable err -ErrorAction SilentlyContinue
+            if ($weight) {
+                $err | Should -BeNullOrEmpty
+                # Priority 0 is the bottom of each range: v1 weight 10 (of 10-1000), v2 io.weight 2 (of 1-10000, 500 being 100).
+                Get-Content $weight | Select-Object -First 1 | Should -Match $(if ($v2) { '^default 2$' } else { '(^|\s)10$' })
+            }
+            else {
+                # Refused, never silently dropped, and the config keeps no key it could not apply.
+                $err[0].FullyQualifiedErrorId | Should -BeLike 'LimitUnsupported,*'
+                $err[0].Exception.Message | Should -Match 'limits\.disk\.priority'
+                (Get-SystemContainer disk).Config.ContainsKey('limits.disk.priority') | Should -BeFalse
+            }
         }
         finally { Remove-SystemContainer disk -Force -Confirm:$false }
     }

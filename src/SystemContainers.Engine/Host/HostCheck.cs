@@ -180,15 +180,7 @@ public sealed unsafe partial class HostCheck(EngineOptions options)
 
     private IEnumerable<HostFinding> Cgroups()
     {
-        var mounts = new List<(string MountPoint, string FsType, string[] Options)>();
-        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
-        {
-            int sep = line.IndexOf(" - ", StringComparison.Ordinal);
-            if (sep < 0) continue;
-            var head = line[..sep].Split(' ');
-            var tail = line[(sep + 3)..].Split(' ');
-            if ((tail[0] == "cgroup" || tail[0] == "cgroup2") && head[3] == "/") mounts.Add((head[4], tail[0], tail[2].Split(',')));
-        }
+        var mounts = CgroupDriverFactory.CgroupMounts();
         var v1 = mounts.Where(m => m.FsType == "cgroup").ToList();
         var unified = mounts.FirstOrDefault(m => m.FsType == "cgroup2");
         string version = v1.Count > 0 ? (unified.MountPoint is null ? "v1" : "hybrid") : unified.MountPoint is null ? "none" : "v2";
