@@ -7,10 +7,10 @@ namespace SystemContainers.PowerShell;
 [OutputType(typeof(SystemContainerHostCheck))]
 public sealed class TestSystemContainerHostCommand : SystemContainerCmdlet
 {
-    /// <summary>How many containers the host limits are judged for.</summary>
+    /// <summary>How many containers the host limits are judged for; the daemon's default (100) when not given.</summary>
     [Parameter(Position = 0)]
     [ValidateRange(1, 100000)]
-    public int Containers { get; set; } = 100;
+    public int? Containers { get; set; }
 
     /// <summary>Raise the limits that are too low, now and in the daemon's sysctl.d file.</summary>
     [Parameter]
@@ -23,7 +23,7 @@ public sealed class TestSystemContainerHostCommand : SystemContainerCmdlet
             if (TryCall(c => c.GetHostChecksAsync(Containers, Cancel), null, out var checks)) WriteObject(checks, enumerateCollection: true);
             return;
         }
-        if (!ShouldProcess("host kernel limits", $"Raise the limits that are too low for {Containers} containers, now and in the daemon's sysctl.d file")) return;
+        if (!ShouldProcess("host kernel limits", $"Raise the limits that are too low for {Containers?.ToString() ?? "the default number of"} containers, now and in the daemon's sysctl.d file")) return;
         if (!TryCall(c => c.FixHostAsync(new HostFixRequest(Containers), Cancel), null, out var result)) return;
         foreach (var change in result.Changes) WriteVerbose($"{change.Key}: {change.Before} -> {change.After}");
         WriteVerbose($"kept in {result.SysctlFile}");
