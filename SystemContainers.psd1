@@ -14,7 +14,7 @@
         'Add-SystemContainerImageAlias', 'Remove-SystemContainerImageAlias',
         'Set-SystemContainer', 'Suspend-SystemContainer', 'Resume-SystemContainer', 'Get-ContainerStats',
         'New-SystemContainerNetwork', 'Get-SystemContainerNetwork', 'Set-SystemContainerNetwork', 'Remove-SystemContainerNetwork',
-        'Get-SystemContainerNetworkLease'
+        'Get-SystemContainerNetworkLease', 'Test-SystemContainerHost'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

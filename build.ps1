@@ -236,6 +236,12 @@ function Invoke-Tests {
     }
     elseif ($xunitExit -ne 0) { $xFailed = 1 }
 
+    Write-Host "`n== Image cache (debootstrap from the archive, outside the tests)"
+    Import-Module (Join-Path $Root 'SystemContainers.psd1') -Force
+    Import-Module (Join-Path $Root 'tests/TestDaemon.psm1') -Force
+    # Without the archive (an offline guest) the cache must have been brought in; the systemd tests say so if not.
+    try { Initialize-TestImageCache } catch { Write-Warning "cannot fill the debootstrap cache: $_" }
+
     Write-Host "`n== Pester"
     Import-Module (Get-PesterModule) -Force
     $config = New-PesterConfiguration

@@ -146,6 +146,13 @@ public sealed class SystemContainersClient : IDisposable
     public Task<List<SystemContainerNetworkLease>> ListLeasesAsync(string name, CancellationToken ct = default) =>
         SendAsync<List<SystemContainerNetworkLease>>(HttpMethod.Get, $"1.0/networks/{Esc(name)}/leases", null, ct);
 
+    /// <summary>The host's facts, judged for this many containers (null: the daemon's default).</summary>
+    public Task<List<SystemContainerHostCheck>> GetHostChecksAsync(int? containers, CancellationToken ct = default) =>
+        SendAsync<List<SystemContainerHostCheck>>(HttpMethod.Get, containers is int n ? $"1.0/host/checks?containers={n}" : "1.0/host/checks", null, ct);
+
+    public Task<HostFixResult> FixHostAsync(HostFixRequest request, CancellationToken ct = default) =>
+        SendAsync<HostFixResult>(HttpMethod.Post, "1.0/host/checks/fix", request, ct);
+
     public Task<Operation> WaitOperationAsync(string id, int timeoutSeconds, CancellationToken ct = default) =>
         SendAsync<Operation>(HttpMethod.Get, $"1.0/operations/{Esc(id)}/wait?timeout={timeoutSeconds}", null, ct);
 

@@ -207,3 +207,26 @@ public sealed record SystemContainerNetworkLease
 public sealed record NetworkCreateRequest(string Name, Dictionary<string, string>? Config = null);
 
 public sealed record NetworkUpdateRequest(Dictionary<string, string?> Config);
+
+/// <summary>One fact about the host (Test-SystemContainerHost): a kernel feature, cgroup fact, tool or density limit.</summary>
+public sealed record SystemContainerHostCheck
+{
+    /// <summary>kernel, cgroup, tool or limit.</summary>
+    public required string Category { get; init; }
+    public required string Name { get; init; }
+    /// <summary>Ok, Info (optional and absent), Warning (something degrades) or Failed (containers cannot run as meant).</summary>
+    public required string Status { get; init; }
+    public string Value { get; init; } = "";
+    /// <summary>What containers need; for limits, the value for the number of containers asked about.</summary>
+    public string? Needed { get; init; }
+    public string Detail { get; init; } = "";
+}
+
+/// <summary>POST /1.0/host/checks/fix: raise the host limits for this many containers.</summary>
+public sealed record HostFixRequest(int? Containers = null);
+
+/// <summary>A sysctl the fix raised.</summary>
+public sealed record HostSysctlChange(string Key, long Before, long After);
+
+/// <summary>What the fix did (the sysctl.d file it wrote, the values it raised now) and the checks after it.</summary>
+public sealed record HostFixResult(string SysctlFile, HostSysctlChange[] Changes, SystemContainerHostCheck[] Checks);

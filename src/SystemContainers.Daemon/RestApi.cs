@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using SystemContainers.Api;
 using SystemContainers.Engine;
+using SystemContainers.Engine.Host;
 using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Network;
 using SystemContainers.Engine.Runtime;
@@ -13,6 +14,8 @@ namespace SystemContainers.Daemon;
 public sealed class RestApi(DaemonOptions options, ContainerManager containers, ImageStore images,
     OperationRegistry operations, EventHub events)
 {
+    private readonly HostCheck _hostCheck = new(options.Engine);
+
     public void Map(WebApplication app)
     {
         app.MapGet("/1.0", () => Sync(new ServerInfo("1.0", typeof(RestApi).Assembly.GetName().Version?.ToString() ?? "0",
@@ -204,6 +207,16 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
                 Network = name, Hostname = l.Hostname, HwAddr = l.HwAddr, Address = l.Address, Type = l.Type, Expires = l.Expires,
             }).ToList()));
 
+        app.MapGet("/1.0/host/checks", (HttpContext ctx) =>
+            Sync(_hostCheck.Run(ContainerCount(ctx.Request.Query["containers"])).Select(ToApi).ToList()));
+        app.MapPost("/1.0/host/checks/fix", async (HttpContext ctx) =>
+        {
+            int count = ContainerCount((await Body<HostFixRequest>(ctx)).Containers?.ToString());
+            var changes = HostLimits.Fix(count, options.SysctlFile);
+            return Sync(new HostFixResult(options.SysctlFile, [.. changes.Select(c => new HostSysctlChange(c.Key, c.Before, c.After))],
+                [.. _hostCheck.Run(count).Select(ToApi)]));
+        });
+
         app.MapGet("/1.0/operations", () => Sync(operations.All.Select(o => o.ToApi()).ToList()));
         app.MapGet("/1.0/operations/{id}", (string id) => Sync(operations.Get(id).ToApi()));
         app.MapDelete("/1.0/operations/{id}", (string id) =>
@@ -266,6 +279,15 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         }
     }
 
+    /// <summary>How many containers the host is judged for: 1 to 100000, by default HostCheck.DefaultContainers.</summary>
+    private static int ContainerCount(string? value)
+    {
+        if (string.IsNullOrEmpty(value)) return HostCheck.DefaultContainers;
+        if (!int.TryParse(value, out int n) || n is < 1 or > 100_000)
+            throw EngineException.Invalid("InvalidRequest", $"containers '{value}' is not a count from 1 to 100000");
+        return n;
+    }
+
     private static void Require(string? value, string field)
     {
         if (string.IsNullOrEmpty(value)) throw EngineException.Invalid("InvalidRequest", $"request field '{field}' is required");
@@ -318,6 +340,11 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
     {
         Name = n.Name, IPv4 = n.IPv4, IPv6 = n.IPv6, Nat = n.Nat, Domain = n.Domain, UsedBy = [.. n.UsedBy.Select(c => $"/1.0/containers/{c}")],
         DnsmasqPid = n.DnsmasqPid, Created = n.Created, Config = new Dictionary<string, string>(n.Config),
+    };
+
+    public static SystemContainerHostCheck ToApi(HostFinding f) => new()
+    {
+        Category = f.Category, Name = f.Name, Status = f.Status.ToString(), Value = f.Value, Needed = f.Needed, Detail = f.Detail,
     };
 
     public static SystemContainerImage ToApi(ImageRecord i) => new()

@@ -31,7 +31,8 @@ public static class CgroupDriverFactory
         return new CgroupV1Driver(v1, unified, group);
     }
 
-    private static List<(string MountPoint, string FsType, string[] Options)> CgroupMounts()
+    /// <summary>The roots of the mounted cgroup (v1) and cgroup2 hierarchies, from /proc/self/mountinfo.</summary>
+    internal static List<(string MountPoint, string FsType, string[] Options)> CgroupMounts()
     {
         var result = new List<(string, string, string[])>();
         foreach (var line in File.ReadLines("/proc/self/mountinfo"))

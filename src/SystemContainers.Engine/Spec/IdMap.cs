@@ -50,7 +50,19 @@ public sealed record IdMap(long UidBase, long GidBase, long Size)
         UidBase < other.UidBase + other.Size && other.UidBase < UidBase + Size ||
         GidBase < other.GidBase + other.Size && other.GidBase < GidBase + Size;
 
+    /// <summary>The ids all containers share when not isolated: the first block of root's ranges.</summary>
+    public static IdMap Shared(string etc = "/etc") =>
+        new(Pools(Path.Combine(etc, "subuid"), DefaultSize)[0].Start, Pools(Path.Combine(etc, "subgid"), DefaultSize)[0].Start, DefaultSize);
+
     private static List<(long Start, long Count)> Pools(string file, long size)
+    {
+        var pools = RootRanges(file, size);
+        if (pools.Count == 0) pools.Add(DefaultPool);
+        return pools;
+    }
+
+    /// <summary>Root's ranges of at least size ids (clear of the system's ids) in a subordinate id file; none when it gives root none.</summary>
+    public static List<(long Start, long Count)> RootRanges(string file, long size = DefaultSize)
     {
         var pools = new List<(long, long)>();
         if (File.Exists(file))
@@ -61,7 +73,6 @@ public sealed record IdMap(long UidBase, long GidBase, long Size)
                     long.TryParse(parts[1], out long start) && long.TryParse(parts[2], out long count) && count >= size && start >= FirstUnprivilegedId)
                     pools.Add((start, count));
             }
-        if (pools.Count == 0) pools.Add(DefaultPool);
         return pools;
     }
 
