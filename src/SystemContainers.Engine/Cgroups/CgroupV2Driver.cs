@@ -71,8 +71,8 @@ public sealed class CgroupV2Driver : ICgroupDriver
         string? If(bool set, string key) => set ? key : null;
         Write("cpu.max", $"{(l.CpuQuotaMicroseconds is long q ? q.ToString() : "max")} {l.CpuPeriodMicroseconds}",
             If(l.CpuQuotaMicroseconds is not null, Spec.ResourceLimits.CpuAllowance));
-        // systemd's mapping of cpu.shares (2-262144, default 1024) onto cpu.weight (1-10000, default 100).
-        long weight = l.CpuShares is long shares ? 1 + (shares - 2) * 9999 / 262142 : 100;
+        // systemd's mapping of cpu.shares onto cpu.weight: proportional, each version's default (1024, 100) the same weight.
+        long weight = l.CpuShares is long shares ? Math.Clamp(shares * 100 / 1024, 1, 10000) : 100;
         Write("cpu.weight", weight.ToString(), If(l.CpuShares is not null, Spec.ResourceLimits.CpuPriority));
         Write("cpuset.cpus", cpuSet ?? "", If(cpuSet is not null, Spec.ResourceLimits.Cpu));
         string bytes = l.MemoryBytes is long m ? m.ToString() : "max";
