@@ -12,7 +12,7 @@ BeforeAll {
     function Read-Sysctl([string]$Key) { [long]((Get-Content ('/proc/sys/' + $Key.Replace('.', '/'))) -split '\s+')[0] }
     # What N containers need of each limit, as docs/Test-SystemContainerHost.md states it: the floor, or N times one container's share.
     $script:limits = [ordered]@{
-        'fs.inotify.max_user_instances' = 128, 64; 'fs.inotify.max_user_watches' = 8192, 8192; 'kernel.keys.maxkeys' = 200, 20
+        'fs.inotify.max_user_instances' = 128, 64; 'fs.inotify.max_user_watches' = 8192, 8192; 'kernel.keys.maxkeys' = 200, 0
         'kernel.pid_max' = 32768, 500; 'net.ipv4.neigh.default.gc_thresh1' = 128, 0; 'net.ipv4.neigh.default.gc_thresh2' = 512, 1
         'net.ipv4.neigh.default.gc_thresh3' = 1024, 2; 'vm.max_map_count' = 262144, 0
     }

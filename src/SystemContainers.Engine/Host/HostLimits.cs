@@ -15,13 +15,15 @@ public static class HostLimits
         public long NeededFor(int containers) => Math.Max(Floor, PerContainer * containers);
     }
 
-    // Containers share one host uid range, so per-user limits (inotify, keys) add up across them.
+    // The kernel charges inotify instances and watches at every user namespace level up to the host,
+    // where they count against the namespace's creator (root): every container's add up. Keys count
+    // per host uid, which isolated id maps (the default) give each container its own of.
     // systemd, journald, udevd, logind and networkd each hold inotify instances and watch many paths.
     public static readonly IReadOnlyList<Limit> All =
     [
-        new("fs.inotify.max_user_instances", 128, 64, "each systemd container holds tens of inotify instances under the one host uid of container root"),
-        new("fs.inotify.max_user_watches", 8192, 8192, "systemd and journald watch many paths; watches count per host uid"),
-        new("kernel.keys.maxkeys", 200, 20, "systemd makes session keyrings; keys count per host uid"),
+        new("fs.inotify.max_user_instances", 128, 64, "each systemd container holds tens of inotify instances, all counted against root on the host"),
+        new("fs.inotify.max_user_watches", 8192, 8192, "systemd and journald watch many paths, all counted against root on the host"),
+        new("kernel.keys.maxkeys", 200, 0, "systemd makes session keyrings; keys count per host uid, so containers sharing an id map (security.idmap.isolated=false) share 200"),
         new("kernel.pid_max", 32768, 500, "every container's processes take host pids"),
         new("net.ipv4.neigh.default.gc_thresh1", 128, 0, "below this many neighbour entries none are collected"),
         new("net.ipv4.neigh.default.gc_thresh2", 512, 1, "each container on a bridge is a neighbour entry; past this they are collected eagerly"),
