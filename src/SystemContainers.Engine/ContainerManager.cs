@@ -386,6 +386,8 @@ public sealed class ContainerManager : IDisposable
         if (live.Frozen) throw EngineException.Conflict("Frozen", $"container '{name}' is frozen; resume it first");
         if (request.Command.Count == 0 || request.Command[0].Length == 0)
             throw EngineException.Invalid("InvalidCommand", "the command to run must not be empty");
+        if (request.WorkingDirectory is { } cwd && !cwd.StartsWith('/'))
+            throw EngineException.Invalid("InvalidWorkingDirectory", $"working directory '{cwd}' must be an absolute path in the container");
         var config = ContainerConfig.Parse(c.Record.Config);
         var env = new Dictionary<string, string>(StringComparer.Ordinal)
         {

@@ -26,6 +26,7 @@
 #include <net/if.h>
 #include <linux/filter.h>
 #include <linux/mount.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <linux/sched.h>
 #include <sched.h>
@@ -266,6 +267,18 @@ static void ensure_dir(const char *path, mode_t mode)
     if (mkdir(path, mode) < 0 && errno != EEXIST) die("cannot mkdir %s", path);
 }
 
+/*
+ * A top-level mount point of the rootfs, which the container wrote on its last run: before
+ * pivot_root a symlink there would resolve against the host's root, so it must be a directory.
+ */
+static void mount_point(const char *path, mode_t mode)
+{
+    struct stat st;
+    ensure_dir(path, mode);
+    if (lstat(path, &st) < 0) die("cannot stat %s in the rootfs", path);
+    if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; die("cannot mount on %s in the rootfs: it is not a directory", path); }
+}
+
 static void ensure_file(const char *path)
 {
     int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -298,11 +311,11 @@ static void bind_ro_self(const char *path)
 static void mount_api_filesystems(const struct plan *p)
 {
     const unsigned long common = MS_NOSUID | MS_NODEV | MS_NOEXEC;
-    ensure_dir("proc", 0555);
-    ensure_dir("sys", 0555);
-    ensure_dir("dev", 0755);
-    ensure_dir("run", 0755);
-    ensure_dir("tmp", 01777);
+    mount_point("proc", 0555);
+    mount_point("sys", 0555);
+    mount_point("dev", 0755);
+    mount_point("run", 0755);
+    mount_point("tmp", 01777);
 
     do_mount("proc", "proc", "proc", common, NULL);
     /* /proc/sys is read-only except the netns-private net subtree. */
@@ -480,6 +493,7 @@ static int create(struct plan *p)
     if (child < 0) die("cannot clone3 container init");
 
     if (child == 0) {
+        if (cgroup_fd >= 0) close(cgroup_fd);
         close(go[1]);
         close(done[0]);
         fail_fd = done[1];
@@ -534,6 +548,37 @@ static int create(struct plan *p)
     return 0;
 }
 
+/*
+ * Opens a path of the container as the container's processes would see it: "/" and ".." stop
+ * at its root and /proc/<pid>/fd-style links are refused, so no host file can be reached.
+ */
+static int open_in_container(const char *path, int flags)
+{
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return -1;
+    struct open_how how = { .flags = flags | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    int fd = syscall(SYS_openat2, root, path, &how, sizeof how);
+    int err = errno;
+    close(root);
+    errno = err;
+    return fd;
+}
+
+/* Enters the working directory, resolved inside the container, and checks that it is inside. */
+static int enter_cwd(const char *path)
+{
+    int fd = open_in_container(path, O_PATH | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = fchdir(fd);
+    close(fd);
+    if (rc < 0) return -1;
+    char buf[4096];
+    /* The kernel's getcwd prefixes "(unreachable)" to a directory outside the process's root. */
+    if (syscall(SYS_getcwd, buf, sizeof buf) < 0) return -1;
+    if (buf[0] != '/') { errno = EXDEV; return -1; }
+    return 0;
+}
+
 /* Sends "tty" with the terminal master attached, so the daemon owns the container-side pty. */
 static void send_terminal(int fd)
 {
@@ -557,13 +602,13 @@ static void send_terminal(int fd)
 static void attach_terminal(const struct plan *p)
 {
     char slave[64];
-    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    int master = open_in_container("/dev/ptmx", O_RDWR | O_NOCTTY);
     if (master < 0) die("cannot open /dev/ptmx in the container");
     if (unlockpt(master) < 0 || ptsname_r(master, slave, sizeof slave) != 0)
         die("cannot set up a terminal in the container");
     struct winsize ws = { .ws_row = p->rows ? p->rows : 24, .ws_col = p->cols ? p->cols : 80 };
     ioctl(master, TIOCSWINSZ, &ws);
-    int tty = open(slave, O_RDWR | O_CLOEXEC);
+    int tty = open_in_container(slave, O_RDWR);
     if (tty < 0) die("cannot open %s", slave);
     if (ioctl(tty, TIOCSCTTY, 0) < 0) die("cannot set controlling terminal");
     for (int fd = 0; fd < 3; fd++)
@@ -573,29 +618,33 @@ static void attach_terminal(const struct plan *p)
 }
 
 /*
- * The namespaces other than the user namespace are joined here, as host root, which may
- * clone into the container's cgroup2 directory (the container's root could not: the common
- * ancestor cgroup is not delegated to it). The child then enters the user namespace.
+ * The mount, pid, uts, ipc and net namespaces are joined here, as host root, which may clone
+ * into the container's cgroup2 directory (the container's root could not: the common ancestor
+ * cgroup is not delegated to it). The cgroup namespace waits for the child: with nsdelegate
+ * the kernel refuses a clone into a cgroup outside the caller's cgroup namespace root. The
+ * child drops the host fds, then enters the user and cgroup namespaces.
  */
 static int exec_in(struct plan *p)
 {
     if (p->nargs == 0) { errno = EINVAL; die("plan has no command"); }
     const int pidfd = 4;
     int cgroup_fd = join_cgroups(p);
-    int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP;
-    if (setns(pidfd, flags) < 0) die("cannot join container namespaces");
+    if (setns(pidfd, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET) < 0)
+        die("cannot join container namespaces");
 
     pid_t child = clone_into(cgroup_fd, 0);
     if (child < 0) die("cannot clone3 into %s", p->cgroup2 ? p->cgroup2 : "the container");
     if (child == 0) {
-        if (p->userns && setns(pidfd, CLONE_NEWUSER) < 0) die("cannot join container user namespace");
+        if (cgroup_fd >= 0) close(cgroup_fd);
+        if (setns(pidfd, CLONE_NEWCGROUP | (p->userns ? CLONE_NEWUSER : 0)) < 0)
+            die("cannot join container %snamespaces", p->userns ? "user and cgroup " : "cgroup ");
         close(pidfd);
         if (p->userns) become_root(p);
         drop_caps(p);
         if (setsid() < 0) die("cannot setsid");
         if (p->pty) attach_terminal(p);
         /* A home directory the image lacks is no reason to fail; an explicit one is. */
-        if (chdir(p->cwd) < 0 && !(p->home && chdir("/") == 0)) die("cannot chdir %s", p->cwd);
+        if (enter_cwd(p->cwd) < 0 && !(p->home && enter_cwd("/") == 0)) die("cannot chdir %s", p->cwd);
         reset_signals();
         if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) die("cannot close_range");
         load_seccomp();
@@ -640,6 +689,9 @@ int main(int argc, char **argv)
         return 125;
     }
     if (argc != 2) { errno = EINVAL; die("usage: sc-init create|exec|console"); }
+    /* Nothing but the fds the daemon passed may reach a process that resolves container paths. */
+    int passed = !strcmp(argv[1], "create") ? 4 : 5;
+    if (syscall(SYS_close_range, passed, ~0U, 0) < 0) die("cannot close_range");
     struct plan p;
     parse_plan(read_all(report_fd), &p);
     if (!strcmp(argv[1], "create")) return create(&p);
