@@ -388,6 +388,8 @@ public sealed class ContainerManager : IDisposable
             throw EngineException.Invalid("InvalidCommand", "the command to run must not be empty");
         if (request.WorkingDirectory is { } cwd && !cwd.StartsWith('/'))
             throw EngineException.Invalid("InvalidWorkingDirectory", $"working directory '{cwd}' must be an absolute path in the container");
+        CheckMapped(c, "uid", request.User);
+        CheckMapped(c, "gid", request.Group);
         var config = ContainerConfig.Parse(c.Record.Config);
         var env = new Dictionary<string, string>(StringComparer.Ordinal)
         {
@@ -426,6 +428,17 @@ public sealed class ContainerManager : IDisposable
         {
             throw new EngineException(FailureKind.Failed, "ExecFailed", $"cannot run '{request.Command[0]}' in container '{name}': {e.Message}");
         }
+    }
+
+    /// <summary>
+    /// An exec id must be one the container's map gives it: an unmapped one (or -1, which the
+    /// set*id calls read as "keep") would leave the command with host ids.
+    /// </summary>
+    private static void CheckMapped(Container c, string kind, int id)
+    {
+        long size = c.Record.IdMap?.Size ?? uint.MaxValue;
+        if (id < 0 || id >= size)
+            throw EngineException.Invalid("InvalidUser", $"{kind} {id} is not mapped in container '{c.Record.Name}' (it maps 0 to {size - 1})");
     }
 
     private ExecSession ExecOnPipes(LaunchPlan plan, SafeFd initPidfd)

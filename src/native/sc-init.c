@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/audit.h>
+#include <linux/capability.h>
 #include <net/if.h>
 #include <linux/filter.h>
 #include <linux/mount.h>
@@ -248,11 +249,38 @@ static void load_seccomp(void)
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog, 0, 0) < 0) die("cannot load the seccomp filter");
 }
 
-static void become_root(const struct plan *p)
+/*
+ * Takes the plan's uid and gid and checks that they took: (uid_t)-1 means "keep" to the
+ * set*id calls, and an id outside the user namespace's map reads back as the overflow id.
+ */
+static void become_user(const struct plan *p)
 {
+    if (p->uid == (uid_t)-1 || p->gid == (gid_t)-1) { errno = EINVAL; die("cannot run as uid %u gid %u", p->uid, p->gid); }
     if (setresgid(p->gid, p->gid, p->gid) < 0) die("cannot setresgid %u", p->gid);
     if (setgroups(0, NULL) < 0) die("cannot setgroups");
     if (setresuid(p->uid, p->uid, p->uid) < 0) die("cannot setresuid %u", p->uid);
+    uid_t ru, eu, su;
+    gid_t rg, eg, sg;
+    if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0) die("cannot read back uid and gid");
+    if (ru != p->uid || eu != p->uid || su != p->uid || rg != p->gid || eg != p->gid || sg != p->gid) {
+        errno = EPERM;
+        die("cannot become uid %u gid %u (now uid %u gid %u)", p->uid, p->gid, eu, eg);
+    }
+}
+
+/*
+ * A non-root user gives up every capability (the kernel keeps the inheritable set across a
+ * uid change) and, where root is the host's own (no user namespace), also the way back to it
+ * through setuid binaries.
+ */
+static void shed_root(const struct plan *p)
+{
+    if (p->uid == 0) return;
+    struct __user_cap_header_struct head = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct none[2] = { 0 };
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) die("cannot clear ambient capabilities");
+    if (syscall(SYS_capset, &head, none) < 0) die("cannot clear capabilities");
+    if (!p->userns && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("cannot set no_new_privs");
 }
 
 static void do_mount(const char *src, const char *dst, const char *type, unsigned long flags,
@@ -501,7 +529,7 @@ static int create(struct plan *p)
         close(go[0]);
         /* Reach the rootfs as host root: the daemon's run directory is closed to the container's ids. */
         if (chdir(p->target) < 0) die("cannot chdir %s", p->target);
-        if (p->userns) become_root(p);
+        if (p->userns) become_user(p);
         links_up(p);
         if (unshare(CLONE_NEWCGROUP) < 0) die("cannot unshare cgroup namespace");
         mount_api_filesystems(p);
@@ -639,15 +667,17 @@ static int exec_in(struct plan *p)
         if (setns(pidfd, CLONE_NEWCGROUP | (p->userns ? CLONE_NEWUSER : 0)) < 0)
             die("cannot join container %snamespaces", p->userns ? "user and cgroup " : "cgroup ");
         close(pidfd);
-        if (p->userns) become_root(p);
+        /* Seccomp goes on while the process is still root: a non-root one may load it only with no_new_privs. */
         drop_caps(p);
+        load_seccomp();
+        become_user(p);
+        shed_root(p);
         if (setsid() < 0) die("cannot setsid");
         if (p->pty) attach_terminal(p);
         /* A home directory the image lacks is no reason to fail; an explicit one is. */
         if (enter_cwd(p->cwd) < 0 && !(p->home && enter_cwd("/") == 0)) die("cannot chdir %s", p->cwd);
         reset_signals();
         if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) die("cannot close_range");
-        load_seccomp();
         exec_command(p);
     }
     close(pidfd);
