@@ -130,3 +130,101 @@ Describe 'Escape 3: an exec runs as a mapped id, and -User gives up root' {
         (Invoke-SystemContainerCommand priv-user -- id -u) | Should -Be '0'
     }
 }
+
+Describe 'Escape 2: device nodes never open, wherever they come from' {
+    BeforeAll {
+        # A host file behind a loop device: the node a hostile image would carry to write through.
+        $script:backing = Join-Path $daemon.Dir 'loop-backing'
+        [IO.File]::WriteAllBytes($backing, [byte[]]::new(1MB))
+        $script:loop = (losetup --find --show $backing).Trim()
+        $script:loopMinor = [int]($loop -replace '^/dev/loop', '')
+        $script:backingHash = (Get-FileHash $backing).Hash
+        New-SystemContainer priv-dev -Image $image -Privileged -Start | Out-Null
+        # Attempts an open for reading and writing of each node; prints "open <node>" for those that opened.
+        $script:tryOpen = 'for n in "$@"; do if (exec 3<>"$n") 2>/dev/null; then echo "open $n"; fi; done; printf evil | dd of="$1" conv=notrunc 2>/dev/null; true'
+        $script:nodes = @(
+            @{ name = 'loop'; type = 'b'; major = 7; minor = $loopMinor }, @{ name = 'loop-control'; type = 'c'; major = 10; minor = 237 },
+            @{ name = 'kvm'; type = 'c'; major = 10; minor = 232 }, @{ name = 'tty1'; type = 'c'; major = 4; minor = 1 },
+            @{ name = 'mem'; type = 'c'; major = 1; minor = 1 }, @{ name = 'sda'; type = 'b'; major = 8; minor = 0 },
+            @{ name = 'host-pts-0'; type = 'c'; major = 136; minor = 0 }
+        )
+    }
+    AfterAll {
+        Remove-SystemContainer priv-dev -Force -Confirm:$false
+        losetup -d $loop
+    }
+    AfterEach { (Get-FileHash $backing).Hash | Should -Be $backingHash -Because 'nothing wrote through to the host file' }
+
+    It 'nodes left in the rootfs (upper layer) stay closed to an unprivileged container' {
+        New-SystemContainer carrier -Image $image | Out-Null
+        $upper = Join-Path $daemon.StateDir 'containers/carrier/fs/upper'
+        New-Item -ItemType Directory -Force (Join-Path $upper 'nodes') | Out-Null
+        foreach ($n in $nodes) { mknod (Join-Path $upper "nodes/$($n.name)") $n.type $n.major $n.minor }
+        # A console and a null in the rootfs too: the kinds /dev legitimately has, outside /dev.
+        mknod (Join-Path $upper 'nodes/console') c 5 1
+        Start-SystemContainer carrier
+        $order = @('loop') + ($nodes.name | Where-Object { $_ -ne 'loop' }) + 'console' | ForEach-Object { "/nodes/$_" }
+        $r = Invoke-SystemContainerCommand carrier -PassThru -- sh -c $tryOpen sh @order
+        $r.Stdout | Should -BeNullOrEmpty
+        (Invoke-SystemContainerCommand carrier -PassThru -- sh -c 'grep " / " /proc/self/mountinfo').Stdout | Should -Match 'nodev'
+        Remove-SystemContainer carrier -Force -Confirm:$false
+    }
+    It 'nodes a privileged container makes on <where> are refused by the device policy' -ForEach @(
+        @{ where = 'a new tmpfs'; dir = '/mnt/devs'; setup = 'mkdir -p /mnt/devs && mount -t tmpfs devs /mnt/devs' },
+        @{ where = '/run'; dir = '/run/devs'; setup = 'mkdir -p /run/devs' }
+    ) {
+        # mknod is refused by the policy too; a node that was made (an allowed major) must then open.
+        $try = ($nodes | ForEach-Object { "mknod $dir/$($_.name) $($_.type) $($_.major) $($_.minor) 2>/dev/null && (exec 3<>$dir/$($_.name)) 2>/dev/null && echo 'open $($_.name)'" }) -join '; '
+        $r = Invoke-SystemContainerCommand priv-dev -PassThru -- sh -c "$setup && $try; mknod $dir/null c 1 3 && (exec 3<>$dir/null) && echo allowed-null; true"
+        $r.Stdout | Should -Not -Match 'open '
+        if ($where -eq 'a new tmpfs') { $r.Stdout | Should -Match 'allowed-null' -Because "an allowed node opens, so the refusals are the policy's: $($r.Stderr)" }
+        Invoke-SystemContainerCommand priv-dev -- sh -c "rm -rf $dir/*; umount /mnt/devs 2>/dev/null; true" | Out-Null
+    }
+    It 'the standard /dev set still works (<node>)' -ForEach @(
+        @{ node = 'null' }, @{ node = 'zero' }, @{ node = 'full' }, @{ node = 'random' }, @{ node = 'urandom' }, @{ node = 'tty'; }, @{ node = 'ptmx' }
+    ) {
+        foreach ($container in 'victim', 'priv-dev') {
+            $r = Invoke-SystemContainerCommand $container -PassThru -- sh -c "test -e /dev/$node && if (exec 3<>/dev/$node) 2>/dev/null; then echo ok; else test $node = tty && echo ok; fi"
+            $r.Stdout.Trim() | Should -Be 'ok' -Because "/dev/$node in $container"
+        }
+    }
+    It 'has the standard links and mounts in /dev' {
+        $r = In 'sh', '-c', 'for l in ptmx fd stdin stdout stderr; do readlink /dev/$l; done; grep -E " /dev(/shm|/pts|/console)? " /proc/self/mountinfo'
+        $r.Stdout | Should -Match 'pts/ptmx'
+        $r.Stdout | Should -Match '/proc/self/fd/2'
+        foreach ($m in ' /dev ', ' /dev/pts ', ' /dev/shm ', ' /dev/console ') { $r.Stdout | Should -Match ([regex]::Escape($m)) }
+        ($r.Stdout -split "`n" | Where-Object { $_ -match ' /dev ' }) | Should -Match 'nodev'
+    }
+    It 'restricts the container cgroup to the allow-list from the host (v1 devices controller)' {
+        $dirs = Get-CgroupDirectories -InitPid (Get-SystemContainer priv-dev).Pid
+        $devices = $dirs | Where-Object { $_ -like '/sys/fs/cgroup/devices/*' }
+        if (-not $devices) { Set-ItResult -Skipped -Because 'this host has no v1 devices controller'; return }
+        $list = Get-Content (Join-Path $devices 'devices.list')
+        $list | Should -Not -Contain 'a *:* rwm'
+        $list | Should -Contain 'c 1:3 rwm'
+        $list | Should -Contain 'c 136:* rwm'
+        $list | Where-Object { $_ -like 'b *' } | Should -BeNullOrEmpty
+    }
+
+}
+
+Describe 'Escape 2 at import: an image keeps no device nodes' {
+    It 'drops and reports the block and character nodes of a tarball' {
+        $rootfs = Join-Path $daemon.Dir 'hostile-rootfs'
+        New-Item -ItemType Directory -Force "$rootfs/bin", "$rootfs/sbin", "$rootfs/dev", "$rootfs/var/lib" | Out-Null
+        Copy-Item /bin/busybox "$rootfs/bin/busybox"
+        New-Item -ItemType SymbolicLink -Path "$rootfs/sbin/init" -Target ../bin/busybox | Out-Null
+        mknod "$rootfs/dev/sda" b 8 0
+        mknod "$rootfs/dev/kvm" c 10 232
+        mknod "$rootfs/var/lib/loop-control" c 10 237
+        mkfifo "$rootfs/var/lib/fifo"
+        $tar = Join-Path $daemon.Dir 'hostile.tar'
+        tar --create --file $tar --numeric-owner -C $rootfs .
+        $img = Import-SystemContainerImage $tar -Alias hostile
+        $img.DroppedDeviceNodes | Should -Be 'dev/kvm', 'dev/sda', 'var/lib/loop-control'
+        $root = Join-Path $daemon.StateDir "images/$($img.Fingerprint)/rootfs"
+        Get-ChildItem -Recurse -Force $root | Where-Object { (stat -c '%F' $_.FullName) -match 'special' } | Should -BeNullOrEmpty
+        (Get-SystemContainerImage hostile).DroppedDeviceNodes | Should -Be 'dev/kvm', 'dev/sda', 'var/lib/loop-control'
+        Remove-SystemContainerImage hostile -Confirm:$false
+    }
+}

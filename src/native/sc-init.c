@@ -359,7 +359,8 @@ static void mount_api_filesystems(const struct plan *p)
     do_mount("sysfs", "sys", "sysfs", common | MS_RDONLY, NULL);
     do_mount("cgroup2", "sys/fs/cgroup", "cgroup2", common, NULL);
 
-    do_mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k");
+    /* The standard nodes are bind mounts, each with its own flags; nothing made on the tmpfs opens. */
+    do_mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV, "mode=755,size=65536k");
     static const char *devs[] = { "null", "zero", "full", "random", "urandom", "tty", NULL };
     char src[64], dst[64];
     for (int i = 0; devs[i]; i++) {
@@ -401,7 +402,7 @@ static void idmapped_bind(const char *path, const char *dst, int userns_fd)
 {
     int fd = sys_open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
     if (fd < 0) die("cannot open_tree %s", path);
-    struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = userns_fd };
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NODEV, .userns_fd = userns_fd };
     if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
         die("cannot idmap mount %s", path);
     ensure_dir(dst, 0700);
@@ -435,7 +436,8 @@ static void mount_rootfs(const struct plan *p, pid_t child)
     }
     snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, p->upper,
              p->upper);
-    do_mount("overlay", p->target, "overlay", 0, opts);
+    /* nodev: a device node an image or the container left in the rootfs never opens. */
+    do_mount("overlay", p->target, "overlay", MS_NODEV, opts);
     /* overlay holds a private clone of each layer; the attach point is not needed. */
     if (p->idmap) umount2(idmapped, MNT_DETACH);
 }

@@ -21,9 +21,9 @@ public static class CgroupDriverFactory
         {
             if (unifiedMount is null)
                 throw new EngineException(FailureKind.Failed, "NoCgroups", "cannot find a mounted cgroup hierarchy in /proc/self/mountinfo");
-            return new CgroupV2Driver(unifiedMount, unifiedOwn, group);
+            return new CgroupV2Driver(unifiedMount, unifiedOwn, group, deviceFilter: true);
         }
-        var unified = unifiedMount is null ? null : new CgroupV2Driver(unifiedMount, unifiedOwn, group, enableControllers: false);
+        var unified = unifiedMount is null ? null : new CgroupV2Driver(unifiedMount, unifiedOwn, group, enableControllers: false, deviceFilter: true);
         return new CgroupV1Driver(v1, unified, group);
     }
 

@@ -11,6 +11,7 @@ public sealed class CgroupV2Driver : ICgroupDriver
     private static readonly string[] WantedControllers = ["cpuset", "cpu", "io", "memory", "pids"];
     private readonly string _groupDir;
     private readonly bool _enableControllers;
+    private readonly bool _deviceFilter;
     private readonly object _setupLock = new();
     private bool _groupReady;
 
@@ -18,8 +19,10 @@ public sealed class CgroupV2Driver : ICgroupDriver
     /// <param name="ownPath">The daemon's cgroup relative to the mount ("/" or "/a/b").</param>
     /// <param name="group">The directory under the daemon's cgroup that holds container cgroups.</param>
     /// <param name="enableControllers">False for the controller-less cgroup2 tree of a v1 host.</param>
-    public CgroupV2Driver(string root, string ownPath, string group, bool enableControllers = true)
+    /// <param name="deviceFilter">Attach the device policy's BPF program to each container cgroup (a real cgroup2 tree).</param>
+    public CgroupV2Driver(string root, string ownPath, string group, bool enableControllers = true, bool deviceFilter = false)
     {
+        _deviceFilter = deviceFilter;
         Root = root;
         OwnDir = Path.Join(root, ownPath);
         _groupDir = Path.Combine(OwnDir, group);
@@ -40,6 +43,7 @@ public sealed class CgroupV2Driver : ICgroupDriver
         try
         {
             CgroupFs.Delegate(dir, rootUid, rootGid);
+            if (_deviceFilter) DeviceBpfProgram.Attach(dir, DevicePolicy.Allowed);
         }
         catch
         {
