@@ -228,3 +228,41 @@ Describe 'Escape 2 at import: an image keeps no device nodes' {
         Remove-SystemContainerImage hostile -Confirm:$false
     }
 }
+
+Describe 'Escape 5: the helper binary cannot be rewritten through /proc/<pid>/exe' {
+    BeforeAll {
+        New-SystemContainer priv-exe -Image $image -Privileged -Start | Out-Null
+        $script:helperPath = $env:SYSTEMCONTAINERS_SC_INIT
+        if (-not $helperPath) { $script:helperPath = Join-Path $PSScriptRoot '../artifacts/SystemContainers/daemon/sc-init' }
+        $script:helperHash = (Get-FileHash $helperPath).Hash
+        $script:module = Join-Path $PSScriptRoot '../SystemContainers.psd1'
+    }
+    AfterAll { Remove-SystemContainer priv-exe -Force -Confirm:$false }
+    AfterEach { (Get-FileHash $helperPath).Hash | Should -Be $helperHash -Because 'the host binary never changes' }
+
+    It 'runs exec from a sealed memfd that refuses writes' {
+        Invoke-SystemContainerCommand priv-exe -- sh -c 'sleep 32 </dev/null >/dev/null 2>&1 &' | Out-Null
+        $job = Start-ThreadJob -ArgumentList $module { param($m) Import-Module $m; Invoke-SystemContainerCommand priv-exe -- sleep 33 }
+        try {
+            Wait-Until { Find-ContainerProcess priv-exe "sleep`033`0" } -TimeoutSeconds 10 -What 'the exec to start'
+            $sleeper = Find-ContainerProcess priv-exe "sleep`033`0"
+            $helper = ((Get-Content "/proc/$sleeper/status" | Where-Object { $_ -like 'PPid:*' }) -split '\s+')[1]
+            (Get-Item "/proc/$helper/exe").LinkTarget | Should -BeLike '/memfd:sc-init*'
+            { $f = [IO.File]::Open("/proc/$helper/exe", 'Open', 'ReadWrite'); try { $f.Write([byte[]](1, 2, 3), 0, 3); $f.Flush() } finally { $f.Dispose() } } | Should -Throw
+        }
+        finally {
+            Invoke-SystemContainerCommand priv-exe -- pkill sleep | Out-Null
+            $job | Wait-Job -Timeout 10 | Remove-Job -Force
+        }
+    }
+    It 'a #!/proc/self/exe command runs the sealed copy, and nothing in the container can write it' {
+        $watch = 'for i in $(seq 300); do for e in /proc/[0-9]*/exe; do (printf evil 1<>"$e") 2>/dev/null && echo "wrote $e"; done; done; echo watched'
+        Invoke-SystemContainerCommand priv-exe -- sh -c "printf '#!/proc/self/exe\n' > /evil && chmod +x /evil" | Out-Null
+        $watcher = Start-ThreadJob -ArgumentList $module, $watch { param($m, $w) Import-Module $m; Invoke-SystemContainerCommand priv-exe -PassThru -- sh -c $w }
+        for ($i = 0; $i -lt 20; $i++) { (Invoke-SystemContainerCommand priv-exe -PassThru -- /evil).ExitCode | Should -Not -Be 0 }
+        $watched = ($watcher | Wait-Job -Timeout 60 | Receive-Job).Stdout
+        $watched | Should -Match 'watched'
+        $watched | Should -Not -Match 'wrote'
+        $watcher | Remove-Job -Force
+    }
+}

@@ -723,5 +723,6 @@ public sealed class ContainerManager : IDisposable
         Networks.Dispose();
         _loop.Dispose();
         _cgroups.ReleaseGroup();
+        _scInit.Dispose();
     }
 }
