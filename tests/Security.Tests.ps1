@@ -266,3 +266,41 @@ Describe 'Escape 5: the helper binary cannot be rewritten through /proc/<pid>/ex
         $watcher | Remove-Job -Force
     }
 }
+
+Describe 'Escape 7: the seccomp filter covers every ABI and the calls Docker and LXD deny' {
+    BeforeAll {
+        $script:probe = Join-Path $daemon.Dir 'probe-syscalls'
+        gcc -static -O2 -o $probe (Join-Path $PSScriptRoot 'probe-syscalls.c')
+        if ($LASTEXITCODE) { throw 'cannot build the syscall probe' }
+        # What each call does on the host, where nothing filters it.
+        $script:onHost = @{}
+        & $probe | ForEach-Object { $call, $abi, $err = $_ -split ' '; $onHost["$call $abi"] = $err }
+        New-SystemContainer priv-sys -Image $image -Privileged -Start | Out-Null
+        function Probe([string]$Container) {
+            Copy-Item $probe (Join-Path $daemon.StateDir "containers/$Container/fs/upper/probe")
+            $result = @{}
+            Invoke-SystemContainerCommand $Container /probe | ForEach-Object { $call, $abi, $err = $_ -split ' '; $result["$call $abi"] = $err }
+            $result
+        }
+    }
+    AfterAll { Remove-SystemContainer priv-sys -Force -Confirm:$false }
+
+    It 'denies each call the host kernel would run, in every ABI, in a privileged container' {
+        $inside = Probe priv-sys
+        $reached = $onHost.Keys | Where-Object { $onHost[$_] -notin 'ENOSYS', 'EPERM' }
+        $reached.Count | Should -BeGreaterThan 20 -Because 'the host runs most of the probed calls natively and through int 0x80'
+        foreach ($key in $reached) {
+            $want = if ($key -match '^(keyctl|add_key|request_key) ') { 'ENOSYS' } else { 'EPERM' }
+            $inside[$key] | Should -Be $want -Because "$key gives $($onHost[$key]) on the host"
+        }
+    }
+    It 'answers the keyring calls with ENOSYS in an unprivileged container, so systemd falls back' {
+        $inside = Probe victim
+        foreach ($abi in 'native', 'i386') {
+            foreach ($call in 'keyctl', 'add_key', 'request_key') { $inside["$call $abi"] | Should -Be 'ENOSYS' }
+        }
+    }
+    It 'keeps setuid working: the filter sets no no_new_privs for root' {
+        (In 'grep', 'NoNewPrivs:', '/proc/self/status').Stdout | Should -Match 'NoNewPrivs:\s+0'
+    }
+}
