@@ -304,3 +304,56 @@ Describe 'Escape 7: the seccomp filter covers every ABI and the calls Docker and
         (In 'grep', 'NoNewPrivs:', '/proc/self/status').Stdout | Should -Match 'NoNewPrivs:\s+0'
     }
 }
+
+Describe 'Escape 6: a NIC never takes over a host interface' {
+    BeforeAll {
+        New-SystemContainerNetwork secnet -IPv4 10.78.1.1/24 | Out-Null
+        Invoke-InNetns $daemon ip @('link', 'add', 'hostdev0', 'type', 'veth', 'peer', 'name', 'hostdev0p') | Out-Null
+        function Test-HostLink([string]$Name) { Invoke-InNetns $daemon ip @('-o', 'link', 'show', $Name) 2>$null | Out-Null; $LASTEXITCODE -eq 0 }
+    }
+    AfterAll {
+        foreach ($c in 'nicnew', 'nicset', 'nicvictim') { Remove-SystemContainer $c -Force -Confirm:$false -ErrorAction SilentlyContinue }
+        Invoke-InNetns $daemon ip @('link', 'del', 'hostdev0') 2>$null | Out-Null
+        Invoke-InNetns $daemon ip @('link', 'del', 'scsec0') 2>$null | Out-Null
+        Remove-SystemContainerNetwork secnet -Confirm:$false -ErrorAction SilentlyContinue
+    }
+    It 'refuses a host_name naming an existing host interface at create' {
+        New-SystemContainer nicnew -Image $image -Network secnet -Config @{ 'nic.eth0.host_name' = 'hostdev0' } -ErrorAction SilentlyContinue -ErrorVariable e | Out-Null
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'HostNameInUse,*'
+        $e[0].Exception.Message | Should -Match 'hostdev0'
+        Get-SystemContainer nicnew -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Test-HostLink hostdev0 | Should -BeTrue
+    }
+    It 'refuses it on a running container too, and keeps its config' {
+        New-SystemContainer nicset -Image $image -Network none -Start | Out-Null
+        Set-SystemContainer nicset -Config @{ 'nic.eth1.type' = 'bridged'; 'nic.eth1.network' = 'secnet'; 'nic.eth1.host_name' = 'hostdev0' } -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'HostNameInUse,*'
+        (Get-SystemContainer nicset).Config.Keys | Should -Not -Contain 'nic.eth1.host_name'
+        Stop-SystemContainer nicset -Force
+        Test-HostLink hostdev0 | Should -BeTrue
+    }
+    It 'does not adopt, and so never deletes, a host interface that took a NIC''s name while the daemon was away' {
+        New-SystemContainer nicvictim -Image $image -Network secnet -Config @{ 'nic.eth0.host_name' = 'scsec0' } -Start | Out-Null
+        Test-HostLink scsec0 | Should -BeTrue
+        Stop-DaemonProcess $daemon
+        # The NIC's pair goes, and a host interface of the same name appears: not the container's.
+        Invoke-InNetns $daemon ip @('link', 'del', 'scsec0') | Out-Null
+        Invoke-InNetns $daemon ip @('link', 'add', 'scsec0', 'type', 'veth', 'peer', 'name', 'scsec0p') | Out-Null
+        Start-DaemonProcess $daemon
+        (Get-SystemContainer nicvictim).Status | Should -Be 'Running'
+        Stop-SystemContainer nicvictim -Force
+        # A NIC's host end is deleted in the background: give it the time it takes.
+        Start-Sleep -Seconds 2
+        Test-HostLink scsec0 | Should -BeTrue
+    }
+    It 'still adopts a NIC that is provably its own: unplugging it after a restart removes its host end' {
+        New-SystemContainer nicown -Image $image -Network secnet -Config @{ 'nic.eth0.host_name' = 'scown0' } -Start | Out-Null
+        Stop-DaemonProcess $daemon
+        Start-DaemonProcess $daemon
+        # The container keeps running, so only an adopted host end is deleted by the unplug.
+        Set-SystemContainer nicown -Config @{ 'nic.eth0.type' = 'none' }
+        Wait-Until { -not (Test-HostLink scown0) } -TimeoutSeconds 10 -What 'the adopted host end to be deleted'
+        (Get-SystemContainer nicown).Status | Should -Be 'Running'
+        Remove-SystemContainer nicown -Force -Confirm:$false
+    }
+}

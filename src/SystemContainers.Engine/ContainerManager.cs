@@ -664,7 +664,7 @@ public sealed class ContainerManager : IDisposable
             {
                 Frozen = _cgroups.ReadStats(cgroup).Frozen,
                 CpuSet = config.Limits.CpuSet,
-                HostInterfaces = Networks.HostInterfacesOf(name, config.Nics),
+                HostInterfaces = Networks.HostInterfacesOf(name, config.Nics, pid),
                 LastSample = (runtime.StartedAt ?? DateTimeOffset.UtcNow, 0),
             };
             c.Live = live;
