@@ -20,7 +20,7 @@ Set-StrictMode -Version Latest
 $Root = $PSScriptRoot
 $Artifacts = Join-Path $Root 'artifacts'
 $Bin = Join-Path $Artifacts 'SystemContainers'
-$HostPackages = @('busybox-static', 'debootstrap', 'gcc', 'libc6-dev', 'tar', 'xz-utils', 'zstd', 'bzip2', 'tmux',
+$HostPackages = @('busybox-static', 'debootstrap', 'gcc', 'libc6-dev', 'libseccomp-dev', 'tar', 'xz-utils', 'zstd', 'bzip2', 'tmux',
     'dnsmasq-base', 'nftables', 'iproute2')
 
 function Invoke-Native([string]$File, [string[]]$Arguments) {
@@ -45,7 +45,9 @@ function Invoke-Build {
     Remove-Item -Recurse -Force (Join-Path $Artifacts 'bin') -ErrorAction SilentlyContinue
     New-Item -ItemType Directory -Force -Path (Join-Path $Bin 'daemon') | Out-Null
     Write-Host 'Building sc-init'
-    Invoke-Native cc @('-O2', '-Wall', '-Wextra', '-Werror', '-o', (Join-Path $Bin 'daemon/sc-init'), (Join-Path $Root 'src/native/sc-init.c'))
+    # libseccomp is linked in statically: sc-init runs wherever the daemon does, with no library to find.
+    Invoke-Native cc @('-O2', '-Wall', '-Wextra', '-Werror', '-o', (Join-Path $Bin 'daemon/sc-init'), (Join-Path $Root 'src/native/sc-init.c'),
+        '-Wl,-Bstatic', '-lseccomp', '-Wl,-Bdynamic')
     Write-Host 'Building daemon and module'
     Invoke-Native dotnet @('publish', (Join-Path $Root 'src/SystemContainers.Daemon'), '-c', $Configuration, '-o', (Join-Path $Bin 'daemon'), '--nologo', '-v', 'quiet')
     Invoke-Native dotnet @('publish', (Join-Path $Root 'src/SystemContainers.PowerShell'), '-c', $Configuration, '-o', $Bin, '--nologo', '-v', 'quiet')

@@ -57,6 +57,8 @@ public sealed record SystemContainerImage
     public DateTimeOffset Created { get; init; }
     public long Size { get; init; }
     public string InitKind { get; init; } = "";
+    /// <summary>Device nodes the tarball carried, left out of the image (containers get their /dev from the runtime).</summary>
+    public string[] DroppedDeviceNodes { get; init; } = [];
 
     /// <summary>The first alias, else the short fingerprint: what people call it.</summary>
     [JsonIgnore]

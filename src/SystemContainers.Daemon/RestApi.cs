@@ -350,7 +350,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
     public static SystemContainerImage ToApi(ImageRecord i) => new()
     {
         Fingerprint = i.Fingerprint, Aliases = [.. i.Aliases], Description = i.Description, Created = i.Created,
-        Size = i.Size, InitKind = i.InitKind,
+        Size = i.Size, InitKind = i.InitKind, DroppedDeviceNodes = [.. i.DroppedDeviceNodes ?? []],
     };
 }
 

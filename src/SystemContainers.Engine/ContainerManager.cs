@@ -399,6 +399,10 @@ public sealed class ContainerManager : IDisposable
         if (live.Frozen) throw EngineException.Conflict("Frozen", $"container '{name}' is frozen; resume it first");
         if (request.Command.Count == 0 || request.Command[0].Length == 0)
             throw EngineException.Invalid("InvalidCommand", "the command to run must not be empty");
+        if (request.WorkingDirectory is { } cwd && !cwd.StartsWith('/'))
+            throw EngineException.Invalid("InvalidWorkingDirectory", $"working directory '{cwd}' must be an absolute path in the container");
+        CheckMapped(c, "uid", request.User);
+        CheckMapped(c, "gid", request.Group);
         var config = ContainerConfig.Parse(c.Record.Config);
         var env = new Dictionary<string, string>(StringComparer.Ordinal)
         {
@@ -437,6 +441,17 @@ public sealed class ContainerManager : IDisposable
         {
             throw new EngineException(FailureKind.Failed, "ExecFailed", $"cannot run '{request.Command[0]}' in container '{name}': {e.Message}");
         }
+    }
+
+    /// <summary>
+    /// An exec id must be one the container's map gives it: an unmapped one (or -1, which the
+    /// set*id calls read as "keep") would leave the command with host ids.
+    /// </summary>
+    private static void CheckMapped(Container c, string kind, int id)
+    {
+        long size = c.Record.IdMap?.Size ?? uint.MaxValue;
+        if (id < 0 || id >= size)
+            throw EngineException.Invalid("InvalidUser", $"{kind} {id} is not mapped in container '{c.Record.Name}' (it maps 0 to {size - 1})");
     }
 
     private ExecSession ExecOnPipes(LaunchPlan plan, SafeFd initPidfd)
@@ -662,7 +677,7 @@ public sealed class ContainerManager : IDisposable
             {
                 Frozen = _cgroups.ReadStats(cgroup).Frozen,
                 CpuSet = config.Limits.CpuSet,
-                HostInterfaces = Networks.HostInterfacesOf(name, config.Nics),
+                HostInterfaces = Networks.HostInterfacesOf(name, config.Nics, pid),
                 LastSample = (runtime.StartedAt ?? DateTimeOffset.UtcNow, 0),
             };
             c.Live = live;
@@ -721,5 +736,6 @@ public sealed class ContainerManager : IDisposable
         Networks.Dispose();
         _loop.Dispose();
         _cgroups.ReleaseGroup();
+        _scInit.Dispose();
     }
 }

@@ -9,11 +9,14 @@ namespace SystemContainers.Engine.Cgroups;
 public sealed class CgroupV2Driver : ICgroupDriver
 {
     private readonly CgroupSubtree _subtree;
+    private readonly bool _deviceFilter;
 
     /// <param name="root">The cgroup2 mount.</param>
     /// <param name="subtree">Where container cgroups live; it enables the controllers they need.</param>
-    public CgroupV2Driver(string root, CgroupSubtree subtree)
+    /// <param name="deviceFilter">Attach the device policy's BPF program to each container cgroup (a real cgroup2 tree).</param>
+    public CgroupV2Driver(string root, CgroupSubtree subtree, bool deviceFilter = false)
     {
+        _deviceFilter = deviceFilter;
         Root = root;
         _subtree = subtree;
     }
@@ -34,6 +37,7 @@ public sealed class CgroupV2Driver : ICgroupDriver
         try
         {
             CgroupFs.Delegate(dir, rootUid, rootGid);
+            if (_deviceFilter) DeviceBpfProgram.Attach(dir, DevicePolicy.Allowed);
         }
         catch
         {

@@ -98,8 +98,10 @@ public sealed partial class ImageStore
                 string init = RootfsInspector.InitKind(rootfs);
                 if (init.Length == 0)
                     throw EngineException.Invalid("InvalidImage", $"tarball {path} is not a root file system: it has no /sbin/init");
+                var dropped = DeviceNodes.RemoveAll(rootfs);
+                if (dropped.Count > 0) progress?.Report($"dropped {dropped.Count} device node(s): {string.Join(", ", dropped)}");
                 var record = new ImageRecord(fingerprint, alias is null ? [] : [alias], description,
-                    DateTimeOffset.UtcNow, new FileInfo(path).Length, init);
+                    DateTimeOffset.UtcNow, new FileInfo(path).Length, init, dropped.Count > 0 ? dropped : null);
                 WriteRecord(staging, record);
                 Directory.Move(staging, Path.Combine(_dir, fingerprint));
                 lock (_images) _images[fingerprint] = record;

@@ -77,6 +77,9 @@ internal static unsafe partial class Libc
     public static partial int chmod(string path, int mode);
 
     [LibraryImport("libc", SetLastError = true)]
+    public static partial int fcntl(int fd, int command, int arg);
+
+    [LibraryImport("libc", SetLastError = true)]
     public static partial int fsync(int fd);
 
     [LibraryImport("libc", SetLastError = true)]

@@ -4,10 +4,25 @@ using SystemContainers.Engine.State;
 
 namespace SystemContainers.Engine.Runtime;
 
-/// <summary>Runs the native helper: the only code that forks into namespaces (DESIGN.md, "Processes").</summary>
-public sealed class ScInit(string path)
+/// <summary>
+/// Runs the native helper: the only code that forks into namespaces (DESIGN.md, "Processes").
+/// It runs from a sealed in-memory copy made once, never from the file: a privileged
+/// container's root reaches the helper's /proc/&lt;pid&gt;/exe and could otherwise rewrite the host
+/// binary through it (CVE-2019-5736). The seals make the copy immutable.
+/// </summary>
+public sealed class ScInit(string path) : IDisposable
 {
+    private readonly Lazy<SafeFd> _sealed = new(() => SealedCopy.Of(path));
+
     public string Path { get; } = path;
+
+    /// <summary>What is exec'd: the sealed copy, through the spawned child's own inherited fd.</summary>
+    private string Executable => $"/proc/self/fd/{_sealed.Value.Fd}";
+
+    public void Dispose()
+    {
+        if (_sealed.IsValueCreated) _sealed.Value.Dispose();
+    }
 
     /// <summary>
     /// Creates a container init. Returns its pid once it has exec'd; throws with sc-init's
@@ -23,7 +38,7 @@ public sealed class ScInit(string path)
         {
             int helper;
             using (helperEnd)
-                helper = Sys.Spawn(Path, ["sc-init", "create"], [(helperEnd, 3), (console, 0), (console, 1), (console, 2)]);
+                helper = Sys.Spawn(Executable, ["sc-init", "create"], [(helperEnd, 3), (console, 0), (console, 1), (console, 2)]);
             Exception? refused = null;
             string reply = "";
             try
@@ -74,7 +89,7 @@ public sealed class ScInit(string path)
         {
             int helper;
             using (helperEnd)
-                helper = Sys.Spawn(Path, ["sc-init", "exec"],
+                helper = Sys.Spawn(Executable, ["sc-init", "exec"],
                     [(helperEnd, 3), (initPidfd, 4), (stdin, 0), (stdout, 1), (stderr, 2)]);
             Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes(plan.ToString()));
             return new ExecHelper(helper, daemonEnd);
@@ -98,7 +113,7 @@ public sealed class ScInit(string path)
             int helper;
             using (var devnull = Sys.Open("/dev/null", Libc.O_RDWR))
             using (helperEnd)
-                helper = Sys.Spawn(Path, ["sc-init", "exec"], [(helperEnd, 3), (initPidfd, 4), (devnull, 0), (devnull, 1), (devnull, 2)]);
+                helper = Sys.Spawn(Executable, ["sc-init", "exec"], [(helperEnd, 3), (initPidfd, 4), (devnull, 0), (devnull, 1), (devnull, 2)]);
             Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes(plan.ToString()));
             var (text, terminal) = Sys.ReceiveDescriptor(daemonEnd);
             var exec = new ExecHelper(helper, daemonEnd, text);
@@ -125,7 +140,7 @@ public sealed class ScInit(string path)
         {
             int helper;
             using (helperEnd)
-                helper = Sys.Spawn(Path, ["sc-init", "console"], [(helperEnd, 3), (initPidfd, 4)]);
+                helper = Sys.Spawn(Executable, ["sc-init", "console"], [(helperEnd, 3), (initPidfd, 4)]);
             Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes(plan.ToString()));
             string reply = Sys.ReadToEnd(daemonEnd);
             int rc = Sys.WaitPid(helper);
