@@ -29,7 +29,7 @@ Set-StrictMode -Version Latest
 $Root = $PSScriptRoot
 $Artifacts = Join-Path $Root 'artifacts'
 $Bin = Join-Path $Artifacts 'SystemContainers'
-$HostPackages = @('busybox-static', 'debootstrap', 'gcc', 'libc6-dev', 'tar', 'xz-utils', 'zstd', 'bzip2', 'tmux',
+$HostPackages = @('busybox-static', 'debootstrap', 'gcc', 'libc6-dev', 'libseccomp-dev', 'tar', 'xz-utils', 'zstd', 'bzip2', 'tmux',
     'dnsmasq-base', 'nftables', 'iproute2')
 
 function Invoke-Native([string]$File, [string[]]$Arguments) {
@@ -54,7 +54,9 @@ function Invoke-Build {
     Remove-Item -Recurse -Force (Join-Path $Artifacts 'bin') -ErrorAction SilentlyContinue
     New-Item -ItemType Directory -Force -Path (Join-Path $Bin 'daemon') | Out-Null
     Write-Host 'Building sc-init'
-    Invoke-Native cc @('-O2', '-Wall', '-Wextra', '-Werror', '-o', (Join-Path $Bin 'daemon/sc-init'), (Join-Path $Root 'src/native/sc-init.c'))
+    # libseccomp is linked in statically: sc-init runs wherever the daemon does, with no library to find.
+    Invoke-Native cc @('-O2', '-Wall', '-Wextra', '-Werror', '-o', (Join-Path $Bin 'daemon/sc-init'), (Join-Path $Root 'src/native/sc-init.c'),
+        '-Wl,-Bstatic', '-lseccomp', '-Wl,-Bdynamic')
     Write-Host 'Building daemon and module'
     Invoke-Native dotnet @('publish', (Join-Path $Root 'src/SystemContainers.Daemon'), '-c', $Configuration, '-o', (Join-Path $Bin 'daemon'), '--nologo', '-v', 'quiet')
     Invoke-Native dotnet @('publish', (Join-Path $Root 'src/SystemContainers.PowerShell'), '-c', $Configuration, '-o', $Bin, '--nologo', '-v', 'quiet')
@@ -245,6 +247,12 @@ function Invoke-Tests {
         $xSkipped = [int]$counters.total - [int]$counters.executed
     }
     elseif ($xunitExit -ne 0) { $xFailed = 1 }
+
+    Write-Host "`n== Image cache (debootstrap from the archive, outside the tests)"
+    Import-Module (Join-Path $Root 'SystemContainers.psd1') -Force
+    Import-Module (Join-Path $Root 'tests/TestDaemon.psm1') -Force
+    # Without the archive (an offline guest) the cache must have been brought in; the systemd tests say so if not.
+    try { Initialize-TestImageCache } catch { Write-Warning "cannot fill the debootstrap cache: $_" }
 
     Write-Host "`n== Pester"
     Import-Module (Get-PesterModule) -Force

@@ -12,9 +12,10 @@
         'Get-SystemContainer', 'New-SystemContainer', 'Start-SystemContainer', 'Stop-SystemContainer',
         'Restart-SystemContainer', 'Remove-SystemContainer', 'Invoke-SystemContainerCommand', 'Enter-SystemContainer',
         'Get-SystemContainerImage', 'Import-SystemContainerImage', 'New-SystemContainerImage', 'Remove-SystemContainerImage',
+        'Add-SystemContainerImageAlias', 'Remove-SystemContainerImageAlias',
         'Set-SystemContainer', 'Suspend-SystemContainer', 'Resume-SystemContainer', 'Get-ContainerStats',
         'New-SystemContainerNetwork', 'Get-SystemContainerNetwork', 'Set-SystemContainerNetwork', 'Remove-SystemContainerNetwork',
-        'Get-SystemContainerNetworkLease'
+        'Get-SystemContainerNetworkLease', 'Test-SystemContainerHost'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -62,6 +62,10 @@ Describe 'Starting the daemon on first use' {
             if (-not $env:SYSTEMCONTAINERS_STATE_DIR) { Remove-Item Env:SYSTEMCONTAINERS_STATE_DIR -ErrorAction SilentlyContinue }
         }
     }
+    It 'runs in / and watches no files (no inotify instance, whatever directory started it)' {
+        (Get-Item "/proc/$($daemon.Pid)/cwd").LinkTarget | Should -Be '/'
+        @(Get-ChildItem "/proc/$($daemon.Pid)/fd" | Where-Object { $_.LinkTarget -eq 'anon_inode:inotify' }).Count | Should -Be 0
+    }
     It 'refuses to start a second daemon on a live socket' {
         $out = & (Join-Path $PSScriptRoot '../artifacts/SystemContainers/daemon/systemcontainerd') --socket $daemon.Socket --state-dir (Join-Path $daemon.Dir 'other') 2>&1
         $LASTEXITCODE | Should -Be 1
@@ -97,14 +101,31 @@ Describe 'REST API' {
         @{ what = 'exec in a stopped container'; method = 'POST'; path = '/1.0/containers/casualty/exec'; body = '{"command":["true"]}'; status = 409; id = 'NotRunning' },
         @{ what = 'an unknown container'; method = 'GET'; path = '/1.0/containers/nosuch'; body = $null; status = 404; id = 'ContainerNotFound' },
         @{ what = 'an unknown image source'; method = 'POST'; path = '/1.0/images'; body = '{"source":"ftp"}'; status = 400; id = 'InvalidSource' },
-        @{ what = 'an unknown operation'; method = 'GET'; path = '/1.0/operations/nope'; body = $null; status = 404; id = 'OperationNotFound' },
-        @{ what = 'a websocket without its secret'; method = 'GET'; path = '/1.0/operations/nope/websocket'; body = $null; status = 404; id = 'OperationNotFound' }
+        @{ what = 'an unknown operation'; method = 'GET'; path = '/1.0/operations/nope'; body = $null; status = 404; id = 'OperationNotFound' }
     ) {
         $r = Invoke-TestApi $daemon $method $path $body
         $r.Status | Should -Be $status
         $r.Body.type | Should -Be 'error'
         $r.Body.error_id | Should -Be $id
         $r.Body.error | Should -Not -BeNullOrEmpty
+    }
+    It 'attaches an interactive command''s websocket only with its secret' {
+        New-SystemContainer secretive -Image $image -Start | Out-Null
+        $r = Invoke-TestApi $daemon POST /1.0/containers/secretive/exec '{"command":["sleep","60"],"interactive":true}'
+        $r.Status | Should -Be 202
+        $op = $r.Body.operation
+        $secret = $r.Body.metadata.metadata.secret
+        $secret | Should -Not -BeNullOrEmpty
+        foreach ($query in '', '?secret=', "?secret=$($secret.Substring(1))x") {
+            $refused = Invoke-TestApi $daemon GET "$op/websocket$query"
+            $refused.Status | Should -Be 400 -Because "secret query '$query' is wrong"
+            $refused.Body.error_id | Should -Be 'InvalidSecret'
+        }
+        # The right secret passes the check: what fails then is only the missing websocket upgrade.
+        $plain = Invoke-TestApi $daemon GET "$op/websocket?secret=$secret"
+        $plain.Status | Should -Be 400
+        $plain.Body.error_id | Should -Be 'NotWebSocket'
+        Remove-SystemContainer secretive -Force -Confirm:$false
     }
     It 'serves the console log' {
         New-SystemContainer talker -Image $image -Start | Out-Null

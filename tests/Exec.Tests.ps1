@@ -53,6 +53,37 @@ Describe 'Invoke-SystemContainerCommand' {
         $r.ExitCode | Should -Be 127
         $r.Stderr | Should -Match 'cannot exec /no/such/program: ENOENT'
     }
+    It 'streams output as it is made: a line reaches the pipeline while the command still runs' {
+        # The command ends only once the test, having seen its first line, lets it: collected
+        # output would instead wait the command's 15 s out and then show the timeout.
+        Invoke-SystemContainerCommand run1 -- rm -f /tmp/go
+        $lines = Invoke-SystemContainerCommand run1 -- sh -c 'echo ready; i=0; while [ ! -e /tmp/go ] && [ $i -lt 150 ]; do sleep 0.1; i=$((i+1)); done; [ -e /tmp/go ] && echo released || echo timed-out' |
+            ForEach-Object { if ($_ -eq 'ready') { Invoke-SystemContainerCommand run1 -- touch /tmp/go }; $_ }
+        $lines | Should -Be @('ready', 'released')
+    }
+    It 'feeds pipeline input and -InputObject to the command''s stdin' {
+        'hello', 'world' | Invoke-SystemContainerCommand run1 -- cat | Should -Be @('hello', 'world')
+        1..3 | Invoke-SystemContainerCommand run1 -- wc -l | ForEach-Object Trim | Should -Be '3'
+        Invoke-SystemContainerCommand run1 -InputObject 'one line' -- tr a-z A-Z | Should -Be 'ONE LINE'
+        # Without input, stdin is at its end at once: cat returns.
+        Invoke-SystemContainerCommand run1 -- cat | Should -BeNullOrEmpty
+    }
+    It 'passes options through to the native command after -- and with -ArgumentList' {
+        Invoke-SystemContainerCommand run1 -- sh -c 'printf "a\nb\n" > /tmp/opts'
+        Invoke-SystemContainerCommand run1 -- grep -v a /tmp/opts | Should -Be 'b'
+        Invoke-SystemContainerCommand run1 -ArgumentList grep, -v, b, /tmp/opts | Should -Be 'a'
+    }
+    It 'ends the command when its operation is cancelled (DELETE /1.0/operations/{id})' {
+        $r = Invoke-TestApi $daemon POST /1.0/containers/run1/exec '{"command":["sh","-c","echo $$ > /tmp/cancelled.pid; exec sleep 300"]}'
+        $r.Status | Should -Be 202
+        $id = $r.Body.metadata.id
+        Wait-Until -TimeoutSeconds 10 -What 'the command to start' { (Invoke-SystemContainerCommand run1 -- cat /tmp/cancelled.pid 2>$null) -match '^\d+$' }
+        $pid1 = Invoke-SystemContainerCommand run1 -- cat /tmp/cancelled.pid
+        (Invoke-TestApi $daemon DELETE "/1.0/operations/$id").Status | Should -Be 200
+        $op = (Invoke-TestApi $daemon GET "/1.0/operations/$id/wait?timeout=20").Body.metadata
+        $op.status | Should -Not -Be 'Running'
+        Invoke-SystemContainerCommand run1 -- sh -c "kill -0 $pid1 2>/dev/null && echo alive || echo gone" | Should -Be 'gone'
+    }
     It 'runs in every container a wildcard names, from the pipeline' {
         New-SystemContainer run2 -Image busybox -Start | Out-Null
         (Get-SystemContainer run* | Invoke-SystemContainerCommand -Command hostname) | Sort-Object | Should -Be @('run1', 'run2')
@@ -154,6 +185,34 @@ Describe 'Enter-SystemContainer' {
             Send-Line '"prompt-" + "works"'
             Wait-Screen 'pwsh to take input again' '(?m)^prompt-works' 10
             (Screen) | Should -Not -Match 'junk'
+        }
+        finally {
+            tmux kill-session -t $session 2>$null
+        }
+    }
+    It 'Ctrl-C on Invoke-SystemContainerCommand in an interactive pwsh ends the command in the container (tmux)' {
+        $session = "sc-test-c$PID"
+        $root = (Resolve-Path (Join-Path $PSScriptRoot '..')).Path
+        tmux new-session -d -s $session -x 120 -y 30 "cd '$root' && SYSTEMCONTAINERS_SOCKET='$($daemon.Socket)' SYSTEMCONTAINERS_NO_AUTOSTART=1 dotnet pwsh -NoProfile -NoLogo"
+        try {
+            function Screen { (tmux capture-pane -t $session -p) -join "`n" }
+            function Send-Line([string]$Keys) { tmux send-keys -t $session -l $Keys; tmux send-keys -t $session Enter }
+            function Wait-Screen([string]$What, [string]$Pattern, [int]$TimeoutSeconds = 10) {
+                try { Wait-Until -TimeoutSeconds $TimeoutSeconds -What $What { (Screen) -match $Pattern } }
+                catch { throw "$_; the screen:`n$(Screen)" }
+            }
+            Wait-Screen 'the pwsh prompt' '(?m)^PS [^\n]*> ?$' 90
+            Send-Line "Import-Module '$root/SystemContainers.psd1'; Invoke-SystemContainerCommand run1 -- sh -c 'echo `$`$ > /tmp/ctrlc.pid; echo started; exec sleep 300'"
+            Wait-Screen 'the command to start' '(?m)^started' 30
+            $inner = Invoke-SystemContainerCommand run1 -- cat /tmp/ctrlc.pid
+            tmux send-keys -t $session C-c
+            Send-Line '"back-" + "at-prompt"'
+            Wait-Screen 'the prompt after Ctrl-C' '(?m)^back-at-prompt' 20
+            Wait-Until -TimeoutSeconds 15 -What 'the command to end in the container' {
+                (Invoke-SystemContainerCommand run1 -- sh -c "kill -0 $inner 2>/dev/null && echo alive || echo gone") -eq 'gone'
+            }
+            $running = @((Invoke-TestApi $daemon GET '/1.0/operations').Body.metadata | Where-Object { $_.status -eq 'Running' -and $_.description -like '*command in run1' })
+            $running.Count | Should -Be 0
         }
         finally {
             tmux kill-session -t $session 2>$null

@@ -61,7 +61,9 @@ Describe 'Import-SystemContainerImage' {
         $root = Join-Path $daemon.StateDir "images/$($img.Fingerprint)/rootfs"
         (stat -c '%u:%g' "$root/etc/owned") | Should -Be '1234:4321'
         (stat -c '%a' "$root/bin/busybox") | Should -Be '4750'
-        (stat -c '%F %t,%T' "$root/dev/null0") | Should -Be 'character special file 1,3'
+        # Device nodes are dropped (containers get /dev from the runtime) and reported.
+        Test-Path "$root/dev/null0" | Should -BeFalse
+        $img.DroppedDeviceNodes | Should -Be 'dev/null0'
         (stat -c '%i' "$root/etc/passwd") | Should -Be (stat -c '%i' "$root/etc/passwd-hardlink")
     }
     It 'boots a container from an imported image, owners mapped into it' {
@@ -102,6 +104,40 @@ Describe 'Import-SystemContainerImage' {
         Get-ImageDirs | Should -Be $before
         Get-SystemContainerImage bad -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         Test-Path (Join-Path $work 'outside') | Should -BeFalse
+    }
+}
+
+Describe 'Image aliases' {
+    It 'adds names to an image, each naming it, and refuses one that names another image or is invalid' {
+        $img = Add-SystemContainerImageAlias bb -Alias bb-two, bb-three -PassThru
+        $img.Aliases | Should -Be @('bb', 'bb-two', 'bb-three')
+        (Get-SystemContainerImage bb-three).Fingerprint | Should -Be $img.Fingerprint
+        # Recorded on disk, so a daemon restart keeps them.
+        (Get-Content -Raw (Join-Path $daemon.StateDir "images/$($img.Fingerprint)/image.json") | ConvertFrom-Json).aliases | Should -Be @('bb', 'bb-two', 'bb-three')
+        $other = @(Get-SystemContainerImage | Where-Object Fingerprint -ne $img.Fingerprint)[0]
+        $other | Should -Not -BeNullOrEmpty
+        Add-SystemContainerImageAlias $other.Fingerprint -Alias bb-two -ErrorVariable taken -ErrorAction SilentlyContinue
+        $taken[0].FullyQualifiedErrorId | Should -BeLike 'AliasInUse,*'
+        Add-SystemContainerImageAlias bb -Alias 'bad alias' -ErrorVariable bad -ErrorAction SilentlyContinue
+        $bad[0].FullyQualifiedErrorId | Should -BeLike 'InvalidAlias,*'
+        (Get-SystemContainerImage bb).Aliases | Should -Be @('bb', 'bb-two', 'bb-three')
+    }
+    It 'removes an image only by its fingerprint or its last alias, never by one of several' {
+        $img = Get-SystemContainerImage bb
+        Remove-SystemContainerImage bb-two -Confirm:$false -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'ImageHasOtherAliases,*'
+        $err[0].Exception.Message | Should -Match 'bb-three'
+        Get-ImageDirs | Should -Contain $img.Fingerprint
+        (Get-SystemContainerImage bb-two).Fingerprint | Should -Be $img.Fingerprint
+    }
+    It 'takes aliases off and keeps the image' {
+        $left = Remove-SystemContainerImageAlias bb-two, bb-three -PassThru
+        $left[-1].Aliases | Should -Be @('bb')
+        Get-SystemContainerImage bb-two -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        (Get-SystemContainerImage bb).Aliases | Should -Be @('bb')
+        Get-ImageDirs | Should -Contain $left[-1].Fingerprint
+        Remove-SystemContainerImageAlias bb-two -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'AliasNotFound,*'
     }
 }
 

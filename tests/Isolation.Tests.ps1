@@ -25,9 +25,26 @@ Describe 'From inside the container' {
         $r.Stderr | Should -Match 'Read-only file system'
         (hostname) | Should -Not -Be 'evil'
     }
-    It 'cannot mount file systems or make block devices' {
-        (In 'mount', '-t', 'tmpfs', 'x', '/mnt').ExitCode | Should -Not -Be 0
-        (In 'mknod', '/tmp/sda', 'b', '8', '0').ExitCode | Should -Not -Be 0
+    It 'mounts tmpfs in its own mount namespace only' {
+        # systemd inside needs this: a user namespace's root may mount file systems made for it.
+        $r = In 'sh', '-c', 'mkdir -p /tmp/own && mount -t tmpfs own-tmpfs /tmp/own && grep " /tmp/own " /proc/self/mountinfo'
+        $r.ExitCode | Should -Be 0
+        $r.Stdout | Should -Match 'own-tmpfs'
+        Get-Content /proc/self/mountinfo, "/proc/$($daemon.Pid)/mountinfo" | Where-Object { $_ -match 'own-tmpfs' } | Should -BeNullOrEmpty
+    }
+    It 'cannot mount file systems only the host may mount, nor lift a read-only lock, nor make block devices' {
+        # busybox mount says EPERM as "permission denied (are you root?)".
+        $r = In 'sh', '-c', 'mkdir -p /tmp/dbg && mount -t debugfs dbg /tmp/dbg'
+        $r.ExitCode | Should -Not -Be 0
+        $r.Stderr | Should -Match 'permission denied'
+        $r = In 'mount', '-o', 'remount,rw', '/sys'
+        $r.ExitCode | Should -Not -Be 0
+        $r.Stderr | Should -Match 'permission denied'
+        (In 'sh', '-c', 'grep " /sys " /proc/self/mountinfo').Stdout | Should -Match '\sro,'
+        $r = In 'mknod', '/tmp/sda', 'b', '8', '0'
+        $r.ExitCode | Should -Not -Be 0
+        $r.Stderr | Should -Match 'Operation not permitted'
+        (In 'test', '-e', '/tmp/sda').ExitCode | Should -Not -Be 0
     }
     It 'sees /sys read-only and masked /proc files' {
         (In 'touch', '/sys/kernel/evil').ExitCode | Should -Not -Be 0
@@ -43,22 +60,39 @@ Describe 'From inside the container' {
 }
 
 Describe 'From the host' {
-    It 'runs init as host uid 1000000' {
-        (Get-Content "/proc/$($c.Pid)/status" | Where-Object { $_ -like 'Uid:*' }) -split '\s+' | Select-Object -Index 1 | Should -Be '1000000'
-        Get-Content "/proc/$($c.Pid)/uid_map" | Should -Match '^\s*0\s+1000000\s+65536'
+    It "runs init as the unprivileged host ids its id map gives container root" {
+        $map = Get-ContainerIdMap $c.Pid
+        $map.Inside | Should -Be 0
+        $map.UidBase | Should -BeGreaterThan 0
+        $map.GidBase | Should -BeGreaterThan 0
+        $map.Size | Should -Be 65536
+        $map.GidSize | Should -Be 65536
+        # Root's subordinate ranges, where the host has them, are where the ids come from (else LXD's default pool).
+        $ranges = @(Get-Content /etc/subuid -ErrorAction SilentlyContinue | Where-Object { $_ -match '^(root|0):(\d+):(\d+)$' -and [long]$Matches[3] -ge 65536 } |
+            ForEach-Object { $f = $_ -split ':'; @{ Start = [long]$f[1]; Count = [long]$f[2] } })
+        if (-not $ranges) { $ranges = @(@{ Start = 1000000; Count = 1000000000 }) }
+        @($ranges | Where-Object { $map.UidBase -ge $_.Start -and $map.UidBase + $map.Size -le $_.Start + $_.Count }).Count | Should -Be 1
+        $status = Get-Content "/proc/$($c.Pid)/status"
+        ($status | Where-Object { $_ -like 'Uid:*' }) -split '\s+' | Select-Object -Index 1 | Should -Be "$($map.UidBase)"
+        ($status | Where-Object { $_ -like 'Gid:*' }) -split '\s+' | Select-Object -Index 1 | Should -Be "$($map.GidBase)"
+        (In 'id', '-u').Stdout.Trim() | Should -Be '0'
     }
     It 'gives init its own <ns> namespace' -ForEach @(
         @{ ns = 'pid' }, @{ ns = 'mnt' }, @{ ns = 'net' }, @{ ns = 'uts' }, @{ ns = 'ipc' }, @{ ns = 'user' }, @{ ns = 'cgroup' }
     ) {
         (Get-Item "/proc/$($c.Pid)/ns/$ns").LinkTarget | Should -Not -Be (Get-Item "/proc/$($daemon.Pid)/ns/$ns").LinkTarget
     }
-    It "puts the container's processes in a cgroup under the daemon's own" {
-        $daemonMemory = ((Get-Content "/proc/$($daemon.Pid)/cgroup" | Where-Object { $_ -match ':memory:' }) -split ':', 3)[2]
-        $dirs = Get-CgroupDirectories -InitPid $c.Pid
-        $memory = $dirs | Where-Object { $_ -like '/sys/fs/cgroup/memory/*' }
-        $memory | Should -BeLike "/sys/fs/cgroup/memory$($daemonMemory.TrimEnd('/'))/*/iso"
+    It "puts the container's processes in a cgroup of its own in the daemon's group" {
+        $daemonDir = Split-Path -Parent (Get-CgroupFile $daemon.Pid memory cgroup.procs)
+        $memory = Split-Path -Parent (Get-CgroupFile $c.Pid memory cgroup.procs)
+        # v1 nests the group under the daemon's own cgroup; v2 keeps it apart (a systemd scope, or its own subtree).
+        if ((Get-CgroupVersion) -eq 'v1') { $memory | Should -BeLike "$daemonDir/*/iso" }
+        else { $memory | Should -Match '/systemcontainers-[0-9a-f]{8}(\.scope)?/iso$' }
+        Get-Content (Join-Path $daemonDir 'cgroup.procs') | Should -Not -Contain "$($c.Pid)"
         Get-Content (Join-Path $memory 'cgroup.procs') | Should -Contain "$($c.Pid)"
-        (Invoke-SystemContainerCommand iso -- sh -c 'cat /proc/self/cgroup | grep memory') | Should -Match ':memory:/$'
+        # Inside, the cgroup namespace makes the container's cgroup its root.
+        $pattern = if ((Get-CgroupVersion) -eq 'v2') { '^0::/$' } else { ':memory:/$' }
+        (Invoke-SystemContainerCommand iso -- cat /proc/self/cgroup) -match $pattern | Should -Not -BeNullOrEmpty
     }
     It 'runs init and commands under the seccomp filter' {
         (Get-Content "/proc/$($c.Pid)/status" | Where-Object { $_ -like 'Seccomp:*' }) | Should -Match '\s2$'

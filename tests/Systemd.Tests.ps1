@@ -2,13 +2,10 @@
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
     Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
-    # debootstrap needs the archive, which the network namespace of the test daemon cannot reach:
-    # a builder daemon fills the shared cache first, and the test daemon builds from it.
-    $builder = Start-TestDaemon -ImageBuilder
-    try { New-SystemContainerImage -Debootstrap -Release bookworm -Alias bookworm | Out-Null }
-    finally { Stop-TestDaemon $builder }
+    # The test daemon's network namespace cannot reach the archive: build.ps1 test fills the
+    # debootstrap cache before the tests (Initialize-TestImageCache), and the image is built from it.
     $script:daemon = Start-TestDaemon
-    $script:image = New-SystemContainerImage -Debootstrap -Release bookworm -Alias bookworm
+    $script:image = New-SystemContainerImage -Debootstrap -Release bookworm -Alias bookworm -ErrorAction Stop
 }
 AfterAll { Stop-TestDaemon $script:daemon }
 
@@ -17,7 +14,7 @@ Describe 'A Debian container with systemd' {
         $image.InitKind | Should -Be 'systemd'
         $image.Aliases | Should -Be 'bookworm'
     }
-    It 'boots systemd as PID 1 to running or degraded within 60 seconds' {
+    It 'boots systemd as PID 1 to running or degraded' {
         $script:c = New-SystemContainer deb1 -Image bookworm -Start
         $script:state = $null
         Wait-Until -TimeoutSeconds 60 -What 'systemctl is-system-running' {
@@ -54,11 +51,9 @@ Describe 'A Debian container with systemd' {
     It 'shuts down cleanly on Stop-SystemContainer, leaving no processes, cgroups or mounts' {
         $dirs = Get-CgroupDirectories -InitPid $c.Pid
         $dirs | Should -Not -BeNullOrEmpty
-        $sw = [Diagnostics.Stopwatch]::StartNew()
         $stopped = Stop-SystemContainer deb1 -Timeout 60 -PassThru
-        $sw.Elapsed.TotalSeconds | Should -BeLessThan 60
         $stopped.Status | Should -Be 'Stopped'
-        # systemd halts the pid namespace; the kernel reports that as SIGINT, not as our SIGKILL.
+        # systemd halts the pid namespace; the kernel reports that as SIGINT, not as the SIGKILL that ends the timeout.
         $stopped.LastExitSignal | Should -Not -Be 9
         Test-Path "/proc/$($c.Pid)" | Should -BeFalse
         foreach ($d in $dirs) { Test-Path $d | Should -BeFalse -Because "$d must be removed" }

@@ -17,14 +17,14 @@ function Start-TestDaemon {
     bridges, dnsmasqs and nftables table never touch the host's network), and points the module
     at its socket.
     #>
-    param([string[]]$ExtraArguments = @(), [switch]$ImageBuilder)
+    param([string[]]$ExtraArguments = @(), [switch]$HostNetwork)
     if (-not (Test-Path $script:DaemonBinary)) { throw "build first: $script:DaemonBinary is missing" }
     $id = [guid]::NewGuid().ToString('n').Substring(0, 10)
     $dir = Join-Path '/tmp' "sc-test-$id"
     $netns = $null
-    if ($ImageBuilder) {
-        # Builds images from the network (debootstrap) into the shared cache: in the host's
-        # network namespace, and without a default network, so it never touches the host's network.
+    if ($HostNetwork) {
+        # In the host's network namespace (to build images from the archive, or to see the host's
+        # own network settings), without a default network, so it never changes the host's network.
         $ExtraArguments += @('--default-network', 'none')
     }
     else {
@@ -195,6 +195,17 @@ function Get-TestImage {
     'busybox'
 }
 
+function Initialize-TestImageCache {
+    <#
+    Fills the shared debootstrap cache from the archive, before and outside the tests (build.ps1
+    test calls it): a daemon in the host's network namespace without a default network builds the
+    Debian image, so the tests, in network namespaces of their own, build it from the cache.
+    #>
+    $builder = Start-TestDaemon -HostNetwork
+    try { New-SystemContainerImage -Debootstrap -Release bookworm -Alias bookworm -ErrorAction Stop | Out-Null }
+    finally { Stop-TestDaemon $builder }
+}
+
 function Wait-Until([scriptblock]$Condition, [int]$TimeoutSeconds = 60, [string]$What = 'condition') {
     $TimeoutSeconds = [int]($TimeoutSeconds * $script:TimeScale)
     $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
@@ -212,14 +223,114 @@ function Test-ProcessAlive([int]$ProcessId) {
     $stat.Substring($stat.LastIndexOf(')') + 2, 1) -ne 'Z'
 }
 
-function Get-CgroupDirectories {
-    <# The container's cgroup directories on the host, found from its init's /proc/<pid>/cgroup. #>
-    param([int]$InitPid)
-    Get-Content "/proc/$InitPid/cgroup" | ForEach-Object {
-        $id, $controllers, $path = $_ -split ':', 3
-        $mount = if ($controllers -eq '') { '/sys/fs/cgroup/unified' } elseif ($controllers -like 'name=*') { '/sys/fs/cgroup/' + $controllers.Substring(5) } else { "/sys/fs/cgroup/$controllers" }
-        Join-Path $mount $path
+# ---- cgroup files, on whatever the host mounts (v1, hybrid or pure v2) -------------------------
+
+function Get-CgroupMounts {
+    <# The cgroup and cgroup2 mounts of the host's hierarchy roots, from /proc/self/mountinfo. #>
+    Get-Content /proc/self/mountinfo | ForEach-Object {
+        $head, $tail = $_ -split ' - ', 2
+        $h = $head -split ' '; $t = $tail -split ' '
+        if ($t[0] -in 'cgroup', 'cgroup2' -and $h[3] -eq '/') {
+            [pscustomobject]@{ MountPoint = $h[4] -replace '\\040', ' '; Type = $t[0]; Options = $t[2] -split ',' }
+        }
     }
 }
 
-Export-ModuleMember -Function Get-TestDnsmasq, Invoke-InNetns, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Wait-Until, Get-CgroupDirectories
+function Get-CgroupVersion {
+    <# 'v1' where any v1 hierarchy is mounted (legacy or hybrid), 'v2' on a pure cgroup2 host. #>
+    if (Get-CgroupMounts | Where-Object Type -eq 'cgroup') { 'v1' } else { 'v2' }
+}
+
+function Get-CgroupHierarchies([int]$InitPid) {
+    <# Each hierarchy a process is in: its controllers and its directory on the host, from /proc/<pid>/cgroup. #>
+    $mounts = @(Get-CgroupMounts)
+    Get-Content "/proc/$InitPid/cgroup" | ForEach-Object {
+        $null, $controllers, $path = $_ -split ':', 3
+        $wanted = @($controllers -split ',' | Where-Object { $_ })
+        $mount = if ($wanted.Count -eq 0) { $mounts | Where-Object Type -eq 'cgroup2' | Select-Object -First 1 }
+                 else { $mounts | Where-Object { $m = $_; $m.Type -eq 'cgroup' -and -not ($wanted | Where-Object { $_ -notin $m.Options }) } | Select-Object -First 1 }
+        if ($mount) { [pscustomobject]@{ Controllers = $wanted; Directory = Join-Path $mount.MountPoint $path } }
+    }
+}
+
+function Get-CgroupDirectories {
+    <# The container's cgroup directories on the host, found from its init's /proc/<pid>/cgroup. #>
+    param([int]$InitPid)
+    (Get-CgroupHierarchies $InitPid).Directory
+}
+
+function Get-CgroupFile {
+    <#
+    The path of a cgroup interface file of the process: on v1 in the hierarchy that carries
+    Controller (file V1), on v2 in its cgroup2 directory (file V2, the same name unless given).
+    #>
+    param([int]$InitPid, [string]$Controller, [string]$V1, [string]$V2 = $V1)
+    $hierarchies = @(Get-CgroupHierarchies $InitPid)
+    $dir = if ((Get-CgroupVersion) -eq 'v2') { ($hierarchies | Where-Object { $_.Controllers.Count -eq 0 }).Directory }
+           else { ($hierarchies | Where-Object { $Controller -in $_.Controllers } | Select-Object -First 1).Directory }
+    if (-not $dir) { throw "process $InitPid is in no cgroup with the $Controller controller" }
+    Join-Path $dir $(if ((Get-CgroupVersion) -eq 'v2') { $V2 } else { $V1 })
+}
+
+function Get-CgroupKeyedValue([string]$File, [string]$Key) {
+    <# One "key value" line of a flat-keyed cgroup file (cpu.stat, memory.events, cgroup.events). #>
+    $line = Get-Content $File | Where-Object { $_ -like "$Key *" } | Select-Object -First 1
+    if (-not $line) { throw "$File has no '$Key' line" }
+    [long]($line -split ' ')[1]
+}
+
+function Get-CgroupMemoryLimit([int]$InitPid, [switch]$Soft) {
+    <# The hard (or with -Soft the soft) memory limit in bytes; $null for none (v2 "max", v1's page-counter maximum). #>
+    $file = if ($Soft) { Get-CgroupFile $InitPid memory memory.soft_limit_in_bytes memory.high } else { Get-CgroupFile $InitPid memory memory.limit_in_bytes memory.max }
+    $value = (Get-Content $file).Trim()
+    if ($value -eq 'max' -or [decimal]$value -ge [decimal][math]::Pow(2, 62)) { return $null }
+    [long]$value
+}
+
+function Get-CgroupCpuMax([int]$InitPid) {
+    <# The CPU bandwidth limit as cpu.max writes it: "<quota µs|max> <period µs>". #>
+    if ((Get-CgroupVersion) -eq 'v2') { return (Get-Content (Get-CgroupFile $InitPid cpu cpu.max)).Trim() }
+    $quota = [long](Get-Content (Get-CgroupFile $InitPid cpu cpu.cfs_quota_us))
+    $period = [long](Get-Content (Get-CgroupFile $InitPid cpu cpu.cfs_period_us))
+    "$(if ($quota -lt 0) { 'max' } else { $quota }) $period"
+}
+
+function Get-CgroupCpuUsage([int]$InitPid) {
+    <# CPU time used by the cgroup, in nanoseconds (v1 cpuacct.usage, v2 cpu.stat usage_usec). #>
+    if ((Get-CgroupVersion) -eq 'v2') { return 1000 * (Get-CgroupKeyedValue (Get-CgroupFile $InitPid cpu cpu.stat) usage_usec) }
+    [long](Get-Content (Get-CgroupFile $InitPid cpuacct cpuacct.usage))
+}
+
+function Get-CgroupThrottledPeriods([int]$InitPid) {
+    <# How many CPU bandwidth periods the cgroup was throttled in (cpu.stat nr_throttled, both versions). #>
+    Get-CgroupKeyedValue (Get-CgroupFile $InitPid cpu cpu.stat) nr_throttled
+}
+
+function Get-CgroupMemoryUsage([int]$InitPid) {
+    [long](Get-Content (Get-CgroupFile $InitPid memory memory.usage_in_bytes memory.current))
+}
+
+function Get-CgroupMemoryLimitHits([int]$InitPid) {
+    <# How often the memory limit was hit: v2 memory.events max; v1 memory.failcnt, or memory+swap's when swap is off. #>
+    if ((Get-CgroupVersion) -eq 'v2') { return Get-CgroupKeyedValue (Get-CgroupFile $InitPid memory memory.events) max }
+    $memsw = Get-CgroupFile $InitPid memory memory.memsw.failcnt
+    [math]::Max([long](Get-Content (Get-CgroupFile $InitPid memory memory.failcnt)), $(if (Test-Path $memsw) { [long](Get-Content $memsw) } else { 0 }))
+}
+
+function Test-CgroupFrozen([int]$InitPid) {
+    <# What the kernel says of the freeze: v1 freezer.state FROZEN, v2 cgroup.events "frozen 1". #>
+    if ((Get-CgroupVersion) -eq 'v2') { return (Get-CgroupKeyedValue (Get-CgroupFile $InitPid freezer cgroup.events) frozen) -eq 1 }
+    (Get-Content (Get-CgroupFile $InitPid freezer freezer.state)).Trim() -eq 'FROZEN'
+}
+
+function Get-ContainerIdMap([int]$InitPid) {
+    <# The host ids container uid and gid 0 map to, and the range size, from the container's /proc/<pid>/uid_map and gid_map. #>
+    $uid = @(Get-Content "/proc/$InitPid/uid_map"); $gid = @(Get-Content "/proc/$InitPid/gid_map")
+    if ($uid.Count -ne 1 -or $gid.Count -ne 1) { throw "process $InitPid has $($uid.Count) uid_map and $($gid.Count) gid_map lines, expected one each" }
+    $u = -split $uid[0]; $g = -split $gid[0]
+    [pscustomobject]@{ Inside = [long]$u[0]; UidBase = [long]$u[1]; GidBase = [long]$g[1]; Size = [long]$u[2]; GidSize = [long]$g[2] }
+}
+
+Export-ModuleMember -Function Get-TestDnsmasq, Invoke-InNetns, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
+    Get-CgroupMounts, Get-CgroupVersion, Get-CgroupDirectories, Get-CgroupFile, Get-CgroupKeyedValue, Get-CgroupMemoryLimit, Get-CgroupCpuMax,
+    Get-CgroupCpuUsage, Get-CgroupThrottledPeriods, Get-CgroupMemoryUsage, Get-CgroupMemoryLimitHits, Test-CgroupFrozen, Get-ContainerIdMap

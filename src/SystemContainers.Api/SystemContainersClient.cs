@@ -92,9 +92,22 @@ public sealed class SystemContainersClient : IDisposable
         SendAsync<ExecCommandResult>(HttpMethod.Post, $"1.0/containers/{Esc(name)}/exec", request with { Interactive = false }, ct);
 
     /// <summary>Starts an interactive command on a pty; returns the operation id and its connected websocket.</summary>
-    public async Task<(string OperationId, ClientWebSocket Socket)> ExecInteractiveAsync(string name, ExecCommandRequest request, CancellationToken ct = default)
+    public Task<(string OperationId, ClientWebSocket Socket)> ExecInteractiveAsync(string name, ExecCommandRequest request, CancellationToken ct = default) =>
+        ExecAttachedAsync(name, request with { Interactive = true, Stream = false }, ct);
+
+    /// <summary>
+    /// Starts a command on pipes whose stdin, stdout and stderr travel over the returned websocket
+    /// as the command reads and writes them (see <see cref="ExecControl"/>).
+    /// </summary>
+    public Task<(string OperationId, ClientWebSocket Socket)> ExecStreamAsync(string name, ExecCommandRequest request, CancellationToken ct = default) =>
+        ExecAttachedAsync(name, request with { Interactive = false, Stream = true }, ct);
+
+    public Task CancelOperationAsync(string id, CancellationToken ct = default) =>
+        SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/operations/{Esc(id)}", null, ct);
+
+    private async Task<(string OperationId, ClientWebSocket Socket)> ExecAttachedAsync(string name, ExecCommandRequest request, CancellationToken ct)
     {
-        var response = await SendRawAsync(HttpMethod.Post, $"1.0/containers/{Esc(name)}/exec", request with { Interactive = true }, ct);
+        var response = await SendRawAsync(HttpMethod.Post, $"1.0/containers/{Esc(name)}/exec", request, ct);
         var op = Deserialize<Operation>(response.Metadata);
         var meta = Deserialize<ExecInteractiveMetadata>(op.Metadata);
         var socket = new ClientWebSocket();
@@ -108,6 +121,12 @@ public sealed class SystemContainersClient : IDisposable
 
     public Task<SystemContainerImage> CreateImageAsync(ImageCreateRequest request, Action<string>? progress = null, CancellationToken ct = default) =>
         SendAsync<SystemContainerImage>(HttpMethod.Post, "1.0/images", request, ct, progress);
+
+    public Task<SystemContainerImage> AddImageAliasAsync(string target, string alias, CancellationToken ct = default) =>
+        SendAsync<SystemContainerImage>(HttpMethod.Post, "1.0/images/aliases", new ImageAliasRequest(alias, target), ct);
+
+    public Task<SystemContainerImage> RemoveImageAliasAsync(string alias, CancellationToken ct = default) =>
+        SendAsync<SystemContainerImage>(HttpMethod.Delete, $"1.0/images/aliases/{Esc(alias)}", null, ct);
 
     public Task DeleteImageAsync(string reference, CancellationToken ct = default) =>
         SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/images/{Esc(reference)}", null, ct);
@@ -126,6 +145,13 @@ public sealed class SystemContainersClient : IDisposable
 
     public Task<List<SystemContainerNetworkLease>> ListLeasesAsync(string name, CancellationToken ct = default) =>
         SendAsync<List<SystemContainerNetworkLease>>(HttpMethod.Get, $"1.0/networks/{Esc(name)}/leases", null, ct);
+
+    /// <summary>The host's facts, judged for this many containers (null: the daemon's default).</summary>
+    public Task<List<SystemContainerHostCheck>> GetHostChecksAsync(int? containers, CancellationToken ct = default) =>
+        SendAsync<List<SystemContainerHostCheck>>(HttpMethod.Get, containers is int n ? $"1.0/host/checks?containers={n}" : "1.0/host/checks", null, ct);
+
+    public Task<HostFixResult> FixHostAsync(HostFixRequest request, CancellationToken ct = default) =>
+        SendAsync<HostFixResult>(HttpMethod.Post, "1.0/host/checks/fix", request, ct);
 
     public Task<Operation> WaitOperationAsync(string id, int timeoutSeconds, CancellationToken ct = default) =>
         SendAsync<Operation>(HttpMethod.Get, $"1.0/operations/{Esc(id)}/wait?timeout={timeoutSeconds}", null, ct);

@@ -57,6 +57,8 @@ public sealed record SystemContainerImage
     public DateTimeOffset Created { get; init; }
     public long Size { get; init; }
     public string InitKind { get; init; } = "";
+    /// <summary>Device nodes the tarball carried, left out of the image (containers get their /dev from the runtime).</summary>
+    public string[] DroppedDeviceNodes { get; init; } = [];
 
     /// <summary>The first alias, else the short fingerprint: what people call it.</summary>
     [JsonIgnore]
@@ -101,7 +103,8 @@ public sealed record ExecCommandRequest(
     int Group = 0,
     bool Interactive = false,
     int Width = 80,
-    int Height = 24);
+    int Height = 24,
+    bool Stream = false);
 
 /// <summary>Result metadata of a non-interactive exec operation.</summary>
 public sealed record ExecCommandResult(int Return, string Stdout, string Stderr);
@@ -109,8 +112,19 @@ public sealed record ExecCommandResult(int Return, string Stdout, string Stderr)
 /// <summary>Interactive exec: the operation's metadata carries the secret for its websocket.</summary>
 public sealed record ExecInteractiveMetadata(string Secret);
 
-/// <summary>Control frames on the interactive websocket (text frames); raw bytes go as binary frames.</summary>
-public sealed record ExecControl(string Command, int Width = 0, int Height = 0);
+/// <summary>
+/// Control frames on an exec websocket (text frames): "window-resize" (interactive), "close-stdin"
+/// and "signal" (streamed). Raw bytes go as binary frames: input as it is; output as it is on a
+/// terminal, and on a streamed exec behind one byte that names the stream (<see cref="StdoutStream"/>
+/// or <see cref="StderrStream"/>).
+/// </summary>
+public sealed record ExecControl(string Command, int Width = 0, int Height = 0, int Signal = 0)
+{
+    public const byte StdoutStream = 1, StderrStream = 2;
+}
+
+/// <summary>POST /1.0/images/aliases: one more name (Name) for the image Target (an alias or fingerprint).</summary>
+public sealed record ImageAliasRequest(string? Name, string? Target);
 
 /// <summary>POST /1.0/images: import a tarball the daemon can read, or build one (source "busybox" or "debootstrap").</summary>
 public sealed record ImageCreateRequest(
@@ -195,3 +209,26 @@ public sealed record SystemContainerNetworkLease
 public sealed record NetworkCreateRequest(string Name, Dictionary<string, string>? Config = null);
 
 public sealed record NetworkUpdateRequest(Dictionary<string, string?> Config);
+
+/// <summary>One fact about the host (Test-SystemContainerHost): a kernel feature, cgroup fact, tool or density limit.</summary>
+public sealed record SystemContainerHostCheck
+{
+    /// <summary>kernel, cgroup, tool or limit.</summary>
+    public required string Category { get; init; }
+    public required string Name { get; init; }
+    /// <summary>Ok, Info (optional and absent), Warning (something degrades) or Failed (containers cannot run as meant).</summary>
+    public required string Status { get; init; }
+    public string Value { get; init; } = "";
+    /// <summary>What containers need; for limits, the value for the number of containers asked about.</summary>
+    public string? Needed { get; init; }
+    public string Detail { get; init; } = "";
+}
+
+/// <summary>POST /1.0/host/checks/fix: raise the host limits for this many containers.</summary>
+public sealed record HostFixRequest(int? Containers = null);
+
+/// <summary>A sysctl the fix raised.</summary>
+public sealed record HostSysctlChange(string Key, long Before, long After);
+
+/// <summary>What the fix did (the sysctl.d file it wrote, the values it raised now) and the checks after it.</summary>
+public sealed record HostFixResult(string SysctlFile, HostSysctlChange[] Changes, SystemContainerHostCheck[] Checks);

@@ -4,10 +4,10 @@ namespace SystemContainers.Daemon;
 
 /// <summary>
 /// Command line (--state-dir, --run-dir, --cache-dir, --socket, --sc-init, --log-file, --shift-ids,
-/// --default-network NAME|none)
+/// --default-network NAME|none, --sysctl-file PATH: where Test-SystemContainerHost -Fix keeps the limits it raises)
 /// over environment (SYSTEMCONTAINERS_STATE_DIR, _RUN_DIR, _CACHE_DIR, _SOCKET) over defaults.
 /// </summary>
-public sealed record DaemonOptions(EngineOptions Engine, string Socket, string? LogFile)
+public sealed record DaemonOptions(EngineOptions Engine, string Socket, string? LogFile, string SysctlFile)
 {
     public static DaemonOptions Parse(string[] args)
     {
@@ -28,7 +28,7 @@ public sealed record DaemonOptions(EngineOptions Engine, string Socket, string? 
         string cache = Path.GetFullPath(Get("cache-dir", "SYSTEMCONTAINERS_CACHE_DIR", "/var/cache/systemcontainers"));
         string socket = Path.GetFullPath(Get("socket", "SYSTEMCONTAINERS_SOCKET", Path.Combine(run, "systemcontainerd.sock")));
         string scInit = Get("sc-init", "SYSTEMCONTAINERS_SC_INIT", Path.Combine(AppContext.BaseDirectory, "sc-init"));
-        var unknown = values.Keys.Except(["state-dir", "run-dir", "cache-dir", "socket", "sc-init", "log-file", "cgroup-group", "default-network"]).ToList();
+        var unknown = values.Keys.Except(["state-dir", "run-dir", "cache-dir", "socket", "sc-init", "log-file", "cgroup-group", "default-network", "sysctl-file"]).ToList();
         if (unknown.Count > 0) throw new ArgumentException($"unknown option --{unknown[0]}");
         // Daemons with their own state directory get their own cgroup group, so test daemons never collide.
         string group = values.GetValueOrDefault("cgroup-group")
@@ -39,6 +39,6 @@ public sealed record DaemonOptions(EngineOptions Engine, string Socket, string? 
         {
             StateDir = state, RunDir = run, CacheDir = cache, ScInitPath = scInit, ShiftIds = shift, CgroupGroup = group,
             DefaultNetwork = defaultNetwork == "none" ? null : defaultNetwork,
-        }, socket, values.GetValueOrDefault("log-file"));
+        }, socket, values.GetValueOrDefault("log-file"), Path.GetFullPath(values.GetValueOrDefault("sysctl-file") ?? "/etc/sysctl.d/60-systemcontainers.conf"));
     }
 }

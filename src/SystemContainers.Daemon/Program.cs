@@ -3,6 +3,7 @@ using SystemContainers.Api;
 using SystemContainers.Daemon;
 using SystemContainers.Engine;
 using SystemContainers.Engine.Cgroups;
+using SystemContainers.Engine.Host;
 using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Interop;
 
@@ -43,7 +44,14 @@ using var containers = new ContainerManager(options.Engine, images, CgroupDriver
 var operations = new OperationRegistry();
 var events = new EventHub(containers, operations);
 
-var builder = WebApplication.CreateSlimBuilder();
+// The daemon keeps no directory busy (an unmount, a removed clone) and watches no files: ASP.NET
+// would otherwise watch its content root, by default the cwd, recursively for config changes.
+Directory.SetCurrentDirectory("/");
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+{
+    ContentRootPath = AppContext.BaseDirectory,
+    Args = ["--hostBuilder:reloadConfigOnChange=false"],
+});
 builder.Logging.ClearProviders();
 builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(options.Socket));
 var app = builder.Build();
@@ -68,8 +76,31 @@ await app.StartAsync();
 File.SetUnixFileMode(options.Socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 DaemonLog.Info($"systemcontainerd {Environment.ProcessId} listening on {options.Socket} (state {options.Engine.StateDir}, cgroup {containers.CgroupVersion})");
 Daemonization.NotifyReady(notifySocket);
+// The probes take a moment; the API answers meanwhile.
+_ = Task.Run(() => HostCheckLog.Write(new HostCheck(options.Engine)));
 await app.WaitForShutdownAsync();
 return 0;
+
+/// <summary>The host check at start: a line for each warning or failure, then the counts.</summary>
+static class HostCheckLog
+{
+    public static void Write(HostCheck check)
+    {
+        try
+        {
+            var findings = check.Run(HostCheck.DefaultContainers);
+            foreach (var f in findings.Where(f => f.Status is HostCheckStatus.Warning or HostCheckStatus.Failed))
+                DaemonLog.Info($"host check: {f.Status.ToString().ToLowerInvariant()}: {f.Name} is {f.Value}{(f.Needed is null ? "" : $" (needed {f.Needed})")}: {f.Detail}");
+            DaemonLog.Info($"host check: {findings.Count(f => f.Status is HostCheckStatus.Ok or HostCheckStatus.Info)} ok, " +
+                $"{findings.Count(f => f.Status == HostCheckStatus.Warning)} warnings, {findings.Count(f => f.Status == HostCheckStatus.Failed)} failed " +
+                $"(Test-SystemContainerHost for all, judged for {HostCheck.DefaultContainers} containers)");
+        }
+        catch (Exception e)
+        {
+            DaemonLog.Info($"host check: cannot run: {e.Message}");
+        }
+    }
+}
 
 static class Daemonization
 {

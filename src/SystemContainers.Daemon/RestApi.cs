@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using SystemContainers.Api;
 using SystemContainers.Engine;
+using SystemContainers.Engine.Host;
 using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Network;
 using SystemContainers.Engine.Runtime;
@@ -13,6 +14,8 @@ namespace SystemContainers.Daemon;
 public sealed class RestApi(DaemonOptions options, ContainerManager containers, ImageStore images,
     OperationRegistry operations, EventHub events)
 {
+    private readonly HostCheck _hostCheck = new(options.Engine);
+
     public void Map(WebApplication app)
     {
         app.MapGet("/1.0", () => Sync(new ServerInfo("1.0", typeof(RestApi).Assembly.GetName().Version?.ToString() ?? "0",
@@ -86,7 +89,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
                 throw EngineException.Invalid("InvalidArgument", "terminal width and height must be from 1 to 1000");
             var session = containers.Exec(name, new ExecRequest(req.Command, req.Environment, req.Cwd, req.User, req.Group,
                 req.Interactive, (ushort)req.Width, (ushort)req.Height));
-            if (!req.Interactive)
+            if (!req.Interactive && !req.Stream)
             {
                 return Async(operations.Start($"Executing command in {name}", Resource(name), async op =>
                 {
@@ -98,19 +101,31 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
                 }));
             }
             var attached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            var opRecord = operations.Start($"Interactive command in {name}", Resource(name), async op =>
+            var bridged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var opRecord = operations.Start($"{(req.Interactive ? "Interactive" : "Streamed")} command in {name}", Resource(name), async op =>
             {
                 using (session)
                 {
-                    // Nobody attaching in time: hang up the terminal, which ends the command.
+                    // Cancelling the operation (DELETE /1.0/operations/{id}) ends the command.
+                    using var cancel = op.Cancellation.Token.Register(() => _ = session.CancelAsync());
+                    // Nobody attaching in time: end the command, whose output nobody would read.
                     if (await Task.WhenAny(attached.Task, Task.Delay(TimeSpan.FromSeconds(30))) != attached.Task)
-                        session.Terminal!.Dispose();
+                    {
+                        if (session.Terminal is not null) session.Terminal.Dispose();
+                        else await session.CancelAsync();
+                    }
                     var (code, error) = await session.Completion;
-                    if (error is not null) throw new EngineException(FailureKind.Failed, "ExecFailed", error);
-                    return new ExecCommandResult(code, "", "");
+                    // The session's streams are the bridge's until it has forwarded the last output.
+                    if (attached.Task.IsCompleted) await bridged.Task;
+                    op.Cancellation.Token.ThrowIfCancellationRequested();
+                    if (error is null) return new ExecCommandResult(code, "", "");
+                    // A command that could not start: on a terminal that is the operation's failure;
+                    // streamed, it is the command's stderr, with exit code 126 or 127, as recorded.
+                    if (session.Terminal is not null) throw new EngineException(FailureKind.Failed, "ExecFailed", error);
+                    return new ExecCommandResult(code, "", error + "\n");
                 }
             }, withSecret: true);
-            opRecord.Attachment = (session, attached);
+            opRecord.Attachment = new ExecAttachment(session, attached, bridged);
             return Async(opRecord);
         });
 
@@ -143,6 +158,14 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             };
             return Async(operations.Start($"Creating image ({req.Source})", new Dictionary<string, string[]>(), work));
         });
+        app.MapPost("/1.0/images/aliases", async (HttpContext ctx) =>
+        {
+            var req = await Body<ImageAliasRequest>(ctx);
+            Require(req.Name, "name");
+            Require(req.Target, "target");
+            return Sync(ToApi(await images.AddAliasAsync(req.Target!, req.Name!)));
+        });
+        app.MapDelete("/1.0/images/aliases/{name}", async (string name) => Sync(ToApi(await images.RemoveAliasAsync(name))));
         app.MapDelete("/1.0/images/{reference}", async (string reference) =>
         {
             var image = images.Resolve(reference);
@@ -184,6 +207,16 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
                 Network = name, Hostname = l.Hostname, HwAddr = l.HwAddr, Address = l.Address, Type = l.Type, Expires = l.Expires,
             }).ToList()));
 
+        app.MapGet("/1.0/host/checks", (HttpContext ctx) =>
+            Sync(_hostCheck.Run(ContainerCount(ctx.Request.Query["containers"])).Select(ToApi).ToList()));
+        app.MapPost("/1.0/host/checks/fix", async (HttpContext ctx) =>
+        {
+            int count = ContainerCount((await Body<HostFixRequest>(ctx)).Containers?.ToString());
+            var changes = HostLimits.Fix(count, options.SysctlFile);
+            return Sync(new HostFixResult(options.SysctlFile, [.. changes.Select(c => new HostSysctlChange(c.Key, c.Before, c.After))],
+                [.. _hostCheck.Run(count).Select(ToApi)]));
+        });
+
         app.MapGet("/1.0/operations", () => Sync(operations.All.Select(o => o.ToApi()).ToList()));
         app.MapGet("/1.0/operations/{id}", (string id) => Sync(operations.Get(id).ToApi()));
         app.MapDelete("/1.0/operations/{id}", (string id) =>
@@ -201,14 +234,22 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         app.MapGet("/1.0/operations/{id}/websocket", async (string id, HttpContext ctx) =>
         {
             var op = operations.Get(id);
-            if (op.Secret is null || ctx.Request.Query["secret"] != op.Secret || op.Attachment is not (ExecSession session, TaskCompletionSource attached))
-                throw EngineException.Invalid("InvalidSecret", "websocket secret does not match an interactive operation");
+            if (op.Secret is null || ctx.Request.Query["secret"] != op.Secret || op.Attachment is not ExecAttachment exec)
+                throw EngineException.Invalid("InvalidSecret", "websocket secret does not match an interactive or streamed operation");
             if (!ctx.WebSockets.IsWebSocketRequest)
                 throw EngineException.Invalid("NotWebSocket", "this endpoint needs a websocket upgrade");
-            if (!attached.TrySetResult())
+            if (!exec.Attached.TrySetResult())
                 throw EngineException.Conflict("AlreadyAttached", $"operation '{id}' already has a websocket attached");
-            using var socket = await ctx.WebSockets.AcceptWebSocketAsync();
-            await TerminalBridge.RunAsync(socket, session, ctx.RequestAborted);
+            try
+            {
+                using var socket = await ctx.WebSockets.AcceptWebSocketAsync();
+                if (exec.Session.Terminal is not null) await TerminalBridge.RunAsync(socket, exec.Session, ctx.RequestAborted);
+                else await StreamBridge.RunAsync(socket, exec.Session, ctx.RequestAborted);
+            }
+            finally
+            {
+                exec.Bridged.TrySetResult();
+            }
             return Results.Empty;
         });
         app.MapGet("/1.0/events", async (HttpContext ctx) =>
@@ -236,6 +277,15 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         {
             File.Delete(tarball);
         }
+    }
+
+    /// <summary>How many containers the host is judged for: 1 to 100000, by default HostCheck.DefaultContainers.</summary>
+    private static int ContainerCount(string? value)
+    {
+        if (string.IsNullOrEmpty(value)) return HostCheck.DefaultContainers;
+        if (!int.TryParse(value, out int n) || n is < 1 or > 100_000)
+            throw EngineException.Invalid("InvalidRequest", $"containers '{value}' is not a count from 1 to 100000");
+        return n;
     }
 
     private static void Require(string? value, string field)
@@ -292,9 +342,17 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         DnsmasqPid = n.DnsmasqPid, Created = n.Created, Config = new Dictionary<string, string>(n.Config),
     };
 
+    public static SystemContainerHostCheck ToApi(HostFinding f) => new()
+    {
+        Category = f.Category, Name = f.Name, Status = f.Status.ToString(), Value = f.Value, Needed = f.Needed, Detail = f.Detail,
+    };
+
     public static SystemContainerImage ToApi(ImageRecord i) => new()
     {
         Fingerprint = i.Fingerprint, Aliases = [.. i.Aliases], Description = i.Description, Created = i.Created,
-        Size = i.Size, InitKind = i.InitKind,
+        Size = i.Size, InitKind = i.InitKind, DroppedDeviceNodes = [.. i.DroppedDeviceNodes ?? []],
     };
 }
+
+/// <summary>An exec operation's websocket side: set when a client attaches, and when its bridge has finished with the session.</summary>
+internal sealed record ExecAttachment(ExecSession Session, TaskCompletionSource Attached, TaskCompletionSource Bridged);

@@ -11,13 +11,14 @@ public static class TerminalBridge
     public static async Task RunAsync(WebSocket socket, ExecSession session, CancellationToken ct)
     {
         var terminal = session.Terminal!;
+        var drain = new OutputDrain();
         var output = Task.Run(async () =>
         {
             var buffer = new byte[16384];
             try
             {
                 int n;
-                while ((n = await terminal.ReadAsync(buffer, ct)) > 0)
+                while ((n = await drain.ReadAsync(() => terminal.ReadAsync(buffer, ct))) > 0)
                     await socket.SendAsync(buffer.AsMemory(0, n), WebSocketMessageType.Binary, true, ct);
             }
             catch (Exception e) when (e is IOException or WebSocketException) { }
@@ -39,9 +40,7 @@ public static class TerminalBridge
             catch (Exception e) when (e is WebSocketException or IOException or JsonException) { }
         }, ct);
         var (code, _) = await session.Completion;
-        // What the command wrote last may still be in the pty: forward it before closing (a
-        // background child that keeps the terminal open is not waited for long).
-        await Task.WhenAny(output, Task.Delay(TimeSpan.FromSeconds(1)));
+        await drain.WaitAsync(output, readerCount: 1);
         if (socket.State == WebSocketState.Open)
             await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, $"exit {code}", CancellationToken.None);
         await Task.WhenAny(input, Task.Delay(1000));

@@ -104,12 +104,19 @@ public sealed class ContainerManager : IDisposable
         ContainerName.Validate(name);
         var parsed = WithNicDefaults(ContainerConfig.Parse(config), firstConfig: true);
         var img = _images.Resolve(image);
-        var idmap = parsed.IsPrivileged ? null : IdMap.ForConfig(parsed);
-        var record = new ContainerRecord(name, img.Fingerprint, img.Aliases.Contains(image) ? image : img.Aliases.FirstOrDefault(),
-            parsed.Raw, DateTimeOffset.UtcNow, idmap, img.InitKind);
-        var container = new Container(record, RuntimeRecord.NeverStarted);
-        if (!_containers.TryAdd(name, container))
-            throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
+        Container container;
+        IdMap? idmap;
+        // Choosing a map and claiming the name are one step, so two creates never get one block.
+        lock (_idMapLock)
+        {
+            if (_containers.ContainsKey(name)) throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
+            idmap = parsed.IsPrivileged ? null : IdMap.ForConfig(parsed, IsolatedMaps());
+            var record = new ContainerRecord(name, img.Fingerprint, img.Aliases.Contains(image) ? image : img.Aliases.FirstOrDefault(),
+                parsed.Raw, DateTimeOffset.UtcNow, idmap, img.InitKind);
+            container = new Container(record, RuntimeRecord.NeverStarted);
+            if (!_containers.TryAdd(name, container))
+                throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
+        }
         string staging = Path.Combine(_store.ContainersDir, $".new-{name}-{Guid.NewGuid():N}");
         try
         {
@@ -118,7 +125,7 @@ public sealed class ContainerManager : IDisposable
             Directory.CreateDirectory(Path.Combine(staging, "fs", "work"));
             if (idmap is not null) Sys.Chown(upper, idmap.RootUid, idmap.RootGid);
             Networks.Register(name, parsed.Nics);
-            _store.WriteConfig(staging, record);
+            _store.WriteConfig(staging, container.Record);
             Directory.Move(staging, _store.DirectoryOf(name));
         }
         catch
@@ -131,6 +138,12 @@ public sealed class ContainerManager : IDisposable
         Raise("container-created", name);
         return View(container);
     }
+
+    private readonly object _idMapLock = new();
+
+    /// <summary>The maps that are some container's own: a shared map is no one's, and may be handed out again.</summary>
+    private IEnumerable<IdMap> IsolatedMaps() =>
+        _containers.Values.Where(c => c.Record.IdMap is not null && ContainerConfig.Parse(c.Record.Config).IsIdmapIsolated).Select(c => c.Record.IdMap!);
 
     public Task<ContainerView> StartAsync(string name, CancellationToken ct = default) =>
         UnderGate(name, "container-started", c =>
@@ -386,6 +399,10 @@ public sealed class ContainerManager : IDisposable
         if (live.Frozen) throw EngineException.Conflict("Frozen", $"container '{name}' is frozen; resume it first");
         if (request.Command.Count == 0 || request.Command[0].Length == 0)
             throw EngineException.Invalid("InvalidCommand", "the command to run must not be empty");
+        if (request.WorkingDirectory is { } cwd && !cwd.StartsWith('/'))
+            throw EngineException.Invalid("InvalidWorkingDirectory", $"working directory '{cwd}' must be an absolute path in the container");
+        CheckMapped(c, "uid", request.User);
+        CheckMapped(c, "gid", request.Group);
         var config = ContainerConfig.Parse(c.Record.Config);
         var env = new Dictionary<string, string>(StringComparer.Ordinal)
         {
@@ -424,6 +441,17 @@ public sealed class ContainerManager : IDisposable
         {
             throw new EngineException(FailureKind.Failed, "ExecFailed", $"cannot run '{request.Command[0]}' in container '{name}': {e.Message}");
         }
+    }
+
+    /// <summary>
+    /// An exec id must be one the container's map gives it: an unmapped one (or -1, which the
+    /// set*id calls read as "keep") would leave the command with host ids.
+    /// </summary>
+    private static void CheckMapped(Container c, string kind, int id)
+    {
+        long size = c.Record.IdMap?.Size ?? uint.MaxValue;
+        if (id < 0 || id >= size)
+            throw EngineException.Invalid("InvalidUser", $"{kind} {id} is not mapped in container '{c.Record.Name}' (it maps 0 to {size - 1})");
     }
 
     private ExecSession ExecOnPipes(LaunchPlan plan, SafeFd initPidfd)
@@ -649,7 +677,7 @@ public sealed class ContainerManager : IDisposable
             {
                 Frozen = _cgroups.ReadStats(cgroup).Frozen,
                 CpuSet = config.Limits.CpuSet,
-                HostInterfaces = Networks.HostInterfacesOf(name, config.Nics),
+                HostInterfaces = Networks.HostInterfacesOf(name, config.Nics, pid),
                 LastSample = (runtime.StartedAt ?? DateTimeOffset.UtcNow, 0),
             };
             c.Live = live;
@@ -708,5 +736,6 @@ public sealed class ContainerManager : IDisposable
         Networks.Dispose();
         _loop.Dispose();
         _cgroups.ReleaseGroup();
+        _scInit.Dispose();
     }
 }

@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Text;
 using System.Management.Automation;
 using System.Net.WebSockets;
 using System.Text.Json;
@@ -17,13 +18,18 @@ public sealed class SystemContainerCommandException(string message, int exitCode
 [OutputType(typeof(SystemContainerCommandResult))]
 public sealed class InvokeSystemContainerCommandCommand : SystemContainerCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ArgumentCompleter(typeof(ContainerNameCompleter))]
     public string[] Name { get; set; } = [];
 
     [Parameter(Mandatory = true, Position = 1, ValueFromRemainingArguments = true)]
+    [Alias("ArgumentList")]
     public string[] Command { get; set; } = [];
+
+    /// <summary>The command's stdin: each object piped in (or given) becomes one line of text.</summary>
+    [Parameter(ValueFromPipeline = true)]
+    public PSObject? InputObject { get; set; }
 
     [Parameter]
     public Hashtable? Environment { get; set; }
@@ -43,38 +49,172 @@ public sealed class InvokeSystemContainerCommandCommand : SystemContainerCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
+    private readonly StringBuilder _stdin = new();
+    private string[]? _stdinTargets;
+
     protected override void ProcessRecord()
+    {
+        // Containers piped in are targets; anything else piped in (or -InputObject) is input,
+        // and the command runs once all of it has arrived.
+        if (InputObject is not null && InputObject.BaseObject is not SystemContainer)
+        {
+            _stdin.Append(InputObject.ToString()).Append('\n');
+            _stdinTargets ??= Name;
+            return;
+        }
+        Run(Name, null);
+    }
+
+    protected override void EndProcessing()
+    {
+        if (_stdinTargets is not null) Run(_stdinTargets, Encoding.UTF8.GetBytes(_stdin.ToString()));
+    }
+
+    private void Run(string[] names, byte[]? stdin)
     {
         var env = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (DictionaryEntry e in Environment ?? new Hashtable()) env[e.Key.ToString()!] = e.Value?.ToString() ?? "";
         var request = new ExecCommandRequest(Command, env, WorkingDirectory, User, Group);
-        foreach (var name in ExpandContainerNames(Name))
+        foreach (var name in ExpandContainerNames(names))
         {
-            if (!TryCall(c => c.ExecAsync(name, request, Cancel), name, out var result)) continue;
-            SessionState.PSVariable.Set("LASTEXITCODE", result.Return);
+            if (!TryCall(c => c.ExecStreamAsync(name, request, Cancel), name, out var session)) continue;
+            var stdout = new LineSplitter();
+            var stderr = new LineSplitter();
+            using (session.Socket)
+            {
+                try
+                {
+                    Pump(session.Socket, stdin, stdout, stderr);
+                }
+                catch (OperationCanceledException) when (Cancel.IsCancellationRequested)
+                {
+                    // Ctrl+C: the command must not go on running in the container.
+                    using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                    try { Client.CancelOperationAsync(session.OperationId, timeout.Token).GetAwaiter().GetResult(); }
+                    catch (Exception e) when (e is SystemContainersApiException or OperationCanceledException or HttpRequestException) { }
+                    throw new PipelineStoppedException();
+                }
+            }
+            if (!TryCall(c => c.WaitOperationAsync(session.OperationId, 3600, Cancel), name, out var op)) continue;
+            if (op.Status != "Success")
+            {
+                WriteError(new ErrorRecord(new InvalidOperationException(op.Err ?? $"the command in container '{name}' failed"),
+                    "ExecFailed", ErrorCategory.NotSpecified, name));
+                continue;
+            }
+            int code = -1;
+            if (op.Metadata is { ValueKind: JsonValueKind.Object } m && m.TryGetProperty("result", out var r))
+            {
+                code = r.GetProperty("return").GetInt32();
+                // Why a command could not start comes in the result, after the streams.
+                if (r.TryGetProperty("stderr", out var why) && why.GetString() is { Length: > 0 } text)
+                    foreach (var line in stderr.Add(Encoding.UTF8.GetBytes(text), keep: PassThru)) WriteStderr(line);
+            }
+            SessionState.PSVariable.Set("LASTEXITCODE", code);
             if (PassThru)
             {
                 WriteObject(new SystemContainerCommandResult
                 {
-                    Container = name, Command = Command, ExitCode = result.Return, Stdout = result.Stdout, Stderr = result.Stderr,
+                    Container = name, Command = Command, ExitCode = code, Stdout = stdout.Text, Stderr = stderr.Text,
                 });
                 continue;
             }
-            foreach (var line in Lines(result.Stdout)) WriteObject(line);
-            foreach (var line in Lines(result.Stderr))
-                WriteInformation(new HostInformationMessage { Message = line, NoNewLine = false }, ["stderr", "PSHOST"]);
-            if (result.Return != 0)
+            foreach (var line in stdout.Flush()) WriteObject(line);
+            foreach (var line in stderr.Flush()) WriteStderr(line);
+            if (code != 0)
             {
-                string tail = Lines(result.Stderr).LastOrDefault() is string last ? $": {last}" : "";
+                string tail = stderr.LastLine is string last ? $": {last}" : "";
                 WriteError(new ErrorRecord(
-                    new SystemContainerCommandException($"'{string.Join(' ', Command)}' in container '{name}' exited with code {result.Return}{tail}", result.Return),
+                    new SystemContainerCommandException($"'{string.Join(' ', Command)}' in container '{name}' exited with code {code}{tail}", code),
                     "CommandFailed", ErrorCategory.NotSpecified, name));
             }
         }
     }
 
-    private static IEnumerable<string> Lines(string text) =>
-        text.Length == 0 ? [] : text.TrimEnd('\n').Split('\n');
+    /// <summary>Sends stdin, then writes each line of output as it arrives, until the command ends.</summary>
+    private void Pump(ClientWebSocket socket, byte[]? stdin, LineSplitter stdout, LineSplitter stderr)
+    {
+        if (stdin is { Length: > 0 })
+            for (int off = 0; off < stdin.Length; off += 65536)
+                socket.SendAsync(stdin.AsMemory(off, Math.Min(65536, stdin.Length - off)), WebSocketMessageType.Binary, true, Cancel).GetAwaiter().GetResult();
+        var close = JsonSerializer.SerializeToUtf8Bytes(new ExecControl("close-stdin"), Wire.Json);
+        socket.SendAsync(close, WebSocketMessageType.Text, true, Cancel).GetAwaiter().GetResult();
+        var buffer = new byte[65537];
+        try
+        {
+            while (socket.State == WebSocketState.Open)
+            {
+                var r = socket.ReceiveAsync(buffer.AsMemory(), Cancel).AsTask().GetAwaiter().GetResult();
+                if (r.MessageType == WebSocketMessageType.Close) break;
+                // A frame may arrive in parts: its first part carries the stream byte.
+                int count = r.Count;
+                while (!r.EndOfMessage && count < buffer.Length)
+                {
+                    r = socket.ReceiveAsync(buffer.AsMemory(count), Cancel).AsTask().GetAwaiter().GetResult();
+                    count += r.Count;
+                }
+                if (count < 1 || r.MessageType != WebSocketMessageType.Binary) continue;
+                var data = buffer.AsSpan(1, count - 1);
+                if (buffer[0] == ExecControl.StdoutStream)
+                {
+                    foreach (var line in stdout.Add(data, keep: PassThru)) WriteObject(line);
+                }
+                else if (buffer[0] == ExecControl.StderrStream)
+                {
+                    foreach (var line in stderr.Add(data, keep: PassThru)) WriteStderr(line);
+                }
+            }
+        }
+        catch (WebSocketException) { }
+    }
+
+    private void WriteStderr(string line) =>
+        WriteInformation(new HostInformationMessage { Message = line, NoNewLine = false }, ["stderr", "PSHOST"]);
+}
+
+/// <summary>Cuts a byte stream into lines as it arrives (UTF-8 kept whole across frames); keeps all of it for -PassThru.</summary>
+internal sealed class LineSplitter
+{
+    private readonly Decoder _decoder = Encoding.UTF8.GetDecoder();
+    private readonly StringBuilder _pending = new();
+    private readonly StringBuilder _all = new();
+
+    public string Text => _all.ToString();
+
+    public string? LastLine { get; private set; }
+
+    /// <summary>The lines completed by data; with keep they are only kept, for the result object.</summary>
+    public IEnumerable<string> Add(ReadOnlySpan<byte> data, bool keep)
+    {
+        var chars = new char[_decoder.GetCharCount(data, flush: false)];
+        _decoder.GetChars(data, chars, flush: false);
+        if (keep)
+        {
+            _all.Append(chars);
+            return [];
+        }
+        var lines = new List<string>();
+        foreach (char ch in chars)
+        {
+            if (ch != '\n')
+            {
+                _pending.Append(ch);
+                continue;
+            }
+            lines.Add(LastLine = _pending.ToString());
+            _pending.Clear();
+        }
+        return lines;
+    }
+
+    /// <summary>The last line, when the output did not end with a newline.</summary>
+    public IEnumerable<string> Flush()
+    {
+        if (_pending.Length == 0) return [];
+        LastLine = _pending.ToString();
+        _pending.Clear();
+        return [LastLine];
+    }
 }
 
 [Cmdlet(VerbsCommon.Enter, "SystemContainer")]

@@ -116,19 +116,70 @@ public sealed class NewSystemContainerImageCommand : ImageCreatingCmdlet
     }
 }
 
-[Cmdlet(VerbsCommon.Remove, "SystemContainerImage", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsCommon.Remove, "SystemContainerImage", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "Name")]
 [OutputType(typeof(void))]
 public sealed class RemoveSystemContainerImageCommand : SystemContainerCmdlet
 {
     /// <summary>Alias or fingerprint.</summary>
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = "Name")]
     [ArgumentCompleter(typeof(ImageNameCompleter))]
     public string[] Name { get; set; } = [];
 
+    /// <summary>Images from Get-SystemContainerImage: removed by fingerprint, whatever their aliases.</summary>
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = "InputObject")]
+    public SystemContainerImage[] InputObject { get; set; } = [];
+
     protected override void ProcessRecord()
     {
-        foreach (var name in Name)
-            if (ShouldProcess(name, "Remove system container image"))
-                TryCall(c => c.DeleteImageAsync(name, Cancel), name);
+        var targets = ParameterSetName == "InputObject" ? InputObject.Select(i => (Ref: i.Fingerprint, Shown: i.Name)) : Name.Select(n => (Ref: n, Shown: n));
+        foreach (var (reference, shown) in targets)
+            if (ShouldProcess(shown, "Remove system container image"))
+                TryCall(c => c.DeleteImageAsync(reference, Cancel), shown);
     }
 }
+
+[Cmdlet(VerbsCommon.Add, "SystemContainerImageAlias", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainerImage))]
+public sealed class AddSystemContainerImageAliasCommand : SystemContainerCmdlet
+{
+    /// <summary>The image: an alias or fingerprint (images piped in bind by fingerprint).</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("Fingerprint")]
+    [ArgumentCompleter(typeof(ImageNameCompleter))]
+    public string Image { get; set; } = "";
+
+    [Parameter(Mandatory = true, Position = 1)]
+    public string[] Alias { get; set; } = [];
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        SystemContainerImage? last = null;
+        foreach (var alias in Alias)
+            if (ShouldProcess(Image, $"Add alias '{alias}'") && TryCall(c => c.AddImageAliasAsync(Image, alias, Cancel), alias, out var image))
+                last = image;
+        if (PassThru && last is not null) WriteObject(last);
+    }
+}
+
+[Cmdlet(VerbsCommon.Remove, "SystemContainerImageAlias", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainerImage))]
+public sealed class RemoveSystemContainerImageAliasCommand : SystemContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
+    [ArgumentCompleter(typeof(ImageNameCompleter))]
+    public string[] Alias { get; set; } = [];
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var alias in Alias)
+            if (ShouldProcess(alias, "Remove image alias (the image stays)") && TryCall(c => c.RemoveImageAliasAsync(alias, Cancel), alias, out var image) && PassThru)
+                WriteObject(image);
+    }
+}
+

@@ -22,13 +22,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/audit.h>
+#include <linux/capability.h>
 #include <net/if.h>
-#include <linux/filter.h>
 #include <linux/mount.h>
-#include <linux/seccomp.h>
+#include <linux/openat2.h>
 #include <linux/sched.h>
 #include <sched.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -214,44 +214,85 @@ static void drop_caps(const struct plan *p)
 }
 
 /*
- * The seccomp filter every container process runs under (LXC's default deny-list, plus raw
- * port I/O and swap): calls that reach the host kernel as a whole fail with EPERM, in the
- * native, x32 and i386 ABIs alike. A user namespace already refuses most of them; a privileged
- * container has only this.
+ * The seccomp filter every container process runs under, built with libseccomp for the
+ * native ABI and every other one this kernel runs (i386 and x32 on x86_64, arm on arm64), so
+ * no ABI falls through; a call from an ABI outside the filter kills the process. The denied
+ * calls match Docker's and LXD's defaults: they reach the host kernel as a whole (modules,
+ * kexec, raw I/O, swap, file handles) or widen its attack surface beyond what a namespace
+ * confines (bpf, perf events, io_uring, userfaultfd). A user namespace already refuses most
+ * of them; a privileged container has only this. The key calls fail with ENOSYS, so systemd
+ * and friends fall back to running without a kernel keyring.
  */
 static void load_seccomp(void)
 {
-    static const int x86_64_denied[] = { 175 /* init_module */, 313 /* finit_module */, 176 /* delete_module */,
-                                         246 /* kexec_load */, 320 /* kexec_file_load */, 304 /* open_by_handle_at */,
-                                         172 /* iopl */, 173 /* ioperm */, 167 /* swapon */, 168 /* swapoff */ };
-    static const int i386_denied[] = { 128, 350, 129, 283, 342, 110, 101, 87, 115 };
-    const int nx = sizeof x86_64_denied / sizeof *x86_64_denied, ni = sizeof i386_denied / sizeof *i386_denied;
-    struct sock_filter prog[64];
-    int n = 0;
-    prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
-    /* arch == x86_64 ? fall through : jump to the i386 block */
-    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, nx + 3);
-    prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-    prog[n++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, ~0x40000000u); /* x32 shares the numbers */
-    for (int i = 0; i < nx; i++)
-        prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, x86_64_denied[i], (nx - i - 1) + ni + 3 + 1, 0);
-    prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-    /* i386 block */
-    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_I386, 0, ni + 1);
-    prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-    for (int i = 0; i < ni; i++)
-        prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, i386_denied[i], ni - i, 0);
-    prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-    prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA));
-    struct sock_fprog fprog = { .len = (unsigned short)n, .filter = prog };
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog, 0, 0) < 0) die("cannot load the seccomp filter");
+    static const char *const eperm[] = { "init_module", "finit_module", "delete_module", "kexec_load",
+                                         "kexec_file_load", "open_by_handle_at", "iopl", "ioperm", "swapon",
+                                         "swapoff", "bpf", "perf_event_open", "userfaultfd", "io_uring_setup",
+                                         "io_uring_enter", "io_uring_register", NULL };
+    static const char *const enosys[] = { "keyctl", "add_key", "request_key", NULL };
+    static const uint32_t other_abis[] = {
+#if defined(__x86_64__)
+        SCMP_ARCH_X86, SCMP_ARCH_X32,
+#elif defined(__aarch64__)
+        SCMP_ARCH_ARM,
+#endif
+        0 };
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (!ctx) { errno = ENOMEM; die("cannot build the seccomp filter"); }
+    int rc = 0;
+    for (int i = 0; rc == 0 && other_abis[i]; i++) {
+        rc = seccomp_arch_add(ctx, other_abis[i]);
+        if (rc == -EEXIST) rc = 0;
+    }
+    if (rc == 0) rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+    /* libseccomp would set no_new_privs too; setuid binaries in a container keep working (shed_root sets it where it must). */
+    if (rc == 0) rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        const char *const *names = pass == 0 ? eperm : enosys;
+        uint32_t action = SCMP_ACT_ERRNO(pass == 0 ? EPERM : ENOSYS);
+        for (int i = 0; rc == 0 && names[i]; i++) {
+            int nr = seccomp_syscall_resolve_name(names[i]);
+            /* Calls one ABI lacks (iopl on arm) are left out of that ABI's part by libseccomp. */
+            if (nr != __NR_SCMP_ERROR) rc = seccomp_rule_add(ctx, action, nr, 0);
+        }
+    }
+    if (rc == 0) rc = seccomp_load(ctx);
+    seccomp_release(ctx);
+    if (rc < 0) { errno = -rc; die("cannot load the seccomp filter"); }
 }
 
-static void become_root(const struct plan *p)
+/*
+ * Takes the plan's uid and gid and checks that they took: (uid_t)-1 means "keep" to the
+ * set*id calls, and an id outside the user namespace's map reads back as the overflow id.
+ */
+static void become_user(const struct plan *p)
 {
+    if (p->uid == (uid_t)-1 || p->gid == (gid_t)-1) { errno = EINVAL; die("cannot run as uid %u gid %u", p->uid, p->gid); }
     if (setresgid(p->gid, p->gid, p->gid) < 0) die("cannot setresgid %u", p->gid);
     if (setgroups(0, NULL) < 0) die("cannot setgroups");
     if (setresuid(p->uid, p->uid, p->uid) < 0) die("cannot setresuid %u", p->uid);
+    uid_t ru, eu, su;
+    gid_t rg, eg, sg;
+    if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0) die("cannot read back uid and gid");
+    if (ru != p->uid || eu != p->uid || su != p->uid || rg != p->gid || eg != p->gid || sg != p->gid) {
+        errno = EPERM;
+        die("cannot become uid %u gid %u (now uid %u gid %u)", p->uid, p->gid, eu, eg);
+    }
+}
+
+/*
+ * A non-root user gives up every capability (the kernel keeps the inheritable set across a
+ * uid change) and, where root is the host's own (no user namespace), also the way back to it
+ * through setuid binaries.
+ */
+static void shed_root(const struct plan *p)
+{
+    if (p->uid == 0) return;
+    struct __user_cap_header_struct head = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct none[2] = { 0 };
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) die("cannot clear ambient capabilities");
+    if (syscall(SYS_capset, &head, none) < 0) die("cannot clear capabilities");
+    if (!p->userns && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("cannot set no_new_privs");
 }
 
 static void do_mount(const char *src, const char *dst, const char *type, unsigned long flags,
@@ -264,6 +305,18 @@ static void do_mount(const char *src, const char *dst, const char *type, unsigne
 static void ensure_dir(const char *path, mode_t mode)
 {
     if (mkdir(path, mode) < 0 && errno != EEXIST) die("cannot mkdir %s", path);
+}
+
+/*
+ * A top-level mount point of the rootfs, which the container wrote on its last run: before
+ * pivot_root a symlink there would resolve against the host's root, so it must be a directory.
+ */
+static void mount_point(const char *path, mode_t mode)
+{
+    struct stat st;
+    ensure_dir(path, mode);
+    if (lstat(path, &st) < 0) die("cannot stat %s in the rootfs", path);
+    if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; die("cannot mount on %s in the rootfs: it is not a directory", path); }
 }
 
 static void ensure_file(const char *path)
@@ -298,11 +351,11 @@ static void bind_ro_self(const char *path)
 static void mount_api_filesystems(const struct plan *p)
 {
     const unsigned long common = MS_NOSUID | MS_NODEV | MS_NOEXEC;
-    ensure_dir("proc", 0555);
-    ensure_dir("sys", 0555);
-    ensure_dir("dev", 0755);
-    ensure_dir("run", 0755);
-    ensure_dir("tmp", 01777);
+    mount_point("proc", 0555);
+    mount_point("sys", 0555);
+    mount_point("dev", 0755);
+    mount_point("run", 0755);
+    mount_point("tmp", 01777);
 
     do_mount("proc", "proc", "proc", common, NULL);
     /* /proc/sys is read-only except the netns-private net subtree. */
@@ -318,7 +371,8 @@ static void mount_api_filesystems(const struct plan *p)
     do_mount("sysfs", "sys", "sysfs", common | MS_RDONLY, NULL);
     do_mount("cgroup2", "sys/fs/cgroup", "cgroup2", common, NULL);
 
-    do_mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k");
+    /* The standard nodes are bind mounts, each with its own flags; nothing made on the tmpfs opens. */
+    do_mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV, "mode=755,size=65536k");
     static const char *devs[] = { "null", "zero", "full", "random", "urandom", "tty", NULL };
     char src[64], dst[64];
     for (int i = 0; devs[i]; i++) {
@@ -360,7 +414,7 @@ static void idmapped_bind(const char *path, const char *dst, int userns_fd)
 {
     int fd = sys_open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
     if (fd < 0) die("cannot open_tree %s", path);
-    struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = userns_fd };
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NODEV, .userns_fd = userns_fd };
     if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
         die("cannot idmap mount %s", path);
     ensure_dir(dst, 0700);
@@ -394,7 +448,8 @@ static void mount_rootfs(const struct plan *p, pid_t child)
     }
     snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, p->upper,
              p->upper);
-    do_mount("overlay", p->target, "overlay", 0, opts);
+    /* nodev: a device node an image or the container left in the rootfs never opens. */
+    do_mount("overlay", p->target, "overlay", MS_NODEV, opts);
     /* overlay holds a private clone of each layer; the attach point is not needed. */
     if (p->idmap) umount2(idmapped, MNT_DETACH);
 }
@@ -480,6 +535,7 @@ static int create(struct plan *p)
     if (child < 0) die("cannot clone3 container init");
 
     if (child == 0) {
+        if (cgroup_fd >= 0) close(cgroup_fd);
         close(go[1]);
         close(done[0]);
         fail_fd = done[1];
@@ -487,7 +543,7 @@ static int create(struct plan *p)
         close(go[0]);
         /* Reach the rootfs as host root: the daemon's run directory is closed to the container's ids. */
         if (chdir(p->target) < 0) die("cannot chdir %s", p->target);
-        if (p->userns) become_root(p);
+        if (p->userns) become_user(p);
         links_up(p);
         if (unshare(CLONE_NEWCGROUP) < 0) die("cannot unshare cgroup namespace");
         mount_api_filesystems(p);
@@ -534,6 +590,37 @@ static int create(struct plan *p)
     return 0;
 }
 
+/*
+ * Opens a path of the container as the container's processes would see it: "/" and ".." stop
+ * at its root and /proc/<pid>/fd-style links are refused, so no host file can be reached.
+ */
+static int open_in_container(const char *path, int flags)
+{
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return -1;
+    struct open_how how = { .flags = flags | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    int fd = syscall(SYS_openat2, root, path, &how, sizeof how);
+    int err = errno;
+    close(root);
+    errno = err;
+    return fd;
+}
+
+/* Enters the working directory, resolved inside the container, and checks that it is inside. */
+static int enter_cwd(const char *path)
+{
+    int fd = open_in_container(path, O_PATH | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = fchdir(fd);
+    close(fd);
+    if (rc < 0) return -1;
+    char buf[4096];
+    /* The kernel's getcwd prefixes "(unreachable)" to a directory outside the process's root. */
+    if (syscall(SYS_getcwd, buf, sizeof buf) < 0) return -1;
+    if (buf[0] != '/') { errno = EXDEV; return -1; }
+    return 0;
+}
+
 /* Sends "tty" with the terminal master attached, so the daemon owns the container-side pty. */
 static void send_terminal(int fd)
 {
@@ -557,13 +644,13 @@ static void send_terminal(int fd)
 static void attach_terminal(const struct plan *p)
 {
     char slave[64];
-    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    int master = open_in_container("/dev/ptmx", O_RDWR | O_NOCTTY);
     if (master < 0) die("cannot open /dev/ptmx in the container");
     if (unlockpt(master) < 0 || ptsname_r(master, slave, sizeof slave) != 0)
         die("cannot set up a terminal in the container");
     struct winsize ws = { .ws_row = p->rows ? p->rows : 24, .ws_col = p->cols ? p->cols : 80 };
     ioctl(master, TIOCSWINSZ, &ws);
-    int tty = open(slave, O_RDWR | O_CLOEXEC);
+    int tty = open_in_container(slave, O_RDWR);
     if (tty < 0) die("cannot open %s", slave);
     if (ioctl(tty, TIOCSCTTY, 0) < 0) die("cannot set controlling terminal");
     for (int fd = 0; fd < 3; fd++)
@@ -573,32 +660,38 @@ static void attach_terminal(const struct plan *p)
 }
 
 /*
- * The namespaces other than the user namespace are joined here, as host root, which may
- * clone into the container's cgroup2 directory (the container's root could not: the common
- * ancestor cgroup is not delegated to it). The child then enters the user namespace.
+ * The mount, pid, uts, ipc and net namespaces are joined here, as host root, which may clone
+ * into the container's cgroup2 directory (the container's root could not: the common ancestor
+ * cgroup is not delegated to it). The cgroup namespace waits for the child: with nsdelegate
+ * the kernel refuses a clone into a cgroup outside the caller's cgroup namespace root. The
+ * child drops the host fds, then enters the user and cgroup namespaces.
  */
 static int exec_in(struct plan *p)
 {
     if (p->nargs == 0) { errno = EINVAL; die("plan has no command"); }
     const int pidfd = 4;
     int cgroup_fd = join_cgroups(p);
-    int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP;
-    if (setns(pidfd, flags) < 0) die("cannot join container namespaces");
+    if (setns(pidfd, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET) < 0)
+        die("cannot join container namespaces");
 
     pid_t child = clone_into(cgroup_fd, 0);
     if (child < 0) die("cannot clone3 into %s", p->cgroup2 ? p->cgroup2 : "the container");
     if (child == 0) {
-        if (p->userns && setns(pidfd, CLONE_NEWUSER) < 0) die("cannot join container user namespace");
+        if (cgroup_fd >= 0) close(cgroup_fd);
+        if (setns(pidfd, CLONE_NEWCGROUP | (p->userns ? CLONE_NEWUSER : 0)) < 0)
+            die("cannot join container %snamespaces", p->userns ? "user and cgroup " : "cgroup ");
         close(pidfd);
-        if (p->userns) become_root(p);
+        /* Seccomp goes on while the process is still root: a non-root one may load it only with no_new_privs. */
         drop_caps(p);
+        load_seccomp();
+        become_user(p);
+        shed_root(p);
         if (setsid() < 0) die("cannot setsid");
         if (p->pty) attach_terminal(p);
         /* A home directory the image lacks is no reason to fail; an explicit one is. */
-        if (chdir(p->cwd) < 0 && !(p->home && chdir("/") == 0)) die("cannot chdir %s", p->cwd);
+        if (enter_cwd(p->cwd) < 0 && !(p->home && enter_cwd("/") == 0)) die("cannot chdir %s", p->cwd);
         reset_signals();
         if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) die("cannot close_range");
-        load_seccomp();
         exec_command(p);
     }
     close(pidfd);
@@ -640,6 +733,9 @@ int main(int argc, char **argv)
         return 125;
     }
     if (argc != 2) { errno = EINVAL; die("usage: sc-init create|exec|console"); }
+    /* Nothing but the fds the daemon passed may reach a process that resolves container paths. */
+    int passed = !strcmp(argv[1], "create") ? 4 : 5;
+    if (syscall(SYS_close_range, passed, ~0U, 0) < 0) die("cannot close_range");
     struct plan p;
     parse_plan(read_all(report_fd), &p);
     if (!strcmp(argv[1], "create")) return create(&p);

@@ -13,4 +13,15 @@ public static unsafe class Host
     }
 
     public static string Namespace(int pid, string kind) => new FileInfo($"/proc/{pid}/ns/{kind}").LinkTarget!;
+
+    /// <summary>The host uid and gid that container root (id 0) of pid's user namespace maps to.</summary>
+    public static (uint Uid, uint Gid) RootIds(int pid)
+    {
+        static uint HostIdOfZero(string map)
+        {
+            var fields = File.ReadAllLines(map).Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Single(f => f[0] == "0");
+            return uint.Parse(fields[1]);
+        }
+        return (HostIdOfZero($"/proc/{pid}/uid_map"), HostIdOfZero($"/proc/{pid}/gid_map"));
+    }
 }

@@ -94,7 +94,8 @@ public class CgroupV2LimitsTests
             }, 4, 8L << 30);
             driver.Apply(cg, limits, "0-1");
             Assert.Equal("25000 100000", Read(dir, "cpu.max"));
-            Assert.Equal((1 + (1877L - 2) * 9999 / 262142).ToString(), Read(dir, "cpu.weight"));
+            // cpu.weight 100 and cpu.shares 1024 are the same scheduler weight (each version's default): 1877 shares are weight 183.
+            Assert.Equal("183", Read(dir, "cpu.weight"));
             Assert.Equal("0-1", Read(dir, "cpuset.cpus"));
             Assert.Equal((512L << 20).ToString(), Read(dir, "memory.max"));
             Assert.Equal("max", Read(dir, "memory.high"));
@@ -106,6 +107,10 @@ public class CgroupV2LimitsTests
             driver.Apply(cg, soft, null);
             Assert.Equal("max", Read(dir, "memory.max"));
             Assert.Equal((1L << 30).ToString(), Read(dir, "memory.high"));
+
+            // Priority 5 is v1's default 1024 shares, so v2's default weight.
+            driver.Apply(cg, ResourceLimits.Parse(new Dictionary<string, string> { ["limits.cpu.priority"] = "5" }, 4, 8L << 30), null);
+            Assert.Equal("100", Read(dir, "cpu.weight"));
 
             driver.Apply(cg, ResourceLimits.None, null);
             Assert.Equal("max 100000", Read(dir, "cpu.max"));
@@ -162,17 +167,23 @@ public class CgroupV2LimitsTests
     }
 
     [Fact]
-    public void FreezesThroughCgroupFreezeAndWaitsForTheEvent()
+    public async Task FreezesThroughCgroupFreezeAndWaitsForTheEvent()
     {
         var (root, driver, cg, dir) = Fixture();
         using (root)
         {
-            File.WriteAllText(Path.Combine(dir, "cgroup.events"), "populated 1\nfrozen 1\n");
-            driver.SetFrozen(cg, true);
-            Assert.Equal("1", Read(dir, "cgroup.freeze"));
-            File.WriteAllText(Path.Combine(dir, "cgroup.events"), "populated 1\nfrozen 0\n");
-            driver.SetFrozen(cg, false);
-            Assert.Equal("0", Read(dir, "cgroup.freeze"));
+            string events = Path.Combine(dir, "cgroup.events");
+            foreach (var (want, before, after) in new[] { ("1", "frozen 0", "frozen 1"), ("0", "frozen 1", "frozen 0") })
+            {
+                File.WriteAllText(events, $"populated 1\n{before}\n");
+                var setting = Task.Run(() => driver.SetFrozen(cg, want == "1"));
+                SpinWait.SpinUntil(() => Read(dir, "cgroup.freeze") == want, TimeSpan.FromSeconds(10));
+                Assert.Equal(want, Read(dir, "cgroup.freeze"));
+                // Written but not yet confirmed by the kernel's event: the driver must still be waiting.
+                Assert.NotSame(setting, await Task.WhenAny(setting, Task.Delay(300)));
+                File.WriteAllText(events, $"populated 1\n{after}\n");
+                await setting.WaitAsync(TimeSpan.FromSeconds(10));
+            }
         }
     }
 }

@@ -24,14 +24,16 @@ public static class CgroupDriverFactory
             CgroupSubtree subtree = SystemdScopeSubtree.Available
                 ? new SystemdScopeSubtree(unifiedMount, group)
                 : new PlainSubtree(unifiedMount, "/", group, enableControllers: true);
-            return new CgroupV2Driver(unifiedMount, subtree);
+            return new CgroupV2Driver(unifiedMount, subtree, deviceFilter: true);
         }
         // A hybrid host's cgroup2 tree has no controllers: the group sits under the daemon's own cgroup there.
-        var unified = unifiedMount is null ? null : new CgroupV2Driver(unifiedMount, new PlainSubtree(unifiedMount, unifiedOwn, group, enableControllers: false));
+        var unified = unifiedMount is null ? null
+            : new CgroupV2Driver(unifiedMount, new PlainSubtree(unifiedMount, unifiedOwn, group, enableControllers: false), deviceFilter: true);
         return new CgroupV1Driver(v1, unified, group);
     }
 
-    private static List<(string MountPoint, string FsType, string[] Options)> CgroupMounts()
+    /// <summary>The roots of the mounted cgroup (v1) and cgroup2 hierarchies, from /proc/self/mountinfo.</summary>
+    internal static List<(string MountPoint, string FsType, string[] Options)> CgroupMounts()
     {
         var result = new List<(string, string, string[])>();
         foreach (var line in File.ReadLines("/proc/self/mountinfo"))

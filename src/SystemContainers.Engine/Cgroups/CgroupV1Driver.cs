@@ -33,12 +33,14 @@ public sealed class CgroupV1Driver : ICgroupDriver
             {
                 string groupDir = Path.Combine(Path.Join(h.Mount, h.OwnPath), _group);
                 string dir = DirectoryOf(h, container);
-                bool cpuset = h.Controllers.Split(',').Contains("cpuset");
+                var controllers = h.Controllers.Split(',');
+                bool cpuset = controllers.Contains("cpuset");
                 if (CgroupFs.MakeDir(groupDir) && cpuset) InheritCpuset(groupDir);
                 CgroupFs.MakeDir(dir);
                 dirs.Add(dir);
                 // A new v1 cpuset cgroup has no CPUs or memory nodes; nothing could run in it.
                 if (cpuset) InheritCpuset(dir);
+                if (controllers.Contains("devices")) DevicePolicy.ApplyV1(dir);
             }
             _unified?.Create(container, rootUid, rootGid);
         }

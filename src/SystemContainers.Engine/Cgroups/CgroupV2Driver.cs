@@ -9,11 +9,14 @@ namespace SystemContainers.Engine.Cgroups;
 public sealed class CgroupV2Driver : ICgroupDriver
 {
     private readonly CgroupSubtree _subtree;
+    private readonly bool _deviceFilter;
 
     /// <param name="root">The cgroup2 mount.</param>
     /// <param name="subtree">Where container cgroups live; it enables the controllers they need.</param>
-    public CgroupV2Driver(string root, CgroupSubtree subtree)
+    /// <param name="deviceFilter">Attach the device policy's BPF program to each container cgroup (a real cgroup2 tree).</param>
+    public CgroupV2Driver(string root, CgroupSubtree subtree, bool deviceFilter = false)
     {
+        _deviceFilter = deviceFilter;
         Root = root;
         _subtree = subtree;
     }
@@ -34,6 +37,7 @@ public sealed class CgroupV2Driver : ICgroupDriver
         try
         {
             CgroupFs.Delegate(dir, rootUid, rootGid);
+            if (_deviceFilter) DeviceBpfProgram.Attach(dir, DevicePolicy.Allowed);
         }
         catch
         {
@@ -71,8 +75,8 @@ public sealed class CgroupV2Driver : ICgroupDriver
         string? If(bool set, string key) => set ? key : null;
         Write("cpu.max", $"{(l.CpuQuotaMicroseconds is long q ? q.ToString() : "max")} {l.CpuPeriodMicroseconds}",
             If(l.CpuQuotaMicroseconds is not null, Spec.ResourceLimits.CpuAllowance));
-        // systemd's mapping of cpu.shares (2-262144, default 1024) onto cpu.weight (1-10000, default 100).
-        long weight = l.CpuShares is long shares ? 1 + (shares - 2) * 9999 / 262142 : 100;
+        // systemd's mapping of cpu.shares onto cpu.weight: proportional, each version's default (1024, 100) the same weight.
+        long weight = l.CpuShares is long shares ? Math.Clamp(shares * 100 / 1024, 1, 10000) : 100;
         Write("cpu.weight", weight.ToString(), If(l.CpuShares is not null, Spec.ResourceLimits.CpuPriority));
         Write("cpuset.cpus", cpuSet ?? "", If(cpuSet is not null, Spec.ResourceLimits.Cpu));
         string bytes = l.MemoryBytes is long m ? m.ToString() : "max";

@@ -98,8 +98,10 @@ public sealed partial class ImageStore
                 string init = RootfsInspector.InitKind(rootfs);
                 if (init.Length == 0)
                     throw EngineException.Invalid("InvalidImage", $"tarball {path} is not a root file system: it has no /sbin/init");
+                var dropped = DeviceNodes.RemoveAll(rootfs);
+                if (dropped.Count > 0) progress?.Report($"dropped {dropped.Count} device node(s): {string.Join(", ", dropped)}");
                 var record = new ImageRecord(fingerprint, alias is null ? [] : [alias], description,
-                    DateTimeOffset.UtcNow, new FileInfo(path).Length, init);
+                    DateTimeOffset.UtcNow, new FileInfo(path).Length, init, dropped.Count > 0 ? dropped : null);
                 WriteRecord(staging, record);
                 Directory.Move(staging, Path.Combine(_dir, fingerprint));
                 lock (_images) _images[fingerprint] = record;
@@ -124,6 +126,11 @@ public sealed partial class ImageStore
         try
         {
             var image = Resolve(reference);
+            // One name of several is no way to say "this image": that removal would surprise the other names' users.
+            if (image.Aliases.Contains(reference) && image.Aliases.Count > 1)
+                throw EngineException.Conflict("ImageHasOtherAliases",
+                    $"'{reference}' is one of the aliases of image {image.Fingerprint[..12]} (also {string.Join(", ", image.Aliases.Where(a => a != reference))}): " +
+                    "remove that alias alone (Remove-SystemContainerImageAlias), or remove the image by its fingerprint");
             if (inUse.Count > 0)
                 throw EngineException.Conflict("ImageInUse",
                     $"image '{reference}' is used by container(s) {string.Join(", ", inUse)}; remove them first");
@@ -132,6 +139,40 @@ public sealed partial class ImageStore
             Directory.Move(dir, doomed);
             lock (_images) _images.Remove(image.Fingerprint);
             Directory.Delete(doomed, recursive: true);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>Gives an image one more alias; one that already names another image is refused.</summary>
+    public async Task<ImageRecord> AddAliasAsync(string reference, string alias)
+    {
+        ValidateAlias(alias);
+        await _lock.WaitAsync();
+        try
+        {
+            var image = Resolve(reference);
+            CheckAliasFree(alias, image.Fingerprint);
+            return image.Aliases.Contains(alias) ? image : Save(image with { Aliases = [.. image.Aliases, alias] });
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>Takes an alias off its image; the image stays, named by its fingerprint and any other aliases.</summary>
+    public async Task<ImageRecord> RemoveAliasAsync(string alias)
+    {
+        await _lock.WaitAsync();
+        try
+        {
+            ImageRecord? image;
+            lock (_images) image = _images.Values.FirstOrDefault(i => i.Aliases.Contains(alias));
+            if (image is null) throw EngineException.NotFound("AliasNotFound", $"image alias '{alias}' not found");
+            return Save(image with { Aliases = image.Aliases.Where(a => a != alias).ToList() });
         }
         finally
         {

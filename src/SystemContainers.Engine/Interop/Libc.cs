@@ -12,7 +12,8 @@ internal static unsafe partial class Libc
         ESRCH = 3, EINVAL = 22, EIO = 5;
     public const int P_PIDFD = 3, WEXITED = 4, WNOHANG = 1;
     public const int CLD_EXITED = 1, CLD_KILLED = 2, CLD_DUMPED = 3;
-    public const int SYS_pidfd_send_signal = 424, SYS_pidfd_open = 434;
+    public const int SYS_pidfd_send_signal = 424, SYS_open_tree = 428, SYS_pidfd_open = 434, SYS_clone3 = 435, SYS_mount_setattr = 442;
+    public const int ENOSYS = 38;
     public const int PR_SET_CHILD_SUBREAPER = 36;
 
     [LibraryImport("libc", SetLastError = true)]
@@ -32,6 +33,12 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial long syscall(long number, long a1, long a2, long a3, long a4);
+
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    public static partial long syscall5(long number, long a1, long a2, long a3, long a4, long a5);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int kill(int pid, int signal);
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int prctl(int option, ulong arg2, ulong arg3, ulong arg4, ulong arg5);
@@ -68,6 +75,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int chmod(string path, int mode);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int fcntl(int fd, int command, int arg);
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int fsync(int fd);

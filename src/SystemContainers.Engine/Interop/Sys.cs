@@ -303,6 +303,13 @@ public static unsafe class Sys
         Libc.fsync(dirFd.Fd);
     }
 
+    /// <summary>Writes text to an existing kernel file (procfs, sysfs) in one write, as the kernel wants it.</summary>
+    public static void WriteText(string path, string text)
+    {
+        using var fd = Open(path, Libc.O_WRONLY);
+        WriteAll(fd, Encoding.ASCII.GetBytes(text));
+    }
+
     public static void Chown(string path, int uid, int gid)
     {
         if (Libc.lchown(path, uid, gid) < 0) throw NativeException.FromLastError("chown", path);

@@ -293,6 +293,11 @@ public sealed class NetworkManager : IDisposable
                     throw EngineException.Conflict("HostNameInUse", $"host interface name '{host}' ({NicSpec.Key(nic.Device, "host_name")}) is the bridge of network '{host}'");
                 if (others.FirstOrDefault(o => o.Nic.HostNameFor(o.Container) == host) is { Container: not null } sameHost)
                     throw EngineException.Conflict("HostNameInUse", $"host interface name '{host}' is already used by container '{sameHost.Container}'");
+                // A link the container's NIC does not already own is the host's: never take it over.
+                bool registered = _nics.GetValueOrDefault(container)?.Any(n => n.HostNameFor(container) == host) == true;
+                if (nic.HostName is not null && !registered && _netlink.LinkIndex(host) is not null)
+                    throw EngineException.Conflict("HostNameInUse",
+                        $"host interface name '{host}' ({NicSpec.Key(nic.Device, "host_name")}) names an existing host interface");
             }
         }
     }
@@ -417,11 +422,28 @@ public sealed class NetworkManager : IDisposable
         }
     }
 
-    /// <summary>The host ends a running container has now (for one adopted after a daemon restart).</summary>
-    public List<HostInterface> HostInterfacesOf(string container, IEnumerable<NicSpec> nics) =>
-        nics.Where(n => n.Type == NicType.Bridged).Select(n => n.HostNameFor(container))
-            .Select(host => _netlink.LinkIndex(host) is int index ? new HostInterface(host, index) : null)
-            .OfType<HostInterface>().ToList();
+    /// <summary>
+    /// The host ends a running container has now (for one adopted after a daemon restart): only
+    /// a veth whose peer is the container's NIC, and that names it as its peer in turn, so a host
+    /// interface that took a NIC's name is never adopted (and so never deleted at stop).
+    /// </summary>
+    public List<HostInterface> HostInterfacesOf(string container, IEnumerable<NicSpec> nics, int initPid)
+    {
+        var adopted = new List<HostInterface>();
+        var bridged = nics.Where(n => n.Type == NicType.Bridged).ToList();
+        if (bridged.Count == 0) return adopted;
+        using var inside = RtNetlink.OpenIn($"/proc/{initPid}/ns/net");
+        foreach (var nic in bridged)
+        {
+            string host = nic.HostNameFor(container);
+            if (_netlink.Link(host) is not { } link) continue;
+            if (link.Peer is int peer && inside.Link(peer) is { } end && end.Name == nic.Name && end.Peer == link.Index)
+                adopted.Add(new HostInterface(host, link.Index));
+            else
+                Console.Error.WriteLine($"not adopting host interface '{host}' for container '{container}': it is not the peer of the container's {nic.Name}");
+        }
+        return adopted;
+    }
 
     /// <summary>The bridge vanished (deleted by hand): it is made again and dnsmasq rebinds to it.</summary>
     private int RecreateBridge(Managed m)

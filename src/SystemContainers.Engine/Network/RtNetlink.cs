@@ -12,13 +12,16 @@ namespace SystemContainers.Engine.Network;
 /// The socket belongs to the network namespace of the thread that opened it, and every
 /// request acts there.
 /// </summary>
+/// <summary>A link as the kernel reports it; Peer is IFLA_LINK (for a veth, its peer's index in the peer's namespace).</summary>
+public sealed record LinkInfo(int Index, string Name, int? Peer);
+
 public sealed unsafe class RtNetlink : IDisposable
 {
     private const int AF_NETLINK = 16, SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000, NETLINK_ROUTE = 0;
     private const ushort RTM_NEWLINK = 16, RTM_DELLINK = 17, RTM_GETLINK = 18, RTM_NEWADDR = 20, RTM_DELADDR = 21;
     private const ushort NLMSG_ERROR = 2, NLMSG_DONE = 3;
     private const ushort NLM_F_REQUEST = 1, NLM_F_ACK = 4, NLM_F_EXCL = 0x200, NLM_F_CREATE = 0x400;
-    private const ushort IFLA_ADDRESS = 1, IFLA_IFNAME = 3, IFLA_MTU = 4, IFLA_MASTER = 10, IFLA_LINKINFO = 18,
+    private const ushort IFLA_ADDRESS = 1, IFLA_IFNAME = 3, IFLA_MTU = 4, IFLA_LINK = 5, IFLA_MASTER = 10, IFLA_LINKINFO = 18,
         IFLA_NET_NS_PID = 19, IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2, VETH_INFO_PEER = 1;
     private const ushort IFA_ADDRESS = 1, IFA_LOCAL = 2, IFA_FLAGS = 8;
     private const uint IFF_UP = 1, IFA_F_NODAD = 2;
@@ -119,9 +122,37 @@ public sealed unsafe class RtNetlink : IDisposable
         TryRequest(new Message(RTM_DELLINK, 0).IfInfo(index, 0), "delete link", $"#{index}", ENODEV, out _);
 
     /// <summary>The interface index of a link, or null when there is none of that name.</summary>
-    public int? LinkIndex(string name) =>
+    public int? LinkIndex(string name) => Link(name)?.Index;
+
+    /// <summary>A link by name, or null when there is none.</summary>
+    public LinkInfo? Link(string name) =>
         TryRequest(new Message(RTM_GETLINK, 0).IfInfo(0, 0).String(IFLA_IFNAME, name), "look up link", name, ENODEV, out var reply)
-            && reply is not null ? BinaryPrimitives.ReadInt32LittleEndian(reply.AsSpan(16 + 4)) : null;
+            ? ParseLink(reply) : null;
+
+    /// <summary>A link by index, or null when there is none.</summary>
+    public LinkInfo? Link(int index) =>
+        TryRequest(new Message(RTM_GETLINK, 0).IfInfo(index, 0), "look up link", $"#{index}", ENODEV, out var reply)
+            ? ParseLink(reply) : null;
+
+    /// <summary>An RTM_NEWLINK reply: the ifinfomsg's index, then the name and IFLA_LINK attributes.</summary>
+    private static LinkInfo? ParseLink(byte[]? reply)
+    {
+        if (reply is null || reply.Length < 32) return null;
+        int index = BinaryPrimitives.ReadInt32LittleEndian(reply.AsSpan(16 + 4));
+        string name = "";
+        int? peer = null;
+        for (int off = 32; off + 4 <= reply.Length;)
+        {
+            int len = BinaryPrimitives.ReadUInt16LittleEndian(reply.AsSpan(off));
+            ushort type = BinaryPrimitives.ReadUInt16LittleEndian(reply.AsSpan(off + 2));
+            if (len < 4 || off + len > reply.Length) break;
+            var value = reply.AsSpan(off + 4, len - 4);
+            if (type == IFLA_IFNAME) name = System.Text.Encoding.ASCII.GetString(value).TrimEnd('\0');
+            else if (type == IFLA_LINK && value.Length >= 4) peer = BinaryPrimitives.ReadInt32LittleEndian(value);
+            off += (len + 3) & ~3;
+        }
+        return new LinkInfo(index, name, peer);
+    }
 
     public void AddAddress(int index, IPAddress address, int prefixLength, string linkName) =>
         Request(AddressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, index, address, prefixLength), "add address", $"{address}/{prefixLength} on {linkName}");

@@ -1,12 +1,28 @@
 using System.Text;
 using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.State;
 
 namespace SystemContainers.Engine.Runtime;
 
-/// <summary>Runs the native helper: the only code that forks into namespaces (DESIGN.md, "Processes").</summary>
-public sealed class ScInit(string path)
+/// <summary>
+/// Runs the native helper: the only code that forks into namespaces (DESIGN.md, "Processes").
+/// It runs from a sealed in-memory copy made once, never from the file: a privileged
+/// container's root reaches the helper's /proc/&lt;pid&gt;/exe and could otherwise rewrite the host
+/// binary through it (CVE-2019-5736). The seals make the copy immutable.
+/// </summary>
+public sealed class ScInit(string path) : IDisposable
 {
+    private readonly Lazy<SafeFd> _sealed = new(() => SealedCopy.Of(path));
+
     public string Path { get; } = path;
+
+    /// <summary>What is exec'd: the sealed copy, through the spawned child's own inherited fd.</summary>
+    private string Executable => $"/proc/self/fd/{_sealed.Value.Fd}";
+
+    public void Dispose()
+    {
+        if (_sealed.IsValueCreated) _sealed.Value.Dispose();
+    }
 
     /// <summary>
     /// Creates a container init. Returns its pid once it has exec'd; throws with sc-init's
@@ -22,7 +38,7 @@ public sealed class ScInit(string path)
         {
             int helper;
             using (helperEnd)
-                helper = Sys.Spawn(Path, ["sc-init", "create"], [(helperEnd, 3), (console, 0), (console, 1), (console, 2)]);
+                helper = Sys.Spawn(Executable, ["sc-init", "create"], [(helperEnd, 3), (console, 0), (console, 1), (console, 2)]);
             Exception? refused = null;
             string reply = "";
             try
@@ -53,7 +69,7 @@ public sealed class ScInit(string path)
     }
 
     /// <summary>Reads one line (or up to EOF), a byte at a time so nothing after it is consumed.</summary>
-    private static string ReadLine(SafeFd fd)
+    internal static string ReadLine(SafeFd fd)
     {
         var line = new List<byte>();
         Span<byte> b = stackalloc byte[1];
@@ -73,7 +89,7 @@ public sealed class ScInit(string path)
         {
             int helper;
             using (helperEnd)
-                helper = Sys.Spawn(Path, ["sc-init", "exec"],
+                helper = Sys.Spawn(Executable, ["sc-init", "exec"],
                     [(helperEnd, 3), (initPidfd, 4), (stdin, 0), (stdout, 1), (stderr, 2)]);
             Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes(plan.ToString()));
             return new ExecHelper(helper, daemonEnd);
@@ -97,7 +113,7 @@ public sealed class ScInit(string path)
             int helper;
             using (var devnull = Sys.Open("/dev/null", Libc.O_RDWR))
             using (helperEnd)
-                helper = Sys.Spawn(Path, ["sc-init", "exec"], [(helperEnd, 3), (initPidfd, 4), (devnull, 0), (devnull, 1), (devnull, 2)]);
+                helper = Sys.Spawn(Executable, ["sc-init", "exec"], [(helperEnd, 3), (initPidfd, 4), (devnull, 0), (devnull, 1), (devnull, 2)]);
             Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes(plan.ToString()));
             var (text, terminal) = Sys.ReceiveDescriptor(daemonEnd);
             var exec = new ExecHelper(helper, daemonEnd, text);
@@ -124,7 +140,7 @@ public sealed class ScInit(string path)
         {
             int helper;
             using (helperEnd)
-                helper = Sys.Spawn(Path, ["sc-init", "console"], [(helperEnd, 3), (initPidfd, 4)]);
+                helper = Sys.Spawn(Executable, ["sc-init", "console"], [(helperEnd, 3), (initPidfd, 4)]);
             Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes(plan.ToString()));
             string reply = Sys.ReadToEnd(daemonEnd);
             int rc = Sys.WaitPid(helper);
@@ -150,16 +166,35 @@ public sealed class ScInit(string path)
 /// <summary>A running "sc-init exec": owns the helper's report channel; Wait reaps it.</summary>
 public sealed class ExecHelper(int pid, SafeFd channel, string alreadyRead = "") : IDisposable
 {
+    private readonly TaskCompletionSource<int?> _commandPid = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public int HelperPid { get; } = pid;
 
     /// <summary>Waits for the command; an error line means it never ran (exit 127 for ENOENT, else 126).</summary>
     public (int ExitCode, string? Error) Wait()
     {
-        string reply = alreadyRead + Sys.ReadToEnd(channel);
+        // The helper reports the command's host pid first ("pid N"), then nothing until it exits.
+        var reply = new StringBuilder(alreadyRead);
+        while (ScInit.ParseReply(reply.ToString()).Pid is null && ScInit.ReadLine(channel) is { Length: > 0 } line) reply.Append(line);
+        _commandPid.TrySetResult(ScInit.ParseReply(reply.ToString()).Pid);
+        reply.Append(Sys.ReadToEnd(channel));
+        _commandPid.TrySetResult(null);
         int rc = Sys.WaitPid(HelperPid);
-        var (_, error) = ScInit.ParseReply(reply);
+        var (_, error) = ScInit.ParseReply(reply.ToString());
         if (error is null) return (rc, null);
         return (error.EndsWith("ENOENT", StringComparison.Ordinal) ? 127 : 126, error);
+    }
+
+    /// <summary>
+    /// Signals the command's process group (it is a session leader). Safe against pid reuse: the
+    /// helper is its parent and reaps it only after the command has exited, so while the helper
+    /// still has it as a child the pid is the command's. False when the command is gone.
+    /// </summary>
+    public async Task<bool> SignalAsync(int signal)
+    {
+        if (await _commandPid.Task is not int command) return false;
+        if (ProcStat.ParentOf(command) != HelperPid) return false;
+        return Libc.kill(-command, signal) == 0;
     }
 
     public void Dispose() => channel.Dispose();

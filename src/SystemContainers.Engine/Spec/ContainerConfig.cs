@@ -12,11 +12,12 @@ public sealed record ContainerConfig
     public const string Privileged = "security.privileged";
     public const string IdmapBase = "security.idmap.base";
     public const string IdmapSize = "security.idmap.size";
+    public const string IdmapIsolated = "security.idmap.isolated";
     public const string StopTimeout = "boot.stop.timeout";
     public const string EnvironmentPrefix = "environment.";
     public const string UserPrefix = "user.";
 
-    public static readonly IReadOnlyList<string> Keys = [Privileged, IdmapBase, IdmapSize, StopTimeout, .. ResourceLimits.Keys];
+    public static readonly IReadOnlyList<string> Keys = [Privileged, IdmapBase, IdmapSize, IdmapIsolated, StopTimeout, .. ResourceLimits.Keys];
 
     // The structured keys are parsed here, once: a config is consulted on every start, exec and stop.
     private ContainerConfig(ImmutableSortedDictionary<string, string> raw)
@@ -31,6 +32,9 @@ public sealed record ContainerConfig
     public bool IsPrivileged => Raw.TryGetValue(Privileged, out var v) && ParseBool(Privileged, v);
 
     public long? IdmapBaseValue => Raw.TryGetValue(IdmapBase, out var v) ? ParseCount(IdmapBase, v, 1, uint.MaxValue) : null;
+
+    /// <summary>Whether the container's ids are its own (the default) or the map shared by every non-isolated container.</summary>
+    public bool IsIdmapIsolated => !Raw.TryGetValue(IdmapIsolated, out var v) || ParseBool(IdmapIsolated, v);
 
     public long? IdmapSizeValue => Raw.TryGetValue(IdmapSize, out var v) ? ParseCount(IdmapSize, v, 65536, uint.MaxValue) : null;
 
@@ -84,6 +88,7 @@ public sealed record ContainerConfig
         _ = config.IsPrivileged;
         _ = config.IdmapBaseValue;
         _ = config.IdmapSizeValue;
+        _ = config.IsIdmapIsolated;
         _ = config.StopTimeoutValue;
         return config;
     }

@@ -1,9 +1,14 @@
 namespace SystemContainers.Engine.State;
 
-/// <summary>Reads a process's start time (clock ticks since boot) so a stored pid is never mistaken for a recycled one.</summary>
+/// <summary>Reads /proc/&lt;pid&gt;/stat: a process's start time (clock ticks since boot), so a stored pid is never mistaken for a recycled one, and its parent.</summary>
 public static class ProcStat
 {
-    public static ulong? StartTime(int pid)
+    // Field 22 (starttime) is the 20th after "pid (comm)"; field 4 (ppid) the 2nd.
+    public static ulong? StartTime(int pid) => Field(pid, 19) is string f && ulong.TryParse(f, out ulong t) ? t : null;
+
+    public static int? ParentOf(int pid) => Field(pid, 1) is string f && int.TryParse(f, out int p) ? p : null;
+
+    private static string? Field(int pid, int index)
     {
         string text;
         try { text = File.ReadAllText($"/proc/{pid}/stat"); }
@@ -13,7 +18,6 @@ public static class ProcStat
         int close = text.LastIndexOf(')');
         if (close < 0) return null;
         var fields = text[(close + 2)..].Split(' ');
-        // Field 22 (starttime) is the 20th after "pid (comm)".
-        return fields.Length > 19 && ulong.TryParse(fields[19], out ulong t) ? t : null;
+        return fields.Length > index ? fields[index] : null;
     }
 }
