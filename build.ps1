@@ -286,7 +286,8 @@ function Invoke-V2Lane {
         return [pscustomobject]@{ Passed = 0; Failed = 0; Skipped = 1 }
     }
     $summary = Join-Path $Root 'tests/results/v2lane/summary'
-    & bash (Join-Path $Root 'tools/v2lane/run.sh')
+    # To the terminal: the lane's output is no part of this function's result.
+    & bash (Join-Path $Root 'tools/v2lane/run.sh') | Out-Host
     if (-not (Test-Path $summary)) {
         Write-Host "v2lane: run.sh exited with $LASTEXITCODE and left no $summary"
         return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
