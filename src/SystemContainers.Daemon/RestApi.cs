@@ -295,10 +295,11 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
 
     public static SystemContainer ToApi(ContainerView v) => new()
     {
-        Name = v.Name, Status = v.Status.ToString(), Image = v.ImageAlias ?? v.ImageFingerprint[..12],
+        Name = v.Name, Status = v.Status.ToString(), Image = v.ImageAlias ?? v.ImageFingerprint[..Math.Min(12, v.ImageFingerprint.Length)],
         ImageFingerprint = v.ImageFingerprint, Pid = v.Pid, IPv4 = [.. v.IPv4], IPv6 = [.. v.IPv6], Created = v.Created,
         StartedAt = v.StartedAt, StoppedAt = v.StoppedAt, LastExitCode = v.LastExitCode, LastExitSignal = v.LastExitSignal,
         Privileged = v.Privileged, InitKind = v.InitKind, Config = new Dictionary<string, string>(v.Config),
+        Id = v.Id, Error = v.Error, Recovery = v.Recovery,
     };
 
     public static SystemContainerStats ToApi(ContainerStats s) => new()

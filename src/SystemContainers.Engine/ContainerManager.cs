@@ -61,6 +61,8 @@ public sealed class ContainerManager : IDisposable
         public ContainerRecord Record = record;
         public RuntimeRecord Runtime = runtime;
         public Live? Live;
+        /// <summary>Why its files could not be read (status Error); such a container can only be removed.</summary>
+        public string? Damage;
         public readonly SemaphoreSlim Gate = new(1, 1);
     }
 
@@ -106,7 +108,7 @@ public sealed class ContainerManager : IDisposable
         var img = _images.Resolve(image);
         var idmap = parsed.IsPrivileged ? null : IdMap.ForConfig(parsed);
         var record = new ContainerRecord(name, img.Fingerprint, img.Aliases.Contains(image) ? image : img.Aliases.FirstOrDefault(),
-            parsed.Raw, DateTimeOffset.UtcNow, idmap, img.InitKind);
+            parsed.Raw, DateTimeOffset.UtcNow, idmap, img.InitKind, Guid.NewGuid());
         var container = new Container(record, RuntimeRecord.NeverStarted);
         if (!_containers.TryAdd(name, container))
             throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
@@ -166,7 +168,7 @@ public sealed class ContainerManager : IDisposable
             Directory.Delete(doomed, recursive: true);
             string run = RunDirOf(name);
             if (Directory.Exists(run)) Directory.Delete(run, recursive: true);
-        }, ct);
+        }, ct, evenDamaged: true);
 
     /// <summary>
     /// Changes config keys (a null or empty value removes one). The whole result is validated
@@ -304,7 +306,8 @@ public sealed class ContainerManager : IDisposable
         var now = DateTimeOffset.UtcNow;
         var live = c.Live;
         long disk = DirectorySize(Path.Combine(_store.DirectoryOf(name), "fs", "upper"));
-        if (live is null) return new ContainerStats(name, ContainerStatus.Stopped, now, TimeSpan.Zero, null, 0, TimeSpan.Zero, [], disk);
+        if (live is null)
+            return new ContainerStats(name, c.Damage is null ? ContainerStatus.Stopped : ContainerStatus.Error, now, TimeSpan.Zero, null, 0, TimeSpan.Zero, [], disk);
         var cg = _cgroups.ReadStats(live.Cgroup);
         var (at, cpu) = live.LastSample;
         var interval = now - at;
@@ -362,12 +365,14 @@ public sealed class ContainerManager : IDisposable
         });
 
     /// <summary>Runs one state change at a time per container, then announces it.</summary>
-    private async Task<ContainerView> UnderGate(string name, string action, Func<Container, Task> change, CancellationToken ct)
+    private async Task<ContainerView> UnderGate(string name, string action, Func<Container, Task> change, CancellationToken ct,
+        bool evenDamaged = false)
     {
         var c = Find(name);
         await c.Gate.WaitAsync(ct);
         try
         {
+            if (!evenDamaged) Intact(c);
             await change(c);
         }
         finally
@@ -381,7 +386,7 @@ public sealed class ContainerManager : IDisposable
     /// <summary>Starts a command in the container's namespaces and cgroup (as a child of its init's cgroup).</summary>
     public ExecSession Exec(string name, ExecRequest request)
     {
-        var c = Find(name);
+        var c = Intact(Find(name));
         var live = c.Live ?? throw EngineException.Conflict("NotRunning", $"container '{name}' is not running");
         if (live.Frozen) throw EngineException.Conflict("Frozen", $"container '{name}' is frozen; resume it first");
         if (request.Command.Count == 0 || request.Command[0].Length == 0)
@@ -459,6 +464,11 @@ public sealed class ContainerManager : IDisposable
 
     private Container Find(string name) =>
         _containers.TryGetValue(name, out var c) ? c : throw EngineException.NotFound("ContainerNotFound", $"container '{name}' not found");
+
+    /// <summary>Refuses to act on a container whose files could not be read.</summary>
+    private static Container Intact(Container c) =>
+        c.Damage is null ? c : throw EngineException.Conflict("ContainerDamaged",
+            $"container '{c.Record.Name}' is damaged ({c.Damage}); repair its files and restart the daemon, or remove it");
 
     private string RunDirOf(string name) => Path.Combine(_options.RunDir, "containers", name);
 
@@ -631,15 +641,53 @@ public sealed class ContainerManager : IDisposable
         catch (EngineException e) { Console.Error.WriteLine(e.Message); }
     }
 
-    /// <summary>Reads a container from disk; a running one whose pid and start time still match is adopted again.</summary>
+    /// <summary>
+    /// Reads one container from disk; a running one whose pid and start time still match is
+    /// adopted again. A container whose files cannot be read is listed with status Error and
+    /// the reason, its files left as they are, and never stops the others from loading.
+    /// </summary>
     private void Load(string name)
     {
-        var record = _store.ReadConfig(name);
-        var runtime = _store.ReadRuntime(name);
-        var c = new Container(record, runtime);
-        _containers[name] = c;
-        var config = ContainerConfig.Parse(record.Config);
-        Networks.Restore(name, config.Nics);
+        ContainerRecord record;
+        try
+        {
+            record = _store.ReadConfig(name);
+        }
+        catch (EngineException e) when (e.Reason == "DamagedState")
+        {
+            var placeholder = new ContainerRecord(name, "", null, new Dictionary<string, string>(), Directory.GetCreationTimeUtc(_store.DirectoryOf(name)),
+                null, "", Guid.NewGuid());
+            MarkDamaged(new Container(placeholder, RuntimeRecord.NeverStarted), e.Message);
+            return;
+        }
+        if (record.Id == Guid.Empty) record = record with { Id = Guid.NewGuid() };
+        var c = new Container(record, RuntimeRecord.NeverStarted);
+        try
+        {
+            var config = ContainerConfig.Parse(record.Config);
+            Networks.Restore(name, config.Nics);
+            c.Runtime = _store.ReadRuntime(name);
+            _containers[name] = c;
+            Reconcile(c, config);
+        }
+        catch (Exception e) when (e is EngineException or NativeException or IOException)
+        {
+            MarkDamaged(c, e.Message);
+        }
+    }
+
+    private void MarkDamaged(Container c, string reason)
+    {
+        c.Damage = reason;
+        _containers[c.Record.Name] = c;
+        Console.Error.WriteLine($"container '{c.Record.Name}' is damaged and kept as it is: {reason}");
+    }
+
+    /// <summary>A loaded container's init adopted when it still runs; otherwise it is recorded as stopped.</summary>
+    private void Reconcile(Container c, ContainerConfig config)
+    {
+        string name = c.Record.Name;
+        var runtime = c.Runtime;
         if (!runtime.Running) return;
         if (runtime.Pid is int pid && runtime.PidStartTime is ulong start && ProcStat.StartTime(pid) == start)
         {
@@ -695,9 +743,10 @@ public sealed class ContainerManager : IDisposable
         var rt = c.Runtime;
         var live = c.Live;
         var (v4, v6) = live is null ? ([], []) : NetnsAddresses.Read(live.Pid);
-        return new ContainerView(r.Name, live is null ? ContainerStatus.Stopped : live.Frozen ? ContainerStatus.Frozen : ContainerStatus.Running,
-            r.ImageFingerprint, r.ImageAlias, live?.Pid, r.Created, rt.StartedAt, rt.StoppedAt, rt.LastExitCode, rt.LastExitSignal,
-            r.IdMap is null, r.InitKind, r.Config, v4, v6);
+        var status = c.Damage is not null ? ContainerStatus.Error
+            : live is null ? ContainerStatus.Stopped : live.Frozen ? ContainerStatus.Frozen : ContainerStatus.Running;
+        return new ContainerView(r.Name, status, r.ImageFingerprint, r.ImageAlias, live?.Pid, r.Created, rt.StartedAt, rt.StoppedAt,
+            rt.LastExitCode, rt.LastExitSignal, r.IdMap is null, r.InitKind, r.Config, v4, v6, r.Id, c.Damage, rt.Recovery);
     }
 
     private void Raise(string action, string name) => Events?.Invoke(new EngineEvent(action, name, DateTimeOffset.UtcNow));

@@ -7,7 +7,11 @@ public sealed record ImageRecord(
     string Description,
     DateTimeOffset Created,
     long Size,
-    string InitKind);
+    string InitKind,
+    int SchemaVersion = ImageRecord.CurrentSchema)
+{
+    public const int CurrentSchema = 1;
+}
 
 /// <summary>What runs as the container's PID 1, which decides how it is asked to shut down.</summary>
 public static class InitKinds

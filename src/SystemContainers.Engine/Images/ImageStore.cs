@@ -31,8 +31,15 @@ public sealed partial class ImageStore
                 Directory.Delete(d, recursive: true);
                 continue;
             }
-            if (File.Exists(meta))
-                _images[name] = JsonSerializer.Deserialize<ImageRecord>(File.ReadAllBytes(meta), StateStore.Json)!;
+            if (!File.Exists(meta)) continue;
+            try
+            {
+                _images[name] = StateStore.Read<ImageRecord>(meta, ImageRecord.CurrentSchema, r => r.SchemaVersion);
+            }
+            catch (EngineException e)
+            {
+                Console.Error.WriteLine($"image {name} is damaged and kept as it is: {e.Message}");
+            }
         }
     }
 

@@ -76,4 +76,8 @@ public sealed partial record NetworkConfig
 }
 
 /// <summary>A managed network as stored in networks/&lt;name&gt;/network.json.</summary>
-public sealed record NetworkRecord(string Name, IReadOnlyDictionary<string, string> Config, DateTimeOffset Created);
+public sealed record NetworkRecord(string Name, IReadOnlyDictionary<string, string> Config, DateTimeOffset Created,
+    int SchemaVersion = NetworkRecord.CurrentSchema)
+{
+    public const int CurrentSchema = 1;
+}

@@ -1,0 +1,89 @@
+# Crash safety: damaged state, daemon deaths at named points (SYSTEMCONTAINERS_TEST_CRASH_AT), full
+# disks, racing removals. After each fault every container must be listed with a true status, work,
+# and be removable, and nothing the daemon made may be left without an owner.
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
+    Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
+    $script:daemon = Start-TestDaemon
+    $script:image = Get-TestImage
+
+    function Restart-Daemon([hashtable]$Environment = @{}) {
+        <# SIGTERM (if alive) and start again, with test-hook variables set for the new daemon only. #>
+        Stop-DaemonProcess $daemon
+        foreach ($k in $Environment.Keys) { Set-Item "Env:$k" $Environment[$k] }
+        try { Start-DaemonProcess $daemon }
+        finally { foreach ($k in $Environment.Keys) { Remove-Item "Env:$k" -ErrorAction SilentlyContinue } }
+    }
+
+    function Get-GroupDirectories {
+        <# This daemon's cgroup group directories, one per hierarchy (containers' cgroups are made inside). #>
+        $group = 'systemcontainers-' + [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([Text.Encoding]::UTF8.GetBytes($daemon.StateDir))).ToLower().Substring(0, 8)
+        Get-CgroupDirectories $PID | ForEach-Object { Join-Path $_ $group }
+    }
+
+    function Assert-NothingLeft {
+        <# Nothing of any container is left once all are removed: no cgroup, process, mount, veth, staging file. #>
+        (Get-SystemContainer) | Should -BeNullOrEmpty
+        foreach ($dir in Get-GroupDirectories) {
+            if (Test-Path $dir) { @(Get-ChildItem -Directory $dir).Name | Should -BeNullOrEmpty -Because "no container cgroup is left in $dir" }
+        }
+        @(Get-Content /proc/self/mountinfo | Where-Object { $_ -match [regex]::Escape($daemon.RunDir) }) | Should -BeNullOrEmpty
+        @(Get-ChildItem -Force (Join-Path $daemon.StateDir 'containers')).Name | Should -BeNullOrEmpty
+        @(Get-ChildItem -Force -Recurse -File (Join-Path $daemon.StateDir '*') -ErrorAction SilentlyContinue |
+            Where-Object Name -like '.*.tmp').FullName | Should -BeNullOrEmpty
+        @(Get-ChildItem -Force (Join-Path $daemon.StateDir 'images') | Where-Object Name -like '.*').Name | Should -BeNullOrEmpty
+        @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'type', 'veth')) | Should -BeNullOrEmpty
+    }
+
+    function Assert-Works([string]$Name) {
+        <# A container that survived a fault starts, runs a command, stops and goes away. #>
+        (Start-SystemContainer $Name -PassThru).Status | Should -Be 'Running'
+        Invoke-SystemContainerCommand $Name hostname | Should -Be $Name
+        (Stop-SystemContainer $Name -Force -PassThru).Status | Should -Be 'Stopped'
+        Remove-SystemContainer $Name -Force -Confirm:$false
+    }
+}
+AfterAll { Stop-TestDaemon $script:daemon }
+
+Describe 'Damaged state files' {
+    It 'lists a container with <File> <Damage> as Error and keeps the other two working' -TestCases @(
+        @{ File = 'config.json'; Damage = 'empty'; Content = '' }
+        @{ File = 'config.json'; Damage = 'truncated'; Content = $null }
+        @{ File = 'config.json'; Damage = 'wrong types'; Content = '{"name": 7, "imageFingerprint": [], "config": "x", "created": true}' }
+        @{ File = 'config.json'; Damage = 'from a newer schema'; Content = 'NEWER' }
+        @{ File = 'state.json'; Damage = 'empty'; Content = '' }
+        @{ File = 'state.json'; Damage = 'truncated'; Content = $null }
+        @{ File = 'state.json'; Damage = 'wrong types'; Content = '{"running": "yes", "pid": "one"}' }
+    ) {
+        New-SystemContainer dmg-a -Image $image -Start | Out-Null
+        New-SystemContainer dmg-b -Image $image | Out-Null
+        New-SystemContainer dmg-c -Image $image | Out-Null
+        Start-SystemContainer dmg-b; Stop-SystemContainer dmg-b -Force
+        $path = Join-Path $daemon.StateDir "containers/dmg-b/$File"
+        Stop-DaemonProcess $daemon
+        $original = Get-Content -Raw $path
+        $broken = switch ($Content) {
+            $null { $original.Substring(0, [int]($original.Length / 2)) }
+            'NEWER' { $original -replace '"schemaVersion": 1', '"schemaVersion": 99' }
+            default { $Content }
+        }
+        if ($Content -eq 'NEWER') { $broken | Should -Match '"schemaVersion": 99' }
+        [IO.File]::WriteAllText($path, $broken)
+        Start-DaemonProcess $daemon
+
+        $b = Get-SystemContainer dmg-b
+        $b.Status | Should -Be 'Error'
+        $b.Error | Should -Match ([regex]::Escape($path))
+        (Get-SystemContainer dmg-a).Status | Should -Be 'Running'
+        (Get-SystemContainer dmg-c).Status | Should -Be 'Stopped'
+        Start-SystemContainer dmg-b -ErrorAction SilentlyContinue -ErrorVariable refused
+        $refused[0].FullyQualifiedErrorId | Should -BeLike 'ContainerDamaged,*'
+        [IO.File]::ReadAllText($path) | Should -Be $broken -Because 'a damaged file is kept for repair'
+
+        Stop-SystemContainer dmg-a -Force
+        Remove-SystemContainer dmg-a -Confirm:$false
+        Assert-Works dmg-c
+        Remove-SystemContainer dmg-b -Force -Confirm:$false
+        Assert-NothingLeft
+    }
+}
