@@ -35,6 +35,17 @@ BeforeAll {
         @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'type', 'veth')) | Should -BeNullOrEmpty
     }
 
+    function Invoke-Crash([string]$Point, [scriptblock]$Action) {
+        <# Runs Action against a daemon armed to SIGKILL itself at Point, then starts a clean daemon. #>
+        Restart-Daemon @{ SYSTEMCONTAINERS_TEST_CRASH_AT = $Point }
+        $dead = $daemon.Pid
+        & $Action
+        Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds 60 -What "the daemon to die at $Point"
+        Get-Content -Raw $daemon.Log | Should -Match "test hook: SIGKILL at $Point"
+        $daemon.Pid = 0
+        Start-DaemonProcess $daemon
+    }
+
     function Assert-Works([string]$Name) {
         <# A container that survived a fault starts, runs a command, stops and goes away. #>
         (Start-SystemContainer $Name -PassThru).Status | Should -Be 'Running'
@@ -84,6 +95,55 @@ Describe 'Damaged state files' {
         Remove-SystemContainer dmg-a -Confirm:$false
         Assert-Works dmg-c
         Remove-SystemContainer dmg-b -Force -Confirm:$false
+        Assert-NothingLeft
+    }
+}
+
+Describe 'Staging leftovers' {
+    It 'reclaims the staging directory of a create cut short, and the name can be used again' {
+        Invoke-Crash create-staged { New-SystemContainer half -Image $image -ErrorAction SilentlyContinue }
+        Get-SystemContainer half -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        New-SystemContainer half -Image $image | Out-Null
+        Assert-Works half
+        Assert-NothingLeft
+    }
+    It 'finishes a remove cut short: the container is gone and so is its staging directory' {
+        New-SystemContainer doomed -Image $image -Start | Out-Null
+        Invoke-Crash remove-moved { Remove-SystemContainer doomed -Force -Confirm:$false -ErrorAction SilentlyContinue }
+        Get-SystemContainer doomed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Test-Path (Join-Path $daemon.RunDir 'containers/doomed') | Should -BeFalse
+        Assert-NothingLeft
+    }
+    It 'reclaims an image import cut short' {
+        $tarball = Join-Path $daemon.Dir 'busybox.tar'
+        & bash -c "mkdir -p $($daemon.Dir)/rootfs/sbin $($daemon.Dir)/rootfs/bin && cp /bin/busybox $($daemon.Dir)/rootfs/bin/ && ln -sf ../bin/busybox $($daemon.Dir)/rootfs/sbin/init && tar -C $($daemon.Dir)/rootfs -cf $tarball ."
+        Invoke-Crash import-unpacked { Import-SystemContainerImage -Path $tarball -Alias halfimage -ErrorAction SilentlyContinue }
+        Get-SystemContainerImage halfimage -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Import-SystemContainerImage -Path $tarball -Alias halfimage | Should -Not -BeNullOrEmpty
+        Remove-SystemContainerImage halfimage -Confirm:$false
+        Assert-NothingLeft
+    }
+    It 'removes planted leftovers deeper than PATH_MAX without following their symlinks' {
+        $containers = Join-Path $daemon.StateDir 'containers'
+        $outside = Join-Path $daemon.Dir 'outside'
+        New-Item -ItemType Directory $outside | Out-Null
+        Set-Content (Join-Path $outside 'precious') 'keep me'
+        New-SystemContainer keeper -Image $image | Out-Null
+        Stop-DaemonProcess $daemon
+        # 24 levels of 250-byte names make a path of 6,000 bytes; at the bottom, links to a directory and a file outside.
+        $level = 'd' * 250
+        & bash -c "cd '$containers' && mkdir .delete-deep-0 && cd .delete-deep-0 && for i in `$(seq 24); do mkdir $level && cd $level || exit 1; done; ln -s '$outside' dirlink; ln -s '$outside/precious' filelink; mkfifo fifo; echo x > file"
+        $LASTEXITCODE | Should -Be 0
+        New-Item -ItemType Directory (Join-Path $containers '.new-half-1/fs/upper') -Force | Out-Null
+        New-Item -ItemType SymbolicLink -Path (Join-Path $containers '.delete-link-2') -Target $outside | Out-Null
+        Set-Content (Join-Path $containers 'keeper/.state.json.123.4.tmp') 'half a record'
+        New-Item -ItemType Directory (Join-Path $daemon.StateDir 'images/.import-5/rootfs') -Force | Out-Null
+        Start-DaemonProcess $daemon
+        @(Get-ChildItem -Force $containers).Name | Should -Be @('keeper')
+        @(Get-ChildItem -Force (Join-Path $containers 'keeper')).Name | Should -Not -Contain '.state.json.123.4.tmp'
+        Get-Content (Join-Path $outside 'precious') | Should -Be 'keep me'
+        Get-Content -Raw $daemon.Log | Should -Match 'reclaimed leftover .*\.delete-deep-0'
+        Remove-SystemContainer keeper -Confirm:$false
         Assert-NothingLeft
     }
 }

@@ -45,7 +45,10 @@ public sealed class ContainerManager : IDisposable
         Directory.CreateDirectory(runContainers);
         File.SetUnixFileMode(runContainers, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Networks = new NetworkManager(options, _loop);
+        Recovery.ReclaimStaging(_store.ContainersDir);
+        Recovery.ReclaimTempFiles(_store.ContainersDir);
         foreach (var name in _store.Names()) Load(name);
+        Recovery.ReclaimOrphans(runContainers, _containers.Keys);
         Networks.StartServices();
     }
 
@@ -121,13 +124,14 @@ public sealed class ContainerManager : IDisposable
             if (idmap is not null) Sys.Chown(upper, idmap.RootUid, idmap.RootGid);
             Networks.Register(name, parsed.Nics);
             _store.WriteConfig(staging, record);
+            TestHooks.Reach("create-staged");
             Directory.Move(staging, _store.DirectoryOf(name));
         }
         catch
         {
             Networks.Register(name, []);
             _containers.TryRemove(name, out _);
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+            TreeRemover.Remove(staging);
             throw;
         }
         Raise("container-created", name);
@@ -163,11 +167,13 @@ public sealed class ContainerManager : IDisposable
             _cgroups.Remove(name);
             string doomed = Path.Combine(_store.ContainersDir, $".delete-{name}-{Guid.NewGuid():N}");
             Directory.Move(_store.DirectoryOf(name), doomed);
-            _containers.TryRemove(name, out _);
+            TestHooks.Reach("remove-moved");
+            TreeRemover.Remove(RunDirOf(name));
             Networks.Unregister(name);
-            Directory.Delete(doomed, recursive: true);
-            string run = RunDirOf(name);
-            if (Directory.Exists(run)) Directory.Delete(run, recursive: true);
+            _containers.TryRemove(name, out _);
+            // Gone from the store already; what cannot be removed now is reclaimed at the next start.
+            try { TreeRemover.Remove(doomed); }
+            catch (NativeException e) { Console.Error.WriteLine($"cannot remove {doomed} now: {e.Message}"); }
         }, ct, evenDamaged: true);
 
     /// <summary>

@@ -6,6 +6,7 @@ using System.Text.Json;
 using SystemContainers.Engine.Interop;
 using SystemContainers.Engine.Runtime;
 using SystemContainers.Engine.Spec;
+using SystemContainers.Engine.State;
 
 namespace SystemContainers.Engine.Network;
 
@@ -54,6 +55,8 @@ public sealed class NetworkManager : IDisposable
         _firewall = new NftablesFirewall(options.NftPath, options.NftTable);
         Directory.CreateDirectory(StateRoot);
         Directory.CreateDirectory(RunRoot, Traversable);
+        Recovery.ReclaimTempFiles(StateRoot);
+        Recovery.ReclaimTempFiles(RunRoot);
         foreach (var dir in Directory.GetDirectories(StateRoot).Order(StringComparer.Ordinal))
         {
             string file = Path.Combine(dir, "network.json");
