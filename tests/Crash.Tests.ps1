@@ -46,6 +46,20 @@ BeforeAll {
         Start-DaemonProcess $daemon
     }
 
+    function Get-CgroupProcesses([string]$Name) {
+        <# The pids in a container's cgroups (and sub-cgroups), as the host sees them. #>
+        $pids = foreach ($dir in Get-GroupDirectories) {
+            $own = Join-Path $dir $Name
+            if (Test-Path $own) { Get-ChildItem -Recurse -Force -Filter cgroup.procs $own | Get-Content | ForEach-Object { [int]$_ } }
+        }
+        $pids | Sort-Object -Unique
+    }
+
+    function Clear-Containers {
+        <# A failed test leaves nothing for the next one to trip over. #>
+        Get-SystemContainer | Remove-SystemContainer -Force -Confirm:$false -ErrorAction SilentlyContinue
+    }
+
     function Assert-Works([string]$Name) {
         <# A container that survived a fault starts, runs a command, stops and goes away. #>
         (Start-SystemContainer $Name -PassThru).Status | Should -Be 'Running'
@@ -57,6 +71,7 @@ BeforeAll {
 AfterAll { Stop-TestDaemon $script:daemon }
 
 Describe 'Damaged state files' {
+    AfterEach { Clear-Containers }
     It 'lists a container with <File> <Damage> as Error and keeps the other two working' -TestCases @(
         @{ File = 'config.json'; Damage = 'empty'; Content = '' }
         @{ File = 'config.json'; Damage = 'truncated'; Content = $null }
@@ -100,6 +115,7 @@ Describe 'Damaged state files' {
 }
 
 Describe 'Staging leftovers' {
+    AfterEach { Clear-Containers }
     It 'reclaims the staging directory of a create cut short, and the name can be used again' {
         Invoke-Crash create-staged { New-SystemContainer half -Image $image -ErrorAction SilentlyContinue }
         Get-SystemContainer half -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
@@ -144,6 +160,112 @@ Describe 'Staging leftovers' {
         Get-Content (Join-Path $outside 'precious') | Should -Be 'keep me'
         Get-Content -Raw $daemon.Log | Should -Match 'reclaimed leftover .*\.delete-deep-0'
         Remove-SystemContainer keeper -Confirm:$false
+        Assert-NothingLeft
+    }
+}
+
+Describe 'A daemon dying during a start' {
+    AfterEach { Clear-Containers }
+    It 'leaves a true status after dying at <Point>' -TestCases @(
+        @{ Point = 'start-intent'; Adopted = $false }
+        @{ Point = 'start-cloned'; Adopted = $false }
+        @{ Point = 'start-before-state'; Adopted = $false }
+        @{ Point = 'start-after-state'; Adopted = $true }
+    ) {
+        New-SystemContainer starter -Image $image | Out-Null
+        $script:left = @()
+        Invoke-Crash $Point {
+            Start-SystemContainer starter -ErrorAction SilentlyContinue
+            Wait-Until { -not (Test-ProcessAlive $daemon.Pid) } -TimeoutSeconds 60 -What 'the daemon to die'
+            $script:left = @(Get-CgroupProcesses starter)
+        }
+        if ($Point -ne 'start-intent') { $left | Should -Not -BeNullOrEmpty -Because 'the init was running when the daemon died' }
+        $c = Get-SystemContainer starter
+        if ($Adopted) {
+            $c.Status | Should -Be 'Running'
+            $c.Recovery | Should -Match 'adopted'
+            Invoke-SystemContainerCommand starter hostname | Should -Be 'starter'
+            Stop-SystemContainer starter -Force
+        }
+        else {
+            $c.Status | Should -Be 'Stopped'
+            $c.Recovery | Should -Match "cut short.*; $($left.Count) process"
+            foreach ($p in $left) { Test-ProcessAlive $p | Should -BeFalse -Because "process $p of the cut-short start is killed" }
+            @(Get-CgroupProcesses starter) | Should -BeNullOrEmpty
+        }
+        Assert-Works starter
+        Assert-NothingLeft
+    }
+}
+
+Describe 'A full state disk' {
+    BeforeAll {
+        # The state directory moves onto a small tmpfs, so a write there can be refused with ENOSPC.
+        Stop-DaemonProcess $daemon
+        $script:saved = "$($daemon.StateDir).saved"
+        Move-Item $daemon.StateDir $saved
+        New-Item -ItemType Directory $daemon.StateDir | Out-Null
+        mount -t tmpfs -o size=32m,mode=0700 sc-crash-state $daemon.StateDir
+        & cp -a "$saved/." $daemon.StateDir
+        Start-DaemonProcess $daemon
+        $script:filler = Join-Path $daemon.StateDir 'filler'
+
+        function Fill-Disk { & dd if=/dev/zero "of=$filler" bs=4k 2>$null; Test-Path $filler | Should -BeTrue }
+        function Free-Disk { Remove-Item -Force $filler -ErrorAction SilentlyContinue }
+    }
+    AfterAll {
+        Free-Disk
+        Stop-DaemonProcess $daemon
+        umount $daemon.StateDir
+        Remove-Item -Recurse -Force $daemon.StateDir
+        Move-Item $saved $daemon.StateDir
+        Start-DaemonProcess $daemon
+    }
+    AfterEach { Free-Disk; Clear-Containers }
+
+    It 'refuses a create with the file named and leaves nothing' {
+        Fill-Disk
+        New-SystemContainer full -Image $image -ErrorAction SilentlyContinue -ErrorVariable refused | Out-Null
+        "$refused" | Should -Match 'ENOSPC'
+        Get-SystemContainer full -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Free-Disk
+        Assert-NothingLeft
+        New-SystemContainer full -Image $image | Out-Null
+        Assert-Works full
+    }
+    It 'refuses a start whose intent cannot be written, and runs nothing' {
+        New-SystemContainer full -Image $image | Out-Null
+        Fill-Disk
+        Start-SystemContainer full -ErrorAction SilentlyContinue -ErrorVariable refused
+        "$refused" | Should -Match 'ENOSPC'
+        (Get-SystemContainer full).Status | Should -Be 'Stopped'
+        @(Get-CgroupProcesses full) | Should -BeNullOrEmpty
+        Free-Disk
+        Assert-Works full
+        Assert-NothingLeft
+    }
+    It 'kills and reaps the init when the running record cannot be written' {
+        New-SystemContainer full -Image $image | Out-Null
+        $pause = Join-Path $daemon.Dir 'pause'
+        Restart-Daemon @{ SYSTEMCONTAINERS_TEST_PAUSE_AT = "start-before-state:$pause" }
+        $op = (Invoke-TestApi $daemon PUT /1.0/containers/full/state '{"action":"start"}').Body.operation
+        Wait-Until { Test-Path $pause } -TimeoutSeconds 60 -What 'the start to reach the state write'
+        $init = @(Get-CgroupProcesses full)
+        $init | Should -Not -BeNullOrEmpty
+        Fill-Disk
+        Remove-Item $pause
+        $result = (Invoke-TestApi $daemon GET "$op/wait?timeout=60").Body.metadata
+        $result.status | Should -Be 'Failure'
+        $result.err | Should -Match 'ENOSPC'
+        $c = Get-SystemContainer full
+        $c.Status | Should -Be 'Stopped'
+        $c.Recovery | Should -Match 'init was killed'
+        foreach ($p in $init) { Test-Path "/proc/$p" | Should -BeFalse -Because "init $p is killed and reaped, not a zombie" }
+        @(Get-CgroupProcesses full) | Should -BeNullOrEmpty
+        Free-Disk
+        Restart-Daemon
+        (Get-SystemContainer full).Status | Should -Be 'Stopped'
+        Assert-Works full
         Assert-NothingLeft
     }
 }

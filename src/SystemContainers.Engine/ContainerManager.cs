@@ -164,6 +164,8 @@ public sealed class ContainerManager : IDisposable
                 if (!force) throw EngineException.Conflict("ContainerRunning", $"container '{name}' is running; stop it first or use -Force");
                 await StopLocked(c, force: true, TimeSpan.Zero);
             }
+            // A damaged container may still run processes the daemon does not track.
+            CgroupKiller.KillAll(_cgroups.Open(name));
             _cgroups.Remove(name);
             string doomed = Path.Combine(_store.ContainersDir, $".delete-{name}-{Guid.NewGuid():N}");
             Directory.Move(_store.DirectoryOf(name), doomed);
@@ -481,16 +483,19 @@ public sealed class ContainerManager : IDisposable
     private static int RootUid(Container c) => c.Record.IdMap?.RootUid ?? 0;
     private static int RootGid(Container c) => c.Record.IdMap?.RootGid ?? 0;
 
-    /// <summary>Builds the launch plan and runs sc-init; on any failure nothing of the attempt is left.</summary>
+    /// <summary>
+    /// Builds the launch plan and runs sc-init; on any failure nothing of the attempt is left.
+    /// The intent (Starting) is on disk before the cgroup or the init exist, so a daemon that
+    /// dies at any point of the start finds it when it starts again and kills what was left.
+    /// </summary>
     private void Launch(Container c)
     {
         string name = c.Record.Name;
         var idmap = c.Record.IdMap;
         string run = RunDirOf(name);
-        Directory.CreateDirectory(Path.Combine(run, "rootfs"));
-        Directory.CreateDirectory(Path.Combine(run, "layers"));
-        var cgroup = _cgroups.Create(name, RootUid(c), RootGid(c));
-        SafeFd? master = null, slave = null;
+        var before = c.Runtime;
+        SafeFd? master = null, slave = null, pidfd = null;
+        ConsoleLog? console = null;
         var config = ContainerConfig.Parse(c.Record.Config);
         var nics = config.BridgedNics.ToList();
         var hostInterfaces = new List<HostInterface>();
@@ -500,6 +505,11 @@ public sealed class ContainerManager : IDisposable
         };
         try
         {
+            _store.WriteRuntime(name, before with { Starting = true });
+            TestHooks.Reach("start-intent");
+            Directory.CreateDirectory(Path.Combine(run, "rootfs"));
+            Directory.CreateDirectory(Path.Combine(run, "layers"));
+            var cgroup = _cgroups.Create(name, RootUid(c), RootGid(c));
             var limits = config.Limits;
             string? cpuSet = CpuSetFor(limits, except: null);
             _cgroups.Apply(cgroup, limits, cpuSet);
@@ -516,26 +526,57 @@ public sealed class ContainerManager : IDisposable
                 DetachAll(hostInterfaces);
                 pid = _scInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
             }
-            var pidfd = Sys.PidfdOpen(pid);
-            var console = new ConsoleLog(master, slave, Path.Combine(run, "console.log"), _loop);
+            pidfd = Sys.PidfdOpen(pid);
+            TestHooks.Reach("start-cloned");
+            console = new ConsoleLog(master, slave, Path.Combine(run, "console.log"), _loop);
             master = slave = null;
+            var runtime = new RuntimeRecord(true, pid, ProcStat.StartTime(pid), DateTimeOffset.UtcNow, null, null, null, shifted);
+            TestHooks.Reach("start-before-state");
+            _store.WriteRuntime(name, runtime);
+            TestHooks.Reach("start-after-state");
             var live = new Live(pid, pidfd, cgroup, console) { CpuSet = cpuSet, LastSample = (DateTimeOffset.UtcNow, 0), HostInterfaces = hostInterfaces };
+            c.Runtime = runtime;
             c.Live = live;
-            c.Runtime = new RuntimeRecord(true, pid, ProcStat.StartTime(pid), DateTimeOffset.UtcNow, null, null, null, shifted);
-            _store.WriteRuntime(name, c.Runtime);
             _loop.WatchExit(pidfd, status => OnExit(c, live, status));
         }
         catch (Exception e)
         {
             master?.Dispose();
             slave?.Dispose();
-            if (c.Live is null)
-            {
-                DetachAll(hostInterfaces);
-                TryRemoveCgroup(name);
-            }
+            console?.Dispose();
+            if (pidfd is not null) KillAndReap(pidfd);
+            DetachAll(hostInterfaces);
+            string killed = KillLeftovers(name) is int n and > 0 ? $"; {n} process(es) left in its cgroup were killed" : "";
+            TryRemoveCgroup(name);
+            c.Runtime = before with { Starting = false, Recovery = $"the start failed{(pidfd is null ? "" : "; its init was killed")}{killed}" };
+            // On a full disk this fails too: the intent on disk then makes the next daemon start check again.
+            try { _store.WriteRuntime(name, c.Runtime); }
+            catch (Exception again) when (again is NativeException or IOException) { Console.Error.WriteLine($"container '{name}': {again.Message}"); }
             if (e is EngineException) throw;
             throw new EngineException(FailureKind.Failed, "StartFailed", $"cannot start container '{name}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>An init of this daemon's whose start failed: killed, and reaped (the daemon is its subreaper).</summary>
+    private static void KillAndReap(SafeFd pidfd)
+    {
+        Sys.PidfdSignal(pidfd, 9);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (Sys.ReapPidfd(pidfd) is null && DateTime.UtcNow < deadline) Thread.Sleep(2);
+        pidfd.Dispose();
+    }
+
+    /// <summary>Kills whatever runs in the container's cgroups though the daemon tracks no init there; returns how many.</summary>
+    private int? KillLeftovers(string name)
+    {
+        try
+        {
+            return CgroupKiller.KillAll(_cgroups.Open(name));
+        }
+        catch (EngineException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            return null;
         }
     }
 
@@ -694,8 +735,7 @@ public sealed class ContainerManager : IDisposable
     {
         string name = c.Record.Name;
         var runtime = c.Runtime;
-        if (!runtime.Running) return;
-        if (runtime.Pid is int pid && runtime.PidStartTime is ulong start && ProcStat.StartTime(pid) == start)
+        if (runtime.Running && runtime.Pid is int pid && runtime.PidStartTime is ulong start && ProcStat.StartTime(pid) == start)
         {
             var pidfd = Sys.PidfdOpen(pid);
             var cgroup = _cgroups.Open(name);
@@ -707,12 +747,30 @@ public sealed class ContainerManager : IDisposable
                 LastSample = (runtime.StartedAt ?? DateTimeOffset.UtcNow, 0),
             };
             c.Live = live;
+            c.Runtime = runtime with { Recovery = $"init {pid} adopted at daemon start" };
+            TryWriteRuntime(c);
             _loop.WatchExit(pidfd, status => OnExit(c, live, status));
             return;
         }
+        int killed = KillLeftovers(name) ?? 0;
         TryRemoveCgroup(name);
-        c.Runtime = runtime with { Running = false, Pid = null, PidStartTime = null, StoppedAt = DateTimeOffset.UtcNow };
-        _store.WriteRuntime(name, c.Runtime);
+        if (!runtime.Running && !runtime.Starting && killed == 0) return;
+        string what = runtime.Starting ? "a start was cut short by the daemon's death"
+            : runtime.Running ? $"init {runtime.Pid} had exited while no daemon watched it" : "it was stopped";
+        c.Runtime = runtime with
+        {
+            Running = false, Starting = false, Pid = null, PidStartTime = null,
+            StoppedAt = runtime.Running || runtime.Starting ? DateTimeOffset.UtcNow : runtime.StoppedAt,
+            Recovery = $"{what}; {killed} process(es) left in its cgroup were killed at daemon start",
+        };
+        TryWriteRuntime(c);
+    }
+
+    /// <summary>A record that says what reconciliation did; a failed write leaves the older record, which reconciles the same way again.</summary>
+    private void TryWriteRuntime(Container c)
+    {
+        try { _store.WriteRuntime(c.Record.Name, c.Runtime); }
+        catch (Exception e) when (e is NativeException or IOException) { Console.Error.WriteLine($"container '{c.Record.Name}': {e.Message}"); }
     }
 
     /// <summary>
