@@ -33,6 +33,24 @@ BeforeAll {
             Where-Object Name -like '.*.tmp').FullName | Should -BeNullOrEmpty
         @(Get-ChildItem -Force (Join-Path $daemon.StateDir 'images') | Where-Object Name -like '.*').Name | Should -BeNullOrEmpty
         @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'type', 'veth')) | Should -BeNullOrEmpty
+        Assert-NetworksTrue
+    }
+
+    function Assert-NetworksTrue {
+        <# Bridges, dnsmasqs and firewall rules are exactly those of the recorded networks. #>
+        $networks = @(Get-SystemContainerNetwork | ForEach-Object Name | Sort-Object)
+        $bridges = @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'type', 'bridge') | ForEach-Object { ($_ -split ': ')[1] } | Sort-Object)
+        "$bridges" | Should -Be "$networks"
+        $dnsmasqs = @(Get-TestDnsmasq $daemon | ForEach-Object {
+            (Get-Content -Raw "/proc/$_/cmdline") -split "`0" | Where-Object { $_ -like '--interface=*' } | ForEach-Object { $_.Substring(12) }
+        } | Sort-Object)
+        "$dnsmasqs" | Should -Be "$networks"
+        $table = Invoke-InNetns $daemon nft @('list', 'table', 'inet', 'systemcontainers') 2>$null
+        if ($networks.Count -eq 0) { $table | Should -BeNullOrEmpty }
+        else {
+            $ruled = @([regex]::Matches("$table", 'iifname "([^"]+)" accept') | ForEach-Object { $_.Groups[1].Value } | Sort-Object -Unique)
+            "$ruled" | Should -Be "$networks"
+        }
     }
 
     function Invoke-Crash([string]$Point, [scriptblock]$Action) {
@@ -267,5 +285,41 @@ Describe 'A full state disk' {
         (Get-SystemContainer full).Status | Should -Be 'Stopped'
         Assert-Works full
         Assert-NothingLeft
+    }
+}
+
+Describe 'A daemon dying while it makes or removes a network' {
+    AfterEach { Clear-Containers; Get-SystemContainerNetwork | Where-Object Name -ne scbr0 | Remove-SystemContainerNetwork -Confirm:$false -ErrorAction SilentlyContinue }
+
+    It 'leaves no bridge, dnsmasq or rule of a network cut short at <Point>, and makes it again' -TestCases @(
+        @{ Point = 'network-intent' }
+        @{ Point = 'network-bridged' }
+        @{ Point = 'network-dnsmasq' }
+        @{ Point = 'network-firewall' }
+    ) {
+        Invoke-Crash $Point { New-SystemContainerNetwork crashnet -ErrorAction SilentlyContinue | Out-Null }
+        Get-SystemContainerNetwork crashnet -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Assert-NetworksTrue
+        New-SystemContainerNetwork crashnet | Out-Null
+        New-SystemContainer netted -Image $image -Config @{ 'nic.eth0.type' = 'bridged'; 'nic.eth0.network' = 'crashnet' } | Out-Null
+        Assert-Works netted
+        Remove-SystemContainerNetwork crashnet -Confirm:$false
+        Assert-NothingLeft
+    }
+    It 'makes the default network again after dying in the middle of making it on first use' {
+        Remove-SystemContainerNetwork scbr0 -Confirm:$false -ErrorAction SilentlyContinue
+        Invoke-Crash network-dnsmasq { New-SystemContainer firstuse -Image $image -ErrorAction SilentlyContinue | Out-Null }
+        Get-SystemContainer firstuse -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Assert-NetworksTrue
+        New-SystemContainer firstuse -Image $image | Out-Null
+        (Get-SystemContainerNetwork scbr0).Name | Should -Be 'scbr0'
+        Assert-Works firstuse
+        Assert-NothingLeft
+    }
+    It 'finishes a network removal cut short' {
+        New-SystemContainerNetwork crashnet | Out-Null
+        Invoke-Crash network-remove-unfirewalled { Remove-SystemContainerNetwork crashnet -Confirm:$false -ErrorAction SilentlyContinue }
+        Get-SystemContainerNetwork crashnet -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Assert-NetworksTrue
     }
 }

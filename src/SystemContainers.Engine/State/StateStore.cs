@@ -56,12 +56,12 @@ public sealed class StateStore
         Sys.WriteFileAtomic(Path.Combine(DirectoryOf(name), "state.json"), JsonSerializer.SerializeToUtf8Bytes(record, Json));
 
     /// <summary>Reads one record file; any way it can be damaged becomes a "DamagedState" error naming the file.</summary>
-    internal static T Read<T>(string path, int schema, Func<T, int> versionOf) where T : class
+    internal static T Read<T>(string path, int schema, Func<T, int> versionOf, JsonSerializerOptions? options = null) where T : class
     {
         T? record;
         try
         {
-            record = JsonSerializer.Deserialize<T>(File.ReadAllBytes(path), Json);
+            record = JsonSerializer.Deserialize<T>(File.ReadAllBytes(path), options ?? Json);
         }
         catch (JsonException e)
         {
