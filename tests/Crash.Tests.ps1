@@ -233,6 +233,9 @@ Describe 'A full state disk' {
     }
     AfterAll {
         Free-Disk
+        Clear-Containers
+        # dnsmasq keeps its lease file (on the tmpfs) open.
+        Get-SystemContainerNetwork | Remove-SystemContainerNetwork -Confirm:$false
         Stop-DaemonProcess $daemon
         umount $daemon.StateDir
         Remove-Item -Recurse -Force $daemon.StateDir
@@ -316,10 +319,67 @@ Describe 'A daemon dying while it makes or removes a network' {
         Assert-Works firstuse
         Assert-NothingLeft
     }
+    It 'removes a bridge and dnsmasq it made but no longer records, and makes the default network again' {
+        New-SystemContainer lostnet -Image $image | Out-Null
+        Remove-SystemContainer lostnet -Confirm:$false
+        Stop-DaemonProcess $daemon
+        Remove-Item -Recurse -Force (Join-Path $daemon.StateDir 'networks/scbr0')
+        Start-DaemonProcess $daemon
+        Get-SystemContainerNetwork scbr0 -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Assert-NetworksTrue
+        New-SystemContainer lostnet -Image $image | Out-Null
+        Assert-Works lostnet
+        Assert-NothingLeft
+    }
     It 'finishes a network removal cut short' {
         New-SystemContainerNetwork crashnet | Out-Null
         Invoke-Crash network-remove-unfirewalled { Remove-SystemContainerNetwork crashnet -Confirm:$false -ErrorAction SilentlyContinue }
         Get-SystemContainerNetwork crashnet -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         Assert-NetworksTrue
+    }
+}
+
+Describe 'Operations bound to a container, not its name' {
+    AfterEach { Clear-Containers }
+
+    It 'fails a delete queued behind another delete instead of removing the newer container of that name' {
+        New-SystemContainer twice -Image $image | Out-Null
+        $oldId = (Get-SystemContainer twice).Id
+        $pause = Join-Path $daemon.Dir 'pause'
+        Restart-Daemon @{ SYSTEMCONTAINERS_TEST_PAUSE_AT = "remove-moved,remove-done:$pause" }
+        $first = (Invoke-TestApi $daemon DELETE /1.0/containers/twice).Body.operation
+        Wait-Until { (Get-Content $pause -ErrorAction SilentlyContinue) -eq 'remove-moved' } -TimeoutSeconds 30 -What 'the first delete to start'
+        $second = (Invoke-TestApi $daemon DELETE /1.0/containers/twice).Body.operation
+        $second | Should -Not -BeNullOrEmpty -Because 'the container still exists when the second delete is asked for'
+        Remove-Item $pause
+        Wait-Until { (Get-Content $pause -ErrorAction SilentlyContinue) -eq 'remove-done' } -TimeoutSeconds 30 -What 'the first delete to finish its work'
+        $created = Invoke-TestApi $daemon POST /1.0/containers (@{ name = 'twice'; image = $image } | ConvertTo-Json)
+        $created.Status | Should -Be 201
+        Remove-Item $pause
+        (Invoke-TestApi $daemon GET "$first/wait?timeout=60").Body.metadata.status | Should -Be 'Success'
+        $lost = (Invoke-TestApi $daemon GET "$second/wait?timeout=60").Body.metadata
+        $lost.status | Should -Be 'Failure'
+        $lost.status_code | Should -Be 404
+        $newer = Get-SystemContainer twice
+        $newer.Id | Should -Not -Be $oldId
+        Test-Path (Join-Path $daemon.StateDir 'containers/twice/config.json') | Should -BeTrue
+        Restart-Daemon
+        Assert-Works twice
+        Assert-NothingLeft
+    }
+    It 'gives one of ten parallel force-removes success and the others NotFound, never a server error' {
+        New-SystemContainer racer -Image $image -Start | Out-Null
+        $module = Join-Path $PSScriptRoot 'TestDaemon.psm1'
+        $d = $daemon
+        $answers = 1..10 | ForEach-Object -ThrottleLimit 10 -Parallel {
+            Import-Module $using:module
+            $r = Invoke-TestApi $using:d DELETE '/1.0/containers/racer?force=1'
+            if ($r.Body.operation) { (Invoke-TestApi $using:d GET "$($r.Body.operation)/wait?timeout=60").Body.metadata.status_code }
+            else { $r.Status }
+        }
+        @($answers).Count | Should -Be 10
+        @($answers | Where-Object { $_ -eq 200 }).Count | Should -Be 1
+        @($answers | Where-Object { $_ -notin 200, 404, 409 }) | Should -BeNullOrEmpty
+        Assert-NothingLeft
     }
 }

@@ -113,6 +113,8 @@ public sealed class ContainerManager : IDisposable
         var record = new ContainerRecord(name, img.Fingerprint, img.Aliases.Contains(image) ? image : img.Aliases.FirstOrDefault(),
             parsed.Raw, DateTimeOffset.UtcNow, idmap, img.InitKind, Guid.NewGuid());
         var container = new Container(record, RuntimeRecord.NeverStarted);
+        // Held until the files exist, so nothing queued on the new container acts on it half-made.
+        container.Gate.Wait();
         if (!_containers.TryAdd(name, container))
             throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
         string staging = Path.Combine(_store.ContainersDir, $".new-{name}-{Guid.NewGuid():N}");
@@ -134,29 +136,33 @@ public sealed class ContainerManager : IDisposable
             TreeRemover.Remove(staging);
             throw;
         }
+        finally
+        {
+            container.Gate.Release();
+        }
         Raise("container-created", name);
         return View(container);
     }
 
-    public Task<ContainerView> StartAsync(string name, CancellationToken ct = default) =>
+    public Task<ContainerView> StartAsync(string name, CancellationToken ct = default, Guid? id = null) =>
         UnderGate(name, "container-started", c =>
         {
             if (c.Live is not null) throw EngineException.Conflict("AlreadyRunning", $"container '{name}' is already running");
             Launch(c);
             return Task.CompletedTask;
-        }, ct);
+        }, ct, id);
 
-    public Task<ContainerView> StopAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default) =>
-        UnderGate(name, "container-stopped", c => StopLocked(c, force, timeout ?? ContainerConfig.Parse(c.Record.Config).StopTimeoutValue), ct);
+    public Task<ContainerView> StopAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default, Guid? id = null) =>
+        UnderGate(name, "container-stopped", c => StopLocked(c, force, timeout ?? ContainerConfig.Parse(c.Record.Config).StopTimeoutValue), ct, id);
 
-    public Task<ContainerView> RestartAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default) =>
+    public Task<ContainerView> RestartAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default, Guid? id = null) =>
         UnderGate(name, "container-restarted", async c =>
         {
             await StopLocked(c, force, timeout ?? ContainerConfig.Parse(c.Record.Config).StopTimeoutValue);
             Launch(c);
-        }, ct);
+        }, ct, id);
 
-    public Task DeleteAsync(string name, bool force, CancellationToken ct = default) =>
+    public Task DeleteAsync(string name, bool force, CancellationToken ct = default, Guid? id = null) =>
         UnderGate(name, "container-deleted", async c =>
         {
             if (c.Live is not null)
@@ -172,18 +178,19 @@ public sealed class ContainerManager : IDisposable
             TestHooks.Reach("remove-moved");
             TreeRemover.Remove(RunDirOf(name));
             Networks.Unregister(name);
-            _containers.TryRemove(name, out _);
+            _containers.TryRemove(new KeyValuePair<string, Container>(name, c));
             // Gone from the store already; what cannot be removed now is reclaimed at the next start.
             try { TreeRemover.Remove(doomed); }
             catch (NativeException e) { Console.Error.WriteLine($"cannot remove {doomed} now: {e.Message}"); }
-        }, ct, evenDamaged: true);
+            TestHooks.Reach("remove-done");
+        }, ct, id, evenDamaged: true);
 
     /// <summary>
     /// Changes config keys (a null or empty value removes one). The whole result is validated
     /// first; on a running container the limits take effect at once, and if the kernel refuses
     /// them the old ones are put back. Only then is config.json replaced.
     /// </summary>
-    public Task<ContainerView> UpdateConfigAsync(string name, IReadOnlyDictionary<string, string?> changes, CancellationToken ct = default) =>
+    public Task<ContainerView> UpdateConfigAsync(string name, IReadOnlyDictionary<string, string?> changes, CancellationToken ct = default, Guid? id = null) =>
         UnderGate(name, "container-updated", c =>
         {
             var merged = new Dictionary<string, string>(c.Record.Config, StringComparer.Ordinal);
@@ -218,7 +225,7 @@ public sealed class ContainerManager : IDisposable
             }
             if (nicsChanged && c.Live is { } live) UnplugRemoved(c, live, old, config);
             return Task.CompletedTask;
-        }, ct);
+        }, ct, id);
 
     /// <summary>
     /// Hot-plugs the bridged NICs a running container's new config adds. A device whose network,
@@ -282,7 +289,7 @@ public sealed class ContainerManager : IDisposable
     }
 
     /// <summary>Freezes every process of a running container (cgroup freezer).</summary>
-    public Task<ContainerView> FreezeAsync(string name, CancellationToken ct = default) =>
+    public Task<ContainerView> FreezeAsync(string name, CancellationToken ct = default, Guid? id = null) =>
         UnderGate(name, "container-frozen", c =>
         {
             var live = c.Live ?? throw EngineException.Conflict("NotRunning", $"container '{name}' is not running");
@@ -290,16 +297,16 @@ public sealed class ContainerManager : IDisposable
             _cgroups.SetFrozen(live.Cgroup, true);
             live.Frozen = true;
             return Task.CompletedTask;
-        }, ct);
+        }, ct, id);
 
-    public Task<ContainerView> ThawAsync(string name, CancellationToken ct = default) =>
+    public Task<ContainerView> ThawAsync(string name, CancellationToken ct = default, Guid? id = null) =>
         UnderGate(name, "container-thawed", c =>
         {
             var live = c.Live ?? throw EngineException.Conflict("NotRunning", $"container '{name}' is not running");
             if (!live.Frozen) throw EngineException.Conflict("NotFrozen", $"container '{name}' is not frozen");
             Thaw(live);
             return Task.CompletedTask;
-        }, ct);
+        }, ct, id);
 
     private void Thaw(Live live)
     {
@@ -372,14 +379,20 @@ public sealed class ContainerManager : IDisposable
             return Enumerable.Range(ends[0], ends[^1] - ends[0] + 1);
         });
 
-    /// <summary>Runs one state change at a time per container, then announces it.</summary>
+    /// <summary>
+    /// Runs one state change at a time per container, then announces it. The change acts on the
+    /// container the name meant when it was asked for (or the one with id): one removed while the
+    /// change waited is not found, even if a newer container has taken its name since.
+    /// </summary>
     private async Task<ContainerView> UnderGate(string name, string action, Func<Container, Task> change, CancellationToken ct,
-        bool evenDamaged = false)
+        Guid? id, bool evenDamaged = false)
     {
         var c = Find(name);
+        if (id is Guid expected && c.Record.Id != expected) throw Gone(name);
         await c.Gate.WaitAsync(ct);
         try
         {
+            if (!_containers.TryGetValue(name, out var current) || current != c) throw Gone(name);
             if (!evenDamaged) Intact(c);
             await change(c);
         }
@@ -472,6 +485,9 @@ public sealed class ContainerManager : IDisposable
 
     private Container Find(string name) =>
         _containers.TryGetValue(name, out var c) ? c : throw EngineException.NotFound("ContainerNotFound", $"container '{name}' not found");
+
+    private static EngineException Gone(string name) =>
+        EngineException.NotFound("ContainerNotFound", $"container '{name}' not found (it was removed)");
 
     /// <summary>Refuses to act on a container whose files could not be read.</summary>
     private static Container Intact(Container c) =>

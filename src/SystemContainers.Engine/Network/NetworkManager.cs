@@ -92,8 +92,33 @@ public sealed class NetworkManager : IDisposable
                 Console.Error.WriteLine($"network '{record.Name}' is not set up: {e.Message}");
             }
         }
+        if (options.DefaultNetwork is { } fallback && !_networks.ContainsKey(fallback))
+            rolledBack |= TryRemoveUnrecordedBridge(fallback);
         // The table is rebuilt from the records: rules of a network cut short go with it.
         if (_networks.Count > 0 || rolledBack) TryApplyFirewall();
+    }
+
+    /// <summary>
+    /// Removes a bridge of this name that no record names but that carries the MAC this daemon
+    /// gives its bridges: one a daemon made and lost (an older state directory, a crash before
+    /// records had intents). False when the link is someone else's.
+    /// </summary>
+    private bool RemoveUnrecordedBridge(string name)
+    {
+        if (_networks.ContainsKey(name) || _netlink.LinkAddress(name) is not { } mac || !mac.Equals(BridgeMac(name))) return false;
+        Console.Error.WriteLine($"removing bridge {name}, which this daemon made and no longer records");
+        _netlink.DeleteLink(name);
+        return true;
+    }
+
+    private bool TryRemoveUnrecordedBridge(string name)
+    {
+        try { return RemoveUnrecordedBridge(name); }
+        catch (NativeException e)
+        {
+            Console.Error.WriteLine($"cannot check link {name}: {e.Message}");
+            return false;
+        }
     }
 
     /// <summary>
@@ -194,7 +219,7 @@ public sealed class NetworkManager : IDisposable
             var parsed = NetworkConfig.Parse(values);
             if (_networks.ContainsKey(name)) throw EngineException.Conflict("NetworkExists", $"network '{name}' already exists");
             CheckOverlaps(name, parsed);
-            if (_netlink.LinkIndex(name) is not null)
+            if (_netlink.LinkIndex(name) is not null && !RemoveUnrecordedBridge(name))
                 throw EngineException.Conflict("InterfaceExists", $"an interface named '{name}' already exists on this host; choose another network name");
             Managed? managed = null;
             bool intended = false;
