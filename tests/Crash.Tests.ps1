@@ -383,3 +383,54 @@ Describe 'Operations bound to a container, not its name' {
         Assert-NothingLeft
     }
 }
+
+Describe 'Shutdown and exits' {
+    AfterEach { Clear-Containers }
+
+    It 'ends at SIGTERM with an events websocket open, closing it' {
+        $socket = [System.Net.Sockets.Socket]::new('Unix', 'Stream', 'Unspecified')
+        try {
+            $socket.Connect([System.Net.Sockets.UnixDomainSocketEndPoint]::new($daemon.Socket))
+            $stream = [System.Net.Sockets.NetworkStream]::new($socket, $false)
+            $key = [Convert]::ToBase64String([byte[]](1..16))
+            $stream.Write([Text.Encoding]::ASCII.GetBytes("GET /1.0/events HTTP/1.1`r`nHost: x`r`nUpgrade: websocket`r`nConnection: Upgrade`r`nSec-WebSocket-Key: $key`r`nSec-WebSocket-Version: 13`r`n`r`n"))
+            $head = ''
+            while (-not $head.EndsWith("`r`n`r`n")) { $head += [char]$stream.ReadByte() }
+            $head | Should -Match '^HTTP/1.1 101'
+            $process = Get-Process -Id $daemon.Pid
+            kill -TERM $daemon.Pid
+            # Kestrel would wait 30 s for the stream; the daemon closes it and is gone well before.
+            $process.WaitForExit(15000) | Should -BeTrue
+            $stream.ReadTimeout = 5000
+            ($stream.ReadByte() -band 0x0f) | Should -Be 8 -Because 'the server sent a close frame'
+        }
+        finally {
+            $socket.Dispose()
+            $daemon.Pid = 0
+            Start-DaemonProcess $daemon
+        }
+    }
+    It 'records how an adopted init ended' {
+        $c = New-SystemContainer adoptee -Image $image -Start
+        Restart-Daemon
+        (Get-SystemContainer adoptee).Recovery | Should -Match 'adopted'
+        kill -KILL $c.Pid
+        Wait-Until { (Get-SystemContainer adoptee).Status -eq 'Stopped' } -TimeoutSeconds 30 -What 'the adopted init to be seen exiting'
+        $after = Get-SystemContainer adoptee
+        $after.LastExitSignal | Should -Be 9
+        $after.LastExitCode | Should -BeNullOrEmpty
+        Assert-Works adoptee
+        Assert-NothingLeft
+    }
+    It 'counts an OOM kill of init in oom_kills' {
+        New-SystemContainer oomed -Image $image -Config @{ 'limits.memory' = '32MiB'; 'limits.memory.swap' = $false } -Start | Out-Null
+        # The OOM killer picks the process with the highest score: init, once it asks for it.
+        Invoke-SystemContainerCommand oomed -- sh -c 'echo 1000 > /proc/1/oom_score_adj'
+        Invoke-SystemContainerCommand oomed -ErrorAction SilentlyContinue -- sh -c 'echo -1000 > /proc/self/oom_score_adj 2>/dev/null; head -c 200000000 /dev/zero | tail > /dev/null' | Out-Null
+        Wait-Until { (Get-SystemContainer oomed).Status -eq 'Stopped' } -TimeoutSeconds 30 -What 'init to be OOM-killed'
+        (Get-SystemContainer oomed).LastExitSignal | Should -Be 9
+        (Get-ContainerStats oomed).OomKills | Should -BeGreaterOrEqual 1
+        Assert-Works oomed
+        Assert-NothingLeft
+    }
+}

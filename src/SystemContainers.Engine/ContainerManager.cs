@@ -322,7 +322,8 @@ public sealed class ContainerManager : IDisposable
         var live = c.Live;
         long disk = DirectorySize(Path.Combine(_store.DirectoryOf(name), "fs", "upper"));
         if (live is null)
-            return new ContainerStats(name, c.Damage is null ? ContainerStatus.Stopped : ContainerStatus.Error, now, TimeSpan.Zero, null, 0, TimeSpan.Zero, [], disk);
+            return new ContainerStats(name, c.Damage is null ? ContainerStatus.Stopped : ContainerStatus.Error, now, TimeSpan.Zero, null, 0, TimeSpan.Zero, [], disk,
+                c.Runtime.OomKills);
         var cg = _cgroups.ReadStats(live.Cgroup);
         var (at, cpu) = live.LastSample;
         var interval = now - at;
@@ -648,13 +649,16 @@ public sealed class ContainerManager : IDisposable
     {
         try
         {
+            // An adopted init is reaped by its real parent; the kernel still tells how it ended.
+            status ??= ExitInfo.Of(live.Pidfd, live.Pid, c.Runtime.PidStartTime);
+            long oomKills = OomKillsOf(live);
             live.Dispose();
             lock (live.HostInterfaces) DetachAll(live.HostInterfaces);
             TryRemoveCgroup(c.Record.Name);
             c.Runtime = c.Runtime with
             {
                 Running = false, Pid = null, PidStartTime = null, StoppedAt = DateTimeOffset.UtcNow,
-                LastExitCode = status?.Code, LastExitSignal = status?.Signal,
+                LastExitCode = status?.Code, LastExitSignal = status?.Signal, OomKills = oomKills,
             };
             c.Live = null;
             _store.WriteRuntime(c.Record.Name, c.Runtime);
@@ -669,6 +673,13 @@ public sealed class ContainerManager : IDisposable
             live.Exited.TrySetResult();
         }
         Raise("container-exited", c.Record.Name);
+    }
+
+    /// <summary>The run's OOM kills, read before its cgroup goes (an OOM kill of init ends the run that counted it).</summary>
+    private long OomKillsOf(Live live)
+    {
+        try { return _cgroups.ReadStats(live.Cgroup).OomKills; }
+        catch (Exception e) when (e is IOException or FormatException or EngineException) { return 0; }
     }
 
     private void DetachAll(List<HostInterface> hostInterfaces)
