@@ -207,7 +207,8 @@ Describe 'A daemon dying during a start' {
         }
         else {
             $c.Status | Should -Be 'Stopped'
-            $c.Recovery | Should -Match "cut short.*; $($left.Count) process"
+            # Processes come and go in a running container: at least the init was left and killed.
+            $c.Recovery | Should -Match 'cut short.*; [1-9]\d* process'
             foreach ($p in $left) { Test-ProcessAlive $p | Should -BeFalse -Because "process $p of the cut-short start is killed" }
             @(Get-CgroupProcesses starter) | Should -BeNullOrEmpty
         }
@@ -248,6 +249,7 @@ Describe 'A full state disk' {
         Fill-Disk
         New-SystemContainer full -Image $image -ErrorAction SilentlyContinue -ErrorVariable refused | Out-Null
         "$refused" | Should -Match 'ENOSPC'
+        "$refused" | Should -Match 'config\.json'
         Get-SystemContainer full -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         Free-Disk
         Assert-NothingLeft
