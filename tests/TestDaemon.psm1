@@ -133,7 +133,8 @@ function Invoke-TestApi {
         $json = $text.Substring($text.IndexOf("`r`n`r`n") + 4)
         [pscustomobject]@{ Status = $status; Body = if ($json) { $json | ConvertFrom-Json } else { $null } }
     }
-    catch [System.Net.Sockets.SocketException] {
+    catch [System.Net.Sockets.SocketException], [System.IO.IOException] {
+        # Refused, or reset by a daemon that is starting or dying: no answer.
         [pscustomobject]@{ Status = 0; Body = $null }
     }
     finally { $socket.Dispose() }

@@ -169,12 +169,18 @@ public sealed class Dnsmasq : IDisposable
         return leases;
     }
 
+    /// <summary>The live process the pid file names (pid and start time both match), adopted or not.</summary>
+    public int? RecordedPid()
+    {
+        if (!File.Exists(PidFile)) return null;
+        var f = File.ReadAllText(PidFile).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (f.Length < 2 || !int.TryParse(f[0], out int pid) || !ulong.TryParse(f[1], out ulong start)) return null;
+        return ProcStat.StartTime(pid) == start ? pid : null;
+    }
+
     private bool TryAdopt()
     {
-        if (!File.Exists(PidFile)) return false;
-        var f = File.ReadAllText(PidFile).Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        if (f.Length < 2 || !int.TryParse(f[0], out int pid) || !ulong.TryParse(f[1], out ulong start)) return false;
-        if (ProcStat.StartTime(pid) != start || !SameCommandLine(pid)) return false;
+        if (RecordedPid() is not int pid || !SameCommandLine(pid)) return false;
         SafeFd pidfd;
         try { pidfd = Sys.PidfdOpen(pid); }
         catch (NativeException) { return false; }
