@@ -25,7 +25,7 @@ BeforeAll {
         <# Nothing of any container is left once all are removed: no cgroup, process, mount, veth, staging file. #>
         (Get-SystemContainer) | Should -BeNullOrEmpty
         foreach ($dir in Get-GroupDirectories) {
-            if (Test-Path $dir) { @(Get-ChildItem -Directory $dir).Name | Should -BeNullOrEmpty -Because "no container cgroup is left in $dir" }
+            if (Test-Path $dir) { @(Get-ChildItem -Directory $dir | ForEach-Object Name) | Should -BeNullOrEmpty -Because "no container cgroup is left in $dir" }
         }
         @(Get-Content /proc/self/mountinfo | Where-Object { $_ -match [regex]::Escape($daemon.RunDir) }) | Should -BeNullOrEmpty
         @(Get-ChildItem -Force (Join-Path $daemon.StateDir 'containers')).Name | Should -BeNullOrEmpty

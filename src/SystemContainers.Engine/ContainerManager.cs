@@ -805,22 +805,32 @@ public sealed class ContainerManager : IDisposable
     {
         string name = c.Record.Name;
         var runtime = c.Runtime;
-        if (runtime.Running && runtime.Pid is int pid && runtime.PidStartTime is ulong start && ProcStat.StartTime(pid) == start)
+        // A zombie init has exited: its parent has just not reaped it yet.
+        if (runtime.Running && runtime.Pid is int pid && runtime.PidStartTime is ulong start && ProcStat.StartTime(pid) == start && ProcStat.IsRunning(pid))
         {
             var pidfd = Sys.PidfdOpen(pid);
-            var cgroup = _cgroups.Open(name);
-            var live = new Live(pid, pidfd, cgroup, ReattachConsole(c, pidfd))
+            try
             {
-                Frozen = _cgroups.ReadStats(cgroup).Frozen,
-                CpuSet = config.Limits.CpuSet,
-                HostInterfaces = Networks.HostInterfacesOf(name, config.Nics, pid),
-                LastSample = (runtime.StartedAt ?? DateTimeOffset.UtcNow, 0),
-            };
-            c.Live = live;
-            c.Runtime = runtime with { Recovery = $"init {pid} adopted at daemon start" };
-            TryWriteRuntime(c);
-            _loop.WatchExit(pidfd, status => OnExit(c, live, status));
-            return;
+                var cgroup = _cgroups.Open(name);
+                var live = new Live(pid, pidfd, cgroup, ReattachConsole(c, pidfd))
+                {
+                    Frozen = _cgroups.ReadStats(cgroup).Frozen,
+                    CpuSet = config.Limits.CpuSet,
+                    HostInterfaces = Networks.HostInterfacesOf(name, config.Nics, pid),
+                    LastSample = (runtime.StartedAt ?? DateTimeOffset.UtcNow, 0),
+                };
+                c.Live = live;
+                c.Runtime = runtime with { Recovery = $"init {pid} adopted at daemon start" };
+                TryWriteRuntime(c);
+                _loop.WatchExit(pidfd, status => OnExit(c, live, status));
+                return;
+            }
+            catch (Exception e) when (e is NativeException or EngineException or IOException && !ProcStat.IsRunning(pid))
+            {
+                // It exited while being adopted: it is a stopped container, not a damaged one.
+                c.Live = null;
+                pidfd.Dispose();
+            }
         }
         int killed = KillLeftovers(name) ?? 0;
         TryRemoveCgroup(name);
