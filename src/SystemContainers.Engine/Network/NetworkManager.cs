@@ -154,7 +154,8 @@ public sealed class NetworkManager : IDisposable
     {
         lock (_lock)
         {
-            EndUnownedDnsmasqs(_networks.Values.Select(m => m.Dnsmasq.RecordedPid()).OfType<int>().ToHashSet());
+            // Any other dnsmasq of this state directory belongs to a network cut short, or was started just before a crash kept it from being recorded.
+            Dnsmasq.EndUnowned(StateRoot, _networks.Values.Select(m => m.Dnsmasq.RecordedPid()).OfType<int>().ToHashSet());
             foreach (var (name, m) in _networks)
             {
                 try
@@ -167,33 +168,6 @@ public sealed class NetworkManager : IDisposable
                     Console.Error.WriteLine($"dnsmasq of network '{name}' is not running: {e.Message}");
                 }
             }
-        }
-    }
-
-    /// <summary>
-    /// Ends every dnsmasq serving this daemon's state directory but those a network's pid file
-    /// names: one of a network cut short, or one started just before a crash kept it from being recorded.
-    /// </summary>
-    private void EndUnownedDnsmasqs(IReadOnlySet<int> owned)
-    {
-        string marker = "--dhcp-leasefile=" + StateRoot + "/";
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out int pid) || owned.Contains(pid)) continue;
-            string[] cmdline;
-            try { cmdline = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0'); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }
-            if (cmdline.Length == 0 || Path.GetFileName(cmdline[0]) != "dnsmasq" || !cmdline.Any(a => a.StartsWith(marker, StringComparison.Ordinal))) continue;
-            try
-            {
-                using var pidfd = Sys.PidfdOpen(pid);
-                Console.Error.WriteLine($"ending dnsmasq {pid}, which no network owns");
-                Sys.PidfdSignal(pidfd, 9);
-                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
-                while (ProcStat.StartTime(pid) is not null && File.ReadAllText(Path.Combine(dir, "cmdline")).Length > 0 && DateTime.UtcNow < deadline)
-                    Thread.Sleep(10);
-            }
-            catch (Exception e) when (e is NativeException or IOException) { }
         }
     }
 
