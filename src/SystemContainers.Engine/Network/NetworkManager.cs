@@ -509,15 +509,28 @@ public sealed class NetworkManager : IDisposable
         var adopted = new List<HostInterface>();
         var bridged = nics.Where(n => n.Type == NicType.Bridged).ToList();
         if (bridged.Count == 0) return adopted;
-        using var inside = RtNetlink.OpenIn($"/proc/{initPid}/ns/net");
-        foreach (var nic in bridged)
+        RtNetlink inside;
+        try
         {
-            string host = nic.HostNameFor(container);
-            if (_netlink.Link(host) is not { } link) continue;
-            if (link.Peer is int peer && inside.Link(peer) is { } end && end.Name == nic.Name && end.Peer == link.Index)
-                adopted.Add(new HostInterface(host, link.Index));
-            else
-                Console.Error.WriteLine($"not adopting host interface '{host}' for container '{container}': it is not the peer of the container's {nic.Name}");
+            inside = RtNetlink.OpenIn($"/proc/{initPid}/ns/net");
+        }
+        catch (NativeException e)
+        {
+            // An init that died while the daemon was away (a zombie has no namespaces): its NICs went with it.
+            Console.Error.WriteLine($"not adopting the NICs of container '{container}': {e.Message}");
+            return adopted;
+        }
+        using (inside)
+        {
+            foreach (var nic in bridged)
+            {
+                string host = nic.HostNameFor(container);
+                if (_netlink.Link(host) is not { } link) continue;
+                if (link.Peer is int peer && inside.Link(peer) is { } end && end.Name == nic.Name && end.Peer == link.Index)
+                    adopted.Add(new HostInterface(host, link.Index));
+                else
+                    Console.Error.WriteLine($"not adopting host interface '{host}' for container '{container}': it is not the peer of the container's {nic.Name}");
+            }
         }
         return adopted;
     }
