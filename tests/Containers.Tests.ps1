@@ -132,18 +132,18 @@ Describe 'Bad input gets a clear error and leaves nothing behind' {
         $session = Start-TmuxPwsh $daemon -Width 150
         try {
             Send-TmuxLine $session "Import-Module '$root/SystemContainers.psd1'; Remove-SystemContainer keepme"
-            Wait-TmuxScreen $session 'the confirmation prompt' 'Are you sure you want to perform this action\?' 30
+            Wait-TmuxScreen $session 'the confirmation prompt' 'Are you sure you want to perform this action\?' 60
             (Get-TmuxScreen $session) | Should -Match 'on target "keepme"'
             Send-TmuxLine $session 'n'
             Send-TmuxLine $session '"after-" + "no"'
-            Wait-TmuxScreen $session 'the answer No' '(?m)^after-no' 20
+            Wait-TmuxScreen $session 'the answer No' '(?m)^after-no' 60
             Get-SystemContainer keepme | Should -Not -BeNullOrEmpty
             Test-Path (Join-Path $daemon.StateDir 'containers/keepme') | Should -BeTrue
             Send-TmuxLine $session 'clear; Remove-SystemContainer keepme'
             Wait-TmuxScreen $session 'the confirmation prompt again' 'Are you sure you want to perform this action\?' 20
             Send-TmuxLine $session 'y'
             Send-TmuxLine $session '"after-" + "yes"'
-            Wait-TmuxScreen $session 'the answer Yes' '(?m)^after-yes' 20
+            Wait-TmuxScreen $session 'the answer Yes' '(?m)^after-yes' 60
             Get-SystemContainer keepme -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
             Test-Path (Join-Path $daemon.StateDir 'containers/keepme') | Should -BeFalse
         }

@@ -77,7 +77,7 @@ Describe 'Invoke-SystemContainerCommand' {
         $r = Invoke-TestApi $daemon POST /1.0/containers/run1/exec '{"command":["sh","-c","echo $$ > /tmp/cancelled.pid; exec sleep 300"]}'
         $r.Status | Should -Be 202
         $id = $r.Body.metadata.id
-        Wait-Until -TimeoutSeconds 10 -What 'the command to start' { (Invoke-SystemContainerCommand run1 -- cat /tmp/cancelled.pid 2>$null) -match '^\d+$' }
+        Wait-Until -TimeoutSeconds 30 -What 'the command to start' { (Invoke-SystemContainerCommand run1 -ErrorAction SilentlyContinue -- cat /tmp/cancelled.pid) -match '^\d+$' }
         $pid1 = Invoke-SystemContainerCommand run1 -- cat /tmp/cancelled.pid
         (Invoke-TestApi $daemon DELETE "/1.0/operations/$id").Status | Should -Be 200
         $op = (Invoke-TestApi $daemon GET "/1.0/operations/$id/wait?timeout=20").Body.metadata
@@ -131,10 +131,10 @@ Describe 'Enter-SystemContainer' {
         $session = Start-TmuxPwsh $daemon -Width 100
         try {
             Send-TmuxLine $session "Import-Module '$root/SystemContainers.psd1'; 'readline=' + (Get-Module PSReadLine).Name"
-            Wait-TmuxScreen $session 'the module' '(?m)^readline=PSReadLine' 30
+            Wait-TmuxScreen $session 'the module' '(?m)^readline=PSReadLine' 60
             tmux send-keys -t $session clear Enter
             Send-TmuxLine $session 'Enter-SystemContainer run1'
-            Wait-TmuxScreen $session 'the container shell' '(?m)^\S* #\s*$' 30
+            Wait-TmuxScreen $session 'the container shell' '(?m)^\S* #\s*$' 60
 
             # Tab completes inside the container: each key goes through as it is typed.
             Send-TmuxLine $session 'mkdir -p /tmp/tabdir && touch /tmp/tabdir/completed-by-tab'
@@ -193,8 +193,9 @@ Describe 'Enter-SystemContainer' {
             Wait-Until -TimeoutSeconds 15 -What 'the command to end in the container' {
                 (Invoke-SystemContainerCommand run1 -- sh -c "kill -0 $inner 2>/dev/null && echo alive || echo gone") -eq 'gone'
             }
-            $running = @((Invoke-TestApi $daemon GET '/1.0/operations').Body.metadata | Where-Object { $_.status -eq 'Running' -and $_.description -like '*command in run1' })
-            $running.Count | Should -Be 0
+            Wait-Until -TimeoutSeconds 15 -What 'the operation to end' {
+                @((Invoke-TestApi $daemon GET '/1.0/operations').Body.metadata | Where-Object { $_.status -eq 'Running' -and $_.description -like '*command in run1' }).Count -eq 0
+            }
         }
         finally {
             tmux kill-session -t $session 2>$null
