@@ -87,7 +87,7 @@ public sealed unsafe class DeviceBpfProgram : IDisposable
     /// r2 = device type, r3 = access, r4 = major, r5 = minor (from struct bpf_cgroup_dev_ctx);
     /// then one block per rule that returns 1 when everything matches, and 0 after the last.
     /// </summary>
-    internal static byte[] Compile(IReadOnlyList<DeviceRule> rules)
+    private static byte[] Compile(IReadOnlyList<DeviceRule> rules)
     {
         var p = new List<ulong>
         {
