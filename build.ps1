@@ -5,15 +5,24 @@
 .DESCRIPTION
     build  - sc-init with the system C compiler, the daemon and the module into artifacts/SystemContainers, help (MAML) from docs/.
     docs   - only the help: docs/*.md (platyPS format) to artifacts/SystemContainers/en-US/SystemContainers.PowerShell.dll-Help.xml.
-    test   - host packages, build, xunit and Pester; ends with "Tests: N passed, N failed[, N skipped]".
+    test   - host packages, build, xunit and Pester, then the v2 lane (tools/v2lane/run.sh: a subset of the Pester
+             suite in a Debian 12 guest with systemd and pure cgroup v2; SYSTEMCONTAINERS_V2LANE=full runs all of it
+             there, =off leaves the lane out, counted as skipped); ends with "Tests: N passed, N failed[, N skipped]"
+             over both lanes.
     demo   - host packages, build, then a busybox container: uname -a, ps and its DHCP address inside, the default network, Get-SystemContainer, removal.
     bench  - host packages, build, then bench/launch.ps1 (results in bench/RESULTS.md).
+    install - host packages, build, then the daemon and sc-init in /usr/lib/systemcontainers, the module in
+             /usr/local/share/powershell/Modules/SystemContainers and systemcontainerd.service (enabled and
+             started when systemd runs). With -Uninstall: removes exactly what install made (state stays).
+             With -NoBuild: installs what artifacts/ holds.
     Run as root on Debian or Ubuntu: `dotnet tool restore && dotnet pwsh ./build.ps1 <task>`.
 #>
 param(
-    [ValidateSet('build', 'docs', 'test', 'demo', 'bench')]
+    [ValidateSet('build', 'docs', 'test', 'demo', 'bench', 'install')]
     [string]$Task = 'build',
-    [string]$Configuration = 'Release'
+    [string]$Configuration = 'Release',
+    [switch]$Uninstall,
+    [switch]$NoBuild
 )
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
@@ -52,6 +61,7 @@ function Invoke-Build {
     Invoke-Native dotnet @('publish', (Join-Path $Root 'src/SystemContainers.Daemon'), '-c', $Configuration, '-o', (Join-Path $Bin 'daemon'), '--nologo', '-v', 'quiet')
     Invoke-Native dotnet @('publish', (Join-Path $Root 'src/SystemContainers.PowerShell'), '-c', $Configuration, '-o', $Bin, '--nologo', '-v', 'quiet')
     Copy-Item (Join-Path $Root 'module/*') $Bin
+    Copy-Item (Join-Path $Root 'src/SystemContainers.Daemon/systemcontainerd.service') (Join-Path $Bin 'daemon')
     Invoke-Docs
 }
 
@@ -258,13 +268,33 @@ function Invoke-Tests {
     $pPassed = $pester.PassedCount; $pFailed = $pester.FailedCount + $pester.FailedBlocksCount + $pester.FailedContainersCount
     $pSkipped = $pester.SkippedCount + $pester.NotRunCount
 
-    $passed = $xPassed + $pPassed; $failed = $xFailed + $pFailed; $skipped = $xSkipped + $pSkipped
+    Write-Host "`n== v2 lane: a Debian 12 guest with systemd and pure cgroup v2"
+    $lane = Invoke-V2Lane
+    $passed = $xPassed + $pPassed + $lane.Passed; $failed = $xFailed + $pFailed + $lane.Failed; $skipped = $xSkipped + $pSkipped + $lane.Skipped
     if ($xunitExit -ne 0 -and $xFailed -eq 0) { $failed++ }
     $line = "Tests: $passed passed, $failed failed"
     if ($skipped -gt 0) { $line += ", $skipped skipped" }
     Write-Host ''
     Write-Host $line
     if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
+}
+
+function Invoke-V2Lane {
+    <# The lane's counts; a lane that cannot run is one skipped test with its reason, never a pass. #>
+    if ($env:SYSTEMCONTAINERS_V2LANE -eq 'off') {
+        Write-Host 'v2lane: skipped: SYSTEMCONTAINERS_V2LANE=off'
+        return [pscustomobject]@{ Passed = 0; Failed = 0; Skipped = 1 }
+    }
+    $summary = Join-Path $Root 'tests/results/v2lane/summary'
+    # To the terminal: the lane's output is no part of this function's result.
+    & bash (Join-Path $Root 'tools/v2lane/run.sh') | Out-Host
+    if (-not (Test-Path $summary)) {
+        Write-Host "v2lane: run.sh exited with $LASTEXITCODE and left no $summary"
+        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+    }
+    $counts = @{}
+    foreach ($line in Get-Content $summary) { $key, $value = $line -split ' ', 2; $counts[$key] = $value }
+    [pscustomobject]@{ Passed = [int]$counts['passed']; Failed = [int]$counts['failed']; Skipped = [int]$counts['skipped'] }
 }
 
 # ---- demo -----------------------------------------------------------------------------------
@@ -294,10 +324,78 @@ function Invoke-Demo {
     Get-SystemContainer | Format-Table | Out-Host
 }
 
+# ---- install --------------------------------------------------------------------------------
+
+$InstallDaemonDir = '/usr/lib/systemcontainers'
+$InstallModuleDir = '/usr/local/share/powershell/Modules/SystemContainers'
+$InstallUnit = '/etc/systemd/system/systemcontainerd.service'
+# Every path install made, in order, so uninstall removes exactly these (in reverse): "tree <path>"
+# is removed with its content, "dir <path>" (a parent install had to make) only while it is empty.
+$InstallManifest = Join-Path $InstallDaemonDir 'install-manifest.txt'
+
+function Test-SystemdRunning { Test-Path /run/systemd/system }
+
+function Invoke-Install {
+    if (Test-Path $InstallManifest) { Invoke-Uninstall }
+    foreach ($path in $InstallDaemonDir, $InstallModuleDir, $InstallUnit) {
+        if (Test-Path $path) { throw "cannot install: $path exists and was not made by ./build.ps1 install (no $InstallManifest)" }
+    }
+    $made = [Collections.Generic.List[string]]::new()
+    $parent = Split-Path $InstallModuleDir
+    # The module path's parents may be missing on a host that never had a system-wide module.
+    $missing = @(); for ($d = $parent; -not (Test-Path $d); $d = Split-Path $d) { $missing = @($d) + $missing }
+    try {
+        foreach ($d in $missing) { New-Item -ItemType Directory -Path $d | Out-Null; $made.Add("dir $d") }
+        Copy-Item -Recurse (Join-Path $Bin 'daemon') $InstallDaemonDir; $made.Add("tree $InstallDaemonDir")
+        New-Item -ItemType Directory -Path $InstallModuleDir | Out-Null; $made.Add("tree $InstallModuleDir")
+        Get-ChildItem $Bin | Where-Object Name -ne 'daemon' | Copy-Item -Destination $InstallModuleDir -Recurse
+        # The module starts the daemon it finds beside itself when no service answers.
+        New-Item -ItemType SymbolicLink -Path (Join-Path $InstallModuleDir 'daemon') -Target $InstallDaemonDir | Out-Null
+        Copy-Item (Join-Path $Bin 'daemon/systemcontainerd.service') $InstallUnit; $made.Add("tree $InstallUnit")
+        Set-Content -Path $InstallManifest -Value $made
+    }
+    catch {
+        Remove-Installed $made.ToArray()
+        throw
+    }
+    Write-Host "Installed the daemon in $InstallDaemonDir, the module in $InstallModuleDir, the unit $InstallUnit"
+    if (Test-SystemdRunning) {
+        Invoke-Native systemctl @('daemon-reload')
+        Invoke-Native systemctl @('enable', '--now', 'systemcontainerd.service')
+        Write-Host 'systemcontainerd.service is enabled and running'
+    }
+    else { Write-Host 'systemd is not running here: start the daemon with systemcontainerd, or let the module start it' }
+}
+
+function Invoke-Uninstall {
+    if (-not (Test-Path $InstallManifest)) { throw "nothing to uninstall: $InstallManifest is missing" }
+    $made = @(Get-Content $InstallManifest)
+    if (Test-SystemdRunning) {
+        # Stopping the unit ends only the daemon (KillMode=process): running containers stay, as on a restart.
+        Invoke-Native systemctl @('disable', '--now', 'systemcontainerd.service')
+    }
+    Remove-Installed $made
+    if (Test-SystemdRunning) { Invoke-Native systemctl @('daemon-reload') }
+    Write-Host "Removed $(($made | ForEach-Object { ($_ -split ' ', 2)[1] }) -join ', '); the state in /var/lib/systemcontainers stays"
+}
+
+function Remove-Installed([string[]]$Made) {
+    if ($Made.Count -eq 0) { return }
+    foreach ($entry in $Made[($Made.Count - 1)..0]) {
+        $kind, $path = $entry -split ' ', 2
+        if ($kind -eq 'tree') { Remove-Item -Recurse -Force -LiteralPath $path -ErrorAction SilentlyContinue }
+        elseif (-not (Get-ChildItem -Force -LiteralPath $path -ErrorAction SilentlyContinue)) { Remove-Item -Force -LiteralPath $path -ErrorAction SilentlyContinue }
+    }
+}
+
 switch ($Task) {
     'build' { Invoke-Build }
     'docs' { Invoke-Docs }
     'test' { Install-HostPackages; Invoke-Build; Invoke-Tests }
     'demo' { Install-HostPackages; Invoke-Build; Invoke-Demo }
     'bench' { Install-HostPackages; Invoke-Build; & (Join-Path $Root 'bench/launch.ps1') }
+    'install' {
+        if ($Uninstall) { Invoke-Uninstall }
+        else { Install-HostPackages; if (-not $NoBuild) { Invoke-Build }; Invoke-Install }
+    }
 }

@@ -4,6 +4,12 @@ Set-StrictMode -Version Latest
 
 $script:Root = Split-Path -Parent $PSScriptRoot
 $script:DaemonBinary = Join-Path $script:Root 'artifacts/SystemContainers/daemon/systemcontainerd'
+# A slower machine (the v2 lane's emulated guest) stretches every deadline of the harness by this factor.
+$script:TimeScale = if ($env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE) { [double]$env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE } else { 1.0 }
+# SYSTEMCONTAINERS_TEST_DAEMON_UNIT=1 (the v2 lane sets it): each test daemon runs as a systemd
+# service with the installed unit's properties (Delegate=yes, KillMode=process, Type=notify), as
+# on a real host; otherwise as a child of the test run.
+$script:AsUnit = $env:SYSTEMCONTAINERS_TEST_DAEMON_UNIT -eq '1'
 
 function Start-TestDaemon {
     <#
@@ -35,6 +41,8 @@ function Start-TestDaemon {
         Socket   = Join-Path $dir 'run/systemcontainerd.sock'
         Log      = Join-Path $dir 'daemon.log'
         Pid      = 0
+        Unit     = "sc-test-$id.service"
+        TestFile = [IO.Path]::GetFileNameWithoutExtension($MyInvocation.PSCommandPath)
     }
     New-Item -ItemType Directory -Force -Path $dir | Out-Null
     Start-DaemonProcess $daemon $ExtraArguments
@@ -47,24 +55,56 @@ function Start-TestDaemon {
 
 function Start-DaemonProcess($Daemon, [string[]]$ExtraArguments = @()) {
     $arguments = @('--state-dir', $Daemon.StateDir, '--run-dir', $Daemon.RunDir, '--socket', $Daemon.Socket,
-        '--cache-dir', '/var/cache/systemcontainers', '--log-file', $Daemon.Log) + $ExtraArguments
+        '--cache-dir', '/var/cache/systemcontainers') + $ExtraArguments
     # nsenter execs the daemon in place, so the pid is the daemon's.
-    $p = if ($Daemon.Netns) { Start-Process -FilePath nsenter -ArgumentList (@("--net=/run/netns/$($Daemon.Netns)", '--', $script:DaemonBinary) + $arguments) -PassThru }
-         else { Start-Process -FilePath $script:DaemonBinary -ArgumentList $arguments -PassThru }
+    $command = if ($Daemon.Netns) { @('nsenter', "--net=/run/netns/$($Daemon.Netns)", '--', $script:DaemonBinary) + $arguments }
+               else { @($script:DaemonBinary) + $arguments }
+    if ($script:AsUnit) { Start-DaemonUnit $Daemon $command; return }
+    $p = Start-Process -FilePath $command[0] -ArgumentList ($command[1..($command.Count - 1)] + @('--log-file', $Daemon.Log)) -PassThru
     $Daemon.Pid = $p.Id
     try {
-        $deadline = [DateTime]::UtcNow.AddSeconds(30)
+        $deadline = [DateTime]::UtcNow.AddSeconds(30 * $script:TimeScale)
         while ([DateTime]::UtcNow -lt $deadline) {
             if ((Test-Path $Daemon.Socket) -and (Invoke-TestApi $Daemon GET /1.0).Status -eq 200) { return }
             if ($p.HasExited) { throw "daemon exited with $($p.ExitCode): $(Get-Content -Raw $Daemon.Log -ErrorAction SilentlyContinue)" }
             Start-Sleep -Milliseconds 50
         }
-        throw "daemon did not answer on $($Daemon.Socket)"
+        throw "daemon did not answer on $($Daemon.Socket) within $(30 * $script:TimeScale) s"
     }
     catch {
         Stop-DaemonProcess $Daemon
         throw
     }
+}
+
+function Start-DaemonUnit($Daemon, [string[]]$Command) {
+    <#
+    The installed unit with this daemon's command line and log, as a runtime unit of the same
+    name on every restart (so a restarted daemon finds its containers in the same cgroup subtree).
+    #>
+    $template = Get-Content (Join-Path (Split-Path $script:DaemonBinary) 'systemcontainerd.service')
+    # A test daemon that dies stays dead (the tests restart it themselves); it has its own run directory.
+    $unit = foreach ($line in $template) {
+        if ($line -match '^ExecStart=') { 'ExecStart=' + (($Command | ForEach-Object { "`"$_`"" }) -join ' '); "StandardOutput=append:$($Daemon.Log)"; 'StandardError=inherit' }
+        elseif ($line -match '^RuntimeDirectory') { }
+        elseif ($line -match '^Restart=') { 'Restart=no' }
+        elseif ($line -match '^TimeoutStartSec=') { "TimeoutStartSec=$([int](30 * $script:TimeScale))" }
+        else { $line }
+    }
+    $path = "/run/systemd/system/$($Daemon.Unit)"
+    if (-not (Test-Path $path) -or ((Get-Content $path) -join "`n") -ne ($unit -join "`n")) {
+        Set-Content -Path $path -Value $unit
+        systemctl daemon-reload
+    }
+    # Type=notify: systemctl start returns once the daemon said READY=1, or fails.
+    $out = systemctl start $Daemon.Unit 2>&1
+    if ($LASTEXITCODE) {
+        $log = Get-Content -Raw $Daemon.Log -ErrorAction SilentlyContinue
+        systemctl reset-failed $Daemon.Unit 2>$null
+        throw "cannot start $($Daemon.Unit): $out $log"
+    }
+    $Daemon.Pid = [int](systemctl show --property MainPID --value $Daemon.Unit)
+    if ((Invoke-TestApi $Daemon GET /1.0).Status -ne 200) { throw "$($Daemon.Unit) said it was ready, but nothing answers on $($Daemon.Socket)" }
 }
 
 function Stop-DaemonProcess($Daemon) {
@@ -73,9 +113,10 @@ function Stop-DaemonProcess($Daemon) {
     $p = Get-Process -Id $Daemon.Pid -ErrorAction SilentlyContinue
     if ($p) {
         kill -TERM $Daemon.Pid
-        if (-not $p.WaitForExit(10000)) { kill -KILL $Daemon.Pid; $p.WaitForExit(5000) | Out-Null }
+        if (-not $p.WaitForExit([int](10000 * $script:TimeScale))) { kill -KILL $Daemon.Pid; $p.WaitForExit(5000) | Out-Null }
     }
     $Daemon.Pid = 0
+    if ($Daemon.PSObject.Properties['Unit'] -and $script:AsUnit) { systemctl reset-failed $Daemon.Unit 2>$null }
 }
 
 function Stop-TestDaemon($Daemon) {
@@ -98,6 +139,15 @@ function Stop-TestDaemon($Daemon) {
     Stop-DaemonProcess $Daemon
     foreach ($dnsmasq in Get-TestDnsmasq $Daemon) { kill -TERM $dnsmasq }
     Wait-Until { -not (Get-TestDnsmasq $Daemon) } -TimeoutSeconds 10 -What 'dnsmasq to exit'
+    if ($script:AsUnit -and (Test-Path "/run/systemd/system/$($Daemon.Unit)")) {
+        systemctl stop $Daemon.Unit 2>$null
+        Remove-Item "/run/systemd/system/$($Daemon.Unit)"
+        systemctl daemon-reload
+    }
+    # SYSTEMCONTAINERS_TEST_LOG_DIR keeps every daemon's log (the v2 lane brings them back from its guest).
+    if ($env:SYSTEMCONTAINERS_TEST_LOG_DIR -and (Test-Path $Daemon.Log)) {
+        Copy-Item $Daemon.Log (Join-Path $env:SYSTEMCONTAINERS_TEST_LOG_DIR "$($Daemon.TestFile)-$(Split-Path -Leaf $Daemon.Dir).log")
+    }
     if ($Daemon.Netns) { ip netns del $Daemon.Netns }
     Remove-Item -Recurse -Force $Daemon.Dir -ErrorAction SilentlyContinue
     Remove-Item Env:SYSTEMCONTAINERS_SOCKET, Env:SYSTEMCONTAINERS_RUN_DIR, Env:SYSTEMCONTAINERS_NO_AUTOSTART -ErrorAction SilentlyContinue
@@ -158,6 +208,7 @@ function Initialize-TestImageCache {
 }
 
 function Wait-Until([scriptblock]$Condition, [int]$TimeoutSeconds = 60, [string]$What = 'condition') {
+    $TimeoutSeconds = [int]($TimeoutSeconds * $script:TimeScale)
     $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
     while ([DateTime]::UtcNow -lt $deadline) {
         if (& $Condition) { return }

@@ -23,6 +23,7 @@ if (Tmds.Linux.LibC.geteuid() != 0)
     return 1;
 }
 Daemonization.DetachAndLog(options.LogFile);
+string? notifySocket = Daemonization.TakeNotifySocket();
 
 foreach (var dir in new[] { options.Engine.StateDir, options.Engine.RunDir, options.Engine.CacheDir })
 {
@@ -82,6 +83,7 @@ api.Map(app);
 await app.StartAsync();
 File.SetUnixFileMode(options.Socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 DaemonLog.Info($"systemcontainerd {Environment.ProcessId} listening on {options.Socket} (state {options.Engine.StateDir}, cgroup {containers.CgroupVersion})");
+Daemonization.NotifyReady(notifySocket);
 // The probes take a moment; the API answers meanwhile.
 _ = Task.Run(() => HostCheckLog.Write(new HostCheck(options.Engine)));
 await app.WaitForShutdownAsync();
@@ -145,6 +147,35 @@ static class Daemonization
         Directory.GetFiles("/proc/self/fd").Select(f => int.TryParse(Path.GetFileName(f), out int fd) ? fd : -1).Where(fd => fd >= 0).ToList();
 
     private static string? Link(int fd) => new FileInfo($"/proc/self/fd/{fd}").LinkTarget;
+
+    /// <summary>systemd's notify socket (a Type=notify unit sets it), kept from every process the daemon starts.</summary>
+    public static string? TakeNotifySocket()
+    {
+        string? target = Environment.GetEnvironmentVariable("NOTIFY_SOCKET");
+        Environment.SetEnvironmentVariable("NOTIFY_SOCKET", null);
+        return string.IsNullOrEmpty(target) ? null : target;
+    }
+
+    /// <summary>
+    /// Tells systemd that the socket answers, so units ordered after the daemon start only then.
+    /// Outside systemd there is nobody to tell.
+    /// </summary>
+    public static void NotifyReady(string? target)
+    {
+        if (target is null) return;
+        // A leading '@' names an abstract socket.
+        if (target[0] == '@') target = "\0" + target[1..];
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        try
+        {
+            socket.Connect(new UnixDomainSocketEndPoint(target));
+            socket.Send(System.Text.Encoding.ASCII.GetBytes($"READY=1\nMAINPID={Environment.ProcessId}"));
+        }
+        catch (SocketException e)
+        {
+            Console.Error.WriteLine($"systemcontainerd: cannot notify systemd on {target}: {e.SocketErrorCode}");
+        }
+    }
 
     /// <summary>Removes a stale socket; false when a live daemon still answers on it.</summary>
     public static bool ClaimSocket(string path)

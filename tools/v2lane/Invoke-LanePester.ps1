@@ -1,0 +1,26 @@
+<#
+.SYNOPSIS
+    One Pester run of the v2 lane, inside its guest: NUnit XML and "<Name>.summary" (passed failed
+    skipped, counted as build.ps1 counts them) in -Results.
+#>
+param(
+    [Parameter(Mandatory)][string]$Name,
+    [Parameter(Mandatory)][string]$Results,
+    [Parameter(Mandatory, ValueFromRemainingArguments)][string[]]$Path
+)
+$ErrorActionPreference = 'Stop'
+$root = Split-Path (Split-Path $PSScriptRoot)
+$packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path $HOME '.nuget/packages' }
+Import-Module (Join-Path $packages 'pester/5.7.1/tools/Pester.psd1')
+$env:SYSTEMCONTAINERS_SC_INIT = Join-Path $root 'artifacts/SystemContainers/daemon/sc-init'
+Write-Host "v2lane guest: $Name in $(Get-Content /proc/self/cgroup), pwsh ready after $([int]((Get-Date) - (Get-Process -Id $PID).StartTime).TotalSeconds) s"
+$config = New-PesterConfiguration
+$config.Run.Path = @($Path | ForEach-Object { Join-Path $root $_ })
+$config.Run.PassThru = $true
+$config.Output.Verbosity = 'Detailed'
+$pester = Invoke-Pester -Configuration $config
+try { $pester | Export-NUnitReport -Path (Join-Path $Results "$Name.xml") }
+catch { Write-Warning "cannot write the Pester report: $_" }
+$failed = $pester.FailedCount + $pester.FailedBlocksCount + $pester.FailedContainersCount
+Set-Content -Path (Join-Path $Results "$Name.summary") -Value "$($pester.PassedCount) $failed $($pester.SkippedCount + $pester.NotRunCount)"
+foreach ($c in $pester.Containers) { Write-Host "v2lane guest: $Name $($c.Item): $($c.Result) in $([int]$c.Duration.TotalSeconds) s" }

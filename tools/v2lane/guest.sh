@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# tools/v2lane/guest.sh MODE [ARGS...]: the v2 lane's work inside its guest (run.sh boots the
+# guest, which mounts the toolchain disk on /mnt/tool and the built tree on /mnt/tree and runs
+# this as root). MODE is lane, pester PATH..., login PATH... or command 'COMMAND' (see run.sh).
+# Results (Pester XML, "<run>.summary" files, daemon logs, the journal) go to /mnt/share/results.
+set -uo pipefail
+mode=$1; shift
+TREE=/mnt/tree
+RESULTS=/mnt/share/results
+mkdir -p "$RESULTS/daemon-logs"
+
+# .NET and the NuGet cache where the host has them; the host's debootstrap builds in the daemon's
+# cache, so the systemd image is built without a network.
+ln -sfn /mnt/tool/dotnet /usr/share/dotnet
+ln -sfn /usr/share/dotnet/dotnet /usr/bin/dotnet
+mkdir -p /root/.nuget /var/cache/systemcontainers/debootstrap
+ln -sfn /mnt/tool/nuget /root/.nuget/packages
+cp -a /mnt/tool/dotnet-home /root/.dotnet
+for t in /mnt/tool/debootstrap/*.tar; do [ -f "$t" ] && ln -sfn "$t" /var/cache/systemcontainers/debootstrap/; done
+# Everything below, the login session included, sees the same environment.
+mkdir -p /run/v2lane
+cat > /run/v2lane/env <<ENV
+export HOME=/root DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+export SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE=${SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE:-1}
+export SYSTEMCONTAINERS_TEST_LOG_DIR=$RESULTS/daemon-logs
+export SYSTEMCONTAINERS_V2LANE=${SYSTEMCONTAINERS_V2LANE:-subset}
+ENV
+. /run/v2lane/env
+cd "$TREE"
+echo "v2lane guest: $(uname -r), $(systemctl --version | head -1), cgroup2 mount: $(grep cgroup2 /proc/mounts | cut -d' ' -f4)"
+
+# Every cgroup, delegation and exec path: lifecycle, isolation (cgroup placement), limits, freeze
+# and stats, exec and Enter, daemon restarts, a systemd container. Networks and image imports do
+# not depend on the cgroup version and stay in the host lane (SYSTEMCONTAINERS_V2LANE=full runs them).
+SUBSET=(tests/Containers.Tests.ps1 tests/Isolation.Tests.ps1 tests/Limits.Tests.ps1 tests/Exec.Tests.ps1
+    tests/Daemon.Tests.ps1 tests/Systemd.Tests.ps1)
+
+# pester NAME UNIT PATH...: one Pester run; UNIT=1 runs its test daemons as systemd services.
+pester() {
+    local name=$1 unit=$2; shift 2
+    local start=$(date +%s)
+    SYSTEMCONTAINERS_TEST_DAEMON_UNIT=$unit dotnet pwsh -NoProfile -NonInteractive -File tools/v2lane/Invoke-LanePester.ps1 \
+        -Name "$name" -Results "$RESULTS" "$@"
+    echo "v2lane guest: $name took $(( $(date +%s) - start )) s"
+}
+
+# login NAME PATH...: the same from a root login session on tty2 (session-N.scope), where the
+# test daemons are children of the login shell's pwsh, as when an admin starts them.
+login() {
+    local name=$1; shift
+    local start=$(date +%s)
+    v2lane-login ". /run/v2lane/env; cd $TREE; dotnet pwsh -NoProfile -NonInteractive -File tools/v2lane/Invoke-LanePester.ps1 -Name $name -Results $RESULTS $*"
+    echo "v2lane guest: $name took $(( $(date +%s) - start )) s"
+}
+
+rc=0
+case $mode in
+    lane)
+        pester service 0 tools/v2lane/Service.Tests.ps1
+        if [ "$SYSTEMCONTAINERS_V2LANE" = full ]; then pester suite 1 tests; else pester suite 1 "${SUBSET[@]}"; fi
+        login login tools/v2lane/LoginSession.Tests.ps1
+        ;;
+    pester) pester pester 1 "$@" ;;
+    login) login login "$@" ;;
+    command) bash -c "$1"; rc=$? ;;
+    *) echo "guest.sh: unknown mode $mode" >&2; rc=2 ;;
+esac
+journalctl -b --no-pager > "$RESULTS/journal.txt" 2>&1
+exit $rc
