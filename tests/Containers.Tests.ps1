@@ -66,7 +66,7 @@ Describe 'Start, Stop, Restart and Remove' {
         Get-SystemContainer pipe-* | Should -BeNullOrEmpty
     }
     It 'refuses to remove a running container without -Force, and keeps it' {
-        Remove-SystemContainer life2 -ErrorVariable err -ErrorAction SilentlyContinue
+        Remove-SystemContainer life2 -Confirm:$false -ErrorVariable err -ErrorAction SilentlyContinue
         $err[0].FullyQualifiedErrorId | Should -BeLike 'ContainerRunning,*'
         (Get-SystemContainer life2).Status | Should -Be 'Running'
     }
@@ -125,6 +125,39 @@ Describe 'Bad input gets a clear error and leaves nothing behind' {
         $err[0].Exception.Message | Should -Match "container 'idle' is not running"
         Stop-SystemContainer idle -ErrorVariable err2 -ErrorAction SilentlyContinue
         $err2[0].FullyQualifiedErrorId | Should -BeLike 'NotRunning,*'
+    }
+    It 'asks before removing, in an interactive pwsh: No keeps the container, Yes removes it (tmux)' {
+        New-SystemContainer keepme -Image busybox | Out-Null
+        $root = (Resolve-Path (Join-Path $PSScriptRoot '..')).Path
+        $session = Start-TmuxPwsh $daemon -Width 150
+        try {
+            Send-TmuxLine $session "Import-Module '$root/SystemContainers.psd1'; Remove-SystemContainer keepme"
+            Wait-TmuxScreen $session 'the confirmation prompt' 'Are you sure you want to perform this action\?' 60
+            (Get-TmuxScreen $session) | Should -Match 'on target "keepme"'
+            Send-TmuxLine $session 'n'
+            Send-TmuxLine $session '"after-" + "no"'
+            Wait-TmuxScreen $session 'the answer No' '(?m)^after-no' 60
+            Get-SystemContainer keepme | Should -Not -BeNullOrEmpty
+            Test-Path (Join-Path $daemon.StateDir 'containers/keepme') | Should -BeTrue
+            Send-TmuxLine $session 'clear; Remove-SystemContainer keepme'
+            Wait-TmuxScreen $session 'the confirmation prompt again' 'Are you sure you want to perform this action\?' 20
+            Send-TmuxLine $session 'y'
+            Send-TmuxLine $session '"after-" + "yes"'
+            Wait-TmuxScreen $session 'the answer Yes' '(?m)^after-yes' 60
+            Get-SystemContainer keepme -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            Test-Path (Join-Path $daemon.StateDir 'containers/keepme') | Should -BeFalse
+        }
+        finally {
+            tmux kill-session -t $session 2>$null
+            Remove-SystemContainer keepme -Force -ErrorAction SilentlyContinue
+        }
+    }
+    It '-Force answers the confirmation, but -WhatIf still only tells' {
+        New-SystemContainer forced -Image busybox | Out-Null
+        Remove-SystemContainer forced -Force -WhatIf
+        Get-SystemContainer forced | Should -Not -BeNullOrEmpty
+        Remove-SystemContainer forced -Force
+        Get-SystemContainer forced -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
     }
     It 'reports a missing container on every action' {
         foreach ($cmd in 'Start-SystemContainer', 'Stop-SystemContainer', 'Restart-SystemContainer', 'Remove-SystemContainer') {

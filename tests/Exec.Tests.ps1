@@ -77,7 +77,7 @@ Describe 'Invoke-SystemContainerCommand' {
         $r = Invoke-TestApi $daemon POST /1.0/containers/run1/exec '{"command":["sh","-c","echo $$ > /tmp/cancelled.pid; exec sleep 300"]}'
         $r.Status | Should -Be 202
         $id = $r.Body.metadata.id
-        Wait-Until -TimeoutSeconds 10 -What 'the command to start' { (Invoke-SystemContainerCommand run1 -- cat /tmp/cancelled.pid 2>$null) -match '^\d+$' }
+        Wait-Until -TimeoutSeconds 30 -What 'the command to start' { (Invoke-SystemContainerCommand run1 -ErrorAction SilentlyContinue -- cat /tmp/cancelled.pid) -match '^\d+$' }
         $pid1 = Invoke-SystemContainerCommand run1 -- cat /tmp/cancelled.pid
         (Invoke-TestApi $daemon DELETE "/1.0/operations/$id").Status | Should -Be 200
         $op = (Invoke-TestApi $daemon GET "/1.0/operations/$id/wait?timeout=20").Body.metadata
@@ -127,92 +127,75 @@ Describe 'Enter-SystemContainer' {
         }
     }
     It 'works in an interactive pwsh with PSReadLine: Tab, Ctrl-C, top, resize, exit code and the prompt back (tmux)' {
-        $session = "sc-test-i$PID"
         $root = (Resolve-Path (Join-Path $PSScriptRoot '..')).Path
-        tmux new-session -d -s $session -x 100 -y 30 "cd '$root' && SYSTEMCONTAINERS_SOCKET='$($daemon.Socket)' SYSTEMCONTAINERS_NO_AUTOSTART=1 dotnet pwsh -NoProfile -NoLogo"
+        $session = Start-TmuxPwsh $daemon -Width 100
         try {
-            function Screen { (tmux capture-pane -t $session -p) -join "`n" }
-            function Send-Line([string]$Keys) { tmux send-keys -t $session -l $Keys; tmux send-keys -t $session Enter }
-            # A failure shows what the terminal showed.
-            function Wait-Screen([string]$What, [string]$Pattern, [int]$TimeoutSeconds = 10) {
-                try { Wait-Until -TimeoutSeconds $TimeoutSeconds -What $What { (Screen) -match $Pattern } }
-                catch { throw "$_; the screen:`n$(Screen)" }
-            }
-            $pwshPrompt = '(?m)^PS [^\n]*> ?$'
-            Wait-Screen 'the pwsh prompt' $pwshPrompt 90
-            Send-Line "Import-Module '$root/SystemContainers.psd1'; 'readline=' + (Get-Module PSReadLine).Name"
-            Wait-Screen 'the module' '(?m)^readline=PSReadLine' 30
+            Send-TmuxLine $session "Import-Module '$root/SystemContainers.psd1'; 'readline=' + (Get-Module PSReadLine).Name"
+            Wait-TmuxScreen $session 'the module' '(?m)^readline=PSReadLine' 60
             tmux send-keys -t $session clear Enter
-            Send-Line 'Enter-SystemContainer run1'
-            Wait-Screen 'the container shell' '(?m)^\S* #\s*$' 30
+            Send-TmuxLine $session 'Enter-SystemContainer run1'
+            Wait-TmuxScreen $session 'the container shell' '(?m)^\S* #\s*$' 60
 
             # Tab completes inside the container: each key goes through as it is typed.
-            Send-Line 'mkdir -p /tmp/tabdir && touch /tmp/tabdir/completed-by-tab'
+            Send-TmuxLine $session 'mkdir -p /tmp/tabdir && touch /tmp/tabdir/completed-by-tab'
             tmux send-keys -t $session -l 'ls /tmp/tabdir/comp'
             tmux send-keys -t $session Tab
-            Wait-Screen 'the completion' 'ls /tmp/tabdir/completed-by-tab' 10
+            Wait-TmuxScreen $session 'the completion' 'ls /tmp/tabdir/completed-by-tab' 10
             tmux send-keys -t $session Enter
-            Wait-Screen 'ls of the completed name' '(?m)^/tmp/tabdir/completed-by-tab\s*$' 10
+            Wait-TmuxScreen $session 'ls of the completed name' '(?m)^/tmp/tabdir/completed-by-tab\s*$' 10
             # Echoed once, by the container's shell, not also by the local terminal.
-            ([regex]::Matches((Screen), 'mkdir -p /tmp/tabdir')).Count | Should -Be 1
+            ([regex]::Matches((Get-TmuxScreen $session), 'mkdir -p /tmp/tabdir')).Count | Should -Be 1
 
             # Ctrl-C interrupts the container's foreground process, not pwsh.
-            Send-Line 'sleep 300'
+            Send-TmuxLine $session 'sleep 300'
             Start-Sleep -Milliseconds 500
             tmux send-keys -t $session C-c
-            Send-Line 'echo "after-$?"'
-            Wait-Screen 'sleep to be interrupted' '(?m)^after-130' 10
+            Send-TmuxLine $session 'echo "after-$?"'
+            Wait-TmuxScreen $session 'sleep to be interrupted' '(?m)^after-130' 10
 
             # A full-screen program takes single keys.
-            Send-Line 'top'
-            Wait-Screen 'top' '(?s)PID.*|Mem.*PID' 10
+            Send-TmuxLine $session 'top'
+            Wait-TmuxScreen $session 'top' '(?s)PID.*|Mem.*PID' 10
             tmux send-keys -t $session q
-            Send-Line 'echo top-quit'
-            Wait-Screen 'top to quit on q' '(?m)^top-quit' 10
+            Send-TmuxLine $session 'echo top-quit'
+            Wait-TmuxScreen $session 'top to quit on q' '(?m)^top-quit' 10
 
             tmux resize-window -t $session -x 120 -y 40
             Start-Sleep -Milliseconds 700
-            Send-Line 'stty size'
-            Wait-Screen 'the new size inside' '(?m)^40 120' 10
+            Send-TmuxLine $session 'stty size'
+            Wait-TmuxScreen $session 'the new size inside' '(?m)^40 120' 10
 
-            Send-Line 'exit 3'
-            Wait-Screen 'the pwsh prompt after exit' $pwshPrompt 20
-            Send-Line '"code=$LASTEXITCODE"'
-            Wait-Screen '$LASTEXITCODE' '(?m)^code=3' 10
+            Send-TmuxLine $session 'exit 3'
+            Wait-TmuxScreen $session 'the pwsh prompt after exit' '(?m)^PS [^\n]*> ?$' 20
+            Send-TmuxLine $session '"code=$LASTEXITCODE"'
+            Wait-TmuxScreen $session '$LASTEXITCODE' '(?m)^code=3' 10
             # The prompt reads keys again: PSReadLine edits the line (Ctrl-U clears it) and runs it.
             tmux send-keys -t $session -l 'junk'
             tmux send-keys -t $session C-u
-            Send-Line '"prompt-" + "works"'
-            Wait-Screen 'pwsh to take input again' '(?m)^prompt-works' 10
-            (Screen) | Should -Not -Match 'junk'
+            Send-TmuxLine $session '"prompt-" + "works"'
+            Wait-TmuxScreen $session 'pwsh to take input again' '(?m)^prompt-works' 10
+            (Get-TmuxScreen $session) | Should -Not -Match 'junk'
         }
         finally {
             tmux kill-session -t $session 2>$null
         }
     }
     It 'Ctrl-C on Invoke-SystemContainerCommand in an interactive pwsh ends the command in the container (tmux)' {
-        $session = "sc-test-c$PID"
         $root = (Resolve-Path (Join-Path $PSScriptRoot '..')).Path
-        tmux new-session -d -s $session -x 120 -y 30 "cd '$root' && SYSTEMCONTAINERS_SOCKET='$($daemon.Socket)' SYSTEMCONTAINERS_NO_AUTOSTART=1 dotnet pwsh -NoProfile -NoLogo"
+        $session = Start-TmuxPwsh $daemon -Width 120
         try {
-            function Screen { (tmux capture-pane -t $session -p) -join "`n" }
-            function Send-Line([string]$Keys) { tmux send-keys -t $session -l $Keys; tmux send-keys -t $session Enter }
-            function Wait-Screen([string]$What, [string]$Pattern, [int]$TimeoutSeconds = 10) {
-                try { Wait-Until -TimeoutSeconds $TimeoutSeconds -What $What { (Screen) -match $Pattern } }
-                catch { throw "$_; the screen:`n$(Screen)" }
-            }
-            Wait-Screen 'the pwsh prompt' '(?m)^PS [^\n]*> ?$' 90
-            Send-Line "Import-Module '$root/SystemContainers.psd1'; Invoke-SystemContainerCommand run1 -- sh -c 'echo `$`$ > /tmp/ctrlc.pid; echo started; exec sleep 300'"
-            Wait-Screen 'the command to start' '(?m)^started' 30
+            Send-TmuxLine $session "Import-Module '$root/SystemContainers.psd1'; Invoke-SystemContainerCommand run1 -- sh -c 'echo `$`$ > /tmp/ctrlc.pid; echo started; exec sleep 300'"
+            Wait-TmuxScreen $session 'the command to start' '(?m)^started' 30
             $inner = Invoke-SystemContainerCommand run1 -- cat /tmp/ctrlc.pid
             tmux send-keys -t $session C-c
-            Send-Line '"back-" + "at-prompt"'
-            Wait-Screen 'the prompt after Ctrl-C' '(?m)^back-at-prompt' 20
+            Send-TmuxLine $session '"back-" + "at-prompt"'
+            Wait-TmuxScreen $session 'the prompt after Ctrl-C' '(?m)^back-at-prompt' 20
             Wait-Until -TimeoutSeconds 15 -What 'the command to end in the container' {
                 (Invoke-SystemContainerCommand run1 -- sh -c "kill -0 $inner 2>/dev/null && echo alive || echo gone") -eq 'gone'
             }
-            $running = @((Invoke-TestApi $daemon GET '/1.0/operations').Body.metadata | Where-Object { $_.status -eq 'Running' -and $_.description -like '*command in run1' })
-            $running.Count | Should -Be 0
+            Wait-Until -TimeoutSeconds 15 -What 'the operation to end' {
+                @((Invoke-TestApi $daemon GET '/1.0/operations').Body.metadata | Where-Object { $_.status -eq 'Running' -and $_.description -like '*command in run1' }).Count -eq 0
+            }
         }
         finally {
             tmux kill-session -t $session 2>$null

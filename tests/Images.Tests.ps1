@@ -144,7 +144,7 @@ Describe 'Image aliases' {
 Describe 'Remove-SystemContainerImage' {
     It 'refuses to remove an image a container uses, naming it' {
         New-SystemContainer user1 -Image bb | Out-Null
-        Remove-SystemContainerImage bb -ErrorVariable err -ErrorAction SilentlyContinue
+        Remove-SystemContainerImage bb -Confirm:$false -ErrorVariable err -ErrorAction SilentlyContinue
         $err[0].FullyQualifiedErrorId | Should -BeLike 'ImageInUse,*'
         $err[0].Exception.Message | Should -Match 'user1'
         Get-SystemContainerImage bb | Should -Not -BeNullOrEmpty

@@ -290,7 +290,7 @@ Describe 'Containers on a managed network' {
         Stop-SystemContainer gone -Force
         # The kernel takes tens of milliseconds to delete a veth, so the daemon does it in the background.
         Wait-Until -TimeoutSeconds 5 -What 'the host end to go' { @(Get-Links veth).Count -eq $before.Count - 1 }
-        Remove-SystemContainer gone
+        Remove-SystemContainer gone -Confirm:$false
     }
     It 'leaves no veth, no extra dnsmasq and a consistent lease file after 100 start/stop cycles' {
         New-SystemContainer cyc -Image $image -Network lan | Out-Null
@@ -317,7 +317,7 @@ Describe 'Containers on a managed network' {
         $mac = (Get-SystemContainer cyc).Config['nic.eth0.hwaddr']
         @($leases | Where-Object { $_[1] -eq $mac }).Count | Should -Be 1
         # Removing the container ends its lease at once (a DHCPRELEASE to dnsmasq).
-        Remove-SystemContainer cyc
+        Remove-SystemContainer cyc -Confirm:$false
         Wait-Until -TimeoutSeconds 5 -What 'the lease to end' {
             -not (Get-Content (Join-Path $daemon.StateDir 'networks/lan/dnsmasq.leases') | Where-Object { $_ -match [regex]::Escape($mac) })
         }

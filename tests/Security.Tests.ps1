@@ -62,7 +62,7 @@ Describe 'Escape 1: exec never starts in, or holds, a host directory' {
         $sleeper | Should -Not -BeNullOrEmpty
         (Get-Item "/proc/$sleeper/ns/mnt").LinkTarget | Should -Be (Get-Item "/proc/$($c.Pid)/ns/mnt").LinkTarget
         (Get-Item "/proc/$sleeper/root").LinkTarget | Should -Be '/'
-        In 'pkill', '-f', 'sleep 31' | Out-Null
+        In 'killall', 'sleep' | Out-Null
     }
 }
 
@@ -112,7 +112,7 @@ Describe 'Escape 3: an exec runs as a mapped id, and -User gives up root' {
         $base = [long](($victimMap -split '\s+' | Where-Object { $_ })[1])
         $sleeper = Find-ContainerProcess victim "sleep`031`0"
         (Get-Content "/proc/$sleeper/status" | Where-Object { $_ -like 'Uid:*' }) -split '\s+' | Select-Object -Skip 1 | Should -Be (@($base + 1000) * 4)
-        In 'pkill', '-f', 'sleep 31' | Out-Null
+        In 'killall', 'sleep' | Out-Null
     }
     It 'runs -User on a privileged container as that user, with no capabilities and no new privileges' {
         $r = Invoke-SystemContainerCommand priv-user -User 1000 -Group 1000 -PassThru -- sh -c 'id -u; id -g; grep -E "^(CapInh|CapPrm|CapEff|CapAmb|NoNewPrivs|Seccomp):" /proc/self/status; echo evil > /proc/sys/kernel/hostname; sleep 31 </dev/null >/dev/null 2>&1 &'
@@ -124,7 +124,7 @@ Describe 'Escape 3: an exec runs as a mapped id, and -User gives up root' {
         (hostname) | Should -Not -Be 'evil'
         $sleeper = Find-ContainerProcess priv-user "sleep`031`0"
         (Get-Content "/proc/$sleeper/status" | Where-Object { $_ -like 'Uid:*' }) -split '\s+' | Select-Object -Skip 1 | Should -Be (@('1000') * 4)
-        Invoke-SystemContainerCommand priv-user -- pkill -f 'sleep 31' | Out-Null
+        Invoke-SystemContainerCommand priv-user -ErrorAction SilentlyContinue -- killall sleep | Out-Null
     }
     It 'keeps root a root on a privileged container without -User' {
         (Invoke-SystemContainerCommand priv-user -- id -u) | Should -Be '0'
@@ -241,7 +241,6 @@ Describe 'Escape 5: the helper binary cannot be rewritten through /proc/<pid>/ex
     AfterEach { (Get-FileHash $helperPath).Hash | Should -Be $helperHash -Because 'the host binary never changes' }
 
     It 'runs exec from a sealed memfd that refuses writes' {
-        Invoke-SystemContainerCommand priv-exe -- sh -c 'sleep 32 </dev/null >/dev/null 2>&1 &' | Out-Null
         $job = Start-ThreadJob -ArgumentList $module { param($m) Import-Module $m; Invoke-SystemContainerCommand priv-exe -- sleep 33 }
         try {
             Wait-Until { Find-ContainerProcess priv-exe "sleep`033`0" } -TimeoutSeconds 10 -What 'the exec to start'
@@ -251,7 +250,7 @@ Describe 'Escape 5: the helper binary cannot be rewritten through /proc/<pid>/ex
             { $f = [IO.File]::Open("/proc/$helper/exe", 'Open', 'ReadWrite'); try { $f.Write([byte[]](1, 2, 3), 0, 3); $f.Flush() } finally { $f.Dispose() } } | Should -Throw
         }
         finally {
-            Invoke-SystemContainerCommand priv-exe -- pkill sleep | Out-Null
+            Invoke-SystemContainerCommand priv-exe -ErrorAction SilentlyContinue -- killall sleep | Out-Null
             $job | Wait-Job -Timeout 10 | Remove-Job -Force
         }
     }

@@ -183,7 +183,8 @@ function Invoke-TestApi {
         $json = $text.Substring($text.IndexOf("`r`n`r`n") + 4)
         [pscustomobject]@{ Status = $status; Body = if ($json) { $json | ConvertFrom-Json } else { $null } }
     }
-    catch [System.Net.Sockets.SocketException] {
+    catch [System.Net.Sockets.SocketException], [System.IO.IOException] {
+        # Refused, or reset by a daemon that is starting or dying: no answer.
         [pscustomobject]@{ Status = 0; Body = $null }
     }
     finally { $socket.Dispose() }
@@ -331,6 +332,38 @@ function Get-ContainerIdMap([int]$InitPid) {
     [pscustomobject]@{ Inside = [long]$u[0]; UidBase = [long]$u[1]; GidBase = [long]$g[1]; Size = [long]$u[2]; GidSize = [long]$g[2] }
 }
 
-Export-ModuleMember -Function Get-TestDnsmasq, Invoke-InNetns, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
+function Start-TmuxPwsh {
+    <#
+    An interactive pwsh (PSReadLine loaded, as a person has it) in a tmux session of its own, on
+    the test daemon's socket, in the repository; waits for its prompt. Returns the session name.
+    #>
+    param($Daemon, [int]$Width = 100, [int]$Height = 30)
+    $session = "sc-test-$([guid]::NewGuid().ToString('n').Substring(0, 8))"
+    $root = Split-Path -Parent $PSScriptRoot
+    tmux new-session -d -s $session -x $Width -y $Height "cd '$root' && SYSTEMCONTAINERS_SOCKET='$($Daemon.Socket)' SYSTEMCONTAINERS_NO_AUTOSTART=1 dotnet pwsh -NoProfile -NoLogo"
+    if ($LASTEXITCODE) { throw "cannot start tmux session $session" }
+    try { Wait-TmuxScreen $session 'the pwsh prompt' $script:PwshPrompt 90 }
+    catch { tmux kill-session -t $session 2>$null; throw }
+    $session
+}
+
+# pwsh's prompt alone on the last line it wrote.
+$script:PwshPrompt = '(?m)^PS [^\n]*> ?$'
+
+function Get-TmuxScreen([string]$Session) { (tmux capture-pane -t $Session -p) -join "`n" }
+
+function Send-TmuxLine([string]$Session, [string]$Keys) {
+    <# Types the keys as they are (-l), then Enter. #>
+    tmux send-keys -t $Session -l $Keys
+    tmux send-keys -t $Session Enter
+}
+
+function Wait-TmuxScreen([string]$Session, [string]$What, [string]$Pattern, [int]$TimeoutSeconds = 10) {
+    <# Waits for the screen to match; a failure shows what the screen showed. #>
+    try { Wait-Until -TimeoutSeconds $TimeoutSeconds -What $What { (Get-TmuxScreen $Session) -match $Pattern } }
+    catch { throw "$_; the screen:`n$(Get-TmuxScreen $Session)" }
+}
+
+Export-ModuleMember -Function Start-TmuxPwsh, Get-TmuxScreen, Send-TmuxLine, Wait-TmuxScreen, Get-TestDnsmasq, Invoke-InNetns, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
     Get-CgroupMounts, Get-CgroupVersion, Get-CgroupDirectories, Get-CgroupFile, Get-CgroupKeyedValue, Get-CgroupMemoryLimit, Get-CgroupCpuMax,
     Get-CgroupCpuUsage, Get-CgroupThrottledPeriods, Get-CgroupMemoryUsage, Get-CgroupMemoryLimitHits, Test-CgroupFrozen, Get-ContainerIdMap

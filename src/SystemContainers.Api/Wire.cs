@@ -47,6 +47,12 @@ public sealed record SystemContainer
     public bool Privileged { get; init; }
     public string InitKind { get; init; } = "";
     public Dictionary<string, string> Config { get; init; } = new();
+    /// <summary>The container's identity: a later container of the same name has another.</summary>
+    public Guid Id { get; init; }
+    /// <summary>Why the status is Error (a damaged state file, named with the reason).</summary>
+    public string? Error { get; init; }
+    /// <summary>What the daemon last did to reconcile the container after a crash or a failed start.</summary>
+    public string? Recovery { get; init; }
 }
 
 public sealed record SystemContainerImage

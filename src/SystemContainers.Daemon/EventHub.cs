@@ -35,8 +35,9 @@ public sealed class EventHub
         _subscribers[id] = channel;
         try
         {
-            // The reader notices the client closing; the writer sends events until then.
-            var closed = socket.ReceiveAsync(new byte[64], ct);
+            // The reader notices the client closing; the writer sends events until then. The read
+            // is not cancelled with ct: that would abort the socket before the close frame below.
+            var closed = socket.ReceiveAsync(new byte[64], CancellationToken.None);
             while (!ct.IsCancellationRequested)
             {
                 var next = channel.Reader.ReadAsync(ct).AsTask();
@@ -50,6 +51,13 @@ public sealed class EventHub
         finally
         {
             _subscribers.TryRemove(id, out _);
+        }
+        // The daemon is stopping: the client is told so, briefly, rather than left hanging.
+        if (ct.IsCancellationRequested && socket.State == WebSocketState.Open)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            try { await socket.CloseOutputAsync(WebSocketCloseStatus.EndpointUnavailable, "daemon stopping", timeout.Token); }
+            catch (Exception e) when (e is OperationCanceledException or WebSocketException) { }
         }
     }
 }

@@ -56,6 +56,14 @@ builder.Logging.ClearProviders();
 builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(options.Socket));
 var app = builder.Build();
 app.UseWebSockets();
+// Streams (events, terminals) and long polls end when the daemon stops, instead of holding
+// Kestrel's shutdown for its full timeout.
+app.Use(async (context, next) =>
+{
+    using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, app.Lifetime.ApplicationStopping);
+    context.RequestAborted = stopping.Token;
+    await next(context);
+});
 app.Use(async (context, next) =>
 {
     try

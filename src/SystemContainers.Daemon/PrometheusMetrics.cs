@@ -23,7 +23,7 @@ public static class PrometheusMetrics
         IEnumerable<(string, double)> One(double v) => [("", v)];
         IEnumerable<(string, double)> Running(ContainerStats s, Func<Engine.Cgroups.CgroupStats, double> v) =>
             s.Cgroup is null ? [] : One(v(s.Cgroup));
-        Family("systemcontainers_up", "gauge", "1 when the container is running or frozen", s => One(s.Status == ContainerStatus.Stopped ? 0 : 1));
+        Family("systemcontainers_up", "gauge", "1 when the container is running or frozen", s => One(s.Status is ContainerStatus.Running or ContainerStatus.Frozen ? 1 : 0));
         Family("systemcontainers_cpu_seconds_total", "counter", "CPU time used", s => Running(s, c => c.CpuUsageNanoseconds / 1e9));
         Family("systemcontainers_memory_usage_bytes", "gauge", "memory in use, page cache included", s => Running(s, c => c.MemoryUsageBytes));
         Family("systemcontainers_memory_limit_bytes", "gauge", "memory limit (absent when unlimited)",

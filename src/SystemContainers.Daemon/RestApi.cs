@@ -37,11 +37,11 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         app.MapGet("/1.0/containers/{name}", (string name) => Sync(ToApi(containers.Get(name))));
         app.MapDelete("/1.0/containers/{name}", (string name, HttpContext ctx) =>
         {
-            containers.Get(name);
+            var id = containers.Get(name).Id;
             bool force = ctx.Request.Query["force"] == "1";
             return Async(operations.Start($"Deleting container {name}", Resource(name), async op =>
             {
-                await containers.DeleteAsync(name, force, op.Cancellation.Token);
+                await containers.DeleteAsync(name, force, op.Cancellation.Token, id);
                 return null;
             }));
         });
@@ -49,9 +49,9 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         {
             var req = await Body<ContainerUpdateRequest>(ctx);
             if (req.Config is null || req.Config.Count == 0) throw EngineException.Invalid("InvalidRequest", "request field 'config' must name at least one key");
-            containers.Get(name);
+            var id = containers.Get(name).Id;
             return Async(operations.Start($"Updating container {name}", Resource(name),
-                async op => ToApi(await containers.UpdateConfigAsync(name, req.Config, op.Cancellation.Token))));
+                async op => ToApi(await containers.UpdateConfigAsync(name, req.Config, op.Cancellation.Token, id))));
         });
         app.MapGet("/1.0/containers/{name}/state", (string name) => Sync(ToApi(containers.Stats(name))));
         app.MapGet("/1.0/metrics", () => Results.Text(PrometheusMetrics.Render(containers.List().Select(c => containers.Stats(c.Name))),
@@ -59,17 +59,17 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         app.MapPut("/1.0/containers/{name}/state", async (string name, HttpContext ctx) =>
         {
             var req = await Body<ContainerStateRequest>(ctx);
-            containers.Get(name);
+            var id = containers.Get(name).Id;
             if (req.Timeout is < 0)
                 throw EngineException.Invalid("InvalidTimeout", "timeout must not be negative");
             TimeSpan? timeout = req.Timeout is int t ? TimeSpan.FromSeconds(t) : null;
             Func<CancellationToken, Task<ContainerView>> action = req.Action switch
             {
-                "start" => ct => containers.StartAsync(name, ct),
-                "stop" => ct => containers.StopAsync(name, req.Force, timeout, ct),
-                "restart" => ct => containers.RestartAsync(name, req.Force, timeout, ct),
-                "freeze" => ct => containers.FreezeAsync(name, ct),
-                "unfreeze" => ct => containers.ThawAsync(name, ct),
+                "start" => ct => containers.StartAsync(name, ct, id),
+                "stop" => ct => containers.StopAsync(name, req.Force, timeout, ct, id),
+                "restart" => ct => containers.RestartAsync(name, req.Force, timeout, ct, id),
+                "freeze" => ct => containers.FreezeAsync(name, ct, id),
+                "unfreeze" => ct => containers.ThawAsync(name, ct, id),
                 _ => throw EngineException.Invalid("InvalidAction", $"state action '{req.Action}' is not start, stop, restart, freeze or unfreeze"),
             };
             return Async(operations.Start($"{req.Action} container {name}", Resource(name),
@@ -317,10 +317,11 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
 
     public static SystemContainer ToApi(ContainerView v) => new()
     {
-        Name = v.Name, Status = v.Status.ToString(), Image = v.ImageAlias ?? v.ImageFingerprint[..12],
+        Name = v.Name, Status = v.Status.ToString(), Image = v.ImageAlias ?? v.ImageFingerprint[..Math.Min(12, v.ImageFingerprint.Length)],
         ImageFingerprint = v.ImageFingerprint, Pid = v.Pid, IPv4 = [.. v.IPv4], IPv6 = [.. v.IPv6], Created = v.Created,
         StartedAt = v.StartedAt, StoppedAt = v.StoppedAt, LastExitCode = v.LastExitCode, LastExitSignal = v.LastExitSignal,
         Privileged = v.Privileged, InitKind = v.InitKind, Config = new Dictionary<string, string>(v.Config),
+        Id = v.Id, Error = v.Error, Recovery = v.Recovery,
     };
 
     public static SystemContainerStats ToApi(ContainerStats s) => new()
@@ -329,7 +330,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         CpuInterval = s.CpuInterval, CpuTimeNanoseconds = s.Cgroup?.CpuUsageNanoseconds ?? 0, CpuUserNanoseconds = s.Cgroup?.CpuUserNanoseconds ?? 0,
         CpuSystemNanoseconds = s.Cgroup?.CpuSystemNanoseconds ?? 0, MemoryUsage = s.Cgroup?.MemoryUsageBytes ?? 0,
         MemoryPeak = s.Cgroup?.MemoryPeakBytes ?? 0, MemoryLimit = s.Cgroup?.MemoryLimitBytes, MemoryCache = s.Cgroup?.MemoryCacheBytes ?? 0,
-        MemorySwap = s.Cgroup?.MemorySwapBytes ?? 0, MemoryLimitHits = s.Cgroup?.MemoryLimitHits ?? 0, OomKills = s.Cgroup?.OomKills ?? 0,
+        MemorySwap = s.Cgroup?.MemorySwapBytes ?? 0, MemoryLimitHits = s.Cgroup?.MemoryLimitHits ?? 0, OomKills = s.Cgroup?.OomKills ?? s.LastRunOomKills,
         Processes = s.Cgroup?.Processes ?? 0, ProcessesLimit = s.Cgroup?.ProcessesLimit,
         Network = [.. s.Network.Select(n => new NetworkInterfaceStats { Name = n.Name, RxBytes = n.RxBytes, RxPackets = n.RxPackets, TxBytes = n.TxBytes, TxPackets = n.TxPackets })],
         NetRxBytes = s.Network.Where(n => n.Name != "lo").Sum(n => n.RxBytes), NetTxBytes = s.Network.Where(n => n.Name != "lo").Sum(n => n.TxBytes),

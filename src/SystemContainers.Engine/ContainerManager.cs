@@ -45,7 +45,10 @@ public sealed class ContainerManager : IDisposable
         Directory.CreateDirectory(runContainers);
         File.SetUnixFileMode(runContainers, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Networks = new NetworkManager(options, _loop);
+        Recovery.ReclaimStaging(_store.ContainersDir);
+        Recovery.ReclaimTempFiles(_store.ContainersDir);
         foreach (var name in _store.Names()) Load(name);
+        Recovery.ReclaimOrphans(runContainers, _containers.Keys);
         Networks.StartServices();
     }
 
@@ -61,6 +64,8 @@ public sealed class ContainerManager : IDisposable
         public ContainerRecord Record = record;
         public RuntimeRecord Runtime = runtime;
         public Live? Live;
+        /// <summary>Why its files could not be read (status Error); such a container can only be removed.</summary>
+        public string? Damage;
         public readonly SemaphoreSlim Gate = new(1, 1);
     }
 
@@ -112,8 +117,10 @@ public sealed class ContainerManager : IDisposable
             if (_containers.ContainsKey(name)) throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
             idmap = parsed.IsPrivileged ? null : IdMap.ForConfig(parsed, IsolatedMaps());
             var record = new ContainerRecord(name, img.Fingerprint, img.Aliases.Contains(image) ? image : img.Aliases.FirstOrDefault(),
-                parsed.Raw, DateTimeOffset.UtcNow, idmap, img.InitKind);
+                parsed.Raw, DateTimeOffset.UtcNow, idmap, img.InitKind, Guid.NewGuid());
             container = new Container(record, RuntimeRecord.NeverStarted);
+            // Held until the files exist, so nothing queued on the new container acts on it half-made.
+            container.Gate.Wait();
             if (!_containers.TryAdd(name, container))
                 throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
         }
@@ -126,14 +133,19 @@ public sealed class ContainerManager : IDisposable
             if (idmap is not null) Sys.Chown(upper, idmap.RootUid, idmap.RootGid);
             Networks.Register(name, parsed.Nics);
             _store.WriteConfig(staging, container.Record);
+            TestHooks.Reach("create-staged");
             Directory.Move(staging, _store.DirectoryOf(name));
         }
         catch
         {
             Networks.Register(name, []);
             _containers.TryRemove(name, out _);
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+            TreeRemover.Remove(staging);
             throw;
+        }
+        finally
+        {
+            container.Gate.Release();
         }
         Raise("container-created", name);
         return View(container);
@@ -141,29 +153,44 @@ public sealed class ContainerManager : IDisposable
 
     private readonly object _idMapLock = new();
 
-    /// <summary>The maps that are some container's own: a shared map is no one's, and may be handed out again.</summary>
+    /// <summary>
+    /// The maps that are some container's own: a shared map is no one's, and may be handed out
+    /// again. A config that no longer parses keeps its block.
+    /// </summary>
     private IEnumerable<IdMap> IsolatedMaps() =>
-        _containers.Values.Where(c => c.Record.IdMap is not null && ContainerConfig.Parse(c.Record.Config).IsIdmapIsolated).Select(c => c.Record.IdMap!);
+        _containers.Values.Select(c => c.Record).Where(r => r.IdMap is not null && IsIsolated(r)).Select(r => r.IdMap!);
 
-    public Task<ContainerView> StartAsync(string name, CancellationToken ct = default) =>
+    private static bool IsIsolated(ContainerRecord r)
+    {
+        try
+        {
+            return ContainerConfig.Parse(r.Config).IsIdmapIsolated;
+        }
+        catch (EngineException)
+        {
+            return true;
+        }
+    }
+
+    public Task<ContainerView> StartAsync(string name, CancellationToken ct = default, Guid? id = null) =>
         UnderGate(name, "container-started", c =>
         {
             if (c.Live is not null) throw EngineException.Conflict("AlreadyRunning", $"container '{name}' is already running");
             Launch(c);
             return Task.CompletedTask;
-        }, ct);
+        }, ct, id);
 
-    public Task<ContainerView> StopAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default) =>
-        UnderGate(name, "container-stopped", c => StopLocked(c, force, timeout ?? ContainerConfig.Parse(c.Record.Config).StopTimeoutValue), ct);
+    public Task<ContainerView> StopAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default, Guid? id = null) =>
+        UnderGate(name, "container-stopped", c => StopLocked(c, force, timeout ?? ContainerConfig.Parse(c.Record.Config).StopTimeoutValue), ct, id);
 
-    public Task<ContainerView> RestartAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default) =>
+    public Task<ContainerView> RestartAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default, Guid? id = null) =>
         UnderGate(name, "container-restarted", async c =>
         {
             await StopLocked(c, force, timeout ?? ContainerConfig.Parse(c.Record.Config).StopTimeoutValue);
             Launch(c);
-        }, ct);
+        }, ct, id);
 
-    public Task DeleteAsync(string name, bool force, CancellationToken ct = default) =>
+    public Task DeleteAsync(string name, bool force, CancellationToken ct = default, Guid? id = null) =>
         UnderGate(name, "container-deleted", async c =>
         {
             if (c.Live is not null)
@@ -171,22 +198,27 @@ public sealed class ContainerManager : IDisposable
                 if (!force) throw EngineException.Conflict("ContainerRunning", $"container '{name}' is running; stop it first or use -Force");
                 await StopLocked(c, force: true, TimeSpan.Zero);
             }
+            // A damaged container may still run processes the daemon does not track.
+            CgroupKiller.KillAll(_cgroups.Open(name));
             _cgroups.Remove(name);
             string doomed = Path.Combine(_store.ContainersDir, $".delete-{name}-{Guid.NewGuid():N}");
             Directory.Move(_store.DirectoryOf(name), doomed);
-            _containers.TryRemove(name, out _);
+            TestHooks.Reach("remove-moved");
+            TreeRemover.Remove(RunDirOf(name));
             Networks.Unregister(name);
-            Directory.Delete(doomed, recursive: true);
-            string run = RunDirOf(name);
-            if (Directory.Exists(run)) Directory.Delete(run, recursive: true);
-        }, ct);
+            _containers.TryRemove(new KeyValuePair<string, Container>(name, c));
+            // Gone from the store already; what cannot be removed now is reclaimed at the next start.
+            try { TreeRemover.Remove(doomed); }
+            catch (NativeException e) { Console.Error.WriteLine($"cannot remove {doomed} now: {e.Message}"); }
+            TestHooks.Reach("remove-done");
+        }, ct, id, evenDamaged: true);
 
     /// <summary>
     /// Changes config keys (a null or empty value removes one). The whole result is validated
     /// first; on a running container the limits take effect at once, and if the kernel refuses
     /// them the old ones are put back. Only then is config.json replaced.
     /// </summary>
-    public Task<ContainerView> UpdateConfigAsync(string name, IReadOnlyDictionary<string, string?> changes, CancellationToken ct = default) =>
+    public Task<ContainerView> UpdateConfigAsync(string name, IReadOnlyDictionary<string, string?> changes, CancellationToken ct = default, Guid? id = null) =>
         UnderGate(name, "container-updated", c =>
         {
             var merged = new Dictionary<string, string>(c.Record.Config, StringComparer.Ordinal);
@@ -221,7 +253,7 @@ public sealed class ContainerManager : IDisposable
             }
             if (nicsChanged && c.Live is { } live) UnplugRemoved(c, live, old, config);
             return Task.CompletedTask;
-        }, ct);
+        }, ct, id);
 
     /// <summary>
     /// Hot-plugs the bridged NICs a running container's new config adds. A device whose network,
@@ -285,7 +317,7 @@ public sealed class ContainerManager : IDisposable
     }
 
     /// <summary>Freezes every process of a running container (cgroup freezer).</summary>
-    public Task<ContainerView> FreezeAsync(string name, CancellationToken ct = default) =>
+    public Task<ContainerView> FreezeAsync(string name, CancellationToken ct = default, Guid? id = null) =>
         UnderGate(name, "container-frozen", c =>
         {
             var live = c.Live ?? throw EngineException.Conflict("NotRunning", $"container '{name}' is not running");
@@ -293,16 +325,16 @@ public sealed class ContainerManager : IDisposable
             _cgroups.SetFrozen(live.Cgroup, true);
             live.Frozen = true;
             return Task.CompletedTask;
-        }, ct);
+        }, ct, id);
 
-    public Task<ContainerView> ThawAsync(string name, CancellationToken ct = default) =>
+    public Task<ContainerView> ThawAsync(string name, CancellationToken ct = default, Guid? id = null) =>
         UnderGate(name, "container-thawed", c =>
         {
             var live = c.Live ?? throw EngineException.Conflict("NotRunning", $"container '{name}' is not running");
             if (!live.Frozen) throw EngineException.Conflict("NotFrozen", $"container '{name}' is not frozen");
             Thaw(live);
             return Task.CompletedTask;
-        }, ct);
+        }, ct, id);
 
     private void Thaw(Live live)
     {
@@ -317,7 +349,9 @@ public sealed class ContainerManager : IDisposable
         var now = DateTimeOffset.UtcNow;
         var live = c.Live;
         long disk = DirectorySize(Path.Combine(_store.DirectoryOf(name), "fs", "upper"));
-        if (live is null) return new ContainerStats(name, ContainerStatus.Stopped, now, TimeSpan.Zero, null, 0, TimeSpan.Zero, [], disk);
+        if (live is null)
+            return new ContainerStats(name, c.Damage is null ? ContainerStatus.Stopped : ContainerStatus.Error, now, TimeSpan.Zero, null, 0, TimeSpan.Zero, [], disk,
+                c.Runtime.OomKills);
         var cg = _cgroups.ReadStats(live.Cgroup);
         var (at, cpu) = live.LastSample;
         var interval = now - at;
@@ -374,13 +408,21 @@ public sealed class ContainerManager : IDisposable
             return Enumerable.Range(ends[0], ends[^1] - ends[0] + 1);
         });
 
-    /// <summary>Runs one state change at a time per container, then announces it.</summary>
-    private async Task<ContainerView> UnderGate(string name, string action, Func<Container, Task> change, CancellationToken ct)
+    /// <summary>
+    /// Runs one state change at a time per container, then announces it. The change acts on the
+    /// container the name meant when it was asked for (or the one with id): one removed while the
+    /// change waited is not found, even if a newer container has taken its name since.
+    /// </summary>
+    private async Task<ContainerView> UnderGate(string name, string action, Func<Container, Task> change, CancellationToken ct,
+        Guid? id, bool evenDamaged = false)
     {
         var c = Find(name);
+        if (id is Guid expected && c.Record.Id != expected) throw Gone(name);
         await c.Gate.WaitAsync(ct);
         try
         {
+            if (!_containers.TryGetValue(name, out var current) || current != c) throw Gone(name);
+            if (!evenDamaged) Intact(c);
             await change(c);
         }
         finally
@@ -394,7 +436,7 @@ public sealed class ContainerManager : IDisposable
     /// <summary>Starts a command in the container's namespaces and cgroup (as a child of its init's cgroup).</summary>
     public ExecSession Exec(string name, ExecRequest request)
     {
-        var c = Find(name);
+        var c = Intact(Find(name));
         var live = c.Live ?? throw EngineException.Conflict("NotRunning", $"container '{name}' is not running");
         if (live.Frozen) throw EngineException.Conflict("Frozen", $"container '{name}' is frozen; resume it first");
         if (request.Command.Count == 0 || request.Command[0].Length == 0)
@@ -488,21 +530,32 @@ public sealed class ContainerManager : IDisposable
     private Container Find(string name) =>
         _containers.TryGetValue(name, out var c) ? c : throw EngineException.NotFound("ContainerNotFound", $"container '{name}' not found");
 
+    private static EngineException Gone(string name) =>
+        EngineException.NotFound("ContainerNotFound", $"container '{name}' not found (it was removed)");
+
+    /// <summary>Refuses to act on a container whose files could not be read.</summary>
+    private static Container Intact(Container c) =>
+        c.Damage is null ? c : throw EngineException.Conflict("ContainerDamaged",
+            $"container '{c.Record.Name}' is damaged ({c.Damage}); repair its files and restart the daemon, or remove it");
+
     private string RunDirOf(string name) => Path.Combine(_options.RunDir, "containers", name);
 
     private static int RootUid(Container c) => c.Record.IdMap?.RootUid ?? 0;
     private static int RootGid(Container c) => c.Record.IdMap?.RootGid ?? 0;
 
-    /// <summary>Builds the launch plan and runs sc-init; on any failure nothing of the attempt is left.</summary>
+    /// <summary>
+    /// Builds the launch plan and runs sc-init; on any failure nothing of the attempt is left.
+    /// The intent (Starting) is on disk before the cgroup or the init exist, so a daemon that
+    /// dies at any point of the start finds it when it starts again and kills what was left.
+    /// </summary>
     private void Launch(Container c)
     {
         string name = c.Record.Name;
         var idmap = c.Record.IdMap;
         string run = RunDirOf(name);
-        Directory.CreateDirectory(Path.Combine(run, "rootfs"));
-        Directory.CreateDirectory(Path.Combine(run, "layers"));
-        var cgroup = _cgroups.Create(name, RootUid(c), RootGid(c));
-        SafeFd? master = null, slave = null;
+        var before = c.Runtime;
+        SafeFd? master = null, slave = null, pidfd = null;
+        ConsoleLog? console = null;
         var config = ContainerConfig.Parse(c.Record.Config);
         var nics = config.BridgedNics.ToList();
         var hostInterfaces = new List<HostInterface>();
@@ -512,6 +565,11 @@ public sealed class ContainerManager : IDisposable
         };
         try
         {
+            _store.WriteRuntime(name, before with { Starting = true });
+            TestHooks.Reach("start-intent");
+            Directory.CreateDirectory(Path.Combine(run, "rootfs"));
+            Directory.CreateDirectory(Path.Combine(run, "layers"));
+            var cgroup = _cgroups.Create(name, RootUid(c), RootGid(c));
             var limits = config.Limits;
             string? cpuSet = CpuSetFor(limits, except: null);
             _cgroups.Apply(cgroup, limits, cpuSet);
@@ -528,26 +586,57 @@ public sealed class ContainerManager : IDisposable
                 DetachAll(hostInterfaces);
                 pid = _scInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
             }
-            var pidfd = Sys.PidfdOpen(pid);
-            var console = new ConsoleLog(master, slave, Path.Combine(run, "console.log"), _loop);
+            pidfd = Sys.PidfdOpen(pid);
+            TestHooks.Reach("start-cloned");
+            console = new ConsoleLog(master, slave, Path.Combine(run, "console.log"), _loop);
             master = slave = null;
+            var runtime = new RuntimeRecord(true, pid, ProcStat.StartTime(pid), DateTimeOffset.UtcNow, null, null, null, shifted);
+            TestHooks.Reach("start-before-state");
+            _store.WriteRuntime(name, runtime);
+            TestHooks.Reach("start-after-state");
             var live = new Live(pid, pidfd, cgroup, console) { CpuSet = cpuSet, LastSample = (DateTimeOffset.UtcNow, 0), HostInterfaces = hostInterfaces };
+            c.Runtime = runtime;
             c.Live = live;
-            c.Runtime = new RuntimeRecord(true, pid, ProcStat.StartTime(pid), DateTimeOffset.UtcNow, null, null, null, shifted);
-            _store.WriteRuntime(name, c.Runtime);
             _loop.WatchExit(pidfd, status => OnExit(c, live, status));
         }
         catch (Exception e)
         {
             master?.Dispose();
             slave?.Dispose();
-            if (c.Live is null)
-            {
-                DetachAll(hostInterfaces);
-                TryRemoveCgroup(name);
-            }
+            console?.Dispose();
+            if (pidfd is not null) KillAndReap(pidfd);
+            DetachAll(hostInterfaces);
+            string killed = KillLeftovers(name) is int n and > 0 ? $"; {n} process(es) left in its cgroup were killed" : "";
+            TryRemoveCgroup(name);
+            c.Runtime = before with { Starting = false, Recovery = $"the start failed{(pidfd is null ? "" : "; its init was killed")}{killed}" };
+            // On a full disk this fails too: the intent on disk then makes the next daemon start check again.
+            try { _store.WriteRuntime(name, c.Runtime); }
+            catch (Exception again) when (again is NativeException or IOException) { Console.Error.WriteLine($"container '{name}': {again.Message}"); }
             if (e is EngineException) throw;
             throw new EngineException(FailureKind.Failed, "StartFailed", $"cannot start container '{name}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>An init of this daemon's whose start failed: killed, and reaped (the daemon is its subreaper).</summary>
+    private static void KillAndReap(SafeFd pidfd)
+    {
+        Sys.PidfdSignal(pidfd, 9);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (Sys.ReapPidfd(pidfd) is null && DateTime.UtcNow < deadline) Thread.Sleep(2);
+        pidfd.Dispose();
+    }
+
+    /// <summary>Kills whatever runs in the container's cgroups though the daemon tracks no init there; returns how many.</summary>
+    private int? KillLeftovers(string name)
+    {
+        try
+        {
+            return CgroupKiller.KillAll(_cgroups.Open(name));
+        }
+        catch (EngineException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            return null;
         }
     }
 
@@ -603,13 +692,16 @@ public sealed class ContainerManager : IDisposable
     {
         try
         {
+            // An adopted init is reaped by its real parent; the kernel still tells how it ended.
+            status ??= ExitInfo.Of(live.Pidfd, live.Pid, c.Runtime.PidStartTime);
+            long oomKills = OomKillsOf(live);
             live.Dispose();
             lock (live.HostInterfaces) DetachAll(live.HostInterfaces);
             TryRemoveCgroup(c.Record.Name);
             c.Runtime = c.Runtime with
             {
                 Running = false, Pid = null, PidStartTime = null, StoppedAt = DateTimeOffset.UtcNow,
-                LastExitCode = status?.Code, LastExitSignal = status?.Signal,
+                LastExitCode = status?.Code, LastExitSignal = status?.Signal, OomKills = oomKills,
             };
             c.Live = null;
             _store.WriteRuntime(c.Record.Name, c.Runtime);
@@ -624,6 +716,13 @@ public sealed class ContainerManager : IDisposable
             live.Exited.TrySetResult();
         }
         Raise("container-exited", c.Record.Name);
+    }
+
+    /// <summary>The run's OOM kills, read before its cgroup goes (an OOM kill of init ends the run that counted it).</summary>
+    private long OomKillsOf(Live live)
+    {
+        try { return _cgroups.ReadStats(live.Cgroup).OomKills; }
+        catch (Exception e) when (e is IOException or FormatException or EngineException) { return 0; }
     }
 
     private void DetachAll(List<HostInterface> hostInterfaces)
@@ -659,34 +758,99 @@ public sealed class ContainerManager : IDisposable
         catch (EngineException e) { Console.Error.WriteLine(e.Message); }
     }
 
-    /// <summary>Reads a container from disk; a running one whose pid and start time still match is adopted again.</summary>
+    /// <summary>
+    /// Reads one container from disk; a running one whose pid and start time still match is
+    /// adopted again. A container whose files cannot be read is listed with status Error and
+    /// the reason, its files left as they are, and never stops the others from loading.
+    /// </summary>
     private void Load(string name)
     {
-        var record = _store.ReadConfig(name);
-        var runtime = _store.ReadRuntime(name);
-        var c = new Container(record, runtime);
-        _containers[name] = c;
-        var config = ContainerConfig.Parse(record.Config);
-        Networks.Restore(name, config.Nics);
-        if (!runtime.Running) return;
-        if (runtime.Pid is int pid && runtime.PidStartTime is ulong start && ProcStat.StartTime(pid) == start)
+        ContainerRecord record;
+        try
         {
-            var pidfd = Sys.PidfdOpen(pid);
-            var cgroup = _cgroups.Open(name);
-            var live = new Live(pid, pidfd, cgroup, ReattachConsole(c, pidfd))
-            {
-                Frozen = _cgroups.ReadStats(cgroup).Frozen,
-                CpuSet = config.Limits.CpuSet,
-                HostInterfaces = Networks.HostInterfacesOf(name, config.Nics, pid),
-                LastSample = (runtime.StartedAt ?? DateTimeOffset.UtcNow, 0),
-            };
-            c.Live = live;
-            _loop.WatchExit(pidfd, status => OnExit(c, live, status));
+            record = _store.ReadConfig(name);
+        }
+        catch (EngineException e) when (e.Reason == "DamagedState")
+        {
+            var placeholder = new ContainerRecord(name, "", null, new Dictionary<string, string>(), Directory.GetCreationTimeUtc(_store.DirectoryOf(name)),
+                null, "", Guid.NewGuid());
+            MarkDamaged(new Container(placeholder, RuntimeRecord.NeverStarted), e.Message);
             return;
         }
+        if (record.Id == Guid.Empty) record = record with { Id = Guid.NewGuid() };
+        var c = new Container(record, RuntimeRecord.NeverStarted);
+        try
+        {
+            var config = ContainerConfig.Parse(record.Config);
+            Networks.Restore(name, config.Nics);
+            c.Runtime = _store.ReadRuntime(name);
+            _containers[name] = c;
+            Reconcile(c, config);
+        }
+        catch (Exception e) when (e is EngineException or NativeException or IOException)
+        {
+            MarkDamaged(c, e.Message);
+        }
+    }
+
+    private void MarkDamaged(Container c, string reason)
+    {
+        c.Damage = reason;
+        _containers[c.Record.Name] = c;
+        Console.Error.WriteLine($"container '{c.Record.Name}' is damaged and kept as it is: {reason}");
+    }
+
+    /// <summary>A loaded container's init adopted when it still runs; otherwise it is recorded as stopped.</summary>
+    private void Reconcile(Container c, ContainerConfig config)
+    {
+        string name = c.Record.Name;
+        var runtime = c.Runtime;
+        // A zombie init has exited: its parent has just not reaped it yet.
+        if (runtime.Running && runtime.Pid is int pid && runtime.PidStartTime is ulong start && ProcStat.StartTime(pid) == start && ProcStat.IsRunning(pid))
+        {
+            var pidfd = Sys.PidfdOpen(pid);
+            try
+            {
+                var cgroup = _cgroups.Open(name);
+                var live = new Live(pid, pidfd, cgroup, ReattachConsole(c, pidfd))
+                {
+                    Frozen = _cgroups.ReadStats(cgroup).Frozen,
+                    CpuSet = config.Limits.CpuSet,
+                    HostInterfaces = Networks.HostInterfacesOf(name, config.Nics, pid),
+                    LastSample = (runtime.StartedAt ?? DateTimeOffset.UtcNow, 0),
+                };
+                c.Live = live;
+                c.Runtime = runtime with { Recovery = $"init {pid} adopted at daemon start" };
+                TryWriteRuntime(c);
+                _loop.WatchExit(pidfd, status => OnExit(c, live, status));
+                return;
+            }
+            catch (Exception e) when (e is NativeException or EngineException or IOException && !ProcStat.IsRunning(pid))
+            {
+                // It exited while being adopted: it is a stopped container, not a damaged one.
+                c.Live = null;
+                pidfd.Dispose();
+            }
+        }
+        int killed = KillLeftovers(name) ?? 0;
         TryRemoveCgroup(name);
-        c.Runtime = runtime with { Running = false, Pid = null, PidStartTime = null, StoppedAt = DateTimeOffset.UtcNow };
-        _store.WriteRuntime(name, c.Runtime);
+        if (!runtime.Running && !runtime.Starting && killed == 0) return;
+        string what = runtime.Starting ? "a start was cut short by the daemon's death"
+            : runtime.Running ? $"init {runtime.Pid} had exited while no daemon watched it" : "it was stopped";
+        c.Runtime = runtime with
+        {
+            Running = false, Starting = false, Pid = null, PidStartTime = null,
+            StoppedAt = runtime.Running || runtime.Starting ? DateTimeOffset.UtcNow : runtime.StoppedAt,
+            Recovery = $"{what}; {killed} process(es) left in its cgroup were killed at daemon start",
+        };
+        TryWriteRuntime(c);
+    }
+
+    /// <summary>A record that says what reconciliation did; a failed write leaves the older record, which reconciles the same way again.</summary>
+    private void TryWriteRuntime(Container c)
+    {
+        try { _store.WriteRuntime(c.Record.Name, c.Runtime); }
+        catch (Exception e) when (e is NativeException or IOException) { Console.Error.WriteLine($"container '{c.Record.Name}': {e.Message}"); }
     }
 
     /// <summary>
@@ -723,9 +887,10 @@ public sealed class ContainerManager : IDisposable
         var rt = c.Runtime;
         var live = c.Live;
         var (v4, v6) = live is null ? ([], []) : NetnsAddresses.Read(live.Pid);
-        return new ContainerView(r.Name, live is null ? ContainerStatus.Stopped : live.Frozen ? ContainerStatus.Frozen : ContainerStatus.Running,
-            r.ImageFingerprint, r.ImageAlias, live?.Pid, r.Created, rt.StartedAt, rt.StoppedAt, rt.LastExitCode, rt.LastExitSignal,
-            r.IdMap is null, r.InitKind, r.Config, v4, v6);
+        var status = c.Damage is not null ? ContainerStatus.Error
+            : live is null ? ContainerStatus.Stopped : live.Frozen ? ContainerStatus.Frozen : ContainerStatus.Running;
+        return new ContainerView(r.Name, status, r.ImageFingerprint, r.ImageAlias, live?.Pid, r.Created, rt.StartedAt, rt.StoppedAt,
+            rt.LastExitCode, rt.LastExitSignal, r.IdMap is null, r.InitKind, r.Config, v4, v6, r.Id, c.Damage, rt.Recovery);
     }
 
     private void Raise(string action, string name) => Events?.Invoke(new EngineEvent(action, name, DateTimeOffset.UtcNow));

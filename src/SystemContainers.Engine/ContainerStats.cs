@@ -8,7 +8,7 @@ public sealed record InterfaceStats(string Name, long RxBytes, long RxPackets, l
 /// <summary>
 /// One sample of a container's resource use. CpuPercent is over the time since the previous
 /// sample the daemon took (or since start), 100 being one CPU fully used. A stopped container
-/// has Status Stopped and no Cgroup numbers.
+/// has Status Stopped and no Cgroup numbers; LastRunOomKills are the OOM kills of its last run.
 /// </summary>
 public sealed record ContainerStats(
     string Name,
@@ -19,4 +19,5 @@ public sealed record ContainerStats(
     double CpuPercent,
     TimeSpan CpuInterval,
     IReadOnlyList<InterfaceStats> Network,
-    long DiskUsageBytes);
+    long DiskUsageBytes,
+    long LastRunOomKills = 0);

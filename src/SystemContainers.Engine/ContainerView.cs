@@ -1,8 +1,12 @@
 namespace SystemContainers.Engine;
 
-public enum ContainerStatus { Stopped, Running, Frozen }
+/// <summary>Error: the container's files on disk could not be read; it can only be removed (or repaired by hand and the daemon restarted).</summary>
+public enum ContainerStatus { Stopped, Running, Frozen, Error }
 
-/// <summary>A snapshot of one container, as listed and shown.</summary>
+/// <summary>
+/// A snapshot of one container, as listed and shown. Error says why a container is in status
+/// Error; Recovery what the daemon last did to reconcile it after a crash or a failed start.
+/// </summary>
 public sealed record ContainerView(
     string Name,
     ContainerStatus Status,
@@ -18,7 +22,10 @@ public sealed record ContainerView(
     string InitKind,
     IReadOnlyDictionary<string, string> Config,
     IReadOnlyList<string> IPv4,
-    IReadOnlyList<string> IPv6);
+    IReadOnlyList<string> IPv6,
+    Guid Id,
+    string? Error,
+    string? Recovery);
 
 /// <summary>A lifecycle event (container-created, container-started, ...), for the events stream.</summary>
 public sealed record EngineEvent(string Action, string Source, DateTimeOffset Time, IReadOnlyDictionary<string, string>? Context = null);

@@ -194,7 +194,7 @@ public sealed class RestartSystemContainerCommand : ContainerShutdownCmdlet
     protected override string Action => "restart";
 }
 
-[Cmdlet(VerbsCommon.Remove, "SystemContainer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsCommon.Remove, "SystemContainer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(void))]
 public sealed class RemoveSystemContainerCommand : SystemContainerCmdlet
 {
@@ -203,14 +203,14 @@ public sealed class RemoveSystemContainerCommand : SystemContainerCmdlet
     [ArgumentCompleter(typeof(ContainerNameCompleter))]
     public string[] Name { get; set; } = [];
 
-    /// <summary>Stop (kill) a running container first.</summary>
+    /// <summary>Stop (kill) a running container first, without asking.</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
 
     protected override void ProcessRecord()
     {
         foreach (var name in ExpandContainerNames(Name))
-            if (ShouldProcess(name, "Remove system container"))
+            if (ShouldRemove(name, "Remove system container and its files", Force))
                 TryCall(c => c.DeleteContainerAsync(name, Force, Cancel), name);
     }
 }

@@ -116,7 +116,7 @@ public sealed class NewSystemContainerImageCommand : ImageCreatingCmdlet
     }
 }
 
-[Cmdlet(VerbsCommon.Remove, "SystemContainerImage", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "Name")]
+[Cmdlet(VerbsCommon.Remove, "SystemContainerImage", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = "Name")]
 [OutputType(typeof(void))]
 public sealed class RemoveSystemContainerImageCommand : SystemContainerCmdlet
 {
@@ -129,11 +129,15 @@ public sealed class RemoveSystemContainerImageCommand : SystemContainerCmdlet
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = "InputObject")]
     public SystemContainerImage[] InputObject { get; set; } = [];
 
+    /// <summary>Remove without asking.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
     protected override void ProcessRecord()
     {
         var targets = ParameterSetName == "InputObject" ? InputObject.Select(i => (Ref: i.Fingerprint, Shown: i.Name)) : Name.Select(n => (Ref: n, Shown: n));
         foreach (var (reference, shown) in targets)
-            if (ShouldProcess(shown, "Remove system container image"))
+            if (ShouldRemove(shown, "Remove system container image", Force))
                 TryCall(c => c.DeleteImageAsync(reference, Cancel), shown);
     }
 }

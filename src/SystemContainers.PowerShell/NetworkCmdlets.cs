@@ -114,7 +114,7 @@ public sealed class SetSystemContainerNetworkCommand : NetworkConfigCmdlet
     }
 }
 
-[Cmdlet(VerbsCommon.Remove, "SystemContainerNetwork", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsCommon.Remove, "SystemContainerNetwork", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(void))]
 public sealed class RemoveSystemContainerNetworkCommand : SystemContainerCmdlet
 {
@@ -122,10 +122,14 @@ public sealed class RemoveSystemContainerNetworkCommand : SystemContainerCmdlet
     [ArgumentCompleter(typeof(NetworkNameCompleter))]
     public string[] Name { get; set; } = [];
 
+    /// <summary>Remove without asking.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
     protected override void ProcessRecord()
     {
         foreach (var name in Name)
-            if (ShouldProcess(name, "Remove system container network"))
+            if (ShouldRemove(name, "Remove system container network", Force))
                 TryCall(c => c.DeleteNetworkAsync(name, Cancel), name);
     }
 }

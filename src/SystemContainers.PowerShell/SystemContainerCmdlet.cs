@@ -14,6 +14,14 @@ public abstract class SystemContainerCmdlet : PSCmdlet
 
     protected override void StopProcessing() => _stop.Cancel();
 
+    /// <summary>
+    /// The confirmation of a removal (ConfirmImpact High: asked by default). -Force answers it, as
+    /// Remove-VM -Force does, unless -WhatIf or -Confirm is given as well.
+    /// </summary>
+    protected bool ShouldRemove(string target, string action, bool force) =>
+        (force && !MyInvocation.BoundParameters.ContainsKey("WhatIf") && !MyInvocation.BoundParameters.ContainsKey("Confirm"))
+        || ShouldProcess(target, action);
+
     /// <summary>Runs an API call synchronously; API failures become non-terminating errors about target.</summary>
     protected bool TryCall<T>(Func<SystemContainersClient, Task<T>> call, object? target, out T result)
     {

@@ -37,7 +37,7 @@ public class DeviceBpfProgramTests
         Directory.CreateDirectory(dir);
         try
         {
-            DeviceBpfProgram.Attach(dir, DevicePolicy.Allowed);
+            DeviceBpfProgram.Standard.AttachTo(dir);
             Assert.Equal("null\nurandom\n", RunIn(dir, string.Format(probe, node)));
             Assert.False(File.Exists(node));
         }
@@ -51,7 +51,8 @@ public class DeviceBpfProgramTests
     public void AttachingToAPathThatIsNoCgroupNamesIt()
     {
         using var tmp = new TempDir();
-        var e = Assert.Throws<Interop.NativeException>(() => DeviceBpfProgram.Attach(tmp.Path, DevicePolicy.Allowed));
+        using var program = DeviceBpfProgram.Load(DevicePolicy.Allowed);
+        var e = Assert.Throws<Interop.NativeException>(() => program.AttachTo(tmp.Path));
         Assert.Contains(tmp.Path, e.Message);
     }
 }

@@ -45,7 +45,7 @@ public sealed class EngineFixture : IDisposable
         string dir = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(dir, "build.ps1"))) dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("repository root not found");
         string output = _dir.Combine("sc-init");
-        using var cc = Process.Start("cc", ["-O2", "-o", output, Path.Combine(dir, "src/native/sc-init.c")])!;
+        using var cc = Process.Start("cc", ["-O2", "-o", output, Path.Combine(dir, "src/native/sc-init.c"), "-Wl,-Bstatic", "-lseccomp", "-Wl,-Bdynamic"])!;
         cc.WaitForExit();
         if (cc.ExitCode != 0) throw new InvalidOperationException("cannot compile sc-init");
         return output;

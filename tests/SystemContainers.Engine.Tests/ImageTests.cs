@@ -213,3 +213,37 @@ public class BuilderTests
         Assert.Equal("InvalidRelease", e.Reason);
     }
 }
+
+/// <summary>Dropping an image's device nodes: only inside the rootfs, whatever its symlinks point at.</summary>
+public class DeviceNodesTests
+{
+    private static void MakeNode(string path)
+    {
+        var mk = System.Diagnostics.Process.Start("mknod", [path, "c", "1", "3"])!;
+        mk.WaitForExit();
+        Assert.Equal(0, mk.ExitCode);
+    }
+
+    [Fact]
+    public void RemovesTheRootfsNodesAndNeverFollowsItsSymlinksOut()
+    {
+        using var host = new TempDir();
+        using var rootfs = new TempDir();
+        // Outside the rootfs: a node that must survive, reachable through the image's symlinks.
+        MakeNode(host.Combine("hostnode"));
+        Directory.CreateDirectory(rootfs.Combine("dev"));
+        MakeNode(rootfs.Combine("dev", "null0"));
+        Directory.CreateDirectory(rootfs.Combine("usr", "deep"));
+        MakeNode(rootfs.Combine("usr", "deep", "disk"));
+        File.CreateSymbolicLink(rootfs.Combine("dev", "fd"), "/proc/self/fd");
+        File.CreateSymbolicLink(rootfs.Combine("escape"), host.Path);
+        File.CreateSymbolicLink(rootfs.Combine("usr", "up"), "../../../" + Path.GetFileName(host.Path));
+
+        var removed = DeviceNodes.RemoveAll(rootfs.Path);
+
+        Assert.Equal(["dev/null0", "usr/deep/disk"], removed);
+        Assert.True(File.Exists(host.Combine("hostnode")));
+        Assert.False(File.Exists(rootfs.Combine("dev", "null0")));
+        Assert.NotNull(new FileInfo(rootfs.Combine("dev", "fd")).LinkTarget);
+    }
+}

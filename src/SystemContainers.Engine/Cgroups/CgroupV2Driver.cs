@@ -37,7 +37,7 @@ public sealed class CgroupV2Driver : ICgroupDriver
         try
         {
             CgroupFs.Delegate(dir, rootUid, rootGid);
-            if (_deviceFilter) DeviceBpfProgram.Attach(dir, DevicePolicy.Allowed);
+            if (_deviceFilter) DeviceBpfProgram.Standard.AttachTo(dir);
         }
         catch
         {

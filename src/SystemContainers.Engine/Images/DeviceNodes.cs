@@ -8,25 +8,33 @@ namespace SystemContainers.Engine.Images;
 /// </summary>
 public static unsafe class DeviceNodes
 {
-    private const uint S_IFMT = 0xf000, S_IFCHR = 0x2000, S_IFBLK = 0x6000;
+    private const uint S_IFMT = 0xf000, S_IFCHR = 0x2000, S_IFBLK = 0x6000, S_IFDIR = 0x4000;
 
     /// <summary>Removes every character and block node under rootfs; returns their paths relative to it.</summary>
     public static IReadOnlyList<string> RemoveAll(string rootfs)
     {
         var removed = new List<string>();
-        // The enumeration does not descend into symlinked directories, so it stays inside rootfs.
-        foreach (var entry in new DirectoryInfo(rootfs).EnumerateFileSystemInfos("*", new EnumerationOptions
-        {
-            RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = false,
-        }))
-        {
-            uint type = Mode(entry.FullName) & S_IFMT;
-            if (type is not (S_IFCHR or S_IFBLK)) continue;
-            File.Delete(entry.FullName);
-            removed.Add(Path.GetRelativePath(rootfs, entry.FullName));
-        }
+        Walk(rootfs, rootfs, removed);
         removed.Sort(StringComparer.Ordinal);
         return removed;
+    }
+
+    /// <summary>
+    /// Descends only into what lstat calls a directory: an image's symlinks (/dev/fd is one, to
+    /// /proc/self/fd) are entries like any other and never lead out of the rootfs.
+    /// </summary>
+    private static void Walk(string rootfs, string dir, List<string> removed)
+    {
+        foreach (var path in Directory.EnumerateFileSystemEntries(dir))
+        {
+            uint type = Mode(path) & S_IFMT;
+            if (type == S_IFDIR) Walk(rootfs, path, removed);
+            else if (type is S_IFCHR or S_IFBLK)
+            {
+                File.Delete(path);
+                removed.Add(Path.GetRelativePath(rootfs, path));
+            }
+        }
     }
 
     private static uint Mode(string path)

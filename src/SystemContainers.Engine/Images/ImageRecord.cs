@@ -8,7 +8,11 @@ public sealed record ImageRecord(
     DateTimeOffset Created,
     long Size,
     string InitKind,
-    IReadOnlyList<string>? DroppedDeviceNodes = null);
+    IReadOnlyList<string>? DroppedDeviceNodes = null,
+    int SchemaVersion = ImageRecord.CurrentSchema)
+{
+    public const int CurrentSchema = 1;
+}
 
 /// <summary>What runs as the container's PID 1, which decides how it is asked to shut down.</summary>
 public static class InitKinds

@@ -21,18 +21,22 @@ public sealed partial class ImageStore
     {
         _dir = Path.Combine(stateDir, "images");
         Directory.CreateDirectory(_dir);
+        // Imports and removals that died half-way: nothing refers to them.
+        Recovery.ReclaimStaging(_dir);
+        Recovery.ReclaimTempFiles(_dir);
         foreach (var d in Directory.EnumerateDirectories(_dir))
         {
             string name = Path.GetFileName(d);
             string meta = Path.Combine(d, "image.json");
-            if (name.StartsWith('.'))
+            if (!File.Exists(meta)) continue;
+            try
             {
-                // An import that died half-way: nothing refers to it.
-                Directory.Delete(d, recursive: true);
-                continue;
+                _images[name] = StateStore.Read<ImageRecord>(meta, ImageRecord.CurrentSchema, r => r.SchemaVersion);
             }
-            if (File.Exists(meta))
-                _images[name] = JsonSerializer.Deserialize<ImageRecord>(File.ReadAllBytes(meta), StateStore.Json)!;
+            catch (EngineException e)
+            {
+                Console.Error.WriteLine($"image {name} is damaged and kept as it is: {e.Message}");
+            }
         }
     }
 
@@ -103,13 +107,14 @@ public sealed partial class ImageStore
                 var record = new ImageRecord(fingerprint, alias is null ? [] : [alias], description,
                     DateTimeOffset.UtcNow, new FileInfo(path).Length, init, dropped.Count > 0 ? dropped : null);
                 WriteRecord(staging, record);
+                TestHooks.Reach("import-unpacked");
                 Directory.Move(staging, Path.Combine(_dir, fingerprint));
                 lock (_images) _images[fingerprint] = record;
                 return record;
             }
             catch
             {
-                if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+                TreeRemover.Remove(staging);
                 throw;
             }
         }
@@ -138,7 +143,8 @@ public sealed partial class ImageStore
             string doomed = Path.Combine(_dir, $".remove-{image.Fingerprint}");
             Directory.Move(dir, doomed);
             lock (_images) _images.Remove(image.Fingerprint);
-            Directory.Delete(doomed, recursive: true);
+            TestHooks.Reach("image-remove-moved");
+            TreeRemover.Remove(doomed);
         }
         finally
         {

@@ -280,18 +280,18 @@ public static unsafe class Sys
         return Encoding.UTF8.GetString(sb.GetBuffer(), 0, (int)sb.Length);
     }
 
-    /// <summary>Atomically replaces a file: temp file, fsync, rename, fsync of the directory.</summary>
+    /// <summary>Atomically replaces a file: temp file, fsync, rename, fsync of the directory. A refused write removes its temp file.</summary>
     public static void WriteFileAtomic(string path, ReadOnlySpan<byte> data, int mode = 0x180)
     {
         string dir = System.IO.Path.GetDirectoryName(path)!;
         string tmp = System.IO.Path.Combine(dir, $".{System.IO.Path.GetFileName(path)}.{Environment.ProcessId}.{Environment.CurrentManagedThreadId}.tmp");
-        using (var fd = Open(tmp, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW, mode))
-        {
-            WriteAll(fd, data);
-            if (Libc.fsync(fd.Fd) < 0) throw NativeException.FromLastError("fsync", tmp);
-        }
         try
         {
+            using (var fd = Open(tmp, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW, mode))
+            {
+                WriteAll(fd, data);
+                if (Libc.fsync(fd.Fd) < 0) throw NativeException.FromLastError("fsync", tmp);
+            }
             File.Move(tmp, path, overwrite: true);
         }
         catch

@@ -169,12 +169,42 @@ public sealed class Dnsmasq : IDisposable
         return leases;
     }
 
+    /// <summary>Ends (SIGKILL, then waits) every dnsmasq whose lease file is under stateRoot, but the owned ones.</summary>
+    public static void EndUnowned(string stateRoot, IReadOnlySet<int> owned)
+    {
+        string marker = "--dhcp-leasefile=" + stateRoot + "/";
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid) || owned.Contains(pid)) continue;
+            string[] cmdline;
+            try { cmdline = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0'); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }
+            if (cmdline.Length == 0 || Path.GetFileName(cmdline[0]) != "dnsmasq" || !cmdline.Any(a => a.StartsWith(marker, StringComparison.Ordinal))) continue;
+            try
+            {
+                using var pidfd = Sys.PidfdOpen(pid);
+                Console.Error.WriteLine($"ending dnsmasq {pid}, which no network owns");
+                Sys.PidfdSignal(pidfd, 9);
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+                while (ProcStat.StartTime(pid) is not null && File.ReadAllText(Path.Combine(dir, "cmdline")).Length > 0 && DateTime.UtcNow < deadline)
+                    Thread.Sleep(10);
+            }
+            catch (Exception e) when (e is NativeException or IOException) { }
+        }
+    }
+
+    /// <summary>The live process the pid file names (pid and start time both match), adopted or not.</summary>
+    public int? RecordedPid()
+    {
+        if (!File.Exists(PidFile)) return null;
+        var f = File.ReadAllText(PidFile).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (f.Length < 2 || !int.TryParse(f[0], out int pid) || !ulong.TryParse(f[1], out ulong start)) return null;
+        return ProcStat.StartTime(pid) == start ? pid : null;
+    }
+
     private bool TryAdopt()
     {
-        if (!File.Exists(PidFile)) return false;
-        var f = File.ReadAllText(PidFile).Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        if (f.Length < 2 || !int.TryParse(f[0], out int pid) || !ulong.TryParse(f[1], out ulong start)) return false;
-        if (ProcStat.StartTime(pid) != start || !SameCommandLine(pid)) return false;
+        if (RecordedPid() is not int pid || !SameCommandLine(pid)) return false;
         SafeFd pidfd;
         try { pidfd = Sys.PidfdOpen(pid); }
         catch (NativeException) { return false; }

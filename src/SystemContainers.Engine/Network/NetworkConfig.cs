@@ -75,5 +75,13 @@ public sealed partial record NetworkConfig
     private static partial Regex DomainPattern();
 }
 
-/// <summary>A managed network as stored in networks/&lt;name&gt;/network.json.</summary>
-public sealed record NetworkRecord(string Name, IReadOnlyDictionary<string, string> Config, DateTimeOffset Created);
+/// <summary>
+/// A managed network as stored in networks/&lt;name&gt;/network.json. Pending is the intent written
+/// before a network's bridge is made and before its removal starts: a daemon that finds it at
+/// start removes whatever of that network exists.
+/// </summary>
+public sealed record NetworkRecord(string Name, IReadOnlyDictionary<string, string> Config, DateTimeOffset Created,
+    bool Pending = false, int SchemaVersion = NetworkRecord.CurrentSchema)
+{
+    public const int CurrentSchema = 1;
+}

@@ -6,6 +6,7 @@ using System.Text.Json;
 using SystemContainers.Engine.Interop;
 using SystemContainers.Engine.Runtime;
 using SystemContainers.Engine.Spec;
+using SystemContainers.Engine.State;
 
 namespace SystemContainers.Engine.Network;
 
@@ -54,11 +55,31 @@ public sealed class NetworkManager : IDisposable
         _firewall = new NftablesFirewall(options.NftPath, options.NftTable);
         Directory.CreateDirectory(StateRoot);
         Directory.CreateDirectory(RunRoot, Traversable);
+        Recovery.ReclaimTempFiles(StateRoot);
+        Recovery.ReclaimTempFiles(RunRoot);
+        bool rolledBack = false;
         foreach (var dir in Directory.GetDirectories(StateRoot).Order(StringComparer.Ordinal))
         {
+            string name = Path.GetFileName(dir);
             string file = Path.Combine(dir, "network.json");
-            if (!File.Exists(file)) continue;
-            var record = JsonSerializer.Deserialize<NetworkRecord>(File.ReadAllText(file), Json)!;
+            NetworkRecord record;
+            try
+            {
+                // Without its record the directory is what a create that died before its intent left.
+                if (!File.Exists(file)) { RemoveFiles(name); continue; }
+                record = StateStore.Read<NetworkRecord>(file, NetworkRecord.CurrentSchema, r => r.SchemaVersion, Json);
+                if (record.Pending)
+                {
+                    RollBack(name);
+                    rolledBack = true;
+                    continue;
+                }
+            }
+            catch (Exception e) when (e is NativeException or IOException or EngineException)
+            {
+                Console.Error.WriteLine($"network '{name}' is not loaded: {e.Message}");
+                continue;
+            }
             var config = NetworkConfig.Parse(record.Config);
             var managed = new Managed(record, config, NewDnsmasq(record.Name));
             _networks[record.Name] = managed;
@@ -71,7 +92,51 @@ public sealed class NetworkManager : IDisposable
                 Console.Error.WriteLine($"network '{record.Name}' is not set up: {e.Message}");
             }
         }
-        if (_networks.Count > 0) TryApplyFirewall();
+        if (options.DefaultNetwork is { } fallback && !_networks.ContainsKey(fallback))
+            rolledBack |= TryRemoveUnrecordedBridge(fallback);
+        // The table is rebuilt from the records: rules of a network cut short go with it.
+        if (_networks.Count > 0 || rolledBack) TryApplyFirewall();
+    }
+
+    /// <summary>
+    /// Removes a bridge of this name that no record names but that carries the MAC this daemon
+    /// gives its bridges: one a daemon made and lost (an older state directory, a crash before
+    /// records had intents). False when the link is someone else's.
+    /// </summary>
+    private bool RemoveUnrecordedBridge(string name)
+    {
+        if (_networks.ContainsKey(name) || _netlink.LinkAddress(name) is not { } mac || !mac.Equals(BridgeMac(name))) return false;
+        Console.Error.WriteLine($"removing bridge {name}, which this daemon made and no longer records");
+        _netlink.DeleteLink(name);
+        return true;
+    }
+
+    private bool TryRemoveUnrecordedBridge(string name)
+    {
+        try { return RemoveUnrecordedBridge(name); }
+        catch (NativeException e)
+        {
+            Console.Error.WriteLine($"cannot check link {name}: {e.Message}");
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// A network whose create or removal was cut short: its bridge (made by this daemon, since a
+    /// create first checks that no interface has the name) and its files go; its dnsmasq is
+    /// ended by StartServices with every other one no network owns.
+    /// </summary>
+    private void RollBack(string name)
+    {
+        Console.Error.WriteLine($"network '{name}' was cut short while being created or removed; removing what exists of it");
+        if (_netlink.LinkIndex(name) is not null) _netlink.DeleteLink(name);
+        RemoveFiles(name);
+    }
+
+    private void RemoveFiles(string name)
+    {
+        TreeRemover.Remove(Path.Combine(StateRoot, name));
+        TreeRemover.Remove(Path.Combine(RunRoot, name));
     }
 
     private string StateRoot => Path.Combine(_options.StateDir, "networks");
@@ -88,6 +153,9 @@ public sealed class NetworkManager : IDisposable
     public void StartServices()
     {
         lock (_lock)
+        {
+            // Any other dnsmasq of this state directory belongs to a network cut short, or was started just before a crash kept it from being recorded.
+            Dnsmasq.EndUnowned(StateRoot, _networks.Values.Select(m => m.Dnsmasq.RecordedPid()).OfType<int>().ToHashSet());
             foreach (var (name, m) in _networks)
             {
                 try
@@ -100,6 +168,7 @@ public sealed class NetworkManager : IDisposable
                     Console.Error.WriteLine($"dnsmasq of network '{name}' is not running: {e.Message}");
                 }
             }
+        }
     }
 
     public IReadOnlyList<NetworkView> List()
@@ -124,30 +193,36 @@ public sealed class NetworkManager : IDisposable
             var parsed = NetworkConfig.Parse(values);
             if (_networks.ContainsKey(name)) throw EngineException.Conflict("NetworkExists", $"network '{name}' already exists");
             CheckOverlaps(name, parsed);
-            if (_netlink.LinkIndex(name) is not null)
+            if (_netlink.LinkIndex(name) is not null && !RemoveUnrecordedBridge(name))
                 throw EngineException.Conflict("InterfaceExists", $"an interface named '{name}' already exists on this host; choose another network name");
-            string state = Path.Combine(StateRoot, name);
             Managed? managed = null;
+            bool intended = false;
             try
             {
-                Directory.CreateDirectory(state);
+                Directory.CreateDirectory(Path.Combine(StateRoot, name));
+                var record = new NetworkRecord(name, parsed.Raw, DateTimeOffset.UtcNow, Pending: true);
+                WriteRecord(record);
+                intended = true;
+                TestHooks.Reach("network-intent");
                 SetUpBridge(name, parsed, existing: false);
-                var record = new NetworkRecord(name, parsed.Raw, DateTimeOffset.UtcNow);
+                TestHooks.Reach("network-bridged");
                 managed = new Managed(record, parsed, NewDnsmasq(name));
                 _networks[name] = managed;
                 managed.Dnsmasq.WriteHosts([]);
                 managed.Dnsmasq.Start(parsed);
+                TestHooks.Reach("network-dnsmasq");
                 ApplyFirewall();
-                WriteRecord(record);
+                TestHooks.Reach("network-firewall");
+                managed.Record = record with { Pending = false };
+                WriteRecord(managed.Record);
                 return View(managed);
             }
             catch (Exception e)
             {
                 _networks.Remove(name);
                 managed?.Dnsmasq.Stop();
-                _netlink.DeleteLink(name);
-                foreach (var dir in new[] { state, Path.Combine(RunRoot, name) })
-                    if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+                if (intended) _netlink.DeleteLink(name);
+                RemoveFiles(name);
                 if (managed is not null) TryApplyFirewall();
                 if (e is EngineException) throw;
                 throw new EngineException(FailureKind.Failed, "NetworkCreateFailed", $"cannot create network '{name}': {e.Message}", e);
@@ -226,6 +301,8 @@ public sealed class NetworkManager : IDisposable
             var users = NicsOn(name).Select(u => u.Container).Distinct().Order(StringComparer.Ordinal).ToList();
             if (users.Count > 0)
                 throw EngineException.Conflict("NetworkInUse", $"network '{name}' is used by {string.Join(", ", users)}; remove their NICs or the containers first");
+            // From here a daemon that dies finishes the removal when it starts again.
+            WriteRecord(m.Record with { Pending = true });
             _networks.Remove(name);
             try
             {
@@ -234,13 +311,13 @@ public sealed class NetworkManager : IDisposable
             catch
             {
                 _networks[name] = m;
+                WriteRecord(m.Record);
                 throw;
             }
+            TestHooks.Reach("network-remove-unfirewalled");
             m.Dnsmasq.Stop();
             _netlink.DeleteLink(name);
-            Directory.Delete(Path.Combine(StateRoot, name), recursive: true);
-            string run = Path.Combine(RunRoot, name);
-            if (Directory.Exists(run)) Directory.Delete(run, recursive: true);
+            RemoveFiles(name);
         }
     }
 
@@ -432,15 +509,28 @@ public sealed class NetworkManager : IDisposable
         var adopted = new List<HostInterface>();
         var bridged = nics.Where(n => n.Type == NicType.Bridged).ToList();
         if (bridged.Count == 0) return adopted;
-        using var inside = RtNetlink.OpenIn($"/proc/{initPid}/ns/net");
-        foreach (var nic in bridged)
+        RtNetlink inside;
+        try
         {
-            string host = nic.HostNameFor(container);
-            if (_netlink.Link(host) is not { } link) continue;
-            if (link.Peer is int peer && inside.Link(peer) is { } end && end.Name == nic.Name && end.Peer == link.Index)
-                adopted.Add(new HostInterface(host, link.Index));
-            else
-                Console.Error.WriteLine($"not adopting host interface '{host}' for container '{container}': it is not the peer of the container's {nic.Name}");
+            inside = RtNetlink.OpenIn($"/proc/{initPid}/ns/net");
+        }
+        catch (NativeException e)
+        {
+            // An init that died while the daemon was away (a zombie has no namespaces): its NICs went with it.
+            Console.Error.WriteLine($"not adopting the NICs of container '{container}': {e.Message}");
+            return adopted;
+        }
+        using (inside)
+        {
+            foreach (var nic in bridged)
+            {
+                string host = nic.HostNameFor(container);
+                if (_netlink.Link(host) is not { } link) continue;
+                if (link.Peer is int peer && inside.Link(peer) is { } end && end.Name == nic.Name && end.Peer == link.Index)
+                    adopted.Add(new HostInterface(host, link.Index));
+                else
+                    Console.Error.WriteLine($"not adopting host interface '{host}' for container '{container}': it is not the peer of the container's {nic.Name}");
+            }
         }
         return adopted;
     }

@@ -154,6 +154,23 @@ public sealed unsafe class RtNetlink : IDisposable
         return new LinkInfo(index, name, peer);
     }
 
+    /// <summary>The hardware address of a link, or null when there is no link of that name (or it has none).</summary>
+    public PhysicalAddress? LinkAddress(string name)
+    {
+        if (!TryRequest(new Message(RTM_GETLINK, 0).IfInfo(0, 0).String(IFLA_IFNAME, name), "look up link", name, ENODEV, out var reply) || reply is null)
+            return null;
+        // nlmsghdr (16 bytes) and ifinfomsg (16), then attributes: length, type, payload, padded to 4.
+        for (int off = 32; off + 4 <= reply.Length;)
+        {
+            int len = BinaryPrimitives.ReadUInt16LittleEndian(reply.AsSpan(off));
+            int type = BinaryPrimitives.ReadUInt16LittleEndian(reply.AsSpan(off + 2));
+            if (len < 4 || off + len > reply.Length) break;
+            if (type == IFLA_ADDRESS) return new PhysicalAddress(reply.AsSpan(off + 4, len - 4).ToArray());
+            off += (len + 3) & ~3;
+        }
+        return null;
+    }
+
     public void AddAddress(int index, IPAddress address, int prefixLength, string linkName) =>
         Request(AddressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, index, address, prefixLength), "add address", $"{address}/{prefixLength} on {linkName}");
 

@@ -14,8 +14,6 @@ public sealed class ScInit(string path) : IDisposable
 {
     private readonly Lazy<SafeFd> _sealed = new(() => SealedCopy.Of(path));
 
-    public string Path { get; } = path;
-
     /// <summary>What is exec'd: the sealed copy, through the spawned child's own inherited fd.</summary>
     private string Executable => $"/proc/self/fd/{_sealed.Value.Fd}";
 

@@ -2,7 +2,11 @@ using SystemContainers.Engine.Spec;
 
 namespace SystemContainers.Engine.State;
 
-/// <summary>config.json: what the container is. Changes only on create and config updates.</summary>
+/// <summary>
+/// config.json: what the container is. Changes only on create and config updates. Id tells
+/// this container from an earlier or later one of the same name (records written before it
+/// existed get one when loaded).
+/// </summary>
 public sealed record ContainerRecord(
     string Name,
     string ImageFingerprint,
@@ -10,9 +14,19 @@ public sealed record ContainerRecord(
     IReadOnlyDictionary<string, string> Config,
     DateTimeOffset Created,
     IdMap? IdMap,
-    string InitKind);
+    string InitKind,
+    Guid Id = default,
+    int SchemaVersion = ContainerRecord.CurrentSchema)
+{
+    public const int CurrentSchema = 1;
+}
 
-/// <summary>state.json: what the container is doing. A pid is only trusted with its start time.</summary>
+/// <summary>
+/// state.json: what the container is doing. A pid is only trusted with its start time.
+/// Starting is the intent written before the init is made: found at daemon start, it means
+/// a start was cut short, and whatever it left in the container's cgroup is killed.
+/// Recovery says what the last reconciliation did (adopted the init, killed leftovers).
+/// </summary>
 public sealed record RuntimeRecord(
     bool Running,
     int? Pid,
@@ -21,7 +35,13 @@ public sealed record RuntimeRecord(
     DateTimeOffset? StoppedAt,
     int? LastExitCode,
     int? LastExitSignal,
-    bool Shifted)
+    bool Shifted,
+    bool Starting = false,
+    string? Recovery = null,
+    long OomKills = 0,
+    int SchemaVersion = RuntimeRecord.CurrentSchema)
 {
+    public const int CurrentSchema = 1;
+
     public static RuntimeRecord NeverStarted { get; } = new(false, null, null, null, null, null, null, false);
 }

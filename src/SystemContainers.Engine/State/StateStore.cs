@@ -6,7 +6,9 @@ namespace SystemContainers.Engine.State;
 
 /// <summary>
 /// One directory per container under &lt;state&gt;/containers: config.json and state.json, each
-/// replaced atomically (temp file, fsync, rename) so a crash never leaves half a file.
+/// replaced atomically (temp file, fsync, rename) so a crash never leaves half a file. Every
+/// record carries a schema version; a file that does not read as its record (empty, cut short,
+/// wrong types, a newer schema) is reported as damaged, never repaired or deleted here.
 /// </summary>
 public sealed class StateStore
 {
@@ -14,6 +16,7 @@ public sealed class StateStore
     {
         WriteIndented = true,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        RespectNullableAnnotations = true,
     };
 
     public StateStore(string stateDir)
@@ -26,17 +29,24 @@ public sealed class StateStore
 
     public string DirectoryOf(string name) => Path.Combine(ContainersDir, name);
 
+    /// <summary>Every container directory (staging directories start with a dot and belong to Recovery).</summary>
     public IEnumerable<string> Names() =>
-        Directory.EnumerateDirectories(ContainersDir)
-            .Select(d => Path.GetFileName(d))
-            .Where(n => !n.StartsWith('.') && File.Exists(Path.Combine(ContainersDir, n, "config.json")));
+        Directory.EnumerateDirectories(ContainersDir).Select(d => Path.GetFileName(d)).Where(n => !n.StartsWith('.'));
 
-    public ContainerRecord ReadConfig(string name) => Read<ContainerRecord>(Path.Combine(DirectoryOf(name), "config.json"));
+    public ContainerRecord ReadConfig(string name)
+    {
+        string path = Path.Combine(DirectoryOf(name), "config.json");
+        var record = Read<ContainerRecord>(path, ContainerRecord.CurrentSchema, r => r.SchemaVersion);
+        if (string.IsNullOrEmpty(record.Name) || string.IsNullOrEmpty(record.ImageFingerprint) || record.Config is null || record.InitKind is null)
+            throw Damaged(path, "a required field (name, imageFingerprint, config, initKind) is missing");
+        if (record.Name != name) throw Damaged(path, $"it names container '{record.Name}', not '{name}'");
+        return record;
+    }
 
     public RuntimeRecord ReadRuntime(string name)
     {
         string path = Path.Combine(DirectoryOf(name), "state.json");
-        return File.Exists(path) ? Read<RuntimeRecord>(path) : RuntimeRecord.NeverStarted;
+        return File.Exists(path) ? Read<RuntimeRecord>(path, RuntimeRecord.CurrentSchema, r => r.SchemaVersion) : RuntimeRecord.NeverStarted;
     }
 
     public void WriteConfig(string dir, ContainerRecord record) =>
@@ -45,7 +55,28 @@ public sealed class StateStore
     public void WriteRuntime(string name, RuntimeRecord record) =>
         Sys.WriteFileAtomic(Path.Combine(DirectoryOf(name), "state.json"), JsonSerializer.SerializeToUtf8Bytes(record, Json));
 
-    private static T Read<T>(string path) =>
-        JsonSerializer.Deserialize<T>(File.ReadAllBytes(path), Json)
-        ?? throw new EngineException(FailureKind.Failed, "CorruptState", $"cannot read {path}: empty document");
+    /// <summary>Reads one record file; any way it can be damaged becomes a "DamagedState" error naming the file.</summary>
+    internal static T Read<T>(string path, int schema, Func<T, int> versionOf, JsonSerializerOptions? options = null) where T : class
+    {
+        T? record;
+        try
+        {
+            record = JsonSerializer.Deserialize<T>(File.ReadAllBytes(path), options ?? Json);
+        }
+        catch (JsonException e)
+        {
+            throw Damaged(path, e.Message);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw Damaged(path, e.Message);
+        }
+        if (record is null) throw Damaged(path, "the document is null");
+        int version = versionOf(record);
+        if (version < 1 || version > schema) throw Damaged(path, $"schema version {version} is not one this daemon reads (1 to {schema})");
+        return record;
+    }
+
+    private static EngineException Damaged(string path, string why) =>
+        new(FailureKind.Conflict, "DamagedState", $"cannot read {path}: {why}");
 }
