@@ -38,22 +38,11 @@ public static unsafe class ExitInfo
                     pidfdInfo = false;
                 }
             }
-            if (startTime is not null && ProcStat.StartTime(pid) == startTime && ZombieStatus(pid) is int status) return Decode(status);
+            if (startTime is not null && ProcStat.StartTime(pid) == startTime && ProcStat.ZombieWaitStatus(pid) is int status) return Decode(status);
             Thread.Sleep(5);
         }
         while (DateTime.UtcNow < deadline);
         return null;
-    }
-
-    /// <summary>Field 52 of a zombie's /proc/pid/stat: its wait status.</summary>
-    private static int? ZombieStatus(int pid)
-    {
-        string text;
-        try { text = File.ReadAllText($"/proc/{pid}/stat"); }
-        catch (IOException) { return null; }
-        var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
-        // fields[0] is field 3 (state); field 52 is fields[49].
-        return fields.Length > 49 && fields[0] == "Z" && int.TryParse(fields[49], out int status) ? status : null;
     }
 
     private static ExitStatus Decode(int status) =>

@@ -34,7 +34,11 @@ public sealed record ContainerConfig
     public long? IdmapBaseValue => Raw.TryGetValue(IdmapBase, out var v) ? ParseCount(IdmapBase, v, 1, uint.MaxValue) : null;
 
     /// <summary>Whether the container's ids are its own (the default) or the map shared by every non-isolated container.</summary>
-    public bool IsIdmapIsolated => !Raw.TryGetValue(IdmapIsolated, out var v) || ParseBool(IdmapIsolated, v);
+    public bool IsIdmapIsolated => IsIsolated(Raw);
+
+    /// <summary>The same from a stored config without parsing all of it; a value that does not parse counts as isolated.</summary>
+    public static bool IsIsolated(IReadOnlyDictionary<string, string> raw) =>
+        !raw.TryGetValue(IdmapIsolated, out var v) || v.ToLowerInvariant() is not ("false" or "0" or "no" or "off" or "");
 
     public long? IdmapSizeValue => Raw.TryGetValue(IdmapSize, out var v) ? ParseCount(IdmapSize, v, 65536, uint.MaxValue) : null;
 
