@@ -68,10 +68,12 @@ Describe 'Invoke-SystemContainerCommand' {
         # Without input, stdin is at its end at once: cat returns.
         Invoke-SystemContainerCommand run1 -- cat | Should -BeNullOrEmpty
     }
-    It 'passes options through to the native command after -- and with -ArgumentList' {
+    It 'passes options through to the native command after --, as an array to -Command, and where they match no parameter' {
         Invoke-SystemContainerCommand run1 -- sh -c 'printf "a\nb\n" > /tmp/opts'
         Invoke-SystemContainerCommand run1 -- grep -v a /tmp/opts | Should -Be 'b'
-        Invoke-SystemContainerCommand run1 -ArgumentList grep, -v, b, /tmp/opts | Should -Be 'a'
+        Invoke-SystemContainerCommand run1 -Command grep, -v, b, /tmp/opts | Should -Be 'a'
+        # As the README's demo runs it: -a names no parameter of the cmdlet, so it stays uname's.
+        Invoke-SystemContainerCommand run1 uname -a | Should -Match '^Linux run1 '
     }
     It 'ends the command when its operation is cancelled (DELETE /1.0/operations/{id})' {
         $r = Invoke-TestApi $daemon POST /1.0/containers/run1/exec '{"command":["sh","-c","echo $$ > /tmp/cancelled.pid; exec sleep 300"]}'

@@ -23,8 +23,8 @@ public sealed class InvokeSystemContainerCommandCommand : SystemContainerCmdlet
     [ArgumentCompleter(typeof(ContainerNameCompleter))]
     public string[] Name { get; set; } = [];
 
+    // No alias: any name would take a native option that is its prefix (an "ArgumentList" took uname's -a).
     [Parameter(Mandatory = true, Position = 1, ValueFromRemainingArguments = true)]
-    [Alias("ArgumentList")]
     public string[] Command { get; set; } = [];
 
     /// <summary>The command's stdin: each object piped in (or given) becomes one line of text.</summary>
