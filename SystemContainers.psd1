@@ -14,7 +14,8 @@
         'Add-SystemContainerImageAlias', 'Remove-SystemContainerImageAlias',
         'Set-SystemContainer', 'Suspend-SystemContainer', 'Resume-SystemContainer', 'Get-ContainerStats',
         'New-SystemContainerNetwork', 'Get-SystemContainerNetwork', 'Set-SystemContainerNetwork', 'Remove-SystemContainerNetwork',
-        'Get-SystemContainerNetworkLease', 'Test-SystemContainerHost'
+        'Get-SystemContainerNetworkLease', 'Test-SystemContainerHost', 'Get-SystemContainerHost',
+        'Wait-SystemContainer', 'Get-SystemContainerLog', 'Get-SystemContainerEvent'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -8,6 +8,7 @@
     CompatiblePSEditions = @('Core')
     PowerShellVersion    = '7.4'
     FormatsToProcess     = @('SystemContainers.Format.ps1xml')
+    TypesToProcess       = @('SystemContainers.Types.ps1xml')
     CmdletsToExport      = @(
         'Get-SystemContainer', 'New-SystemContainer', 'Start-SystemContainer', 'Stop-SystemContainer',
         'Restart-SystemContainer', 'Remove-SystemContainer', 'Invoke-SystemContainerCommand', 'Enter-SystemContainer',
@@ -15,7 +16,8 @@
         'Add-SystemContainerImageAlias', 'Remove-SystemContainerImageAlias',
         'Set-SystemContainer', 'Suspend-SystemContainer', 'Resume-SystemContainer', 'Get-ContainerStats',
         'New-SystemContainerNetwork', 'Get-SystemContainerNetwork', 'Set-SystemContainerNetwork', 'Remove-SystemContainerNetwork',
-        'Get-SystemContainerNetworkLease', 'Test-SystemContainerHost'
+        'Get-SystemContainerNetworkLease', 'Test-SystemContainerHost', 'Get-SystemContainerHost',
+        'Wait-SystemContainer', 'Get-SystemContainerLog', 'Get-SystemContainerEvent'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -113,18 +113,36 @@ Describe 'Bad input gets a clear error and leaves nothing behind' {
         $err2[0].FullyQualifiedErrorId | Should -BeLike 'InvalidConfigValue,*'
         Get-ContainerDirs | Should -Not -Contain 'badcfg'
     }
-    It 'refuses to start a running container' {
-        Start-SystemContainer keeper -ErrorVariable err -ErrorAction SilentlyContinue
-        $err[0].FullyQualifiedErrorId | Should -BeLike 'AlreadyRunning,*'
+    It 'starts a running container without an error or a change, as Start-VM does; the REST API still says AlreadyRunning' {
+        $again = Start-SystemContainer keeper -PassThru -ErrorVariable err -Verbose 4>&1
+        $err | Should -BeNullOrEmpty
+        @($again | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message -join "`n" | Should -Match "container 'keeper' is already running: nothing to do"
+        ($again | Where-Object { $_ -is [SystemContainers.Api.SystemContainer] }).Pid | Should -Be $keeper.Pid
         (Get-SystemContainer keeper).Pid | Should -Be $keeper.Pid
+        $r = Invoke-TestApi $daemon PUT /1.0/containers/keeper/state '{"action":"start"}'
+        $r.Status | Should -Be 409
+        $r.Body.error_id | Should -Be 'AlreadyRunning'
     }
-    It 'refuses to exec into or stop a stopped container' {
+    It 'refuses to exec into a stopped container; stopping it again is no error' {
         New-SystemContainer idle -Image $image | Out-Null
         Invoke-SystemContainerCommand idle true -ErrorVariable err -ErrorAction SilentlyContinue
         $err[0].FullyQualifiedErrorId | Should -BeLike 'NotRunning,*'
         $err[0].Exception.Message | Should -Match "container 'idle' is not running"
-        Stop-SystemContainer idle -ErrorVariable err2 -ErrorAction SilentlyContinue
-        $err2[0].FullyQualifiedErrorId | Should -BeLike 'NotRunning,*'
+        $stopped = Stop-SystemContainer idle -PassThru -ErrorVariable err2
+        $err2 | Should -BeNullOrEmpty
+        $stopped.Status | Should -Be 'Stopped'
+        Suspend-SystemContainer keeper
+        Suspend-SystemContainer keeper -ErrorVariable err3
+        Resume-SystemContainer keeper
+        Resume-SystemContainer keeper -ErrorVariable err4
+        @($err3) + @($err4) | Should -BeNullOrEmpty
+        (Get-SystemContainer keeper).Status | Should -Be 'Running'
+    }
+    It 'restarts a stopped container by starting it, as Restart-Service does' {
+        $c = Restart-SystemContainer idle -PassThru
+        $c.Status | Should -Be 'Running'
+        (Get-Content "/proc/$($c.Pid)/comm") | Should -Be 'init'
+        Stop-SystemContainer idle -Force
     }
     It 'asks before removing, in an interactive pwsh: No keeps the container, Yes removes it (tmux)' {
         New-SystemContainer keepme -Image busybox | Out-Null

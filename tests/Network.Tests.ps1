@@ -12,8 +12,8 @@ BeforeAll {
     function Get-BridgeMac([string]$Bridge) { ((Invoke-InNetns $daemon ip @('-o', 'link', 'show', $Bridge)) -split 'link/ether ')[1].Substring(0, 17) }
     function Get-Table { Invoke-InNetns $daemon nft @('list', 'table', 'inet', 'systemcontainers') 2>$null }
     function Wait-IPv4([string]$Name) {
-        Wait-Until -TimeoutSeconds 20 -What "a DHCP address for $Name" { @((Get-SystemContainer $Name).IPv4).Count -gt 0 }
-        (Get-SystemContainer $Name).IPv4[0]
+        $scale = if ($env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE) { [double]$env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE } else { 1 }
+        (Wait-SystemContainer $Name -For IPv4 -Timeout (20 * $scale) -PassThru -ErrorAction Stop).IPv4[0]
     }
     function Invoke-In([string]$Name, [string[]]$Command) { Invoke-SystemContainerCommand $Name -PassThru -- @Command }
     function Assert-NothingMade([string]$Name) {
@@ -164,7 +164,8 @@ Describe 'Containers on a managed network' {
         $hostEnd = @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'master', 'lan')) -join "`n"
         $hostEnd | Should -Match 'vsc[0-9a-f]{10}'
         (Get-SystemContainerNetworkLease lan | Where-Object Hostname -eq b1).Address | Should -Be $address
-        (Get-SystemContainerNetwork lan).UsedBy | Should -Contain '/1.0/containers/b1'
+        (Get-SystemContainerNetwork lan).UsedBy | Should -Contain 'b1'
+        (Invoke-TestApi $daemon GET /1.0/networks/lan).Body.metadata.used_by | Should -Contain '/1.0/containers/b1'
     }
     It 'lets two containers reach each other by name over DNS' {
         $b2 = Wait-IPv4 b2

@@ -16,12 +16,10 @@ Describe 'A Debian container with systemd' {
     }
     It 'boots systemd as PID 1 to running or degraded' {
         $script:c = New-SystemContainer deb1 -Image bookworm -Start
-        $script:state = $null
-        Wait-Until -TimeoutSeconds 60 -What 'systemctl is-system-running' {
-            $script:state = (Invoke-SystemContainerCommand deb1 -PassThru -- systemctl is-system-running).Stdout.Trim()
-            $script:state -in 'running', 'degraded'
-        }
-        $state | Should -BeIn 'running', 'degraded'
+        $scale = if ($env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE) { [double]$env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE } else { 1 }
+        $booted = Wait-SystemContainer deb1 -For SystemdRunning -Timeout (60 * $scale) -PassThru -ErrorAction Stop -WarningAction SilentlyContinue
+        $booted.Name | Should -Be 'deb1'
+        (Invoke-SystemContainerCommand deb1 -PassThru -- systemctl is-system-running).Stdout.Trim() | Should -BeIn 'running', 'degraded'
         Invoke-SystemContainerCommand deb1 -- cat /proc/1/comm | Should -Be 'systemd'
         Invoke-SystemContainerCommand deb1 hostname | Should -Be 'deb1'
         Invoke-SystemContainerCommand deb1 -- systemd-detect-virt | Should -Be 'container-other'
@@ -32,8 +30,8 @@ Describe 'A Debian container with systemd' {
         Invoke-SystemContainerCommand deb1 -- systemctl is-active systemd-journald | Should -Be 'active'
     }
     It 'gets an address by DHCP through systemd-networkd and finds a peer by name through systemd-resolved' {
-        Wait-Until -TimeoutSeconds 30 -What 'a DHCP address for deb1' { @((Get-SystemContainer deb1).IPv4).Count -gt 0 }
-        $address = (Get-SystemContainer deb1).IPv4[0]
+        $scale = if ($env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE) { [double]$env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE } else { 1 }
+        $address = (Wait-SystemContainer deb1 -For IPv4 -Timeout (30 * $scale) -PassThru -ErrorAction Stop).IPv4[0]
         $net = Get-SystemContainerNetwork scbr0
         $address | Should -BeLike ($net.IPv4 -replace '\.1/24$', '.*')
         Invoke-SystemContainerCommand deb1 -- systemctl is-active systemd-networkd systemd-resolved | Should -Be @('active', 'active')
@@ -62,5 +60,9 @@ Describe 'A Debian container with systemd' {
         $console = Get-Content (Join-Path $daemon.RunDir 'containers/deb1/console.log') -Raw
         $console | Should -Match 'Welcome to .*Debian GNU/Linux 12'
         $console | Should -Match 'Halting system'
+        # The cmdlet reads the same log, line by line.
+        $lines = Get-SystemContainerLog deb1
+        $lines -join "`n" | Should -Match 'Welcome to .*Debian GNU/Linux 12'
+        @(Get-SystemContainerLog deb1 -Tail 3) | Should -Be @($lines | Select-Object -Last 3)
     }
 }

@@ -63,6 +63,34 @@ public sealed class SystemContainersClient : IDisposable
         }
     }
 
+    public Task<SystemContainerHost> GetHostAsync(CancellationToken ct = default) =>
+        SendAsync<SystemContainerHost>(HttpMethod.Get, "1.0", null, ct);
+
+    /// <summary>The console log from byte offset on (see <see cref="ConsoleLogChunk"/>).</summary>
+    public Task<ConsoleLogChunk> GetConsoleLogAsync(string name, long offset, CancellationToken ct = default) =>
+        SendAsync<ConsoleLogChunk>(HttpMethod.Get, $"1.0/containers/{Esc(name)}/console?from={offset}", null, ct);
+
+    /// <summary>The events the daemon kept (its last thousand), oldest first; types empty for all.</summary>
+    public Task<List<EventMessage>> GetRecentEventsAsync(IEnumerable<string> types, CancellationToken ct = default) =>
+        SendAsync<List<EventMessage>>(HttpMethod.Get, $"1.0/events/recent?type={Esc(string.Join(',', types))}", null, ct);
+
+    /// <summary>Subscribes to /1.0/events: each text message is one <see cref="EventMessage"/>.</summary>
+    public async Task<ClientWebSocket> SubscribeEventsAsync(IEnumerable<string> types, CancellationToken ct = default)
+    {
+        var socket = new ClientWebSocket();
+        try
+        {
+            await socket.ConnectAsync(new Uri($"ws://systemcontainers/1.0/events?type={Esc(string.Join(',', types))}"),
+                new HttpMessageInvoker(_handler, disposeHandler: false), ct);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
     public Task<List<SystemContainer>> ListContainersAsync(CancellationToken ct = default) =>
         SendAsync<List<SystemContainer>>(HttpMethod.Get, "1.0/containers?recursion=1", null, ct);
 
@@ -131,14 +159,20 @@ public sealed class SystemContainersClient : IDisposable
     public Task DeleteImageAsync(string reference, CancellationToken ct = default) =>
         SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/images/{Esc(reference)}", null, ct);
 
-    public Task<List<SystemContainerNetwork>> ListNetworksAsync(CancellationToken ct = default) =>
-        SendAsync<List<SystemContainerNetwork>>(HttpMethod.Get, "1.0/networks?recursion=1", null, ct);
+    public async Task<List<SystemContainerNetwork>> ListNetworksAsync(CancellationToken ct = default) =>
+        [.. (await SendAsync<List<SystemContainerNetwork>>(HttpMethod.Get, "1.0/networks?recursion=1", null, ct)).Select(WithNames)];
 
-    public Task<SystemContainerNetwork> CreateNetworkAsync(NetworkCreateRequest request, CancellationToken ct = default) =>
-        SendAsync<SystemContainerNetwork>(HttpMethod.Post, "1.0/networks", request, ct);
+    public async Task<SystemContainerNetwork> CreateNetworkAsync(NetworkCreateRequest request, CancellationToken ct = default) =>
+        WithNames(await SendAsync<SystemContainerNetwork>(HttpMethod.Post, "1.0/networks", request, ct));
 
-    public Task<SystemContainerNetwork> UpdateNetworkAsync(string name, NetworkUpdateRequest request, CancellationToken ct = default) =>
-        SendAsync<SystemContainerNetwork>(HttpMethod.Patch, $"1.0/networks/{Esc(name)}", request, ct);
+    public async Task<SystemContainerNetwork> UpdateNetworkAsync(string name, NetworkUpdateRequest request, CancellationToken ct = default) =>
+        WithNames(await SendAsync<SystemContainerNetwork>(HttpMethod.Patch, $"1.0/networks/{Esc(name)}", request, ct));
+
+    /// <summary>The wire's used_by holds LXD's resource URLs; the typed network holds the containers' names.</summary>
+    private static SystemContainerNetwork WithNames(SystemContainerNetwork n) =>
+        n with { UsedBy = [.. n.UsedBy.Select(u => u.StartsWith(ContainerUrl, StringComparison.Ordinal) ? Uri.UnescapeDataString(u[ContainerUrl.Length..]) : u)] };
+
+    private const string ContainerUrl = "/1.0/containers/";
 
     public Task DeleteNetworkAsync(string name, CancellationToken ct = default) =>
         SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/networks/{Esc(name)}", null, ct);

@@ -25,7 +25,29 @@ public sealed record ApiResponse(
     string? ErrorId = null,
     JsonElement? Metadata = null);
 
-public sealed record ServerInfo(string ApiVersion, string ServerVersion, string Kernel, string CgroupVersion, string StateDir, int Pid);
+/// <summary>GET /1.0: the daemon, its host and what it holds (Get-SystemContainerHost).</summary>
+public sealed record SystemContainerHost
+{
+    public string ApiVersion { get; init; } = "1.0";
+    public string ServerVersion { get; init; } = "";
+    public string Hostname { get; init; } = "";
+    /// <summary>The kernel release (uname -r).</summary>
+    public string Kernel { get; init; } = "";
+    /// <summary>v1, v2 or hybrid: where the daemon keeps its containers' cgroups.</summary>
+    public string CgroupVersion { get; init; } = "";
+    public int Pid { get; init; }
+    public DateTimeOffset StartedAt { get; init; }
+    public string StateDir { get; init; } = "";
+    /// <summary>The file system the state dir (images and container root file systems) lives on.</summary>
+    public string StateDirFilesystem { get; init; } = "";
+    public long StateDirSize { get; init; }
+    public long StateDirFree { get; init; }
+    public int Containers { get; init; }
+    public int Running { get; init; }
+    public int Frozen { get; init; }
+    public int Images { get; init; }
+    public int Networks { get; init; }
+}
 
 /// <summary>A system container as the API and the cmdlets show it.</summary>
 public sealed record SystemContainer
@@ -36,9 +58,9 @@ public sealed record SystemContainer
     public required string ImageFingerprint { get; init; }
     public int? Pid { get; init; }
     [JsonPropertyName("ipv4")]
-    public string[] IPv4 { get; init; } = [];
+    public TextList IPv4 { get; init; } = [];
     [JsonPropertyName("ipv6")]
-    public string[] IPv6 { get; init; } = [];
+    public TextList IPv6 { get; init; } = [];
     public DateTimeOffset Created { get; init; }
     public DateTimeOffset? StartedAt { get; init; }
     public DateTimeOffset? StoppedAt { get; init; }
@@ -58,24 +80,24 @@ public sealed record SystemContainer
 public sealed record SystemContainerImage
 {
     public required string Fingerprint { get; init; }
-    public string[] Aliases { get; init; } = [];
+    public TextList Aliases { get; init; } = [];
     public string Description { get; init; } = "";
     public DateTimeOffset Created { get; init; }
     public long Size { get; init; }
     public string InitKind { get; init; } = "";
     /// <summary>Device nodes the tarball carried, left out of the image (containers get their /dev from the runtime).</summary>
-    public string[] DroppedDeviceNodes { get; init; } = [];
+    public TextList DroppedDeviceNodes { get; init; } = [];
 
     /// <summary>The first alias, else the short fingerprint: what people call it.</summary>
     [JsonIgnore]
-    public string Name => Aliases.Length > 0 ? Aliases[0] : Fingerprint[..12];
+    public string Name => Aliases.Count > 0 ? Aliases[0] : Fingerprint[..12];
 }
 
 /// <summary>What Invoke-SystemContainerCommand -PassThru returns.</summary>
 public sealed record SystemContainerCommandResult
 {
     public required string Container { get; init; }
-    public required string[] Command { get; init; }
+    public required TextList Command { get; init; }
     public int ExitCode { get; init; }
     public string Stdout { get; init; } = "";
     public string Stderr { get; init; } = "";
@@ -95,7 +117,29 @@ public sealed record Operation
     public string? ErrId { get; init; }
 }
 
-public sealed record EventMessage(string Type, DateTimeOffset Timestamp, JsonElement Metadata);
+/// <summary>One event of /1.0/events: Id rises by one per event the daemon publishes.</summary>
+public sealed record EventMessage(string Type, DateTimeOffset Timestamp, JsonElement Metadata, long Id = 0);
+
+/// <summary>
+/// An event as Get-SystemContainerEvent shows it. Lifecycle events name the action
+/// (container-started) and the resource; operation events carry the operation, its status as the action.
+/// </summary>
+public sealed record SystemContainerEvent
+{
+    public long Id { get; init; }
+    public required string Type { get; init; }
+    public DateTimeOffset Timestamp { get; init; }
+    public string Action { get; init; } = "";
+    /// <summary>The resource's path, like /1.0/containers/web.</summary>
+    public string Source { get; init; } = "";
+    /// <summary>The resource's name: the last part of Source.</summary>
+    public string Name { get; init; } = "";
+    public Operation? Operation { get; init; }
+    public JsonElement Metadata { get; init; }
+}
+
+/// <summary>GET /1.0/containers/{name}/console?from=N: the console log from byte N on, and where the next read starts.</summary>
+public sealed record ConsoleLogChunk(string Text, long Next, bool Restarted);
 
 public sealed record ContainerCreateRequest(string Name, string Image, Dictionary<string, string>? Config = null);
 
@@ -195,7 +239,7 @@ public sealed record SystemContainerNetwork
     public string? IPv6 { get; init; }
     public bool Nat { get; init; }
     public string Domain { get; init; } = "";
-    public string[] UsedBy { get; init; } = [];
+    public TextList UsedBy { get; init; } = [];
     public int? DnsmasqPid { get; init; }
     public DateTimeOffset Created { get; init; }
     public Dictionary<string, string> Config { get; init; } = new();

@@ -7,10 +7,17 @@ using SystemContainers.Engine;
 
 namespace SystemContainers.Daemon;
 
-/// <summary>Fans lifecycle and operation events out to every /1.0/events websocket.</summary>
+/// <summary>
+/// Fans lifecycle and operation events out to every /1.0/events websocket, and keeps the last
+/// <see cref="RecentCount"/> for /1.0/events/recent. Ids rise by one per event, so a client that
+/// reads the recent ones after subscribing can drop what it got twice.
+/// </summary>
 public sealed class EventHub
 {
+    public const int RecentCount = 1000;
     private readonly ConcurrentDictionary<Guid, Channel<EventMessage>> _subscribers = new();
+    private readonly Queue<EventMessage> _recent = new();
+    private long _lastId;
 
     public EventHub(ContainerManager containers, OperationRegistry operations)
     {
@@ -22,10 +29,24 @@ public sealed class EventHub
     public void Lifecycle(string action, string source) =>
         Publish("lifecycle", new { action, source });
 
+    /// <summary>The kept events of the given types (all types when empty), oldest first.</summary>
+    public IReadOnlyList<EventMessage> Recent(IReadOnlySet<string> types)
+    {
+        lock (_recent) return [.. _recent.Where(m => types.Count == 0 || types.Contains(m.Type))];
+    }
+
     private void Publish(string type, object metadata)
     {
-        var message = new EventMessage(type, DateTimeOffset.UtcNow, JsonSerializer.SerializeToElement(metadata, Wire.Json));
-        foreach (var channel in _subscribers.Values) channel.Writer.TryWrite(message);
+        var element = JsonSerializer.SerializeToElement(metadata, Wire.Json);
+        EventMessage message;
+        // One lock orders the ids, the kept queue and the fan-out alike.
+        lock (_recent)
+        {
+            message = new EventMessage(type, DateTimeOffset.UtcNow, element, ++_lastId);
+            _recent.Enqueue(message);
+            if (_recent.Count > RecentCount) _recent.Dequeue();
+            foreach (var channel in _subscribers.Values) channel.Writer.TryWrite(message);
+        }
     }
 
     public async Task StreamAsync(WebSocket socket, IReadOnlySet<string> types, CancellationToken ct)

@@ -18,8 +18,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
 
     public void Map(WebApplication app)
     {
-        app.MapGet("/1.0", () => Sync(new ServerInfo("1.0", typeof(RestApi).Assembly.GetName().Version?.ToString() ?? "0",
-            Environment.OSVersion.Version.ToString(), containers.CgroupVersion, options.Engine.StateDir, Environment.ProcessId)));
+        app.MapGet("/1.0", () => Sync(HostInfo()));
 
         app.MapGet("/1.0/containers", (HttpContext ctx) => ctx.Request.Query["recursion"].ToString() switch
         {
@@ -75,10 +74,15 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             return Async(operations.Start($"{req.Action} container {name}", Resource(name),
                 async op => ToApi(await action(op.Cancellation.Token))));
         });
-        app.MapGet("/1.0/containers/{name}/console", (string name) =>
+        app.MapGet("/1.0/containers/{name}/console", (string name, HttpContext ctx) =>
         {
             string path = containers.ConsoleLogPath(name);
-            return Sync(File.Exists(path) ? File.ReadAllText(path) : "");
+            string from = ctx.Request.Query["from"].ToString();
+            if (from.Length == 0) return Sync(File.Exists(path) ? File.ReadAllText(path) : "");
+            if (!long.TryParse(from, out long offset) || offset < 0)
+                throw EngineException.Invalid("InvalidRequest", $"from '{from}' is not a byte offset");
+            var chunk = ConsoleLog.ReadFrom(path, offset);
+            return Sync(new ConsoleLogChunk(chunk.Text, chunk.Next, chunk.Restarted));
         });
         app.MapPost("/1.0/containers/{name}/exec", async (string name, HttpContext ctx) =>
         {
@@ -252,16 +256,46 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             }
             return Results.Empty;
         });
+        app.MapGet("/1.0/events/recent", (HttpContext ctx) => Sync(events.Recent(EventTypes(ctx))));
         app.MapGet("/1.0/events", async (HttpContext ctx) =>
         {
             if (!ctx.WebSockets.IsWebSocketRequest)
                 throw EngineException.Invalid("NotWebSocket", "/1.0/events needs a websocket upgrade");
-            var types = ctx.Request.Query["type"].ToString().Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+            var types = EventTypes(ctx);
             using var socket = await ctx.WebSockets.AcceptWebSocketAsync();
             await events.StreamAsync(socket, types, ctx.RequestAborted);
             return Results.Empty;
         });
     }
+
+    private static HashSet<string> EventTypes(HttpContext ctx) =>
+        ctx.Request.Query["type"].ToString().Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+
+    private SystemContainerHost HostInfo()
+    {
+        var all = containers.List();
+        var disk = new DriveInfo(options.Engine.StateDir);
+        return new SystemContainerHost
+        {
+            ServerVersion = typeof(RestApi).Assembly.GetName().Version?.ToString() ?? "0",
+            Hostname = Environment.MachineName,
+            Kernel = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(),
+            CgroupVersion = containers.CgroupVersion,
+            Pid = Environment.ProcessId,
+            StartedAt = Started,
+            StateDir = options.Engine.StateDir,
+            StateDirFilesystem = disk.DriveFormat,
+            StateDirSize = disk.TotalSize,
+            StateDirFree = disk.AvailableFreeSpace,
+            Containers = all.Count,
+            Running = all.Count(c => c.Status == ContainerStatus.Running),
+            Frozen = all.Count(c => c.Status == ContainerStatus.Frozen),
+            Images = images.List().Count,
+            Networks = containers.Networks.List().Count,
+        };
+    }
+
+    private static readonly DateTimeOffset Started = DateTimeOffset.UtcNow;
 
     private async Task<ImageRecord> BuildBusybox(ImageCreateRequest req, OperationRecord op)
     {

@@ -49,7 +49,9 @@ public sealed class NewSystemContainerCommand : SystemContainerCmdlet
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     public string Name { get; set; } = "";
 
-    [Parameter(Mandatory = true, Position = 1)]
+    /// <summary>An alias or fingerprint; images piped from Get-SystemContainerImage bind by fingerprint.</summary>
+    [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
+    [Alias("Fingerprint")]
     [ArgumentCompleter(typeof(ImageNameCompleter))]
     public string Image { get; set; } = "";
 
@@ -89,7 +91,11 @@ public sealed class NewSystemContainerCommand : SystemContainerCmdlet
     }
 }
 
-/// <summary>Start, Stop and Restart: the same pipeline shape around one state action.</summary>
+/// <summary>
+/// Start, Stop, Restart, Suspend and Resume: the same pipeline shape around one state action. A
+/// container already in the state asked for is no error (as Start-VM and Stop-Service): the
+/// cmdlet says so with -Verbose and passes the container through.
+/// </summary>
 public abstract class ContainerStateCmdlet : SystemContainerCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
@@ -103,13 +109,32 @@ public abstract class ContainerStateCmdlet : SystemContainerCmdlet
     protected abstract string Action { get; }
     protected virtual ContainerStateRequest Request => new(Action);
 
+    /// <summary>The daemon's error id for "already in that state" (AlreadyRunning, NotRunning, ...).</summary>
+    protected abstract string SettledId { get; }
+
+    /// <summary>What a container already in that state comes to: itself, as it is.</summary>
+    protected virtual Task<SystemContainer> Settle(SystemContainersClient client, string name) => client.GetContainerAsync(name, Cancel);
+
     protected override void ProcessRecord()
     {
         foreach (var name in ExpandContainerNames(Name))
         {
             if (!ShouldProcess(name, $"{char.ToUpperInvariant(Action[0])}{Action[1..]} system container")) continue;
-            if (TryCall(c => c.ChangeStateAsync(name, Request, Cancel), name, out var result) && PassThru)
+            string? settled = null;
+            if (TryCall(async c =>
+                {
+                    try
+                    {
+                        return await c.ChangeStateAsync(name, Request, Cancel);
+                    }
+                    catch (SystemContainersApiException e) when (e.ErrorId == SettledId)
+                    {
+                        settled = e.Message;
+                        return await Settle(c, name);
+                    }
+                }, name, out var result) && PassThru)
                 WriteObject(result);
+            if (settled is not null) WriteVerbose($"{settled}: nothing to do");
         }
     }
 }
@@ -119,6 +144,7 @@ public abstract class ContainerStateCmdlet : SystemContainerCmdlet
 public sealed class StartSystemContainerCommand : ContainerStateCmdlet
 {
     protected override string Action => "start";
+    protected override string SettledId => "AlreadyRunning";
 }
 
 [Cmdlet(VerbsLifecycle.Suspend, "SystemContainer", SupportsShouldProcess = true)]
@@ -126,6 +152,7 @@ public sealed class StartSystemContainerCommand : ContainerStateCmdlet
 public sealed class SuspendSystemContainerCommand : ContainerStateCmdlet
 {
     protected override string Action => "freeze";
+    protected override string SettledId => "AlreadyFrozen";
 }
 
 [Cmdlet(VerbsLifecycle.Resume, "SystemContainer", SupportsShouldProcess = true)]
@@ -133,6 +160,7 @@ public sealed class SuspendSystemContainerCommand : ContainerStateCmdlet
 public sealed class ResumeSystemContainerCommand : ContainerStateCmdlet
 {
     protected override string Action => "unfreeze";
+    protected override string SettledId => "NotFrozen";
 }
 
 [Cmdlet(VerbsCommon.Set, "SystemContainer", SupportsShouldProcess = true)]
@@ -185,6 +213,7 @@ public abstract class ContainerShutdownCmdlet : ContainerStateCmdlet
 public sealed class StopSystemContainerCommand : ContainerShutdownCmdlet
 {
     protected override string Action => "stop";
+    protected override string SettledId => "NotRunning";
 }
 
 [Cmdlet(VerbsLifecycle.Restart, "SystemContainer", SupportsShouldProcess = true)]
@@ -192,6 +221,11 @@ public sealed class StopSystemContainerCommand : ContainerShutdownCmdlet
 public sealed class RestartSystemContainerCommand : ContainerShutdownCmdlet
 {
     protected override string Action => "restart";
+    protected override string SettledId => "NotRunning";
+
+    /// <summary>A stopped container is started, as Restart-Service starts a stopped service.</summary>
+    protected override Task<SystemContainer> Settle(SystemContainersClient client, string name) =>
+        client.ChangeStateAsync(name, new ContainerStateRequest("start"), Cancel);
 }
 
 [Cmdlet(VerbsCommon.Remove, "SystemContainer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]

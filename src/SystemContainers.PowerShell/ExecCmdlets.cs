@@ -115,7 +115,7 @@ public sealed class InvokeSystemContainerCommandCommand : SystemContainerCmdlet
             {
                 WriteObject(new SystemContainerCommandResult
                 {
-                    Container = name, Command = Command, ExitCode = code, Stdout = stdout.Text, Stderr = stderr.Text,
+                    Container = name, Command = [.. Command], ExitCode = code, Stdout = stdout.Text, Stderr = stderr.Text,
                 });
                 continue;
             }

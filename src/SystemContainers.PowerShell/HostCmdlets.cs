@@ -30,3 +30,13 @@ public sealed class TestSystemContainerHostCommand : SystemContainerCmdlet
         WriteObject(result.Checks, enumerateCollection: true);
     }
 }
+
+[Cmdlet(VerbsCommon.Get, "SystemContainerHost")]
+[OutputType(typeof(SystemContainerHost))]
+public sealed class GetSystemContainerHostCommand : SystemContainerCmdlet
+{
+    protected override void EndProcessing()
+    {
+        if (TryCall(c => c.GetHostAsync(Cancel), null, out var host)) WriteObject(host);
+    }
+}

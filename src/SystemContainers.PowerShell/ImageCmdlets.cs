@@ -120,8 +120,9 @@ public sealed class NewSystemContainerImageCommand : ImageCreatingCmdlet
 [OutputType(typeof(void))]
 public sealed class RemoveSystemContainerImageCommand : SystemContainerCmdlet
 {
-    /// <summary>Alias or fingerprint.</summary>
+    /// <summary>Alias or fingerprint, wildcards allowed.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = "Name")]
+    [SupportsWildcards]
     [ArgumentCompleter(typeof(ImageNameCompleter))]
     public string[] Name { get; set; } = [];
 
@@ -135,10 +136,33 @@ public sealed class RemoveSystemContainerImageCommand : SystemContainerCmdlet
 
     protected override void ProcessRecord()
     {
-        var targets = ParameterSetName == "InputObject" ? InputObject.Select(i => (Ref: i.Fingerprint, Shown: i.Name)) : Name.Select(n => (Ref: n, Shown: n));
+        var targets = ParameterSetName == "InputObject" ? InputObject.Select(i => (Ref: i.Fingerprint, Shown: i.Name)) : Name.SelectMany(Targets);
         foreach (var (reference, shown) in targets)
             if (ShouldRemove(shown, "Remove system container image", Force))
                 TryCall(c => c.DeleteImageAsync(reference, Cancel), shown);
+    }
+
+    /// <summary>
+    /// A literal name goes to the daemon as it is. A pattern removes each image it names wholly (its
+    /// fingerprint, or every alias it has); an image it names by only some aliases stays, as one
+    /// alias of several never removes an image.
+    /// </summary>
+    private IEnumerable<(string Ref, string Shown)> Targets(string name)
+    {
+        if (!WildcardPattern.ContainsWildcardCharacters(name)) return [(name, name)];
+        if (!TryCall(c => c.ListImagesAsync(Cancel), name, out var all)) return [];
+        var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
+        var targets = new List<(string, string)>();
+        foreach (var image in all.Where(i => pattern.IsMatch(i.Fingerprint) || i.Aliases.Any(pattern.IsMatch)))
+        {
+            var others = image.Aliases.Where(a => !pattern.IsMatch(a)).ToList();
+            if (pattern.IsMatch(image.Fingerprint) || others.Count == 0) targets.Add((image.Fingerprint, image.Name));
+            else
+                WriteError(new ErrorRecord(new InvalidOperationException(
+                        $"image '{image.Name}' also has the aliases {string.Join(", ", others.Select(a => $"'{a}'"))}, which '{name}' does not match; it stays"),
+                    "ImageHasOtherAliases", ErrorCategory.InvalidOperation, image.Name));
+        }
+        return targets;
     }
 }
 
@@ -173,6 +197,7 @@ public sealed class AddSystemContainerImageAliasCommand : SystemContainerCmdlet
 public sealed class RemoveSystemContainerImageAliasCommand : SystemContainerCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
+    [SupportsWildcards]
     [ArgumentCompleter(typeof(ImageNameCompleter))]
     public string[] Alias { get; set; } = [];
 
@@ -181,7 +206,7 @@ public sealed class RemoveSystemContainerImageAliasCommand : SystemContainerCmdl
 
     protected override void ProcessRecord()
     {
-        foreach (var alias in Alias)
+        foreach (var alias in ExpandNames(Alias, c => c.ListImagesAsync(Cancel), i => i.Aliases))
             if (ShouldProcess(alias, "Remove image alias (the image stays)") && TryCall(c => c.RemoveImageAliasAsync(alias, Cancel), alias, out var image) && PassThru)
                 WriteObject(image);
     }

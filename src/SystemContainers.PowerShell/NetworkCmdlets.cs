@@ -90,27 +90,31 @@ public sealed class NewSystemContainerNetworkCommand : NetworkConfigCmdlet
 public sealed class SetSystemContainerNetworkCommand : NetworkConfigCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
     [ArgumentCompleter(typeof(NetworkNameCompleter))]
-    public string Name { get; set; } = "";
+    public string[] Name { get; set; } = [];
 
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
     protected override void ProcessRecord()
     {
-        if (!TryCall(c => c.ListNetworksAsync(Cancel), Name, out var all)) return;
-        var current = all.FirstOrDefault(n => n.Name == Name);
-        var changes = Changes(current?.IPv6 is not null);
-        if (changes.Count == 0)
+        if (!TryCall(c => c.ListNetworksAsync(Cancel), null, out var all)) return;
+        foreach (var name in ExpandNames(Name, _ => Task.FromResult(all), n => [n.Name]))
         {
-            WriteError(new ErrorRecord(new ArgumentException("name something to change: -IPv4, -IPv6, -Nat, -Domain or -Config"),
-                "NothingToChange", ErrorCategory.InvalidArgument, Name));
-            return;
+            var current = all.FirstOrDefault(n => n.Name == name);
+            var changes = Changes(current?.IPv6 is not null);
+            if (changes.Count == 0)
+            {
+                WriteError(new ErrorRecord(new ArgumentException("name something to change: -IPv4, -IPv6, -Nat, -Domain or -Config"),
+                    "NothingToChange", ErrorCategory.InvalidArgument, name));
+                return;
+            }
+            string summary = string.Join(", ", changes.Select(kv => $"{kv.Key}={kv.Value ?? "(unset)"}"));
+            if (!ShouldProcess(name, $"Set {summary}")) continue;
+            if (TryCall(c => c.UpdateNetworkAsync(name, new NetworkUpdateRequest(changes), Cancel), name, out var updated) && PassThru)
+                WriteObject(updated);
         }
-        string summary = string.Join(", ", changes.Select(kv => $"{kv.Key}={kv.Value ?? "(unset)"}"));
-        if (!ShouldProcess(Name, $"Set {summary}")) return;
-        if (TryCall(c => c.UpdateNetworkAsync(Name, new NetworkUpdateRequest(changes), Cancel), Name, out var updated) && PassThru)
-            WriteObject(updated);
     }
 }
 
@@ -119,6 +123,7 @@ public sealed class SetSystemContainerNetworkCommand : NetworkConfigCmdlet
 public sealed class RemoveSystemContainerNetworkCommand : SystemContainerCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
     [ArgumentCompleter(typeof(NetworkNameCompleter))]
     public string[] Name { get; set; } = [];
 
@@ -128,7 +133,7 @@ public sealed class RemoveSystemContainerNetworkCommand : SystemContainerCmdlet
 
     protected override void ProcessRecord()
     {
-        foreach (var name in Name)
+        foreach (var name in ExpandNetworkNames(Name))
             if (ShouldRemove(name, "Remove system container network", Force))
                 TryCall(c => c.DeleteNetworkAsync(name, Cancel), name);
     }
@@ -138,14 +143,15 @@ public sealed class RemoveSystemContainerNetworkCommand : SystemContainerCmdlet
 [OutputType(typeof(SystemContainerNetworkLease))]
 public sealed class GetSystemContainerNetworkLeaseCommand : SystemContainerCmdlet
 {
-    /// <summary>The network whose leases to list.</summary>
+    /// <summary>The networks whose leases to list, wildcards allowed.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
     [ArgumentCompleter(typeof(NetworkNameCompleter))]
     public string[] Name { get; set; } = [];
 
     protected override void ProcessRecord()
     {
-        foreach (var name in Name)
+        foreach (var name in ExpandNetworkNames(Name))
             if (TryCall(c => c.ListLeasesAsync(name, Cancel), name, out var leases))
                 WriteObject(leases, enumerateCollection: true);
     }

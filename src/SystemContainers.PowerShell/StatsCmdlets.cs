@@ -9,12 +9,13 @@ public sealed class GetContainerStatsCommand : SystemContainerCmdlet
 {
     private readonly List<string> _names = [];
 
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = "Name", ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    /// <summary>Containers to sample, wildcards allowed; without names, every container.</summary>
+    [Parameter(Position = 0, ParameterSetName = "Name", ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ArgumentCompleter(typeof(ContainerNameCompleter))]
-    public string[] Name { get; set; } = [];
+    public string[]? Name { get; set; }
 
-    /// <summary>Every container.</summary>
+    /// <summary>Every container (the same as giving no name).</summary>
     [Parameter(Mandatory = true, ParameterSetName = "All")]
     public SwitchParameter All { get; set; }
 
@@ -33,7 +34,7 @@ public sealed class GetContainerStatsCommand : SystemContainerCmdlet
     public SwitchParameter Continuous { get; set; }
 
     // Names are collected first so one request per sample serves the whole pipeline.
-    protected override void ProcessRecord() => _names.AddRange(Name);
+    protected override void ProcessRecord() => _names.AddRange(Name ?? []);
 
     protected override void EndProcessing()
     {
@@ -55,7 +56,8 @@ public sealed class GetContainerStatsCommand : SystemContainerCmdlet
 
     private bool Sample(bool write)
     {
-        bool literalOnly = !All && _names.All(n => !WildcardPattern.ContainsWildcardCharacters(n));
+        bool every = All || _names.Count == 0;
+        bool literalOnly = !every && _names.All(n => !WildcardPattern.ContainsWildcardCharacters(n));
         if (literalOnly)
         {
             foreach (var name in _names)
@@ -64,7 +66,7 @@ public sealed class GetContainerStatsCommand : SystemContainerCmdlet
         }
         if (!TryCall(c => c.ListStatsAsync(Cancel), null, out var all)) return false;
         var patterns = _names.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToList();
-        if (write) WriteObject(all.Where(s => All || patterns.Any(p => p.IsMatch(s.Name))), enumerateCollection: true);
+        if (write) WriteObject(all.Where(s => every || patterns.Any(p => p.IsMatch(s.Name))), enumerateCollection: true);
         return true;
     }
 }

@@ -84,9 +84,21 @@ public abstract class SystemContainerCmdlet : PSCmdlet
     }
 
     /// <summary>Expands wildcard patterns against existing containers; literal names pass through (a missing one errors later).</summary>
-    protected IEnumerable<string> ExpandContainerNames(IEnumerable<string> names)
+    protected IEnumerable<string> ExpandContainerNames(IEnumerable<string> names) =>
+        ExpandNames(names, c => c.ListContainersAsync(Cancel), c => [c.Name]);
+
+    protected IEnumerable<string> ExpandNetworkNames(IEnumerable<string> names) =>
+        ExpandNames(names, c => c.ListNetworksAsync(Cancel), n => [n.Name]);
+
+    /// <summary>
+    /// Expands wildcard patterns against a listing (each item may answer to several names, as an
+    /// image to its aliases); literal names pass through, so a missing one gets the daemon's error.
+    /// A pattern that matches nothing yields nothing, as Remove-Item's does.
+    /// </summary>
+    protected IEnumerable<string> ExpandNames<T>(IEnumerable<string> names, Func<SystemContainersClient, Task<List<T>>> list,
+        Func<T, IEnumerable<string>> namesOf)
     {
-        List<SystemContainer>? all = null;
+        List<T>? all = null;
         foreach (var name in names)
         {
             if (!WildcardPattern.ContainsWildcardCharacters(name))
@@ -94,9 +106,9 @@ public abstract class SystemContainerCmdlet : PSCmdlet
                 yield return name;
                 continue;
             }
-            if (all is null && !TryCall(c => c.ListContainersAsync(Cancel), name, out all)) yield break;
+            if (all is null && !TryCall(list, name, out all)) yield break;
             var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
-            foreach (var c in all!.Where(c => pattern.IsMatch(c.Name))) yield return c.Name;
+            foreach (var match in all!.SelectMany(namesOf).Where(pattern.IsMatch).Distinct(StringComparer.Ordinal)) yield return match;
         }
     }
 }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Text;
 using SystemContainers.Engine.Interop;
 
 namespace SystemContainers.Engine.Runtime;
@@ -32,6 +33,44 @@ public sealed unsafe class ConsoleLog : IDisposable
     }
 
     public string Path => _path;
+
+    /// <summary>
+    /// The console log from a byte offset. The log restarts when it rotates (or the container
+    /// restarts): an offset past its end then reads it from the start, and says so.
+    /// </summary>
+    public static ConsoleText ReadFrom(string path, long offset)
+    {
+        FileStream opened;
+        try
+        {
+            opened = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return new ConsoleText("", 0, offset > 0);
+        }
+        using var file = opened;
+        bool restarted = offset > file.Length;
+        file.Position = restarted ? 0 : offset;
+        long start = file.Position;
+        var bytes = new byte[file.Length - start];
+        file.ReadExactly(bytes);
+        int whole = WholeUtf8(bytes);
+        return new ConsoleText(Encoding.UTF8.GetString(bytes, 0, whole), start + whole, restarted);
+    }
+
+    /// <summary>How many leading bytes end on a whole UTF-8 character: a character the writer is midway through waits for the next read.</summary>
+    private static int WholeUtf8(byte[] bytes)
+    {
+        for (int back = 1; back <= Math.Min(4, bytes.Length); back++)
+        {
+            byte b = bytes[^back];
+            if ((b & 0xC0) == 0x80) continue;
+            int length = b < 0x80 ? 1 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
+            return length > back ? bytes.Length - back : bytes.Length;
+        }
+        return bytes.Length;
+    }
 
     private bool Drain()
     {
@@ -81,3 +120,6 @@ public sealed unsafe class ConsoleLog : IDisposable
         }
     }
 }
+
+/// <summary>Console log text read from an offset: Next is where the next read starts; Restarted, that the log began anew.</summary>
+public sealed record ConsoleText(string Text, long Next, bool Restarted);

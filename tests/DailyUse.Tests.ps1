@@ -1,0 +1,216 @@
+# The cmdlets people use to watch and script containers (host facts, waits, console log, events)
+# and the consistency rules every cmdlet follows (wildcards, pipelines, idempotent states, CSV).
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
+    Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
+    $script:daemon = Start-TestDaemon -ExtraArguments @('--default-network', 'none')
+    $script:image = Get-TestImage
+    $script:scale = if ($env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE) { [double]$env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE } else { 1 }
+    function Start-Shell([string]$Script) {
+        <# A shell script in a process of its own, running while a cmdlet in this one waits. #>
+        $info = [Diagnostics.ProcessStartInfo]::new('sh')
+        $info.ArgumentList.Add('-c'); $info.ArgumentList.Add($Script)
+        [Diagnostics.Process]::Start($info)
+    }
+    function Start-Later([string]$Name, [double]$Seconds) {
+        <# Starts a container through the raw API from another client after a pause. #>
+        Start-Shell "sleep $Seconds; curl -s -o /dev/null --unix-socket '$($daemon.Socket)' -X PUT -d '{`"action`":`"start`"}' http://sc/1.0/containers/$Name/state"
+    }
+}
+AfterAll { Stop-TestDaemon $script:daemon }
+
+Describe 'Get-SystemContainerHost' {
+    It 'reports the daemon, the kernel, the state dir and the counts as the host sees them' {
+        New-SystemContainer h1 -Image $image -Start | Out-Null
+        New-SystemContainer h2 -Image $image | Out-Null
+        $h = Get-SystemContainerHost
+        $h | Should -BeOfType ([SystemContainers.Api.SystemContainerHost])
+        $h.Pid | Should -Be $daemon.Pid
+        $h.Kernel | Should -Be (uname -r)
+        $h.StateDir | Should -Be $daemon.StateDir
+        $h.StateDirFilesystem | Should -Be (findmnt -n -o FSTYPE -T $daemon.StateDir)
+        $blocks = (stat -f -c '%b %S' $daemon.StateDir) -split ' '
+        $h.StateDirSize | Should -Be ([long]$blocks[0] * [long]$blocks[1])
+        $h.StateDirFree | Should -BeGreaterThan 0
+        $h.StateDirFree | Should -BeLessOrEqual $h.StateDirSize
+        $h.Containers | Should -Be @(Get-SystemContainer).Count
+        $h.Running | Should -Be @(Get-SystemContainer | Where-Object Status -eq 'Running').Count
+        $h.Images | Should -Be @(Get-SystemContainerImage).Count
+        $h.Networks | Should -Be 0
+        $h.CgroupVersion | Should -Be (Get-CgroupVersion)
+        $h.StartedAt | Should -BeLessThan ([DateTimeOffset]::UtcNow)
+        Remove-SystemContainer h1, h2 -Force
+    }
+}
+
+Describe 'Wait-SystemContainer' {
+    It 'waits until another client starts the container, then passes it on' {
+        New-SystemContainer w1 -Image $image | Out-Null
+        $starter = Start-Later w1 1
+        try {
+            $clock = [Diagnostics.Stopwatch]::StartNew()
+            $ready = Wait-SystemContainer w1 -Timeout (30 * $scale) -PassThru
+            $clock.Elapsed.TotalSeconds | Should -BeGreaterThan 0.5 -Because 'the container was stopped when the wait began'
+            $ready.Status | Should -Be 'Running'
+            (Get-Content "/proc/$($ready.Pid)/comm") | Should -Be 'init'
+        }
+        finally { $starter.WaitForExit(); $starter.Dispose() }
+    }
+    It 'gives a WaitTimeout error naming the state when the time runs out, and goes on to the next' {
+        New-SystemContainer w2 -Image $image | Out-Null
+        $out = @(Wait-SystemContainer w2, w1 -Timeout 0.5 -PassThru -ErrorVariable err -ErrorAction SilentlyContinue)
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'WaitTimeout,*'
+        $err[0].Exception.Message | Should -Match "container 'w2' was not running within 0.5 s \(it is Stopped\)"
+        $out.Name | Should -Be 'w1'
+    }
+    It 'refuses to wait for systemd in a container whose init is not systemd' {
+        Wait-SystemContainer w1 -For SystemdRunning -Timeout 5 -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'NotSystemd,*'
+        $err[0].Exception.Message | Should -Match 'its init is busybox'
+    }
+    It 'takes wildcards and piped containers, and reports a missing name' {
+        @(Get-SystemContainer w1 | Wait-SystemContainer -PassThru).Name | Should -Be 'w1'
+        @(Wait-SystemContainer 'w*' -Timeout 0.2 -PassThru -ErrorAction SilentlyContinue).Name | Should -Be 'w1'
+        Wait-SystemContainer nosuch -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'ContainerNotFound,*'
+        Remove-SystemContainer w* -Force
+    }
+}
+
+Describe 'Get-SystemContainerLog' {
+    BeforeAll { New-SystemContainer talk -Image $image -Start | Out-Null }
+    AfterAll { Remove-SystemContainer talk -Force }
+    It 'reads what the container wrote to its console, as the log file on the host holds it' {
+        Invoke-SystemContainerCommand talk -- sh -c 'for i in 1 2 3; do echo "console line $i" > /dev/console; done'
+        Wait-Until -TimeoutSeconds 10 -What 'the console lines' { (Get-SystemContainerLog talk) -contains 'console line 3' }
+        $lines = @(Get-SystemContainerLog talk)
+        $file = Get-Content (Join-Path $daemon.RunDir 'containers/talk/console.log')
+        $lines | Should -Be @($file | ForEach-Object { $_.TrimEnd("`r") })
+        @(Get-SystemContainerLog talk -Tail 2) | Should -Be @('console line 2', 'console line 3')
+    }
+    It 'follows new lines as they come, until the timeout' {
+        $writer = Start-Shell "sleep 1; nsenter -t $((Get-SystemContainer talk).Pid) -a sh -c 'echo followed-1 > /dev/console; sleep 0.5; echo followed-2 > /dev/console'"
+        try {
+            $clock = [Diagnostics.Stopwatch]::StartNew()
+            $seen = @(Get-SystemContainerLog talk -Follow -Timeout (4 * $scale) | Where-Object { $_ -like 'followed-*' })
+            $clock.Elapsed.TotalSeconds | Should -BeGreaterOrEqual 3.5
+            $seen | Should -Be @('followed-1', 'followed-2')
+        }
+        finally { $writer.WaitForExit(); $writer.Dispose() }
+    }
+    It 'reads from an offset over the REST API and says when the log began anew' {
+        $all = (Invoke-TestApi $daemon GET '/1.0/containers/talk/console?from=0').Body.metadata
+        $all.text | Should -Match 'console line 1'
+        $all.restarted | Should -BeFalse
+        $tail = (Invoke-TestApi $daemon GET "/1.0/containers/talk/console?from=$($all.next)").Body.metadata
+        $tail.text | Should -Be ''
+        $tail.next | Should -Be $all.next
+        $past = (Invoke-TestApi $daemon GET "/1.0/containers/talk/console?from=$($all.next + 100000)").Body.metadata
+        $past.restarted | Should -BeTrue
+        $past.text | Should -Be $all.text
+        (Invoke-TestApi $daemon GET '/1.0/containers/talk/console?from=-1').Status | Should -Be 400
+    }
+}
+
+Describe 'Get-SystemContainerEvent' {
+    It 'lists the kept lifecycle events of one container in order, with rising ids' {
+        New-SystemContainer ev1 -Image $image -Start | Out-Null
+        Stop-SystemContainer ev1 -Force
+        $events = @(Get-SystemContainerEvent ev1 -Type lifecycle)
+        $events | Should -Not -BeNullOrEmpty
+        $events[0] | Should -BeOfType ([SystemContainers.Api.SystemContainerEvent])
+        @($events.Action) | Should -Be @('container-created', 'container-started', 'container-exited', 'container-stopped')
+        @($events.Source | Select-Object -Unique) | Should -Be '/1.0/containers/ev1'
+        for ($i = 1; $i -lt $events.Count; $i++) { $events[$i].Id | Should -BeGreaterThan $events[$i - 1].Id }
+        $raw = (Invoke-TestApi $daemon GET '/1.0/events/recent?type=lifecycle').Body.metadata
+        @($raw | Where-Object { $_.metadata.source -eq '/1.0/containers/ev1' }).Count | Should -Be 4
+    }
+    It 'follows events as they happen, with nothing lost or doubled between the kept and the new' {
+        $starter = Start-Later ev1 1.5
+        try {
+            $seen = @(Get-SystemContainerEvent ev1 -Type lifecycle -Follow -Timeout (5 * $scale))
+            @($seen.Action) | Should -Be @('container-created', 'container-started', 'container-exited', 'container-stopped', 'container-started')
+            @($seen.Id | Select-Object -Unique).Count | Should -Be $seen.Count
+        }
+        finally { $starter.WaitForExit(); $starter.Dispose() }
+    }
+    It 'shows operations with their status and resource' {
+        $ops = @(Get-SystemContainerEvent -Type operation)
+        $ops | Should -Not -BeNullOrEmpty
+        $ops[0].Operation | Should -BeOfType ([SystemContainers.Api.Operation])
+        @($ops.Action | Select-Object -Unique) | Should -Contain 'Success'
+        Remove-SystemContainer ev1 -Force
+    }
+}
+
+Describe 'Consistency' {
+    It 'samples every container when Get-ContainerStats has no name' {
+        New-SystemContainer s1 -Image $image -Start | Out-Null
+        New-SystemContainer s2 -Image $image | Out-Null
+        $all = @(Get-ContainerStats)
+        @($all.Name | Sort-Object) | Should -Be @(Get-SystemContainer | ForEach-Object Name | Sort-Object)
+        ($all | Where-Object Name -eq 's1').Processes | Should -BeGreaterThan 0
+        ($all | Where-Object Name -eq 's2').Status | Should -Be 'Stopped'
+    }
+    It 'has a State alias of Status on containers and samples' {
+        $c = Get-SystemContainer s1
+        $c.State | Should -Be 'Running'
+        $c.State | Should -Be $c.Status
+        (Get-ContainerStats s2).State | Should -Be 'Stopped'
+    }
+    It 'creates a container from a piped image, bound by fingerprint' {
+        $img = Get-SystemContainerImage $image
+        $c = $img | New-SystemContainer piped1
+        $c.ImageFingerprint | Should -Be $img.Fingerprint
+        $config = Get-Content (Join-Path $daemon.StateDir 'containers/piped1/config.json') -Raw | ConvertFrom-Json
+        $config | ConvertTo-Json -Depth 5 | Should -Match $img.Fingerprint
+    }
+    It 'flattens lists for Export-Csv and ToString' {
+        Add-SystemContainerImageAlias $image csv-a, csv-b
+        $csv = Join-Path $daemon.Dir 'images.csv'
+        Get-SystemContainerImage csv-a | Export-Csv $csv
+        (Import-Csv $csv).Aliases | Should -Be "$image, csv-a, csv-b"
+        (Get-SystemContainerImage csv-a).Aliases.ToString() | Should -Be "$image, csv-a, csv-b"
+        Remove-SystemContainerImageAlias 'csv-*'
+        (Get-SystemContainerImage $image).Aliases | Should -Be @($image)
+    }
+    It 'removes images by pattern only when the pattern names them wholly' {
+        function New-TinyImage([string]$Alias) {
+            $root = Join-Path $daemon.Dir "tiny-$Alias"
+            New-Item -ItemType Directory -Path "$root/bin", "$root/sbin" | Out-Null
+            Copy-Item /bin/busybox "$root/bin/busybox"
+            New-Item -ItemType SymbolicLink -Path "$root/sbin/init" -Target ../bin/busybox | Out-Null
+            Set-Content "$root/marker" $Alias
+            tar --create --file "$root.tar" --numeric-owner -C $root .
+            Import-SystemContainerImage "$root.tar" -Alias $Alias
+        }
+        $whole = New-TinyImage wc-whole
+        $part = New-TinyImage wc-part
+        $part.Fingerprint | Should -Not -Be $whole.Fingerprint
+        Add-SystemContainerImageAlias wc-part keep-me
+        Remove-SystemContainerImage 'wc-*' -Force -ErrorVariable err -ErrorAction SilentlyContinue
+        # The image named wholly by the pattern is gone; the one with another alias stays, with an error.
+        Get-SystemContainerImage $whole.Fingerprint -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Test-Path (Join-Path $daemon.StateDir "images/$($whole.Fingerprint)") | Should -BeFalse
+        $err.Count | Should -Be 1
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'ImageHasOtherAliases,*'
+        $err[0].Exception.Message | Should -Match "'keep-me'"
+        (Get-SystemContainerImage keep-me).Fingerprint | Should -Be $part.Fingerprint
+        Remove-SystemContainerImageAlias 'wc-*'
+        Remove-SystemContainerImage 'keep-*' -Force
+        Test-Path (Join-Path $daemon.StateDir "images/$($part.Fingerprint)") | Should -BeFalse
+        Get-SystemContainerImage keep-me -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Get-SystemContainerImage $image | Should -Not -BeNullOrEmpty
+    }
+    It 'takes wildcards in network and lease cmdlets' {
+        New-SystemContainerNetwork wnet1 -IPv4 10.91.1.1/24 | Out-Null
+        New-SystemContainerNetwork wnet2 -IPv4 10.91.2.1/24 | Out-Null
+        Set-SystemContainerNetwork 'wnet*' -Domain wild -Confirm:$false
+        @(Get-SystemContainerNetwork 'wnet*').Domain | Should -Be @('wild', 'wild')
+        @(Get-SystemContainerNetworkLease 'wnet*') | Should -BeNullOrEmpty
+        Remove-SystemContainerNetwork 'wnet*' -Force
+        Get-SystemContainerNetwork 'wnet*' | Should -BeNullOrEmpty
+        (Invoke-InNetns $daemon ip @('-o', 'link', 'show')) -join "`n" | Should -Not -Match 'wnet'
+        Remove-SystemContainer s1, s2, piped1 -Force
+    }
+}
