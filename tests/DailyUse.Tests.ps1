@@ -143,6 +143,31 @@ Describe 'Get-SystemContainerEvent' {
     }
 }
 
+Describe 'Autostart' {
+    It 'starts the boot.autostart containers when the daemon starts, by priority with their delays, and leaves the others' {
+        New-SystemContainer auto-low -Image $image -Config @{ 'boot.autostart' = $true; 'boot.autostart.priority' = 1 } | Out-Null
+        New-SystemContainer auto-high -Image $image -Config @{ 'boot.autostart' = $true; 'boot.autostart.priority' = 10; 'boot.autostart.delay' = 1 } | Out-Null
+        New-SystemContainer auto-mid -Image $image -Config @{ 'boot.autostart' = 'true'; 'boot.autostart.priority' = 5 } | Out-Null
+        New-SystemContainer manual -Image $image | Out-Null
+        $kept = New-SystemContainer auto-running -Image $image -Config @{ 'boot.autostart' = $true } -Start
+        New-SystemContainer bad-prio -Image $image -Config @{ 'boot.autostart.priority' = 'high' } -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'InvalidConfigValue,*'
+        Stop-DaemonProcess $daemon
+        Start-DaemonProcess $daemon @('--default-network', 'none')
+        Wait-Until -TimeoutSeconds 30 -What 'the autostart containers to run' {
+            @(Get-SystemContainer auto-* | Where-Object Status -eq 'Running').Count -eq 4
+        }
+        $started = Get-SystemContainer auto-high, auto-mid, auto-low
+        foreach ($c in $started) { (Get-Content "/proc/$($c.Pid)/comm") | Should -Be 'init' }
+        @($started | Sort-Object StartedAt).Name | Should -Be @('auto-high', 'auto-mid', 'auto-low')
+        ($started[1].StartedAt - $started[0].StartedAt).TotalSeconds | Should -BeGreaterOrEqual 1 -Because "auto-high's delay is 1 s"
+        (Get-SystemContainer auto-running).Pid | Should -Be $kept.Pid -Because 'a running container is adopted, not started again'
+        (Get-SystemContainer manual).Status | Should -Be 'Stopped'
+        (Get-Content $daemon.Log -Raw) | Should -Match 'autostart: started auto-high \(priority 10\)'
+        Remove-SystemContainer auto-*, manual -Force
+    }
+}
+
 Describe 'Consistency' {
     It 'samples every container when Get-ContainerStats has no name' {
         New-SystemContainer s1 -Image $image -Start | Out-Null
@@ -151,6 +176,23 @@ Describe 'Consistency' {
         @($all.Name | Sort-Object) | Should -Be @(Get-SystemContainer | ForEach-Object Name | Sort-Object)
         ($all | Where-Object Name -eq 's1').Processes | Should -BeGreaterThan 0
         ($all | Where-Object Name -eq 's2').Status | Should -Be 'Stopped'
+    }
+    It 'takes config keys in any case, stores the listed spelling and applies them' {
+        $c = New-SystemContainer cased -Image $image -Config @{ 'Limits.Memory' = '64MiB'; 'Environment.Greeting' = 'hi'; 'USER.Note' = 'x' } -Start
+        $c.Config.Keys | Sort-Object | Should -Be @('environment.Greeting', 'limits.memory', 'user.Note')
+        Get-CgroupMemoryLimit -InitPid $c.Pid | Should -Be (64MB)
+        Set-SystemContainer cased @{ 'LIMITS.MEMORY' = '96MiB' }
+        Get-CgroupMemoryLimit -InitPid $c.Pid | Should -Be (96MB)
+        (Get-SystemContainer cased).Config['limits.memory'] | Should -Be '96MiB'
+        Invoke-SystemContainerCommand cased -- sh -c 'echo $Greeting' | Should -Be 'hi'
+        Set-SystemContainer cased @{ 'Security.Privileged' = 'true' } -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'ImmutableConfigKey,*'
+        # Two spellings of one key in a raw request are refused, never resolved by order.
+        $r = Invoke-TestApi $daemon POST /1.0/containers '{"name":"twice","image":"busybox","config":{"limits.memory":"64MiB","Limits.Memory":"128MiB"}}'
+        $r.Status | Should -Be 400
+        $r.Body.error_id | Should -Be 'InvalidConfigKey'
+        Test-Path (Join-Path $daemon.StateDir 'containers/twice') | Should -BeFalse
+        Remove-SystemContainer cased -Force
     }
     It 'has a State alias of Status on containers and samples' {
         $c = Get-SystemContainer s1

@@ -86,6 +86,7 @@ DaemonLog.Info($"systemcontainerd {Environment.ProcessId} listening on {options.
 Daemonization.NotifyReady(notifySocket);
 // The probes take a moment; the API answers meanwhile.
 _ = Task.Run(() => HostCheckLog.Write(new HostCheck(options.Engine)));
+_ = Task.Run(() => Autostart.RunAsync(containers, DaemonLog.Info, app.Lifetime.ApplicationStopping));
 await app.WaitForShutdownAsync();
 return 0;
 

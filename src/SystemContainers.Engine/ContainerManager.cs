@@ -210,15 +210,16 @@ public sealed class ContainerManager : IDisposable
         UnderGate(name, "container-updated", c =>
         {
             var merged = new Dictionary<string, string>(c.Record.Config, StringComparer.Ordinal);
-            foreach (var (key, value) in changes)
+            foreach (var (given, value) in changes)
             {
-                if (key.StartsWith("security.", StringComparison.Ordinal))
+                string key = ContainerConfig.CanonicalKey(given);
+                if (key.StartsWith("security.", StringComparison.OrdinalIgnoreCase))
                     throw EngineException.Invalid("ImmutableConfigKey", $"config key '{key}' can only be set when the container is created");
                 if (string.IsNullOrEmpty(value)) merged.Remove(key);
                 else merged[key] = value;
             }
             var config = ContainerConfig.Parse(merged);
-            bool nicsChanged = changes.Keys.Any(NicSpec.IsNicKey);
+            bool nicsChanged = changes.Keys.Select(ContainerConfig.CanonicalKey).Any(NicSpec.IsNicKey);
             var old = ContainerConfig.Parse(c.Record.Config);
             if (nicsChanged)
             {

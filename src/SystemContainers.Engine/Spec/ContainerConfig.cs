@@ -14,10 +14,14 @@ public sealed record ContainerConfig
     public const string IdmapSize = "security.idmap.size";
     public const string IdmapIsolated = "security.idmap.isolated";
     public const string StopTimeout = "boot.stop.timeout";
+    public const string Autostart = "boot.autostart";
+    public const string AutostartPriority = "boot.autostart.priority";
+    public const string AutostartDelay = "boot.autostart.delay";
     public const string EnvironmentPrefix = "environment.";
     public const string UserPrefix = "user.";
 
-    public static readonly IReadOnlyList<string> Keys = [Privileged, IdmapBase, IdmapSize, IdmapIsolated, StopTimeout, .. ResourceLimits.Keys];
+    public static readonly IReadOnlyList<string> Keys =
+        [Privileged, IdmapBase, IdmapSize, IdmapIsolated, StopTimeout, Autostart, AutostartPriority, AutostartDelay, .. ResourceLimits.Keys];
 
     // The structured keys are parsed here, once: a config is consulted on every start, exec and stop.
     private ContainerConfig(ImmutableSortedDictionary<string, string> raw)
@@ -45,6 +49,16 @@ public sealed record ContainerConfig
     public TimeSpan StopTimeoutValue =>
         TimeSpan.FromSeconds(Raw.TryGetValue(StopTimeout, out var v) ? ParseCount(StopTimeout, v, 0, 3600) : 30);
 
+    /// <summary>Whether the daemon starts the container when it starts (boot.autostart).</summary>
+    public bool IsAutostart => Raw.TryGetValue(Autostart, out var v) && ParseBool(Autostart, v);
+
+    /// <summary>Autostart order: higher first (boot.autostart.priority, default 0).</summary>
+    public long AutostartPriorityValue => Raw.TryGetValue(AutostartPriority, out var v) ? ParseCount(AutostartPriority, v, 0, 1_000_000) : 0;
+
+    /// <summary>How long autostart waits after starting this container before the next (boot.autostart.delay, seconds).</summary>
+    public TimeSpan AutostartDelayValue =>
+        TimeSpan.FromSeconds(Raw.TryGetValue(AutostartDelay, out var v) ? ParseCount(AutostartDelay, v, 0, 3600) : 0);
+
     /// <summary>The limits.* keys, validated against this host's CPUs and memory.</summary>
     public ResourceLimits Limits { get; }
 
@@ -67,12 +81,33 @@ public sealed record ContainerConfig
 
     public static ContainerConfig Empty { get; } = new(ImmutableSortedDictionary<string, string>.Empty.WithComparers(StringComparer.Ordinal));
 
+    /// <summary>
+    /// The stored spelling of a key given in any case (PowerShell's hashtables ignore case, so
+    /// people type Limits.Memory): a known key as it is listed; for user.*, environment.* and
+    /// nic.&lt;device&gt;.&lt;property&gt; the prefix and the property in lower case, while the user key,
+    /// the variable and the device keep theirs.
+    /// </summary>
+    public static string CanonicalKey(string key)
+    {
+        foreach (var known in Keys)
+            if (string.Equals(known, key, StringComparison.OrdinalIgnoreCase)) return known;
+        foreach (var prefix in (ReadOnlySpan<string>)[UserPrefix, EnvironmentPrefix])
+            if (key.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)) return prefix + key[prefix.Length..];
+        if (!key.StartsWith(NicSpec.Prefix, StringComparison.OrdinalIgnoreCase)) return key;
+        string rest = key[NicSpec.Prefix.Length..];
+        int dot = rest.IndexOf('.');
+        return NicSpec.Prefix + (dot < 0 ? rest : rest[..dot] + rest[dot..].ToLowerInvariant());
+    }
+
     /// <summary>Validates every key and value; throws an InvalidArgument EngineException naming the first bad one.</summary>
     public static ContainerConfig Parse(IReadOnlyDictionary<string, string>? values)
     {
         var builder = ImmutableSortedDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
-        foreach (var (key, value) in values ?? new Dictionary<string, string>())
+        foreach (var (given, value) in values ?? new Dictionary<string, string>())
         {
+            string key = CanonicalKey(given);
+            if (builder.ContainsKey(key))
+                throw EngineException.Invalid("InvalidConfigKey", $"config key '{key}' is given twice ('{given}'); keys are matched without regard to case");
             if (value is null || value.Contains('\n') || value.Contains('\0'))
                 throw EngineException.Invalid("InvalidConfigValue", $"config key '{key}' has an invalid value");
             if (key.StartsWith(UserPrefix, StringComparison.Ordinal) && key.Length > UserPrefix.Length) { }
@@ -94,6 +129,9 @@ public sealed record ContainerConfig
         _ = config.IdmapSizeValue;
         _ = config.IsIdmapIsolated;
         _ = config.StopTimeoutValue;
+        _ = config.IsAutostart;
+        _ = config.AutostartPriorityValue;
+        _ = config.AutostartDelayValue;
         return config;
     }
 
