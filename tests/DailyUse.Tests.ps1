@@ -194,6 +194,22 @@ Describe 'Consistency' {
         Test-Path (Join-Path $daemon.StateDir 'containers/twice') | Should -BeFalse
         Remove-SystemContainer cased -Force
     }
+    It 'says with -Verbose what the daemon did, and the daemon log records it' {
+        $out = New-SystemContainer verb1 -Image $image -Start -Verbose 4>&1
+        $c = $out | Where-Object { $_ -is [SystemContainers.Api.SystemContainer] }
+        $said = @($out | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message -join "`n"
+        $said | Should -Match "verb1: created from image $image \([0-9a-f]{12}\)"
+        $said | Should -Match "verb1: running, init pid $($c.Pid)"
+        (Get-Content "/proc/$($c.Pid)/comm") | Should -Be 'init'
+        $said = @(Stop-SystemContainer verb1 -Force -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message -join "`n"
+        $said | Should -Match 'verb1: stopped, last exit signal 9'
+        $said = @(Remove-SystemContainer verb1 -Force -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message -join "`n"
+        $said | Should -Match 'verb1: removed with its files'
+        $log = Get-Content $daemon.Log -Raw
+        foreach ($action in 'container-created', 'container-started', 'container-stopped', 'container-deleted') {
+            $log | Should -Match "$action /1.0/containers/verb1"
+        }
+    }
     It 'has a State alias of Status on containers and samples' {
         $c = Get-SystemContainer s1
         $c.State | Should -Be 'Running'

@@ -21,13 +21,20 @@ public sealed class EventHub
 
     public EventHub(ContainerManager containers, OperationRegistry operations)
     {
-        containers.Events += e => Publish("lifecycle", new { action = e.Action, source = $"/1.0/containers/{e.Source}", context = e.Context });
+        containers.Events += e => PublishLifecycle(e.Action, $"/1.0/containers/{e.Source}", new { action = e.Action, source = $"/1.0/containers/{e.Source}", context = e.Context });
         operations.Changed += op => Publish("operation", op.ToApi());
     }
 
     /// <summary>A lifecycle event about something other than a container (a network).</summary>
     public void Lifecycle(string action, string source) =>
-        Publish("lifecycle", new { action, source });
+        PublishLifecycle(action, source, new { action, source });
+
+    private void PublishLifecycle(string action, string source, object metadata)
+    {
+        // The log keeps what the daemon did, beside the failures it logs.
+        DaemonLog.Info($"{action} {source}");
+        Publish("lifecycle", metadata);
+    }
 
     /// <summary>The kept events of the given types (all types when empty), oldest first.</summary>
     public IReadOnlyList<EventMessage> Recent(IReadOnlySet<string> types)

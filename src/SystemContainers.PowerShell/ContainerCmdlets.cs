@@ -86,9 +86,20 @@ public sealed class NewSystemContainerCommand : SystemContainerCmdlet
         if (Network == "none") config["nic.eth0.type"] = "none";
         else if (Network is not null) config["nic.eth0.network"] = Network;
         if (!TryCall(c => c.CreateContainerAsync(new ContainerCreateRequest(Name, Image, config), Cancel), Name, out var created)) return;
+        WriteVerbose($"{Name}: created from image {created.Image ?? created.ImageFingerprint[..12]} ({created.ImageFingerprint[..12]}), {created.Config.Count} config keys");
         if (Start && !TryCall(c => c.ChangeStateAsync(Name, new ContainerStateRequest("start"), Cancel), Name, out created)) return;
+        if (Start) WriteVerbose($"{Name}: {ContainerText.Describe(created)}");
         WriteObject(created);
     }
+}
+
+/// <summary>What the daemon says a container now is, for -Verbose: its status, init and addresses.</summary>
+internal static class ContainerText
+{
+    public static string Describe(SystemContainer c) =>
+        c.Status.ToLowerInvariant() + (c.Pid is int pid ? $", init pid {pid}" : "") +
+        (c.IPv4.Count > 0 ? $", {c.IPv4}" : "") + (c.LastExitCode is int code && c.Pid is null ? $", last exit code {code}" : "") +
+        (c.LastExitSignal is int sig && c.Pid is null ? $", last exit signal {sig}" : "");
 }
 
 /// <summary>
@@ -132,9 +143,11 @@ public abstract class ContainerStateCmdlet : SystemContainerCmdlet
                         settled = e.Message;
                         return await Settle(c, name);
                     }
-                }, name, out var result) && PassThru)
-                WriteObject(result);
-            if (settled is not null) WriteVerbose($"{settled}: nothing to do");
+                }, name, out var result))
+            {
+                WriteVerbose(settled is not null ? $"{settled}: nothing to do" : $"{name}: {ContainerText.Describe(result)}");
+                if (PassThru) WriteObject(result);
+            }
         }
     }
 }
@@ -187,8 +200,9 @@ public sealed class SetSystemContainerCommand : SystemContainerCmdlet
         foreach (var name in ExpandContainerNames(Name))
         {
             if (!ShouldProcess(name, $"Set {summary}")) continue;
-            if (TryCall(c => c.UpdateContainerAsync(name, new ContainerUpdateRequest(changes), Cancel), name, out var result) && PassThru)
-                WriteObject(result);
+            if (!TryCall(c => c.UpdateContainerAsync(name, new ContainerUpdateRequest(changes), Cancel), name, out var result)) continue;
+            WriteVerbose($"{name}: set {summary}{(result.Pid is null ? "" : " (applied to the running container)")}");
+            if (PassThru) WriteObject(result);
         }
     }
 }
@@ -244,7 +258,7 @@ public sealed class RemoveSystemContainerCommand : SystemContainerCmdlet
     protected override void ProcessRecord()
     {
         foreach (var name in ExpandContainerNames(Name))
-            if (ShouldRemove(name, "Remove system container and its files", Force))
-                TryCall(c => c.DeleteContainerAsync(name, Force, Cancel), name);
+            if (ShouldRemove(name, "Remove system container and its files", Force) && TryCall(c => c.DeleteContainerAsync(name, Force, Cancel), name))
+                WriteVerbose($"{name}: removed with its files");
     }
 }
