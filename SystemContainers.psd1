@@ -15,7 +15,8 @@
         'Set-SystemContainer', 'Suspend-SystemContainer', 'Resume-SystemContainer', 'Get-ContainerStats',
         'New-SystemContainerNetwork', 'Get-SystemContainerNetwork', 'Set-SystemContainerNetwork', 'Remove-SystemContainerNetwork',
         'Get-SystemContainerNetworkLease', 'Test-SystemContainerHost', 'Get-SystemContainerHost',
-        'Wait-SystemContainer', 'Get-SystemContainerLog', 'Get-SystemContainerEvent'
+        'Wait-SystemContainer', 'Get-SystemContainerLog', 'Get-SystemContainerEvent',
+        'Get-SystemContainerDevice', 'Add-SystemContainerDevice', 'Remove-SystemContainerDevice'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -168,6 +168,61 @@ Describe 'Autostart' {
     }
 }
 
+Describe 'Proxy devices' {
+    BeforeAll {
+        $script:px = New-SystemContainer px -Image $image -Start
+        Invoke-SystemContainerCommand px -- sh -c 'mkdir -p /www && echo hello-through-the-proxy > /www/index.html && busybox httpd -p 127.0.0.1:8080 -h /www'
+        function Get-Page { Invoke-InNetns $daemon curl @('-s', '--max-time', '5', 'http://127.0.0.1:18080/index.html') }
+        function Get-Listeners { (Invoke-InNetns $daemon ss @('-Hltn')) -join "`n" }
+    }
+    AfterAll { Remove-SystemContainer px -Force }
+    It 'carries a host port to a port on the loopback inside the container, plugged into the running container' {
+        # The server listens on the container's own loopback only: nothing on the host reaches it without the proxy.
+        Get-Page | Should -BeNullOrEmpty
+        $d = Add-SystemContainerDevice px web proxy -Properties @{ listen = 'tcp:127.0.0.1:18080'; connect = 'tcp:127.0.0.1:8080' } -PassThru
+        $d.Type | Should -Be 'proxy'
+        $d.Properties['connect'] | Should -Be 'tcp:127.0.0.1:8080'
+        (Get-SystemContainer px).Config['proxy.web.listen'] | Should -Be 'tcp:127.0.0.1:18080'
+        Get-Listeners | Should -Match '127\.0\.0\.1:18080'
+        Get-Page | Should -Be 'hello-through-the-proxy'
+        # Inside, the connection came to 127.0.0.1:8080 from the container's own loopback (the
+        # server closed first, so its end waits in TIME_WAIT, state 06); the host never had one to 8080.
+        (Invoke-SystemContainerCommand px -- cat /proc/net/tcp) -join "`n" | Should -Match '0100007F:1F90 0100007F:[0-9A-F]{4} 06'
+        (Invoke-InNetns $daemon ss @('-Htn', 'dport = :8080')) | Should -BeNullOrEmpty
+        @(Get-SystemContainerDevice px).Device | Should -Be @('web')
+        Get-SystemContainerDevice px -Device 'w*' | ForEach-Object Container | Should -Be 'px'
+    }
+    It 'refuses a bad address, a second device of the same name and a busy port, changing nothing' {
+        Add-SystemContainerDevice px bad proxy -Properties @{ listen = 'tcp:1.2.3:80'; connect = 'tcp:127.0.0.1:80' } -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'InvalidConfigValue,*'
+        $err[0].Exception.Message | Should -Match 'proxy.bad.listen'
+        Add-SystemContainerDevice px half proxy -Properties @{ listen = 'tcp:127.0.0.1:18081' } -ErrorVariable err2 -ErrorAction SilentlyContinue
+        $err2[0].Exception.Message | Should -Match 'needs proxy.half.connect'
+        Add-SystemContainerDevice px web proxy -Properties @{ listen = 'tcp:127.0.0.1:18082'; connect = 'tcp:127.0.0.1:80' } -ErrorVariable err3 -ErrorAction SilentlyContinue
+        $err3[0].FullyQualifiedErrorId | Should -BeLike 'DeviceExists,*'
+        @((Get-SystemContainer px).Config.Keys | Where-Object { $_ -like 'proxy.*' }) | Sort-Object | Should -Be @('proxy.web.connect', 'proxy.web.listen')
+        # A port another device already holds: the container keeps running, the daemon log says why.
+        Add-SystemContainerDevice px twin proxy -Properties @{ listen = 'tcp:127.0.0.1:18080'; connect = 'tcp:127.0.0.1:8080' }
+        Wait-Until -TimeoutSeconds 10 -What 'the busy port in the log' { (Get-Content $daemon.Log -Raw) -match 'proxy px/twin: cannot listen on tcp:127.0.0.1:18080' }
+        Get-Page | Should -Be 'hello-through-the-proxy'
+        Remove-SystemContainerDevice px twin
+    }
+    It 'listens again after a daemon restart, and stops when the device is removed or the container stops' {
+        Stop-DaemonProcess $daemon
+        Get-Listeners | Should -Not -Match '127\.0\.0\.1:18080' -Because 'the daemon carried the port'
+        Start-DaemonProcess $daemon @('--default-network', 'none')
+        Wait-Until -TimeoutSeconds 10 -What 'the proxy after the restart' { (Get-Page) -eq 'hello-through-the-proxy' }
+        Get-SystemContainerDevice px web | Remove-SystemContainerDevice
+        Get-Listeners | Should -Not -Match '127\.0\.0\.1:18080'
+        Get-Page | Should -BeNullOrEmpty
+        (Get-SystemContainer px).Config.Keys | Where-Object { $_ -like 'proxy.*' } | Should -BeNullOrEmpty
+        Add-SystemContainerDevice px web proxy -Properties @{ listen = 'tcp:127.0.0.1:18080'; connect = 'tcp:127.0.0.1:8080' }
+        Get-Page | Should -Be 'hello-through-the-proxy'
+        Stop-SystemContainer px -Force
+        Get-Listeners | Should -Not -Match '127\.0\.0\.1:18080'
+    }
+}
+
 Describe 'Consistency' {
     It 'samples every container when Get-ContainerStats has no name' {
         New-SystemContainer s1 -Image $image -Start | Out-Null

@@ -41,6 +41,7 @@ if (!Daemonization.ClaimSocket(options.Socket))
 
 var images = new ImageStore(options.Engine.StateDir);
 using var containers = new ContainerManager(options.Engine, images, CgroupDriverFactory.Detect(options.Engine.CgroupGroup));
+using var proxies = new SystemContainers.Engine.Network.ProxyDevices(containers, DaemonLog.Info);
 var operations = new OperationRegistry();
 var events = new EventHub(containers, operations);
 

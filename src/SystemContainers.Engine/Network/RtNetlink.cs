@@ -84,34 +84,8 @@ public sealed unsafe class RtNetlink : IDisposable
         Request(m, "bring up", name);
     }
 
-    /// <summary>
-    /// A client for another network namespace (a /proc/PID/ns/net or /run/netns/NAME path): the
-    /// socket is opened on a thread of its own that joins that namespace (allowed in a threaded
-    /// process, unlike a user or mount namespace) and then ends, so no other code runs there.
-    /// </summary>
-    public static RtNetlink OpenIn(string path)
-    {
-        RtNetlink? client = null;
-        Exception? error = null;
-        var thread = new Thread(() =>
-        {
-            try
-            {
-                using var ns = Sys.Open(path, Libc.O_RDONLY);
-                if (Libc.setns(ns.Fd, CLONE_NEWNET) < 0) throw NativeException.FromLastError("join network namespace", path);
-                client = new RtNetlink();
-            }
-            catch (Exception e)
-            {
-                error = e;
-            }
-        }) { Name = "netns-visitor" };
-        thread.Start();
-        thread.Join();
-        return client ?? throw error!;
-    }
-
-    private const int CLONE_NEWNET = 0x40000000;
+    /// <summary>A client for another network namespace (a /proc/PID/ns/net or /run/netns/NAME path).</summary>
+    public static RtNetlink OpenIn(string path) => NetworkNamespaceThread.Run(path, () => new RtNetlink());
 
     /// <summary>Deletes a link; false when there was none of that name.</summary>
     public bool DeleteLink(string name) =>

@@ -29,6 +29,9 @@ public sealed record ContainerConfig
         Raw = raw;
         Limits = ResourceLimits.Parse(raw, System.Environment.ProcessorCount, HostMemoryBytes);
         Nics = NicSpec.ParseAll(raw);
+        Proxies = ProxySpec.ParseAll(raw);
+        foreach (var device in Proxies.Select(p => p.Device).Intersect(Nics.Select(n => n.Device)))
+            throw EngineException.Invalid("InvalidConfigKey", $"device name '{device}' is used by a NIC and a proxy device; device names are unique");
     }
 
     public ImmutableSortedDictionary<string, string> Raw { get; }
@@ -76,6 +79,9 @@ public sealed record ContainerConfig
     /// <summary>The network devices (nic.&lt;device&gt;.* keys), validated.</summary>
     public IReadOnlyList<NicSpec> Nics { get; }
 
+    /// <summary>The proxy devices (proxy.&lt;device&gt;.* keys), validated.</summary>
+    public IReadOnlyList<ProxySpec> Proxies { get; }
+
     /// <summary>The devices that get a veth on a managed bridge.</summary>
     public IEnumerable<NicSpec> BridgedNics => Nics.Where(n => n.Type == NicType.Bridged);
 
@@ -83,9 +89,9 @@ public sealed record ContainerConfig
 
     /// <summary>
     /// The stored spelling of a key given in any case (PowerShell's hashtables ignore case, so
-    /// people type Limits.Memory): a known key as it is listed; for user.*, environment.* and
-    /// nic.&lt;device&gt;.&lt;property&gt; the prefix and the property in lower case, while the user key,
-    /// the variable and the device keep theirs.
+    /// people type Limits.Memory): a known key as it is listed; for user.*, environment.*,
+    /// nic.&lt;device&gt;.&lt;property&gt; and proxy.&lt;device&gt;.&lt;property&gt; the prefix and the
+    /// property in lower case, while the user key, the variable and the device keep theirs.
     /// </summary>
     public static string CanonicalKey(string key)
     {
@@ -93,10 +99,14 @@ public sealed record ContainerConfig
             if (string.Equals(known, key, StringComparison.OrdinalIgnoreCase)) return known;
         foreach (var prefix in (ReadOnlySpan<string>)[UserPrefix, EnvironmentPrefix])
             if (key.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)) return prefix + key[prefix.Length..];
-        if (!key.StartsWith(NicSpec.Prefix, StringComparison.OrdinalIgnoreCase)) return key;
-        string rest = key[NicSpec.Prefix.Length..];
-        int dot = rest.IndexOf('.');
-        return NicSpec.Prefix + (dot < 0 ? rest : rest[..dot] + rest[dot..].ToLowerInvariant());
+        foreach (var prefix in (ReadOnlySpan<string>)[NicSpec.Prefix, ProxySpec.Prefix])
+        {
+            if (!key.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)) continue;
+            string rest = key[prefix.Length..];
+            int dot = rest.IndexOf('.');
+            return prefix + (dot < 0 ? rest : rest[..dot] + rest[dot..].ToLowerInvariant());
+        }
+        return key;
     }
 
     /// <summary>Validates every key and value; throws an InvalidArgument EngineException naming the first bad one.</summary>
@@ -111,7 +121,7 @@ public sealed record ContainerConfig
             if (value is null || value.Contains('\n') || value.Contains('\0'))
                 throw EngineException.Invalid("InvalidConfigValue", $"config key '{key}' has an invalid value");
             if (key.StartsWith(UserPrefix, StringComparison.Ordinal) && key.Length > UserPrefix.Length) { }
-            else if (NicSpec.IsNicKey(key)) { }
+            else if (NicSpec.IsNicKey(key) || ProxySpec.IsProxyKey(key)) { }
             else if (key.StartsWith(EnvironmentPrefix, StringComparison.Ordinal) && key.Length > EnvironmentPrefix.Length)
             {
                 if (key[EnvironmentPrefix.Length..].Contains('='))
@@ -119,7 +129,7 @@ public sealed record ContainerConfig
             }
             else if (!Keys.Contains(key))
                 throw EngineException.Invalid("UnknownConfigKey",
-                    $"unknown config key '{key}'; known keys: {string.Join(", ", Keys)}, {EnvironmentPrefix}*, {UserPrefix}*, {NicSpec.Prefix}<device>.*");
+                    $"unknown config key '{key}'; known keys: {string.Join(", ", Keys)}, {EnvironmentPrefix}*, {UserPrefix}*, {NicSpec.Prefix}<device>.*, {ProxySpec.Prefix}<device>.*");
             builder[key] = value;
         }
         var config = new ContainerConfig(builder.ToImmutable());

@@ -97,7 +97,7 @@ public sealed partial record NicSpec(string Device, NicType Type, string? Networ
     public string? HwAddrText => HwAddr is null ? null : string.Join(':', HwAddr.GetAddressBytes().Select(x => x.ToString("x2")));
 
     [GeneratedRegex("^[a-z][a-z0-9_]*$")]
-    private static partial Regex DevicePattern();
+    internal static partial Regex DevicePattern();
 
     [GeneratedRegex("^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")]
     private static partial Regex MacPattern();

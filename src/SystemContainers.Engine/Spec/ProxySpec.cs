@@ -1,0 +1,74 @@
+using System.Globalization;
+using System.Net;
+
+namespace SystemContainers.Engine.Spec;
+
+/// <summary>One side of a proxy device: tcp:ADDRESS:PORT (IPv6 in brackets: tcp:[::1]:80).</summary>
+public sealed record ProxyEndpoint(string Protocol, IPAddress Address, int Port)
+{
+    public IPEndPoint EndPoint => new(Address, Port);
+
+    public override string ToString() =>
+        $"{Protocol}:{(Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{Address}]" : Address.ToString())}:{Port}";
+
+    public static ProxyEndpoint Parse(string key, string value)
+    {
+        int colon = value.IndexOf(':');
+        int last = value.LastIndexOf(':');
+        string protocol = colon < 0 ? "" : value[..colon];
+        string host = colon < 0 || last == colon ? "" : value[(colon + 1)..last];
+        if (host.StartsWith('[') && host.EndsWith(']')) host = host[1..^1];
+        else if (host.Contains(':')) host = "";
+        // TryParse takes inet_aton's short forms (1.2.3 is 1.2.0.3); only the dotted quad is meant.
+        if (protocol != "tcp" || !IPAddress.TryParse(host, out var address) || host.Contains('%')
+            || (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && address.ToString() != host)
+            || !int.TryParse(value[(last + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out int port) || port is < 1 or > 65535)
+            throw EngineException.Invalid("InvalidConfigValue",
+                $"config key '{key}' must be tcp:ADDRESS:PORT (like tcp:0.0.0.0:8080 or tcp:[::1]:80, port 1 to 65535), not '{value}'");
+        return new ProxyEndpoint(protocol, address, port);
+    }
+}
+
+/// <summary>
+/// A proxy device from proxy.&lt;device&gt;.listen and .connect: the daemon listens on the host
+/// (its network namespace) and carries each connection to the connect address inside the
+/// container's network namespace, as LXD's proxy device does.
+/// </summary>
+public sealed record ProxySpec(string Device, ProxyEndpoint Listen, ProxyEndpoint Connect)
+{
+    public const string Prefix = "proxy.";
+    public static readonly IReadOnlyList<string> Properties = ["listen", "connect"];
+
+    public static string Key(string device, string property) => $"{Prefix}{device}.{property}";
+
+    public static bool IsProxyKey(string key) => key.StartsWith(Prefix, StringComparison.Ordinal);
+
+    /// <summary>Validates every proxy.* key of a config and returns the devices, ordered by name.</summary>
+    public static IReadOnlyList<ProxySpec> ParseAll(IReadOnlyDictionary<string, string> config)
+    {
+        var devices = new SortedDictionary<string, Dictionary<string, string>>(StringComparer.Ordinal);
+        foreach (var (key, value) in config)
+        {
+            if (!IsProxyKey(key)) continue;
+            string rest = key[Prefix.Length..];
+            int dot = rest.IndexOf('.');
+            string device = dot < 0 ? rest : rest[..dot];
+            string property = dot < 0 ? "" : rest[(dot + 1)..];
+            if (!NicSpec.DevicePattern().IsMatch(device) || device.Length > 15)
+                throw EngineException.Invalid("InvalidConfigKey", $"config key '{key}': device name '{device}' must be 1 to 15 characters of a-z, 0-9 and '_', starting with a letter");
+            if (!Properties.Contains(property))
+                throw EngineException.Invalid("UnknownConfigKey", $"unknown config key '{key}'; a proxy device has {string.Join(", ", Properties.Select(p => Key(device, p)))}");
+            if (!devices.TryGetValue(device, out var props)) devices[device] = props = new(StringComparer.Ordinal);
+            props[property] = value;
+        }
+        return [.. devices.Select(d => FromProperties(d.Key, d.Value))];
+    }
+
+    private static ProxySpec FromProperties(string device, Dictionary<string, string> p)
+    {
+        foreach (var property in Properties)
+            if (!p.ContainsKey(property))
+                throw EngineException.Invalid("InvalidConfigValue", $"proxy device '{device}' needs {Key(device, property)} as well");
+        return new ProxySpec(device, ProxyEndpoint.Parse(Key(device, "listen"), p["listen"]), ProxyEndpoint.Parse(Key(device, "connect"), p["connect"]));
+    }
+}
