@@ -148,3 +148,71 @@ public class IdMapTests
         Assert.Equal("InvalidConfigValue", e.Reason);
     }
 }
+
+public class ConfigKeyCaseTests
+{
+    [Theory]
+    [InlineData("Limits.Memory", "limits.memory")]
+    [InlineData("BOOT.AUTOSTART", "boot.autostart")]
+    [InlineData("Environment.Path", "environment.Path")]
+    [InlineData("USER.MyNote", "user.MyNote")]
+    [InlineData("NIC.eth0.Network", "nic.eth0.network")]
+    [InlineData("Proxy.web.LISTEN", "proxy.web.listen")]
+    [InlineData("limits.bogus", "limits.bogus")]
+    public void StoresTheListedSpelling(string given, string stored) => Assert.Equal(stored, ContainerConfig.CanonicalKey(given));
+
+    [Fact]
+    public void RefusesOneKeyGivenTwice()
+    {
+        var e = Assert.Throws<EngineException>(() => ContainerConfig.Parse(new Dictionary<string, string> { ["limits.memory"] = "1MiB", ["Limits.Memory"] = "2MiB" }));
+        Assert.Equal("InvalidConfigKey", e.Reason);
+    }
+}
+
+public class ProxySpecTests
+{
+    private static IReadOnlyList<ProxySpec> Parse(string listen, string connect) =>
+        ContainerConfig.Parse(new Dictionary<string, string> { ["proxy.web.listen"] = listen, ["proxy.web.connect"] = connect }).Proxies;
+
+    [Fact]
+    public void ParsesIPv4AndBracketedIPv6()
+    {
+        var p = Assert.Single(Parse("tcp:0.0.0.0:8080", "tcp:[::1]:80"));
+        Assert.Equal("web", p.Device);
+        Assert.Equal(8080, p.Listen.Port);
+        Assert.Equal(System.Net.IPAddress.IPv6Loopback, p.Connect.Address);
+        Assert.Equal("tcp:[::1]:80", p.Connect.ToString());
+    }
+
+    [Theory]
+    [InlineData("tcp:1.2.3:80")]
+    [InlineData("tcp:127.0.0.1:0")]
+    [InlineData("tcp:127.0.0.1:65536")]
+    [InlineData("tcp:::1:80")]
+    [InlineData("udp:127.0.0.1:53")]
+    [InlineData("127.0.0.1:80")]
+    [InlineData("tcp:localhost:80")]
+    [InlineData("tcp:[fe80::1%eth0]:80")]
+    [InlineData("tcp:127.0.0.1:+80")]
+    public void RefusesOtherForms(string listen)
+    {
+        var e = Assert.Throws<EngineException>(() => Parse(listen, "tcp:127.0.0.1:80"));
+        Assert.Equal("InvalidConfigValue", e.Reason);
+        Assert.Contains("proxy.web.listen", e.Message);
+    }
+
+    [Fact]
+    public void RefusesAHalfDeviceAnUnknownPropertyAndANameANicHas()
+    {
+        Assert.Contains("needs proxy.web.connect", Assert.Throws<EngineException>(() =>
+            ContainerConfig.Parse(new Dictionary<string, string> { ["proxy.web.listen"] = "tcp:127.0.0.1:80" })).Message);
+        Assert.Equal("UnknownConfigKey", Assert.Throws<EngineException>(() =>
+            ContainerConfig.Parse(new Dictionary<string, string> { ["proxy.web.bind"] = "host" })).Reason);
+        Assert.Equal("InvalidConfigKey", Assert.Throws<EngineException>(() => ContainerConfig.Parse(new Dictionary<string, string>
+        {
+            ["nic.eth0.network"] = "lan", ["proxy.eth0.listen"] = "tcp:127.0.0.1:80", ["proxy.eth0.connect"] = "tcp:127.0.0.1:80",
+        })).Reason);
+        Assert.Equal("InvalidConfigKey", Assert.Throws<EngineException>(() =>
+            ContainerConfig.Parse(new Dictionary<string, string> { ["proxy.web\n.listen"] = "tcp:127.0.0.1:80" })).Reason);
+    }
+}

@@ -25,21 +25,7 @@ public sealed partial record NicSpec(string Device, NicType Type, string? Networ
     /// <summary>Validates every nic.* key of a config and returns the devices, ordered by name.</summary>
     public static IReadOnlyList<NicSpec> ParseAll(IReadOnlyDictionary<string, string> config)
     {
-        var devices = new SortedDictionary<string, Dictionary<string, string>>(StringComparer.Ordinal);
-        foreach (var (key, value) in config)
-        {
-            if (!IsNicKey(key)) continue;
-            string rest = key[Prefix.Length..];
-            int dot = rest.IndexOf('.');
-            string device = dot < 0 ? rest : rest[..dot];
-            string property = dot < 0 ? "" : rest[(dot + 1)..];
-            if (!DevicePattern().IsMatch(device) || device.Length > 15)
-                throw EngineException.Invalid("InvalidConfigKey", $"config key '{key}': device name '{device}' must be 1 to 15 characters of a-z, 0-9 and '_', starting with a letter");
-            if (!Properties.Contains(property))
-                throw EngineException.Invalid("UnknownConfigKey", $"unknown config key '{key}'; a NIC has {string.Join(", ", Properties.Select(p => Key(device, p)))}");
-            if (!devices.TryGetValue(device, out var props)) devices[device] = props = new(StringComparer.Ordinal);
-            props[property] = value;
-        }
+        var devices = DeviceKeys.Group(config, Prefix, Properties, "a NIC");
         var nics = devices.Select(d => FromProperties(d.Key, d.Value)).ToList();
         foreach (var group in nics.Where(n => n.Type == NicType.Bridged).GroupBy(n => n.Name).Where(g => g.Count() > 1))
             throw EngineException.Invalid("InvalidConfigValue", $"NICs {string.Join(" and ", group.Select(n => n.Device))} both use the interface name '{group.Key}'");
@@ -95,9 +81,6 @@ public sealed partial record NicSpec(string Device, NicType Type, string? Networ
     }
 
     public string? HwAddrText => HwAddr is null ? null : string.Join(':', HwAddr.GetAddressBytes().Select(x => x.ToString("x2")));
-
-    [GeneratedRegex("^[a-z][a-z0-9_]*$")]
-    internal static partial Regex DevicePattern();
 
     [GeneratedRegex("^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")]
     private static partial Regex MacPattern();

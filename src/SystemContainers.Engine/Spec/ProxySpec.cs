@@ -46,21 +46,7 @@ public sealed record ProxySpec(string Device, ProxyEndpoint Listen, ProxyEndpoin
     /// <summary>Validates every proxy.* key of a config and returns the devices, ordered by name.</summary>
     public static IReadOnlyList<ProxySpec> ParseAll(IReadOnlyDictionary<string, string> config)
     {
-        var devices = new SortedDictionary<string, Dictionary<string, string>>(StringComparer.Ordinal);
-        foreach (var (key, value) in config)
-        {
-            if (!IsProxyKey(key)) continue;
-            string rest = key[Prefix.Length..];
-            int dot = rest.IndexOf('.');
-            string device = dot < 0 ? rest : rest[..dot];
-            string property = dot < 0 ? "" : rest[(dot + 1)..];
-            if (!NicSpec.DevicePattern().IsMatch(device) || device.Length > 15)
-                throw EngineException.Invalid("InvalidConfigKey", $"config key '{key}': device name '{device}' must be 1 to 15 characters of a-z, 0-9 and '_', starting with a letter");
-            if (!Properties.Contains(property))
-                throw EngineException.Invalid("UnknownConfigKey", $"unknown config key '{key}'; a proxy device has {string.Join(", ", Properties.Select(p => Key(device, p)))}");
-            if (!devices.TryGetValue(device, out var props)) devices[device] = props = new(StringComparer.Ordinal);
-            props[property] = value;
-        }
+        var devices = DeviceKeys.Group(config, Prefix, Properties, "a proxy device");
         return [.. devices.Select(d => FromProperties(d.Key, d.Value))];
     }
 
