@@ -40,7 +40,7 @@ public sealed partial class ImageStore
         }
     }
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\\z")]
     private static partial Regex AliasPattern();
 
     public IReadOnlyList<ImageRecord> List()

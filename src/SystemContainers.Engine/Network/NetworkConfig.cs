@@ -68,10 +68,10 @@ public sealed partial record NetworkConfig
         return new NetworkConfig(raw.ToImmutable(), v4, v6, nat4, nat6, domain);
     }
 
-    [GeneratedRegex("^[a-z][a-z0-9_-]*$")]
+    [GeneratedRegex("^[a-z][a-z0-9_-]*\\z")]
     private static partial Regex NamePattern();
 
-    [GeneratedRegex("^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")]
+    [GeneratedRegex("^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\\z")]
     private static partial Regex DomainPattern();
 }
 

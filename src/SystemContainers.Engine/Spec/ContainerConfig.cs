@@ -17,7 +17,10 @@ public sealed record ContainerConfig
     public const string EnvironmentPrefix = "environment.";
     public const string UserPrefix = "user.";
 
-    public static readonly IReadOnlyList<string> Keys = [Privileged, IdmapBase, IdmapSize, IdmapIsolated, StopTimeout, .. ResourceLimits.Keys];
+    public static readonly IReadOnlyList<string> Keys = [Privileged, IdmapBase, IdmapSize, IdmapIsolated, SyscallAllowList.Key, StopTimeout, .. ResourceLimits.Keys];
+
+    /// <summary>The longest key: keys are names, not data.</summary>
+    public const int MaxKeyLength = 255;
 
     // The structured keys are parsed here, once: a config is consulted on every start, exec and stop.
     private ContainerConfig(ImmutableSortedDictionary<string, string> raw)
@@ -31,7 +34,7 @@ public sealed record ContainerConfig
 
     public bool IsPrivileged => Raw.TryGetValue(Privileged, out var v) && ParseBool(Privileged, v);
 
-    public long? IdmapBaseValue => Raw.TryGetValue(IdmapBase, out var v) ? ParseCount(IdmapBase, v, 1, uint.MaxValue) : null;
+    public long? IdmapBaseValue => Raw.TryGetValue(IdmapBase, out var v) ? ParseCount(IdmapBase, v, IdMap.FirstUnprivilegedId, uint.MaxValue) : null;
 
     /// <summary>Whether the container's ids are its own (the default) or the map shared by every non-isolated container.</summary>
     public bool IsIdmapIsolated => IsIsolated(Raw);
@@ -41,6 +44,9 @@ public sealed record ContainerConfig
         !raw.TryGetValue(IdmapIsolated, out var v) || v.ToLowerInvariant() is not ("false" or "0" or "no" or "off" or "");
 
     public long? IdmapSizeValue => Raw.TryGetValue(IdmapSize, out var v) ? ParseCount(IdmapSize, v, 65536, uint.MaxValue) : null;
+
+    /// <summary>The denied calls security.syscalls.allow gives back.</summary>
+    public IReadOnlyList<string> SyscallsAllowed => Raw.TryGetValue(SyscallAllowList.Key, out var v) ? SyscallAllowList.Parse(v) : [];
 
     public TimeSpan StopTimeoutValue =>
         TimeSpan.FromSeconds(Raw.TryGetValue(StopTimeout, out var v) ? ParseCount(StopTimeout, v, 0, 3600) : 30);
@@ -73,15 +79,17 @@ public sealed record ContainerConfig
         var builder = ImmutableSortedDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
         foreach (var (key, value) in values ?? new Dictionary<string, string>())
         {
-            if (value is null || value.Contains('\n') || value.Contains('\0'))
-                throw EngineException.Invalid("InvalidConfigValue", $"config key '{key}' has an invalid value");
+            if (key is null || key.Length is 0 or > MaxKeyLength || key.Any(c => char.IsControl(c) || char.IsWhiteSpace(c)))
+                throw EngineException.Invalid("InvalidConfigKey",
+                    $"config key '{ExecLimits.Printable(key ?? "")}' is invalid: 1 to {MaxKeyLength} characters without spaces or control characters");
+            if (value is null)
+                throw EngineException.Invalid("InvalidConfigValue", $"config key '{key}' has no value");
+            if (value.Contains('\n') || value.Contains('\0'))
+                throw EngineException.Invalid("InvalidConfigValue", $"config key '{key}' has a value with a newline or NUL character");
             if (key.StartsWith(UserPrefix, StringComparison.Ordinal) && key.Length > UserPrefix.Length) { }
             else if (NicSpec.IsNicKey(key)) { }
             else if (key.StartsWith(EnvironmentPrefix, StringComparison.Ordinal) && key.Length > EnvironmentPrefix.Length)
-            {
-                if (key[EnvironmentPrefix.Length..].Contains('='))
-                    throw EngineException.Invalid("InvalidConfigKey", $"environment variable name in '{key}' must not contain '='");
-            }
+                ExecLimits.CheckVariableName(key[EnvironmentPrefix.Length..], "InvalidConfigKey");
             else if (!Keys.Contains(key))
                 throw EngineException.Invalid("UnknownConfigKey",
                     $"unknown config key '{key}'; known keys: {string.Join(", ", Keys)}, {EnvironmentPrefix}*, {UserPrefix}*, {NicSpec.Prefix}<device>.*");
@@ -90,10 +98,16 @@ public sealed record ContainerConfig
         var config = new ContainerConfig(builder.ToImmutable());
         // Check the other typed values now too, so a bad value fails here and not at start.
         _ = config.IsPrivileged;
-        _ = config.IdmapBaseValue;
-        _ = config.IdmapSizeValue;
         _ = config.IsIdmapIsolated;
         _ = config.StopTimeoutValue;
+        _ = config.SyscallsAllowed;
+        if (config.IdmapBaseValue is long b && b + (config.IdmapSizeValue ?? IdMap.DefaultSize) > 1L << 32)
+            throw EngineException.Invalid("InvalidConfigValue",
+                $"'{IdmapBase}' {b} with size {config.IdmapSizeValue ?? IdMap.DefaultSize} must lie within host ids {IdMap.FirstUnprivilegedId}-{(1L << 32) - 1}");
+        var environment = config.Environment.ToDictionary(StringComparer.Ordinal);
+        if (ExecLimits.CheckEnvironment(environment, "InvalidConfigValue") is var bytes and > ExecLimits.MaxConfigEnvironmentBytes)
+            throw EngineException.Invalid("InvalidConfigValue",
+                $"the environment.* keys take {bytes} bytes; at most {ExecLimits.MaxConfigEnvironmentBytes} are allowed, so every exec has room for its own");
         return config;
     }
 

@@ -7,7 +7,7 @@ public static partial class ContainerName
 {
     public const int MaxLength = 63;
 
-    [GeneratedRegex("^[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?$")]
+    [GeneratedRegex("^[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?\\z")]
     private static partial Regex Pattern();
 
     public static void Validate(string? name)

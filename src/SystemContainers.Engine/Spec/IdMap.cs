@@ -22,11 +22,9 @@ public sealed record IdMap(long UidBase, long GidBase, long Size)
     {
         long size = config.IdmapSizeValue ?? DefaultSize;
         var taken = inUse.ToList();
+        // ContainerConfig.Parse has checked that an explicit base and size lie within host ids 65536-(2^32-1).
         if (config.IdmapBaseValue is long b)
         {
-            if (b < FirstUnprivilegedId || b + size > 1L << 32)
-                throw EngineException.Invalid("InvalidConfigValue",
-                    $"'{ContainerConfig.IdmapBase}' {b} with size {size} must lie within host ids {FirstUnprivilegedId}-{(1L << 32) - 1}, clear of the system's own ids");
             var explicitMap = new IdMap(b, b, size);
             if (config.IsIdmapIsolated && taken.FirstOrDefault(m => m.Overlaps(explicitMap)) is { } clash)
                 throw EngineException.Conflict("IdRangeInUse",
@@ -35,7 +33,13 @@ public sealed record IdMap(long UidBase, long GidBase, long Size)
         }
         var uidPools = Pools(Path.Combine(etc, "subuid"), size);
         var gidPools = Pools(Path.Combine(etc, "subgid"), size);
-        if (!config.IsIdmapIsolated) return new IdMap(uidPools[0].Start, gidPools[0].Start, size);
+        if (!config.IsIdmapIsolated)
+        {
+            if (size > uidPools[0].Count || size > gidPools[0].Count || uidPools[0].Start + size > 1L << 32 || gidPools[0].Start + size > 1L << 32)
+                throw EngineException.Invalid("InvalidConfigValue",
+                    $"'{ContainerConfig.IdmapSize}' {size} is larger than root's first subordinate id range in {Path.Combine(etc, "subuid")} or {Path.Combine(etc, "subgid")}");
+            return new IdMap(uidPools[0].Start, gidPools[0].Start, size);
+        }
         // The first block stays the shared one; an isolated block is free in both pools.
         long? uid = FreeBlock(uidPools, size, taken.Select(m => (m.UidBase, m.Size)));
         long? gid = FreeBlock(gidPools, size, taken.Select(m => (m.GidBase, m.Size)));

@@ -96,9 +96,9 @@ public sealed partial record NicSpec(string Device, NicType Type, string? Networ
 
     public string? HwAddrText => HwAddr is null ? null : string.Join(':', HwAddr.GetAddressBytes().Select(x => x.ToString("x2")));
 
-    [GeneratedRegex("^[a-z][a-z0-9_]*$")]
+    [GeneratedRegex("^[a-z][a-z0-9_]*\\z")]
     private static partial Regex DevicePattern();
 
-    [GeneratedRegex("^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")]
+    [GeneratedRegex("^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\\z")]
     private static partial Regex MacPattern();
 }
