@@ -190,7 +190,7 @@ public sealed partial class ImageStore
     {
         if (!AliasPattern().IsMatch(alias))
             throw EngineException.Invalid("InvalidAlias",
-                $"image alias '{alias}' is invalid: use letters, digits, '.', '_' and '-' (at most 128 characters)");
+                $"image alias '{Spec.DisplayText.Escape(alias)}' is invalid: use letters, digits, '.', '_' and '-' (at most 128 characters)");
     }
 
     private void CheckAliasFree(string? alias, string fingerprint)

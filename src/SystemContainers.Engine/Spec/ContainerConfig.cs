@@ -34,7 +34,7 @@ public sealed record ContainerConfig
 
     public bool IsPrivileged => Raw.TryGetValue(Privileged, out var v) && ParseBool(Privileged, v);
 
-    public long? IdmapBaseValue => Raw.TryGetValue(IdmapBase, out var v) ? ParseCount(IdmapBase, v, IdMap.FirstUnprivilegedId, uint.MaxValue) : null;
+    public long? IdmapBaseValue => Raw.TryGetValue(IdmapBase, out var v) ? ParseCount(IdmapBase, v, IdMap.FirstUnprivilegedId, IdMap.LastMappableId) : null;
 
     /// <summary>Whether the container's ids are its own (the default) or the map shared by every non-isolated container.</summary>
     public bool IsIdmapIsolated => IsIsolated(Raw);
@@ -43,7 +43,7 @@ public sealed record ContainerConfig
     public static bool IsIsolated(IReadOnlyDictionary<string, string> raw) =>
         !raw.TryGetValue(IdmapIsolated, out var v) || v.ToLowerInvariant() is not ("false" or "0" or "no" or "off" or "");
 
-    public long? IdmapSizeValue => Raw.TryGetValue(IdmapSize, out var v) ? ParseCount(IdmapSize, v, 65536, uint.MaxValue) : null;
+    public long? IdmapSizeValue => Raw.TryGetValue(IdmapSize, out var v) ? ParseCount(IdmapSize, v, IdMap.DefaultSize, IdMap.LastMappableId) : null;
 
     /// <summary>The denied calls security.syscalls.allow gives back.</summary>
     public IReadOnlyList<string> SyscallsAllowed => Raw.TryGetValue(SyscallAllowList.Key, out var v) ? SyscallAllowList.Parse(v) : [];
@@ -81,7 +81,7 @@ public sealed record ContainerConfig
         {
             if (key is null || key.Length is 0 or > MaxKeyLength || key.Any(c => char.IsControl(c) || char.IsWhiteSpace(c)))
                 throw EngineException.Invalid("InvalidConfigKey",
-                    $"config key '{ExecLimits.Printable(key ?? "")}' is invalid: 1 to {MaxKeyLength} characters without spaces or control characters");
+                    $"config key '{DisplayText.Escape(key)}' is invalid: 1 to {MaxKeyLength} characters without spaces or control characters");
             if (value is null)
                 throw EngineException.Invalid("InvalidConfigValue", $"config key '{key}' has no value");
             if (value.Contains('\n') || value.Contains('\0'))
@@ -89,7 +89,7 @@ public sealed record ContainerConfig
             if (key.StartsWith(UserPrefix, StringComparison.Ordinal) && key.Length > UserPrefix.Length) { }
             else if (NicSpec.IsNicKey(key)) { }
             else if (key.StartsWith(EnvironmentPrefix, StringComparison.Ordinal) && key.Length > EnvironmentPrefix.Length)
-                ExecLimits.CheckVariableName(key[EnvironmentPrefix.Length..], "InvalidConfigKey");
+                ExecLimits.CheckVariableName(key[EnvironmentPrefix.Length..], "InvalidConfigKey", key);
             else if (!Keys.Contains(key))
                 throw EngineException.Invalid("UnknownConfigKey",
                     $"unknown config key '{key}'; known keys: {string.Join(", ", Keys)}, {EnvironmentPrefix}*, {UserPrefix}*, {NicSpec.Prefix}<device>.*");
@@ -98,12 +98,14 @@ public sealed record ContainerConfig
         var config = new ContainerConfig(builder.ToImmutable());
         // Check the other typed values now too, so a bad value fails here and not at start.
         _ = config.IsPrivileged;
-        _ = config.IsIdmapIsolated;
+        _ = config.IdmapBaseValue;
+        _ = config.IdmapSizeValue;
+        if (config.Raw.TryGetValue(IdmapIsolated, out var isolated)) ParseBool(IdmapIsolated, isolated);
         _ = config.StopTimeoutValue;
         _ = config.SyscallsAllowed;
-        if (config.IdmapBaseValue is long b && b + (config.IdmapSizeValue ?? IdMap.DefaultSize) > 1L << 32)
+        if (config.IdmapBaseValue is long b && b + (config.IdmapSizeValue ?? IdMap.DefaultSize) - 1 > IdMap.LastMappableId)
             throw EngineException.Invalid("InvalidConfigValue",
-                $"'{IdmapBase}' {b} with size {config.IdmapSizeValue ?? IdMap.DefaultSize} must lie within host ids {IdMap.FirstUnprivilegedId}-{(1L << 32) - 1}");
+                $"'{IdmapBase}' {b} with size {config.IdmapSizeValue ?? IdMap.DefaultSize} must lie within host ids {IdMap.FirstUnprivilegedId}-{IdMap.LastMappableId}");
         var environment = config.Environment.ToDictionary(StringComparer.Ordinal);
         if (ExecLimits.CheckEnvironment(environment, "InvalidConfigValue") is var bytes and > ExecLimits.MaxConfigEnvironmentBytes)
             throw EngineException.Invalid("InvalidConfigValue",

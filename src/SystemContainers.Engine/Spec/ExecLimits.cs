@@ -55,19 +55,21 @@ public static class ExecLimits
         return total;
     }
 
-    public static void CheckVariableName(string name, string reason)
+    /// <summary>Checks a variable's name; configKey names the config key it came from, for the message.</summary>
+    public static void CheckVariableName(string name, string reason, string? configKey = null)
     {
         if (name.Length == 0 || name.Contains('=') || name.Any(char.IsControl))
-            throw EngineException.Invalid(reason, $"environment variable name '{Printable(name)}' is invalid: it must be non-empty, without '=' or control characters");
+            throw EngineException.Invalid(reason, (configKey is null ? "" : $"config key '{DisplayText.Escape(configKey)}': ") +
+                $"environment variable name '{DisplayText.Escape(name)}' is invalid: it must be non-empty, without '=' or control characters");
     }
 
     public static void CheckWorkingDirectory(string cwd)
     {
         if (!cwd.StartsWith('/'))
-            throw EngineException.Invalid("InvalidWorkingDirectory", $"working directory '{Printable(cwd)}' must be an absolute path in the container");
+            throw EngineException.Invalid("InvalidWorkingDirectory", $"working directory '{DisplayText.Escape(cwd)}' must be an absolute path in the container");
         if (cwd.Contains('\0') || cwd.Contains('\n') || Encoding.UTF8.GetByteCount(cwd) > MaxPathBytes)
             throw EngineException.Invalid("InvalidWorkingDirectory",
-                $"working directory '{Printable(cwd[..Math.Min(cwd.Length, 80)])}' must be a path of at most {MaxPathBytes} bytes without NUL or newline characters");
+                $"working directory '{DisplayText.Escape(cwd[..Math.Min(cwd.Length, 80)])}' must be a path of at most {MaxPathBytes} bytes without NUL or newline characters");
     }
 
     private static int CheckString(string value, string what, string reason)
@@ -78,8 +80,4 @@ public static class ExecLimits
         if (bytes > MaxStringBytes) throw EngineException.Invalid(reason, $"{what} is {bytes} bytes; at most {MaxStringBytes} are allowed");
         return bytes + 1;
     }
-
-    /// <summary>A name as an error message can show it: control characters escaped.</summary>
-    public static string Printable(string text) =>
-        string.Concat(text.Select(c => char.IsControl(c) ? $"\\x{(int)c:x2}" : c.ToString()));
 }

@@ -12,6 +12,12 @@ public sealed record IdMap(long UidBase, long GidBase, long Size)
     public const long FirstUnprivilegedId = 65536;
 
     /// <summary>
+    /// The highest host id a map may reach: 2^32-2. (uid_t)-1 is no id, and the kernel refuses an
+    /// extent whose end wraps to 0 (base + size must stay below 2^32).
+    /// </summary>
+    public const long LastMappableId = (1L << 32) - 2;
+
+    /// <summary>
     /// The range for a new container of root's. An explicit security.idmap.base is taken as given.
     /// Otherwise ids come from root's /etc/subuid and /etc/subgid ranges (else <see cref="DefaultPool"/>):
     /// a shared map (security.idmap.isolated=false) is the pool's first block, the one every shared
@@ -35,7 +41,7 @@ public sealed record IdMap(long UidBase, long GidBase, long Size)
         var gidPools = Pools(Path.Combine(etc, "subgid"), size);
         if (!config.IsIdmapIsolated)
         {
-            if (size > uidPools[0].Count || size > gidPools[0].Count || uidPools[0].Start + size > 1L << 32 || gidPools[0].Start + size > 1L << 32)
+            if (size > uidPools[0].Count || size > gidPools[0].Count || uidPools[0].Start + size - 1 > LastMappableId || gidPools[0].Start + size - 1 > LastMappableId)
                 throw EngineException.Invalid("InvalidConfigValue",
                     $"'{ContainerConfig.IdmapSize}' {size} is larger than root's first subordinate id range in {Path.Combine(etc, "subuid")} or {Path.Combine(etc, "subgid")}");
             return new IdMap(uidPools[0].Start, gidPools[0].Start, size);

@@ -19,7 +19,7 @@ public static class SyscallAllowList
         var names = value.Split(',', StringSplitOptions.TrimEntries).Where(n => n.Length > 0).Distinct(StringComparer.Ordinal).ToList();
         foreach (var name in names.Where(n => !Allowable.Contains(n)))
             throw EngineException.Invalid("InvalidConfigValue",
-                $"config key '{Key}' names '{ExecLimits.Printable(name)}', which is not a call the filter may give back; allowed: {string.Join(", ", Allowable)}");
+                $"config key '{Key}' names '{DisplayText.Escape(name)}', which is not a call the filter may give back; allowed: {string.Join(", ", Allowable)}");
         return names;
     }
 }
