@@ -535,6 +535,33 @@ Describe 'Malformed HTTP' {
     }
 }
 
+Describe 'Operation websockets' {
+    BeforeAll {
+        # A streamed exec waits for its websocket: the requests below try to attach to it wrongly.
+        $r = Invoke-TestApi $daemon POST /1.0/containers/keeper/exec '{"command":["sleep","30"],"stream":true}'
+        $script:streamOp = $r.Body.operation
+        $script:secret = $r.Body.metadata.metadata.secret
+    }
+    AfterAll {
+        Invoke-TestApi $daemon DELETE $streamOp | Out-Null
+        Invoke-TestApi $daemon GET "$streamOp/wait?timeout=30" | Out-Null
+        Assert-ContainersWork
+    }
+    It 'refuses <Label>' -ForEach @(
+        @{ Label = 'a wrong secret'; Query = '?secret=wrong'; Status = 400; Message = 'secret does not match' }
+        @{ Label = 'no secret'; Query = ''; Status = 400; Message = 'secret does not match' }
+        @{ Label = 'the right secret without an upgrade'; Query = 'right'; Status = 400; Message = 'needs a websocket upgrade' }
+    ) {
+        $q = if ($Query -eq 'right') { "?secret=$secret" } else { $Query }
+        Assert-RestCase @{ Method = 'GET'; Path = "$streamOp/websocket$q"; Status = $Status; Message = $Message }
+    }
+    It 'refuses the websocket of an operation that has none' {
+        $op = (Invoke-TestApi $daemon PUT /1.0/containers/idle/state '{"action":"freeze"}').Body.operation
+        Invoke-TestApi $daemon GET "$op/wait?timeout=30" | Out-Null
+        Assert-RestCase @{ Method = 'GET'; Path = "$op/websocket?secret=x"; Status = 400; Message = 'secret does not match' }
+    }
+}
+
 Describe 'What passes also starts' {
     # Nothing accepted may fail only at start: a container made with each boundary value starts,
     # runs a command, and stops.
