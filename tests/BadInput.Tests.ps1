@@ -15,7 +15,10 @@ BeforeAll {
 
     function Send-Raw([string]$Method, [string]$Path, $Body) {
         <# One HTTP/1.0 request over the socket with any body (a string, or bytes); the status and the error it names. #>
-        $bytes = if ($Body -is [byte[]]) { $Body } elseif ($null -ne $Body) { [Text.Encoding]::UTF8.GetBytes([string]$Body) } else { [byte[]]::new(0) }
+        # Assigned, not returned from an if: a pipeline would turn an empty body into $null.
+        $bytes = [byte[]]::new(0)
+        if ($Body -is [byte[]]) { $bytes = $Body }
+        elseif ($null -ne $Body) { $bytes = [Text.Encoding]::UTF8.GetBytes([string]$Body) }
         $socket = [Net.Sockets.Socket]::new([Net.Sockets.AddressFamily]::Unix, [Net.Sockets.SocketType]::Stream, [Net.Sockets.ProtocolType]::Unspecified)
         $received = [IO.MemoryStream]::new()
         try {
@@ -37,16 +40,17 @@ BeforeAll {
         $status = [int]($text -split ' ')[1]
         $json = $text.Substring($text.IndexOf("`r`n`r`n") + 4)
         $parsed = if ($json) { $json | ConvertFrom-Json } else { $null }
-        if ($status -eq 202 -and $parsed.operation) {
+        if ($status -eq 202 -and (Get-Field $parsed 'operation')) {
             # An async request's error is its operation's.
             $op = (Invoke-TestApi $daemon GET "$($parsed.operation)/wait?timeout=60").Body.metadata
-            return [pscustomobject]@{ Status = $op.status_code; Error = $op.err; Id = $op.err_id; Async = $true }
+            return [pscustomobject]@{ Status = $op.status_code; Error = Get-Field $op 'err'; Id = Get-Field $op 'err_id'; Async = $true }
         }
-        [pscustomobject]@{
-            Status = $status; Async = $false
-            Error  = if ($parsed -and $parsed.PSObject.Properties['error']) { $parsed.error } else { $null }
-            Id     = if ($parsed -and $parsed.PSObject.Properties['error_id']) { $parsed.error_id } else { $null }
-        }
+        [pscustomobject]@{ Status = $status; Error = Get-Field $parsed 'error'; Id = Get-Field $parsed 'error_id'; Async = $false }
+    }
+
+    function Get-Field($Object, [string]$Name) {
+        <# A JSON field, or null where the answer has none (the tests run under strict mode). #>
+        if ($null -ne $Object -and $Object.PSObject.Properties[$Name]) { $Object.$Name } else { $null }
     }
 
     function Get-Trees {
@@ -55,7 +59,7 @@ BeforeAll {
     }
 
     function Get-Listing {
-        @((Invoke-TestApi $daemon GET '/1.0/containers?recursion=1').Body.metadata | ForEach-Object { "$($_.name) $($_.status) $($_.pid)" })
+        @((Invoke-TestApi $daemon GET '/1.0/containers?recursion=1').Body.metadata | ForEach-Object { "$($_.name) $($_.status) $(Get-Field $_ 'pid')" })
     }
 
     function Assert-Unharmed([string[]]$Before, [string[]]$Listing) {
@@ -68,7 +72,7 @@ BeforeAll {
     function Assert-RestCase($Case) {
         $before = Get-Trees
         $listing = Get-Listing
-        $body = if ($Case.Body -is [scriptblock]) { & $Case.Body } else { $Case.Body }
+        $body = if ($Case['Body'] -is [scriptblock]) { & $Case['Body'] } else { $Case['Body'] }
         $r = Send-Raw $Case.Method $Case.Path $body
         $r.Status | Should -Be $Case.Status -Because "$($Case.Method) $($Case.Path) is refused with the right status ($($r.Id): $($r.Error))"
         $r.Id | Should -Not -BeNullOrEmpty -Because 'the error has an id'
@@ -389,12 +393,12 @@ Describe 'Network settings' {
     AfterAll { Assert-ContainersWork }
     It 'refuses the network name <Label> over REST' -ForEach @(
         @{ Label = 'with a trailing newline'; Name = 'net\n'; Shown = 'net\\x0a' }
-        @{ Label = 'lo'; Name = 'lo' }
-        @{ Label = 'default'; Name = 'default' }
-        @{ Label = 'of 16 characters'; Name = 'n234567890123456' }
-        @{ Label = 'in capitals'; Name = 'Upper' }
-        @{ Label = 'with a slash'; Name = 'a/b' }
-        @{ Label = 'empty'; Name = '' }
+        @{ Label = 'lo'; Name = 'lo'; Shown = '' }
+        @{ Label = 'default'; Name = 'default'; Shown = '' }
+        @{ Label = 'of 16 characters'; Name = 'n234567890123456'; Shown = '' }
+        @{ Label = 'in capitals'; Name = 'Upper'; Shown = '' }
+        @{ Label = 'with a slash'; Name = 'a/b'; Shown = '' }
+        @{ Label = 'empty'; Name = ''; Shown = '' }
     ) {
         $message = if (-not $Name) { "field 'name' is required" } elseif ($Shown) { "network name '$Shown' is invalid" } else { 'network name .* is invalid' }
         Assert-RestCase @{ Method = 'POST'; Path = '/1.0/networks'; Body = "{`"name`":`"$Name`",`"config`":{`"ipv4.address`":`"10.67.0.1/24`"}}"; Status = 400; Message = $message }
@@ -479,10 +483,10 @@ Describe 'Images and aliases' {
         @{ Label = 'of 129 characters'; Method = 'POST'; Path = '/1.0/images/aliases'; Body = "{`"name`":`"$('a' * 129)`",`"target`":`"busybox`"}"; Status = 400; Message = 'image alias .* is invalid' }
         @{ Label = 'without a name'; Method = 'POST'; Path = '/1.0/images/aliases'; Body = '{"target":"busybox"}'; Status = 400; Message = "field 'name' is required" }
         @{ Label = 'for a missing image'; Method = 'POST'; Path = '/1.0/images/aliases'; Body = '{"name":"other","target":"nosuch"}'; Status = 404; Message = "image 'nosuch' not found" }
-        @{ Label = 'to remove a missing alias'; Method = 'DELETE'; Path = '/1.0/images/aliases/nosuch'; Status = 404; Message = "alias 'nosuch' not found" }
-        @{ Label = 'to remove a missing image'; Method = 'DELETE'; Path = '/1.0/images/nosuch'; Status = 404; Message = "image 'nosuch' not found" }
-        @{ Label = 'to remove an image in use'; Method = 'DELETE'; Path = '/1.0/images/busybox'; Status = 409; Message = 'is used by container' }
-        @{ Label = 'to get a path'; Method = 'GET'; Path = '/1.0/images/..%2F..%2Fetc'; Status = 404; Message = 'not found' }
+        @{ Label = 'to remove a missing alias'; Method = 'DELETE'; Path = '/1.0/images/aliases/nosuch'; Body = $null; Status = 404; Message = "alias 'nosuch' not found" }
+        @{ Label = 'to remove a missing image'; Method = 'DELETE'; Path = '/1.0/images/nosuch'; Body = $null; Status = 404; Message = "image 'nosuch' not found" }
+        @{ Label = 'to remove an image in use'; Method = 'DELETE'; Path = '/1.0/images/busybox'; Body = $null; Status = 409; Message = 'is used by container' }
+        @{ Label = 'to get a path'; Method = 'GET'; Path = '/1.0/images/..%2F..%2Fetc'; Body = $null; Status = 404; Message = 'not found' }
     ) {
         Assert-RestCase @{ Method = $Method; Path = $Path; Body = $Body; Status = $Status; Message = $Message }
     }
@@ -509,25 +513,25 @@ Describe 'Malformed HTTP' {
         @{ Label = 'an unknown field'; Method = 'POST'; Path = '/1.0/containers'; Body = '{"name":"x","image":"busybox","profiles":["default"]}'; Status = 400; Message = 'profiles' }
         @{ Label = 'nesting 1000 deep'; Method = 'POST'; Path = '/1.0/containers'; Body = ('[' * 1000) + (']' * 1000); Status = 400; Message = 'request body is not valid' }
         @{ Label = 'a body that is not UTF-8'; Method = 'POST'; Path = '/1.0/containers'; Body = [byte[]](0x7b, 0x22, 0x6e, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d); Status = 400; Message = 'request body is not valid' }
-        @{ Label = 'an unknown path'; Method = 'GET'; Path = '/1.0/nosuch'; Status = 404; Message = 'no such endpoint: /1.0/nosuch' }
-        @{ Label = 'another API version'; Method = 'GET'; Path = '/2.0'; Status = 404; Message = 'no such endpoint' }
+        @{ Label = 'an unknown path'; Method = 'GET'; Path = '/1.0/nosuch'; Body = $null; Status = 404; Message = 'no such endpoint: /1.0/nosuch' }
+        @{ Label = 'another API version'; Method = 'GET'; Path = '/2.0'; Body = $null; Status = 404; Message = 'no such endpoint' }
         @{ Label = 'PUT on the container list'; Method = 'PUT'; Path = '/1.0/containers'; Body = '{}'; Status = 405; Message = 'method PUT is not allowed on /1.0/containers' }
-        @{ Label = 'DELETE on the server'; Method = 'DELETE'; Path = '/1.0'; Status = 405; Message = 'method DELETE is not allowed' }
+        @{ Label = 'DELETE on the server'; Method = 'DELETE'; Path = '/1.0'; Body = $null; Status = 405; Message = 'method DELETE is not allowed' }
         @{ Label = 'POST on a container'; Method = 'POST'; Path = '/1.0/containers/keeper'; Body = '{}'; Status = 405; Message = 'not allowed' }
-        @{ Label = 'a missing operation'; Method = 'GET'; Path = '/1.0/operations/nosuch'; Status = 404; Message = "operation 'nosuch' not found" }
-        @{ Label = 'cancelling a missing operation'; Method = 'DELETE'; Path = '/1.0/operations/nosuch'; Status = 404; Message = "operation 'nosuch' not found" }
-        @{ Label = 'waiting on a missing operation'; Method = 'GET'; Path = '/1.0/operations/nosuch/wait?timeout=abc'; Status = 404; Message = "operation 'nosuch' not found" }
-        @{ Label = 'events without a websocket'; Method = 'GET'; Path = '/1.0/events'; Status = 400; Message = 'needs a websocket upgrade' }
+        @{ Label = 'a missing operation'; Method = 'GET'; Path = '/1.0/operations/nosuch'; Body = $null; Status = 404; Message = "operation 'nosuch' not found" }
+        @{ Label = 'cancelling a missing operation'; Method = 'DELETE'; Path = '/1.0/operations/nosuch'; Body = $null; Status = 404; Message = "operation 'nosuch' not found" }
+        @{ Label = 'waiting on a missing operation'; Method = 'GET'; Path = '/1.0/operations/nosuch/wait?timeout=abc'; Body = $null; Status = 404; Message = "operation 'nosuch' not found" }
+        @{ Label = 'events without a websocket'; Method = 'GET'; Path = '/1.0/events'; Body = $null; Status = 400; Message = 'needs a websocket upgrade' }
         @{ Label = 'an unknown state action'; Method = 'PUT'; Path = '/1.0/containers/keeper/state'; Body = '{"action":"explode"}'; Status = 400; Message = "state action 'explode'" }
         @{ Label = 'a negative stop timeout'; Method = 'PUT'; Path = '/1.0/containers/keeper/state'; Body = '{"action":"stop","timeout":-1}'; Status = 400; Message = 'timeout must be from 0 to 3600' }
         @{ Label = 'a stop timeout of years'; Method = 'PUT'; Path = '/1.0/containers/keeper/state'; Body = '{"action":"stop","timeout":99999999}'; Status = 400; Message = 'timeout must be from 0 to 3600' }
         @{ Label = 'a state change of a missing container'; Method = 'PUT'; Path = '/1.0/containers/nosuch/state'; Body = '{"action":"start"}'; Status = 404; Message = "'nosuch' not found" }
         @{ Label = 'starting a running container'; Method = 'PUT'; Path = '/1.0/containers/keeper/state'; Body = '{"action":"start"}'; Status = 409; Message = 'already running' }
-        @{ Label = 'removing a running container without force'; Method = 'DELETE'; Path = '/1.0/containers/keeper'; Status = 409; Message = 'is running' }
-        @{ Label = 'removing a missing container'; Method = 'DELETE'; Path = '/1.0/containers/nosuch'; Status = 404; Message = "'nosuch' not found" }
-        @{ Label = 'the state of a missing container'; Method = 'GET'; Path = '/1.0/containers/nosuch/state'; Status = 404; Message = "'nosuch' not found" }
-        @{ Label = 'a host check for no containers'; Method = 'GET'; Path = '/1.0/host/checks?containers=0'; Status = 400; Message = "containers '0' is not a count" }
-        @{ Label = 'a host check for a word'; Method = 'GET'; Path = '/1.0/host/checks?containers=abc'; Status = 400; Message = "containers 'abc' is not a count" }
+        @{ Label = 'removing a running container without force'; Method = 'DELETE'; Path = '/1.0/containers/keeper'; Body = $null; Status = 409; Message = 'is running' }
+        @{ Label = 'removing a missing container'; Method = 'DELETE'; Path = '/1.0/containers/nosuch'; Body = $null; Status = 404; Message = "'nosuch' not found" }
+        @{ Label = 'the state of a missing container'; Method = 'GET'; Path = '/1.0/containers/nosuch/state'; Body = $null; Status = 404; Message = "'nosuch' not found" }
+        @{ Label = 'a host check for no containers'; Method = 'GET'; Path = '/1.0/host/checks?containers=0'; Body = $null; Status = 400; Message = "containers '0' is not a count" }
+        @{ Label = 'a host check for a word'; Method = 'GET'; Path = '/1.0/host/checks?containers=abc'; Body = $null; Status = 400; Message = "containers 'abc' is not a count" }
         @{ Label = 'a host fix for a negative count'; Method = 'POST'; Path = '/1.0/host/checks/fix'; Body = '{"containers":-5}'; Status = 400; Message = "containers '-5' is not a count" }
         @{ Label = 'a body past 8 MiB'; Method = 'POST'; Path = '/1.0/containers'; Body = { '{"name":"' + ('h' * (9 * 1024 * 1024)) + '"}' }; Status = 413; Message = 'too large' }
     ) {
