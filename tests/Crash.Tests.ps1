@@ -182,6 +182,66 @@ Describe 'Staging leftovers' {
     }
 }
 
+Describe 'A restart after every kind of leftover' {
+    AfterEach { Clear-Containers }
+    It 'starts, reclaims each staging kind, reports what it cannot remove or load, and keeps a running container' {
+        New-SystemContainer stay -Image $image -Start | Out-Null
+        $fp = (Get-SystemContainerImage busybox).Fingerprint
+        $state = $daemon.StateDir
+        $run = $daemon.RunDir
+        $outside = Join-Path $daemon.Dir 'outside-leftovers'
+        New-Item -ItemType Directory $outside | Out-Null
+        Set-Content (Join-Path $outside 'precious') 'keep me'
+        Stop-DaemonProcess $daemon
+        # One of each: a create, delete, import, image removal, id shift and atomic write cut short,
+        # as directory, file, FIFO and symlink; an orphaned run directory; a network made without its record.
+        $reclaimed = @(
+            "$state/containers/.new-a-1", "$state/containers/.delete-b-2", "$state/containers/.delete-c-3", "$state/containers/.delete-d-4",
+            "$state/containers/stay/.config.json.1.2.tmp", "$state/images/.import-e-5", "$state/images/.remove-$('0' * 64)",
+            "$state/images/$fp/.image.json.1.2.tmp", "$state/images/$fp/.rootfs.shift-1000000-1000000.tmp",
+            "$state/networks/leftnet", "$run/networks/leftnet", "$run/containers/ghost")
+        & bash -c @"
+set -e
+mkdir -p '$state/containers/.new-a-1/fs/upper/etc' '$state/images/.import-e-5/rootfs/bin' '$state/images/.remove-$('0' * 64)/rootfs/sbin'
+mkdir -p '$state/images/$fp/.rootfs.shift-1000000-1000000.tmp/etc' '$state/networks/leftnet' '$run/networks/leftnet' '$run/containers/ghost/rootfs'
+echo x > '$state/containers/.delete-b-2'
+mkfifo '$state/containers/.delete-c-3'
+ln -s '$outside' '$state/containers/.delete-d-4'
+echo half > '$state/containers/stay/.config.json.1.2.tmp'
+echo half > '$state/images/$fp/.image.json.1.2.tmp'
+echo root:x:0:0 > '$state/images/$fp/.rootfs.shift-1000000-1000000.tmp/etc/passwd'
+echo hosts > '$state/networks/leftnet/hosts'
+mkdir -p '$state/containers/.delete-stuck-6' && echo x > '$state/containers/.delete-stuck-6/file' && chattr +i '$state/containers/.delete-stuck-6/file'
+mkdir -p '$state/networks/broken' '$state/networks/lax'
+echo '{not json' > '$state/networks/broken/network.json'
+echo '{"name":"lax","config":{"ipv4.address":"10.1/24"},"created":"2026-01-01T00:00:00Z","pending":false,"schema_version":1}' > '$state/networks/lax/network.json'
+"@
+        $LASTEXITCODE | Should -Be 0
+        try {
+            Start-DaemonProcess $daemon
+            foreach ($path in $reclaimed) { Test-Path -LiteralPath $path | Should -BeFalse -Because "$path is a leftover" }
+            Get-Content (Join-Path $outside 'precious') | Should -Be 'keep me'
+            $log = Get-Content -Raw $daemon.Log
+            $log | Should -Match 'cannot reclaim leftover .*\.delete-stuck-6'
+            $log | Should -Match "network 'broken' is not loaded"
+            $log | Should -Match "network 'lax' is not loaded: .*10\.1/24"
+            @(Get-SystemContainerNetwork | ForEach-Object Name) | Should -Not -Contain 'lax'
+            (Get-SystemContainer stay).Status | Should -Be 'Running'
+            Invoke-SystemContainerCommand stay hostname | Should -Be 'stay'
+        }
+        finally { chattr -i "$state/containers/.delete-stuck-6/file" }
+        # What could not go at one start goes at the next; the records that do not load are the operator's to mend.
+        Restart-Daemon
+        Test-Path "$state/containers/.delete-stuck-6" | Should -BeFalse
+        Stop-DaemonProcess $daemon
+        Remove-Item -Recurse -Force "$state/networks/broken", "$state/networks/lax"
+        Start-DaemonProcess $daemon
+        Stop-SystemContainer stay -Force
+        Assert-Works stay
+        Assert-NothingLeft
+    }
+}
+
 Describe 'A daemon dying during a start' {
     AfterEach { Clear-Containers }
     It 'leaves a true status after dying at <Point>' -TestCases @(

@@ -18,7 +18,8 @@ public static class ErrorMapping
             _ => 500,
         }, ee.Reason),
         NativeException => (500, "SystemError"),
-        JsonException or BadHttpRequestException => (400, "InvalidRequest"),
+        BadHttpRequestException b => (b.StatusCode, b.StatusCode == 413 ? "RequestTooLarge" : "InvalidRequest"),
+        JsonException => (400, "InvalidRequest"),
         OperationCanceledException => (400, "Cancelled"),
         _ => (500, "InternalError"),
     };

@@ -54,7 +54,12 @@ var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
     Args = ["--hostBuilder:reloadConfigOnChange=false"],
 });
 builder.Logging.ClearProviders();
-builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(options.Socket));
+builder.WebHost.ConfigureKestrel(k =>
+{
+    k.ListenUnixSocket(options.Socket);
+    // The largest legitimate body is an exec of ExecLimits.MaxTotalBytes, JSON-escaped.
+    k.Limits.MaxRequestBodySize = RestApi.MaxBodyBytes;
+});
 var app = builder.Build();
 app.UseWebSockets();
 // Streams (events, terminals) and long polls end when the daemon stops, instead of holding
@@ -78,6 +83,20 @@ app.Use(async (context, next) =>
     }
 });
 
+// Routing's own answers (no such path, a method the path does not take) carry an error body like every other error.
+app.UseStatusCodePages(async status =>
+{
+    var http = status.HttpContext;
+    string message = http.Response.StatusCode switch
+    {
+        404 => $"no such endpoint: {http.Request.Path}",
+        405 => $"method {http.Request.Method} is not allowed on {http.Request.Path}",
+        _ => $"request failed with status {http.Response.StatusCode}",
+    };
+    string id = http.Response.StatusCode switch { 404 => "NotFound", 405 => "MethodNotAllowed", _ => "InvalidRequest" };
+    await Results.Json(new ApiResponse("error", ErrorCode: http.Response.StatusCode, Error: message, ErrorId: id), Wire.Json,
+        statusCode: http.Response.StatusCode).ExecuteAsync(http);
+});
 var api = new RestApi(options, containers, images, operations, events);
 api.Map(app);
 

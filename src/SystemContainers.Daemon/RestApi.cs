@@ -1,6 +1,7 @@
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using SystemContainers.Api;
 using SystemContainers.Engine;
 using SystemContainers.Engine.Host;
@@ -59,8 +60,8 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         {
             var req = await Body<ContainerStateRequest>(ctx);
             var id = containers.Get(name).Id;
-            if (req.Timeout is < 0)
-                throw EngineException.Invalid("InvalidTimeout", "timeout must not be negative");
+            if (req.Timeout is < 0 or > MaxTimeoutSeconds)
+                throw EngineException.Invalid("InvalidTimeout", $"timeout must be from 0 to {MaxTimeoutSeconds} seconds, not {req.Timeout}");
             TimeSpan? timeout = req.Timeout is int t ? TimeSpan.FromSeconds(t) : null;
             Func<CancellationToken, Task<ContainerView>> action = req.Action switch
             {
@@ -141,11 +142,15 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         app.MapPost("/1.0/images", async (HttpContext ctx) =>
         {
             var req = await Body<ImageCreateRequest>(ctx);
+            if (req.Source == "file")
+            {
+                Require(req.Path, "path");
+                if (!Path.IsPathRooted(req.Path)) throw EngineException.Invalid("InvalidRequest", $"image file '{req.Path}' must be an absolute path");
+            }
             Func<OperationRecord, Task<object?>> work = req.Source switch
             {
                 "file" => async op =>
                 {
-                    Require(req.Path, "path");
                     return ToApi(await images.ImportAsync(req.Path!, req.Alias, req.Description ?? $"imported from {Path.GetFileName(req.Path)}",
                         new Progress<string>(op.Report), op.Cancellation.Token));
                 },
@@ -231,7 +236,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         app.MapGet("/1.0/operations/{id}/wait", async (string id, HttpContext ctx) =>
         {
             var op = operations.Get(id);
-            int timeout = int.TryParse(ctx.Request.Query["timeout"], out int t) && t >= 0 ? t : 3600;
+            int timeout = int.TryParse(ctx.Request.Query["timeout"], out int t) && t is >= 0 and <= MaxTimeoutSeconds ? t : MaxTimeoutSeconds;
             await Task.WhenAny(op.Done, Task.Delay(TimeSpan.FromSeconds(timeout), ctx.RequestAborted));
             return Sync(op.ToApi());
         });
@@ -327,11 +332,20 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         if (string.IsNullOrEmpty(value)) throw EngineException.Invalid("InvalidRequest", $"request field '{field}' is required");
     }
 
+    /// <summary>The largest request body: an exec at the engine's limits, JSON-escaped, fits.</summary>
+    public const long MaxBodyBytes = 8 * 1024 * 1024;
+
+    /// <summary>The longest wait a request may ask for (a stop's grace time, an operation's wait).</summary>
+    public const int MaxTimeoutSeconds = 3600;
+
+    /// <summary>Requests are read strictly: a field the daemon does not know is a mistake to report, not to ignore.</summary>
+    private static readonly JsonSerializerOptions RequestJson = new(Wire.Json) { UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
+
     private static async Task<T> Body<T>(HttpContext ctx)
     {
         try
         {
-            return await JsonSerializer.DeserializeAsync<T>(ctx.Request.Body, Wire.Json, ctx.RequestAborted)
+            return await JsonSerializer.DeserializeAsync<T>(ctx.Request.Body, RequestJson, ctx.RequestAborted)
                 ?? throw EngineException.Invalid("InvalidRequest", "request body must be a JSON object");
         }
         catch (JsonException e)

@@ -428,10 +428,7 @@ public sealed class ContainerManager : IDisposable
         var c = Intact(Find(name));
         var live = c.Live ?? throw EngineException.Conflict("NotRunning", $"container '{name}' is not running");
         if (live.Frozen) throw EngineException.Conflict("Frozen", $"container '{name}' is frozen; resume it first");
-        if (request.Command.Count == 0 || request.Command[0].Length == 0)
-            throw EngineException.Invalid("InvalidCommand", "the command to run must not be empty");
-        if (request.WorkingDirectory is { } cwd && !cwd.StartsWith('/'))
-            throw EngineException.Invalid("InvalidWorkingDirectory", $"working directory '{cwd}' must be an absolute path in the container");
+        if (request.WorkingDirectory is { } cwd) ExecLimits.CheckWorkingDirectory(cwd);
         CheckMapped(c, "uid", request.User);
         CheckMapped(c, "gid", request.Group);
         var config = ContainerConfig.Parse(c.Record.Config);
@@ -443,10 +440,10 @@ public sealed class ContainerManager : IDisposable
         foreach (var (k, v) in config.Environment) env[k] = v;
         foreach (var (k, v) in request.Environment ?? new Dictionary<string, string>())
         {
-            if (k.Length == 0 || k.Contains('='))
-                throw EngineException.Invalid("InvalidEnvironment", $"environment variable name '{k}' is invalid");
+            ExecLimits.CheckVariableName(k, "InvalidEnvironment");
             env[k] = v;
         }
+        ExecLimits.CheckProcess(request.Command, env);
         var plan = new LaunchPlan()
             .Add("userns", c.Record.IdMap is null ? 0 : 1)
             .Add("uid", request.User)
@@ -456,6 +453,7 @@ public sealed class ContainerManager : IDisposable
             .Add("pty", request.Interactive ? 1 : 0)
             .Add(_cgroups.JoinOf(live.Pid))
             .AddAll("capdrop", DroppedCapabilities.Select(x => x.ToString()))
+            .AddAll("sysallow", config.SyscallsAllowed)
             .AddAll("env", env.Select(kv => $"{kv.Key}={kv.Value}"))
             .AddAll("arg", request.Command);
 
@@ -648,6 +646,7 @@ public sealed class ContainerManager : IDisposable
             .Add(cgroup.Join)
             .AddAll("netif", config.BridgedNics.Select(n => n.Name))
             .AddAll("capdrop", DroppedCapabilities.Select(x => x.ToString()))
+            .AddAll("sysallow", config.SyscallsAllowed)
             .Add("arg", "/sbin/init")
             .Add("env", "container=systemcontainers")
             .Add("env", "PATH=" + DefaultPath)

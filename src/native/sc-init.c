@@ -47,14 +47,16 @@
 #include <unistd.h>
 
 #define MAX_LIST 256
+/* The engine allows 1024 arguments and 1024 variables (Spec/ExecLimits.cs) and adds a few of its own. */
+#define MAX_ARGV 1100
 
 struct plan {
     const char *lower, *upper, *layers, *target, *hostname, *cwd, *console, *cgroup2;
     int userns, idmap, pty, home, netsync;
     unsigned short rows, cols;
     char *uidmap, *gidmap;
-    const char *args[MAX_LIST], *envs[MAX_LIST], *cgroups[MAX_LIST], *netifs[MAX_LIST];
-    int nargs, nenvs, ncgroups, nnetifs;
+    const char *args[MAX_ARGV], *envs[MAX_ARGV], *cgroups[MAX_LIST], *netifs[MAX_LIST], *sysallow[MAX_LIST];
+    int nargs, nenvs, ncgroups, nnetifs, nsysallow;
     int capdrop[64];
     int ncapdrop;
     unsigned uid, gid;
@@ -124,6 +126,13 @@ static void append_line(char **acc, const char *line)
     strcat(*acc, "\n");
 }
 
+/* Adds a plan value to a list; a plan with more than fit is refused, never cut short. */
+static void push(const char **list, int *n, int max, const char *key, const char *val)
+{
+    if (*n >= max) { errno = E2BIG; die("cannot take more than %d %s lines", max, key); }
+    list[(*n)++] = val;
+}
+
 static void parse_plan(char *text, struct plan *p)
 {
     memset(p, 0, sizeof *p);
@@ -144,16 +153,17 @@ static void parse_plan(char *text, struct plan *p)
         else if (!strcmp(line, "idmap")) p->idmap = atoi(val);
         else if (!strcmp(line, "pty")) p->pty = atoi(val);
         else if (!strcmp(line, "netsync")) p->netsync = atoi(val);
-        else if (!strcmp(line, "netif") && p->nnetifs < MAX_LIST) p->netifs[p->nnetifs++] = val;
+        else if (!strcmp(line, "netif")) push(p->netifs, &p->nnetifs, MAX_LIST, line, val);
         else if (!strcmp(line, "rows")) p->rows = atoi(val);
         else if (!strcmp(line, "cols")) p->cols = atoi(val);
         else if (!strcmp(line, "uid")) p->uid = strtoul(val, NULL, 10);
         else if (!strcmp(line, "gid")) p->gid = strtoul(val, NULL, 10);
         else if (!strcmp(line, "uidmap")) append_line(&p->uidmap, val);
         else if (!strcmp(line, "gidmap")) append_line(&p->gidmap, val);
-        else if (!strcmp(line, "arg") && p->nargs < MAX_LIST - 1) p->args[p->nargs++] = val;
-        else if (!strcmp(line, "env") && p->nenvs < MAX_LIST - 1) p->envs[p->nenvs++] = val;
-        else if (!strcmp(line, "cgroup") && p->ncgroups < MAX_LIST) p->cgroups[p->ncgroups++] = val;
+        else if (!strcmp(line, "arg")) push(p->args, &p->nargs, MAX_ARGV - 1, line, val);
+        else if (!strcmp(line, "env")) push(p->envs, &p->nenvs, MAX_ARGV - 1, line, val);
+        else if (!strcmp(line, "cgroup")) push(p->cgroups, &p->ncgroups, MAX_LIST, line, val);
+        else if (!strcmp(line, "sysallow")) push(p->sysallow, &p->nsysallow, MAX_LIST, line, val);
         else if (!strcmp(line, "cgroup2")) p->cgroup2 = val;
         else if (!strcmp(line, "capdrop") && p->ncapdrop < 64) p->capdrop[p->ncapdrop++] = atoi(val);
         else { errno = EINVAL; die("unknown plan key %s", line); }
@@ -221,15 +231,30 @@ static void drop_caps(const struct plan *p)
  * kexec, raw I/O, swap, file handles) or widen its attack surface beyond what a namespace
  * confines (bpf, perf events, io_uring, userfaultfd). A user namespace already refuses most
  * of them; a privileged container has only this. The key calls fail with ENOSYS, so systemd
- * and friends fall back to running without a kernel keyring.
+ * and friends fall back to running without a kernel keyring. security.syscalls.allow ("sysallow"
+ * plan lines) gives back the keyring calls and those of the second kind, never the first.
  */
-static void load_seccomp(void)
+static int allowed(const struct plan *p, const char *name)
+{
+    for (int i = 0; i < p->nsysallow; i++)
+        if (!strcmp(p->sysallow[i], name)) return 1;
+    return 0;
+}
+
+static void load_seccomp(const struct plan *p)
 {
     static const char *const eperm[] = { "init_module", "finit_module", "delete_module", "kexec_load",
                                          "kexec_file_load", "open_by_handle_at", "iopl", "ioperm", "swapon",
                                          "swapoff", "bpf", "perf_event_open", "userfaultfd", "io_uring_setup",
                                          "io_uring_enter", "io_uring_register", NULL };
     static const char *const enosys[] = { "keyctl", "add_key", "request_key", NULL };
+    static const char *const allowable[] = { "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
+                                              "io_uring_setup", "io_uring_enter", "io_uring_register", NULL };
+    for (int i = 0; i < p->nsysallow; i++) {
+        int found = 0;
+        for (int j = 0; allowable[j]; j++) found |= !strcmp(allowable[j], p->sysallow[i]);
+        if (!found) { errno = EINVAL; die("cannot allow syscall %s: only the keyring, bpf, perf_event_open, userfaultfd and io_uring calls may be allowed", p->sysallow[i]); }
+    }
     static const uint32_t other_abis[] = {
 #if defined(__x86_64__)
         SCMP_ARCH_X86, SCMP_ARCH_X32,
@@ -253,7 +278,7 @@ static void load_seccomp(void)
         for (int i = 0; rc == 0 && names[i]; i++) {
             int nr = seccomp_syscall_resolve_name(names[i]);
             /* Calls one ABI lacks (iopl on arm) are left out of that ABI's part by libseccomp. */
-            if (nr != __NR_SCMP_ERROR) rc = seccomp_rule_add(ctx, action, nr, 0);
+            if (nr != __NR_SCMP_ERROR && !allowed(p, names[i])) rc = seccomp_rule_add(ctx, action, nr, 0);
         }
     }
     if (rc == 0) rc = seccomp_load(ctx);
@@ -557,7 +582,7 @@ static int create(struct plan *p)
         umask(022);
         reset_signals();
         if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) die("cannot close_range");
-        load_seccomp();
+        load_seccomp(p);
         exec_command(p);
     }
 
@@ -683,7 +708,7 @@ static int exec_in(struct plan *p)
         close(pidfd);
         /* Seccomp goes on while the process is still root: a non-root one may load it only with no_new_privs. */
         drop_caps(p);
-        load_seccomp();
+        load_seccomp(p);
         become_user(p);
         shed_root(p);
         if (setsid() < 0) die("cannot setsid");

@@ -33,6 +33,11 @@ public class IpSubnetTests
     [InlineData("fd00::1/64")]
     [InlineData("10.0.3.1/+24")]
     [InlineData("not-an-address/24")]
+    [InlineData("10.3/24")]
+    [InlineData("0x0a.0.3.1/24")]
+    [InlineData("010.0.3.1/24")]
+    [InlineData("10.0.3.1/24\n")]
+    [InlineData("10.0.3.1/99999999999")]
     public void RefusesWhatCannotAddressABridge(string text)
     {
         var e = Assert.Throws<EngineException>(() => IpSubnet.Parse(text, v6: false, "ipv4.address"));
@@ -117,6 +122,7 @@ public class NetworkConfigTests
     [InlineData("lo", false)]
     [InlineData("none", false)]
     [InlineData("a/b", false)]
+    [InlineData("scbr0\n", false)]
     public void NamesAreInterfaceNames(string name, bool valid)
     {
         if (valid) NetworkConfig.ValidateName(name);
@@ -156,6 +162,10 @@ public class NicSpecTests
     [InlineData("nic.eth0.host_name", "with space", "InvalidConfigValue")]
     [InlineData("nic.eth0.ipv4.address", "10.0.3.9/24", "InvalidConfigValue")]
     [InlineData("nic.eth0.ipv4.address", "fd00::5", "InvalidConfigValue")]
+    [InlineData("nic.eth0.ipv4.address", "10.3", "InvalidConfigValue")]
+    [InlineData("nic.eth0.ipv4.address", "0x0a.0.3.9", "InvalidConfigValue")]
+    [InlineData("nic.eth0\n.network", "lan", "InvalidConfigKey")]
+    [InlineData("nic.eth0.hwaddr", "0a:11:22:33:44:55\n", "InvalidConfigValue")]
     [InlineData("nic.eth0.network", "Bad!", "InvalidNetworkName")]
     public void RefusesBadKeys(string key, string value, string reason)
     {

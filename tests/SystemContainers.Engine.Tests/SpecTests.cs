@@ -21,6 +21,9 @@ public class ContainerNameTests
     [InlineData("trailing-")]
     [InlineData("-lead")]
     [InlineData("under_score")]
+    [InlineData("web\n")]
+    [InlineData("web\r\n")]
+    [InlineData("caf\u00e9")]
     public void RefusesBadNames(string name)
     {
         var e = Assert.Throws<EngineException>(() => ContainerName.Validate(name));
@@ -60,11 +63,51 @@ public class ContainerConfigTests
     [InlineData("environment.A=B", "x", "InvalidConfigKey")]
     [InlineData("environment.", "x", "UnknownConfigKey")]
     [InlineData("user.x", "line\nbreak", "InvalidConfigValue")]
+    [InlineData("user.x", "nul\0", "InvalidConfigValue")]
+    [InlineData("user.a b", "x", "InvalidConfigKey")]
+    [InlineData("environment.A\u0001", "x", "InvalidConfigKey")]
+    [InlineData("security.idmap.isolated", "perhaps", "InvalidConfigValue")]
+    [InlineData("security.idmap.base", "4294901760", "InvalidConfigValue")]
+    [InlineData("security.idmap.size", "4294967295", "InvalidConfigValue")]
+    [InlineData("security.syscalls.allow", "keyctl,init_module", "InvalidConfigValue")]
+    [InlineData("limits.cpu", "0-99999999999", "InvalidConfigValue")]
+    [InlineData("limits.cpu", "99999999999", "InvalidConfigValue")]
+    [InlineData("limits.cpu", "0\n", "InvalidConfigValue")]
+    [InlineData("limits.cpu", "\u0661", "InvalidConfigValue")]
+    [InlineData("limits.cpu.allowance", "100000000000ms/1ms", "InvalidConfigValue")]
+    [InlineData("limits.cpu.allowance", "1001s/1s", "InvalidConfigValue")]
+    [InlineData("limits.memory", "NaN%", "InvalidConfigValue")]
+    [InlineData("limits.memory", "Infinity%", "InvalidConfigValue")]
+    [InlineData("limits.memory", "1e-300%", "InvalidConfigValue")]
+    [InlineData("limits.memory", "0.000001%", "InvalidConfigValue")]
+    [InlineData("limits.memory", "99999999999999999999TB", "InvalidConfigValue")]
     public void RefusesBadKeysAndValues(string key, string value, string reason)
     {
         var e = Assert.Throws<EngineException>(() => ContainerConfig.Parse(new Dictionary<string, string> { [key] = value }));
         Assert.Equal(reason, e.Reason);
-        Assert.Contains(key.TrimEnd('.'), e.Message);
+        Assert.Contains(DisplayText.Escape(key.TrimEnd('.')), e.Message);
+    }
+
+    [Fact]
+    public void TakesTheBoundaryValues()
+    {
+        var c = ContainerConfig.Parse(new Dictionary<string, string>
+        {
+            ["security.idmap.base"] = "4294901759", ["limits.cpu.allowance"] = "1000s/1s", ["limits.memory"] = "4MiB",
+            ["security.syscalls.allow"] = string.Join(",", SyscallAllowList.Allowable),
+            ["environment.BIG"] = new string('e', ExecLimits.MaxStringBytes - "BIG=".Length),
+        });
+        Assert.Equal(4294901759, c.IdmapBaseValue);
+        Assert.Equal(1_000_000_000, c.Limits.CpuQuotaMicroseconds);
+        Assert.Equal(SyscallAllowList.Allowable, c.SyscallsAllowed);
+    }
+
+    [Fact]
+    public void RefusesEnvironmentKeysPastTheirShare()
+    {
+        var values = Enumerable.Range(0, 5).ToDictionary(i => $"environment.V{i}", _ => new string('v', 120_000));
+        var e = Assert.Throws<EngineException>(() => ContainerConfig.Parse(values));
+        Assert.Contains($"at most {ExecLimits.MaxConfigEnvironmentBytes}", e.Message);
     }
 
     [Fact]
@@ -141,9 +184,18 @@ public class IdMapTests
     [Theory]
     [InlineData("1000", "65536")]
     [InlineData("4294967000", "65536")]
+    [InlineData("4294901760", "65536")]
     public void AnExplicitBaseAmongTheSystemsIdsOrPast32BitsIsRefused(string idBase, string size)
     {
-        var config = ContainerConfig.Parse(new Dictionary<string, string> { ["security.idmap.base"] = idBase, ["security.idmap.size"] = size });
+        var e = Assert.Throws<EngineException>(() =>
+            ContainerConfig.Parse(new Dictionary<string, string> { ["security.idmap.base"] = idBase, ["security.idmap.size"] = size }));
+        Assert.Equal("InvalidConfigValue", e.Reason);
+    }
+
+    [Fact]
+    public void ASharedMapLargerThanRootsRangeIsRefused()
+    {
+        var config = ContainerConfig.Parse(new Dictionary<string, string> { ["security.idmap.isolated"] = "false", ["security.idmap.size"] = "1500000000" });
         var e = Assert.Throws<EngineException>(() => IdMap.ForConfig(config, [], "/nonexistent"));
         Assert.Equal("InvalidConfigValue", e.Reason);
     }
@@ -215,4 +267,61 @@ public class ProxySpecTests
         Assert.Equal("InvalidConfigKey", Assert.Throws<EngineException>(() =>
             ContainerConfig.Parse(new Dictionary<string, string> { ["proxy.web\n.listen"] = "tcp:127.0.0.1:80" })).Reason);
     }
+}
+
+public class ExecLimitsTests
+{
+    private static readonly Dictionary<string, string> NoEnvironment = new();
+
+    [Fact]
+    public void TakesACommandAtTheLimits()
+    {
+        ExecLimits.CheckProcess([.. Enumerable.Repeat("a", ExecLimits.MaxArguments)], NoEnvironment);
+        ExecLimits.CheckProcess(["echo", new string('w', ExecLimits.MaxStringBytes)], NoEnvironment);
+    }
+
+    [Theory]
+    [InlineData(new[] { "" }, "must not be empty")]
+    [InlineData(new[] { "echo", null }, "argument 1 of the command is null")]
+    [InlineData(new[] { "echo", "a\0b" }, "contains a NUL")]
+    [InlineData(new[] { "echo", "a\nb" }, "contains a newline")]
+    public void RefusesBadArguments(string?[] command, string message)
+    {
+        var e = Assert.Throws<EngineException>(() => ExecLimits.CheckProcess(command, NoEnvironment));
+        Assert.Equal(FailureKind.InvalidArgument, e.Kind);
+        Assert.Contains(message, e.Message);
+    }
+
+    [Fact]
+    public void RefusesTooManyOrTooLongArguments()
+    {
+        Assert.Contains("at most 1024", Assert.Throws<EngineException>(() =>
+            ExecLimits.CheckProcess([.. Enumerable.Repeat("a", ExecLimits.MaxArguments + 1)], NoEnvironment)).Message);
+        Assert.Contains("at most 131071", Assert.Throws<EngineException>(() =>
+            ExecLimits.CheckProcess(["echo", new string('w', ExecLimits.MaxStringBytes + 1)], NoEnvironment)).Message);
+        Assert.Contains("at most 1048576", Assert.Throws<EngineException>(() =>
+            ExecLimits.CheckProcess([.. Enumerable.Repeat(new string('w', 100_000), 11)], NoEnvironment)).Message);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("A=B")]
+    [InlineData("A\nB")]
+    [InlineData("A\0")]
+    public void RefusesBadVariableNames(string name)
+    {
+        var e = Assert.Throws<EngineException>(() => ExecLimits.CheckProcess(["true"], new Dictionary<string, string> { [name] = "x" }));
+        Assert.Equal("InvalidEnvironment", e.Reason);
+        Assert.DoesNotContain("\n", e.Message);
+    }
+
+    [Theory]
+    [InlineData("relative")]
+    [InlineData("/a\0b")]
+    public void RefusesBadWorkingDirectories(string cwd) =>
+        Assert.Equal("InvalidWorkingDirectory", Assert.Throws<EngineException>(() => ExecLimits.CheckWorkingDirectory(cwd)).Reason);
+
+    [Fact]
+    public void RefusesAWorkingDirectoryPastPathMax() =>
+        Assert.Throws<EngineException>(() => ExecLimits.CheckWorkingDirectory("/" + new string('d', ExecLimits.MaxPathBytes)));
 }

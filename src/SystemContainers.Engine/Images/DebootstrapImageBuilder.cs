@@ -28,7 +28,7 @@ public static partial class DebootstrapImageBuilder
 
         """;
 
-    [GeneratedRegex("^[a-z][a-z0-9-]{1,31}$")]
+    [GeneratedRegex("^[a-z][a-z0-9-]{1,31}\\z")]
     private static partial Regex ReleasePattern();
 
     public static string CacheKey(string release, string mirror) =>

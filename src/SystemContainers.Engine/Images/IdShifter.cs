@@ -13,7 +13,8 @@ public static unsafe class IdShifter
     {
         string target = $"{rootfs}.shift-{map.UidBase}-{map.GidBase}";
         if (Directory.Exists(target)) return target;
-        string staging = target + ".tmp";
+        // A dot name ending .tmp: a copy cut short by a crash is reclaimed at the next daemon start.
+        string staging = Path.Combine(Path.GetDirectoryName(target)!, $".{Path.GetFileName(target)}.tmp");
         if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
         var cp = System.Diagnostics.Process.Start("cp", ["-a", "--reflink=auto", rootfs, staging])!;
         cp.WaitForExit();

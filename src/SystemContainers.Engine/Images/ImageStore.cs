@@ -40,7 +40,7 @@ public sealed partial class ImageStore
         }
     }
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\\z")]
     private static partial Regex AliasPattern();
 
     public IReadOnlyList<ImageRecord> List()
@@ -190,7 +190,7 @@ public sealed partial class ImageStore
     {
         if (!AliasPattern().IsMatch(alias))
             throw EngineException.Invalid("InvalidAlias",
-                $"image alias '{alias}' is invalid: use letters, digits, '.', '_' and '-' (at most 128 characters)");
+                $"image alias '{Spec.DisplayText.Escape(alias)}' is invalid: use letters, digits, '.', '_' and '-' (at most 128 characters)");
     }
 
     private void CheckAliasFree(string? alias, string fingerprint)

@@ -19,9 +19,8 @@ public sealed record IpSubnet(IPAddress Address, int PrefixLength)
     {
         string family = v6 ? "IPv6" : "IPv4";
         int slash = text.IndexOf('/');
-        if (slash < 0 || !IPAddress.TryParse(text.AsSpan(0, slash), out var address)
-            || !int.TryParse(text.AsSpan(slash + 1), System.Globalization.NumberStyles.None, null, out int prefix)
-            || (address.AddressFamily == AddressFamily.InterNetworkV6) != v6)
+        if (slash < 0 || !TryParseAddress(text[..slash], v6, out var address)
+            || !int.TryParse(text.AsSpan(slash + 1), System.Globalization.NumberStyles.None, null, out int prefix))
             throw EngineException.Invalid("InvalidCidr", $"{what} '{text}' is not an {family} address in CIDR form, like {(v6 ? "fd42:1:2:3::1/64" : "10.0.3.1/24")}");
         var subnet = new IpSubnet(address, prefix);
         if (v6)
@@ -39,6 +38,21 @@ public sealed record IpSubnet(IPAddress Address, int PrefixLength)
         if (IPAddress.IsLoopback(address) || address.IsIPv6LinkLocal || address.IsIPv6Multicast || (!v6 && address.GetAddressBytes()[0] >= 224))
             throw EngineException.Invalid("InvalidCidr", $"{what} '{text}' is not a unicast address usable on a bridge");
         return subnet;
+    }
+
+    /// <summary>
+    /// An address of one family in its plain written form only: IPAddress.TryParse also takes
+    /// "10.1" (10.0.0.1), hex and octal parts, and IPv6 scope ids, which name other addresses than they seem to.
+    /// </summary>
+    public static bool TryParseAddress(string text, bool v6, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IPAddress? address)
+    {
+        if (!IPAddress.TryParse(text, out address) || (address.AddressFamily == AddressFamily.InterNetworkV6) != v6
+            || (v6 ? text.Contains('%') || address.ScopeId != 0 : address.ToString() != text))
+        {
+            address = null;
+            return false;
+        }
+        return true;
     }
 
     public IPAddress Network => FromInteger(NetworkInteger);

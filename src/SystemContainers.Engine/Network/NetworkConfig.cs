@@ -41,7 +41,7 @@ public sealed partial record NetworkConfig
     {
         if (string.IsNullOrEmpty(name) || !NamePattern().IsMatch(name) || name is "lo" or "all" or "default" or "none" || name.Length > 15)
             throw EngineException.Invalid("InvalidNetworkName",
-                $"network name '{name}' is invalid: 1 to 15 characters of a-z, 0-9, '-' and '_', starting with a letter (it names the bridge interface), and not lo, all, default or none");
+                $"network name '{DisplayText.Escape(name)}' is invalid: 1 to 15 characters of a-z, 0-9, '-' and '_', starting with a letter (it names the bridge interface), and not lo, all, default or none");
     }
 
     public static NetworkConfig Parse(IReadOnlyDictionary<string, string>? values)
@@ -68,10 +68,10 @@ public sealed partial record NetworkConfig
         return new NetworkConfig(raw.ToImmutable(), v4, v6, nat4, nat6, domain);
     }
 
-    [GeneratedRegex("^[a-z][a-z0-9_-]*$")]
+    [GeneratedRegex("^[a-z][a-z0-9_-]*\\z")]
     private static partial Regex NamePattern();
 
-    [GeneratedRegex("^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")]
+    [GeneratedRegex("^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\\z")]
     private static partial Regex DomainPattern();
 }
 

@@ -63,6 +63,7 @@ public sealed class NetworkManager : IDisposable
             string name = Path.GetFileName(dir);
             string file = Path.Combine(dir, "network.json");
             NetworkRecord record;
+            NetworkConfig config;
             try
             {
                 // Without its record the directory is what a create that died before its intent left.
@@ -74,13 +75,14 @@ public sealed class NetworkManager : IDisposable
                     rolledBack = true;
                     continue;
                 }
+                // A record edited by hand, or written by a laxer version, is reported, never a failed start.
+                config = NetworkConfig.Parse(record.Config);
             }
             catch (Exception e) when (e is NativeException or IOException or EngineException)
             {
                 Console.Error.WriteLine($"network '{name}' is not loaded: {e.Message}");
                 continue;
             }
-            var config = NetworkConfig.Parse(record.Config);
             var managed = new Managed(record, config, NewDnsmasq(record.Name));
             _networks[record.Name] = managed;
             try

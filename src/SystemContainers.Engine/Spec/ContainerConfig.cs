@@ -21,7 +21,10 @@ public sealed record ContainerConfig
     public const string UserPrefix = "user.";
 
     public static readonly IReadOnlyList<string> Keys =
-        [Privileged, IdmapBase, IdmapSize, IdmapIsolated, StopTimeout, Autostart, AutostartPriority, AutostartDelay, .. ResourceLimits.Keys];
+        [Privileged, IdmapBase, IdmapSize, IdmapIsolated, SyscallAllowList.Key, StopTimeout, Autostart, AutostartPriority, AutostartDelay, .. ResourceLimits.Keys];
+
+    /// <summary>The longest key: keys are names, not data.</summary>
+    public const int MaxKeyLength = 255;
 
     // The structured keys are parsed here, once: a config is consulted on every start, exec and stop.
     private ContainerConfig(ImmutableSortedDictionary<string, string> raw)
@@ -38,7 +41,7 @@ public sealed record ContainerConfig
 
     public bool IsPrivileged => Raw.TryGetValue(Privileged, out var v) && ParseBool(Privileged, v);
 
-    public long? IdmapBaseValue => Raw.TryGetValue(IdmapBase, out var v) ? ParseCount(IdmapBase, v, 1, uint.MaxValue) : null;
+    public long? IdmapBaseValue => Raw.TryGetValue(IdmapBase, out var v) ? ParseCount(IdmapBase, v, IdMap.FirstUnprivilegedId, IdMap.LastMappableId) : null;
 
     /// <summary>Whether the container's ids are its own (the default) or the map shared by every non-isolated container.</summary>
     public bool IsIdmapIsolated => IsIsolated(Raw);
@@ -47,7 +50,10 @@ public sealed record ContainerConfig
     public static bool IsIsolated(IReadOnlyDictionary<string, string> raw) =>
         !raw.TryGetValue(IdmapIsolated, out var v) || v.ToLowerInvariant() is not ("false" or "0" or "no" or "off" or "");
 
-    public long? IdmapSizeValue => Raw.TryGetValue(IdmapSize, out var v) ? ParseCount(IdmapSize, v, 65536, uint.MaxValue) : null;
+    public long? IdmapSizeValue => Raw.TryGetValue(IdmapSize, out var v) ? ParseCount(IdmapSize, v, IdMap.DefaultSize, IdMap.LastMappableId) : null;
+
+    /// <summary>The denied calls security.syscalls.allow gives back.</summary>
+    public IReadOnlyList<string> SyscallsAllowed => Raw.TryGetValue(SyscallAllowList.Key, out var v) ? SyscallAllowList.Parse(v) : [];
 
     public TimeSpan StopTimeoutValue =>
         TimeSpan.FromSeconds(Raw.TryGetValue(StopTimeout, out var v) ? ParseCount(StopTimeout, v, 0, 3600) : 30);
@@ -115,18 +121,20 @@ public sealed record ContainerConfig
         var builder = ImmutableSortedDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
         foreach (var (given, value) in values ?? new Dictionary<string, string>())
         {
+            if (given is null || given.Length is 0 or > MaxKeyLength || given.Any(c => char.IsControl(c) || char.IsWhiteSpace(c)))
+                throw EngineException.Invalid("InvalidConfigKey",
+                    $"config key '{DisplayText.Escape(given)}' is invalid: 1 to {MaxKeyLength} characters without spaces or control characters");
             string key = CanonicalKey(given);
             if (builder.ContainsKey(key))
                 throw EngineException.Invalid("InvalidConfigKey", $"config key '{key}' is given twice ('{given}'); keys are matched without regard to case");
-            if (value is null || value.Contains('\n') || value.Contains('\0'))
-                throw EngineException.Invalid("InvalidConfigValue", $"config key '{key}' has an invalid value");
+            if (value is null)
+                throw EngineException.Invalid("InvalidConfigValue", $"config key '{key}' has no value");
+            if (value.Contains('\n') || value.Contains('\0'))
+                throw EngineException.Invalid("InvalidConfigValue", $"config key '{key}' has a value with a newline or NUL character");
             if (key.StartsWith(UserPrefix, StringComparison.Ordinal) && key.Length > UserPrefix.Length) { }
             else if (NicSpec.IsNicKey(key) || ProxySpec.IsProxyKey(key)) { }
             else if (key.StartsWith(EnvironmentPrefix, StringComparison.Ordinal) && key.Length > EnvironmentPrefix.Length)
-            {
-                if (key[EnvironmentPrefix.Length..].Contains('='))
-                    throw EngineException.Invalid("InvalidConfigKey", $"environment variable name in '{key}' must not contain '='");
-            }
+                ExecLimits.CheckVariableName(key[EnvironmentPrefix.Length..], "InvalidConfigKey", key);
             else if (!Keys.Contains(key))
                 throw EngineException.Invalid("UnknownConfigKey",
                     $"unknown config key '{key}'; known keys: {string.Join(", ", Keys)}, {EnvironmentPrefix}*, {UserPrefix}*, {NicSpec.Prefix}<device>.*, {ProxySpec.Prefix}<device>.*");
@@ -137,11 +145,19 @@ public sealed record ContainerConfig
         _ = config.IsPrivileged;
         _ = config.IdmapBaseValue;
         _ = config.IdmapSizeValue;
-        _ = config.IsIdmapIsolated;
+        if (config.Raw.TryGetValue(IdmapIsolated, out var isolated)) ParseBool(IdmapIsolated, isolated);
         _ = config.StopTimeoutValue;
         _ = config.IsAutostart;
         _ = config.AutostartPriorityValue;
         _ = config.AutostartDelayValue;
+        _ = config.SyscallsAllowed;
+        if (config.IdmapBaseValue is long b && b + (config.IdmapSizeValue ?? IdMap.DefaultSize) - 1 > IdMap.LastMappableId)
+            throw EngineException.Invalid("InvalidConfigValue",
+                $"'{IdmapBase}' {b} with size {config.IdmapSizeValue ?? IdMap.DefaultSize} must lie within host ids {IdMap.FirstUnprivilegedId}-{IdMap.LastMappableId}");
+        var environment = config.Environment.ToDictionary(StringComparer.Ordinal);
+        if (ExecLimits.CheckEnvironment(environment, "InvalidConfigValue") is var bytes and > ExecLimits.MaxConfigEnvironmentBytes)
+            throw EngineException.Invalid("InvalidConfigValue",
+                $"the environment.* keys take {bytes} bytes; at most {ExecLimits.MaxConfigEnvironmentBytes} are allowed, so every exec has room for its own");
         return config;
     }
 

@@ -7,7 +7,7 @@ public static partial class ContainerName
 {
     public const int MaxLength = 63;
 
-    [GeneratedRegex("^[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?$")]
+    [GeneratedRegex("^[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?\\z")]
     private static partial Regex Pattern();
 
     public static void Validate(string? name)
@@ -15,9 +15,9 @@ public static partial class ContainerName
         if (string.IsNullOrEmpty(name))
             throw EngineException.Invalid("InvalidName", "container name must not be empty");
         if (name.Length > MaxLength)
-            throw EngineException.Invalid("InvalidName", $"container name '{name}' is longer than {MaxLength} characters");
+            throw EngineException.Invalid("InvalidName", $"container name '{DisplayText.Escape(name[..MaxLength])}...' is longer than {MaxLength} characters");
         if (!Pattern().IsMatch(name))
             throw EngineException.Invalid("InvalidName",
-                $"container name '{name}' is invalid: use letters, digits and '-', starting with a letter and not ending with '-'");
+                $"container name '{DisplayText.Escape(name)}' is invalid: use letters, digits and '-', starting with a letter and not ending with '-'");
     }
 }

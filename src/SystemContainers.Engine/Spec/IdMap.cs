@@ -12,6 +12,12 @@ public sealed record IdMap(long UidBase, long GidBase, long Size)
     public const long FirstUnprivilegedId = 65536;
 
     /// <summary>
+    /// The highest host id a map may reach: 2^32-2. (uid_t)-1 is no id, and the kernel refuses an
+    /// extent whose end wraps to 0 (base + size must stay below 2^32).
+    /// </summary>
+    public const long LastMappableId = (1L << 32) - 2;
+
+    /// <summary>
     /// The range for a new container of root's. An explicit security.idmap.base is taken as given.
     /// Otherwise ids come from root's /etc/subuid and /etc/subgid ranges (else <see cref="DefaultPool"/>):
     /// a shared map (security.idmap.isolated=false) is the pool's first block, the one every shared
@@ -22,11 +28,9 @@ public sealed record IdMap(long UidBase, long GidBase, long Size)
     {
         long size = config.IdmapSizeValue ?? DefaultSize;
         var taken = inUse.ToList();
+        // ContainerConfig.Parse has checked that an explicit base and size lie within host ids 65536-(2^32-1).
         if (config.IdmapBaseValue is long b)
         {
-            if (b < FirstUnprivilegedId || b + size > 1L << 32)
-                throw EngineException.Invalid("InvalidConfigValue",
-                    $"'{ContainerConfig.IdmapBase}' {b} with size {size} must lie within host ids {FirstUnprivilegedId}-{(1L << 32) - 1}, clear of the system's own ids");
             var explicitMap = new IdMap(b, b, size);
             if (config.IsIdmapIsolated && taken.FirstOrDefault(m => m.Overlaps(explicitMap)) is { } clash)
                 throw EngineException.Conflict("IdRangeInUse",
@@ -35,7 +39,13 @@ public sealed record IdMap(long UidBase, long GidBase, long Size)
         }
         var uidPools = Pools(Path.Combine(etc, "subuid"), size);
         var gidPools = Pools(Path.Combine(etc, "subgid"), size);
-        if (!config.IsIdmapIsolated) return new IdMap(uidPools[0].Start, gidPools[0].Start, size);
+        if (!config.IsIdmapIsolated)
+        {
+            if (size > uidPools[0].Count || size > gidPools[0].Count || uidPools[0].Start + size - 1 > LastMappableId || gidPools[0].Start + size - 1 > LastMappableId)
+                throw EngineException.Invalid("InvalidConfigValue",
+                    $"'{ContainerConfig.IdmapSize}' {size} is larger than root's first subordinate id range in {Path.Combine(etc, "subuid")} or {Path.Combine(etc, "subgid")}");
+            return new IdMap(uidPools[0].Start, gidPools[0].Start, size);
+        }
         // The first block stays the shared one; an isolated block is free in both pools.
         long? uid = FreeBlock(uidPools, size, taken.Select(m => (m.UidBase, m.Size)));
         long? gid = FreeBlock(gidPools, size, taken.Select(m => (m.GidBase, m.Size)));

@@ -57,7 +57,7 @@ public sealed partial record NicSpec(string Device, NicType Type, string? Networ
         }
         IPAddress? v4 = null;
         if (p.TryGetValue("ipv4.address", out var v4Text)
-            && (!IPAddress.TryParse(v4Text, out v4) || v4.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork || v4Text.Contains('/')))
+            && !SystemContainers.Engine.Network.IpSubnet.TryParseAddress(v4Text, v6: false, out v4))
             throw EngineException.Invalid("InvalidConfigValue", $"config key '{Key(device, "ipv4.address")}' must be an IPv4 address like 10.0.3.50, not '{v4Text}'");
         return new NicSpec(device, type, network, name, hostName, mac, v4);
     }
@@ -82,6 +82,6 @@ public sealed partial record NicSpec(string Device, NicType Type, string? Networ
 
     public string? HwAddrText => HwAddr is null ? null : string.Join(':', HwAddr.GetAddressBytes().Select(x => x.ToString("x2")));
 
-    [GeneratedRegex("^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")]
+    [GeneratedRegex("^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\\z")]
     private static partial Regex MacPattern();
 }

@@ -37,13 +37,17 @@ public sealed partial record ResourceLimits
 
     public static ResourceLimits None { get; } = new();
 
-    [GeneratedRegex(@"^(\d+)(ms|us|s)/(\d+)(ms|us|s)$")]
+    // [0-9], not \d: \d also matches other scripts' digits, which the invariant parsers refuse.
+    [GeneratedRegex(@"^([0-9]{1,9})(ms|us|s)/([0-9]{1,9})(ms|us|s)\z")]
     private static partial Regex QuotaPattern();
 
-    [GeneratedRegex(@"^(\d+(?:\.\d+)?)\s*(B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB|k|K|M|G|T)?$")]
+    [GeneratedRegex(@"^([0-9]{1,20}(?:\.[0-9]{1,9})?) ?(B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB|k|K|M|G|T)?\z")]
     private static partial Regex BytesPattern();
 
-    [GeneratedRegex(@"^\d+(-\d+)?(,\d+(-\d+)?)*$")]
+    [GeneratedRegex(@"^[0-9]{1,3}(\.[0-9]{1,6})?%\z")]
+    private static partial Regex PercentPattern();
+
+    [GeneratedRegex(@"^[0-9]{1,5}(-[0-9]{1,5})?(,[0-9]{1,5}(-[0-9]{1,5})?)*\z")]
     private static partial Regex CpuListPattern();
 
     /// <summary>Parses and validates every limits.* key of a config; throws InvalidConfigValue naming the key.</summary>
@@ -62,7 +66,7 @@ public sealed partial record ResourceLimits
                 if (!CpuListPattern().IsMatch(cpu)) throw Invalid(Cpu, cpu, "a CPU count, or a list such as 0-1 or 0,2");
                 foreach (var part in cpu.Split(','))
                 {
-                    var ends = part.Split('-').Select(int.Parse).ToArray();
+                    var ends = part.Split('-').Select(e => int.Parse(e, CultureInfo.InvariantCulture)).ToArray();
                     if (ends.Any(e => e >= hostCpus) || (ends.Length == 2 && ends[0] > ends[1]))
                         throw Invalid(Cpu, cpu, $"CPUs that exist on this host (0-{hostCpus - 1})");
                 }
@@ -79,10 +83,12 @@ public sealed partial record ResourceLimits
                 r = r with { CpuShares = Math.Max(2, 1024 * pct / 100) };
             else if (q.Success)
             {
-                long quota = Micro(long.Parse(q.Groups[1].Value), q.Groups[2].Value);
-                long period = Micro(long.Parse(q.Groups[3].Value), q.Groups[4].Value);
-                if (period < 1000 || period > 1_000_000 || quota < 1000)
-                    throw Invalid(CpuAllowance, allowance, "a quota of at least 1ms per period of 1ms to 1s, such as 25ms/100ms");
+                // At most 9 digits each, so the microseconds fit a long; the quota is capped at
+                // MaxQuotaMicroseconds, far below what the kernel takes.
+                long quota = Micro(long.Parse(q.Groups[1].Value, CultureInfo.InvariantCulture), q.Groups[2].Value);
+                long period = Micro(long.Parse(q.Groups[3].Value, CultureInfo.InvariantCulture), q.Groups[4].Value);
+                if (period < 1000 || period > 1_000_000 || quota < 1000 || quota > MaxQuotaMicroseconds)
+                    throw Invalid(CpuAllowance, allowance, "a quota of 1ms to 1000s per period of 1ms to 1s, such as 25ms/100ms");
                 r = r with { CpuQuotaMicroseconds = quota, CpuPeriodMicroseconds = period, CpuShares = priorityShares };
             }
             else throw Invalid(CpuAllowance, allowance, "a percentage from 1% to 100% or a quota such as 25ms/100ms");
@@ -105,27 +111,38 @@ public sealed partial record ResourceLimits
         return r;
     }
 
+    /// <summary>The largest CPU quota per period limits.cpu.allowance takes: 1000s, a thousand CPUs' worth at the longest period.</summary>
+    public const long MaxQuotaMicroseconds = 1_000_000_000;
+
+    /// <summary>The smallest memory limit: below it not even an init runs.</summary>
+    public const long MinMemoryBytes = 4L << 20;
+
     private static long ParseMemory(string value, long hostMemory)
     {
         if (value.EndsWith('%'))
         {
-            if (!double.TryParse(value[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out double pct) || pct <= 0 || pct > 100)
+            // Plain decimals only: NumberStyles.Float would take "NaN", "1e-300" and spaces.
+            if (!PercentPattern().IsMatch(value) || !double.TryParse(value[..^1], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double pct)
+                || pct <= 0 || pct > 100)
                 throw Invalid(Memory, value, "bytes such as 512MiB, or a percentage of host memory from 1% to 100%");
-            return (long)(hostMemory * pct / 100);
+            long share = (long)(hostMemory * pct / 100);
+            if (share < MinMemoryBytes) throw Invalid(Memory, value, $"a percentage that gives at least 4MiB of this host's {hostMemory} bytes");
+            return share;
         }
         var m = BytesPattern().Match(value);
         if (!m.Success) throw Invalid(Memory, value, "bytes such as 536870912, 512MiB or 2GB, or a percentage such as 50%");
-        double n = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        double n = double.Parse(m.Groups[1].Value, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture);
         long unit = m.Groups[2].Value switch
         {
             "" or "B" => 1,
             "kB" or "KB" => 1000, "MB" => 1_000_000, "GB" => 1_000_000_000, "TB" => 1_000_000_000_000,
             "k" or "K" or "KiB" => 1L << 10, "M" or "MiB" => 1L << 20, "G" or "GiB" => 1L << 30, _ => 1L << 40,
         };
-        long bytes = (long)(n * unit);
-        if (bytes < 4L << 20) throw Invalid(Memory, value, "at least 4MiB");
-        if (bytes > hostMemory * 64) throw Invalid(Memory, value, "no more than the host could ever give");
-        return bytes;
+        // Compared as doubles: the product may be far beyond a long.
+        double bytes = n * unit;
+        if (bytes < MinMemoryBytes) throw Invalid(Memory, value, "at least 4MiB");
+        if (bytes > (double)hostMemory * 64) throw Invalid(Memory, value, "no more than the host could ever give");
+        return (long)bytes;
     }
 
     private static long Micro(long n, string unit) => unit switch { "s" => n * 1_000_000, "ms" => n * 1000, _ => n };
