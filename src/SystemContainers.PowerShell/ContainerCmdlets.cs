@@ -83,9 +83,8 @@ public sealed class NewSystemContainerCommand : SystemContainerCmdlet
         if (Privileged) config["security.privileged"] = "true";
         if (Network == "none") config["nic.eth0.type"] = "none";
         else if (Network is not null) config["nic.eth0.network"] = Network;
-        if (!TryCall(c => c.CreateContainerAsync(new ContainerCreateRequest(Name, Image, config), Cancel), Name, out var created)) return;
-        if (Start && !TryCall(c => c.ChangeStateAsync(Name, new ContainerStateRequest("start"), Cancel), Name, out created)) return;
-        WriteObject(created);
+        if (TryCall(c => c.CreateContainerAsync(new ContainerCreateRequest(Name, Image, config, Start), Cancel), Name, out var created))
+            WriteObject(created);
     }
 }
 
