@@ -34,21 +34,20 @@ public sealed class ContainerManager : IDisposable
         _options = options;
         _images = images;
         _cgroups = cgroups;
-        _store = new StateStore(options.StateDir);
+        _store = new StateStore(options.StateDir, options.RunDir);
         _scInit = new ScInit(options.ScInitPath);
         // Container inits are orphaned when sc-init exits; as subreaper this process inherits and reaps them.
         Sys.SetChildSubreaper();
         if (!File.Exists(options.ScInitPath))
             throw EngineException.NotFound("ScInitNotFound", $"sc-init not found at {options.ScInitPath}; run ./build.ps1 build");
         // The run directory may be traversable (for dnsmasq); the containers' mounts are root's alone.
-        string runContainers = Path.Combine(options.RunDir, "containers");
-        Directory.CreateDirectory(runContainers);
-        File.SetUnixFileMode(runContainers, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.SetUnixFileMode(_store.RunContainersDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Networks = new NetworkManager(options, _loop);
         Recovery.ReclaimStaging(_store.ContainersDir);
         Recovery.ReclaimTempFiles(_store.ContainersDir);
+        Recovery.ReclaimTempFiles(_store.RunContainersDir);
         foreach (var name in _store.Names()) Load(name);
-        Recovery.ReclaimOrphans(runContainers, _containers.Keys);
+        Recovery.ReclaimOrphans(_store.RunContainersDir, _containers.Keys);
         Networks.StartServices();
     }
 
@@ -526,7 +525,7 @@ public sealed class ContainerManager : IDisposable
         c.Damage is null ? c : throw EngineException.Conflict("ContainerDamaged",
             $"container '{c.Record.Name}' is damaged ({c.Damage}); repair its files and restart the daemon, or remove it");
 
-    private string RunDirOf(string name) => Path.Combine(_options.RunDir, "containers", name);
+    private string RunDirOf(string name) => _store.RunDirectoryOf(name);
 
     private static int RootUid(Container c) => c.Record.IdMap?.RootUid ?? 0;
     private static int RootGid(Container c) => c.Record.IdMap?.RootGid ?? 0;
