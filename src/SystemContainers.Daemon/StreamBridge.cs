@@ -2,6 +2,7 @@ using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
 using SystemContainers.Api;
+using SystemContainers.Engine;
 using SystemContainers.Engine.Runtime;
 
 namespace SystemContainers.Daemon;
@@ -61,6 +62,7 @@ public static class StreamBridge
         }, ct);
         var (code, error) = await session.Completion;
         await drain.WaitAsync(output, readerCount: 2);
+        StepTrace.Mark("exec: output forwarded");
         if (socket.State == WebSocketState.Open)
         {
             await sending.WaitAsync(CancellationToken.None);

@@ -131,7 +131,9 @@ public sealed class ContainerManager : IDisposable
             Directory.CreateDirectory(Path.Combine(staging, "fs", "work"));
             if (idmap is not null) Sys.Chown(upper, idmap.RootUid, idmap.RootGid);
             Networks.Register(name, parsed.Nics);
+            StepTrace.Mark("create: NICs registered");
             _store.WriteConfig(staging, container.Record);
+            StepTrace.Mark("create: config written");
             TestHooks.Reach("create-staged");
             Directory.Move(staging, _store.DirectoryOf(name));
         }
@@ -553,6 +555,7 @@ public sealed class ContainerManager : IDisposable
         try
         {
             _store.WriteRuntime(name, before with { Starting = true });
+            StepTrace.Mark("start: intent written");
             TestHooks.Reach("start-intent");
             Directory.CreateDirectory(Path.Combine(run, "rootfs"));
             Directory.CreateDirectory(Path.Combine(run, "layers"));
@@ -561,6 +564,7 @@ public sealed class ContainerManager : IDisposable
             string? cpuSet = CpuSetFor(limits, except: null);
             _cgroups.Apply(cgroup, limits, cpuSet);
             (master, slave, string slavePath) = Sys.OpenPty(RootUid(c), RootGid(c) + 5);
+            StepTrace.Mark("start: cgroup and console ready");
             int pid;
             bool shifted = idmap is not null && _options.ShiftIds;
             try
@@ -574,12 +578,14 @@ public sealed class ContainerManager : IDisposable
                 pid = _scInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
             }
             pidfd = Sys.PidfdOpen(pid);
+            StepTrace.Mark("start: init exec'd");
             TestHooks.Reach("start-cloned");
             console = new ConsoleLog(master, slave, Path.Combine(run, "console.log"), _loop);
             master = slave = null;
             var runtime = new RuntimeRecord(true, pid, ProcStat.StartTime(pid), DateTimeOffset.UtcNow, null, null, null, shifted);
             TestHooks.Reach("start-before-state");
             _store.WriteRuntime(name, runtime);
+            StepTrace.Mark("start: running recorded");
             TestHooks.Reach("start-after-state");
             var live = new Live(pid, pidfd, cgroup, console) { CpuSet = cpuSet, LastSample = (DateTimeOffset.UtcNow, 0), HostInterfaces = hostInterfaces };
             c.Runtime = runtime;
