@@ -18,12 +18,6 @@ Import-Module (Join-Path $root 'SystemContainers.psd1') -Force
 Import-Module (Join-Path $root 'tests/TestDaemon.psm1') -Force
 Import-Module (Join-Path $PSScriptRoot 'Bench.psm1') -Force
 
-function Measure-Ms([scriptblock]$Block) {
-    $sw = [Diagnostics.Stopwatch]::StartNew()
-    & $Block | Out-Null
-    $sw.Elapsed.TotalMilliseconds
-}
-
 function Get-DaemonRssMiB($Daemon) {
     $kb = (Get-Content "/proc/$($Daemon.Pid)/status" | Where-Object { $_ -like 'VmRSS:*' }) -replace '\D', ''
     [math]::Round([double]$kb / 1024, 1)

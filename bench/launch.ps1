@@ -22,12 +22,6 @@ Import-Module (Join-Path $root 'SystemContainers.psd1') -Force
 Import-Module (Join-Path $root 'tests/TestDaemon.psm1') -Force
 Import-Module (Join-Path $PSScriptRoot 'Bench.psm1') -Force
 
-function Measure-Ms([scriptblock]$Block) {
-    $sw = [Diagnostics.Stopwatch]::StartNew()
-    & $Block | Out-Null
-    $sw.Elapsed.TotalMilliseconds
-}
-
 $daemon = Start-TestDaemon
 try {
     Get-TestImage | Out-Null
