@@ -70,8 +70,8 @@ try {
     $rows = foreach ($k in $results.Keys) { [pscustomobject]@{ Measure = $k; 'with a NIC' = $results[$k].NIC; 'without a NIC' = $results[$k].none } }
     $rows | Format-Table -AutoSize | Out-Host
     if ($Record) {
-        $load = (Get-Content /proc/loadavg) -split ' ' | Select-Object -First 3
-        Add-BenchResult 'density.ps1' "$Count busybox containers of each kind started one after another and kept running; $([Environment]::ProcessorCount) cores, kernel $(uname -r), load average $($load -join ' ') at the end. LXC not run in this script." `
+        $load = ((Get-Content /proc/loadavg) -split ' ')[0..2] -join ' '
+        Add-BenchResult 'density.ps1' "$Count busybox containers of each kind started one after another and kept running; $([Environment]::ProcessorCount) cores, kernel $(uname -r), load average $load at the end. LXC not run in this script." `
             @('Measure', 'with a NIC', 'without a NIC') $rows
     }
 }
