@@ -6,6 +6,13 @@ function Get-Median([double[]]$Values) {
     ($s[[int][math]::Floor(($s.Count - 1) / 2)] + $s[[int][math]::Ceiling(($s.Count - 1) / 2)]) / 2
 }
 
+# The time a block takes, in milliseconds; its output is dropped.
+function Measure-Ms([scriptblock]$Block) {
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    & $Block | Out-Null
+    $sw.Elapsed.TotalMilliseconds
+}
+
 function Add-BenchResult([string]$Script, [string]$Description, [string[]]$Columns, [object[]]$Rows) {
     $lines = @('', "## $Script, $(Get-Date -Format 'yyyy-MM-dd HH:mm') UTC", '', $Description, '',
         "| $($Columns -join ' | ') |", "|$('---|' * $Columns.Count)")
@@ -13,4 +20,4 @@ function Add-BenchResult([string]$Script, [string]$Description, [string[]]$Colum
     Add-Content (Join-Path $PSScriptRoot 'RESULTS.md') $lines
 }
 
-Export-ModuleMember -Function Get-Median, Add-BenchResult
+Export-ModuleMember -Function Get-Median, Measure-Ms, Add-BenchResult

@@ -22,12 +22,6 @@ Import-Module (Join-Path $root 'SystemContainers.psd1') -Force
 Import-Module (Join-Path $root 'tests/TestDaemon.psm1') -Force
 Import-Module (Join-Path $PSScriptRoot 'Bench.psm1') -Force
 
-function Measure-Ms([scriptblock]$Block) {
-    $sw = [Diagnostics.Stopwatch]::StartNew()
-    & $Block | Out-Null
-    $sw.Elapsed.TotalMilliseconds
-}
-
 $daemon = Start-TestDaemon
 try {
     Get-TestImage | Out-Null
@@ -120,7 +114,8 @@ try {
     if ($Record) {
         $cpu = (Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '.*:\s*', ''
         $cgroup = (Invoke-TestApi $daemon GET /1.0).Body.metadata.cgroup_version
-        Add-BenchResult 'launch.ps1' "$([Environment]::ProcessorCount) cores ($cpu), kernel $(uname -r), cgroup $cgroup, median of $Runs runs after $Warmup warm-up runs; NICs on a Linux bridge in a network namespace made for the run." `
+        $load = ((Get-Content /proc/loadavg) -split ' ')[0..2] -join ' '
+        Add-BenchResult 'launch.ps1' "$([Environment]::ProcessorCount) cores ($cpu), kernel $(uname -r), cgroup $cgroup, median of $Runs runs after $Warmup warm-up runs, load average $load at the end; NICs on a Linux bridge in a network namespace made for the run." `
             @('Measure', 'SystemContainers ms', 'LXC ms', 'LXC / ours') $rows
     }
 }

@@ -6,6 +6,8 @@ BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
     $script:daemon = Start-TestDaemon
     $script:image = Get-TestImage
+    # The tmpfs the full-disk tests mount over the containers' run directories, while they run.
+    $script:runContainers = $null
 
     function Restart-Daemon([hashtable]$Environment = @{}) {
         <# SIGTERM (if alive) and start again, with test-hook variables set for the new daemon only. #>
@@ -27,8 +29,11 @@ BeforeAll {
         foreach ($dir in Get-GroupDirectories) {
             if (Test-Path $dir) { @(Get-ChildItem -Directory $dir | ForEach-Object Name) | Should -BeNullOrEmpty -Because "no container cgroup is left in $dir" }
         }
-        @(Get-Content /proc/self/mountinfo | Where-Object { $_ -match [regex]::Escape($daemon.RunDir) }) | Should -BeNullOrEmpty
+        # Mount points under the run directory (the tmpfs a test put there itself aside).
+        @(Get-Content /proc/self/mountinfo | ForEach-Object { ($_ -split ' ')[4] } |
+            Where-Object { $_.StartsWith("$($daemon.RunDir)/") -and $_ -ne $script:runContainers }) | Should -BeNullOrEmpty
         @(Get-ChildItem -Force (Join-Path $daemon.StateDir 'containers') | ForEach-Object Name) | Should -BeNullOrEmpty
+        @(Get-ChildItem -Force (Join-Path $daemon.RunDir 'containers') | ForEach-Object Name) | Should -BeNullOrEmpty
         @(Get-ChildItem -Force -Recurse -File (Join-Path $daemon.StateDir '*') -ErrorAction SilentlyContinue |
             Where-Object Name -like '.*.tmp' | ForEach-Object FullName) | Should -BeNullOrEmpty
         @(Get-ChildItem -Force (Join-Path $daemon.StateDir 'images') | Where-Object Name -like '.*' | ForEach-Object Name) | Should -BeNullOrEmpty
@@ -103,7 +108,8 @@ Describe 'Damaged state files' {
         New-SystemContainer dmg-b -Image $image | Out-Null
         New-SystemContainer dmg-c -Image $image | Out-Null
         Start-SystemContainer dmg-b; Stop-SystemContainer dmg-b -Force
-        $path = Join-Path $daemon.StateDir "containers/dmg-b/$File"
+        # What runs is recorded in the run directory, what the container is in the state directory.
+        $path = Join-Path ($File -eq 'state.json' ? $daemon.RunDir : $daemon.StateDir) "containers/dmg-b/$File"
         Stop-DaemonProcess $daemon
         $original = Get-Content -Raw $path
         $broken = switch ($Content) {
@@ -170,11 +176,15 @@ Describe 'Staging leftovers' {
         $LASTEXITCODE | Should -Be 0
         New-Item -ItemType Directory (Join-Path $containers '.new-half-1/fs/upper') -Force | Out-Null
         New-Item -ItemType SymbolicLink -Path (Join-Path $containers '.delete-link-2') -Target $outside | Out-Null
-        Set-Content (Join-Path $containers 'keeper/.state.json.123.4.tmp') 'half a record'
+        Set-Content (Join-Path $containers 'keeper/.config.json.123.4.tmp') 'half a record'
+        $run = Join-Path $daemon.RunDir 'containers/keeper'
+        New-Item -ItemType Directory $run -Force | Out-Null
+        Set-Content (Join-Path $run '.state.json.123.4.tmp') 'half a record'
         New-Item -ItemType Directory (Join-Path $daemon.StateDir 'images/.import-5/rootfs') -Force | Out-Null
         Start-DaemonProcess $daemon
         @(Get-ChildItem -Force $containers | ForEach-Object Name) | Should -Be @('keeper')
-        @(Get-ChildItem -Force (Join-Path $containers 'keeper') | ForEach-Object Name) | Should -Not -Contain '.state.json.123.4.tmp'
+        @(Get-ChildItem -Force (Join-Path $containers 'keeper') | ForEach-Object Name) | Should -Not -Contain '.config.json.123.4.tmp'
+        @(Get-ChildItem -Force $run | ForEach-Object Name) | Should -Not -Contain '.state.json.123.4.tmp'
         Get-Content (Join-Path $outside 'precious') | Should -Be 'keep me'
         Get-Content -Raw $daemon.Log | Should -Match 'reclaimed leftover .*\.delete-deep-0'
         Remove-SystemContainer keeper -Confirm:$false
@@ -277,20 +287,23 @@ Describe 'A daemon dying during a start' {
     }
 }
 
-Describe 'A full state disk' {
+Describe 'A full state or run disk' {
     BeforeAll {
-        # The state directory moves onto a small tmpfs, so a write there can be refused with ENOSPC.
+        # The state directory and the containers' run directories move onto small tmpfs mounts
+        # (as /run is one), so a write there can be refused with ENOSPC.
         Stop-DaemonProcess $daemon
         $script:saved = "$($daemon.StateDir).saved"
         Move-Item $daemon.StateDir $saved
         New-Item -ItemType Directory $daemon.StateDir | Out-Null
         mount -t tmpfs -o size=32m,mode=0700 sc-crash-state $daemon.StateDir
         & cp -a "$saved/." $daemon.StateDir
+        $script:runContainers = Join-Path $daemon.RunDir 'containers'
+        mount -t tmpfs -o size=8m,mode=0700 sc-crash-run $runContainers
         Start-DaemonProcess $daemon
-        $script:filler = Join-Path $daemon.StateDir 'filler'
+        $script:fillers = @((Join-Path $daemon.StateDir 'filler'), (Join-Path $runContainers 'filler'))
 
-        function Fill-Disk { & dd if=/dev/zero "of=$filler" bs=4k 2>$null; Test-Path $filler | Should -BeTrue }
-        function Free-Disk { Remove-Item -Force $filler -ErrorAction SilentlyContinue }
+        function Fill-Disk([switch]$Run) { $f = $fillers[[int]$Run.IsPresent]; & dd if=/dev/zero "of=$f" bs=4k 2>$null; Test-Path $f | Should -BeTrue }
+        function Free-Disk { Remove-Item -Force $fillers -ErrorAction SilentlyContinue }
     }
     AfterAll {
         Free-Disk
@@ -298,6 +311,7 @@ Describe 'A full state disk' {
         # dnsmasq keeps its lease file (on the tmpfs) open.
         Get-SystemContainerNetwork | Remove-SystemContainerNetwork -Confirm:$false
         Stop-DaemonProcess $daemon
+        umount $runContainers
         umount $daemon.StateDir
         Remove-Item -Recurse -Force $daemon.StateDir
         Move-Item $saved $daemon.StateDir
@@ -318,7 +332,7 @@ Describe 'A full state disk' {
     }
     It 'refuses a start whose intent cannot be written, and runs nothing' {
         New-SystemContainer full -Image $image | Out-Null
-        Fill-Disk
+        Fill-Disk -Run
         Start-SystemContainer full -ErrorAction SilentlyContinue -ErrorVariable refused
         "$refused" | Should -Match 'ENOSPC'
         (Get-SystemContainer full).Status | Should -Be 'Stopped'
@@ -335,7 +349,7 @@ Describe 'A full state disk' {
         Wait-Until { Test-Path $pause } -TimeoutSeconds 60 -What 'the start to reach the state write'
         $init = @(Get-CgroupProcesses full)
         $init | Should -Not -BeNullOrEmpty
-        Fill-Disk
+        Fill-Disk -Run
         Remove-Item $pause
         $result = (Invoke-TestApi $daemon GET "$op/wait?timeout=60").Body.metadata
         $result.status | Should -Be 'Failure'

@@ -92,6 +92,21 @@ Describe 'REST API' {
         $done.Body.metadata.status | Should -Be 'Success'
         $done.Body.metadata.metadata.result.status | Should -Be 'Stopped'
     }
+    It 'creates and starts in one request, and answers an operation once it has ended when asked to wait' {
+        $r = Invoke-TestApi $daemon POST '/1.0/containers?wait=60' "{`"name`":`"onestep`",`"image`":`"$image`",`"start`":true}"
+        $r.Status | Should -Be 202
+        $r.Body.metadata.status | Should -Be 'Success'
+        $r.Body.metadata.metadata.result.status | Should -Be 'Running'
+        $init = $r.Body.metadata.metadata.result.pid
+        (readlink "/proc/$init/ns/pid") | Should -Not -Be (readlink /proc/self/ns/pid) -Because 'the init runs in a pid namespace of its own'
+        Invoke-SystemContainerCommand onestep hostname | Should -Be 'onestep'
+        $running = Invoke-TestApi $daemon POST /1.0/containers/onestep/exec '{"command":["sh","-c","sleep 1; exit 3"]}'
+        $running.Body.metadata.status | Should -Be 'Running' -Because 'without wait the answer does not wait for the command'
+        $ended = Invoke-TestApi $daemon POST '/1.0/containers/onestep/exec?wait=60' '{"command":["sh","-c","sleep 1; exit 3"]}'
+        $ended.Body.metadata.status | Should -Be 'Success'
+        $ended.Body.metadata.metadata.result.return | Should -Be 3
+        Remove-SystemContainer onestep -Force -Confirm:$false
+    }
     It 'refuses <what> with <status> <id>' -ForEach @(
         @{ what = 'a body that is not JSON'; method = 'POST'; path = '/1.0/containers'; body = '{not json'; status = 400; id = 'InvalidRequest' },
         @{ what = 'a create without a name'; method = 'POST'; path = '/1.0/containers'; body = '{"image":"busybox"}'; status = 400; id = 'InvalidRequest' },

@@ -192,19 +192,21 @@ public sealed class SystemContainersClient : IDisposable
 
     private static string Esc(string s) => Uri.EscapeDataString(s);
 
-    /// <summary>Sends a request; an async response is waited for (reporting its progress) and its result returned.</summary>
+    /// <summary>
+    /// Sends a request; an async response is waited for (reporting its progress) and its result
+    /// returned. The request itself asks the daemon to wait (?wait=), so a quick operation ends
+    /// in one round trip; short waits while progress is wanted, so it can be shown as it changes.
+    /// </summary>
     private async Task<T> SendAsync<T>(HttpMethod method, string path, object? body, CancellationToken ct, Action<string>? progress = null)
     {
-        var response = await SendRawAsync(method, path, body, ct);
+        int wait = progress is null ? 3600 : 1;
+        var response = await SendRawAsync(method, method == HttpMethod.Get ? path : $"{path}{(path.Contains('?') ? '&' : '?')}wait={wait}", body, ct);
         if (response.Type != "async") return Deserialize<T>(response.Metadata);
-        var op = Deserialize<Operation>(response.Metadata);
-        for (;;)
+        for (var done = Deserialize<Operation>(response.Metadata); ; done = await WaitOperationAsync(done.Id, wait, ct))
         {
-            // Short waits while progress is wanted, so it can be shown as it changes.
-            var done = await WaitOperationAsync(op.Id, progress is null ? 3600 : 1, ct);
             if (done.Status == "Success") return Deserialize<T>(ResultOf(done));
             if (done.Status == "Failure" || done.Status == "Cancelled")
-                throw new SystemContainersApiException(done.StatusCode, done.ErrId ?? "OperationFailed", done.Err ?? $"operation {op.Id} failed");
+                throw new SystemContainersApiException(done.StatusCode, done.ErrId ?? "OperationFailed", done.Err ?? $"operation {done.Id} failed");
             if (progress is not null && done.Metadata is { ValueKind: JsonValueKind.Object } m && m.TryGetProperty("progress", out var p))
                 progress(p.GetString() ?? "");
         }

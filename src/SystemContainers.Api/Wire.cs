@@ -141,7 +141,8 @@ public sealed record SystemContainerEvent
 /// <summary>GET /1.0/containers/{name}/console?from=N: the console log from byte N on, and where the next read starts.</summary>
 public sealed record ConsoleLogChunk(string Text, long Next, bool Restarted);
 
-public sealed record ContainerCreateRequest(string Name, string Image, Dictionary<string, string>? Config = null);
+/// <summary>POST /1.0/containers; with Start (LXD's instance_create_start) the answer is the operation that starts it.</summary>
+public sealed record ContainerCreateRequest(string Name, string Image, Dictionary<string, string>? Config = null, bool Start = false);
 
 public sealed record ContainerStateRequest(string Action, bool Force = false, int? Timeout = null);
 
@@ -166,11 +167,20 @@ public sealed record ExecInteractiveMetadata(string Secret);
 /// Control frames on an exec websocket (text frames): "window-resize" (interactive), "close-stdin"
 /// and "signal" (streamed). Raw bytes go as binary frames: input as it is; output as it is on a
 /// terminal, and on a streamed exec behind one byte that names the stream (<see cref="StdoutStream"/>
-/// or <see cref="StderrStream"/>).
+/// or <see cref="StderrStream"/>). The daemon's close frame says how the command ended
+/// (<see cref="ExitReason"/>), so a client needs no request after it; a close without one (the
+/// operation was cancelled) sends the client to the operation.
 /// </summary>
 public sealed record ExecControl(string Command, int Width = 0, int Height = 0, int Signal = 0)
 {
     public const byte StdoutStream = 1, StderrStream = 2;
+
+    public static string ExitReason(int code) => $"exit {code}";
+
+    public static int? ExitCodeOf(string? closeReason) =>
+        closeReason is { } r && r.StartsWith("exit ", StringComparison.Ordinal) &&
+        int.TryParse(r.AsSpan(5), System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out int code)
+            ? code : null;
 }
 
 /// <summary>POST /1.0/images/aliases: one more name (Name) for the image Target (an alias or fingerprint).</summary>

@@ -74,7 +74,9 @@ app.Use(async (context, next) =>
 {
     try
     {
+        if (StepTrace.Enabled) StepTrace.Mark($"request {context.Request.Method} {context.Request.Path}");
         await next(context);
+        if (StepTrace.Enabled) StepTrace.Mark($"response {context.Request.Method} {context.Request.Path} {context.Response.StatusCode}");
     }
     catch (Exception e) when (!context.Response.HasStarted)
     {

@@ -32,7 +32,10 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             var req = await Body<ContainerCreateRequest>(ctx);
             Require(req.Name, "name");
             Require(req.Image, "image");
-            return Sync(ToApi(containers.Create(req.Name, req.Image, req.Config)), 201);
+            var created = containers.Create(req.Name, req.Image, req.Config);
+            if (!req.Start) return Sync(ToApi(created), 201);
+            return Async(operations.Start($"start container {req.Name}", Resource(req.Name),
+                async op => ToApi(await containers.StartAsync(req.Name, op.Cancellation.Token, created.Id))));
         });
         app.MapGet("/1.0/containers/{name}", (string name) => Sync(ToApi(containers.Get(name))));
         app.MapDelete("/1.0/containers/{name}", (string name, HttpContext ctx) =>
@@ -253,7 +256,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             {
                 using var socket = await ctx.WebSockets.AcceptWebSocketAsync();
                 if (exec.Session.Terminal is not null) await TerminalBridge.RunAsync(socket, exec.Session, ctx.RequestAborted);
-                else await StreamBridge.RunAsync(socket, exec.Session, ctx.RequestAborted);
+                else await StreamBridge.RunAsync(socket, exec.Session, op.Cancellation.Token, ctx.RequestAborted);
             }
             finally
             {
@@ -359,9 +362,22 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
     private static IResult Sync<T>(T metadata, int status = 200) =>
         Results.Json(new ApiResponse("sync", "Success", 200, Metadata: JsonSerializer.SerializeToElement(metadata, Wire.Json)), Wire.Json, statusCode: status);
 
-    private static IResult Async(OperationRecord op) =>
-        Results.Json(new ApiResponse("async", "Operation created", 100, Operation: $"/1.0/operations/{op.Id}",
-            Metadata: JsonSerializer.SerializeToElement(op.ToApi(), Wire.Json)), Wire.Json, statusCode: 202);
+    private static IResult Async(OperationRecord op) => new AsyncResponse(op);
+
+    /// <summary>
+    /// An operation's 202 answer. With ?wait=N it is sent once the operation has ended (or after N
+    /// seconds), so a quick operation costs its client no second request for the result.
+    /// </summary>
+    private sealed class AsyncResponse(OperationRecord op) : IResult
+    {
+        public async Task ExecuteAsync(HttpContext ctx)
+        {
+            if (int.TryParse(ctx.Request.Query["wait"], out int wait) && wait > 0)
+                await Task.WhenAny(op.Done, Task.Delay(TimeSpan.FromSeconds(wait), ctx.RequestAborted));
+            await Results.Json(new ApiResponse("async", "Operation created", 100, Operation: $"/1.0/operations/{op.Id}",
+                Metadata: JsonSerializer.SerializeToElement(op.ToApi(), Wire.Json)), Wire.Json, statusCode: 202).ExecuteAsync(ctx);
+        }
+    }
 
     public static SystemContainer ToApi(ContainerView v) => new()
     {

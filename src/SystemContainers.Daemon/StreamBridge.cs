@@ -1,6 +1,8 @@
 using System.Net.WebSockets;
+using System.Text;
 using System.Text.Json;
 using SystemContainers.Api;
+using SystemContainers.Engine;
 using SystemContainers.Engine.Runtime;
 
 namespace SystemContainers.Daemon;
@@ -9,12 +11,14 @@ namespace SystemContainers.Daemon;
 /// Joins a streamed (non-interactive) exec's pipes to a websocket. Output goes out as it is made,
 /// one frame per read, each behind its stream byte; a read waits for the send before it, so a
 /// slow client slows the command (the pipe fills) instead of growing the daemon's memory.
+/// Why a command could not start goes out as its last stderr, and the exit code in the close
+/// frame, unless the operation was cancelled (the client then asks the operation).
 /// </summary>
 public static class StreamBridge
 {
     private const int FrameSize = 65536;
 
-    public static async Task RunAsync(WebSocket socket, ExecSession session, CancellationToken ct)
+    public static async Task RunAsync(WebSocket socket, ExecSession session, CancellationToken cancelled, CancellationToken ct)
     {
         using var sending = new SemaphoreSlim(1, 1);
         var drain = new OutputDrain();
@@ -56,12 +60,18 @@ public static class StreamBridge
             // A client that goes away ends the command: nobody is left to read what it writes.
             if (socket.State != WebSocketState.Open && !session.Completion.IsCompleted) await session.CancelAsync();
         }, ct);
-        var (code, _) = await session.Completion;
+        var (code, error) = await session.Completion;
         await drain.WaitAsync(output, readerCount: 2);
+        StepTrace.Mark("exec: output forwarded");
         if (socket.State == WebSocketState.Open)
         {
             await sending.WaitAsync(CancellationToken.None);
-            try { await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, $"exit {code}", CancellationToken.None); }
+            try
+            {
+                if (error is not null)
+                    await socket.SendAsync((byte[])[ExecControl.StderrStream, .. Encoding.UTF8.GetBytes(error + "\n")], WebSocketMessageType.Binary, true, CancellationToken.None);
+                await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, cancelled.IsCancellationRequested ? "cancelled" : ExecControl.ExitReason(code), CancellationToken.None);
+            }
             catch (WebSocketException) { }
             finally { sending.Release(); }
         }

@@ -42,7 +42,7 @@ public static class TerminalBridge
         var (code, _) = await session.Completion;
         await drain.WaitAsync(output, readerCount: 1);
         if (socket.State == WebSocketState.Open)
-            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, $"exit {code}", CancellationToken.None);
+            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, ExecControl.ExitReason(code), CancellationToken.None);
         await Task.WhenAny(input, Task.Delay(1000));
     }
 }

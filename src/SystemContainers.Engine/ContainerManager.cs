@@ -34,21 +34,20 @@ public sealed class ContainerManager : IDisposable
         _options = options;
         _images = images;
         _cgroups = cgroups;
-        _store = new StateStore(options.StateDir);
+        _store = new StateStore(options.StateDir, options.RunDir);
         _scInit = new ScInit(options.ScInitPath);
         // Container inits are orphaned when sc-init exits; as subreaper this process inherits and reaps them.
         Sys.SetChildSubreaper();
         if (!File.Exists(options.ScInitPath))
             throw EngineException.NotFound("ScInitNotFound", $"sc-init not found at {options.ScInitPath}; run ./build.ps1 build");
         // The run directory may be traversable (for dnsmasq); the containers' mounts are root's alone.
-        string runContainers = Path.Combine(options.RunDir, "containers");
-        Directory.CreateDirectory(runContainers);
-        File.SetUnixFileMode(runContainers, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.SetUnixFileMode(_store.RunContainersDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Networks = new NetworkManager(options, _loop);
         Recovery.ReclaimStaging(_store.ContainersDir);
         Recovery.ReclaimTempFiles(_store.ContainersDir);
+        Recovery.ReclaimTempFiles(_store.RunContainersDir);
         foreach (var name in _store.Names()) Load(name);
-        Recovery.ReclaimOrphans(runContainers, _containers.Keys);
+        Recovery.ReclaimOrphans(_store.RunContainersDir, _containers.Keys);
         Networks.StartServices();
     }
 
@@ -132,7 +131,9 @@ public sealed class ContainerManager : IDisposable
             Directory.CreateDirectory(Path.Combine(staging, "fs", "work"));
             if (idmap is not null) Sys.Chown(upper, idmap.RootUid, idmap.RootGid);
             Networks.Register(name, parsed.Nics);
+            StepTrace.Mark("create: NICs registered");
             _store.WriteConfig(staging, container.Record);
+            StepTrace.Mark("create: config written");
             TestHooks.Reach("create-staged");
             Directory.Move(staging, _store.DirectoryOf(name));
         }
@@ -525,7 +526,7 @@ public sealed class ContainerManager : IDisposable
         c.Damage is null ? c : throw EngineException.Conflict("ContainerDamaged",
             $"container '{c.Record.Name}' is damaged ({c.Damage}); repair its files and restart the daemon, or remove it");
 
-    private string RunDirOf(string name) => Path.Combine(_options.RunDir, "containers", name);
+    private string RunDirOf(string name) => _store.RunDirectoryOf(name);
 
     private static int RootUid(Container c) => c.Record.IdMap?.RootUid ?? 0;
     private static int RootGid(Container c) => c.Record.IdMap?.RootGid ?? 0;
@@ -553,6 +554,7 @@ public sealed class ContainerManager : IDisposable
         try
         {
             _store.WriteRuntime(name, before with { Starting = true });
+            StepTrace.Mark("start: intent written");
             TestHooks.Reach("start-intent");
             Directory.CreateDirectory(Path.Combine(run, "rootfs"));
             Directory.CreateDirectory(Path.Combine(run, "layers"));
@@ -561,6 +563,7 @@ public sealed class ContainerManager : IDisposable
             string? cpuSet = CpuSetFor(limits, except: null);
             _cgroups.Apply(cgroup, limits, cpuSet);
             (master, slave, string slavePath) = Sys.OpenPty(RootUid(c), RootGid(c) + 5);
+            StepTrace.Mark("start: cgroup and console ready");
             int pid;
             bool shifted = idmap is not null && _options.ShiftIds;
             try
@@ -574,12 +577,14 @@ public sealed class ContainerManager : IDisposable
                 pid = _scInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
             }
             pidfd = Sys.PidfdOpen(pid);
+            StepTrace.Mark("start: init exec'd");
             TestHooks.Reach("start-cloned");
             console = new ConsoleLog(master, slave, Path.Combine(run, "console.log"), _loop);
             master = slave = null;
             var runtime = new RuntimeRecord(true, pid, ProcStat.StartTime(pid), DateTimeOffset.UtcNow, null, null, null, shifted);
             TestHooks.Reach("start-before-state");
             _store.WriteRuntime(name, runtime);
+            StepTrace.Mark("start: running recorded");
             TestHooks.Reach("start-after-state");
             var live = new Live(pid, pidfd, cgroup, console) { CpuSet = cpuSet, LastSample = (DateTimeOffset.UtcNow, 0), HostInterfaces = hostInterfaces };
             c.Runtime = runtime;

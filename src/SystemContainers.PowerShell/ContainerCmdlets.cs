@@ -85,9 +85,8 @@ public sealed class NewSystemContainerCommand : SystemContainerCmdlet
         if (Privileged) config["security.privileged"] = "true";
         if (Network == "none") config["nic.eth0.type"] = "none";
         else if (Network is not null) config["nic.eth0.network"] = Network;
-        if (!TryCall(c => c.CreateContainerAsync(new ContainerCreateRequest(Name, Image, config), Cancel), Name, out var created)) return;
+        if (!TryCall(c => c.CreateContainerAsync(new ContainerCreateRequest(Name, Image, config, Start), Cancel), Name, out var created)) return;
         WriteVerbose($"{Name}: created from image {created.Image ?? created.ImageFingerprint[..12]} ({created.ImageFingerprint[..12]}), {created.Config.Count} config keys");
-        if (Start && !TryCall(c => c.ChangeStateAsync(Name, new ContainerStateRequest("start"), Cancel), Name, out created)) return;
         if (Start) WriteVerbose($"{Name}: {ContainerText.Describe(created)}");
         WriteObject(created);
     }

@@ -80,11 +80,12 @@ public sealed class InvokeSystemContainerCommandCommand : SystemContainerCmdlet
             if (!TryCall(c => c.ExecStreamAsync(name, request, Cancel), name, out var session)) continue;
             var stdout = new LineSplitter();
             var stderr = new LineSplitter();
+            int? exited;
             using (session.Socket)
             {
                 try
                 {
-                    Pump(session.Socket, stdin, stdout, stderr);
+                    exited = Pump(session.Socket, stdin, stdout, stderr);
                 }
                 catch (OperationCanceledException) when (Cancel.IsCancellationRequested)
                 {
@@ -95,21 +96,8 @@ public sealed class InvokeSystemContainerCommandCommand : SystemContainerCmdlet
                     throw new PipelineStoppedException();
                 }
             }
-            if (!TryCall(c => c.WaitOperationAsync(session.OperationId, 3600, Cancel), name, out var op)) continue;
-            if (op.Status != "Success")
-            {
-                WriteError(new ErrorRecord(new InvalidOperationException(op.Err ?? $"the command in container '{name}' failed"),
-                    "ExecFailed", ErrorCategory.NotSpecified, name));
-                continue;
-            }
-            int code = -1;
-            if (op.Metadata is { ValueKind: JsonValueKind.Object } m && m.TryGetProperty("result", out var r))
-            {
-                code = r.GetProperty("return").GetInt32();
-                // Why a command could not start comes in the result, after the streams.
-                if (r.TryGetProperty("stderr", out var why) && why.GetString() is { Length: > 0 } text)
-                    foreach (var line in stderr.Add(Encoding.UTF8.GetBytes(text), keep: PassThru)) WriteStderr(line);
-            }
+            // The close frame carries the exit code; without it the operation tells how it ended.
+            if ((exited ?? ExitCodeFromOperation(name, session.OperationId, stderr)) is not int code) continue;
             SessionState.PSVariable.Set("LASTEXITCODE", code);
             if (PassThru)
             {
@@ -131,8 +119,27 @@ public sealed class InvokeSystemContainerCommandCommand : SystemContainerCmdlet
         }
     }
 
-    /// <summary>Sends stdin, then writes each line of output as it arrives, until the command ends.</summary>
-    private void Pump(ClientWebSocket socket, byte[]? stdin, LineSplitter stdout, LineSplitter stderr)
+    /// <summary>The exit code in the operation's result (with why the command could not start, as its stderr); null when it failed.</summary>
+    private int? ExitCodeFromOperation(string name, string operationId, LineSplitter stderr)
+    {
+        if (!TryCall(c => c.WaitOperationAsync(operationId, 3600, Cancel), name, out var op)) return null;
+        if (op.Status != "Success")
+        {
+            WriteError(new ErrorRecord(new InvalidOperationException(op.Err ?? $"the command in container '{name}' failed"),
+                "ExecFailed", ErrorCategory.NotSpecified, name));
+            return null;
+        }
+        if (op.Metadata is not { ValueKind: JsonValueKind.Object } m || !m.TryGetProperty("result", out var r)) return -1;
+        if (r.TryGetProperty("stderr", out var why) && why.GetString() is { Length: > 0 } text)
+            foreach (var line in stderr.Add(Encoding.UTF8.GetBytes(text), keep: PassThru)) WriteStderr(line);
+        return r.GetProperty("return").GetInt32();
+    }
+
+    /// <summary>
+    /// Sends stdin, then writes each line of output as it arrives, until the command ends.
+    /// Returns the exit code from the daemon's close frame, or null when it sent none.
+    /// </summary>
+    private int? Pump(ClientWebSocket socket, byte[]? stdin, LineSplitter stdout, LineSplitter stderr)
     {
         if (stdin is { Length: > 0 })
             for (int off = 0; off < stdin.Length; off += 65536)
@@ -166,6 +173,7 @@ public sealed class InvokeSystemContainerCommandCommand : SystemContainerCmdlet
             }
         }
         catch (WebSocketException) { }
+        return ExecControl.ExitCodeOf(socket.CloseStatusDescription);
     }
 
     private void WriteStderr(string line) =>

@@ -10,7 +10,7 @@ public class StateStoreTests
     public void RoundTripsRecordsAndLeavesNoTempFiles()
     {
         using var dir = new TempDir();
-        var store = new StateStore(dir.Path);
+        var store = new StateStore(Path.Combine(dir.Path, "state"), Path.Combine(dir.Path, "run"));
         string ct = store.DirectoryOf("web");
         Directory.CreateDirectory(ct);
         var record = new ContainerRecord("web", "abc", "busybox", new Dictionary<string, string> { ["user.a"] = "b" },
@@ -25,7 +25,22 @@ public class StateStoreTests
         Assert.Equal(record.IdMap, read.IdMap);
         Assert.Equal("b", read.Config["user.a"]);
         Assert.Equal(43, store.ReadRuntime("web").Pid);
-        Assert.Equal(["config.json", "state.json"], Directory.GetFiles(ct).Select(Path.GetFileName).Order());
+        Assert.Equal(["config.json"], Directory.GetFiles(ct).Select(Path.GetFileName));
+        Assert.Equal(["state.json"], Directory.GetFiles(store.RunDirectoryOf("web")).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void MovesARuntimeRecordFromTheStateDirectory()
+    {
+        using var dir = new TempDir();
+        var store = new StateStore(Path.Combine(dir.Path, "state"), Path.Combine(dir.Path, "run"));
+        string old = Path.Combine(store.DirectoryOf("web"), "state.json");
+        Directory.CreateDirectory(store.DirectoryOf("web"));
+        File.WriteAllText(old, """{"running": true, "pid": 42, "pidStartTime": 7, "shifted": false, "schemaVersion": 1}""");
+
+        Assert.Equal(42, store.ReadRuntime("web").Pid);
+        Assert.False(File.Exists(old));
+        Assert.Equal(42, store.ReadRuntime("web").Pid);
     }
 
     [Fact]

@@ -280,8 +280,12 @@ public static unsafe class Sys
         return Encoding.UTF8.GetString(sb.GetBuffer(), 0, (int)sb.Length);
     }
 
-    /// <summary>Atomically replaces a file: temp file, fsync, rename, fsync of the directory. A refused write removes its temp file.</summary>
-    public static void WriteFileAtomic(string path, ReadOnlySpan<byte> data, int mode = 0x180)
+    /// <summary>
+    /// Atomically replaces a file: temp file, fsync, rename, fsync of the directory. A refused
+    /// write removes its temp file. Not durable: without the fsyncs, for files in the run
+    /// directory, which a reboot empties (the rename alone keeps them whole if the daemon dies).
+    /// </summary>
+    public static void WriteFileAtomic(string path, ReadOnlySpan<byte> data, int mode = 0x180, bool durable = true)
     {
         string dir = System.IO.Path.GetDirectoryName(path)!;
         string tmp = System.IO.Path.Combine(dir, $".{System.IO.Path.GetFileName(path)}.{Environment.ProcessId}.{Environment.CurrentManagedThreadId}.tmp");
@@ -290,7 +294,7 @@ public static unsafe class Sys
             using (var fd = Open(tmp, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW, mode))
             {
                 WriteAll(fd, data);
-                if (Libc.fsync(fd.Fd) < 0) throw NativeException.FromLastError("fsync", tmp);
+                if (durable && Libc.fsync(fd.Fd) < 0) throw NativeException.FromLastError("fsync", tmp);
             }
             File.Move(tmp, path, overwrite: true);
         }
@@ -299,6 +303,7 @@ public static unsafe class Sys
             File.Delete(tmp);
             throw;
         }
+        if (!durable) return;
         using var dirFd = Open(dir, Libc.O_RDONLY | Libc.O_DIRECTORY);
         Libc.fsync(dirFd.Fd);
     }

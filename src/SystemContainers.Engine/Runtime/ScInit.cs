@@ -37,6 +37,7 @@ public sealed class ScInit(string path) : IDisposable
             int helper;
             using (helperEnd)
                 helper = Sys.Spawn(Executable, ["sc-init", "create"], [(helperEnd, 3), (console, 0), (console, 1), (console, 2)]);
+            StepTrace.Mark("start: sc-init spawned");
             Exception? refused = null;
             string reply = "";
             try
@@ -47,8 +48,10 @@ public sealed class ScInit(string path) : IDisposable
                     reply = ReadLine(daemonEnd);
                     if (reply.StartsWith("child ", StringComparison.Ordinal) && int.TryParse(reply.AsSpan(6).Trim(), out int child))
                     {
+                        StepTrace.Mark("start: init cloned");
                         try { onChild(child); }
                         catch (Exception e) { refused = e; }
+                        StepTrace.Mark("start: NICs made");
                         Sys.WriteAll(daemonEnd, refused is null ? "go\n"u8 : "abort\n"u8);
                     }
                 }
@@ -90,6 +93,7 @@ public sealed class ScInit(string path) : IDisposable
                 helper = Sys.Spawn(Executable, ["sc-init", "exec"],
                     [(helperEnd, 3), (initPidfd, 4), (stdin, 0), (stdout, 1), (stderr, 2)]);
             Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes(plan.ToString()));
+            StepTrace.Mark("exec: sc-init spawned");
             return new ExecHelper(helper, daemonEnd);
         }
         catch
@@ -175,7 +179,9 @@ public sealed class ExecHelper(int pid, SafeFd channel, string alreadyRead = "")
         var reply = new StringBuilder(alreadyRead);
         while (ScInit.ParseReply(reply.ToString()).Pid is null && ScInit.ReadLine(channel) is { Length: > 0 } line) reply.Append(line);
         _commandPid.TrySetResult(ScInit.ParseReply(reply.ToString()).Pid);
+        StepTrace.Mark("exec: command started");
         reply.Append(Sys.ReadToEnd(channel));
+        StepTrace.Mark("exec: command ended");
         _commandPid.TrySetResult(null);
         int rc = Sys.WaitPid(HelperPid);
         var (_, error) = ScInit.ParseReply(reply.ToString());

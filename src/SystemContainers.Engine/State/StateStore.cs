@@ -5,8 +5,10 @@ using SystemContainers.Engine.Interop;
 namespace SystemContainers.Engine.State;
 
 /// <summary>
-/// One directory per container under &lt;state&gt;/containers: config.json and state.json, each
-/// replaced atomically (temp file, fsync, rename) so a crash never leaves half a file. Every
+/// One directory per container under &lt;state&gt;/containers with config.json, replaced
+/// atomically and durably (temp file, fsync, rename, fsync), and one under &lt;run&gt;/containers
+/// with state.json, replaced atomically without fsync: what runs does not outlive a reboot, which
+/// empties the run directory (a tmpfs), and a daemon that dies still finds the file whole. Every
 /// record carries a schema version; a file that does not read as its record (empty, cut short,
 /// wrong types, a newer schema) is reported as damaged, never repaired or deleted here.
 /// </summary>
@@ -19,15 +21,22 @@ public sealed class StateStore
         RespectNullableAnnotations = true,
     };
 
-    public StateStore(string stateDir)
+    public StateStore(string stateDir, string runDir)
     {
         ContainersDir = Path.Combine(stateDir, "containers");
+        RunContainersDir = Path.Combine(runDir, "containers");
         Directory.CreateDirectory(ContainersDir);
+        Directory.CreateDirectory(RunContainersDir);
     }
 
     public string ContainersDir { get; }
 
+    /// <summary>The containers' run directories: state.json, the rootfs mount, the console log.</summary>
+    public string RunContainersDir { get; }
+
     public string DirectoryOf(string name) => Path.Combine(ContainersDir, name);
+
+    public string RunDirectoryOf(string name) => Path.Combine(RunContainersDir, name);
 
     /// <summary>Every container directory (staging directories start with a dot and belong to Recovery).</summary>
     public IEnumerable<string> Names() =>
@@ -45,15 +54,25 @@ public sealed class StateStore
 
     public RuntimeRecord ReadRuntime(string name)
     {
-        string path = Path.Combine(DirectoryOf(name), "state.json");
-        return File.Exists(path) ? Read<RuntimeRecord>(path, RuntimeRecord.CurrentSchema, r => r.SchemaVersion) : RuntimeRecord.NeverStarted;
+        string path = Path.Combine(RunDirectoryOf(name), "state.json");
+        if (File.Exists(path)) return Read<RuntimeRecord>(path, RuntimeRecord.CurrentSchema, r => r.SchemaVersion);
+        // Earlier daemons kept it in the state directory: moved, so the containers they ran are adopted.
+        string old = Path.Combine(DirectoryOf(name), "state.json");
+        if (!File.Exists(old)) return RuntimeRecord.NeverStarted;
+        var record = Read<RuntimeRecord>(old, RuntimeRecord.CurrentSchema, r => r.SchemaVersion);
+        WriteRuntime(name, record);
+        File.Delete(old);
+        return record;
     }
 
     public void WriteConfig(string dir, ContainerRecord record) =>
         Sys.WriteFileAtomic(Path.Combine(dir, "config.json"), JsonSerializer.SerializeToUtf8Bytes(record, Json));
 
-    public void WriteRuntime(string name, RuntimeRecord record) =>
-        Sys.WriteFileAtomic(Path.Combine(DirectoryOf(name), "state.json"), JsonSerializer.SerializeToUtf8Bytes(record, Json));
+    public void WriteRuntime(string name, RuntimeRecord record)
+    {
+        string dir = Directory.CreateDirectory(RunDirectoryOf(name)).FullName;
+        Sys.WriteFileAtomic(Path.Combine(dir, "state.json"), JsonSerializer.SerializeToUtf8Bytes(record, Json), durable: false);
+    }
 
     /// <summary>Reads one record file; any way it can be damaged becomes a "DamagedState" error naming the file.</summary>
     internal static T Read<T>(string path, int schema, Func<T, int> versionOf, JsonSerializerOptions? options = null) where T : class
