@@ -119,9 +119,10 @@ Describe 'Bad input gets a clear error and leaves nothing behind' {
         @($again | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message -join "`n" | Should -Match "container 'keeper' is already running: nothing to do"
         ($again | Where-Object { $_ -is [SystemContainers.Api.SystemContainer] }).Pid | Should -Be $keeper.Pid
         (Get-SystemContainer keeper).Pid | Should -Be $keeper.Pid
-        $r = Invoke-TestApi $daemon PUT /1.0/containers/keeper/state '{"action":"start"}'
-        $r.Status | Should -Be 409
-        $r.Body.error_id | Should -Be 'AlreadyRunning'
+        $r = Invoke-TestApi $daemon PUT '/1.0/containers/keeper/state?wait=30' '{"action":"start"}'
+        $r.Body.metadata.status | Should -Be 'Failure'
+        $r.Body.metadata.status_code | Should -Be 409
+        $r.Body.metadata.err_id | Should -Be 'AlreadyRunning'
     }
     It 'refuses to exec into a stopped container; stopping it again is no error' {
         New-SystemContainer idle -Image $image | Out-Null

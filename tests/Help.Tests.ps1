@@ -30,7 +30,8 @@ Describe 'Help for <Name>' -ForEach $commands {
     }
     It 'documents exactly the parameters of the code, with their types and positions' {
         $codeParams = $cmd.Parameters.Values | Where-Object { $_.Name -notin $common }
-        $helpParams = @($help.parameters.parameter)
+        # A cmdlet with only common parameters has no parameter list in its help.
+        $helpParams = @(if ($help.PSObject.Properties['parameters'] -and $help.parameters -and $help.parameters.PSObject.Properties['parameter']) { $help.parameters.parameter })
         @($helpParams.name | Sort-Object) | Should -Be @($codeParams.Name | Sort-Object)
         foreach ($p in $codeParams) {
             $h = $helpParams | Where-Object name -eq $p.Name

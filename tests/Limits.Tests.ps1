@@ -171,8 +171,10 @@ Describe 'Suspend and Resume' {
         (Get-ContainerStats ice).Status | Should -Be 'Frozen'
         Invoke-SystemContainerCommand ice true -ErrorVariable err -ErrorAction SilentlyContinue
         $err[0].FullyQualifiedErrorId | Should -BeLike 'Frozen,*'
-        Suspend-SystemContainer ice -ErrorVariable err2 -ErrorAction SilentlyContinue
-        $err2[0].FullyQualifiedErrorId | Should -BeLike 'AlreadyFrozen,*'
+        # Freezing a frozen container is no error (idempotent, as Suspend-VM): it stays frozen.
+        (Suspend-SystemContainer ice -PassThru -ErrorVariable err2).Status | Should -Be 'Frozen'
+        $err2 | Should -BeNullOrEmpty
+        Test-CgroupFrozen $c.Pid | Should -BeTrue
         (Resume-SystemContainer ice -PassThru).Status | Should -Be 'Running'
         Test-CgroupFrozen $c.Pid | Should -BeFalse
         Wait-Until -TimeoutSeconds 10 -What 'the counter to move on after resume' { [int](Get-Content $file) -gt [int]$b }
@@ -181,10 +183,13 @@ Describe 'Suspend and Resume' {
         Suspend-SystemContainer ice
         (Stop-SystemContainer ice -Timeout 10 -PassThru).Status | Should -Be 'Stopped'
     }
-    It 'refuses to resume a container that is not frozen' {
-        Start-SystemContainer ice
-        Resume-SystemContainer ice -ErrorVariable err -ErrorAction SilentlyContinue
-        $err[0].FullyQualifiedErrorId | Should -BeLike 'NotFrozen,*'
+    It 'resumes a container that is not frozen as a no-op; the REST API says NotFrozen' {
+        $c = Start-SystemContainer ice -PassThru
+        (Resume-SystemContainer ice -PassThru -ErrorVariable err).Status | Should -Be 'Running'
+        $err | Should -BeNullOrEmpty
+        Test-CgroupFrozen $c.Pid | Should -BeFalse
+        $r = Invoke-TestApi $daemon PUT '/1.0/containers/ice/state?wait=30' '{"action":"unfreeze"}'
+        $r.Body.metadata.err_id | Should -Be 'NotFrozen'
         Remove-SystemContainer ice -Force -Confirm:$false
     }
 }
