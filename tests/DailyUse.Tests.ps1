@@ -223,6 +223,37 @@ Describe 'Proxy devices' {
     }
 }
 
+Describe 'Views' {
+    It 'fits the default tables in 80 columns, keeping whole names and dates, and lists everything with Format-List' {
+        $long = 'view-' + ('x' * 19)
+        $c = New-SystemContainer $long -Image $image -Config @{ 'proxy.web.listen' = 'tcp:127.0.0.1:18090'; 'proxy.web.connect' = 'tcp:127.0.0.1:80' }
+        New-SystemContainerNetwork viewnet -IPv4 10.92.1.1/24 -Domain views | Out-Null
+        $tables = [ordered]@{
+            container = Get-SystemContainer $long | Format-Table | Out-String -Width 80
+            image     = Get-SystemContainerImage $image | Format-Table | Out-String -Width 80
+            network   = Get-SystemContainerNetwork viewnet | Format-Table | Out-String -Width 80
+            event     = Get-SystemContainerEvent $long | Format-Table | Out-String -Width 80
+            device    = Get-SystemContainerDevice $long | Format-Table | Out-String -Width 80
+        }
+        foreach ($kind in $tables.Keys) {
+            foreach ($line in ($tables[$kind] -split "`n")) { $line.TrimEnd().Length | Should -BeLessOrEqual 80 -Because "the $kind table must fit 80 columns: '$line'" }
+        }
+        # Free text (an image's description, a device's properties) may be cut short at 80 columns; names and dates never.
+        foreach ($kind in 'container', 'event', 'device') { $tables[$kind] | Should -Match ([regex]::Escape($long)) -Because "the $kind table keeps the whole name" }
+        $tables.image | Should -Match "(?m)^$image\s+[0-9a-f]{12} .* \d{4}-\d{2}-\d{2}\s*$"
+        $tables.container | Should -Match ([regex]::Escape($long))
+        $tables.container | Should -Match ([regex]::Escape($c.Created.LocalDateTime.ToString('yyyy-MM-dd')))
+        $tables.container | Should -Not -Match 'IPv6'
+        $tables.network | Should -Match 'UsedBy'
+        $tables.device | Should -Match 'connect=tcp:127.0.0.1:80'
+        $tables.network | Should -Match '10\.92\.1\.1/24'
+        $list = Get-SystemContainer $long | Format-List | Out-String
+        foreach ($property in 'Name', 'Status', 'ImageFingerprint', 'IPv6', 'Config', 'Id', 'InitKind', 'Created') { $list | Should -Match "(?m)^$property\s+:" }
+        Remove-SystemContainer $long -Force
+        Remove-SystemContainerNetwork viewnet -Force
+    }
+}
+
 Describe 'Consistency' {
     It 'samples every container when Get-ContainerStats has no name' {
         New-SystemContainer s1 -Image $image -Start | Out-Null
