@@ -223,6 +223,54 @@ Describe 'Proxy devices' {
     }
 }
 
+Describe '-AsJob' {
+    It 'starts and stops containers in a job that Get-Job, Wait-Job and Receive-Job know' {
+        New-SystemContainer aj1 -Image $image | Out-Null
+        New-SystemContainer aj2 -Image $image | Out-Null
+        $job = Start-SystemContainer aj* -AsJob -PassThru
+        $job | Should -BeOfType ([System.Management.Automation.Job])
+        (Get-Job -Id $job.Id).Name | Should -Be 'Start-SystemContainer aj1, aj2'
+        Wait-Job $job -Timeout (30 * $scale) | Out-Null
+        $job.State | Should -Be 'Completed'
+        $started = @(Receive-Job $job)
+        @($started.Name) | Should -Be @('aj1', 'aj2')
+        foreach ($c in $started) { (Get-Content "/proc/$($c.Pid)/comm") | Should -Be 'init' }
+        Remove-Job $job
+        $stop = Stop-SystemContainer aj1, aj2 -Force -AsJob
+        Wait-Job $stop -Timeout (30 * $scale) | Out-Null
+        $stop.State | Should -Be 'Completed'
+        @(Receive-Job $stop) | Should -BeNullOrEmpty -Because 'without -PassThru the job writes nothing, as the cmdlet would'
+        @(Get-SystemContainer aj*).Status | Should -Be @('Stopped', 'Stopped')
+        Remove-Job $stop
+    }
+    It 'fails the job with the error of the target that failed, and goes on with the others' {
+        $job = Start-SystemContainer nosuch, aj1 -AsJob -PassThru
+        Wait-Job $job -Timeout (30 * $scale) | Out-Null
+        $job.State | Should -Be 'Failed'
+        $out = @(Receive-Job $job -ErrorVariable err -ErrorAction SilentlyContinue)
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'ContainerNotFound*'
+        $out.Name | Should -Be 'aj1'
+        Remove-Job $job
+        Remove-SystemContainer aj* -Force
+    }
+    It 'imports an image in a job' {
+        $root = Join-Path $daemon.Dir 'jobimage'
+        New-Item -ItemType Directory -Path "$root/bin", "$root/sbin" | Out-Null
+        Copy-Item /bin/busybox "$root/bin/busybox"
+        New-Item -ItemType SymbolicLink -Path "$root/sbin/init" -Target ../bin/busybox | Out-Null
+        Set-Content "$root/marker" 'job'
+        tar --create --file "$root.tar" --numeric-owner -C $root .
+        $job = Import-SystemContainerImage "$root.tar" -Alias jobimg -AsJob
+        Wait-Job $job -Timeout (60 * $scale) | Out-Null
+        $job.State | Should -Be 'Completed'
+        $img = Receive-Job $job
+        $img.Aliases | Should -Be @('jobimg')
+        Test-Path (Join-Path $daemon.StateDir "images/$($img.Fingerprint)") | Should -BeTrue
+        Remove-Job $job
+        Remove-SystemContainerImage jobimg -Force
+    }
+}
+
 Describe 'Views' {
     It 'fits the default tables in 80 columns, keeping whole names and dates, and lists everything with Format-List' {
         $long = 'view-' + ('x' * 19)
