@@ -223,6 +223,85 @@ Describe 'Proxy devices' {
     }
 }
 
+Describe '-AsJob' {
+    It 'starts and stops containers in a job that Get-Job, Wait-Job and Receive-Job know' {
+        New-SystemContainer aj1 -Image $image | Out-Null
+        New-SystemContainer aj2 -Image $image | Out-Null
+        $job = Start-SystemContainer aj* -AsJob -PassThru
+        $job | Should -BeOfType ([System.Management.Automation.Job])
+        (Get-Job -Id $job.Id).Name | Should -Be 'Start-SystemContainer aj1, aj2'
+        Wait-Job $job -Timeout (30 * $scale) | Out-Null
+        $job.State | Should -Be 'Completed'
+        $started = @(Receive-Job $job)
+        @($started.Name) | Should -Be @('aj1', 'aj2')
+        foreach ($c in $started) { (Get-Content "/proc/$($c.Pid)/comm") | Should -Be 'init' }
+        Remove-Job $job
+        $stop = Stop-SystemContainer aj1, aj2 -Force -AsJob
+        Wait-Job $stop -Timeout (30 * $scale) | Out-Null
+        $stop.State | Should -Be 'Completed'
+        @(Receive-Job $stop) | Should -BeNullOrEmpty -Because 'without -PassThru the job writes nothing, as the cmdlet would'
+        @(Get-SystemContainer aj*).Status | Should -Be @('Stopped', 'Stopped')
+        Remove-Job $stop
+    }
+    It 'fails the job with the error of the target that failed, and goes on with the others' {
+        $job = Start-SystemContainer nosuch, aj1 -AsJob -PassThru
+        Wait-Job $job -Timeout (30 * $scale) | Out-Null
+        $job.State | Should -Be 'Failed'
+        $out = @(Receive-Job $job -ErrorVariable err -ErrorAction SilentlyContinue)
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'ContainerNotFound*'
+        $out.Name | Should -Be 'aj1'
+        Remove-Job $job
+        Remove-SystemContainer aj* -Force
+    }
+    It 'imports an image in a job' {
+        $root = Join-Path $daemon.Dir 'jobimage'
+        New-Item -ItemType Directory -Path "$root/bin", "$root/sbin" | Out-Null
+        Copy-Item /bin/busybox "$root/bin/busybox"
+        New-Item -ItemType SymbolicLink -Path "$root/sbin/init" -Target ../bin/busybox | Out-Null
+        Set-Content "$root/marker" 'job'
+        tar --create --file "$root.tar" --numeric-owner -C $root .
+        $job = Import-SystemContainerImage "$root.tar" -Alias jobimg -AsJob
+        Wait-Job $job -Timeout (60 * $scale) | Out-Null
+        $job.State | Should -Be 'Completed'
+        $img = Receive-Job $job
+        $img.Aliases | Should -Be @('jobimg')
+        Test-Path (Join-Path $daemon.StateDir "images/$($img.Fingerprint)") | Should -BeTrue
+        Remove-Job $job
+        Remove-SystemContainerImage jobimg -Force
+    }
+}
+
+Describe 'Views' {
+    It 'fits the default tables in 80 columns, keeping whole names and dates, and lists everything with Format-List' {
+        $long = 'view-' + ('x' * 19)
+        $c = New-SystemContainer $long -Image $image -Config @{ 'proxy.web.listen' = 'tcp:127.0.0.1:18090'; 'proxy.web.connect' = 'tcp:127.0.0.1:80' }
+        New-SystemContainerNetwork viewnet -IPv4 10.92.1.1/24 -Domain views | Out-Null
+        $tables = [ordered]@{
+            container = Get-SystemContainer $long | Format-Table | Out-String -Width 80
+            image     = Get-SystemContainerImage $image | Format-Table | Out-String -Width 80
+            network   = Get-SystemContainerNetwork viewnet | Format-Table | Out-String -Width 80
+            event     = Get-SystemContainerEvent $long | Format-Table | Out-String -Width 80
+            device    = Get-SystemContainerDevice $long | Format-Table | Out-String -Width 80
+        }
+        foreach ($kind in $tables.Keys) {
+            foreach ($line in ($tables[$kind] -split "`n")) { $line.TrimEnd().Length | Should -BeLessOrEqual 80 -Because "the $kind table must fit 80 columns: '$line'" }
+        }
+        # Free text (an image's description, a device's properties) may be cut short at 80 columns; names and dates never.
+        foreach ($kind in 'container', 'event', 'device') { $tables[$kind] | Should -Match ([regex]::Escape($long)) -Because "the $kind table keeps the whole name" }
+        $tables.image | Should -Match "(?m)^$image\s+[0-9a-f]{12} .* \d{4}-\d{2}-\d{2}\s*$"
+        $tables.container | Should -Match ([regex]::Escape($long))
+        $tables.container | Should -Match ([regex]::Escape($c.Created.LocalDateTime.ToString('yyyy-MM-dd')))
+        $tables.container | Should -Not -Match 'IPv6'
+        $tables.network | Should -Match 'UsedBy'
+        $tables.device | Should -Match 'connect=tcp:127.0.0.1:80'
+        $tables.network | Should -Match '10\.92\.1\.1/24'
+        $list = Get-SystemContainer $long | Format-List | Out-String
+        foreach ($property in 'Name', 'Status', 'ImageFingerprint', 'IPv6', 'Config', 'Id', 'InitKind', 'Created') { $list | Should -Match "(?m)^$property\s+:" }
+        Remove-SystemContainer $long -Force
+        Remove-SystemContainerNetwork viewnet -Force
+    }
+}
+
 Describe 'Consistency' {
     It 'samples every container when Get-ContainerStats has no name' {
         New-SystemContainer s1 -Image $image -Start | Out-Null

@@ -123,30 +123,57 @@ public abstract class ContainerStateCmdlet : SystemContainerCmdlet
     protected abstract string SettledId { get; }
 
     /// <summary>What a container already in that state comes to: itself, as it is.</summary>
-    protected virtual Task<SystemContainer> Settle(SystemContainersClient client, string name) => client.GetContainerAsync(name, Cancel);
+    protected virtual Task<SystemContainer> Settle(SystemContainersClient client, string name, CancellationToken ct) => client.GetContainerAsync(name, ct);
+
+    /// <summary>Runs the changes in a background job (Get-Job, Receive-Job); the job is written at once.</summary>
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
+    private readonly List<string> _jobTargets = [];
 
     protected override void ProcessRecord()
     {
         foreach (var name in ExpandContainerNames(Name))
         {
             if (!ShouldProcess(name, $"{char.ToUpperInvariant(Action[0])}{Action[1..]} system container")) continue;
-            string? settled = null;
-            if (TryCall(async c =>
-                {
-                    try
-                    {
-                        return await c.ChangeStateAsync(name, Request, Cancel);
-                    }
-                    catch (SystemContainersApiException e) when (e.ErrorId == SettledId)
-                    {
-                        settled = e.Message;
-                        return await Settle(c, name);
-                    }
-                }, name, out var result))
+            if (AsJob)
             {
-                WriteVerbose(settled is not null ? $"{settled}: nothing to do" : $"{name}: {ContainerText.Describe(result)}");
-                if (PassThru) WriteObject(result);
+                _jobTargets.Add(name);
+                continue;
             }
+            if (TryCall(c => Change(c, name, Cancel), name, out var done))
+            {
+                WriteVerbose(done.Verbose);
+                if (PassThru) WriteObject(done.Result);
+            }
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        if (!AsJob || _jobTargets.Count == 0) return;
+        var client = Client;
+        var job = new SystemContainerJob(MyInvocation.Line, $"{MyInvocation.MyCommand.Name} {string.Join(", ", _jobTargets)}", client.SocketPath);
+        JobRepository.Add(job);
+        job.Start<SystemContainer>(_jobTargets, async (name, ct) =>
+        {
+            var (result, verbose) = await Change(client, name, ct);
+            return (PassThru ? result : null, verbose);
+        });
+        WriteObject(job);
+    }
+
+    /// <summary>The change, or what the container already in that state comes to, and what -Verbose says of it.</summary>
+    private async Task<(SystemContainer Result, string Verbose)> Change(SystemContainersClient client, string name, CancellationToken ct)
+    {
+        try
+        {
+            var result = await client.ChangeStateAsync(name, Request, ct);
+            return (result, $"{name}: {ContainerText.Describe(result)}");
+        }
+        catch (SystemContainersApiException e) when (e.ErrorId == SettledId)
+        {
+            return (await Settle(client, name, ct), $"{e.Message}: nothing to do");
         }
     }
 }
@@ -237,8 +264,8 @@ public sealed class RestartSystemContainerCommand : ContainerShutdownCmdlet
     protected override string SettledId => "NotRunning";
 
     /// <summary>A stopped container is started, as Restart-Service starts a stopped service.</summary>
-    protected override Task<SystemContainer> Settle(SystemContainersClient client, string name) =>
-        client.ChangeStateAsync(name, new ContainerStateRequest("start"), Cancel);
+    protected override Task<SystemContainer> Settle(SystemContainersClient client, string name, CancellationToken ct) =>
+        client.ChangeStateAsync(name, new ContainerStateRequest("start"), ct);
 }
 
 [Cmdlet(VerbsCommon.Remove, "SystemContainer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]

@@ -31,8 +31,25 @@ public sealed class GetSystemContainerImageCommand : SystemContainerCmdlet
 /// <summary>Runs an image operation with Write-Progress fed by the daemon's progress reports.</summary>
 public abstract class ImageCreatingCmdlet : SystemContainerCmdlet
 {
+    /// <summary>Builds or imports in a background job (Get-Job, Receive-Job); the job is written at once.</summary>
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
     protected void Create(ImageCreateRequest request, string activity, string target)
     {
+        if (AsJob)
+        {
+            var client = Client;
+            var job = new SystemContainerJob(MyInvocation.Line, $"{MyInvocation.MyCommand.Name} {target}", client.SocketPath);
+            JobRepository.Add(job);
+            job.Start<SystemContainerImage>([target], async (_, ct) =>
+            {
+                var image = await client.CreateImageAsync(request, null, ct);
+                return (image, $"{target}: image {image.Fingerprint[..12]}, {image.Size / 1048576.0:N1} MiB");
+            });
+            WriteObject(job);
+            return;
+        }
         var record = new ProgressRecord(1, activity, "starting");
         // Progress arrives on pool threads; only the pipeline thread may write it.
         using var updates = new System.Collections.Concurrent.BlockingCollection<string>();
