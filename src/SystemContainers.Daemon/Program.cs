@@ -39,7 +39,7 @@ if (!Daemonization.ClaimSocket(options.Socket))
     return 1;
 }
 
-var images = new ImageStore(options.Engine.StateDir);
+var images = new ImageStore(options.Engine.StateDir, options.Engine.ImportLimits);
 using var containers = new ContainerManager(options.Engine, images, CgroupDriverFactory.Detect(options.Engine.CgroupGroup));
 var operations = new OperationRegistry();
 var events = new EventHub(containers, operations);
