@@ -415,3 +415,84 @@ public sealed class ImageImportTests : IDisposable
         Assert.Equal("host", File.ReadAllText(Path.Combine(outside, "canary")));
     }
 }
+
+/// <summary>The disk usage walk over trees a container controls: bounded, never out of the tree.</summary>
+public sealed class TreeUsageTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose()
+    {
+        TreeRemover.Remove(_dir.Path);
+        _dir.Dispose();
+    }
+
+    [Fact]
+    public void CountsRegularFilesAndNeverFollowsSymlinks()
+    {
+        string tree = _dir.Combine("upper");
+        Directory.CreateDirectory(Path.Combine(tree, "a", "b"));
+        File.WriteAllBytes(Path.Combine(tree, "a", "b", "f"), new byte[1000]);
+        File.WriteAllBytes(Path.Combine(tree, "g"), new byte[24]);
+        string outside = _dir.Combine("outside");
+        Directory.CreateDirectory(outside);
+        File.WriteAllBytes(Path.Combine(outside, "big"), new byte[1 << 20]);
+        File.CreateSymbolicLink(Path.Combine(tree, "to-dir"), outside);
+        File.CreateSymbolicLink(Path.Combine(tree, "a", "to-file"), Path.Combine(outside, "big"));
+        File.CreateSymbolicLink(Path.Combine(tree, "loop"), ".");
+        var r = TreeUsage.Measure(tree, 1000, TimeSpan.FromSeconds(10));
+        Assert.Equal((1024L, null as string), (r.Bytes, r.Partial));
+        Assert.Equal(7, r.Entries);
+        Assert.Equal((0L, null as string), (TreeUsage.Measure(_dir.Combine("none"), 1000, TimeSpan.FromSeconds(1)).Bytes, null as string));
+    }
+
+    [Fact]
+    public void StaysOnTheTreesMountThroughABindMountLoop()
+    {
+        string tree = _dir.Combine("upper");
+        Directory.CreateDirectory(Path.Combine(tree, "sub", "loop"));
+        File.WriteAllBytes(Path.Combine(tree, "f"), new byte[10]);
+        Assert.Equal(0, Run("mount", "--bind", tree, Path.Combine(tree, "sub", "loop")));
+        try
+        {
+            var r = TreeUsage.Measure(tree, 1000, TimeSpan.FromSeconds(10));
+            Assert.Equal((10L, null as string), (r.Bytes, r.Partial));
+        }
+        finally
+        {
+            Assert.Equal(0, Run("umount", Path.Combine(tree, "sub", "loop")));
+        }
+    }
+
+    [Fact]
+    public void AHugeDirectoryOrADeepTreeGivesAPartialResultNotAnError()
+    {
+        string wide = _dir.Combine("wide");
+        Directory.CreateDirectory(wide);
+        Assert.Equal(0, Run("sh", "-c", $"cd {wide} && seq 100000 | xargs touch && echo x > one"));
+        var clock = Stopwatch.StartNew();
+        var capped = TreeUsage.Measure(wide, 10_000, TimeSpan.FromSeconds(30));
+        Assert.Contains("stopped after 10000 entries", capped.Partial);
+        var timed = TreeUsage.Measure(wide, 1_000_000, TimeSpan.Zero);
+        Assert.Contains("stopped after 0 s", timed.Partial);
+        Assert.True(timed.Entries < 100_000);
+        var all = TreeUsage.Measure(wide, TreeUsage.DefaultMaxEntries, TreeUsage.DefaultBudget * 10);
+        Assert.Equal((100_001L, 2L, null as string), (all.Entries, all.Bytes, all.Partial));
+
+        string deep = _dir.Combine("deep");
+        Directory.CreateDirectory(deep);
+        var tar = RawTar.Rootfs().Pax('x', "path", string.Join('/', Enumerable.Repeat("d", 250)) + "/f").Entry("x", data: "x").Bytes();
+        RootfsExtractor.Extract(new TarballReader(new MemoryStream(tar), ImportLimits.Default), deep);
+        Assert.Equal(0, Run("sh", "-c", $"cd {deep} && for i in $(seq 250); do cd d || exit 1; done && mkdir -p {string.Join('/', Enumerable.Repeat("e", 20))}"));
+        var r = TreeUsage.Measure(deep, 1000, TimeSpan.FromSeconds(10));
+        Assert.Contains("more than 256 levels deep", r.Partial);
+        Assert.True(clock.Elapsed < TimeSpan.FromMinutes(2));
+    }
+
+    private static int Run(string file, params string[] args)
+    {
+        using var p = Process.Start(file, args);
+        p.WaitForExit();
+        return p.ExitCode;
+    }
+}
