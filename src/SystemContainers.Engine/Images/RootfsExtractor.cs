@@ -56,6 +56,7 @@ public sealed unsafe class RootfsExtractor : IDisposable
         x.SetDirectoryTimes();
         if (entries == 0) throw new InvalidDataException("the archive has no entries");
         x._devices.Sort(StringComparer.Ordinal);
+        x._dropped.Sort(StringComparer.Ordinal);
         return new ExtractedRootfs(entries, x._devices, x._dropped);
     }
 
