@@ -243,7 +243,7 @@ Describe 'The daemon walks what a container controls boundedly' {
         $walker.DiskUsagePartial | Should -Match 'levels deep'
         ($all | Where-Object Name -eq victim).DiskUsagePartial | Should -BeNullOrEmpty
         (Invoke-TestApi $daemon GET /1.0/containers/victim/state).Status | Should -Be 200
-        (Invoke-TestApi $daemon GET /1.0/containers/walker/state).Body.metadata.DiskUsagePartial | Should -Match 'levels deep'
+        (Invoke-TestApi $daemon GET /1.0/containers/walker/state).Body.metadata.disk_usage_partial | Should -Match 'levels deep'
         (Get-SystemContainer).Name | Should -Contain 'walker'
         $metrics = curl -s --unix-socket $daemon.Socket http://x/1.0/metrics
         $metrics | Should -Contain 'systemcontainers_up{name="victim"} 1'
