@@ -394,6 +394,39 @@ public sealed class ImageImportTests : IDisposable
     }
 
     [Fact]
+    public void AShiftedCopyKeepsSetuidNeverFollowsSymlinksAndFailsCleanlyBeyondPathMax()
+    {
+        string rootfs = _dir.Combine("image", "rootfs");
+        Directory.CreateDirectory(rootfs);
+        string outside = _dir.Combine("outside");
+        Directory.CreateDirectory(outside);
+        File.WriteAllText(Path.Combine(outside, "canary"), "host");
+        var tar = RawTar.Rootfs().Entry("bin/su", data: "su", mode: 0x9ed, uid: 0).Entry("out", '2', link: outside)
+            .Entry("etc/f", data: "x", uid: 7, gid: 8);
+        RootfsExtractor.Extract(new TarballReader(new MemoryStream(tar.Bytes()), ImportLimits.Default), rootfs);
+
+        string shifted = IdShifter.EnsureShifted(rootfs, new Spec.IdMap(100_000, 200_000, 65536));
+
+        using (var dir = Interop.Sys.Open(shifted, Interop.At.DirFlags))
+        {
+            var su = Interop.At.Stat(dir.Fd, "bin/su", "su");
+            Assert.Equal((100_000u, 200_000u, 0x9edu), (su.Uid, su.Gid, su.Mode & 0xfff));
+            Assert.Equal(100_000u, Interop.At.Stat(dir.Fd, "out", "out").Uid);
+            Assert.Equal((100_007u, 200_008u), (Interop.At.Stat(dir.Fd, "etc/f", "f").Uid, Interop.At.Stat(dir.Fd, "etc/f", "f").Gid));
+        }
+        Assert.Equal(0u, Interop.At.Stat(-100, Path.Combine(outside, "canary"), "canary").Uid);
+
+        // cp -a cannot copy beyond PATH_MAX: the shift fails with a clear error and leaves no staging copy.
+        string deepRootfs = _dir.Combine("deep", "rootfs");
+        Directory.CreateDirectory(deepRootfs);
+        RootfsExtractor.Extract(new TarballReader(new MemoryStream(RawTar.Rootfs()
+            .Pax('x', "path", string.Join('/', Enumerable.Repeat(new string('s', 200), 25)) + "/f").Entry("x", data: "x").Bytes()), ImportLimits.Default), deepRootfs);
+        var e = Assert.Throws<EngineException>(() => IdShifter.EnsureShifted(deepRootfs, new Spec.IdMap(100_000, 200_000, 65536)));
+        Assert.Equal("ShiftFailed", e.Reason);
+        Assert.Equal(["rootfs"], Directory.GetFileSystemEntries(_dir.Combine("deep")).Select(Path.GetFileName));
+    }
+
+    [Fact]
     public void AStartReclaimsEveryStagingLeftoverDeepOnesToo()
     {
         Directory.CreateDirectory(Images);

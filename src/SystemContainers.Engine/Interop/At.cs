@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace SystemContainers.Engine.Interop;
 
 /// <summary>What statx says of one file, for walks that decide by type, device and size.</summary>
-internal readonly record struct FileIdentity(uint Mode, uint DevMajor, uint DevMinor, ulong Inode, long Size, ulong MountId)
+internal readonly record struct FileIdentity(uint Mode, uint Uid, uint Gid, uint DevMajor, uint DevMinor, ulong Inode, long Size, ulong MountId)
 {
     public uint Type => Mode & 0xf000;
     public bool IsDirectory => Type == At.S_IFDIR;
@@ -29,11 +29,11 @@ internal static unsafe partial class At
     /// <summary>statx of dirFd/name without following a final symlink ("" for the fd itself).</summary>
     public static FileIdentity Stat(int dirFd, string name, string where)
     {
-        // struct statx: stx_mode at 28, stx_ino at 32, stx_size at 40, stx_dev_major/minor at 136/140, stx_mnt_id at 144.
+        // struct statx: stx_uid/gid at 20/24, stx_mode at 28, stx_ino at 32, stx_size at 40, stx_dev_major/minor at 136/140, stx_mnt_id at 144.
         byte* buf = stackalloc byte[256];
         int flags = AT_SYMLINK_NOFOLLOW | (name.Length == 0 ? AT_EMPTY_PATH : 0);
         if (statx(dirFd, name, flags, STATX_BASIC | STATX_MNT_ID, buf) < 0) throw NativeException.FromLastError("statx", where);
-        return new FileIdentity(*(ushort*)(buf + 28), *(uint*)(buf + 136), *(uint*)(buf + 140), *(ulong*)(buf + 32), *(long*)(buf + 40),
+        return new FileIdentity(*(ushort*)(buf + 28), *(uint*)(buf + 20), *(uint*)(buf + 24), *(uint*)(buf + 136), *(uint*)(buf + 140), *(ulong*)(buf + 32), *(long*)(buf + 40),
             *(ulong*)(buf + 144));
     }
 
@@ -82,6 +82,9 @@ internal static unsafe partial class At
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int fchmod(int fd, int mode);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int fchmodat(int dirFd, string name, int mode, int flags);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int fsetxattr(int fd, string name, byte* value, nint size, int flags);
