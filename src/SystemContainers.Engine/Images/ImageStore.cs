@@ -100,7 +100,7 @@ public sealed partial class ImageStore
                 string rootfs = Path.Combine(staging, "rootfs");
                 Directory.CreateDirectory(rootfs);
                 progress?.Report("unpacking");
-                var unpacked = await Task.Run(() => Unpack(path, rootfs), ct);
+                var unpacked = await Task.Run(() => Unpack(path, rootfs, ct), ct);
                 string init = RootfsInspector.InitKind(rootfs);
                 if (init.Length == 0)
                     throw EngineException.Invalid("InvalidImage", $"tarball {path} is not a root file system: it has no /sbin/init");
@@ -219,12 +219,12 @@ public sealed partial class ImageStore
     private static void WriteRecord(string dir, ImageRecord record) =>
         Sys.WriteFileAtomic(Path.Combine(dir, "image.json"), JsonSerializer.SerializeToUtf8Bytes(record, StateStore.Json), 0x1a4);
 
-    private ExtractedRootfs Unpack(string path, string rootfs)
+    private ExtractedRootfs Unpack(string path, string rootfs, CancellationToken ct)
     {
         try
         {
             using var tarball = new DecompressedTarball(path);
-            var unpacked = RootfsExtractor.Extract(new TarballReader(tarball.Stream, _limits), rootfs);
+            var unpacked = RootfsExtractor.Extract(new TarballReader(tarball.Stream, _limits), rootfs, ct);
             tarball.Finish();
             return unpacked;
         }

@@ -37,12 +37,13 @@ public sealed unsafe class RootfsExtractor : IDisposable
     }
 
     /// <summary>Unpacks every member of tar into rootfs (an empty directory); throws InvalidDataException naming the member that is refused.</summary>
-    public static ExtractedRootfs Extract(TarballReader tar, string rootfs)
+    public static ExtractedRootfs Extract(TarballReader tar, string rootfs, CancellationToken ct = default)
     {
         using var x = new RootfsExtractor(rootfs);
         int entries = 0;
         while (tar.Next() is TarMember m)
         {
+            ct.ThrowIfCancellationRequested();
             entries++;
             try
             {
