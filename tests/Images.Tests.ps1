@@ -124,10 +124,10 @@ Describe 'Import-SystemContainerImage against hostile tarballs' {
                 foreach ($e in $base + $Entries) {
                     if ($e.T -eq 'Global') { $writer.WriteEntry([System.Formats.Tar.PaxGlobalExtendedAttributesTarEntry]::new($e.A)); continue }
                     # A ustar member has no extended header of its own, so a global one before it decides its name.
-                    $entry = if ($e.Ustar) { [System.Formats.Tar.UstarTarEntry]::new([System.Formats.Tar.TarEntryType]$e.T, $e.N) }
+                    $entry = if ($e['Ustar']) { [System.Formats.Tar.UstarTarEntry]::new([System.Formats.Tar.TarEntryType]$e.T, $e.N) }
                     else { [System.Formats.Tar.PaxTarEntry]::new([System.Formats.Tar.TarEntryType]$e.T, $e.N) }
                     $entry.Mode = [IO.UnixFileMode]0x1ed
-                    if ($e.L) { $entry.LinkName = $e.L }
+                    if ($e['L']) { $entry.LinkName = $e['L'] }
                     if ($e.ContainsKey('D')) { $entry.DataStream = [IO.MemoryStream]::new([Text.Encoding]::UTF8.GetBytes($e.D)) }
                     $writer.WriteEntry($entry)
                 }

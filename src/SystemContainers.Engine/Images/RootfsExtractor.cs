@@ -51,7 +51,7 @@ public sealed unsafe class RootfsExtractor : IDisposable
             }
             catch (NativeException e)
             {
-                throw new InvalidDataException($"entry '{m.Name}': {e.Message}");
+                throw new InvalidDataException($"entry '{Short(m.Name)}': {e.Message}");
             }
         }
         x.SetDirectoryTimes();
