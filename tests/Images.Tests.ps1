@@ -1,7 +1,8 @@
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
     Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
-    $script:daemon = Start-TestDaemon
+    # A small unpack limit, so a decompression bomb is refused quickly; every honest tarball here is far below it.
+    $script:daemon = Start-TestDaemon -ExtraArguments @('--image-max-bytes', 64MB)
     $script:work = Join-Path $daemon.Dir 'tarballs'
     New-Item -ItemType Directory -Path $work | Out-Null
 
@@ -104,6 +105,119 @@ Describe 'Import-SystemContainerImage' {
         Get-ImageDirs | Should -Be $before
         Get-SystemContainerImage bad -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         Test-Path (Join-Path $work 'outside') | Should -BeFalse
+    }
+}
+
+Describe 'Import-SystemContainerImage against hostile tarballs' {
+    BeforeAll {
+        # What an escape would reach: a canary beside the daemon's state, checked after every import.
+        $script:canary = Join-Path $daemon.Dir 'canary'
+        Set-Content $canary 'host' -NoNewline
+        # Tarballs written member by member with System.Formats.Tar, each on top of a minimal rootfs.
+        function New-Tarball([string]$Name, [object[]]$Entries) {
+            $file = Join-Path $work $Name
+            $stream = [IO.File]::Create($file)
+            $writer = [System.Formats.Tar.TarWriter]::new($stream, [System.Formats.Tar.TarEntryFormat]::Pax, $false)
+            try {
+                $base = @(@{ T = 'Directory'; N = 'bin/' }, @{ T = 'RegularFile'; N = 'bin/busybox'; D = 'x' },
+                    @{ T = 'Directory'; N = 'sbin/' }, @{ T = 'SymbolicLink'; N = 'sbin/init'; L = '../bin/busybox' })
+                foreach ($e in $base + $Entries) {
+                    if ($e.T -eq 'Global') { $writer.WriteEntry([System.Formats.Tar.PaxGlobalExtendedAttributesTarEntry]::new($e.A)); continue }
+                    # A ustar member has no extended header of its own, so a global one before it decides its name.
+                    $entry = if ($e['Ustar']) { [System.Formats.Tar.UstarTarEntry]::new([System.Formats.Tar.TarEntryType]$e.T, $e.N) }
+                    else { [System.Formats.Tar.PaxTarEntry]::new([System.Formats.Tar.TarEntryType]$e.T, $e.N) }
+                    $entry.Mode = [IO.UnixFileMode]0x1ed
+                    if ($e['L']) { $entry.LinkName = $e['L'] }
+                    if ($e.ContainsKey('D')) { $entry.DataStream = [IO.MemoryStream]::new([Text.Encoding]::UTF8.GetBytes($e.D)) }
+                    $writer.WriteEntry($entry)
+                }
+            }
+            finally { $writer.Dispose(); $stream.Dispose() }
+            $file
+        }
+        function Assert-NothingLeft($Before) {
+            Get-ImageDirs | Should -Be $Before
+            Get-Content -Raw $canary | Should -Be 'host'
+            (stat -c '%h' $canary) | Should -Be '1'
+            @(Get-ChildItem $daemon.Dir -Force | Where-Object Name -like 'pwned*') | Should -BeNullOrEmpty
+            (Invoke-TestApi $daemon GET /1.0).Status | Should -Be 200
+            Get-SystemContainerImage imp-plain | Should -Not -BeNullOrEmpty
+        }
+    }
+    It 'refuses <what> with a clear error and touches nothing' -ForEach @(
+        @{ what = 'a hardlink out of the tree'; match = "contains '..'"; entries = { @(@{ T = 'HardLink'; N = 'shadow'; L = '../../canary' }) } },
+        @{ what = 'an absolute hardlink'; match = 'absolute path'; entries = { @(@{ T = 'HardLink'; N = 'shadow'; L = $canary }) } },
+        @{ what = 'a hardlink to a symlink'; match = 'not a regular file this archive made'; entries = {
+            @(@{ T = 'SymbolicLink'; N = 's'; L = $canary }, @{ T = 'HardLink'; N = 'h'; L = 's' }) } },
+        @{ what = 'a file through a relative symlink'; match = 'a symlink is never followed'; entries = {
+            @(@{ T = 'SymbolicLink'; N = 'up'; L = '../../../..' }, @{ T = 'RegularFile'; N = 'up/pwned'; D = 'x' }) } },
+        @{ what = 'a PAX global path'; match = "contains '..'"; entries = {
+            $global = [Collections.Generic.Dictionary[string, string]]::new(); $global['path'] = '../../pwned-global'
+            @(@{ T = 'Global'; A = $global }, @{ T = 'RegularFile'; N = 'harmless'; D = 'x'; Ustar = $true }) } },
+        @{ what = 'an absolute name'; match = 'absolute path'; entries = { @(@{ T = 'RegularFile'; N = (Join-Path $daemon.Dir 'pwned-abs'); D = 'x' }) } },
+        @{ what = 'a file replacing a directory'; match = 'would replace a directory'; entries = { @(@{ T = 'RegularFile'; N = 'bin'; D = 'x' }) } }
+    ) {
+        $before = Get-ImageDirs
+        $path = New-Tarball "hostile-$($what -replace '\W', '-').tar" (& $entries)
+        Import-SystemContainerImage $path -Alias bad -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'InvalidImage,*'
+        $err[0].Exception.Message | Should -Match ([regex]::Escape($match))
+        Assert-NothingLeft $before
+    }
+    It 'refuses a GNU tarball whose symlink is followed by a file of its path, through the REST API too' {
+        $d = Join-Path $work 'gnu-evil'
+        New-Item -ItemType Directory -Force "$d/a/evil", "$d/b" | Out-Null
+        Set-Content "$d/a/evil/pwned-gnu" 'x'
+        New-Item -ItemType SymbolicLink -Path "$d/b/evil" -Target $daemon.Dir | Out-Null
+        $f = Join-Path $work 'gnu-evil.tar'
+        tar --create --file $f -C "$d/b" evil; tar --append --file $f -C "$d/a" evil/pwned-gnu
+        $before = Get-ImageDirs
+        $r = Invoke-TestApi $daemon POST /1.0/images (@{ source = 'file'; path = $f; alias = 'bad' } | ConvertTo-Json)
+        $op = (Invoke-TestApi $daemon GET "$($r.Body.operation)/wait?timeout=30").Body.metadata
+        $op.status | Should -Be 'Failure'
+        $op.err | Should -Match 'never followed'
+        Assert-NothingLeft $before
+    }
+    It 'refuses a decompression bomb beyond the unpack limit quickly' {
+        $bomb = Join-Path $work 'bomb.tar.gz'
+        $zeros = Join-Path $work 'zeros'
+        New-Item -ItemType Directory -Force $zeros | Out-Null
+        truncate -s 200M "$zeros/zero"
+        tar --create --gzip --file $bomb -C $zeros zero
+        Remove-Item -Recurse $zeros
+        (Get-Item $bomb).Length | Should -BeLessThan 1MB
+        $before = Get-ImageDirs
+        Import-SystemContainerImage $bomb -Alias bad -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'InvalidImage,*'
+        $err[0].Exception.Message | Should -Match 'unpacked bytes \(the import limit\)'
+        Assert-NothingLeft $before
+    }
+    It 'drops and reports FIFOs and sparse files, and never hangs on them' {
+        $d = Join-Path $work 'special'
+        New-Item -ItemType Directory $d | Out-Null
+        sh -c "tar -C $rootfs --exclude=./dev/null0 -c . | tar -C $d -x"
+        mkfifo "$d/etc/fifo"
+        truncate -s 10M "$d/etc/sparse"
+        $f = Join-Path $work 'special.tar'
+        tar --create --sparse --format=posix --file $f --numeric-owner -C $d .
+        $img = Import-SystemContainerImage $f -Alias special
+        $img.DroppedEntries | Should -Be 'etc/fifo (fifo)', 'etc/sparse (sparse file)'
+        (Get-SystemContainerImage special).DroppedEntries | Should -Be 'etc/fifo (fifo)', 'etc/sparse (sparse file)'
+        $root = Join-Path $daemon.StateDir "images/$($img.Fingerprint)/rootfs"
+        Test-Path "$root/etc/fifo", "$root/etc/sparse" | Should -Be $false, $false
+        (stat -c '%a %u' "$root/bin/busybox") | Should -Be '4750 0'
+        Remove-SystemContainerImage special -Confirm:$false
+    }
+    It 'imports and removes an image with paths beyond PATH_MAX, leaving nothing' {
+        $deep = (@('p' * 200) * 30) -join '/'
+        $f = New-Tarball 'deep.tar' @(@{ T = 'RegularFile'; N = "$deep/file"; D = 'deep' })
+        $before = Get-ImageDirs
+        $img = Import-SystemContainerImage $f -Alias deep
+        $root = Join-Path $daemon.StateDir "images/$($img.Fingerprint)/rootfs"
+        # find walks relative to directory fds; the full path is far beyond PATH_MAX.
+        (find $root -name file -printf '%d %s\n') | Should -Be '31 4'
+        Remove-SystemContainerImage deep -Confirm:$false
+        Get-ImageDirs | Should -Be $before
     }
 }
 

@@ -225,7 +225,33 @@ Describe 'Escape 2 at import: an image keeps no device nodes' {
         $root = Join-Path $daemon.StateDir "images/$($img.Fingerprint)/rootfs"
         Get-ChildItem -Recurse -Force $root | Where-Object { (stat -c '%F' $_.FullName) -match 'special' } | Should -BeNullOrEmpty
         (Get-SystemContainerImage hostile).DroppedDeviceNodes | Should -Be 'dev/kvm', 'dev/sda', 'var/lib/loop-control'
+        $img.DroppedEntries | Should -Be 'var/lib/fifo (fifo)'
         Remove-SystemContainerImage hostile -Confirm:$false
+    }
+}
+
+Describe 'The daemon walks what a container controls boundedly' {
+    It 'one container''s deep, huge and looping tree never fails list, state or metrics for the others, and deletes cleanly' {
+        New-SystemContainer walker -Image $image -Start | Out-Null
+        # 300 nested directories (beyond the walk's depth bound), links to / and to itself, 1e5 entries in one directory.
+        $make = 'mkdir /w && cd /w && i=0; while [ $i -lt 300 ]; do mkdir d && cd d || exit 1; i=$((i+1)); done; ln -s / root-link; ln -s . self; ' +
+            'mkdir /many && cd /many && seq 100000 | xargs touch && echo done'
+        Invoke-SystemContainerCommand walker -- sh -c $make | Should -Be 'done'
+        $all = Get-ContainerStats -All
+        $all.Name | Should -Contain 'victim'
+        $walker = $all | Where-Object Name -eq walker
+        $walker.DiskUsagePartial | Should -Match 'levels deep'
+        ($all | Where-Object Name -eq victim).DiskUsagePartial | Should -BeNullOrEmpty
+        (Invoke-TestApi $daemon GET /1.0/containers/victim/state).Status | Should -Be 200
+        (Invoke-TestApi $daemon GET /1.0/containers/walker/state).Body.metadata.disk_usage_partial | Should -Match 'levels deep'
+        (Get-SystemContainer).Name | Should -Contain 'walker'
+        $metrics = curl -s --unix-socket $daemon.Socket http://x/1.0/metrics
+        $metrics | Should -Contain 'systemcontainers_up{name="victim"} 1'
+        $metrics | Should -Contain 'systemcontainers_up{name="walker"} 1'
+        Remove-SystemContainer walker -Force -Confirm:$false
+        Test-Path (Join-Path $daemon.StateDir 'containers/walker') | Should -BeFalse
+        @(Get-ChildItem -Force (Join-Path $daemon.StateDir 'containers') | Where-Object Name -like '.*') | Should -BeNullOrEmpty
+        (In @('echo', 'alive')).Stdout | Should -Match 'alive'
     }
 }
 

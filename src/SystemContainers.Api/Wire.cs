@@ -87,6 +87,8 @@ public sealed record SystemContainerImage
     public string InitKind { get; init; } = "";
     /// <summary>Device nodes the tarball carried, left out of the image (containers get their /dev from the runtime).</summary>
     public TextList DroppedDeviceNodes { get; init; } = [];
+    /// <summary>Other members the import left out, each with the reason in parentheses: FIFOs, sparse files, other types, trusted.* xattrs.</summary>
+    public TextList DroppedEntries { get; init; } = [];
 
     /// <summary>The first alias, else the short fingerprint: what people call it.</summary>
     [JsonIgnore]
@@ -236,6 +238,8 @@ public sealed record SystemContainerStats
     public long NetTxBytes { get; init; }
     /// <summary>Bytes the container has written to its root file system (its overlay upper layer).</summary>
     public long DiskUsage { get; init; }
+    /// <summary>Why DiskUsage counts only part of the tree (too many entries, too deep, too slow); null when it is all of it.</summary>
+    public string? DiskUsagePartial { get; init; }
 }
 
 /// <summary>A managed bridge network: its bridge, subnets, NAT, DNS domain and the containers on it.</summary>

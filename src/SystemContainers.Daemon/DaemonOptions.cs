@@ -1,10 +1,12 @@
 using SystemContainers.Engine;
+using SystemContainers.Engine.Images;
 
 namespace SystemContainers.Daemon;
 
 /// <summary>
 /// Command line (--state-dir, --run-dir, --cache-dir, --socket, --sc-init, --log-file, --shift-ids,
-/// --default-network NAME|none, --sysctl-file PATH: where Test-SystemContainerHost -Fix keeps the limits it raises)
+/// --default-network NAME|none, --sysctl-file PATH: where Test-SystemContainerHost -Fix keeps the limits it raises,
+/// --image-max-bytes N and --image-max-entries N: what one image import may unpack, 32 GiB and 2000000 by default)
 /// over environment (SYSTEMCONTAINERS_STATE_DIR, _RUN_DIR, _CACHE_DIR, _SOCKET) over defaults.
 /// </summary>
 public sealed record DaemonOptions(EngineOptions Engine, string Socket, string? LogFile, string SysctlFile)
@@ -28,17 +30,23 @@ public sealed record DaemonOptions(EngineOptions Engine, string Socket, string? 
         string cache = Path.GetFullPath(Get("cache-dir", "SYSTEMCONTAINERS_CACHE_DIR", "/var/cache/systemcontainers"));
         string socket = Path.GetFullPath(Get("socket", "SYSTEMCONTAINERS_SOCKET", Path.Combine(run, "systemcontainerd.sock")));
         string scInit = Get("sc-init", "SYSTEMCONTAINERS_SC_INIT", Path.Combine(AppContext.BaseDirectory, "sc-init"));
-        var unknown = values.Keys.Except(["state-dir", "run-dir", "cache-dir", "socket", "sc-init", "log-file", "cgroup-group", "default-network", "sysctl-file"]).ToList();
+        var unknown = values.Keys.Except(["state-dir", "run-dir", "cache-dir", "socket", "sc-init", "log-file", "cgroup-group", "default-network", "sysctl-file",
+            "image-max-bytes", "image-max-entries"]).ToList();
         if (unknown.Count > 0) throw new ArgumentException($"unknown option --{unknown[0]}");
         // Daemons with their own state directory get their own cgroup group, so test daemons never collide.
         string group = values.GetValueOrDefault("cgroup-group")
             ?? (state == "/var/lib/systemcontainers" ? "systemcontainers"
                 : "systemcontainers-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(state)))[..8]);
         string defaultNetwork = values.GetValueOrDefault("default-network") ?? "scbr0";
+        long Positive(string key, long fallback) =>
+            values.GetValueOrDefault(key) is not string v ? fallback
+            : long.TryParse(v, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long n) && n > 0 ? n
+            : throw new ArgumentException($"--{key} '{v}' is not a positive whole number");
+        var limits = new ImportLimits(Positive("image-max-bytes", ImportLimits.DefaultMaxBytes), Positive("image-max-entries", ImportLimits.DefaultMaxEntries));
         return new DaemonOptions(new EngineOptions
         {
             StateDir = state, RunDir = run, CacheDir = cache, ScInitPath = scInit, ShiftIds = shift, CgroupGroup = group,
-            DefaultNetwork = defaultNetwork == "none" ? null : defaultNetwork,
+            DefaultNetwork = defaultNetwork == "none" ? null : defaultNetwork, ImportLimits = limits,
         }, socket, values.GetValueOrDefault("log-file"), Path.GetFullPath(values.GetValueOrDefault("sysctl-file") ?? "/etc/sysctl.d/60-systemcontainers.conf"));
     }
 }

@@ -39,7 +39,7 @@ if (!Daemonization.ClaimSocket(options.Socket))
     return 1;
 }
 
-var images = new ImageStore(options.Engine.StateDir);
+var images = new ImageStore(options.Engine.StateDir, options.Engine.ImportLimits);
 using var containers = new ContainerManager(options.Engine, images, CgroupDriverFactory.Detect(options.Engine.CgroupGroup));
 using var proxies = new SystemContainers.Engine.Network.ProxyDevices(containers, DaemonLog.Info);
 var operations = new OperationRegistry();

@@ -24,7 +24,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         app.MapGet("/1.0/containers", (HttpContext ctx) => ctx.Request.Query["recursion"].ToString() switch
         {
             "1" => Sync(containers.List().Select(ToApi).ToList()),
-            "2" => Sync(containers.List().Select(c => ToApi(containers.Stats(c.Name))).ToList()),
+            "2" => Sync(containers.StatsOfAll().Select(ToApi).ToList()),
             _ => Sync(containers.List().Select(c => $"/1.0/containers/{c.Name}").ToList()),
         });
         app.MapPost("/1.0/containers", async (HttpContext ctx) =>
@@ -57,7 +57,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
                 async op => ToApi(await containers.UpdateConfigAsync(name, req.Config, op.Cancellation.Token, id))));
         });
         app.MapGet("/1.0/containers/{name}/state", (string name) => Sync(ToApi(containers.Stats(name))));
-        app.MapGet("/1.0/metrics", () => Results.Text(PrometheusMetrics.Render(containers.List().Select(c => containers.Stats(c.Name))),
+        app.MapGet("/1.0/metrics", () => Results.Text(PrometheusMetrics.Render(containers.StatsOfAll()),
             "text/plain; version=0.0.4; charset=utf-8"));
         app.MapPut("/1.0/containers/{name}/state", async (string name, HttpContext ctx) =>
         {
@@ -398,7 +398,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         Processes = s.Cgroup?.Processes ?? 0, ProcessesLimit = s.Cgroup?.ProcessesLimit,
         Network = [.. s.Network.Select(n => new NetworkInterfaceStats { Name = n.Name, RxBytes = n.RxBytes, RxPackets = n.RxPackets, TxBytes = n.TxBytes, TxPackets = n.TxPackets })],
         NetRxBytes = s.Network.Where(n => n.Name != "lo").Sum(n => n.RxBytes), NetTxBytes = s.Network.Where(n => n.Name != "lo").Sum(n => n.TxBytes),
-        DiskUsage = s.DiskUsageBytes,
+        DiskUsage = s.DiskUsageBytes, DiskUsagePartial = s.DiskUsagePartial,
     };
 
     public static SystemContainerNetwork ToApi(NetworkView n) => new()
@@ -415,7 +415,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
     public static SystemContainerImage ToApi(ImageRecord i) => new()
     {
         Fingerprint = i.Fingerprint, Aliases = [.. i.Aliases], Description = i.Description, Created = i.Created,
-        Size = i.Size, InitKind = i.InitKind, DroppedDeviceNodes = [.. i.DroppedDeviceNodes ?? []],
+        Size = i.Size, InitKind = i.InitKind, DroppedDeviceNodes = [.. i.DroppedDeviceNodes ?? []], DroppedEntries = [.. i.DroppedEntries ?? []],
     };
 }
 

@@ -332,23 +332,35 @@ public sealed class ContainerManager : IDisposable
         live.Frozen = false;
     }
 
+    /// <summary>A sample of every container's resource use; one removed while they are sampled is left out.</summary>
+    public IReadOnlyList<ContainerStats> StatsOfAll()
+    {
+        var all = new List<ContainerStats>();
+        foreach (var c in List())
+        {
+            try { all.Add(Stats(c.Name)); }
+            catch (EngineException e) when (e.Kind == FailureKind.NotFound) { }
+        }
+        return all;
+    }
+
     /// <summary>A sample of a container's resource use; a stopped container gives a sample that says so.</summary>
     public ContainerStats Stats(string name)
     {
         var c = Find(name);
         var now = DateTimeOffset.UtcNow;
         var live = c.Live;
-        long disk = DirectorySize(Path.Combine(_store.DirectoryOf(name), "fs", "upper"));
+        var disk = TreeUsage.Measure(Path.Combine(_store.DirectoryOf(name), "fs", "upper"), TreeUsage.DefaultMaxEntries, TreeUsage.DefaultBudget);
         if (live is null)
-            return new ContainerStats(name, c.Damage is null ? ContainerStatus.Stopped : ContainerStatus.Error, now, TimeSpan.Zero, null, 0, TimeSpan.Zero, [], disk,
-                c.Runtime.OomKills);
+            return new ContainerStats(name, c.Damage is null ? ContainerStatus.Stopped : ContainerStatus.Error, now, TimeSpan.Zero, null, 0, TimeSpan.Zero, [], disk.Bytes,
+                c.Runtime.OomKills, disk.Partial);
         var cg = _cgroups.ReadStats(live.Cgroup);
         var (at, cpu) = live.LastSample;
         var interval = now - at;
         double percent = interval.TotalMilliseconds > 0 ? (cg.CpuUsageNanoseconds - cpu) / (interval.TotalMilliseconds * 1e6) * 100 : 0;
         live.LastSample = (now, cg.CpuUsageNanoseconds);
         return new ContainerStats(name, live.Frozen ? ContainerStatus.Frozen : ContainerStatus.Running, now,
-            now - (c.Runtime.StartedAt ?? now), cg, Math.Max(0, percent), interval, NetworkOf(live.Pid), disk);
+            now - (c.Runtime.StartedAt ?? now), cg, Math.Max(0, percent), interval, NetworkOf(live.Pid), disk.Bytes, DiskUsagePartial: disk.Partial);
     }
 
     /// <summary>Interface counters from /proc/&lt;pid&gt;/net/dev, which shows the namespace of that process.</summary>
@@ -367,13 +379,6 @@ public sealed class ContainerManager : IDisposable
             result.Add(new InterfaceStats(line[..colon].Trim(), long.Parse(f[0]), long.Parse(f[1]), long.Parse(f[8]), long.Parse(f[9])));
         }
         return result;
-    }
-
-    private static long DirectorySize(string dir)
-    {
-        if (!Directory.Exists(dir)) return 0;
-        var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = true };
-        return new DirectoryInfo(dir).EnumerateFiles("*", options).Sum(f => f.Length);
     }
 
     /// <summary>

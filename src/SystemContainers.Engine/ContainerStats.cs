@@ -9,6 +9,8 @@ public sealed record InterfaceStats(string Name, long RxBytes, long RxPackets, l
 /// One sample of a container's resource use. CpuPercent is over the time since the previous
 /// sample the daemon took (or since start), 100 being one CPU fully used. A stopped container
 /// has Status Stopped and no Cgroup numbers; LastRunOomKills are the OOM kills of its last run.
+/// DiskUsagePartial says why DiskUsageBytes counts only part of the tree (too many entries, too
+/// deep, too slow), so one hostile tree never fails or stalls the samples of the others.
 /// </summary>
 public sealed record ContainerStats(
     string Name,
@@ -20,4 +22,5 @@ public sealed record ContainerStats(
     TimeSpan CpuInterval,
     IReadOnlyList<InterfaceStats> Network,
     long DiskUsageBytes,
-    long LastRunOomKills = 0);
+    long LastRunOomKills = 0,
+    string? DiskUsagePartial = null);

@@ -25,4 +25,7 @@ public sealed record EngineOptions
 
     /// <summary>The nftables table (family inet) this daemon owns; nothing else in the firewall is touched.</summary>
     public string NftTable { get; init; } = "systemcontainers";
+
+    /// <summary>What one image import may unpack (bytes of member data, tar headers).</summary>
+    public Images.ImportLimits ImportLimits { get; init; } = Images.ImportLimits.Default;
 }

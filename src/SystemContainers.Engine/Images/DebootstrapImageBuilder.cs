@@ -65,7 +65,7 @@ public static partial class DebootstrapImageBuilder
             File.Delete(Path.Combine(rootfs, "etc", "hostname"));
             ConfigureNetwork(rootfs);
             progress?.Report("packing");
-            await ImageStore.RunTar(["--create", "--file", Path.Combine(work, "rootfs.tar"), "--directory", rootfs,
+            await RunTar(["--create", "--file", Path.Combine(work, "rootfs.tar"), "--directory", rootfs,
                 "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls", "--sort=name", "."], ct);
             File.Move(Path.Combine(work, "rootfs.tar"), tarball);
             return tarball;
@@ -159,5 +159,22 @@ public static partial class DebootstrapImageBuilder
                     return uri;
             }
         return null;
+    }
+
+    private static async Task RunTar(IReadOnlyList<string> args, CancellationToken ct)
+    {
+        var psi = new ProcessStartInfo("tar", args)
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        psi.Environment["LC_ALL"] = "C";
+        using var tar = Process.Start(psi)!;
+        var stderr = tar.StandardError.ReadToEndAsync(ct);
+        await tar.StandardOutput.ReadToEndAsync(ct);
+        await tar.WaitForExitAsync(ct);
+        if (tar.ExitCode != 0)
+            throw new EngineException(FailureKind.Failed, "DebootstrapFailed", $"cannot run tar {string.Join(' ', args)}: {(await stderr).Trim()}");
     }
 }

@@ -1,5 +1,6 @@
 using SystemContainers.Engine.Interop;
 using SystemContainers.Engine.Spec;
+using SystemContainers.Engine.State;
 
 namespace SystemContainers.Engine.Images;
 
@@ -7,7 +8,7 @@ namespace SystemContainers.Engine.Images;
 /// The fallback where idmapped mounts are unavailable: a copy of the image whose owners are
 /// shifted into the container's id range, made once per image and range and then shared.
 /// </summary>
-public static unsafe class IdShifter
+public static class IdShifter
 {
     public static string EnsureShifted(string rootfs, IdMap map)
     {
@@ -15,37 +16,85 @@ public static unsafe class IdShifter
         if (Directory.Exists(target)) return target;
         // A dot name ending .tmp: a copy cut short by a crash is reclaimed at the next daemon start.
         string staging = Path.Combine(Path.GetDirectoryName(target)!, $".{Path.GetFileName(target)}.tmp");
-        if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+        TreeRemover.Remove(staging);
         var cp = System.Diagnostics.Process.Start("cp", ["-a", "--reflink=auto", rootfs, staging])!;
         cp.WaitForExit();
-        if (cp.ExitCode != 0) throw new EngineException(FailureKind.Failed, "ShiftFailed", $"cannot copy {rootfs} to {staging}: cp exit {cp.ExitCode}");
-        Shift(staging, map);
+        if (cp.ExitCode != 0)
+        {
+            TreeRemover.Remove(staging);
+            throw new EngineException(FailureKind.Failed, "ShiftFailed", $"cannot copy {rootfs} to {staging}: cp exit {cp.ExitCode}");
+        }
+        try
+        {
+            Shift(staging, map);
+        }
+        catch (NativeException e)
+        {
+            TreeRemover.Remove(staging);
+            throw new EngineException(FailureKind.Failed, "ShiftFailed", $"cannot shift the owners of {staging}: {e.Message}");
+        }
         Directory.Move(staging, target);
         return target;
     }
 
-    /// <summary>Adds the range base to every owner. chown clears setuid/setgid bits, so each mode is restored after it.</summary>
+    /// <summary>
+    /// Adds the range base to every owner, relative to directory fds one name at a time (an image
+    /// may hold paths beyond PATH_MAX) and never through a symlink. chown clears setuid/setgid
+    /// bits, so each mode is restored after it.
+    /// </summary>
     private static void Shift(string dir, IdMap map)
     {
-        ShiftOne(dir, map);
-        foreach (var entry in new DirectoryInfo(dir).EnumerateFileSystemInfos("*", new EnumerationOptions
+        using var root = Sys.Open(dir, At.DirFlags);
+        ShiftOne(root.Fd, "", map, dir);
+        var streams = new Stack<nint>();
+        try
         {
-            RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = false,
-        }))
-            ShiftOne(entry.FullName, map);
+            Push(At.openat(root.Fd, ".", At.DirFlags), dir);
+            while (streams.Count > 0)
+            {
+                string? name = At.NextEntry(streams.Peek(), out _);
+                if (name is null)
+                {
+                    At.closedir(streams.Pop());
+                    continue;
+                }
+                int parent = At.dirfd(streams.Peek());
+                if (ShiftOne(parent, name, map, name).IsDirectory)
+                {
+                    if (streams.Count >= RootfsExtractor.MaxDepth)
+                        throw new NativeException(Libc.EINVAL, $"descend more than {RootfsExtractor.MaxDepth} directories into", dir);
+                    Push(At.openat(parent, name, At.DirFlags), name);
+                }
+            }
+        }
+        finally
+        {
+            while (streams.Count > 0) At.closedir(streams.Pop());
+        }
+
+        void Push(int fd, string where)
+        {
+            if (fd < 0) throw NativeException.FromLastError("open", where);
+            nint stream = At.fdopendir(fd);
+            if (stream == 0)
+            {
+                Libc.close(fd);
+                throw NativeException.FromLastError("opendir", where);
+            }
+            streams.Push(stream);
+        }
     }
 
-    private static void ShiftOne(string path, IdMap map)
+    private static FileIdentity ShiftOne(int parent, string name, IdMap map, string where)
     {
-        Tmds.Linux.stat st;
-        byte[] utf8 = System.Text.Encoding.UTF8.GetBytes(path + "\0");
-        fixed (byte* p = utf8)
-            if (Tmds.Linux.LibC.lstat(p, &st) < 0) throw new NativeException(Tmds.Linux.LibC.errno, "lstat", path);
-        long uid = st.st_uid, gid = st.st_gid;
-        if (uid >= map.Size || gid >= map.Size)
-            throw new EngineException(FailureKind.Failed, "ShiftFailed", $"cannot shift {path}: owner {uid}:{gid} is outside the {map.Size}-id range");
-        Sys.Chown(path, (int)(map.UidBase + uid), (int)(map.GidBase + gid));
-        if ((st.st_mode & 0xf000) != 0xa000 && Libc.chmod(path, (int)(st.st_mode & 0xfff)) < 0)
-            throw NativeException.FromLastError("chmod", path);
+        var id = At.Stat(parent, name, where);
+        if (id.Uid >= map.Size || id.Gid >= map.Size)
+            throw new EngineException(FailureKind.Failed, "ShiftFailed", $"cannot shift {where}: owner {id.Uid}:{id.Gid} is outside the {map.Size}-id range");
+        int flags = At.AT_SYMLINK_NOFOLLOW | (name.Length == 0 ? At.AT_EMPTY_PATH : 0);
+        if (At.fchownat(parent, name, (int)(map.UidBase + id.Uid), (int)(map.GidBase + id.Gid), flags) < 0)
+            throw NativeException.FromLastError("chown", where);
+        if (id.Type != At.S_IFLNK && (name.Length == 0 ? At.fchmod(parent, (int)(id.Mode & 0xfff)) : At.fchmodat(parent, name, (int)(id.Mode & 0xfff), 0)) < 0)
+            throw NativeException.FromLastError("chmod", where);
+        return id;
     }
 }

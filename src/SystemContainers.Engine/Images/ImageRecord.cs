@@ -9,6 +9,7 @@ public sealed record ImageRecord(
     long Size,
     string InitKind,
     IReadOnlyList<string>? DroppedDeviceNodes = null,
+    IReadOnlyList<string>? DroppedEntries = null,
     int SchemaVersion = ImageRecord.CurrentSchema)
 {
     public const int CurrentSchema = 1;

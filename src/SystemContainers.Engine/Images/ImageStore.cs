@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -17,8 +16,11 @@ public sealed partial class ImageStore
     private readonly SemaphoreSlim _lock = new(1, 1);
     private readonly Dictionary<string, ImageRecord> _images = new(StringComparer.Ordinal);
 
-    public ImageStore(string stateDir)
+    private readonly ImportLimits _limits;
+
+    public ImageStore(string stateDir, ImportLimits? limits = null)
     {
+        _limits = limits ?? ImportLimits.Default;
         _dir = Path.Combine(stateDir, "images");
         Directory.CreateDirectory(_dir);
         // Imports and removals that died half-way: nothing refers to them.
@@ -69,7 +71,10 @@ public sealed partial class ImageStore
         throw EngineException.NotFound("ImageNotFound", $"image '{reference}' not found");
     }
 
-    /// <summary>Imports a rootfs tarball (plain, gzip, xz, zstd or bzip2) with owners, modes, devices, links and xattrs.</summary>
+    /// <summary>
+    /// Imports a rootfs tarball (plain, gzip, xz, zstd or bzip2) with owners, modes, links and xattrs;
+    /// device nodes and other special members are dropped and listed in the record.
+    /// </summary>
     public async Task<ImageRecord> ImportAsync(string path, string? alias, string description, IProgress<string>? progress, CancellationToken ct)
     {
         if (alias is not null) ValidateAlias(alias);
@@ -89,23 +94,23 @@ public sealed partial class ImageStore
                 if (_images.TryGetValue(fingerprint, out var existing))
                     return alias is null || existing.Aliases.Contains(alias) ? existing : Save(existing with { Aliases = [.. existing.Aliases, alias] });
             }
-            progress?.Report("validating");
-            TarballValidator.Validate(path);
             string staging = Path.Combine(_dir, $".import-{Guid.NewGuid():N}");
             try
             {
                 string rootfs = Path.Combine(staging, "rootfs");
                 Directory.CreateDirectory(rootfs);
                 progress?.Report("unpacking");
-                await RunTar(["--extract", "--file", path, "--directory", rootfs, "--numeric-owner", "--same-owner",
-                    "--same-permissions", "--xattrs", "--xattrs-include=*", "--acls"], ct);
+                var unpacked = await Task.Run(() => Unpack(path, rootfs, ct), ct);
                 string init = RootfsInspector.InitKind(rootfs);
                 if (init.Length == 0)
                     throw EngineException.Invalid("InvalidImage", $"tarball {path} is not a root file system: it has no /sbin/init");
-                var dropped = DeviceNodes.RemoveAll(rootfs);
+                var dropped = unpacked.DroppedDeviceNodes;
                 if (dropped.Count > 0) progress?.Report($"dropped {dropped.Count} device node(s): {string.Join(", ", dropped)}");
+                if (unpacked.DroppedEntries.Count > 0)
+                    progress?.Report($"dropped {unpacked.DroppedEntries.Count} other entries: {string.Join(", ", unpacked.DroppedEntries)}");
                 var record = new ImageRecord(fingerprint, alias is null ? [] : [alias], description,
-                    DateTimeOffset.UtcNow, new FileInfo(path).Length, init, dropped.Count > 0 ? dropped : null);
+                    DateTimeOffset.UtcNow, new FileInfo(path).Length, init, dropped.Count > 0 ? dropped : null,
+                    unpacked.DroppedEntries.Count > 0 ? unpacked.DroppedEntries : null);
                 WriteRecord(staging, record);
                 TestHooks.Reach("import-unpacked");
                 Directory.Move(staging, Path.Combine(_dir, fingerprint));
@@ -214,20 +219,18 @@ public sealed partial class ImageStore
     private static void WriteRecord(string dir, ImageRecord record) =>
         Sys.WriteFileAtomic(Path.Combine(dir, "image.json"), JsonSerializer.SerializeToUtf8Bytes(record, StateStore.Json), 0x1a4);
 
-    internal static async Task RunTar(IReadOnlyList<string> args, CancellationToken ct)
+    private ExtractedRootfs Unpack(string path, string rootfs, CancellationToken ct)
     {
-        var psi = new ProcessStartInfo("tar", args)
+        try
         {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        };
-        psi.Environment["LC_ALL"] = "C";
-        using var tar = Process.Start(psi)!;
-        var stderr = tar.StandardError.ReadToEndAsync(ct);
-        await tar.StandardOutput.ReadToEndAsync(ct);
-        await tar.WaitForExitAsync(ct);
-        if (tar.ExitCode != 0)
-            throw EngineException.Invalid("InvalidImage", $"cannot run tar {string.Join(' ', args)}: {(await stderr).Trim()}");
+            using var tarball = new DecompressedTarball(path);
+            var unpacked = RootfsExtractor.Extract(new TarballReader(tarball.Stream, _limits), rootfs, ct);
+            tarball.Finish();
+            return unpacked;
+        }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or IOException)
+        {
+            throw EngineException.Invalid("InvalidImage", $"cannot import tarball {path}: {e.Message}");
+        }
     }
 }
