@@ -50,7 +50,7 @@
 
 struct plan {
     const char *lower, *upper, *layers, *target, *hostname, *cwd, *console, *cgroup2;
-    int userns, idmap, pty, home, netsync;
+    int userns, idmap, pty, home, netsync, nesting;
     unsigned short rows, cols;
     char *uidmap, *gidmap;
     const char *args[MAX_LIST], *envs[MAX_LIST], *cgroups[MAX_LIST], *netifs[MAX_LIST];
@@ -144,6 +144,7 @@ static void parse_plan(char *text, struct plan *p)
         else if (!strcmp(line, "idmap")) p->idmap = atoi(val);
         else if (!strcmp(line, "pty")) p->pty = atoi(val);
         else if (!strcmp(line, "netsync")) p->netsync = atoi(val);
+        else if (!strcmp(line, "nesting")) p->nesting = atoi(val);
         else if (!strcmp(line, "netif") && p->nnetifs < MAX_LIST) p->netifs[p->nnetifs++] = val;
         else if (!strcmp(line, "rows")) p->rows = atoi(val);
         else if (!strcmp(line, "cols")) p->cols = atoi(val);
@@ -641,10 +642,12 @@ static int create(struct plan *p)
     if (pipe2(go, O_CLOEXEC) < 0 || pipe2(done, O_CLOEXEC) < 0) die("cannot create pipe");
     int cgroup_fd = join_cgroups(p);
     /* No CLONE_NEWCGROUP here: a new cgroup namespace is rooted at the parent's cgroup, not at
-     * the CLONE_INTO_CGROUP target. The child makes one once it is in place. With a user
-     * namespace the other namespaces belong to the inner one (make_inner_namespaces). */
-    pid_t child = clone_into(cgroup_fd, CLONE_NEWNS | CLONE_NEWPID |
-                                            (p->userns ? CLONE_NEWUSER : CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET));
+     * the CLONE_INTO_CGROUP target. The child makes one once it is in place. With locked masks
+     * the other namespaces belong to the inner user namespace (make_inner_namespaces); nesting
+     * keeps one user namespace, whose root may mount procfs for the containers it runs. */
+    int locked = p->userns && !p->nesting;
+    pid_t child = clone_into(cgroup_fd, CLONE_NEWNS | CLONE_NEWPID | (p->userns ? CLONE_NEWUSER : 0) |
+                                            (locked ? 0 : CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET));
     if (child < 0) die("cannot clone3 container init");
 
     if (child == 0) {
@@ -654,7 +657,7 @@ static int create(struct plan *p)
         fail_fd = done[1];
         wait_byte(go[0]);
         int inner = -1;
-        if (p->userns) inner = make_inner_namespaces(p);
+        if (locked) inner = make_inner_namespaces(p);
         else if (unshare(CLONE_NEWCGROUP) < 0) die("cannot unshare cgroup namespace");
         if (write(done[1], "r", 1) != 1) die("cannot report the namespaces ready");
         wait_byte(go[0]);

@@ -13,11 +13,12 @@ public sealed record ContainerConfig
     public const string IdmapBase = "security.idmap.base";
     public const string IdmapSize = "security.idmap.size";
     public const string IdmapIsolated = "security.idmap.isolated";
+    public const string Nesting = "security.nesting";
     public const string StopTimeout = "boot.stop.timeout";
     public const string EnvironmentPrefix = "environment.";
     public const string UserPrefix = "user.";
 
-    public static readonly IReadOnlyList<string> Keys = [Privileged, IdmapBase, IdmapSize, IdmapIsolated, StopTimeout, .. ResourceLimits.Keys];
+    public static readonly IReadOnlyList<string> Keys = [Privileged, IdmapBase, IdmapSize, IdmapIsolated, Nesting, StopTimeout, .. ResourceLimits.Keys];
 
     // The structured keys are parsed here, once: a config is consulted on every start, exec and stop.
     private ContainerConfig(ImmutableSortedDictionary<string, string> raw)
@@ -30,6 +31,13 @@ public sealed record ContainerConfig
     public ImmutableSortedDictionary<string, string> Raw { get; }
 
     public bool IsPrivileged => Raw.TryGetValue(Privileged, out var v) && ParseBool(Privileged, v);
+
+    /// <summary>
+    /// Whether container root may run containers of its own (LXD's key): the masks are then made
+    /// in the container's own user namespace, which can mount a fresh procfs, instead of one above
+    /// it, where the kernel locks them.
+    /// </summary>
+    public bool IsNesting => Raw.TryGetValue(Nesting, out var v) && ParseBool(Nesting, v);
 
     public long? IdmapBaseValue => Raw.TryGetValue(IdmapBase, out var v) ? ParseCount(IdmapBase, v, 1, uint.MaxValue) : null;
 
@@ -93,6 +101,7 @@ public sealed record ContainerConfig
         _ = config.IdmapBaseValue;
         _ = config.IdmapSizeValue;
         _ = config.IsIdmapIsolated;
+        _ = config.IsNesting;
         _ = config.StopTimeoutValue;
         return config;
     }
