@@ -346,8 +346,9 @@ static void bind_ro_self(const char *path)
 }
 
 /*
- * Runs in the container's namespaces, cwd = new root, before pivot_root: the API file
- * systems a system container needs (modelled on systemd's container interface).
+ * Runs in the container's namespaces (as root of the outer user namespace when there are two),
+ * cwd = new root, before pivot_root: the API file systems a system container needs (modelled
+ * on systemd's container interface).
  */
 static void mount_api_filesystems(const struct plan *p)
 {
@@ -610,10 +611,12 @@ static int make_inner_namespaces(const struct plan *p)
     close(pidpipe[0]);
     pid_t helper = atoi(self);
     char path[64];
-    snprintf(path, sizeof path, "/proc/%d/uid_map", helper);
-    write_file(path, identity_map(p->uidmap));
-    snprintf(path, sizeof path, "/proc/%d/gid_map", helper);
-    write_file(path, identity_map(p->gidmap));
+    for (int i = 0; i < 2; i++) {
+        char *map = identity_map(i == 0 ? p->uidmap : p->gidmap);
+        snprintf(path, sizeof path, "/proc/%d/%s", helper, i == 0 ? "uid_map" : "gid_map");
+        write_file(path, map);
+        free(map);
+    }
     snprintf(path, sizeof path, "/proc/%d/ns/user", helper);
     int userns = open(path, O_RDONLY | O_CLOEXEC);
     if (userns < 0) die("cannot open %s", path);
@@ -790,7 +793,8 @@ static void attach_terminal(const struct plan *p)
 }
 
 /*
- * The mount, pid, uts, ipc and net namespaces are joined here, as host root, which may clone
+ * The mount, pid, uts, ipc and net namespaces are joined here, as host root (the kernel allows
+ * it whichever of the container's user namespaces owns them), which may clone
  * into the container's cgroup2 directory (the container's root could not: the common ancestor
  * cgroup is not delegated to it). The cgroup namespace waits for the child: with nsdelegate
  * the kernel refuses a clone into a cgroup outside the caller's cgroup namespace root. The
