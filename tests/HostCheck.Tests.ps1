@@ -77,6 +77,16 @@ Describe 'Test-SystemContainerHost' {
             (Check $name).Value | Should -Be $expected
         }
     }
+    It 'reports nested user namespaces as available exactly when an unprivileged container starts' {
+        $found = Check 'nested user namespaces'
+        New-SystemContainer nested-probe -Image (Get-TestImage) -Network none | Out-Null
+        try {
+            Start-SystemContainer nested-probe -ErrorAction SilentlyContinue -ErrorVariable refused
+            $found.Status | Should -Be $(if ($refused) { 'Failed' } else { 'Ok' }) -Because "the start said: $refused"
+            $found.Value | Should -Be $(if ($refused) { 'refused' } else { 'available' })
+        }
+        finally { Remove-SystemContainer nested-probe -Force -Confirm:$false }
+    }
     It 'reports idmapped mounts on the state directory''s file system as a real idmapped mount finds them' {
         $target = findmnt -n -o FSTYPE,TARGET --target $daemon.StateDir
         $fsType, $mountPoint = -split $target

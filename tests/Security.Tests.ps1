@@ -255,6 +255,126 @@ Describe 'The daemon walks what a container controls boundedly' {
     }
 }
 
+Describe 'Escape 4: the kernel locks the masks of an unprivileged container' {
+    BeforeAll {
+        New-SystemContainer masked -Image $image -Start | Out-Null
+        $script:maskedPid = (Get-SystemContainer masked).Pid
+        # Runs each command in the container as its root; a line "SUCCEEDED: <command>" says one got through.
+        function Invoke-Attack([string[]]$Commands) {
+            $script = ($Commands | ForEach-Object { "$_ 2>&1 && echo 'SUCCEEDED: $($_ -replace "'", '')'" }) -join '; '
+            (Invoke-SystemContainerCommand masked -PassThru -- sh -c "mkdir -p /mnt/p; $script").Stdout
+        }
+        # The container's mounts as the host sees them: mount point => mount options.
+        function Get-ContainerMounts {
+            $mounts = @{}
+            Get-Content "/proc/$maskedPid/mountinfo" | ForEach-Object { $f = $_ -split ' '; $mounts[$f[4]] = $f[5] }
+            $mounts
+        }
+        # The namespaces of a process as lsns reports them: type => inode, parent (PNS) and owner (ONS).
+        function Get-Namespaces([int]$ProcessId) {
+            $ns = @{}
+            lsns -p $ProcessId -n -o TYPE,NS,PNS,ONS | ForEach-Object {
+                $type, $inode, $parent, $owner = -split $_
+                $ns[$type] = [pscustomobject]@{ Inode = $inode; Parent = $parent; Owner = $owner }
+            }
+            $ns
+        }
+        $script:hostUserns = (Get-Item /proc/self/ns/user).LinkTarget -replace '\D', ''
+        $script:mountsBefore = Get-ContainerMounts
+        # A sysctl no namespace confines: root inside must never change it, masks or none.
+        $script:sysctl = '/proc/sys/kernel/printk_ratelimit_burst'
+        $script:sysctlValue = (Get-Content $sysctl).Trim()
+        $script:refused = 'Invalid argument|Operation not permitted|[Pp]ermission denied|Read-only file system'
+    }
+    AfterAll {
+        if ((Get-Content $sysctl).Trim() -ne $sysctlValue) { Set-Content $sysctl $sysctlValue }
+        Remove-SystemContainer masked -Force -Confirm:$false
+    }
+
+    It 'container root can neither unmount nor detach <mask>, and the host still sees it in place' -ForEach (@(
+        '/proc/sys', '/proc/sys/net', '/proc/sysrq-trigger', '/proc/kcore', '/proc/keys', '/proc/timer_list', '/proc/latency_stats',
+        '/proc/sched_debug', '/proc/acpi', '/proc/scsi', '/proc/kmsg', '/proc', '/sys', '/sys/fs/cgroup', '/dev', '/dev/null'
+    ) | ForEach-Object { @{ mask = $_ } }) {
+        if (-not $mountsBefore.ContainsKey($mask)) { Set-ItResult -Skipped -Because "this kernel has no $mask to mask"; return }
+        $out = Invoke-Attack "umount $mask", "umount -l $mask", "umount -f $mask"
+        $out | Should -Not -Match 'SUCCEEDED'
+        @($out -split "`n" | Where-Object { $_ -match $refused }).Count | Should -Be 3 -Because "each umount is refused with EINVAL or EPERM: $out"
+        (Get-ContainerMounts)[$mask] | Should -Be $mountsBefore[$mask]
+    }
+    It 'container root cannot make the read-only <mask> writable' -ForEach (@(
+        '/proc/sys', '/proc/sysrq-trigger', '/proc/acpi', '/proc/scsi', '/sys'
+    ) | ForEach-Object { @{ mask = $_ } }) {
+        if (-not $mountsBefore.ContainsKey($mask)) { Set-ItResult -Skipped -Because "this kernel has no $mask to mask"; return }
+        $mountsBefore[$mask] | Should -Match '^ro,'
+        $out = Invoke-Attack "mount -o remount,rw $mask", "mount -o remount,bind,rw $mask", "unshare -m mount -o remount,bind,rw $mask"
+        $out | Should -Not -Match 'SUCCEEDED'
+        (Get-ContainerMounts)[$mask] | Should -Match '^ro,'
+    }
+    It 'container root cannot mount a fresh procfs, in its own namespaces or in new ones' {
+        $out = Invoke-Attack 'mount -t proc proc /mnt/p', 'unshare -m mount -t proc proc /mnt/p', 'unshare -Urm mount -t proc proc /mnt/p',
+            'unshare -fp --mount-proc=/mnt/p true', 'unshare -Urfp --mount-proc=/mnt/p true'
+        $out | Should -Not -Match 'SUCCEEDED'
+        (Invoke-SystemContainerCommand masked -PassThru -- sh -c 'test -e /mnt/p/sys && echo revealed').Stdout | Should -BeNullOrEmpty
+    }
+    It 'a bind of /proc or /sys never comes without its masks, and a new namespace keeps them locked' {
+        $out = Invoke-Attack 'mount --bind /proc /mnt/p', 'mount --bind /sys /mnt/p',
+            'unshare -m sh -c "umount -l /proc/sys"', 'unshare -Urm sh -c "umount -l /proc/sys"', 'unshare -Urm sh -c "umount -l /sys"',
+            'unshare -m sh -c "mount -o rbind /proc /mnt/p && umount -l /mnt/p/sys"',
+            'unshare -m sh -c "mount --bind /proc/sys/kernel /mnt/p && mount -o remount,bind,rw /mnt/p"'
+        $out | Should -Not -Match 'SUCCEEDED'
+        (Get-ContainerMounts).Keys | Where-Object { $_ -like '/mnt/p*' } | Should -BeNullOrEmpty
+    }
+    It 'what the masks hide stays hidden and the host sysctl unchanged, whatever is mounted over them' {
+        $next = [int]$sysctlValue + 1
+        $out = Invoke-Attack "echo $next > $sysctl",
+            "unshare -m sh -c 'mount -t tmpfs tmpfs /proc/sys && mkdir /proc/sys/kernel && echo $next > $sysctl'",
+            "unshare -m sh -c 'mount -t tmpfs tmpfs /proc/acpi && ls /proc/acpi | grep -q .'",
+            "unshare -m sh -c 'mount --bind /dev/zero /proc/keys; umount /proc/keys; grep -q . /proc/keys'"
+        $out | Should -Match ([regex]::Escape("SUCCEEDED: unshare -m sh -c mount -t tmpfs tmpfs /proc/sys")) -Because 'a mount over a mask only covers it'
+        $out -split "`n" | Where-Object { $_ -match 'SUCCEEDED' -and $_ -notmatch 'tmpfs /proc/sys' } | Should -BeNullOrEmpty
+        (Get-Content $sysctl).Trim() | Should -Be $sysctlValue
+        (Invoke-SystemContainerCommand masked -PassThru -- sh -c 'wc -c < /proc/keys; wc -c < /proc/timer_list').Stdout -split "`n" | Where-Object { $_ } |
+            Should -Be '0', '0'
+    }
+    It 'runs init in an inner user namespace: its parent owns the pid namespace, it owns the rest' {
+        $ns = Get-Namespaces $maskedPid
+        $ns.user.Inode | Should -Not -Be $hostUserns
+        $ns.user.Parent | Should -Not -Be $hostUserns -Because 'the masks are made one user namespace above the container''s'
+        $ns.user.Parent | Should -Not -Be '0'
+        $ns.pid.Owner | Should -Be $ns.user.Parent
+        foreach ($type in 'mnt', 'net', 'uts', 'ipc', 'cgroup') { $ns[$type].Owner | Should -Be $ns.user.Inode -Because "root inside manages its $type namespace" }
+        (Get-ContainerIdMap $maskedPid).UidBase | Should -BeGreaterOrEqual 65536 -Because 'the host sees the container''s own ids'
+        (Invoke-SystemContainerCommand masked -- cat /proc/self/uid_map) -join "`n" | Should -Match '^\s*0\s+0\s+65536\s*$'
+    }
+    It 'an exec joins the same namespaces as init, and root inside still runs its hostname and network' {
+        Invoke-SystemContainerCommand masked -- sh -c 'sleep 32 </dev/null >/dev/null 2>&1 &' | Out-Null
+        $sleeper = Find-ContainerProcess masked "sleep`032`0"
+        $sleeper | Should -Not -BeNullOrEmpty
+        foreach ($type in 'user', 'mnt', 'pid', 'net', 'uts', 'ipc', 'cgroup') {
+            (Get-Item "/proc/$sleeper/ns/$type").LinkTarget | Should -Be (Get-Item "/proc/$maskedPid/ns/$type").LinkTarget
+        }
+        $r = Invoke-SystemContainerCommand masked -PassThru -- sh -c 'hostname renamed && hostname && ip link set lo mtu 1280 && ip link show lo | grep -o "mtu 1280"; hostname masked'
+        $r.Stdout -split "`n" | Select-Object -First 2 | Should -Be 'renamed', 'mtu 1280'
+        (hostname) | Should -Not -Be 'renamed'
+        Invoke-SystemContainerCommand masked -ErrorAction SilentlyContinue -- killall sleep | Out-Null
+    }
+    It 'security.nesting=true keeps one user namespace, where root can mount procfs for containers of its own' {
+        $nested = New-SystemContainer nested -Image $image -Network none -Config @{ 'security.nesting' = 'true' } -Start
+        try {
+            $ns = Get-Namespaces $nested.Pid
+            $ns.user.Parent | Should -Be $hostUserns
+            foreach ($type in 'mnt', 'pid', 'net', 'uts', 'ipc', 'cgroup') { $ns[$type].Owner | Should -Be $ns.user.Inode }
+            (Invoke-SystemContainerCommand nested -PassThru -- unshare -fp --mount-proc sh -c 'test "$$" = 1').ExitCode | Should -Be 0
+            (Invoke-SystemContainerCommand masked -PassThru -- unshare -fp --mount-proc sh -c 'test "$$" = 1').ExitCode | Should -Not -Be 0
+        }
+        finally { Remove-SystemContainer nested -Force -Confirm:$false }
+    }
+    It 'refuses a security.nesting that is not true or false, and creates nothing' {
+        { New-SystemContainer nesting-bad -Image $image -Config @{ 'security.nesting' = 'maybe' } -ErrorAction Stop } | Should -Throw '*security.nesting*true or false*'
+        Get-SystemContainer nesting-bad -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+}
+
 Describe 'Escape 5: the helper binary cannot be rewritten through /proc/<pid>/exe' {
     BeforeAll {
         New-SystemContainer priv-exe -Image $image -Privileged -Start | Out-Null

@@ -651,6 +651,7 @@ public sealed class ContainerManager : IDisposable
             .Add("hostname", r.Name)
             .Add("userns", r.IdMap is null ? 0 : 1)
             .Add("idmap", r.IdMap is not null && !shifted ? 1 : 0)
+            .Add("nesting", config.IsNesting ? 1 : 0)
             .Add("uid", 0)
             .Add("gid", 0)
             .Add(cgroup.Join)

@@ -52,7 +52,7 @@
 
 struct plan {
     const char *lower, *upper, *layers, *target, *hostname, *cwd, *console, *cgroup2;
-    int userns, idmap, pty, home, netsync;
+    int userns, idmap, pty, home, netsync, nesting;
     unsigned short rows, cols;
     char *uidmap, *gidmap;
     const char *args[MAX_ARGV], *envs[MAX_ARGV], *cgroups[MAX_LIST], *netifs[MAX_LIST], *sysallow[MAX_LIST];
@@ -153,6 +153,7 @@ static void parse_plan(char *text, struct plan *p)
         else if (!strcmp(line, "idmap")) p->idmap = atoi(val);
         else if (!strcmp(line, "pty")) p->pty = atoi(val);
         else if (!strcmp(line, "netsync")) p->netsync = atoi(val);
+        else if (!strcmp(line, "nesting")) p->nesting = atoi(val);
         else if (!strcmp(line, "netif")) push(p->netifs, &p->nnetifs, MAX_LIST, line, val);
         else if (!strcmp(line, "rows")) p->rows = atoi(val);
         else if (!strcmp(line, "cols")) p->cols = atoi(val);
@@ -370,8 +371,9 @@ static void bind_ro_self(const char *path)
 }
 
 /*
- * Runs in the container's namespaces, cwd = new root, before pivot_root: the API file
- * systems a system container needs (modelled on systemd's container interface).
+ * Runs in the container's namespaces (as root of the outer user namespace when there are two),
+ * cwd = new root, before pivot_root: the API file systems a system container needs (modelled
+ * on systemd's container interface).
  */
 static void mount_api_filesystems(const struct plan *p)
 {
@@ -414,11 +416,7 @@ static void mount_api_filesystems(const struct plan *p)
     do_mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k");
     ensure_dir("dev/mqueue", 0755);
     do_mount("mqueue", "dev/mqueue", "mqueue", common, NULL);
-    /* By path, not /proc/self/fd/0: that resolves to the daemon's mount namespace. */
-    if (p->console) {
-        ensure_file("dev/console");
-        do_mount(p->console, "dev/console", NULL, MS_BIND, NULL);
-    }
+    if (p->console) ensure_file("dev/console");
     static const char *links[][2] = { { "/proc/self/fd", "dev/fd" },
                                       { "/proc/self/fd/0", "dev/stdin" },
                                       { "/proc/self/fd/1", "dev/stdout" },
@@ -547,6 +545,124 @@ static void exec_command(struct plan *p)
     die("cannot exec %s", p->args[0]);
 }
 
+/*
+ * The console pty, cloned by path while the host's /dev/pts is still in reach (not through
+ * /proc/self/fd/0, which resolves to the daemon's mount namespace), and attached after the
+ * last mount namespace is made: the container's final /dev/console is then not locked, so a
+ * restarted daemon can replace it (sc-init console).
+ */
+static int clone_console(const struct plan *p)
+{
+    if (!p->console) return -1;
+    int tree = sys_open_tree(AT_FDCWD, p->console, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tree < 0) die("cannot open_tree %s", p->console);
+    return tree;
+}
+
+static void attach_console_tree(int tree)
+{
+    if (tree < 0) return;
+    if (syscall(SYS_move_mount, tree, "", AT_FDCWD, "/dev/console", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        die("cannot move_mount the console to /dev/console");
+    close(tree);
+}
+
+/* The inner id map: each outer line "inside outside count" becomes "inside inside count". */
+static char *identity_map(const char *map)
+{
+    char *out = NULL, line[128];
+    for (const char *at = map; *at; ) {
+        unsigned long inside, outside, count;
+        int used;
+        if (sscanf(at, "%lu %lu %lu\n%n", &inside, &outside, &count, &used) != 3) {
+            errno = EINVAL;
+            die("cannot parse id map line %s", at);
+        }
+        snprintf(line, sizeof line, "%lu %lu %lu", inside, inside, count);
+        append_line(&out, line);
+        at += used;
+    }
+    return out;
+}
+
+static void join_ns(pid_t pid, const char *name, int type)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/%s", pid, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, type) < 0) die("cannot join namespace %s", path);
+    close(fd);
+}
+
+/*
+ * An unprivileged container lives in two user namespaces, so that the kernel locks its masks.
+ * The outer one (the plan's id map) owns the mount and pid namespaces where the rootfs, /proc,
+ * /sys and every mask are built; the inner one maps the same ids 1:1 and owns the network, uts,
+ * ipc and cgroup namespaces, and the mount namespace init gets at last: a copy of the outer
+ * one, which the kernel makes with every mount MNT_LOCKED (and its ro/nosuid/nodev/noexec
+ * flags locked) because its owner is less privileged. Container root can then neither unmount
+ * a mask nor clear its flags, and cannot mount a fresh procfs (its pid namespace is the outer
+ * one's). A forked helper makes the inner namespaces as the container's root (an owner must be
+ * mapped in the parent namespace); this process joins all but the user namespace now, while it
+ * is still the host's root in the outer one, and returns an fd of the inner user namespace.
+ * The helper's /proc entries are found by its pid in the host's /proc (still mounted here),
+ * which it reads from /proc/self and sends on a pipe.
+ */
+static int make_inner_namespaces(const struct plan *p)
+{
+    int pidpipe[2];
+    if (pipe2(pidpipe, O_CLOEXEC) < 0) die("cannot create pipe");
+    pid_t local = fork();
+    if (local < 0) die("cannot fork the inner namespace helper");
+    if (local == 0) {
+        char self[32] = { 0 };
+        if (readlink("/proc/self", self, sizeof self - 1) < 0) die("cannot read /proc/self");
+        become_user(p);
+        /* The id change made it undumpable, which would close its /proc entries to this process. */
+        if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) die("cannot set the helper dumpable");
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP) < 0)
+            die("cannot unshare the inner user, network, uts, ipc and cgroup namespaces");
+        if (write(pidpipe[1], self, strlen(self)) < 0) die("cannot report the helper's pid");
+        raise(SIGSTOP);
+        _exit(0);
+    }
+    close(pidpipe[1]);
+    int status;
+    while (waitpid(local, &status, WUNTRACED) < 0)
+        if (errno != EINTR) die("cannot wait for the inner namespace helper");
+    if (!WIFSTOPPED(status)) _exit(125); /* the helper already reported why */
+    char self[32] = { 0 };
+    if (read(pidpipe[0], self, sizeof self - 1) <= 0) die("cannot read the helper's pid");
+    close(pidpipe[0]);
+    pid_t helper = atoi(self);
+    char path[64];
+    for (int i = 0; i < 2; i++) {
+        char *map = identity_map(i == 0 ? p->uidmap : p->gidmap);
+        snprintf(path, sizeof path, "/proc/%d/%s", helper, i == 0 ? "uid_map" : "gid_map");
+        write_file(path, map);
+        free(map);
+    }
+    snprintf(path, sizeof path, "/proc/%d/ns/user", helper);
+    int userns = open(path, O_RDONLY | O_CLOEXEC);
+    if (userns < 0) die("cannot open %s", path);
+    join_ns(helper, "net", CLONE_NEWNET);
+    join_ns(helper, "uts", CLONE_NEWUTS);
+    join_ns(helper, "ipc", CLONE_NEWIPC);
+    join_ns(helper, "cgroup", CLONE_NEWCGROUP);
+    kill(local, SIGKILL);
+    waitpid(local, NULL, 0);
+    return userns;
+}
+
+/* Enters the inner user namespace and takes the locked copy of the mount namespace. */
+static void enter_inner_namespaces(int userns)
+{
+    if (userns < 0) return;
+    if (setns(userns, CLONE_NEWUSER) < 0) die("cannot join the inner user namespace");
+    close(userns);
+    if (unshare(CLONE_NEWNS) < 0) die("cannot unshare the locked mount namespace");
+}
+
 static int create(struct plan *p)
 {
     if (p->nargs == 0) { errno = EINVAL; die("plan has no command"); }
@@ -554,9 +670,12 @@ static int create(struct plan *p)
     if (pipe2(go, O_CLOEXEC) < 0 || pipe2(done, O_CLOEXEC) < 0) die("cannot create pipe");
     int cgroup_fd = join_cgroups(p);
     /* No CLONE_NEWCGROUP here: a new cgroup namespace is rooted at the parent's cgroup, not at
-     * the CLONE_INTO_CGROUP target. The child unshares one once it is in place. */
-    pid_t child = clone_into(cgroup_fd, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
-                                            CLONE_NEWNET | (p->userns ? CLONE_NEWUSER : 0));
+     * the CLONE_INTO_CGROUP target. The child makes one once it is in place. With locked masks
+     * the other namespaces belong to the inner user namespace (make_inner_namespaces); nesting
+     * keeps one user namespace, whose root may mount procfs for the containers it runs. */
+    int locked = p->userns && !p->nesting;
+    pid_t child = clone_into(cgroup_fd, CLONE_NEWNS | CLONE_NEWPID | (p->userns ? CLONE_NEWUSER : 0) |
+                                            (locked ? 0 : CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET));
     if (child < 0) die("cannot clone3 container init");
 
     if (child == 0) {
@@ -565,16 +684,23 @@ static int create(struct plan *p)
         close(done[0]);
         fail_fd = done[1];
         wait_byte(go[0]);
+        int inner = -1;
+        if (locked) inner = make_inner_namespaces(p);
+        else if (unshare(CLONE_NEWCGROUP) < 0) die("cannot unshare cgroup namespace");
+        if (write(done[1], "r", 1) != 1) die("cannot report the namespaces ready");
+        wait_byte(go[0]);
         close(go[0]);
         /* Reach the rootfs as host root: the daemon's run directory is closed to the container's ids. */
         if (chdir(p->target) < 0) die("cannot chdir %s", p->target);
         if (p->userns) become_user(p);
         links_up(p);
-        if (unshare(CLONE_NEWCGROUP) < 0) die("cannot unshare cgroup namespace");
         mount_api_filesystems(p);
+        int console = clone_console(p);
         if (syscall(SYS_pivot_root, ".", ".") < 0) die("cannot pivot_root %s", p->target);
         if (umount2(".", MNT_DETACH) < 0) die("cannot detach old root");
         if (chdir("/") < 0) die("cannot chdir /");
+        enter_inner_namespaces(inner);
+        attach_console_tree(console);
         if (sethostname(p->hostname, strlen(p->hostname)) < 0)
             die("cannot set hostname %s", p->hostname);
         drop_caps(p);
@@ -590,8 +716,17 @@ static int create(struct plan *p)
     close(go[0]);
     close(done[1]);
     if (cgroup_fd >= 0) close(cgroup_fd);
-    if (p->netsync) reply("child %d", child);
     if (p->userns) write_id_maps(p, child);
+    /* First go: the child makes its namespaces and says "r" once its network namespace is final. */
+    if (write(go[1], "g", 1) != 1) die("cannot signal container init");
+    char c;
+    ssize_t n;
+    while ((n = read(done[0], &c, 1)) < 0 && errno == EINTR) {}
+    if (n != 1 || c != 'r') {
+        waitpid(child, NULL, 0);
+        return 125;
+    }
+    if (p->netsync) reply("child %d", child);
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/ns/mnt", child);
     int mntns = open(path, O_RDONLY | O_CLOEXEC);
@@ -603,8 +738,6 @@ static int create(struct plan *p)
     close(go[1]);
 
     /* done[1] closes on the child's successful exec; a byte means it failed and said why. */
-    char c;
-    ssize_t n;
     while ((n = read(done[0], &c, 1)) < 0 && errno == EINTR) {}
     if (n != 0) {
         waitpid(child, NULL, 0);
@@ -685,7 +818,8 @@ static void attach_terminal(const struct plan *p)
 }
 
 /*
- * The mount, pid, uts, ipc and net namespaces are joined here, as host root, which may clone
+ * The mount, pid, uts, ipc and net namespaces are joined here, as host root (the kernel allows
+ * it whichever of the container's user namespaces owns them), which may clone
  * into the container's cgroup2 directory (the container's root could not: the common ancestor
  * cgroup is not delegated to it). The cgroup namespace waits for the child: with nsdelegate
  * the kernel refuses a clone into a cgroup outside the caller's cgroup namespace root. The

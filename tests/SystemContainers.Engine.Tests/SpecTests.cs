@@ -47,9 +47,11 @@ public class ContainerConfigTests
     {
         var c = ContainerConfig.Parse(new Dictionary<string, string>
         {
-            ["security.privileged"] = "true", ["boot.stop.timeout"] = "5", ["environment.FOO"] = "bar", ["user.note"] = "x",
+            ["security.privileged"] = "true", ["security.nesting"] = "yes", ["boot.stop.timeout"] = "5", ["environment.FOO"] = "bar", ["user.note"] = "x",
         });
         Assert.True(c.IsPrivileged);
+        Assert.True(c.IsNesting);
+        Assert.False(ContainerConfig.Empty.IsNesting);
         Assert.Equal(TimeSpan.FromSeconds(5), c.StopTimeoutValue);
         Assert.Equal([KeyValuePair.Create("FOO", "bar")], c.Environment.ToList());
     }
@@ -57,6 +59,7 @@ public class ContainerConfigTests
     [Theory]
     [InlineData("limits.bogus", "1", "UnknownConfigKey")]
     [InlineData("security.privileged", "maybe", "InvalidConfigValue")]
+    [InlineData("security.nesting", "2", "InvalidConfigValue")]
     [InlineData("security.idmap.base", "-5", "InvalidConfigValue")]
     [InlineData("security.idmap.size", "100", "InvalidConfigValue")]
     [InlineData("boot.stop.timeout", "soon", "InvalidConfigValue")]

@@ -35,7 +35,7 @@ public sealed unsafe partial class HostCheck(EngineOptions options)
 
     public IReadOnlyList<HostFinding> Run(int containers)
     {
-        var findings = new List<HostFinding> { UserNamespaces(containers), SubordinateIds("subuid"), SubordinateIds("subgid"), IdmappedMounts() };
+        var findings = new List<HostFinding> { UserNamespaces(containers), NestedUserNamespaces(), SubordinateIds("subuid"), SubordinateIds("subgid"), IdmappedMounts() };
         findings.Add(Filesystem("overlay", "overlay", HostCheckStatus.Failed, "container root file systems are overlay mounts"));
         findings.Add(Filesystem("btrfs", "btrfs", HostCheckStatus.Info, "btrfs storage pools are unavailable"));
         findings.AddRange(Cgroups());
@@ -62,6 +62,22 @@ public sealed unsafe partial class HostCheck(EngineOptions options)
         return max >= containers
             ? new(Kernel, "user namespaces", HostCheckStatus.Ok, max.ToString()!, needed, $"{key} allows {max}")
             : new(Kernel, "user namespaces", HostCheckStatus.Failed, max.ToString()!, needed, $"{key} allows {max}; every unprivileged container needs one");
+    }
+
+    /// <summary>
+    /// Root of a user namespace makes one inside it and maps its own root there, as sc-init does for
+    /// every unprivileged container (its masks are locked that way). Some kernels refuse that to all
+    /// but the host's root: Debian's kernel.unprivileged_userns_clone=0, Ubuntu's AppArmor restriction.
+    /// </summary>
+    private static HostFinding NestedUserNamespaces()
+    {
+        const string name = "nested user namespaces";
+        var (code, output) = RunTool("unshare", ["--user", "--map-root-user", "--", "unshare", "--user", "--map-root-user", "--", "true"]);
+        return code == 0
+            ? new(Kernel, name, HostCheckStatus.Ok, "available", null, "unprivileged containers get their masks locked in a user namespace inside the one that makes them")
+            : new(Kernel, name, HostCheckStatus.Failed, "refused", null,
+                $"unshare inside a user namespace failed ({code}): {output.Split('\n')[0].Trim()}; unprivileged containers cannot start unless the kernel allows it " +
+                $"(kernel.unprivileged_userns_clone=1, kernel.apparmor_restrict_unprivileged_userns=0) or they set {ContainerConfig.Nesting}=true, which leaves their masks unlocked");
     }
 
     private static HostFinding SubordinateIds(string file)

@@ -13,6 +13,7 @@ public sealed record ContainerConfig
     public const string IdmapBase = "security.idmap.base";
     public const string IdmapSize = "security.idmap.size";
     public const string IdmapIsolated = "security.idmap.isolated";
+    public const string Nesting = "security.nesting";
     public const string StopTimeout = "boot.stop.timeout";
     public const string Autostart = "boot.autostart";
     public const string AutostartPriority = "boot.autostart.priority";
@@ -21,7 +22,7 @@ public sealed record ContainerConfig
     public const string UserPrefix = "user.";
 
     public static readonly IReadOnlyList<string> Keys =
-        [Privileged, IdmapBase, IdmapSize, IdmapIsolated, SyscallAllowList.Key, StopTimeout, Autostart, AutostartPriority, AutostartDelay, .. ResourceLimits.Keys];
+        [Privileged, IdmapBase, IdmapSize, IdmapIsolated, Nesting, SyscallAllowList.Key, StopTimeout, Autostart, AutostartPriority, AutostartDelay, .. ResourceLimits.Keys];
 
     /// <summary>The longest key: keys are names, not data.</summary>
     public const int MaxKeyLength = 255;
@@ -40,6 +41,13 @@ public sealed record ContainerConfig
     public ImmutableSortedDictionary<string, string> Raw { get; }
 
     public bool IsPrivileged => Raw.TryGetValue(Privileged, out var v) && ParseBool(Privileged, v);
+
+    /// <summary>
+    /// Whether container root may run containers of its own (LXD's key): the masks are then made
+    /// in the container's own user namespace, which can mount a fresh procfs, instead of one above
+    /// it, where the kernel locks them.
+    /// </summary>
+    public bool IsNesting => Raw.TryGetValue(Nesting, out var v) && ParseBool(Nesting, v);
 
     public long? IdmapBaseValue => Raw.TryGetValue(IdmapBase, out var v) ? ParseCount(IdmapBase, v, IdMap.FirstUnprivilegedId, IdMap.LastMappableId) : null;
 
@@ -146,6 +154,7 @@ public sealed record ContainerConfig
         _ = config.IdmapBaseValue;
         _ = config.IdmapSizeValue;
         if (config.Raw.TryGetValue(IdmapIsolated, out var isolated)) ParseBool(IdmapIsolated, isolated);
+        _ = config.IsNesting;
         _ = config.StopTimeoutValue;
         _ = config.IsAutostart;
         _ = config.AutostartPriorityValue;
