@@ -32,7 +32,7 @@ Describe 'Help for <Name>' -ForEach $commands {
         $codeParams = $cmd.Parameters.Values | Where-Object { $_.Name -notin $common }
         # A cmdlet with only common parameters has no parameter list in its help.
         $helpParams = @(if ($help.PSObject.Properties['parameters'] -and $help.parameters -and $help.parameters.PSObject.Properties['parameter']) { $help.parameters.parameter })
-        @($helpParams.name | Sort-Object) | Should -Be @($codeParams.Name | Sort-Object)
+        @($helpParams | ForEach-Object name | Sort-Object) | Should -Be @($codeParams | ForEach-Object Name | Sort-Object)
         foreach ($p in $codeParams) {
             $h = $helpParams | Where-Object name -eq $p.Name
             $type = if ($p.ParameterType.IsGenericType) { $p.ParameterType.GenericTypeArguments[0] } else { $p.ParameterType }
