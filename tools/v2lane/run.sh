@@ -5,11 +5,13 @@
 #   tools/v2lane/run.sh                      the lane: ./build.ps1 install and the service
 #                                            (tools/v2lane/Service.Tests.ps1), the v2 subset of
 #                                            tests/ (SYSTEMCONTAINERS_V2LANE=full: all of tests/),
-#                                            then a root login session (LoginSession.Tests.ps1)
+#                                            then a root login session (LoginSession.Tests.ps1);
+#                                            full mode also runs the engine's xunit tests first
 #   tools/v2lane/run.sh PATH...              only these Pester files (relative to the clone), with
 #                                            the test daemons as systemd services
 #   tools/v2lane/run.sh --login PATH...      the same from a root login session (session-N.scope),
 #                                            the test daemons as children of the login shell's pwsh
+#   tools/v2lane/run.sh --xunit              only the engine's xunit tests
 #   tools/v2lane/run.sh -c 'COMMAND'         one shell command in the guest, in the clone, as root
 #
 # Build first (./build.ps1 build). Needs root, qemu-system-x86, qemu-utils and e2fsprogs (installed
@@ -36,7 +38,8 @@ mode=lane
 case "${1:-}" in
     -c) [ $# -eq 2 ] || { echo "usage: run.sh -c 'COMMAND'" >&2; exit 2; }; shift; mode=command ;;
     --login) shift; [ $# -gt 0 ] || { echo "usage: run.sh --login PATH..." >&2; exit 2; }; mode=login ;;
-    -h|--help) sed -n '2,28p' "$SELF"; exit 0 ;;
+    --xunit) [ $# -eq 1 ] || { echo "usage: run.sh --xunit" >&2; exit 2; }; shift; mode=xunit ;;
+    -h|--help) sed -n '2,30p' "$SELF"; exit 0 ;;
     '') ;;
     *) mode=pester ;;
 esac
@@ -110,6 +113,13 @@ fi
 stage=$RUN/tree
 mkdir -p "$stage"
 tar -C "$ROOT" --exclude=./.git --exclude=./tests/results --exclude='*/bin' --exclude='*/obj' -cf - . | tar -C "$stage" -xf -
+# The xunit tests run from a host build (guest.sh's xunit says why).
+if [ "$mode" = xunit ] || { [ "$mode" = lane ] && [ "${SYSTEMCONTAINERS_V2LANE:-subset}" = full ]; }; then
+    xunit_project=tests/SystemContainers.Engine.Tests
+    dotnet build "$ROOT/$xunit_project" -c Release --nologo -v quiet > "$OUT/xunit-build.log" 2>&1 \
+        || skip "cannot build $xunit_project (see $OUT/xunit-build.log)"
+    cp -a "$ROOT/$xunit_project/bin" "$stage/$xunit_project/bin"
+fi
 size=$(( $(du -sm "$stage" | cut -f1) * 15 / 10 + 512 ))
 mkfs.ext4 -q -F -L v2tree -d "$stage" "$RUN/tree.img" "${size}M" > /dev/null
 rm -rf "$stage"
