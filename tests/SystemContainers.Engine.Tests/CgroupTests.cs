@@ -140,5 +140,5 @@ public class HostCgroupDriverTests
         Assert.False(Directory.Exists(dir), dir);
     }
 
-    private static string[] Words(string file) => File.ReadAllText(file).Split(' ', '\n', StringSplitOptions.RemoveEmptyEntries);
+    private static string[] Words(string file) => File.ReadAllText(file).Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
 }
