@@ -113,13 +113,14 @@ fi
 stage=$RUN/tree
 mkdir -p "$stage"
 tar -C "$ROOT" --exclude=./.git --exclude=./tests/results --exclude='*/bin' --exclude='*/obj' -cf - . | tar -C "$stage" -xf -
-# The xunit tests run from a host build (guest.sh's xunit says why).
+# The xunit tests run from a host build (guest.sh's xunit says why), made for the runs that need it
+# and brought in whenever there is one (a command may run them too).
+xunit_project=tests/SystemContainers.Engine.Tests
 if [ "$mode" = xunit ] || { [ "$mode" = lane ] && [ "${SYSTEMCONTAINERS_V2LANE:-subset}" = full ]; }; then
-    xunit_project=tests/SystemContainers.Engine.Tests
     dotnet build "$ROOT/$xunit_project" -c Release --nologo -v quiet > "$OUT/xunit-build.log" 2>&1 \
         || skip "cannot build $xunit_project (see $OUT/xunit-build.log)"
-    cp -a "$ROOT/$xunit_project/bin" "$stage/$xunit_project/bin"
 fi
+[ ! -d "$ROOT/$xunit_project/bin" ] || cp -a "$ROOT/$xunit_project/bin" "$stage/$xunit_project/bin"
 size=$(( $(du -sm "$stage" | cut -f1) * 15 / 10 + 512 ))
 mkfs.ext4 -q -F -L v2tree -d "$stage" "$RUN/tree.img" "${size}M" > /dev/null
 rm -rf "$stage"
@@ -161,6 +162,9 @@ cleanup() {
     if [ -n "$tailpid" ]; then kill "$tailpid" 2>/dev/null || true; wait "$tailpid" 2>/dev/null || true; fi
     tailpid=
     rm -f "$RUN/root.qcow2" "$RUN/tree.img"
+    # What came back, also from a run that was interrupted.
+    cp -a "$RUN/share/results/." "$OUT/" 2>/dev/null || true
+    cp "$RUN/console.log" "$OUT/console.log" 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -196,8 +200,6 @@ while kill -0 "$qpid" 2>/dev/null; do
 done
 cleanup
 t_end=$(date +%s)
-cp -a "$RUN/share/results/." "$OUT/" 2>/dev/null || true
-cp "$RUN/console.log" "$OUT/console.log"
 echo
 echo "v2lane: image $((t_image - t_start)) s, disks $((t_disks - t_image)) s, boot ${t_boot:+$((t_boot - t0))} s, guest work ${t_boot:+$((t_end - t_boot))} s, total $((t_end - t_start)) s"
 
