@@ -39,7 +39,7 @@ case "${1:-}" in
     -c) [ $# -eq 2 ] || { echo "usage: run.sh -c 'COMMAND'" >&2; exit 2; }; shift; mode=command ;;
     --login) shift; [ $# -gt 0 ] || { echo "usage: run.sh --login PATH..." >&2; exit 2; }; mode=login ;;
     --xunit) [ $# -eq 1 ] || { echo "usage: run.sh --xunit" >&2; exit 2; }; shift; mode=xunit ;;
-    -h|--help) sed -n '2,30p' "$SELF"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$SELF"; exit 0 ;;
     '') ;;
     *) mode=pester ;;
 esac
