@@ -18,16 +18,23 @@ BeforeAll {
     }
 
     function Get-GroupDirectories {
-        <# This daemon's cgroup group directories, one per hierarchy (containers' cgroups are made inside). #>
+        <#
+        This daemon's cgroup group directories (containers' cgroups are made inside), where the engine
+        makes them on this host: one per hierarchy under the daemon's own cgroup on v1 and hybrid hosts;
+        on pure v2 its scope in systemcontainers.slice under systemd, else /<group> below the root.
+        #>
         $group = 'systemcontainers-' + [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([Text.Encoding]::UTF8.GetBytes($daemon.StateDir))).ToLower().Substring(0, 8)
-        Get-CgroupDirectories $PID | ForEach-Object { Join-Path $_ $group }
+        if ((Get-CgroupVersion) -eq 'v1') { return Get-CgroupDirectories $PID | ForEach-Object { Join-Path $_ $group } }
+        $mount = (Get-CgroupMounts | Where-Object Type -eq 'cgroup2').MountPoint
+        if (Test-Path /run/systemd/system) { Join-Path $mount "systemcontainers.slice/$group.scope" } else { Join-Path $mount $group }
     }
 
     function Assert-NothingLeft {
         <# Nothing of any container is left once all are removed: no cgroup, process, mount, veth, staging file. #>
         (Get-SystemContainer) | Should -BeNullOrEmpty
         foreach ($dir in Get-GroupDirectories) {
-            if (Test-Path $dir) { @(Get-ChildItem -Directory $dir | ForEach-Object Name) | Should -BeNullOrEmpty -Because "no container cgroup is left in $dir" }
+            # The scope's .keeper (v2 under systemd) holds the scope for the daemon; it is no container's.
+            if (Test-Path $dir) { @(Get-ChildItem -Force -Directory $dir | Where-Object Name -ne '.keeper' | ForEach-Object Name) | Should -BeNullOrEmpty -Because "no container cgroup is left in $dir" }
         }
         # Mount points under the run directory (the tmpfs a test put there itself aside).
         @(Get-Content /proc/self/mountinfo | ForEach-Object { ($_ -split ' ')[4] } |

@@ -195,15 +195,32 @@ Describe 'Escape 2: device nodes never open, wherever they come from' {
         foreach ($m in ' /dev ', ' /dev/pts ', ' /dev/shm ', ' /dev/console ') { $r.Stdout | Should -Match ([regex]::Escape($m)) }
         ($r.Stdout -split "`n" | Where-Object { $_ -match ' /dev ' }) | Should -Match 'nodev'
     }
-    It 'restricts the container cgroup to the allow-list from the host (v1 devices controller)' {
-        $dirs = Get-CgroupDirectories -InitPid (Get-SystemContainer priv-dev).Pid
-        $devices = $dirs | Where-Object { $_ -like '/sys/fs/cgroup/devices/*' }
-        if (-not $devices) { Set-ItResult -Skipped -Because 'this host has no v1 devices controller'; return }
-        $list = Get-Content (Join-Path $devices 'devices.list')
-        $list | Should -Not -Contain 'a *:* rwm'
-        $list | Should -Contain 'c 1:3 rwm'
-        $list | Should -Contain 'c 136:* rwm'
-        $list | Where-Object { $_ -like 'b *' } | Should -BeNullOrEmpty
+    It 'restricts the container cgroup to the allow-list from the host (<layout>)' -ForEach @(
+        @{ layout = 'v1 devices controller' }, @{ layout = 'cgroup2 device program' }
+    ) {
+        $hierarchies = @(Get-CgroupHierarchies (Get-SystemContainer priv-dev).Pid)
+        if ($layout -like 'v1*') {
+            # The v1 controller only where the host mounts it; the cgroup2 program is the equivalent everywhere else.
+            $devices = ($hierarchies | Where-Object { 'devices' -in $_.Controllers }).Directory
+            if (-not $devices) { Set-ItResult -Skipped -Because 'this host mounts no v1 devices controller (the cgroup2 device program case covers it)' }
+            $list = Get-Content (Join-Path $devices 'devices.list')
+            $list | Should -Not -Contain 'a *:* rwm'
+            $list | Should -Contain 'c 1:3 rwm'
+            $list | Should -Contain 'c 136:* rwm'
+            $list | Where-Object { $_ -like 'b *' } | Should -BeNullOrEmpty
+            return
+        }
+        # A host shell moved into the container's cgroup2 directory meets the policy attached there:
+        # /dev/null opens, /dev/kmsg (outside the allow-list, which root on the host may open) and mknod do not.
+        $unified = ($hierarchies | Where-Object { $_.Controllers.Count -eq 0 }).Directory
+        $unified | Should -Not -BeNullOrEmpty -Because 'every host this runs on mounts cgroup2, where the program attaches'
+        $node = Join-Path $daemon.Dir 'kmsg-node'
+        $probe = "(exec 3</dev/null) && echo null; (exec 3</dev/kmsg) 2>/dev/null && echo kmsg; mknod $node c 1 11 2>/dev/null && echo mknod; true"
+        (sh -c $probe) -join ',' | Should -Be 'null,kmsg,mknod' -Because 'outside the cgroup nothing refuses them'
+        Remove-Item $node
+        (sh -c "echo `$`$ > $unified/cgroup.procs || exit 99; $probe") -join ',' | Should -Be 'null'
+        $LASTEXITCODE | Should -Be 0
+        Test-Path $node | Should -BeFalse
     }
 
 }

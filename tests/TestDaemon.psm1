@@ -365,5 +365,5 @@ function Wait-TmuxScreen([string]$Session, [string]$What, [string]$Pattern, [int
 }
 
 Export-ModuleMember -Function Start-TmuxPwsh, Get-TmuxScreen, Send-TmuxLine, Wait-TmuxScreen, Get-TestDnsmasq, Invoke-InNetns, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
-    Get-CgroupMounts, Get-CgroupVersion, Get-CgroupDirectories, Get-CgroupFile, Get-CgroupKeyedValue, Get-CgroupMemoryLimit, Get-CgroupCpuMax,
+    Get-CgroupMounts, Get-CgroupVersion, Get-CgroupHierarchies, Get-CgroupDirectories, Get-CgroupFile, Get-CgroupKeyedValue, Get-CgroupMemoryLimit, Get-CgroupCpuMax,
     Get-CgroupCpuUsage, Get-CgroupThrottledPeriods, Get-CgroupMemoryUsage, Get-CgroupMemoryLimitHits, Test-CgroupFrozen, Get-ContainerIdMap

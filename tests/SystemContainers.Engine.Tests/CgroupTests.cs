@@ -64,8 +64,11 @@ public class CgroupV2DriverTests
     }
 }
 
-/// <summary>The v1 driver for real, on a host that mounts cgroup v1 controllers (and, hybrid, a controller-less cgroup2).</summary>
-public class CgroupV1DriverTests
+/// <summary>
+/// The driver this host gets, for real: v1 where the host mounts cgroup v1 controllers (and, hybrid, a
+/// controller-less cgroup2), v2 on a pure cgroup2 host; each fact says why it does not apply on the other.
+/// </summary>
+public class HostCgroupDriverTests
 {
     [CgroupV1Fact]
     public void CreatesOneCgroupPerHierarchyUnderTheOwnCgroupAndRemovesThem()
@@ -104,4 +107,38 @@ public class CgroupV1DriverTests
         Assert.All(cg.Directories, d => Assert.False(Directory.Exists(d), d));
         Assert.All(cg.Directories, d => Assert.False(Directory.Exists(Path.GetDirectoryName(d)), Path.GetDirectoryName(d)));
     }
+
+    [CgroupV2Fact]
+    public void CreatesADelegatedLeafWithTheControllersInAnOwnSubtreeAndRemovesIt()
+    {
+        string group = $"sc-test-{Guid.NewGuid():N}"[..20];
+        var driver = CgroupDriverFactory.Detect(group);
+        Assert.Equal("v2", driver.Version);
+        var cg = driver.Create("c1", 1_000_000, 1_000_000);
+        string dir = Assert.Single(cg.Directories);
+        try
+        {
+            Assert.True(Directory.Exists(dir), dir);
+            Assert.Equal(dir, cg.Join.Unified);
+            Assert.Empty(cg.Join.TaskFiles);
+            string parent = Path.GetDirectoryName(dir)!;
+            Assert.Contains(Path.GetFileName(parent), new[] { group, group + ".scope" });
+            // The controllers the host offers and a limit needs are enabled for the container ...
+            var offered = Words(Path.Combine(HostCgroups.Cgroup2Mount!, "cgroup.controllers"));
+            var enabled = Words(Path.Combine(dir, "cgroup.controllers"));
+            Assert.All(CgroupSubtree.WantedControllers.Where(offered.Contains), c => Assert.Contains(c, enabled));
+            // ... which the kernel allows only where the group itself holds no process (no internal processes).
+            Assert.Empty(File.ReadAllLines(Path.Combine(parent, "cgroup.procs")));
+            Assert.Equal((1_000_000u, 1_000_000u), Host.Owner(dir));
+            Assert.Equal((1_000_000u, 1_000_000u), Host.Owner(Path.Combine(dir, "cgroup.procs")));
+        }
+        finally
+        {
+            driver.Remove("c1");
+            driver.ReleaseGroup();
+        }
+        Assert.False(Directory.Exists(dir), dir);
+    }
+
+    private static string[] Words(string file) => File.ReadAllText(file).Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
 }

@@ -25,7 +25,9 @@ HOST_PACKAGES=$(sed -n '/^\$HostPackages = @(/,/)/p' "$ROOT/build.ps1" | grep -o
 # What every Debian host has (systemd, dbus, udev, logind through libpam-systemd), and .NET's libraries.
 BASE_PACKAGES=linux-image-amd64,systemd-sysv,dbus,udev,libpam-systemd,kmod,procps,util-linux,iputils-ping,less
 DOTNET_PACKAGES=libicu72,libssl3,zlib1g,libstdc++6,libgcc-s1
-PACKAGES="$BASE_PACKAGES,$HOST_PACKAGES,$DOTNET_PACKAGES"
+# bench/launch.ps1 compares with LXC on the same guest (its busybox template needs only busybox-static).
+BENCH_PACKAGES=lxc
+PACKAGES="$BASE_PACKAGES,$HOST_PACKAGES,$DOTNET_PACKAGES,$BENCH_PACKAGES"
 SIZE=${V2LANE_IMAGE_SIZE:-24G}
 
 [ "$(id -u)" = 0 ] || { echo "build-image.sh: run as root" >&2; exit 1; }
@@ -147,6 +149,8 @@ systemctl --root="$root" enable v2lane-run.service > /dev/null 2>&1
 systemctl --root="$root" mask serial-getty@ttyS0.service > /dev/null 2>&1
 # No network in the guest: nothing for apt's timers to do.
 systemctl --root="$root" mask apt-daily.timer apt-daily-upgrade.timer > /dev/null 2>&1
+# LXC is there for the bench only: no lxcbr0 with its dnsmasq, no autostarted containers.
+systemctl --root="$root" mask lxc-net.service lxc.service lxc-monitord.service > /dev/null 2>&1
 
 kernel=$(ls "$root"/boot/vmlinuz-* | sort -V | tail -1)
 initrd=$(ls "$root"/boot/initrd.img-* | sort -V | tail -1)

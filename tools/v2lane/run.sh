@@ -5,11 +5,13 @@
 #   tools/v2lane/run.sh                      the lane: ./build.ps1 install and the service
 #                                            (tools/v2lane/Service.Tests.ps1), the v2 subset of
 #                                            tests/ (SYSTEMCONTAINERS_V2LANE=full: all of tests/),
-#                                            then a root login session (LoginSession.Tests.ps1)
+#                                            then a root login session (LoginSession.Tests.ps1);
+#                                            full mode also runs the engine's xunit tests first
 #   tools/v2lane/run.sh PATH...              only these Pester files (relative to the clone), with
 #                                            the test daemons as systemd services
 #   tools/v2lane/run.sh --login PATH...      the same from a root login session (session-N.scope),
 #                                            the test daemons as children of the login shell's pwsh
+#   tools/v2lane/run.sh --xunit              only the engine's xunit tests
 #   tools/v2lane/run.sh -c 'COMMAND'         one shell command in the guest, in the clone, as root
 #
 # Build first (./build.ps1 build). Needs root, qemu-system-x86, qemu-utils and e2fsprogs (installed
@@ -36,6 +38,7 @@ mode=lane
 case "${1:-}" in
     -c) [ $# -eq 2 ] || { echo "usage: run.sh -c 'COMMAND'" >&2; exit 2; }; shift; mode=command ;;
     --login) shift; [ $# -gt 0 ] || { echo "usage: run.sh --login PATH..." >&2; exit 2; }; mode=login ;;
+    --xunit) [ $# -eq 1 ] || { echo "usage: run.sh --xunit" >&2; exit 2; }; shift; mode=xunit ;;
     -h|--help) sed -n '2,28p' "$SELF"; exit 0 ;;
     '') ;;
     *) mode=pester ;;
@@ -110,6 +113,14 @@ fi
 stage=$RUN/tree
 mkdir -p "$stage"
 tar -C "$ROOT" --exclude=./.git --exclude=./tests/results --exclude='*/bin' --exclude='*/obj' -cf - . | tar -C "$stage" -xf -
+# The xunit tests run from a host build (guest.sh's xunit says why), made for the runs that need it
+# and brought in whenever there is one (a command may run them too).
+xunit_project=tests/SystemContainers.Engine.Tests
+if [ "$mode" = xunit ] || { [ "$mode" = lane ] && [ "${SYSTEMCONTAINERS_V2LANE:-subset}" = full ]; }; then
+    dotnet build "$ROOT/$xunit_project" -c Release --nologo -v quiet > "$OUT/xunit-build.log" 2>&1 \
+        || skip "cannot build $xunit_project (see $OUT/xunit-build.log)"
+fi
+[ ! -d "$ROOT/$xunit_project/bin" ] || cp -a "$ROOT/$xunit_project/bin" "$stage/$xunit_project/bin"
 size=$(( $(du -sm "$stage" | cut -f1) * 15 / 10 + 512 ))
 mkfs.ext4 -q -F -L v2tree -d "$stage" "$RUN/tree.img" "${size}M" > /dev/null
 rm -rf "$stage"
@@ -151,6 +162,9 @@ cleanup() {
     if [ -n "$tailpid" ]; then kill "$tailpid" 2>/dev/null || true; wait "$tailpid" 2>/dev/null || true; fi
     tailpid=
     rm -f "$RUN/root.qcow2" "$RUN/tree.img"
+    # What came back, also from a run that was interrupted.
+    cp -a "$RUN/share/results/." "$OUT/" 2>/dev/null || true
+    cp "$RUN/console.log" "$OUT/console.log" 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -186,8 +200,6 @@ while kill -0 "$qpid" 2>/dev/null; do
 done
 cleanup
 t_end=$(date +%s)
-cp -a "$RUN/share/results/." "$OUT/" 2>/dev/null || true
-cp "$RUN/console.log" "$OUT/console.log"
 echo
 echo "v2lane: image $((t_image - t_start)) s, disks $((t_disks - t_image)) s, boot ${t_boot:+$((t_boot - t0))} s, guest work ${t_boot:+$((t_end - t_boot))} s, total $((t_end - t_start)) s"
 
