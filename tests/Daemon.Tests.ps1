@@ -159,7 +159,7 @@ Describe 'REST API' {
         while (-not $head.EndsWith("`r`n`r`n")) { $head += [char]$stream.ReadByte() }
         $head | Should -Match '^HTTP/1.1 101'
         New-SystemContainer eventful -Image $image | Out-Null
-        $stream.ReadTimeout = 10000
+        $stream.ReadTimeout = [int](10000 * ($env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE ?? 1))
         $b0 = $stream.ReadByte(); $len = $stream.ReadByte() -band 0x7f
         if ($len -eq 126) { $len = $stream.ReadByte() * 256 + $stream.ReadByte() }
         $payload = [byte[]]::new($len); $read = 0

@@ -56,11 +56,26 @@ public sealed class EventHub
         }
     }
 
-    public async Task StreamAsync(WebSocket socket, IReadOnlySet<string> types, CancellationToken ct)
+    /// <summary>
+    /// Subscribes, then accepts the websocket: an event published once the client has its 101
+    /// answer (a create it sends right after) is never missed.
+    /// </summary>
+    public async Task StreamAsync(Func<Task<WebSocket>> accept, IReadOnlySet<string> types, CancellationToken ct)
     {
         var id = Guid.NewGuid();
         var channel = Channel.CreateBounded<EventMessage>(new BoundedChannelOptions(1024) { FullMode = BoundedChannelFullMode.DropOldest });
         _subscribers[id] = channel;
+        WebSocket socket;
+        try
+        {
+            socket = await accept();
+        }
+        catch
+        {
+            _subscribers.TryRemove(id, out _);
+            throw;
+        }
+        using var owned = socket;
         try
         {
             // The reader notices the client closing; the writer sends events until then. The read

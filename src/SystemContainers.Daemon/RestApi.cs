@@ -270,8 +270,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             if (!ctx.WebSockets.IsWebSocketRequest)
                 throw EngineException.Invalid("NotWebSocket", "/1.0/events needs a websocket upgrade");
             var types = EventTypes(ctx);
-            using var socket = await ctx.WebSockets.AcceptWebSocketAsync();
-            await events.StreamAsync(socket, types, ctx.RequestAborted);
+            await events.StreamAsync(() => ctx.WebSockets.AcceptWebSocketAsync(), types, ctx.RequestAborted);
             return Results.Empty;
         });
     }
