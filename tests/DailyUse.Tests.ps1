@@ -273,18 +273,18 @@ Describe '-AsJob' {
 
 Describe 'Views' {
     It 'fits the default tables in 80 columns, keeping whole names and dates, and lists everything with Format-List' {
-        $long = 'view-' + ('x' * 19)
+        $long = 'view-' + ('x' * 18)
         $c = New-SystemContainer $long -Image $image -Config @{ 'proxy.web.listen' = 'tcp:127.0.0.1:18090'; 'proxy.web.connect' = 'tcp:127.0.0.1:80' }
         New-SystemContainerNetwork viewnet -IPv4 10.92.1.1/24 -Domain views | Out-Null
         $tables = [ordered]@{
-            container = Get-SystemContainer $long | Format-Table | Out-String -Width 80
-            image     = Get-SystemContainerImage $image | Format-Table | Out-String -Width 80
-            network   = Get-SystemContainerNetwork viewnet | Format-Table | Out-String -Width 80
-            event     = Get-SystemContainerEvent $long | Format-Table | Out-String -Width 80
-            device    = Get-SystemContainerDevice $long | Format-Table | Out-String -Width 80
+            container = Get-SystemContainer $long | Format-Table | Out-String -Width 79
+            image     = Get-SystemContainerImage $image | Format-Table | Out-String -Width 79
+            network   = Get-SystemContainerNetwork viewnet | Format-Table | Out-String -Width 79
+            event     = Get-SystemContainerEvent $long | Format-Table | Out-String -Width 79
+            device    = Get-SystemContainerDevice $long | Format-Table | Out-String -Width 79
         }
         foreach ($kind in $tables.Keys) {
-            foreach ($line in ($tables[$kind] -split "`n")) { $line.TrimEnd().Length | Should -BeLessOrEqual 80 -Because "the $kind table must fit 80 columns: '$line'" }
+            foreach ($line in ($tables[$kind] -split "`n")) { $line.TrimEnd().Length | Should -BeLessOrEqual 79 -Because "the $kind table must fit an 80-column terminal, which pwsh fills to 79: '$line'" }
         }
         # Free text (an image's description, a device's properties) may be cut short at 80 columns; names and dates never.
         foreach ($kind in 'container', 'event', 'device') { $tables[$kind] | Should -Match ([regex]::Escape($long)) -Because "the $kind table keeps the whole name" }
