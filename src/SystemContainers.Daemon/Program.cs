@@ -40,7 +40,18 @@ if (!Daemonization.ClaimSocket(options.Socket))
 }
 
 var images = new ImageStore(options.Engine.StateDir, options.Engine.ImportLimits);
-using var containers = new ContainerManager(options.Engine, images, CgroupDriverFactory.Detect(options.Engine.CgroupGroup));
+ICgroupDriver cgroups;
+try
+{
+    cgroups = CgroupDriverFactory.Detect(options.Engine.CgroupGroup);
+}
+catch (EngineException e)
+{
+    // A host the daemon cannot run on (no cgroup hierarchy mounted) is a clear refusal, not a crash.
+    Console.Error.WriteLine($"systemcontainerd: {e.Message}");
+    return 1;
+}
+using var containers = new ContainerManager(options.Engine, images, cgroups);
 using var proxies = new SystemContainers.Engine.Network.ProxyDevices(containers, DaemonLog.Info);
 var operations = new OperationRegistry();
 var events = new EventHub(containers, operations);
