@@ -71,6 +71,21 @@ Describe 'Starting the daemon on first use' {
         $LASTEXITCODE | Should -Be 1
         "$out" | Should -Match 'another daemon answers'
     }
+    It 'refuses in one line to run where no cgroup hierarchy is mounted, and makes no socket' {
+        # ip netns exec mounts a fresh /sys for the namespace, which hides every cgroup mount.
+        $ns = "sc-nocg-$PID"
+        $dir = Join-Path $daemon.Dir 'nocgroup'
+        ip netns add $ns
+        try {
+            $out = & ip netns exec $ns (Join-Path $PSScriptRoot '../artifacts/SystemContainers/daemon/systemcontainerd') `
+                --socket (Join-Path $dir 'run/s.sock') --state-dir (Join-Path $dir 'state') --run-dir (Join-Path $dir 'run') --default-network none 2>&1
+            $LASTEXITCODE | Should -Be 1
+            "$out" | Should -Match '^systemcontainerd: cannot find a mounted cgroup hierarchy'
+            "$out" | Should -Not -Match 'Unhandled exception'
+            Test-Path (Join-Path $dir 'run/s.sock') | Should -BeFalse
+        }
+        finally { ip netns del $ns }
+    }
 }
 
 Describe 'REST API' {
