@@ -82,7 +82,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         {
             string path = containers.ConsoleLogPath(name);
             string from = ctx.Request.Query["from"].ToString();
-            if (from.Length == 0) return Sync(File.Exists(path) ? File.ReadAllText(path) : "");
+            if (from.Length == 0) return Sync(ConsoleLog.ReadFrom(path, 0).Text);
             if (!long.TryParse(from, out long offset) || offset < 0)
                 throw EngineException.Invalid("InvalidRequest", $"from '{from}' is not a byte offset");
             var chunk = ConsoleLog.ReadFrom(path, offset);
@@ -286,7 +286,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         {
             ServerVersion = typeof(RestApi).Assembly.GetName().Version?.ToString() ?? "0",
             Hostname = Environment.MachineName,
-            Kernel = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(),
+            Kernel = KernelRelease.Value,
             CgroupVersion = containers.CgroupVersion,
             Pid = Environment.ProcessId,
             StartedAt = Started,
@@ -303,6 +303,9 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
     }
 
     private static readonly DateTimeOffset Started = DateTimeOffset.UtcNow;
+
+    // GET /1.0 is also every client's readiness ping: what cannot change is read once.
+    private static readonly Lazy<string> KernelRelease = new(() => File.ReadAllText("/proc/sys/kernel/osrelease").Trim());
 
     private async Task<ImageRecord> BuildBusybox(ImageCreateRequest req, OperationRecord op)
     {
