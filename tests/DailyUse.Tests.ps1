@@ -449,3 +449,50 @@ Describe 'Consistency' {
         Remove-SystemContainer s1, s2, piped1 -Force
     }
 }
+
+Describe 'Config keys as KEY=VALUE, completed on Tab' {
+    BeforeAll {
+        function Get-Completion([string]$Line) { (TabExpansion2 -inputScript $Line -cursorColumn $Line.Length).CompletionMatches | ForEach-Object CompletionText }
+    }
+    AfterAll { Remove-SystemContainer kv* -Force -ErrorAction SilentlyContinue }
+    It 'completes container and network config keys from the daemon' {
+        Get-Completion 'New-SystemContainer x -Image busybox -Config limits.mem' | Should -Be @('limits.memory=', 'limits.memory.enforce=', 'limits.memory.swap=')
+        Get-Completion 'Set-SystemContainer x BOOT.AUTOSTART.' | Should -Be @('boot.autostart.delay=', 'boot.autostart.priority=')
+        Get-Completion 'New-SystemContainer x -Image busybox -Config limits.cpu=1, us' | Should -Be @('user.')
+        Get-Completion 'New-SystemContainerNetwork n -Config ipv4.n' | Should -Be @('ipv4.nat=')
+        # A value is the user's: nothing is offered after the =.
+        Get-Completion 'New-SystemContainer x -Image busybox -Config limits.memory=' | Should -BeNullOrEmpty
+        (Get-SystemContainerHost).ContainerConfigKeys | Should -Contain 'security.nesting'
+    }
+    It 'takes KEY=VALUE strings where it takes a hashtable, keys in any case' {
+        $c = New-SystemContainer kv1 -Image $image -Config LIMITS.MEMORY=64MiB, boot.autostart=true, user.note=a=b
+        $c.Config['limits.memory'] | Should -Be '64MiB'
+        $c.Config['boot.autostart'] | Should -Be 'true'
+        $c.Config['user.note'] | Should -Be 'a=b' -Because 'the value is everything after the first ='
+        Set-SystemContainer kv1 limits.memory=128MiB, user.note= -PassThru | ForEach-Object { $_.Config['limits.memory'] } | Should -Be '128MiB'
+        (Get-SystemContainer kv1).Config.Keys | Should -Not -Contain 'user.note' -Because 'an empty value removes the key'
+    }
+    It 'refuses a string without = and a key given twice, creating nothing' {
+        { New-SystemContainer kv2 -Image $image -Config limits.memory } | Should -Throw "*config 'limits.memory' must be KEY=VALUE*"
+        { New-SystemContainer kv2 -Image $image -Config limits.cpu=1, LIMITS.CPU=2 } | Should -Throw "*config key 'LIMITS.CPU' is given twice*"
+        Get-SystemContainer kv2 -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Test-Path (Join-Path $daemon.StateDir 'containers/kv2') | Should -BeFalse
+    }
+    It 'completes a key on Tab in an interactive pwsh (tmux)' {
+        $root = (Resolve-Path (Join-Path $PSScriptRoot '..')).Path
+        $session = Start-TmuxPwsh $daemon -Width 120
+        try {
+            Send-TmuxLine $session "Import-Module '$root/SystemContainers.psd1'; 'module=' + 'loaded'"
+            Wait-TmuxScreen $session 'the module' '(?m)^module=loaded' 60
+            tmux send-keys -t $session -l 'Set-SystemContainer kv1 -Config security.idmap.iso'
+            tmux send-keys -t $session Tab
+            Wait-TmuxScreen $session 'the completed key' 'Set-SystemContainer kv1 -Config security\.idmap\.isolated=' 30
+            tmux send-keys -t $session -l 'false -WhatIf'
+            tmux send-keys -t $session Enter
+            Wait-TmuxScreen $session 'the answer' 'What if: .*security\.idmap\.isolated=false' 30
+        }
+        finally {
+            tmux kill-session -t $session 2>$null
+        }
+    }
+}
