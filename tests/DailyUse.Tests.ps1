@@ -496,3 +496,58 @@ Describe 'Config keys as KEY=VALUE, completed on Tab' {
         }
     }
 }
+
+Describe 'Fleets: many containers changed in parallel' {
+    BeforeAll { $script:fleet = 1..10 | ForEach-Object { "fl$_" } }
+    AfterAll { Remove-SystemContainer fl* -Force -ErrorAction SilentlyContinue }
+    It 'starts, stops and removes many at once, writing results in the order of the names' {
+        foreach ($n in $fleet) { New-SystemContainer $n -Image $image | Out-Null }
+        $started = Start-SystemContainer $fleet -ThrottleLimit 4 -PassThru
+        $started.Name | Should -Be $fleet
+        foreach ($c in $started) {
+            $c.Status | Should -Be 'Running'
+            (Get-Content "/proc/$($c.Pid)/comm") | Should -Be 'init'
+        }
+        # The daemon ran them as operations of their own, several at a time.
+        $ops = (Invoke-TestApi $daemon GET '/1.0/operations').Body
+        $starts = @($ops.metadata | Where-Object { $_.description -like 'start container fl*' })
+        $starts.Count | Should -Be 10
+        # In parallel: some start began before another had ended (one by one, none would).
+        $overlapping = @(foreach ($a in $starts) { foreach ($b in $starts) {
+            if ($a.id -ne $b.id -and [datetimeoffset]$a.created_at -lt [datetimeoffset]$b.updated_at -and [datetimeoffset]$b.created_at -lt [datetimeoffset]$a.updated_at) { 1 } } })
+        $overlapping.Count | Should -BeGreaterThan 0
+        Stop-SystemContainer fl* -Force -ThrottleLimit 3
+        (Get-SystemContainer fl*).Status | Sort-Object -Unique | Should -Be 'Stopped'
+        Remove-SystemContainer fl* -Force -ThrottleLimit 5
+        Get-SystemContainer fl* | Should -BeNullOrEmpty
+        foreach ($n in $fleet) { Test-Path (Join-Path $daemon.StateDir "containers/$n") | Should -BeFalse }
+    }
+    It 'makes a numbered fleet with -Count, started, and refuses a name without one %d' {
+        New-SystemContainer nc3 -Image $image | Out-Null
+        $made = New-SystemContainer nc%d -Image $image -Count 5 -Start -ErrorVariable err -ErrorAction SilentlyContinue
+        $made.Name | Should -Be @('nc1', 'nc2', 'nc4', 'nc5')
+        foreach ($c in $made) { (Get-Content "/proc/$($c.Pid)/comm") | Should -Be 'init' }
+        @($err).Count | Should -Be 1
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'ContainerExists,*'
+        $err[0].TargetObject | Should -Be 'nc3'
+        (Get-SystemContainer nc3).Status | Should -Be 'Stopped' -Because 'the container that existed is left as it was'
+        { New-SystemContainer nc -Image $image -Count 2 } | Should -Throw '*needs one %d*'
+        { New-SystemContainer nc%d-%d -Image $image -Count 2 } | Should -Throw '*needs one %d*'
+        { New-SystemContainer nc%d -Image $image } | Should -Throw '*only -Count fills in*'
+        @(Get-SystemContainer nc*).Count | Should -Be 5
+        Remove-SystemContainer nc* -Force
+    }
+    It 'reports each failure about its own container and carries on with the rest' {
+        foreach ($n in 'fl1', 'fl2', 'fl3') { New-SystemContainer $n -Image $image | Out-Null }
+        # fl2 cannot start: an overlay whiteout in its upper layer hides /sbin/init.
+        $upper = Join-Path $daemon.StateDir 'containers/fl2/fs/upper'
+        New-Item -ItemType Directory (Join-Path $upper 'sbin') -Force | Out-Null
+        mknod (Join-Path $upper 'sbin/init') c 0 0
+        $r = Start-SystemContainer fl1, fl2, fl3 -PassThru -ErrorVariable err -ErrorAction SilentlyContinue
+        $r.Name | Should -Be @('fl1', 'fl3')
+        @($err).Count | Should -Be 1
+        $err[0].TargetObject | Should -Be 'fl2'
+        $err[0].Exception.Message | Should -Match 'init'
+        (Get-SystemContainer fl2).Status | Should -Be 'Stopped'
+    }
+}

@@ -77,10 +77,17 @@ public sealed class OperationRegistry
     private static readonly TimeSpan Retention = TimeSpan.FromMinutes(5);
     private readonly ConcurrentDictionary<string, OperationRecord> _ops = new();
 
+    /// <summary>
+    /// Throttled operations (container starts and deletes: CPU and disk work, not waiting) that run
+    /// at once; the rest wait their turn, so a fleet's worth of requests does not thrash the host.
+    /// </summary>
+    public static readonly int MaxThrottled = Math.Max(4, 2 * Environment.ProcessorCount);
+    private readonly SemaphoreSlim _throttled = new(MaxThrottled, MaxThrottled);
+
     public event Action<OperationRecord>? Changed;
 
     public OperationRecord Start(string description, Dictionary<string, string[]> resources,
-        Func<OperationRecord, Task<object?>> work, bool withSecret = false)
+        Func<OperationRecord, Task<object?>> work, bool withSecret = false, bool throttled = false)
     {
         Prune();
         var op = new OperationRecord
@@ -92,14 +99,21 @@ public sealed class OperationRegistry
         Changed?.Invoke(op);
         _ = Task.Run(async () =>
         {
+            bool held = false;
             try
             {
+                if (throttled) await _throttled.WaitAsync(op.Cancellation.Token);
+                held = throttled;
                 op.Succeed(await work(op));
             }
             catch (Exception e)
             {
                 DaemonLog.Failure($"operation {op.Id} ({description})", e);
                 op.Fail(e);
+            }
+            finally
+            {
+                if (held) _throttled.Release();
             }
             Changed?.Invoke(op);
         });

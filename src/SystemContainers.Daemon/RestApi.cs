@@ -36,7 +36,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             var created = containers.Create(req.Name, req.Image, req.Config);
             if (!req.Start) return Sync(ToApi(created), 201);
             return Async(operations.Start($"start container {req.Name}", Resource(req.Name),
-                async op => ToApi(await containers.StartAsync(req.Name, op.Cancellation.Token, created.Id))));
+                async op => ToApi(await containers.StartAsync(req.Name, op.Cancellation.Token, created.Id)), throttled: true));
         });
         app.MapGet("/1.0/containers/{name}", (string name) => Sync(ToApi(containers.Get(name))));
         app.MapDelete("/1.0/containers/{name}", (string name, HttpContext ctx) =>
@@ -47,7 +47,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             {
                 await containers.DeleteAsync(name, force, op.Cancellation.Token, id);
                 return null;
-            }));
+            }, throttled: true));
         });
         app.MapPatch("/1.0/containers/{name}", async (string name, HttpContext ctx) =>
         {
@@ -76,8 +76,9 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
                 "unfreeze" => ct => containers.ThawAsync(name, ct, id),
                 _ => throw EngineException.Invalid("InvalidAction", $"state action '{req.Action}' is not start, stop, restart, freeze or unfreeze"),
             };
+            // A stop mostly waits for the container's init: only starts take a throttled turn.
             return Async(operations.Start($"{req.Action} container {name}", Resource(name),
-                async op => ToApi(await action(op.Cancellation.Token))));
+                async op => ToApi(await action(op.Cancellation.Token)), throttled: req.Action == "start"));
         });
         app.MapGet("/1.0/containers/{name}/console", (string name, HttpContext ctx) =>
         {

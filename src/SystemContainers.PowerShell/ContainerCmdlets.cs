@@ -72,6 +72,16 @@ public sealed class NewSystemContainerCommand : SystemContainerCmdlet
     [Parameter]
     public SwitchParameter Start { get; set; }
 
+    /// <summary>Makes this many containers, the %d in Name numbering them from 1 (web%d: web1, web2, ...), in parallel.</summary>
+    [Parameter]
+    [ValidateRange(1, 10000)]
+    public int Count { get; set; }
+
+    /// <summary>Containers made at once with -Count (default 16).</summary>
+    [Parameter]
+    [ValidateRange(1, 1024)]
+    public int ThrottleLimit { get; set; } = 16;
+
     /// <summary>Config values as the daemon takes them: booleans as true/false, null as null.</summary>
     internal static string? ConfigValue(object? value) => value switch
     {
@@ -82,16 +92,36 @@ public sealed class NewSystemContainerCommand : SystemContainerCmdlet
 
     protected override void ProcessRecord()
     {
-        if (!ShouldProcess(Name, $"Create system container from image '{Image}'")) return;
+        var names = Names();
         var config = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (DictionaryEntry e in Config ?? new Hashtable()) config[e.Key.ToString()!] = ConfigValue(e.Value) ?? "";
         if (Privileged) config["security.privileged"] = "true";
         if (Network == "none") config["nic.eth0.type"] = "none";
         else if (Network is not null) config["nic.eth0.network"] = Network;
-        if (!TryCall(c => c.CreateContainerAsync(new ContainerCreateRequest(Name, Image, config, Start), Cancel), Name, out var created)) return;
-        WriteVerbose($"{Name}: created from image {created.Image ?? created.ImageFingerprint[..12]} ({created.ImageFingerprint[..12]}), {created.Config.Count} config keys");
-        if (Start) WriteVerbose($"{Name}: {ContainerText.Describe(created)}");
-        WriteObject(created);
+        var confirmed = names.Where(n => ShouldProcess(n, $"Create system container from image '{Image}'")).ToList();
+        CallEach(confirmed, ThrottleLimit, "New-SystemContainer",
+            (c, name, ct) => c.CreateContainerAsync(new ContainerCreateRequest(name, Image, config, Start), ct), (name, created) =>
+            {
+                WriteVerbose($"{name}: created from image {created.Image ?? created.ImageFingerprint[..12]} ({created.ImageFingerprint[..12]}), {created.Config.Count} config keys");
+                if (Start) WriteVerbose($"{name}: {ContainerText.Describe(created)}");
+                WriteObject(created);
+            });
+    }
+
+    /// <summary>Name, or with -Count the names its %d numbers.</summary>
+    private List<string> Names()
+    {
+        bool numbered = Name.Contains("%d", StringComparison.Ordinal);
+        if (!MyInvocation.BoundParameters.ContainsKey(nameof(Count)))
+        {
+            if (numbered)
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"name '{Name}' has a %d, which only -Count fills in"), "NameNeedsCount", ErrorCategory.InvalidArgument, Name));
+            return [Name];
+        }
+        if (!numbered || Name.IndexOf("%d", StringComparison.Ordinal) != Name.LastIndexOf("%d", StringComparison.Ordinal))
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"with -Count, the name needs one %d for the number (web%d: web1, web2, ...), not '{Name}'"),
+                "CountNeedsPattern", ErrorCategory.InvalidArgument, Name));
+        return [.. Enumerable.Range(1, Count).Select(i => Name.Replace("%d", i.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal))];
     }
 }
 
@@ -132,33 +162,36 @@ public abstract class ContainerStateCmdlet : SystemContainerCmdlet
     [Parameter]
     public SwitchParameter AsJob { get; set; }
 
-    private readonly List<string> _jobTargets = [];
+    /// <summary>Containers changed at once (default 16); the daemon also runs at most its own bound of starts at a time.</summary>
+    [Parameter]
+    [ValidateRange(1, 1024)]
+    public int ThrottleLimit { get; set; } = 16;
+
+    // Confirmed in ProcessRecord, changed together in EndProcessing: a fleet in parallel.
+    private readonly List<string> _targets = [];
 
     protected override void ProcessRecord()
     {
         foreach (var name in ExpandContainerNames(Name))
-        {
-            if (!ShouldProcess(name, $"{char.ToUpperInvariant(Action[0])}{Action[1..]} system container")) continue;
-            if (AsJob)
-            {
-                _jobTargets.Add(name);
-                continue;
-            }
-            if (TryCall(c => Change(c, name, Cancel), name, out var done))
-            {
-                WriteVerbose(done.Verbose);
-                if (PassThru) WriteObject(done.Result);
-            }
-        }
+            if (ShouldProcess(name, $"{char.ToUpperInvariant(Action[0])}{Action[1..]} system container")) _targets.Add(name);
     }
 
     protected override void EndProcessing()
     {
-        if (!AsJob || _jobTargets.Count == 0) return;
+        if (_targets.Count == 0) return;
+        if (!AsJob)
+        {
+            CallEach(_targets, ThrottleLimit, $"{MyInvocation.MyCommand.Name}", Change, (_, done) =>
+            {
+                WriteVerbose(done.Verbose);
+                if (PassThru) WriteObject(done.Result);
+            });
+            return;
+        }
         var client = Client;
-        var job = new SystemContainerJob(MyInvocation.Line, $"{MyInvocation.MyCommand.Name} {string.Join(", ", _jobTargets)}", client.SocketPath);
+        var job = new SystemContainerJob(MyInvocation.Line, $"{MyInvocation.MyCommand.Name} {string.Join(", ", _targets)}", client.SocketPath);
         JobRepository.Add(job);
-        job.Start<SystemContainer>(_jobTargets, async (name, ct) =>
+        job.Start<SystemContainer>(_targets, async (name, ct) =>
         {
             var (result, verbose) = await Change(client, name, ct);
             return (PassThru ? result : null, verbose);
@@ -286,10 +319,24 @@ public sealed class RemoveSystemContainerCommand : SystemContainerCmdlet
     [Parameter]
     public SwitchParameter Force { get; set; }
 
+    /// <summary>Containers removed at once (default 16); the daemon also runs at most its own bound of removals at a time.</summary>
+    [Parameter]
+    [ValidateRange(1, 1024)]
+    public int ThrottleLimit { get; set; } = 16;
+
+    // Confirmed in ProcessRecord, removed together in EndProcessing: a fleet in parallel.
+    private readonly List<string> _targets = [];
+
     protected override void ProcessRecord()
     {
         foreach (var name in ExpandContainerNames(Name))
-            if (ShouldRemove(name, "Remove system container and its files", Force) && TryCall(c => c.DeleteContainerAsync(name, Force, Cancel), name))
-                WriteVerbose($"{name}: removed with its files");
+            if (ShouldRemove(name, "Remove system container and its files", Force)) _targets.Add(name);
     }
+
+    protected override void EndProcessing() =>
+        CallEach(_targets, ThrottleLimit, "Remove-SystemContainer", async (c, name, ct) =>
+        {
+            await c.DeleteContainerAsync(name, Force, ct);
+            return true;
+        }, (name, _) => WriteVerbose($"{name}: removed with its files"));
 }

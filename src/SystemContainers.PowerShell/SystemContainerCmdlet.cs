@@ -22,6 +22,58 @@ public abstract class SystemContainerCmdlet : PSCmdlet
         (force && !MyInvocation.BoundParameters.ContainsKey("WhatIf") && !MyInvocation.BoundParameters.ContainsKey("Confirm"))
         || ShouldProcess(target, action);
 
+    /// <summary>
+    /// Runs call for every name, at most throttle at once (the daemon bounds its own share too),
+    /// with progress while more than one runs. Results and errors are written in the order of the
+    /// names, on the pipeline thread; API failures are non-terminating errors about their name.
+    /// </summary>
+    protected void CallEach<T>(IReadOnlyList<string> names, int throttle, string activity,
+        Func<SystemContainersClient, string, CancellationToken, Task<T>> call, Action<string, T> done)
+    {
+        if (names.Count == 0) return;
+        var client = Client;
+        using var gate = new SemaphoreSlim(throttle);
+        int finished = 0;
+        var calls = names.Select(async name =>
+        {
+            await gate.WaitAsync(Cancel);
+            try { return await call(client, name, Cancel); }
+            finally
+            {
+                gate.Release();
+                Interlocked.Increment(ref finished);
+            }
+        }).ToList();
+        var all = Task.WhenAll(calls);
+        var progress = new ProgressRecord(1, activity, $"0 of {names.Count}");
+        while (!((IAsyncResult)all).AsyncWaitHandle.WaitOne(250))
+        {
+            if (Cancel.IsCancellationRequested) throw new PipelineStoppedException();
+            if (names.Count == 1) continue;
+            int n = Volatile.Read(ref finished);
+            progress.StatusDescription = $"{n} of {names.Count}";
+            progress.PercentComplete = n * 100 / names.Count;
+            WriteProgress(progress);
+        }
+        if (names.Count > 1)
+        {
+            progress.RecordType = ProgressRecordType.Completed;
+            WriteProgress(progress);
+        }
+        for (int i = 0; i < names.Count; i++)
+        {
+            var task = calls[i];
+            if (task.IsCompletedSuccessfully) done(names[i], task.Result);
+            else if (task.Exception?.InnerException is SystemContainersApiException e)
+            {
+                if (e.StatusCode == 503) DaemonConnection.Forget();
+                WriteError(ToErrorRecord(e, names[i]));
+            }
+            else if (task.IsCanceled || Cancel.IsCancellationRequested) throw new PipelineStoppedException();
+            else task.GetAwaiter().GetResult();
+        }
+    }
+
     /// <summary>Runs an API call synchronously; API failures become non-terminating errors about target.</summary>
     protected bool TryCall<T>(Func<SystemContainersClient, Task<T>> call, object? target, out T result)
     {
