@@ -164,6 +164,36 @@ Describe 'Disk hot-plug' {
     }
 }
 
+Describe 'A disk source whose file system cannot be idmapped' {
+    BeforeAll {
+        # ramfs has no idmapped mounts: a shifted disk of it must fail, never mount unshifted.
+        $script:ramfs = Join-Path $daemon.Dir 'ramfs'
+        New-Item -ItemType Directory -Path $ramfs | Out-Null
+        mount -t ramfs sc-test-ramfs $ramfs
+        Set-Content "$ramfs/data" 'in-ramfs'
+        New-SystemContainer rf -Image $image -Config @{ 'disk.r.source' = $ramfs; 'disk.r.path' = '/mnt/r' } | Out-Null
+    }
+    AfterAll {
+        Remove-SystemContainer rf -Force
+        umount $ramfs
+    }
+    It 'fails the start naming the path and shift=false, and with shift=false binds it' {
+        Start-SystemContainer rf -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].Exception.Message | Should -Match "cannot shift the ids of the disk source $([regex]::Escape($ramfs)) .*shift=false.*: EINVAL"
+        (Get-SystemContainer rf).Status | Should -Be 'Stopped'
+        Set-SystemContainer rf -Config @{ 'disk.r.shift' = 'false' }
+        $c = Start-SystemContainer rf -PassThru
+        Invoke-SystemContainerCommand rf -- cat /mnt/r/data | Should -Be 'in-ramfs'
+        Get-MountLine $c.Pid '/mnt/r' | Should -Not -Match '\bidmapped\b'
+    }
+    It 'refuses to hot-plug it shifted, changing nothing' {
+        Add-SystemContainerDevice rf r2 disk -Properties @{ source = $ramfs; path = '/mnt/r2' } -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].Exception.Message | Should -Match 'cannot shift the ids'
+        (Get-SystemContainer rf).Config.Keys | Should -Not -Contain 'disk.r2.source'
+        Get-MountPoints (Get-SystemContainer rf).Pid | Should -Not -Contain '/mnt/r2'
+    }
+}
+
 Describe 'Disk device keys' {
     It 'refuses <Label> with a clear error, creating nothing' -ForEach @(
         @{ Label = 'a relative source'; Config = @{ 'disk.a.source' = 'srv'; 'disk.a.path' = '/srv' }; Message = "'disk.a.source' must be an absolute path" }
