@@ -35,6 +35,8 @@ Describe 'Disk devices mounted at start' {
             'disk.ro.source' = $ro; 'disk.ro.path' = '/srv/ro'; 'disk.ro.readonly' = 'true'
             'disk.conf.source' = $file; 'disk.conf.path' = '/etc/single.conf'
             'disk.raw.source' = $src; 'disk.raw.path' = '/run/raw'; 'disk.raw.shift' = 'false'
+            # Sorted first by name, but it lies inside disk data: it must go on after it.
+            'disk.a0.source' = $ro; 'disk.a0.path' = '/mnt/data/nested'
         }
     }
     AfterAll { Remove-SystemContainer d1 -Force }
@@ -67,6 +69,11 @@ Describe 'Disk devices mounted at start' {
         $out[-1] | Should -Be 'unchanged'
         Get-Content "$ro/keep" | Should -Be 'unchanged'
     }
+    It 'mounts a disk inside another disk after it, so the outer one does not cover it' {
+        Invoke-SystemContainerCommand d1 -- cat /mnt/data/nested/keep | Should -Be 'unchanged'
+        # Its mount point was made in the outer disk, as container root, which is root on the host through the idmap.
+        stat -c '%F %u' "$src/nested" | Should -Be 'directory 0'
+    }
     It 'binds a single file at a file path' {
         Invoke-SystemContainerCommand d1 -- cat /etc/single.conf | Should -Be 'one-file'
         Invoke-SystemContainerCommand d1 -- stat -c '%F' /etc/single.conf | Should -Be 'regular file'
@@ -85,7 +92,7 @@ Describe 'Disk devices mounted at start' {
     }
     It 'lists the disks with Get-SystemContainerDevice' {
         $disks = @(Get-SystemContainerDevice d1 | Where-Object Type -eq 'disk')
-        @($disks.Device) | Should -Be @('conf', 'data', 'raw', 'ro')
+        @($disks.Device) | Should -Be @('a0', 'conf', 'data', 'raw', 'ro')
         ($disks | Where-Object Device -eq 'ro').Properties['readonly'] | Should -Be 'true'
     }
     It 'leaves no mount on the host after the container stops' {

@@ -682,7 +682,8 @@ public sealed class ContainerManager : IDisposable
             .Add("env", "TERM=linux")
             .AddAll("env", config.Environment.Select(kv => $"{kv.Key}={kv.Value}"));
         if (r.IdMap is { } m) plan.Add(m);
-        foreach (var disk in config.Disks) plan.Add(disk);
+        // A disk inside another's path goes on after it, so the outer one does not cover it.
+        foreach (var disk in config.Disks.OrderBy(d => d.Path, StringComparer.Ordinal)) plan.Add(disk);
         return plan;
     }
 

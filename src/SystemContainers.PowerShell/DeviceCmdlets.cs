@@ -71,7 +71,7 @@ public sealed class AddSystemContainerDeviceCommand : SystemContainerCmdlet
     [ValidateSet("nic", "proxy", "disk")]
     public string Type { get; set; } = "";
 
-    /// <summary>The device's properties, like @{ listen = 'tcp:0.0.0.0:8080'; connect = 'tcp:127.0.0.1:80' }.</summary>
+    /// <summary>The device's properties, like @{ listen = 'tcp:0.0.0.0:8080'; connect = 'tcp:127.0.0.1:80' } or @{ source = '/srv/data'; path = '/mnt/data' }.</summary>
     [Parameter(Mandatory = true)]
     public Hashtable Properties { get; set; } = new();
 

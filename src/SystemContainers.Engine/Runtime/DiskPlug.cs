@@ -37,9 +37,11 @@ public static class DiskPlug
 
     private static LaunchPlan PlanFor(IdMap? idmap, IEnumerable<DiskSpec> unmount, IEnumerable<DiskSpec> mount)
     {
-        var plan = new LaunchPlan().Add("userns", idmap is null ? 0 : 1).AddAll("undisk", unmount.Select(d => d.Path));
+        // Inner paths come off before the disks they lie in and go on after them.
+        var plan = new LaunchPlan().Add("userns", idmap is null ? 0 : 1)
+            .AddAll("undisk", unmount.Select(d => d.Path).OrderDescending(StringComparer.Ordinal));
         if (idmap is not null) plan.Add(idmap);
-        foreach (var disk in mount) plan.Add(disk);
+        foreach (var disk in mount.OrderBy(d => d.Path, StringComparer.Ordinal)) plan.Add(disk);
         return plan;
     }
 }
