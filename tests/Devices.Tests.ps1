@@ -169,6 +169,26 @@ Describe 'Disk hot-plug' {
         Remove-SystemContainerDevice hot s1
         $script:hot = Start-SystemContainer hot -PassThru
     }
+    It 'plugs a disk into a container a restarted daemon adopted' {
+        Stop-DaemonProcess $daemon
+        Start-DaemonProcess $daemon @('--default-network', 'none')
+        Add-SystemContainerDevice hot late disk -Properties @{ source = $plug; path = '/srv/late' }
+        Invoke-SystemContainerCommand hot -- cat /srv/late/note | Should -Be 'plugged'
+        Remove-SystemContainerDevice hot late
+        Get-MountPoints $hot.Pid | Should -Not -Contain '/srv/late'
+    }
+}
+
+Describe 'A disk of a privileged container' {
+    It 'is a plain bind, nosuid and nodev: host ids are its ids' {
+        $p = New-SystemContainer priv -Image $image -Start -Config @{ 'security.privileged' = 'true'; 'disk.data.source' = $src; 'disk.data.path' = '/mnt/data' }
+        Invoke-SystemContainerCommand priv -- stat -c '%u' /mnt/data/owned | Should -Be '1000'
+        $line = Get-MountLine $p.Pid '/mnt/data'
+        $line | Should -Not -Match '\bidmapped\b'
+        $line | Should -Match '\bnosuid\b'
+        $line | Should -Match '\bnodev\b'
+        Remove-SystemContainer priv -Force
+    }
 }
 
 Describe 'A disk source whose file system cannot be idmapped' {

@@ -847,11 +847,12 @@ static void detach_disk(int root, const char *path)
     if (dir < 0 && errno == ENOENT) return;
     if (dir < 0) die("cannot open %s in the container", parent);
     struct statx stx;
-    if (statx(dir, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) < 0) {
-        if (errno == ENOENT) return;
-        die("cannot stat %s in the container", path);
+    int rc = statx(dir, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx);
+    if (rc < 0 && errno != ENOENT) die("cannot stat %s in the container", path);
+    if (rc < 0 || !(stx.stx_attributes_mask & stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)) {
+        close(dir);
+        return;
     }
-    if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) || !(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)) return;
     if (fchdir(dir) < 0) die("cannot chdir to %s in the container", parent);
     if (umount2(name, MNT_DETACH | UMOUNT_NOFOLLOW) < 0) {
         if (errno == EINVAL) die("cannot unmount the disk at %s (mounted at start, it is locked into the container until it stops)", path);
