@@ -10,7 +10,7 @@ public sealed record DiskSpec(string Device, string Source, string Path, bool Re
     public const string Prefix = "disk.";
     public static readonly IReadOnlyList<string> Properties = ["source", "path", "readonly", "shift"];
 
-    /// <summary>The kernel's own file systems, which the container's view of the host must not be covered in.</summary>
+    /// <summary>The kernel's own trees, whose masks a disk there could cover.</summary>
     private static readonly string[] Refused = ["/proc", "/sys"];
 
     public static string Key(string device, string property) => $"{Prefix}{device}.{property}";
