@@ -221,6 +221,49 @@ Describe 'Proxy devices' {
         Stop-SystemContainer px -Force
         Get-Listeners | Should -Not -Match '127\.0\.0\.1:18080'
     }
+    It 'carries UDP datagrams to a port inside the container and each reply back to the client that sent it' {
+        Start-SystemContainer px
+        # busybox has no UDP server: an echo server runs as a host process in the container's network namespace.
+        $ready = Join-Path $TestDrive 'udp-ready'
+        $server = Join-Path $TestDrive 'udp-echo.ps1'
+        Set-Content $server @'
+param([int]$Port, [string]$Ready)
+$u = [System.Net.Sockets.UdpClient]::new([System.Net.IPEndPoint]::new([System.Net.IPAddress]::Loopback, $Port))
+Set-Content $Ready ready
+for (;;) {
+    $from = [System.Net.IPEndPoint]::new([System.Net.IPAddress]::Any, 0)
+    $data = $u.Receive([ref]$from)
+    $reply = [Text.Encoding]::ASCII.GetBytes("echo from $($from.Address): " + [Text.Encoding]::ASCII.GetString($data))
+    [void]$u.Send($reply, $reply.Length, $from)
+}
+'@
+        # pwsh.dll itself, not the dotnet tool's shim, which would leave its pwsh child behind when ended.
+        $echo = Start-Process nsenter -ArgumentList "--net=/proc/$((Get-SystemContainer px).Pid)/ns/net", '--', ([Environment]::ProcessPath), (Join-Path $PSHOME 'pwsh.dll'), '-NoProfile', '-NonInteractive', '-File', $server, 9053, $ready -PassThru
+        try {
+            Wait-Until -TimeoutSeconds 60 -What 'the echo server inside' { Test-Path $ready }
+            # One datagram out, one read of one datagram back (dd reads it whole; a shell's read would cut it).
+            function Send-Datagram([string]$Text) {
+                Invoke-InNetns $daemon timeout @('10', 'bash', '-c', "exec 3<>/dev/udp/127.0.0.1/18053; printf '$Text' >&3; dd bs=65535 count=1 <&3 2>/dev/null")
+            }
+            Add-SystemContainerDevice px dns proxy -Properties @{ listen = 'udp:127.0.0.1:18053'; connect = 'udp:127.0.0.1:9053' }
+            (Invoke-InNetns $daemon ss @('-Hlun')) -join "`n" | Should -Match '127\.0\.0\.1:18053'
+            # Each client, a port of its own, gets its own reply; the server saw them come from the container's loopback.
+            Send-Datagram 'first' | Should -Be 'echo from 127.0.0.1: first'
+            Send-Datagram 'second' | Should -Be 'echo from 127.0.0.1: second'
+            Remove-SystemContainerDevice px dns
+            (Invoke-InNetns $daemon ss @('-Hlun')) -join "`n" | Should -Not -Match '127\.0\.0\.1:18053'
+        }
+        finally {
+            Stop-Process -Id $echo.Id -Force -ErrorAction SilentlyContinue
+            $echo.WaitForExit(10000) | Out-Null
+        }
+    }
+    It 'refuses a device that listens on one protocol and connects with the other' {
+        Add-SystemContainerDevice px mixed proxy -Properties @{ listen = 'udp:127.0.0.1:18054'; connect = 'tcp:127.0.0.1:80' } -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'InvalidConfigValue,*'
+        $err[0].Exception.Message | Should -Match "proxy device 'mixed' listens on udp but connects with tcp"
+        (Get-SystemContainer px).Config.Keys | Where-Object { $_ -like 'proxy.mixed.*' } | Should -BeNullOrEmpty
+    }
 }
 
 Describe '-AsJob' {
