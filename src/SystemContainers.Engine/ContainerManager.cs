@@ -107,6 +107,7 @@ public sealed class ContainerManager : IDisposable
     {
         ContainerName.Validate(name);
         var parsed = WithNicDefaults(ContainerConfig.Parse(config), firstConfig: true);
+        foreach (var disk in parsed.Disks) disk.CheckSource();
         var img = _images.Resolve(image);
         Container container;
         IdMap? idmap;
@@ -222,19 +223,28 @@ public sealed class ContainerManager : IDisposable
             var config = ContainerConfig.Parse(merged);
             bool nicsChanged = changes.Keys.Select(ContainerConfig.CanonicalKey).Any(NicSpec.IsNicKey);
             var old = ContainerConfig.Parse(c.Record.Config);
+            foreach (var disk in config.Disks.Except(old.Disks)) disk.CheckSource();
             if (nicsChanged)
             {
                 config = WithNicDefaults(config, firstConfig: false);
                 Networks.Register(name, config.Nics);
             }
             var plugged = new List<HostInterface>();
+            bool disksChanged = false;
             try
             {
                 if (nicsChanged && c.Live is { } running) PlugAdded(c, running, old, config, plugged);
+                if (c.Live is { } withDisks) disksChanged = ChangeDisks(c, withDisks, old, config);
                 ApplyAndSave(c, config);
             }
-            catch when (nicsChanged)
+            catch when (nicsChanged || disksChanged)
             {
+                if (disksChanged && c.Live is { } withDisks)
+                {
+                    try { ChangeDisks(c, withDisks, config, old); }
+                    catch (EngineException e) { Console.Error.WriteLine($"container '{name}': cannot put its disks back: {e.Message}"); }
+                }
+                if (!nicsChanged) throw;
                 if (c.Live is { } running)
                     lock (running.HostInterfaces) running.HostInterfaces.RemoveAll(plugged.Contains);
                 DetachAll(plugged);
@@ -244,6 +254,14 @@ public sealed class ContainerManager : IDisposable
             if (nicsChanged && c.Live is { } live) UnplugRemoved(c, live, old, config);
             return Task.CompletedTask;
         }, ct, id);
+
+    /// <summary>Hot-plugs and unplugs a running container's disks from before to after; false when they are the same.</summary>
+    private bool ChangeDisks(Container c, Live live, ContainerConfig before, ContainerConfig after)
+    {
+        if (before.Disks.SequenceEqual(after.Disks)) return false;
+        DiskPlug.Change(_scInit, live.Pidfd, c.Record.IdMap, locked: c.Record.IdMap is not null && !after.IsNesting, c.Record.Name, before, after);
+        return true;
+    }
 
     /// <summary>
     /// Hot-plugs the bridged NICs a running container's new config adds. A device whose network,
@@ -663,11 +681,9 @@ public sealed class ContainerManager : IDisposable
             .Add("env", "PATH=" + DefaultPath)
             .Add("env", "TERM=linux")
             .AddAll("env", config.Environment.Select(kv => $"{kv.Key}={kv.Value}"));
-        if (r.IdMap is { } m)
-        {
-            plan.Add("uidmap", $"0 {m.UidBase} {m.Size}");
-            plan.Add("gidmap", $"0 {m.GidBase} {m.Size}");
-        }
+        if (r.IdMap is { } m) plan.Add(m);
+        // A disk inside another's path goes on after it, so the outer one does not cover it.
+        foreach (var disk in config.Disks.OrderBy(d => d.Path, StringComparer.Ordinal)) plan.Add(disk);
         return plan;
     }
 

@@ -9,11 +9,11 @@ public sealed record SystemContainerDevice
 {
     public required string Container { get; init; }
     public required string Device { get; init; }
-    /// <summary>nic or proxy: the prefix of its config keys.</summary>
+    /// <summary>nic, proxy or disk: the prefix of its config keys.</summary>
     public required string Type { get; init; }
     public Dictionary<string, string> Properties { get; init; } = new(StringComparer.Ordinal);
 
-    public static readonly IReadOnlyList<string> Types = ["nic", "proxy"];
+    public static readonly IReadOnlyList<string> Types = ["nic", "proxy", "disk"];
 
     /// <summary>The devices a container's config keys describe (TYPE.DEVICE.PROPERTY), by type and name.</summary>
     public static List<SystemContainerDevice> Of(SystemContainer c)
@@ -68,10 +68,10 @@ public sealed class AddSystemContainerDeviceCommand : SystemContainerCmdlet
     public string Device { get; set; } = "";
 
     [Parameter(Mandatory = true, Position = 2)]
-    [ValidateSet("nic", "proxy")]
+    [ValidateSet("nic", "proxy", "disk")]
     public string Type { get; set; } = "";
 
-    /// <summary>The device's properties, like @{ listen = 'tcp:0.0.0.0:8080'; connect = 'tcp:127.0.0.1:80' }.</summary>
+    /// <summary>The device's properties, like @{ listen = 'tcp:0.0.0.0:8080'; connect = 'tcp:127.0.0.1:80' } or @{ source = '/srv/data'; path = '/mnt/data' }.</summary>
     [Parameter(Mandatory = true)]
     public Hashtable Properties { get; set; } = new();
 

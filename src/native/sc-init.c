@@ -12,6 +12,8 @@
  *                    Exits with the command's status (128+signal if killed).
  *   sc-init console  plan on fd 3; fd 4 is a pidfd of the container's init. Mounts a new pty
  *                    slave over the container's /dev/console (a restarted daemon's console).
+ *   sc-init disk     plan on fd 3; fd 4 is a pidfd of the container's init. Unmounts the
+ *                    "undisk" paths and mounts the "disk" devices in the running container.
  *
  * The plan is "key value" lines ending with "end". Replies on fd 3 are "pid N" or
  * "error <operation>: <errno name>" (create with "netsync 1" first sends "child N" and waits
@@ -37,18 +39,27 @@
 #include <stdlib.h>
 #include <termios.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <linux/magic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_LIST 256
 /* The engine allows 1024 arguments and 1024 variables (Spec/ExecLimits.cs) and adds a few of its own. */
 #define MAX_ARGV 1100
+
+/* A disk device: a host path mounted at path in the container; tree is its detached copy. */
+struct disk {
+    const char *source, *path;
+    int readonly, shift, is_dir, tree;
+};
 
 struct plan {
     const char *lower, *upper, *layers, *target, *hostname, *cwd, *console, *cgroup2;
@@ -59,6 +70,10 @@ struct plan {
     int nargs, nenvs, ncgroups, nnetifs, nsysallow;
     int capdrop[64];
     int ncapdrop;
+    struct disk disks[MAX_LIST];
+    int ndisks;
+    const char *undisks[MAX_LIST];
+    int nundisks;
     unsigned uid, gid;
 };
 
@@ -133,6 +148,13 @@ static void push(const char **list, int *n, int max, const char *key, const char
     list[(*n)++] = val;
 }
 
+/* The disk the last "disk" line began, which its "disk.*" lines describe. */
+static struct disk *last_disk(struct plan *p, const char *key)
+{
+    if (p->ndisks == 0) { errno = EINVAL; die("plan has %s before a disk line", key); }
+    return &p->disks[p->ndisks - 1];
+}
+
 static void parse_plan(char *text, struct plan *p)
 {
     memset(p, 0, sizeof *p);
@@ -167,6 +189,14 @@ static void parse_plan(char *text, struct plan *p)
         else if (!strcmp(line, "sysallow")) push(p->sysallow, &p->nsysallow, MAX_LIST, line, val);
         else if (!strcmp(line, "cgroup2")) p->cgroup2 = val;
         else if (!strcmp(line, "capdrop") && p->ncapdrop < 64) p->capdrop[p->ncapdrop++] = atoi(val);
+        else if (!strcmp(line, "disk")) {
+            if (p->ndisks >= MAX_LIST) { errno = E2BIG; die("cannot take more than %d disk lines", MAX_LIST); }
+            p->disks[p->ndisks++] = (struct disk){ .source = val, .path = "", .shift = 1, .tree = -1 };
+        }
+        else if (!strcmp(line, "disk.path")) last_disk(p, line)->path = val;
+        else if (!strcmp(line, "disk.readonly")) last_disk(p, line)->readonly = atoi(val);
+        else if (!strcmp(line, "disk.shift")) last_disk(p, line)->shift = atoi(val);
+        else if (!strcmp(line, "undisk")) push(p->undisks, &p->nundisks, MAX_LIST, line, val);
         else { errno = EINVAL; die("unknown plan key %s", line); }
     }
 }
@@ -663,6 +693,208 @@ static void enter_inner_namespaces(int userns)
     if (unshare(CLONE_NEWNS) < 0) die("cannot unshare the locked mount namespace");
 }
 
+/* Opens path below root as the container would resolve it: "/" and ".." stop at root, and no
+ * /proc/<pid>/fd-style link is followed, so nothing outside the container can be reached. */
+static int open_in(int root, const char *path, int flags)
+{
+    struct open_how how = { .flags = flags | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    return syscall(SYS_openat2, root, path, &how, sizeof how);
+}
+
+/* The host id of the container's root in an id map ("0 base count" lines); 0 without one. */
+static unsigned root_host_id(const char *map)
+{
+    unsigned inside, outside;
+    for (const char *at = map; at && *at; at = strchr(at, '\n') ? strchr(at, '\n') + 1 : "")
+        if (sscanf(at, "%u %u", &inside, &outside) == 2 && inside == 0) return outside;
+    return 0;
+}
+
+/*
+ * Makes files as the container's root (on) or as the host's again (off): a file system the
+ * container mounted (its /run) takes only ids of its own, and a mount point made for it is its
+ * root's. Changing the fsuid drops the file capabilities, which are raised again.
+ */
+static void as_container_root(const struct plan *p, int on)
+{
+    setfsuid(on ? root_host_id(p->uidmap) : 0);
+    setfsgid(on ? root_host_id(p->gidmap) : 0);
+    struct __user_cap_header_struct head = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct caps[2];
+    if (syscall(SYS_capget, &head, caps) < 0) die("cannot read capabilities");
+    for (int i = 0; i < 2; i++) caps[i].effective = caps[i].permitted;
+    if (syscall(SYS_capset, &head, caps) < 0) die("cannot raise capabilities");
+}
+
+/* Splits an absolute path into its directory (in dir) and its last part. */
+static const char *split_path(const char *path, char *dir, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    size_t len = slash == path ? 1 : (size_t)(slash - path);
+    if (!slash || len >= size) { errno = ENAMETOOLONG; die("cannot take the path %s", path); }
+    memcpy(dir, path, len);
+    dir[len] = 0;
+    return slash + 1;
+}
+
+/* Opens the directory path below root, making the parts that are missing (as_container_root). */
+static int open_dirs_in(int root, const char *path)
+{
+    char prefix[4096] = "", copy[4096];
+    snprintf(copy, sizeof copy, "%s", path);
+    int dir = fcntl(root, F_DUPFD_CLOEXEC, 3);
+    if (dir < 0) die("cannot dup the container root fd");
+    char *save = NULL;
+    for (char *part = strtok_r(copy, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
+        strncat(prefix, "/", sizeof prefix - strlen(prefix) - 1);
+        strncat(prefix, part, sizeof prefix - strlen(prefix) - 1);
+        int next = open_in(root, prefix, O_PATH | O_DIRECTORY);
+        if (next < 0 && errno == ENOENT) {
+            /* A name the container makes meanwhile is resolved again, inside root, like any other. */
+            if (mkdirat(dir, part, 0755) < 0 && errno != EEXIST) die("cannot mkdir %s in the container", prefix);
+            next = open_in(root, prefix, O_PATH | O_DIRECTORY);
+        }
+        if (next < 0) die("cannot open %s in the container", prefix);
+        close(dir);
+        dir = next;
+    }
+    return dir;
+}
+
+/*
+ * Opens (or makes) a disk's mount point inside the container: a directory for a directory
+ * source, a regular file for a file. The container wrote that path, so the last part must be
+ * neither a symlink nor a device or other odd file, and it must not lie on /proc or /sys.
+ */
+static int disk_target(int root, const struct disk *d, int is_dir)
+{
+    char parent[4096];
+    const char *name = split_path(d->path, parent, sizeof parent);
+    int dir = open_dirs_in(root, parent);
+    int fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        int made = is_dir ? mkdirat(dir, name, 0755) : openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (made < 0 && errno != EEXIST) die("cannot create the mount point %s in the container", d->path);
+        if (!is_dir && made >= 0) close(made);
+        fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0) die("cannot open the mount point %s in the container", d->path);
+    close(dir);
+    struct stat st;
+    struct statfs fs;
+    if (fstat(fd, &st) < 0 || fstatfs(fd, &fs) < 0) die("cannot stat the mount point %s in the container", d->path);
+    if (S_ISLNK(st.st_mode)) { errno = ELOOP; die("cannot mount a disk on %s in the container: it is a symlink", d->path); }
+    if (is_dir && !S_ISDIR(st.st_mode)) { errno = ENOTDIR; die("cannot mount a directory on %s in the container: it is not a directory", d->path); }
+    if (!is_dir && !S_ISREG(st.st_mode)) { errno = EISDIR; die("cannot mount a file on %s in the container: it is not a regular file", d->path); }
+    if (fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC || fs.f_type == CGROUP_SUPER_MAGIC || fs.f_type == CGROUP2_SUPER_MAGIC) {
+        errno = EPERM;
+        die("cannot mount a disk on %s in the container: it is on /proc or /sys", d->path);
+    }
+    return fd;
+}
+
+/*
+ * Makes each disk's detached copy of its source tree, in the host's mount namespace (open_tree
+ * clones only mounts of the caller's own, so before any path of the container is in reach):
+ * nosuid, nodev, read-only if asked, and with shift idmapped through userns (-1: a privileged
+ * container, a plain bind). A file system that cannot be idmapped is an error, never a silent
+ * unshifted mount.
+ */
+static void prepare_disks(struct plan *p, int userns)
+{
+    for (int i = 0; i < p->ndisks; i++) {
+        struct disk *d = &p->disks[i];
+        struct stat st;
+        int source = open(d->source, O_PATH | O_CLOEXEC);
+        if (source < 0 || fstat(source, &st) < 0) die("cannot open the disk source %s", d->source);
+        d->is_dir = S_ISDIR(st.st_mode);
+        d->tree = sys_open_tree(source, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+        if (d->tree < 0) die("cannot open_tree the disk source %s", d->source);
+        close(source);
+        struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (d->readonly ? MOUNT_ATTR_RDONLY : 0) };
+        if (syscall(SYS_mount_setattr, d->tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+            die("cannot set the mount flags of the disk source %s", d->source);
+        struct mount_attr idmap = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = userns };
+        if (d->shift && userns >= 0 && syscall(SYS_mount_setattr, d->tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &idmap, sizeof idmap) < 0)
+            die("cannot shift the ids of the disk source %s (its file system may not support idmapped mounts; shift=false binds it unshifted)", d->source);
+    }
+}
+
+/* Mounts each prepared disk at its path below root. */
+static void attach_disks(const struct plan *p, int root)
+{
+    for (int i = 0; i < p->ndisks; i++) {
+        const struct disk *d = &p->disks[i];
+        as_container_root(p, 1);
+        int target = disk_target(root, d, d->is_dir);
+        as_container_root(p, 0);
+        if (syscall(SYS_move_mount, d->tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+            die("cannot move_mount %s to %s in the container", d->source, d->path);
+        close(target);
+        close(d->tree);
+    }
+}
+
+/*
+ * Unmounts the disk at path below root. What is no longer a mount point (the container
+ * unmounted it) is gone already. A disk mounted at start is locked into the container.
+ */
+static void detach_disk(int root, const char *path)
+{
+    char parent[4096];
+    const char *name = split_path(path, parent, sizeof parent);
+    int dir = open_in(root, parent, O_PATH | O_DIRECTORY);
+    if (dir < 0 && errno == ENOENT) return;
+    if (dir < 0) die("cannot open %s in the container", parent);
+    struct statx stx;
+    int rc = statx(dir, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx);
+    if (rc < 0 && errno != ENOENT) die("cannot stat %s in the container", path);
+    if (rc < 0 || !(stx.stx_attributes_mask & stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)) {
+        close(dir);
+        return;
+    }
+    if (fchdir(dir) < 0) die("cannot chdir to %s in the container", parent);
+    if (umount2(name, MNT_DETACH | UMOUNT_NOFOLLOW) < 0) {
+        if (errno == EINVAL) die("cannot unmount the disk at %s (mounted at start, it is locked into the container until it stops)", path);
+        die("cannot unmount the disk at %s", path);
+    }
+    close(dir);
+}
+
+/* The user namespace of the container's init (fd 4), checked to be its own after the open. */
+static int init_userns(void)
+{
+    char path[64];
+    int fd = -1;
+    for (int pass = 0; pass < 2; pass++) {
+        FILE *f = fopen("/proc/self/fdinfo/4", "re");
+        int pid = -1;
+        char line[256];
+        while (f && fgets(line, sizeof line, f)) sscanf(line, "Pid: %d", &pid);
+        if (f) fclose(f);
+        if (pid <= 0) { errno = ESRCH; die("cannot find the container's init"); }
+        if (pass == 1) return fd;
+        snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) die("cannot open %s", path);
+    }
+    return fd;
+}
+
+/* Unplugs and plugs disks in a running container, in its mount namespace, as the host's root. */
+static int change_disks(struct plan *p)
+{
+    int userns = p->userns ? init_userns() : -1;
+    prepare_disks(p, userns);
+    if (userns >= 0) close(userns);
+    if (setns(4, CLONE_NEWNS) < 0) die("cannot join container mount namespace");
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) die("cannot open the container root");
+    for (int i = 0; i < p->nundisks; i++) detach_disk(root, p->undisks[i]);
+    attach_disks(p, root);
+    close(root);
+    return 0;
+}
+
 static int create(struct plan *p)
 {
     if (p->nargs == 0) { errno = EINVAL; die("plan has no command"); }
@@ -689,12 +921,17 @@ static int create(struct plan *p)
         else if (unshare(CLONE_NEWCGROUP) < 0) die("cannot unshare cgroup namespace");
         if (write(done[1], "r", 1) != 1) die("cannot report the namespaces ready");
         wait_byte(go[0]);
-        close(go[0]);
         /* Reach the rootfs as host root: the daemon's run directory is closed to the container's ids. */
         if (chdir(p->target) < 0) die("cannot chdir %s", p->target);
         if (p->userns) become_user(p);
         links_up(p);
         mount_api_filesystems(p);
+        /* The disks go on top of the API file systems (so /dev and /run can hold one), before the masks are locked. */
+        if (p->ndisks > 0) {
+            if (write(done[1], "m", 1) != 1) die("cannot report the rootfs ready for disks");
+            wait_byte(go[0]);
+        }
+        close(go[0]);
         int console = clone_console(p);
         if (syscall(SYS_pivot_root, ".", ".") < 0) die("cannot pivot_root %s", p->target);
         if (umount2(".", MNT_DETACH) < 0) die("cannot detach old root");
@@ -728,6 +965,13 @@ static int create(struct plan *p)
     }
     if (p->netsync) reply("child %d", child);
     char path[64];
+    if (p->ndisks > 0) {
+        int userns = -1;
+        snprintf(path, sizeof path, "/proc/%d/ns/user", child);
+        if (p->userns && (userns = open(path, O_RDONLY | O_CLOEXEC)) < 0) die("cannot open %s", path);
+        prepare_disks(p, userns);
+        if (userns >= 0) close(userns);
+    }
     snprintf(path, sizeof path, "/proc/%d/ns/mnt", child);
     int mntns = open(path, O_RDONLY | O_CLOEXEC);
     if (mntns < 0 || setns(mntns, CLONE_NEWNS) < 0) die("cannot join mount namespace %s", path);
@@ -735,6 +979,18 @@ static int create(struct plan *p)
     mount_rootfs(p, child);
     if (p->netsync) wait_for_network();
     if (write(go[1], "g", 1) != 1) die("cannot signal container init");
+    if (p->ndisks > 0) {
+        while ((n = read(done[0], &c, 1)) < 0 && errno == EINTR) {}
+        if (n != 1 || c != 'm') {
+            waitpid(child, NULL, 0);
+            return 125;
+        }
+        int root = open(p->target, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root < 0) die("cannot open %s", p->target);
+        attach_disks(p, root);
+        close(root);
+        if (write(go[1], "g", 1) != 1) die("cannot signal container init");
+    }
     close(go[1]);
 
     /* done[1] closes on the child's successful exec; a byte means it failed and said why. */
@@ -748,16 +1004,12 @@ static int create(struct plan *p)
     return 0;
 }
 
-/*
- * Opens a path of the container as the container's processes would see it: "/" and ".." stop
- * at its root and /proc/<pid>/fd-style links are refused, so no host file can be reached.
- */
+/* Opens a path of the container as the container's processes would see it (open_in its root). */
 static int open_in_container(const char *path, int flags)
 {
     int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) return -1;
-    struct open_how how = { .flags = flags | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-    int fd = syscall(SYS_openat2, root, path, &how, sizeof how);
+    int fd = open_in(root, path, flags);
     int err = errno;
     close(root);
     errno = err;
@@ -891,7 +1143,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "sc-init: fd 3 must be the daemon's plan socket\n");
         return 125;
     }
-    if (argc != 2) { errno = EINVAL; die("usage: sc-init create|exec|console"); }
+    if (argc != 2) { errno = EINVAL; die("usage: sc-init create|exec|console|disk"); }
     /* Nothing but the fds the daemon passed may reach a process that resolves container paths. */
     int passed = !strcmp(argv[1], "create") ? 4 : 5;
     if (syscall(SYS_close_range, passed, ~0U, 0) < 0) die("cannot close_range");
@@ -900,6 +1152,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "create")) return create(&p);
     if (!strcmp(argv[1], "exec")) return exec_in(&p);
     if (!strcmp(argv[1], "console")) return attach_console(&p);
+    if (!strcmp(argv[1], "disk")) return change_disks(&p);
     errno = EINVAL;
     die("unknown mode %s", argv[1]);
 }

@@ -213,6 +213,7 @@ public class ConfigKeyCaseTests
     [InlineData("USER.MyNote", "user.MyNote")]
     [InlineData("NIC.eth0.Network", "nic.eth0.network")]
     [InlineData("Proxy.web.LISTEN", "proxy.web.listen")]
+    [InlineData("Disk.Data.ReadOnly", "disk.Data.readonly")]
     [InlineData("limits.bogus", "limits.bogus")]
     public void StoresTheListedSpelling(string given, string stored) => Assert.Equal(stored, ContainerConfig.CanonicalKey(given));
 
@@ -280,6 +281,65 @@ public class ProxySpecTests
         })).Reason);
         Assert.Equal("InvalidConfigKey", Assert.Throws<EngineException>(() =>
             ContainerConfig.Parse(new Dictionary<string, string> { ["proxy.web\n.listen"] = "tcp:127.0.0.1:80" })).Reason);
+    }
+}
+
+public class DiskSpecTests
+{
+    private static IReadOnlyList<DiskSpec> Parse(params (string Key, string Value)[] keys) =>
+        ContainerConfig.Parse(keys.ToDictionary(k => k.Key, k => k.Value)).Disks;
+
+    [Fact]
+    public void DefaultsToWritableAndShifted()
+    {
+        var d = Assert.Single(Parse(("disk.data.source", "/srv/data"), ("disk.data.path", "/mnt/data")));
+        Assert.Equal(new DiskSpec("data", "/srv/data", "/mnt/data", ReadOnly: false, Shift: true), d);
+        var ro = Assert.Single(Parse(("disk.data.source", "/srv/data"), ("disk.data.path", "/mnt/data"), ("disk.data.readonly", "yes"), ("disk.data.shift", "false")));
+        Assert.True(ro.ReadOnly);
+        Assert.False(ro.Shift);
+    }
+
+    [Theory]
+    [InlineData("disk.d.source", "srv", "must be an absolute path")]
+    [InlineData("disk.d.source", "/srv/", "must be an absolute path")]
+    [InlineData("disk.d.path", "/mnt//x", "must be an absolute path")]
+    [InlineData("disk.d.path", "/mnt/./x", "must be an absolute path")]
+    [InlineData("disk.d.path", "/mnt/../etc", "must be an absolute path")]
+    [InlineData("disk.d.path", "/", "not on /, /proc or /sys")]
+    [InlineData("disk.d.path", "/proc", "not on /, /proc or /sys")]
+    [InlineData("disk.d.path", "/sys/fs/cgroup", "not on /, /proc or /sys")]
+    [InlineData("disk.d.readonly", "maybe", "must be true or false")]
+    [InlineData("disk.d.shift", "2", "must be true or false")]
+    public void RefusesBadValues(string key, string value, string message)
+    {
+        var keys = new Dictionary<string, string> { ["disk.d.source"] = "/srv/data", ["disk.d.path"] = "/mnt/data", [key] = value };
+        var e = Assert.Throws<EngineException>(() => ContainerConfig.Parse(keys));
+        Assert.Equal("InvalidConfigValue", e.Reason);
+        Assert.Contains(key, e.Message);
+        Assert.Contains(message, e.Message);
+    }
+
+    [Fact]
+    public void KeepsAPathThatOnlyBeginsLikeProc() =>
+        Assert.Equal("/procedures", Assert.Single(Parse(("disk.d.source", "/srv"), ("disk.d.path", "/procedures"))).Path);
+
+    [Fact]
+    public void RefusesAHalfDeviceTwoDisksAtOnePathAndANameAProxyHas()
+    {
+        Assert.Contains("needs disk.d.path", Assert.Throws<EngineException>(() => Parse(("disk.d.source", "/srv"))).Message);
+        Assert.Contains("both mounted at '/mnt'", Assert.Throws<EngineException>(() =>
+            Parse(("disk.a.source", "/srv"), ("disk.a.path", "/mnt"), ("disk.b.source", "/opt"), ("disk.b.path", "/mnt"))).Message);
+        Assert.Contains("used by a proxy device and a disk device", Assert.Throws<EngineException>(() => Parse(
+            ("proxy.d.listen", "tcp:127.0.0.1:80"), ("proxy.d.connect", "tcp:127.0.0.1:80"), ("disk.d.source", "/srv"), ("disk.d.path", "/mnt"))).Message);
+        Assert.Equal("UnknownConfigKey", Assert.Throws<EngineException>(() => Parse(("disk.d.size", "1G"))).Reason);
+    }
+
+    [Fact]
+    public void ChecksTheSourceOnlyWhenAsked()
+    {
+        var d = Assert.Single(Parse(("disk.d.source", "/nonexistent-sc-source"), ("disk.d.path", "/mnt")));
+        Assert.Contains("does not exist on the host", Assert.Throws<EngineException>(d.CheckSource).Message);
+        new DiskSpec("d", "/etc/passwd", "/mnt/f", false, true).CheckSource();
     }
 }
 

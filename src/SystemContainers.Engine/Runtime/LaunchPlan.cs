@@ -24,6 +24,13 @@ public sealed class LaunchPlan
         return join.Unified is null ? this : Add("cgroup2", join.Unified);
     }
 
+    /// <summary>A disk device: its "disk" line (the source) and the lines that describe it.</summary>
+    public LaunchPlan Add(Spec.DiskSpec disk) =>
+        Add("disk", disk.Source).Add("disk.path", disk.Path).Add("disk.readonly", disk.ReadOnly ? 1 : 0).Add("disk.shift", disk.Shift ? 1 : 0);
+
+    /// <summary>The container's id map: the "uidmap" and "gidmap" lines of its user namespace.</summary>
+    public LaunchPlan Add(Spec.IdMap map) => Add("uidmap", $"0 {map.UidBase} {map.Size}").Add("gidmap", $"0 {map.GidBase} {map.Size}");
+
     public LaunchPlan AddAll(string key, IEnumerable<string> values)
     {
         foreach (var v in values) Add(key, v);

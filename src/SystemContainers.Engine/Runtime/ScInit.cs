@@ -135,14 +135,20 @@ public sealed class ScInit(string path) : IDisposable
     }
 
     /// <summary>Mounts a new console pty slave over /dev/console in a running container.</summary>
-    public void AttachConsole(LaunchPlan plan, SafeFd initPidfd)
+    public void AttachConsole(LaunchPlan plan, SafeFd initPidfd) => RunInContainer("console", plan, initPidfd);
+
+    /// <summary>Unmounts the plan's "undisk" paths and mounts its disks in a running container.</summary>
+    public void ChangeDisks(LaunchPlan plan, SafeFd initPidfd) => RunInContainer("disk", plan, initPidfd);
+
+    /// <summary>Runs a sc-init mode that acts on a running container (fd 4 a pidfd of its init) and reports only an error.</summary>
+    private void RunInContainer(string mode, LaunchPlan plan, SafeFd initPidfd)
     {
         var (daemonEnd, helperEnd) = Sys.SocketPair();
         using (daemonEnd)
         {
             int helper;
             using (helperEnd)
-                helper = Sys.Spawn(Executable, ["sc-init", "console"], [(helperEnd, 3), (initPidfd, 4)]);
+                helper = Sys.Spawn(Executable, ["sc-init", mode], [(helperEnd, 3), (initPidfd, 4)]);
             Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes(plan.ToString()));
             string reply = Sys.ReadToEnd(daemonEnd);
             int rc = Sys.WaitPid(helper);

@@ -34,8 +34,10 @@ public sealed record ContainerConfig
         Limits = ResourceLimits.Parse(raw, System.Environment.ProcessorCount, HostMemoryBytes);
         Nics = NicSpec.ParseAll(raw);
         Proxies = ProxySpec.ParseAll(raw);
-        foreach (var device in Proxies.Select(p => p.Device).Intersect(Nics.Select(n => n.Device)))
-            throw EngineException.Invalid("InvalidConfigKey", $"device name '{device}' is used by a NIC and a proxy device; device names are unique");
+        Disks = DiskSpec.ParseAll(raw);
+        foreach (var group in Nics.Select(n => (n.Device, Type: "a NIC")).Concat(Proxies.Select(p => (p.Device, Type: "a proxy device")))
+                     .Concat(Disks.Select(d => (d.Device, Type: "a disk device"))).GroupBy(d => d.Device).Where(g => g.Count() > 1))
+            throw EngineException.Invalid("InvalidConfigKey", $"device name '{group.Key}' is used by {string.Join(" and ", group.Select(d => d.Type))}; device names are unique");
     }
 
     public ImmutableSortedDictionary<string, string> Raw { get; }
@@ -96,6 +98,9 @@ public sealed record ContainerConfig
     /// <summary>The proxy devices (proxy.&lt;device&gt;.* keys), validated.</summary>
     public IReadOnlyList<ProxySpec> Proxies { get; }
 
+    /// <summary>The disk devices (disk.&lt;device&gt;.* keys), validated.</summary>
+    public IReadOnlyList<DiskSpec> Disks { get; }
+
     /// <summary>The devices that get a veth on a managed bridge.</summary>
     public IEnumerable<NicSpec> BridgedNics => Nics.Where(n => n.Type == NicType.Bridged);
 
@@ -104,7 +109,7 @@ public sealed record ContainerConfig
     /// <summary>
     /// The stored spelling of a key given in any case (PowerShell's hashtables ignore case, so
     /// people type Limits.Memory): a known key as it is listed; for user.*, environment.*,
-    /// nic.&lt;device&gt;.&lt;property&gt; and proxy.&lt;device&gt;.&lt;property&gt; the prefix and the
+    /// nic., proxy. and disk.&lt;device&gt;.&lt;property&gt; the prefix and the
     /// property in lower case, while the user key, the variable and the device keep theirs.
     /// </summary>
     public static string CanonicalKey(string key)
@@ -113,7 +118,7 @@ public sealed record ContainerConfig
             if (string.Equals(known, key, StringComparison.OrdinalIgnoreCase)) return known;
         foreach (var prefix in (ReadOnlySpan<string>)[UserPrefix, EnvironmentPrefix])
             if (key.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)) return prefix + key[prefix.Length..];
-        foreach (var prefix in (ReadOnlySpan<string>)[NicSpec.Prefix, ProxySpec.Prefix])
+        foreach (var prefix in (ReadOnlySpan<string>)[NicSpec.Prefix, ProxySpec.Prefix, DiskSpec.Prefix])
         {
             if (!key.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)) continue;
             string rest = key[prefix.Length..];
@@ -140,12 +145,12 @@ public sealed record ContainerConfig
             if (value.Contains('\n') || value.Contains('\0'))
                 throw EngineException.Invalid("InvalidConfigValue", $"config key '{key}' has a value with a newline or NUL character");
             if (key.StartsWith(UserPrefix, StringComparison.Ordinal) && key.Length > UserPrefix.Length) { }
-            else if (NicSpec.IsNicKey(key) || ProxySpec.IsProxyKey(key)) { }
+            else if (NicSpec.IsNicKey(key) || ProxySpec.IsProxyKey(key) || DiskSpec.IsDiskKey(key)) { }
             else if (key.StartsWith(EnvironmentPrefix, StringComparison.Ordinal) && key.Length > EnvironmentPrefix.Length)
                 ExecLimits.CheckVariableName(key[EnvironmentPrefix.Length..], "InvalidConfigKey", key);
             else if (!Keys.Contains(key))
                 throw EngineException.Invalid("UnknownConfigKey",
-                    $"unknown config key '{key}'; known keys: {string.Join(", ", Keys)}, {EnvironmentPrefix}*, {UserPrefix}*, {NicSpec.Prefix}<device>.*, {ProxySpec.Prefix}<device>.*");
+                    $"unknown config key '{key}'; known keys: {string.Join(", ", Keys)}, {EnvironmentPrefix}*, {UserPrefix}*, {NicSpec.Prefix}<device>.*, {ProxySpec.Prefix}<device>.*, {DiskSpec.Prefix}<device>.*");
             builder[key] = value;
         }
         var config = new ContainerConfig(builder.ToImmutable());
