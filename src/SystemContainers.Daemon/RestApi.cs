@@ -282,6 +282,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
     {
         var all = containers.List();
         var disk = new DriveInfo(options.Engine.StateDir);
+        var lxcfs = containers.Lxcfs.State;
         return new SystemContainerHost
         {
             ServerVersion = typeof(RestApi).Assembly.GetName().Version?.ToString() ?? "0",
@@ -299,6 +300,10 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             Frozen = all.Count(c => c.Status == ContainerStatus.Frozen),
             Images = images.List().Count,
             Networks = containers.Networks.List().Count,
+            Lxcfs = lxcfs.Source,
+            LxcfsMount = lxcfs.Mount,
+            LxcfsPid = lxcfs.Pid,
+            LxcfsDetail = lxcfs.Detail,
         };
     }
 
