@@ -140,6 +140,15 @@ public sealed class Lxcfs : IDisposable
         }
     }
 
+    /// <summary>Ends the daemon's own lxcfs (it unmounts itself on SIGTERM) and clears a mount it left; the host's is never touched.</summary>
+    public void Stop()
+    {
+        if (_process is null) return;
+        _process.Stop();
+        _process = null;
+        DetachStaleMount();
+    }
+
     /// <summary>Daemon shutdown: lxcfs keeps serving the running containers; the next daemon adopts it.</summary>
     public void Dispose() => _process?.Dispose();
 }
