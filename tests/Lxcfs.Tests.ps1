@@ -1,6 +1,11 @@
 # lxcfs views: free, nproc, /proc/cpuinfo and uptime inside a container show its own limits and
 # uptime, from the lxcfs the daemon supervises (or the host's own at /var/lib/lxcfs), checked
 # inside the container and from the host (the daemon's lxcfs process, the container's mountinfo).
+BeforeDiscovery {
+    # The host's own lxcfs (Debian's lxcfs.service) at /var/lib/lxcfs, which the daemon then uses.
+    $hostLxcfs = @(Get-Content /proc/self/mountinfo | Where-Object { ($_ -split ' ')[4] -eq '/var/lib/lxcfs' -and $_ -match ' - fuse\.lxcfs ' }).Count -gt 0
+    $noLxcfs = -not (Test-Path /usr/bin/lxcfs) -and -not $hostLxcfs
+}
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
     Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force

@@ -179,14 +179,20 @@ function Get-TestMounts($Daemon) {
 }
 
 function Stop-TestLxcfs($Daemon) {
-    <# Ends the daemon's lxcfs (it unmounts itself on SIGTERM) and detaches a mount a killed one left, before its directory is removed. #>
-    $lxcfs = Get-TestLxcfs $Daemon
-    if ($lxcfs) {
-        kill -TERM $lxcfs
-        Wait-Until { -not (Test-ProcessAlive $lxcfs) } -TimeoutSeconds 10 -What 'lxcfs to exit'
-    }
-    $mount = Join-Path $Daemon.RunDir 'lxcfs/mnt'
-    if ((Get-Content /proc/self/mountinfo) -match " $([regex]::Escape($mount)) ") { umount -l $mount }
+    <#
+    Ends every lxcfs mounted under the test's directory (its daemon's, and those of daemons a test
+    started there with a run directory of their own): each unmounts itself on SIGTERM; a mount a
+    killed one left is detached, so the directory can be removed.
+    #>
+    $prefix = "$($Daemon.Dir)/"
+    $ours = @(Get-ChildItem /proc -Directory -ErrorAction SilentlyContinue | Where-Object Name -match '^\d+$' | ForEach-Object {
+        $argv = (Get-Content -Raw "/proc/$($_.Name)/cmdline" -ErrorAction SilentlyContinue) -split "`0" | Where-Object { $_ }
+        if ($argv -and $argv[0] -eq 'lxcfs' -and $argv[-1].StartsWith($prefix)) { [int]$_.Name }
+    })
+    foreach ($lxcfs in $ours) { kill -TERM $lxcfs }
+    foreach ($lxcfs in $ours) { Wait-Until { -not (Test-ProcessAlive $lxcfs) } -TimeoutSeconds 10 -What "lxcfs $lxcfs to exit" }
+    Get-Content /proc/self/mountinfo | ForEach-Object { ($_ -split ' ')[4] } | Where-Object { $_.StartsWith($prefix) -and $_.EndsWith('/lxcfs/mnt') } |
+        ForEach-Object { umount -l $_ }
 }
 
 function Invoke-InNetns($Daemon, [string]$Command, [string[]]$Arguments) {

@@ -70,7 +70,7 @@ public sealed class Lxcfs : IDisposable
             _process.Start(Arguments, StartupCheck, () => SupervisedProcess.LastLine(LogFile));
             WaitForMount(_process);
         }
-        catch (EngineException e)
+        catch (Exception e) when (e is EngineException or NativeException or IOException)
         {
             _failure = e.Message;
             _process.Stop();
@@ -109,11 +109,12 @@ public sealed class Lxcfs : IDisposable
             // Fields: id parent major:minor root mountpoint options [optional...] - fstype source super-options
             var f = line.Split(' ');
             int dash = Array.IndexOf(f, "-");
-            if (f.Length > 4 && dash > 0 && dash + 1 < f.Length && Unescape(f[4]) == path && f[dash + 1] == "fuse.lxcfs") return true;
+            if (f.Length > 4 && dash > 0 && dash + 1 < f.Length && (f[4].Contains('\\') ? Unescape(f[4]) : f[4]) == path && f[dash + 1] == "fuse.lxcfs") return true;
         }
         return false;
     }
 
+    /// <summary>mountinfo writes space, tab, newline and backslash in paths as octal escapes.</summary>
     private static string Unescape(string field) =>
         System.Text.RegularExpressions.Regex.Replace(field, @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString());
 

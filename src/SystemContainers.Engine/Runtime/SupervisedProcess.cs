@@ -36,16 +36,16 @@ public sealed class SupervisedProcess(string description, string path, string pi
     public int? Pid => _current?.Pid;
 
     /// <summary>
-    /// Adopts the recorded process when it runs this command line, else starts one; true when
-    /// adopted. A started process that exits within startupCheck is not restarted and this throws.
+    /// Adopts the recorded process when it runs this command line, else starts one. A started
+    /// process that exits within startupCheck is not restarted and this throws.
     /// </summary>
-    public bool Start(IReadOnlyList<string> args, TimeSpan startupCheck, Func<string> whyExited)
+    public void Start(IReadOnlyList<string> args, TimeSpan startupCheck, Func<string> whyExited)
     {
         lock (_lock)
         {
             _stopping = false;
             _args = [.. args];
-            if (TryAdopt()) return true;
+            if (TryAdopt()) return;
             var instance = Spawn();
             if (instance.Exited.Wait(startupCheck))
             {
@@ -53,7 +53,6 @@ public sealed class SupervisedProcess(string description, string path, string pi
                 _current = null;
                 throw new EngineException(FailureKind.Failed, FailureReason, $"{description} exited at start: {whyExited()}");
             }
-            return false;
         }
     }
 
