@@ -221,6 +221,49 @@ Describe 'Proxy devices' {
         Stop-SystemContainer px -Force
         Get-Listeners | Should -Not -Match '127\.0\.0\.1:18080'
     }
+    It 'carries UDP datagrams to a port inside the container and each reply back to the client that sent it' {
+        Start-SystemContainer px
+        # busybox has no UDP server: an echo server runs as a host process in the container's network namespace.
+        $ready = Join-Path $TestDrive 'udp-ready'
+        $server = Join-Path $TestDrive 'udp-echo.ps1'
+        Set-Content $server @'
+param([int]$Port, [string]$Ready)
+$u = [System.Net.Sockets.UdpClient]::new([System.Net.IPEndPoint]::new([System.Net.IPAddress]::Loopback, $Port))
+Set-Content $Ready ready
+for (;;) {
+    $from = [System.Net.IPEndPoint]::new([System.Net.IPAddress]::Any, 0)
+    $data = $u.Receive([ref]$from)
+    $reply = [Text.Encoding]::ASCII.GetBytes("echo from $($from.Address): " + [Text.Encoding]::ASCII.GetString($data))
+    [void]$u.Send($reply, $reply.Length, $from)
+}
+'@
+        # pwsh.dll itself, not the dotnet tool's shim, which would leave its pwsh child behind when ended.
+        $echo = Start-Process nsenter -ArgumentList "--net=/proc/$((Get-SystemContainer px).Pid)/ns/net", '--', ([Environment]::ProcessPath), (Join-Path $PSHOME 'pwsh.dll'), '-NoProfile', '-NonInteractive', '-File', $server, 9053, $ready -PassThru
+        try {
+            Wait-Until -TimeoutSeconds 60 -What 'the echo server inside' { Test-Path $ready }
+            # One datagram out, one read of one datagram back (dd reads it whole; a shell's read would cut it).
+            function Send-Datagram([string]$Text) {
+                Invoke-InNetns $daemon timeout @('10', 'bash', '-c', "exec 3<>/dev/udp/127.0.0.1/18053; printf '$Text' >&3; dd bs=65535 count=1 <&3 2>/dev/null")
+            }
+            Add-SystemContainerDevice px dns proxy -Properties @{ listen = 'udp:127.0.0.1:18053'; connect = 'udp:127.0.0.1:9053' }
+            (Invoke-InNetns $daemon ss @('-Hlun')) -join "`n" | Should -Match '127\.0\.0\.1:18053'
+            # Each client, a port of its own, gets its own reply; the server saw them come from the container's loopback.
+            Send-Datagram 'first' | Should -Be 'echo from 127.0.0.1: first'
+            Send-Datagram 'second' | Should -Be 'echo from 127.0.0.1: second'
+            Remove-SystemContainerDevice px dns
+            (Invoke-InNetns $daemon ss @('-Hlun')) -join "`n" | Should -Not -Match '127\.0\.0\.1:18053'
+        }
+        finally {
+            Stop-Process -Id $echo.Id -Force -ErrorAction SilentlyContinue
+            $echo.WaitForExit(10000) | Out-Null
+        }
+    }
+    It 'refuses a device that listens on one protocol and connects with the other' {
+        Add-SystemContainerDevice px mixed proxy -Properties @{ listen = 'udp:127.0.0.1:18054'; connect = 'tcp:127.0.0.1:80' } -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'InvalidConfigValue,*'
+        $err[0].Exception.Message | Should -Match "proxy device 'mixed' listens on udp but connects with tcp"
+        (Get-SystemContainer px).Config.Keys | Where-Object { $_ -like 'proxy.mixed.*' } | Should -BeNullOrEmpty
+    }
 }
 
 Describe '-AsJob' {
@@ -404,5 +447,52 @@ Describe 'Consistency' {
         Get-SystemContainerNetwork 'wnet*' | Should -BeNullOrEmpty
         (Invoke-InNetns $daemon ip @('-o', 'link', 'show')) -join "`n" | Should -Not -Match 'wnet'
         Remove-SystemContainer s1, s2, piped1 -Force
+    }
+}
+
+Describe 'Config keys as KEY=VALUE, completed on Tab' {
+    BeforeAll {
+        function Get-Completion([string]$Line) { (TabExpansion2 -inputScript $Line -cursorColumn $Line.Length).CompletionMatches | ForEach-Object CompletionText }
+    }
+    AfterAll { Remove-SystemContainer kv* -Force -ErrorAction SilentlyContinue }
+    It 'completes container and network config keys from the daemon' {
+        Get-Completion 'New-SystemContainer x -Image busybox -Config limits.mem' | Should -Be @('limits.memory=', 'limits.memory.enforce=', 'limits.memory.swap=')
+        Get-Completion 'Set-SystemContainer x BOOT.AUTOSTART.' | Should -Be @('boot.autostart.delay=', 'boot.autostart.priority=')
+        Get-Completion 'New-SystemContainer x -Image busybox -Config limits.cpu=1, us' | Should -Be @('user.')
+        Get-Completion 'New-SystemContainerNetwork n -Config ipv4.n' | Should -Be @('ipv4.nat=')
+        # A value is the user's: nothing is offered after the =.
+        Get-Completion 'New-SystemContainer x -Image busybox -Config limits.memory=' | Should -BeNullOrEmpty
+        (Get-SystemContainerHost).ContainerConfigKeys | Should -Contain 'security.nesting'
+    }
+    It 'takes KEY=VALUE strings where it takes a hashtable, keys in any case' {
+        $c = New-SystemContainer kv1 -Image $image -Config LIMITS.MEMORY=64MiB, boot.autostart=true, user.note=a=b
+        $c.Config['limits.memory'] | Should -Be '64MiB'
+        $c.Config['boot.autostart'] | Should -Be 'true'
+        $c.Config['user.note'] | Should -Be 'a=b' -Because 'the value is everything after the first ='
+        Set-SystemContainer kv1 limits.memory=128MiB, user.note= -PassThru | ForEach-Object { $_.Config['limits.memory'] } | Should -Be '128MiB'
+        (Get-SystemContainer kv1).Config.Keys | Should -Not -Contain 'user.note' -Because 'an empty value removes the key'
+    }
+    It 'refuses a string without = and a key given twice, creating nothing' {
+        { New-SystemContainer kv2 -Image $image -Config limits.memory } | Should -Throw "*config 'limits.memory' must be KEY=VALUE*"
+        { New-SystemContainer kv2 -Image $image -Config limits.cpu=1, LIMITS.CPU=2 } | Should -Throw "*config key 'LIMITS.CPU' is given twice*"
+        Get-SystemContainer kv2 -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Test-Path (Join-Path $daemon.StateDir 'containers/kv2') | Should -BeFalse
+    }
+    It 'completes a key on Tab in an interactive pwsh (tmux)' {
+        $root = (Resolve-Path (Join-Path $PSScriptRoot '..')).Path
+        $session = Start-TmuxPwsh $daemon -Width 120
+        try {
+            Send-TmuxLine $session "Import-Module '$root/SystemContainers.psd1'; 'module=' + 'loaded'"
+            Wait-TmuxScreen $session 'the module' '(?m)^module=loaded' 60
+            tmux send-keys -t $session -l 'Set-SystemContainer kv1 -Config security.idmap.iso'
+            tmux send-keys -t $session Tab
+            Wait-TmuxScreen $session 'the completed key' 'Set-SystemContainer kv1 -Config security\.idmap\.isolated=' 30
+            tmux send-keys -t $session -l 'false -WhatIf'
+            tmux send-keys -t $session Enter
+            Wait-TmuxScreen $session 'the answer' 'What if: .*security\.idmap\.isolated=false' 30
+        }
+        finally {
+            tmux kill-session -t $session 2>$null
+        }
     }
 }

@@ -47,6 +47,10 @@ public sealed record SystemContainerHost
     public int Frozen { get; init; }
     public int Images { get; init; }
     public int Networks { get; init; }
+    /// <summary>The container config keys this daemon knows; prefixes end in a dot (user., environment.). Tab completion offers them.</summary>
+    public string[] ContainerConfigKeys { get; init; } = [];
+    /// <summary>The network config keys this daemon knows.</summary>
+    public string[] NetworkConfigKeys { get; init; } = [];
     /// <summary>Where the containers' lxcfs views come from: system (the host's), daemon (its own), missing or failed.</summary>
     public string Lxcfs { get; init; } = "";
     /// <summary>The lxcfs mount the containers' /proc and /sys files come from; null without one.</summary>

@@ -8,6 +8,7 @@ using SystemContainers.Engine.Host;
 using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Network;
 using SystemContainers.Engine.Runtime;
+using SystemContainers.Engine.Spec;
 
 namespace SystemContainers.Daemon;
 
@@ -300,6 +301,8 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             Frozen = all.Count(c => c.Status == ContainerStatus.Frozen),
             Images = images.List().Count,
             Networks = containers.Networks.List().Count,
+            ContainerConfigKeys = [.. ContainerConfig.Keys, ContainerConfig.UserPrefix, ContainerConfig.EnvironmentPrefix],
+            NetworkConfigKeys = [.. NetworkConfig.Keys],
             Lxcfs = lxcfs.Source,
             LxcfsMount = lxcfs.Mount,
             LxcfsPid = lxcfs.Pid,

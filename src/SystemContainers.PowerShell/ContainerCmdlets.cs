@@ -55,7 +55,10 @@ public sealed class NewSystemContainerCommand : SystemContainerCmdlet
     [ArgumentCompleter(typeof(ImageNameCompleter))]
     public string Image { get; set; } = "";
 
+    /// <summary>Config keys: a hashtable, or KEY=VALUE strings, whose keys complete on Tab.</summary>
     [Parameter]
+    [ConfigArgument]
+    [ArgumentCompleter(typeof(ContainerConfigKeyCompleter))]
     public Hashtable? Config { get; set; }
 
     [Parameter]
@@ -211,8 +214,10 @@ public sealed class SetSystemContainerCommand : SystemContainerCmdlet
     [ArgumentCompleter(typeof(ContainerNameCompleter))]
     public string[] Name { get; set; } = [];
 
-    /// <summary>Keys to set; $null or an empty string removes a key.</summary>
+    /// <summary>Keys to set (a hashtable, or KEY=VALUE strings, whose keys complete on Tab); $null or an empty string removes a key.</summary>
     [Parameter(Mandatory = true, Position = 1)]
+    [ConfigArgument]
+    [ArgumentCompleter(typeof(ContainerConfigKeyCompleter))]
     public Hashtable Config { get; set; } = new();
 
     [Parameter]

@@ -47,8 +47,10 @@ public abstract class NetworkConfigCmdlet : SystemContainerCmdlet
     [Parameter]
     public string? Domain { get; set; }
 
-    /// <summary>Further config keys (ipv4.address, ipv4.nat, ipv6.address, ipv6.nat, dns.domain).</summary>
+    /// <summary>Further config keys (ipv4.address, ipv4.nat, ipv6.address, ipv6.nat, dns.domain): a hashtable, or KEY=VALUE strings, whose keys complete on Tab.</summary>
     [Parameter]
+    [ConfigArgument]
+    [ArgumentCompleter(typeof(NetworkConfigKeyCompleter))]
     public Hashtable? Config { get; set; }
 
     protected Dictionary<string, string?> Changes(bool hasIPv6)

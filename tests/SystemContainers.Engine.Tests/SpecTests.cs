@@ -242,12 +242,23 @@ public class ProxySpecTests
         Assert.Equal("tcp:[::1]:80", p.Connect.ToString());
     }
 
+    [Fact]
+    public void ParsesUdpOnBothSidesAndRefusesMixedProtocols()
+    {
+        var p = Assert.Single(Parse("udp:127.0.0.1:5353", "udp:[::1]:53"));
+        Assert.Equal("udp", p.Listen.Protocol);
+        Assert.Equal("udp:[::1]:53", p.Connect.ToString());
+        var e = Assert.Throws<EngineException>(() => Parse("udp:127.0.0.1:53", "tcp:127.0.0.1:53"));
+        Assert.Equal("InvalidConfigValue", e.Reason);
+        Assert.Contains("listens on udp but connects with tcp", e.Message);
+    }
+
     [Theory]
     [InlineData("tcp:1.2.3:80")]
     [InlineData("tcp:127.0.0.1:0")]
     [InlineData("tcp:127.0.0.1:65536")]
     [InlineData("tcp:::1:80")]
-    [InlineData("udp:127.0.0.1:53")]
+    [InlineData("sctp:127.0.0.1:53")]
     [InlineData("127.0.0.1:80")]
     [InlineData("tcp:localhost:80")]
     [InlineData("tcp:[fe80::1%eth0]:80")]

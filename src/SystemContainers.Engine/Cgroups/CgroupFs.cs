@@ -24,17 +24,20 @@ internal static class CgroupFs
 
     public static long ReadLong(string file) => File.Exists(file) ? long.Parse(Read(file)) : 0;
 
-    /// <summary>The value of one "key value" line in a flat-keyed file (memory.stat, cpu.stat, memory.events).</summary>
-    public static long KeyedValue(string file, string key)
+    /// <summary>Every "key value" line of a flat-keyed file (memory.stat, cpu.stat, memory.events), read once; a missing file has none.</summary>
+    public static Dictionary<string, long> KeyedValues(string file)
     {
-        if (!File.Exists(file)) return 0;
+        var values = new Dictionary<string, long>(StringComparer.Ordinal);
+        if (!File.Exists(file)) return values;
         foreach (var line in File.ReadLines(file))
         {
             int space = line.IndexOf(' ');
-            if (space == key.Length && line.StartsWith(key, StringComparison.Ordinal)) return long.Parse(line.AsSpan(space + 1));
+            if (space > 0 && long.TryParse(line.AsSpan(space + 1), out long n)) values[line[..space]] = n;
         }
-        return 0;
+        return values;
     }
+
+    public static long KeyedValue(string file, string key) => KeyedValues(file).GetValueOrDefault(key);
 
     /// <summary>Waits for a cgroup state file to read the wanted value (freezing is asynchronous).</summary>
     public static void WaitFor(Func<bool> done, string what)

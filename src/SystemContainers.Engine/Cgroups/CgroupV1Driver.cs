@@ -136,10 +136,13 @@ public sealed class CgroupV1Driver : ICgroupDriver
     {
         string c = cgroup.Container;
         string? cpuacct = Controller(c, "cpuacct"), mem = Controller(c, "memory"), pids = Controller(c, "pids"), freezer = Controller(c, "freezer");
-        // cpuacct.stat counts USER_HZ ticks (100 per second on Linux).
-        long Ticks(string key) => cpuacct is null ? 0 : CgroupFs.KeyedValue(Path.Combine(cpuacct, "cpuacct.stat"), key) * 10_000_000;
+        // Each keyed file is read once: a listing of every container's stats reads them all.
+        var ticks = cpuacct is null ? [] : CgroupFs.KeyedValues(Path.Combine(cpuacct, "cpuacct.stat"));
         string? M(string f) => mem is null ? null : Path.Combine(mem, f);
-        long MemStat(string key) => M("memory.stat") is string f ? CgroupFs.KeyedValue(f, "total_" + key) : 0;
+        var memStat = M("memory.stat") is string ms ? CgroupFs.KeyedValues(ms) : [];
+        // cpuacct.stat counts USER_HZ ticks (100 per second on Linux).
+        long Ticks(string key) => ticks.GetValueOrDefault(key) * 10_000_000;
+        long MemStat(string key) => memStat.GetValueOrDefault("total_" + key);
         return new CgroupStats(
             cpuacct is null ? 0 : CgroupFs.ReadLong(Path.Combine(cpuacct, "cpuacct.usage")),
             Ticks("user"),

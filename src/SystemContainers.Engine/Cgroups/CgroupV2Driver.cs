@@ -114,17 +114,20 @@ public sealed class CgroupV2Driver : ICgroupDriver
         string d = DirectoryOf(cgroup.Container);
         string F(string name) => Path.Combine(d, name);
         long current = CgroupFs.ReadLong(F("memory.current"));
+        // Each keyed file is read once: a listing of every container's stats reads them all.
+        var cpu = CgroupFs.KeyedValues(F("cpu.stat"));
+        var events = CgroupFs.KeyedValues(F("memory.events"));
         return new CgroupStats(
-            CgroupFs.KeyedValue(F("cpu.stat"), "usage_usec") * 1000,
-            CgroupFs.KeyedValue(F("cpu.stat"), "user_usec") * 1000,
-            CgroupFs.KeyedValue(F("cpu.stat"), "system_usec") * 1000,
+            cpu.GetValueOrDefault("usage_usec") * 1000,
+            cpu.GetValueOrDefault("user_usec") * 1000,
+            cpu.GetValueOrDefault("system_usec") * 1000,
             current,
             File.Exists(F("memory.peak")) ? CgroupFs.ReadLong(F("memory.peak")) : current,
             File.Exists(F("memory.max")) ? CgroupFs.ReadLimit(F("memory.max")) : null,
             CgroupFs.KeyedValue(F("memory.stat"), "file"),
             CgroupFs.ReadLong(F("memory.swap.current")),
-            CgroupFs.KeyedValue(F("memory.events"), "max"),
-            CgroupFs.KeyedValue(F("memory.events"), "oom_kill"),
+            events.GetValueOrDefault("max"),
+            events.GetValueOrDefault("oom_kill"),
             CgroupFs.ReadLong(F("pids.current")),
             File.Exists(F("pids.max")) ? CgroupFs.ReadLimit(F("pids.max")) : null,
             IsFrozen(d));

@@ -5,126 +5,60 @@ using SystemContainers.Engine.Spec;
 namespace SystemContainers.Engine.Network;
 
 /// <summary>
-/// One proxy device at work: a listening socket in the daemon's network namespace, and for each
-/// connection a socket made in the container's network namespace, connected to the device's
-/// connect address; bytes are carried both ways, each direction closed on its own.
+/// One proxy device at work: a socket bound in the daemon's network namespace, and for each
+/// client a socket made in the container's network namespace towards the device's connect
+/// address. TCP carries connections (TcpPortProxy), UDP carries datagrams (UdpPortProxy).
 /// </summary>
-public sealed class PortProxy : IDisposable
+public abstract class PortProxy : IDisposable
 {
-    /// <summary>Connections one device carries at once; more are refused, so a flood costs the daemon bounded fds.</summary>
-    public const int MaxConnections = 1024;
-    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
+    /// <summary>Clients one device carries at once; more are refused, so a flood costs the daemon bounded fds.</summary>
+    public const int MaxClients = 1024;
 
-    private readonly Socket _listener;
-    private readonly SafeFd _netns;
-    private readonly CancellationTokenSource _stop = new();
-    private int _open;
+    protected readonly Socket Listener;
+    protected readonly SafeFd Netns;
+    protected readonly CancellationTokenSource Stop = new();
 
     public ProxySpec Spec { get; }
 
-    /// <summary>Listens at once (a busy port is an error here); takes ownership of netns.</summary>
-    public PortProxy(ProxySpec spec, SafeFd netns)
+    /// <summary>Binds at once (a busy port is an error here); takes ownership of netns.</summary>
+    public static PortProxy Start(ProxySpec spec, SafeFd netns) =>
+        spec.Listen.Protocol == "udp" ? new UdpPortProxy(spec, netns) : new TcpPortProxy(spec, netns);
+
+    protected PortProxy(ProxySpec spec, SafeFd netns, SocketType type, ProtocolType protocol)
     {
         Spec = spec;
-        _listener = new Socket(spec.Listen.Address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        Listener = new Socket(spec.Listen.Address.AddressFamily, type, protocol);
         try
         {
             // SO_REUSEADDR alone, so a restarted daemon binds past old connections' TIME_WAIT; .NET's
             // ReuseAddress would add SO_REUSEPORT, letting a second listener share a port in use.
             const int SOL_SOCKET = 1, SO_REUSEADDR = 2;
-            _listener.SetRawSocketOption(SOL_SOCKET, SO_REUSEADDR, BitConverter.GetBytes(1));
-            _listener.Bind(spec.Listen.EndPoint);
-            _listener.Listen(128);
+            Listener.SetRawSocketOption(SOL_SOCKET, SO_REUSEADDR, BitConverter.GetBytes(1));
+            Listener.Bind(spec.Listen.EndPoint);
+            if (type == SocketType.Stream) Listener.Listen(128);
         }
         catch (SocketException e)
         {
-            _listener.Dispose();
+            Listener.Dispose();
             throw new EngineException(FailureKind.Conflict, "ProxyListenFailed",
                 $"cannot listen on {spec.Listen} for proxy device '{spec.Device}': {e.SocketErrorCode}", e);
         }
-        _netns = netns;
-        _ = AcceptLoop();
+        Netns = netns;
     }
 
-    private async Task AcceptLoop()
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            Socket client;
-            try
-            {
-                client = await _listener.AcceptAsync(_stop.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                if (_stop.IsCancellationRequested) return;
-                continue;
-            }
-            if (Interlocked.Increment(ref _open) > MaxConnections)
-            {
-                Interlocked.Decrement(ref _open);
-                client.Dispose();
-                continue;
-            }
-            _ = Carry(client);
-        }
-    }
-
-    private async Task Carry(Socket client)
-    {
-        try
-        {
-            using (client)
-            using (var inside = NetworkNamespaceThread.Run(_netns, () => new Socket(Spec.Connect.Address.AddressFamily, SocketType.Stream, ProtocolType.Tcp)))
-            {
-                using (var connecting = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token))
-                {
-                    connecting.CancelAfter(ConnectTimeout);
-                    await inside.ConnectAsync(Spec.Connect.EndPoint, connecting.Token);
-                }
-                await Task.WhenAll(Pump(client, inside), Pump(inside, client));
-            }
-        }
-        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException or NativeException)
-        {
-            // The container's end refused, timed out or is gone: the client sees its connection close.
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _open);
-        }
-    }
-
-    /// <summary>Copies until from's end closes, then closes to's sending side, so half-closes pass through.</summary>
-    private async Task Pump(Socket from, Socket to)
-    {
-        var buffer = new byte[64 * 1024];
-        try
-        {
-            for (;;)
-            {
-                int n = await from.ReceiveAsync(buffer, SocketFlags.None, _stop.Token);
-                if (n == 0) break;
-                await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None, _stop.Token);
-            }
-            to.Shutdown(SocketShutdown.Send);
-        }
-        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
-        {
-            // One side failed: end the other direction too.
-            from.Dispose();
-            to.Dispose();
-        }
-    }
+    /// <summary>A socket in the container's network namespace, of the device's connect family.</summary>
+    protected Socket InsideSocket(SocketType type, ProtocolType protocol) =>
+        NetworkNamespaceThread.Run(Netns, () => new Socket(Spec.Connect.Address.AddressFamily, type, protocol));
 
     /// <summary>
-    /// Stops listening and ends every connection it carries. The token source is cancelled, not
-    /// disposed: connections still winding down read its token.
+    /// Stops listening and ends every client it carries. The token source is cancelled, not
+    /// disposed: clients still winding down read its token.
     /// </summary>
-    public void Dispose()
+    public virtual void Dispose()
     {
-        _stop.Cancel();
-        _listener.Dispose();
-        _netns.Dispose();
+        Stop.Cancel();
+        Listener.Dispose();
+        Netns.Dispose();
+        GC.SuppressFinalize(this);
     }
 }

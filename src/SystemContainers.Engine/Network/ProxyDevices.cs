@@ -67,7 +67,7 @@ public sealed class ProxyDevices : IDisposable
                 try
                 {
                     netns = Sys.Open($"/proc/{pid}/ns/net", Libc.O_RDONLY);
-                    devices[spec.Device] = new PortProxy(spec, netns);
+                    devices[spec.Device] = PortProxy.Start(spec, netns);
                     netns = null;
                     _log($"proxy {name}/{spec.Device}: listening on {spec.Listen} for {spec.Connect} in the container");
                 }
