@@ -37,8 +37,7 @@ BeforeAll {
             if (Test-Path $dir) { @(Get-ChildItem -Force -Directory $dir | Where-Object Name -ne '.keeper' | ForEach-Object Name) | Should -BeNullOrEmpty -Because "no container cgroup is left in $dir" }
         }
         # Mount points under the run directory (the tmpfs a test put there itself aside).
-        @(Get-Content /proc/self/mountinfo | ForEach-Object { ($_ -split ' ')[4] } |
-            Where-Object { $_.StartsWith("$($daemon.RunDir)/") -and $_ -ne $script:runContainers }) | Should -BeNullOrEmpty
+        @(Get-TestMounts $daemon | ForEach-Object { ($_ -split ' ')[4] } | Where-Object { $_.StartsWith("$($daemon.RunDir)/") -and $_ -ne $script:runContainers }) | Should -BeNullOrEmpty
         @(Get-ChildItem -Force (Join-Path $daemon.StateDir 'containers') | ForEach-Object Name) | Should -BeNullOrEmpty
         @(Get-ChildItem -Force (Join-Path $daemon.RunDir 'containers') | ForEach-Object Name) | Should -BeNullOrEmpty
         @(Get-ChildItem -Force -Recurse -File (Join-Path $daemon.StateDir '*') -ErrorAction SilentlyContinue |

@@ -110,7 +110,7 @@ Describe 'From the host' {
         Remove-SystemContainer priv -Force -Confirm:$false
     }
     It 'leaves no container mounts in the host mount table' {
-        Get-Content /proc/self/mountinfo | Where-Object { $_ -match [regex]::Escape($daemon.Dir) } | Should -BeNullOrEmpty
+        Get-TestMounts $daemon | Should -BeNullOrEmpty
     }
 }
 

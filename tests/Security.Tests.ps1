@@ -77,7 +77,7 @@ Describe 'Escape 1 at start: the rootfs a container left behind cannot redirect 
         Remove-Item -Recurse -Force (Join-Path $upper $link) -ErrorAction SilentlyContinue
         New-Item -ItemType SymbolicLink -Path (Join-Path $upper $link) -Target $daemon.Dir | Out-Null
         { Start-SystemContainer $name -ErrorAction Stop } | Should -Throw "*$link*"
-        Get-Content /proc/self/mountinfo | Where-Object { $_ -match [regex]::Escape($daemon.Dir) } | Should -BeNullOrEmpty
+        Get-TestMounts $daemon | Should -BeNullOrEmpty
         Remove-SystemContainer $name -Force -Confirm:$false
     }
 }

@@ -29,6 +29,18 @@ Describe 'A Debian container with systemd' {
         $cg | Should -Not -Be '0::/'
         Invoke-SystemContainerCommand deb1 -- systemctl is-active systemd-journald | Should -Be 'active'
     }
+    It 'shows its own memory limit and uptime to procps (free, uptime) through lxcfs' -Skip:(-not (Test-Path /usr/bin/lxcfs) -and -not (Test-Path /var/lib/lxcfs/proc)) {
+        # lxcfs reads the limit from the cgroup at each read, so a live change shows at once.
+        Set-SystemContainer deb1 -Config @{ 'limits.memory' = '256MiB' }
+        try {
+            $total = [int](Invoke-SystemContainerCommand deb1 -- sh -c "free -m | awk '/^Mem:/ { print `$2 }'")
+            $total | Should -BeGreaterThan 0
+            $total | Should -BeLessOrEqual 256
+            [double]((Get-Content -Raw /proc/uptime) -split ' ')[0] | Should -BeGreaterThan 600
+            Invoke-SystemContainerCommand deb1 -- uptime | Should -Match 'up\s+(\d+ min|0:0\d),'
+        }
+        finally { Set-SystemContainer deb1 -Config @{ 'limits.memory' = $null } }
+    }
     It 'gets an address by DHCP through systemd-networkd and finds a peer by name through systemd-resolved' {
         $scale = if ($env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE) { [double]$env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE } else { 1 }
         $address = (Wait-SystemContainer deb1 -For IPv4 -Timeout (30 * $scale) -PassThru -ErrorAction Stop).IPv4[0]
@@ -56,7 +68,7 @@ Describe 'A Debian container with systemd' {
         $stopped.LastExitSignal | Should -Not -Be 9
         Test-Path "/proc/$($c.Pid)" | Should -BeFalse
         foreach ($d in $dirs) { Test-Path $d | Should -BeFalse -Because "$d must be removed" }
-        Get-Content /proc/self/mountinfo | Where-Object { $_ -match [regex]::Escape($daemon.Dir) } | Should -BeNullOrEmpty
+        Get-TestMounts $daemon | Should -BeNullOrEmpty
         # The console saw the whole boot and systemd's own orderly shutdown.
         $console = Get-Content (Join-Path $daemon.RunDir 'containers/deb1/console.log') -Raw
         $console | Should -Match 'Welcome to .*Debian GNU/Linux 12'

@@ -139,6 +139,7 @@ function Stop-TestDaemon($Daemon) {
     Stop-DaemonProcess $Daemon
     foreach ($dnsmasq in Get-TestDnsmasq $Daemon) { kill -TERM $dnsmasq }
     Wait-Until { -not (Get-TestDnsmasq $Daemon) } -TimeoutSeconds 10 -What 'dnsmasq to exit'
+    Stop-TestLxcfs $Daemon
     if ($script:AsUnit -and (Test-Path "/run/systemd/system/$($Daemon.Unit)")) {
         systemctl stop $Daemon.Unit 2>$null
         Remove-Item "/run/systemd/system/$($Daemon.Unit)"
@@ -159,6 +160,39 @@ function Get-TestDnsmasq($Daemon) {
         $cmdline = Get-Content -Raw "/proc/$($_.Name)/cmdline" -ErrorAction SilentlyContinue
         if ($cmdline -and $cmdline.StartsWith("dnsmasq`0") -and $cmdline.Contains($Daemon.StateDir) -and (Test-ProcessAlive $_.Name)) { [int]$_.Name }
     }
+}
+
+function Get-TestLxcfs($Daemon) {
+    <# The lxcfs the daemon started and recorded in its run directory ("pid starttime"), while it runs. #>
+    $record = Join-Path $Daemon.RunDir 'lxcfs/lxcfs.pid'
+    if (-not (Test-Path $record)) { return }
+    $f = (Get-Content -Raw $record).Trim() -split ' '
+    $stat = Get-Content -Raw "/proc/$($f[0])/stat" -ErrorAction SilentlyContinue
+    # Field 22 (start time) after the parenthesised command name.
+    if ($stat -and ($stat.Substring($stat.LastIndexOf(')') + 2) -split ' ')[19] -eq $f[1]) { [int]$f[0] }
+}
+
+function Get-TestMounts($Daemon) {
+    <# The host's mountinfo lines that name the daemon's directory, but that of the lxcfs mount it keeps for every container. #>
+    $lxcfs = Join-Path $Daemon.RunDir 'lxcfs/mnt'
+    Get-Content /proc/self/mountinfo | Where-Object { $_ -match [regex]::Escape($Daemon.Dir) -and ($_ -split ' ')[4] -ne $lxcfs }
+}
+
+function Stop-TestLxcfs($Daemon) {
+    <#
+    Ends every lxcfs mounted under the test's directory (its daemon's, and those of daemons a test
+    started there with a run directory of their own): each unmounts itself on SIGTERM; a mount a
+    killed one left is detached, so the directory can be removed.
+    #>
+    $prefix = "$($Daemon.Dir)/"
+    $ours = @(Get-ChildItem /proc -Directory -ErrorAction SilentlyContinue | Where-Object Name -match '^\d+$' | ForEach-Object {
+        $argv = (Get-Content -Raw "/proc/$($_.Name)/cmdline" -ErrorAction SilentlyContinue) -split "`0" | Where-Object { $_ }
+        if ($argv -and $argv[0] -eq 'lxcfs' -and $argv[-1].StartsWith($prefix)) { [int]$_.Name }
+    })
+    foreach ($lxcfs in $ours) { kill -TERM $lxcfs }
+    foreach ($lxcfs in $ours) { Wait-Until { -not (Test-ProcessAlive $lxcfs) } -TimeoutSeconds 10 -What "lxcfs $lxcfs to exit" }
+    Get-Content /proc/self/mountinfo | ForEach-Object { ($_ -split ' ')[4] } | Where-Object { $_.StartsWith($prefix) -and $_.EndsWith('/lxcfs/mnt') } |
+        ForEach-Object { umount -l $_ }
 }
 
 function Invoke-InNetns($Daemon, [string]$Command, [string[]]$Arguments) {
@@ -364,6 +398,6 @@ function Wait-TmuxScreen([string]$Session, [string]$What, [string]$Pattern, [int
     catch { throw "$_; the screen:`n$(Get-TmuxScreen $Session)" }
 }
 
-Export-ModuleMember -Function Start-TmuxPwsh, Get-TmuxScreen, Send-TmuxLine, Wait-TmuxScreen, Get-TestDnsmasq, Invoke-InNetns, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
+Export-ModuleMember -Function Start-TmuxPwsh, Get-TmuxScreen, Send-TmuxLine, Wait-TmuxScreen, Get-TestDnsmasq, Get-TestLxcfs, Get-TestMounts, Invoke-InNetns, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
     Get-CgroupMounts, Get-CgroupVersion, Get-CgroupHierarchies, Get-CgroupDirectories, Get-CgroupFile, Get-CgroupKeyedValue, Get-CgroupMemoryLimit, Get-CgroupCpuMax,
     Get-CgroupCpuUsage, Get-CgroupThrottledPeriods, Get-CgroupMemoryUsage, Get-CgroupMemoryLimitHits, Test-CgroupFrozen, Get-ContainerIdMap

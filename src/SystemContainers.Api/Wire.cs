@@ -51,6 +51,14 @@ public sealed record SystemContainerHost
     public string[] ContainerConfigKeys { get; init; } = [];
     /// <summary>The network config keys this daemon knows.</summary>
     public string[] NetworkConfigKeys { get; init; } = [];
+    /// <summary>Where the containers' lxcfs views come from: system (the host's), daemon (its own), missing or failed.</summary>
+    public string Lxcfs { get; init; } = "";
+    /// <summary>The lxcfs mount the containers' /proc and /sys files come from; null without one.</summary>
+    public string? LxcfsMount { get; init; }
+    /// <summary>The daemon's own lxcfs process; null when the host's serves or none runs.</summary>
+    public int? LxcfsPid { get; init; }
+    /// <summary>Why lxcfs is as it is, in a sentence.</summary>
+    public string LxcfsDetail { get; init; } = "";
 }
 
 /// <summary>A system container as the API and the cmdlets show it.</summary>

@@ -5,7 +5,7 @@ namespace SystemContainers.Daemon;
 
 /// <summary>
 /// Command line (--state-dir, --run-dir, --cache-dir, --socket, --sc-init, --log-file, --shift-ids,
-/// --default-network NAME|none, --sysctl-file PATH: where Test-SystemContainerHost -Fix keeps the limits it raises,
+/// --default-network NAME|none, --lxcfs PATH: the lxcfs to run where the host mounts none, --sysctl-file PATH: where Test-SystemContainerHost -Fix keeps the limits it raises,
 /// --image-max-bytes N and --image-max-entries N: what one image import may unpack, 32 GiB and 2000000 by default)
 /// over environment (SYSTEMCONTAINERS_STATE_DIR, _RUN_DIR, _CACHE_DIR, _SOCKET) over defaults.
 /// </summary>
@@ -30,7 +30,7 @@ public sealed record DaemonOptions(EngineOptions Engine, string Socket, string? 
         string cache = Path.GetFullPath(Get("cache-dir", "SYSTEMCONTAINERS_CACHE_DIR", "/var/cache/systemcontainers"));
         string socket = Path.GetFullPath(Get("socket", "SYSTEMCONTAINERS_SOCKET", Path.Combine(run, "systemcontainerd.sock")));
         string scInit = Get("sc-init", "SYSTEMCONTAINERS_SC_INIT", Path.Combine(AppContext.BaseDirectory, "sc-init"));
-        var unknown = values.Keys.Except(["state-dir", "run-dir", "cache-dir", "socket", "sc-init", "log-file", "cgroup-group", "default-network", "sysctl-file",
+        var unknown = values.Keys.Except(["state-dir", "run-dir", "cache-dir", "socket", "sc-init", "log-file", "cgroup-group", "default-network", "sysctl-file", "lxcfs",
             "image-max-bytes", "image-max-entries"]).ToList();
         if (unknown.Count > 0) throw new ArgumentException($"unknown option --{unknown[0]}");
         // Daemons with their own state directory get their own cgroup group, so test daemons never collide.
@@ -47,6 +47,7 @@ public sealed record DaemonOptions(EngineOptions Engine, string Socket, string? 
         {
             StateDir = state, RunDir = run, CacheDir = cache, ScInitPath = scInit, ShiftIds = shift, CgroupGroup = group,
             DefaultNetwork = defaultNetwork == "none" ? null : defaultNetwork, ImportLimits = limits,
+            LxcfsPath = values.GetValueOrDefault("lxcfs") ?? EngineOptions.DefaultLxcfsPath,
         }, socket, values.GetValueOrDefault("log-file"), Path.GetFullPath(values.GetValueOrDefault("sysctl-file") ?? "/etc/sysctl.d/60-systemcontainers.conf"));
     }
 }

@@ -284,6 +284,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
     {
         var all = containers.List();
         var disk = new DriveInfo(options.Engine.StateDir);
+        var lxcfs = containers.Lxcfs.State;
         return new SystemContainerHost
         {
             ServerVersion = typeof(RestApi).Assembly.GetName().Version?.ToString() ?? "0",
@@ -303,6 +304,10 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             Networks = containers.Networks.List().Count,
             ContainerConfigKeys = [.. ContainerConfig.Keys, ContainerConfig.UserPrefix, ContainerConfig.EnvironmentPrefix],
             NetworkConfigKeys = [.. NetworkConfig.Keys],
+            Lxcfs = lxcfs.Source,
+            LxcfsMount = lxcfs.Mount,
+            LxcfsPid = lxcfs.Pid,
+            LxcfsDetail = lxcfs.Detail,
         };
     }
 

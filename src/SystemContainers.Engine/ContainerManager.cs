@@ -49,7 +49,12 @@ public sealed class ContainerManager : IDisposable
         foreach (var name in _store.Names()) Load(name);
         Recovery.ReclaimOrphans(_store.RunContainersDir, _containers.Keys);
         Networks.StartServices();
+        Lxcfs = new Lxcfs(options.LxcfsPath, options.RunDir, _loop);
+        Lxcfs.Start();
     }
+
+    /// <summary>Where the containers' /proc and /sys views of their own limits come from.</summary>
+    public Lxcfs Lxcfs { get; }
 
     /// <summary>The managed networks the containers' NICs join.</summary>
     public NetworkManager Networks { get; }
@@ -681,6 +686,8 @@ public sealed class ContainerManager : IDisposable
             .Add("env", "PATH=" + DefaultPath)
             .Add("env", "TERM=linux")
             .AddAll("env", config.Environment.Select(kv => $"{kv.Key}={kv.Value}"));
+        if (config.IsLxcfs && Lxcfs.Views() is var (lxcfs, views))
+            plan.Add("lxcfsroot", lxcfs).AddAll("lxcfs", views);
         if (r.IdMap is { } m) plan.Add(m);
         // A disk inside another's path goes on after it, so the outer one does not cover it.
         foreach (var disk in config.Disks.OrderBy(d => d.Path, StringComparer.Ordinal)) plan.Add(disk);
@@ -913,6 +920,7 @@ public sealed class ContainerManager : IDisposable
     /// <summary>Daemon shutdown: containers keep running (a new daemon adopts them); an empty cgroup group is removed.</summary>
     public void Dispose()
     {
+        Lxcfs.Dispose();
         Networks.Dispose();
         _loop.Dispose();
         _cgroups.ReleaseGroup();

@@ -21,6 +21,11 @@ public sealed record EngineOptions
 
     public string DnsmasqPath { get; init; } = "/usr/sbin/dnsmasq";
 
+    /// <summary>The lxcfs the daemon runs when the host mounts none at /var/lib/lxcfs.</summary>
+    public string LxcfsPath { get; init; } = DefaultLxcfsPath;
+
+    public const string DefaultLxcfsPath = "/usr/bin/lxcfs";
+
     public string NftPath { get; init; } = "/usr/sbin/nft";
 
     /// <summary>The nftables table (family inet) this daemon owns; nothing else in the firewall is touched.</summary>

@@ -62,12 +62,12 @@ struct disk {
 };
 
 struct plan {
-    const char *lower, *upper, *layers, *target, *hostname, *cwd, *console, *cgroup2;
+    const char *lower, *upper, *layers, *target, *hostname, *cwd, *console, *cgroup2, *lxcfsroot;
     int userns, idmap, pty, home, netsync, nesting;
     unsigned short rows, cols;
     char *uidmap, *gidmap;
-    const char *args[MAX_ARGV], *envs[MAX_ARGV], *cgroups[MAX_LIST], *netifs[MAX_LIST], *sysallow[MAX_LIST];
-    int nargs, nenvs, ncgroups, nnetifs, nsysallow;
+    const char *args[MAX_ARGV], *envs[MAX_ARGV], *cgroups[MAX_LIST], *netifs[MAX_LIST], *sysallow[MAX_LIST], *lxcfs[MAX_LIST];
+    int nargs, nenvs, ncgroups, nnetifs, nsysallow, nlxcfs;
     int capdrop[64];
     int ncapdrop;
     struct disk disks[MAX_LIST];
@@ -188,6 +188,8 @@ static void parse_plan(char *text, struct plan *p)
         else if (!strcmp(line, "cgroup")) push(p->cgroups, &p->ncgroups, MAX_LIST, line, val);
         else if (!strcmp(line, "sysallow")) push(p->sysallow, &p->nsysallow, MAX_LIST, line, val);
         else if (!strcmp(line, "cgroup2")) p->cgroup2 = val;
+        else if (!strcmp(line, "lxcfsroot")) p->lxcfsroot = val;
+        else if (!strcmp(line, "lxcfs")) push(p->lxcfs, &p->nlxcfs, MAX_LIST, line, val);
         else if (!strcmp(line, "capdrop") && p->ncapdrop < 64) p->capdrop[p->ncapdrop++] = atoi(val);
         else if (!strcmp(line, "disk")) {
             if (p->ndisks >= MAX_LIST) { errno = E2BIG; die("cannot take more than %d disk lines", MAX_LIST); }
@@ -460,6 +462,34 @@ static void mount_api_filesystems(const struct plan *p)
 static int sys_open_tree(int dfd, const char *path, unsigned flags)
 {
     return syscall(SYS_open_tree, dfd, path, flags);
+}
+
+/*
+ * lxcfs's files ("lxcfs" lines, relative to "lxcfsroot" and to the rootfs alike) are cloned
+ * while this process is still the host's root to path lookup (the daemon's run directory, where
+ * its lxcfs may be mounted, is closed to the container's ids) and attached over the kernel's
+ * once /proc and /sys are mounted, before any mount namespace above them locks the mounts.
+ */
+static void clone_lxcfs(const struct plan *p, int *trees)
+{
+    char path[4096];
+    for (int i = 0; i < p->nlxcfs; i++) {
+        if (strstr(p->lxcfs[i], "..") || p->lxcfs[i][0] == '/') { errno = EINVAL; die("cannot bind lxcfs file %s: not a plain relative path", p->lxcfs[i]); }
+        snprintf(path, sizeof path, "%s/%s", p->lxcfsroot ? p->lxcfsroot : "", p->lxcfs[i]);
+        trees[i] = sys_open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (trees[i] < 0) die("cannot open_tree %s", path);
+    }
+}
+
+/* A file the container's kernel view lacks (no slabinfo) is left out, not made. */
+static void attach_lxcfs(const struct plan *p, const int *trees)
+{
+    struct stat st;
+    for (int i = 0; i < p->nlxcfs; i++) {
+        if (lstat(p->lxcfs[i], &st) == 0 && syscall(SYS_move_mount, trees[i], "", AT_FDCWD, p->lxcfs[i], MOVE_MOUNT_F_EMPTY_PATH) < 0)
+            die("cannot move_mount lxcfs's %s over %s", p->lxcfs[i], p->lxcfs[i]);
+        close(trees[i]);
+    }
 }
 
 /* Clones path as a detached mount idmapped through userns_fd and attaches it at dst. */
@@ -923,9 +953,12 @@ static int create(struct plan *p)
         wait_byte(go[0]);
         /* Reach the rootfs as host root: the daemon's run directory is closed to the container's ids. */
         if (chdir(p->target) < 0) die("cannot chdir %s", p->target);
+        int lxcfs[MAX_LIST];
+        clone_lxcfs(p, lxcfs);
         if (p->userns) become_user(p);
         links_up(p);
         mount_api_filesystems(p);
+        attach_lxcfs(p, lxcfs);
         /* The disks go on top of the API file systems (so /dev and /run can hold one), before the masks are locked. */
         if (p->ndisks > 0) {
             if (write(done[1], "m", 1) != 1) die("cannot report the rootfs ready for disks");

@@ -58,8 +58,30 @@ public class ContainerManagerTests(EngineFixture fx)
         Assert.Equal(ContainerStatus.Stopped, stopped.Status);
         Assert.False(Directory.Exists($"/proc/{pid}"));
         Assert.All(dirs, d => Assert.False(Directory.Exists(d), d));
-        Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), l => l.Contains(fx.RunDir));
+        // The lxcfs mount serves every container; it is not one of this container's.
+        Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), l => l.Contains(fx.RunDir) && !l.Contains(m.Lxcfs.MountPoint + " "));
         await m.DeleteAsync("iso", force: false);
+    }
+
+    [LxcfsFact]
+    public async Task LxcfsShowsTheMemoryLimitInsideAndTheLaunchPlanBindsOnlyWhatItProvides()
+    {
+        var m = fx.NewManager();
+        Assert.Contains(m.Lxcfs.State.Source, new[] { "daemon", "system" });
+        var (root, files) = m.Lxcfs.Views()!.Value;
+        Assert.Equal(m.Lxcfs.State.Mount, root);
+        Assert.Contains("proc/meminfo", files);
+        Assert.All(files, f => Assert.Contains(f, Lxcfs.Files));
+        m.Create("lxmem", "busybox", new Dictionary<string, string> { ["limits.memory"] = "96MiB" });
+        var view = await m.StartAsync("lxmem");
+        try
+        {
+            var meminfo = (await Run(m, "lxmem", "cat", "/proc/meminfo")).Out;
+            Assert.Matches($@"(?m)^MemTotal:\s+{96 * 1024} kB$", meminfo);
+            var mounts = File.ReadAllLines($"/proc/{view.Pid}/mountinfo").Select(l => l.Split(' ')).ToList();
+            Assert.Contains(mounts, f => f[4] == "/proc/meminfo" && f[Array.IndexOf(f, "-") + 1] == "fuse.lxcfs");
+        }
+        finally { await m.DeleteAsync("lxmem", force: true); }
     }
 
     [Fact]

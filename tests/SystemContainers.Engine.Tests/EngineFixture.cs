@@ -63,6 +63,12 @@ public sealed class EngineFixture : IDisposable
             }
             m.Dispose();
         }
+        // The managers share one run directory and so one lxcfs, which each left running for the next.
+        if (_managers.Count > 0)
+        {
+            using var last = NewManager();
+            last.Lxcfs.Stop();
+        }
         _dir.Dispose();
     }
 }

@@ -70,3 +70,13 @@ public sealed class CgroupV2FactAttribute : FactAttribute
         if (HostCgroups.Version != "v2") Skip = "this host mounts cgroup v1 hierarchies (the v1 driver's test covers it)";
     }
 }
+
+/// <summary>A fact about lxcfs views, skipped with the reason on a host with no lxcfs installed or mounted.</summary>
+public sealed class LxcfsFactAttribute : FactAttribute
+{
+    public LxcfsFactAttribute()
+    {
+        if (!File.Exists(EngineOptions.DefaultLxcfsPath) && !Runtime.Lxcfs.IsLxcfsMount(Runtime.Lxcfs.SystemMount))
+            Skip = $"this host has no lxcfs ({EngineOptions.DefaultLxcfsPath} is not installed and none is mounted at {Runtime.Lxcfs.SystemMount})";
+    }
+}

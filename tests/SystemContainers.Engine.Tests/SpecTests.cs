@@ -52,6 +52,8 @@ public class ContainerConfigTests
         Assert.True(c.IsPrivileged);
         Assert.True(c.IsNesting);
         Assert.False(ContainerConfig.Empty.IsNesting);
+        Assert.True(ContainerConfig.Empty.IsLxcfs);
+        Assert.False(ContainerConfig.Parse(new Dictionary<string, string> { ["security.lxcfs"] = "off" }).IsLxcfs);
         Assert.Equal(TimeSpan.FromSeconds(5), c.StopTimeoutValue);
         Assert.Equal([KeyValuePair.Create("FOO", "bar")], c.Environment.ToList());
     }
@@ -60,6 +62,7 @@ public class ContainerConfigTests
     [InlineData("limits.bogus", "1", "UnknownConfigKey")]
     [InlineData("security.privileged", "maybe", "InvalidConfigValue")]
     [InlineData("security.nesting", "2", "InvalidConfigValue")]
+    [InlineData("security.lxcfs", "maybe", "InvalidConfigValue")]
     [InlineData("security.idmap.base", "-5", "InvalidConfigValue")]
     [InlineData("security.idmap.size", "100", "InvalidConfigValue")]
     [InlineData("boot.stop.timeout", "soon", "InvalidConfigValue")]

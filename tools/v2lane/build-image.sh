@@ -149,6 +149,8 @@ systemctl --root="$root" enable v2lane-run.service > /dev/null 2>&1
 systemctl --root="$root" mask serial-getty@ttyS0.service > /dev/null 2>&1
 # No network in the guest: nothing for apt's timers to do.
 systemctl --root="$root" mask apt-daily.timer apt-daily-upgrade.timer > /dev/null 2>&1
+# lxcfs comes with $HostPackages; its own unit mounts /var/lib/lxcfs, as on a user's host, and the daemon uses that one.
+systemctl --root="$root" enable lxcfs.service > /dev/null 2>&1
 # LXC is there for the bench only: no lxcbr0 with its dnsmasq, no autostarted containers.
 systemctl --root="$root" mask lxc-net.service lxc.service lxc-monitord.service > /dev/null 2>&1
 

@@ -47,6 +47,7 @@ public sealed unsafe partial class HostCheck(EngineOptions options)
         findings.Add(SoftDirty());
         findings.Add(ToolVersion("dnsmasq", options.DnsmasqPath, HostCheckStatus.Warning, "managed networks (DHCP and DNS) need dnsmasq"));
         findings.Add(ToolVersion("nft", options.NftPath, HostCheckStatus.Warning, "NAT and the firewall of managed networks need nft"));
+        findings.Add(Lxcfs());
         findings.Add(ToolVersion("criu", new[] { "/usr/sbin/criu", "/usr/local/sbin/criu", "/usr/bin/criu" }.FirstOrDefault(File.Exists) ?? "/usr/sbin/criu",
             HostCheckStatus.Info, "checkpoints and live migration need criu"));
         findings.AddRange(HostLimits.All.Select(l => LimitFinding(l, containers)));
@@ -338,6 +339,15 @@ public sealed unsafe partial class HostCheck(EngineOptions options)
         return code == 0 && version.Success
             ? new(Tool, name, HostCheckStatus.Ok, version.Value, null, $"{path}: {output.Split('\n')[0].Trim()}")
             : new(Tool, name, missing, "unknown", null, $"{path} --version failed ({code}): {output.Split('\n')[0].Trim()}");
+    }
+
+    /// <summary>The host's lxcfs when one is mounted at /var/lib/lxcfs (the daemon then uses it), else the one the daemon would run.</summary>
+    private HostFinding Lxcfs()
+    {
+        if (Runtime.Lxcfs.IsLxcfsMount(Runtime.Lxcfs.SystemMount))
+            return new(Tool, "lxcfs", HostCheckStatus.Ok, "mounted", null, $"the host's lxcfs serves {Runtime.Lxcfs.SystemMount}; containers get its views");
+        return ToolVersion("lxcfs", options.LxcfsPath, HostCheckStatus.Warning,
+            "without lxcfs, free, top, uptime and nproc inside containers show the host's memory, CPUs and uptime");
     }
 
     /// <summary>Runs a tool that answers at once; its exit code and what it printed (stdout, then stderr).</summary>

@@ -6,7 +6,7 @@ namespace SystemContainers.Engine.Interop;
 internal static unsafe partial class Libc
 {
     public const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80,
-        O_NOCTTY = 0x100, O_TRUNC = 0x200, O_NONBLOCK = 0x800, O_DIRECTORY = 0x10000,
+        O_NOCTTY = 0x100, O_TRUNC = 0x200, O_APPEND = 0x400, O_NONBLOCK = 0x800, O_DIRECTORY = 0x10000,
         O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000;
     public const int EINTR = 4, ECHILD = 10, EAGAIN = 11, EBUSY = 16, EEXIST = 17, ENOENT = 2,
         ESRCH = 3, EINVAL = 22, EIO = 5;
@@ -15,6 +15,7 @@ internal static unsafe partial class Libc
     public const int SYS_pidfd_send_signal = 424, SYS_open_tree = 428, SYS_pidfd_open = 434, SYS_clone3 = 435, SYS_mount_setattr = 442;
     public const int ENOSYS = 38;
     public const int PR_SET_CHILD_SUBREAPER = 36;
+    public const int MNT_DETACH = 2;
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int close(int fd);
@@ -39,6 +40,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int kill(int pid, int signal);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int umount2(string target, int flags);
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int prctl(int option, ulong arg2, ulong arg3, ulong arg4, ulong arg5);

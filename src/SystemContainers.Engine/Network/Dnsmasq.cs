@@ -18,32 +18,28 @@ public sealed record NetworkLease(string Hostname, string HwAddr, string Address
 /// </summary>
 public sealed class Dnsmasq : IDisposable
 {
-    private static readonly TimeSpan RestartDelay = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan StartupCheck = TimeSpan.FromMilliseconds(150);
-    private readonly string _path;
-    private readonly EventLoop _loop;
-    private readonly Lock _lock = new();
-    private string[] _args = [];
-    private Instance? _current;
-    private bool _stopping;
+    private readonly SupervisedProcess _process;
 
     public Dnsmasq(string path, string bridge, string stateDir, string runDir, EventLoop loop)
     {
-        _path = path;
-        _loop = loop;
         Bridge = bridge;
         LeasesFile = Path.Combine(stateDir, "dnsmasq.leases");
         HostsFile = Path.Combine(runDir, "dnsmasq.hosts");
-        PidFile = Path.Combine(runDir, "dnsmasq.pid");
         LogFile = Path.Combine(runDir, "dnsmasq.log");
+        _process = new SupervisedProcess($"dnsmasq of {bridge}", path, Path.Combine(runDir, "dnsmasq.pid"), loop)
+        {
+            FailureReason = "DnsmasqFailed",
+            RestartHint = $"; see {LogFile}",
+        };
     }
 
     public string Bridge { get; }
     public string LeasesFile { get; }
     public string HostsFile { get; }
-    public string PidFile { get; }
+    public string PidFile => _process.PidFile;
     public string LogFile { get; }
-    public int? Pid => _current?.Pid;
+    public int? Pid => _process.Pid;
 
     /// <summary>The command line for a network's config; dnsmasq reads no config file of the host.</summary>
     public IReadOnlyList<string> Arguments(NetworkConfig config)
@@ -68,30 +64,11 @@ public sealed class Dnsmasq : IDisposable
         return a;
     }
 
-    /// <summary>Starts dnsmasq, or adopts the one a previous daemon left running with the same command line.</summary>
-    public void Start(NetworkConfig config)
-    {
-        lock (_lock)
-        {
-            _stopping = false;
-            _args = [.. Arguments(config)];
-            if (TryAdopt()) return;
-            var instance = Spawn();
-            // A bad address or a port in use makes dnsmasq quit at once; say so instead of restarting it forever.
-            if (instance.Exited.Wait(StartupCheck))
-            {
-                _stopping = true;
-                _current = null;
-                throw new EngineException(FailureKind.Failed, "DnsmasqFailed", $"dnsmasq for {Bridge} exited at start: {LastLogLine()}");
-            }
-        }
-    }
-
-    private string LastLogLine()
-    {
-        try { return File.ReadLines(LogFile).LastOrDefault(l => l.Length > 0) ?? "no log"; }
-        catch (IOException e) { return e.Message; }
-    }
+    /// <summary>
+    /// Starts dnsmasq, or adopts the one a previous daemon left running with the same command line.
+    /// A bad address or a port in use makes dnsmasq quit at once: that is an error, not a restart loop.
+    /// </summary>
+    public void Start(NetworkConfig config) => _process.Start(Arguments(config), StartupCheck, () => SupervisedProcess.LastLine(LogFile));
 
     /// <summary>Applies a changed config: dnsmasq cannot re-read its command line, so it is restarted.</summary>
     public void Restart(NetworkConfig config)
@@ -101,11 +78,7 @@ public sealed class Dnsmasq : IDisposable
     }
 
     /// <summary>Makes dnsmasq re-read the hosts file (static leases, names).</summary>
-    public void Reload()
-    {
-        lock (_lock)
-            _current?.Signal(1);
-    }
+    public void Reload() => _process.Signal(1);
 
     public void WriteHosts(IEnumerable<(string Mac, IPAddress? Address, string Name)> hosts)
     {
@@ -194,130 +167,11 @@ public sealed class Dnsmasq : IDisposable
     }
 
     /// <summary>The live process the pid file names (pid and start time both match), adopted or not.</summary>
-    public int? RecordedPid()
-    {
-        if (!File.Exists(PidFile)) return null;
-        var f = File.ReadAllText(PidFile).Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        if (f.Length < 2 || !int.TryParse(f[0], out int pid) || !ulong.TryParse(f[1], out ulong start)) return null;
-        return ProcStat.StartTime(pid) == start ? pid : null;
-    }
-
-    private bool TryAdopt()
-    {
-        if (RecordedPid() is not int pid || !SameCommandLine(pid)) return false;
-        SafeFd pidfd;
-        try { pidfd = Sys.PidfdOpen(pid); }
-        catch (NativeException) { return false; }
-        Watch(new Instance(pid, pidfd));
-        return true;
-    }
-
-    private bool SameCommandLine(int pid)
-    {
-        try
-        {
-            // A zombie's command line is empty: it is not adopted.
-            var cmdline = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries);
-            return cmdline.Length > 0 && cmdline.AsSpan(1).SequenceEqual(_args.AsSpan(1));
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
-
-    private Instance Spawn()
-    {
-        int pid;
-        using (var devnull = Sys.Open("/dev/null", Libc.O_RDWR))
-            pid = Sys.Spawn(_path, _args, [(devnull, 0), (devnull, 1), (devnull, 2)]);
-        var instance = new Instance(pid, Sys.PidfdOpen(pid));
-        Watch(instance);
-        Sys.WriteFileAtomic(PidFile, Encoding.ASCII.GetBytes($"{pid} {ProcStat.StartTime(pid)}\n"), durable: false);
-        return instance;
-    }
-
-    private void Watch(Instance instance)
-    {
-        _current = instance;
-        _loop.WatchExit(instance.Pidfd, status => OnExit(instance, status));
-    }
-
-    /// <summary>An unexpected exit (a crash, a kill by hand) is logged and dnsmasq started again after a pause.</summary>
-    private void OnExit(Instance instance, ExitStatus? status)
-    {
-        instance.Gone();
-        lock (_lock)
-        {
-            if (_current != instance || _stopping) return;
-            _current = null;
-            Console.Error.WriteLine($"dnsmasq of {Bridge} exited (code {status?.Code}, signal {status?.Signal}); restarting; see {LogFile}");
-        }
-        Task.Delay(RestartDelay).ContinueWith(_ =>
-        {
-            lock (_lock)
-            {
-                if (_stopping || _current is not null) return;
-                try { Spawn(); }
-                catch (Exception e) { Console.Error.WriteLine($"cannot restart dnsmasq of {Bridge}: {e.Message}"); }
-            }
-        }, TaskScheduler.Default);
-    }
+    public int? RecordedPid() => _process.RecordedPid();
 
     /// <summary>Ends dnsmasq (SIGTERM, then SIGKILL) and waits until it has exited.</summary>
-    public void Stop()
-    {
-        var instance = LetGo();
-        File.Delete(PidFile);
-        if (instance is null) return;
-        instance.Signal(15);
-        if (!instance.Exited.Wait(TimeSpan.FromSeconds(5)))
-        {
-            instance.Signal(9);
-            instance.Exited.Wait(TimeSpan.FromSeconds(5));
-        }
-    }
-
-    /// <summary>One dnsmasq process: its pidfd is closed by the exit watcher, never while a signal is sent.</summary>
-    private sealed class Instance(int pid, SafeFd pidfd)
-    {
-        private readonly ManualResetEventSlim _exited = new();
-        private readonly Lock _lock = new();
-        private bool _gone;
-
-        public int Pid { get; } = pid;
-        public SafeFd Pidfd { get; } = pidfd;
-        public ManualResetEventSlim Exited => _exited;
-
-        public void Signal(int signal)
-        {
-            lock (_lock)
-                if (!_gone) Sys.PidfdSignal(Pidfd, signal);
-        }
-
-        public void Gone()
-        {
-            lock (_lock)
-            {
-                _gone = true;
-                Pidfd.Dispose();
-            }
-            _exited.Set();
-        }
-    }
+    public void Stop() => _process.Stop();
 
     /// <summary>Daemon shutdown: dnsmasq keeps serving the running containers; the next daemon adopts it.</summary>
-    public void Dispose() => LetGo()?.Gone();
-
-    /// <summary>Ends supervision and hands over the current process, if any.</summary>
-    private Instance? LetGo()
-    {
-        lock (_lock)
-        {
-            _stopping = true;
-            var instance = _current;
-            _current = null;
-            return instance;
-        }
-    }
+    public void Dispose() => _process.Dispose();
 }

@@ -14,6 +14,7 @@ public sealed record ContainerConfig
     public const string IdmapSize = "security.idmap.size";
     public const string IdmapIsolated = "security.idmap.isolated";
     public const string Nesting = "security.nesting";
+    public const string LxcfsViews = "security.lxcfs";
     public const string StopTimeout = "boot.stop.timeout";
     public const string Autostart = "boot.autostart";
     public const string AutostartPriority = "boot.autostart.priority";
@@ -22,7 +23,7 @@ public sealed record ContainerConfig
     public const string UserPrefix = "user.";
 
     public static readonly IReadOnlyList<string> Keys =
-        [Privileged, IdmapBase, IdmapSize, IdmapIsolated, Nesting, SyscallAllowList.Key, StopTimeout, Autostart, AutostartPriority, AutostartDelay, .. ResourceLimits.Keys];
+        [Privileged, IdmapBase, IdmapSize, IdmapIsolated, Nesting, LxcfsViews, SyscallAllowList.Key, StopTimeout, Autostart, AutostartPriority, AutostartDelay, .. ResourceLimits.Keys];
 
     /// <summary>The longest key: keys are names, not data.</summary>
     public const int MaxKeyLength = 255;
@@ -50,6 +51,9 @@ public sealed record ContainerConfig
     /// it, where the kernel locks them.
     /// </summary>
     public bool IsNesting => Raw.TryGetValue(Nesting, out var v) && ParseBool(Nesting, v);
+
+    /// <summary>Whether lxcfs's files cover the container's /proc and /sys entries (the default), so its tools see its limits.</summary>
+    public bool IsLxcfs => !Raw.TryGetValue(LxcfsViews, out var v) || ParseBool(LxcfsViews, v);
 
     public long? IdmapBaseValue => Raw.TryGetValue(IdmapBase, out var v) ? ParseCount(IdmapBase, v, IdMap.FirstUnprivilegedId, IdMap.LastMappableId) : null;
 
@@ -160,6 +164,7 @@ public sealed record ContainerConfig
         _ = config.IdmapSizeValue;
         if (config.Raw.TryGetValue(IdmapIsolated, out var isolated)) ParseBool(IdmapIsolated, isolated);
         _ = config.IsNesting;
+        _ = config.IsLxcfs;
         _ = config.StopTimeoutValue;
         _ = config.IsAutostart;
         _ = config.AutostartPriorityValue;

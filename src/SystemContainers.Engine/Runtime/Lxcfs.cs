@@ -1,0 +1,155 @@
+using SystemContainers.Engine.Interop;
+
+namespace SystemContainers.Engine.Runtime;
+
+/// <summary>Where the containers' lxcfs views come from: the host's own lxcfs, the daemon's, or none and why.</summary>
+public sealed record LxcfsState(string Source, string? Mount, int? Pid, string Detail);
+
+/// <summary>
+/// The lxcfs whose files sc-init binds over a container's /proc and /sys entries, so free, top,
+/// uptime and nproc inside show the container's limits and uptime (as LXD does). A host lxcfs
+/// mounted at /var/lib/lxcfs (Debian's lxcfs.service) is used as it is; otherwise the daemon runs
+/// its own on a mount point in its run directory and supervises it: it survives daemon restarts
+/// (the containers' binds hold its FUSE mount) and is restarted when it dies. A host without
+/// lxcfs starts containers with the kernel's own files.
+/// </summary>
+public sealed class Lxcfs : IDisposable
+{
+    public const string SystemMount = "/var/lib/lxcfs";
+    private static readonly TimeSpan StartupCheck = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan MountWait = TimeSpan.FromSeconds(10);
+
+    /// <summary>The files lxcfs can provide, relative both to its mount and to the container's root.</summary>
+    public static readonly IReadOnlyList<string> Files =
+    [
+        "proc/cpuinfo", "proc/diskstats", "proc/loadavg", "proc/meminfo", "proc/stat", "proc/swaps", "proc/uptime",
+        "proc/slabinfo", "sys/devices/system/cpu/online",
+    ];
+
+    private readonly string _path;
+    private readonly string _dir;
+    private readonly EventLoop _loop;
+    private SupervisedProcess? _process;
+    private string? _failure;
+
+    public Lxcfs(string path, string runDir, EventLoop loop)
+    {
+        _path = path;
+        _dir = Path.Combine(runDir, "lxcfs");
+        MountPoint = Path.Combine(_dir, "mnt");
+        LogFile = Path.Combine(_dir, "lxcfs.log");
+        _loop = loop;
+    }
+
+    /// <summary>Where the daemon's own lxcfs is mounted.</summary>
+    public string MountPoint { get; }
+    public string LogFile { get; }
+
+    /// <summary>The daemon's lxcfs command line: its own pid file (lxcfs locks it), so it never meets another instance's.</summary>
+    private string[] Arguments => ["lxcfs", "--foreground", $"--pidfile={Path.Combine(_dir, "lxcfs.lock")}", MountPoint];
+
+    /// <summary>The mount the containers' views come from, when one serves now.</summary>
+    public string? Root => IsLxcfsMount(SystemMount) ? SystemMount : _process is not null && IsLxcfsMount(MountPoint) ? MountPoint : null;
+
+    /// <summary>Uses the host's lxcfs, adopts the daemon's from before a restart, or starts one; never throws.</summary>
+    public void Start()
+    {
+        if (IsLxcfsMount(SystemMount)) return;
+        if (!File.Exists(_path)) return;
+        Directory.CreateDirectory(MountPoint);
+        _process = new SupervisedProcess("lxcfs", _path, Path.Combine(_dir, "lxcfs.pid"), _loop)
+        {
+            FailureReason = "LxcfsFailed",
+            OutputFile = LogFile,
+            RestartHint = $"; see {LogFile}",
+            BeforeSpawn = DetachStaleMount,
+            AfterRestart = () => WaitForMount(null),
+        };
+        try
+        {
+            _process.Start(Arguments, StartupCheck, () => SupervisedProcess.LastLine(LogFile));
+            WaitForMount(_process);
+        }
+        catch (Exception e) when (e is EngineException or NativeException or IOException)
+        {
+            _failure = e.Message;
+            _process.Stop();
+            _process = null;
+            Console.Error.WriteLine($"containers start without lxcfs: {e.Message}");
+        }
+    }
+
+    public LxcfsState State
+    {
+        get
+        {
+            if (IsLxcfsMount(SystemMount)) return new("system", SystemMount, null, $"the host's lxcfs at {SystemMount}");
+            if (_process is { } p)
+                return IsLxcfsMount(MountPoint)
+                    ? new("daemon", MountPoint, p.Pid, $"the daemon's lxcfs (pid {p.Pid}) at {MountPoint}")
+                    : new("failed", null, p.Pid, $"the daemon's lxcfs is not mounted at {MountPoint} (restarting?); see {LogFile}");
+            if (_failure is not null) return new("failed", null, null, _failure);
+            return new("missing", null, null, $"{_path} is not installed; containers see the host's memory, CPUs and uptime");
+        }
+    }
+
+    /// <summary>The serving mount and the files it provides now (a dead FUSE mount provides none); null when none serves.</summary>
+    public (string Root, IReadOnlyList<string> Files)? Views()
+    {
+        if (Root is not { } root) return null;
+        var files = Files.Where(f => File.Exists(Path.Combine(root, f))).ToList();
+        return files.Count == 0 ? null : (root, files);
+    }
+
+    /// <summary>Whether path is the root of a live lxcfs mount (fuse.lxcfs in this mount namespace).</summary>
+    public static bool IsLxcfsMount(string path)
+    {
+        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            // Fields: id parent major:minor root mountpoint options [optional...] - fstype source super-options
+            var f = line.Split(' ');
+            int dash = Array.IndexOf(f, "-");
+            if (f.Length > 4 && dash > 0 && dash + 1 < f.Length && (f[4].Contains('\\') ? Unescape(f[4]) : f[4]) == path && f[dash + 1] == "fuse.lxcfs") return true;
+        }
+        return false;
+    }
+
+    /// <summary>mountinfo writes space, tab, newline and backslash in paths as octal escapes.</summary>
+    private static string Unescape(string field) =>
+        System.Text.RegularExpressions.Regex.Replace(field, @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString());
+
+    /// <summary>A killed lxcfs leaves its FUSE mount behind, answering ENOTCONN; a new one mounts only on a clean point.</summary>
+    private void DetachStaleMount()
+    {
+        if (IsLxcfsMount(MountPoint) && Libc.umount2(MountPoint, Libc.MNT_DETACH) < 0)
+            throw NativeException.FromLastError("umount2", MountPoint);
+    }
+
+    /// <summary>lxcfs mounts a moment after it starts; containers started before that would get no views.</summary>
+    private void WaitForMount(SupervisedProcess? starting)
+    {
+        var deadline = DateTime.UtcNow + MountWait;
+        while (!IsLxcfsMount(MountPoint))
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                string why = $"lxcfs did not mount {MountPoint} within {MountWait.TotalSeconds:0} s: {SupervisedProcess.LastLine(LogFile)}";
+                if (starting is null) { Console.Error.WriteLine(why); return; }
+                throw new EngineException(FailureKind.Failed, "LxcfsFailed", why);
+            }
+            Thread.Sleep(10);
+        }
+    }
+
+    /// <summary>Ends the daemon's own lxcfs (it unmounts itself on SIGTERM) and clears a mount it left; the host's is never touched.</summary>
+    public void Stop()
+    {
+        if (_process is null) return;
+        _process.Stop();
+        _process = null;
+        DetachStaleMount();
+    }
+
+    /// <summary>Daemon shutdown: lxcfs keeps serving the running containers; the next daemon adopts it.</summary>
+    public void Dispose() => _process?.Dispose();
+}
