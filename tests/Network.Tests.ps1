@@ -427,9 +427,16 @@ Describe 'Containers on a managed network' {
             Wait-IPv4 t1 | Should -Match '^10\.77\.40\.'
             (Get-SystemContainerNetwork tiny).DnsmasqPid | Should -Be $dnsmasq
             Select-String -Path (Join-Path $daemon.RunDir 'networks/tiny/dnsmasq.log') -Pattern 'no address' | Should -BeNullOrEmpty
+            # The error's advice works: the network grows, its NICs keep their addresses, and the next container fits.
+            $t2 = Get-Content (Get-HostsFile tiny (Get-SystemContainer t2).Config['nic.eth0.hwaddr'])
+            Set-SystemContainerNetwork tiny -IPv4 10.77.40.1/24 -ErrorAction Stop
+            Get-Content (Get-HostsFile tiny (Get-SystemContainer t2).Config['nic.eth0.hwaddr']) | Should -Be $t2
+            New-SystemContainer t15 -Image $image -Network tiny -Start | Out-Null
+            Wait-IPv4 t15 | Should -Match '^10\.77\.40\.'
+            Wait-IPv4 t1 | Should -Match '^10\.77\.40\.'
         }
         finally {
-            foreach ($name in $names + 't14') { Remove-SystemContainer $name -Force -ErrorAction SilentlyContinue }
+            foreach ($name in $names + 't14', 't15') { Remove-SystemContainer $name -Force -ErrorAction SilentlyContinue }
             Remove-SystemContainerNetwork tiny -Confirm:$false
         }
     }
