@@ -537,7 +537,7 @@ public sealed class NetworkManager : IDisposable
     }
 
     /// <summary>The hosts files are derived from the configs: a failure to write one is logged, and the next daemon start writes it again.</summary>
-    private static void WriteHost(Assignment a)
+    private void WriteHost(Assignment a)
     {
         var m = a.Network;
         if (m.Hosts.TryGetValue(a.Mac, out var current))
@@ -545,6 +545,7 @@ public sealed class NetworkManager : IDisposable
             if (current.Address.Equals(a.Address) && current.Container == a.Container) return;
             // dnsmasq keeps what it read from a changed file until a reload: the old address stays taken until then.
             m.Stale.Add(current.Address);
+            ScheduleReload(m);
         }
         m.SetHost(a.Mac, a.Address, a.Container);
         try { m.Dnsmasq.WriteHost(a.Mac, a.Address, a.Container); }
