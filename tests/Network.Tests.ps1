@@ -19,12 +19,6 @@ BeforeAll {
     function Get-HostsFile([string]$Network, [string]$Mac) { Join-Path $daemon.RunDir "networks/$Network/dhcp-hosts/$($Mac -replace ':', '')" }
     # dnsmasq logs "cleared cache" once at its start and once for every SIGHUP.
     function Get-DnsmasqReloads([string]$Network) { @(Select-String -Path (Join-Path $daemon.RunDir "networks/$Network/dnsmasq.log") -Pattern 'cleared cache' -SimpleMatch).Count }
-    function Test-InSubnet([string]$Address, [string]$Cidr) {
-        $base, $prefix = $Cidr -split '/'
-        $mask = [uint32](([uint64]4294967295 -shl (32 - [int]$prefix)) -band 4294967295)
-        $value = { param($a) $b = ([ipaddress]$a).GetAddressBytes(); [array]::Reverse($b); [BitConverter]::ToUInt32($b, 0) }
-        ((& $value $Address) -band $mask) -eq ((& $value $base) -band $mask)
-    }
     function Assert-NothingMade([string]$Name) {
         Get-Links bridge | Should -Not -Contain $Name
         Test-Path (Join-Path $daemon.StateDir "networks/$Name") | Should -BeFalse
