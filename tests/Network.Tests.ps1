@@ -16,6 +16,9 @@ BeforeAll {
         (Wait-SystemContainer $Name -For IPv4 -Timeout (20 * $scale) -PassThru -ErrorAction Stop).IPv4[0]
     }
     function Invoke-In([string]$Name, [string[]]$Command) { Invoke-SystemContainerCommand $Name -PassThru -- @Command }
+    function Get-HostsFile([string]$Network, [string]$Mac) { Join-Path $daemon.RunDir "networks/$Network/dhcp-hosts/$($Mac -replace ':', '')" }
+    # dnsmasq logs "cleared cache" once at its start and once for every SIGHUP.
+    function Get-DnsmasqReloads([string]$Network) { @(Select-String -Path (Join-Path $daemon.RunDir "networks/$Network/dnsmasq.log") -Pattern 'cleared cache' -SimpleMatch).Count }
     function Assert-NothingMade([string]$Name) {
         Get-Links bridge | Should -Not -Contain $Name
         Test-Path (Join-Path $daemon.StateDir "networks/$Name") | Should -BeFalse
@@ -64,7 +67,7 @@ Describe 'Managed networks' {
         $addresses | Should -Not -Match '10\.77\.1\.1/'
         $n.DnsmasqPid | Should -Not -Be $before
         Test-ProcessAlive $before | Should -BeFalse
-        (Get-Content -Raw "/proc/$($n.DnsmasqPid)/cmdline") | Should -Match '--dhcp-range=10\.77\.9\.2,10\.77\.9\.254'
+        (Get-Content -Raw "/proc/$($n.DnsmasqPid)/cmdline") | Should -Match '--dhcp-range=10\.77\.9\.0,static,255\.255\.255\.0,'
     }
     It 'refuses an invalid CIDR and makes nothing' -ForEach @(
         @{ Cidr = '10.77.5.1' }, @{ Cidr = '10.77.5.300/24' }, @{ Cidr = '10.77.5.0/24' }, @{ Cidr = '10.77.5.1/31' }, @{ Cidr = 'fd00::1/64' }
@@ -122,9 +125,10 @@ Describe 'Managed networks' {
         Remove-SystemContainerNetwork net1 -WhatIf
         Get-Links bridge | Should -Contain 'net1'
     }
-    It 'picks a free private /24 when no address is given' {
+    It 'picks a free private /20 when no address is given' {
         $n = New-SystemContainerNetwork auto0
-        $n.IPv4 | Should -Match '^10\.\d+\.\d+\.1/24$'
+        $n.IPv4 | Should -Match '^10\.\d+\.\d+\.1/20$'
+        [int]($n.IPv4 -split '\.')[2] % 16 | Should -Be 0
         Remove-SystemContainerNetwork auto0 -Confirm:$false
     }
     It 'removes a network: rules, dnsmasq, bridge and files; the table goes with the last one' {
@@ -385,15 +389,124 @@ Describe 'Containers on a managed network' {
         Remove-SystemContainer rbc -Force
         Remove-SystemContainerNetwork rb0 -Confirm:$false
     }
+    It 'refuses a container or a NIC on a full network, naming it, its range and how to grow it, and leaves nothing; a removal frees an address' {
+        New-SystemContainerNetwork tiny -IPv4 10.77.40.1/28 | Out-Null
+        $dnsmasq = (Get-SystemContainerNetwork tiny).DnsmasqPid
+        $names = 1..13 | ForEach-Object { "t$_" }
+        try {
+            # A /28 leaves 13 addresses beside the bridge's: each NIC gets its own at create, as a file of the hosts directory.
+            foreach ($name in $names) { New-SystemContainer $name -Image $image -Network tiny | Out-Null }
+            $files = @(Get-ChildItem (Join-Path $daemon.RunDir 'networks/tiny/dhcp-hosts'))
+            $files.Count | Should -Be 13
+            @($files | ForEach-Object { ((Get-Content $_.FullName) -split ',')[1] } | Sort-Object -Unique).Count | Should -Be 13
+            New-SystemContainer t14 -Image $image -Network tiny -ErrorAction SilentlyContinue -ErrorVariable e
+            $e[0].FullyQualifiedErrorId | Should -BeLike 'NetworkFull,*'
+            $e[0].Exception.Message | Should -Match "network 'tiny'"
+            $e[0].Exception.Message | Should -Match '10\.77\.40\.0/28'
+            $e[0].Exception.Message | Should -Match 'Set-SystemContainerNetwork tiny -IPv4 10\.77\.40\.1/24'
+            Get-SystemContainer t14 -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            Test-Path (Join-Path $daemon.StateDir 'containers/t14') | Should -BeFalse
+            @(Get-ChildItem (Join-Path $daemon.RunDir 'networks/tiny/dhcp-hosts')).Count | Should -Be 13
+            Get-SystemContainerNetworkLease tiny | Where-Object Hostname -eq t14 | Should -BeNullOrEmpty
+            # A second NIC on the full network, added to a container of another one: refused, its config as it was.
+            Set-SystemContainer b2 -Config @{ 'nic.eth1.type' = 'bridged'; 'nic.eth1.network' = 'tiny' } -ErrorAction SilentlyContinue -ErrorVariable e
+            $e[0].FullyQualifiedErrorId | Should -BeLike 'NetworkFull,*'
+            (Get-SystemContainer b2).Config.Keys | Should -Not -Contain 'nic.eth1.network'
+            # Removing one frees its address (dnsmasq forgets the old MAC on a reload made then), and the next container gets it by DHCP.
+            $freed = ((Get-Content (Get-HostsFile tiny (Get-SystemContainer t5).Config['nic.eth0.hwaddr'])) -split ',')[1]
+            Remove-SystemContainer t5 -Confirm:$false
+            New-SystemContainer t14 -Image $image -Network tiny -Start | Out-Null
+            Wait-IPv4 t14 | Should -Be $freed
+            Start-SystemContainer t1
+            Wait-IPv4 t1 | Should -Match '^10\.77\.40\.'
+            (Get-SystemContainerNetwork tiny).DnsmasqPid | Should -Be $dnsmasq
+            Select-String -Path (Join-Path $daemon.RunDir 'networks/tiny/dnsmasq.log') -Pattern 'no address' | Should -BeNullOrEmpty
+            # The error's advice works: the network grows, its NICs keep their addresses, and the next container fits.
+            $t2 = Get-Content (Get-HostsFile tiny (Get-SystemContainer t2).Config['nic.eth0.hwaddr'])
+            Set-SystemContainerNetwork tiny -IPv4 10.77.40.1/24 -ErrorAction Stop
+            Get-Content (Get-HostsFile tiny (Get-SystemContainer t2).Config['nic.eth0.hwaddr']) | Should -Be $t2
+            New-SystemContainer t15 -Image $image -Network tiny -Start | Out-Null
+            Wait-IPv4 t15 | Should -Match '^10\.77\.40\.'
+            Wait-IPv4 t1 | Should -Match '^10\.77\.40\.'
+        }
+        finally {
+            foreach ($name in $names + 't14', 't15') { Remove-SystemContainer $name -Force -ErrorAction SilentlyContinue }
+            Remove-SystemContainerNetwork tiny -Confirm:$false
+        }
+    }
+    It 'creates 20 containers without a reload or restart of dnsmasq, each with its address by DHCP, resolving its peers by name; their removals cost few reloads' {
+        $dnsmasq = (Get-SystemContainerNetwork lan).DnsmasqPid
+        # Removals of earlier tests are reloaded within a second.
+        Start-Sleep -Seconds 2
+        $reloads = Get-DnsmasqReloads lan
+        $names = 1..20 | ForEach-Object { "d$_" }
+        try {
+            foreach ($name in $names) { New-SystemContainer $name -Image $image -Network lan -Start | Out-Null }
+            $addresses = @{}
+            foreach ($name in $names) { $addresses[$name] = Wait-IPv4 $name }
+            @($addresses.Values | Sort-Object -Unique).Count | Should -Be 20
+            foreach ($name in $names) {
+                $mac = (Get-SystemContainer $name).Config['nic.eth0.hwaddr']
+                Get-Content (Get-HostsFile lan $mac) | Should -Be "$mac,$($addresses[$name]),$name"
+            }
+            Get-DnsmasqReloads lan | Should -Be $reloads
+            (Get-SystemContainerNetwork lan).DnsmasqPid | Should -Be $dnsmasq
+            (Invoke-In d1 @('nslookup', 'd20.sc')).Stdout | Should -Match ([regex]::Escape($addresses['d20']))
+            (Invoke-In d20 @('nslookup', 'd1.sc')).Stdout | Should -Match ([regex]::Escape($addresses['d1']))
+        }
+        finally {
+            foreach ($name in $names) { Remove-SystemContainer $name -Force -ErrorAction SilentlyContinue }
+        }
+        Wait-Until -TimeoutSeconds 10 -What 'the reload that makes dnsmasq forget the removed' { (Get-DnsmasqReloads lan) -gt $reloads }
+        Start-Sleep -Seconds 2
+        (Get-DnsmasqReloads lan) - $reloads | Should -BeLessThan 10
+        Wait-Until -TimeoutSeconds 10 -What 'the name of a removed container to go' { (Invoke-In b2 @('nslookup', 'd1.sc')).Stdout -notmatch [regex]::Escape($addresses['d1']) }
+    }
+    It 'migrates an older daemon''s run directory: its single hosts file and its dnsmasq go, and addresses stay' {
+        $address = Wait-IPv4 b2
+        $mac = (Get-SystemContainer b2).Config['nic.eth0.hwaddr']
+        $run = Join-Path $daemon.RunDir 'networks/lan'
+        Stop-DaemonProcess $daemon
+        $current = Get-TestDnsmasq $daemon | Where-Object { (Get-Content -Raw "/proc/$_/cmdline") -match 'interface=lan\x00' }
+        $arguments = @((Get-Content -Raw "/proc/$current/cmdline") -split "`0" | Where-Object { $_ }) | Select-Object -Skip 1
+        kill -TERM $current
+        Wait-Until -TimeoutSeconds 10 -What 'dnsmasq to exit' { -not (Test-ProcessAlive $current) }
+        # As a daemon before the hosts directory ran it: one hosts file, a dynamic range.
+        $legacy = $arguments | ForEach-Object { $_ -replace '^--dhcp-hostsdir=.*', "--dhcp-hostsfile=$run/dnsmasq.hosts" -replace '^--dhcp-range=10\.77\.2\.0,static,.*', '--dhcp-range=10.77.2.2,10.77.2.254,1h' }
+        Remove-Item -Recurse (Join-Path $run 'dhcp-hosts')
+        Set-Content (Join-Path $run 'dnsmasq.hosts') "$mac,b2"
+        $old = Start-Process nsenter -ArgumentList (@("--net=/run/netns/$($daemon.Netns)", '--', 'dnsmasq') + $legacy) -PassThru
+        try {
+            Wait-Until -TimeoutSeconds 10 -What 'the older dnsmasq' { (Get-Content -Raw "/proc/$($old.Id)/cmdline" -ErrorAction SilentlyContinue) -match '^dnsmasq' }
+            $stat = Get-Content "/proc/$($old.Id)/stat"
+            $startTime = ($stat.Substring($stat.LastIndexOf(')') + 2) -split ' ')[19]
+            Set-Content (Join-Path $run 'dnsmasq.pid') "$($old.Id) $startTime"
+            Start-DaemonProcess $daemon
+            $old.HasExited | Should -BeTrue
+            $new = (Get-SystemContainerNetwork lan).DnsmasqPid
+            $new | Should -Not -Be $old.Id
+            Test-ProcessAlive $new | Should -BeTrue
+            Get-Content -Raw "/proc/$new/cmdline" | Should -Match '--dhcp-hostsdir='
+            Test-Path (Join-Path $run 'dnsmasq.hosts') | Should -BeFalse
+            # The address b2 leased from the older dnsmasq became its static lease.
+            Get-Content (Get-HostsFile lan $mac) | Should -Be "$mac,$address,b2"
+            @(Get-TestDnsmasq $daemon).Count | Should -Be @(Get-SystemContainerNetwork).Count
+        }
+        finally {
+            if (-not $old.HasExited) { kill -KILL $old.Id }
+        }
+    }
     It 'makes the default network on first use for a container without NIC keys' {
         New-SystemContainer plain -Image $image -Start | Out-Null
         $c = Get-SystemContainer plain
         $c.Config['nic.eth0.network'] | Should -Be 'scbr0'
         $net = Get-SystemContainerNetwork scbr0
         $net.Nat | Should -BeTrue
+        # Sized for density: a /20 (4,093 containers), as the bridge carries it on the host.
+        $net.IPv4 | Should -Match '^10\.\d+\.\d+\.1/20$'
+        Invoke-InNetns $daemon ip @('-o', '-4', 'addr', 'show', 'dev', 'scbr0') | Should -Match "inet $([regex]::Escape($net.IPv4)) "
         $address = Wait-IPv4 plain
-        $prefix = $net.IPv4 -replace '\.1/24$', '.'
-        $address | Should -BeLike "$prefix*"
+        Test-InSubnet $address $net.IPv4 | Should -BeTrue
         Remove-SystemContainer plain -Force
     }
 }

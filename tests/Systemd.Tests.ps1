@@ -45,9 +45,9 @@ Describe 'A Debian container with systemd' {
         $scale = if ($env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE) { [double]$env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE } else { 1 }
         $address = (Wait-SystemContainer deb1 -For IPv4 -Timeout (30 * $scale) -PassThru -ErrorAction Stop).IPv4[0]
         $net = Get-SystemContainerNetwork scbr0
-        $address | Should -BeLike ($net.IPv4 -replace '\.1/24$', '.*')
+        Test-InSubnet $address $net.IPv4 | Should -BeTrue
         Invoke-SystemContainerCommand deb1 -- systemctl is-active systemd-networkd systemd-resolved | Should -Be @('active', 'active')
-        (Invoke-SystemContainerCommand deb1 -- ip -4 -o addr show dev eth0) -join "`n" | Should -Match ([regex]::Escape("inet $address/24"))
+        (Invoke-SystemContainerCommand deb1 -- ip -4 -o addr show dev eth0) -join "`n" | Should -Match ([regex]::Escape("inet $address/$(($net.IPv4 -split '/')[1])"))
         (Get-SystemContainerNetworkLease scbr0 | Where-Object Hostname -eq deb1).Address | Should -Be $address
         New-SystemContainer peer -Image (Get-TestImage) -Start | Out-Null
         Wait-Until -TimeoutSeconds 20 -What 'a DHCP address for peer' { @((Get-SystemContainer peer).IPv4).Count -gt 0 }

@@ -251,6 +251,14 @@ function Wait-Until([scriptblock]$Condition, [int]$TimeoutSeconds = 60, [string]
     throw "timed out after $TimeoutSeconds s waiting for $What"
 }
 
+function Test-InSubnet([string]$Address, [string]$Cidr) {
+    <# Whether an IPv4 address is inside the subnet of a bridge address in CIDR form (10.1.16.1/20). #>
+    $base, $prefix = $Cidr -split '/'
+    $mask = [uint32](([uint64]4294967295 -shl (32 - [int]$prefix)) -band 4294967295)
+    $value = { param($a) $b = ([ipaddress]$a).GetAddressBytes(); [array]::Reverse($b); [BitConverter]::ToUInt32($b, 0) }
+    ((& $value $Address) -band $mask) -eq ((& $value $base) -band $mask)
+}
+
 function Test-ProcessAlive([int]$ProcessId) {
     <# A zombie has exited: an adopted init is reaped by its real parent (the host's init), not by us. #>
     $stat = Get-Content "/proc/$ProcessId/stat" -ErrorAction SilentlyContinue
@@ -398,6 +406,6 @@ function Wait-TmuxScreen([string]$Session, [string]$What, [string]$Pattern, [int
     catch { throw "$_; the screen:`n$(Get-TmuxScreen $Session)" }
 }
 
-Export-ModuleMember -Function Start-TmuxPwsh, Get-TmuxScreen, Send-TmuxLine, Wait-TmuxScreen, Get-TestDnsmasq, Get-TestLxcfs, Get-TestMounts, Invoke-InNetns, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
+Export-ModuleMember -Function Start-TmuxPwsh, Get-TmuxScreen, Send-TmuxLine, Wait-TmuxScreen, Get-TestDnsmasq, Get-TestLxcfs, Get-TestMounts, Invoke-InNetns, Test-InSubnet, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
     Get-CgroupMounts, Get-CgroupVersion, Get-CgroupHierarchies, Get-CgroupDirectories, Get-CgroupFile, Get-CgroupKeyedValue, Get-CgroupMemoryLimit, Get-CgroupCpuMax,
     Get-CgroupCpuUsage, Get-CgroupThrottledPeriods, Get-CgroupMemoryUsage, Get-CgroupMemoryLimitHits, Test-CgroupFrozen, Get-ContainerIdMap

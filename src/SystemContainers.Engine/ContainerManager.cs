@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Win32.SafeHandles;
 using SystemContainers.Engine.Cgroups;
+using SystemContainers.Engine.Host;
 using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Interop;
 using SystemContainers.Engine.Network;
@@ -579,6 +580,7 @@ public sealed class ContainerManager : IDisposable
         {
             foreach (var nic in nics) hostInterfaces.Add(Networks.Attach(name, nic, child));
         };
+        HostLimits.CheckStart(name, c.Record.InitKind, RootUid(c), idmap is not null && !config.IsIdmapIsolated);
         try
         {
             _store.WriteRuntime(name, before with { Starting = true });

@@ -1,3 +1,4 @@
+using SystemContainers.Engine.Host;
 using SystemContainers.Engine.Cgroups;
 using SystemContainers.Engine.Spec;
 
@@ -185,5 +186,51 @@ public class CgroupV2LimitsTests
                 await setting.WaitAsync(TimeSpan.FromSeconds(10));
             }
         }
+    }
+}
+
+public partial class HostLimitsTests
+{
+    [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
+    private static partial int inotify_init1(int flags);
+
+    [System.Runtime.InteropServices.LibraryImport("libc")]
+    private static partial int close(int fd);
+
+    [Fact]
+    public void CountsTheInotifyInstancesAProcessHoldsAndThoseChargedToRoot()
+    {
+        const int OCloexec = 0x80000;
+        int before = HostLimits.InotifyInstancesOf("/proc/self");
+        int a = inotify_init1(OCloexec), b = inotify_init1(OCloexec);
+        try
+        {
+            Assert.True(a >= 0 && b >= 0);
+            Assert.Equal(before + 2, HostLimits.InotifyInstancesOf("/proc/self"));
+            // The tests run as root: this process's instances are among root's.
+            Assert.True(HostLimits.RootInotifyInstances() >= before + 2);
+        }
+        finally
+        {
+            close(a);
+            close(b);
+        }
+        Assert.Equal(before, HostLimits.InotifyInstancesOf("/proc/self"));
+    }
+
+    [Fact]
+    public void NamesTheSysctlAndTheValueNeededWhenAStartWouldCrossIt()
+    {
+        var e = HostLimits.Refusal("web", "fs.inotify.max_user_instances", 128, 125, 10, "root and its containers hold 125 inotify instances on this host");
+        Assert.Equal("HostLimitReached", e.Reason);
+        Assert.Contains("cannot start container 'web': fs.inotify.max_user_instances is 128", e.Message);
+        Assert.Contains("sysctl -w fs.inotify.max_user_instances=135", e.Message);
+        Assert.Null(HostLimits.KeysOf(int.MaxValue));
+    }
+
+    [Fact]
+    public void LeavesAStartOfAContainerThatIsNotSystemdAlone()
+    {
+        HostLimits.CheckStart("bb", Images.InitKinds.Busybox, 1_000_000, sharedMap: true);
     }
 }

@@ -69,10 +69,10 @@ public class IpSubnetTests
     [Fact]
     public void LeasesEveryHostAddressButTheBridges()
     {
-        Assert.Equal([("10.0.3.2", "10.0.3.254")], Ranges("10.0.3.1/24"));
-        Assert.Equal([("10.0.3.1", "10.0.3.99"), ("10.0.3.101", "10.0.3.254")], Ranges("10.0.3.100/24"));
-        Assert.Equal([("10.0.3.1", "10.0.3.253")], Ranges("10.0.3.254/24"));
         var s = IpSubnet.Parse("10.0.3.1/24", false, "x");
+        Assert.Equal(253, (int)s.ContainerAddresses);
+        Assert.Equal("255.255.255.0", s.Netmask.ToString());
+        Assert.Equal(4093, (int)IpSubnet.Parse("10.0.16.1/20", false, "x").ContainerAddresses);
         Assert.True(s.IsLeasable(IPAddress.Parse("10.0.3.50")));
         Assert.False(s.IsLeasable(IPAddress.Parse("10.0.3.1")));
         Assert.False(s.IsLeasable(IPAddress.Parse("10.0.3.0")));
@@ -80,8 +80,20 @@ public class IpSubnetTests
         Assert.False(s.IsLeasable(IPAddress.Parse("10.0.4.5")));
     }
 
-    private static List<(string, string)> Ranges(string cidr) =>
-        IpSubnet.Parse(cidr, false, "x").DhcpRanges().Select(r => (r.First.ToString(), r.Last.ToString())).ToList();
+    [Fact]
+    public void HandsOutTheNextFreeAddressAfterTheLastOneWrappingRoundAndNeverTheBridges()
+    {
+        var s = IpSubnet.Parse("10.0.3.2/29", false, "x");
+        var taken = new HashSet<string>();
+        string? Next(string? after) => s.NextFree(after is null ? null : IPAddress.Parse(after), a => taken.Contains(a.ToString()))?.ToString();
+        Assert.Equal("10.0.3.1", Next(null));
+        Assert.Equal("10.0.3.3", Next("10.0.3.1"));
+        Assert.Equal("10.0.3.1", Next("10.0.3.6"));
+        taken.UnionWith(["10.0.3.1", "10.0.3.3", "10.0.3.4"]);
+        Assert.Equal("10.0.3.5", Next("10.0.3.1"));
+        taken.UnionWith(["10.0.3.5", "10.0.3.6"]);
+        Assert.Null(Next("10.0.3.4"));
+    }
 }
 
 public class NetworkConfigTests
@@ -258,7 +270,8 @@ public sealed class FirewallAndDnsmasqTests : IDisposable
         Assert.Contains("--no-hosts", args);
         Assert.Contains("--interface=lab0", args);
         Assert.Contains("--listen-address=10.5.0.1", args);
-        Assert.Contains("--dhcp-range=10.5.0.2,10.5.0.254,1h", args);
+        Assert.Contains("--dhcp-range=10.5.0.0,static,255.255.255.0,1h", args);
+        Assert.Contains($"--dhcp-hostsdir={d.HostsDir}", args);
         Assert.Contains("--dhcp-range=::,constructor:lab0,ra-stateless,ra-names", args);
         Assert.Contains("--domain=lab", args);
         Assert.Contains("--local=/lab/", args);
@@ -281,12 +294,23 @@ public sealed class FirewallAndDnsmasqTests : IDisposable
     }
 
     [Fact]
-    public void WritesStaticLeasesAndNamesReadableByDnsmasqsUser()
+    public void WritesOneFilePerStaticLeaseReadableByDnsmasqsUserAndReadsThemBack()
     {
         var d = _dnsmasq;
-        d.WriteHosts([("0a:00:00:00:00:01", IPAddress.Parse("10.5.0.9"), "db"), ("0a:00:00:00:00:02", null, "web")]);
-        Assert.Equal("0a:00:00:00:00:01,10.5.0.9,db\n0a:00:00:00:00:02,web\n", File.ReadAllText(d.HostsFile));
-        Assert.True(File.GetUnixFileMode(d.HostsFile).HasFlag(UnixFileMode.OtherRead));
+        Directory.CreateDirectory(d.HostsDir);
+        d.WriteHost("0a:00:00:00:00:01", IPAddress.Parse("10.5.0.9"), "db");
+        d.WriteHost("0a:00:00:00:00:02", IPAddress.Parse("10.5.0.10"), "web");
+        string file = Path.Combine(d.HostsDir, "0a0000000001");
+        Assert.Equal("0a:00:00:00:00:01,10.5.0.9,db\n", File.ReadAllText(file));
+        Assert.True(File.GetUnixFileMode(file).HasFlag(UnixFileMode.OtherRead));
+        // No temporary file is left for dnsmasq's inotify to read.
+        Assert.Equal(2, Directory.GetFiles(d.HostsDir).Length);
+        File.WriteAllText(Path.Combine(d.HostsDir, "planted"), "not,a-host\n");
+        d.RemoveHost("0a:00:00:00:00:02");
+        var hosts = d.ReadHosts();
+        Assert.Equal(["0a:00:00:00:00:01"], hosts.Keys);
+        Assert.Equal(("10.5.0.9", "db"), (hosts["0a:00:00:00:00:01"].Address.ToString(), hosts["0a:00:00:00:00:01"].Name));
+        Assert.Equal([file], Directory.GetFiles(d.HostsDir));
     }
 }
 

@@ -31,6 +31,81 @@ public static class HostLimits
         new("vm.max_map_count", 262144, 0, "a per-process limit that databases and JVMs inside containers exceed at the kernel's 65530"),
     ];
 
+    // What one Debian/systemd container takes of the quotas charged to the host, measured: about 9 inotify instances, 6 to 7 keys.
+    private const int InotifyPerSystemd = 10, KeysPerSystemd = 8;
+
+    /// <summary>
+    /// Refuses the start of a systemd container that would cross a quota the kernel charges on
+    /// the host, where systemd would fail units one by one instead: inotify instances count
+    /// against root for every container (a user namespace charges its creator), keys against a
+    /// container's host root uid, which the containers that share an id map share.
+    /// </summary>
+    public static void CheckStart(string container, string initKind, int hostRootUid, bool sharedMap)
+    {
+        if (initKind != Images.InitKinds.Systemd) return;
+        if (Read("fs.inotify.max_user_instances") is long instances)
+        {
+            int held = RootInotifyInstances();
+            if (held + InotifyPerSystemd > instances)
+                throw Refusal(container, "fs.inotify.max_user_instances", instances, held, InotifyPerSystemd,
+                    $"root and its containers hold {held} inotify instances on this host");
+        }
+        if (sharedMap && hostRootUid != 0 && Read("kernel.keys.maxkeys") is long maxKeys && KeysOf(hostRootUid) is int keys && keys + KeysPerSystemd > maxKeys)
+            throw Refusal(container, "kernel.keys.maxkeys", maxKeys, keys, KeysPerSystemd,
+                $"host uid {hostRootUid}, shared by the containers of one id map, holds {keys} keys");
+    }
+
+    internal static EngineException Refusal(string container, string key, long limit, long held, int more, string why) =>
+        EngineException.Conflict("HostLimitReached",
+            $"cannot start container '{container}': {key} is {limit}, {why}, and a systemd container needs about {more} more; "
+            + $"raise it to at least {held + more} (Test-SystemContainerHost -Fix, or sysctl -w {key}={held + more})");
+
+    /// <summary>
+    /// The inotify instances charged to host root: those of root's processes and of every
+    /// process in another user namespace (the daemon's containers, whose namespaces root made).
+    /// </summary>
+    public static int RootInotifyInstances()
+    {
+        string own = new FileInfo("/proc/self/ns/user").LinkTarget ?? "";
+        int count = 0;
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out _)) continue;
+            try
+            {
+                if (new FileInfo(Path.Combine(dir, "ns/user")).LinkTarget == own && EffectiveUid(dir) != 0) continue;
+                count += InotifyInstancesOf(dir);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // A process that exited meanwhile holds nothing.
+            }
+        }
+        return count;
+    }
+
+    /// <summary>The inotify instances among a process's open files (procDir: /proc/&lt;pid&gt;).</summary>
+    public static int InotifyInstancesOf(string procDir) =>
+        Directory.EnumerateFileSystemEntries(Path.Combine(procDir, "fd")).Count(fd => new FileInfo(fd).LinkTarget == "anon_inode:inotify");
+
+    private static int EffectiveUid(string procDir)
+    {
+        var line = File.ReadLines(Path.Combine(procDir, "status")).FirstOrDefault(l => l.StartsWith("Uid:", StringComparison.Ordinal));
+        var f = line?.Split('\t', StringSplitOptions.RemoveEmptyEntries);
+        return f is { Length: > 2 } && int.TryParse(f[2], out int uid) ? uid : -1;
+    }
+
+    /// <summary>The keys a host uid holds against kernel.keys.maxkeys (/proc/key-users: "uid: usage nkeys/nikeys qnkeys/maxkeys ..."), null if it holds none.</summary>
+    public static int? KeysOf(int uid)
+    {
+        foreach (var line in File.ReadLines("/proc/key-users"))
+        {
+            var f = line.Split((char[])[' ', ':'], StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length >= 4 && f[0] == uid.ToString() && int.TryParse(f[3].Split('/')[0], out int keys)) return keys;
+        }
+        return null;
+    }
+
     public static string ProcPath(string key) => "/proc/sys/" + key.Replace('.', '/');
 
     /// <summary>The current value; null where this kernel or network namespace does not show the key.</summary>

@@ -14,10 +14,14 @@ public sealed record NetworkLease(string Hostname, string HwAddr, string Address
 /// The dnsmasq of one bridge: DHCPv4, router advertisements and stateless DHCPv6, and DNS for
 /// &lt;container&gt;.&lt;domain&gt;. The daemon starts it, restarts it when it dies, and leaves
 /// it running across its own restart (a new daemon adopts it by pid and start time), as it
-/// does containers. Static leases and names live in a hosts file re-read on SIGHUP.
+/// does containers. Each NIC's static lease and name is a file of its own in a hosts directory:
+/// dnsmasq reads a new file by inotify, with no reload, but forgets a deleted one only on SIGHUP.
 /// </summary>
 public sealed class Dnsmasq : IDisposable
 {
+    // dnsmasq lists the hosts directory as nobody.
+    private const UnixFileMode Traversable = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+        | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
     private static readonly TimeSpan StartupCheck = TimeSpan.FromMilliseconds(150);
     private readonly SupervisedProcess _process;
 
@@ -25,7 +29,8 @@ public sealed class Dnsmasq : IDisposable
     {
         Bridge = bridge;
         LeasesFile = Path.Combine(stateDir, "dnsmasq.leases");
-        HostsFile = Path.Combine(runDir, "dnsmasq.hosts");
+        HostsDir = Path.Combine(runDir, "dhcp-hosts");
+        LegacyHostsFile = Path.Combine(runDir, "dnsmasq.hosts");
         LogFile = Path.Combine(runDir, "dnsmasq.log");
         _process = new SupervisedProcess($"dnsmasq of {bridge}", path, Path.Combine(runDir, "dnsmasq.pid"), loop)
         {
@@ -36,7 +41,10 @@ public sealed class Dnsmasq : IDisposable
 
     public string Bridge { get; }
     public string LeasesFile { get; }
-    public string HostsFile { get; }
+    public string HostsDir { get; }
+
+    /// <summary>The single hosts file of daemons before the hosts directory, removed when found.</summary>
+    public string LegacyHostsFile { get; }
     public string PidFile => _process.PidFile;
     public string LogFile { get; }
     public int? Pid => _process.Pid;
@@ -49,12 +57,12 @@ public sealed class Dnsmasq : IDisposable
             "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-hosts", "--strict-order", "--bind-interfaces",
             "--except-interface=lo", "--pid-file=", "--no-ping", $"--interface={Bridge}", "--dhcp-rapid-commit",
             "--no-negcache", "--domain-needed", "--dhcp-no-override", "--dhcp-authoritative", "--quiet-ra", "--quiet-dhcp6",
-            $"--listen-address={config.IPv4.Address}", $"--dhcp-leasefile={LeasesFile}", $"--dhcp-hostsfile={HostsFile}",
+            $"--listen-address={config.IPv4.Address}", $"--dhcp-leasefile={LeasesFile}", $"--dhcp-hostsdir={HostsDir}",
             $"--domain={config.Domain}", $"--local=/{config.Domain}/", $"--interface-name=_gateway.{config.Domain},{Bridge}",
             "--user=nobody", "--group=nogroup", $"--log-facility={LogFile}",
         };
-        foreach (var (first, last) in config.IPv4.DhcpRanges())
-            a.Add($"--dhcp-range={first},{last},1h");
+        // Every NIC has its address in the hosts directory: dnsmasq hands out no other, so none is taken twice.
+        a.Add($"--dhcp-range={config.IPv4.Network},static,{config.IPv4.Netmask},1h");
         if (config.IPv6 is { } v6)
         {
             a.Add($"--listen-address={v6.Address}");
@@ -68,7 +76,13 @@ public sealed class Dnsmasq : IDisposable
     /// Starts dnsmasq, or adopts the one a previous daemon left running with the same command line.
     /// A bad address or a port in use makes dnsmasq quit at once: that is an error, not a restart loop.
     /// </summary>
-    public void Start(NetworkConfig config) => _process.Start(Arguments(config), StartupCheck, () => SupervisedProcess.LastLine(LogFile));
+    public void Start(NetworkConfig config)
+    {
+        Directory.CreateDirectory(HostsDir, Traversable);
+        // An older daemon's single hosts file: the hosts directory, written from the configs, replaces it.
+        File.Delete(LegacyHostsFile);
+        _process.Start(Arguments(config), StartupCheck, () => SupervisedProcess.LastLine(LogFile));
+    }
 
     /// <summary>Applies a changed config: dnsmasq cannot re-read its command line, so it is restarted.</summary>
     public void Restart(NetworkConfig config)
@@ -77,17 +91,37 @@ public sealed class Dnsmasq : IDisposable
         Start(config);
     }
 
-    /// <summary>Makes dnsmasq re-read the hosts file (static leases, names).</summary>
+    /// <summary>Makes dnsmasq re-read the hosts directory, so it forgets the hosts whose files went.</summary>
     public void Reload() => _process.Signal(1);
 
-    public void WriteHosts(IEnumerable<(string Mac, IPAddress? Address, string Name)> hosts)
+    /// <summary>
+    /// Writes one NIC's static lease and name. dnsmasq reads it after dropping privileges to
+    /// nobody; derived from the configs, it needs no fsync. The temporary file's name starts with
+    /// a dot, which dnsmasq's inotify skips, so it reads only the renamed, complete file.
+    /// </summary>
+    public void WriteHost(string mac, IPAddress address, string name) =>
+        Sys.WriteFileAtomic(HostFile(mac), Encoding.ASCII.GetBytes($"{mac},{address},{name}\n"), 0x1a4, durable: false);
+
+    /// <summary>Deletes one NIC's file; dnsmasq keeps the host until its next reload.</summary>
+    public void RemoveHost(string mac) => File.Delete(HostFile(mac));
+
+    /// <summary>The hosts directory as it is (made if missing): MAC to address and name; a file this class did not write is deleted.</summary>
+    public Dictionary<string, (IPAddress Address, string Name)> ReadHosts()
     {
-        var text = new StringBuilder();
-        foreach (var (mac, address, name) in hosts)
-            text.Append(mac).Append(',').Append(address is null ? "" : address + ",").Append(name).Append('\n');
-        // dnsmasq re-reads it after dropping privileges to nobody; derived from the configs, it needs no fsync.
-        Sys.WriteFileAtomic(HostsFile, Encoding.ASCII.GetBytes(text.ToString()), 0x1a4, durable: false);
+        var hosts = new Dictionary<string, (IPAddress, string)>(StringComparer.Ordinal);
+        Directory.CreateDirectory(HostsDir, Traversable);
+        foreach (var file in Directory.EnumerateFiles(HostsDir))
+        {
+            var f = File.ReadAllText(file).TrimEnd('\n').Split(',');
+            if (f.Length == 3 && HostFile(f[0]) == file && IpSubnet.TryParseAddress(f[1], v6: false, out var address))
+                hosts[f[0]] = (address, f[2]);
+            else
+                File.Delete(file);
+        }
+        return hosts;
     }
+
+    private string HostFile(string mac) => Path.Combine(HostsDir, mac.Replace(":", ""));
 
     /// <summary>Ends at once the IPv4 leases of these MAC addresses (a removed container's).</summary>
     public void Release(IPAddress server, IReadOnlySet<string> macs)

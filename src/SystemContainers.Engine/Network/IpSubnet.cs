@@ -72,16 +72,30 @@ public sealed record IpSubnet(IPAddress Address, int PrefixLength)
         return shorter.Contains(shorter == this ? other.Network : Network);
     }
 
-    /// <summary>The addresses dnsmasq may lease: every host address but the bridge's own (one or two ranges).</summary>
-    public IReadOnlyList<(IPAddress First, IPAddress Last)> DhcpRanges()
+    /// <summary>The subnet's mask in dotted form, as dnsmasq's static dhcp-range takes it.</summary>
+    public IPAddress Netmask => FromInteger(Mask);
+
+    /// <summary>How many addresses the subnet leaves to containers: every host address but the bridge's own.</summary>
+    public BigInteger ContainerAddresses => BroadcastInteger - NetworkInteger - 2;
+
+    /// <summary>
+    /// The first container address after the given one (from the start when null), wrapping
+    /// round, that taken does not claim; null when every one is taken. Going on from the last
+    /// one handed out keeps a freed address out of use as long as others are free, so a
+    /// neighbour's ARP cache never points a new container's address at the old one's MAC.
+    /// </summary>
+    public IPAddress? NextFree(IPAddress? after, Func<IPAddress, bool> taken)
     {
-        var first = NetworkInteger + 1;
-        var last = BroadcastInteger - 1;
-        var own = ToInteger(Address);
-        var ranges = new List<(IPAddress, IPAddress)>();
-        if (own > first) ranges.Add((FromInteger(first), FromInteger(own - 1)));
-        if (own < last) ranges.Add((FromInteger(own + 1), FromInteger(last)));
-        return ranges;
+        BigInteger first = NetworkInteger + 1, last = BroadcastInteger - 1, own = ToInteger(Address);
+        BigInteger start = after is not null && Contains(after) ? ToInteger(after) + 1 : first;
+        for (BigInteger n = 0, span = last - first + 1; n < span; n++)
+        {
+            var candidate = first + (start - first + n) % span;
+            if (candidate == own) continue;
+            var address = FromInteger(candidate);
+            if (!taken(address)) return address;
+        }
+        return null;
     }
 
     /// <summary>A usable host address of this subnet that is not the bridge's own.</summary>

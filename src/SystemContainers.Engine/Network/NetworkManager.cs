@@ -41,12 +41,41 @@ public sealed class NetworkManager : IDisposable
     private readonly Dictionary<string, Managed> _networks = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IReadOnlyList<NicSpec>> _nics = new(StringComparer.Ordinal);
 
+    // Deleted hosts files are forgotten by dnsmasq only on SIGHUP: one reload for all the removals of this span.
+    private static readonly TimeSpan ReloadDelay = TimeSpan.FromSeconds(1);
+
     private sealed class Managed(NetworkRecord record, NetworkConfig config, Dnsmasq dnsmasq)
     {
         public NetworkRecord Record = record;
         public NetworkConfig Config = config;
         public Dnsmasq Dnsmasq { get; } = dnsmasq;
+
+        /// <summary>What the hosts directory holds: each NIC's MAC to its address and container.</summary>
+        public readonly Dictionary<string, (IPAddress Address, string Container)> Hosts = new(StringComparer.Ordinal);
+        public readonly HashSet<IPAddress> Assigned = [];
+
+        /// <summary>Addresses whose files went since dnsmasq's last reload: it still holds them for their old MACs.</summary>
+        public readonly HashSet<IPAddress> Stale = [];
+        public IPAddress? LastAssigned;
+        public bool ReloadPending;
+
+        public bool Taken(IPAddress address) => Assigned.Contains(address) || Stale.Contains(address);
+
+        public void SetHost(string mac, IPAddress address, string container)
+        {
+            DropHost(mac);
+            Hosts[mac] = (address, container);
+            Assigned.Add(address);
+        }
+
+        public void DropHost(string mac)
+        {
+            if (Hosts.Remove(mac, out var old)) Assigned.Remove(old.Address);
+        }
     }
+
+    /// <summary>One NIC's static lease as planned: its network, MAC, address and container.</summary>
+    private sealed record Assignment(Managed Network, string Mac, IPAddress Address, string Container);
 
     public NetworkManager(EngineOptions options, EventLoop loop)
     {
@@ -151,7 +180,7 @@ public sealed class NetworkManager : IDisposable
         return new Dnsmasq(_options.DnsmasqPath, name, Path.Combine(StateRoot, name), run, _loop);
     }
 
-    /// <summary>After the containers were registered at daemon start: hosts files written, dnsmasq started or adopted.</summary>
+    /// <summary>After the containers were registered at daemon start: hosts directories brought up to date, dnsmasq started or adopted.</summary>
     public void StartServices()
     {
         lock (_lock)
@@ -162,8 +191,9 @@ public sealed class NetworkManager : IDisposable
             {
                 try
                 {
-                    m.Dnsmasq.WriteHosts(HostsOf(name));
+                    bool forgot = LoadHosts(m);
                     m.Dnsmasq.Start(m.Config);
+                    if (forgot) m.Dnsmasq.Reload();
                 }
                 catch (Exception e) when (e is NativeException or IOException or EngineException)
                 {
@@ -190,7 +220,7 @@ public sealed class NetworkManager : IDisposable
         lock (_lock)
         {
             var values = new Dictionary<string, string>(config ?? new Dictionary<string, string>(), StringComparer.Ordinal);
-            // Like LXD's "auto": without an address the network gets a free private /24.
+            // Like LXD's "auto": without an address the network gets a free private /20, room for 4,093 containers.
             if (!values.ContainsKey(NetworkConfig.IPv4Address)) values[NetworkConfig.IPv4Address] = FreeSubnet();
             var parsed = NetworkConfig.Parse(values);
             if (_networks.ContainsKey(name)) throw EngineException.Conflict("NetworkExists", $"network '{name}' already exists");
@@ -210,7 +240,6 @@ public sealed class NetworkManager : IDisposable
                 TestHooks.Reach("network-bridged");
                 managed = new Managed(record, parsed, NewDnsmasq(name));
                 _networks[name] = managed;
-                managed.Dnsmasq.WriteHosts([]);
                 managed.Dnsmasq.Start(parsed);
                 TestHooks.Reach("network-dnsmasq");
                 ApplyFirewall();
@@ -253,6 +282,9 @@ public sealed class NetworkManager : IDisposable
                 if (nic.IPv4 is { } fixedAddress && !parsed.IPv4.IsLeasable(fixedAddress))
                     throw EngineException.Conflict("AddressOutsideNetwork",
                         $"container '{container}' has the fixed address {fixedAddress} ({NicSpec.Key(nic.Device, "ipv4.address")}), which {parsed.IPv4} does not leave to containers");
+            int nics = NicsOn(name).Count(u => u.Nic.HwAddr is not null);
+            if (parsed.IPv4.ContainerAddresses < nics)
+                throw EngineException.Conflict("NetworkFull", $"{parsed.IPv4} leaves {parsed.IPv4.ContainerAddresses} container addresses, and network '{name}' has {nics} NICs");
             var old = m.Config;
             try
             {
@@ -290,8 +322,24 @@ public sealed class NetworkManager : IDisposable
         }
         SetSysctls(name, to);
         m.Config = to;
+        if (from.IPv4 != to.IPv4) Readdress(m);
         m.Dnsmasq.Restart(to);
         ApplyFirewall();
+    }
+
+    /// <summary>A new subnet: every NIC on the network gets its address in it (fixed ones stay), all or none.</summary>
+    private void Readdress(Managed m)
+    {
+        var plan = Plan(NicsOn(m.Record.Name), preferred: null);
+        foreach (var mac in m.Hosts.Keys.ToList())
+        {
+            m.DropHost(mac);
+            m.Dnsmasq.RemoveHost(mac);
+        }
+        // dnsmasq is restarted next, and reads only what is there.
+        m.Stale.Clear();
+        m.LastAssigned = null;
+        foreach (var assignment in plan) WriteHost(assignment);
     }
 
     /// <summary>Removes a network no container uses: firewall rules first, then dnsmasq, the bridge and its files.</summary>
@@ -323,7 +371,7 @@ public sealed class NetworkManager : IDisposable
         }
     }
 
-    /// <summary>The default network, made on first use with a free private /24 and NAT, as LXD makes lxdbr0.</summary>
+    /// <summary>The default network, made on first use with a free private /20 and NAT, as LXD makes lxdbr0.</summary>
     public string EnsureDefault()
     {
         string name = _options.DefaultNetwork ?? throw EngineException.Invalid("NoDefaultNetwork", "this daemon has no default network; name one in the NIC's network key");
@@ -334,16 +382,18 @@ public sealed class NetworkManager : IDisposable
         }
     }
 
-    /// <summary>A random 10.x.y.1/24 that overlaps neither a managed network nor a route of the host.</summary>
+    /// <summary>A random 10.x.y.1/20 that overlaps neither a managed network nor a route of the host.</summary>
     private string FreeSubnet()
     {
+        const int Prefix = 20;
         var taken = HostRoutes().Concat(_networks.Values.Select(n => n.Config.IPv4)).ToList();
         for (int attempt = 0; attempt < 1000; attempt++)
         {
-            var candidate = new IpSubnet(new IPAddress([10, (byte)RandomNumberGenerator.GetInt32(256), (byte)RandomNumberGenerator.GetInt32(256), 1]), 24);
+            byte third = (byte)(RandomNumberGenerator.GetInt32(1 << (Prefix - 16)) << (24 - Prefix));
+            var candidate = new IpSubnet(new IPAddress([10, (byte)RandomNumberGenerator.GetInt32(256), third, 1]), Prefix);
             if (!taken.Any(t => t.Overlaps(candidate))) return candidate.ToString();
         }
-        throw new EngineException(FailureKind.Failed, "NoFreeSubnet", "cannot find a free 10.x.y.0/24; give the network an ipv4.address");
+        throw new EngineException(FailureKind.Failed, "NoFreeSubnet", $"cannot find a free 10.x.y.0/{Prefix}; give the network an ipv4.address");
     }
 
     /// <summary>Checks a container's bridged NICs against the networks and the other containers' NICs.</summary>
@@ -382,21 +432,27 @@ public sealed class NetworkManager : IDisposable
     }
 
     /// <summary>
-    /// Checks a container's NICs and records them in one step, so two containers can never fix
-    /// the same address, and gives the affected dnsmasqs the new names and static leases.
+    /// Checks a container's NICs, gives each its address and records them in one step, so two
+    /// containers never get the same address; a network with no free address is an error and
+    /// changes nothing. Each NIC's static lease is a file dnsmasq reads by inotify, without a reload.
     /// </summary>
     public void Register(string container, IReadOnlyList<NicSpec> nics)
     {
         lock (_lock)
         {
             Validate(container, nics);
-            var affected = NetworksOf(container);
+            var bridged = nics.Where(n => n.Type == NicType.Bridged).ToList();
+            var plan = Plan(bridged.Select(n => (container, n)), preferred: null);
+            var old = _nics.GetValueOrDefault(container) ?? [];
             Restore(container, nics);
-            RewriteHosts(affected.Concat(NetworksOf(container)));
+            foreach (var nic in old)
+                if (nic.HwAddrText is { } mac && _networks.TryGetValue(nic.Network!, out var m) && !plan.Any(a => a.Network == m && a.Mac == mac))
+                    RemoveHost(m, mac);
+            foreach (var assignment in plan) WriteHost(assignment);
         }
     }
 
-    /// <summary>Records a stored container's NICs at daemon start, as they are (StartServices writes the hosts files).</summary>
+    /// <summary>Records a stored container's NICs at daemon start, as they are (StartServices gives them their addresses).</summary>
     public void Restore(string container, IReadOnlyList<NicSpec> nics)
     {
         lock (_lock)
@@ -407,7 +463,7 @@ public sealed class NetworkManager : IDisposable
         }
     }
 
-    /// <summary>A removed container's NICs: its names and fixed addresses leave dnsmasq, and its leases end now.</summary>
+    /// <summary>A removed container's NICs: their addresses and names leave dnsmasq, and their leases end now.</summary>
     public void Unregister(string container)
     {
         lock (_lock)
@@ -419,29 +475,157 @@ public sealed class NetworkManager : IDisposable
         }
     }
 
-    private IEnumerable<string> NetworksOf(string container) =>
-        _nics.TryGetValue(container, out var list) ? list.Select(n => n.Network!).ToList() : [];
-
-    /// <summary>The hosts files are derived from the containers' configs: a failure is logged, and the next change rewrites them.</summary>
-    private void RewriteHosts(IEnumerable<string> networks)
+    /// <summary>
+    /// The addresses of these NICs: a fixed ipv4.address as it is, then the one a NIC already
+    /// has, then the preferred one (its lease, at daemon start), then the next free one. An
+    /// address dnsmasq still holds for a removed NIC is free only after a reload, made here
+    /// when nothing else is free.
+    /// </summary>
+    private List<Assignment> Plan(IEnumerable<(string Container, NicSpec Nic)> nics, Func<Managed, string, IPAddress?>? preferred)
     {
-        foreach (var name in networks.Distinct())
-            if (_networks.TryGetValue(name, out var m))
+        var plan = new List<Assignment>();
+        var planned = new HashSet<IPAddress>();
+        var pending = new List<(string Container, NicSpec Nic, Managed Network, string Mac)>();
+        foreach (var (container, nic) in nics.OrderBy(u => u.Nic.IPv4 is null))
+        {
+            if (nic.HwAddrText is not { } mac || !_networks.TryGetValue(nic.Network!, out var m)) continue;
+            var current = m.Hosts.GetValueOrDefault(mac);
+            if (nic.IPv4 is { } fixedAddress)
             {
-                try
+                if (m.Assigned.Contains(fixedAddress) && !(current.Container == container && fixedAddress.Equals(current.Address)))
                 {
-                    m.Dnsmasq.WriteHosts(HostsOf(name));
-                    m.Dnsmasq.Reload();
+                    string holder = m.Hosts.First(h => h.Value.Address.Equals(fixedAddress)).Value.Container;
+                    throw EngineException.Conflict("AddressInUse", $"address {fixedAddress} on network '{nic.Network}' is already assigned to container '{holder}'");
                 }
-                catch (Exception e) when (e is IOException or NativeException)
-                {
-                    Console.Error.WriteLine($"cannot update the hosts file of network '{name}': {e.Message}");
-                }
+                Add(new Assignment(m, mac, fixedAddress, container));
             }
+            else if (current.Container == container && m.Config.IPv4.IsLeasable(current.Address) && !planned.Contains(current.Address))
+                Add(new Assignment(m, mac, current.Address, container));
+            else
+                pending.Add((container, nic, m, mac));
+        }
+        foreach (var (container, nic, m, mac) in pending)
+        {
+            bool Free(IPAddress a) => !m.Taken(a) && !planned.Contains(a);
+            var address = preferred?.Invoke(m, mac) is { } p && m.Config.IPv4.IsLeasable(p) && Free(p) ? p
+                : m.Config.IPv4.NextFree(m.LastAssigned, a => !Free(a));
+            if (address is null && m.Stale.Count > 0)
+            {
+                ReloadNow(m);
+                address = m.Config.IPv4.NextFree(m.LastAssigned, a => !Free(a));
+            }
+            if (address is null) throw NetworkFull(m, container, nic);
+            Add(new Assignment(m, mac, address, container));
+            m.LastAssigned = address;
+        }
+        return plan;
+
+        void Add(Assignment a)
+        {
+            plan.Add(a);
+            planned.Add(a.Address);
+        }
     }
 
-    private IEnumerable<(string Mac, IPAddress? Address, string Name)> HostsOf(string network) =>
-        NicsOn(network).Where(u => u.Nic.HwAddr is not null).Select(u => (u.Nic.HwAddrText!, u.Nic.IPv4, u.Container));
+    private static EngineException NetworkFull(Managed m, string container, NicSpec nic)
+    {
+        var subnet = m.Config.IPv4;
+        string larger = $"{subnet.Address}/{Math.Max(8, subnet.PrefixLength - 4)}";
+        return EngineException.Conflict("NetworkFull",
+            $"network '{m.Record.Name}' has no free address for container '{container}' ({NicSpec.Key(nic.Device, "network")}): all {subnet.ContainerAddresses} container addresses of {subnet.NetworkCidr} are assigned; "
+            + $"make it larger (Set-SystemContainerNetwork {m.Record.Name} -IPv4 {larger}) or remove containers from it");
+    }
+
+    /// <summary>The hosts files are derived from the configs: a failure to write one is logged, and the next daemon start writes it again.</summary>
+    private void WriteHost(Assignment a)
+    {
+        var m = a.Network;
+        if (m.Hosts.TryGetValue(a.Mac, out var current))
+        {
+            if (current.Address.Equals(a.Address) && current.Container == a.Container) return;
+            // dnsmasq keeps what it read from a changed file until a reload: the old address stays taken until then.
+            m.Stale.Add(current.Address);
+            ScheduleReload(m);
+        }
+        m.SetHost(a.Mac, a.Address, a.Container);
+        try { m.Dnsmasq.WriteHost(a.Mac, a.Address, a.Container); }
+        catch (Exception e) when (e is IOException or NativeException)
+        {
+            Console.Error.WriteLine($"cannot write the static lease of {a.Mac} on network '{m.Record.Name}': {e.Message}");
+        }
+    }
+
+    private void RemoveHost(Managed m, string mac)
+    {
+        if (!m.Hosts.TryGetValue(mac, out var current)) return;
+        m.DropHost(mac);
+        m.Stale.Add(current.Address);
+        try { m.Dnsmasq.RemoveHost(mac); }
+        catch (Exception e) when (e is IOException or NativeException)
+        {
+            Console.Error.WriteLine($"cannot remove the static lease of {mac} on network '{m.Record.Name}': {e.Message}");
+        }
+        ScheduleReload(m);
+    }
+
+    /// <summary>One SIGHUP for every removal within ReloadDelay, so removing many containers costs a few reloads, not one each.</summary>
+    private void ScheduleReload(Managed m)
+    {
+        if (m.ReloadPending) return;
+        m.ReloadPending = true;
+        Task.Delay(ReloadDelay).ContinueWith(_ =>
+        {
+            lock (_lock)
+                if (m.ReloadPending && _networks.GetValueOrDefault(m.Record.Name) == m) ReloadNow(m);
+        }, TaskScheduler.Default);
+    }
+
+    private static void ReloadNow(Managed m)
+    {
+        m.ReloadPending = false;
+        m.Dnsmasq.Reload();
+        m.Stale.Clear();
+    }
+
+    /// <summary>
+    /// At daemon start: the hosts directory keeps the files of registered NICs that still fit,
+    /// the others go, and every NIC without one gets an address (its lease's if free, so
+    /// addresses outlast a reboot and an older daemon's hosts file). True when files went,
+    /// which an adopted dnsmasq forgets only on a reload.
+    /// </summary>
+    private bool LoadHosts(Managed m)
+    {
+        string name = m.Record.Name;
+        var users = NicsOn(name);
+        var owners = users.Where(u => u.Nic.HwAddrText is not null).ToDictionary(u => u.Nic.HwAddrText!, u => u, StringComparer.Ordinal);
+        bool forgot = false;
+        foreach (var (mac, (address, host)) in m.Dnsmasq.ReadHosts())
+        {
+            if (owners.TryGetValue(mac, out var owner) && owner.Container == host && m.Config.IPv4.IsLeasable(address)
+                && (owner.Nic.IPv4 is null || owner.Nic.IPv4.Equals(address)) && !m.Assigned.Contains(address))
+                m.SetHost(mac, address, host);
+            else
+            {
+                m.Dnsmasq.RemoveHost(mac);
+                forgot = true;
+            }
+        }
+        var leases = m.Dnsmasq.ReadLeases().Where(l => l.HwAddr.Length > 0).GroupBy(l => l.HwAddr)
+            .ToDictionary(g => g.Key, g => IPAddress.Parse(g.First().Address), StringComparer.Ordinal);
+        // One NIC at a time, fixed addresses first: a NIC with no free address is refused at its start, not the rest with it.
+        foreach (var user in users.OrderBy(u => u.Nic.IPv4 is null))
+        {
+            try
+            {
+                foreach (var assignment in Plan([user], (_, mac) => leases.GetValueOrDefault(mac))) WriteHost(assignment);
+            }
+            catch (EngineException e)
+            {
+                Console.Error.WriteLine(e.Message);
+            }
+        }
+        return forgot;
+    }
 
     private List<(string Container, NicSpec Nic)> NicsOn(string network) =>
         _nics.OrderBy(kv => kv.Key, StringComparer.Ordinal)
@@ -462,6 +646,9 @@ public sealed class NetworkManager : IDisposable
         {
             var m = _networks.TryGetValue(network, out var found) ? found
                 : throw EngineException.NotFound("NetworkNotFound", $"network '{network}' of container '{container}' ({NicSpec.Key(nic.Device, "network")}) not found");
+            // A NIC left without an address at daemon start (its network was full then) gets one now, or the start is refused.
+            if (nic.HwAddrText is { } mac && !m.Hosts.ContainsKey(mac))
+                foreach (var assignment in Plan([(container, nic)], preferred: null)) WriteHost(assignment);
             index = _netlink.LinkIndex(network) ?? RecreateBridge(m);
             _detaching.TryGetValue(host, out detaching);
         }
@@ -702,7 +889,12 @@ public sealed class NetworkManager : IDisposable
     {
         WaitForDetached();
         lock (_lock)
-            foreach (var m in _networks.Values) m.Dnsmasq.Dispose();
+            foreach (var m in _networks.Values)
+            {
+                // The last removals' hosts leave dnsmasq now rather than at some later daemon's start.
+                if (m.ReloadPending) ReloadNow(m);
+                m.Dnsmasq.Dispose();
+            }
         _netlink.Dispose();
         _deleter.Dispose();
     }

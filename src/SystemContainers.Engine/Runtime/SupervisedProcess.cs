@@ -79,14 +79,23 @@ public sealed class SupervisedProcess(string description, string path, string pi
         return ProcStat.StartTime(pid) == start ? pid : null;
     }
 
+    /// <summary>
+    /// Adopts the recorded process if its command line is the one wanted; one started with another
+    /// (an older daemon's, or an older config's) is ended: it is ours, and holds the ports or the mount.
+    /// </summary>
     private bool TryAdopt()
     {
-        if (RecordedPid() is not int pid || !SameCommandLine(pid)) return false;
+        if (RecordedPid() is not int pid) return false;
         SafeFd pidfd;
         try { pidfd = Sys.PidfdOpen(pid); }
         catch (NativeException) { return false; }
-        Watch(new Instance(pid, pidfd));
-        return true;
+        var instance = new Instance(pid, pidfd);
+        Watch(instance);
+        if (SameCommandLine(pid)) return true;
+        Console.Error.WriteLine($"ending {description} {pid}, started with another command line");
+        _current = null;
+        End(instance);
+        return false;
     }
 
     private bool SameCommandLine(int pid)
@@ -153,7 +162,12 @@ public sealed class SupervisedProcess(string description, string path, string pi
     {
         var instance = LetGo();
         File.Delete(PidFile);
-        if (instance is null) return;
+        if (instance is not null) End(instance);
+    }
+
+    /// <summary>SIGTERM, then SIGKILL; returns once the process has exited.</summary>
+    private static void End(Instance instance)
+    {
         instance.Signal(15);
         if (!instance.Exited.Wait(TimeSpan.FromSeconds(5)))
         {
