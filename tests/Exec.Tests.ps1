@@ -141,7 +141,8 @@ Describe 'Enter-SystemContainer' {
         tmux new-session -d -s $session -x 100 -y 30 "cd '$root' && SYSTEMCONTAINERS_SOCKET='$($daemon.Socket)' dotnet pwsh -NoProfile -Command 'Invoke-Expression `$env:SC_ENTER_SCRIPT'"
         try {
             function Screen { (tmux capture-pane -t $session -p) -join "`n" }
-            Wait-Until -TimeoutSeconds 30 -What 'a shell prompt' { (Screen) -match '#\s*$' }
+            # The wait takes in a cold pwsh's start, given 90 s as in Start-TmuxPwsh (a loaded guest lane took 140).
+            Wait-Until -TimeoutSeconds 90 -What 'a shell prompt' { (Screen) -match '#\s*$' }
             tmux send-keys -t $session 'stty size; tty' Enter
             Wait-Until -TimeoutSeconds 10 -What 'the terminal size' { (Screen) -match '30 100' }
             (Screen) | Should -Match '/dev/pts/\d+'
