@@ -86,6 +86,36 @@ Describe 'Invoke-SystemContainerCommand' {
         $op.status | Should -Not -Be 'Running'
         Invoke-SystemContainerCommand run1 -- sh -c "kill -0 $pid1 2>/dev/null && echo alive || echo gone" | Should -Be 'gone'
     }
+    It 'ends an interactive command nobody attaches to within 30 s, and refuses the websocket that comes after' {
+        $r = Invoke-TestApi $daemon POST /1.0/containers/run1/exec '{"command":["sh","-c","echo $$ > /tmp/unattached.pid; exec sleep 300"],"interactive":true,"width":80,"height":24}'
+        $r.Status | Should -Be 202
+        $op = $r.Body.operation
+        $secret = $r.Body.metadata.metadata.secret
+        Wait-Until -TimeoutSeconds 30 -What 'the command to start' { (Invoke-SystemContainerCommand run1 -ErrorAction SilentlyContinue -- cat /tmp/unattached.pid) -match '^\d+$' }
+        $inner = Invoke-SystemContainerCommand run1 -- cat /tmp/unattached.pid
+        # The daemon waits its 30 s for a websocket, then ends the command (sleep, which sh became).
+        $done = (Invoke-TestApi $daemon GET "$op/wait?timeout=120").Body.metadata
+        $done.status | Should -Be 'Failure'
+        $done.err | Should -Match 'no websocket attached within 30 s, so the command was ended'
+        Invoke-SystemContainerCommand run1 -- sh -c "kill -0 $inner 2>/dev/null && echo alive || echo gone" | Should -Be 'gone'
+        # The late websocket is told so, not taken and left without output (the guest lane's hang).
+        $socket = [System.Net.Sockets.Socket]::new('Unix', 'Stream', 'Unspecified')
+        try {
+            $socket.Connect([System.Net.Sockets.UnixDomainSocketEndPoint]::new($daemon.Socket))
+            $stream = [System.Net.Sockets.NetworkStream]::new($socket)
+            $stream.ReadTimeout = 10000
+            $key = [Convert]::ToBase64String([byte[]](1..16))
+            $stream.Write([Text.Encoding]::ASCII.GetBytes("GET $op/websocket?secret=$secret HTTP/1.1`r`nHost: x`r`nUpgrade: websocket`r`nConnection: Upgrade`r`nSec-WebSocket-Key: $key`r`nSec-WebSocket-Version: 13`r`n`r`n"))
+            # The answer is chunked: read to its last, empty chunk.
+            $text = ''
+            while (-not $text.EndsWith("`r`n0`r`n`r`n")) { $text += [char]$stream.ReadByte() }
+            $text | Should -Match '^HTTP/1.1 409'
+            $answer = [regex]::Match($text, '(?s)\{.*\}').Value | ConvertFrom-Json
+            $answer.error_id | Should -Be 'AttachExpired'
+            $answer.error | Should -Match 'its command was ended'
+        }
+        finally { $socket.Dispose() }
+    }
     It 'runs in every container a wildcard names, from the pipeline' {
         New-SystemContainer run2 -Image busybox -Start | Out-Null
         (Get-SystemContainer run* | Invoke-SystemContainerCommand -Command hostname) | Sort-Object | Should -Be @('run1', 'run2')
@@ -111,7 +141,8 @@ Describe 'Enter-SystemContainer' {
         tmux new-session -d -s $session -x 100 -y 30 "cd '$root' && SYSTEMCONTAINERS_SOCKET='$($daemon.Socket)' dotnet pwsh -NoProfile -Command 'Invoke-Expression `$env:SC_ENTER_SCRIPT'"
         try {
             function Screen { (tmux capture-pane -t $session -p) -join "`n" }
-            Wait-Until -TimeoutSeconds 30 -What 'a shell prompt' { (Screen) -match '#\s*$' }
+            # The wait takes in a cold pwsh's start, given 90 s as in Start-TmuxPwsh (a loaded guest lane took 140).
+            Wait-Until -TimeoutSeconds 90 -What 'a shell prompt' { (Screen) -match '#\s*$' }
             tmux send-keys -t $session 'stty size; tty' Enter
             Wait-Until -TimeoutSeconds 10 -What 'the terminal size' { (Screen) -match '30 100' }
             (Screen) | Should -Match '/dev/pts/\d+'
@@ -134,7 +165,9 @@ Describe 'Enter-SystemContainer' {
         try {
             Send-TmuxLine $session "Import-Module '$root/SystemContainers.psd1'; 'readline=' + (Get-Module PSReadLine).Name"
             Wait-TmuxScreen $session 'the module' '(?m)^readline=PSReadLine' 60
-            tmux send-keys -t $session clear Enter
+            # The next line only once clear has ended and the prompt is back (see Send-TmuxLine).
+            Send-TmuxLine $session 'clear'
+            Wait-TmuxScreen $session 'the prompt on a cleared screen' '^\s*PS [^\n]*> ?\s*$' 30
             Send-TmuxLine $session 'Enter-SystemContainer run1'
             Wait-TmuxScreen $session 'the container shell' '(?m)^\S* #\s*$' 60
 

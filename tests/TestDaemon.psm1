@@ -384,6 +384,7 @@ function Start-TmuxPwsh {
     $root = Split-Path -Parent $PSScriptRoot
     tmux new-session -d -s $session -x $Width -y $Height "cd '$root' && SYSTEMCONTAINERS_SOCKET='$($Daemon.Socket)' SYSTEMCONTAINERS_NO_AUTOSTART=1 dotnet pwsh -NoProfile -NoLogo"
     if ($LASTEXITCODE) { throw "cannot start tmux session $session" }
+    $script:TmuxDaemons[$session] = $Daemon
     try { Wait-TmuxScreen $session 'the pwsh prompt' $script:PwshPrompt 90 }
     catch { tmux kill-session -t $session 2>$null; throw }
     $session
@@ -392,18 +393,39 @@ function Start-TmuxPwsh {
 # pwsh's prompt alone on the last line it wrote.
 $script:PwshPrompt = '(?m)^PS [^\n]*> ?$'
 
+# The daemon each Start-TmuxPwsh session talks to, for Wait-TmuxScreen's failure message.
+$script:TmuxDaemons = @{}
+
 function Get-TmuxScreen([string]$Session) { (tmux capture-pane -t $Session -p) -join "`n" }
 
 function Send-TmuxLine([string]$Session, [string]$Keys) {
-    <# Types the keys as they are (-l), then Enter. #>
+    <#
+    Types the keys as they are (-l), then Enter. Into pwsh, type a line only once its prompt is
+    back, as a person would: while pwsh runs a native program (clear, say) the terminal is in that
+    program's cooked mode, whose ICRNL turns Enter into a newline, which PSReadLine then reads as
+    Ctrl+Enter and does not run.
+    #>
     tmux send-keys -t $Session -l $Keys
     tmux send-keys -t $Session Enter
 }
 
 function Wait-TmuxScreen([string]$Session, [string]$What, [string]$Pattern, [int]$TimeoutSeconds = 10) {
-    <# Waits for the screen to match; a failure shows what the screen showed. #>
+    <#
+    Waits for the screen to match. A failure shows what the screen showed and, for a session of
+    Start-TmuxPwsh, the daemon's operations and the tail of its log: whether a command was started
+    at all tells a line that never ran from a session that never answered.
+    #>
     try { Wait-Until -TimeoutSeconds $TimeoutSeconds -What $What { (Get-TmuxScreen $Session) -match $Pattern } }
-    catch { throw "$_; the screen:`n$(Get-TmuxScreen $Session)" }
+    catch {
+        $detail = ''
+        if ($script:TmuxDaemons.ContainsKey($Session)) {
+            $d = $script:TmuxDaemons[$Session]
+            $ops = @((Invoke-TestApi $d GET '/1.0/operations').Body.metadata | ForEach-Object { "$($_.created_at) $($_.status): $($_.description)" })
+            $log = if (Test-Path $d.Log) { @(Get-Content $d.Log -Tail 15) } else { @("(no log at $($d.Log))") }
+            $detail = "`nthe daemon's operations:`n$(if ($ops) { $ops -join "`n" } else { '(none)' })`nthe daemon's log, last lines:`n$($log -join "`n")"
+        }
+        throw "$_; the screen:`n$((Get-TmuxScreen $Session).TrimEnd())$detail"
+    }
 }
 
 Export-ModuleMember -Function Start-TmuxPwsh, Get-TmuxScreen, Send-TmuxLine, Wait-TmuxScreen, Get-TestDnsmasq, Get-TestLxcfs, Get-TestMounts, Invoke-InNetns, Test-InSubnet, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,

@@ -118,11 +118,14 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
                 {
                     // Cancelling the operation (DELETE /1.0/operations/{id}) ends the command.
                     using var cancel = op.Cancellation.Token.Register(() => _ = session.CancelAsync());
-                    // Nobody attaching in time: end the command, whose output nobody would read.
-                    if (await Task.WhenAny(attached.Task, Task.Delay(TimeSpan.FromSeconds(30))) != attached.Task)
+                    // Nobody attaching in time: end the command, whose output nobody would read. The
+                    // deadline claims the attachment as a websocket does, so a late one is refused
+                    // rather than bridged to a session that is being ended.
+                    if (await Task.WhenAny(attached.Task, Task.Delay(AttachDeadline)) != attached.Task && attached.TrySetCanceled())
                     {
-                        if (session.Terminal is not null) session.Terminal.Dispose();
-                        else await session.CancelAsync();
+                        await session.CancelAsync();
+                        await session.Completion;
+                        throw EngineException.Conflict("NotAttached", $"no websocket attached within {AttachDeadline.TotalSeconds} s, so the command was ended");
                     }
                     var (code, error) = await session.Completion;
                     // The session's streams are the bridge's until it has forwarded the last output.
@@ -253,7 +256,9 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             if (!ctx.WebSockets.IsWebSocketRequest)
                 throw EngineException.Invalid("NotWebSocket", "this endpoint needs a websocket upgrade");
             if (!exec.Attached.TrySetResult())
-                throw EngineException.Conflict("AlreadyAttached", $"operation '{id}' already has a websocket attached");
+                throw exec.Attached.Task.IsCanceled
+                    ? EngineException.Conflict("AttachExpired", $"operation '{id}' waited {AttachDeadline.TotalSeconds} s for its websocket; its command was ended")
+                    : EngineException.Conflict("AlreadyAttached", $"operation '{id}' already has a websocket attached");
             try
             {
                 using var socket = await ctx.WebSockets.AcceptWebSocketAsync();
@@ -351,6 +356,9 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
 
     /// <summary>The longest wait a request may ask for (a stop's grace time, an operation's wait).</summary>
     public const int MaxTimeoutSeconds = 3600;
+
+    /// <summary>How long an interactive or streamed exec's command runs before its websocket attaches.</summary>
+    private static readonly TimeSpan AttachDeadline = TimeSpan.FromSeconds(30);
 
     /// <summary>Requests are read strictly: a field the daemon does not know is a mistake to report, not to ignore.</summary>
     private static readonly JsonSerializerOptions RequestJson = new(Wire.Json) { UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
