@@ -30,7 +30,7 @@ $Root = $PSScriptRoot
 $Artifacts = Join-Path $Root 'artifacts'
 $Bin = Join-Path $Artifacts 'SystemContainers'
 $HostPackages = @('busybox-static', 'debootstrap', 'gcc', 'libc6-dev', 'libseccomp-dev', 'tar', 'xz-utils', 'zstd', 'bzip2', 'tmux',
-    'dnsmasq-base', 'nftables', 'iproute2', 'lxcfs')
+    'dnsmasq-base', 'nftables', 'iproute2', 'lxcfs', 'curl')
 
 function Invoke-Native([string]$File, [string[]]$Arguments) {
     & $File @Arguments
