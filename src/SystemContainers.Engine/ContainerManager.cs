@@ -737,9 +737,10 @@ public sealed class ContainerManager : IDisposable
         finally
         {
             c.Live = null;
-            live.Exited.TrySetResult();
+            // The exit is told before whoever waits on it goes on: a stop's container-stopped comes after it.
+            try { Raise("container-exited", c.Record.Name); }
+            finally { live.Exited.TrySetResult(); }
         }
-        Raise("container-exited", c.Record.Name);
     }
 
     /// <summary>The run's OOM kills, read before its cgroup goes (an OOM kill of init ends the run that counted it).</summary>
