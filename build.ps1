@@ -275,8 +275,27 @@ function Invoke-Tests {
     $line = "Tests: $passed passed, $failed failed"
     if ($skipped -gt 0) { $line += ", $skipped skipped" }
     Write-Host ''
+    # Named again right above the count: CI logs are often read from their tail only.
+    foreach ($f in @(Get-FailedTestNames -Trx $trx -Pester $pester)) { Write-Host "failed: $f" }
     Write-Host $line
     if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
+}
+
+function Get-FailedTestNames([string]$Trx, $Pester) {
+    <# One line per failed xunit test, Pester test or block, with the first line of its error. #>
+    if (Test-Path $Trx) {
+        $xml = [xml](Get-Content -Raw $Trx)
+        foreach ($r in $xml.TestRun.Results.UnitTestResult | Where-Object outcome -ne 'Passed' | Where-Object outcome -ne 'NotExecuted') {
+            $message = "$($r.Output.ErrorInfo.Message)" -split "`n" | Select-Object -First 1
+            "xunit $($r.testName): $message"
+        }
+    }
+    foreach ($t in @($Pester.Failed) + @($Pester.FailedBlocks) + @($Pester.FailedContainers)) {
+        if ($null -eq $t) { continue }
+        $name = if ($t.PSObject.Properties['ExpandedPath']) { $t.ExpandedPath } elseif ($t.PSObject.Properties['Item']) { "$($t.Item)" } else { "$t" }
+        $message = if ($t.ErrorRecord) { "$($t.ErrorRecord[0])" -split "`n" | Select-Object -First 1 } else { '' }
+        "pester $name`: $message"
+    }
 }
 
 function Invoke-V2Lane {
