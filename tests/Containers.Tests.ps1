@@ -151,16 +151,19 @@ Describe 'Bad input gets a clear error and leaves nothing behind' {
         $session = Start-TmuxPwsh $daemon -Width 150
         try {
             Send-TmuxLine $session "Import-Module '$root/SystemContainers.psd1'; Remove-SystemContainer keepme"
-            Wait-TmuxScreen $session 'the confirmation prompt' 'Are you sure you want to perform this action\?' 60
+            # Answered only once the choice line ends the screen: pwsh reads the answer right after writing it.
+            Wait-TmuxScreen $session 'the confirmation prompt' '(?s)Are you sure you want to perform this action\?.*\(default is "Y"\):\s*$' 60
             (Get-TmuxScreen $session) | Should -Match 'on target "keepme"'
             Send-TmuxLine $session 'n'
+            Wait-TmuxPrompt $session 'the answer No' 60
             Send-TmuxLine $session '"after-" + "no"'
             Wait-TmuxScreen $session 'the answer No' '(?m)^after-no' 60
             Get-SystemContainer keepme | Should -Not -BeNullOrEmpty
             Test-Path (Join-Path $daemon.StateDir 'containers/keepme') | Should -BeTrue
             Send-TmuxLine $session 'clear; Remove-SystemContainer keepme'
-            Wait-TmuxScreen $session 'the confirmation prompt again' 'Are you sure you want to perform this action\?' 20
+            Wait-TmuxScreen $session 'the confirmation prompt again' '(?s)Are you sure you want to perform this action\?.*\(default is "Y"\):\s*$' 60
             Send-TmuxLine $session 'y'
+            Wait-TmuxPrompt $session 'the answer Yes' 60
             Send-TmuxLine $session '"after-" + "yes"'
             Wait-TmuxScreen $session 'the answer Yes' '(?m)^after-yes' 60
             Get-SystemContainer keepme -ErrorAction SilentlyContinue | Should -BeNullOrEmpty

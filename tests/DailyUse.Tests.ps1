@@ -484,6 +484,7 @@ Describe 'Config keys as KEY=VALUE, completed on Tab' {
         try {
             Send-TmuxLine $session "Import-Module '$root/SystemContainers.psd1'; 'module=' + 'loaded'"
             Wait-TmuxScreen $session 'the module' '(?m)^module=loaded' 60
+            Wait-TmuxPrompt $session 'the module'
             tmux send-keys -t $session -l 'Set-SystemContainer kv1 -Config security.idmap.iso'
             tmux send-keys -t $session Tab
             Wait-TmuxScreen $session 'the completed key' 'Set-SystemContainer kv1 -Config security\.idmap\.isolated=' 30

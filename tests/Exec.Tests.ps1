@@ -175,9 +175,9 @@ Describe 'Enter-SystemContainer' {
             Send-TmuxLine $session 'mkdir -p /tmp/tabdir && touch /tmp/tabdir/completed-by-tab'
             tmux send-keys -t $session -l 'ls /tmp/tabdir/comp'
             tmux send-keys -t $session Tab
-            Wait-TmuxScreen $session 'the completion' 'ls /tmp/tabdir/completed-by-tab' 10
+            Wait-TmuxScreen $session 'the completion' 'ls /tmp/tabdir/completed-by-tab' 30
             tmux send-keys -t $session Enter
-            Wait-TmuxScreen $session 'ls of the completed name' '(?m)^/tmp/tabdir/completed-by-tab\s*$' 10
+            Wait-TmuxScreen $session 'ls of the completed name' '(?m)^/tmp/tabdir/completed-by-tab\s*$' 30
             # Echoed once, by the container's shell, not also by the local terminal.
             ([regex]::Matches((Get-TmuxScreen $session), 'mkdir -p /tmp/tabdir')).Count | Should -Be 1
 
@@ -186,29 +186,30 @@ Describe 'Enter-SystemContainer' {
             Start-Sleep -Milliseconds 500
             tmux send-keys -t $session C-c
             Send-TmuxLine $session 'echo "after-$?"'
-            Wait-TmuxScreen $session 'sleep to be interrupted' '(?m)^after-130' 10
+            Wait-TmuxScreen $session 'sleep to be interrupted' '(?m)^after-130' 30
 
             # A full-screen program takes single keys.
             Send-TmuxLine $session 'top'
-            Wait-TmuxScreen $session 'top' '(?s)PID.*|Mem.*PID' 10
+            Wait-TmuxScreen $session 'top' '(?s)PID.*|Mem.*PID' 30
             tmux send-keys -t $session q
             Send-TmuxLine $session 'echo top-quit'
-            Wait-TmuxScreen $session 'top to quit on q' '(?m)^top-quit' 10
+            Wait-TmuxScreen $session 'top to quit on q' '(?m)^top-quit' 30
 
             tmux resize-window -t $session -x 120 -y 40
             Start-Sleep -Milliseconds 700
             Send-TmuxLine $session 'stty size'
-            Wait-TmuxScreen $session 'the new size inside' '(?m)^40 120' 10
+            Wait-TmuxScreen $session 'the new size inside' '(?m)^40 120' 30
 
             Send-TmuxLine $session 'exit 3'
-            Wait-TmuxScreen $session 'the pwsh prompt after exit' '(?m)^PS [^\n]*> ?$' 20
+            Wait-TmuxPrompt $session 'exit' 20
             Send-TmuxLine $session '"code=$LASTEXITCODE"'
-            Wait-TmuxScreen $session '$LASTEXITCODE' '(?m)^code=3' 10
+            Wait-TmuxScreen $session '$LASTEXITCODE' '(?m)^code=3' 30
+            Wait-TmuxPrompt $session '$LASTEXITCODE'
             # The prompt reads keys again: PSReadLine edits the line (Ctrl-U clears it) and runs it.
             tmux send-keys -t $session -l 'junk'
             tmux send-keys -t $session C-u
             Send-TmuxLine $session '"prompt-" + "works"'
-            Wait-TmuxScreen $session 'pwsh to take input again' '(?m)^prompt-works' 10
+            Wait-TmuxScreen $session 'pwsh to take input again' '(?m)^prompt-works' 30
             (Get-TmuxScreen $session) | Should -Not -Match 'junk'
         }
         finally {
@@ -223,6 +224,7 @@ Describe 'Enter-SystemContainer' {
             Wait-TmuxScreen $session 'the command to start' '(?m)^started' 30
             $inner = Invoke-SystemContainerCommand run1 -- cat /tmp/ctrlc.pid
             tmux send-keys -t $session C-c
+            Wait-TmuxPrompt $session 'Ctrl-C' 20
             Send-TmuxLine $session '"back-" + "at-prompt"'
             Wait-TmuxScreen $session 'the prompt after Ctrl-C' '(?m)^back-at-prompt' 20
             Wait-Until -TimeoutSeconds 15 -What 'the command to end in the container' {

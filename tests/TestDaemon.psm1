@@ -393,6 +393,15 @@ function Start-TmuxPwsh {
 # pwsh's prompt alone on the last line it wrote.
 $script:PwshPrompt = '(?m)^PS [^\n]*> ?$'
 
+function Wait-TmuxPrompt([string]$Session, [string]$What, [int]$TimeoutSeconds = 30) {
+    <#
+    Waits until pwsh's empty prompt is the screen's last non-blank line: pwsh is reading a line
+    again. Keys typed before that (while a cmdlet still runs) meet the terminal in cooked mode,
+    whose ICRNL makes Enter a newline that PSReadLine reads as an unbound Ctrl+Enter.
+    #>
+    Wait-TmuxScreen $Session "the pwsh prompt after $What" '(^|\n)PS [^\n]*> ?\s*$' $TimeoutSeconds
+}
+
 # The daemon each Start-TmuxPwsh session talks to, for Wait-TmuxScreen's failure message.
 $script:TmuxDaemons = @{}
 
@@ -428,6 +437,6 @@ function Wait-TmuxScreen([string]$Session, [string]$What, [string]$Pattern, [int
     }
 }
 
-Export-ModuleMember -Function Start-TmuxPwsh, Get-TmuxScreen, Send-TmuxLine, Wait-TmuxScreen, Get-TestDnsmasq, Get-TestLxcfs, Get-TestMounts, Invoke-InNetns, Test-InSubnet, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
+Export-ModuleMember -Function Start-TmuxPwsh, Get-TmuxScreen, Send-TmuxLine, Wait-TmuxScreen, Wait-TmuxPrompt, Get-TestDnsmasq, Get-TestLxcfs, Get-TestMounts, Invoke-InNetns, Test-InSubnet, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
     Get-CgroupMounts, Get-CgroupVersion, Get-CgroupHierarchies, Get-CgroupDirectories, Get-CgroupFile, Get-CgroupKeyedValue, Get-CgroupMemoryLimit, Get-CgroupCpuMax,
     Get-CgroupCpuUsage, Get-CgroupThrottledPeriods, Get-CgroupMemoryUsage, Get-CgroupMemoryLimitHits, Test-CgroupFrozen, Get-ContainerIdMap
