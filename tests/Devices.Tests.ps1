@@ -191,6 +191,47 @@ Describe 'A disk of a privileged container' {
     }
 }
 
+Describe 'A disk source on a shared mount' {
+    BeforeAll {
+        # systemd makes / shared, so on its hosts every disk source lies on a shared mount; here
+        # the source is one of its own. A mount made on a disk must never propagate to the host.
+        $script:sharedSrc = Join-Path $daemon.Dir 'shared-mount'
+        $script:inner = Join-Path $daemon.Dir 'inner'
+        New-Item -ItemType Directory -Path $sharedSrc, $inner | Out-Null
+        Set-Content "$inner/keep" 'inner'
+        mount --bind $sharedSrc $sharedSrc
+        mount --make-shared $sharedSrc
+        function Get-MountsBelowSource { @(Get-HostMountPoints | Where-Object { $_.StartsWith("$sharedSrc/") }) }
+        # security.nesting keeps the container's root in the mount namespace the disks are attached in.
+        $script:sm = New-SystemContainer sm -Image $image -Start -Config @{
+            'security.nesting' = 'true'
+            'disk.s.source' = $sharedSrc; 'disk.s.path' = '/mnt/s'
+            'disk.t.source' = $inner; 'disk.t.path' = '/mnt/s/inner'
+        }
+    }
+    AfterAll {
+        Remove-SystemContainer sm -Force
+        # Recursively: a mount that propagated there would keep the bind busy.
+        umount -R $sharedSrc
+    }
+
+    It 'keeps a disk nested in it and a mount container root makes on it out of the host' {
+        Invoke-SystemContainerCommand sm -- cat /mnt/s/inner/keep | Should -Be 'inner'
+        Invoke-SystemContainerCommand sm -- sh -c 'mkdir -p /mnt/s/planted && mount -t tmpfs planted /mnt/s/planted && echo x > /mnt/s/planted/f && cat /mnt/s/planted/f' | Should -Be 'x'
+        Get-MountPoints $sm.Pid | Should -Contain '/mnt/s/planted'
+        Get-MountsBelowSource | Should -BeNullOrEmpty
+        Test-Path "$sharedSrc/planted/f" | Should -BeFalse
+        Test-Path "$sharedSrc/inner/keep" | Should -BeFalse -Because 'the nested disk is the container''s alone'
+    }
+    It 'keeps a mount on a disk plugged into the running container out of the host' {
+        Add-SystemContainerDevice sm hot disk -Properties @{ source = $sharedSrc; path = '/srv/hot' }
+        Invoke-SystemContainerCommand sm -- sh -c 'mkdir -p /srv/hot/x && mount -t tmpfs x /srv/hot/x && grep -c " /srv/hot/x " /proc/self/mountinfo' | Should -Be '1'
+        Get-MountsBelowSource | Should -BeNullOrEmpty
+        Stop-SystemContainer sm -Force
+        Get-MountsBelowSource | Should -BeNullOrEmpty
+    }
+}
+
 Describe 'A disk source whose file system cannot be idmapped' {
     BeforeAll {
         # ramfs has no idmapped mounts: a shifted disk of it must fail, never mount unshifted.

@@ -459,9 +459,20 @@ static void mount_api_filesystems(const struct plan *p)
     do_mount("tmpfs", "run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=20%");
 }
 
-static int sys_open_tree(int dfd, const char *path, unsigned flags)
+/*
+ * A detached copy of path (open_tree OPEN_TREE_CLONE; flags may add AT_RECURSIVE and
+ * AT_EMPTY_PATH), made private: a copy joins the peer group of the mount it copies, and on
+ * systemd hosts / and /dev/pts are shared, so a mount the container made on the copy would
+ * propagate back into the host's mount namespace. name is path as the messages say it.
+ */
+static int clone_tree(int dfd, const char *path, unsigned flags, const char *name)
 {
-    return syscall(SYS_open_tree, dfd, path, flags);
+    int tree = syscall(SYS_open_tree, dfd, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | flags);
+    if (tree < 0) die("cannot open_tree %s", name);
+    struct mount_attr attr = { .propagation = MS_PRIVATE };
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (flags & AT_RECURSIVE), &attr, sizeof attr) < 0)
+        die("cannot make the copy of %s private", name);
+    return tree;
 }
 
 /*
@@ -476,8 +487,7 @@ static void clone_lxcfs(const struct plan *p, int *trees)
     for (int i = 0; i < p->nlxcfs; i++) {
         if (strstr(p->lxcfs[i], "..") || p->lxcfs[i][0] == '/') { errno = EINVAL; die("cannot bind lxcfs file %s: not a plain relative path", p->lxcfs[i]); }
         snprintf(path, sizeof path, "%s/%s", p->lxcfsroot ? p->lxcfsroot : "", p->lxcfs[i]);
-        trees[i] = sys_open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-        if (trees[i] < 0) die("cannot open_tree %s", path);
+        trees[i] = clone_tree(AT_FDCWD, path, 0, path);
     }
 }
 
@@ -495,8 +505,7 @@ static void attach_lxcfs(const struct plan *p, const int *trees)
 /* Clones path as a detached mount idmapped through userns_fd and attaches it at dst. */
 static void idmapped_bind(const char *path, const char *dst, int userns_fd)
 {
-    int fd = sys_open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-    if (fd < 0) die("cannot open_tree %s", path);
+    int fd = clone_tree(AT_FDCWD, path, 0, path);
     struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NODEV, .userns_fd = userns_fd };
     if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
         die("cannot idmap mount %s", path);
@@ -614,9 +623,7 @@ static void exec_command(struct plan *p)
 static int clone_console(const struct plan *p)
 {
     if (!p->console) return -1;
-    int tree = sys_open_tree(AT_FDCWD, p->console, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-    if (tree < 0) die("cannot open_tree %s", p->console);
-    return tree;
+    return clone_tree(AT_FDCWD, p->console, 0, p->console);
 }
 
 static void attach_console_tree(int tree)
@@ -826,7 +833,7 @@ static int disk_target(int root, const struct disk *d, int is_dir)
 /*
  * Makes each disk's detached copy of its source tree, in the host's mount namespace (open_tree
  * clones only mounts of the caller's own, so before any path of the container is in reach):
- * nosuid, nodev, read-only if asked, and with shift idmapped through userns (-1: a privileged
+ * private, nosuid, nodev, read-only if asked, and with shift idmapped through userns (-1: a privileged
  * container, a plain bind). A file system that cannot be idmapped is an error, never a silent
  * unshifted mount.
  */
@@ -838,8 +845,7 @@ static void prepare_disks(struct plan *p, int userns)
         int source = open(d->source, O_PATH | O_CLOEXEC);
         if (source < 0 || fstat(source, &st) < 0) die("cannot open the disk source %s", d->source);
         d->is_dir = S_ISDIR(st.st_mode);
-        d->tree = sys_open_tree(source, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
-        if (d->tree < 0) die("cannot open_tree the disk source %s", d->source);
+        d->tree = clone_tree(source, "", AT_RECURSIVE | AT_EMPTY_PATH, d->source);
         close(source);
         struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (d->readonly ? MOUNT_ATTR_RDONLY : 0) };
         if (syscall(SYS_mount_setattr, d->tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
@@ -1160,8 +1166,7 @@ static int attach_console(struct plan *p)
 {
     const int pidfd = 4;
     if (!p->console) { errno = EINVAL; die("plan has no console"); }
-    int tree = sys_open_tree(AT_FDCWD, p->console, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-    if (tree < 0) die("cannot open_tree %s", p->console);
+    int tree = clone_tree(AT_FDCWD, p->console, 0, p->console);
     if (setns(pidfd, CLONE_NEWNS) < 0) die("cannot join container mount namespace");
     /* The old bind sits on the freed pty's deleted inode, which cannot be mounted over. */
     if (umount2("/dev/console", MNT_DETACH) < 0 && errno != EINVAL) die("cannot unmount /dev/console");
