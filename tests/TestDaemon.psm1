@@ -390,16 +390,16 @@ function Start-TmuxPwsh {
     $session
 }
 
-# pwsh's prompt alone on the last line it wrote.
-$script:PwshPrompt = '(?m)^PS [^\n]*> ?$'
+# pwsh's empty prompt as the screen's last non-blank line: pwsh is reading a line.
+$script:PwshPrompt = '(^|\n)PS [^\n]*> ?\s*$'
 
 function Wait-TmuxPrompt([string]$Session, [string]$What, [int]$TimeoutSeconds = 30) {
     <#
-    Waits until pwsh's empty prompt is the screen's last non-blank line: pwsh is reading a line
-    again. Keys typed before that (while a cmdlet still runs) meet the terminal in cooked mode,
-    whose ICRNL makes Enter a newline that PSReadLine reads as an unbound Ctrl+Enter.
+    Waits until pwsh reads a line again ($PwshPrompt). Keys typed before that (while a cmdlet
+    still runs) meet the terminal in cooked mode, whose ICRNL makes Enter a newline that
+    PSReadLine reads as an unbound Ctrl+Enter.
     #>
-    Wait-TmuxScreen $Session "the pwsh prompt after $What" '(^|\n)PS [^\n]*> ?\s*$' $TimeoutSeconds
+    Wait-TmuxScreen $Session "the pwsh prompt after $What" $script:PwshPrompt $TimeoutSeconds
 }
 
 # The daemon each Start-TmuxPwsh session talks to, for Wait-TmuxScreen's failure message.
