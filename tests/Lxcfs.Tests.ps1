@@ -118,6 +118,21 @@ Describe 'lxcfs supervision' {
         finally { Remove-SystemContainer fresh -Force -Confirm:$false }
     }
 
+    It 'gives its views to a container started while lxcfs restarts (the start waits for it)' -Skip:($noLxcfs -or $hostLxcfs) {
+        $before = Get-TestLxcfs $daemon
+        kill -KILL $before
+        # The supervisor waits a second before the restart: the start below falls in that pause.
+        Wait-Until { -not (Test-ProcessAlive $before) } -TimeoutSeconds 10 -What 'the killed lxcfs to exit'
+        $c = New-SystemContainer racing -Image $image -Config @{ 'limits.memory' = '160MiB' } -Start
+        try {
+            (Get-SystemContainerHost).Lxcfs | Should -Be 'daemon'
+            Get-TestLxcfs $daemon | Should -Not -Be $before
+            $kb = Invoke-SystemContainerCommand racing -- sh -c "awk '/^MemTotal:/ { print `$2 }' /proc/meminfo"
+            [long]$kb | Should -Be (160 * 1024)
+        }
+        finally { Remove-SystemContainer racing -Force -Confirm:$false }
+    }
+
     It 'keeps the same lxcfs across a daemon restart, and the container''s views keep working' -Skip:($noLxcfs -or $hostLxcfs) {
         $c = New-SystemContainer kept -Image $image -Config @{ 'limits.memory' = '192MiB' } -Start
         try {
@@ -132,6 +147,30 @@ Describe 'lxcfs supervision' {
             [long]$kb | Should -Be (192 * 1024)
         }
         finally { Remove-SystemContainer kept -Force -Confirm:$false }
+    }
+
+    It 'starts, with a new lxcfs, over the dead mount of one killed while no daemon ran' -Skip:($noLxcfs -or $hostLxcfs) {
+        $mount = Join-Path $daemon.RunDir 'lxcfs/mnt'
+        $before = Get-TestLxcfs $daemon
+        Stop-DaemonProcess $daemon
+        kill -KILL $before
+        Wait-Until { -not (Test-ProcessAlive $before) } -TimeoutSeconds 10 -What 'the killed lxcfs to exit'
+        # Its FUSE mount stays behind and answers ENOTCONN.
+        @(Get-Content /proc/self/mountinfo | Where-Object { ($_ -split ' ')[4] -eq $mount }).Count | Should -Be 1
+        "$(ls $mount 2>&1)" | Should -Match 'Transport endpoint is not connected'
+        Start-DaemonProcess $daemon
+        $h = Get-SystemContainerHost
+        $h.Lxcfs | Should -Be 'daemon'
+        $h.LxcfsPid | Should -Not -Be $before
+        # One live mount: the dead one was detached, not buried under the new one.
+        @(Get-Content /proc/self/mountinfo | Where-Object { ($_ -split ' ')[4] -eq $mount }).Count | Should -Be 1
+        Test-Path (Join-Path $mount 'proc/meminfo') | Should -BeTrue
+        $c = New-SystemContainer afterdead -Image $image -Config @{ 'limits.memory' = '96MiB' } -Start
+        try {
+            $kb = Invoke-SystemContainerCommand afterdead -- sh -c "awk '/^MemTotal:/ { print `$2 }' /proc/meminfo"
+            [long]$kb | Should -Be (96 * 1024)
+        }
+        finally { Remove-SystemContainer afterdead -Force -Confirm:$false }
     }
 }
 

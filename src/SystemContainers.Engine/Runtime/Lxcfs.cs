@@ -31,6 +31,7 @@ public sealed class Lxcfs : IDisposable
     private readonly EventLoop _loop;
     private SupervisedProcess? _process;
     private string? _failure;
+    private long _diedAt;
 
     public Lxcfs(string path, string runDir, EventLoop loop)
     {
@@ -49,21 +50,38 @@ public sealed class Lxcfs : IDisposable
     private string[] Arguments => ["lxcfs", "--foreground", $"--pidfile={Path.Combine(_dir, "lxcfs.lock")}", MountPoint];
 
     /// <summary>The mount the containers' views come from, when one serves now.</summary>
-    public string? Root => IsLxcfsMount(SystemMount) ? SystemMount : _process is not null && IsLxcfsMount(MountPoint) ? MountPoint : null;
+    public string? Root => IsLxcfsMount(SystemMount) ? SystemMount : _process is not null && IsLive(MountPoint) ? MountPoint : null;
 
     /// <summary>Uses the host's lxcfs, adopts the daemon's from before a restart, or starts one; never throws.</summary>
     public void Start()
     {
         if (IsLxcfsMount(SystemMount)) return;
         if (!File.Exists(_path)) return;
-        Directory.CreateDirectory(MountPoint);
+        try
+        {
+            // A daemon's lxcfs killed while no daemon ran leaves its mount dead (ENOTCONN), and
+            // mkdir on it fails; a live one belongs to the lxcfs adopted below.
+            if (!IsLive(MountPoint)) DetachStaleMount();
+            Directory.CreateDirectory(MountPoint);
+        }
+        catch (Exception e) when (e is NativeException or IOException)
+        {
+            _failure = $"cannot prepare the lxcfs mount point {MountPoint}: {e.Message}";
+            Console.Error.WriteLine($"containers start without lxcfs: {_failure}");
+            return;
+        }
         _process = new SupervisedProcess("lxcfs", _path, Path.Combine(_dir, "lxcfs.pid"), _loop)
         {
             FailureReason = "LxcfsFailed",
             OutputFile = LogFile,
             RestartHint = $"; see {LogFile}",
             BeforeSpawn = DetachStaleMount,
-            AfterRestart = () => WaitForMount(null),
+            AfterUnexpectedExit = () => Volatile.Write(ref _diedAt, Environment.TickCount64),
+            AfterRestart = () =>
+            {
+                WaitForMount(null);
+                Volatile.Write(ref _diedAt, 0);
+            },
         };
         try
         {
@@ -85,7 +103,7 @@ public sealed class Lxcfs : IDisposable
         {
             if (IsLxcfsMount(SystemMount)) return new("system", SystemMount, null, $"the host's lxcfs at {SystemMount}");
             if (_process is { } p)
-                return IsLxcfsMount(MountPoint)
+                return IsLive(MountPoint)
                     ? new("daemon", MountPoint, p.Pid, $"the daemon's lxcfs (pid {p.Pid}) at {MountPoint}")
                     : new("failed", null, p.Pid, $"the daemon's lxcfs is not mounted at {MountPoint} (restarting?); see {LogFile}");
             if (_failure is not null) return new("failed", null, null, _failure);
@@ -96,7 +114,8 @@ public sealed class Lxcfs : IDisposable
     /// <summary>The serving mount and the files it provides now (a dead FUSE mount provides none); null when none serves.</summary>
     public (string Root, IReadOnlyList<string> Files)? Views()
     {
-        if (Root is not { } root) return null;
+        var root = Root ?? (Restarting ? WaitForRestart() : null);
+        if (root is null) return null;
         var files = Files.Where(f => File.Exists(Path.Combine(root, f))).ToList();
         return files.Count == 0 ? null : (root, files);
     }
@@ -114,6 +133,31 @@ public sealed class Lxcfs : IDisposable
         return false;
     }
 
+    /// <summary>Whether path is an lxcfs mount whose process answers: a killed one's mount stays listed but fails with ENOTCONN.</summary>
+    private static bool IsLive(string path)
+    {
+        if (!IsLxcfsMount(path)) return false;
+        try { File.GetAttributes(path); return true; }
+        catch (IOException) { return false; }
+    }
+
+    /// <summary>
+    /// The daemon's lxcfs died and its supervisor is bringing it back (a pause, then a mount): the exit
+    /// was seen within MountWait, or its mount is already dead and the exit is about to be seen.
+    /// </summary>
+    private bool Restarting =>
+        _process is not null &&
+        (Volatile.Read(ref _diedAt) is long t && t != 0 && Environment.TickCount64 - t < MountWait.TotalMilliseconds
+         || IsLxcfsMount(MountPoint) && !IsLive(MountPoint));
+
+    /// <summary>A container started while lxcfs restarts waits for it (at most MountWait), rather than running without views for its whole life.</summary>
+    private string? WaitForRestart()
+    {
+        long deadline = Environment.TickCount64 + (long)MountWait.TotalMilliseconds;
+        while (!IsLive(MountPoint) && Restarting && Environment.TickCount64 < deadline) Thread.Sleep(10);
+        return _process is not null && IsLive(MountPoint) ? MountPoint : null;
+    }
+
     /// <summary>mountinfo writes space, tab, newline and backslash in paths as octal escapes.</summary>
     private static string Unescape(string field) =>
         System.Text.RegularExpressions.Regex.Replace(field, @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString());
@@ -121,15 +165,17 @@ public sealed class Lxcfs : IDisposable
     /// <summary>A killed lxcfs leaves its FUSE mount behind, answering ENOTCONN; a new one mounts only on a clean point.</summary>
     private void DetachStaleMount()
     {
-        if (IsLxcfsMount(MountPoint) && Libc.umount2(MountPoint, Libc.MNT_DETACH) < 0)
-            throw NativeException.FromLastError("umount2", MountPoint);
+        // Mounts stack when a new lxcfs mounted over a dead one; every layer goes.
+        while (IsLxcfsMount(MountPoint))
+            if (Libc.umount2(MountPoint, Libc.MNT_DETACH) < 0)
+                throw NativeException.FromLastError("umount2", MountPoint);
     }
 
     /// <summary>lxcfs mounts a moment after it starts; containers started before that would get no views.</summary>
     private void WaitForMount(SupervisedProcess? starting)
     {
         var deadline = DateTime.UtcNow + MountWait;
-        while (!IsLxcfsMount(MountPoint))
+        while (!IsLive(MountPoint))
         {
             if (DateTime.UtcNow > deadline)
             {

@@ -29,6 +29,9 @@ public sealed class SupervisedProcess(string description, string path, string pi
     /// <summary>Runs before every start, under the supervisor's lock (clearing what a dead process left).</summary>
     public Action? BeforeSpawn { get; init; }
 
+    /// <summary>Runs when the process exits unexpectedly, before the pause that precedes its restart.</summary>
+    public Action? AfterUnexpectedExit { get; init; }
+
     /// <summary>Runs after every restart that followed an unexpected exit.</summary>
     public Action? AfterRestart { get; init; }
 
@@ -141,6 +144,7 @@ public sealed class SupervisedProcess(string description, string path, string pi
             _current = null;
             Console.Error.WriteLine($"{description} exited (code {status?.Code}, signal {status?.Signal}); restarting{RestartHint}");
         }
+        AfterUnexpectedExit?.Invoke();
         Task.Delay(RestartDelay).ContinueWith(_ =>
         {
             lock (_lock)
