@@ -276,13 +276,13 @@ function Invoke-Tests {
     if ($skipped -gt 0) { $line += ", $skipped skipped" }
     Write-Host ''
     # Named again right above the count: CI logs are often read from their tail only.
-    foreach ($f in @(Get-FailedTestNames -Trx $trx -Pester $pester)) { Write-Host "failed: $f" }
+    foreach ($f in @(Get-FailedTestNames -Trx $trx -Pester $pester -LaneResults $(if ($env:SYSTEMCONTAINERS_V2LANE -ne 'off') { Join-Path $Root 'tests/results/v2lane' }))) { Write-Host "failed: $f" }
     Write-Host $line
     if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
 }
 
-function Get-FailedTestNames([string]$Trx, $Pester) {
-    <# One line per failed xunit test, Pester test or block, with the first line of its error. #>
+function Get-FailedTestNames([string]$Trx, $Pester, [string]$LaneResults) {
+    <# One line per failed xunit test, Pester test or block (the lane's from its NUnit files), with the first line of its error. #>
     if (Test-Path $Trx) {
         $xml = [xml](Get-Content -Raw $Trx)
         foreach ($r in $xml.TestRun.Results.UnitTestResult | Where-Object outcome -ne 'Passed' | Where-Object outcome -ne 'NotExecuted') {
@@ -295,6 +295,14 @@ function Get-FailedTestNames([string]$Trx, $Pester) {
         $name = if ($t.PSObject.Properties['ExpandedPath']) { $t.ExpandedPath } elseif ($t.PSObject.Properties['Item']) { "$($t.Item)" } else { "$t" }
         $message = if ($t.ErrorRecord) { "$($t.ErrorRecord[0])" -split "`n" | Select-Object -First 1 } else { '' }
         "pester $name`: $message"
+    }
+    # Only a lane that ran this time: run.sh empties the directory first.
+    foreach ($file in @(if ($LaneResults) { Get-ChildItem (Join-Path $LaneResults '*.xml') -ErrorAction SilentlyContinue })) {
+        $xml = [xml](Get-Content -Raw $file.FullName)
+        foreach ($case in $xml.SelectNodes('//test-case[@result="Failure"]')) {
+            $message = "$($case.SelectSingleNode('failure/message').InnerText)" -split "`n" | Select-Object -First 1
+            "v2lane $($file.BaseName) $($case.name): $message"
+        }
     }
 }
 

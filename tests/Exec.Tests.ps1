@@ -151,7 +151,8 @@ Describe 'Enter-SystemContainer' {
             tmux send-keys -t $session 'stty size' Enter
             Wait-Until -TimeoutSeconds 10 -What 'the new size' { (Screen) -match '40 120' }
             tmux send-keys -t $session 'exit 5' Enter
-            Wait-Until -TimeoutSeconds 20 -What 'the exit code' { Test-Path $out }
+            # Set-Content makes the file before it writes: wait for the line, not the file.
+            Wait-Until -TimeoutSeconds 20 -What 'the exit code' { (Get-Content $out -ErrorAction SilentlyContinue) -ne $null }
             Get-Content $out | Should -Be '5'
         }
         finally {
