@@ -1,3 +1,4 @@
+using SystemContainers.Engine.Containers;
 using System.Text;
 using SystemContainers.Engine.Cgroups;
 using SystemContainers.Engine.Runtime;
@@ -6,9 +7,9 @@ namespace SystemContainers.Engine.Tests;
 
 /// <summary>Root integration tests: real namespaces, cgroups, overlay and idmapped mounts.</summary>
 [Collection("engine")]
-public class ContainerManagerTests(EngineFixture fx)
+public class ContainerServiceTests(EngineFixture fx)
 {
-    private static async Task<(int Code, string Out, string Err)> Run(ContainerManager m, string name, params string[] command)
+    private static async Task<(int Code, string Out, string Err)> Run(ContainerService m, string name, params string[] command)
     {
         using var session = m.Exec(name, new ExecRequest(command));
         var o = await session.CollectAsync(default);
