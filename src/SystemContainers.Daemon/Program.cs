@@ -2,9 +2,7 @@ using System.Net.Sockets;
 using SystemContainers.Api;
 using SystemContainers.Daemon;
 using SystemContainers.Engine;
-using SystemContainers.Engine.Containers;
 using SystemContainers.Engine.Host;
-using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Interop;
 
 DaemonOptions options;

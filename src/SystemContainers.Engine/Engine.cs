@@ -11,17 +11,18 @@ namespace SystemContainers.Engine;
 /// </summary>
 public sealed class Engine : IDisposable
 {
+    /// <summary>The running containers' proxy devices, kept listening as the containers come and go.</summary>
+    private readonly ProxyDevices _proxies;
+
     private Engine(ImageStore images, ContainerService containers, ProxyDevices proxies)
     {
         Images = images;
         Containers = containers;
-        Proxies = proxies;
+        _proxies = proxies;
     }
 
     public ImageStore Images { get; }
     public ContainerService Containers { get; }
-    /// <summary>The running containers' proxy devices, kept listening as the containers come and go.</summary>
-    public ProxyDevices Proxies { get; }
 
     /// <summary>Opens the engine over its state: running containers are adopted, the networks' services started.</summary>
     public static Engine Open(EngineOptions options, Action<string> log)
@@ -42,7 +43,7 @@ public sealed class Engine : IDisposable
 
     public void Dispose()
     {
-        Proxies.Dispose();
+        _proxies.Dispose();
         Containers.Dispose();
     }
 }
