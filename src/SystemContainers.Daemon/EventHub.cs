@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Threading.Channels;
 using SystemContainers.Api;
 using SystemContainers.Engine;
+using SystemContainers.Engine.Containers;
 
 namespace SystemContainers.Daemon;
 
@@ -19,7 +20,7 @@ public sealed class EventHub
     private readonly Queue<EventMessage> _recent = new();
     private long _lastId;
 
-    public EventHub(ContainerManager containers, OperationRegistry operations)
+    public EventHub(ContainerService containers, OperationRegistry operations)
     {
         containers.Events += e => PublishLifecycle(e.Action, $"/1.0/containers/{e.Source}", new { action = e.Action, source = $"/1.0/containers/{e.Source}", context = e.Context });
         operations.Changed += op => Publish("operation", op.ToApi());

@@ -2,9 +2,7 @@ using System.Net.Sockets;
 using SystemContainers.Api;
 using SystemContainers.Daemon;
 using SystemContainers.Engine;
-using SystemContainers.Engine.Cgroups;
 using SystemContainers.Engine.Host;
-using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Interop;
 
 DaemonOptions options;
@@ -39,20 +37,20 @@ if (!Daemonization.ClaimSocket(options.Socket))
     return 1;
 }
 
-var images = new ImageStore(options.Engine.StateDir, options.Engine.ImportLimits);
-ICgroupDriver cgroups;
+Engine opened;
 try
 {
-    cgroups = CgroupDriverFactory.Detect(options.Engine.CgroupGroup);
+    opened = Engine.Open(options.Engine, DaemonLog.Info);
 }
 catch (EngineException e)
 {
-    // A host the daemon cannot run on (no cgroup hierarchy mounted) is a clear refusal, not a crash.
+    // A host or an install the daemon cannot run on (no cgroup hierarchy mounted, no sc-init) is a clear refusal, not a crash.
     Console.Error.WriteLine($"systemcontainerd: {e.Message}");
     return 1;
 }
-using var containers = new ContainerManager(options.Engine, images, cgroups);
-using var proxies = new SystemContainers.Engine.Network.ProxyDevices(containers, DaemonLog.Info);
+using var engine = opened;
+var containers = engine.Containers;
+var images = engine.Images;
 var operations = new OperationRegistry();
 var events = new EventHub(containers, operations);
 

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using SystemContainers.Api;
 using SystemContainers.Engine;
+using SystemContainers.Engine.Containers;
 using SystemContainers.Engine.Host;
 using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Network;
@@ -13,7 +14,7 @@ using SystemContainers.Engine.Spec;
 namespace SystemContainers.Daemon;
 
 /// <summary>The /1.0 REST API, shaped like LXD's: sync responses, async operations, events.</summary>
-public sealed class RestApi(DaemonOptions options, ContainerManager containers, ImageStore images,
+public sealed class RestApi(DaemonOptions options, ContainerService containers, ImageStore images,
     OperationRegistry operations, EventHub events)
 {
     private readonly HostCheck _hostCheck = new(options.Engine);
@@ -185,8 +186,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         app.MapDelete("/1.0/images/aliases/{name}", async (string name) => Sync(ToApi(await images.RemoveAliasAsync(name))));
         app.MapDelete("/1.0/images/{reference}", async (string reference) =>
         {
-            var image = images.Resolve(reference);
-            await images.RemoveAsync(reference, containers.ContainersUsingImage(image.Fingerprint));
+            await containers.RemoveImageAsync(reference);
             return Sync<object?>(null);
         });
 

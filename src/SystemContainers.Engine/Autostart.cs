@@ -1,3 +1,4 @@
+using SystemContainers.Engine.Containers;
 using SystemContainers.Engine.Spec;
 
 namespace SystemContainers.Engine;
@@ -10,7 +11,7 @@ namespace SystemContainers.Engine;
 /// </summary>
 public static class Autostart
 {
-    public static async Task RunAsync(ContainerManager containers, Action<string> log, CancellationToken ct)
+    public static async Task RunAsync(ContainerService containers, Action<string> log, CancellationToken ct)
     {
         var order = containers.List()
             .Where(v => v.Status == ContainerStatus.Stopped)

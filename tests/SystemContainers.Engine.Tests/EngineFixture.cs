@@ -1,3 +1,4 @@
+using SystemContainers.Engine.Containers;
 using System.Diagnostics;
 using SystemContainers.Engine.Cgroups;
 using SystemContainers.Engine.Images;
@@ -11,7 +12,7 @@ namespace SystemContainers.Engine.Tests;
 public sealed class EngineFixture : IDisposable
 {
     private readonly TempDir _dir = new();
-    private readonly List<ContainerManager> _managers = [];
+    private readonly List<ContainerService> _managers = [];
 
     public EngineFixture()
     {
@@ -29,9 +30,9 @@ public sealed class EngineFixture : IDisposable
     public string RunDir => _dir.Combine("run");
     public string Group { get; } = $"sc-xunit-{Guid.NewGuid():N}"[..18];
 
-    public ContainerManager NewManager(bool shiftIds = false)
+    public ContainerService NewManager(bool shiftIds = false)
     {
-        var m = new ContainerManager(new EngineOptions
+        var m = new ContainerService(new EngineOptions
         {
             StateDir = StateDir, RunDir = RunDir, CacheDir = _dir.Combine("cache"), ScInitPath = ScInitPath,
             CgroupGroup = Group, ShiftIds = shiftIds, DefaultNetwork = null,

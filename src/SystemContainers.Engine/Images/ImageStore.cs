@@ -129,8 +129,8 @@ public sealed partial class ImageStore
         }
     }
 
-    /// <summary>Removes an image; refused while a container uses it (inUse names them).</summary>
-    public async Task RemoveAsync(string reference, IReadOnlyList<string> inUse)
+    /// <summary>Removes an image no container uses; usersOf is asked under the store's lock, with the image's fingerprint.</summary>
+    public async Task RemoveAsync(string reference, Func<string, IReadOnlyList<string>> usersOf)
     {
         await _lock.WaitAsync();
         try
@@ -141,6 +141,7 @@ public sealed partial class ImageStore
                 throw EngineException.Conflict("ImageHasOtherAliases",
                     $"'{reference}' is one of the aliases of image {image.Fingerprint[..12]} (also {string.Join(", ", image.Aliases.Where(a => a != reference))}): " +
                     "remove that alias alone (Remove-SystemContainerImageAlias), or remove the image by its fingerprint");
+            var inUse = usersOf(image.Fingerprint);
             if (inUse.Count > 0)
                 throw EngineException.Conflict("ImageInUse",
                     $"image '{reference}' is used by container(s) {string.Join(", ", inUse)}; remove them first");

@@ -1,3 +1,4 @@
+using SystemContainers.Engine.Containers;
 using SystemContainers.Engine.Interop;
 using SystemContainers.Engine.Spec;
 
@@ -13,13 +14,13 @@ namespace SystemContainers.Engine.Network;
 /// </summary>
 public sealed class ProxyDevices : IDisposable
 {
-    private readonly ContainerManager _containers;
+    private readonly ContainerService _containers;
     private readonly Action<string> _log;
     private readonly object _lock = new();
     private readonly Dictionary<string, (int Pid, Dictionary<string, PortProxy> Devices)> _running = new(StringComparer.Ordinal);
     private bool _disposed;
 
-    public ProxyDevices(ContainerManager containers, Action<string> log)
+    public ProxyDevices(ContainerService containers, Action<string> log)
     {
         _containers = containers;
         _log = log;

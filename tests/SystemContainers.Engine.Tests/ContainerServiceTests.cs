@@ -1,14 +1,16 @@
+using SystemContainers.Engine.Containers;
 using System.Text;
 using SystemContainers.Engine.Cgroups;
 using SystemContainers.Engine.Runtime;
+using SystemContainers.Engine.Stats;
 
 namespace SystemContainers.Engine.Tests;
 
 /// <summary>Root integration tests: real namespaces, cgroups, overlay and idmapped mounts.</summary>
 [Collection("engine")]
-public class ContainerManagerTests(EngineFixture fx)
+public class ContainerServiceTests(EngineFixture fx)
 {
-    private static async Task<(int Code, string Out, string Err)> Run(ContainerManager m, string name, params string[] command)
+    private static async Task<(int Code, string Out, string Err)> Run(ContainerService m, string name, params string[] command)
     {
         using var session = m.Exec(name, new ExecRequest(command));
         var o = await session.CollectAsync(default);
@@ -186,5 +188,89 @@ public class ContainerManagerTests(EngineFixture fx)
         await second.StopAsync("adopt", force: true, null);
         Assert.False(Directory.Exists($"/proc/{pid}"));
         await second.DeleteAsync("adopt", force: false);
+    }
+
+    [Fact]
+    public async Task ASpecIsParsedOnceAndReplacedWithItsRecord()
+    {
+        var m = fx.NewManager();
+        m.Create("spec", "busybox", new Dictionary<string, string> { ["limits.memory"] = "64MiB" });
+        var c = m.Find("spec");
+        var held = c.Spec;
+        Assert.Same(held, c.Spec);
+        Assert.Equal(c.Record.Config, held.Raw);
+        await m.UpdateConfigAsync("spec", new Dictionary<string, string?> { ["limits.memory"] = "80MiB" });
+        Assert.NotSame(held, c.Spec);
+        Assert.Same(c.Spec, c.Spec);
+        Assert.Equal(80L << 20, c.Spec.Limits.MemoryBytes);
+        Assert.Equal(c.Record.Config, c.Spec.Raw);
+        await m.DeleteAsync("spec", force: false);
+    }
+
+    [Fact]
+    public async Task ACreateThatFailsPartWayUndoesWhatItMade()
+    {
+        var m = fx.NewManager();
+        string containers = Path.Combine(fx.StateDir, "containers");
+        // The NIC's network is refused after the staging directory exists and the name is claimed.
+        var e = Assert.Throws<EngineException>(() =>
+            m.Create("undo", "busybox", new Dictionary<string, string> { ["nic.eth0.type"] = "bridged", ["nic.eth0.network"] = "nosuchnet" }));
+        Assert.Equal(FailureKind.NotFound, e.Kind);
+        Assert.DoesNotContain(m.List(), v => v.Name == "undo");
+        Assert.Empty(Directory.GetDirectories(containers, ".new-undo-*"));
+        Assert.False(Directory.Exists(Path.Combine(containers, "undo")));
+        m.Create("undo", "busybox", null);
+        Assert.Equal(ContainerStatus.Stopped, m.Get("undo").Status);
+        await m.DeleteAsync("undo", force: false);
+    }
+
+    [Fact]
+    public async Task AnExecWhileAStopWaitsIsRefusedAsBusyAndStateGuardsKeepTheirReasons()
+    {
+        var m = fx.NewManager();
+        m.Create("busy", "busybox", null);
+        var notRunning = Assert.Throws<EngineException>(() => m.Exec("busy", new ExecRequest(["true"])));
+        Assert.Equal("NotRunning", notRunning.Reason);
+        await m.StartAsync("busy");
+        Assert.Equal("AlreadyRunning", (await Assert.ThrowsAsync<EngineException>(() => m.StartAsync("busy"))).Reason);
+        Assert.Equal("NotFrozen", (await Assert.ThrowsAsync<EngineException>(() => m.ThawAsync("busy"))).Reason);
+        await m.FreezeAsync("busy");
+        Assert.Equal("AlreadyFrozen", (await Assert.ThrowsAsync<EngineException>(() => m.FreezeAsync("busy"))).Reason);
+        Assert.Equal("Frozen", Assert.Throws<EngineException>(() => m.Exec("busy", new ExecRequest(["true"]))).Reason);
+        await m.ThawAsync("busy");
+        var c = m.Find("busy");
+        c.Stopping = true;
+        Assert.Equal(ContainerState.Stopping, c.State);
+        Assert.Equal(ContainerStatus.Running, m.Get("busy").Status);
+        var busy = Assert.Throws<EngineException>(() => m.Exec("busy", new ExecRequest(["true"])));
+        Assert.Equal("ContainerBusy", busy.Reason);
+        Assert.Equal(FailureKind.Conflict, busy.Kind);
+        c.Stopping = false;
+        Assert.Equal(0, (await Run(m, "busy", "true")).Code);
+        Assert.Equal("ContainerRunning", (await Assert.ThrowsAsync<EngineException>(() => m.DeleteAsync("busy", force: false))).Reason);
+        await m.StopAsync("busy", force: true, null);
+        Assert.Equal(ContainerState.Stopped, c.State);
+        Assert.Equal("NotRunning", (await Assert.ThrowsAsync<EngineException>(() => m.StopAsync("busy", force: true, null))).Reason);
+        await m.DeleteAsync("busy", force: false);
+    }
+
+    [Fact]
+    public async Task StatsCountersOnlyGrowAndTheRateIsOverTheLastSample()
+    {
+        var m = fx.NewManager();
+        m.Create("stats", "busybox", null);
+        Assert.Equal(ContainerStatus.Stopped, m.Stats("stats").Status);
+        await m.StartAsync("stats");
+        var first = m.Stats("stats");
+        Assert.Equal(0, (await Run(m, "stats", "sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done")).Code);
+        var second = m.Stats("stats");
+        Assert.True(second.Cgroup!.CpuUsageNanoseconds > first.Cgroup!.CpuUsageNanoseconds);
+        Assert.Equal(second.SampledAt - first.SampledAt, second.CpuInterval);
+        var expected = new CpuSample(second.SampledAt, second.Cgroup.CpuUsageNanoseconds)
+            .PercentSince(new CpuSample(first.SampledAt, first.Cgroup.CpuUsageNanoseconds));
+        Assert.Equal(expected, second.CpuPercent, 6);
+        Assert.Contains(second.Network, i => i.Name == "lo");
+        await m.StopAsync("stats", force: true, null);
+        await m.DeleteAsync("stats", force: false);
     }
 }

@@ -1,0 +1,226 @@
+using SystemContainers.Engine.Cgroups;
+using SystemContainers.Engine.Images;
+using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.Network;
+using SystemContainers.Engine.Runtime;
+using SystemContainers.Engine.State;
+using SystemContainers.Engine.Stats;
+
+namespace SystemContainers.Engine.Containers;
+
+/// <summary>
+/// The engine's front door for containers: create, start, stop, exec, delete, list. Each state
+/// change runs under its container's gate, one at a time, and is announced as an event; the
+/// verbs themselves are one class each. The daemon process is the child subreaper and parent of
+/// every container init; exits arrive through pidfds on the event loop. After a daemon restart,
+/// running containers are adopted again.
+/// </summary>
+public sealed class ContainerService : IDisposable
+{
+    private readonly EngineParts _parts;
+    private readonly ContainerRegistry _registry = new();
+    private readonly StatsSampler _sampler;
+    private readonly CreateContainer _create;
+    private readonly StartContainer _start;
+    private readonly StopContainer _stop;
+    private readonly DeleteContainer _delete;
+    private readonly UpdateContainer _update;
+    private readonly ExecContainer _exec;
+    private readonly FreezeContainer _freeze;
+
+    public ContainerService(EngineOptions options, ImageStore images, ICgroupDriver cgroups)
+    {
+        var store = new StateStore(options.StateDir, options.RunDir);
+        var scInit = new ScInit(options.ScInitPath);
+        // Container inits are orphaned when sc-init exits; as subreaper this process inherits and reaps them.
+        Sys.SetChildSubreaper();
+        if (!File.Exists(options.ScInitPath))
+            throw EngineException.NotFound("ScInitNotFound", $"sc-init not found at {options.ScInitPath}; run ./build.ps1 build");
+        // The run directory may be traversable (for dnsmasq); the containers' mounts are root's alone.
+        File.SetUnixFileMode(store.RunContainersDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var loop = new EventLoop();
+        Networks = new NetworkManager(options, loop);
+        Lxcfs = new Lxcfs(options.LxcfsPath, options.RunDir, loop);
+        _parts = new EngineParts(options, store, images, cgroups, scInit, loop, Networks, Lxcfs, _registry, new CpuAllocator(), Raise);
+        var cleanup = new ContainerCleanup(_parts);
+        var supervisor = new ContainerSupervisor(_parts, cleanup);
+        var nicDefaults = new NicDefaults(options, Networks);
+        _sampler = new StatsSampler(cgroups);
+        _create = new CreateContainer(_parts, nicDefaults);
+        _start = new StartContainer(_parts, cleanup, supervisor);
+        _freeze = new FreezeContainer(_parts);
+        _stop = new StopContainer(_freeze);
+        _delete = new DeleteContainer(_parts, _stop);
+        _update = new UpdateContainer(_parts, cleanup, nicDefaults);
+        _exec = new ExecContainer(_parts);
+        var adopt = new AdoptContainer(_parts, cleanup, supervisor);
+
+        Recovery.ReclaimStaging(store.ContainersDir);
+        Recovery.ReclaimTempFiles(store.ContainersDir);
+        Recovery.ReclaimTempFiles(store.RunContainersDir);
+        foreach (var name in store.Names()) adopt.Load(name);
+        Recovery.ReclaimOrphans(store.RunContainersDir, _registry.Names);
+        Networks.StartServices();
+        Lxcfs.Start();
+    }
+
+    /// <summary>Where the containers' /proc and /sys views of their own limits come from.</summary>
+    public Lxcfs Lxcfs { get; }
+
+    /// <summary>The managed networks the containers' NICs join.</summary>
+    public NetworkManager Networks { get; }
+
+    public event Action<EngineEvent>? Events;
+
+    public string CgroupVersion => _parts.Cgroups.Version;
+
+    public IReadOnlyList<ContainerView> List() =>
+        _registry.All.Select(View).OrderBy(v => v.Name, StringComparer.Ordinal).ToList();
+
+    public ContainerView Get(string name) => View(_registry.Find(name));
+
+    public string ConsoleLogPath(string name) => _parts.ConsoleLogOf(_registry.Find(name).Name);
+
+    /// <summary>Host-side facts for tests and diagnostics: the cgroup directories of a running container.</summary>
+    public IReadOnlyList<string> CgroupDirectories(string name) =>
+        _registry.Find(name).Live?.Cgroup.Directories ?? [];
+
+    /// <summary>The one container of that name, for the engine's own tests.</summary>
+    internal Container Find(string name) => _registry.Find(name);
+
+    public ContainerView Create(string name, string image, IReadOnlyDictionary<string, string>? config)
+    {
+        var container = _create.Run(name, image, config);
+        Raise("container-created", name);
+        return View(container);
+    }
+
+    public Task<ContainerView> StartAsync(string name, CancellationToken ct = default, Guid? id = null) =>
+        UnderGate(name, "container-started", c =>
+        {
+            _start.Run(c);
+            return Task.CompletedTask;
+        }, ct, id);
+
+    public Task<ContainerView> StopAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default, Guid? id = null) =>
+        UnderGate(name, "container-stopped", c => _stop.RunAsync(c, force, timeout), ct, id);
+
+    public Task<ContainerView> RestartAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default, Guid? id = null) =>
+        UnderGate(name, "container-restarted", async c =>
+        {
+            await _stop.RunAsync(c, force, timeout);
+            _start.Run(c);
+        }, ct, id);
+
+    public Task DeleteAsync(string name, bool force, CancellationToken ct = default, Guid? id = null) =>
+        UnderGate(name, "container-deleted", c => _delete.RunAsync(c, force), ct, id, evenDamaged: true);
+
+    /// <summary>Changes config keys (a null or empty value removes one); see UpdateContainer.</summary>
+    public Task<ContainerView> UpdateConfigAsync(string name, IReadOnlyDictionary<string, string?> changes, CancellationToken ct = default, Guid? id = null) =>
+        UnderGate(name, "container-updated", c =>
+        {
+            _update.Run(c, changes);
+            return Task.CompletedTask;
+        }, ct, id);
+
+    /// <summary>Freezes every process of a running container (cgroup freezer).</summary>
+    public Task<ContainerView> FreezeAsync(string name, CancellationToken ct = default, Guid? id = null) =>
+        UnderGate(name, "container-frozen", c =>
+        {
+            _freeze.Freeze(c);
+            return Task.CompletedTask;
+        }, ct, id);
+
+    public Task<ContainerView> ThawAsync(string name, CancellationToken ct = default, Guid? id = null) =>
+        UnderGate(name, "container-thawed", c =>
+        {
+            _freeze.Thaw(c);
+            return Task.CompletedTask;
+        }, ct, id);
+
+    public ExecSession Exec(string name, ExecRequest request) => _exec.Run(_registry.Find(name), request);
+
+    /// <summary>Removes an image, refused while a container uses it; the check and the removal are one step under the image store's lock.</summary>
+    public Task RemoveImageAsync(string reference) => _parts.Images.RemoveAsync(reference, _registry.UsersOf);
+
+    /// <summary>A sample of every container's resource use; one removed while they are sampled is left out.</summary>
+    public IReadOnlyList<ContainerStats> StatsOfAll()
+    {
+        var all = new List<ContainerStats>();
+        foreach (var c in List())
+        {
+            try { all.Add(Stats(c.Name)); }
+            catch (EngineException e) when (e.Kind == FailureKind.NotFound) { }
+        }
+        return all;
+    }
+
+    /// <summary>
+    /// A sample of a container's resource use; a stopped container gives a sample that says so.
+    /// Its CPU rate is over the time since the previous sample of this run.
+    /// </summary>
+    public ContainerStats Stats(string name)
+    {
+        var c = _registry.Find(name);
+        var live = c.Live;
+        var s = _sampler.Read(_parts.UpperOf(name), live?.Cgroup, live?.Pid);
+        if (live is null)
+            return new ContainerStats(name, c.Damage is null ? ContainerStatus.Stopped : ContainerStatus.Error, s.At, TimeSpan.Zero, null, 0, TimeSpan.Zero, [],
+                s.Disk.Bytes, c.Runtime.OomKills, s.Disk.Partial);
+        var previous = live.LastSample;
+        var cpu = s.Cpu;
+        live.LastSample = cpu;
+        return new ContainerStats(name, live.Frozen ? ContainerStatus.Frozen : ContainerStatus.Running, s.At,
+            s.At - (c.Runtime.StartedAt ?? s.At), s.Cgroup, cpu.PercentSince(previous), s.At - previous.At, s.Network, s.Disk.Bytes,
+            DiskUsagePartial: s.Disk.Partial);
+    }
+
+    /// <summary>
+    /// Runs one state change at a time per container, then announces it. The change acts on the
+    /// container the name meant when it was asked for (or the one with id): one removed while the
+    /// change waited is not found, even if a newer container has taken its name since.
+    /// </summary>
+    private async Task<ContainerView> UnderGate(string name, string action, Func<Container, Task> change, CancellationToken ct,
+        Guid? id, bool evenDamaged = false)
+    {
+        var c = _registry.Find(name);
+        if (id is Guid expected && c.Record.Id != expected) throw ContainerRegistry.Gone(name);
+        await c.Gate.WaitAsync(ct);
+        try
+        {
+            if (!_registry.IsCurrent(c)) throw ContainerRegistry.Gone(name);
+            if (!evenDamaged) c.Intact();
+            await change(c);
+        }
+        finally
+        {
+            c.Gate.Release();
+        }
+        Raise(action, name);
+        return View(c);
+    }
+
+    private ContainerView View(Container c)
+    {
+        var r = c.Record;
+        var rt = c.Runtime;
+        var live = c.Live;
+        var (v4, v6) = live is null ? ([], []) : NetnsAddresses.Read(live.Pid);
+        var status = c.Damage is not null ? ContainerStatus.Error
+            : live is null ? ContainerStatus.Stopped : live.Frozen ? ContainerStatus.Frozen : ContainerStatus.Running;
+        return new ContainerView(r.Name, status, r.ImageFingerprint, r.ImageAlias, live?.Pid, r.Created, rt.StartedAt, rt.StoppedAt,
+            rt.LastExitCode, rt.LastExitSignal, r.IdMap is null, r.InitKind, r.Config, v4, v6, r.Id, c.Damage, rt.Recovery);
+    }
+
+    private void Raise(string action, string name) => Events?.Invoke(new EngineEvent(action, name, DateTimeOffset.UtcNow));
+
+    /// <summary>Daemon shutdown: containers keep running (a new daemon adopts them); an empty cgroup group is removed.</summary>
+    public void Dispose()
+    {
+        Lxcfs.Dispose();
+        Networks.Dispose();
+        _parts.Loop.Dispose();
+        _parts.Cgroups.ReleaseGroup();
+        _parts.ScInit.Dispose();
+    }
+}

@@ -1,0 +1,144 @@
+using SystemContainers.Engine.Cgroups;
+using SystemContainers.Engine.Host;
+using SystemContainers.Engine.Images;
+using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.Network;
+using SystemContainers.Engine.Runtime;
+using SystemContainers.Engine.Spec;
+using SystemContainers.Engine.State;
+
+namespace SystemContainers.Engine.Containers;
+
+/// <summary>
+/// Builds the launch plan and runs sc-init; on any failure nothing of the attempt is left.
+/// The intent (Starting) is on disk before the cgroup or the init exist, so a daemon that
+/// dies at any point of the start finds it when it starts again and kills what was left.
+/// </summary>
+internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup, ContainerSupervisor supervisor)
+{
+    public void Run(Container c)
+    {
+        if (!c.State.CanStart()) throw EngineException.Conflict("AlreadyRunning", $"container '{c.Name}' is already running");
+        try
+        {
+            Launch(c);
+        }
+        catch (Exception e) when (e is not EngineException)
+        {
+            throw new EngineException(FailureKind.Failed, "StartFailed", $"cannot start container '{c.Name}': {e.Message}", e);
+        }
+    }
+
+    private void Launch(Container c)
+    {
+        string name = c.Name;
+        var idmap = c.Record.IdMap;
+        string run = parts.RunDirOf(name);
+        var before = c.Runtime;
+        var config = c.Spec;
+        var nics = config.BridgedNics.ToList();
+        var hostInterfaces = new List<HostInterface>();
+        Action<int>? attach = nics.Count == 0 ? null : child =>
+        {
+            foreach (var nic in nics) hostInterfaces.Add(parts.Networks.Attach(name, nic, child));
+        };
+        HostLimits.CheckStart(name, c.Record.InitKind, c.RootUid, idmap is not null && !config.IsIdmapIsolated);
+        using var revert = new Reverter();
+        SafeFd? pidfd = null;
+        int? killed = null;
+        revert.Add($"the start intent of '{name}'", () =>
+        {
+            string leftovers = killed is int n and > 0 ? $"; {n} process(es) left in its cgroup were killed" : "";
+            c.Runtime = before with { Starting = false, Recovery = $"the start failed{(pidfd is null ? "" : "; its init was killed")}{leftovers}" };
+            // On a full disk this fails too: the intent on disk then makes the next daemon start check again.
+            cleanup.TryWriteRuntime(c);
+        });
+        parts.Store.WriteRuntime(name, before with { Starting = true });
+        StepTrace.Mark("start: intent written");
+        TestHooks.Reach("start-intent");
+        Directory.CreateDirectory(Path.Combine(run, "rootfs"));
+        Directory.CreateDirectory(Path.Combine(run, "layers"));
+        revert.Add($"the cgroup of '{name}'", () =>
+        {
+            killed = cleanup.KillLeftovers(name);
+            cleanup.TryRemoveCgroup(name);
+        });
+        var cgroup = parts.Cgroups.Create(name, c.RootUid, c.RootGid);
+        string? cpuSet = parts.Cpus.Choose(config.Limits, parts.Registry.CpuSetsExcept(c));
+        parts.Cgroups.Apply(cgroup, config.Limits, cpuSet);
+        var (master, slave, slavePath) = Sys.OpenPty(c.RootUid, c.RootGid + 5);
+        SafeFd? ownedMaster = master, ownedSlave = slave;
+        revert.Add($"the console pty of '{name}'", () =>
+        {
+            ownedMaster?.Dispose();
+            ownedSlave?.Dispose();
+        });
+        StepTrace.Mark("start: cgroup and console ready");
+        revert.Add($"the host interfaces of '{name}'", () => cleanup.DetachAll(hostInterfaces));
+        int pid;
+        bool shifted = idmap is not null && parts.Options.ShiftIds;
+        try
+        {
+            pid = parts.ScInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
+        }
+        catch (ScInitException e) when (idmap is not null && !shifted && e.Message.Contains("cannot idmap mount", StringComparison.Ordinal))
+        {
+            shifted = true;
+            cleanup.DetachAll(hostInterfaces);
+            pid = parts.ScInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
+        }
+        pidfd = Sys.PidfdOpen(pid);
+        revert.Add($"the init of '{name}'", () => ContainerCleanup.KillAndReap(pidfd));
+        StepTrace.Mark("start: init exec'd");
+        TestHooks.Reach("start-cloned");
+        var console = new ConsoleLog(master, slave, parts.ConsoleLogOf(name), parts.Loop);
+        ownedMaster = ownedSlave = null;
+        revert.Add($"the console log of '{name}'", console.Dispose);
+        var runtime = new RuntimeRecord(true, pid, ProcStat.StartTime(pid), DateTimeOffset.UtcNow, null, null, null, shifted);
+        TestHooks.Reach("start-before-state");
+        parts.Store.WriteRuntime(name, runtime);
+        StepTrace.Mark("start: running recorded");
+        TestHooks.Reach("start-after-state");
+        var live = new LiveInit(pid, pidfd, cgroup, console)
+        {
+            CpuSet = cpuSet, LastSample = new(DateTimeOffset.UtcNow, 0), HostInterfaces = hostInterfaces,
+        };
+        c.Runtime = runtime;
+        c.Live = live;
+        supervisor.Watch(c, live);
+        revert.Success();
+    }
+
+    private LaunchPlan PlanFor(Container c, ContainerConfig config, ContainerCgroup cgroup, string console, bool shifted)
+    {
+        var r = c.Record;
+        string lower = parts.Images.RootfsOf(r.ImageFingerprint);
+        if (shifted) lower = IdShifter.EnsureShifted(lower, r.IdMap!);
+        var plan = new LaunchPlan()
+            .Add("lower", lower)
+            .Add("upper", Path.Combine(parts.Store.DirectoryOf(r.Name), "fs"))
+            .Add("layers", Path.Combine(parts.RunDirOf(r.Name), "layers"))
+            .Add("target", Path.Combine(parts.RunDirOf(r.Name), "rootfs"))
+            .Add("console", console)
+            .Add("hostname", r.Name)
+            .Add("userns", r.IdMap is null ? 0 : 1)
+            .Add("idmap", r.IdMap is not null && !shifted ? 1 : 0)
+            .Add("nesting", config.IsNesting ? 1 : 0)
+            .Add("uid", 0)
+            .Add("gid", 0)
+            .Add(cgroup.Join)
+            .AddAll("netif", config.BridgedNics.Select(n => n.Name))
+            .Confine(config)
+            .Add("arg", "/sbin/init")
+            .Add("env", "container=systemcontainers")
+            .Add("env", "PATH=" + ContainerProcess.DefaultPath)
+            .Add("env", "TERM=linux")
+            .AddAll("env", config.Environment.Select(kv => $"{kv.Key}={kv.Value}"));
+        if (config.IsLxcfs && parts.Lxcfs.Views() is var (lxcfs, views))
+            plan.Add("lxcfsroot", lxcfs).AddAll("lxcfs", views);
+        if (r.IdMap is { } m) plan.Add(m);
+        // A disk inside another's path goes on after it, so the outer one does not cover it.
+        foreach (var disk in config.Disks.OrderBy(d => d.Path, StringComparer.Ordinal)) plan.Add(disk);
+        return plan;
+    }
+}
