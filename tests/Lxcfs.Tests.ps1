@@ -121,8 +121,11 @@ Describe 'lxcfs supervision' {
     It 'gives its views to a container started while lxcfs restarts (the start waits for it)' -Skip:($noLxcfs -or $hostLxcfs) {
         $before = Get-TestLxcfs $daemon
         kill -KILL $before
-        # The supervisor waits a second before the restart: the start below falls in that pause.
-        Wait-Until { -not (Test-ProcessAlive $before) } -TimeoutSeconds 10 -What 'the killed lxcfs to exit'
+        # The supervisor waits a second before the restart: the start below falls in that pause,
+        # once the mount is dead (its last thread gone, not only its leader a zombie).
+        $uptime = Join-Path $daemon.RunDir 'lxcfs/mnt/proc/uptime'
+        $deadline = [DateTime]::UtcNow.AddSeconds(10)
+        while ((Get-Content $uptime -ErrorAction SilentlyContinue) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 5 }
         $c = New-SystemContainer racing -Image $image -Config @{ 'limits.memory' = '160MiB' } -Start
         try {
             (Get-SystemContainerHost).Lxcfs | Should -Be 'daemon'

@@ -111,13 +111,24 @@ public sealed class Lxcfs : IDisposable
         }
     }
 
-    /// <summary>The serving mount and the files it provides now (a dead FUSE mount provides none); null when none serves.</summary>
+    /// <summary>
+    /// The serving mount and the files it provides (a dead FUSE mount provides none); null when none
+    /// serves. A container started while lxcfs restarts waits for it (at most MountWait), rather than
+    /// running without views for its whole life.
+    /// </summary>
     public (string Root, IReadOnlyList<string> Files)? Views()
     {
-        var root = Root ?? (Restarting ? WaitForRestart() : null);
-        if (root is null) return null;
-        var files = Files.Where(f => File.Exists(Path.Combine(root, f))).ToList();
-        return files.Count == 0 ? null : (root, files);
+        long deadline = Environment.TickCount64 + (long)MountWait.TotalMilliseconds;
+        while (true)
+        {
+            if (Root is { } root)
+            {
+                var files = Files.Where(f => File.Exists(Path.Combine(root, f))).ToList();
+                if (files.Count > 0) return (root, files);
+            }
+            if (!Restarting || Environment.TickCount64 > deadline) return null;
+            Thread.Sleep(10);
+        }
     }
 
     /// <summary>Whether path is the root of a live lxcfs mount (fuse.lxcfs in this mount namespace).</summary>
@@ -137,8 +148,14 @@ public sealed class Lxcfs : IDisposable
     private static bool IsLive(string path)
     {
         if (!IsLxcfsMount(path)) return false;
-        try { File.GetAttributes(path); return true; }
-        catch (IOException) { return false; }
+        // A read, not a stat: the kernel answers stat from its attribute cache for a second after
+        // lxcfs dies, while every open already fails.
+        try
+        {
+            using var uptime = new FileStream(Path.Combine(path, "proc/uptime"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
+            return uptime.Read(new byte[64]) > 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
     }
 
     /// <summary>
@@ -149,14 +166,6 @@ public sealed class Lxcfs : IDisposable
         _process is not null &&
         (Volatile.Read(ref _diedAt) is long t && t != 0 && Environment.TickCount64 - t < MountWait.TotalMilliseconds
          || IsLxcfsMount(MountPoint) && !IsLive(MountPoint));
-
-    /// <summary>A container started while lxcfs restarts waits for it (at most MountWait), rather than running without views for its whole life.</summary>
-    private string? WaitForRestart()
-    {
-        long deadline = Environment.TickCount64 + (long)MountWait.TotalMilliseconds;
-        while (!IsLive(MountPoint) && Restarting && Environment.TickCount64 < deadline) Thread.Sleep(10);
-        return _process is not null && IsLive(MountPoint) ? MountPoint : null;
-    }
 
     /// <summary>mountinfo writes space, tab, newline and backslash in paths as octal escapes.</summary>
     private static string Unescape(string field) =>
