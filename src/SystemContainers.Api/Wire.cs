@@ -26,8 +26,10 @@ public sealed record ApiResponse(
     JsonElement? Metadata = null);
 
 /// <summary>GET /1.0: the daemon, its host and what it holds (Get-SystemContainerHost).</summary>
-public sealed record SystemContainerHost
+public sealed record SystemContainerHost : IRemoteObject
 {
+    /// <inheritdoc/>
+    [JsonIgnore] public string? Remote { get; set; }
     public string ApiVersion { get; init; } = "1.0";
     public string ServerVersion { get; init; } = "";
     public string Hostname { get; init; } = "";
@@ -68,8 +70,10 @@ public sealed record SystemContainerHost
 }
 
 /// <summary>A system container as the API and the cmdlets show it.</summary>
-public sealed record SystemContainer
+public sealed record SystemContainer : IRemoteObject
 {
+    /// <inheritdoc/>
+    [JsonIgnore] public string? Remote { get; set; }
     public required string Name { get; init; }
     public required string Status { get; init; }
     public string? Image { get; init; }
@@ -95,8 +99,10 @@ public sealed record SystemContainer
     public string? Recovery { get; init; }
 }
 
-public sealed record SystemContainerImage
+public sealed record SystemContainerImage : IRemoteObject
 {
+    /// <inheritdoc/>
+    [JsonIgnore] public string? Remote { get; set; }
     public required string Fingerprint { get; init; }
     public TextList Aliases { get; init; } = [];
     public string Description { get; init; } = "";
@@ -228,8 +234,10 @@ public sealed record NetworkInterfaceStats
 }
 
 /// <summary>One sample of a container's resource use (Get-ContainerStats). Limits are null when unlimited.</summary>
-public sealed record SystemContainerStats
+public sealed record SystemContainerStats : IRemoteObject
 {
+    /// <inheritdoc/>
+    [JsonIgnore] public string? Remote { get; set; }
     public required string Name { get; init; }
     public required string Status { get; init; }
     public DateTimeOffset SampledAt { get; init; }
@@ -261,8 +269,10 @@ public sealed record SystemContainerStats
 }
 
 /// <summary>A managed bridge network: its bridge, subnets, NAT, DNS domain and the containers on it.</summary>
-public sealed record SystemContainerNetwork
+public sealed record SystemContainerNetwork : IRemoteObject
 {
+    /// <inheritdoc/>
+    [JsonIgnore] public string? Remote { get; set; }
     public required string Name { get; init; }
     public string Type { get; init; } = "bridge";
     [JsonPropertyName("ipv4")]
@@ -344,3 +354,13 @@ public sealed record SystemContainerTrustToken
 
 /// <summary>PATCH /1.0: server settings by key (core.https_address).</summary>
 public sealed record HostUpdateRequest(Dictionary<string, string> Config);
+
+/// <summary>
+/// An object that remembers the remote it came from (null: the local daemon), so a cmdlet it is
+/// piped to acts on the same host: its -Remote binds by property name. Never on the wire.
+/// </summary>
+public interface IRemoteObject
+{
+    /// <summary>The remote the object came from; null for the local daemon.</summary>
+    string? Remote { get; set; }
+}

@@ -12,7 +12,7 @@ public abstract class DaemonNameCompleter : IArgumentCompleter
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
         System.Management.Automation.Language.CommandAst commandAst, IDictionary fakeBoundParameters)
     {
-        var client = DaemonConnection.IfRunning();
+        var client = fakeBoundParameters["Remote"] is string remote && remote.Length > 0 ? RemoteStore.Client(remote) : DaemonConnection.IfRunning();
         if (client is null) return [];
         var pattern = new WildcardPattern(wordToComplete + "*", WildcardOptions.IgnoreCase);
         return Names(client).Where(n => pattern.IsMatch(n.Name))
