@@ -73,27 +73,28 @@ Describe 'HTTPS listener' {
         (Get-Item (Join-Path $server.StateDir 'server.key')).UnixMode | Should -Be '-rw-------'
         Invoke-InNetns $server ss @('-Htln', "sport = :8443") | Should -Match '10\.251\.77\.2:8443'
     }
+    It 'speaks TLS 1.3 only' {
+        Invoke-InNetns $client curl @('-sk', '--tls-max', '1.2', '-o', '/dev/null', "https://$address/1.0")
+        $LASTEXITCODE | Should -Not -Be 0
+        Invoke-InNetns $client curl @('-sk', '--tlsv1.3', '-o', '/dev/null', "https://$address/1.0")
+        $LASTEXITCODE | Should -Be 0
+    }
     It 'shows an untrusted client only GET /1.0 and refuses everything else with 403' {
-        $r = Invoke-Client 'untrusted' @'
-Add-Type -AssemblyName System.Net.Http
-$h = [System.Net.Http.SocketsHttpHandler]::new()
-$h.SslOptions.RemoteCertificateValidationCallback = { $true }
-$h.SslOptions.EnabledSslProtocols = 'Tls13'
-$http = [System.Net.Http.HttpClient]::new($h)
-foreach ($req in @(@('GET', '/1.0'), @('GET', '/1.0/containers'), @('GET', '/1.0/certificates'), @('DELETE', '/1.0/containers/web'), @('PATCH', '/1.0'), @('POST', '/1.0/certificates/tokens'))) {
-    $m = [System.Net.Http.HttpRequestMessage]::new([System.Net.Http.HttpMethod]::new($req[0]), "https://$address$($req[1])")
-    $resp = $http.Send($m)
-    [pscustomobject]@{ Path = "$($req[0]) $($req[1])"; Status = [int]$resp.StatusCode; Body = $resp.Content.ReadAsStringAsync().Result } | ConvertTo-Json -Compress
-}
-'@ @{ address = $address }
-        $r.ExitCode | Should -Be 0 -Because $r.Output
-        $answers = $r.Output -split "`n" | ForEach-Object { $_ | ConvertFrom-Json }
-        $answers[0].Status | Should -Be 200
-        $meta = ($answers[0].Body | ConvertFrom-Json).metadata
-        $meta.auth | Should -Be 'untrusted'
-        $meta.serverFingerprint | Should -Be (Get-SystemContainerHost).ServerFingerprint
-        $meta.containers | Should -Be 0 -Because 'an untrusted client learns nothing of what the host holds'
-        foreach ($a in $answers[1..($answers.Count - 1)]) { $a.Status | Should -Be 403 -Because $a.Path }
+        # Without a certificate, and with one the server never trusted.
+        $key = Join-Path $client.Dir 'stranger.key'; $crt = Join-Path $client.Dir 'stranger.crt'
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -subj /CN=stranger -keyout $key -out $crt -days 1 2>$null
+        foreach ($identity in @(@(), @('--cert', $crt, '--key', $key))) {
+            $curl = @('-sk', '--tlsv1.3') + $identity
+            $info = Invoke-InNetns $client curl ($curl + @("https://$address/1.0")) | ConvertFrom-Json
+            $info.metadata.auth | Should -Be 'untrusted'
+            $info.metadata.server_fingerprint | Should -Be (Get-SystemContainerHost).ServerFingerprint
+            $info.metadata.containers | Should -Be 0 -Because 'an untrusted client learns nothing of what the host holds'
+            foreach ($req in @(@('GET', '/1.0/containers'), @('GET', '/1.0/certificates'), @('DELETE', '/1.0/containers/web'), @('PATCH', '/1.0'),
+                    @('POST', '/1.0/certificates/tokens'), @('GET', '/1.0/events'))) {
+                $status = Invoke-InNetns $client curl ($curl + @('-o', '/dev/null', '-w', '%{http_code}', '-X', $req[0], "https://$address$($req[1])"))
+                $status | Should -Be '403' -Because "$($req[0]) $($req[1]) from an untrusted client"
+            }
+        }
         (Get-SystemContainer web).Status | Should -Be 'Running'
     }
 }
@@ -141,7 +142,7 @@ Get-SystemContainer -Remote impostor
         $r.Output | Should -Match 'cannot reach systemcontainerd at https://10\.251\.77\.2:8443'
     }
     It 'runs commands over TLS' {
-        $r = Invoke-Client 'laptop' 'Invoke-SystemContainerCommand -Remote r web -- cat /etc/hostname'
+        $r = Invoke-Client 'laptop' 'Invoke-SystemContainerCommand -Remote r web -- hostname'
         $r.ExitCode | Should -Be 0 -Because $r.Output
         $r.Output | Should -Be 'web'
     }
@@ -162,8 +163,12 @@ Describe 'Revocation' {
         New-Item -ItemType Directory $flags | Out-Null
         $process = Start-Client 'laptop' @'
 $events = Start-ThreadJob { Import-Module $using:module; Get-SystemContainerEvent -Remote r -Follow -ErrorAction Stop }
-# The subscription is open once the job runs its request; the flag tells the test to revoke.
-Start-Sleep -Seconds 3
+# The stream is open once it carries an event: restart web until one arrives.
+for ($i = 0; -not $events.HasMoreData -and $events.State -eq 'Running' -and $i -lt 4; $i++) {
+    Restart-SystemContainer -Remote r web -Force -Timeout 0
+    Start-Sleep -Seconds 2
+}
+"subscribed: $($events.HasMoreData) $($events.State) $($events.ChildJobs[0].Error) $(Receive-Job $events -Keep | Out-String)"
 New-Item (Join-Path $flags 'ready') | Out-Null
 while (-not (Test-Path (Join-Path $flags 'revoked'))) { Start-Sleep -Milliseconds 100 }
 $null = Wait-Job $events -Timeout 30
@@ -177,6 +182,7 @@ try { Get-SystemContainer -Remote r | Out-Null; 'next: allowed' } catch { "next:
             $r = Wait-Client $process
         }
         finally { if (-not $process.HasExited) { $process.Kill() } }
+        $r.Output | Should -Match 'subscribed: True'
         $r.Output | Should -Match 'events: (Failed|Completed)'
         $r.Output | Should -Match 'next: Untrusted'
         Get-SystemContainerTrust -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
