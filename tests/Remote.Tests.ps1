@@ -164,11 +164,11 @@ Describe 'Revocation' {
         $process = Start-Client 'laptop' @'
 $events = Start-ThreadJob { Import-Module $using:module; Get-SystemContainerEvent -Remote r -Follow -ErrorAction Stop }
 # The stream is open once it carries an event: restart web until one arrives.
-for ($i = 0; -not $events.HasMoreData -and $events.State -eq 'Running' -and $i -lt 4; $i++) {
+for ($i = 0; -not $events.HasMoreData -and $events.State -in 'NotStarted', 'Running' -and $i -lt 10; $i++) {
     Restart-SystemContainer -Remote r web -Force -Timeout 0
     Start-Sleep -Seconds 2
 }
-"subscribed: $($events.HasMoreData) $($events.State) $($events.ChildJobs[0].Error) $(Receive-Job $events -Keep | Out-String)"
+"subscribed: $($events.HasMoreData) ($($events.State) $($events.Error))"
 New-Item (Join-Path $flags 'ready') | Out-Null
 while (-not (Test-Path (Join-Path $flags 'revoked'))) { Start-Sleep -Milliseconds 100 }
 $null = Wait-Job $events -Timeout 30
@@ -176,7 +176,8 @@ $null = Wait-Job $events -Timeout 30
 try { Get-SystemContainer -Remote r | Out-Null; 'next: allowed' } catch { "next: $($_.FullyQualifiedErrorId)" }
 '@ @{ flags = $flags; module = $module }
         try {
-            Wait-Until { Test-Path (Join-Path $flags 'ready') } -TimeoutSeconds 120 -What 'the client to subscribe to events'
+            Wait-Until { (Test-Path (Join-Path $flags 'ready')) -or $process.HasExited } -TimeoutSeconds 120 -What 'the client to subscribe to events'
+            if ($process.HasExited) { throw "the client ended before it subscribed: $((Wait-Client $process).Output)" }
             Remove-SystemContainerTrust laptop -Force
             New-Item (Join-Path $flags 'revoked') | Out-Null
             $r = Wait-Client $process
