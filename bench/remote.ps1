@@ -5,8 +5,8 @@
 .DESCRIPTION
     One test daemon in its own network namespace listens for HTTPS on 127.0.0.1 there; a busybox
     container runs. A pwsh in that namespace joins the daemon as a remote with a trust token, then
-    runs `Invoke-SystemContainerCommand b1 -- true` alternately over the unix socket and over TLS
-    (-Remote), after warm-up runs, and reports the medians and their ratio. Connections are kept
+    runs `Invoke-SystemContainerCommand b1 -- true` and `Get-SystemContainer b1` alternately over the
+    unix socket and over TLS (-Remote), after warm-up runs, and reports the medians and their ratio. Connections are kept
     alive between runs, as in an interactive session. Results are appended to bench/RESULTS.md with -Record.
 #>
 param([int]$Runs = 40, [switch]$Record, [string]$Token, [switch]$Inner)
@@ -19,12 +19,14 @@ if ($Inner) {
     # In the daemon's network namespace: join, warm both paths, then alternate.
     Add-SystemContainerRemote -Name bench -Token $Token | Out-Null
     foreach ($i in 1..5) { Invoke-SystemContainerCommand b1 -- true; Invoke-SystemContainerCommand -Remote bench b1 -- true }
-    $unix = @(); $tls = @()
+    $unix = @(); $tls = @(); $unixGet = @(); $tlsGet = @()
     foreach ($i in 1..$Runs) {
         $unix += Measure-Ms { Invoke-SystemContainerCommand b1 -- true }
         $tls += Measure-Ms { Invoke-SystemContainerCommand -Remote bench b1 -- true }
+        $unixGet += Measure-Ms { Get-SystemContainer b1 }
+        $tlsGet += Measure-Ms { Get-SystemContainer -Remote bench b1 }
     }
-    @{ unix = Get-Median $unix; tls = Get-Median $tls } | ConvertTo-Json -Compress
+    @{ unix = Get-Median $unix; tls = Get-Median $tls; unixGet = Get-Median $unixGet; tlsGet = Get-Median $tlsGet } | ConvertTo-Json -Compress
     return
 }
 
@@ -42,7 +44,9 @@ try {
     if ($LASTEXITCODE) { throw "the client in the daemon's namespace failed: $out" }
     $m = $out | Select-Object -Last 1 | ConvertFrom-Json
     $ratio = [math]::Round($m.tls / $m.unix, 2)
-    $rows = @([pscustomobject]@{ measure = 'exec true'; 'unix socket (ms)' = [math]::Round($m.unix, 2); 'TLS (ms)' = [math]::Round($m.tls, 2); 'ratio (target <= 2)' = $ratio })
+    $rows = @([pscustomobject]@{ measure = 'exec true'; 'unix socket (ms)' = [math]::Round($m.unix, 2); 'TLS (ms)' = [math]::Round($m.tls, 2); 'ratio (target <= 2)' = $ratio },
+        # A plain request on a kept-alive connection: what TLS costs without a handshake.
+        [pscustomobject]@{ measure = 'Get-SystemContainer'; 'unix socket (ms)' = [math]::Round($m.unixGet, 2); 'TLS (ms)' = [math]::Round($m.tlsGet, 2); 'ratio (target <= 2)' = [math]::Round($m.tlsGet / $m.unixGet, 2) })
     $rows | Format-Table -AutoSize | Out-String | Write-Host
     if ($Record) {
         $cpu = (Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '.*:\s*', ''
