@@ -188,4 +188,16 @@ try { Get-SystemContainer -Remote r | Out-Null; 'next: allowed' } catch { "next:
         $r.Output | Should -Match 'next: Untrusted'
         Get-SystemContainerTrust -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
     }
+    It 'answers a client that revokes itself, then refuses it' {
+        $t = (New-SystemContainerTrustToken -ClientName self).Token
+        $r = Invoke-Client 'self' @'
+Add-SystemContainerRemote -Name r -Token $token | Out-Null
+Remove-SystemContainerTrust -Remote r self -Force
+'revoked'
+try { Get-SystemContainer -Remote r | Out-Null; 'next: allowed' } catch { "next: $($_.FullyQualifiedErrorId)" }
+'@ @{ token = $t }
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        $r.Output | Should -Match 'revoked'
+        $r.Output | Should -Match 'next: Untrusted'
+    }
 }

@@ -15,6 +15,8 @@ public sealed class TrustGate
     private const string UntrustedKey = "systemcontainers.untrusted";
     private readonly RemoteAccess _remote;
     private readonly Dictionary<string, HashSet<HttpContext>> _open = [];
+    // The request being handled on this flow: a client that revokes itself still gets its answer.
+    private readonly AsyncLocal<HttpContext?> _current = new();
 
     public TrustGate(RemoteAccess remote)
     {
@@ -34,6 +36,7 @@ public sealed class TrustGate
         if (fingerprint is not null && _remote.Trust.IsTrusted(fingerprint))
         {
             Track(fingerprint, context, add: true);
+            _current.Value = context;
             try { await next(); }
             finally { Track(fingerprint, context, add: false); }
             return;
@@ -71,7 +74,7 @@ public sealed class TrustGate
     private void Abort(string fingerprint)
     {
         List<HttpContext> contexts;
-        lock (_open) contexts = _open.Remove(fingerprint, out var set) ? [.. set] : [];
+        lock (_open) contexts = _open.Remove(fingerprint, out var set) ? [.. set.Where(c => c != _current.Value)] : [];
         foreach (var context in contexts) context.Abort();
         if (contexts.Count > 0) DaemonLog.Info($"revoked {fingerprint}: closed {contexts.Count} open request(s)");
     }
