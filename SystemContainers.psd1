@@ -8,6 +8,8 @@
     CompatiblePSEditions = @('Core')
     PowerShellVersion    = '7.4'
     CmdletsToExport      = @(
+        'Add-SystemContainerRemote', 'Get-SystemContainerRemote', 'Remove-SystemContainerRemote', 'New-SystemContainerTrustToken',
+        'Get-SystemContainerTrust', 'Remove-SystemContainerTrust', 'Set-SystemContainerHost',
         'Get-SystemContainer', 'New-SystemContainer', 'Start-SystemContainer', 'Stop-SystemContainer',
         'Restart-SystemContainer', 'Remove-SystemContainer', 'Invoke-SystemContainerCommand', 'Enter-SystemContainer',
         'Get-SystemContainerImage', 'Import-SystemContainerImage', 'New-SystemContainerImage', 'Remove-SystemContainerImage',

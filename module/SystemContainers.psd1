@@ -10,6 +10,8 @@
     FormatsToProcess     = @('SystemContainers.Format.ps1xml')
     TypesToProcess       = @('SystemContainers.Types.ps1xml')
     CmdletsToExport      = @(
+        'Add-SystemContainerRemote', 'Get-SystemContainerRemote', 'Remove-SystemContainerRemote', 'New-SystemContainerTrustToken',
+        'Get-SystemContainerTrust', 'Remove-SystemContainerTrust', 'Set-SystemContainerHost',
         'Get-SystemContainer', 'New-SystemContainer', 'Start-SystemContainer', 'Stop-SystemContainer',
         'Restart-SystemContainer', 'Remove-SystemContainer', 'Invoke-SystemContainerCommand', 'Enter-SystemContainer',
         'Get-SystemContainerImage', 'Import-SystemContainerImage', 'New-SystemContainerImage', 'Remove-SystemContainerImage',

@@ -13,16 +13,20 @@ public sealed class SystemContainersApiException(int statusCode, string errorId,
     public string ErrorId { get; } = errorId;
 }
 
-/// <summary>Typed REST client for systemcontainerd over its unix socket. One instance keeps its connections alive.</summary>
-public sealed class SystemContainersClient : IDisposable
+/// <summary>Typed REST client for systemcontainerd over its unix socket or, to a remote, mutual TLS. One instance keeps its connections alive.</summary>
+public sealed partial class SystemContainersClient : IDisposable
 {
-    private static readonly Uri Base = new("http://systemcontainers/");
+    private readonly Uri _base;
+    private readonly Uri _webSocketBase;
     private readonly SocketsHttpHandler _handler;
     private readonly HttpClient _http;
 
     public SystemContainersClient(string socketPath)
     {
         SocketPath = socketPath;
+        Target = socketPath;
+        _base = new Uri("http://systemcontainers/");
+        _webSocketBase = new Uri("ws://systemcontainers/");
         _handler = new SocketsHttpHandler
         {
             ConnectCallback = async (_, ct) =>
@@ -41,15 +45,19 @@ public sealed class SystemContainersClient : IDisposable
             },
             PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
         };
-        _http = new HttpClient(_handler, disposeHandler: false) { BaseAddress = Base, Timeout = Timeout.InfiniteTimeSpan };
+        _http = new HttpClient(_handler, disposeHandler: false) { BaseAddress = _base, Timeout = Timeout.InfiniteTimeSpan };
     }
 
+    /// <summary>The unix socket; "" for a remote.</summary>
     public string SocketPath { get; }
+
+    /// <summary>Where requests go, for messages: the socket path or the remote's https:// address.</summary>
+    public string Target { get; }
 
     /// <summary>True when a daemon answers on the socket.</summary>
     public async Task<bool> PingAsync(CancellationToken ct = default)
     {
-        if (!File.Exists(SocketPath)) return false;
+        if (RemoteName is null && !File.Exists(SocketPath)) return false;
         try
         {
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -80,7 +88,7 @@ public sealed class SystemContainersClient : IDisposable
         var socket = new ClientWebSocket();
         try
         {
-            await socket.ConnectAsync(new Uri($"ws://systemcontainers/1.0/events?type={Esc(string.Join(',', types))}"),
+            await socket.ConnectAsync(new Uri(_webSocketBase, $"1.0/events?type={Esc(string.Join(',', types))}"),
                 new HttpMessageInvoker(_handler, disposeHandler: false), ct);
             return socket;
         }
@@ -139,7 +147,7 @@ public sealed class SystemContainersClient : IDisposable
         var op = Deserialize<Operation>(response.Metadata);
         var meta = Deserialize<ExecInteractiveMetadata>(op.Metadata);
         var socket = new ClientWebSocket();
-        await socket.ConnectAsync(new Uri($"ws://systemcontainers/1.0/operations/{op.Id}/websocket?secret={Uri.EscapeDataString(meta.Secret)}"),
+        await socket.ConnectAsync(new Uri(_webSocketBase, $"1.0/operations/{op.Id}/websocket?secret={Uri.EscapeDataString(meta.Secret)}"),
             new HttpMessageInvoker(_handler, disposeHandler: false), ct);
         return (op.Id, socket);
     }
@@ -226,7 +234,7 @@ public sealed class SystemContainersClient : IDisposable
         }
         catch (HttpRequestException e)
         {
-            throw new SystemContainersApiException(503, "DaemonUnreachable", $"cannot reach systemcontainerd at {SocketPath}: {e.Message}");
+            throw new SystemContainersApiException(503, "DaemonUnreachable", $"cannot reach systemcontainerd at {Target}: {e.Message}");
         }
         using (http)
         {
@@ -247,10 +255,15 @@ public sealed class SystemContainersClient : IDisposable
         }
     }
 
-    private static T Deserialize<T>(JsonElement? element) =>
-        element is null || element.Value.ValueKind == JsonValueKind.Null
-            ? default!
-            : element.Value.Deserialize<T>(Wire.Json)!;
+    private T Deserialize<T>(JsonElement? element)
+    {
+        if (element is null || element.Value.ValueKind == JsonValueKind.Null) return default!;
+        var value = element.Value.Deserialize<T>(Wire.Json)!;
+        if (RemoteName is null) return value;
+        if (value is IRemoteObject one) one.Remote = RemoteName;
+        else if (value is IEnumerable<IRemoteObject> many) foreach (var item in many) item.Remote = RemoteName;
+        return value;
+    }
 
     public void Dispose()
     {

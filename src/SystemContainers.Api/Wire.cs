@@ -26,8 +26,10 @@ public sealed record ApiResponse(
     JsonElement? Metadata = null);
 
 /// <summary>GET /1.0: the daemon, its host and what it holds (Get-SystemContainerHost).</summary>
-public sealed record SystemContainerHost
+public sealed record SystemContainerHost : IRemoteObject
 {
+    /// <inheritdoc/>
+    [JsonIgnore] public string? Remote { get; set; }
     public string ApiVersion { get; init; } = "1.0";
     public string ServerVersion { get; init; } = "";
     public string Hostname { get; init; } = "";
@@ -59,11 +61,19 @@ public sealed record SystemContainerHost
     public int? LxcfsPid { get; init; }
     /// <summary>Why lxcfs is as it is, in a sentence.</summary>
     public string LxcfsDetail { get; init; } = "";
+    /// <summary>trusted, or untrusted for an HTTPS client whose certificate the daemon does not trust (it sees only this and ServerFingerprint).</summary>
+    public string Auth { get; init; } = "trusted";
+    /// <summary>SHA-256 of the daemon's HTTPS certificate, lower-case hex.</summary>
+    public string ServerFingerprint { get; init; } = "";
+    /// <summary>The daemon's own settings (core.https_address).</summary>
+    public Dictionary<string, string> Config { get; init; } = [];
 }
 
 /// <summary>A system container as the API and the cmdlets show it.</summary>
-public sealed record SystemContainer
+public sealed record SystemContainer : IRemoteObject
 {
+    /// <inheritdoc/>
+    [JsonIgnore] public string? Remote { get; set; }
     public required string Name { get; init; }
     public required string Status { get; init; }
     public string? Image { get; init; }
@@ -89,8 +99,10 @@ public sealed record SystemContainer
     public string? Recovery { get; init; }
 }
 
-public sealed record SystemContainerImage
+public sealed record SystemContainerImage : IRemoteObject
 {
+    /// <inheritdoc/>
+    [JsonIgnore] public string? Remote { get; set; }
     public required string Fingerprint { get; init; }
     public TextList Aliases { get; init; } = [];
     public string Description { get; init; } = "";
@@ -222,8 +234,10 @@ public sealed record NetworkInterfaceStats
 }
 
 /// <summary>One sample of a container's resource use (Get-ContainerStats). Limits are null when unlimited.</summary>
-public sealed record SystemContainerStats
+public sealed record SystemContainerStats : IRemoteObject
 {
+    /// <inheritdoc/>
+    [JsonIgnore] public string? Remote { get; set; }
     public required string Name { get; init; }
     public required string Status { get; init; }
     public DateTimeOffset SampledAt { get; init; }
@@ -255,8 +269,10 @@ public sealed record SystemContainerStats
 }
 
 /// <summary>A managed bridge network: its bridge, subnets, NAT, DNS domain and the containers on it.</summary>
-public sealed record SystemContainerNetwork
+public sealed record SystemContainerNetwork : IRemoteObject
 {
+    /// <inheritdoc/>
+    [JsonIgnore] public string? Remote { get; set; }
     public required string Name { get; init; }
     public string Type { get; init; } = "bridge";
     [JsonPropertyName("ipv4")]
@@ -308,3 +324,43 @@ public sealed record HostSysctlChange(string Key, long Before, long After);
 
 /// <summary>What the fix did (the sysctl.d file it wrote, the values it raised now) and the checks after it.</summary>
 public sealed record HostFixResult(string SysctlFile, HostSysctlChange[] Changes, SystemContainerHostCheck[] Checks);
+
+/// <summary>A client certificate the daemon trusts over HTTPS (Get-SystemContainerTrust).</summary>
+public sealed record SystemContainerTrust
+{
+    public required string Name { get; init; }
+    /// <summary>SHA-256 of the certificate's DER, lower-case hex.</summary>
+    public required string Fingerprint { get; init; }
+    /// <summary>The certificate, DER in base64.</summary>
+    public string Certificate { get; init; } = "";
+    public DateTimeOffset AddedAt { get; init; }
+}
+
+/// <summary>POST /1.0/certificates over HTTPS: trust the certificate this connection presents, by a token.</summary>
+public sealed record TrustRedeemRequest(string Token);
+
+/// <summary>POST /1.0/certificates/tokens: invite a client by name; expires in ExpiresInSeconds (default an hour).</summary>
+public sealed record TrustTokenRequest(string ClientName, int? ExpiresInSeconds = null);
+
+/// <summary>A trust token: the text to hand to Add-SystemContainerRemote, and what it holds.</summary>
+public sealed record SystemContainerTrustToken
+{
+    public required string ClientName { get; init; }
+    public required string Token { get; init; }
+    public required string ServerFingerprint { get; init; }
+    public string[] Addresses { get; init; } = [];
+    public DateTimeOffset ExpiresAt { get; init; }
+}
+
+/// <summary>PATCH /1.0: server settings by key (core.https_address).</summary>
+public sealed record HostUpdateRequest(Dictionary<string, string> Config);
+
+/// <summary>
+/// An object that remembers the remote it came from (null: the local daemon), so a cmdlet it is
+/// piped to acts on the same host: its -Remote binds by property name. Never on the wire.
+/// </summary>
+public interface IRemoteObject
+{
+    /// <summary>The remote the object came from; null for the local daemon.</summary>
+    string? Remote { get; set; }
+}

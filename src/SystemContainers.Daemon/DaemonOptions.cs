@@ -6,10 +6,11 @@ namespace SystemContainers.Daemon;
 /// <summary>
 /// Command line (--state-dir, --run-dir, --cache-dir, --socket, --sc-init, --log-file, --shift-ids,
 /// --default-network NAME|none, --lxcfs PATH: the lxcfs to run where the host mounts none, --sysctl-file PATH: where Test-SystemContainerHost -Fix keeps the limits it raises,
-/// --image-max-bytes N and --image-max-entries N: what one image import may unpack, 32 GiB and 2000000 by default)
+/// --image-max-bytes N and --image-max-entries N: what one image import may unpack, 32 GiB and 2000000 by default,
+/// --https-address ADDR: sets core.https_address, kept in state/server.json; "" turns HTTPS off)
 /// over environment (SYSTEMCONTAINERS_STATE_DIR, _RUN_DIR, _CACHE_DIR, _SOCKET) over defaults.
 /// </summary>
-public sealed record DaemonOptions(EngineOptions Engine, string Socket, string? LogFile, string SysctlFile)
+public sealed record DaemonOptions(EngineOptions Engine, string Socket, string? LogFile, string SysctlFile, string? HttpsAddress = null)
 {
     public static DaemonOptions Parse(string[] args)
     {
@@ -31,7 +32,7 @@ public sealed record DaemonOptions(EngineOptions Engine, string Socket, string? 
         string socket = Path.GetFullPath(Get("socket", "SYSTEMCONTAINERS_SOCKET", Path.Combine(run, "systemcontainerd.sock")));
         string scInit = Get("sc-init", "SYSTEMCONTAINERS_SC_INIT", Path.Combine(AppContext.BaseDirectory, "sc-init"));
         var unknown = values.Keys.Except(["state-dir", "run-dir", "cache-dir", "socket", "sc-init", "log-file", "cgroup-group", "default-network", "sysctl-file", "lxcfs",
-            "image-max-bytes", "image-max-entries"]).ToList();
+            "image-max-bytes", "image-max-entries", "https-address"]).ToList();
         if (unknown.Count > 0) throw new ArgumentException($"unknown option --{unknown[0]}");
         // Daemons with their own state directory get their own cgroup group, so test daemons never collide.
         string group = values.GetValueOrDefault("cgroup-group")
@@ -48,6 +49,7 @@ public sealed record DaemonOptions(EngineOptions Engine, string Socket, string? 
             StateDir = state, RunDir = run, CacheDir = cache, ScInitPath = scInit, ShiftIds = shift, CgroupGroup = group,
             DefaultNetwork = defaultNetwork == "none" ? null : defaultNetwork, ImportLimits = limits,
             LxcfsPath = values.GetValueOrDefault("lxcfs") ?? EngineOptions.DefaultLxcfsPath,
-        }, socket, values.GetValueOrDefault("log-file"), Path.GetFullPath(values.GetValueOrDefault("sysctl-file") ?? "/etc/sysctl.d/60-systemcontainers.conf"));
+        }, socket, values.GetValueOrDefault("log-file"), Path.GetFullPath(values.GetValueOrDefault("sysctl-file") ?? "/etc/sysctl.d/60-systemcontainers.conf"),
+            values.GetValueOrDefault("https-address"));
     }
 }

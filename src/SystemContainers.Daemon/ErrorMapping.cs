@@ -15,6 +15,7 @@ public static class ErrorMapping
             FailureKind.InvalidArgument => 400,
             FailureKind.NotFound => 404,
             FailureKind.Conflict => 409,
+            FailureKind.Forbidden => 403,
             _ => 500,
         }, ee.Reason),
         NativeException => (500, "SystemError"),

@@ -70,48 +70,30 @@ builder.WebHost.ConfigureKestrel(k =>
     k.Limits.MaxRequestBodySize = RestApi.MaxBodyBytes;
 });
 var app = builder.Build();
-app.UseWebSockets();
-// Streams (events, terminals) and long polls end when the daemon stops, instead of holding
-// Kestrel's shutdown for its full timeout.
-app.Use(async (context, next) =>
-{
-    using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, app.Lifetime.ApplicationStopping);
-    context.RequestAborted = stopping.Token;
-    await next(context);
-});
-app.Use(async (context, next) =>
-{
-    try
-    {
-        if (StepTrace.Enabled) StepTrace.Mark($"request {context.Request.Method} {context.Request.Path}");
-        await next(context);
-        if (StepTrace.Enabled) StepTrace.Mark($"response {context.Request.Method} {context.Request.Path} {context.Response.StatusCode}");
-    }
-    catch (Exception e) when (!context.Response.HasStarted)
-    {
-        DaemonLog.Failure($"{context.Request.Method} {context.Request.Path}", e);
-        await ErrorMapping.ToResult(e).ExecuteAsync(context);
-    }
-});
-
-// Routing's own answers (no such path, a method the path does not take) carry an error body like every other error.
-app.UseStatusCodePages(async status =>
-{
-    var http = status.HttpContext;
-    string message = http.Response.StatusCode switch
-    {
-        404 => $"no such endpoint: {http.Request.Path}",
-        405 => $"method {http.Request.Method} is not allowed on {http.Request.Path}",
-        _ => $"request failed with status {http.Response.StatusCode}",
-    };
-    string id = http.Response.StatusCode switch { 404 => "NotFound", 405 => "MethodNotAllowed", _ => "InvalidRequest" };
-    await Results.Json(new ApiResponse("error", ErrorCode: http.Response.StatusCode, Error: message, ErrorId: id), Wire.Json,
-        statusCode: http.Response.StatusCode).ExecuteAsync(http);
-});
+Pipeline.UseCommon(app, app.Lifetime.ApplicationStopping);
 var api = new RestApi(options, containers, images, operations, events);
-api.Map(app);
+using var remote = new SystemContainers.Engine.Remote.RemoteAccess(options.Engine.StateDir);
+HttpsListener? https = null;
+var remoteApi = new RemoteApi(remote, api, () => https!);
+void MapRoutes(WebApplication a)
+{
+    remoteApi.Map(a);
+    api.Map(a);
+}
+https = new HttpsListener(remote, new TrustGate(remote), MapRoutes, app.Lifetime.ApplicationStopping);
+await using var httpsOwner = https;
+MapRoutes(app);
 
 await app.StartAsync();
+try
+{
+    await remoteApi.Apply(options.HttpsAddress ?? remote.Config.HttpsAddress);
+}
+catch (EngineException e)
+{
+    // The unix socket still serves, so an admin can set another address.
+    DaemonLog.Info($"HTTPS is off: {e.Message}");
+}
 File.SetUnixFileMode(options.Socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 DaemonLog.Info($"systemcontainerd {Environment.ProcessId} listening on {options.Socket} (state {options.Engine.StateDir}, cgroup {containers.CgroupVersion})");
 Daemonization.NotifyReady(notifySocket);

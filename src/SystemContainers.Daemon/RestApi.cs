@@ -21,8 +21,6 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
 
     public void Map(WebApplication app)
     {
-        app.MapGet("/1.0", () => Sync(HostInfo()));
-
         app.MapGet("/1.0/containers", (HttpContext ctx) => ctx.Request.Query["recursion"].ToString() switch
         {
             "1" => Sync(containers.List().Select(ToApi).ToList()),
@@ -285,7 +283,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
     private static HashSet<string> EventTypes(HttpContext ctx) =>
         ctx.Request.Query["type"].ToString().Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
 
-    private SystemContainerHost HostInfo()
+    internal SystemContainerHost HostInfo()
     {
         var all = containers.List();
         var disk = new DriveInfo(options.Engine.StateDir);
@@ -363,7 +361,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
     /// <summary>Requests are read strictly: a field the daemon does not know is a mistake to report, not to ignore.</summary>
     private static readonly JsonSerializerOptions RequestJson = new(Wire.Json) { UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
 
-    private static async Task<T> Body<T>(HttpContext ctx)
+    internal static async Task<T> Body<T>(HttpContext ctx)
     {
         try
         {
@@ -378,7 +376,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
 
     private static Dictionary<string, string[]> Resource(string container) => new() { ["containers"] = [$"/1.0/containers/{container}"] };
 
-    private static IResult Sync<T>(T metadata, int status = 200) =>
+    internal static IResult Sync<T>(T metadata, int status = 200) =>
         Results.Json(new ApiResponse("sync", "Success", 200, Metadata: JsonSerializer.SerializeToElement(metadata, Wire.Json)), Wire.Json, statusCode: status);
 
     private static IResult Async(OperationRecord op) => new AsyncResponse(op);

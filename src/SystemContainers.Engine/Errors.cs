@@ -1,7 +1,7 @@
 namespace SystemContainers.Engine;
 
 /// <summary>Why an engine request failed, so callers (HTTP, cmdlets) can map it to a status and category.</summary>
-public enum FailureKind { InvalidArgument, NotFound, Conflict, Failed }
+public enum FailureKind { InvalidArgument, NotFound, Conflict, Failed, Forbidden }
 
 /// <summary>An engine error a user can act on; Reason is a stable id such as "ContainerNotFound".</summary>
 public class EngineException : Exception

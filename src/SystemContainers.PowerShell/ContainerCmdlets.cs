@@ -12,12 +12,20 @@ public abstract class DaemonNameCompleter : IArgumentCompleter
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
         System.Management.Automation.Language.CommandAst commandAst, IDictionary fakeBoundParameters)
     {
-        var client = DaemonConnection.IfRunning();
-        if (client is null) return [];
         var pattern = new WildcardPattern(wordToComplete + "*", WildcardOptions.IgnoreCase);
-        return Names(client).Where(n => pattern.IsMatch(n.Name))
-            .Select(n => new CompletionResult(n.Name, n.Name, CompletionResultType.ParameterValue, n.Tooltip)).ToList();
+        if (fakeBoundParameters["Remote"] is not string remote || remote.Length == 0)
+        {
+            var client = DaemonConnection.IfRunning();
+            return client is null ? [] : Complete(client, pattern);
+        }
+        // An unknown or unreachable remote completes nothing; completion never fails.
+        try { return Complete(RemoteStore.Client(remote), pattern); }
+        catch (SystemContainersApiException) { return []; }
     }
+
+    private List<CompletionResult> Complete(SystemContainersClient client, WildcardPattern pattern) =>
+        Names(client).Where(n => pattern.IsMatch(n.Name))
+            .Select(n => new CompletionResult(n.Name, n.Name, CompletionResultType.ParameterValue, n.Tooltip)).ToList();
 }
 
 public sealed class ContainerNameCompleter : DaemonNameCompleter

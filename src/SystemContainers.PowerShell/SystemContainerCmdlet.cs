@@ -10,7 +10,17 @@ public abstract class SystemContainerCmdlet : PSCmdlet
 
     protected CancellationToken Cancel => _stop.Token;
 
-    protected SystemContainersClient Client => DaemonConnection.Get(Cancel);
+    /// <summary>
+    /// The remote to act on (Get-SystemContainerRemote); the local daemon when not given. Objects
+    /// from a remote carry its name in their Remote property, which binds here, so a pipeline acts
+    /// on the host its objects came from.
+    /// </summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [Alias("ComputerName")]
+    [ArgumentCompleter(typeof(RemoteNameCompleter))]
+    public string? Remote { get; set; }
+
+    protected SystemContainersClient Client => string.IsNullOrEmpty(Remote) ? DaemonConnection.Get(Cancel) : RemoteStore.Client(Remote);
 
     protected override void StopProcessing() => _stop.Cancel();
 

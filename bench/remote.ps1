@@ -1,0 +1,60 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    Exec latency over mutual TLS against the unix socket (issue 12 target: TLS at most 2x).
+.DESCRIPTION
+    One test daemon in its own network namespace listens for HTTPS on 127.0.0.1 there; a busybox
+    container runs. A pwsh in that namespace joins the daemon as a remote with a trust token, then
+    runs `Invoke-SystemContainerCommand b1 -- true` and `Get-SystemContainer b1` alternately over the
+    unix socket and over TLS (-Remote), after warm-up runs, and reports the medians and their ratio. Connections are kept
+    alive between runs, as in an interactive session. Results are appended to bench/RESULTS.md with -Record.
+#>
+param([int]$Runs = 40, [switch]$Record, [string]$Token, [switch]$Inner)
+$ErrorActionPreference = 'Stop'
+$root = Split-Path -Parent $PSScriptRoot
+Import-Module (Join-Path $root 'SystemContainers.psd1') -Force
+Import-Module (Join-Path $PSScriptRoot 'Bench.psm1') -Force
+
+if ($Inner) {
+    # In the daemon's network namespace: join, warm both paths, then alternate.
+    Add-SystemContainerRemote -Name bench -Token $Token | Out-Null
+    foreach ($i in 1..5) { Invoke-SystemContainerCommand b1 -- true; Invoke-SystemContainerCommand -Remote bench b1 -- true }
+    $unix = @(); $tls = @(); $unixGet = @(); $tlsGet = @()
+    foreach ($i in 1..$Runs) {
+        $unix += Measure-Ms { Invoke-SystemContainerCommand b1 -- true }
+        $tls += Measure-Ms { Invoke-SystemContainerCommand -Remote bench b1 -- true }
+        $unixGet += Measure-Ms { Get-SystemContainer b1 }
+        $tlsGet += Measure-Ms { Get-SystemContainer -Remote bench b1 }
+    }
+    @{ unix = Get-Median $unix; tls = Get-Median $tls; unixGet = Get-Median $unixGet; tlsGet = Get-Median $tlsGet } | ConvertTo-Json -Compress
+    return
+}
+
+Import-Module (Join-Path $root 'tests/TestDaemon.psm1') -Force
+$daemon = Start-TestDaemon
+$config = Join-Path $daemon.Dir 'client-config'
+try {
+    Get-TestImage | Out-Null
+    New-SystemContainer b1 -Image busybox -Network none -Start | Out-Null
+    Set-SystemContainerHost -HttpsAddress 127.0.0.1:8443
+    $t = (New-SystemContainerTrustToken -ClientName bench).Token
+    $env:XDG_CONFIG_HOME = $config
+    $out = & nsenter "--net=/run/netns/$($daemon.Netns)" -- ([Environment]::ProcessPath) (Join-Path $PSHOME 'pwsh.dll') -NoProfile -NonInteractive `
+        -File $PSCommandPath -Inner -Token $t -Runs $Runs
+    if ($LASTEXITCODE) { throw "the client in the daemon's namespace failed: $out" }
+    $m = $out | Select-Object -Last 1 | ConvertFrom-Json
+    $ratio = [math]::Round($m.tls / $m.unix, 2)
+    $rows = @([pscustomobject]@{ measure = 'exec true'; 'unix socket (ms)' = [math]::Round($m.unix, 2); 'TLS (ms)' = [math]::Round($m.tls, 2); 'ratio (target <= 2)' = $ratio },
+        # A plain request on a kept-alive connection: what TLS costs without a handshake.
+        [pscustomobject]@{ measure = 'Get-SystemContainer'; 'unix socket (ms)' = [math]::Round($m.unixGet, 2); 'TLS (ms)' = [math]::Round($m.tlsGet, 2); 'ratio (target <= 2)' = [math]::Round($m.tlsGet / $m.unixGet, 2) })
+    $rows | Format-Table -AutoSize | Out-String | Write-Host
+    if ($Record) {
+        $cpu = (Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '.*:\s*', ''
+        Add-BenchResult 'remote.ps1' "$([Environment]::ProcessorCount) cores ($cpu), kernel $(uname -r), median of $Runs runs after 5 warm-up runs, alternating unix socket and TLS 1.3 to 127.0.0.1 in the daemon's namespace." `
+            @('measure', 'unix socket (ms)', 'TLS (ms)', 'ratio (target <= 2)') $rows
+    }
+}
+finally {
+    Remove-Item Env:XDG_CONFIG_HOME -ErrorAction SilentlyContinue
+    Stop-TestDaemon $daemon
+}

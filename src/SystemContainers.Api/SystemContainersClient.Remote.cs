@@ -1,0 +1,60 @@
+using System.Net.Security;
+using System.Security.Authentication;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+
+namespace SystemContainers.Api;
+
+public sealed partial class SystemContainersClient
+{
+    /// <summary>
+    /// A client for a remote daemon over mutual TLS 1.3: it presents clientCertificate and accepts
+    /// only the server certificate whose SHA-256 is serverFingerprint (pinned when the remote was
+    /// added), whatever any CA says, so a server with another certificate is refused at the handshake.
+    /// </summary>
+    public SystemContainersClient(string remoteName, string address, X509Certificate2 clientCertificate, string serverFingerprint)
+    {
+        RemoteName = remoteName;
+        SocketPath = "";
+        Target = $"https://{address}";
+        _base = new Uri($"https://{address}/");
+        _webSocketBase = new Uri($"wss://{address}/");
+        _handler = new SocketsHttpHandler
+        {
+            SslOptions = new SslClientAuthenticationOptions
+            {
+                EnabledSslProtocols = SslProtocols.Tls13,
+                ClientCertificates = [clientCertificate],
+                LocalCertificateSelectionCallback = (_, _, _, _, _) => clientCertificate,
+                RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+                    certificate is not null && FingerprintOf(certificate.GetRawCertData()) == serverFingerprint,
+            },
+            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
+            ConnectTimeout = TimeSpan.FromSeconds(15),
+        };
+        _http = new HttpClient(_handler, disposeHandler: false) { BaseAddress = _base, Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    /// <summary>The remote's name; null for the local daemon's socket. Objects this client returns carry it.</summary>
+    public string? RemoteName { get; }
+
+    /// <summary>SHA-256 of a certificate's DER, lower-case hex: how servers and clients name certificates.</summary>
+    public static string FingerprintOf(byte[] der) => Convert.ToHexStringLower(SHA256.HashData(der));
+
+    public Task<List<SystemContainerTrust>> ListTrustAsync(CancellationToken ct = default) =>
+        SendAsync<List<SystemContainerTrust>>(HttpMethod.Get, "1.0/certificates", null, ct);
+
+    public Task<SystemContainerTrust> RemoveTrustAsync(string fingerprintOrName, CancellationToken ct = default) =>
+        SendAsync<SystemContainerTrust>(HttpMethod.Delete, $"1.0/certificates/{Esc(fingerprintOrName)}", null, ct);
+
+    public Task<SystemContainerTrustToken> NewTrustTokenAsync(TrustTokenRequest request, CancellationToken ct = default) =>
+        SendAsync<SystemContainerTrustToken>(HttpMethod.Post, "1.0/certificates/tokens", request, ct);
+
+    /// <summary>Asks the remote to trust this client's certificate, proving the invitation with the token.</summary>
+    public Task<SystemContainerTrust> RedeemTrustTokenAsync(string token, CancellationToken ct = default) =>
+        SendAsync<SystemContainerTrust>(HttpMethod.Post, "1.0/certificates", new TrustRedeemRequest(token), ct);
+
+    public Task<JsonElement?> UpdateHostAsync(HostUpdateRequest request, CancellationToken ct = default) =>
+        SendAsync<JsonElement?>(HttpMethod.Patch, "1.0", request, ct);
+}

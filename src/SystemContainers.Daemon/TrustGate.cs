@@ -1,0 +1,81 @@
+using System.Security.Cryptography.X509Certificates;
+using SystemContainers.Api;
+using SystemContainers.Engine.Remote;
+
+namespace SystemContainers.Daemon;
+
+/// <summary>
+/// The HTTPS listener's check before any handler: a client whose certificate is trusted passes;
+/// any other may only read GET /1.0 and redeem a token (POST /1.0/certificates), and gets 403 for
+/// everything else. Trusted requests are tracked by fingerprint while they run, so a revocation
+/// aborts its client's open streams (events, exec websockets) as well as refusing its next request.
+/// </summary>
+public sealed class TrustGate
+{
+    private const string UntrustedKey = "systemcontainers.untrusted";
+    private readonly RemoteAccess _remote;
+    private readonly Dictionary<string, HashSet<HttpContext>> _open = [];
+    // The request being handled on this flow: a client that revokes itself still gets its answer.
+    private readonly AsyncLocal<HttpContext?> _current = new();
+
+    public TrustGate(RemoteAccess remote)
+    {
+        _remote = remote;
+        remote.Trust.Revoked += client => Abort(client.Fingerprint);
+    }
+
+    /// <summary>True when the request came over HTTPS from a certificate the daemon does not trust.</summary>
+    public static bool IsUntrusted(HttpContext context) => context.Items.ContainsKey(UntrustedKey);
+
+    public static X509Certificate2? ClientCertificate(HttpContext context) => context.Connection.ClientCertificate;
+
+    public async Task Check(HttpContext context, Func<Task> next)
+    {
+        var certificate = ClientCertificate(context);
+        string? fingerprint = certificate is null ? null : CertificateFingerprint.Of(certificate);
+        if (fingerprint is not null && _remote.Trust.IsTrusted(fingerprint))
+        {
+            Track(fingerprint, context, add: true);
+            _current.Value = context;
+            try { await next(); }
+            finally { Track(fingerprint, context, add: false); }
+            return;
+        }
+        context.Items[UntrustedKey] = true;
+        var request = context.Request;
+        bool open = (HttpMethods.IsGet(request.Method) && request.Path == "/1.0")
+            || (HttpMethods.IsPost(request.Method) && request.Path == "/1.0/certificates");
+        if (open)
+        {
+            await next();
+            return;
+        }
+        string why = certificate is null ? "no client certificate was presented" : $"client certificate {fingerprint} is not trusted";
+        await Results.Json(new ApiResponse("error", ErrorCode: 403, Error: $"{request.Method} {request.Path}: {why}; join with a trust token (Add-SystemContainerRemote)",
+            ErrorId: "Untrusted"), Wire.Json, statusCode: 403).ExecuteAsync(context);
+    }
+
+    private void Track(string fingerprint, HttpContext context, bool add)
+    {
+        lock (_open)
+        {
+            if (add)
+            {
+                if (!_open.TryGetValue(fingerprint, out var set)) _open[fingerprint] = set = [];
+                set.Add(context);
+            }
+            else if (_open.TryGetValue(fingerprint, out var set) && set.Remove(context) && set.Count == 0)
+            {
+                _open.Remove(fingerprint);
+            }
+        }
+    }
+
+    private void Abort(string fingerprint)
+    {
+        List<HttpContext> contexts;
+        lock (_open) contexts = _open.Remove(fingerprint, out var set) ? [.. set.Where(c => c != _current.Value)] : [];
+        foreach (var context in contexts) context.Abort();
+        if (contexts.Count > 0) DaemonLog.Info($"revoked {fingerprint}: closed {contexts.Count} open request(s)");
+    }
+}
