@@ -155,6 +155,22 @@ Get-SystemContainer -Remote impostor
         Get-SystemContainer web -ErrorAction SilentlyContinue | Should -BeNullOrEmpty -Because 'the client daemon has no such container'
         $env:SYSTEMCONTAINERS_SOCKET = $server.Socket
     }
+    It 'sends each container of a pipeline that mixes hosts to the host it came from' {
+        Start-SystemContainer web
+        $env:SYSTEMCONTAINERS_SOCKET = $client.Socket
+        try {
+            New-SystemContainer lweb -Image (Get-TestImage) -Start | Out-Null
+            # Stop collects its input and acts at the end: the remote's web first, the local lweb last.
+            $r = Invoke-Client 'laptop' '$ProgressPreference = "SilentlyContinue"; @(Get-SystemContainer -Remote r web) + @(Get-SystemContainer lweb) | Stop-SystemContainer -Force; (Get-SystemContainer -Remote r web).Status; (Get-SystemContainer lweb).Status'
+            $r.ExitCode | Should -Be 0 -Because $r.Output
+            $r.Output -split "`n" | Should -Be @('Stopped', 'Stopped')
+        }
+        finally {
+            Remove-SystemContainer lweb -Force -Confirm:$false -ErrorAction SilentlyContinue
+            $env:SYSTEMCONTAINERS_SOCKET = $server.Socket
+        }
+        (Get-SystemContainer web).Status | Should -Be 'Stopped'
+    }
 }
 
 Describe 'Revocation' {

@@ -107,7 +107,7 @@ public sealed class NewSystemContainerCommand : SystemContainerCmdlet
         if (Network == "none") config["nic.eth0.type"] = "none";
         else if (Network is not null) config["nic.eth0.network"] = Network;
         var confirmed = names.Where(n => ShouldProcess(n, $"Create system container from image '{Image}'")).ToList();
-        CallEach(confirmed, ThrottleLimit, "New-SystemContainer",
+        CallEach(confirmed.ConvertAll(Here), ThrottleLimit, "New-SystemContainer",
             (c, name, ct) => c.CreateContainerAsync(new ContainerCreateRequest(name, Image, config, Start), ct), (name, created) =>
             {
                 WriteVerbose($"{name}: created from image {created.Image ?? created.ImageFingerprint[..12]} ({created.ImageFingerprint[..12]}), {created.Config.Count} config keys");
@@ -176,12 +176,12 @@ public abstract class ContainerStateCmdlet : SystemContainerCmdlet
     public int ThrottleLimit { get; set; } = 16;
 
     // Confirmed in ProcessRecord, changed together in EndProcessing: a fleet in parallel.
-    private readonly List<string> _targets = [];
+    private readonly List<ContainerTarget> _targets = [];
 
     protected override void ProcessRecord()
     {
         foreach (var name in ExpandContainerNames(Name))
-            if (ShouldProcess(name, $"{char.ToUpperInvariant(Action[0])}{Action[1..]} system container")) _targets.Add(name);
+            if (ShouldProcess(name, $"{char.ToUpperInvariant(Action[0])}{Action[1..]} system container")) _targets.Add(Here(name));
     }
 
     protected override void EndProcessing()
@@ -196,12 +196,13 @@ public abstract class ContainerStateCmdlet : SystemContainerCmdlet
             });
             return;
         }
-        var client = Client;
-        var job = new SystemContainerJob(MyInvocation.Line, $"{MyInvocation.MyCommand.Name} {string.Join(", ", _targets)}", client.SocketPath);
+        var clients = _targets.Select(t => t.Remote ?? "").Distinct().ToDictionary(r => r, ClientFor);
+        var job = new SystemContainerJob(MyInvocation.Line, $"{MyInvocation.MyCommand.Name} {string.Join(", ", _targets)}",
+            string.Join(", ", clients.Values.Select(c => c.Target)));
         JobRepository.Add(job);
-        job.Start<SystemContainer>(_targets, async (name, ct) =>
+        job.Start<SystemContainer>(_targets, async (target, ct) =>
         {
-            var (result, verbose) = await Change(client, name, ct);
+            var (result, verbose) = await Change(clients[target.Remote ?? ""], target.Name, ct);
             return (PassThru ? result : null, verbose);
         });
         WriteObject(job);
@@ -333,12 +334,12 @@ public sealed class RemoveSystemContainerCommand : SystemContainerCmdlet
     public int ThrottleLimit { get; set; } = 16;
 
     // Confirmed in ProcessRecord, removed together in EndProcessing: a fleet in parallel.
-    private readonly List<string> _targets = [];
+    private readonly List<ContainerTarget> _targets = [];
 
     protected override void ProcessRecord()
     {
         foreach (var name in ExpandContainerNames(Name))
-            if (ShouldRemove(name, "Remove system container and its files", Force)) _targets.Add(name);
+            if (ShouldRemove(name, "Remove system container and its files", Force)) _targets.Add(Here(name));
     }
 
     protected override void EndProcessing() =>

@@ -40,9 +40,9 @@ public abstract class ImageCreatingCmdlet : SystemContainerCmdlet
         if (AsJob)
         {
             var client = Client;
-            var job = new SystemContainerJob(MyInvocation.Line, $"{MyInvocation.MyCommand.Name} {target}", client.SocketPath);
+            var job = new SystemContainerJob(MyInvocation.Line, $"{MyInvocation.MyCommand.Name} {target}", client.Target);
             JobRepository.Add(job);
-            job.Start<SystemContainerImage>([target], async (_, ct) =>
+            job.Start<SystemContainerImage>([Here(target)], async (_, ct) =>
             {
                 var image = await client.CreateImageAsync(request, null, ct);
                 return (image, $"{target}: image {image.Fingerprint[..12]}, {image.Size / 1048576.0:N1} MiB");

@@ -20,7 +20,14 @@ public abstract class SystemContainerCmdlet : PSCmdlet
     [ArgumentCompleter(typeof(RemoteNameCompleter))]
     public string? Remote { get; set; }
 
-    protected SystemContainersClient Client => string.IsNullOrEmpty(Remote) ? DaemonConnection.Get(Cancel) : RemoteStore.Client(Remote);
+    protected SystemContainersClient Client => ClientFor(Remote);
+
+    /// <summary>The client of a remote (null or empty: the local daemon).</summary>
+    protected SystemContainersClient ClientFor(string? remote) =>
+        string.IsNullOrEmpty(remote) ? DaemonConnection.Get(Cancel) : RemoteStore.Client(remote);
+
+    /// <summary>A container named now, with the remote bound now: what a cmdlet acting once all input has arrived collects.</summary>
+    internal ContainerTarget Here(string name) => new(Remote, name);
 
     protected override void StopProcessing() => _stop.Cancel();
 
@@ -33,21 +40,23 @@ public abstract class SystemContainerCmdlet : PSCmdlet
         || ShouldProcess(target, action);
 
     /// <summary>
-    /// Runs call for every name, at most throttle at once (the daemon bounds its own share too),
-    /// with progress while more than one runs. Results and errors are written in the order of the
-    /// names, on the pipeline thread; API failures are non-terminating errors about their name.
+    /// Runs call for every target on its own remote's daemon, at most throttle at once (the daemon
+    /// bounds its own share too), with progress while more than one runs. Results and errors are
+    /// written in the order of the targets, on the pipeline thread; API failures are non-terminating
+    /// errors about their name.
     /// </summary>
-    protected void CallEach<T>(IReadOnlyList<string> names, int throttle, string activity,
+    internal void CallEach<T>(IReadOnlyList<ContainerTarget> names, int throttle, string activity,
         Func<SystemContainersClient, string, CancellationToken, Task<T>> call, Action<string, T> done)
     {
         if (names.Count == 0) return;
-        var client = Client;
+        // A pipeline may carry containers of several hosts: each goes to the one it came from.
+        var clients = names.Select(t => t.Remote ?? "").Distinct().ToDictionary(r => r, ClientFor);
         using var gate = new SemaphoreSlim(throttle);
         int finished = 0;
-        var calls = names.Select(async name =>
+        var calls = names.Select(async target =>
         {
             await gate.WaitAsync(Cancel);
-            try { return await call(client, name, Cancel); }
+            try { return await call(clients[target.Remote ?? ""], target.Name, Cancel); }
             finally
             {
                 gate.Release();
@@ -73,11 +82,11 @@ public abstract class SystemContainerCmdlet : PSCmdlet
         for (int i = 0; i < names.Count; i++)
         {
             var task = calls[i];
-            if (task.IsCompletedSuccessfully) done(names[i], task.Result);
+            if (task.IsCompletedSuccessfully) done(names[i].Name, task.Result);
             else if (task.Exception?.InnerException is SystemContainersApiException e)
             {
                 if (e.StatusCode == 503) DaemonConnection.Forget();
-                WriteError(ToErrorRecord(e, names[i]));
+                WriteError(ToErrorRecord(e, names[i].Name));
             }
             else if (task.IsCanceled || Cancel.IsCancellationRequested) throw new PipelineStoppedException();
             else task.GetAwaiter().GetResult();
@@ -173,4 +182,10 @@ public abstract class SystemContainerCmdlet : PSCmdlet
             foreach (var match in all!.SelectMany(namesOf).Where(pattern.IsMatch).Distinct(StringComparer.Ordinal)) yield return match;
         }
     }
+}
+
+/// <summary>A container name and the remote it is on (null: the local daemon).</summary>
+internal readonly record struct ContainerTarget(string? Remote, string Name)
+{
+    public override string ToString() => Remote is null ? Name : $"{Remote}:{Name}";
 }

@@ -24,7 +24,7 @@ public sealed class SystemContainerJob : Job
     public override bool HasMoreData => Output.Count > 0 || Error.Count > 0 || Verbose.Count > 0;
 
     /// <summary>Runs each target's call in turn; the job fails if any failed.</summary>
-    public void Start<T>(IReadOnlyList<string> targets, Func<string, CancellationToken, Task<(T? Result, string? Verbose)>> call)
+    internal void Start<T>(IReadOnlyList<ContainerTarget> targets, Func<ContainerTarget, CancellationToken, Task<(T? Result, string? Verbose)>> call)
     {
         SetJobState(JobState.Running);
         _ = Task.Run(async () =>
@@ -42,7 +42,7 @@ public sealed class SystemContainerJob : Job
                 catch (SystemContainersApiException e)
                 {
                     failed = true;
-                    Error.Add(SystemContainerCmdlet.ToErrorRecord(e, target));
+                    Error.Add(SystemContainerCmdlet.ToErrorRecord(e, target.Name));
                 }
                 catch (OperationCanceledException) when (_stop.IsCancellationRequested)
                 {
