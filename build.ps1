@@ -56,7 +56,7 @@ function Invoke-Build {
     Write-Host 'Building sc-init'
     # libseccomp is linked in statically: sc-init runs wherever the daemon does, with no library to find.
     # Where the static libc is there, all of it is: no dynamic loader and fewer page faults per start.
-    $link = if ([IO.Path]::IsPathRooted((& cc -print-file-name=libc.a))) { @('-static', '-lseccomp') } else { @('-Wl,-Bstatic', '-lseccomp', '-Wl,-Bdynamic') }
+    $link = if ([IO.Path]::IsPathRooted((& cc '-print-file-name=libc.a'))) { @('-static', '-lseccomp') } else { @('-Wl,-Bstatic', '-lseccomp', '-Wl,-Bdynamic') }
     Invoke-Native cc (@('-O2', '-Wall', '-Wextra', '-Werror', '-o', (Join-Path $Bin 'daemon/sc-init'), (Join-Path $Root 'src/native/sc-init.c')) + $link)
     Write-Host 'Building daemon and module'
     Invoke-Native dotnet @('publish', (Join-Path $Root 'src/SystemContainers.Daemon'), '-c', $Configuration, '-o', (Join-Path $Bin 'daemon'), '--nologo', '-v', 'quiet')
