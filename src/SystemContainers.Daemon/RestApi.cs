@@ -6,6 +6,7 @@ using SystemContainers.Api;
 using SystemContainers.Engine;
 using SystemContainers.Engine.Host;
 using SystemContainers.Engine.Images;
+using SystemContainers.Engine.Interop;
 using SystemContainers.Engine.Network;
 using SystemContainers.Engine.Runtime;
 using SystemContainers.Engine.Spec;
@@ -93,12 +94,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
         app.MapPost("/1.0/containers/{name}/exec", async (string name, HttpContext ctx) =>
         {
             var req = await Body<ExecCommandRequest>(ctx);
-            if (req.Command is null || req.Command.Length == 0)
-                throw EngineException.Invalid("InvalidCommand", "command must name a program to run");
-            if (req.Width is < 1 or > 1000 || req.Height is < 1 or > 1000)
-                throw EngineException.Invalid("InvalidArgument", "terminal width and height must be from 1 to 1000");
-            var session = containers.Exec(name, new ExecRequest(req.Command, req.Environment, req.Cwd, req.User, req.Group,
-                req.Interactive, (ushort)req.Width, (ushort)req.Height));
+            var session = containers.Exec(name, ExecRequestOf(req));
             if (!req.Interactive && !req.Stream)
             {
                 return Async(operations.Start($"Executing command in {name}", Resource(name), async op =>
@@ -140,6 +136,29 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             }, withSecret: true);
             opRecord.Attachment = new ExecAttachment(session, attached, bridged);
             return Async(opRecord);
+        });
+        // A streamed exec in one request: the websocket's first message is the request, and the
+        // command's output follows on it with no operation to create, wait for or attach to.
+        app.MapGet("/1.0/containers/{name}/exec", async (string name, HttpContext ctx) =>
+        {
+            if (!ctx.WebSockets.IsWebSocketRequest)
+                throw EngineException.Invalid("NotWebSocket", "this endpoint needs a websocket upgrade; POST runs a command without one");
+            using var socket = await ctx.WebSockets.AcceptWebSocketAsync();
+            ExecSession session;
+            try
+            {
+                var req = await ExecWebSocket.ReadRequestAsync(socket, ctx.RequestAborted);
+                if (req.Interactive) throw EngineException.Invalid("InvalidRequest", "an interactive command attaches to its operation's websocket");
+                session = containers.Exec(name, ExecRequestOf(req));
+            }
+            catch (Exception e) when (e is EngineException or NativeException)
+            {
+                await ExecWebSocket.RefuseAsync(socket, e);
+                return Results.Empty;
+            }
+            using (session)
+                await StreamBridge.RunAsync(socket, session, CancellationToken.None, ctx.RequestAborted);
+            return Results.Empty;
         });
 
         app.MapGet("/1.0/images", (HttpContext ctx) =>
@@ -361,7 +380,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
     private static readonly TimeSpan AttachDeadline = TimeSpan.FromSeconds(30);
 
     /// <summary>Requests are read strictly: a field the daemon does not know is a mistake to report, not to ignore.</summary>
-    private static readonly JsonSerializerOptions RequestJson = new(Wire.Json) { UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
+    internal static readonly JsonSerializerOptions RequestJson = new(Wire.Json) { UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
 
     private static async Task<T> Body<T>(HttpContext ctx)
     {
@@ -377,6 +396,15 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
     }
 
     private static Dictionary<string, string[]> Resource(string container) => new() { ["containers"] = [$"/1.0/containers/{container}"] };
+
+    private static ExecRequest ExecRequestOf(ExecCommandRequest req)
+    {
+        if (req.Command is null || req.Command.Length == 0)
+            throw EngineException.Invalid("InvalidCommand", "command must name a program to run");
+        if (req.Width is < 1 or > 1000 || req.Height is < 1 or > 1000)
+            throw EngineException.Invalid("InvalidArgument", "terminal width and height must be from 1 to 1000");
+        return new ExecRequest(req.Command, req.Environment, req.Cwd, req.User, req.Group, req.Interactive, (ushort)req.Width, (ushort)req.Height);
+    }
 
     private static IResult Sync<T>(T metadata, int status = 200) =>
         Results.Json(new ApiResponse("sync", "Success", 200, Metadata: JsonSerializer.SerializeToElement(metadata, Wire.Json)), Wire.Json, statusCode: status);
