@@ -139,7 +139,7 @@ public sealed class ContainerManager : IDisposable
             if (idmap is not null) Sys.Chown(upper, idmap.RootUid, idmap.RootGid);
             Networks.Register(name, parsed.Nics);
             StepTrace.Mark("create: NICs registered");
-            _store.WriteConfig(staging, container.Record);
+            _store.CreateConfig(staging, container.Record);
             StepTrace.Mark("create: config written");
             TestHooks.Reach("create-staged");
             Directory.Move(staging, _store.DirectoryOf(name));
