@@ -37,7 +37,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             var created = containers.Create(req.Name, req.Image, req.Config);
             if (!req.Start) return Sync(ToApi(created), 201);
             return Async(operations.Start($"start container {req.Name}", Resource(req.Name),
-                async op => ToApi(await containers.StartAsync(req.Name, op.Cancellation.Token, created.Id)), throttled: true));
+                async op => ToApi(await containers.StartAsync(req.Name, op.Cancellation.Token, created.Id)), throttled: true, inline: WaitSeconds(ctx) > 0));
         });
         app.MapGet("/1.0/containers/{name}", (string name) => Sync(ToApi(containers.Get(name))));
         app.MapDelete("/1.0/containers/{name}", (string name, HttpContext ctx) =>
@@ -79,7 +79,7 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
             };
             // A stop mostly waits for the container's init: only starts take a throttled turn.
             return Async(operations.Start($"{req.Action} container {name}", Resource(name),
-                async op => ToApi(await action(op.Cancellation.Token)), throttled: req.Action == "start"));
+                async op => ToApi(await action(op.Cancellation.Token)), throttled: req.Action == "start", inline: WaitSeconds(ctx) > 0));
         });
         app.MapGet("/1.0/containers/{name}/console", (string name, HttpContext ctx) =>
         {
@@ -415,11 +415,14 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
     /// An operation's 202 answer. With ?wait=N it is sent once the operation has ended (or after N
     /// seconds), so a quick operation costs its client no second request for the result.
     /// </summary>
+    /// <summary>The request's ?wait=: how long its answer may wait for its operation (0: not at all).</summary>
+    private static int WaitSeconds(HttpContext ctx) => int.TryParse(ctx.Request.Query["wait"], out int wait) && wait > 0 ? wait : 0;
+
     private sealed class AsyncResponse(OperationRecord op) : IResult
     {
         public async Task ExecuteAsync(HttpContext ctx)
         {
-            if (int.TryParse(ctx.Request.Query["wait"], out int wait) && wait > 0)
+            if (!op.Done.IsCompleted && WaitSeconds(ctx) is int wait and > 0)
                 await Task.WhenAny(op.Done, Task.Delay(TimeSpan.FromSeconds(wait), ctx.RequestAborted));
             await Results.Json(new ApiResponse("async", "Operation created", 100, Operation: $"/1.0/operations/{op.Id}",
                 Metadata: JsonSerializer.SerializeToElement(op.ToApi(), Wire.Json)), Wire.Json, statusCode: 202).ExecuteAsync(ctx);
