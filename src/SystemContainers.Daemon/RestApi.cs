@@ -156,6 +156,11 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
                 await ExecWebSocket.RefuseAsync(socket, e);
                 return Results.Empty;
             }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException)
+            {
+                // The client went away before its request was read: there is nobody to answer.
+                return Results.Empty;
+            }
             using (session)
                 await StreamBridge.RunAsync(socket, session, CancellationToken.None, ctx.RequestAborted);
             return Results.Empty;
@@ -411,13 +416,13 @@ public sealed class RestApi(DaemonOptions options, ContainerManager containers, 
 
     private static IResult Async(OperationRecord op) => new AsyncResponse(op);
 
+    /// <summary>The request's ?wait=: how long its answer may wait for its operation (0: not at all).</summary>
+    private static int WaitSeconds(HttpContext ctx) => int.TryParse(ctx.Request.Query["wait"], out int wait) && wait > 0 ? wait : 0;
+
     /// <summary>
     /// An operation's 202 answer. With ?wait=N it is sent once the operation has ended (or after N
     /// seconds), so a quick operation costs its client no second request for the result.
     /// </summary>
-    /// <summary>The request's ?wait=: how long its answer may wait for its operation (0: not at all).</summary>
-    private static int WaitSeconds(HttpContext ctx) => int.TryParse(ctx.Request.Query["wait"], out int wait) && wait > 0 ? wait : 0;
-
     private sealed class AsyncResponse(OperationRecord op) : IResult
     {
         public async Task ExecuteAsync(HttpContext ctx)
