@@ -55,8 +55,9 @@ function Invoke-Build {
     New-Item -ItemType Directory -Force -Path (Join-Path $Bin 'daemon') | Out-Null
     Write-Host 'Building sc-init'
     # libseccomp is linked in statically: sc-init runs wherever the daemon does, with no library to find.
-    Invoke-Native cc @('-O2', '-Wall', '-Wextra', '-Werror', '-o', (Join-Path $Bin 'daemon/sc-init'), (Join-Path $Root 'src/native/sc-init.c'),
-        '-Wl,-Bstatic', '-lseccomp', '-Wl,-Bdynamic')
+    # Where the static libc is there, all of it is: no dynamic loader and fewer page faults per start.
+    $link = if ([IO.Path]::IsPathRooted((& cc '-print-file-name=libc.a'))) { @('-static', '-lseccomp') } else { @('-Wl,-Bstatic', '-lseccomp', '-Wl,-Bdynamic') }
+    Invoke-Native cc (@('-O2', '-Wall', '-Wextra', '-Werror', '-o', (Join-Path $Bin 'daemon/sc-init'), (Join-Path $Root 'src/native/sc-init.c')) + $link)
     Write-Host 'Building daemon and module'
     Invoke-Native dotnet @('publish', (Join-Path $Root 'src/SystemContainers.Daemon'), '-c', $Configuration, '-o', (Join-Path $Bin 'daemon'), '--nologo', '-v', 'quiet')
     Invoke-Native dotnet @('publish', (Join-Path $Root 'src/SystemContainers.PowerShell'), '-c', $Configuration, '-o', $Bin, '--nologo', '-v', 'quiet')

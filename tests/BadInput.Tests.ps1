@@ -523,6 +523,7 @@ Describe 'Malformed HTTP' {
         @{ Label = 'cancelling a missing operation'; Method = 'DELETE'; Path = '/1.0/operations/nosuch'; Body = $null; Status = 404; Message = "operation 'nosuch' not found" }
         @{ Label = 'waiting on a missing operation'; Method = 'GET'; Path = '/1.0/operations/nosuch/wait?timeout=abc'; Body = $null; Status = 404; Message = "operation 'nosuch' not found" }
         @{ Label = 'events without a websocket'; Method = 'GET'; Path = '/1.0/events'; Body = $null; Status = 400; Message = 'needs a websocket upgrade' }
+        @{ Label = 'a one-request exec without a websocket'; Method = 'GET'; Path = '/1.0/containers/keeper/exec'; Body = $null; Status = 400; Message = 'needs a websocket upgrade' }
         @{ Label = 'an unknown state action'; Method = 'PUT'; Path = '/1.0/containers/keeper/state'; Body = '{"action":"explode"}'; Status = 400; Message = "state action 'explode'" }
         @{ Label = 'a negative stop timeout'; Method = 'PUT'; Path = '/1.0/containers/keeper/state'; Body = '{"action":"stop","timeout":-1}'; Status = 400; Message = 'timeout must be from 0 to 3600' }
         @{ Label = 'a stop timeout of years'; Method = 'PUT'; Path = '/1.0/containers/keeper/state'; Body = '{"action":"stop","timeout":99999999}'; Status = 400; Message = 'timeout must be from 0 to 3600' }

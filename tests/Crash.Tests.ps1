@@ -153,6 +153,24 @@ Describe 'Staging leftovers' {
         Assert-Works half
         Assert-NothingLeft
     }
+    It 'publishes a create whole or not at all: killed with its config written it is not there, killed once made it is, with all its config' {
+        $config = @{ 'limits.memory' = '64MiB'; 'limits.processes' = '100' }
+        Invoke-Crash create-staged { New-SystemContainer half -Image $image -Config $config -ErrorAction SilentlyContinue }
+        Get-SystemContainer half -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        @(Get-ChildItem -Force -Filter '.new-*' (Join-Path $daemon.StateDir 'containers')) | Should -BeNullOrEmpty
+        New-SystemContainer whole -Image $image -Config $config | Out-Null
+        $dead = $daemon.Pid
+        kill -KILL $dead
+        Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds 60 -What 'the daemon to die'
+        $daemon.Pid = 0
+        Start-DaemonProcess $daemon
+        $made = Get-SystemContainer whole
+        $made.Status | Should -Be 'Stopped'
+        $made.Config['limits.memory'] | Should -Be '64MiB'
+        $made.Config['limits.processes'] | Should -Be '100'
+        Assert-Works whole
+        Assert-NothingLeft
+    }
     It 'finishes a remove cut short: the container is gone and so is its staging directory' {
         New-SystemContainer doomed -Image $image -Start | Out-Null
         Invoke-Crash remove-moved { Remove-SystemContainer doomed -Force -Confirm:$false -ErrorAction SilentlyContinue }

@@ -133,10 +133,47 @@ public sealed partial class SystemContainersClient : IDisposable
 
     /// <summary>
     /// Starts a command on pipes whose stdin, stdout and stderr travel over the returned websocket
-    /// as the command reads and writes them (see <see cref="ExecControl"/>).
+    /// as the command reads and writes them (see <see cref="ExecControl"/>), in one request: the
+    /// request is the websocket's first message, and a refusal comes back on it as a text message
+    /// (<see cref="RefusalOf"/>). Closing the websocket ends the command.
     /// </summary>
-    public Task<(string OperationId, ClientWebSocket Socket)> ExecStreamAsync(string name, ExecCommandRequest request, CancellationToken ct = default) =>
-        ExecAttachedAsync(name, request with { Interactive = false, Stream = true }, ct);
+    public async Task<ClientWebSocket> ExecStreamAsync(string name, ExecCommandRequest request, CancellationToken ct = default)
+    {
+        var socket = new ClientWebSocket();
+        try
+        {
+            await socket.ConnectAsync(new Uri(_webSocketBase, $"1.0/containers/{Esc(name)}/exec"), new HttpMessageInvoker(_handler, disposeHandler: false), ct);
+            await socket.SendAsync(JsonSerializer.SerializeToUtf8Bytes(request with { Interactive = false, Stream = true }, Wire.Json), WebSocketMessageType.Text, true, ct);
+            return socket;
+        }
+        catch (WebSocketException e)
+        {
+            socket.Dispose();
+            throw new SystemContainersApiException(503, "DaemonUnreachable", $"cannot open an exec websocket to systemcontainerd at {SocketPath}: {e.Message}");
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The error a one-request exec's daemon sent as a text message instead of running the command.</summary>
+    public static SystemContainersApiException RefusalOf(ReadOnlySpan<byte> message)
+    {
+        ApiResponse? response;
+        try
+        {
+            response = JsonSerializer.Deserialize<ApiResponse>(message, Wire.Json);
+        }
+        catch (JsonException)
+        {
+            response = null;
+        }
+        return response is { Type: "error" }
+            ? new SystemContainersApiException(response.ErrorCode, response.ErrorId ?? "Error", response.Error ?? "unknown error")
+            : new SystemContainersApiException(500, "BadResponse", "the exec websocket sent a text message that is not an error response");
+    }
 
     public Task CancelOperationAsync(string id, CancellationToken ct = default) =>
         SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/operations/{Esc(id)}", null, ct);

@@ -87,7 +87,7 @@ public sealed class OperationRegistry
     public event Action<OperationRecord>? Changed;
 
     public OperationRecord Start(string description, Dictionary<string, string[]> resources,
-        Func<OperationRecord, Task<object?>> work, bool withSecret = false, bool throttled = false)
+        Func<OperationRecord, Task<object?>> work, bool withSecret = false, bool throttled = false, bool inline = false)
     {
         Prune();
         var op = new OperationRecord
@@ -97,7 +97,7 @@ public sealed class OperationRegistry
         };
         _ops[op.Id] = op;
         Changed?.Invoke(op);
-        _ = Task.Run(async () =>
+        async Task Run()
         {
             bool held = false;
             try
@@ -116,7 +116,10 @@ public sealed class OperationRegistry
                 if (held) _throttled.Release();
             }
             Changed?.Invoke(op);
-        });
+        }
+        // Inline, the work runs on the caller's thread up to its first wait: a request that waits
+        // for its operation anyway saves the thread pool's hop, which costs most under load.
+        _ = inline ? Run() : Task.Run(Run);
         return op;
     }
 

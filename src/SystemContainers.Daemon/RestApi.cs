@@ -7,6 +7,7 @@ using SystemContainers.Engine;
 using SystemContainers.Engine.Containers;
 using SystemContainers.Engine.Host;
 using SystemContainers.Engine.Images;
+using SystemContainers.Engine.Interop;
 using SystemContainers.Engine.Network;
 using SystemContainers.Engine.Runtime;
 using SystemContainers.Engine.Spec;
@@ -35,7 +36,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             var created = containers.Create(req.Name, req.Image, req.Config);
             if (!req.Start) return Sync(ToApi(created), 201);
             return Async(operations.Start($"start container {req.Name}", Resource(req.Name),
-                async op => ToApi(await containers.StartAsync(req.Name, op.Cancellation.Token, created.Id)), throttled: true));
+                async op => ToApi(await containers.StartAsync(req.Name, op.Cancellation.Token, created.Id)), throttled: true, inline: WaitSeconds(ctx) > 0));
         });
         app.MapGet("/1.0/containers/{name}", (string name) => Sync(ToApi(containers.Get(name))));
         app.MapDelete("/1.0/containers/{name}", (string name, HttpContext ctx) =>
@@ -77,7 +78,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             };
             // A stop mostly waits for the container's init: only starts take a throttled turn.
             return Async(operations.Start($"{req.Action} container {name}", Resource(name),
-                async op => ToApi(await action(op.Cancellation.Token)), throttled: req.Action == "start"));
+                async op => ToApi(await action(op.Cancellation.Token)), throttled: req.Action == "start", inline: WaitSeconds(ctx) > 0));
         });
         app.MapGet("/1.0/containers/{name}/console", (string name, HttpContext ctx) =>
         {
@@ -92,12 +93,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         app.MapPost("/1.0/containers/{name}/exec", async (string name, HttpContext ctx) =>
         {
             var req = await Body<ExecCommandRequest>(ctx);
-            if (req.Command is null || req.Command.Length == 0)
-                throw EngineException.Invalid("InvalidCommand", "command must name a program to run");
-            if (req.Width is < 1 or > 1000 || req.Height is < 1 or > 1000)
-                throw EngineException.Invalid("InvalidArgument", "terminal width and height must be from 1 to 1000");
-            var session = containers.Exec(name, new ExecRequest(req.Command, req.Environment, req.Cwd, req.User, req.Group,
-                req.Interactive, (ushort)req.Width, (ushort)req.Height));
+            var session = containers.Exec(name, ExecRequestOf(req));
             if (!req.Interactive && !req.Stream)
             {
                 return Async(operations.Start($"Executing command in {name}", Resource(name), async op =>
@@ -139,6 +135,34 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             }, withSecret: true);
             opRecord.Attachment = new ExecAttachment(session, attached, bridged);
             return Async(opRecord);
+        });
+        // A streamed exec in one request: the websocket's first message is the request, and the
+        // command's output follows on it with no operation to create, wait for or attach to.
+        app.MapGet("/1.0/containers/{name}/exec", async (string name, HttpContext ctx) =>
+        {
+            if (!ctx.WebSockets.IsWebSocketRequest)
+                throw EngineException.Invalid("NotWebSocket", "this endpoint needs a websocket upgrade; POST runs a command without one");
+            using var socket = await ctx.WebSockets.AcceptWebSocketAsync();
+            ExecSession session;
+            try
+            {
+                var req = await ExecWebSocket.ReadRequestAsync(socket, ctx.RequestAborted);
+                if (req.Interactive) throw EngineException.Invalid("InvalidRequest", "an interactive command attaches to its operation's websocket");
+                session = containers.Exec(name, ExecRequestOf(req));
+            }
+            catch (Exception e) when (e is EngineException or NativeException)
+            {
+                await ExecWebSocket.RefuseAsync(socket, e);
+                return Results.Empty;
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException)
+            {
+                // The client went away before its request was read: there is nobody to answer.
+                return Results.Empty;
+            }
+            using (session)
+                await StreamBridge.RunAsync(socket, session, CancellationToken.None, ctx.RequestAborted);
+            return Results.Empty;
         });
 
         app.MapGet("/1.0/images", (HttpContext ctx) =>
@@ -359,7 +383,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
     private static readonly TimeSpan AttachDeadline = TimeSpan.FromSeconds(30);
 
     /// <summary>Requests are read strictly: a field the daemon does not know is a mistake to report, not to ignore.</summary>
-    private static readonly JsonSerializerOptions RequestJson = new(Wire.Json) { UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
+    internal static readonly JsonSerializerOptions RequestJson = new(Wire.Json) { UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
 
     internal static async Task<T> Body<T>(HttpContext ctx)
     {
@@ -376,10 +400,22 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
 
     private static Dictionary<string, string[]> Resource(string container) => new() { ["containers"] = [$"/1.0/containers/{container}"] };
 
+    private static ExecRequest ExecRequestOf(ExecCommandRequest req)
+    {
+        if (req.Command is null || req.Command.Length == 0)
+            throw EngineException.Invalid("InvalidCommand", "command must name a program to run");
+        if (req.Width is < 1 or > 1000 || req.Height is < 1 or > 1000)
+            throw EngineException.Invalid("InvalidArgument", "terminal width and height must be from 1 to 1000");
+        return new ExecRequest(req.Command, req.Environment, req.Cwd, req.User, req.Group, req.Interactive, (ushort)req.Width, (ushort)req.Height);
+    }
+
     internal static IResult Sync<T>(T metadata, int status = 200) =>
         Results.Json(new ApiResponse("sync", "Success", 200, Metadata: JsonSerializer.SerializeToElement(metadata, Wire.Json)), Wire.Json, statusCode: status);
 
     private static IResult Async(OperationRecord op) => new AsyncResponse(op);
+
+    /// <summary>The request's ?wait=: how long its answer may wait for its operation (0: not at all).</summary>
+    private static int WaitSeconds(HttpContext ctx) => int.TryParse(ctx.Request.Query["wait"], out int wait) && wait > 0 ? wait : 0;
 
     /// <summary>
     /// An operation's 202 answer. With ?wait=N it is sent once the operation has ended (or after N
@@ -389,7 +425,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
     {
         public async Task ExecuteAsync(HttpContext ctx)
         {
-            if (int.TryParse(ctx.Request.Query["wait"], out int wait) && wait > 0)
+            if (!op.Done.IsCompleted && WaitSeconds(ctx) is int wait and > 0)
                 await Task.WhenAny(op.Done, Task.Delay(TimeSpan.FromSeconds(wait), ctx.RequestAborted));
             await Results.Json(new ApiResponse("async", "Operation created", 100, Operation: $"/1.0/operations/{op.Id}",
                 Metadata: JsonSerializer.SerializeToElement(op.ToApi(), Wire.Json)), Wire.Json, statusCode: 202).ExecuteAsync(ctx);

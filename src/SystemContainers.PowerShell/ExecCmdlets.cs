@@ -77,27 +77,35 @@ public sealed class InvokeSystemContainerCommandCommand : SystemContainerCmdlet
         var request = new ExecCommandRequest(Command, env, WorkingDirectory, User, Group);
         foreach (var name in ExpandContainerNames(names))
         {
-            if (!TryCall(c => c.ExecStreamAsync(name, request, Cancel), name, out var session)) continue;
+            if (!TryCall(c => c.ExecStreamAsync(name, request, Cancel), name, out var socket)) continue;
             var stdout = new LineSplitter();
             var stderr = new LineSplitter();
             int? exited;
-            using (session.Socket)
+            using (socket)
             {
                 try
                 {
-                    exited = Pump(session.Socket, stdin, stdout, stderr);
+                    exited = Pump(socket, stdin, stdout, stderr);
+                }
+                catch (SystemContainersApiException e)
+                {
+                    WriteError(ToErrorRecord(e, name));
+                    continue;
                 }
                 catch (OperationCanceledException) when (Cancel.IsCancellationRequested)
                 {
-                    // Ctrl+C: the command must not go on running in the container.
-                    using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-                    try { Client.CancelOperationAsync(session.OperationId, timeout.Token).GetAwaiter().GetResult(); }
-                    catch (Exception e) when (e is SystemContainersApiException or OperationCanceledException or HttpRequestException) { }
+                    // Ctrl+C: the daemon ends a command whose websocket is gone.
+                    socket.Abort();
                     throw new PipelineStoppedException();
                 }
             }
-            // The close frame carries the exit code; without it the operation tells how it ended.
-            if ((exited ?? ExitCodeFromOperation(name, session.OperationId, stderr)) is not int code) continue;
+            // The close frame carries the exit code; a daemon that went away sent none.
+            if (exited is not int code)
+            {
+                WriteError(new ErrorRecord(new InvalidOperationException($"the command in container '{name}' ended without an exit code: its websocket closed first"),
+                    "ExecFailed", ErrorCategory.NotSpecified, name));
+                continue;
+            }
             SessionState.PSVariable.Set("LASTEXITCODE", code);
             if (PassThru)
             {
@@ -119,33 +127,22 @@ public sealed class InvokeSystemContainerCommandCommand : SystemContainerCmdlet
         }
     }
 
-    /// <summary>The exit code in the operation's result (with why the command could not start, as its stderr); null when it failed.</summary>
-    private int? ExitCodeFromOperation(string name, string operationId, LineSplitter stderr)
-    {
-        if (!TryCall(c => c.WaitOperationAsync(operationId, 3600, Cancel), name, out var op)) return null;
-        if (op.Status != "Success")
-        {
-            WriteError(new ErrorRecord(new InvalidOperationException(op.Err ?? $"the command in container '{name}' failed"),
-                "ExecFailed", ErrorCategory.NotSpecified, name));
-            return null;
-        }
-        if (op.Metadata is not { ValueKind: JsonValueKind.Object } m || !m.TryGetProperty("result", out var r)) return -1;
-        if (r.TryGetProperty("stderr", out var why) && why.GetString() is { Length: > 0 } text)
-            foreach (var line in stderr.Add(Encoding.UTF8.GetBytes(text), keep: PassThru)) WriteStderr(line);
-        return r.GetProperty("return").GetInt32();
-    }
-
     /// <summary>
     /// Sends stdin, then writes each line of output as it arrives, until the command ends.
     /// Returns the exit code from the daemon's close frame, or null when it sent none.
     /// </summary>
     private int? Pump(ClientWebSocket socket, byte[]? stdin, LineSplitter stdout, LineSplitter stderr)
     {
-        if (stdin is { Length: > 0 })
-            for (int off = 0; off < stdin.Length; off += 65536)
-                socket.SendAsync(stdin.AsMemory(off, Math.Min(65536, stdin.Length - off)), WebSocketMessageType.Binary, true, Cancel).GetAwaiter().GetResult();
-        var close = JsonSerializer.SerializeToUtf8Bytes(new ExecControl("close-stdin"), Wire.Json);
-        socket.SendAsync(close, WebSocketMessageType.Text, true, Cancel).GetAwaiter().GetResult();
+        try
+        {
+            if (stdin is { Length: > 0 })
+                for (int off = 0; off < stdin.Length; off += 65536)
+                    socket.SendAsync(stdin.AsMemory(off, Math.Min(65536, stdin.Length - off)), WebSocketMessageType.Binary, true, Cancel).GetAwaiter().GetResult();
+            var close = JsonSerializer.SerializeToUtf8Bytes(new ExecControl("close-stdin"), Wire.Json);
+            socket.SendAsync(close, WebSocketMessageType.Text, true, Cancel).GetAwaiter().GetResult();
+        }
+        // A daemon that refused the request may have closed before the input: its refusal is still to be read.
+        catch (WebSocketException) { }
         var buffer = new byte[65537];
         try
         {
@@ -160,7 +157,8 @@ public sealed class InvokeSystemContainerCommandCommand : SystemContainerCmdlet
                     r = socket.ReceiveAsync(buffer.AsMemory(count), Cancel).AsTask().GetAwaiter().GetResult();
                     count += r.Count;
                 }
-                if (count < 1 || r.MessageType != WebSocketMessageType.Binary) continue;
+                if (r.MessageType == WebSocketMessageType.Text) throw SystemContainersClient.RefusalOf(buffer.AsSpan(0, count));
+                if (count < 1) continue;
                 var data = buffer.AsSpan(1, count - 1);
                 if (buffer[0] == ExecControl.StdoutStream)
                 {

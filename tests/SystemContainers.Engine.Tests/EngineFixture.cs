@@ -46,9 +46,19 @@ public sealed class EngineFixture : IDisposable
         string dir = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(dir, "build.ps1"))) dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("repository root not found");
         string output = _dir.Combine("sc-init");
-        using var cc = Process.Start("cc", ["-O2", "-o", output, Path.Combine(dir, "src/native/sc-init.c"), "-Wl,-Bstatic", "-lseccomp", "-Wl,-Bdynamic"])!;
+        // Linked as build.ps1 links it: wholly static where the static libc is there.
+        string[] link = Path.IsPathRooted(Run("cc", "-print-file-name=libc.a")) ? ["-static", "-lseccomp"] : ["-Wl,-Bstatic", "-lseccomp", "-Wl,-Bdynamic"];
+        using var cc = Process.Start("cc", ["-O2", "-o", output, Path.Combine(dir, "src/native/sc-init.c"), .. link])!;
         cc.WaitForExit();
         if (cc.ExitCode != 0) throw new InvalidOperationException("cannot compile sc-init");
+        return output;
+    }
+
+    private static string Run(string file, string argument)
+    {
+        using var p = Process.Start(new ProcessStartInfo(file, argument) { RedirectStandardOutput = true })!;
+        string output = p.StandardOutput.ReadToEnd().Trim();
+        p.WaitForExit();
         return output;
     }
 

@@ -41,7 +41,7 @@ internal sealed class CreateContainer(EngineParts parts, NicDefaults nicDefaults
             revert.Add($"the NICs of '{name}'", () => parts.Networks.Register(name, []));
             parts.Networks.Register(name, parsed.Nics);
             StepTrace.Mark("create: NICs registered");
-            parts.Store.WriteConfig(staging, container.Record);
+            parts.Store.CreateConfig(staging, container.Record);
             StepTrace.Mark("create: config written");
             TestHooks.Reach("create-staged");
             Directory.Move(staging, parts.Store.DirectoryOf(name));

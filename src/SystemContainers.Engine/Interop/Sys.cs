@@ -308,6 +308,25 @@ public static unsafe class Sys
         Libc.fsync(dirFd.Fd);
     }
 
+    /// <summary>
+    /// Writes a file that must not exist yet, with one fsync and no rename: for a file in a
+    /// staging directory, which a directory rename publishes whole. A failed write removes it.
+    /// </summary>
+    public static void WriteNewFile(string path, ReadOnlySpan<byte> data, int mode = 0x180)
+    {
+        try
+        {
+            using var fd = Open(path, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_EXCL | Libc.O_NOFOLLOW, mode);
+            WriteAll(fd, data);
+            if (Libc.fsync(fd.Fd) < 0) throw NativeException.FromLastError("fsync", path);
+        }
+        catch (NativeException e) when (e.Errno != Tmds.Linux.LibC.EEXIST)
+        {
+            File.Delete(path);
+            throw;
+        }
+    }
+
     /// <summary>Writes text to an existing kernel file (procfs, sysfs) in one write, as the kernel wants it.</summary>
     public static void WriteText(string path, string text)
     {

@@ -31,6 +31,7 @@ public sealed class ScInit(string path) : IDisposable
     /// </summary>
     public int Create(LaunchPlan plan, SafeFd console, Action<int>? onChild = null)
     {
+        StepTrace.Mark("start: plan built");
         var (daemonEnd, helperEnd) = Sys.SocketPair();
         using (daemonEnd)
         {

@@ -65,6 +65,14 @@ public sealed class StateStore
         return record;
     }
 
+    /// <summary>
+    /// A new container's config.json, in its staging directory: one fsync of the file, none of
+    /// the directory, as the staging directory's rename to its name is what publishes the create
+    /// (a journaling filesystem commits the file's entry no later than that rename).
+    /// </summary>
+    public void CreateConfig(string stagingDir, ContainerRecord record) =>
+        Sys.WriteNewFile(Path.Combine(stagingDir, "config.json"), JsonSerializer.SerializeToUtf8Bytes(record, Json));
+
     public void WriteConfig(string dir, ContainerRecord record) =>
         Sys.WriteFileAtomic(Path.Combine(dir, "config.json"), JsonSerializer.SerializeToUtf8Bytes(record, Json));
 
