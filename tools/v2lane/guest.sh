@@ -28,8 +28,15 @@ ENV
 . /run/v2lane/env
 cd "$TREE"
 # The cgroup2 mount's options and its super block's (where nsdelegate shows), from mountinfo.
-cgroup2=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-" && $(i + 1) == "cgroup2") print $5 " (" $6 "; " $(i + 3) ")" }' /proc/self/mountinfo)
-echo "v2lane guest: $(uname -r), $(systemctl --version | head -1), cgroup2 at $cgroup2"
+cgroup2() { awk '{ for (i = 7; i < NF; i++) if ($i == "-" && $(i + 1) == "cgroup2") print $5 " (" $6 "; " $(i + 3) ")" }' /proc/self/mountinfo; }
+# Users' systemd hosts mount cgroup2 with nsdelegate and memory_recursiveprot; this guest boots
+# without them (seen in its mountinfo: super options "rw"), so the lane sets them as those hosts
+# have them: nsdelegate is what refuses cgroup moves across cgroup namespaces.
+case $(cgroup2) in
+    *nsdelegate*) ;;
+    *) mount -o remount,nsdelegate,memory_recursiveprot /sys/fs/cgroup || { echo "v2lane guest: cannot remount cgroup2 with nsdelegate"; exit 1; } ;;
+esac
+echo "v2lane guest: $(uname -r), $(systemctl --version | head -1), cgroup2 at $(cgroup2)"
 
 # Every cgroup, delegation and exec path: lifecycle, isolation (cgroup placement), limits, freeze
 # and stats, exec and Enter, daemon restarts, a systemd container. Networks and image imports do
