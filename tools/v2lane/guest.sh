@@ -29,9 +29,9 @@ ENV
 cd "$TREE"
 # The cgroup2 mount's options and its super block's (where nsdelegate shows), from mountinfo.
 cgroup2() { awk '{ for (i = 7; i < NF; i++) if ($i == "-" && $(i + 1) == "cgroup2") print $5 " (" $6 "; " $(i + 3) ")" }' /proc/self/mountinfo; }
-# Users' systemd hosts mount cgroup2 with nsdelegate and memory_recursiveprot; this guest boots
-# without them (seen in its mountinfo: super options "rw"), so the lane sets them as those hosts
-# have them: nsdelegate is what refuses cgroup moves across cgroup namespaces.
+# systemd mounts cgroup2 with nsdelegate and memory_recursiveprot, but lxcfs.service mounts cgroup2
+# with no options, which resets the global superblock to "rw" (seen in the guest), so the lane sets
+# them again: nsdelegate is what refuses cgroup moves across cgroup namespaces.
 case $(cgroup2) in
     *nsdelegate*) ;;
     *) mount -o remount,nsdelegate,memory_recursiveprot /sys/fs/cgroup || { echo "v2lane guest: cannot remount cgroup2 with nsdelegate"; exit 1; } ;;
