@@ -83,9 +83,14 @@ function Start-DaemonUnit($Daemon, [string[]]$Command) {
     name on every restart (so a restarted daemon finds its containers in the same cgroup subtree).
     #>
     $template = Get-Content (Join-Path (Split-Path $script:DaemonBinary) 'systemcontainerd.service')
+    # A spawned daemon inherits the test's SYSTEMCONTAINERS_* variables (test hooks such as
+    # SYSTEMCONTAINERS_TEST_CRASH_AT); a unit gets only what it names, so it names them.
+    $environment = @(Get-ChildItem Env: | Where-Object Name -like 'SYSTEMCONTAINERS_*' | Sort-Object Name | ForEach-Object {
+        'Environment="{0}={1}"' -f $_.Name, ($_.Value -replace '\\', '\\' -replace '"', '\"' -replace '%', '%%')
+    })
     # A test daemon that dies stays dead (the tests restart it themselves); it has its own run directory.
     $unit = foreach ($line in $template) {
-        if ($line -match '^ExecStart=') { 'ExecStart=' + (($Command | ForEach-Object { "`"$_`"" }) -join ' '); "StandardOutput=append:$($Daemon.Log)"; 'StandardError=inherit' }
+        if ($line -match '^ExecStart=') { 'ExecStart=' + (($Command | ForEach-Object { "`"$_`"" }) -join ' '); "StandardOutput=append:$($Daemon.Log)"; 'StandardError=inherit'; $environment }
         elseif ($line -match '^RuntimeDirectory') { }
         elseif ($line -match '^Restart=') { 'Restart=no' }
         elseif ($line -match '^TimeoutStartSec=') { "TimeoutStartSec=$([int](30 * $script:TimeScale))" }

@@ -17,6 +17,16 @@ AfterAll {
     if (Test-Path /usr/lib/systemcontainers/install-manifest.txt) { & (Join-Path $root 'build.ps1') install -Uninstall }
 }
 
+Describe "The guest's cgroup2" {
+    It "is mounted with nsdelegate, as systemd mounts it on users' hosts (it refuses moves across cgroup namespaces)" -Skip:($env:V2LANE_NSDELEGATE -ne '1') {
+        # Super options follow the " - " separator of /proc/self/mountinfo: type, source, options.
+        $line = @(Get-Content /proc/self/mountinfo | Where-Object { $_ -match ' - cgroup2 ' })
+        $line.Count | Should -Be 1
+        $options = (($line[0] -split ' - ', 2)[1] -split ' ')[2] -split ','
+        $options | Should -Contain 'nsdelegate'
+    }
+}
+
 Describe './build.ps1 install on a systemd host' -Skip:(-not $systemd) {
     It 'installs the daemon, the module and an enabled unit' {
         & (Join-Path $root 'build.ps1') install -NoBuild
