@@ -50,7 +50,16 @@ public sealed class Lxcfs : IDisposable
     private string[] Arguments => ["lxcfs", "--foreground", $"--pidfile={Path.Combine(_dir, "lxcfs.lock")}", MountPoint];
 
     /// <summary>The mount the containers' views come from, when one serves now.</summary>
-    public string? Root => IsLxcfsMount(SystemMount) ? SystemMount : _process is not null && IsLive(MountPoint) ? MountPoint : null;
+    public string? Root
+    {
+        get
+        {
+            // One read of mountinfo for both mounts: this runs on every container start.
+            var mounts = LxcfsMounts();
+            if (mounts.Contains(SystemMount)) return SystemMount;
+            return _process is not null && mounts.Contains(MountPoint) && Answers(MountPoint) ? MountPoint : null;
+        }
+    }
 
     /// <summary>Uses the host's lxcfs, adopts the daemon's from before a restart, or starts one; never throws.</summary>
     public void Start()
@@ -132,22 +141,28 @@ public sealed class Lxcfs : IDisposable
     }
 
     /// <summary>Whether path is the root of a live lxcfs mount (fuse.lxcfs in this mount namespace).</summary>
-    public static bool IsLxcfsMount(string path)
+    public static bool IsLxcfsMount(string path) => LxcfsMounts().Contains(path);
+
+    /// <summary>Where fuse.lxcfs is mounted in this mount namespace, from one read of mountinfo.</summary>
+    private static HashSet<string> LxcfsMounts()
     {
+        var mounts = new HashSet<string>(StringComparer.Ordinal);
         foreach (var line in File.ReadLines("/proc/self/mountinfo"))
         {
             // Fields: id parent major:minor root mountpoint options [optional...] - fstype source super-options
             var f = line.Split(' ');
             int dash = Array.IndexOf(f, "-");
-            if (f.Length > 4 && dash > 0 && dash + 1 < f.Length && (f[4].Contains('\\') ? Unescape(f[4]) : f[4]) == path && f[dash + 1] == "fuse.lxcfs") return true;
+            if (f.Length > 4 && dash > 0 && dash + 1 < f.Length && f[dash + 1] == "fuse.lxcfs") mounts.Add(f[4].Contains('\\') ? Unescape(f[4]) : f[4]);
         }
-        return false;
+        return mounts;
     }
 
     /// <summary>Whether path is an lxcfs mount whose process answers: a killed one's mount stays listed but fails with ENOTCONN.</summary>
-    private static bool IsLive(string path)
+    private static bool IsLive(string path) => IsLxcfsMount(path) && Answers(path);
+
+    /// <summary>Whether the lxcfs mounted at path answers a read.</summary>
+    private static bool Answers(string path)
     {
-        if (!IsLxcfsMount(path)) return false;
         // A read, not a stat: the kernel answers stat from its attribute cache for a second after
         // lxcfs dies, while every open already fails.
         try
@@ -165,7 +180,7 @@ public sealed class Lxcfs : IDisposable
     private bool Restarting =>
         _process is not null &&
         (Volatile.Read(ref _diedAt) is long t && t != 0 && Environment.TickCount64 - t < MountWait.TotalMilliseconds
-         || IsLxcfsMount(MountPoint) && !IsLive(MountPoint));
+         || IsLxcfsMount(MountPoint) && !Answers(MountPoint));
 
     /// <summary>mountinfo writes space, tab, newline and backslash in paths as octal escapes.</summary>
     private static string Unescape(string field) =>
