@@ -196,7 +196,7 @@ public abstract class ContainerStateCmdlet : SystemContainerCmdlet
             });
             return;
         }
-        var clients = _targets.Select(t => t.Remote ?? "").Distinct().ToDictionary(r => r, ClientFor);
+        var clients = ClientsFor(_targets);
         var job = new SystemContainerJob(MyInvocation.Line, $"{MyInvocation.MyCommand.Name} {string.Join(", ", _targets)}",
             string.Join(", ", clients.Values.Select(c => c.Target)));
         JobRepository.Add(job);

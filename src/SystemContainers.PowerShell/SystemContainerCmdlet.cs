@@ -26,6 +26,10 @@ public abstract class SystemContainerCmdlet : PSCmdlet
     protected SystemContainersClient ClientFor(string? remote) =>
         string.IsNullOrEmpty(remote) ? DaemonConnection.Get(Cancel) : RemoteStore.Client(remote);
 
+    /// <summary>One client per remote the targets name (key "" for the local daemon): a pipeline may carry containers of several hosts.</summary>
+    internal Dictionary<string, SystemContainersClient> ClientsFor(IEnumerable<ContainerTarget> targets) =>
+        targets.Select(t => t.Remote ?? "").Distinct().ToDictionary(r => r, ClientFor);
+
     /// <summary>A container named now, with the remote bound now: what a cmdlet acting once all input has arrived collects.</summary>
     internal ContainerTarget Here(string name) => new(Remote, name);
 
@@ -49,8 +53,7 @@ public abstract class SystemContainerCmdlet : PSCmdlet
         Func<SystemContainersClient, string, CancellationToken, Task<T>> call, Action<string, T> done)
     {
         if (names.Count == 0) return;
-        // A pipeline may carry containers of several hosts: each goes to the one it came from.
-        var clients = names.Select(t => t.Remote ?? "").Distinct().ToDictionary(r => r, ClientFor);
+        var clients = ClientsFor(names);
         using var gate = new SemaphoreSlim(throttle);
         int finished = 0;
         var calls = names.Select(async target =>
