@@ -154,9 +154,33 @@ function Stop-TestDaemon($Daemon) {
     if ($env:SYSTEMCONTAINERS_TEST_LOG_DIR -and (Test-Path $Daemon.Log)) {
         Copy-Item $Daemon.Log (Join-Path $env:SYSTEMCONTAINERS_TEST_LOG_DIR "$($Daemon.TestFile)-$(Split-Path -Leaf $Daemon.Dir).log")
     }
+    Stop-TestLeftovers $Daemon
     if ($Daemon.Netns) { ip netns del $Daemon.Netns }
     Remove-Item -Recurse -Force $Daemon.Dir -ErrorAction SilentlyContinue
     Remove-Item Env:SYSTEMCONTAINERS_SOCKET, Env:SYSTEMCONTAINERS_RUN_DIR, Env:SYSTEMCONTAINERS_NO_AUTOSTART -ErrorAction SilentlyContinue
+}
+
+function Get-TestCgroupGroup($Daemon) {
+    <# The daemon's cgroup group, as it derives it from its state directory (DaemonOptions). #>
+    $hash = [System.Security.Cryptography.SHA256]::HashData([System.Text.Encoding]::UTF8.GetBytes([System.IO.Path]::GetFullPath($Daemon.StateDir)))
+    'systemcontainers-' + [System.Convert]::ToHexStringLower($hash).Substring(0, 8)
+}
+
+function Stop-TestLeftovers($Daemon) {
+    <#
+    Kills what is still in the daemon's cgroup subtree once it is gone: a container its restarted
+    daemon could not adopt (and so not remove) would otherwise outlive the test run. Says so, since
+    such a leftover is a bug worth seeing.
+    #>
+    $pattern = '/' + [regex]::Escape((Get-TestCgroupGroup $Daemon)) + '(\.scope)?(/|$)'
+    $left = @(Get-ChildItem /proc -Directory -ErrorAction SilentlyContinue | Where-Object Name -match '^\d+$' | Where-Object {
+        $lines = Get-Content "/proc/$($_.Name)/cgroup" -ErrorAction SilentlyContinue
+        $lines | Where-Object { ($_ -split ':', 3)[2] -match $pattern }
+    } | ForEach-Object { [int]$_.Name })
+    if ($left.Count -eq 0) { return }
+    Write-Warning "$($left.Count) process(es) were left in the cgroup subtree of the daemon in $($Daemon.Dir) (pids $($left -join ', ')); killing them"
+    foreach ($p in $left) { kill -KILL $p 2>$null }
+    Wait-Until { -not ($left | Where-Object { Test-ProcessAlive $_ }) } -TimeoutSeconds 10 -What 'leftover container processes to exit'
 }
 
 function Get-TestDnsmasq($Daemon) {
