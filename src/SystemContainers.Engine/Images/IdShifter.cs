@@ -17,13 +17,7 @@ public static class IdShifter
         // A dot name ending .tmp: a copy cut short by a crash is reclaimed at the next daemon start.
         string staging = Path.Combine(Path.GetDirectoryName(target)!, $".{Path.GetFileName(target)}.tmp");
         TreeRemover.Remove(staging);
-        var cp = System.Diagnostics.Process.Start("cp", ["-a", "--reflink=auto", rootfs, staging])!;
-        cp.WaitForExit();
-        if (cp.ExitCode != 0)
-        {
-            TreeRemover.Remove(staging);
-            throw new EngineException(FailureKind.Failed, "ShiftFailed", $"cannot copy {rootfs} to {staging}: cp exit {cp.ExitCode}");
-        }
+        Storage.TreeCopy.Copy(rootfs, staging);
         try
         {
             Shift(staging, map);
