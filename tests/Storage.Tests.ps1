@@ -194,6 +194,32 @@ Describe 'A btrfs pool on a loop file it makes' {
     }
 }
 
+Describe 'A create on a <Driver> pool cut short by a crash' -ForEach @(
+    @{ Driver = 'dir'; Size = $null }
+    @{ Driver = 'btrfs'; Size = '300MiB' }
+) {
+    It 'leaves no volume once the daemon starts again, and the name can be used again' {
+        New-SystemContainerStoragePool pcrash -Driver $Driver -Size $Size | Out-Null
+        Stop-DaemonProcess $daemon
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'create-staged'
+        try { Start-DaemonProcess $daemon } finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
+        $dead = $daemon.Pid
+        New-SystemContainer half -Image $image -Network none -StoragePool pcrash -ErrorAction SilentlyContinue
+        Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds 60 -What 'the daemon to die at create-staged'
+        $volume = Join-Path (Get-PoolsDir) 'pcrash/containers/half'
+        Test-Path $volume | Should -BeTrue -Because 'the daemon died with the volume made and the container not yet published'
+        $daemon.Pid = 0
+        Start-DaemonProcess $daemon
+        Test-Path $volume | Should -BeFalse
+        Get-SystemContainer half -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        New-SystemContainer half -Image $image -Network none -StoragePool pcrash -Start | Out-Null
+        Invoke-In half 'echo ok' | Should -Be 'ok'
+        Remove-SystemContainer half -Force
+        Remove-SystemContainerStoragePool pcrash -Force
+        Assert-PoolFilesGone pcrash
+    }
+}
+
 Describe 'Bad storage input' {
     It 'refuses an unknown driver' {
         $r = Invoke-TestApi $daemon POST /1.0/storage-pools '{"name":"pzfs","driver":"zfs"}'

@@ -61,6 +61,7 @@ public sealed class ContainerService : IDisposable
         Recovery.ReclaimTempFiles(store.ContainersDir);
         Recovery.ReclaimTempFiles(store.RunContainersDir);
         foreach (var name in store.Names()) adopt.Load(name);
+        Storage.ReclaimOrphans(_registry.Names);
         Recovery.ReclaimOrphans(store.RunContainersDir, _registry.Names);
         Networks.StartServices();
         Lxcfs.Start();

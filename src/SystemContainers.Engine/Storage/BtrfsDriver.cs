@@ -80,6 +80,8 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
 
     public string UsageTree(Volume volume) => PathOf(volume);
 
+    public IReadOnlyList<string> VolumeNames() => PoolDirs.Names(Volumes);
+
     private string PathOf(Volume volume) => Path.Combine(Volumes, volume.Container);
 
     /// <summary>

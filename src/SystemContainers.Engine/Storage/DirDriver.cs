@@ -43,5 +43,7 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
 
     public string UsageTree(Volume volume) => PathOf(volume);
 
+    public IReadOnlyList<string> VolumeNames() => PoolDirs.Names(Volumes);
+
     private string PathOf(Volume volume) => Path.Combine(Volumes, volume.Container);
 }

@@ -46,5 +46,7 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
 
     public void DeleteVolume(Volume volume) { }
 
+    public IReadOnlyList<string> VolumeNames() => [];
+
     public string UsageTree(Volume volume) => Path.Combine(volume.ContainerDir, "fs", "upper");
 }

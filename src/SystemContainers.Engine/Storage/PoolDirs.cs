@@ -29,6 +29,9 @@ internal static class PoolDirs
             throw EngineException.NotFound("PoolUnavailable", $"the pool's volume directory {path} is missing");
     }
 
+    public static IReadOnlyList<string> Names(string volumes) =>
+        [.. Directory.EnumerateDirectories(volumes).Select(Path.GetFileName).OfType<string>()];
+
     public static void CheckAbsent(string volume)
     {
         if (Directory.Exists(volume))

@@ -178,7 +178,27 @@ public sealed class StorageService
         Usable(record.StoragePool).CreateVolume(new Volume(record.Name, containerDir), SourceOf(record), record.IdMap);
 
     internal void DeleteVolume(ContainerRecord record, string containerDir) =>
-        Find(record.StoragePool ?? StoragePool.DefaultName).Driver.DeleteVolume(new Volume(record.Name, containerDir));
+        Usable(record.StoragePool).DeleteVolume(new Volume(record.Name, containerDir));
+
+    /// <summary>
+    /// Daemon start, once the containers are loaded: removes the volumes no container owns, which
+    /// a create or a delete the daemon died in left behind, so their names can be used again.
+    /// </summary>
+    internal void ReclaimOrphans(ICollection<string> owned)
+    {
+        List<Entry> usable;
+        lock (_lock) usable = [.. _pools.Values.Where(e => e.Error is null)];
+        foreach (var e in usable)
+        foreach (var name in e.Driver.VolumeNames().Where(n => !owned.Contains(n)))
+        {
+            Console.Error.WriteLine($"removing volume '{name}' of storage pool '{e.Pool.Name}': no container owns it");
+            try { e.Driver.DeleteVolume(new Volume(name, _store.DirectoryOf(name))); }
+            catch (Exception x) when (x is EngineException or NativeException or IOException)
+            {
+                Console.Error.WriteLine($"cannot remove volume '{name}' of storage pool '{e.Pool.Name}': {x.Message}");
+            }
+        }
+    }
 
     internal string UsageTreeOf(ContainerRecord record) =>
         Find(record.StoragePool ?? StoragePool.DefaultName).Driver.UsageTree(VolumeOf(record));

@@ -38,6 +38,9 @@ public interface IStorageDriver
 
     void DeleteVolume(Volume volume);
 
+    /// <summary>The containers the pool holds volumes of, apart from their state directories (none for overlay, whose volumes are in them).</summary>
+    IReadOnlyList<string> VolumeNames();
+
     /// <summary>The tree whose file sizes are the container's disk usage.</summary>
     string UsageTree(Volume volume);
 }
