@@ -264,7 +264,7 @@ public sealed record SystemContainerStats : IRemoteObject
     /// <summary>Bytes received over every interface but loopback.</summary>
     public long NetRxBytes { get; init; }
     public long NetTxBytes { get; init; }
-    /// <summary>Bytes the container has written to its root file system (its overlay upper layer).</summary>
+    /// <summary>Bytes of the files in the container's volume: its overlay upper layer in the default pool, its whole copy or snapshot in a dir or btrfs pool.</summary>
     public long DiskUsage { get; init; }
     /// <summary>Why DiskUsage counts only part of the tree (too many entries, too deep, too slow); null when it is all of it.</summary>
     public string? DiskUsagePartial { get; init; }

@@ -17,7 +17,14 @@ public static class IdShifter
         // A dot name ending .tmp: a copy cut short by a crash is reclaimed at the next daemon start.
         string staging = Path.Combine(Path.GetDirectoryName(target)!, $".{Path.GetFileName(target)}.tmp");
         TreeRemover.Remove(staging);
-        Storage.TreeCopy.Copy(rootfs, staging);
+        try
+        {
+            Storage.TreeCopy.Copy(rootfs, staging);
+        }
+        catch (EngineException e)
+        {
+            throw new EngineException(FailureKind.Failed, "ShiftFailed", e.Message, e);
+        }
         try
         {
             Shift(staging, map);
