@@ -194,6 +194,69 @@ Describe 'A btrfs pool on a loop file it makes' {
     }
 }
 
+Describe 'Snapshots on a btrfs pool' {
+    BeforeAll {
+        New-SystemContainerStoragePool psnap -Driver btrfs -Size 300MiB | Out-Null
+        $script:snapshots = Join-Path (Get-PoolsDir) 'psnap/containers-snapshots/snapc'
+        $c = New-SystemContainer snapc -Image $image -Network none -StoragePool psnap -Start
+        Invoke-In snapc 'echo before > /before'
+    }
+    It 'takes a snapshot of a running container as a read-only subvolume, and the container runs on' {
+        $s = Checkpoint-SystemContainer snapc -PassThru
+        $s.ContainerName | Should -Be 'snapc'
+        $s.SnapshotName | Should -Be 'snap0'
+        $path = Join-Path $snapshots 'snap0'
+        btrfs property get -ts $path ro | Should -Be 'ro=true'
+        Get-Content (Join-Path $path 'before') | Should -Be 'before'
+        (Get-SystemContainer snapc).Status | Should -Be 'Running'
+        Invoke-In snapc 'echo still-writable > /w; cat /w' | Should -Be 'still-writable'
+    }
+    It 'lists snapshots by name and wildcard, and says when one is missing' {
+        Checkpoint-SystemContainer snapc -SnapshotName named
+        (Get-SystemContainerSnapshot snapc).SnapshotName | Should -Be @('snap0', 'named')
+        (Get-SystemContainerSnapshot snapc -SnapshotName sn*).SnapshotName | Should -Be 'snap0'
+        Get-SystemContainerSnapshot snapc -SnapshotName nosuch -ErrorAction SilentlyContinue -ErrorVariable e | Should -BeNullOrEmpty
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'SnapshotNotFound,*'
+        (Invoke-TestApi $daemon GET '/1.0/containers/snapc/snapshots').Body.metadata | Should -Contain '/1.0/containers/snapc/snapshots/named'
+    }
+    It 'restores only a stopped container: a file written before the snapshot is back, one written after is gone' {
+        Invoke-In snapc 'echo after > /after; rm /before'
+        Restore-SystemContainerSnapshot snapc snap0 -Force -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'ContainerRunning,*'
+        Invoke-In snapc 'cat /after' | Should -Be 'after'
+        Stop-SystemContainer snapc -Force
+        Restore-SystemContainerSnapshot snapc snap0 -Force
+        Start-SystemContainer snapc
+        Invoke-In snapc 'cat /before' | Should -Be 'before'
+        Invoke-In snapc 'test -e /after && echo there || echo absent' | Should -Be 'absent'
+        Test-Path (Join-Path $snapshots 'snap0') | Should -BeTrue
+        @(Get-ChildItem -Force (Join-Path (Get-PoolsDir) 'psnap/containers')).Name | Should -Be @('snapc')
+    }
+    It 'refuses a bad or taken snapshot name, a missing snapshot, and a pool without snapshots' {
+        Checkpoint-SystemContainer snapc -SnapshotName 'bad/name' -ErrorAction SilentlyContinue -ErrorVariable e1
+        $e1[0].FullyQualifiedErrorId | Should -BeLike 'InvalidSnapshotName,*'
+        Checkpoint-SystemContainer snapc -SnapshotName snap0 -ErrorAction SilentlyContinue -ErrorVariable e2
+        $e2[0].FullyQualifiedErrorId | Should -BeLike 'SnapshotExists,*'
+        Stop-SystemContainer snapc -Force
+        Restore-SystemContainerSnapshot snapc nosuch -Force -ErrorAction SilentlyContinue -ErrorVariable e3
+        $e3[0].FullyQualifiedErrorId | Should -BeLike 'SnapshotNotFound,*'
+        New-SystemContainer snapdefault -Image $image -Network none | Out-Null
+        Checkpoint-SystemContainer snapdefault -ErrorAction SilentlyContinue -ErrorVariable e4
+        $e4[0].FullyQualifiedErrorId | Should -BeLike 'SnapshotsUnsupported,*'
+        Remove-SystemContainer snapdefault -Force
+        (Get-SystemContainerSnapshot snapc).SnapshotName | Should -Be @('snap0', 'named')
+    }
+    It 'removes a snapshot, and a container with its snapshots' {
+        Get-SystemContainerSnapshot snapc -SnapshotName named | Remove-SystemContainerSnapshot -Force
+        Test-Path (Join-Path $snapshots 'named') | Should -BeFalse
+        (Get-SystemContainerSnapshot snapc).SnapshotName | Should -Be 'snap0'
+        Remove-SystemContainer snapc -Force
+        Test-Path $snapshots | Should -BeFalse
+        Remove-SystemContainerStoragePool psnap -Force
+        Assert-PoolFilesGone psnap
+    }
+}
+
 Describe 'A create on a <Driver> pool cut short by a crash' -ForEach @(
     @{ Driver = 'dir'; Size = $null }
     @{ Driver = 'btrfs'; Size = '300MiB' }

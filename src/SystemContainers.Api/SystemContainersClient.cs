@@ -222,6 +222,18 @@ public sealed partial class SystemContainersClient : IDisposable
 
     private const string ContainerUrl = "/1.0/containers/";
 
+    public Task<List<SystemContainerSnapshot>> ListSnapshotsAsync(string container, CancellationToken ct = default) =>
+        SendAsync<List<SystemContainerSnapshot>>(HttpMethod.Get, $"1.0/containers/{Esc(container)}/snapshots?recursion=1", null, ct);
+
+    public Task<SystemContainerSnapshot> CreateSnapshotAsync(string container, SnapshotCreateRequest request, CancellationToken ct = default) =>
+        SendAsync<SystemContainerSnapshot>(HttpMethod.Post, $"1.0/containers/{Esc(container)}/snapshots", request, ct);
+
+    public Task<SystemContainer> RestoreSnapshotAsync(string container, string snapshot, CancellationToken ct = default) =>
+        SendAsync<SystemContainer>(HttpMethod.Post, $"1.0/containers/{Esc(container)}/snapshots/{Esc(snapshot)}/restore", null, ct);
+
+    public Task DeleteSnapshotAsync(string container, string snapshot, CancellationToken ct = default) =>
+        SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/containers/{Esc(container)}/snapshots/{Esc(snapshot)}", null, ct);
+
     public async Task<List<SystemContainerStoragePool>> ListStoragePoolsAsync(CancellationToken ct = default) =>
         [.. (await SendAsync<List<SystemContainerStoragePool>>(HttpMethod.Get, "1.0/storage-pools?recursion=1", null, ct)).Select(WithNames)];
 

@@ -325,6 +325,19 @@ public sealed record SystemContainerStoragePool : IRemoteObject
     public Dictionary<string, string> Config { get; init; } = new();
 }
 
+/// <summary>A read-only snapshot of a container's root file system (btrfs pools).</summary>
+public sealed record SystemContainerSnapshot : IRemoteObject
+{
+    /// <inheritdoc/>
+    [JsonIgnore] public string? Remote { get; set; }
+    public required string ContainerName { get; init; }
+    public required string SnapshotName { get; init; }
+    public DateTimeOffset Created { get; init; }
+}
+
+/// <summary>POST /1.0/containers/{name}/snapshots; no name: snap0, snap1, ...</summary>
+public sealed record SnapshotCreateRequest(string? Name = null);
+
 public sealed record StoragePoolCreateRequest(string Name, string Driver, string? Source = null, Dictionary<string, string>? Config = null);
 
 public sealed record StoragePoolUpdateRequest(Dictionary<string, string?> Config);

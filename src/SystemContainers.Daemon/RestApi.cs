@@ -81,6 +81,22 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             return Async(operations.Start($"{req.Action} container {name}", Resource(name),
                 async op => ToApi(await action(op.Cancellation.Token)), throttled: req.Action == "start", inline: WaitSeconds(ctx) > 0));
         });
+        app.MapGet("/1.0/containers/{name}/snapshots", (string name, HttpContext ctx) =>
+            ctx.Request.Query["recursion"] == "1"
+                ? Sync(containers.Snapshots(name).Select(s => ToApi(name, s)).ToList())
+                : Sync(containers.Snapshots(name).Select(s => $"/1.0/containers/{name}/snapshots/{s.Name}").ToList()));
+        app.MapPost("/1.0/containers/{name}/snapshots", async (string name, HttpContext ctx) =>
+        {
+            var req = await Body<SnapshotCreateRequest>(ctx);
+            return Sync(ToApi(name, await containers.SnapshotAsync(name, req.Name, ctx.RequestAborted)), 201);
+        });
+        app.MapPost("/1.0/containers/{name}/snapshots/{snapshot}/restore", async (string name, string snapshot, HttpContext ctx) =>
+            Sync(ToApi(await containers.RestoreSnapshotAsync(name, snapshot, ctx.RequestAborted))));
+        app.MapDelete("/1.0/containers/{name}/snapshots/{snapshot}", async (string name, string snapshot, HttpContext ctx) =>
+        {
+            await containers.DeleteSnapshotAsync(name, snapshot, ctx.RequestAborted);
+            return Sync<object?>(null);
+        });
         app.MapGet("/1.0/containers/{name}/console", (string name, HttpContext ctx) =>
         {
             string path = containers.ConsoleLogPath(name);
@@ -470,6 +486,11 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         StartedAt = v.StartedAt, StoppedAt = v.StoppedAt, LastExitCode = v.LastExitCode, LastExitSignal = v.LastExitSignal,
         Privileged = v.Privileged, InitKind = v.InitKind, Config = new Dictionary<string, string>(v.Config),
         Id = v.Id, Error = v.Error, Recovery = v.Recovery, StoragePool = v.StoragePool,
+    };
+
+    public static SystemContainerSnapshot ToApi(string container, SnapshotInfo s) => new()
+    {
+        ContainerName = container, SnapshotName = s.Name, Created = s.Created,
     };
 
     public static SystemContainerStoragePool ToApi(StoragePoolView v) => new()

@@ -28,6 +28,7 @@ public sealed class ContainerService : IDisposable
     private readonly UpdateContainer _update;
     private readonly ExecContainer _exec;
     private readonly FreezeContainer _freeze;
+    private readonly SnapshotContainer _snapshot;
 
     public ContainerService(EngineOptions options, ImageStore images, ICgroupDriver cgroups)
     {
@@ -55,6 +56,7 @@ public sealed class ContainerService : IDisposable
         _delete = new DeleteContainer(_parts, _stop);
         _update = new UpdateContainer(_parts, cleanup, nicDefaults);
         _exec = new ExecContainer(_parts);
+        _snapshot = new SnapshotContainer(_parts, _freeze);
         var adopt = new AdoptContainer(_parts, cleanup, supervisor);
 
         Recovery.ReclaimStaging(store.ContainersDir);
@@ -128,6 +130,35 @@ public sealed class ContainerService : IDisposable
             _update.Run(c, changes);
             return Task.CompletedTask;
         }, ct, id);
+
+    /// <summary>A read-only snapshot of the container's volume (snap0, snap1, ... when no name is given); a running container is frozen meanwhile.</summary>
+    public async Task<SnapshotInfo> SnapshotAsync(string name, string? snapshot, CancellationToken ct = default)
+    {
+        SnapshotInfo? made = null;
+        await UnderGate(name, "container-snapshot-created", c =>
+        {
+            made = _snapshot.Create(c, snapshot);
+            return Task.CompletedTask;
+        }, ct, null);
+        return made!;
+    }
+
+    /// <summary>Makes a stopped container's volume what the snapshot holds; the snapshot stays.</summary>
+    public Task<ContainerView> RestoreSnapshotAsync(string name, string snapshot, CancellationToken ct = default) =>
+        UnderGate(name, "container-snapshot-restored", c =>
+        {
+            _snapshot.Restore(c, snapshot);
+            return Task.CompletedTask;
+        }, ct, null);
+
+    public Task<ContainerView> DeleteSnapshotAsync(string name, string snapshot, CancellationToken ct = default) =>
+        UnderGate(name, "container-snapshot-deleted", c =>
+        {
+            _snapshot.Delete(c, snapshot);
+            return Task.CompletedTask;
+        }, ct, null);
+
+    public IReadOnlyList<SnapshotInfo> Snapshots(string name) => _snapshot.List(_registry.Find(name));
 
     /// <summary>Freezes every process of a running container (cgroup freezer).</summary>
     public Task<ContainerView> FreezeAsync(string name, CancellationToken ct = default, Guid? id = null) =>

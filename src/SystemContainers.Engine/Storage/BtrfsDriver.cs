@@ -16,6 +16,7 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
 
     private string Volumes => Path.Combine(root, "containers");
     private string Images => Path.Combine(root, "images");
+    private string SnapshotsDir => Path.Combine(root, "containers-snapshots");
 
     public string Root => root;
 
@@ -56,6 +57,7 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
         foreach (var image in Directory.EnumerateDirectories(Images)) Btrfs.Destroy(image);
         Directory.Delete(Images);
         Directory.Delete(Volumes);
+        if (Directory.Exists(SnapshotsDir)) Directory.Delete(SnapshotsDir);
         if (loopFile is null) return;
         LoopFile.Unmount(root);
         Directory.Delete(root);
@@ -74,8 +76,56 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
 
     public void DeleteVolume(Volume volume)
     {
+        string snapshots = SnapshotsOf(volume);
+        if (Directory.Exists(snapshots))
+        {
+            foreach (var snapshot in Directory.EnumerateDirectories(snapshots)) Btrfs.Destroy(snapshot);
+            Directory.Delete(snapshots);
+        }
         string path = PathOf(volume);
         if (Directory.Exists(path)) Btrfs.Destroy(path);
+    }
+
+    public void CreateSnapshot(Volume volume, string snapshot)
+    {
+        string path = Path.Combine(SnapshotsOf(volume), snapshot);
+        if (Directory.Exists(path))
+            throw EngineException.Conflict("SnapshotExists", $"container '{volume.Container}' already has a snapshot '{snapshot}'");
+        Directory.CreateDirectory(SnapshotsOf(volume));
+        Btrfs.Snapshot(PathOf(volume), path, readOnly: true);
+    }
+
+    /// <summary>
+    /// A writable snapshot of the snapshot is made beside the volume, then swapped in: the volume
+    /// is never half restored, and the snapshot itself stays.
+    /// </summary>
+    public void RestoreSnapshot(Volume volume, string snapshot)
+    {
+        string source = SnapshotPath(volume, snapshot);
+        string restoring = Path.Combine(Volumes, $".{volume.Container}.restoring");
+        if (Directory.Exists(restoring)) Btrfs.Destroy(restoring);
+        Btrfs.Snapshot(source, restoring, readOnly: false);
+        string path = PathOf(volume);
+        if (Directory.Exists(path)) Btrfs.Destroy(path);
+        Directory.Move(restoring, path);
+    }
+
+    public void DeleteSnapshot(Volume volume, string snapshot) => Btrfs.Destroy(SnapshotPath(volume, snapshot));
+
+    public IReadOnlyList<SnapshotInfo> Snapshots(Volume volume)
+    {
+        string dir = SnapshotsOf(volume);
+        if (!Directory.Exists(dir)) return [];
+        return [.. new DirectoryInfo(dir).EnumerateDirectories().Select(d => new SnapshotInfo(d.Name, d.CreationTimeUtc)).OrderBy(s => s.Created)];
+    }
+
+    private string SnapshotsOf(Volume volume) => Path.Combine(SnapshotsDir, volume.Container);
+
+    private string SnapshotPath(Volume volume, string snapshot)
+    {
+        string path = Path.Combine(SnapshotsOf(volume), snapshot);
+        return Directory.Exists(path) ? path
+            : throw EngineException.NotFound("SnapshotNotFound", $"container '{volume.Container}' has no snapshot '{snapshot}'");
     }
 
     public string UsageTree(Volume volume) => PathOf(volume);

@@ -45,5 +45,13 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
 
     public IReadOnlyList<string> VolumeNames() => PoolDirs.Names(Volumes);
 
+    public void CreateSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("dir");
+
+    public void RestoreSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("dir");
+
+    public void DeleteSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("dir");
+
+    public IReadOnlyList<SnapshotInfo> Snapshots(Volume volume) => [];
+
     private string PathOf(Volume volume) => Path.Combine(Volumes, volume.Container);
 }

@@ -48,5 +48,13 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
 
     public IReadOnlyList<string> VolumeNames() => [];
 
+    public void CreateSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("overlay");
+
+    public void RestoreSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("overlay");
+
+    public void DeleteSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("overlay");
+
+    public IReadOnlyList<SnapshotInfo> Snapshots(Volume volume) => [];
+
     public string UsageTree(Volume volume) => Path.Combine(volume.ContainerDir, "fs", "upper");
 }

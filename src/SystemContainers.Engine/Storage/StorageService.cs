@@ -177,6 +177,10 @@ public sealed class StorageService
     internal void CreateVolume(ContainerRecord record, string containerDir) =>
         Usable(record.StoragePool).CreateVolume(new Volume(record.Name, containerDir), SourceOf(record), record.IdMap);
 
+    internal IStorageDriver DriverOf(ContainerRecord record) => Usable(record.StoragePool);
+
+    internal Volume VolumeOf(ContainerRecord record) => new(record.Name, _store.DirectoryOf(record.Name));
+
     internal void DeleteVolume(ContainerRecord record, string containerDir) =>
         Usable(record.StoragePool).DeleteVolume(new Volume(record.Name, containerDir));
 
@@ -209,8 +213,6 @@ public sealed class StorageService
         if (entry.Error is not null) throw new EngineException(FailureKind.Failed, "PoolUnavailable", entry.Error);
         return entry.Driver;
     }
-
-    private Volume VolumeOf(ContainerRecord record) => new(record.Name, _store.DirectoryOf(record.Name));
 
     private VolumeSource SourceOf(ContainerRecord record) => new(record.ImageFingerprint, _images.RootfsOf(record.ImageFingerprint));
 

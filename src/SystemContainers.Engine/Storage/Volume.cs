@@ -8,6 +8,9 @@ public sealed record Volume(string Container, string ContainerDir);
 /// <summary>The image a volume is made from: its fingerprint and unpacked root file system.</summary>
 public sealed record VolumeSource(string Fingerprint, string Rootfs);
 
+/// <summary>A read-only snapshot of a container's volume.</summary>
+public sealed record SnapshotInfo(string Name, DateTimeOffset Created);
+
 /// <summary>A pool's file system: bytes free to its volumes and in all; Used is what its volumes hold.</summary>
 public sealed record PoolSpace(long Used, long Free, long Total, string? UsedPartial);
 
@@ -37,6 +40,16 @@ public interface IStorageDriver
     IReadOnlyList<RootMount> RootMounts(Volume volume, VolumeSource image, IdMap? map, bool shifted, RootTarget at);
 
     void DeleteVolume(Volume volume);
+
+    /// <summary>A read-only snapshot of the volume as it is now; the caller keeps it still (frozen) meanwhile.</summary>
+    void CreateSnapshot(Volume volume, string snapshot);
+
+    /// <summary>Makes the volume what the snapshot holds; the container is stopped.</summary>
+    void RestoreSnapshot(Volume volume, string snapshot);
+
+    void DeleteSnapshot(Volume volume, string snapshot);
+
+    IReadOnlyList<SnapshotInfo> Snapshots(Volume volume);
 
     /// <summary>The containers the pool holds volumes of, apart from their state directories (none for overlay, whose volumes are in them).</summary>
     IReadOnlyList<string> VolumeNames();
