@@ -3,16 +3,20 @@ using SystemContainers.Api;
 
 namespace SystemContainers.PowerShell;
 
-[Cmdlet(VerbsData.Checkpoint, "SystemContainer", SupportsShouldProcess = true)]
-[OutputType(typeof(SystemContainerSnapshot))]
-public sealed class CheckpointSystemContainerCommand : SystemContainerCmdlet
+/// <summary>Checkpoint and Get: the containers, by name or pipeline, wildcards allowed.</summary>
+public abstract class ContainersSnapshotCmdlet : SystemContainerCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("ContainerName")]
     [SupportsWildcards]
     [ArgumentCompleter(typeof(ContainerNameCompleter))]
     public string[] Name { get; set; } = [];
+}
 
+[Cmdlet(VerbsData.Checkpoint, "SystemContainer", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainerSnapshot))]
+public sealed class CheckpointSystemContainerCommand : ContainersSnapshotCmdlet
+{
     /// <summary>The snapshot's name (default: snap0, snap1, ...).</summary>
     [Parameter(Position = 1)]
     public string? SnapshotName { get; set; }
@@ -33,14 +37,8 @@ public sealed class CheckpointSystemContainerCommand : SystemContainerCmdlet
 
 [Cmdlet(VerbsCommon.Get, "SystemContainerSnapshot")]
 [OutputType(typeof(SystemContainerSnapshot))]
-public sealed class GetSystemContainerSnapshotCommand : SystemContainerCmdlet
+public sealed class GetSystemContainerSnapshotCommand : ContainersSnapshotCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [Alias("ContainerName")]
-    [SupportsWildcards]
-    [ArgumentCompleter(typeof(ContainerNameCompleter))]
-    public string[] Name { get; set; } = [];
-
     /// <summary>The snapshots to return, wildcards allowed (default: all).</summary>
     [Parameter(Position = 1)]
     [SupportsWildcards]
