@@ -29,7 +29,7 @@ Set-StrictMode -Version Latest
 $Root = $PSScriptRoot
 $Artifacts = Join-Path $Root 'artifacts'
 $Bin = Join-Path $Artifacts 'SystemContainers'
-$HostPackages = @('busybox-static', 'debootstrap', 'gcc', 'libc6-dev', 'libseccomp-dev', 'tar', 'xz-utils', 'zstd', 'bzip2', 'tmux',
+$HostPackages = @('busybox-static', 'btrfs-progs', 'debootstrap', 'gcc', 'libc6-dev', 'libseccomp-dev', 'tar', 'xz-utils', 'zstd', 'bzip2', 'tmux',
     'dnsmasq-base', 'nftables', 'iproute2', 'lxcfs', 'curl')
 
 function Invoke-Native([string]$File, [string[]]$Arguments) {

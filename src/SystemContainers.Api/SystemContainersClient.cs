@@ -215,9 +215,41 @@ public sealed partial class SystemContainersClient : IDisposable
 
     /// <summary>The wire's used_by holds LXD's resource URLs; the typed network holds the containers' names.</summary>
     private static SystemContainerNetwork WithNames(SystemContainerNetwork n) =>
-        n with { UsedBy = [.. n.UsedBy.Select(u => u.StartsWith(ContainerUrl, StringComparison.Ordinal) ? Uri.UnescapeDataString(u[ContainerUrl.Length..]) : u)] };
+        n with { UsedBy = ContainerNames(n.UsedBy) };
+
+    private static TextList ContainerNames(TextList urls) =>
+        [.. urls.Select(u => u.StartsWith(ContainerUrl, StringComparison.Ordinal) ? Uri.UnescapeDataString(u[ContainerUrl.Length..]) : u)];
 
     private const string ContainerUrl = "/1.0/containers/";
+
+    public Task<List<SystemContainerSnapshot>> ListSnapshotsAsync(string container, CancellationToken ct = default) =>
+        SendAsync<List<SystemContainerSnapshot>>(HttpMethod.Get, $"1.0/containers/{Esc(container)}/snapshots?recursion=1", null, ct);
+
+    public Task<SystemContainerSnapshot> CreateSnapshotAsync(string container, SnapshotCreateRequest request, CancellationToken ct = default) =>
+        SendAsync<SystemContainerSnapshot>(HttpMethod.Post, $"1.0/containers/{Esc(container)}/snapshots", request, ct);
+
+    public Task<SystemContainer> RestoreSnapshotAsync(string container, string snapshot, CancellationToken ct = default) =>
+        SendAsync<SystemContainer>(HttpMethod.Post, $"1.0/containers/{Esc(container)}/snapshots/{Esc(snapshot)}/restore", null, ct);
+
+    public Task DeleteSnapshotAsync(string container, string snapshot, CancellationToken ct = default) =>
+        SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/containers/{Esc(container)}/snapshots/{Esc(snapshot)}", null, ct);
+
+    public async Task<List<SystemContainerStoragePool>> ListStoragePoolsAsync(CancellationToken ct = default) =>
+        [.. (await SendAsync<List<SystemContainerStoragePool>>(HttpMethod.Get, "1.0/storage-pools?recursion=1", null, ct)).Select(WithNames)];
+
+    public async Task<SystemContainerStoragePool> GetStoragePoolAsync(string name, CancellationToken ct = default) =>
+        WithNames(await SendAsync<SystemContainerStoragePool>(HttpMethod.Get, $"1.0/storage-pools/{Esc(name)}", null, ct));
+
+    public async Task<SystemContainerStoragePool> CreateStoragePoolAsync(StoragePoolCreateRequest request, CancellationToken ct = default) =>
+        WithNames(await SendAsync<SystemContainerStoragePool>(HttpMethod.Post, "1.0/storage-pools", request, ct));
+
+    public async Task<SystemContainerStoragePool> UpdateStoragePoolAsync(string name, StoragePoolUpdateRequest request, CancellationToken ct = default) =>
+        WithNames(await SendAsync<SystemContainerStoragePool>(HttpMethod.Patch, $"1.0/storage-pools/{Esc(name)}", request, ct));
+
+    public Task DeleteStoragePoolAsync(string name, CancellationToken ct = default) =>
+        SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/storage-pools/{Esc(name)}", null, ct);
+
+    private static SystemContainerStoragePool WithNames(SystemContainerStoragePool p) => p with { UsedBy = ContainerNames(p.UsedBy) };
 
     public Task DeleteNetworkAsync(string name, CancellationToken ct = default) =>
         SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/networks/{Esc(name)}", null, ct);

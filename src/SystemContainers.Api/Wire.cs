@@ -97,6 +97,8 @@ public sealed record SystemContainer : IRemoteObject
     public string? Error { get; init; }
     /// <summary>What the daemon last did to reconcile the container after a crash or a failed start.</summary>
     public string? Recovery { get; init; }
+    /// <summary>The storage pool that holds the container's root.</summary>
+    public string StoragePool { get; init; } = "default";
 }
 
 public sealed record SystemContainerImage : IRemoteObject
@@ -168,7 +170,7 @@ public sealed record SystemContainerEvent
 public sealed record ConsoleLogChunk(string Text, long Next, bool Restarted);
 
 /// <summary>POST /1.0/containers; with Start (LXD's instance_create_start) the answer is the operation that starts it.</summary>
-public sealed record ContainerCreateRequest(string Name, string Image, Dictionary<string, string>? Config = null, bool Start = false);
+public sealed record ContainerCreateRequest(string Name, string Image, Dictionary<string, string>? Config = null, bool Start = false, string? StoragePool = null);
 
 public sealed record ContainerStateRequest(string Action, bool Force = false, int? Timeout = null);
 
@@ -262,7 +264,7 @@ public sealed record SystemContainerStats : IRemoteObject
     /// <summary>Bytes received over every interface but loopback.</summary>
     public long NetRxBytes { get; init; }
     public long NetTxBytes { get; init; }
-    /// <summary>Bytes the container has written to its root file system (its overlay upper layer).</summary>
+    /// <summary>Bytes of the files in the container's volume: its overlay upper layer in the default pool, its whole copy or snapshot in a dir or btrfs pool.</summary>
     public long DiskUsage { get; init; }
     /// <summary>Why DiskUsage counts only part of the tree (too many entries, too deep, too slow); null when it is all of it.</summary>
     public string? DiskUsagePartial { get; init; }
@@ -297,6 +299,48 @@ public sealed record SystemContainerNetworkLease
     public string Type { get; init; } = "";
     public DateTimeOffset? Expires { get; init; }
 }
+
+/// <summary>A storage pool: its driver and source, the containers on it, the bytes their volumes hold and its file system's space.</summary>
+public sealed record SystemContainerStoragePool : IRemoteObject
+{
+    /// <inheritdoc/>
+    [JsonIgnore] public string? Remote { get; set; }
+    public required string Name { get; init; }
+    /// <summary>overlay (the default pool), dir or btrfs.</summary>
+    public string Driver { get; init; } = "";
+    /// <summary>The directory the pool is in, or the loop file a btrfs pool made.</summary>
+    public string Source { get; init; } = "";
+    public string? Description { get; init; }
+    public TextList UsedBy { get; init; } = [];
+    /// <summary>Bytes of the files in the pool's container volumes.</summary>
+    public long UsedBytes { get; init; }
+    /// <summary>Why UsedBytes counts only part of the volumes (too many entries, too slow); null when it is all of them.</summary>
+    public string? UsedPartial { get; init; }
+    /// <summary>Bytes free on the pool's file system.</summary>
+    public long FreeBytes { get; init; }
+    public long TotalBytes { get; init; }
+    /// <summary>Why the pool cannot be used now (its loop file did not mount, its directory is gone); null when it can.</summary>
+    public string? Error { get; init; }
+    public DateTimeOffset Created { get; init; }
+    public Dictionary<string, string> Config { get; init; } = new();
+}
+
+/// <summary>A read-only snapshot of a container's root file system (btrfs pools).</summary>
+public sealed record SystemContainerSnapshot : IRemoteObject
+{
+    /// <inheritdoc/>
+    [JsonIgnore] public string? Remote { get; set; }
+    public required string ContainerName { get; init; }
+    public required string SnapshotName { get; init; }
+    public DateTimeOffset Created { get; init; }
+}
+
+/// <summary>POST /1.0/containers/{name}/snapshots; no name: snap0, snap1, ...</summary>
+public sealed record SnapshotCreateRequest(string? Name = null);
+
+public sealed record StoragePoolCreateRequest(string Name, string Driver, string? Source = null, Dictionary<string, string>? Config = null);
+
+public sealed record StoragePoolUpdateRequest(Dictionary<string, string?> Config);
 
 public sealed record NetworkCreateRequest(string Name, Dictionary<string, string>? Config = null);
 

@@ -9,6 +9,7 @@ using SystemContainers.Engine.Host;
 using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Interop;
 using SystemContainers.Engine.Network;
+using SystemContainers.Engine.Storage;
 using SystemContainers.Engine.Runtime;
 using SystemContainers.Engine.Spec;
 
@@ -33,7 +34,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             var req = await Body<ContainerCreateRequest>(ctx);
             Require(req.Name, "name");
             Require(req.Image, "image");
-            var created = containers.Create(req.Name, req.Image, req.Config);
+            var created = containers.Create(req.Name, req.Image, req.Config, req.StoragePool);
             if (!req.Start) return Sync(ToApi(created), 201);
             return Async(operations.Start($"start container {req.Name}", Resource(req.Name),
                 async op => ToApi(await containers.StartAsync(req.Name, op.Cancellation.Token, created.Id)), throttled: true, inline: WaitSeconds(ctx) > 0));
@@ -79,6 +80,22 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             // A stop mostly waits for the container's init: only starts take a throttled turn.
             return Async(operations.Start($"{req.Action} container {name}", Resource(name),
                 async op => ToApi(await action(op.Cancellation.Token)), throttled: req.Action == "start", inline: WaitSeconds(ctx) > 0));
+        });
+        app.MapGet("/1.0/containers/{name}/snapshots", (string name, HttpContext ctx) =>
+            ctx.Request.Query["recursion"] == "1"
+                ? Sync(containers.Snapshots(name).Select(s => ToApi(name, s)).ToList())
+                : Sync(containers.Snapshots(name).Select(s => $"/1.0/containers/{name}/snapshots/{s.Name}").ToList()));
+        app.MapPost("/1.0/containers/{name}/snapshots", async (string name, HttpContext ctx) =>
+        {
+            var req = await Body<SnapshotCreateRequest>(ctx);
+            return Sync(ToApi(name, await containers.SnapshotAsync(name, req.Name, ctx.RequestAborted)), 201);
+        });
+        app.MapPost("/1.0/containers/{name}/snapshots/{snapshot}/restore", async (string name, string snapshot, HttpContext ctx) =>
+            Sync(ToApi(await containers.RestoreSnapshotAsync(name, snapshot, ctx.RequestAborted))));
+        app.MapDelete("/1.0/containers/{name}/snapshots/{snapshot}", async (string name, string snapshot, HttpContext ctx) =>
+        {
+            await containers.DeleteSnapshotAsync(name, snapshot, ctx.RequestAborted);
+            return Sync<object?>(null);
         });
         app.MapGet("/1.0/containers/{name}/console", (string name, HttpContext ctx) =>
         {
@@ -245,6 +262,36 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             {
                 Network = name, Hostname = l.Hostname, HwAddr = l.HwAddr, Address = l.Address, Type = l.Type, Expires = l.Expires,
             }).ToList()));
+
+        var storage = containers.Storage;
+        app.MapGet("/1.0/storage-pools", (HttpContext ctx) =>
+            ctx.Request.Query["recursion"] == "1"
+                ? Sync(storage.List().Select(ToApi).ToList())
+                : Sync(storage.List().Select(p => $"/1.0/storage-pools/{p.Pool.Name}").ToList()));
+        app.MapPost("/1.0/storage-pools", async (HttpContext ctx) =>
+        {
+            var req = await Body<StoragePoolCreateRequest>(ctx);
+            Require(req.Name, "name");
+            Require(req.Driver, "driver");
+            var created = ToApi(storage.Create(req.Name, req.Driver, req.Source, req.Config));
+            events.Lifecycle("storage-pool-created", $"/1.0/storage-pools/{req.Name}");
+            return Sync(created, 201);
+        });
+        app.MapGet("/1.0/storage-pools/{name}", (string name) => Sync(ToApi(storage.Get(name))));
+        app.MapPatch("/1.0/storage-pools/{name}", async (string name, HttpContext ctx) =>
+        {
+            var req = await Body<StoragePoolUpdateRequest>(ctx);
+            if (req.Config is null || req.Config.Count == 0) throw EngineException.Invalid("InvalidRequest", "request field 'config' must name at least one key");
+            var updated = ToApi(storage.Update(name, req.Config));
+            events.Lifecycle("storage-pool-updated", $"/1.0/storage-pools/{name}");
+            return Sync(updated);
+        });
+        app.MapDelete("/1.0/storage-pools/{name}", (string name) =>
+        {
+            storage.Delete(name);
+            events.Lifecycle("storage-pool-deleted", $"/1.0/storage-pools/{name}");
+            return Sync<object?>(null);
+        });
 
         app.MapGet("/1.0/host/checks", (HttpContext ctx) =>
             Sync(_hostCheck.Run(ContainerCount(ctx.Request.Query["containers"])).Select(ToApi).ToList()));
@@ -438,7 +485,20 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         ImageFingerprint = v.ImageFingerprint, Pid = v.Pid, IPv4 = [.. v.IPv4], IPv6 = [.. v.IPv6], Created = v.Created,
         StartedAt = v.StartedAt, StoppedAt = v.StoppedAt, LastExitCode = v.LastExitCode, LastExitSignal = v.LastExitSignal,
         Privileged = v.Privileged, InitKind = v.InitKind, Config = new Dictionary<string, string>(v.Config),
-        Id = v.Id, Error = v.Error, Recovery = v.Recovery,
+        Id = v.Id, Error = v.Error, Recovery = v.Recovery, StoragePool = v.StoragePool,
+    };
+
+    public static SystemContainerSnapshot ToApi(string container, SnapshotInfo s) => new()
+    {
+        ContainerName = container, SnapshotName = s.Name, Created = s.Created,
+    };
+
+    public static SystemContainerStoragePool ToApi(StoragePoolView v) => new()
+    {
+        Name = v.Pool.Name, Driver = v.Pool.Driver, Source = v.Pool.Source, Description = v.Pool.Config.GetValueOrDefault("description"),
+        UsedBy = [.. v.UsedBy.Select(c => $"/1.0/containers/{c}")], UsedBytes = v.UsedBytes, UsedPartial = v.UsedPartial,
+        FreeBytes = v.FreeBytes, TotalBytes = v.TotalBytes, Error = v.Error, Created = v.Pool.Created,
+        Config = new Dictionary<string, string>(v.Pool.Config),
     };
 
     public static SystemContainerStats ToApi(ContainerStats s) => new()

@@ -25,7 +25,8 @@ public sealed record ContainerView(
     IReadOnlyList<string> IPv6,
     Guid Id,
     string? Error,
-    string? Recovery);
+    string? Recovery,
+    string StoragePool);
 
 /// <summary>A lifecycle event (container-created, container-started, ...), for the events stream.</summary>
 public sealed record EngineEvent(string Action, string Source, DateTimeOffset Time, IReadOnlyDictionary<string, string>? Context = null);

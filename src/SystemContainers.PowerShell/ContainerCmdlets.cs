@@ -80,6 +80,11 @@ public sealed class NewSystemContainerCommand : SystemContainerCmdlet
     [Parameter]
     public SwitchParameter Start { get; set; }
 
+    /// <summary>The storage pool the container's root goes in (default: the default pool).</summary>
+    [Parameter]
+    [ArgumentCompleter(typeof(StoragePoolNameCompleter))]
+    public string? StoragePool { get; set; }
+
     /// <summary>Makes this many containers, the %d in Name numbering them from 1 (web%d: web1, web2, ...), in parallel.</summary>
     [Parameter]
     [ValidateRange(1, 10000)]
@@ -108,7 +113,7 @@ public sealed class NewSystemContainerCommand : SystemContainerCmdlet
         else if (Network is not null) config["nic.eth0.network"] = Network;
         var confirmed = names.Where(n => ShouldProcess(n, $"Create system container from image '{Image}'")).ToList();
         CallEach(confirmed.ConvertAll(Here), ThrottleLimit, "New-SystemContainer",
-            (c, name, ct) => c.CreateContainerAsync(new ContainerCreateRequest(name, Image, config, Start), ct), (name, created) =>
+            (c, name, ct) => c.CreateContainerAsync(new ContainerCreateRequest(name, Image, config, Start, StoragePool), ct), (name, created) =>
             {
                 WriteVerbose($"{name}: created from image {created.Image ?? created.ImageFingerprint[..12]} ({created.ImageFingerprint[..12]}), {created.Config.Count} config keys");
                 if (Start) WriteVerbose($"{name}: {ContainerText.Describe(created)}");

@@ -61,8 +61,18 @@ struct disk {
     int readonly, shift, is_dir, tree;
 };
 
+/*
+ * One mount of the container's root, made in plan order: "bind" attaches a detached copy of
+ * source (idmapped through the child's user namespace with idmap 1), any other type is a
+ * filesystem mounted from source with data. A transient mount is detached once all are made.
+ */
+struct rootmount {
+    const char *type, *source, *target, *data;
+    int idmap, transient;
+};
+
 struct plan {
-    const char *lower, *upper, *layers, *target, *hostname, *cwd, *console, *cgroup2, *lxcfsroot;
+    const char *target, *hostname, *cwd, *console, *cgroup2, *lxcfsroot;
     int userns, idmap, pty, home, netsync, nesting;
     unsigned short rows, cols;
     char *uidmap, *gidmap;
@@ -72,6 +82,8 @@ struct plan {
     int ncapdrop;
     struct disk disks[MAX_LIST];
     int ndisks;
+    struct rootmount roots[MAX_LIST];
+    int nroots;
     const char *undisks[MAX_LIST];
     int nundisks;
     unsigned uid, gid;
@@ -148,6 +160,13 @@ static void push(const char **list, int *n, int max, const char *key, const char
     list[(*n)++] = val;
 }
 
+/* The root mount the last "root" line began, which its "root.*" lines describe. */
+static struct rootmount *last_root(struct plan *p, const char *key)
+{
+    if (p->nroots == 0) { errno = EINVAL; die("plan has %s before a root line", key); }
+    return &p->roots[p->nroots - 1];
+}
+
 /* The disk the last "disk" line began, which its "disk.*" lines describe. */
 static struct disk *last_disk(struct plan *p, const char *key)
 {
@@ -163,10 +182,7 @@ static void parse_plan(char *text, struct plan *p)
         char *val = strchr(line, ' ');
         if (val) *val++ = 0; else val = "";
         if (!strcmp(line, "end")) break;
-        else if (!strcmp(line, "lower")) p->lower = val;
-        else if (!strcmp(line, "upper")) p->upper = val;
         else if (!strcmp(line, "console")) p->console = val;
-        else if (!strcmp(line, "layers")) p->layers = val;
         else if (!strcmp(line, "target")) p->target = val;
         else if (!strcmp(line, "hostname")) p->hostname = val;
         else if (!strcmp(line, "cwd")) p->cwd = val;
@@ -195,6 +211,15 @@ static void parse_plan(char *text, struct plan *p)
             if (p->ndisks >= MAX_LIST) { errno = E2BIG; die("cannot take more than %d disk lines", MAX_LIST); }
             p->disks[p->ndisks++] = (struct disk){ .source = val, .path = "", .shift = 1, .tree = -1 };
         }
+        else if (!strcmp(line, "root")) {
+            if (p->nroots >= MAX_LIST) { errno = E2BIG; die("cannot take more than %d root lines", MAX_LIST); }
+            p->roots[p->nroots++] = (struct rootmount){ .type = val, .source = "", .target = "", .data = NULL };
+        }
+        else if (!strcmp(line, "root.source")) last_root(p, line)->source = val;
+        else if (!strcmp(line, "root.target")) last_root(p, line)->target = val;
+        else if (!strcmp(line, "root.data")) last_root(p, line)->data = val;
+        else if (!strcmp(line, "root.idmap")) last_root(p, line)->idmap = atoi(val);
+        else if (!strcmp(line, "root.transient")) last_root(p, line)->transient = atoi(val);
         else if (!strcmp(line, "disk.path")) last_disk(p, line)->path = val;
         else if (!strcmp(line, "disk.readonly")) last_disk(p, line)->readonly = atoi(val);
         else if (!strcmp(line, "disk.shift")) last_disk(p, line)->shift = atoi(val);
@@ -502,13 +527,17 @@ static void attach_lxcfs(const struct plan *p, const int *trees)
     }
 }
 
-/* Clones path as a detached mount idmapped through userns_fd and attaches it at dst. */
-static void idmapped_bind(const char *path, const char *dst, int userns_fd)
+/* Clones path as a detached mount (idmapped through userns_fd unless it is -1, always nodev) and attaches it at dst. */
+static void attach_bind(const char *path, const char *dst, int userns_fd)
 {
     int fd = clone_tree(AT_FDCWD, path, 0, path);
-    struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NODEV, .userns_fd = userns_fd };
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_NODEV };
+    if (userns_fd >= 0) {
+        attr.attr_set |= MOUNT_ATTR_IDMAP;
+        attr.userns_fd = userns_fd;
+    }
     if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
-        die("cannot idmap mount %s", path);
+        die(userns_fd >= 0 ? "cannot idmap mount %s" : "cannot make %s nodev", path);
     ensure_dir(dst, 0700);
     if (syscall(SYS_move_mount, fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
         die("cannot move_mount %s to %s", path, dst);
@@ -517,33 +546,31 @@ static void idmapped_bind(const char *path, const char *dst, int userns_fd)
 
 /*
  * Runs in sc-init (initial user namespace) after it joined the child's mount namespace:
- * mounts the overlay root. With idmap the shared image is attached through an idmapped mount
- * of the child's user namespace, so it stays unshifted on disk. The upper layer is owned by
- * the container's host ids: overlay writes it with the mounter's credentials, which an
- * idmapped upper could not represent (EOVERFLOW).
+ * makes the root mounts the storage driver planned ("root" lines), in order. The daemon
+ * decides what they are (an overlay over an idmapped image, an idmapped volume); sc-init only
+ * mounts them. nodev everywhere: a device node an image or the container left never opens.
  */
 static void mount_rootfs(const struct plan *p, pid_t child)
 {
-    char opts[8192];
-    const char *lower = p->lower;
-    char idmapped[4096];
+    if (p->nroots == 0) { errno = EINVAL; die("plan has no root line"); }
     do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
-    if (p->idmap) {
+    int userns = -1;
+    for (int i = 0; i < p->nroots && userns < 0; i++) {
+        if (!p->roots[i].idmap) continue;
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/ns/user", child);
-        int userns = open(path, O_RDONLY | O_CLOEXEC);
+        userns = open(path, O_RDONLY | O_CLOEXEC);
         if (userns < 0) die("cannot open %s", path);
-        snprintf(idmapped, sizeof idmapped, "%s/lower", p->layers);
-        idmapped_bind(p->lower, idmapped, userns);
-        close(userns);
-        lower = idmapped;
     }
-    snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, p->upper,
-             p->upper);
-    /* nodev: a device node an image or the container left in the rootfs never opens. */
-    do_mount("overlay", p->target, "overlay", MS_NODEV, opts);
-    /* overlay holds a private clone of each layer; the attach point is not needed. */
-    if (p->idmap) umount2(idmapped, MNT_DETACH);
+    for (int i = 0; i < p->nroots; i++) {
+        const struct rootmount *m = &p->roots[i];
+        if (!strcmp(m->type, "bind")) attach_bind(m->source, m->target, m->idmap ? userns : -1);
+        else do_mount(m->source, m->target, m->type, MS_NODEV, m->data);
+    }
+    if (userns >= 0) close(userns);
+    /* An overlay holds a private clone of each layer; their attach points are not needed. */
+    for (int i = 0; i < p->nroots; i++)
+        if (p->roots[i].transient) umount2(p->roots[i].target, MNT_DETACH);
 }
 
 static void write_id_maps(const struct plan *p, pid_t child)

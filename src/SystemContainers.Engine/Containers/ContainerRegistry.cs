@@ -33,6 +33,10 @@ internal sealed class ContainerRegistry
     public IReadOnlyList<string> UsersOf(string fingerprint) =>
         _containers.Values.Where(c => c.Record.ImageFingerprint == fingerprint).Select(c => c.Name).Order().ToList();
 
+    /// <summary>The containers whose root is in the pool (records older than pools are in the default one).</summary>
+    public IReadOnlyList<string> UsersOfPool(string pool) =>
+        _containers.Values.Where(c => (c.Record.StoragePool ?? Storage.StoragePool.DefaultName) == pool).Select(c => c.Name).Order().ToList();
+
     /// <summary>
     /// The maps that are some container's own: a shared map is no one's, and may be handed out
     /// again. Only the one key is read, so this holds for damaged containers too.

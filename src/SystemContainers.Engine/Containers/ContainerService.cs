@@ -5,6 +5,7 @@ using SystemContainers.Engine.Network;
 using SystemContainers.Engine.Runtime;
 using SystemContainers.Engine.State;
 using SystemContainers.Engine.Stats;
+using SystemContainers.Engine.Storage;
 
 namespace SystemContainers.Engine.Containers;
 
@@ -27,6 +28,7 @@ public sealed class ContainerService : IDisposable
     private readonly UpdateContainer _update;
     private readonly ExecContainer _exec;
     private readonly FreezeContainer _freeze;
+    private readonly SnapshotContainer _snapshot;
 
     public ContainerService(EngineOptions options, ImageStore images, ICgroupDriver cgroups)
     {
@@ -41,7 +43,8 @@ public sealed class ContainerService : IDisposable
         var loop = new EventLoop();
         Networks = new NetworkManager(options, loop);
         Lxcfs = new Lxcfs(options.LxcfsPath, options.RunDir, loop);
-        _parts = new EngineParts(options, store, images, cgroups, scInit, loop, Networks, Lxcfs, _registry, new CpuAllocator(), Raise);
+        Storage = new StorageService(options, store, images, _registry.UsersOfPool, _registry.ClaimLock);
+        _parts = new EngineParts(options, store, images, cgroups, scInit, loop, Networks, Storage, Lxcfs, _registry, new CpuAllocator(), Raise);
         var cleanup = new ContainerCleanup(_parts);
         var supervisor = new ContainerSupervisor(_parts, cleanup);
         var nicDefaults = new NicDefaults(options, Networks);
@@ -53,12 +56,14 @@ public sealed class ContainerService : IDisposable
         _delete = new DeleteContainer(_parts, _stop);
         _update = new UpdateContainer(_parts, cleanup, nicDefaults);
         _exec = new ExecContainer(_parts);
+        _snapshot = new SnapshotContainer(_parts, _freeze);
         var adopt = new AdoptContainer(_parts, cleanup, supervisor);
 
         Recovery.ReclaimStaging(store.ContainersDir);
         Recovery.ReclaimTempFiles(store.ContainersDir);
         Recovery.ReclaimTempFiles(store.RunContainersDir);
         foreach (var name in store.Names()) adopt.Load(name);
+        Storage.ReclaimOrphans(_registry.Names);
         Recovery.ReclaimOrphans(store.RunContainersDir, _registry.Names);
         Networks.StartServices();
         Lxcfs.Start();
@@ -66,6 +71,9 @@ public sealed class ContainerService : IDisposable
 
     /// <summary>Where the containers' /proc and /sys views of their own limits come from.</summary>
     public Lxcfs Lxcfs { get; }
+
+    /// <summary>The storage pools the containers' roots are in.</summary>
+    public StorageService Storage { get; }
 
     /// <summary>The managed networks the containers' NICs join.</summary>
     public NetworkManager Networks { get; }
@@ -88,9 +96,9 @@ public sealed class ContainerService : IDisposable
     /// <summary>The one container of that name, for the engine's own tests.</summary>
     internal Container Find(string name) => _registry.Find(name);
 
-    public ContainerView Create(string name, string image, IReadOnlyDictionary<string, string>? config)
+    public ContainerView Create(string name, string image, IReadOnlyDictionary<string, string>? config, string? storagePool = null)
     {
-        var container = _create.Run(name, image, config);
+        var container = _create.Run(name, image, config, storagePool);
         Raise("container-created", name);
         return View(container);
     }
@@ -122,6 +130,35 @@ public sealed class ContainerService : IDisposable
             _update.Run(c, changes);
             return Task.CompletedTask;
         }, ct, id);
+
+    /// <summary>A read-only snapshot of the container's volume (snap0, snap1, ... when no name is given); a running container is frozen meanwhile.</summary>
+    public async Task<SnapshotInfo> SnapshotAsync(string name, string? snapshot, CancellationToken ct = default)
+    {
+        SnapshotInfo? made = null;
+        await UnderGate(name, "container-snapshot-created", c =>
+        {
+            made = _snapshot.Create(c, snapshot);
+            return Task.CompletedTask;
+        }, ct, null);
+        return made!;
+    }
+
+    /// <summary>Makes a stopped container's volume what the snapshot holds; the snapshot stays.</summary>
+    public Task<ContainerView> RestoreSnapshotAsync(string name, string snapshot, CancellationToken ct = default) =>
+        UnderGate(name, "container-snapshot-restored", c =>
+        {
+            _snapshot.Restore(c, snapshot);
+            return Task.CompletedTask;
+        }, ct, null);
+
+    public Task<ContainerView> DeleteSnapshotAsync(string name, string snapshot, CancellationToken ct = default) =>
+        UnderGate(name, "container-snapshot-deleted", c =>
+        {
+            _snapshot.Delete(c, snapshot);
+            return Task.CompletedTask;
+        }, ct, null);
+
+    public IReadOnlyList<SnapshotInfo> Snapshots(string name) => _snapshot.List(_registry.Find(name));
 
     /// <summary>Freezes every process of a running container (cgroup freezer).</summary>
     public Task<ContainerView> FreezeAsync(string name, CancellationToken ct = default, Guid? id = null) =>
@@ -163,7 +200,7 @@ public sealed class ContainerService : IDisposable
     {
         var c = _registry.Find(name);
         var live = c.Live;
-        var s = _sampler.Read(_parts.UpperOf(name), live?.Cgroup, live?.Pid);
+        var s = _sampler.Read(_parts.Storage.UsageTreeOf(c.Record), live?.Cgroup, live?.Pid);
         if (live is null)
             return new ContainerStats(name, c.Damage is null ? ContainerStatus.Stopped : ContainerStatus.Error, s.At, TimeSpan.Zero, null, 0, TimeSpan.Zero, [],
                 s.Disk.Bytes, c.Runtime.OomKills, s.Disk.Partial);
@@ -209,7 +246,8 @@ public sealed class ContainerService : IDisposable
         var status = c.Damage is not null ? ContainerStatus.Error
             : live is null ? ContainerStatus.Stopped : live.Frozen ? ContainerStatus.Frozen : ContainerStatus.Running;
         return new ContainerView(r.Name, status, r.ImageFingerprint, r.ImageAlias, live?.Pid, r.Created, rt.StartedAt, rt.StoppedAt,
-            rt.LastExitCode, rt.LastExitSignal, r.IdMap is null, r.InitKind, r.Config, v4, v6, r.Id, c.Damage, rt.Recovery);
+            rt.LastExitCode, rt.LastExitSignal, r.IdMap is null, r.InitKind, r.Config, v4, v6, r.Id, c.Damage, rt.Recovery,
+            r.StoragePool ?? StoragePool.DefaultName);
     }
 
     private void Raise(string action, string name) => Events?.Invoke(new EngineEvent(action, name, DateTimeOffset.UtcNow));

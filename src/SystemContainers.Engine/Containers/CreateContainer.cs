@@ -8,7 +8,7 @@ namespace SystemContainers.Engine.Containers;
 /// <summary>Creates a container: its name claimed, an id map chosen, its NICs registered, its files made in staging and moved in place.</summary>
 internal sealed class CreateContainer(EngineParts parts, NicDefaults nicDefaults)
 {
-    public Container Run(string name, string image, IReadOnlyDictionary<string, string>? config)
+    public Container Run(string name, string image, IReadOnlyDictionary<string, string>? config, string? storagePool)
     {
         ContainerName.Validate(name);
         var parsed = nicDefaults.Complete(ContainerConfig.Parse(config), firstConfig: true);
@@ -20,9 +20,10 @@ internal sealed class CreateContainer(EngineParts parts, NicDefaults nicDefaults
         lock (registry.ClaimLock)
         {
             if (registry.Contains(name)) throw Exists(name);
+            string pool = parts.Storage.Resolve(storagePool);
             idmap = parsed.IsPrivileged ? null : IdMap.ForConfig(parsed, registry.IsolatedMaps());
             var record = new ContainerRecord(name, img.Fingerprint, img.Aliases.Contains(image) ? image : img.Aliases.FirstOrDefault(),
-                parsed.Raw, DateTimeOffset.UtcNow, idmap, img.InitKind, Guid.NewGuid());
+                parsed.Raw, DateTimeOffset.UtcNow, idmap, img.InitKind, Guid.NewGuid()) { StoragePool = pool };
             container = new Container(record, RuntimeRecord.NeverStarted, parsed);
             // Held until the files exist, so nothing queued on the new container acts on it half-made.
             container.Gate.Wait();
@@ -34,10 +35,10 @@ internal sealed class CreateContainer(EngineParts parts, NicDefaults nicDefaults
             revert.Add($"the claim of name '{name}'", () => registry.Remove(container));
             string staging = Path.Combine(parts.Store.ContainersDir, $".new-{name}-{Guid.NewGuid():N}");
             revert.Add($"staging directory {staging}", () => TreeRemover.Remove(staging));
-            string upper = Path.Combine(staging, "fs", "upper");
-            Directory.CreateDirectory(upper);
-            Directory.CreateDirectory(Path.Combine(staging, "fs", "work"));
-            if (idmap is not null) Sys.Chown(upper, idmap.RootUid, idmap.RootGid);
+            Directory.CreateDirectory(staging);
+            revert.Add($"the volume of '{name}'", () => parts.Storage.DeleteVolume(container.Record, staging));
+            parts.Storage.CreateVolume(container.Record, staging);
+            StepTrace.Mark("create: volume made");
             revert.Add($"the NICs of '{name}'", () => parts.Networks.Register(name, []));
             parts.Networks.Register(name, parsed.Nics);
             StepTrace.Mark("create: NICs registered");

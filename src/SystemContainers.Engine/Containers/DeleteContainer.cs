@@ -19,6 +19,8 @@ internal sealed class DeleteContainer(EngineParts parts, StopContainer stopper)
         // A damaged container may still run processes the daemon does not track.
         CgroupKiller.KillAll(parts.Cgroups.Open(name));
         parts.Cgroups.Remove(name);
+        // Before the state directory goes: a volume that cannot be removed leaves the container there to remove again.
+        parts.Storage.DeleteVolume(c.Record, parts.Store.DirectoryOf(name));
         string doomed = Path.Combine(parts.Store.ContainersDir, $".delete-{name}-{Guid.NewGuid():N}");
         Directory.Move(parts.Store.DirectoryOf(name), doomed);
         TestHooks.Reach("remove-moved");

@@ -3,6 +3,7 @@ using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Network;
 using SystemContainers.Engine.Runtime;
 using SystemContainers.Engine.State;
+using SystemContainers.Engine.Storage;
 
 namespace SystemContainers.Engine.Containers;
 
@@ -15,6 +16,7 @@ internal sealed record EngineParts(
     ScInit ScInit,
     EventLoop Loop,
     NetworkManager Networks,
+    StorageService Storage,
     Lxcfs Lxcfs,
     ContainerRegistry Registry,
     CpuAllocator Cpus,
@@ -22,5 +24,4 @@ internal sealed record EngineParts(
 {
     public string RunDirOf(string name) => Store.RunDirectoryOf(name);
     public string ConsoleLogOf(string name) => Path.Combine(RunDirOf(name), "console.log");
-    public string UpperOf(string name) => Path.Combine(Store.DirectoryOf(name), "fs", "upper");
 }

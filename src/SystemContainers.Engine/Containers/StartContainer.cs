@@ -6,6 +6,7 @@ using SystemContainers.Engine.Network;
 using SystemContainers.Engine.Runtime;
 using SystemContainers.Engine.Spec;
 using SystemContainers.Engine.State;
+using SystemContainers.Engine.Storage;
 
 namespace SystemContainers.Engine.Containers;
 
@@ -112,13 +113,10 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
     private LaunchPlan PlanFor(Container c, ContainerConfig config, ContainerCgroup cgroup, string console, bool shifted)
     {
         var r = c.Record;
-        string lower = parts.Images.RootfsOf(r.ImageFingerprint);
-        if (shifted) lower = IdShifter.EnsureShifted(lower, r.IdMap!);
+        var at = new RootTarget(Path.Combine(parts.RunDirOf(r.Name), "rootfs"), Path.Combine(parts.RunDirOf(r.Name), "layers"));
         var plan = new LaunchPlan()
-            .Add("lower", lower)
-            .Add("upper", Path.Combine(parts.Store.DirectoryOf(r.Name), "fs"))
-            .Add("layers", Path.Combine(parts.RunDirOf(r.Name), "layers"))
-            .Add("target", Path.Combine(parts.RunDirOf(r.Name), "rootfs"))
+            .AddAll(parts.Storage.RootMountsOf(r, at, shifted))
+            .Add("target", at.Target)
             .Add("console", console)
             .Add("hostname", r.Name)
             .Add("userns", r.IdMap is null ? 0 : 1)

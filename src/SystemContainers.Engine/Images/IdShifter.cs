@@ -17,12 +17,13 @@ public static class IdShifter
         // A dot name ending .tmp: a copy cut short by a crash is reclaimed at the next daemon start.
         string staging = Path.Combine(Path.GetDirectoryName(target)!, $".{Path.GetFileName(target)}.tmp");
         TreeRemover.Remove(staging);
-        var cp = System.Diagnostics.Process.Start("cp", ["-a", "--reflink=auto", rootfs, staging])!;
-        cp.WaitForExit();
-        if (cp.ExitCode != 0)
+        try
         {
-            TreeRemover.Remove(staging);
-            throw new EngineException(FailureKind.Failed, "ShiftFailed", $"cannot copy {rootfs} to {staging}: cp exit {cp.ExitCode}");
+            Storage.TreeCopy.Copy(rootfs, staging);
+        }
+        catch (EngineException e)
+        {
+            throw new EngineException(FailureKind.Failed, "ShiftFailed", e.Message, e);
         }
         try
         {

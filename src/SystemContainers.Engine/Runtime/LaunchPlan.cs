@@ -31,6 +31,18 @@ public sealed class LaunchPlan
     /// <summary>The container's id map: the "uidmap" and "gidmap" lines of its user namespace.</summary>
     public LaunchPlan Add(Spec.IdMap map) => Add("uidmap", $"0 {map.UidBase} {map.Size}").Add("gidmap", $"0 {map.GidBase} {map.Size}");
 
+    /// <summary>The mounts of the root file system, in order: a "root" line (the type) and the lines that describe it.</summary>
+    public LaunchPlan AddAll(IEnumerable<Storage.RootMount> mounts)
+    {
+        foreach (var m in mounts)
+        {
+            Add("root", m.Type).Add("root.source", m.Source).Add("root.target", m.Target).Add("root.idmap", m.Idmap ? 1 : 0);
+            if (m.Data is not null) Add("root.data", m.Data);
+            if (m.Transient) Add("root.transient", 1);
+        }
+        return this;
+    }
+
     public LaunchPlan AddAll(string key, IEnumerable<string> values)
     {
         foreach (var v in values) Add(key, v);

@@ -18,6 +18,9 @@ public sealed record ContainerRecord(
     Guid Id = default,
     int SchemaVersion = ContainerRecord.CurrentSchema)
 {
+    /// <summary>The storage pool that holds the container's root; null (records older than pools) is the default pool.</summary>
+    public string? StoragePool { get; init; }
+
     public const int CurrentSchema = 1;
 }
 

@@ -1,0 +1,162 @@
+using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.Runtime;
+using SystemContainers.Engine.Spec;
+
+namespace SystemContainers.Engine.Storage;
+
+/// <summary>
+/// btrfs, on an existing btrfs directory or on a loop file the pool makes (LoopFile): each image
+/// a read-only subvolume images/&lt;fingerprint&gt;, made the first time a container of this pool
+/// uses it, and each container a writable snapshot of it, containers/&lt;name&gt;, mounted
+/// idmapped with no overlay (the disk keeps the image's unshifted owners).
+/// </summary>
+internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) : IStorageDriver
+{
+    private readonly object _imageLock = new();
+
+    private string Volumes => Path.Combine(root, "containers");
+    private string Images => Path.Combine(root, "images");
+    private string SnapshotsDir => Path.Combine(root, "containers-snapshots");
+
+    public string Root => root;
+
+    public void CreatePool()
+    {
+        using var revert = new Reverter();
+        if (loopFile is not null)
+        {
+            LoopFile.Create(loopFile, loopSize);
+            revert.Add($"loop file {loopFile}", () => File.Delete(loopFile));
+            LoopFile.Format(loopFile);
+            PoolDirs.Make(root);
+            revert.Add($"mount point {root}", () => Directory.Delete(root));
+            LoopFile.Mount(loopFile, root);
+            revert.Add($"the mount on {root}", () => LoopFile.Unmount(root));
+        }
+        else
+        {
+            PoolDirs.CheckSource(root);
+            long type = FsStat.Of(root).Type;
+            if (type != FsStat.BtrfsMagic)
+                throw EngineException.Invalid("InvalidPoolSource", $"pool source {root} is not on btrfs (file system type 0x{type:x})");
+        }
+        PoolDirs.MakeNew(Volumes);
+        revert.Add($"directory {Volumes}", () => Directory.Delete(Volumes));
+        PoolDirs.MakeNew(Images);
+        revert.Success();
+    }
+
+    public void ActivatePool()
+    {
+        if (loopFile is not null && !LoopFile.IsMounted(root)) LoopFile.Mount(loopFile, root);
+        PoolDirs.CheckPresent(Volumes);
+    }
+
+    public void DeletePool()
+    {
+        foreach (var image in Directory.EnumerateDirectories(Images)) Btrfs.Destroy(image);
+        Directory.Delete(Images);
+        Directory.Delete(Volumes);
+        if (Directory.Exists(SnapshotsDir)) Directory.Delete(SnapshotsDir);
+        if (loopFile is null) return;
+        LoopFile.Unmount(root);
+        Directory.Delete(root);
+        File.Delete(loopFile);
+    }
+
+    public void CreateVolume(Volume volume, VolumeSource image, IdMap? map)
+    {
+        string target = PathOf(volume);
+        PoolDirs.CheckAbsent(target);
+        Btrfs.Snapshot(ImageSubvolume(image), target, readOnly: false);
+    }
+
+    public IReadOnlyList<RootMount> RootMounts(Volume volume, VolumeSource image, IdMap? map, bool shifted, RootTarget at) =>
+        PoolDirs.IdmappedRoot("btrfs", PathOf(volume), map, shifted, at);
+
+    public void DeleteVolume(Volume volume)
+    {
+        string snapshots = SnapshotsOf(volume);
+        if (Directory.Exists(snapshots))
+        {
+            foreach (var snapshot in Directory.EnumerateDirectories(snapshots)) Btrfs.Destroy(snapshot);
+            Directory.Delete(snapshots);
+        }
+        string path = PathOf(volume);
+        if (Directory.Exists(path)) Btrfs.Destroy(path);
+    }
+
+    public void CreateSnapshot(Volume volume, string snapshot)
+    {
+        string path = Path.Combine(SnapshotsOf(volume), snapshot);
+        if (Directory.Exists(path))
+            throw EngineException.Conflict("SnapshotExists", $"container '{volume.Container}' already has a snapshot '{snapshot}'");
+        Directory.CreateDirectory(SnapshotsOf(volume));
+        Btrfs.Snapshot(PathOf(volume), path, readOnly: true);
+    }
+
+    /// <summary>
+    /// A writable snapshot of the snapshot is made beside the volume, then swapped in: the volume
+    /// is never half restored, and the snapshot itself stays.
+    /// </summary>
+    public void RestoreSnapshot(Volume volume, string snapshot)
+    {
+        string source = SnapshotPath(volume, snapshot);
+        string restoring = Path.Combine(Volumes, $".{volume.Container}.restoring");
+        if (Directory.Exists(restoring)) Btrfs.Destroy(restoring);
+        Btrfs.Snapshot(source, restoring, readOnly: false);
+        string path = PathOf(volume);
+        if (Directory.Exists(path)) Btrfs.Destroy(path);
+        Directory.Move(restoring, path);
+    }
+
+    public void DeleteSnapshot(Volume volume, string snapshot) => Btrfs.Destroy(SnapshotPath(volume, snapshot));
+
+    public IReadOnlyList<SnapshotInfo> Snapshots(Volume volume)
+    {
+        string dir = SnapshotsOf(volume);
+        if (!Directory.Exists(dir)) return [];
+        return [.. new DirectoryInfo(dir).EnumerateDirectories().Select(d => new SnapshotInfo(d.Name, d.CreationTimeUtc)).OrderBy(s => s.Created)];
+    }
+
+    private string SnapshotsOf(Volume volume) => Path.Combine(SnapshotsDir, volume.Container);
+
+    private string SnapshotPath(Volume volume, string snapshot)
+    {
+        string path = Path.Combine(SnapshotsOf(volume), snapshot);
+        return Directory.Exists(path) ? path
+            : throw EngineException.NotFound("SnapshotNotFound", $"container '{volume.Container}' has no snapshot '{snapshot}'");
+    }
+
+    public string UsageTree(Volume volume) => PathOf(volume);
+
+    public IReadOnlyList<string> VolumeNames() => PoolDirs.Names(Volumes);
+
+    private string PathOf(Volume volume) => Path.Combine(Volumes, volume.Container);
+
+    /// <summary>
+    /// The image's read-only subvolume: filled as a writable one under a dot name (a crash leaves
+    /// only that, replaced next time), then snapshotted read-only to its fingerprint.
+    /// </summary>
+    private string ImageSubvolume(VolumeSource image)
+    {
+        string path = Path.Combine(Images, image.Fingerprint);
+        lock (_imageLock)
+        {
+            if (Directory.Exists(path)) return path;
+            string filling = Path.Combine(Images, $".{image.Fingerprint}.tmp");
+            if (Directory.Exists(filling)) Btrfs.Destroy(filling);
+            Btrfs.CreateSubvolume(filling);
+            try
+            {
+                TreeCopy.CopyInto(image.Rootfs, filling);
+                Btrfs.Snapshot(filling, path, readOnly: true);
+            }
+            finally
+            {
+                Btrfs.Destroy(filling);
+            }
+            return path;
+        }
+    }
+}

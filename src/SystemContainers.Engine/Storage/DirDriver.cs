@@ -1,0 +1,57 @@
+using SystemContainers.Engine.Spec;
+using SystemContainers.Engine.State;
+
+namespace SystemContainers.Engine.Storage;
+
+/// <summary>
+/// A plain copy of the image per container (reflinked where the file system shares extents),
+/// under &lt;root&gt;/containers/&lt;name&gt;, mounted idmapped: the copy keeps the image's
+/// unshifted owners. Works on any file system; nothing is shared between containers.
+/// </summary>
+internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
+{
+    private string Volumes => Path.Combine(root, "containers");
+
+    public string Root => root;
+
+    public void CreatePool()
+    {
+        if (ownsRoot) PoolDirs.Make(root);
+        else PoolDirs.CheckSource(root);
+        PoolDirs.MakeNew(Volumes);
+    }
+
+    public void ActivatePool() => PoolDirs.CheckPresent(Volumes);
+
+    public void DeletePool()
+    {
+        Directory.Delete(Volumes);
+        if (ownsRoot) Directory.Delete(root);
+    }
+
+    public void CreateVolume(Volume volume, VolumeSource image, IdMap? map)
+    {
+        string target = PathOf(volume);
+        PoolDirs.CheckAbsent(target);
+        TreeCopy.Copy(image.Rootfs, target);
+    }
+
+    public IReadOnlyList<RootMount> RootMounts(Volume volume, VolumeSource image, IdMap? map, bool shifted, RootTarget at) =>
+        PoolDirs.IdmappedRoot("dir", PathOf(volume), map, shifted, at);
+
+    public void DeleteVolume(Volume volume) => TreeRemover.Remove(PathOf(volume));
+
+    public string UsageTree(Volume volume) => PathOf(volume);
+
+    public IReadOnlyList<string> VolumeNames() => PoolDirs.Names(Volumes);
+
+    public void CreateSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("dir");
+
+    public void RestoreSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("dir");
+
+    public void DeleteSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("dir");
+
+    public IReadOnlyList<SnapshotInfo> Snapshots(Volume volume) => [];
+
+    private string PathOf(Volume volume) => Path.Combine(Volumes, volume.Container);
+}

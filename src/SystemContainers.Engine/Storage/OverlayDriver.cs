@@ -1,0 +1,60 @@
+using SystemContainers.Engine.Images;
+using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.Spec;
+
+namespace SystemContainers.Engine.Storage;
+
+/// <summary>
+/// The default pool, today's layout: each container an overlay upper layer (fs/upper, fs/work in
+/// its state directory) over its image, which is attached idmapped (or through a shifted copy of
+/// the image where idmapped mounts are unavailable) and stays unshifted and shared.
+/// </summary>
+internal sealed class OverlayDriver(string containersDir) : IStorageDriver
+{
+    public void CreatePool() { }
+
+    public void ActivatePool() { }
+
+    public void DeletePool() { }
+
+    public string Root => containersDir;
+
+    public void CreateVolume(Volume volume, VolumeSource image, IdMap? map)
+    {
+        string upper = Path.Combine(volume.ContainerDir, "fs", "upper");
+        Directory.CreateDirectory(upper);
+        Directory.CreateDirectory(Path.Combine(volume.ContainerDir, "fs", "work"));
+        // Overlay writes the upper layer with the mounter's credentials, which an idmapped upper could not represent (EOVERFLOW).
+        if (map is not null) Sys.Chown(upper, map.RootUid, map.RootGid);
+    }
+
+    public IReadOnlyList<RootMount> RootMounts(Volume volume, VolumeSource image, IdMap? map, bool shifted, RootTarget at)
+    {
+        string fs = Path.Combine(volume.ContainerDir, "fs");
+        string lower = image.Rootfs;
+        var mounts = new List<RootMount>();
+        if (map is not null && shifted) lower = IdShifter.EnsureShifted(lower, map);
+        else if (map is not null)
+        {
+            string idmapped = Path.Combine(at.Layers, "lower");
+            mounts.Add(RootMount.Bind(lower, idmapped, idmap: true) with { Transient = true });
+            lower = idmapped;
+        }
+        mounts.Add(new RootMount("overlay", "overlay", at.Target, $"lowerdir={lower},upperdir={fs}/upper,workdir={fs}/work"));
+        return mounts;
+    }
+
+    public void DeleteVolume(Volume volume) { }
+
+    public IReadOnlyList<string> VolumeNames() => [];
+
+    public void CreateSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("overlay");
+
+    public void RestoreSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("overlay");
+
+    public void DeleteSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("overlay");
+
+    public IReadOnlyList<SnapshotInfo> Snapshots(Volume volume) => [];
+
+    public string UsageTree(Volume volume) => Path.Combine(volume.ContainerDir, "fs", "upper");
+}

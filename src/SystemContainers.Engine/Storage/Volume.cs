@@ -1,0 +1,59 @@
+using SystemContainers.Engine.Spec;
+
+namespace SystemContainers.Engine.Storage;
+
+/// <summary>A container's volume in a pool: the container it belongs to and its state directory (a staging one while it is made).</summary>
+public sealed record Volume(string Container, string ContainerDir);
+
+/// <summary>The image a volume is made from: its fingerprint and unpacked root file system.</summary>
+public sealed record VolumeSource(string Fingerprint, string Rootfs);
+
+/// <summary>A read-only snapshot of a container's volume.</summary>
+public sealed record SnapshotInfo(string Name, DateTimeOffset Created);
+
+/// <summary>A pool's file system: bytes free to its volumes and in all; Used is what its volumes hold.</summary>
+public sealed record PoolSpace(long Used, long Free, long Total, string? UsedPartial);
+
+/// <summary>
+/// A storage driver: what a container's root is made of and how it is mounted. One instance per
+/// pool. Snapshots, copies and send/receive streams are verbs still to come; each will be a
+/// method here beside the volume it acts on.
+/// </summary>
+public interface IStorageDriver
+{
+    /// <summary>The directory the pool's volumes live under; its file system's space is the pool's.</summary>
+    string Root { get; }
+
+    /// <summary>Makes the pool's files (directories, a loop file and its file system); undone by DeletePool.</summary>
+    void CreatePool();
+
+    /// <summary>Makes a created pool usable after a daemon start (mounts its loop file).</summary>
+    void ActivatePool();
+
+    /// <summary>Removes what CreatePool made; the pool holds no volume by then.</summary>
+    void DeletePool();
+
+    /// <summary>Makes a container's volume from an image; on failure nothing of it is left.</summary>
+    void CreateVolume(Volume volume, VolumeSource image, IdMap? map);
+
+    /// <summary>The mounts that make the container's root, for the launch plan; shifted when idmapped mounts are unavailable.</summary>
+    IReadOnlyList<RootMount> RootMounts(Volume volume, VolumeSource image, IdMap? map, bool shifted, RootTarget at);
+
+    void DeleteVolume(Volume volume);
+
+    /// <summary>A read-only snapshot of the volume as it is now; the caller keeps it still (frozen) meanwhile.</summary>
+    void CreateSnapshot(Volume volume, string snapshot);
+
+    /// <summary>Makes the volume what the snapshot holds; the container is stopped.</summary>
+    void RestoreSnapshot(Volume volume, string snapshot);
+
+    void DeleteSnapshot(Volume volume, string snapshot);
+
+    IReadOnlyList<SnapshotInfo> Snapshots(Volume volume);
+
+    /// <summary>The containers the pool holds volumes of, apart from their state directories (none for overlay, whose volumes are in them).</summary>
+    IReadOnlyList<string> VolumeNames();
+
+    /// <summary>The tree whose file sizes are the container's disk usage.</summary>
+    string UsageTree(Volume volume);
+}
