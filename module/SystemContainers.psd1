@@ -20,7 +20,7 @@
         'New-SystemContainerNetwork', 'Get-SystemContainerNetwork', 'Set-SystemContainerNetwork', 'Remove-SystemContainerNetwork',
         'Get-SystemContainerNetworkLease', 'Test-SystemContainerHost', 'Get-SystemContainerHost',
         'Wait-SystemContainer', 'Get-SystemContainerLog', 'Get-SystemContainerEvent',
-        'Get-SystemContainerDevice', 'Add-SystemContainerDevice', 'Remove-SystemContainerDevice'
+        'Get-SystemContainerDevice', 'Add-SystemContainerDevice', 'Remove-SystemContainerDevice', 'Copy-SystemContainerFile'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -14,6 +14,8 @@
  *                    slave over the container's /dev/console (a restarted daemon's console).
  *   sc-init disk     plan on fd 3; fd 4 is a pidfd of the container's init. Unmounts the
  *                    "undisk" paths and mounts the "disk" devices in the running container.
+ *   sc-init rootfs   plan on fd 3. Mounts a stopped container's rootfs detached and sends the
+ *                    mount back with a "root" line (SCM_RIGHTS).
  *
  * The plan is "key value" lines ending with "end". Replies on fd 3 are "pid N" or
  * "error <operation>: <errno name>" (create with "netsync 1" first sends "child N" and waits
@@ -1070,11 +1072,12 @@ static int enter_cwd(const char *path)
     return 0;
 }
 
-/* Sends "tty" with the terminal master attached, so the daemon owns the container-side pty. */
-static void send_terminal(int fd)
+/* Sends a reply line with fd attached (SCM_RIGHTS), so the daemon owns what fd refers to. */
+static void send_fd(const char *line, int fd)
 {
-    char text[] = "tty\n";
-    struct iovec iov = { .iov_base = text, .iov_len = sizeof text - 1 };
+    char text[64];
+    snprintf(text, sizeof text, "%s\n", line);
+    struct iovec iov = { .iov_base = text, .iov_len = strlen(text) };
     union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
                           .msg_controllen = sizeof control.buf };
@@ -1083,7 +1086,7 @@ static void send_terminal(int fd)
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    if (sendmsg(report_fd, &msg, 0) < 0) die("cannot send terminal to the daemon");
+    if (sendmsg(report_fd, &msg, 0) < 0) die("cannot send the %s to the daemon", line);
 }
 
 /*
@@ -1104,7 +1107,7 @@ static void attach_terminal(const struct plan *p)
     if (ioctl(tty, TIOCSCTTY, 0) < 0) die("cannot set controlling terminal");
     for (int fd = 0; fd < 3; fd++)
         if (dup2(tty, fd) < 0) die("cannot dup terminal");
-    send_terminal(master);
+    send_fd("tty", master);
     close(master);
 }
 
@@ -1175,13 +1178,78 @@ static int attach_console(struct plan *p)
     return 0;
 }
 
+/*
+ * A user namespace with the plan's id maps, for an idmapped mount outside any container: a child
+ * unshares it and waits, sc-init writes the maps and opens it, then the child is killed.
+ */
+static int userns_of_maps(const struct plan *p)
+{
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) < 0) die("cannot make a pipe");
+    pid_t child = fork();
+    if (child < 0) die("cannot fork a user namespace holder");
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        char ok = unshare(CLONE_NEWUSER) == 0;
+        if (write(ready[1], &ok, 1) < 0) _exit(1);
+        for (;;) pause();
+    }
+    pending_child = child;
+    close(ready[1]);
+    char ok = 0;
+    if (read(ready[0], &ok, 1) != 1 || !ok) { errno = EPERM; die("cannot unshare a user namespace for the id map"); }
+    close(ready[0]);
+    write_id_maps(p, child);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/user", child);
+    int userns = open(path, O_RDONLY | O_CLOEXEC);
+    if (userns < 0) die("cannot open %s", path);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    pending_child = 0;
+    return userns;
+}
+
+/*
+ * Mounts a stopped container's rootfs as create's mount_rootfs does, but detached (fsmount) and
+ * sent to the daemon: it is reachable only through that fd and goes away when the fd is closed.
+ * The idmapped lower is attached in a private mount namespace of sc-init's own, which dies with it.
+ */
+static int mount_detached_rootfs(const struct plan *p)
+{
+    if (unshare(CLONE_NEWNS) < 0) die("cannot unshare a mount namespace");
+    do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+    const char *lower = p->lower;
+    char idmapped[4096], upper[4096], work[4096];
+    if (p->idmap) {
+        int userns = userns_of_maps(p);
+        snprintf(idmapped, sizeof idmapped, "%s/lower", p->layers);
+        idmapped_bind(p->lower, idmapped, userns);
+        close(userns);
+        lower = idmapped;
+    }
+    snprintf(upper, sizeof upper, "%s/upper", p->upper);
+    snprintf(work, sizeof work, "%s/work", p->upper);
+    int fs = syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+    if (fs < 0) die("cannot fsopen overlay");
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "lowerdir", lower, 0) < 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "workdir", work, 0) < 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+        die("cannot mount overlay of %s over %s", upper, p->lower);
+    int mnt = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID);
+    if (mnt < 0) die("cannot fsmount overlay of %s", upper);
+    send_fd("root", mnt);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (fcntl(report_fd, F_SETFD, FD_CLOEXEC) < 0) {
         fprintf(stderr, "sc-init: fd 3 must be the daemon's plan socket\n");
         return 125;
     }
-    if (argc != 2) { errno = EINVAL; die("usage: sc-init create|exec|console|disk"); }
+    if (argc != 2) { errno = EINVAL; die("usage: sc-init create|exec|console|disk|rootfs"); }
     /* Nothing but the fds the daemon passed may reach a process that resolves container paths. */
     int passed = !strcmp(argv[1], "create") ? 4 : 5;
     if (syscall(SYS_close_range, passed, ~0U, 0) < 0) die("cannot close_range");
@@ -1191,6 +1259,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "exec")) return exec_in(&p);
     if (!strcmp(argv[1], "console")) return attach_console(&p);
     if (!strcmp(argv[1], "disk")) return change_disks(&p);
+    if (!strcmp(argv[1], "rootfs")) return mount_detached_rootfs(&p);
     errno = EINVAL;
     die("unknown mode %s", argv[1]);
 }

@@ -112,17 +112,11 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
     private LaunchPlan PlanFor(Container c, ContainerConfig config, ContainerCgroup cgroup, string console, bool shifted)
     {
         var r = c.Record;
-        string lower = parts.Images.RootfsOf(r.ImageFingerprint);
-        if (shifted) lower = IdShifter.EnsureShifted(lower, r.IdMap!);
-        var plan = new LaunchPlan()
-            .Add("lower", lower)
-            .Add("upper", Path.Combine(parts.Store.DirectoryOf(r.Name), "fs"))
-            .Add("layers", Path.Combine(parts.RunDirOf(r.Name), "layers"))
+        var plan = parts.RootfsOf(r, shifted)
             .Add("target", Path.Combine(parts.RunDirOf(r.Name), "rootfs"))
             .Add("console", console)
             .Add("hostname", r.Name)
             .Add("userns", r.IdMap is null ? 0 : 1)
-            .Add("idmap", r.IdMap is not null && !shifted ? 1 : 0)
             .Add("nesting", config.IsNesting ? 1 : 0)
             .Add("uid", 0)
             .Add("gid", 0)
@@ -136,7 +130,6 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
             .AddAll("env", config.Environment.Select(kv => $"{kv.Key}={kv.Value}"));
         if (config.IsLxcfs && parts.Lxcfs.Views() is var (lxcfs, views))
             plan.Add("lxcfsroot", lxcfs).AddAll("lxcfs", views);
-        if (r.IdMap is { } m) plan.Add(m);
         // A disk inside another's path goes on after it, so the outer one does not cover it.
         foreach (var disk in config.Disks.OrderBy(d => d.Path, StringComparer.Ordinal)) plan.Add(disk);
         return plan;
