@@ -144,6 +144,22 @@ Describe 'Copy-SystemContainerFile with bad input' {
         Copy-SystemContainerFile no-such -Path /etc/hostname -Destination $work -FromContainer -ErrorVariable err -ErrorAction SilentlyContinue
         $err[0].FullyQualifiedErrorId | Should -BeLike 'ContainerNotFound,*'
     }
+    It 'refuses a local source that does not exist' {
+        Copy-SystemContainerFile files-run -Path "$work/no-such" -Destination /root -ToContainer -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'PathNotFound,*'
+    }
+    It 'refuses an owner the container''s id map does not have, leaving no file, not even a temporary one' {
+        New-LocalFile "$work/unmapped.txt" 'x' '70000:0' '644'
+        Copy-SystemContainerFile files-run -Path "$work/unmapped.txt" -Destination /root -ToContainer -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'InvalidUser,*'
+        $err[0].Exception.Message | Should -Match "uid 70000 of '/root/unmapped.txt' is not mapped in container 'files-run'"
+        In files-run 'ls -a /root | grep -c -e unmapped -e sc-copy || true' | Should -Be '0'
+    }
+    It 'pushes into / itself' {
+        Set-Content -NoNewline -Path "$work/at-root.txt" -Value 'top'
+        Copy-SystemContainerFile files-run -Path "$work/at-root.txt" -Destination / -ToContainer
+        In files-run 'cat /at-root.txt' | Should -Be 'top'
+    }
 }
 
 Describe 'Copy-SystemContainerFile against a hostile container' {

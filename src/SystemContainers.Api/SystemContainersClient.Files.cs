@@ -18,16 +18,7 @@ public sealed partial class SystemContainersClient
     {
         string url = $"{ContainerUrl}{Esc(name)}/files?path={Esc(path)}{(recurse ? "&recurse=1" : "")}";
         using var request = new HttpRequestMessage(HttpMethod.Get, url);
-        HttpResponseMessage http;
-        try
-        {
-            http = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
-        }
-        catch (HttpRequestException e)
-        {
-            throw new SystemContainersApiException(503, "DaemonUnreachable", $"cannot reach systemcontainerd at {Target}: {e.Message}");
-        }
-        using (http)
+        using (var http = await TransmitAsync(request, HttpCompletionOption.ResponseHeadersRead, ct))
         {
             if (http.Content.Headers.ContentType?.MediaType != LocalArchive.ContentType)
             {

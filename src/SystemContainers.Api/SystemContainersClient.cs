@@ -265,17 +265,21 @@ public sealed partial class SystemContainersClient : IDisposable
         using var request = new HttpRequestMessage(method, path);
         if (body is not null) request.Content = JsonContent.Create(body, body.GetType(), options: Wire.Json);
         if (content is not null) request.Content = content;
-        HttpResponseMessage http;
+        using var http = await TransmitAsync(request, HttpCompletionOption.ResponseContentRead, ct);
+        return await ResponseOf(http, method, path, ct);
+    }
+
+    /// <summary>Sends a request; a daemon that cannot be reached is a 503 DaemonUnreachable.</summary>
+    private async Task<HttpResponseMessage> TransmitAsync(HttpRequestMessage request, HttpCompletionOption completion, CancellationToken ct)
+    {
         try
         {
-            http = await _http.SendAsync(request, ct);
+            return await _http.SendAsync(request, completion, ct);
         }
         catch (HttpRequestException e)
         {
             throw new SystemContainersApiException(503, "DaemonUnreachable", $"cannot reach systemcontainerd at {Target}: {e.Message}");
         }
-        using (http)
-            return await ResponseOf(http, method, path, ct);
     }
 
     /// <summary>The API response in an HTTP response; an error response throws.</summary>

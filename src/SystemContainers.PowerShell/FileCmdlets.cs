@@ -48,7 +48,16 @@ public sealed class CopySystemContainerFileCommand : SystemContainerCmdlet
 
     private void Push()
     {
-        var local = Path.SelectMany(p => GetResolvedProviderPathFromPSPath(p, out _)).ToList();
+        var local = new List<string>();
+        foreach (var p in Path)
+        {
+            try { local.AddRange(GetResolvedProviderPathFromPSPath(p, out _)); }
+            catch (ItemNotFoundException e)
+            {
+                WriteError(new ErrorRecord(e, "PathNotFound", ErrorCategory.ObjectNotFound, p));
+                return;
+            }
+        }
         if (!Local(() => LocalArchive.CheckSources(local, Recurse))) return;
         if (TryCall(c => c.PushFilesAsync(Name, Destination, Force, s => LocalArchive.WriteAsync(local, s, Cancel), Cancel), Name, out var done))
         {

@@ -17,13 +17,18 @@ public static class FileArchive
     /// <summary>An absolute container path split into its directory and last name, refused when it is neither.</summary>
     internal static (string Directory, string Name) Split(string path, string what)
     {
-        if (string.IsNullOrEmpty(path) || path[0] != '/' || path.Contains('\0'))
-            throw EngineException.Invalid("InvalidPath", $"{what} '{path}' must be an absolute path in the container");
+        CheckAbsolute(path, what);
         string trimmed = path.TrimEnd('/');
         int slash = trimmed.LastIndexOf('/');
         if (trimmed.Length == 0 || trimmed[(slash + 1)..] is "." or "..")
             throw EngineException.Invalid("InvalidPath", $"{what} '{path}' must name a file or directory below /");
         return (slash == 0 ? "/" : trimmed[..slash], trimmed[(slash + 1)..]);
+    }
+
+    internal static void CheckAbsolute(string path, string what)
+    {
+        if (string.IsNullOrEmpty(path) || path[0] != '/' || path.Contains('\0'))
+            throw EngineException.Invalid("InvalidPath", $"{what} '{path}' must be an absolute path in the container");
     }
 
     internal static string Join(string directory, string name) => directory == "/" ? "/" + name : directory + "/" + name;

@@ -74,14 +74,15 @@ internal sealed class FilePush(ContainerRoot root, string destination, bool forc
     /// <summary>The directory the archive's items go in, its path, and the new name of the one item when the destination is not a directory.</summary>
     private (SafeFd Dir, string Path, string? Rename) Target()
     {
-        var (dir, name) = FileArchive.Split(destination, "destination");
+        FileArchive.CheckAbsolute(destination, "destination");
         try
         {
-            return (root.Open(destination, Libc.O_RDONLY | Libc.O_DIRECTORY), destination.TrimEnd('/'), null);
+            return (root.Open(destination, Libc.O_RDONLY | Libc.O_DIRECTORY), destination.Length == 1 ? "/" : destination.TrimEnd('/'), null);
         }
         catch (EngineException e) when (e.Reason is "FileNotFound" or "NotADirectory")
         {
         }
+        var (dir, name) = FileArchive.Split(destination, "destination");
         try
         {
             return (root.Open(dir, Libc.O_RDONLY | Libc.O_DIRECTORY), dir, name);
