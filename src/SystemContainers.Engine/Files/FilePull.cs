@@ -133,7 +133,7 @@ public sealed class FilePull : IDisposable
         else if (id.IsDirectory)
         {
             if (depth >= MaxDepth) throw EngineException.Invalid("TreeTooDeep", $"'{path}' in container '{_root.Container}' is more than {MaxDepth} directories deep");
-            using var sub = _root.OpenBelow(dir, name, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_NOFOLLOW, path);
+            using var sub = _root.OpenBelow(dir, name, Libc.O_RDONLY | Libc.O_DIRECTORY, path);
             await tar.WriteEntryAsync(Entry(TarEntryType.Directory, entryName, At.Stat(sub.Fd, "", path), null), ct);
             foreach (var child in Names(sub).Order(StringComparer.Ordinal))
                 await AddAsync(tar, sub, child, entryName + "/" + child, FileArchive.Join(path, child), depth + 1, ct);

@@ -18,7 +18,8 @@ public sealed record FilePushResult(int Files, int Directories, int Links, long 
 /// </summary>
 internal sealed class FilePush(ContainerRoot root, string destination, bool force)
 {
-    private const int DirFlags = Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_NOFOLLOW;
+    // No O_NOFOLLOW: RESOLVE_NO_SYMLINKS refuses a final link too, with ELOOP rather than ENOTDIR.
+    private const int DirFlags = Libc.O_RDONLY | Libc.O_DIRECTORY;
     private readonly List<string> _skipped = [];
     private int _files, _directories, _links;
     private long _bytes;
