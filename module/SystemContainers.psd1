@@ -22,7 +22,7 @@
         'New-SystemContainerStoragePool', 'Get-SystemContainerStoragePool', 'Set-SystemContainerStoragePool', 'Remove-SystemContainerStoragePool',
         'Checkpoint-SystemContainer', 'Get-SystemContainerSnapshot', 'Restore-SystemContainerSnapshot', 'Remove-SystemContainerSnapshot',
         'Wait-SystemContainer', 'Get-SystemContainerLog', 'Get-SystemContainerEvent',
-        'Get-SystemContainerDevice', 'Add-SystemContainerDevice', 'Remove-SystemContainerDevice'
+        'Get-SystemContainerDevice', 'Add-SystemContainerDevice', 'Remove-SystemContainerDevice', 'Copy-SystemContainerFile'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

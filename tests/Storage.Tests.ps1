@@ -121,6 +121,24 @@ Describe 'A <Driver> pool' -ForEach @(
         Restart-SystemContainer "$Pool-a" -Force
         Invoke-In "$Pool-a" 'cat /made-here' | Should -Be 'kept'
     }
+    It 'takes files in and out of its volume, stopped and running, owned as the container''s root inside' {
+        Stop-SystemContainer "$Pool-a" -Force
+        $local = Join-Path ([System.IO.Path]::GetTempPath()) "storage-files-$Pool"
+        New-Item -ItemType Directory -Force $local | Out-Null
+        try {
+            Set-Content (Join-Path $local 'pushed') 'in the volume'
+            Copy-SystemContainerFile "$Pool-a" -Path (Join-Path $local 'pushed') -Destination /pushed -ToContainer -ErrorAction Stop
+            Copy-SystemContainerFile "$Pool-a" -Path /made-here -Destination (Join-Path $local 'pulled') -FromContainer
+            Get-Content (Join-Path $local 'pulled') | Should -Be 'kept'
+            Get-Content (Join-Path (Get-VolumePath $Pool "$Pool-a") 'pushed') | Should -Be 'in the volume'
+            Start-SystemContainer "$Pool-a"
+            Copy-SystemContainerFile "$Pool-a" -Path (Join-Path $local 'pushed') -Destination /pushed-running -ToContainer -ErrorAction Stop
+        }
+        finally { Remove-Item -Recurse -Force $local }
+        Invoke-In "$Pool-a" 'cat /pushed; stat -c %u:%g /pushed /pushed-running' | Should -Be @('in the volume', '0:0', '0:0')
+        stat -c '%u' "/proc/$((Get-SystemContainer "$Pool-a").Pid)/root/pushed-running" | Should -Be "$(Get-HostRootUid (Get-SystemContainer "$Pool-a").Pid)"
+        Get-TestMounts $daemon | Where-Object { ($_ -split ' ')[4] -ne $btrfsDir } | Should -BeNullOrEmpty
+    }
     It 'gives a second container a volume of its own' {
         New-SystemContainer "$Pool-b" -Image $image -Network none -StoragePool $Pool -Start | Out-Null
         Invoke-In "$Pool-b" 'test -e /made-here && echo there || echo absent' | Should -Be 'absent'

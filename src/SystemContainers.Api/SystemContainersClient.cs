@@ -292,36 +292,45 @@ public sealed partial class SystemContainersClient : IDisposable
     private static JsonElement? ResultOf(Operation op) =>
         op.Metadata is { ValueKind: JsonValueKind.Object } m && m.TryGetProperty("result", out var r) ? r : null;
 
-    private async Task<ApiResponse> SendRawAsync(HttpMethod method, string path, object? body, CancellationToken ct)
+    private async Task<ApiResponse> SendRawAsync(HttpMethod method, string path, object? body, CancellationToken ct, HttpContent? content = null)
     {
         using var request = new HttpRequestMessage(method, path);
         if (body is not null) request.Content = JsonContent.Create(body, body.GetType(), options: Wire.Json);
-        HttpResponseMessage http;
+        if (content is not null) request.Content = content;
+        using var http = await TransmitAsync(request, HttpCompletionOption.ResponseContentRead, ct);
+        return await ResponseOf(http, method, path, ct);
+    }
+
+    /// <summary>Sends a request; a daemon that cannot be reached is a 503 DaemonUnreachable.</summary>
+    private async Task<HttpResponseMessage> TransmitAsync(HttpRequestMessage request, HttpCompletionOption completion, CancellationToken ct)
+    {
         try
         {
-            http = await _http.SendAsync(request, ct);
+            return await _http.SendAsync(request, completion, ct);
         }
         catch (HttpRequestException e)
         {
             throw new SystemContainersApiException(503, "DaemonUnreachable", $"cannot reach systemcontainerd at {Target}: {e.Message}");
         }
-        using (http)
+    }
+
+    /// <summary>The API response in an HTTP response; an error response throws.</summary>
+    private static async Task<ApiResponse> ResponseOf(HttpResponseMessage http, HttpMethod method, string path, CancellationToken ct)
+    {
+        ApiResponse? response;
+        try
         {
-            ApiResponse? response;
-            try
-            {
-                response = await http.Content.ReadFromJsonAsync<ApiResponse>(Wire.Json, ct);
-            }
-            catch (JsonException)
-            {
-                response = null;
-            }
-            if (response is null)
-                throw new SystemContainersApiException((int)http.StatusCode, "BadResponse", $"{method} /{path}: HTTP {(int)http.StatusCode} without an API response");
-            if (response.Type == "error")
-                throw new SystemContainersApiException(response.ErrorCode, response.ErrorId ?? "Error", response.Error ?? "unknown error");
-            return response;
+            response = await http.Content.ReadFromJsonAsync<ApiResponse>(Wire.Json, ct);
         }
+        catch (JsonException)
+        {
+            response = null;
+        }
+        if (response is null)
+            throw new SystemContainersApiException((int)http.StatusCode, "BadResponse", $"{method} /{path}: HTTP {(int)http.StatusCode} without an API response");
+        if (response.Type == "error")
+            throw new SystemContainersApiException(response.ErrorCode, response.ErrorId ?? "Error", response.Error ?? "unknown error");
+        return response;
     }
 
     private T Deserialize<T>(JsonElement? element)

@@ -185,6 +185,9 @@ public sealed record ExecCommandRequest(
     int Height = 24,
     bool Stream = false);
 
+/// <summary>What a file push wrote into a container, and what it left out (fifos, devices, hard links).</summary>
+public sealed record FilePushSummary(int Files, int Directories, int Links, long Bytes, List<string> Skipped);
+
 /// <summary>Result metadata of a non-interactive exec operation.</summary>
 public sealed record ExecCommandResult(int Return, string Stdout, string Stderr);
 

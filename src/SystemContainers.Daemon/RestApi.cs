@@ -5,6 +5,7 @@ using System.Text.Json.Serialization;
 using SystemContainers.Api;
 using SystemContainers.Engine;
 using SystemContainers.Engine.Containers;
+using SystemContainers.Engine.Files;
 using SystemContainers.Engine.Host;
 using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Interop;
@@ -59,6 +60,32 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
                 async op => ToApi(await containers.UpdateConfigAsync(name, req.Config, op.Cancellation.Token, id))));
         });
         app.MapGet("/1.0/containers/{name}/state", (string name) => Sync(ToApi(containers.Stats(name))));
+        // Files in and out, as one streamed tar either way (FileArchive): a tree of many small
+        // files is one request, not one per file. A missing source or a refused destination is
+        // an error before the stream starts; a failure once it runs closes the archive.
+        app.MapGet("/1.0/containers/{name}/files", async (string name, HttpContext ctx) =>
+        {
+            using var pull = await containers.PullFilesAsync(name, ctx.Request.Query["path"].ToString(), ctx.Request.Query["recurse"] == "1", ctx.RequestAborted);
+            ctx.Response.ContentType = FileArchive.ContentType;
+            await pull.WriteAsync(ctx.Response.Body, ctx.RequestAborted);
+            return Results.Empty;
+        });
+        app.MapPost("/1.0/containers/{name}/files", async (string name, HttpContext ctx) =>
+        {
+            if (ctx.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = null;
+            try
+            {
+                var done = await containers.PushFilesAsync(name, ctx.Request.Query["path"].ToString(), ctx.Request.Query["force"] == "1", ctx.Request.Body, ctx.RequestAborted);
+                return Sync(new FilePushSummary(done.Files, done.Directories, done.Links, done.Bytes, done.Skipped.ToList()));
+            }
+            catch (Exception e) when (e is EngineException or NativeException or InvalidDataException)
+            {
+                // The client is still sending: read the rest, so it gets the answer rather than a reset.
+                await ctx.Request.Body.CopyToAsync(Stream.Null, ctx.RequestAborted);
+                if (e is InvalidDataException) throw EngineException.Invalid("InvalidArchive", $"the request body is not a valid tar archive: {e.Message}");
+                throw;
+            }
+        });
         app.MapGet("/1.0/metrics", () => Results.Text(PrometheusMetrics.Render(containers.StatsOfAll()),
             "text/plain; version=0.0.4; charset=utf-8"));
         app.MapPut("/1.0/containers/{name}/state", async (string name, HttpContext ctx) =>

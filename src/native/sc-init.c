@@ -14,6 +14,8 @@
  *                    slave over the container's /dev/console (a restarted daemon's console).
  *   sc-init disk     plan on fd 3; fd 4 is a pidfd of the container's init. Unmounts the
  *                    "undisk" paths and mounts the "disk" devices in the running container.
+ *   sc-init rootfs   plan on fd 3. Mounts a stopped container's rootfs detached and sends the
+ *                    mount back with a "root" line (SCM_RIGHTS).
  *
  * The plan is "key value" lines ending with "end". Replies on fd 3 are "pid N" or
  * "error <operation>: <errno name>" (create with "netsync 1" first sends "child N" and waits
@@ -550,27 +552,39 @@ static void attach_bind(const char *path, const char *dst, int userns_fd)
  * decides what they are (an overlay over an idmapped image, an idmapped volume); sc-init only
  * mounts them. nodev everywhere: a device node an image or the container left never opens.
  */
-static void mount_rootfs(const struct plan *p, pid_t child)
+static int has_idmapped_root(const struct plan *p)
+{
+    for (int i = 0; i < p->nroots; i++)
+        if (p->roots[i].idmap) return 1;
+    return 0;
+}
+
+/* Makes the plan's root mounts in order, idmapped ones through userns, then detaches the transient ones. */
+static void mount_roots(const struct plan *p, int userns)
 {
     if (p->nroots == 0) { errno = EINVAL; die("plan has no root line"); }
-    do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
-    int userns = -1;
-    for (int i = 0; i < p->nroots && userns < 0; i++) {
-        if (!p->roots[i].idmap) continue;
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/ns/user", child);
-        userns = open(path, O_RDONLY | O_CLOEXEC);
-        if (userns < 0) die("cannot open %s", path);
-    }
     for (int i = 0; i < p->nroots; i++) {
         const struct rootmount *m = &p->roots[i];
         if (!strcmp(m->type, "bind")) attach_bind(m->source, m->target, m->idmap ? userns : -1);
         else do_mount(m->source, m->target, m->type, MS_NODEV, m->data);
     }
-    if (userns >= 0) close(userns);
     /* An overlay holds a private clone of each layer; their attach points are not needed. */
     for (int i = 0; i < p->nroots; i++)
         if (p->roots[i].transient) umount2(p->roots[i].target, MNT_DETACH);
+}
+
+static void mount_rootfs(const struct plan *p, pid_t child)
+{
+    do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+    int userns = -1;
+    if (has_idmapped_root(p)) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/user", child);
+        userns = open(path, O_RDONLY | O_CLOEXEC);
+        if (userns < 0) die("cannot open %s", path);
+    }
+    mount_roots(p, userns);
+    if (userns >= 0) close(userns);
 }
 
 static void write_id_maps(const struct plan *p, pid_t child)
@@ -1097,11 +1111,12 @@ static int enter_cwd(const char *path)
     return 0;
 }
 
-/* Sends "tty" with the terminal master attached, so the daemon owns the container-side pty. */
-static void send_terminal(int fd)
+/* Sends a reply line with fd attached (SCM_RIGHTS), so the daemon owns what fd refers to. */
+static void send_fd(const char *line, int fd)
 {
-    char text[] = "tty\n";
-    struct iovec iov = { .iov_base = text, .iov_len = sizeof text - 1 };
+    char text[64];
+    snprintf(text, sizeof text, "%s\n", line);
+    struct iovec iov = { .iov_base = text, .iov_len = strlen(text) };
     union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
                           .msg_controllen = sizeof control.buf };
@@ -1110,7 +1125,7 @@ static void send_terminal(int fd)
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    if (sendmsg(report_fd, &msg, 0) < 0) die("cannot send terminal to the daemon");
+    if (sendmsg(report_fd, &msg, 0) < 0) die("cannot send the %s to the daemon", line);
 }
 
 /*
@@ -1131,7 +1146,7 @@ static void attach_terminal(const struct plan *p)
     if (ioctl(tty, TIOCSCTTY, 0) < 0) die("cannot set controlling terminal");
     for (int fd = 0; fd < 3; fd++)
         if (dup2(tty, fd) < 0) die("cannot dup terminal");
-    send_terminal(master);
+    send_fd("tty", master);
     close(master);
 }
 
@@ -1202,13 +1217,67 @@ static int attach_console(struct plan *p)
     return 0;
 }
 
+/*
+ * A user namespace with the plan's id maps, for an idmapped mount outside any container: a child
+ * unshares it and waits, sc-init writes the maps and opens it, then the child is killed.
+ */
+static int userns_of_maps(const struct plan *p)
+{
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) < 0) die("cannot make a pipe");
+    pid_t child = fork();
+    if (child < 0) die("cannot fork a user namespace holder");
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        char ok = unshare(CLONE_NEWUSER) == 0;
+        if (write(ready[1], &ok, 1) < 0) _exit(1);
+        for (;;) pause();
+    }
+    pending_child = child;
+    close(ready[1]);
+    char ok = 0;
+    if (read(ready[0], &ok, 1) != 1 || !ok) { errno = EPERM; die("cannot unshare a user namespace for the id map"); }
+    close(ready[0]);
+    write_id_maps(p, child);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/user", child);
+    int userns = open(path, O_RDONLY | O_CLOEXEC);
+    if (userns < 0) die("cannot open %s", path);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    pending_child = 0;
+    return userns;
+}
+
+/*
+ * Mounts a stopped container's rootfs as create's mount_rootfs does, in a private mount namespace
+ * of sc-init's own, and sends the daemon a detached clone of it: it is reachable only through that
+ * fd and goes away when the fd is closed; the attached mounts die with this namespace.
+ */
+static int mount_detached_rootfs(const struct plan *p)
+{
+    if (!p->target) { errno = EINVAL; die("plan has no target line"); }
+    if (unshare(CLONE_NEWNS) < 0) die("cannot unshare a mount namespace");
+    do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+    int userns = has_idmapped_root(p) ? userns_of_maps(p) : -1;
+    ensure_dir(p->target, 0700);
+    mount_roots(p, userns);
+    if (userns >= 0) close(userns);
+    int mnt = clone_tree(AT_FDCWD, p->target, 0, p->target);
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID };
+    if (syscall(SYS_mount_setattr, mnt, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+        die("cannot make the rootfs at %s nodev,nosuid", p->target);
+    send_fd("root", mnt);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (fcntl(report_fd, F_SETFD, FD_CLOEXEC) < 0) {
         fprintf(stderr, "sc-init: fd 3 must be the daemon's plan socket\n");
         return 125;
     }
-    if (argc != 2) { errno = EINVAL; die("usage: sc-init create|exec|console|disk"); }
+    if (argc != 2) { errno = EINVAL; die("usage: sc-init create|exec|console|disk|rootfs"); }
     /* Nothing but the fds the daemon passed may reach a process that resolves container paths. */
     int passed = !strcmp(argv[1], "create") ? 4 : 5;
     if (syscall(SYS_close_range, passed, ~0U, 0) < 0) die("cannot close_range");
@@ -1218,6 +1287,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "exec")) return exec_in(&p);
     if (!strcmp(argv[1], "console")) return attach_console(&p);
     if (!strcmp(argv[1], "disk")) return change_disks(&p);
+    if (!strcmp(argv[1], "rootfs")) return mount_detached_rootfs(&p);
     errno = EINVAL;
     die("unknown mode %s", argv[1]);
 }

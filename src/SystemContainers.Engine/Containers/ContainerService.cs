@@ -1,4 +1,5 @@
 using SystemContainers.Engine.Cgroups;
+using SystemContainers.Engine.Files;
 using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Interop;
 using SystemContainers.Engine.Network;
@@ -29,6 +30,7 @@ public sealed class ContainerService : IDisposable
     private readonly ExecContainer _exec;
     private readonly FreezeContainer _freeze;
     private readonly SnapshotContainer _snapshot;
+    private readonly CopyContainerFile _copy;
 
     public ContainerService(EngineOptions options, ImageStore images, ICgroupDriver cgroups)
     {
@@ -57,6 +59,7 @@ public sealed class ContainerService : IDisposable
         _update = new UpdateContainer(_parts, cleanup, nicDefaults);
         _exec = new ExecContainer(_parts);
         _snapshot = new SnapshotContainer(_parts, _freeze);
+        _copy = new CopyContainerFile(_parts);
         var adopt = new AdoptContainer(_parts, cleanup, supervisor);
 
         Recovery.ReclaimStaging(store.ContainersDir);
@@ -176,6 +179,14 @@ public sealed class ContainerService : IDisposable
         }, ct, id);
 
     public ExecSession Exec(string name, ExecRequest request) => _exec.Run(_registry.Find(name), request);
+
+    /// <summary>Files out of a container as a tar stream (see FilePull); the returned pull holds the container until disposed.</summary>
+    public Task<FilePull> PullFilesAsync(string name, string path, bool recurse, CancellationToken ct = default) =>
+        _copy.PullAsync(_registry.Find(name), path, recurse, ct);
+
+    /// <summary>Files from a tar stream into a container at destination (see FilePush).</summary>
+    public Task<FilePushResult> PushFilesAsync(string name, string destination, bool force, Stream archive, CancellationToken ct = default) =>
+        _copy.PushAsync(_registry.Find(name), destination, force, archive, ct);
 
     /// <summary>Removes an image, refused while a container uses it; the check and the removal are one step under the image store's lock.</summary>
     public Task RemoveImageAsync(string reference) => _parts.Images.RemoveAsync(reference, _registry.UsersOf);

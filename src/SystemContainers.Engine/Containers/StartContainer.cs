@@ -113,10 +113,7 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
     private LaunchPlan PlanFor(Container c, ContainerConfig config, ContainerCgroup cgroup, string console, bool shifted)
     {
         var r = c.Record;
-        var at = new RootTarget(Path.Combine(parts.RunDirOf(r.Name), "rootfs"), Path.Combine(parts.RunDirOf(r.Name), "layers"));
-        var plan = new LaunchPlan()
-            .AddAll(parts.Storage.RootMountsOf(r, at, shifted))
-            .Add("target", at.Target)
+        var plan = parts.RootfsOf(r, shifted)
             .Add("console", console)
             .Add("hostname", r.Name)
             .Add("userns", r.IdMap is null ? 0 : 1)
@@ -134,7 +131,6 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
             .AddAll("env", config.Environment.Select(kv => $"{kv.Key}={kv.Value}"));
         if (config.IsLxcfs && parts.Lxcfs.Views() is var (lxcfs, views))
             plan.Add("lxcfsroot", lxcfs).AddAll("lxcfs", views);
-        if (r.IdMap is { } m) plan.Add(m);
         // A disk inside another's path goes on after it, so the outer one does not cover it.
         foreach (var disk in config.Disks.OrderBy(d => d.Path, StringComparer.Ordinal)) plan.Add(disk);
         return plan;

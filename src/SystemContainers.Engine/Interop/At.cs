@@ -8,6 +8,7 @@ internal readonly record struct FileIdentity(uint Mode, uint Uid, uint Gid, uint
     public uint Type => Mode & 0xf000;
     public bool IsDirectory => Type == At.S_IFDIR;
     public bool IsRegular => Type == At.S_IFREG;
+    public bool IsSymlink => Type == At.S_IFLNK;
 
     /// <summary>Whether both are on the same mount of the same file system.</summary>
     public bool SameMount(FileIdentity other) => DevMajor == other.DevMajor && DevMinor == other.DevMinor && MountId == other.MountId;
@@ -21,8 +22,8 @@ internal static unsafe partial class At
 {
     public const int DirFlags = Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_NOFOLLOW | Libc.O_CLOEXEC;
     public const int AT_SYMLINK_NOFOLLOW = 0x100, AT_REMOVEDIR = 0x200, AT_EMPTY_PATH = 0x1000;
-    public const int EISDIR = 21, ENOTDIR = 20, ELOOP = 40, EPERM = 1, ENOTEMPTY = 39;
-    public const uint S_IFMT = 0xf000, S_IFDIR = 0x4000, S_IFREG = 0x8000, S_IFLNK = 0xa000;
+    public const int EISDIR = 21, ENOTDIR = 20, ELOOP = 40, EPERM = 1, ENOTEMPTY = 39, EXDEV = 18, EAGAIN = 11;
+    public const uint S_IFMT = 0xf000, S_IFDIR = 0x4000, S_IFREG = 0x8000, S_IFLNK = 0xa000, S_IFIFO = 0x1000, S_IFCHR = 0x2000, S_IFBLK = 0x6000, S_IFSOCK = 0xc000;
     private const int STATX_BASIC = 0x7ff, STATX_MNT_ID = 0x1000;
     private const byte DT_DIR = 4;
 
@@ -55,6 +56,39 @@ internal static unsafe partial class At
             return s;
         }
     }
+
+    public const ulong RESOLVE_NO_XDEV = 0x01, RESOLVE_NO_MAGICLINKS = 0x02, RESOLVE_NO_SYMLINKS = 0x04, RESOLVE_BENEATH = 0x08, RESOLVE_IN_ROOT = 0x10;
+    public const uint RENAME_NOREPLACE = 1;
+    private const long SYS_openat2 = 437;
+
+    /// <summary>openat2(2) with a struct open_how of flags (always CLOEXEC), mode and resolve; -1 and errno on failure.</summary>
+    public static int openat2(int dirFd, string path, int flags, int mode, ulong resolve)
+    {
+        ulong* how = stackalloc ulong[3];
+        how[0] = (ulong)(flags | Libc.O_CLOEXEC);
+        how[1] = (ulong)mode;
+        how[2] = resolve;
+        int n = System.Text.Encoding.UTF8.GetByteCount(path);
+        byte* name = stackalloc byte[n + 1];
+        System.Text.Encoding.UTF8.GetBytes(path, new Span<byte>(name, n));
+        name[n] = 0;
+        return (int)Libc.syscall(SYS_openat2, dirFd, (long)name, (long)how, 3 * sizeof(ulong));
+    }
+
+    /// <summary>The target text of the symlink dirFd/name, never followed.</summary>
+    public static string ReadLink(int dirFd, string name, string where)
+    {
+        byte* buf = stackalloc byte[4096];
+        nint n = readlinkat(dirFd, name, buf, 4096);
+        if (n < 0) throw NativeException.FromLastError("readlink", where);
+        return System.Text.Encoding.UTF8.GetString(buf, (int)n);
+    }
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint readlinkat(int dirFd, string name, byte* buf, nint size);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int renameat2(int oldDirFd, string oldName, int newDirFd, string newName, uint flags);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int openat(int dirFd, string name, int flags, int mode = 0);

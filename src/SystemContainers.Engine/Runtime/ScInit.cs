@@ -135,6 +135,39 @@ public sealed class ScInit(string path) : IDisposable
         }
     }
 
+    /// <summary>
+    /// Mounts a stopped container's rootfs (the plan's lower, upper, layers and id map) detached:
+    /// the returned fd is the only way to it, and the mount goes away when the fd is closed.
+    /// </summary>
+    public SafeFd MountRootfs(LaunchPlan plan)
+    {
+        var (daemonEnd, helperEnd) = Sys.SocketPair();
+        using (daemonEnd)
+        {
+            int helper;
+            using (helperEnd)
+                helper = Sys.Spawn(Executable, ["sc-init", "rootfs"], [(helperEnd, 3)]);
+            SafeFd? root = null;
+            string reply = "";
+            try
+            {
+                Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes(plan.ToString()));
+                (reply, root) = Sys.ReceiveDescriptor(daemonEnd);
+                reply += Sys.ReadToEnd(daemonEnd);
+            }
+            finally
+            {
+                int rc = Sys.WaitPid(helper);
+                if (root is null || rc != 0)
+                {
+                    root?.Dispose();
+                    root = null;
+                }
+            }
+            return root ?? throw new ScInitException(ParseReply(reply).Error ?? "sc-init sent no rootfs mount");
+        }
+    }
+
     /// <summary>Mounts a new console pty slave over /dev/console in a running container.</summary>
     public void AttachConsole(LaunchPlan plan, SafeFd initPidfd) => RunInContainer("console", plan, initPidfd);
 
