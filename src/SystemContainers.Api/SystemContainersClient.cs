@@ -21,9 +21,11 @@ public sealed partial class SystemContainersClient : IDisposable
     private readonly SocketsHttpHandler _handler;
     private readonly HttpClient _http;
 
-    public SystemContainersClient(string socketPath)
+    /// <summary>A client for the daemon on socketPath; remoteName, when given, is what the objects it returns carry.</summary>
+    public SystemContainersClient(string socketPath, string? remoteName = null)
     {
         SocketPath = socketPath;
+        RemoteName = remoteName;
         Target = socketPath;
         _base = new Uri("http://systemcontainers/");
         _webSocketBase = new Uri("ws://systemcontainers/");
@@ -57,7 +59,7 @@ public sealed partial class SystemContainersClient : IDisposable
     /// <summary>True when a daemon answers on the socket.</summary>
     public async Task<bool> PingAsync(CancellationToken ct = default)
     {
-        if (RemoteName is null && !File.Exists(SocketPath)) return false;
+        if (SocketPath.Length > 0 && !File.Exists(SocketPath)) return false;
         try
         {
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -191,6 +193,9 @@ public sealed partial class SystemContainersClient : IDisposable
 
     public Task<List<SystemContainerImage>> ListImagesAsync(CancellationToken ct = default) =>
         SendAsync<List<SystemContainerImage>>(HttpMethod.Get, "1.0/images?recursion=1", null, ct);
+
+    public Task<SystemContainerImage> GetImageAsync(string reference, CancellationToken ct = default) =>
+        SendAsync<SystemContainerImage>(HttpMethod.Get, $"1.0/images/{Esc(reference)}", null, ct);
 
     public Task<SystemContainerImage> CreateImageAsync(ImageCreateRequest request, Action<string>? progress = null, CancellationToken ct = default) =>
         SendAsync<SystemContainerImage>(HttpMethod.Post, "1.0/images", request, ct, progress);
