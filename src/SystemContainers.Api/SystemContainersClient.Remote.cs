@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Security;
 using System.Security.Authentication;
 using System.Security.Cryptography;
@@ -33,7 +34,12 @@ public sealed partial class SystemContainersClient
             PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
             ConnectTimeout = TimeSpan.FromSeconds(15),
         };
-        _http = new HttpClient(_handler, disposeHandler: false) { BaseAddress = _base, Timeout = Timeout.InfiniteTimeSpan };
+        // HTTP/2 (ALPN): every request and websocket of the session shares one TLS connection and its one handshake.
+        _http = new HttpClient(_handler, disposeHandler: false)
+        {
+            BaseAddress = _base, Timeout = Timeout.InfiniteTimeSpan,
+            DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
+        };
     }
 
     /// <summary>The remote's name; null for the local daemon's socket unless it was given one. Objects this client returns carry it.</summary>

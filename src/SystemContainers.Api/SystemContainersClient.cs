@@ -87,18 +87,7 @@ public sealed partial class SystemContainersClient : IDisposable
     /// <summary>Subscribes to /1.0/events: each text message is one <see cref="EventMessage"/>.</summary>
     public async Task<ClientWebSocket> SubscribeEventsAsync(IEnumerable<string> types, CancellationToken ct = default)
     {
-        var socket = new ClientWebSocket();
-        try
-        {
-            await socket.ConnectAsync(new Uri(_webSocketBase, $"1.0/events?type={Esc(string.Join(',', types))}"),
-                new HttpMessageInvoker(_handler, disposeHandler: false), ct);
-            return socket;
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
+        return await ConnectWebSocketAsync($"1.0/events?type={Esc(string.Join(',', types))}", ct);
     }
 
     public Task<List<SystemContainer>> ListContainersAsync(CancellationToken ct = default) =>
@@ -141,17 +130,43 @@ public sealed partial class SystemContainersClient : IDisposable
     /// </summary>
     public async Task<ClientWebSocket> ExecStreamAsync(string name, ExecCommandRequest request, CancellationToken ct = default)
     {
-        var socket = new ClientWebSocket();
+        ClientWebSocket? socket = null;
         try
         {
-            await socket.ConnectAsync(new Uri(_webSocketBase, $"1.0/containers/{Esc(name)}/exec"), new HttpMessageInvoker(_handler, disposeHandler: false), ct);
+            socket = await ConnectWebSocketAsync($"1.0/containers/{Esc(name)}/exec", ct);
             await socket.SendAsync(JsonSerializer.SerializeToUtf8Bytes(request with { Interactive = false, Stream = true }, Wire.Json), WebSocketMessageType.Text, true, ct);
             return socket;
         }
         catch (WebSocketException e)
         {
-            socket.Dispose();
-            throw new SystemContainersApiException(503, "DaemonUnreachable", $"cannot open an exec websocket to systemcontainerd at {SocketPath}: {e.Message}");
+            socket?.Dispose();
+            throw new SystemContainersApiException(503, "DaemonUnreachable", $"cannot open an exec websocket to systemcontainerd at {Target}: {e.Message}");
+        }
+        catch
+        {
+            socket?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A websocket on the client's own handler. To a remote it asks for HTTP/2 (RFC 8441), so it is
+    /// one more stream on the pooled TLS connection rather than a connection of its own: an
+    /// HTTP/1.1 upgrade would take the pooled connection for good and the next request would pay a
+    /// new TLS handshake.
+    /// </summary>
+    private async Task<ClientWebSocket> ConnectWebSocketAsync(string path, CancellationToken ct)
+    {
+        var socket = new ClientWebSocket();
+        if (SocketPath.Length == 0)
+        {
+            socket.Options.HttpVersion = HttpVersion.Version20;
+            socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionOrLower;
+        }
+        try
+        {
+            await socket.ConnectAsync(new Uri(_webSocketBase, path), new HttpMessageInvoker(_handler, disposeHandler: false), ct);
+            return socket;
         }
         catch
         {
@@ -185,10 +200,7 @@ public sealed partial class SystemContainersClient : IDisposable
         var response = await SendRawAsync(HttpMethod.Post, $"1.0/containers/{Esc(name)}/exec", request, ct);
         var op = Deserialize<Operation>(response.Metadata);
         var meta = Deserialize<ExecInteractiveMetadata>(op.Metadata);
-        var socket = new ClientWebSocket();
-        await socket.ConnectAsync(new Uri(_webSocketBase, $"1.0/operations/{op.Id}/websocket?secret={Uri.EscapeDataString(meta.Secret)}"),
-            new HttpMessageInvoker(_handler, disposeHandler: false), ct);
-        return (op.Id, socket);
+        return (op.Id, await ConnectWebSocketAsync($"1.0/operations/{op.Id}/websocket?secret={Uri.EscapeDataString(meta.Secret)}", ct));
     }
 
     public Task<List<SystemContainerImage>> ListImagesAsync(CancellationToken ct = default) =>

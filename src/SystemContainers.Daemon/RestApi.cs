@@ -138,7 +138,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         });
         // A streamed exec in one request: the websocket's first message is the request, and the
         // command's output follows on it with no operation to create, wait for or attach to.
-        app.MapGet("/1.0/containers/{name}/exec", async (string name, HttpContext ctx) =>
+        app.MapMethods("/1.0/containers/{name}/exec", WebSocketMethods, async (string name, HttpContext ctx) =>
         {
             if (!ctx.WebSockets.IsWebSocketRequest)
                 throw EngineException.Invalid("NotWebSocket", "this endpoint needs a websocket upgrade; POST runs a command without one");
@@ -285,7 +285,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             await Task.WhenAny(op.Done, Task.Delay(TimeSpan.FromSeconds(timeout), ctx.RequestAborted));
             return Sync(op.ToApi());
         });
-        app.MapGet("/1.0/operations/{id}/websocket", async (string id, HttpContext ctx) =>
+        app.MapMethods("/1.0/operations/{id}/websocket", WebSocketMethods, async (string id, HttpContext ctx) =>
         {
             var op = operations.Get(id);
             if (op.Secret is null || ctx.Request.Query["secret"] != op.Secret || op.Attachment is not ExecAttachment exec)
@@ -309,7 +309,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             return Results.Empty;
         });
         app.MapGet("/1.0/events/recent", (HttpContext ctx) => Sync(events.Recent(EventTypes(ctx))));
-        app.MapGet("/1.0/events", async (HttpContext ctx) =>
+        app.MapMethods("/1.0/events", WebSocketMethods, async (HttpContext ctx) =>
         {
             if (!ctx.WebSockets.IsWebSocketRequest)
                 throw EngineException.Invalid("NotWebSocket", "/1.0/events needs a websocket upgrade");
@@ -318,6 +318,9 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             return Results.Empty;
         });
     }
+
+    /// <summary>A websocket opens with GET over HTTP/1.1 and with CONNECT over HTTP/2 (RFC 8441).</summary>
+    private static readonly string[] WebSocketMethods = [HttpMethods.Get, HttpMethods.Connect];
 
     private static HashSet<string> EventTypes(HttpContext ctx) =>
         ctx.Request.Query["type"].ToString().Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
