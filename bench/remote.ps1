@@ -55,7 +55,7 @@ try {
     $rows | Format-Table -AutoSize | Out-String | Write-Host
     if ($Record) {
         $cpu = (Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '.*:\s*', ''
-        Add-BenchResult 'remote.ps1' "$([Environment]::ProcessorCount) cores ($cpu), kernel $(uname -r), median of $Runs runs after 5 warm-up runs, alternating unix socket and TLS 1.3 to 127.0.0.1 in the daemon's namespace." `
+        Add-BenchResult 'remote.ps1' "$([Environment]::ProcessorCount) cores ($cpu), kernel $(uname -r), median of $Runs runs after 5 warm-up runs, alternating unix socket and TLS 1.3 to 127.0.0.1 in the daemon's namespace, then $Runs execs in a row on each." `
             @('measure', 'unix socket (ms)', 'TLS (ms)', 'ratio (target <= 2)') $rows
     }
 }
