@@ -172,26 +172,28 @@ public sealed partial class ImageStore
         {
             Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
         });
-        progress?.Report("receiving");
-        try
+        progress?.Report("copying the tarball");
+        while (true)
         {
-            for (int n; (n = await source.ReadAsync(buffer, ct)) > 0;)
+            int n;
+            try
             {
-                hash.AppendData(buffer, 0, n);
-                await file.WriteAsync(buffer.AsMemory(0, n), ct);
-                copied += n;
-                if (copied - reported >= 16 << 20)
-                {
-                    reported = copied;
-                    progress?.Report($"received {copied >> 20} MiB");
-                }
+                n = await source.ReadAsync(buffer, ct);
+            }
+            catch (IOException e) when (!ct.IsCancellationRequested)
+            {
+                throw EngineException.Invalid("ImageTransferFailed", $"cannot read the image from {origin} after {copied} bytes: {e.Message}");
+            }
+            if (n == 0) return Convert.ToHexStringLower(hash.GetHashAndReset());
+            hash.AppendData(buffer, 0, n);
+            await file.WriteAsync(buffer.AsMemory(0, n), ct);
+            copied += n;
+            if (copied - reported >= 16 << 20)
+            {
+                reported = copied;
+                progress?.Report($"copied {copied >> 20} MiB");
             }
         }
-        catch (Exception e) when (e is IOException && !ct.IsCancellationRequested)
-        {
-            throw EngineException.Invalid("ImageTransferFailed", $"cannot read the image from {origin} after {copied} bytes: {e.Message}");
-        }
-        return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
     /// <summary>Removes an image no container uses; usersOf is asked under the store's lock, with the image's fingerprint.</summary>
