@@ -313,6 +313,29 @@ try { Add-SystemContainerRemote local -Token x -ErrorAction Stop } catch { $_.Fu
     }
 }
 
+Describe 'Connections of a session' {
+    It 'opens no connection per exec or for an events stream: they are HTTP/2 streams of the connections the session has' {
+        Start-SystemContainer web
+        $r = Invoke-Client 'laptop' @'
+Invoke-SystemContainerCommand -Remote r web -- true
+Get-SystemContainer -Remote r web | Out-Null
+"before: " + @(ss -Htn state established dst $address).Count
+$events = Start-ThreadJob { Import-Module $using:module; Get-SystemContainerEvent -Remote r -Follow -ErrorAction Stop }
+Start-Sleep -Seconds 1
+for ($i = 0; $i -lt 5; $i++) { Invoke-SystemContainerCommand -Remote r web -- true }
+Get-SystemContainer -Remote r web | Out-Null
+"events: $($events.State)"
+"after: " + @(ss -Htn state established dst $address).Count
+Stop-Job $events
+'@ @{ module = $module; address = $address }
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        $r.Output | Should -Match 'events: Running'
+        $before = [int]([regex]::Match($r.Output, 'before: (\d+)').Groups[1].Value)
+        $before | Should -BeGreaterThan 0
+        $r.Output | Should -Match "after: $before\b" -Because 'with HTTP/1.1 an open events websocket holds a connection of its own and every exec upgrades one'
+    }
+}
+
 Describe 'Revocation' {
     It 'refuses the next request and closes the open events connection' {
         $flags = Join-Path $client.Dir 'flags'

@@ -33,8 +33,10 @@ public sealed partial class SystemContainersClient
             },
             PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
             ConnectTimeout = TimeSpan.FromSeconds(15),
+            // Websockets are streams that stay open: past the server's stream limit a second connection opens rather than requests queueing.
+            EnableMultipleHttp2Connections = true,
         };
-        // HTTP/2 (ALPN): every request and websocket of the session shares one TLS connection and its one handshake.
+        // HTTP/2 (ALPN): requests and websockets are streams of the session's pooled TLS connections, so none pays a handshake of its own.
         _http = new HttpClient(_handler, disposeHandler: false)
         {
             BaseAddress = _base, Timeout = Timeout.InfiniteTimeSpan,

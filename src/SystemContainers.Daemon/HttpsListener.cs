@@ -64,7 +64,7 @@ public sealed class HttpsListener(RemoteAccess remote, TrustGate gate, Action<We
             k.Listen(endpoint, listen =>
             {
                 // HTTP/2 lets a client carry its websockets (events, exec, console; RFC 8441) as streams
-                // of the connection its requests use, paying one TLS handshake per session; HTTP/1.1 stays for curl and the like.
+                // of the connections its requests use, with no TLS handshake each; HTTP/1.1 stays for curl and the like.
                 listen.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1AndHttp2;
                 listen.UseHttps(new HttpsConnectionAdapterOptions
                 {
