@@ -8,12 +8,12 @@
     CompatiblePSEditions = @('Core')
     PowerShellVersion    = '7.4'
     CmdletsToExport      = @(
-        'Add-SystemContainerRemote', 'Get-SystemContainerRemote', 'Remove-SystemContainerRemote', 'New-SystemContainerTrustToken',
+        'Add-SystemContainerRemote', 'Get-SystemContainerRemote', 'Set-SystemContainerRemote', 'Remove-SystemContainerRemote', 'New-SystemContainerTrustToken',
         'Get-SystemContainerTrust', 'Remove-SystemContainerTrust', 'Set-SystemContainerHost',
         'Get-SystemContainer', 'New-SystemContainer', 'Start-SystemContainer', 'Stop-SystemContainer',
         'Restart-SystemContainer', 'Remove-SystemContainer', 'Invoke-SystemContainerCommand', 'Enter-SystemContainer',
         'Get-SystemContainerImage', 'Import-SystemContainerImage', 'New-SystemContainerImage', 'Remove-SystemContainerImage',
-        'Add-SystemContainerImageAlias', 'Remove-SystemContainerImageAlias',
+        'Add-SystemContainerImageAlias', 'Remove-SystemContainerImageAlias', 'Copy-SystemContainerImage',
         'Set-SystemContainer', 'Suspend-SystemContainer', 'Resume-SystemContainer', 'Get-ContainerStats',
         'New-SystemContainerNetwork', 'Get-SystemContainerNetwork', 'Set-SystemContainerNetwork', 'Remove-SystemContainerNetwork',
         'Get-SystemContainerNetworkLease', 'Test-SystemContainerHost', 'Get-SystemContainerHost',

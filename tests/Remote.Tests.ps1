@@ -173,6 +173,169 @@ Get-SystemContainer -Remote impostor
     }
 }
 
+Describe 'Copying images between daemons' {
+    BeforeAll {
+        # The server's busybox image goes to the client daemon, pulled over the veth pair.
+        $script:fp = (Get-SystemContainerImage busybox).Fingerprint
+        $script:serverCert = (Get-SystemContainerHost).ServerFingerprint
+        $script:clientImages = Join-Path $client.StateDir 'images'
+        # The client daemon built a busybox image of its own for an earlier test (another tarball, another fingerprint).
+        foreach ($image in @((Invoke-TestApi $client GET /1.0/images).Body.metadata)) { (Invoke-TestApi $client DELETE $image).Status | Should -Be 200 }
+        function script:New-ImageSecret([string]$Body = '{}') {
+            $r = Invoke-TestApi $server POST "/1.0/images/$fp/secret" $Body
+            $r.Status | Should -Be 202 -Because ($r.Body | ConvertTo-Json -Compress -Depth 5)
+            $r.Body.metadata.metadata.secret
+        }
+        function script:Get-Export([string]$Fingerprint, [string]$Secret, [string]$Out = '/dev/null') {
+            <# An untrusted daemon's fetch: no client certificate, only the secret. #>
+            Invoke-InNetns $client curl @('-sk', '--tlsv1.3', '-o', $Out, '-w', '%{http_code}', "https://$address/1.0/images/$Fingerprint/export?secret=$Secret")
+        }
+        function script:Assert-NoImageOnClient {
+            @(Get-ChildItem -Force $clientImages) | Should -BeNullOrEmpty -Because 'a failed copy leaves no image and no staging on the target'
+            (Invoke-TestApi $client GET /1.0/images).Body.metadata | Should -BeNullOrEmpty
+        }
+    }
+
+    It 'lets an untrusted daemon fetch an image once with its secret, and refuses a reused, wrong or expired one with 403' {
+        $secret = New-ImageSecret
+        $secret | Should -Match '^[0-9a-f]{64}$'
+        $file = Join-Path $client.Dir 'export.tar'
+        Get-Export $fp $secret $file | Should -Be '200'
+        (Get-FileHash -Algorithm SHA256 $file).Hash.ToLower() | Should -Be $fp
+        Get-Export $fp $secret | Should -Be '403' -Because 'a secret is used once'
+        Get-Export $fp ('0' * 64) | Should -Be '403' -Because 'a secret the server never issued'
+        $other = New-ImageSecret
+        Get-Export ('ab' * 32) $other | Should -Be '403' -Because 'a secret is for one image'
+        Invoke-InNetns $client curl @('-sk', '--tlsv1.3', '-o', '/dev/null', '-w', '%{http_code}', "https://$address/1.0/containers?secret=$other") |
+            Should -Be '403' -Because 'a secret opens nothing but its export'
+        Get-Export $fp $other | Should -Be '200' -Because 'the refused attempts did not use the secret up'
+        $short = New-ImageSecret '{"expires_in_seconds": 1}'
+        Start-Sleep -Seconds 2
+        Get-Export $fp $short | Should -Be '403' -Because 'the secret expired'
+    }
+    It 'refuses a pull whose fingerprint or server certificate is not the one the secret and the source have' {
+        foreach ($case in @(@{ fingerprint = 'ab' * 32; certificate = $serverCert; error = 'SourceRefused' },
+                @{ fingerprint = $fp; certificate = 'cd' * 32; error = 'SourceUnreachable' })) {
+            $body = @{ source = 'pull'; server = "https://$address"; secret = (New-ImageSecret); certificate = $case.certificate; fingerprint = $case.fingerprint } | ConvertTo-Json
+            $op = (Invoke-TestApi $client POST '/1.0/images?wait=60' $body).Body.metadata
+            $op.status | Should -Be 'Failure'
+            $op.err_id | Should -Be $case.error -Because $op.err
+            Assert-NoImageOnClient
+        }
+    }
+    It 'refuses bytes whose checksum is not the fingerprint and leaves nothing on the target' {
+        $tarball = Join-Path $server.StateDir "images/$fp/tarball"
+        $size = (Get-Item $tarball).Length
+        [IO.File]::AppendAllText($tarball, 'tampered')
+        try {
+            $r = Invoke-Client 'laptop' '$ProgressPreference = "SilentlyContinue"; Copy-SystemContainerImage -Remote r busybox -Destination local'
+        }
+        finally {
+            $f = [IO.File]::Open($tarball, 'Open'); $f.SetLength($size); $f.Dispose()
+        }
+        $r.ExitCode | Should -Not -Be 0
+        $r.Output | Should -Match 'has SHA-256 [0-9a-f]{64}, not the fingerprint'
+        Assert-NoImageOnClient
+    }
+    It 'leaves nothing on the target when it dies in the middle of a transfer' {
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'import-received'
+        try { Stop-DaemonProcess $client; Start-DaemonProcess $client }
+        finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
+        $r = Invoke-Client 'laptop' '$ProgressPreference = "SilentlyContinue"; Copy-SystemContainerImage -Remote r busybox -Destination local'
+        $r.ExitCode | Should -Not -Be 0
+        Get-Content -Raw $client.Log | Should -Match 'SIGKILL at import-received'
+        Stop-DaemonProcess $client
+        Start-DaemonProcess $client
+        Assert-NoImageOnClient
+    }
+    It 'copies an image daemon to daemon, and a container starts from it on the target' {
+        $r = Invoke-Client 'laptop' '$ProgressPreference = "SilentlyContinue"; Copy-SystemContainerImage -Remote r busybox -Destination local -Alias copied -CopyAliases | ConvertTo-Json -Compress'
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        $copied = $r.Output | ConvertFrom-Json
+        $copied.Fingerprint | Should -Be $fp
+        @($copied.Aliases | Sort-Object) | Should -Be @('busybox', 'copied')
+        (Get-FileHash -Algorithm SHA256 (Join-Path $clientImages "$fp/tarball")).Hash.ToLower() | Should -Be $fp
+        $env:SYSTEMCONTAINERS_SOCKET = $client.Socket
+        try {
+            New-SystemContainer fromcopy -Image copied -Network none -Start | Out-Null
+            (Get-SystemContainer fromcopy).Status | Should -Be 'Running'
+            Invoke-SystemContainerCommand fromcopy -- hostname | Should -Be 'fromcopy'
+        }
+        finally {
+            Remove-SystemContainer fromcopy -Force -Confirm:$false -ErrorAction SilentlyContinue
+            $env:SYSTEMCONTAINERS_SOCKET = $server.Socket
+        }
+    }
+    It 'skips a second copy of an image the target has' {
+        $secrets = { @((Invoke-TestApi $server GET /1.0/operations).Body.metadata | Where-Object description -like 'Secret to send image*').Count }
+        $before = & $secrets
+        $r = Invoke-Client 'laptop' '$ProgressPreference = "SilentlyContinue"; (Copy-SystemContainerImage -Remote r busybox -Destination local -Verbose 4>&1) -join "|"'
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        $r.Output | Should -Match 'has image [0-9a-f]{12} already: not copied'
+        & $secrets | Should -Be $before -Because 'no secret is asked for an image the target has'
+    }
+}
+
+Describe 'Default remote' {
+    It 'is local until another is chosen, and cmdlets without -Remote use it' {
+        $r = Invoke-Client 'laptop' @'
+(Get-SystemContainerRemote local, r | ForEach-Object { "$($_.Name)=$($_.Default)" }) -join ','
+Set-SystemContainerRemote r -Default
+(Get-SystemContainerRemote local, r | ForEach-Object { "$($_.Name)=$($_.Default)" }) -join ','
+(Get-SystemContainerHost).Pid
+$local = Get-SystemContainerHost -Remote local
+"$($local.Pid) $($local.Remote)"
+# A local object piped on goes back to the local daemon, not to the default.
+($local | Get-SystemContainerHost).Pid
+'@
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        $r.Output -split "`n" | Should -Be @('local=True,r=False', 'local=False,r=True', "$($server.Pid)", "$($client.Pid) local", "$($client.Pid)")
+        $next = Invoke-Client 'laptop' '(Get-SystemContainerHost).Pid; Set-SystemContainerRemote local -Default; (Get-SystemContainerHost).Pid'
+        $next.Output -split "`n" | Should -Be @("$($server.Pid)", "$($client.Pid)") -Because 'the default is kept in the config dir'
+    }
+    It 'falls back to local when the default remote is removed, and refuses unknown or reserved names' {
+        $r = Invoke-Client 'laptop' @'
+$file = Join-Path $env:XDG_CONFIG_HOME 'systemcontainers/remotes.json'
+$remotes = @(Get-Content -Raw $file | ConvertFrom-Json)
+$twin = $remotes[0].PSObject.Copy(); $twin.name = 'twin'
+ConvertTo-Json -InputObject @($remotes + $twin) | Set-Content $file
+Set-SystemContainerRemote twin -Default
+Remove-SystemContainerRemote twin -Force
+(Get-SystemContainerRemote | Where-Object Default).Name
+try { Set-SystemContainerRemote nosuch -Default -ErrorAction Stop } catch { $_.FullyQualifiedErrorId }
+try { Add-SystemContainerRemote local -Token x -ErrorAction Stop } catch { $_.FullyQualifiedErrorId }
+'@
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        $lines = $r.Output -split "`n"
+        $lines[0] | Should -Be 'local'
+        $lines[1] | Should -Match '^RemoteNotFound'
+        $lines[2] | Should -Match '^RemoteExists'
+    }
+}
+
+Describe 'Connections of a session' {
+    It 'opens no connection per exec or for an events stream: they are HTTP/2 streams of the connections the session has' {
+        Start-SystemContainer web
+        $r = Invoke-Client 'laptop' @'
+Invoke-SystemContainerCommand -Remote r web -- true
+Get-SystemContainer -Remote r web | Out-Null
+"before: " + @(ss -Htn state established dst $address).Count
+$events = Start-ThreadJob { Import-Module $using:module; Get-SystemContainerEvent -Remote r -Follow -ErrorAction Stop }
+Start-Sleep -Seconds 1
+for ($i = 0; $i -lt 5; $i++) { Invoke-SystemContainerCommand -Remote r web -- true }
+Get-SystemContainer -Remote r web | Out-Null
+"events: $($events.State)"
+"after: " + @(ss -Htn state established dst $address).Count
+Stop-Job $events
+'@ @{ module = $module; address = $address }
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        $r.Output | Should -Match 'events: Running'
+        $before = [int]([regex]::Match($r.Output, 'before: (\d+)').Groups[1].Value)
+        $before | Should -BeGreaterThan 0
+        $r.Output | Should -Match "after: $before\b" -Because 'with HTTP/1.1 an open events websocket holds a connection of its own and every exec upgrades one'
+    }
+}
+
 Describe 'Revocation' {
     It 'refuses the next request and closes the open events connection' {
         $flags = Join-Path $client.Dir 'flags'

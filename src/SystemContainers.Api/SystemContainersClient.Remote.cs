@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Security;
 using System.Security.Authentication;
 using System.Security.Cryptography;
@@ -32,11 +33,18 @@ public sealed partial class SystemContainersClient
             },
             PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
             ConnectTimeout = TimeSpan.FromSeconds(15),
+            // Websockets are streams that stay open: past the server's stream limit a second connection opens rather than requests queueing.
+            EnableMultipleHttp2Connections = true,
         };
-        _http = new HttpClient(_handler, disposeHandler: false) { BaseAddress = _base, Timeout = Timeout.InfiniteTimeSpan };
+        // HTTP/2 (ALPN): requests and websockets are streams of the session's pooled TLS connections, so none pays a handshake of its own.
+        _http = new HttpClient(_handler, disposeHandler: false)
+        {
+            BaseAddress = _base, Timeout = Timeout.InfiniteTimeSpan,
+            DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
+        };
     }
 
-    /// <summary>The remote's name; null for the local daemon's socket. Objects this client returns carry it.</summary>
+    /// <summary>The remote's name; null for the local daemon's socket unless it was given one. Objects this client returns carry it.</summary>
     public string? RemoteName { get; }
 
     /// <summary>SHA-256 of a certificate's DER, lower-case hex: how servers and clients name certificates.</summary>
@@ -54,6 +62,19 @@ public sealed partial class SystemContainersClient
     /// <summary>Asks the remote to trust this client's certificate, proving the invitation with the token.</summary>
     public Task<SystemContainerTrust> RedeemTrustTokenAsync(string token, CancellationToken ct = default) =>
         SendAsync<SystemContainerTrust>(HttpMethod.Post, "1.0/certificates", new TrustRedeemRequest(token), ct);
+
+    /// <summary>
+    /// A single-use secret with which another daemon may fetch this image from this one without
+    /// being trusted (POST /1.0/images/{fingerprint}/secret); the operation holding it runs until
+    /// the secret is used, expires or is cancelled, so it is not waited for.
+    /// </summary>
+    public async Task<(string OperationId, string Secret)> CreateImageSecretAsync(string fingerprint, int? expiresInSeconds, CancellationToken ct = default)
+    {
+        var response = await SendRawAsync(HttpMethod.Post, $"1.0/images/{Esc(fingerprint)}/secret", new ImageSecretRequest(expiresInSeconds), ct);
+        var op = Deserialize<Operation>(response.Metadata);
+        string? secret = op?.Metadata is { ValueKind: JsonValueKind.Object } m && m.TryGetProperty("secret", out var s) ? s.GetString() : null;
+        return (op?.Id ?? "", secret ?? throw new SystemContainersApiException(502, "BadResponse", $"POST /1.0/images/{fingerprint}/secret: {Target} answered without a secret"));
+    }
 
     public Task<JsonElement?> UpdateHostAsync(HostUpdateRequest request, CancellationToken ct = default) =>
         SendAsync<JsonElement?>(HttpMethod.Patch, "1.0", request, ct);

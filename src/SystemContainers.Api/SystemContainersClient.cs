@@ -21,9 +21,11 @@ public sealed partial class SystemContainersClient : IDisposable
     private readonly SocketsHttpHandler _handler;
     private readonly HttpClient _http;
 
-    public SystemContainersClient(string socketPath)
+    /// <summary>A client for the daemon on socketPath; remoteName, when given, is what the objects it returns carry.</summary>
+    public SystemContainersClient(string socketPath, string? remoteName = null)
     {
         SocketPath = socketPath;
+        RemoteName = remoteName;
         Target = socketPath;
         _base = new Uri("http://systemcontainers/");
         _webSocketBase = new Uri("ws://systemcontainers/");
@@ -57,7 +59,7 @@ public sealed partial class SystemContainersClient : IDisposable
     /// <summary>True when a daemon answers on the socket.</summary>
     public async Task<bool> PingAsync(CancellationToken ct = default)
     {
-        if (RemoteName is null && !File.Exists(SocketPath)) return false;
+        if (SocketPath.Length > 0 && !File.Exists(SocketPath)) return false;
         try
         {
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -85,18 +87,7 @@ public sealed partial class SystemContainersClient : IDisposable
     /// <summary>Subscribes to /1.0/events: each text message is one <see cref="EventMessage"/>.</summary>
     public async Task<ClientWebSocket> SubscribeEventsAsync(IEnumerable<string> types, CancellationToken ct = default)
     {
-        var socket = new ClientWebSocket();
-        try
-        {
-            await socket.ConnectAsync(new Uri(_webSocketBase, $"1.0/events?type={Esc(string.Join(',', types))}"),
-                new HttpMessageInvoker(_handler, disposeHandler: false), ct);
-            return socket;
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
+        return await ConnectWebSocketAsync($"1.0/events?type={Esc(string.Join(',', types))}", ct);
     }
 
     public Task<List<SystemContainer>> ListContainersAsync(CancellationToken ct = default) =>
@@ -139,17 +130,43 @@ public sealed partial class SystemContainersClient : IDisposable
     /// </summary>
     public async Task<ClientWebSocket> ExecStreamAsync(string name, ExecCommandRequest request, CancellationToken ct = default)
     {
-        var socket = new ClientWebSocket();
+        ClientWebSocket? socket = null;
         try
         {
-            await socket.ConnectAsync(new Uri(_webSocketBase, $"1.0/containers/{Esc(name)}/exec"), new HttpMessageInvoker(_handler, disposeHandler: false), ct);
+            socket = await ConnectWebSocketAsync($"1.0/containers/{Esc(name)}/exec", ct);
             await socket.SendAsync(JsonSerializer.SerializeToUtf8Bytes(request with { Interactive = false, Stream = true }, Wire.Json), WebSocketMessageType.Text, true, ct);
             return socket;
         }
         catch (WebSocketException e)
         {
-            socket.Dispose();
-            throw new SystemContainersApiException(503, "DaemonUnreachable", $"cannot open an exec websocket to systemcontainerd at {SocketPath}: {e.Message}");
+            socket?.Dispose();
+            throw new SystemContainersApiException(503, "DaemonUnreachable", $"cannot open an exec websocket to systemcontainerd at {Target}: {e.Message}");
+        }
+        catch
+        {
+            socket?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A websocket on the client's own handler. To a remote it asks for HTTP/2 (RFC 8441), so it is
+    /// one more stream on the pooled TLS connection rather than a connection of its own: an
+    /// HTTP/1.1 upgrade would take the pooled connection for good and the next request would pay a
+    /// new TLS handshake.
+    /// </summary>
+    private async Task<ClientWebSocket> ConnectWebSocketAsync(string path, CancellationToken ct)
+    {
+        var socket = new ClientWebSocket();
+        if (SocketPath.Length == 0)
+        {
+            socket.Options.HttpVersion = HttpVersion.Version20;
+            socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionOrLower;
+        }
+        try
+        {
+            await socket.ConnectAsync(new Uri(_webSocketBase, path), new HttpMessageInvoker(_handler, disposeHandler: false), ct);
+            return socket;
         }
         catch
         {
@@ -183,14 +200,14 @@ public sealed partial class SystemContainersClient : IDisposable
         var response = await SendRawAsync(HttpMethod.Post, $"1.0/containers/{Esc(name)}/exec", request, ct);
         var op = Deserialize<Operation>(response.Metadata);
         var meta = Deserialize<ExecInteractiveMetadata>(op.Metadata);
-        var socket = new ClientWebSocket();
-        await socket.ConnectAsync(new Uri(_webSocketBase, $"1.0/operations/{op.Id}/websocket?secret={Uri.EscapeDataString(meta.Secret)}"),
-            new HttpMessageInvoker(_handler, disposeHandler: false), ct);
-        return (op.Id, socket);
+        return (op.Id, await ConnectWebSocketAsync($"1.0/operations/{op.Id}/websocket?secret={Uri.EscapeDataString(meta.Secret)}", ct));
     }
 
     public Task<List<SystemContainerImage>> ListImagesAsync(CancellationToken ct = default) =>
         SendAsync<List<SystemContainerImage>>(HttpMethod.Get, "1.0/images?recursion=1", null, ct);
+
+    public Task<SystemContainerImage> GetImageAsync(string reference, CancellationToken ct = default) =>
+        SendAsync<SystemContainerImage>(HttpMethod.Get, $"1.0/images/{Esc(reference)}", null, ct);
 
     public Task<SystemContainerImage> CreateImageAsync(ImageCreateRequest request, Action<string>? progress = null, CancellationToken ct = default) =>
         SendAsync<SystemContainerImage>(HttpMethod.Post, "1.0/images", request, ct, progress);

@@ -65,6 +65,8 @@ public sealed record SystemContainerHost : IRemoteObject
     public string Auth { get; init; } = "trusted";
     /// <summary>SHA-256 of the daemon's HTTPS certificate, lower-case hex.</summary>
     public string ServerFingerprint { get; init; } = "";
+    /// <summary>Where other hosts reach the HTTPS listener (every interface's address for a wildcard); empty while it is off.</summary>
+    public string[] Addresses { get; init; } = [];
     /// <summary>The daemon's own settings (core.https_address).</summary>
     public Dictionary<string, string> Config { get; init; } = [];
 }
@@ -217,14 +219,25 @@ public sealed record ExecControl(string Command, int Width = 0, int Height = 0, 
 /// <summary>POST /1.0/images/aliases: one more name (Name) for the image Target (an alias or fingerprint).</summary>
 public sealed record ImageAliasRequest(string? Name, string? Target);
 
-/// <summary>POST /1.0/images: import a tarball the daemon can read, or build one (source "busybox" or "debootstrap").</summary>
+/// <summary>
+/// POST /1.0/images: import a tarball the daemon can read, build one (source "busybox" or
+/// "debootstrap"), or pull one from another daemon (source "pull": from Server, https://address:port,
+/// whose certificate has the SHA-256 Certificate, the image Fingerprint with the Secret that daemon issued).
+/// </summary>
 public sealed record ImageCreateRequest(
     string Source,
     string? Path = null,
     string? Alias = null,
     string? Description = null,
     string? Release = null,
-    string? Mirror = null);
+    string? Mirror = null,
+    string? Server = null,
+    string? Secret = null,
+    string? Certificate = null,
+    string? Fingerprint = null);
+
+/// <summary>POST /1.0/images/{fingerprint}/secret: how long the single-use secret lives (default 60 s).</summary>
+public sealed record ImageSecretRequest(int? ExpiresInSeconds = null);
 
 /// <summary>PATCH /1.0/containers/{name}: config keys to set; a null or empty value removes the key.</summary>
 public sealed record ContainerUpdateRequest(Dictionary<string, string?> Config);

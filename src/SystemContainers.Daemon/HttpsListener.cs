@@ -63,8 +63,9 @@ public sealed class HttpsListener(RemoteAccess remote, TrustGate gate, Action<We
             k.Limits.MaxRequestBodySize = RestApi.MaxBodyBytes;
             k.Listen(endpoint, listen =>
             {
-                // Websockets (events, exec, console) upgrade HTTP/1.1 connections.
-                listen.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1;
+                // HTTP/2 lets a client carry its websockets (events, exec, console; RFC 8441) as streams
+                // of the connections its requests use, with no TLS handshake each; HTTP/1.1 stays for curl and the like.
+                listen.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1AndHttp2;
                 listen.UseHttps(new HttpsConnectionAdapterOptions
                 {
                     ServerCertificate = remote.Certificate,

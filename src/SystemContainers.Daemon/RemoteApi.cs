@@ -14,7 +14,11 @@ public sealed class RemoteApi(RemoteAccess remote, RestApi api, Func<HttpsListen
     {
         app.MapGet("/1.0", (HttpContext ctx) => RestApi.Sync(TrustGate.IsUntrusted(ctx)
             ? new SystemContainerHost { Auth = "untrusted", ServerFingerprint = remote.Fingerprint }
-            : api.HostInfo() with { ServerFingerprint = remote.Fingerprint, Config = new(remote.Config.Values) }));
+            : api.HostInfo() with
+            {
+                ServerFingerprint = remote.Fingerprint, Config = new(remote.Config.Values),
+                Addresses = remote.Endpoint is { } listening ? [.. HttpsEndpoint.Advertised(listening)] : [],
+            }));
         app.MapPatch("/1.0", async (HttpContext ctx) =>
         {
             var req = await RestApi.Body<HostUpdateRequest>(ctx);

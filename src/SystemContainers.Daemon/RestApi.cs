@@ -18,7 +18,7 @@ namespace SystemContainers.Daemon;
 
 /// <summary>The /1.0 REST API, shaped like LXD's: sync responses, async operations, events.</summary>
 public sealed class RestApi(DaemonOptions options, ContainerService containers, ImageStore images,
-    OperationRegistry operations, EventHub events)
+    OperationRegistry operations, EventHub events, ImageSecrets imageSecrets)
 {
     private readonly HostCheck _hostCheck = new(options.Engine);
 
@@ -182,7 +182,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         });
         // A streamed exec in one request: the websocket's first message is the request, and the
         // command's output follows on it with no operation to create, wait for or attach to.
-        app.MapGet("/1.0/containers/{name}/exec", async (string name, HttpContext ctx) =>
+        app.MapMethods("/1.0/containers/{name}/exec", WebSocketMethods, async (string name, HttpContext ctx) =>
         {
             if (!ctx.WebSockets.IsWebSocketRequest)
                 throw EngineException.Invalid("NotWebSocket", "this endpoint needs a websocket upgrade; POST runs a command without one");
@@ -214,6 +214,20 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
                 ? Sync(images.List().Select(ToApi).ToList())
                 : Sync(images.List().Select(i => $"/1.0/images/{i.Fingerprint}").ToList()));
         app.MapGet("/1.0/images/{reference}", (string reference) => Sync(ToApi(images.Resolve(reference))));
+        // The tarball the image came from, whose SHA-256 is its fingerprint. An untrusted daemon
+        // gets here only with a secret of this image's, which the trust gate has used up.
+        app.MapGet("/1.0/images/{reference}/export", (string reference) => Results.File(images.TarballOf(reference), "application/octet-stream"));
+        app.MapPost("/1.0/images/{reference}/secret", async (string reference, HttpContext ctx) =>
+        {
+            bool hasBody = ctx.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? true;
+            var req = hasBody && ctx.Request.ContentLength != 0 ? await Body<ImageSecretRequest>(ctx) : new ImageSecretRequest();
+            if (req.ExpiresInSeconds is < 1 or > MaxTimeoutSeconds)
+                throw EngineException.Invalid("InvalidRequest", $"expires_in_seconds must be from 1 to {MaxTimeoutSeconds}, not {req.ExpiresInSeconds}");
+            var image = images.Resolve(reference);
+            // An image that could never be sent is refused now, not when the other daemon comes for it.
+            images.TarballOf(image.Fingerprint);
+            return Async(imageSecrets.Issue(image.Fingerprint, req.ExpiresInSeconds is int s ? TimeSpan.FromSeconds(s) : ImageSecrets.DefaultLifetime));
+        });
         app.MapPost("/1.0/images", async (HttpContext ctx) =>
         {
             var req = await Body<ImageCreateRequest>(ctx);
@@ -230,6 +244,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
                         new Progress<string>(op.Report), op.Cancellation.Token));
                 },
                 "busybox" => async op => ToApi(await BuildBusybox(req, op)),
+                "pull" => async op => ToApi(await ImagePull.RunAsync(images, req, new Progress<string>(op.Report), op.Cancellation.Token)),
                 "debootstrap" => async op =>
                 {
                     Require(req.Release, "release");
@@ -238,7 +253,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
                     return ToApi(await images.ImportAsync(tarball, req.Alias, req.Description ?? $"Debian {req.Release} with systemd (debootstrap)",
                         new Progress<string>(op.Report), op.Cancellation.Token));
                 },
-                _ => throw EngineException.Invalid("InvalidSource", $"image source '{req.Source}' is not file, busybox or debootstrap"),
+                _ => throw EngineException.Invalid("InvalidSource", $"image source '{req.Source}' is not file, busybox, debootstrap or pull"),
             };
             return Async(operations.Start($"Creating image ({req.Source})", new Dictionary<string, string[]>(), work));
         });
@@ -344,7 +359,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             await Task.WhenAny(op.Done, Task.Delay(TimeSpan.FromSeconds(timeout), ctx.RequestAborted));
             return Sync(op.ToApi());
         });
-        app.MapGet("/1.0/operations/{id}/websocket", async (string id, HttpContext ctx) =>
+        app.MapMethods("/1.0/operations/{id}/websocket", WebSocketMethods, async (string id, HttpContext ctx) =>
         {
             var op = operations.Get(id);
             if (op.Secret is null || ctx.Request.Query["secret"] != op.Secret || op.Attachment is not ExecAttachment exec)
@@ -368,7 +383,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             return Results.Empty;
         });
         app.MapGet("/1.0/events/recent", (HttpContext ctx) => Sync(events.Recent(EventTypes(ctx))));
-        app.MapGet("/1.0/events", async (HttpContext ctx) =>
+        app.MapMethods("/1.0/events", WebSocketMethods, async (HttpContext ctx) =>
         {
             if (!ctx.WebSockets.IsWebSocketRequest)
                 throw EngineException.Invalid("NotWebSocket", "/1.0/events needs a websocket upgrade");
@@ -377,6 +392,9 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             return Results.Empty;
         });
     }
+
+    /// <summary>A websocket opens with GET over HTTP/1.1 and with CONNECT over HTTP/2 (RFC 8441).</summary>
+    private static readonly string[] WebSocketMethods = [HttpMethods.Get, HttpMethods.Connect];
 
     private static HashSet<string> EventTypes(HttpContext ctx) =>
         ctx.Request.Query["type"].ToString().Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet();

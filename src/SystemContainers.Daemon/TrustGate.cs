@@ -6,21 +6,24 @@ namespace SystemContainers.Daemon;
 
 /// <summary>
 /// The HTTPS listener's check before any handler: a client whose certificate is trusted passes;
-/// any other may only read GET /1.0 and redeem a token (POST /1.0/certificates), and gets 403 for
-/// everything else. Trusted requests are tracked by fingerprint while they run, so a revocation
+/// any other may only read GET /1.0, redeem a token (POST /1.0/certificates) and fetch an image
+/// with a single-use secret for it (GET /1.0/images/{fingerprint}/export?secret=, another daemon
+/// pulling), and gets 403 for everything else. Trusted requests are tracked by fingerprint while they run, so a revocation
 /// aborts its client's open streams (events, exec websockets) as well as refusing its next request.
 /// </summary>
 public sealed class TrustGate
 {
     private const string UntrustedKey = "systemcontainers.untrusted";
     private readonly RemoteAccess _remote;
+    private readonly ImageSecrets _imageSecrets;
     private readonly Dictionary<string, HashSet<HttpContext>> _open = [];
     // The request being handled on this flow: a client that revokes itself still gets its answer.
     private readonly AsyncLocal<HttpContext?> _current = new();
 
-    public TrustGate(RemoteAccess remote)
+    public TrustGate(RemoteAccess remote, ImageSecrets imageSecrets)
     {
         _remote = remote;
+        _imageSecrets = imageSecrets;
         remote.Trust.Revoked += client => Abort(client.Fingerprint);
     }
 
@@ -45,14 +48,27 @@ public sealed class TrustGate
         var request = context.Request;
         bool open = (HttpMethods.IsGet(request.Method) && request.Path == "/1.0")
             || (HttpMethods.IsPost(request.Method) && request.Path == "/1.0/certificates");
-        if (open)
+        if (open || RedeemsImageSecret(request))
         {
             await next();
             return;
         }
-        string why = certificate is null ? "no client certificate was presented" : $"client certificate {fingerprint} is not trusted";
+        string why = IsImageExport(request, out _)
+            ? "the image secret is unknown, already used, expired or for another image"
+            : certificate is null ? "no client certificate was presented" : $"client certificate {fingerprint} is not trusted";
         await Results.Json(new ApiResponse("error", ErrorCode: 403, Error: $"{request.Method} {request.Path}: {why}; join with a trust token (Add-SystemContainerRemote)",
             ErrorId: "Untrusted"), Wire.Json, statusCode: 403).ExecuteAsync(context);
+    }
+
+    private bool RedeemsImageSecret(HttpRequest request) =>
+        IsImageExport(request, out string image) && request.Query["secret"].ToString() is { Length: > 0 } secret && _imageSecrets.Redeem(image, secret);
+
+    private static bool IsImageExport(HttpRequest request, out string image)
+    {
+        image = "";
+        if (!HttpMethods.IsGet(request.Method) || request.Path.Value?.Split('/') is not ["", "1.0", "images", var fingerprint, "export"]) return false;
+        image = fingerprint;
+        return true;
     }
 
     private void Track(string fingerprint, HttpContext context, bool add)

@@ -13,7 +13,7 @@ public abstract class DaemonNameCompleter : IArgumentCompleter
         System.Management.Automation.Language.CommandAst commandAst, IDictionary fakeBoundParameters)
     {
         var pattern = new WildcardPattern(wordToComplete + "*", WildcardOptions.IgnoreCase);
-        if (fakeBoundParameters["Remote"] is not string remote || remote.Length == 0)
+        if (RemoteStore.Resolve(fakeBoundParameters["Remote"] as string) is not string remote)
         {
             var client = DaemonConnection.IfRunning();
             return client is null ? [] : Complete(client, pattern);

@@ -28,10 +28,12 @@ internal static class DaemonConnection
         lock (Gate)
         {
             string socket = SocketPath;
-            if (_client?.SocketPath != socket)
+            // While another remote is the default, the local daemon's objects say "local", so piped on they come back here.
+            string? name = RemoteStore.DefaultRemote is null ? null : RemoteStore.Local;
+            if (_client?.SocketPath != socket || _client.RemoteName != name)
             {
                 _client?.Dispose();
-                _client = new SystemContainersClient(socket);
+                _client = new SystemContainersClient(socket, name);
                 _answered = false;
             }
             if (!_answered)

@@ -50,28 +50,7 @@ public abstract class ImageCreatingCmdlet : SystemContainerCmdlet
             WriteObject(job);
             return;
         }
-        var record = new ProgressRecord(1, activity, "starting");
-        // Progress arrives on pool threads; only the pipeline thread may write it.
-        using var updates = new System.Collections.Concurrent.BlockingCollection<string>();
-        Task<SystemContainerImage> work;
-        try
-        {
-            work = Client.CreateImageAsync(request, status => updates.Add(status.Length == 0 ? "working" : status), Cancel);
-        }
-        catch (SystemContainersApiException e)
-        {
-            WriteError(ToErrorRecord(e, target));
-            return;
-        }
-        work.ContinueWith(_ => updates.CompleteAdding(), TaskScheduler.Default);
-        foreach (var status in updates.GetConsumingEnumerable())
-        {
-            record.StatusDescription = status;
-            WriteProgress(record);
-        }
-        record.RecordType = ProgressRecordType.Completed;
-        WriteProgress(record);
-        if (TryCall(_ => work, target, out var image)) WriteObject(image);
+        if (TryCallWithProgress(report => Client.CreateImageAsync(request, report, Cancel), activity, target, out var image)) WriteObject(image);
     }
 }
 
@@ -229,3 +208,83 @@ public sealed class RemoveSystemContainerImageAliasCommand : SystemContainerCmdl
     }
 }
 
+
+[Cmdlet(VerbsCommon.Copy, "SystemContainerImage", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainerImage))]
+public sealed class CopySystemContainerImageCommand : SystemContainerCmdlet
+{
+    /// <summary>The image on the source (-Remote): an alias or fingerprint (images piped in bind by fingerprint).</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("Fingerprint")]
+    [ArgumentCompleter(typeof(ImageNameCompleter))]
+    public string Image { get; set; } = "";
+
+    /// <summary>The remote that gets the image ("local" for this host's daemon).</summary>
+    [Parameter(Mandatory = true, Position = 1)]
+    [ArgumentCompleter(typeof(RemoteNameCompleter))]
+    public string Destination { get; set; } = "";
+
+    /// <summary>Aliases the image gets on the destination.</summary>
+    [Parameter]
+    public string[] Alias { get; set; } = [];
+
+    /// <summary>Gives the image on the destination the aliases it has on the source as well.</summary>
+    [Parameter]
+    public SwitchParameter CopyAliases { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var source = Client;
+        var target = ClientFor(Destination);
+        if (!TryCall(c => c.GetImageAsync(Image, Cancel), Image, out var image)) return;
+        var aliases = Alias.Concat(CopyAliases ? image.Aliases : []).Distinct(StringComparer.Ordinal).ToList();
+        if (!ShouldProcess(image.Name, $"Copy image {image.Fingerprint[..12]} to {Destination}")) return;
+        if (!TryCall(_ => target.ListImagesAsync(Cancel), Destination, out var there)) return;
+        // An alias the destination gives another image would fail after the transfer: refused before it.
+        foreach (var alias in aliases)
+        {
+            if (there.FirstOrDefault(i => i.Aliases.Contains(alias)) is { } owner && owner.Fingerprint != image.Fingerprint)
+            {
+                WriteError(ToErrorRecord(new SystemContainersApiException(409, "AliasInUse",
+                    $"image alias '{alias}' already names image {owner.Fingerprint[..12]} on {Destination}"), alias));
+                return;
+            }
+        }
+        var copied = there.FirstOrDefault(i => i.Fingerprint == image.Fingerprint);
+        if (copied is not null) WriteVerbose($"{Destination} has image {image.Fingerprint[..12]} already: not copied");
+        else if (!Pull(source, target, image, out copied)) return;
+        foreach (var alias in aliases)
+            if (!TryCall(_ => target.AddImageAliasAsync(image.Fingerprint, alias, Cancel), alias, out copied)) return;
+        WriteObject(copied);
+    }
+
+    /// <summary>Has the destination fetch the image from the source with a secret the source issued; nothing passes through here.</summary>
+    private bool Pull(SystemContainersClient source, SystemContainersClient target, SystemContainerImage image, out SystemContainerImage copied)
+    {
+        copied = default!;
+        if (!TryCall(_ => SourceAddressAsync(source), Image, out var from)) return false;
+        if (!TryCall(c => c.CreateImageSecretAsync(image.Fingerprint, null, Cancel), Image, out var secret)) return false;
+        var request = new ImageCreateRequest("pull", Description: image.Description, Server: from.Server, Secret: secret.Secret,
+            Certificate: from.Certificate, Fingerprint: image.Fingerprint);
+        if (TryCallWithProgress(report => target.CreateImageAsync(request, report, Cancel), $"Copying image {image.Name} to {Destination}", Image, out copied))
+            return true;
+        // An unused secret would stay valid until it expires.
+        TryCall(_ => source.CancelOperationAsync(secret.OperationId, CancellationToken.None), Image);
+        return false;
+    }
+
+    /// <summary>Where the destination reaches the source: a remote's address as this user reaches it, or the local daemon's HTTPS address.</summary>
+    private async Task<(string Server, string Certificate)> SourceAddressAsync(SystemContainersClient source)
+    {
+        if (RemoteStore.Resolve(Remote) is string name)
+        {
+            var remote = RemoteStore.List().First(r => r.Name == name);
+            return ($"https://{remote.Address}", remote.ServerFingerprint);
+        }
+        var host = await source.GetHostAsync(Cancel);
+        if (host.Addresses.Length == 0)
+            throw new SystemContainersApiException(409, "HttpsOff",
+                "the local daemon does not listen on HTTPS, so no other daemon can fetch the image from it; Set-SystemContainerHost -HttpsAddress first");
+        return ($"https://{host.Addresses[0]}", host.ServerFingerprint);
+    }
+}

@@ -10,7 +10,7 @@ public sealed class RemoteNameCompleter : IArgumentCompleter
         System.Management.Automation.Language.CommandAst commandAst, System.Collections.IDictionary fakeBoundParameters)
     {
         var pattern = new WildcardPattern(wordToComplete + "*", WildcardOptions.IgnoreCase);
-        return RemoteStore.List().Where(r => pattern.IsMatch(r.Name))
+        return RemoteStore.ListWithLocal().Where(r => pattern.IsMatch(r.Name))
             .Select(r => new CompletionResult(r.Name, r.Name, CompletionResultType.ParameterValue, $"{r.Name} ({r.Address})")).ToList();
     }
 }
@@ -29,6 +29,10 @@ public sealed class AddSystemContainerRemoteCommand : PSCmdlet
     [Parameter(Mandatory = true, Position = 1)]
     public string Token { get; set; } = "";
 
+    /// <summary>Makes the new remote the default, as Set-SystemContainerRemote -Default does.</summary>
+    [Parameter]
+    public SwitchParameter Default { get; set; }
+
     protected override void StopProcessing() => _stop.Cancel();
 
     protected override void EndProcessing()
@@ -36,7 +40,9 @@ public sealed class AddSystemContainerRemoteCommand : PSCmdlet
         if (!ShouldProcess(Name, "Join the remote with a trust token, pinning its certificate")) return;
         try
         {
-            WriteObject(RemoteStore.Add(Name, Token, _stop.Token));
+            var added = RemoteStore.Add(Name, Token, _stop.Token);
+            if (Default) RemoteStore.SetDefault(Name);
+            WriteObject(added with { Default = Default });
         }
         catch (SystemContainersApiException e)
         {
@@ -56,7 +62,7 @@ public sealed class GetSystemContainerRemoteCommand : PSCmdlet
 
     protected override void ProcessRecord()
     {
-        var all = RemoteStore.List();
+        var all = RemoteStore.ListWithLocal();
         if (Name is null || Name.Length == 0)
         {
             WriteObject(all, enumerateCollection: true);
@@ -89,6 +95,11 @@ public sealed class RemoveSystemContainerRemoteCommand : PSCmdlet
     {
         foreach (var name in Name)
         {
+            if (name == RemoteStore.Local)
+            {
+                WriteError(new ErrorRecord(new InvalidOperationException("'local' is this host's daemon and cannot be removed"), "RemoteIsLocal", ErrorCategory.InvalidOperation, name));
+                continue;
+            }
             if (!RemoteStore.List().Any(r => r.Name == name))
             {
                 WriteError(new ErrorRecord(new ItemNotFoundException($"remote '{name}' not found"), "RemoteNotFound", ErrorCategory.ObjectNotFound, name));
@@ -98,5 +109,37 @@ public sealed class RemoveSystemContainerRemoteCommand : PSCmdlet
             if ((Force && !asked) || ShouldProcess(name, "Forget the remote (the remote still trusts this client until Remove-SystemContainerTrust there)"))
                 RemoteStore.Remove(name);
         }
+    }
+}
+
+[Cmdlet(VerbsCommon.Set, "SystemContainerRemote", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainerRemote))]
+public sealed class SetSystemContainerRemoteCommand : PSCmdlet
+{
+    /// <summary>The remote: one Get-SystemContainerRemote lists, or "local".</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(RemoteNameCompleter))]
+    public string Name { get; set; } = "";
+
+    /// <summary>Makes it the remote that cmdlets given no -Remote act on (lxc remote switch).</summary>
+    [Parameter(Mandatory = true)]
+    public SwitchParameter Default { get; set; }
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        if (!Default || !ShouldProcess(Name, "Make it the default remote")) return;
+        try
+        {
+            RemoteStore.SetDefault(Name);
+        }
+        catch (SystemContainersApiException e)
+        {
+            WriteError(SystemContainerCmdlet.ToErrorRecord(e, Name));
+            return;
+        }
+        if (PassThru) WriteObject(RemoteStore.ListWithLocal().First(r => r.Name == Name));
     }
 }

@@ -6,13 +6,21 @@ using SystemContainers.Api;
 
 namespace SystemContainers.PowerShell;
 
-/// <summary>A daemon this user reaches over HTTPS (Get-SystemContainerRemote), with the server certificate it pinned.</summary>
-public sealed record SystemContainerRemote(string Name, string Address, string ServerFingerprint, string[] Addresses);
+/// <summary>
+/// A daemon this user reaches over HTTPS (Get-SystemContainerRemote), with the server certificate it
+/// pinned; or "local", the daemon on this host's unix socket.
+/// </summary>
+public sealed record SystemContainerRemote(string Name, string Address, string ServerFingerprint, string[] Addresses)
+{
+    /// <summary>True for the remote that cmdlets given no -Remote act on (Set-SystemContainerRemote -Default).</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public bool Default { get; init; }
+}
 
 /// <summary>
 /// The user's remotes and client certificate, under $XDG_CONFIG_HOME/systemcontainers (else
-/// ~/.config/systemcontainers): remotes.json, client.crt and client.key (0600, the directory 0700).
-/// One client per remote is kept open for the session.
+/// ~/.config/systemcontainers): remotes.json, config.json (the default remote), client.crt and
+/// client.key (0600, the directory 0700). One client per remote is kept open for the session.
+/// "local" names the daemon on this host's socket: it is the default until another is chosen.
 /// </summary>
 internal static class RemoteStore
 {
@@ -30,7 +38,41 @@ internal static class RemoteStore
         }
     }
 
+    public const string Local = "local";
+
     private static string RemotesFile => Path.Combine(Directory, "remotes.json");
+
+    private static string ConfigFile => Path.Combine(Directory, "config.json");
+
+    /// <summary>The remote cmdlets given no -Remote act on; null for the local daemon.</summary>
+    public static string? DefaultRemote
+    {
+        get
+        {
+            if (!File.Exists(ConfigFile)) return null;
+            string? name = JsonSerializer.Deserialize<Config>(File.ReadAllBytes(ConfigFile), Json)?.DefaultRemote;
+            return name is null || name == Local ? null : name;
+        }
+    }
+
+    /// <summary>The remote a -Remote value names: the default for none, null for the local daemon.</summary>
+    public static string? Resolve(string? remote) => string.IsNullOrEmpty(remote) ? DefaultRemote : remote == Local ? null : remote;
+
+    /// <summary>Makes name ("local" or a remote's) the default remote.</summary>
+    public static void SetDefault(string name)
+    {
+        if (name != Local && !List().Any(r => r.Name == name))
+            throw NotFound(name);
+        lock (Gate) WritePrivateAtomic(ConfigFile, JsonSerializer.SerializeToUtf8Bytes(new Config(name), Json));
+    }
+
+    /// <summary>Every remote, "local" first, with the default marked.</summary>
+    public static List<SystemContainerRemote> ListWithLocal()
+    {
+        string current = DefaultRemote ?? Local;
+        return [.. new[] { new SystemContainerRemote(Local, $"unix:{DaemonConnection.SocketPath}", "", []) }.Concat(List())
+            .Select(r => r with { Default = r.Name == current })];
+    }
 
     public static List<SystemContainerRemote> List() =>
         File.Exists(RemotesFile) ? JsonSerializer.Deserialize<List<SystemContainerRemote>>(File.ReadAllBytes(RemotesFile), Json) ?? [] : [];
@@ -42,7 +84,7 @@ internal static class RemoteStore
         {
             if (Clients.TryGetValue(name, out var open)) return open;
             var remote = List().FirstOrDefault(r => r.Name == name)
-                ?? throw new SystemContainersApiException(404, "RemoteNotFound", $"no remote named '{name}' (Get-SystemContainerRemote lists them; Add-SystemContainerRemote adds one)");
+                ?? throw NotFound(name);
             var client = new SystemContainersClient(remote.Name, remote.Address, ClientCertificate(), remote.ServerFingerprint);
             Clients[name] = client;
             return client;
@@ -55,6 +97,8 @@ internal static class RemoteStore
     /// </summary>
     public static SystemContainerRemote Add(string name, string token, CancellationToken ct)
     {
+        if (name == Local)
+            throw new SystemContainersApiException(409, "RemoteExists", $"'{Local}' names this host's daemon; choose another name for the remote");
         var invitation = Decode(token);
         if (List().Any(r => r.Name == name))
             throw new SystemContainersApiException(409, "RemoteExists", $"a remote named '{name}' exists; remove it first");
@@ -85,17 +129,26 @@ internal static class RemoteStore
         {
             Save([.. List().Where(r => r.Name != name)]);
             if (Clients.Remove(name, out var client)) client.Dispose();
+            // A default that is gone would make every cmdlet without -Remote fail: local takes over.
+            if (DefaultRemote == name) WritePrivateAtomic(ConfigFile, JsonSerializer.SerializeToUtf8Bytes(new Config(Local), Json));
         }
     }
 
-    private static void Save(List<SystemContainerRemote> remotes)
+    private static void Save(List<SystemContainerRemote> remotes) => WritePrivateAtomic(RemotesFile, JsonSerializer.SerializeToUtf8Bytes(remotes, Json));
+
+    private static void WritePrivateAtomic(string path, byte[] bytes)
     {
         EnsureDirectory();
-        string tmp = RemotesFile + ".tmp";
-        File.WriteAllBytes(tmp, JsonSerializer.SerializeToUtf8Bytes(remotes, Json));
+        string tmp = path + ".tmp";
+        File.WriteAllBytes(tmp, bytes);
         File.SetUnixFileMode(tmp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        File.Move(tmp, RemotesFile, overwrite: true);
+        File.Move(tmp, path, overwrite: true);
     }
+
+    private static SystemContainersApiException NotFound(string name) =>
+        new(404, "RemoteNotFound", $"no remote named '{name}' (Get-SystemContainerRemote lists them; Add-SystemContainerRemote adds one)");
+
+    private sealed record Config(string? DefaultRemote);
 
     private static void EnsureDirectory()
     {

@@ -11,7 +11,8 @@ public abstract class SystemContainerCmdlet : PSCmdlet
     protected CancellationToken Cancel => _stop.Token;
 
     /// <summary>
-    /// The remote to act on (Get-SystemContainerRemote); the local daemon when not given. Objects
+    /// The remote to act on (Get-SystemContainerRemote; "local" is this host's daemon); the default
+    /// remote when not given (Set-SystemContainerRemote -Default; local unless chosen). Objects
     /// from a remote carry its name in their Remote property, which binds here, so a pipeline acts
     /// on the host its objects came from.
     /// </summary>
@@ -22,9 +23,9 @@ public abstract class SystemContainerCmdlet : PSCmdlet
 
     protected SystemContainersClient Client => ClientFor(Remote);
 
-    /// <summary>The client of a remote (null or empty: the local daemon).</summary>
+    /// <summary>The client of a remote (null or empty: the default remote; "local": the local daemon).</summary>
     protected SystemContainersClient ClientFor(string? remote) =>
-        string.IsNullOrEmpty(remote) ? DaemonConnection.Get(Cancel) : RemoteStore.Client(remote);
+        RemoteStore.Resolve(remote) is string name ? RemoteStore.Client(name) : DaemonConnection.Get(Cancel);
 
     /// <summary>One client per remote the targets name (key "" for the local daemon): a pipeline may carry containers of several hosts.</summary>
     internal Dictionary<string, SystemContainersClient> ClientsFor(IEnumerable<ContainerTarget> targets) =>
@@ -115,6 +116,37 @@ public abstract class SystemContainerCmdlet : PSCmdlet
         {
             throw new PipelineStoppedException();
         }
+    }
+
+    /// <summary>
+    /// Runs a call that reports progress (an operation's), as Write-Progress under activity while it
+    /// runs; API failures become non-terminating errors about target.
+    /// </summary>
+    protected bool TryCallWithProgress<T>(Func<Action<string>, Task<T>> call, string activity, object target, out T result)
+    {
+        var record = new ProgressRecord(1, activity, "starting");
+        // Progress arrives on pool threads; only the pipeline thread may write it.
+        using var updates = new System.Collections.Concurrent.BlockingCollection<string>();
+        Task<T> work;
+        try
+        {
+            work = call(status => updates.Add(status.Length == 0 ? "working" : status));
+        }
+        catch (SystemContainersApiException e)
+        {
+            WriteError(ToErrorRecord(e, target));
+            result = default!;
+            return false;
+        }
+        work.ContinueWith(_ => updates.CompleteAdding(), TaskScheduler.Default);
+        foreach (var status in updates.GetConsumingEnumerable())
+        {
+            record.StatusDescription = status;
+            WriteProgress(record);
+        }
+        record.RecordType = ProgressRecordType.Completed;
+        WriteProgress(record);
+        return TryCall(_ => work, target, out result);
     }
 
     protected bool TryCall(Func<SystemContainersClient, Task> call, object? target) =>

@@ -394,6 +394,26 @@ public sealed class ImageImportTests : IDisposable
     }
 
     [Fact]
+    public async Task AStreamedImportKeepsTheTarballItHashedAndRefusesBytesOfAnotherFingerprint()
+    {
+        var store = new ImageStore(_dir.Combine("state"));
+        string tarball = _dir.Combine("busybox.tar");
+        BusyboxImageBuilder.Build("/bin/busybox", tarball);
+        string fingerprint = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(tarball)));
+        await using (var wrong = File.OpenRead(tarball))
+        {
+            var e = await Assert.ThrowsAsync<EngineException>(() => store.ImportAsync(wrong, "https://source", new string('a', 64), "bb", "test", null, default));
+            Assert.Equal("ChecksumMismatch", e.Reason);
+            Assert.Contains(fingerprint, e.Message);
+        }
+        Assert.Empty(Directory.GetFileSystemEntries(Images));
+        await using (var right = File.OpenRead(tarball))
+            Assert.Equal(fingerprint, (await store.ImportAsync(right, "https://source", fingerprint, "bb", "test", null, default)).Fingerprint);
+        Assert.Equal(File.ReadAllBytes(tarball), File.ReadAllBytes(store.TarballOf("bb")));
+        Assert.True(File.Exists(Path.Combine(store.RootfsOf(fingerprint), "bin", "busybox")));
+    }
+
+    [Fact]
     public void AShiftedCopyKeepsSetuidNeverFollowsSymlinksAndFailsCleanlyBeyondPathMax()
     {
         string rootfs = _dir.Combine("image", "rootfs");

@@ -80,36 +80,55 @@ public sealed partial class ImageStore
         if (alias is not null) ValidateAlias(alias);
         if (!File.Exists(path))
             throw EngineException.NotFound("ImageFileNotFound", $"image file '{path}' not found");
-        progress?.Report("hashing");
-        string fingerprint;
-        await using (var file = File.OpenRead(path))
-            fingerprint = Convert.ToHexStringLower(await SHA256.HashDataAsync(file, ct));
+        await using var file = File.OpenRead(path);
+        return await ImportAsync(file, path, null, alias, description, progress, ct);
+    }
 
-        await _lock.WaitAsync(ct);
+    /// <summary>
+    /// Imports the tarball read from source (named origin in messages). It is copied into the
+    /// image's directory first, hashed on the way, and the copy is what is unpacked and kept
+    /// (<see cref="TarballOf"/>), so the fingerprint names exactly the bytes unpacked. With
+    /// expectedFingerprint, bytes that hash to anything else are refused. Whatever fails leaves no
+    /// trace in the store.
+    /// </summary>
+    public async Task<ImageRecord> ImportAsync(Stream source, string origin, string? expectedFingerprint, string? alias, string description,
+        IProgress<string>? progress, CancellationToken ct)
+    {
+        if (alias is not null) ValidateAlias(alias);
+        string staging = Path.Combine(_dir, $".import-{Guid.NewGuid():N}");
         try
         {
-            CheckAliasFree(alias, fingerprint);
-            lock (_images)
-            {
-                if (_images.TryGetValue(fingerprint, out var existing))
-                    return alias is null || existing.Aliases.Contains(alias) ? existing : Save(existing with { Aliases = [.. existing.Aliases, alias] });
-            }
-            string staging = Path.Combine(_dir, $".import-{Guid.NewGuid():N}");
+            Directory.CreateDirectory(staging);
+            string tarball = Path.Combine(staging, TarballName);
+            string fingerprint = await CopyHashingAsync(source, tarball, origin, progress, ct);
+            TestHooks.Reach("import-received");
+            if (expectedFingerprint is not null && fingerprint != expectedFingerprint)
+                throw EngineException.Invalid("ChecksumMismatch", $"the image received from {origin} has SHA-256 {fingerprint}, not the fingerprint {expectedFingerprint} asked for");
+            await _lock.WaitAsync(ct);
             try
             {
+                CheckAliasFree(alias, fingerprint);
+                lock (_images)
+                {
+                    if (_images.TryGetValue(fingerprint, out var existing))
+                    {
+                        TreeRemover.Remove(staging);
+                        return alias is null || existing.Aliases.Contains(alias) ? existing : Save(existing with { Aliases = [.. existing.Aliases, alias] });
+                    }
+                }
                 string rootfs = Path.Combine(staging, "rootfs");
                 Directory.CreateDirectory(rootfs);
                 progress?.Report("unpacking");
-                var unpacked = await Task.Run(() => Unpack(path, rootfs, ct), ct);
+                var unpacked = await Task.Run(() => Unpack(tarball, origin, rootfs, ct), ct);
                 string init = RootfsInspector.InitKind(rootfs);
                 if (init.Length == 0)
-                    throw EngineException.Invalid("InvalidImage", $"tarball {path} is not a root file system: it has no /sbin/init");
+                    throw EngineException.Invalid("InvalidImage", $"tarball {origin} is not a root file system: it has no /sbin/init");
                 var dropped = unpacked.DroppedDeviceNodes;
                 if (dropped.Count > 0) progress?.Report($"dropped {dropped.Count} device node(s): {string.Join(", ", dropped)}");
                 if (unpacked.DroppedEntries.Count > 0)
                     progress?.Report($"dropped {unpacked.DroppedEntries.Count} other entries: {string.Join(", ", unpacked.DroppedEntries)}");
                 var record = new ImageRecord(fingerprint, alias is null ? [] : [alias], description,
-                    DateTimeOffset.UtcNow, new FileInfo(path).Length, init, dropped.Count > 0 ? dropped : null,
+                    DateTimeOffset.UtcNow, new FileInfo(tarball).Length, init, dropped.Count > 0 ? dropped : null,
                     unpacked.DroppedEntries.Count > 0 ? unpacked.DroppedEntries : null);
                 WriteRecord(staging, record);
                 TestHooks.Reach("import-unpacked");
@@ -117,15 +136,63 @@ public sealed partial class ImageStore
                 lock (_images) _images[fingerprint] = record;
                 return record;
             }
-            catch
+            finally
             {
-                TreeRemover.Remove(staging);
-                throw;
+                _lock.Release();
             }
         }
-        finally
+        catch
         {
-            _lock.Release();
+            TreeRemover.Remove(staging);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The tarball an image was imported from, kept beside its rootfs so the image can be sent to
+    /// another host byte for byte (its SHA-256 is the fingerprint).
+    /// </summary>
+    public string TarballOf(string reference)
+    {
+        var image = Resolve(reference);
+        string path = Path.Combine(_dir, image.Fingerprint, TarballName);
+        if (!File.Exists(path))
+            throw EngineException.Conflict("NoTarball", $"image {image.Fingerprint[..12]} was imported before images kept their tarball ({path} is missing); import it again to send it");
+        return path;
+    }
+
+    private const string TarballName = "tarball";
+
+    private static async Task<string> CopyHashingAsync(Stream source, string destination, string origin, IProgress<string>? progress, CancellationToken ct)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[1 << 20];
+        long copied = 0, reported = 0;
+        await using var file = new FileStream(destination, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
+        });
+        progress?.Report("copying the tarball");
+        while (true)
+        {
+            int n;
+            try
+            {
+                n = await source.ReadAsync(buffer, ct);
+            }
+            catch (IOException e) when (!ct.IsCancellationRequested)
+            {
+                throw EngineException.Invalid("ImageTransferFailed", $"cannot read the image from {origin} after {copied} bytes: {e.Message}");
+            }
+            if (n == 0) return Convert.ToHexStringLower(hash.GetHashAndReset());
+            hash.AppendData(buffer, 0, n);
+            await file.WriteAsync(buffer.AsMemory(0, n), ct);
+            copied += n;
+            if (copied - reported >= 16 << 20)
+            {
+                reported = copied;
+                progress?.Report($"copied {copied >> 20} MiB");
+            }
         }
     }
 
@@ -220,7 +287,7 @@ public sealed partial class ImageStore
     private static void WriteRecord(string dir, ImageRecord record) =>
         Sys.WriteFileAtomic(Path.Combine(dir, "image.json"), JsonSerializer.SerializeToUtf8Bytes(record, StateStore.Json), 0x1a4);
 
-    private ExtractedRootfs Unpack(string path, string rootfs, CancellationToken ct)
+    private ExtractedRootfs Unpack(string path, string origin, string rootfs, CancellationToken ct)
     {
         try
         {
@@ -231,7 +298,7 @@ public sealed partial class ImageStore
         }
         catch (Exception e) when (e is InvalidDataException or EndOfStreamException or IOException)
         {
-            throw EngineException.Invalid("InvalidImage", $"cannot import tarball {path}: {e.Message}");
+            throw EngineException.Invalid("InvalidImage", $"cannot import tarball {origin}: {e.Message}");
         }
     }
 }

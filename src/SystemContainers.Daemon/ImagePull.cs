@@ -1,0 +1,87 @@
+using System.Net.Http.Json;
+using System.Net.Security;
+using System.Security.Authentication;
+using SystemContainers.Api;
+using SystemContainers.Engine;
+using SystemContainers.Engine.Images;
+using SystemContainers.Engine.Remote;
+
+namespace SystemContainers.Daemon;
+
+/// <summary>
+/// POST /1.0/images with source "pull": fetches an image from another daemon over TLS 1.3,
+/// accepting only the server certificate the request names, with the single-use secret that
+/// daemon issued, and imports it with the checks of any import, refusing bytes whose SHA-256 is
+/// not the fingerprint asked for. An image already here is not fetched again.
+/// </summary>
+public static class ImagePull
+{
+    public static async Task<ImageRecord> RunAsync(ImageStore images, ImageCreateRequest req, IProgress<string> progress, CancellationToken ct)
+    {
+        var (server, fingerprint, certificate, secret) = Validate(req);
+        var existing = images.List().FirstOrDefault(i => i.Fingerprint == fingerprint);
+        if (existing is not null)
+        {
+            progress.Report("already here");
+            return req.Alias is null ? existing : await images.AddAliasAsync(fingerprint, req.Alias);
+        }
+        using var handler = new SocketsHttpHandler
+        {
+            SslOptions = new SslClientAuthenticationOptions
+            {
+                EnabledSslProtocols = SslProtocols.Tls13,
+                RemoteCertificateValidationCallback = (_, presented, _, _) =>
+                    presented is not null && SystemContainersClient.FingerprintOf(presented.GetRawCertData()) == certificate,
+            },
+            AllowAutoRedirect = false,
+            ConnectTimeout = TimeSpan.FromSeconds(15),
+        };
+        using var http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
+        var url = new Uri(server, $"1.0/images/{fingerprint}/export?secret={Uri.EscapeDataString(secret)}");
+        progress.Report($"connecting to {server}");
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new EngineException(FailureKind.Failed, "SourceUnreachable", $"cannot fetch image {fingerprint[..12]} from {server} (certificate {certificate[..12]}): {e.Message}");
+        }
+        using (response)
+        {
+            if (!response.IsSuccessStatusCode)
+            {
+                var error = await ErrorOf(response, ct);
+                throw new EngineException(response.StatusCode == System.Net.HttpStatusCode.Forbidden ? FailureKind.Forbidden : FailureKind.Failed,
+                    "SourceRefused", $"{server} refused to send image {fingerprint[..12]}: HTTP {(int)response.StatusCode}: {error}");
+            }
+            await using var body = await response.Content.ReadAsStreamAsync(ct);
+            return await images.ImportAsync(body, server.ToString(), fingerprint, req.Alias, req.Description ?? $"copied from {server}", progress, ct);
+        }
+    }
+
+    private static (Uri Server, string Fingerprint, string Certificate, string Secret) Validate(ImageCreateRequest req)
+    {
+        if (!Uri.TryCreate(req.Server, UriKind.Absolute, out var server) || server.Scheme != Uri.UriSchemeHttps || server.PathAndQuery != "/" || server.UserInfo.Length > 0)
+            throw EngineException.Invalid("InvalidRequest", $"request field 'server' must be https://address:port, not '{req.Server}'");
+        if (!CertificateFingerprint.IsWellFormed(req.Fingerprint ?? ""))
+            throw EngineException.Invalid("InvalidRequest", $"request field 'fingerprint' must be the image's full SHA-256 (64 hex digits), not '{req.Fingerprint}'");
+        if (!CertificateFingerprint.IsWellFormed(req.Certificate ?? ""))
+            throw EngineException.Invalid("InvalidRequest", $"request field 'certificate' must be the SHA-256 of the source's server certificate (64 hex digits), not '{req.Certificate}'");
+        if (string.IsNullOrEmpty(req.Secret)) throw EngineException.Invalid("InvalidRequest", "request field 'secret' is required");
+        return (server, req.Fingerprint!.ToLowerInvariant(), req.Certificate!.ToLowerInvariant(), req.Secret);
+    }
+
+    private static async Task<string> ErrorOf(HttpResponseMessage response, CancellationToken ct)
+    {
+        try
+        {
+            return (await response.Content.ReadFromJsonAsync<ApiResponse>(Wire.Json, ct))?.Error ?? "no error message";
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or IOException or HttpRequestException)
+        {
+            return "no error message";
+        }
+    }
+}
