@@ -88,10 +88,11 @@ public sealed record Cgroup2Options(string[] MountOptions, string[] SuperOptions
 
     /// <summary>
     /// After something that may have mounted cgroup2 without options (cause): puts back the flags
-    /// before had and now lacks. Returns what it did for the daemon's log, null when nothing was lost;
-    /// never throws, so a failed remount is a warning there and in Test-SystemContainerHost.
+    /// before had and now lacks. Returns whether it remounted and what happened, for the daemon's
+    /// log; null when nothing was lost. Never throws: a failed remount is a warning there and in
+    /// Test-SystemContainerHost.
     /// </summary>
-    public static string? Restore(Cgroup2Options? before, Cgroup2Options? now, string cause)
+    public static (bool Remounted, string Message)? Restore(Cgroup2Options? before, Cgroup2Options? now, string cause)
     {
         if (before is null || now is null) return null;
         var lost = now.LostSince(before);
@@ -100,11 +101,11 @@ public sealed record Cgroup2Options(string[] MountOptions, string[] SuperOptions
         try
         {
             now.Add(lost);
-            return $"{what}; remounted it with {now.RemountData(lost)}";
+            return (true, $"{what}; remounted it with {now.RemountData(lost)}");
         }
         catch (NativeException e)
         {
-            return $"warning: {what} and {e.Message}; Test-SystemContainerHost -Fix tries again";
+            return (false, $"warning: {what} and {e.Message}; Test-SystemContainerHost -Fix tries again");
         }
     }
 }

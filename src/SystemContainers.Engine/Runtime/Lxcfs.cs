@@ -148,10 +148,10 @@ public sealed class Lxcfs : IDisposable
     /// <summary>Puts back the cgroup2 options the daemon found that now lacks, and says so in the daemon's log.</summary>
     private void KeepCgroup2(Cgroup2Options? now, string cause)
     {
-        if (Cgroup2Options.Restore(_cgroup2, now, cause) is not { } done) return;
-        Console.Error.WriteLine(done);
+        if (Cgroup2Options.Restore(_cgroup2, now, cause) is not (bool remounted, string message)) return;
+        Console.Error.WriteLine(message);
         // A remount that failed is not tried again on every container start; the host check keeps saying it.
-        if (done.StartsWith("warning:", StringComparison.Ordinal)) _cgroup2 = now;
+        if (!remounted) _cgroup2 = now;
     }
 
     /// <summary>Whether path is the root of a live lxcfs mount (fuse.lxcfs in this mount namespace).</summary>
