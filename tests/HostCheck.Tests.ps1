@@ -54,6 +54,18 @@ Describe 'Test-SystemContainerHost' {
             $controllers.Status | Should -Be $(if (($controllers.Needed -split ' ') | Where-Object { $_ -notin $mounted }) { 'Warning' } else { 'Ok' })
         }
     }
+    It 'reports whether a pure v2 host''s cgroup2 keeps nsdelegate and memory_recursiveprot, and never judges a hybrid host''s' {
+        $check = Check 'cgroup2 options'
+        $cgroup2 = Get-CgroupMounts | Where-Object { $_.Type -eq 'cgroup2' -and $_.MountPoint -eq '/sys/fs/cgroup' }
+        if (-not $cgroup2) {
+            $check | Should -BeNullOrEmpty -Because 'the cgroup2 of a hybrid host (/sys/fs/cgroup/unified) is left as it is'
+            return
+        }
+        $check.Value | Should -Be ($cgroup2.Options -join ',')
+        $missing = 'nsdelegate', 'memory_recursiveprot' | Where-Object { $_ -notin $cgroup2.Options }
+        $check.Status | Should -Be $(if ($missing) { 'Warning' } else { 'Ok' })
+        if ($missing) { $check.Detail | Should -BeLike "*without $($missing -join ',')*-Fix*" }
+    }
     It 'reports <key> as /proc/sys shows it, and what 1000 containers need' -ForEach @(
         @{ key = 'fs.inotify.max_user_instances' }, @{ key = 'fs.inotify.max_user_watches' }, @{ key = 'kernel.keys.maxkeys' },
         @{ key = 'kernel.pid_max' }, @{ key = 'net.ipv4.neigh.default.gc_thresh1' }, @{ key = 'net.ipv4.neigh.default.gc_thresh2' },

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using SystemContainers.Api;
 using SystemContainers.Engine;
+using SystemContainers.Engine.Cgroups;
 using SystemContainers.Engine.Containers;
 using SystemContainers.Engine.Files;
 using SystemContainers.Engine.Host;
@@ -340,6 +341,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         app.MapPost("/1.0/host/checks/fix", async (HttpContext ctx) =>
         {
             int count = ContainerCount((await Body<HostFixRequest>(ctx)).Containers?.ToString());
+            Cgroup2Options.AddGuarded();
             var changes = HostLimits.Fix(count, options.SysctlFile);
             return Sync(new HostFixResult(options.SysctlFile, [.. changes.Select(c => new HostSysctlChange(c.Key, c.Before, c.After))],
                 [.. _hostCheck.Run(count).Select(ToApi)]));

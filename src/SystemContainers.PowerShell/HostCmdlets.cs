@@ -12,7 +12,7 @@ public sealed class TestSystemContainerHostCommand : SystemContainerCmdlet
     [ValidateRange(1, 100000)]
     public int? Containers { get; set; }
 
-    /// <summary>Raise the limits that are too low, now and in the daemon's sysctl.d file.</summary>
+    /// <summary>Raise the limits that are too low, now and in the daemon's sysctl.d file, and remount a pure v2 host's cgroup2 with the nsdelegate and memory_recursiveprot it lost.</summary>
     [Parameter]
     public SwitchParameter Fix { get; set; }
 
@@ -23,7 +23,7 @@ public sealed class TestSystemContainerHostCommand : SystemContainerCmdlet
             if (TryCall(c => c.GetHostChecksAsync(Containers, Cancel), null, out var checks)) WriteObject(checks, enumerateCollection: true);
             return;
         }
-        if (!ShouldProcess("host kernel limits", $"Raise the limits that are too low for {Containers?.ToString() ?? "the default number of"} containers, now and in the daemon's sysctl.d file")) return;
+        if (!ShouldProcess("host kernel limits", $"Raise the limits that are too low for {Containers?.ToString() ?? "the default number of"} containers, now and in the daemon's sysctl.d file; remount cgroup2 with nsdelegate,memory_recursiveprot where it lacks them")) return;
         if (!TryCall(c => c.FixHostAsync(new HostFixRequest(Containers), Cancel), null, out var result)) return;
         foreach (var change in result.Changes) WriteVerbose($"{change.Key}: {change.Before} -> {change.After}");
         WriteVerbose($"kept in {result.SysctlFile}");

@@ -18,7 +18,7 @@ AfterAll {
 }
 
 Describe "The guest's cgroup2" {
-    It "is mounted with nsdelegate, as systemd mounts it on users' hosts (it refuses moves across cgroup namespaces)" -Skip:($env:V2LANE_NSDELEGATE -ne '1') {
+    It "is mounted with nsdelegate, as systemd mounts it on users' hosts (it refuses moves across cgroup namespaces)" -Skip:($env:V2LANE_NSDELEGATE -eq '0') {
         # Super options follow the " - " separator of /proc/self/mountinfo: type, source, options.
         $line = @(Get-Content /proc/self/mountinfo | Where-Object { $_ -match ' - cgroup2 ' })
         $line.Count | Should -Be 1

@@ -29,12 +29,12 @@ ENV
 cd "$TREE"
 # The cgroup2 mount's options and its super block's (where nsdelegate shows), from mountinfo.
 cgroup2() { awk '{ for (i = 7; i < NF; i++) if ($i == "-" && $(i + 1) == "cgroup2") print $5 " (" $6 "; " $(i + 3) ")" }' /proc/self/mountinfo; }
-# systemd mounts cgroup2 with nsdelegate and memory_recursiveprot, but lxcfs.service mounts cgroup2
-# with no options, which resets the global superblock to "rw" (seen in the guest), so the lane sets
-# them again with V2LANE_NSDELEGATE=1: nsdelegate is what refuses cgroup moves across cgroup
-# namespaces. Opt-in until the whole subset has passed with it (only Exec has, so far); a host with
-# lxcfs installed runs as the lane does by default.
-case ${V2LANE_NSDELEGATE:-0}:$(cgroup2) in
+# systemd mounts cgroup2 with nsdelegate and memory_recursiveprot, but lxcfs.service (lxcfs 5.0.3)
+# mounts cgroup2 with no options, which resets the global superblock to "rw" (lxc/lxcfs#692, fixed
+# upstream in #703, not in Debian 12), before any daemon runs, so no daemon saw them to put them
+# back. The lane sets them again, as systemd meant them (V2LANE_NSDELEGATE=0: as such a host runs):
+# nsdelegate is what refuses cgroup moves across cgroup namespaces.
+case ${V2LANE_NSDELEGATE:-1}:$(cgroup2) in
     0:*|*nsdelegate*) ;;
     *) mount -o remount,nsdelegate,memory_recursiveprot /sys/fs/cgroup || { echo "v2lane guest: cannot remount cgroup2 with nsdelegate"; exit 1; } ;;
 esac

@@ -24,7 +24,8 @@
 # Env: V2LANE_ACCEL auto|kvm|tcg (auto: KVM where /dev/kvm is real hardware virtualisation, TCG
 # where it is missing or PVM, whose kvm_pvm runs only PVM guest kernels), V2LANE_MEM (6G),
 # V2LANE_SMP (2), V2LANE_TIMEOUT (s, 3600), V2LANE_CACHE (/var/cache/systemcontainers-v2lane),
-# V2LANE_NSDELEGATE (1: remount the guest's cgroup2 with nsdelegate, which lxcfs.service clears).
+# V2LANE_NSDELEGATE (1, the default: remount the guest's cgroup2 with the nsdelegate that
+# lxcfs.service clears, as systemd mounts it; 0: run as a Debian 12 host with lxcfs.service does).
 # One VM at a time on a machine: a second run waits for the lock (V2LANE_LOCK_WAIT s, 7200).
 # Only the qemu this script started is ever ended, by its pid; its overlay disks go with it.
 set -euo pipefail
@@ -144,7 +145,7 @@ esac
     echo 'mkdir -p /mnt/tool /mnt/tree'
     echo 'mount -o ro LABEL=v2tool /mnt/tool'
     echo 'mount LABEL=v2tree /mnt/tree'
-    printf 'export V2LANE_ACCEL=%q SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE=%q SYSTEMCONTAINERS_V2LANE=%q V2LANE_NSDELEGATE=%q\n' "$accel" "$scale" "${SYSTEMCONTAINERS_V2LANE:-subset}" "${V2LANE_NSDELEGATE:-0}"
+    printf 'export V2LANE_ACCEL=%q SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE=%q SYSTEMCONTAINERS_V2LANE=%q V2LANE_NSDELEGATE=%q\n' "$accel" "$scale" "${SYSTEMCONTAINERS_V2LANE:-subset}" "${V2LANE_NSDELEGATE:-1}"
     printf 'exec bash /mnt/tree/tools/v2lane/guest.sh %q' "$mode"
     printf ' %q' "$@"
     echo

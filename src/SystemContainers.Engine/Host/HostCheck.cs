@@ -229,6 +229,7 @@ public sealed unsafe partial class HostCheck(EngineOptions options)
                 ? new(Cgroup, "cgroup delegation", HostCheckStatus.Ok, string.Join(' ', available), needed, $"containers get every controller they need in {placement}")
                 : new(Cgroup, "cgroup delegation", HostCheckStatus.Warning, string.Join(' ', available), needed,
                     $"{dir} lacks {string.Join(", ", missing.Select(m => $"{m.Controller} ({m.NeededBy})"))}: containers in {placement} cannot have those limits");
+            if (Cgroup2Options.Read() is { } cgroup2) yield return Cgroup2Finding(cgroup2);
             yield break;
         }
         var mounted = v1.SelectMany(m => m.Options).ToHashSet();
@@ -242,6 +243,23 @@ public sealed unsafe partial class HostCheck(EngineOptions options)
         if (version == "hybrid")
             yield return new(Cgroup, "cgroup delegation", HostCheckStatus.Ok, unified.MountPoint!, null,
                 "containers get their own directory of the controller-less cgroup2 tree, which systemd inside manages");
+    }
+
+    /// <summary>Whether the pure v2 mount keeps systemd's nsdelegate and memory_recursiveprot, which an lxcfs start clears.</summary>
+    private static HostFinding Cgroup2Finding(Cgroup2Options cgroup2)
+    {
+        const string name = "cgroup2 options";
+        string value = string.Join(',', cgroup2.SuperOptions), needed = string.Join(',', Cgroup2Options.Guarded);
+        var missing = cgroup2.MissingGuarded;
+        if (missing.Count == 0)
+            return new(Cgroup, name, HostCheckStatus.Ok, value, needed,
+                $"{Cgroup2Options.Root} refuses cgroup moves across cgroup namespaces (nsdelegate) and protects memory recursively");
+        string cause = Runtime.Lxcfs.IsLxcfsMount(Runtime.Lxcfs.SystemMount) ? " (lxcfs.service clears them when it starts, lxc/lxcfs#692)" : "";
+        string effect = missing.Contains("nsdelegate")
+            ? "the kernel does not refuse cgroup moves across cgroup namespaces, so a container's cgroup namespace does not confine its processes"
+            : "memory.min and memory.low do not protect the cgroups below the one they are set on";
+        return new(Cgroup, name, HostCheckStatus.Warning, value, needed,
+            $"cgroup2 is mounted at {Cgroup2Options.Root} without {string.Join(",", missing)}{cause}: {effect}; Test-SystemContainerHost -Fix remounts it with them");
     }
 
     private static HostFinding Pidfd()

@@ -1,3 +1,4 @@
+using SystemContainers.Engine.Cgroups;
 using SystemContainers.Engine.Interop;
 
 namespace SystemContainers.Engine.Runtime;
@@ -32,6 +33,7 @@ public sealed class Lxcfs : IDisposable
     private SupervisedProcess? _process;
     private string? _failure;
     private long _diedAt;
+    private Cgroup2Options? _cgroup2;
 
     public Lxcfs(string path, string runDir, EventLoop loop)
     {
@@ -49,21 +51,19 @@ public sealed class Lxcfs : IDisposable
     /// <summary>The daemon's lxcfs command line: its own pid file (lxcfs locks it), so it never meets another instance's.</summary>
     private string[] Arguments => ["lxcfs", "--foreground", $"--pidfile={Path.Combine(_dir, "lxcfs.lock")}", MountPoint];
 
-    /// <summary>The mount the containers' views come from, when one serves now.</summary>
-    public string? Root
+    /// <summary>The mount the containers' views come from, when one serves in this read of mountinfo.</summary>
+    private string? ServingRoot(IEnumerable<string> mountinfo)
     {
-        get
-        {
-            // One read of mountinfo for both mounts: this runs on every container start.
-            var mounts = LxcfsMounts();
-            if (mounts.Contains(SystemMount)) return SystemMount;
-            return _process is not null && mounts.Contains(MountPoint) && Answers(MountPoint) ? MountPoint : null;
-        }
+        // One read of mountinfo for both mounts and the cgroup2 options: this runs on every container start.
+        var mounts = LxcfsMounts(mountinfo);
+        if (mounts.Contains(SystemMount)) return SystemMount;
+        return _process is not null && mounts.Contains(MountPoint) && Answers(MountPoint) ? MountPoint : null;
     }
 
     /// <summary>Uses the host's lxcfs, adopts the daemon's from before a restart, or starts one; never throws.</summary>
     public void Start()
     {
+        _cgroup2 = Cgroup2Options.Read();
         if (IsLxcfsMount(SystemMount)) return;
         if (!File.Exists(_path)) return;
         try
@@ -89,6 +89,7 @@ public sealed class Lxcfs : IDisposable
             AfterRestart = () =>
             {
                 WaitForMount(null);
+                KeepCgroup2(Cgroup2Options.Read(), "the daemon's restarted lxcfs");
                 Volatile.Write(ref _diedAt, 0);
             },
         };
@@ -96,6 +97,7 @@ public sealed class Lxcfs : IDisposable
         {
             _process.Start(Arguments, StartupCheck, () => SupervisedProcess.LastLine(LogFile));
             WaitForMount(_process);
+            KeepCgroup2(Cgroup2Options.Read(), "the daemon's lxcfs");
         }
         catch (Exception e) when (e is EngineException or NativeException or IOException)
         {
@@ -128,26 +130,40 @@ public sealed class Lxcfs : IDisposable
     public (string Root, IReadOnlyList<string> Files)? Views()
     {
         long deadline = Environment.TickCount64 + (long)MountWait.TotalMilliseconds;
+        var mountinfo = File.ReadAllLines(Mountinfo);
+        KeepCgroup2(Cgroup2Options.Parse(mountinfo), "a cgroup2 mount since the daemon started (lxcfs.service restarting?)");
         while (true)
         {
-            if (Root is { } root)
+            if (ServingRoot(mountinfo) is { } root)
             {
                 var files = Files.Where(f => File.Exists(Path.Combine(root, f))).ToList();
                 if (files.Count > 0) return (root, files);
             }
             if (!Restarting || Environment.TickCount64 > deadline) return null;
             Thread.Sleep(10);
+            mountinfo = File.ReadAllLines(Mountinfo);
         }
     }
 
+    /// <summary>Puts back the cgroup2 options the daemon found that now lacks, and says so in the daemon's log.</summary>
+    private void KeepCgroup2(Cgroup2Options? now, string cause)
+    {
+        if (Cgroup2Options.Restore(_cgroup2, now, cause) is not (bool remounted, string message)) return;
+        Console.Error.WriteLine(message);
+        // A remount that failed is not tried again on every container start; the host check keeps saying it.
+        if (!remounted) _cgroup2 = now;
+    }
+
     /// <summary>Whether path is the root of a live lxcfs mount (fuse.lxcfs in this mount namespace).</summary>
-    public static bool IsLxcfsMount(string path) => LxcfsMounts().Contains(path);
+    public static bool IsLxcfsMount(string path) => LxcfsMounts(File.ReadLines(Mountinfo)).Contains(path);
+
+    private const string Mountinfo = "/proc/self/mountinfo";
 
     /// <summary>Where fuse.lxcfs is mounted in this mount namespace, from one read of mountinfo.</summary>
-    private static HashSet<string> LxcfsMounts()
+    private static HashSet<string> LxcfsMounts(IEnumerable<string> mountinfo)
     {
         var mounts = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+        foreach (var line in mountinfo)
         {
             // Fields: id parent major:minor root mountpoint options [optional...] - fstype source super-options
             var f = line.Split(' ');
