@@ -14,21 +14,9 @@ BeforeAll {
         $scale = if ($env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE) { [double]$env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE } else { 1 }
         (Wait-SystemContainer $Name -For IPv4 -Timeout (20 * $scale) -PassThru -ErrorAction Stop).IPv4[0]
     }
-    function Get-MountsUnder([string]$Dir) {
-        @(Get-Content /proc/self/mountinfo | ForEach-Object { ($_ -split ' ')[4] } | Where-Object { $_ -like "$Dir/*" })
-    }
 }
 AfterAll {
-    if ($script:daemon -and $daemon.Pid -gt 0) {
-        Get-SystemContainer -ErrorAction SilentlyContinue | Remove-SystemContainer -Force -ErrorAction SilentlyContinue
-        Get-SystemContainerStoragePool -ErrorAction SilentlyContinue | Where-Object Name -ne 'default' |
-            Remove-SystemContainerStoragePool -Force -ErrorAction SilentlyContinue
-    }
-    foreach ($m in Get-MountsUnder $daemon.Dir | Sort-Object -Descending) { umount -l $m }
-    foreach ($line in @(losetup --list --noheadings --output NAME,BACK-FILE)) {
-        $name, $file = -split $line
-        if ($file -like "$($daemon.Dir)/*") { losetup -d $name }
-    }
+    Remove-TestStorage $script:daemon
     Stop-TestDaemon $script:daemon
 }
 
