@@ -31,26 +31,13 @@ BeforeAll {
     }
     function Get-HostRootUid([int]$ProcessId) { [long](-split (Get-Content "/proc/$ProcessId/uid_map" | Select-Object -First 1))[1] }
     function Invoke-In([string]$Name, [string]$Script) { Invoke-SystemContainerCommand $Name -- sh -c $Script }
-    function Get-MountsUnder([string]$Dir) {
-        @(Get-Content /proc/self/mountinfo | ForEach-Object { ($_ -split ' ')[4] } | Where-Object { $_ -like "$Dir/*" })
-    }
     function Assert-PoolFilesGone([string]$Name) {
         Test-Path (Join-Path (Get-PoolsDir) "$Name.json") | Should -BeFalse
         Test-Path (Join-Path (Get-PoolsDir) $Name) | Should -BeFalse
     }
 }
 AfterAll {
-    if ($script:daemon -and $daemon.Pid -gt 0) {
-        Get-SystemContainer -ErrorAction SilentlyContinue | Remove-SystemContainer -Force -ErrorAction SilentlyContinue
-        Get-SystemContainerStoragePool -ErrorAction SilentlyContinue | Where-Object Name -ne 'default' |
-            Remove-SystemContainerStoragePool -Force -ErrorAction SilentlyContinue
-    }
-    # Whatever a failed test left mounted under the run's directory, and the loop devices behind it.
-    foreach ($m in Get-MountsUnder $daemon.Dir | Sort-Object -Descending) { umount -l $m }
-    foreach ($line in @(losetup --list --noheadings --output NAME,BACK-FILE)) {
-        $name, $file = -split $line
-        if ($file -like "$($daemon.Dir)/*") { losetup -d $name }
-    }
+    Remove-TestStorage $script:daemon
     Stop-TestDaemon $script:daemon
 }
 

@@ -207,6 +207,29 @@ function Get-TestMounts($Daemon) {
     Get-Content /proc/self/mountinfo | Where-Object { $_ -match [regex]::Escape($Daemon.Dir) -and ($_ -split ' ')[4] -ne $lxcfs }
 }
 
+function Get-MountsUnder([string]$Dir) {
+    <# The mount points below Dir, as the host sees them. #>
+    @(Get-Content /proc/self/mountinfo | ForEach-Object { ($_ -split ' ')[4] } | Where-Object { $_ -like "$Dir/*" })
+}
+
+function Remove-TestStorage($Daemon) {
+    <#
+    After a storage test, even a failed one: its containers and pools removed through the daemon
+    (while it runs), then whatever is still mounted under the run's directory unmounted and the
+    loop devices behind its files detached.
+    #>
+    if ($Daemon -and $Daemon.Pid -gt 0) {
+        Get-SystemContainer -ErrorAction SilentlyContinue | Remove-SystemContainer -Force -ErrorAction SilentlyContinue
+        Get-SystemContainerStoragePool -ErrorAction SilentlyContinue | Where-Object Name -ne 'default' |
+            Remove-SystemContainerStoragePool -Force -ErrorAction SilentlyContinue
+    }
+    foreach ($m in Get-MountsUnder $Daemon.Dir | Sort-Object -Descending) { umount -l $m }
+    foreach ($line in @(losetup --list --noheadings --output NAME,BACK-FILE)) {
+        $name, $file = -split $line
+        if ($file -like "$($Daemon.Dir)/*") { losetup -d $name }
+    }
+}
+
 function Stop-TestLxcfs($Daemon) {
     <#
     Ends every lxcfs mounted under the test's directory (its daemon's, and those of daemons a test
@@ -466,6 +489,6 @@ function Wait-TmuxScreen([string]$Session, [string]$What, [string]$Pattern, [int
     }
 }
 
-Export-ModuleMember -Function Start-TmuxPwsh, Get-TmuxScreen, Send-TmuxLine, Wait-TmuxScreen, Wait-TmuxPrompt, Get-TestDnsmasq, Get-TestLxcfs, Get-TestMounts, Invoke-InNetns, Test-InSubnet, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
+Export-ModuleMember -Function Get-MountsUnder, Remove-TestStorage, Start-TmuxPwsh, Get-TmuxScreen, Send-TmuxLine, Wait-TmuxScreen, Wait-TmuxPrompt, Get-TestDnsmasq, Get-TestLxcfs, Get-TestMounts, Invoke-InNetns, Test-InSubnet, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
     Get-CgroupMounts, Get-CgroupVersion, Get-CgroupHierarchies, Get-CgroupDirectories, Get-CgroupFile, Get-CgroupKeyedValue, Get-CgroupMemoryLimit, Get-CgroupCpuMax,
     Get-CgroupCpuUsage, Get-CgroupThrottledPeriods, Get-CgroupMemoryUsage, Get-CgroupMemoryLimitHits, Test-CgroupFrozen, Get-ContainerIdMap

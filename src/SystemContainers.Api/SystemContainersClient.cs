@@ -105,6 +105,9 @@ public sealed partial class SystemContainersClient : IDisposable
     public Task<SystemContainer> UpdateContainerAsync(string name, ContainerUpdateRequest request, CancellationToken ct = default) =>
         SendAsync<SystemContainer>(HttpMethod.Patch, $"1.0/containers/{Esc(name)}", request, ct);
 
+    public Task<SystemContainer> RenameContainerAsync(string name, string newName, CancellationToken ct = default) =>
+        SendAsync<SystemContainer>(HttpMethod.Post, $"1.0/containers/{Esc(name)}", new ContainerRenameRequest(newName), ct);
+
     public Task<SystemContainerStats> GetStatsAsync(string name, CancellationToken ct = default) =>
         SendAsync<SystemContainerStats>(HttpMethod.Get, $"1.0/containers/{Esc(name)}/state", null, ct);
 

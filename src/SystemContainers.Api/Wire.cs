@@ -239,6 +239,9 @@ public sealed record ImageCreateRequest(
 /// <summary>POST /1.0/images/{fingerprint}/secret: how long the single-use secret lives (default 60 s).</summary>
 public sealed record ImageSecretRequest(int? ExpiresInSeconds = null);
 
+/// <summary>POST /1.0/containers/{name}: the stopped container's new name, as LXD's rename.</summary>
+public sealed record ContainerRenameRequest(string Name);
+
 /// <summary>PATCH /1.0/containers/{name}: config keys to set; a null or empty value removes the key.</summary>
 public sealed record ContainerUpdateRequest(Dictionary<string, string?> Config);
 

@@ -60,6 +60,13 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             return Async(operations.Start($"Updating container {name}", Resource(name),
                 async op => ToApi(await containers.UpdateConfigAsync(name, req.Config, op.Cancellation.Token, id))));
         });
+        app.MapPost("/1.0/containers/{name}", async (string name, HttpContext ctx) =>
+        {
+            var req = await Body<ContainerRenameRequest>(ctx);
+            if (string.IsNullOrEmpty(req.Name)) throw EngineException.Invalid("InvalidRequest", "request field 'name' is required");
+            return Async(operations.Start($"Renaming container {name} to {req.Name}", Resource(name),
+                async op => ToApi(await containers.RenameAsync(name, req.Name, op.Cancellation.Token))));
+        });
         app.MapGet("/1.0/containers/{name}/state", (string name) => Sync(ToApi(containers.Stats(name))));
         // Files in and out, as one streamed tar either way (FileArchive): a tree of many small
         // files is one request, not one per file. A missing source or a refused destination is

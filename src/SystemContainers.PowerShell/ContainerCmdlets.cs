@@ -285,6 +285,29 @@ public sealed class SetSystemContainerCommand : SystemContainerCmdlet
     }
 }
 
+/// <summary>Gives a stopped container a new name (LXD's rename); it keeps its config, snapshots, NICs and addresses.</summary>
+[Cmdlet(VerbsCommon.Rename, "SystemContainer", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainer))]
+public sealed class RenameSystemContainerCommand : SystemContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    public string Name { get; set; } = "";
+
+    [Parameter(Mandatory = true, Position = 1)]
+    public string NewName { get; set; } = "";
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        if (!ShouldProcess(Name, $"Rename system container to {NewName}")) return;
+        if (TryCall(c => c.RenameContainerAsync(Name, NewName, Cancel), Name, out var renamed) && PassThru)
+            WriteObject(renamed);
+    }
+}
+
 /// <summary>Stop and Restart: a clean shutdown with a timeout, or a kill with -Force.</summary>
 public abstract class ContainerShutdownCmdlet : ContainerStateCmdlet
 {

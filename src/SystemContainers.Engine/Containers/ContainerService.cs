@@ -31,6 +31,7 @@ public sealed class ContainerService : IDisposable
     private readonly FreezeContainer _freeze;
     private readonly SnapshotContainer _snapshot;
     private readonly CopyContainerFile _copy;
+    private readonly RenameContainer _rename;
 
     public ContainerService(EngineOptions options, ImageStore images, ICgroupDriver cgroups)
     {
@@ -60,13 +61,15 @@ public sealed class ContainerService : IDisposable
         _exec = new ExecContainer(_parts);
         _snapshot = new SnapshotContainer(_parts, _freeze);
         _copy = new CopyContainerFile(_parts);
+        _rename = new RenameContainer(_parts);
         var adopt = new AdoptContainer(_parts, cleanup, supervisor);
 
         Recovery.ReclaimStaging(store.ContainersDir);
         Recovery.ReclaimTempFiles(store.ContainersDir);
         Recovery.ReclaimTempFiles(store.RunContainersDir);
-        foreach (var name in store.Names()) adopt.Load(name);
-        Storage.ReclaimOrphans(_registry.Names);
+        var renaming = new List<string>();
+        foreach (var name in store.Names().ToList()) adopt.Load(_rename.Resume(name, renaming));
+        Storage.ReclaimOrphans([.. _registry.Names, .. renaming]);
         Recovery.ReclaimOrphans(store.RunContainersDir, _registry.Names);
         Networks.StartServices();
         Lxcfs.Start();
@@ -133,6 +136,14 @@ public sealed class ContainerService : IDisposable
             _update.Run(c, changes);
             return Task.CompletedTask;
         }, ct, id);
+
+    /// <summary>Gives a stopped container a new name; it keeps its config, snapshots, NICs and addresses (see RenameContainer).</summary>
+    public Task<ContainerView> RenameAsync(string name, string newName, CancellationToken ct = default) =>
+        UnderGate(name, "container-renamed", c =>
+        {
+            _rename.Run(c, newName);
+            return Task.CompletedTask;
+        }, ct, null);
 
     /// <summary>A read-only snapshot of the container's volume (snap0, snap1, ... when no name is given); a running container is frozen meanwhile.</summary>
     public async Task<SnapshotInfo> SnapshotAsync(string name, string? snapshot, CancellationToken ct = default)

@@ -463,6 +463,33 @@ public sealed class NetworkManager : IDisposable
         }
     }
 
+    /// <summary>
+    /// A renamed container's NICs: they keep their MACs and addresses, and their host entries
+    /// (keyed by MAC) name the container's new name, which becomes the DHCP host name. The new
+    /// name's host interface names are checked like a new container's.
+    /// </summary>
+    public void Rename(string from, string to)
+    {
+        lock (_lock)
+        {
+            if (!_nics.Remove(from, out var nics)) return;
+            _nics[to] = nics;
+            try
+            {
+                Validate(to, nics);
+            }
+            catch
+            {
+                _nics.Remove(to);
+                _nics[from] = nics;
+                throw;
+            }
+            foreach (var nic in nics)
+                if (nic.HwAddrText is { } mac && _networks.TryGetValue(nic.Network!, out var m) && m.Hosts.TryGetValue(mac, out var current) && current.Container == from)
+                    WriteHost(new Assignment(m, mac, current.Address, to));
+        }
+    }
+
     /// <summary>A removed container's NICs: their addresses and names leave dnsmasq, and their leases end now.</summary>
     public void Unregister(string container)
     {

@@ -42,13 +42,14 @@ public sealed class StateStore
     public IEnumerable<string> Names() =>
         Directory.EnumerateDirectories(ContainersDir).Select(d => Path.GetFileName(d)).Where(n => !n.StartsWith('.'));
 
-    public ContainerRecord ReadConfig(string name)
+    /// <summary>The container's record; renamingTo is the other name it may carry while a rename is resumed.</summary>
+    public ContainerRecord ReadConfig(string name, string? renamingTo = null)
     {
         string path = Path.Combine(DirectoryOf(name), "config.json");
         var record = Read<ContainerRecord>(path, ContainerRecord.CurrentSchema, r => r.SchemaVersion);
         if (string.IsNullOrEmpty(record.Name) || string.IsNullOrEmpty(record.ImageFingerprint) || record.Config is null || record.InitKind is null)
             throw Damaged(path, "a required field (name, imageFingerprint, config, initKind) is missing");
-        if (record.Name != name) throw Damaged(path, $"it names container '{record.Name}', not '{name}'");
+        if (record.Name != name && record.Name != renamingTo) throw Damaged(path, $"it names container '{record.Name}', not '{name}'");
         return record;
     }
 

@@ -86,6 +86,12 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
         if (Directory.Exists(path)) Btrfs.Destroy(path);
     }
 
+    public void RenameVolume(Volume volume, string newName)
+    {
+        PoolDirs.Rename(PathOf(volume), Path.Combine(Volumes, newName));
+        PoolDirs.Rename(SnapshotsOf(volume), Path.Combine(SnapshotsDir, newName));
+    }
+
     public void CreateSnapshot(Volume volume, string snapshot)
     {
         string path = Path.Combine(SnapshotsOf(volume), snapshot);

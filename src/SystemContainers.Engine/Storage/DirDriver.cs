@@ -41,6 +41,8 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
 
     public void DeleteVolume(Volume volume) => TreeRemover.Remove(PathOf(volume));
 
+    public void RenameVolume(Volume volume, string newName) => PoolDirs.Rename(PathOf(volume), Path.Combine(Volumes, newName));
+
     public string UsageTree(Volume volume) => PathOf(volume);
 
     public IReadOnlyList<string> VolumeNames() => PoolDirs.Names(Volumes);

@@ -46,6 +46,9 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
 
     public void DeleteVolume(Volume volume) { }
 
+    /// <summary>The volume is in the state directory, which moves with the container.</summary>
+    public void RenameVolume(Volume volume, string newName) { }
+
     public IReadOnlyList<string> VolumeNames() => [];
 
     public void CreateSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("overlay");

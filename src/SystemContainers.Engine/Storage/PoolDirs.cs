@@ -41,6 +41,14 @@ internal static class PoolDirs
             throw EngineException.Conflict("VolumeExists", $"volume {volume} already exists; remove it by hand if no container owns it");
     }
 
+    /// <summary>Moves a volume's directory (a btrfs subvolume is one) to its new name, unless only the new one is there already.</summary>
+    public static void Rename(string from, string to)
+    {
+        if (!Directory.Exists(from) && Directory.Exists(to)) return;
+        CheckAbsent(to);
+        if (Directory.Exists(from)) Directory.Move(from, to);
+    }
+
     /// <summary>The volume itself as the root, idmapped into the container's user namespace; it holds no shifted copy to fall back on.</summary>
     public static IReadOnlyList<RootMount> IdmappedRoot(string driver, string volume, IdMap? map, bool shifted, RootTarget at)
     {

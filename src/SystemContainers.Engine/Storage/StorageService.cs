@@ -184,6 +184,9 @@ public sealed class StorageService
     internal void DeleteVolume(ContainerRecord record, string containerDir) =>
         Usable(record.StoragePool).DeleteVolume(new Volume(record.Name, containerDir));
 
+    internal void RenameVolume(ContainerRecord record, string newName) =>
+        Usable(record.StoragePool).RenameVolume(VolumeOf(record), newName);
+
     /// <summary>
     /// Daemon start, once the containers are loaded: removes the volumes no container owns, which
     /// a create or a delete the daemon died in left behind, so their names can be used again.

@@ -41,6 +41,9 @@ public interface IStorageDriver
 
     void DeleteVolume(Volume volume);
 
+    /// <summary>Gives the volume, with its snapshots, to the container's new name; a part already moved (a rename resumed after a crash) is left as it is.</summary>
+    void RenameVolume(Volume volume, string newName);
+
     /// <summary>A read-only snapshot of the volume as it is now; the caller keeps it still (frozen) meanwhile.</summary>
     void CreateSnapshot(Volume volume, string snapshot);
 
