@@ -10,7 +10,8 @@ namespace SystemContainers.Engine.Containers;
 /// A running container's root is its init's (/proc/&lt;pid&gt;/root, checked through the pidfd after
 /// the open, so a reused pid cannot redirect it); a stopped container's rootfs is mounted from the
 /// same mounts a start uses, detached, so it is gone when the copy closes its fd, even on failure.
-/// A root that is a volume holding the container's own ids (dir, btrfs) is copied to directly.
+/// A root that is one volume holding the container's own ids (dir, btrfs) is copied to directly:
+/// a file host root creates through its idmapped mount has no id in it (EOVERFLOW).
 /// </summary>
 internal sealed class CopyContainerFile(EngineParts parts)
 {
@@ -43,7 +44,7 @@ internal sealed class CopyContainerFile(EngineParts parts)
             if (!parts.Registry.IsCurrent(c)) throw ContainerRegistry.Gone(c.Name);
             c.Intact();
             var live = c.Live;
-            if (parts.VolumeRootOf(c.Record) is { } volume)
+            if (parts.Storage.DirectRootOf(c.Record) is { } volume)
                 return new ContainerRoot(Sys.Open(volume, Libc.O_RDONLY | Libc.O_DIRECTORY), null, c.Name, lease);
             return new ContainerRoot(live is null ? MountStopped(c) : RootOf(c, live), c.Record.IdMap, c.Name, lease);
         }

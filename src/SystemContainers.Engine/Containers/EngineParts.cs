@@ -25,7 +25,6 @@ internal sealed record EngineParts(
 {
     public string RunDirOf(string name) => Store.RunDirectoryOf(name);
     public string ConsoleLogOf(string name) => Path.Combine(RunDirOf(name), "console.log");
-    public RootTarget RootTargetOf(string name) => new(Path.Combine(RunDirOf(name), "rootfs"), Path.Combine(RunDirOf(name), "layers"));
 
     /// <summary>
     /// The container's root as sc-init mounts it: its pool's driver's root mounts at the run
@@ -34,20 +33,8 @@ internal sealed record EngineParts(
     /// </summary>
     public LaunchPlan RootfsOf(ContainerRecord r, bool shifted)
     {
-        var at = RootTargetOf(r.Name);
+        var at = new RootTarget(Path.Combine(RunDirOf(r.Name), "rootfs"), Path.Combine(RunDirOf(r.Name), "layers"));
         var plan = new LaunchPlan().AddAll(Storage.RootMountsOf(r, at, shifted)).Add("target", at.Target);
         return r.IdMap is { } m ? plan.Add(m) : plan;
-    }
-
-    /// <summary>
-    /// The host directory that is the container's whole root, holding the container's own ids (a
-    /// dir or btrfs volume mounted idmapped), or null (an overlay). File copies work there
-    /// directly: a file host root creates through the idmapped mount has no id in it (EOVERFLOW).
-    /// </summary>
-    public string? VolumeRootOf(ContainerRecord r)
-    {
-        var at = RootTargetOf(r.Name);
-        return r.IdMap is not null && Storage.RootMountsOf(r, at, shifted: false) is [{ Type: "bind", Idmap: true } only] && only.Target == at.Target
-            ? only.Source : null;
     }
 }

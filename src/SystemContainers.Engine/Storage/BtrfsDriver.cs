@@ -136,6 +136,8 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
 
     public string UsageTree(Volume volume) => PathOf(volume);
 
+    public string? DirectRoot(Volume volume) => PathOf(volume);
+
     public IReadOnlyList<string> VolumeNames() => PoolDirs.Names(Volumes);
 
     private string PathOf(Volume volume) => Path.Combine(Volumes, volume.Container);

@@ -45,6 +45,8 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
 
     public string UsageTree(Volume volume) => PathOf(volume);
 
+    public string? DirectRoot(Volume volume) => PathOf(volume);
+
     public IReadOnlyList<string> VolumeNames() => PoolDirs.Names(Volumes);
 
     public void CreateSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("dir");

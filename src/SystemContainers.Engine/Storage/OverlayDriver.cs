@@ -60,4 +60,6 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
     public IReadOnlyList<SnapshotInfo> Snapshots(Volume volume) => [];
 
     public string UsageTree(Volume volume) => Path.Combine(volume.ContainerDir, "fs", "upper");
+
+    public string? DirectRoot(Volume volume) => null;
 }

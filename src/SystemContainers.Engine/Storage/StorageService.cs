@@ -207,6 +207,9 @@ public sealed class StorageService
         }
     }
 
+    /// <summary>The container's root as one host directory holding its own ids (see IStorageDriver.DirectRoot), or null.</summary>
+    internal string? DirectRootOf(ContainerRecord record) => Usable(record.StoragePool).DirectRoot(VolumeOf(record));
+
     internal string UsageTreeOf(ContainerRecord record) =>
         Find(record.StoragePool ?? StoragePool.DefaultName).Driver.UsageTree(VolumeOf(record));
 

@@ -39,6 +39,12 @@ public interface IStorageDriver
     /// <summary>The mounts that make the container's root, for the launch plan; shifted when idmapped mounts are unavailable.</summary>
     IReadOnlyList<RootMount> RootMounts(Volume volume, VolumeSource image, IdMap? map, bool shifted, RootTarget at);
 
+    /// <summary>
+    /// The host directory that is the container's whole root with the container's own ids on disk
+    /// (mounted idmapped at start), or null when the root is made of layers (overlay).
+    /// </summary>
+    string? DirectRoot(Volume volume);
+
     void DeleteVolume(Volume volume);
 
     /// <summary>Gives the volume, with its snapshots, to the container's new name; a part already moved (a rename resumed after a crash) is left as it is.</summary>
