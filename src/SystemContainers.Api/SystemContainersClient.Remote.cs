@@ -21,21 +21,10 @@ public sealed partial class SystemContainersClient
         Target = $"https://{address}";
         _base = new Uri($"https://{address}/");
         _webSocketBase = new Uri($"wss://{address}/");
-        _handler = new SocketsHttpHandler
-        {
-            SslOptions = new SslClientAuthenticationOptions
-            {
-                EnabledSslProtocols = SslProtocols.Tls13,
-                ClientCertificates = [clientCertificate],
-                LocalCertificateSelectionCallback = (_, _, _, _, _) => clientCertificate,
-                RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-                    certificate is not null && FingerprintOf(certificate.GetRawCertData()) == serverFingerprint,
-            },
-            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
-            ConnectTimeout = TimeSpan.FromSeconds(15),
-            // Websockets are streams that stay open: past the server's stream limit a second connection opens rather than requests queueing.
-            EnableMultipleHttp2Connections = true,
-        };
+        _handler = PinnedTlsHandler(serverFingerprint, clientCertificate);
+        _handler.PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5);
+        // Websockets are streams that stay open: past the server's stream limit a second connection opens rather than requests queueing.
+        _handler.EnableMultipleHttp2Connections = true;
         // HTTP/2 (ALPN): requests and websockets are streams of the session's pooled TLS connections, so none pays a handshake of its own.
         _http = new HttpClient(_handler, disposeHandler: false)
         {
@@ -46,6 +35,27 @@ public sealed partial class SystemContainersClient
 
     /// <summary>The remote's name; null for the local daemon's socket unless it was given one. Objects this client returns carry it.</summary>
     public string? RemoteName { get; }
+
+    /// <summary>
+    /// A TLS 1.3 handler that accepts only the server certificate whose SHA-256 is serverFingerprint,
+    /// whatever any CA says, and presents clientCertificate when one is given: how a client reaches
+    /// a remote, and how a daemon pulls from another.
+    /// </summary>
+    public static SocketsHttpHandler PinnedTlsHandler(string serverFingerprint, X509Certificate2? clientCertificate = null)
+    {
+        var tls = new SslClientAuthenticationOptions
+        {
+            EnabledSslProtocols = SslProtocols.Tls13,
+            RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+                certificate is not null && FingerprintOf(certificate.GetRawCertData()) == serverFingerprint,
+        };
+        if (clientCertificate is not null)
+        {
+            tls.ClientCertificates = [clientCertificate];
+            tls.LocalCertificateSelectionCallback = (_, _, _, _, _) => clientCertificate;
+        }
+        return new SocketsHttpHandler { SslOptions = tls, ConnectTimeout = TimeSpan.FromSeconds(15) };
+    }
 
     /// <summary>SHA-256 of a certificate's DER, lower-case hex: how servers and clients name certificates.</summary>
     public static string FingerprintOf(byte[] der) => Convert.ToHexStringLower(SHA256.HashData(der));

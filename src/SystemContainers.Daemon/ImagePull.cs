@@ -1,6 +1,4 @@
 using System.Net.Http.Json;
-using System.Net.Security;
-using System.Security.Authentication;
 using SystemContainers.Api;
 using SystemContainers.Engine;
 using SystemContainers.Engine.Images;
@@ -25,17 +23,8 @@ public static class ImagePull
             progress.Report("already here");
             return req.Alias is null ? existing : await images.AddAliasAsync(fingerprint, req.Alias);
         }
-        using var handler = new SocketsHttpHandler
-        {
-            SslOptions = new SslClientAuthenticationOptions
-            {
-                EnabledSslProtocols = SslProtocols.Tls13,
-                RemoteCertificateValidationCallback = (_, presented, _, _) =>
-                    presented is not null && SystemContainersClient.FingerprintOf(presented.GetRawCertData()) == certificate,
-            },
-            AllowAutoRedirect = false,
-            ConnectTimeout = TimeSpan.FromSeconds(15),
-        };
+        using var handler = SystemContainersClient.PinnedTlsHandler(certificate);
+        handler.AllowAutoRedirect = false;
         using var http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
         var url = new Uri(server, $"1.0/images/{fingerprint}/export?secret={Uri.EscapeDataString(secret)}");
         progress.Report($"connecting to {server}");
