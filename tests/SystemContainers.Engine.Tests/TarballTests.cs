@@ -413,6 +413,39 @@ public sealed class ImageImportTests : IDisposable
         Assert.True(File.Exists(Path.Combine(store.RootfsOf(fingerprint), "bin", "busybox")));
     }
 
+    /// <summary>A source that never ends (a hostile daemon pulled from): endless zeros, counted.</summary>
+    private sealed class EndlessStream : Stream
+    {
+        public long Served;
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            Array.Clear(buffer, offset, count);
+            Served += count;
+            return count;
+        }
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => Served; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    [Fact]
+    public async Task AStreamedImportStopsAtTheLargestTarballTheLimitsCanUnpack()
+    {
+        var store = new ImageStore(_dir.Combine("state"), new ImportLimits(1L << 20, 100));
+        var endless = new EndlessStream();
+        var e = await Assert.ThrowsAsync<EngineException>(() => store.ImportAsync(endless, "https://source", null, "bb", "test", null, default));
+        Assert.Equal("InvalidImage", e.Reason);
+        Assert.Contains("larger than", e.Message);
+        Assert.InRange(endless.Served, (1L << 20) + 100 * 1536, (1L << 20) + 100 * 1536 + (1 << 20));
+        Assert.Empty(Directory.GetFileSystemEntries(Images));
+    }
+
     [Fact]
     public void AShiftedCopyKeepsSetuidNeverFollowsSymlinksAndFailsCleanlyBeyondPathMax()
     {

@@ -163,8 +163,11 @@ public sealed partial class ImageStore
 
     private const string TarballName = "tarball";
 
-    private static async Task<string> CopyHashingAsync(Stream source, string destination, string origin, IProgress<string>? progress, CancellationToken ct)
+    private async Task<string> CopyHashingAsync(Stream source, string destination, string origin, IProgress<string>? progress, CancellationToken ct)
     {
+        // The largest tarball the import limits can unpack (member data plus up to three 512-byte
+        // headers an entry, pax), so a source streaming without end stops here, not at a full disk.
+        long most = _limits.MaxBytes + _limits.MaxEntries * 1536;
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buffer = new byte[1 << 20];
         long copied = 0, reported = 0;
@@ -185,9 +188,11 @@ public sealed partial class ImageStore
                 throw EngineException.Invalid("ImageTransferFailed", $"cannot read the image from {origin} after {copied} bytes: {e.Message}");
             }
             if (n == 0) return Convert.ToHexStringLower(hash.GetHashAndReset());
+            copied += n;
+            if (copied > most)
+                throw EngineException.Invalid("InvalidImage", $"the image from {origin} is larger than {most} bytes, more than the import limits can unpack");
             hash.AppendData(buffer, 0, n);
             await file.WriteAsync(buffer.AsMemory(0, n), ct);
-            copied += n;
             if (copied - reported >= 16 << 20)
             {
                 reported = copied;
