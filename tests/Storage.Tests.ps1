@@ -126,6 +126,34 @@ Describe 'A <Driver> pool' -ForEach @(
         stat -c '%u' "/proc/$((Get-SystemContainer "$Pool-a").Pid)/root/pushed-running" | Should -Be "$(Get-HostRootUid (Get-SystemContainer "$Pool-a").Pid)"
         Get-TestMounts $daemon | Where-Object { ($_ -split ' ')[4] -ne $btrfsDir } | Should -BeNullOrEmpty
     }
+    It 'keeps a copy into or out of its stopped volume inside it, whatever links the container planted' {
+        $local = Join-Path ([System.IO.Path]::GetTempPath()) "storage-hostile-$Pool"
+        New-Item -ItemType Directory -Force $local | Out-Null
+        $marker = Join-Path $local 'marker'
+        Set-Content -NoNewline -Path $marker -Value 'host secret'
+        Set-Content -NoNewline -Path (Join-Path $local 'payload') -Value 'pwned'
+        try {
+            Invoke-In "$Pool-a" 'mkdir -p /tmp && ln -s / /tmp/evil && ln -s ../../../../ /tmp/up && ln -s /proc/self/root /tmp/x'
+            Stop-SystemContainer "$Pool-a" -Force
+            foreach ($via in '/tmp/evil', '/tmp/up') {
+                Copy-SystemContainerFile "$Pool-a" -Path (Join-Path $local 'payload') -Destination "$via/etc/passwd-pwned" -ToContainer -Force -ErrorAction Stop
+                Copy-SystemContainerFile "$Pool-a" -Path "$via$marker" -Destination (Join-Path $local 'got') -FromContainer -ErrorAction SilentlyContinue
+                Test-Path (Join-Path $local 'got') | Should -BeFalse
+            }
+            Copy-SystemContainerFile "$Pool-a" -Path /tmp/x/etc/hostname -Destination (Join-Path $local 'magic') -FromContainer -ErrorVariable err -ErrorAction SilentlyContinue
+            # Stopped, the volume's /proc is an empty directory: the link leads nowhere, inside.
+            ($err[0].FullyQualifiedErrorId -split ',')[0] | Should -BeIn 'PathEscapes', 'FileNotFound'
+            Test-Path (Join-Path $local 'magic') | Should -BeFalse
+            Test-Path /etc/passwd-pwned | Should -BeFalse
+            Get-Content -Raw $marker | Should -Be 'host secret'
+            Get-Content (Join-Path (Get-VolumePath $Pool "$Pool-a") 'etc/passwd-pwned') | Should -Be 'pwned'
+        }
+        finally {
+            Remove-Item -Recurse -Force $local
+            Start-SystemContainer "$Pool-a" -ErrorAction SilentlyContinue
+        }
+        Invoke-In "$Pool-a" 'cat /etc/passwd-pwned; rm /etc/passwd-pwned /tmp/evil /tmp/up /tmp/x' | Should -Be 'pwned'
+    }
     It 'gives a second container a volume of its own' {
         New-SystemContainer "$Pool-b" -Image $image -Network none -StoragePool $Pool -Start | Out-Null
         Invoke-In "$Pool-b" 'test -e /made-here && echo there || echo absent' | Should -Be 'absent'
