@@ -17,7 +17,7 @@ public static class TestHooks
     {
         if (CrashAt.Contains(point))
         {
-            Console.Error.WriteLine($"test hook: SIGKILL at {point}");
+            EngineLog.Write($"test hook: SIGKILL at {point}");
             Tmds.Linux.LibC.kill(Environment.ProcessId, 9);
         }
         if (PauseAt is var (points, file) && points.Contains(point))

@@ -45,7 +45,7 @@ internal sealed class AdoptContainer(EngineParts parts, ContainerCleanup cleanup
     {
         c.Damage = reason;
         parts.Registry.Set(c);
-        Console.Error.WriteLine($"container '{c.Name}' is damaged and kept as it is: {reason}");
+        EngineLog.Write($"container '{c.Name}' is damaged and kept as it is: {reason}");
     }
 
     /// <summary>A loaded container's init adopted when it still runs; otherwise it is recorded as stopped.</summary>
@@ -117,7 +117,7 @@ internal sealed class AdoptContainer(EngineParts parts, ContainerCleanup cleanup
         }
         catch (Exception e) when (e is ScInitException or NativeException)
         {
-            Console.Error.WriteLine($"container '{c.Name}' keeps running without a console: {e.Message}");
+            EngineLog.Write($"container '{c.Name}' keeps running without a console: {e.Message}");
             return null;
         }
     }

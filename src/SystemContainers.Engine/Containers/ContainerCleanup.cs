@@ -25,7 +25,7 @@ internal sealed class ContainerCleanup(EngineParts parts)
         }
         catch (EngineException e)
         {
-            Console.Error.WriteLine(e.Message);
+            EngineLog.Write(e.Message);
             return null;
         }
     }
@@ -33,7 +33,7 @@ internal sealed class ContainerCleanup(EngineParts parts)
     public void TryRemoveCgroup(string name)
     {
         try { parts.Cgroups.Remove(name); }
-        catch (EngineException e) { Console.Error.WriteLine(e.Message); }
+        catch (EngineException e) { EngineLog.Write(e.Message); }
     }
 
     public void DetachAll(List<HostInterface> hostInterfaces)
@@ -46,6 +46,6 @@ internal sealed class ContainerCleanup(EngineParts parts)
     public void TryWriteRuntime(Container c)
     {
         try { parts.Store.WriteRuntime(c.Name, c.Runtime); }
-        catch (Exception e) when (e is NativeException or IOException) { Console.Error.WriteLine($"container '{c.Name}': {e.Message}"); }
+        catch (Exception e) when (e is NativeException or IOException) { EngineLog.Write($"container '{c.Name}': {e.Message}"); }
     }
 }

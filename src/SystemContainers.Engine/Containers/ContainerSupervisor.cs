@@ -28,7 +28,7 @@ internal sealed class ContainerSupervisor(EngineParts parts, ContainerCleanup cl
         }
         catch (Exception e)
         {
-            Console.Error.WriteLine($"cleanup of container '{c.Name}' failed: {e.Message}");
+            EngineLog.Write($"cleanup of container '{c.Name}' failed: {e.Message}");
         }
         finally
         {

@@ -29,7 +29,7 @@ internal sealed class DeleteContainer(EngineParts parts, StopContainer stopper)
         parts.Registry.Remove(c);
         // Gone from the store already; what cannot be removed now is reclaimed at the next start.
         try { TreeRemover.Remove(doomed); }
-        catch (NativeException e) { Console.Error.WriteLine($"cannot remove {doomed} now: {e.Message}"); }
+        catch (NativeException e) { EngineLog.Write($"cannot remove {doomed} now: {e.Message}"); }
         TestHooks.Reach("remove-done");
     }
 }

@@ -80,13 +80,13 @@ internal sealed class RenameContainer(EngineParts parts)
             parts.Store.WriteConfig(dir, renamed);
             Directory.Move(dir, newDir);
             File.Delete(Path.Combine(newDir, IntentFile));
-            Console.Error.WriteLine($"finished renaming container '{name}' to '{newName}'");
+            EngineLog.Write($"finished renaming container '{name}' to '{newName}'");
             return newName;
         }
         catch (Exception e) when (e is EngineException or NativeException or IOException)
         {
             pending.Add(newName);
-            Console.Error.WriteLine($"cannot finish renaming container '{name}' to '{Spec.DisplayText.Escape(newName)}' ({intent}): {e.Message}");
+            EngineLog.Write($"cannot finish renaming container '{name}' to '{Spec.DisplayText.Escape(newName)}' ({intent}): {e.Message}");
             return name;
         }
     }

@@ -37,7 +37,7 @@ public sealed partial class ImageStore
             }
             catch (EngineException e)
             {
-                Console.Error.WriteLine($"image {name} is damaged and kept as it is: {e.Message}");
+                EngineLog.Write($"image {name} is damaged and kept as it is: {e.Message}");
             }
         }
     }

@@ -131,7 +131,7 @@ public sealed class Dnsmasq : IDisposable
             try { SendRelease(server, IPAddress.Parse(lease.Address), lease.HwAddr); }
             catch (System.Net.Sockets.SocketException e)
             {
-                Console.Error.WriteLine($"cannot release the lease of {lease.Address} on {Bridge}: {e.Message}");
+                EngineLog.Write($"cannot release the lease of {lease.Address} on {Bridge}: {e.Message}");
             }
         }
     }
@@ -190,7 +190,7 @@ public sealed class Dnsmasq : IDisposable
             try
             {
                 using var pidfd = Sys.PidfdOpen(pid);
-                Console.Error.WriteLine($"ending dnsmasq {pid}, which no network owns");
+                EngineLog.Write($"ending dnsmasq {pid}, which no network owns");
                 Sys.PidfdSignal(pidfd, 9);
                 var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
                 while (ProcStat.StartTime(pid) is not null && File.ReadAllText(Path.Combine(dir, "cmdline")).Length > 0 && DateTime.UtcNow < deadline)

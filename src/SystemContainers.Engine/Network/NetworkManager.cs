@@ -109,7 +109,7 @@ public sealed class NetworkManager : IDisposable
             }
             catch (Exception e) when (e is NativeException or IOException or EngineException)
             {
-                Console.Error.WriteLine($"network '{name}' is not loaded: {e.Message}");
+                EngineLog.Write($"network '{name}' is not loaded: {e.Message}");
                 continue;
             }
             var managed = new Managed(record, config, NewDnsmasq(record.Name));
@@ -120,7 +120,7 @@ public sealed class NetworkManager : IDisposable
             }
             catch (Exception e) when (e is NativeException or IOException or EngineException)
             {
-                Console.Error.WriteLine($"network '{record.Name}' is not set up: {e.Message}");
+                EngineLog.Write($"network '{record.Name}' is not set up: {e.Message}");
             }
         }
         if (options.DefaultNetwork is { } fallback && !_networks.ContainsKey(fallback))
@@ -137,7 +137,7 @@ public sealed class NetworkManager : IDisposable
     private bool RemoveUnrecordedBridge(string name)
     {
         if (_networks.ContainsKey(name) || _netlink.LinkAddress(name) is not { } mac || !mac.Equals(BridgeMac(name))) return false;
-        Console.Error.WriteLine($"removing bridge {name}, which this daemon made and no longer records");
+        EngineLog.Write($"removing bridge {name}, which this daemon made and no longer records");
         _netlink.DeleteLink(name);
         return true;
     }
@@ -147,7 +147,7 @@ public sealed class NetworkManager : IDisposable
         try { return RemoveUnrecordedBridge(name); }
         catch (NativeException e)
         {
-            Console.Error.WriteLine($"cannot check link {name}: {e.Message}");
+            EngineLog.Write($"cannot check link {name}: {e.Message}");
             return false;
         }
     }
@@ -159,7 +159,7 @@ public sealed class NetworkManager : IDisposable
     /// </summary>
     private void RollBack(string name)
     {
-        Console.Error.WriteLine($"network '{name}' was cut short while being created or removed; removing what exists of it");
+        EngineLog.Write($"network '{name}' was cut short while being created or removed; removing what exists of it");
         if (_netlink.LinkIndex(name) is not null) _netlink.DeleteLink(name);
         RemoveFiles(name);
     }
@@ -197,7 +197,7 @@ public sealed class NetworkManager : IDisposable
                 }
                 catch (Exception e) when (e is NativeException or IOException or EngineException)
                 {
-                    Console.Error.WriteLine($"dnsmasq of network '{name}' is not running: {e.Message}");
+                    EngineLog.Write($"dnsmasq of network '{name}' is not running: {e.Message}");
                 }
             }
         }
@@ -295,7 +295,7 @@ public sealed class NetworkManager : IDisposable
                 try { Reconfigure(m, parsed, old); }
                 catch (Exception again) when (again is NativeException or IOException or EngineException)
                 {
-                    Console.Error.WriteLine($"cannot restore network '{name}': {again.Message}");
+                    EngineLog.Write($"cannot restore network '{name}': {again.Message}");
                 }
                 throw new EngineException(FailureKind.Failed, "NetworkUpdateFailed", $"cannot update network '{name}': {e.Message}", e);
             }
@@ -578,7 +578,7 @@ public sealed class NetworkManager : IDisposable
         try { m.Dnsmasq.WriteHost(a.Mac, a.Address, a.Container); }
         catch (Exception e) when (e is IOException or NativeException)
         {
-            Console.Error.WriteLine($"cannot write the static lease of {a.Mac} on network '{m.Record.Name}': {e.Message}");
+            EngineLog.Write($"cannot write the static lease of {a.Mac} on network '{m.Record.Name}': {e.Message}");
         }
     }
 
@@ -590,7 +590,7 @@ public sealed class NetworkManager : IDisposable
         try { m.Dnsmasq.RemoveHost(mac); }
         catch (Exception e) when (e is IOException or NativeException)
         {
-            Console.Error.WriteLine($"cannot remove the static lease of {mac} on network '{m.Record.Name}': {e.Message}");
+            EngineLog.Write($"cannot remove the static lease of {mac} on network '{m.Record.Name}': {e.Message}");
         }
         ScheduleReload(m);
     }
@@ -648,7 +648,7 @@ public sealed class NetworkManager : IDisposable
             }
             catch (EngineException e)
             {
-                Console.Error.WriteLine(e.Message);
+                EngineLog.Write(e.Message);
             }
         }
         return forgot;
@@ -733,7 +733,7 @@ public sealed class NetworkManager : IDisposable
         catch (NativeException e)
         {
             // An init that died while the daemon was away (a zombie has no namespaces): its NICs went with it.
-            Console.Error.WriteLine($"not adopting the NICs of container '{container}': {e.Message}");
+            EngineLog.Write($"not adopting the NICs of container '{container}': {e.Message}");
             return adopted;
         }
         using (inside)
@@ -745,7 +745,7 @@ public sealed class NetworkManager : IDisposable
                 if (link.Peer is int peer && inside.Link(peer) is { } end && end.Name == nic.Name && end.Peer == link.Index)
                     adopted.Add(new HostInterface(host, link.Index));
                 else
-                    Console.Error.WriteLine($"not adopting host interface '{host}' for container '{container}': it is not the peer of the container's {nic.Name}");
+                    EngineLog.Write($"not adopting host interface '{host}' for container '{container}': it is not the peer of the container's {nic.Name}");
             }
         }
         return adopted;
@@ -772,7 +772,7 @@ public sealed class NetworkManager : IDisposable
             deletion = previous.ContinueWith(_ =>
             {
                 try { _deleter.DeleteLink(nic.Index); }
-                catch (NativeException e) { Console.Error.WriteLine(e.Message); }
+                catch (NativeException e) { EngineLog.Write(e.Message); }
                 lock (_lock)
                     if (_detaching.GetValueOrDefault(nic.Name) == deletion) _detaching.Remove(nic.Name);
             }, TaskScheduler.Default);
@@ -894,7 +894,7 @@ public sealed class NetworkManager : IDisposable
     private void TryApplyFirewall()
     {
         try { ApplyFirewall(); }
-        catch (EngineException e) { Console.Error.WriteLine(e.Message); }
+        catch (EngineException e) { EngineLog.Write(e.Message); }
     }
 
     private void WriteRecord(NetworkRecord record) =>

@@ -30,7 +30,7 @@ public static class DiskPlug
         {
             // Put back what was there; what sc-init mounted of the new ones comes off again.
             try { scInit.ChangeDisks(PlanFor(idmap, added, removed), initPidfd); }
-            catch (ScInitException again) { Console.Error.WriteLine($"container '{container}': cannot put its disks back: {again.Message}"); }
+            catch (ScInitException again) { EngineLog.Write($"container '{container}': cannot put its disks back: {again.Message}"); }
             throw new EngineException(FailureKind.Failed, "HotplugFailed", $"cannot change the disks of running container '{container}': {e.Message}", e);
         }
     }

@@ -89,7 +89,7 @@ public sealed unsafe class EventLoop : IDisposable
                 if (_handlers.TryGetValue((int)events[i].Data, out var handler))
                 {
                     try { handler(events[i].Events); }
-                    catch (Exception e) { Console.Error.WriteLine($"event loop: {e.Message}"); }
+                    catch (Exception e) { EngineLog.Write($"event loop: {e.Message}"); }
                 }
             }
         }

@@ -76,7 +76,7 @@ public sealed class Lxcfs : IDisposable
         catch (Exception e) when (e is NativeException or IOException)
         {
             _failure = $"cannot prepare the lxcfs mount point {MountPoint}: {e.Message}";
-            Console.Error.WriteLine($"containers start without lxcfs: {_failure}");
+            EngineLog.Write($"containers start without lxcfs: {_failure}");
             return;
         }
         _process = new SupervisedProcess("lxcfs", _path, Path.Combine(_dir, "lxcfs.pid"), _loop)
@@ -104,7 +104,7 @@ public sealed class Lxcfs : IDisposable
             _failure = e.Message;
             _process.Stop();
             _process = null;
-            Console.Error.WriteLine($"containers start without lxcfs: {e.Message}");
+            EngineLog.Write($"containers start without lxcfs: {e.Message}");
         }
     }
 
@@ -149,7 +149,7 @@ public sealed class Lxcfs : IDisposable
     private void KeepCgroup2(Cgroup2Options? now, string cause)
     {
         if (Cgroup2Options.Restore(_cgroup2, now, cause) is not (bool remounted, string message)) return;
-        Console.Error.WriteLine(message);
+        EngineLog.Write(message);
         // A remount that failed is not tried again on every container start; the host check keeps saying it.
         if (!remounted) _cgroup2 = now;
     }
@@ -220,7 +220,7 @@ public sealed class Lxcfs : IDisposable
             if (DateTime.UtcNow > deadline)
             {
                 string why = $"lxcfs did not mount {MountPoint} within {MountWait.TotalSeconds:0} s: {SupervisedProcess.LastLine(LogFile)}";
-                if (starting is null) { Console.Error.WriteLine(why); return; }
+                if (starting is null) { EngineLog.Write(why); return; }
                 throw new EngineException(FailureKind.Failed, "LxcfsFailed", why);
             }
             Thread.Sleep(10);

@@ -19,7 +19,7 @@ public sealed class Reverter : IDisposable
         for (int i = _steps.Count - 1; i >= 0; i--)
         {
             try { _steps[i].Undo(); }
-            catch (Exception e) { Console.Error.WriteLine($"cannot undo {_steps[i].What}: {e.Message}"); }
+            catch (Exception e) { EngineLog.Write($"cannot undo {_steps[i].What}: {e.Message}"); }
         }
         _steps.Clear();
     }

@@ -95,7 +95,7 @@ public sealed class SupervisedProcess(string description, string path, string pi
         var instance = new Instance(pid, pidfd);
         Watch(instance);
         if (SameCommandLine(pid)) return true;
-        Console.Error.WriteLine($"ending {description} {pid}, started with another command line");
+        EngineLog.Write($"ending {description} {pid}, started with another command line");
         _current = null;
         End(instance);
         return false;
@@ -142,7 +142,7 @@ public sealed class SupervisedProcess(string description, string path, string pi
         {
             if (_current != instance || _stopping) return;
             _current = null;
-            Console.Error.WriteLine($"{description} exited (code {status?.Code}, signal {status?.Signal}); restarting{RestartHint}");
+            EngineLog.Write($"{description} exited (code {status?.Code}, signal {status?.Signal}); restarting{RestartHint}");
         }
         AfterUnexpectedExit?.Invoke();
         Task.Delay(RestartDelay).ContinueWith(_ =>
@@ -153,7 +153,7 @@ public sealed class SupervisedProcess(string description, string path, string pi
                 try { Spawn(); }
                 catch (Exception e)
                 {
-                    Console.Error.WriteLine($"cannot restart {description}: {e.Message}");
+                    EngineLog.Write($"cannot restart {description}: {e.Message}");
                     return;
                 }
             }

@@ -43,7 +43,7 @@ public static class Recovery
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Console.Error.WriteLine($"cannot list {dir} for leftovers: {e.Message}");
+            EngineLog.Write($"cannot list {dir} for leftovers: {e.Message}");
             return [];
         }
     }
@@ -53,11 +53,11 @@ public static class Recovery
         try
         {
             TreeRemover.Remove(dir, name);
-            Console.Error.WriteLine($"reclaimed leftover {Path.Combine(dir, name)}");
+            EngineLog.Write($"reclaimed leftover {Path.Combine(dir, name)}");
         }
         catch (Exception e) when (e is Interop.NativeException or IOException)
         {
-            Console.Error.WriteLine($"cannot reclaim leftover {Path.Combine(dir, name)}: {e.Message}");
+            EngineLog.Write($"cannot reclaim leftover {Path.Combine(dir, name)}: {e.Message}");
         }
     }
 }

@@ -56,7 +56,7 @@ public sealed class StorageService
             catch (Exception e) when (e is EngineException or NativeException or IOException)
             {
                 error = $"cannot activate storage pool '{pool.Name}': {e.Message}";
-                Console.Error.WriteLine(error);
+                EngineLog.Write(error);
             }
             _pools[pool.Name] = new(pool, driver, error);
         }
@@ -198,11 +198,11 @@ public sealed class StorageService
         foreach (var e in usable)
         foreach (var name in e.Driver.VolumeNames().Where(n => !owned.Contains(n)))
         {
-            Console.Error.WriteLine($"removing volume '{name}' of storage pool '{e.Pool.Name}': no container owns it");
+            EngineLog.Write($"removing volume '{name}' of storage pool '{e.Pool.Name}': no container owns it");
             try { e.Driver.DeleteVolume(new Volume(name, _store.DirectoryOf(name))); }
             catch (Exception x) when (x is EngineException or NativeException or IOException)
             {
-                Console.Error.WriteLine($"cannot remove volume '{name}' of storage pool '{e.Pool.Name}': {x.Message}");
+                EngineLog.Write($"cannot remove volume '{name}' of storage pool '{e.Pool.Name}': {x.Message}");
             }
         }
     }
