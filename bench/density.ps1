@@ -8,7 +8,7 @@
     median start time of the first 10 and of the last 10 (and their ratio: flat is 1), how many
     NICs got a DHCP address, the host memory per container (the sum of the containers' cgroup
     memory over N), the daemon's RSS, the latency of an exec, of Get-SystemContainer and of
-    Get-ContainerStats -All with all running, and the stop + remove of all. Scaled to the
+    Get-ContainerStats -All with all running, and the stop + remove of all (one Stop- and one Remove-SystemContainer of every name: bulk requests). Scaled to the
     machine by -Count (issue 14 aims at 1,000). Results are appended to bench/RESULTS.md with -Record.
 #>
 param([int]$Count = 50, [switch]$Record)
@@ -48,7 +48,7 @@ try {
         $stats = Get-Median @(1..5 | ForEach-Object { Measure-Ms { Get-ContainerStats -All } })
         $memory = (Get-ContainerStats -All | Where-Object Name -in $names | Measure-Object MemoryUsage -Sum).Sum / $Count / 1MB
         $rss = Get-DaemonRssMiB $daemon
-        $teardown = Measure-Ms { foreach ($name in $names) { Stop-SystemContainer $name -Force }; foreach ($name in $names) { Remove-SystemContainer $name -Force } }
+        $teardown = Measure-Ms { Stop-SystemContainer $names -Force; Remove-SystemContainer $names -Force }
         $measured = [ordered]@{
             'total start of all, s'                      = [math]::Round($totalMs / 1000, 2)
             'start, first 10 (median ms)'                = [math]::Round($first, 2)

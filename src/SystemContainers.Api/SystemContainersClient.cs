@@ -102,6 +102,14 @@ public sealed partial class SystemContainersClient : IDisposable
     public Task<SystemContainer> ChangeStateAsync(string name, ContainerStateRequest request, CancellationToken ct = default) =>
         SendAsync<SystemContainer>(HttpMethod.Put, $"1.0/containers/{Esc(name)}/state", request, ct);
 
+    /// <summary>One state action on many containers in one request; every name answers with its container or its error.</summary>
+    public Task<List<ContainerBulkResult>> ChangeStatesAsync(ContainerBulkStateRequest request, CancellationToken ct = default) =>
+        SendAsync<List<ContainerBulkResult>>(HttpMethod.Put, "1.0/containers/state", request, ct);
+
+    /// <summary>Many containers removed in one request; every name answers with nothing or its error.</summary>
+    public Task<List<ContainerBulkResult>> DeleteContainersAsync(ContainerBulkDeleteRequest request, CancellationToken ct = default) =>
+        SendAsync<List<ContainerBulkResult>>(HttpMethod.Delete, "1.0/containers", request, ct);
+
     public Task<SystemContainer> UpdateContainerAsync(string name, ContainerUpdateRequest request, CancellationToken ct = default) =>
         SendAsync<SystemContainer>(HttpMethod.Patch, $"1.0/containers/{Esc(name)}", request, ct);
 

@@ -176,6 +176,15 @@ public sealed record ContainerCreateRequest(string Name, string Image, Dictionar
 
 public sealed record ContainerStateRequest(string Action, bool Force = false, int? Timeout = null);
 
+/// <summary>PUT /1.0/containers/state: one state action on many containers, Parallel of them at a time in the daemon.</summary>
+public sealed record ContainerBulkStateRequest(List<string> Names, string Action, bool Force = false, int? Timeout = null, int? Parallel = null);
+
+/// <summary>DELETE /1.0/containers: many containers removed, Parallel of them at a time in the daemon.</summary>
+public sealed record ContainerBulkDeleteRequest(List<string> Names, bool Force = false, int? Parallel = null);
+
+/// <summary>One name's outcome in a bulk request: the container as it now is (none after a removal), or its error's status code, id and message.</summary>
+public sealed record ContainerBulkResult(string Name, SystemContainer? Container = null, int? ErrorCode = null, string? ErrorId = null, string? Error = null);
+
 public sealed record ExecCommandRequest(
     string[] Command,
     Dictionary<string, string>? Environment = null,

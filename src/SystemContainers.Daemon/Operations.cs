@@ -84,6 +84,14 @@ public sealed class OperationRegistry
     public static readonly int MaxThrottled = Math.Max(4, 2 * Environment.ProcessorCount);
     private readonly SemaphoreSlim _throttled = new(MaxThrottled, MaxThrottled);
 
+    /// <summary>Runs work in a throttled turn, as each throttled operation does: a bulk request's starts and deletes share the bound.</summary>
+    public async Task<T> InTurnAsync<T>(Func<Task<T>> work, CancellationToken ct)
+    {
+        await _throttled.WaitAsync(ct);
+        try { return await work(); }
+        finally { _throttled.Release(); }
+    }
+
     public event Action<OperationRecord>? Changed;
 
     public OperationRecord Start(string description, Dictionary<string, string[]> resources,

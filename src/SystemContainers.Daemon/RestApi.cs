@@ -100,21 +100,43 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         {
             var req = await Body<ContainerStateRequest>(ctx);
             var id = containers.Get(name).Id;
-            if (req.Timeout is < 0 or > MaxTimeoutSeconds)
-                throw EngineException.Invalid("InvalidTimeout", $"timeout must be from 0 to {MaxTimeoutSeconds} seconds, not {req.Timeout}");
-            TimeSpan? timeout = req.Timeout is int t ? TimeSpan.FromSeconds(t) : null;
-            Func<CancellationToken, Task<ContainerView>> action = req.Action switch
-            {
-                "start" => ct => containers.StartAsync(name, ct, id),
-                "stop" => ct => containers.StopAsync(name, req.Force, timeout, ct, id),
-                "restart" => ct => containers.RestartAsync(name, req.Force, timeout, ct, id),
-                "freeze" => ct => containers.FreezeAsync(name, ct, id),
-                "unfreeze" => ct => containers.ThawAsync(name, ct, id),
-                _ => throw EngineException.Invalid("InvalidAction", $"state action '{req.Action}' is not start, stop, restart, freeze or unfreeze"),
-            };
+            var action = StateAction(req.Action, req.Force, req.Timeout);
             // A stop mostly waits for the container's init: only starts take a throttled turn.
             return Async(operations.Start($"{req.Action} container {name}", Resource(name),
-                async op => ToApi(await action(op.Cancellation.Token)), throttled: req.Action == "start", inline: WaitSeconds(ctx) > 0));
+                async op => ToApi(await action(name, id, op.Cancellation.Token)), throttled: req.Action == "start", inline: WaitSeconds(ctx) > 0));
+        });
+        // Fleets: one request for many containers, run Parallel at a time; each name gets its own
+        // answer in the operation's result. Starts and deletes still take the daemon's throttled turns.
+        app.MapPut("/1.0/containers/state", async (HttpContext ctx) =>
+        {
+            var req = await Body<ContainerBulkStateRequest>(ctx);
+            var names = Bulk.Names(req.Names);
+            int parallel = Bulk.Parallel(req.Parallel);
+            var action = StateAction(req.Action, req.Force, req.Timeout);
+            return Async(operations.Start($"{req.Action} {names.Count} containers", Resources(names), async op =>
+                await Bulk.RunAsync(names, parallel, async (name, ct) =>
+                {
+                    var id = containers.Get(name).Id;
+                    return req.Action == "start"
+                        ? await operations.InTurnAsync(async () => ToApi(await action(name, id, ct)), ct)
+                        : ToApi(await action(name, id, ct));
+                }, op.Cancellation.Token), inline: WaitSeconds(ctx) > 0));
+        });
+        app.MapDelete("/1.0/containers", async (HttpContext ctx) =>
+        {
+            var req = await Body<ContainerBulkDeleteRequest>(ctx);
+            var names = Bulk.Names(req.Names);
+            int parallel = Bulk.Parallel(req.Parallel);
+            return Async(operations.Start($"Deleting {names.Count} containers", Resources(names), async op =>
+                await Bulk.RunAsync(names, parallel, async (name, ct) =>
+                {
+                    var id = containers.Get(name).Id;
+                    return await operations.InTurnAsync<SystemContainer?>(async () =>
+                    {
+                        await containers.DeleteAsync(name, req.Force, ct, id);
+                        return null;
+                    }, ct);
+                }, op.Cancellation.Token), inline: WaitSeconds(ctx) > 0));
         });
         app.MapGet("/1.0/containers/{name}/snapshots", (string name, HttpContext ctx) =>
             ctx.Request.Query["recursion"] == "1"
@@ -500,6 +522,25 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
     }
 
     private static Dictionary<string, string[]> Resource(string container) => new() { ["containers"] = [$"/1.0/containers/{container}"] };
+
+    private static Dictionary<string, string[]> Resources(IEnumerable<string> containers) => new() { ["containers"] = [.. containers.Select(c => $"/1.0/containers/{c}")] };
+
+    /// <summary>A state action checked before any container is touched: its name and timeout.</summary>
+    private Func<string, Guid, CancellationToken, Task<ContainerView>> StateAction(string action, bool force, int? timeoutSeconds)
+    {
+        if (timeoutSeconds is < 0 or > MaxTimeoutSeconds)
+            throw EngineException.Invalid("InvalidTimeout", $"timeout must be from 0 to {MaxTimeoutSeconds} seconds, not {timeoutSeconds}");
+        TimeSpan? timeout = timeoutSeconds is int t ? TimeSpan.FromSeconds(t) : null;
+        return action switch
+        {
+            "start" => (name, id, ct) => containers.StartAsync(name, ct, id),
+            "stop" => (name, id, ct) => containers.StopAsync(name, force, timeout, ct, id),
+            "restart" => (name, id, ct) => containers.RestartAsync(name, force, timeout, ct, id),
+            "freeze" => (name, id, ct) => containers.FreezeAsync(name, ct, id),
+            "unfreeze" => (name, id, ct) => containers.ThawAsync(name, ct, id),
+            _ => throw EngineException.Invalid("InvalidAction", $"state action '{action}' is not start, stop, restart, freeze or unfreeze"),
+        };
+    }
 
     private static ExecRequest ExecRequestOf(ExecCommandRequest req)
     {

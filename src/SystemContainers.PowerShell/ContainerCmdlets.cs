@@ -175,12 +175,12 @@ public abstract class ContainerStateCmdlet : SystemContainerCmdlet
     [Parameter]
     public SwitchParameter AsJob { get; set; }
 
-    /// <summary>Containers changed at once (default 16); the daemon also runs at most its own bound of starts at a time.</summary>
+    /// <summary>Containers the daemon changes at once (default 16); it also runs at most its own bound of starts at a time.</summary>
     [Parameter]
     [ValidateRange(1, 1024)]
     public int ThrottleLimit { get; set; } = 16;
 
-    // Confirmed in ProcessRecord, changed together in EndProcessing: a fleet in parallel.
+    // Confirmed in ProcessRecord, changed together in EndProcessing: a fleet in bulk requests, per remote.
     private readonly List<ContainerTarget> _targets = [];
 
     protected override void ProcessRecord()
@@ -194,7 +194,9 @@ public abstract class ContainerStateCmdlet : SystemContainerCmdlet
         if (_targets.Count == 0) return;
         if (!AsJob)
         {
-            CallEach(_targets, ThrottleLimit, $"{MyInvocation.MyCommand.Name}", Change, (_, done) =>
+            CallBulk(_targets, BulkBatch, $"{MyInvocation.MyCommand.Name}",
+                (c, names, ct) => c.ChangeStatesAsync(new ContainerBulkStateRequest(names, Request.Action, Request.Force, Request.Timeout, ThrottleLimit), ct),
+                Changed, (_, done) =>
             {
                 WriteVerbose(done.Verbose);
                 if (PassThru) WriteObject(done.Result);
@@ -211,6 +213,14 @@ public abstract class ContainerStateCmdlet : SystemContainerCmdlet
             return (PassThru ? result : null, verbose);
         });
         WriteObject(job);
+    }
+
+    /// <summary>A bulk answer: the change, or what the container already in that state comes to, and what -Verbose says of it.</summary>
+    private async Task<(SystemContainer Result, string Verbose)> Changed(SystemContainersClient client, ContainerBulkResult answer, CancellationToken ct)
+    {
+        if (answer.Container is SystemContainer result) return (result, $"{answer.Name}: {ContainerText.Describe(result)}");
+        if (answer.ErrorId == SettledId) return (await Settle(client, answer.Name, ct), $"{answer.Error}: nothing to do");
+        throw Failure(answer);
     }
 
     /// <summary>The change, or what the container already in that state comes to, and what -Verbose says of it.</summary>
@@ -356,12 +366,12 @@ public sealed class RemoveSystemContainerCommand : SystemContainerCmdlet
     [Parameter]
     public SwitchParameter Force { get; set; }
 
-    /// <summary>Containers removed at once (default 16); the daemon also runs at most its own bound of removals at a time.</summary>
+    /// <summary>Containers the daemon removes at once (default 16); it also runs at most its own bound of removals at a time.</summary>
     [Parameter]
     [ValidateRange(1, 1024)]
     public int ThrottleLimit { get; set; } = 16;
 
-    // Confirmed in ProcessRecord, removed together in EndProcessing: a fleet in parallel.
+    // Confirmed in ProcessRecord, removed together in EndProcessing: a fleet in bulk requests, per remote.
     private readonly List<ContainerTarget> _targets = [];
 
     protected override void ProcessRecord()
@@ -371,9 +381,8 @@ public sealed class RemoveSystemContainerCommand : SystemContainerCmdlet
     }
 
     protected override void EndProcessing() =>
-        CallEach(_targets, ThrottleLimit, "Remove-SystemContainer", async (c, name, ct) =>
-        {
-            await c.DeleteContainerAsync(name, Force, ct);
-            return true;
-        }, (name, _) => WriteVerbose($"{name}: removed with its files"));
+        CallBulk(_targets, BulkBatch, "Remove-SystemContainer",
+            (c, names, ct) => c.DeleteContainersAsync(new ContainerBulkDeleteRequest(names, Force, ThrottleLimit), ct),
+            (_, answer, _) => answer.ErrorId is null ? Task.FromResult(true) : throw Failure(answer),
+            (name, _) => WriteVerbose($"{name}: removed with its files"));
 }

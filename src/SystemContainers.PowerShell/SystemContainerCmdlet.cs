@@ -67,13 +67,67 @@ public abstract class SystemContainerCmdlet : PSCmdlet
                 Interlocked.Increment(ref finished);
             }
         }).ToList();
+        Report(names, calls, () => Volatile.Read(ref finished), activity, done);
+    }
+
+    /// <summary>Names per bulk request: progress moves a batch at a time, and a batch waits for its slowest change.</summary>
+    internal const int BulkBatch = 100;
+
+    /// <summary>
+    /// Sends the targets to their daemons in bulk requests of at most batch names (a remote's batches
+    /// one after another, remotes at once), the daemon changing parallel at a time; each name's
+    /// answer goes through each (which throws for an error it does not settle) and is written as
+    /// CallEach writes, in the order of the targets, with progress per batch.
+    /// </summary>
+    internal void CallBulk<T>(IReadOnlyList<ContainerTarget> targets, int batch, string activity,
+        Func<SystemContainersClient, List<string>, CancellationToken, Task<List<ContainerBulkResult>>> send,
+        Func<SystemContainersClient, ContainerBulkResult, CancellationToken, Task<T>> each, Action<string, T> done)
+    {
+        if (targets.Count == 0) return;
+        var clients = ClientsFor(targets);
+        var outcomes = new TaskCompletionSource<T>[targets.Count];
+        for (int i = 0; i < outcomes.Length; i++) outcomes[i] = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        int finished = 0;
+        _ = Enumerable.Range(0, targets.Count).GroupBy(i => targets[i].Remote ?? "").Select(async remote =>
+        {
+            var client = clients[remote.Key];
+            foreach (var chunk in remote.Chunk(batch))
+            {
+                try
+                {
+                    var answers = await send(client, [.. chunk.Select(i => targets[i].Name)], Cancel);
+                    if (answers.Count != chunk.Length || chunk.Where((i, k) => answers[k].Name != targets[i].Name).Any())
+                        throw new SystemContainersApiException(500, "BulkAnswerMismatch", $"the daemon at {client.Target} answered a bulk request for {chunk.Length} containers with {answers.Count} other answers");
+                    await Task.WhenAll(chunk.Select(async (i, k) =>
+                    {
+                        try { outcomes[i].SetResult(await each(client, answers[k], Cancel)); }
+                        catch (Exception e) { outcomes[i].SetException(e); }
+                    }));
+                }
+                catch (Exception e)
+                {
+                    foreach (int i in chunk) outcomes[i].TrySetException(e);
+                }
+                Interlocked.Add(ref finished, chunk.Length);
+            }
+        }).ToList();
+        Report(targets, outcomes.Select(o => o.Task).ToList(), () => Volatile.Read(ref finished), activity, done);
+    }
+
+    /// <summary>The failure in a bulk answer, as the exception the single request would have thrown.</summary>
+    internal static SystemContainersApiException Failure(ContainerBulkResult r) =>
+        new(r.ErrorCode ?? 500, r.ErrorId ?? "OperationFailed", r.Error ?? $"{r.Name}: failed");
+
+    /// <summary>Waits for the calls with progress, then writes their results and errors in the order of the names.</summary>
+    private void Report<T>(IReadOnlyList<ContainerTarget> names, List<Task<T>> calls, Func<int> finished, string activity, Action<string, T> done)
+    {
         var all = Task.WhenAll(calls);
         var progress = new ProgressRecord(1, activity, $"0 of {names.Count}");
         while (!((IAsyncResult)all).AsyncWaitHandle.WaitOne(250))
         {
             if (Cancel.IsCancellationRequested) throw new PipelineStoppedException();
             if (names.Count == 1) continue;
-            int n = Volatile.Read(ref finished);
+            int n = finished();
             progress.StatusDescription = $"{n} of {names.Count}";
             progress.PercentComplete = n * 100 / names.Count;
             WriteProgress(progress);
