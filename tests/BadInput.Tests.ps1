@@ -519,6 +519,7 @@ Describe 'Malformed HTTP' {
         @{ Label = 'PUT on the container list'; Method = 'PUT'; Path = '/1.0/containers'; Body = '{}'; Status = 405; Message = 'method PUT is not allowed on /1.0/containers' }
         @{ Label = 'DELETE on the server'; Method = 'DELETE'; Path = '/1.0'; Body = $null; Status = 405; Message = 'method DELETE is not allowed' }
         @{ Label = 'a rename without a new name'; Method = 'POST'; Path = '/1.0/containers/keeper'; Body = '{}'; Status = 400; Message = "request field 'name' is required" }
+        @{ Label = 'a snapshot rename without a new name'; Method = 'POST'; Path = '/1.0/containers/keeper/snapshots/snap0'; Body = '{}'; Status = 400; Message = "request field 'name' is required" }
         @{ Label = 'a missing operation'; Method = 'GET'; Path = '/1.0/operations/nosuch'; Body = $null; Status = 404; Message = "operation 'nosuch' not found" }
         @{ Label = 'cancelling a missing operation'; Method = 'DELETE'; Path = '/1.0/operations/nosuch'; Body = $null; Status = 404; Message = "operation 'nosuch' not found" }
         @{ Label = 'waiting on a missing operation'; Method = 'GET'; Path = '/1.0/operations/nosuch/wait?timeout=abc'; Body = $null; Status = 404; Message = "operation 'nosuch' not found" }

@@ -279,9 +279,49 @@ Describe 'Snapshots on a btrfs pool' {
         Remove-SystemContainer snapdefault -Force
         (Get-SystemContainerSnapshot snapc).SnapshotName | Should -Be @('snap0', 'named')
     }
-    It 'removes a snapshot, and a container with its snapshots' {
-        Get-SystemContainerSnapshot snapc -SnapshotName named | Remove-SystemContainerSnapshot -Force
+    It 'renames a snapshot of a running container: the same read-only subvolume under the new name' {
+        Start-SystemContainer snapc
+        $id = (btrfs subvolume show (Join-Path $snapshots 'named') | Select-String 'Subvolume ID').Line
+        $id | Should -Match 'Subvolume ID:\s+\d+'
+        $created = (Get-SystemContainerSnapshot snapc -SnapshotName named).Created
+        $r = Rename-SystemContainerSnapshot snapc named -NewName renamed -PassThru
+        $r.SnapshotName | Should -Be 'renamed'
+        $r.Created | Should -Be $created
+        (Get-SystemContainerSnapshot snapc).SnapshotName | Should -Be @('snap0', 'renamed')
         Test-Path (Join-Path $snapshots 'named') | Should -BeFalse
+        $path = Join-Path $snapshots 'renamed'
+        (btrfs subvolume show $path | Select-String 'Subvolume ID').Line | Should -Be $id
+        btrfs property get -ts $path ro | Should -Be 'ro=true'
+        Get-Content (Join-Path $path 'before') | Should -Be 'before'
+        (Get-SystemContainer snapc).Status | Should -Be 'Running'
+        Get-SystemContainerSnapshot snapc -SnapshotName snap0 | Rename-SystemContainerSnapshot -NewName first
+        (Get-SystemContainerSnapshot snapc).SnapshotName | Should -Be @('first', 'renamed')
+        $api = Invoke-TestApi $daemon POST '/1.0/containers/snapc/snapshots/first' '{"name":"snap0"}'
+        $api.Status | Should -Be 200
+        $api.Body.metadata.snapshot_name | Should -Be 'snap0'
+        (Get-SystemContainerSnapshot snapc).SnapshotName | Should -Be @('snap0', 'renamed')
+    }
+    It 'refuses a rename to a bad or taken name, of a missing snapshot, and on a pool without snapshots, and changes nothing' {
+        Rename-SystemContainerSnapshot snapc renamed -NewName 'bad/name' -ErrorAction SilentlyContinue -ErrorVariable e1
+        $e1[0].FullyQualifiedErrorId | Should -BeLike 'InvalidSnapshotName,*'
+        Rename-SystemContainerSnapshot snapc renamed -NewName '../../escape' -ErrorAction SilentlyContinue -ErrorVariable e2
+        $e2[0].FullyQualifiedErrorId | Should -BeLike 'InvalidSnapshotName,*'
+        Rename-SystemContainerSnapshot snapc renamed -NewName snap0 -ErrorAction SilentlyContinue -ErrorVariable e3
+        $e3[0].FullyQualifiedErrorId | Should -BeLike 'SnapshotExists,*'
+        Rename-SystemContainerSnapshot snapc nosuch -NewName other -ErrorAction SilentlyContinue -ErrorVariable e4
+        $e4[0].FullyQualifiedErrorId | Should -BeLike 'SnapshotNotFound,*'
+        Rename-SystemContainerSnapshot snapc renamed -NewName other -WhatIf
+        (Get-SystemContainerSnapshot snapc).SnapshotName | Should -Be @('snap0', 'renamed')
+        @(Get-ChildItem -Force $snapshots).Name | Sort-Object | Should -Be @('renamed', 'snap0')
+        Get-Content (Join-Path $snapshots 'renamed/before') | Should -Be 'before'
+        New-SystemContainer snapdefault -Image $image -Network none | Out-Null
+        Rename-SystemContainerSnapshot snapdefault snap0 -NewName other -ErrorAction SilentlyContinue -ErrorVariable e5
+        $e5[0].FullyQualifiedErrorId | Should -BeLike 'SnapshotsUnsupported,*'
+        Remove-SystemContainer snapdefault -Force
+    }
+    It 'removes a snapshot, and a container with its snapshots' {
+        Get-SystemContainerSnapshot snapc -SnapshotName renamed | Remove-SystemContainerSnapshot -Force
+        Test-Path (Join-Path $snapshots 'renamed') | Should -BeFalse
         (Get-SystemContainerSnapshot snapc).SnapshotName | Should -Be 'snap0'
         Remove-SystemContainer snapc -Force
         Test-Path $snapshots | Should -BeFalse

@@ -259,6 +259,9 @@ public sealed partial class SystemContainersClient : IDisposable
     public Task<SystemContainer> RestoreSnapshotAsync(string container, string snapshot, CancellationToken ct = default) =>
         SendAsync<SystemContainer>(HttpMethod.Post, $"1.0/containers/{Esc(container)}/snapshots/{Esc(snapshot)}/restore", null, ct);
 
+    public Task<SystemContainerSnapshot> RenameSnapshotAsync(string container, string snapshot, string newName, CancellationToken ct = default) =>
+        SendAsync<SystemContainerSnapshot>(HttpMethod.Post, $"1.0/containers/{Esc(container)}/snapshots/{Esc(snapshot)}", new SnapshotRenameRequest(newName), ct);
+
     public Task DeleteSnapshotAsync(string container, string snapshot, CancellationToken ct = default) =>
         SendAsync<JsonElement?>(HttpMethod.Delete, $"1.0/containers/{Esc(container)}/snapshots/{Esc(snapshot)}", null, ct);
 

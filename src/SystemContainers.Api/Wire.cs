@@ -366,6 +366,9 @@ public sealed record SystemContainerSnapshot : IRemoteObject
 /// <summary>POST /1.0/containers/{name}/snapshots; no name: snap0, snap1, ...</summary>
 public sealed record SnapshotCreateRequest(string? Name = null);
 
+/// <summary>POST /1.0/containers/{name}/snapshots/{snapshot}: the snapshot's new name.</summary>
+public sealed record SnapshotRenameRequest(string Name);
+
 public sealed record StoragePoolCreateRequest(string Name, string Driver, string? Source = null, Dictionary<string, string>? Config = null);
 
 public sealed record StoragePoolUpdateRequest(Dictionary<string, string?> Config);

@@ -149,6 +149,12 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         });
         app.MapPost("/1.0/containers/{name}/snapshots/{snapshot}/restore", async (string name, string snapshot, HttpContext ctx) =>
             Sync(ToApi(await containers.RestoreSnapshotAsync(name, snapshot, ctx.RequestAborted))));
+        app.MapPost("/1.0/containers/{name}/snapshots/{snapshot}", async (string name, string snapshot, HttpContext ctx) =>
+        {
+            var req = await Body<SnapshotRenameRequest>(ctx);
+            if (string.IsNullOrEmpty(req.Name)) throw EngineException.Invalid("InvalidRequest", "request field 'name' is required");
+            return Sync(ToApi(name, await containers.RenameSnapshotAsync(name, snapshot, req.Name, ctx.RequestAborted)));
+        });
         app.MapDelete("/1.0/containers/{name}/snapshots/{snapshot}", async (string name, string snapshot, HttpContext ctx) =>
         {
             await containers.DeleteSnapshotAsync(name, snapshot, ctx.RequestAborted);

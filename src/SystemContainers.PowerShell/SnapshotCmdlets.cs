@@ -103,3 +103,30 @@ public sealed class RemoveSystemContainerSnapshotCommand : SystemContainerCmdlet
                 TryCall(c => c.DeleteSnapshotAsync(Name, snapshot, Cancel), Name);
     }
 }
+
+/// <summary>Gives a snapshot a new name (LXD's snapshot rename); running containers keep running.</summary>
+[Cmdlet(VerbsCommon.Rename, "SystemContainerSnapshot", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainerSnapshot))]
+public sealed class RenameSystemContainerSnapshotCommand : SystemContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("ContainerName")]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    public string Name { get; set; } = "";
+
+    [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
+    public string SnapshotName { get; set; } = "";
+
+    [Parameter(Mandatory = true, Position = 2)]
+    public string NewName { get; set; } = "";
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        if (!ShouldProcess($"{Name}/{SnapshotName}", $"Rename system container snapshot to {NewName}")) return;
+        if (TryCall(c => c.RenameSnapshotAsync(Name, SnapshotName, NewName, Cancel), Name, out var renamed) && PassThru)
+            WriteObject(renamed);
+    }
+}

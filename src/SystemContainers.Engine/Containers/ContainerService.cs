@@ -172,6 +172,18 @@ public sealed class ContainerService : IDisposable
             return Task.CompletedTask;
         }, ct, null);
 
+    /// <summary>Gives a snapshot a new name; the container may be running, since the snapshot is not its root.</summary>
+    public async Task<SnapshotInfo> RenameSnapshotAsync(string name, string snapshot, string newName, CancellationToken ct = default)
+    {
+        SnapshotInfo? renamed = null;
+        await UnderGate(name, "container-snapshot-renamed", c =>
+        {
+            renamed = _snapshot.Rename(c, snapshot, newName);
+            return Task.CompletedTask;
+        }, ct, null);
+        return renamed!;
+    }
+
     public IReadOnlyList<SnapshotInfo> Snapshots(string name) => _snapshot.List(_registry.Find(name));
 
     /// <summary>Freezes every process of a running container (cgroup freezer).</summary>

@@ -42,6 +42,14 @@ internal sealed partial class SnapshotContainer(EngineParts parts, FreezeContain
     public void Delete(Container c, string snapshot) =>
         parts.Storage.DriverOf(c.Record).DeleteSnapshot(parts.Storage.VolumeOf(c.Record), Validate(snapshot));
 
+    public SnapshotInfo Rename(Container c, string snapshot, string newName)
+    {
+        var driver = parts.Storage.DriverOf(c.Record);
+        var volume = parts.Storage.VolumeOf(c.Record);
+        driver.RenameSnapshot(volume, Validate(snapshot), Validate(newName));
+        return driver.Snapshots(volume).First(s => s.Name == newName);
+    }
+
     public IReadOnlyList<SnapshotInfo> List(Container c) =>
         parts.Storage.DriverOf(c.Record).Snapshots(parts.Storage.VolumeOf(c.Record));
 

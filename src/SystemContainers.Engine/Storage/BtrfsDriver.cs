@@ -118,6 +118,16 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
 
     public void DeleteSnapshot(Volume volume, string snapshot) => Btrfs.Destroy(SnapshotPath(volume, snapshot));
 
+    /// <summary>A subvolume is renamed like a directory: one rename(2), so a crash leaves it under one name or the other.</summary>
+    public void RenameSnapshot(Volume volume, string snapshot, string newName)
+    {
+        string from = SnapshotPath(volume, snapshot);
+        string to = Path.Combine(SnapshotsOf(volume), newName);
+        if (Directory.Exists(to))
+            throw EngineException.Conflict("SnapshotExists", $"container '{volume.Container}' already has a snapshot '{newName}'");
+        Directory.Move(from, to);
+    }
+
     public IReadOnlyList<SnapshotInfo> Snapshots(Volume volume)
     {
         string dir = SnapshotsOf(volume);

@@ -55,6 +55,8 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
 
     public void DeleteSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("dir");
 
+    public void RenameSnapshot(Volume volume, string snapshot, string newName) => throw PoolDirs.NoSnapshots("dir");
+
     public IReadOnlyList<SnapshotInfo> Snapshots(Volume volume) => [];
 
     private string PathOf(Volume volume) => Path.Combine(Volumes, volume.Container);

@@ -57,6 +57,8 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
 
     public void DeleteSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("overlay");
 
+    public void RenameSnapshot(Volume volume, string snapshot, string newName) => throw PoolDirs.NoSnapshots("overlay");
+
     public IReadOnlyList<SnapshotInfo> Snapshots(Volume volume) => [];
 
     public string UsageTree(Volume volume) => Path.Combine(volume.ContainerDir, "fs", "upper");

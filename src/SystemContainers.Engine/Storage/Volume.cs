@@ -58,6 +58,9 @@ public interface IStorageDriver
 
     void DeleteSnapshot(Volume volume, string snapshot);
 
+    /// <summary>Gives a snapshot a new name, in one step: it is there under one name or the other.</summary>
+    void RenameSnapshot(Volume volume, string snapshot, string newName);
+
     IReadOnlyList<SnapshotInfo> Snapshots(Volume volume);
 
     /// <summary>The containers the pool holds volumes of, apart from their state directories (none for overlay, whose volumes are in them).</summary>
