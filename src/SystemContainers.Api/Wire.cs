@@ -361,10 +361,12 @@ public sealed record SystemContainerSnapshot : IRemoteObject
     public required string ContainerName { get; init; }
     public required string SnapshotName { get; init; }
     public DateTimeOffset Created { get; init; }
+    /// <summary>When the daemon deletes it (LXD's expires_at); null: kept until removed.</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
 }
 
-/// <summary>POST /1.0/containers/{name}/snapshots; no name: snap0, snap1, ...</summary>
-public sealed record SnapshotCreateRequest(string? Name = null);
+/// <summary>POST /1.0/containers/{name}/snapshots; no name: by snapshots.pattern (snap0, snap1, ...); ExpiresAt as LXD's expires_at.</summary>
+public sealed record SnapshotCreateRequest(string? Name = null, DateTimeOffset? ExpiresAt = null);
 
 /// <summary>POST /1.0/containers/{name}/snapshots/{snapshot}: the snapshot's new name.</summary>
 public sealed record SnapshotRenameRequest(string Name);

@@ -145,7 +145,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         app.MapPost("/1.0/containers/{name}/snapshots", async (string name, HttpContext ctx) =>
         {
             var req = await Body<SnapshotCreateRequest>(ctx);
-            return Sync(ToApi(name, await containers.SnapshotAsync(name, req.Name, ctx.RequestAborted)), 201);
+            return Sync(ToApi(name, await containers.SnapshotAsync(name, req.Name, ctx.RequestAborted, req.ExpiresAt)), 201);
         });
         app.MapPost("/1.0/containers/{name}/snapshots/{snapshot}/restore", async (string name, string snapshot, HttpContext ctx) =>
             Sync(ToApi(await containers.RestoreSnapshotAsync(name, snapshot, ctx.RequestAborted))));
@@ -591,7 +591,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
 
     public static SystemContainerSnapshot ToApi(string container, SnapshotInfo s) => new()
     {
-        ContainerName = container, SnapshotName = s.Name, Created = s.Created,
+        ContainerName = container, SnapshotName = s.Name, Created = s.Created, ExpiresAt = s.ExpiresAt,
     };
 
     public static SystemContainerStoragePool ToApi(StoragePoolView v) => new()

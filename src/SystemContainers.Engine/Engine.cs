@@ -14,11 +14,15 @@ public sealed class Engine : IDisposable
     /// <summary>The running containers' proxy devices, kept listening as the containers come and go.</summary>
     private readonly ProxyDevices _proxies;
 
-    private Engine(ImageStore images, ContainerService containers, ProxyDevices proxies)
+    /// <summary>Makes the containers' scheduled snapshots and deletes expired ones.</summary>
+    private readonly SnapshotScheduler _snapshots;
+
+    private Engine(ImageStore images, ContainerService containers, ProxyDevices proxies, SnapshotScheduler snapshots)
     {
         Images = images;
         Containers = containers;
         _proxies = proxies;
+        _snapshots = snapshots;
     }
 
     public ImageStore Images { get; }
@@ -32,7 +36,11 @@ public sealed class Engine : IDisposable
         var containers = new ContainerService(options, images, cgroups);
         try
         {
-            return new Engine(images, containers, new ProxyDevices(containers, log));
+            var proxies = new ProxyDevices(containers, log);
+            var snapshots = new SnapshotScheduler(containers, TimeProvider.System, TimeZoneInfo.Local);
+            var engine = new Engine(images, containers, proxies, snapshots);
+            snapshots.Start();
+            return engine;
         }
         catch
         {
@@ -43,6 +51,7 @@ public sealed class Engine : IDisposable
 
     public void Dispose()
     {
+        _snapshots.Dispose();
         _proxies.Dispose();
         Containers.Dispose();
     }

@@ -17,9 +17,13 @@ public abstract class ContainersSnapshotCmdlet : SystemContainerCmdlet
 [OutputType(typeof(SystemContainerSnapshot))]
 public sealed class CheckpointSystemContainerCommand : ContainersSnapshotCmdlet
 {
-    /// <summary>The snapshot's name (default: snap0, snap1, ...).</summary>
+    /// <summary>The snapshot's name (default: by the container's snapshots.pattern, snap0, snap1, ...).</summary>
     [Parameter(Position = 1)]
     public string? SnapshotName { get; set; }
+
+    /// <summary>When the daemon deletes the snapshot (LXD's expires_at); local time unless it says otherwise. Default: kept until removed.</summary>
+    [Parameter]
+    public DateTimeOffset? ExpiresAt { get; set; }
 
     [Parameter]
     public SwitchParameter PassThru { get; set; }
@@ -29,7 +33,7 @@ public sealed class CheckpointSystemContainerCommand : ContainersSnapshotCmdlet
         foreach (var name in ExpandContainerNames(Name))
         {
             if (!ShouldProcess(name, $"Snapshot system container{(SnapshotName is null ? "" : $" as {SnapshotName}")}")) continue;
-            if (TryCall(c => c.CreateSnapshotAsync(name, new SnapshotCreateRequest(SnapshotName), Cancel), name, out var made) && PassThru)
+            if (TryCall(c => c.CreateSnapshotAsync(name, new SnapshotCreateRequest(SnapshotName, ExpiresAt), Cancel), name, out var made) && PassThru)
                 WriteObject(made);
         }
     }

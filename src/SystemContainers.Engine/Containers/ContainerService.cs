@@ -145,13 +145,17 @@ public sealed class ContainerService : IDisposable
             return Task.CompletedTask;
         }, ct, null);
 
-    /// <summary>A read-only snapshot of the container's volume (snap0, snap1, ... when no name is given); a running container is frozen meanwhile.</summary>
-    public async Task<SnapshotInfo> SnapshotAsync(string name, string? snapshot, CancellationToken ct = default)
+    /// <summary>
+    /// A read-only snapshot of the container's volume (named by snapshots.pattern, snap0, snap1, ...
+    /// by default, when no name is given) that the sweep deletes once expiresAt has passed (never
+    /// when null); a running container is frozen meanwhile.
+    /// </summary>
+    public async Task<SnapshotInfo> SnapshotAsync(string name, string? snapshot, CancellationToken ct = default, DateTimeOffset? expiresAt = null)
     {
         SnapshotInfo? made = null;
         await UnderGate(name, "container-snapshot-created", c =>
         {
-            made = _snapshot.Create(c, snapshot);
+            made = _snapshot.Create(c, snapshot, expiresAt);
             return Task.CompletedTask;
         }, ct, null);
         return made!;
@@ -185,6 +189,26 @@ public sealed class ContainerService : IDisposable
     }
 
     public IReadOnlyList<SnapshotInfo> Snapshots(string name) => _snapshot.List(_registry.Find(name));
+
+    /// <summary>What the snapshot scheduler asks of every container: its snapshots.* keys and whether it runs.</summary>
+    internal IReadOnlyList<ScheduleCandidate> ScheduleCandidates()
+    {
+        var all = new List<ScheduleCandidate>();
+        foreach (var c in _registry.All.Where(c => c.Damage is null))
+        {
+            // A config this host no longer accepts (less memory than its limit) costs that container its schedule, not the others theirs.
+            try { all.Add(new ScheduleCandidate(c.Name, c.Spec.Snapshots, c.Live is not null)); }
+            catch (EngineException e) { EngineLog.Write($"snapshot schedule: cannot read the config of container '{c.Name}': {e.Message}"); }
+        }
+        return all;
+    }
+
+    /// <summary>Names the containers, for the sweep of expired snapshots.</summary>
+    internal IReadOnlyList<string> Names() => [.. _registry.All.Where(c => c.Damage is null).Select(c => c.Name)];
+
+    /// <summary>An event that is not the end of a state change (a scheduled snapshot that failed), with what it is about.</summary>
+    internal void Report(string action, string name, IReadOnlyDictionary<string, string> context) =>
+        Events?.Invoke(new EngineEvent(action, name, DateTimeOffset.UtcNow, context));
 
     /// <summary>Freezes every process of a running container (cgroup freezer).</summary>
     public Task<ContainerView> FreezeAsync(string name, CancellationToken ct = default, Guid? id = null) =>

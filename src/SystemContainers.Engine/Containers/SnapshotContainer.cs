@@ -1,4 +1,5 @@
-using System.Text.RegularExpressions;
+using SystemContainers.Engine.Spec;
+using SystemContainers.Engine.State;
 using SystemContainers.Engine.Storage;
 
 namespace SystemContainers.Engine.Containers;
@@ -6,61 +7,94 @@ namespace SystemContainers.Engine.Containers;
 /// <summary>
 /// Snapshots of a container's volume, through its pool's driver: a running container is frozen
 /// while its snapshot is taken, so the snapshot holds one moment of all its processes' writes; a
-/// restore needs the container stopped.
+/// restore needs the container stopped. Each snapshot's expiry is kept beside the container's
+/// record (SnapshotExpiries), so it is the same for every driver.
 /// </summary>
-internal sealed partial class SnapshotContainer(EngineParts parts, FreezeContainer freezer)
+internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freezer)
 {
-    [GeneratedRegex("^[A-Za-z0-9]([A-Za-z0-9_-]{0,62})\\z")]
-    private static partial Regex NamePattern();
-
-    public SnapshotInfo Create(Container c, string? snapshot)
+    /// <summary>
+    /// A snapshot named snapshot, or by the container's snapshots.pattern when none is given,
+    /// expiring at expiresAt (never when null). The expiry is written first: a crash before the
+    /// snapshot exists leaves an entry the next snapshot of that name replaces.
+    /// </summary>
+    public SnapshotInfo Create(Container c, string? snapshot, DateTimeOffset? expiresAt)
     {
         var driver = parts.Storage.DriverOf(c.Record);
         var volume = parts.Storage.VolumeOf(c.Record);
-        string name = snapshot is { Length: > 0 } ? Validate(snapshot) : NextName(driver.Snapshots(volume));
+        var taken = driver.Snapshots(volume).Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
+        string name = snapshot is { Length: > 0 } ? SnapshotName.Validate(snapshot)
+            : c.Spec.Snapshots.Pattern.NextName(DateTime.Now, taken.Contains);
+        if (taken.Contains(name))
+            throw EngineException.Conflict("SnapshotExists", $"container '{c.Name}' already has a snapshot '{name}'");
+        string dir = parts.Store.DirectoryOf(c.Name);
+        var expiries = SnapshotExpiries.Read(dir);
+        expiries.With(name, expiresAt).Write(dir);
         var (_, live) = c.Snapshot();
         bool freeze = live is { Frozen: false };
-        if (freeze) freezer.Freeze(c);
         try
         {
-            driver.CreateSnapshot(volume, name);
+            if (freeze) freezer.Freeze(c);
+            try
+            {
+                driver.CreateSnapshot(volume, name);
+            }
+            finally
+            {
+                if (freeze) freezer.Thaw(live!);
+            }
         }
-        finally
+        catch
         {
-            if (freeze) freezer.Thaw(live!);
+            expiries.Write(dir);
+            throw;
         }
-        return driver.Snapshots(volume).First(s => s.Name == name);
+        return List(c).First(s => s.Name == name);
     }
 
     public void Restore(Container c, string snapshot)
     {
         if (c.Live is not null)
             throw EngineException.Conflict("ContainerRunning", $"container '{c.Name}' is running; stop it before restoring snapshot '{snapshot}'");
-        parts.Storage.DriverOf(c.Record).RestoreSnapshot(parts.Storage.VolumeOf(c.Record), Validate(snapshot));
+        parts.Storage.DriverOf(c.Record).RestoreSnapshot(parts.Storage.VolumeOf(c.Record), SnapshotName.Validate(snapshot));
     }
 
-    public void Delete(Container c, string snapshot) =>
-        parts.Storage.DriverOf(c.Record).DeleteSnapshot(parts.Storage.VolumeOf(c.Record), Validate(snapshot));
+    public void Delete(Container c, string snapshot)
+    {
+        parts.Storage.DriverOf(c.Record).DeleteSnapshot(parts.Storage.VolumeOf(c.Record), SnapshotName.Validate(snapshot));
+        string dir = parts.Store.DirectoryOf(c.Name);
+        var expiries = SnapshotExpiries.Read(dir);
+        if (expiries.Of(snapshot) is not null) expiries.With(snapshot, null).Write(dir);
+    }
 
+    /// <summary>The expiry goes to the new name before the rename, so a crash between the two leaves it on whichever name the snapshot has.</summary>
     public SnapshotInfo Rename(Container c, string snapshot, string newName)
     {
         var driver = parts.Storage.DriverOf(c.Record);
         var volume = parts.Storage.VolumeOf(c.Record);
-        driver.RenameSnapshot(volume, Validate(snapshot), Validate(newName));
-        return driver.Snapshots(volume).First(s => s.Name == newName);
+        string dir = parts.Store.DirectoryOf(c.Name);
+        var expiries = SnapshotExpiries.Read(dir);
+        var expiresAt = expiries.Of(SnapshotName.Validate(snapshot));
+        if (driver.Snapshots(volume).Any(s => s.Name == SnapshotName.Validate(newName)))
+            throw EngineException.Conflict("SnapshotExists", $"container '{c.Name}' already has a snapshot '{newName}'");
+        var moved = expiries.With(newName, expiresAt);
+        moved.Write(dir);
+        try
+        {
+            driver.RenameSnapshot(volume, snapshot, newName);
+        }
+        catch
+        {
+            expiries.Write(dir);
+            throw;
+        }
+        moved.With(snapshot, null).Write(dir);
+        return List(c).First(s => s.Name == newName);
     }
 
-    public IReadOnlyList<SnapshotInfo> List(Container c) =>
-        parts.Storage.DriverOf(c.Record).Snapshots(parts.Storage.VolumeOf(c.Record));
-
-    private static string Validate(string name) => NamePattern().IsMatch(name) ? name
-        : throw EngineException.Invalid("InvalidSnapshotName",
-            $"snapshot name '{Spec.DisplayText.Escape(name)}' is invalid: use 1 to 63 letters, digits, '-' and '_', starting with a letter or digit");
-
-    /// <summary>snap0, snap1, ...: the first such name not taken, as LXD names them.</summary>
-    private static string NextName(IReadOnlyList<SnapshotInfo> taken)
+    public IReadOnlyList<SnapshotInfo> List(Container c)
     {
-        for (int i = 0; ; i++)
-            if (taken.All(s => s.Name != $"snap{i}")) return $"snap{i}";
+        var snapshots = parts.Storage.DriverOf(c.Record).Snapshots(parts.Storage.VolumeOf(c.Record));
+        var expiries = SnapshotExpiries.Read(parts.Store.DirectoryOf(c.Name));
+        return [.. snapshots.Select(s => s with { ExpiresAt = expiries.Of(s.Name) })];
     }
 }

@@ -23,7 +23,7 @@ public sealed record ContainerConfig
     public const string UserPrefix = "user.";
 
     public static readonly IReadOnlyList<string> Keys =
-        [Privileged, IdmapBase, IdmapSize, IdmapIsolated, Nesting, LxcfsViews, SyscallAllowList.Key, StopTimeout, Autostart, AutostartPriority, AutostartDelay, .. ResourceLimits.Keys];
+        [Privileged, IdmapBase, IdmapSize, IdmapIsolated, Nesting, LxcfsViews, SyscallAllowList.Key, StopTimeout, Autostart, AutostartPriority, AutostartDelay, .. ResourceLimits.Keys, .. SnapshotSettings.Keys];
 
     /// <summary>The longest key: keys are names, not data.</summary>
     public const int MaxKeyLength = 255;
@@ -36,6 +36,7 @@ public sealed record ContainerConfig
         Nics = NicSpec.ParseAll(raw);
         Proxies = ProxySpec.ParseAll(raw);
         Disks = DiskSpec.ParseAll(raw);
+        Snapshots = SnapshotSettings.Parse(raw);
         foreach (var group in Nics.Select(n => (n.Device, Type: "a NIC")).Concat(Proxies.Select(p => (p.Device, Type: "a proxy device")))
                      .Concat(Disks.Select(d => (d.Device, Type: "a disk device"))).GroupBy(d => d.Device).Where(g => g.Count() > 1))
             throw EngineException.Invalid("InvalidConfigKey", $"device name '{group.Key}' is used by {string.Join(" and ", group.Select(d => d.Type))}; device names are unique");
@@ -104,6 +105,9 @@ public sealed record ContainerConfig
 
     /// <summary>The disk devices (disk.&lt;device&gt;.* keys), validated.</summary>
     public IReadOnlyList<DiskSpec> Disks { get; }
+
+    /// <summary>The snapshots.* keys: the schedule, the name pattern and the expiry, validated.</summary>
+    public SnapshotSettings Snapshots { get; }
 
     /// <summary>The devices that get a veth on a managed bridge.</summary>
     public IEnumerable<NicSpec> BridgedNics => Nics.Where(n => n.Type == NicType.Bridged);
