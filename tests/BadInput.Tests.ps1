@@ -316,6 +316,12 @@ Describe 'Config changes' {
         @{ Label = 'to a second NIC of the same name'; Body = '{"config":{"nic.eth1.network":"badnet","nic.eth1.name":"eth0"}}'; Status = 400; Message = "both use the interface name 'eth0'" }
         @{ Label = 'with a wrong type'; Body = '{"config":["limits.cpu","1"]}'; Status = 400; Message = 'request body is not valid' }
         @{ Label = 'with an unknown field'; Body = '{"config":{"limits.cpu":"1"},"devices":{}}'; Status = 400; Message = "devices" }
+        @{ Label = 'to a cron schedule with minute 61'; Body = '{"config":{"snapshots.schedule":"61 * * * *"}}'; Status = 400; Message = "'snapshots.schedule': cron schedule .* is invalid: field minute \('61'\): 61 is out of range 0-59" }
+        @{ Label = 'to a cron schedule of 4 fields'; Body = '{"config":{"snapshots.schedule":"* * * *"}}'; Status = 400; Message = "'snapshots.schedule': .* it has 4 fields" }
+        @{ Label = 'to an unknown schedule alias'; Body = '{"config":{"snapshots.schedule":"@often"}}'; Status = 400; Message = "'snapshots.schedule': .*'@often' is not one of the aliases" }
+        @{ Label = 'to an expiry of an unknown unit'; Body = '{"config":{"snapshots.expiry":"2x"}}'; Status = 400; Message = "'snapshots.expiry': snapshot expiry '2x' is invalid: term '2x' has unit 'x'" }
+        @{ Label = 'to a pattern that gives bad names'; Body = '{"config":{"snapshots.pattern":"a/%d"}}'; Status = 400; Message = "'snapshots.pattern': snapshot pattern 'a/%d' is invalid: it gives names such as 'a/0'" }
+        @{ Label = 'to a schedule.stopped that is no bool'; Body = '{"config":{"snapshots.schedule.stopped":"perhaps"}}'; Status = 400; Message = "'snapshots.schedule.stopped' must be true or false" }
     ) {
         Assert-RestCase @{ Method = 'PATCH'; Path = '/1.0/containers/keeper'; Body = $Body; Status = $Status; Message = $Message }
         (Get-SystemContainer keeper).Config.Keys | Should -Not -Contain 'limits.cpu'
@@ -330,8 +336,11 @@ Describe 'Config changes' {
         @{ Key = 'environment.A=B'; Value = 'x'; Message = "without '='" }
         @{ Key = 'security.syscalls.allow'; Value = 'keyctl'; Message = 'can only be set when the container is created' }
         @{ Key = 'security.idmap.size'; Value = '131072'; Message = 'can only be set when the container is created' }
+        @{ Key = 'snapshots.schedule'; Value = '0 0 * * mon-xyz'; Message = "'snapshots.schedule': .*field day-of-week \('mon-xyz'\): 'xyz' is not a number from 0 to 7" }
+        @{ Key = 'snapshots.expiry'; Value = '1d 5'; Message = "'snapshots.expiry': .*term '5' needs a whole number" }
     ) {
         Assert-CmdletCase @{ Run = { Set-SystemContainer keeper -Config @{ $Key = $Value } -ErrorAction Stop }; Id = 'I*'; Message = $Message }
+        (Get-SystemContainer keeper).Config.Keys | Should -Not -Contain $Key
     }
 }
 

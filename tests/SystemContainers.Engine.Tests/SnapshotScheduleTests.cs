@@ -203,34 +203,35 @@ public class SnapshotPatternTests
     private static readonly DateTime When = new(2026, 12, 3, 9, 7, 5);
 
     [Fact]
-    public void DefaultIsTheLowestFreeNumber()
+    public void NumbersFollowTheHighestTaken()
     {
-        Assert.Equal("snap0", SnapshotPattern.Default.NextName(When, _ => false));
-        var taken = new HashSet<string> { "snap0", "snap1", "snap3" };
-        Assert.Equal("snap2", SnapshotPattern.Default.NextName(When, taken.Contains));
+        Assert.Equal("snap0", SnapshotPattern.Default.NextName(When, []));
+        Assert.Equal("snap0", SnapshotPattern.Default.NextName(When, ["other", "snapx", "snap-1", "xsnap4"]));
+        Assert.Equal("snap4", SnapshotPattern.Default.NextName(When, ["snap0", "snap1", "snap3"]));
+        Assert.Equal("snap11", SnapshotPattern.Default.NextName(When, ["snap10", "snap9"]));
     }
 
     [Fact]
     public void DateFormWithGoLayout()
     {
         var p = SnapshotPattern.Parse("auto-{{ creation_date|date:'2006-01-02_15-04-05' }}");
-        Assert.Equal("auto-2026-12-03_09-07-05", p.NextName(When, _ => false));
-        Assert.Equal("d20261203", SnapshotPattern.Parse("d{{creation_date | date:\"20060102\"}}").NextName(When, _ => false));
+        Assert.Equal("auto-2026-12-03_09-07-05", p.NextName(When, []));
+        Assert.Equal("d20261203", SnapshotPattern.Parse("d{{creation_date | date:\"20060102\"}}").NextName(When, []));
     }
 
     [Fact]
     public void DateAndNumberTogether()
     {
         var p = SnapshotPattern.Parse("{{ creation_date|date:'2006-01-02' }}-%d");
-        Assert.Equal("2026-12-03-1", p.NextName(When, n => n == "2026-12-03-0"));
+        Assert.Equal("2026-12-03-1", p.NextName(When, ["2026-12-03-0", "2026-12-02-7"]));
     }
 
     [Fact]
     public void ATakenNameWithoutNumberGetsASuffix()
     {
         var p = SnapshotPattern.Parse("daily");
-        Assert.Equal("daily", p.NextName(When, _ => false));
-        Assert.Equal("daily-2", p.NextName(When, n => n is "daily" or "daily-1"));
+        Assert.Equal("daily", p.NextName(When, []));
+        Assert.Equal("daily-2", p.NextName(When, ["daily", "daily-1"]));
     }
 
     [Theory]

@@ -7,14 +7,14 @@ namespace SystemContainers.Engine.Containers;
 /// <summary>
 /// Snapshots of a container's volume, through its pool's driver: a running container is frozen
 /// while its snapshot is taken, so the snapshot holds one moment of all its processes' writes; a
-/// restore needs the container stopped. Each snapshot's expiry is kept beside the container's
-/// record (SnapshotExpiries), so it is the same for every driver.
+/// restore needs the container stopped. Each snapshot's creation time and expiry are kept beside
+/// the container's record (SnapshotRecords), so they are the same for every driver.
 /// </summary>
 internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freezer)
 {
     /// <summary>
     /// A snapshot named snapshot, or by the container's snapshots.pattern when none is given,
-    /// expiring at expiresAt (never when null). The expiry is written first: a crash before the
+    /// expiring at expiresAt (never when null). Its record is written first: a crash before the
     /// snapshot exists leaves an entry the next snapshot of that name replaces.
     /// </summary>
     public SnapshotInfo Create(Container c, string? snapshot, DateTimeOffset? expiresAt)
@@ -23,12 +23,12 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
         var volume = parts.Storage.VolumeOf(c.Record);
         var taken = driver.Snapshots(volume).Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
         string name = snapshot is { Length: > 0 } ? SnapshotName.Validate(snapshot)
-            : c.Spec.Snapshots.Pattern.NextName(DateTime.Now, taken.Contains);
+            : c.Spec.Snapshots.Pattern.NextName(DateTime.Now, taken);
         if (taken.Contains(name))
             throw EngineException.Conflict("SnapshotExists", $"container '{c.Name}' already has a snapshot '{name}'");
         string dir = parts.Store.DirectoryOf(c.Name);
-        var expiries = SnapshotExpiries.Read(dir);
-        expiries.With(name, expiresAt).Write(dir);
+        var records = SnapshotRecords.Read(dir);
+        records.With(name, new SnapshotRecord(DateTimeOffset.UtcNow, expiresAt)).Write(dir);
         var (_, live) = c.Snapshot();
         bool freeze = live is { Frozen: false };
         try
@@ -45,7 +45,7 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
         }
         catch
         {
-            expiries.Write(dir);
+            records.Write(dir);
             throw;
         }
         return List(c).First(s => s.Name == name);
@@ -62,21 +62,21 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
     {
         parts.Storage.DriverOf(c.Record).DeleteSnapshot(parts.Storage.VolumeOf(c.Record), SnapshotName.Validate(snapshot));
         string dir = parts.Store.DirectoryOf(c.Name);
-        var expiries = SnapshotExpiries.Read(dir);
-        if (expiries.Of(snapshot) is not null) expiries.With(snapshot, null).Write(dir);
+        var records = SnapshotRecords.Read(dir);
+        if (records.Of(snapshot) is not null) records.With(snapshot, null).Write(dir);
     }
 
-    /// <summary>The expiry goes to the new name before the rename, so a crash between the two leaves it on whichever name the snapshot has.</summary>
+    /// <summary>The record goes to the new name before the rename, so a crash between the two leaves it on whichever name the snapshot has.</summary>
     public SnapshotInfo Rename(Container c, string snapshot, string newName)
     {
         var driver = parts.Storage.DriverOf(c.Record);
         var volume = parts.Storage.VolumeOf(c.Record);
         string dir = parts.Store.DirectoryOf(c.Name);
-        var expiries = SnapshotExpiries.Read(dir);
-        var expiresAt = expiries.Of(SnapshotName.Validate(snapshot));
+        var records = SnapshotRecords.Read(dir);
+        var record = records.Of(SnapshotName.Validate(snapshot));
         if (driver.Snapshots(volume).Any(s => s.Name == SnapshotName.Validate(newName)))
             throw EngineException.Conflict("SnapshotExists", $"container '{c.Name}' already has a snapshot '{newName}'");
-        var moved = expiries.With(newName, expiresAt);
+        var moved = records.With(newName, record);
         moved.Write(dir);
         try
         {
@@ -84,7 +84,7 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
         }
         catch
         {
-            expiries.Write(dir);
+            records.Write(dir);
             throw;
         }
         moved.With(snapshot, null).Write(dir);
@@ -94,7 +94,7 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
     public IReadOnlyList<SnapshotInfo> List(Container c)
     {
         var snapshots = parts.Storage.DriverOf(c.Record).Snapshots(parts.Storage.VolumeOf(c.Record));
-        var expiries = SnapshotExpiries.Read(parts.Store.DirectoryOf(c.Name));
-        return [.. snapshots.Select(s => s with { ExpiresAt = expiries.Of(s.Name) })];
+        var records = SnapshotRecords.Read(parts.Store.DirectoryOf(c.Name));
+        return [.. snapshots.Select(s => records.Of(s.Name) is { } r ? s with { Created = r.Created, ExpiresAt = r.ExpiresAt } : s).OrderBy(s => s.Created)];
     }
 }

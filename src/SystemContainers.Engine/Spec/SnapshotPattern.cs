@@ -5,7 +5,7 @@ namespace SystemContainers.Engine.Spec;
 
 /// <summary>
 /// How a snapshot made without a name is named (snapshots.pattern, default snap%d). Two parts
-/// of LXD's pongo2 templates are supported: %d, the lowest number that makes the name free, and
+/// of LXD's pongo2 templates are supported: %d, a number one above the highest taken, and
 /// {{ creation_date|date:'LAYOUT' }}, the creation time in the daemon's time zone written with
 /// Go's reference layout tokens 2006 (year), 01 (month), 02 (day), 15 (hour), 04 (minute) and
 /// 05 (second); other layout characters are kept as they are. A pattern without %d whose name
@@ -32,7 +32,7 @@ public sealed partial class SnapshotPattern
     public static SnapshotPattern Parse(string text)
     {
         var pattern = new SnapshotPattern(text);
-        string sample = pattern.Render(new DateTime(2006, 1, 2, 15, 4, 5), 0);
+        string sample = pattern.Render(new DateTime(2006, 1, 2, 15, 4, 5), "0");
         if (sample.Contains("{{") || sample.Contains("}}") || sample.Contains("{%"))
             throw EngineException.Invalid("InvalidSnapshotPattern",
                 $"snapshot pattern '{DisplayText.Escape(text)}' is invalid: of the template forms only %d and {{{{ creation_date|date:'2006-01-02_15-04-05' }}}} are supported");
@@ -42,23 +42,31 @@ public sealed partial class SnapshotPattern
         return pattern;
     }
 
-    /// <summary>The first name the pattern gives at that time that is not taken.</summary>
-    public string NextName(DateTime wallClock, Func<string, bool> taken)
+    /// <summary>
+    /// The name the pattern gives at that time: with %d, one more than the highest number of the
+    /// taken names it gives then (as LXD numbers them, so later snapshots sort later and a deleted
+    /// one's name is not given again while later ones remain); without, the plain name or the
+    /// first free suffix.
+    /// </summary>
+    public string NextName(DateTime wallClock, IReadOnlyCollection<string> taken)
     {
         if (Text.Contains("%d"))
         {
-            for (int i = 0; ; i++)
-                if (Render(wallClock, i) is var name && !taken(name)) return name;
+            const string Placeholder = "\u0000";
+            var numbered = new Regex("^" + Regex.Escape(Render(wallClock, Placeholder)).Replace(Regex.Escape(Placeholder), "([0-9]{1,9})") + "\\z");
+            int next = taken.Select(n => numbered.Match(n)).Where(m => m.Success)
+                .Select(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) + 1).DefaultIfEmpty(0).Max();
+            return Render(wallClock, next.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
-        string plain = Render(wallClock, 0);
-        if (!taken(plain)) return plain;
+        string plain = Render(wallClock, "");
+        if (!taken.Contains(plain)) return plain;
         for (int i = 1; ; i++)
-            if ($"{plain}-{i}" is var name && !taken(name)) return name;
+            if ($"{plain}-{i}" is var name && !taken.Contains(name)) return name;
     }
 
-    private string Render(DateTime wallClock, int number) =>
+    private string Render(DateTime wallClock, string number) =>
         DateExpression().Replace(Text, m => GoLayout(m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value, wallClock))
-            .Replace("%d", number.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            .Replace("%d", number);
 
     private static string GoLayout(string layout, DateTime t)
     {
