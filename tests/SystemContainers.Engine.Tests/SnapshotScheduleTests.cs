@@ -341,3 +341,213 @@ public class SnapshotSchedulerTests
         Assert.Empty(SnapshotScheduler.Due(daily, minute.UtcDateTime));
     }
 }
+
+/// <summary>A clock the test moves: timers fire when Advance passes their time, on the caller's thread.</summary>
+internal sealed class ManualClock(DateTimeOffset start) : TimeProvider
+{
+    private readonly object _lock = new();
+    private readonly List<ManualTimer> _timers = [];
+    private DateTimeOffset _now = start;
+
+    public override DateTimeOffset GetUtcNow()
+    {
+        lock (_lock) return _now;
+    }
+
+    public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
+
+    public int PendingTimers
+    {
+        get { lock (_lock) return _timers.Count(t => t.Due is not null); }
+    }
+
+    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+    {
+        var timer = new ManualTimer(this, callback, state);
+        timer.Change(dueTime, period);
+        return timer;
+    }
+
+    public void Advance(TimeSpan by)
+    {
+        List<ManualTimer> due;
+        lock (_lock)
+        {
+            _now += by;
+            due = [.. _timers.Where(t => t.Due <= _now)];
+            foreach (var t in due) t.Due = null;
+        }
+        foreach (var t in due) t.Fire();
+    }
+
+    private sealed class ManualTimer(ManualClock clock, TimerCallback callback, object? state) : ITimer
+    {
+        public DateTimeOffset? Due;
+
+        public bool Change(TimeSpan dueTime, TimeSpan period)
+        {
+            lock (clock._lock)
+            {
+                Due = dueTime == Timeout.InfiniteTimeSpan ? null : clock._now + dueTime;
+                if (!clock._timers.Contains(this)) clock._timers.Add(this);
+            }
+            return true;
+        }
+
+        public void Fire() => callback(state);
+
+        public void Dispose()
+        {
+            lock (clock._lock) clock._timers.Remove(this);
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+}
+
+/// <summary>Containers as the scheduler sees them, with what it asked of them.</summary>
+internal sealed class FakeSnapshotHost(ManualClock clock) : ISnapshotHost
+{
+    public readonly List<ScheduleCandidate> Candidates = [];
+    public readonly Dictionary<string, List<SnapshotInfo>> Made = [];
+    public readonly List<(string Name, string Snapshot)> Deleted = [];
+    public readonly List<(string Action, string Name, IReadOnlyDictionary<string, string> Context)> Reports = [];
+    public readonly HashSet<string> Failing = [];
+    public TaskCompletionSource? Gate;
+    private readonly Dictionary<string, int> _next = [];
+
+    public IReadOnlyList<ScheduleCandidate> ScheduleCandidates()
+    {
+        lock (this) return [.. Candidates];
+    }
+
+    public IReadOnlyList<string> Names()
+    {
+        lock (this) return [.. Candidates.Select(c => c.Name)];
+    }
+
+    public IReadOnlyList<SnapshotInfo> Snapshots(string name)
+    {
+        lock (this) return Made.TryGetValue(name, out var all) ? [.. all] : [];
+    }
+
+    public async Task<SnapshotInfo> SnapshotAsync(string name, string? snapshot, CancellationToken ct, DateTimeOffset? expiresAt)
+    {
+        if (Gate is { } gate) await gate.Task;
+        if (Failing.Contains(name)) throw EngineException.NotFound("SnapshotsUnsupported", $"the pool of '{name}' has no snapshots");
+        lock (this)
+        {
+            var all = Made.TryGetValue(name, out var list) ? list : Made[name] = [];
+            int n = _next.GetValueOrDefault(name);
+            _next[name] = n + 1;
+            var made = new SnapshotInfo(snapshot ?? $"snap{n}", clock.GetUtcNow(), expiresAt);
+            all.Add(made);
+            return made;
+        }
+    }
+
+    public Task DeleteSnapshotAsync(string name, string snapshot, CancellationToken ct)
+    {
+        lock (this)
+        {
+            Made[name].RemoveAll(s => s.Name == snapshot);
+            Deleted.Add((name, snapshot));
+        }
+        return Task.CompletedTask;
+    }
+
+    public void Report(string action, string name, IReadOnlyDictionary<string, string> context)
+    {
+        lock (this) Reports.Add((action, name, context));
+    }
+
+    public int Count(string name)
+    {
+        lock (this) return Made.TryGetValue(name, out var all) ? all.Count : 0;
+    }
+}
+
+public class SnapshotSchedulerLoopTests
+{
+    private static readonly DateTimeOffset Start = new(2026, 12, 3, 11, 0, 30, TimeSpan.Zero);
+
+    private static ScheduleCandidate Candidate(string name, bool running, params (string Key, string Value)[] keys) =>
+        new(name, SnapshotSettings.Parse(keys.ToDictionary(k => k.Key, k => k.Value)), running);
+
+    private static void WaitFor(Func<bool> condition, string what) =>
+        Assert.True(SpinWait.SpinUntil(condition, TimeSpan.FromSeconds(10)), $"timed out waiting for {what}");
+
+    [Fact]
+    public void WakesAtEachMinuteBoundarySnapshotsTheDueAndSweepsTheExpired()
+    {
+        var clock = new ManualClock(Start);
+        var host = new FakeSnapshotHost(clock);
+        host.Candidates.Add(Candidate("every", true, ("snapshots.schedule", "* * * * *"), ("snapshots.expiry", "2M")));
+        host.Candidates.Add(Candidate("even", true, ("snapshots.schedule", "*/2 * * * *")));
+        host.Candidates.Add(Candidate("asleep", false, ("snapshots.schedule", "* * * * *")));
+        using var scheduler = new SnapshotScheduler(host, clock, TimeZoneInfo.Utc);
+        scheduler.Start();
+        WaitFor(() => clock.PendingTimers == 1, "the wait for 11:01");
+        // Nothing before the boundary.
+        clock.Advance(TimeSpan.FromSeconds(29));
+        Assert.Equal(0, host.Count("every"));
+        clock.Advance(TimeSpan.FromSeconds(1));
+        WaitFor(() => host.Count("every") == 1 && clock.PendingTimers == 1, "the 11:01 run");
+        var first = host.Snapshots("every")[0];
+        Assert.Equal(first.Created.AddMinutes(2), first.ExpiresAt);
+        Assert.Equal(0, host.Count("even"));
+        Assert.Equal(0, host.Count("asleep"));
+        for (int minute = 2; minute <= 4; minute++)
+        {
+            clock.Advance(TimeSpan.FromMinutes(1));
+            int expected = minute;
+            WaitFor(() => host.Count("even") == expected / 2 && clock.PendingTimers == 1 && host.Deleted.Count >= expected - 3, $"the 11:0{minute} run");
+        }
+        // snap0 (11:01, expiring 11:03) went at 11:03, snap1 at 11:04; each run made one for every.
+        Assert.Equal([("every", "snap0"), ("every", "snap1")], host.Deleted);
+        Assert.Equal(["snap2", "snap3"], host.Snapshots("every").Select(s => s.Name));
+        Assert.Equal(0, host.Count("asleep"));
+        Assert.Empty(host.Reports);
+    }
+
+    [Fact]
+    public void AFailureIsReportedAndTheOthersStillGetTheirs()
+    {
+        var clock = new ManualClock(Start);
+        var host = new FakeSnapshotHost(clock);
+        host.Candidates.Add(Candidate("broken", true, ("snapshots.schedule", "* * * * *")));
+        host.Candidates.Add(Candidate("fine", true, ("snapshots.schedule", "* * * * *")));
+        host.Failing.Add("broken");
+        using var scheduler = new SnapshotScheduler(host, clock, TimeZoneInfo.Utc);
+        scheduler.Start();
+        WaitFor(() => clock.PendingTimers == 1, "the wait for 11:01");
+        clock.Advance(TimeSpan.FromSeconds(30));
+        WaitFor(() => host.Count("fine") == 1 && clock.PendingTimers == 1, "the 11:01 run");
+        var (action, name, context) = Assert.Single(host.Reports);
+        Assert.Equal(SnapshotScheduler.FailedEvent, action);
+        Assert.Equal("broken", name);
+        Assert.Equal("snapshot", context["operation"]);
+        Assert.Contains("has no snapshots", context["error"]);
+    }
+
+    [Fact]
+    public async Task NeverTwoRunsAtOnce()
+    {
+        var clock = new ManualClock(Start);
+        var host = new FakeSnapshotHost(clock) { Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
+        host.Candidates.Add(Candidate("slow", true, ("snapshots.schedule", "* * * * *")));
+        using var scheduler = new SnapshotScheduler(host, clock, TimeZoneInfo.Utc);
+        var minute = new DateTimeOffset(2026, 12, 3, 11, 1, 0, TimeSpan.Zero);
+        var first = scheduler.RunAsync(minute);
+        Assert.False(await scheduler.RunAsync(minute.AddMinutes(1)));
+        host.Gate.SetResult();
+        Assert.True(await first);
+        Assert.Equal(1, host.Count("slow"));
+        Assert.True(await scheduler.RunAsync(minute.AddMinutes(2)));
+        Assert.Equal(2, host.Count("slow"));
+    }
+}

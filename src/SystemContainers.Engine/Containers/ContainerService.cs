@@ -17,7 +17,7 @@ namespace SystemContainers.Engine.Containers;
 /// every container init; exits arrive through pidfds on the event loop. After a daemon restart,
 /// running containers are adopted again.
 /// </summary>
-public sealed class ContainerService : IDisposable
+public sealed class ContainerService : IDisposable, ISnapshotHost
 {
     private readonly EngineParts _parts;
     private readonly ContainerRegistry _registry = new();
@@ -209,6 +209,17 @@ public sealed class ContainerService : IDisposable
     /// <summary>An event that is not the end of a state change (a scheduled snapshot that failed), with what it is about.</summary>
     internal void Report(string action, string name, IReadOnlyDictionary<string, string> context) =>
         Events?.Invoke(new EngineEvent(action, name, DateTimeOffset.UtcNow, context));
+
+    IReadOnlyList<ScheduleCandidate> ISnapshotHost.ScheduleCandidates() => ScheduleCandidates();
+
+    IReadOnlyList<string> ISnapshotHost.Names() => Names();
+
+    Task<SnapshotInfo> ISnapshotHost.SnapshotAsync(string name, string? snapshot, CancellationToken ct, DateTimeOffset? expiresAt) =>
+        SnapshotAsync(name, snapshot, ct, expiresAt);
+
+    Task ISnapshotHost.DeleteSnapshotAsync(string name, string snapshot, CancellationToken ct) => DeleteSnapshotAsync(name, snapshot, ct);
+
+    void ISnapshotHost.Report(string action, string name, IReadOnlyDictionary<string, string> context) => Report(action, name, context);
 
     /// <summary>Freezes every process of a running container (cgroup freezer).</summary>
     public Task<ContainerView> FreezeAsync(string name, CancellationToken ct = default, Guid? id = null) =>

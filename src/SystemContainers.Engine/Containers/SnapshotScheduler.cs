@@ -20,7 +20,7 @@ internal sealed class SnapshotScheduler : IDisposable
 {
     public const string FailedEvent = "container-snapshot-schedule-failed";
 
-    private readonly ContainerService _containers;
+    private readonly ISnapshotHost _containers;
     private readonly TimeProvider _clock;
     private readonly TimeZoneInfo _zone;
     private readonly CancellationTokenSource _stop = new();
@@ -28,7 +28,7 @@ internal sealed class SnapshotScheduler : IDisposable
     private Task? _loop;
 
     /// <summary>The schedule is read in zone's wall-clock time, as cron reads the host's.</summary>
-    public SnapshotScheduler(ContainerService containers, TimeProvider clock, TimeZoneInfo zone)
+    public SnapshotScheduler(ISnapshotHost containers, TimeProvider clock, TimeZoneInfo zone)
     {
         _containers = containers;
         _clock = clock;
