@@ -1,5 +1,6 @@
 using SystemContainers.Engine.Containers;
 using SystemContainers.Engine.Spec;
+using SystemContainers.Engine.State;
 using SystemContainers.Engine.Storage;
 
 namespace SystemContainers.Engine.Tests;
@@ -549,5 +550,40 @@ public class SnapshotSchedulerLoopTests
         Assert.Equal(1, host.Count("slow"));
         Assert.True(await scheduler.RunAsync(minute.AddMinutes(2)));
         Assert.Equal(2, host.Count("slow"));
+    }
+}
+
+public class SnapshotRecordsTests
+{
+    [Fact]
+    public void KeepsEachSnapshotsTimesAndLeavesNoFileWhenEmpty()
+    {
+        using var dir = new TempDir();
+        var file = dir.Combine("snapshots.json");
+        Assert.Null(SnapshotRecords.Read(dir.Path).Of("snap0"));
+        var created = new DateTimeOffset(2026, 12, 3, 11, 0, 0, TimeSpan.Zero);
+        var records = SnapshotRecords.Read(dir.Path)
+            .With("snap0", new SnapshotRecord(created, created.AddMinutes(2)))
+            .With("kept", new SnapshotRecord(created, null));
+        records.Write(dir.Path);
+        var read = SnapshotRecords.Read(dir.Path);
+        Assert.Equal(created.AddMinutes(2), read.Of("snap0")!.ExpiresAt);
+        Assert.Null(read.Of("kept")!.ExpiresAt);
+        Assert.Equal(created, read.Of("kept")!.Created);
+        read.With("snap0", null).With("kept", null).Write(dir.Path);
+        Assert.False(File.Exists(file));
+        // An empty set written where there was no file (a refused snapshot put back) makes none.
+        SnapshotRecords.Read(dir.Path).Write(dir.Path);
+        Assert.False(File.Exists(file));
+    }
+
+    [Fact]
+    public void ADamagedFileIsReportedNamingIt()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.Combine("snapshots.json"), "{\"snapshots\": 5");
+        var e = Assert.Throws<EngineException>(() => SnapshotRecords.Read(dir.Path));
+        Assert.Equal("DamagedState", e.Reason);
+        Assert.Contains("snapshots.json", e.Message);
     }
 }

@@ -38,7 +38,14 @@ internal sealed record SnapshotRecords(IReadOnlyDictionary<string, SnapshotRecor
         return this with { Snapshots = all };
     }
 
-    /// <summary>Replaced atomically and durably, like config.json: an expiry lost in a crash would keep a snapshot for good.</summary>
-    public void Write(string containerDir) =>
-        Sys.WriteFileAtomic(Path.Combine(containerDir, FileName), JsonSerializer.SerializeToUtf8Bytes(this, StateStore.Json));
+    /// <summary>
+    /// Replaced atomically and durably, like config.json: an expiry lost in a crash would keep a
+    /// snapshot for good. No entries is no file, so a refused snapshot leaves nothing behind.
+    /// </summary>
+    public void Write(string containerDir)
+    {
+        string path = Path.Combine(containerDir, FileName);
+        if (Snapshots.Count == 0) File.Delete(path);
+        else Sys.WriteFileAtomic(path, JsonSerializer.SerializeToUtf8Bytes(this, StateStore.Json));
+    }
 }
