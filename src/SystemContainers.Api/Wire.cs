@@ -171,8 +171,15 @@ public sealed record SystemContainerEvent
 /// <summary>GET /1.0/containers/{name}/console?from=N: the console log from byte N on, and where the next read starts.</summary>
 public sealed record ConsoleLogChunk(string Text, long Next, bool Restarted);
 
-/// <summary>POST /1.0/containers; with Start (LXD's instance_create_start) the answer is the operation that starts it.</summary>
-public sealed record ContainerCreateRequest(string Name, string Image, Dictionary<string, string>? Config = null, bool Start = false, string? StoragePool = null);
+/// <summary>
+/// POST /1.0/containers: from Image, or with Source a copy of another container (LXD's shape); with
+/// Start (LXD's instance_create_start) the answer is the operation that starts it.
+/// </summary>
+public sealed record ContainerCreateRequest(string Name, string? Image, Dictionary<string, string>? Config = null, bool Start = false, string? StoragePool = null,
+    ContainerSource? Source = null);
+
+/// <summary>Where a new container comes from: Type "copy" with Source "NAME" or "NAME/SNAPSHOT", as LXD's instance source.</summary>
+public sealed record ContainerSource(string Type, string? Source = null);
 
 public sealed record ContainerStateRequest(string Action, bool Force = false, int? Timeout = null);
 

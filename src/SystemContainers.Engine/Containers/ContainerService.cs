@@ -32,6 +32,7 @@ public sealed class ContainerService : IDisposable
     private readonly SnapshotContainer _snapshot;
     private readonly CopyContainerFile _copy;
     private readonly RenameContainer _rename;
+    private readonly CopyContainer _duplicate;
 
     public ContainerService(EngineOptions options, ImageStore images, ICgroupDriver cgroups)
     {
@@ -62,6 +63,7 @@ public sealed class ContainerService : IDisposable
         _snapshot = new SnapshotContainer(_parts, _freeze);
         _copy = new CopyContainerFile(_parts);
         _rename = new RenameContainer(_parts);
+        _duplicate = new CopyContainer(_parts, nicDefaults, _freeze);
         var adopt = new AdoptContainer(_parts, cleanup, supervisor);
 
         Recovery.ReclaimStaging(store.ContainersDir);
@@ -144,6 +146,22 @@ public sealed class ContainerService : IDisposable
             _rename.Run(c, newName);
             return Task.CompletedTask;
         }, ct, null);
+
+    /// <summary>
+    /// A new container name, a copy of source (or of its snapshot) in its pool or in storagePool;
+    /// it has the source's config with new MACs and host-side names, and no snapshots (see CopyContainer).
+    /// </summary>
+    public async Task<ContainerView> CopyAsync(string source, string name, string? snapshot, string? storagePool, CancellationToken ct = default)
+    {
+        Container? made = null;
+        await UnderGate(source, "container-copied", c =>
+        {
+            made = _duplicate.Run(c, name, snapshot, storagePool);
+            return Task.CompletedTask;
+        }, ct, null);
+        Raise("container-created", name);
+        return View(made!);
+    }
 
     /// <summary>A read-only snapshot of the container's volume (snap0, snap1, ... when no name is given); a running container is frozen meanwhile.</summary>
     public async Task<SnapshotInfo> SnapshotAsync(string name, string? snapshot, CancellationToken ct = default)

@@ -27,7 +27,7 @@ public static class IdShifter
         }
         try
         {
-            Shift(staging, map);
+            Shift(staging, null, map);
         }
         catch (NativeException e)
         {
@@ -39,14 +39,31 @@ public static class IdShifter
     }
 
     /// <summary>
-    /// Adds the range base to every owner, relative to directory fds one name at a time (an image
+    /// Moves every owner of a tree from one id map's range into another's (from null: owners are
+    /// the container's own ids), in place: a layer copied from one container to another. Its
+    /// whiteouts stay as overlay made them.
+    /// </summary>
+    internal static void Reshift(string dir, IdMap? from, IdMap to)
+    {
+        try
+        {
+            Shift(dir, from, to);
+        }
+        catch (NativeException e)
+        {
+            throw new EngineException(FailureKind.Failed, "ShiftFailed", $"cannot shift the owners of {dir}: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Adds the range base to every owner (less from's base), relative to directory fds one name at a time (an image
     /// may hold paths beyond PATH_MAX) and never through a symlink. chown clears setuid/setgid
     /// bits, so each mode is restored after it.
     /// </summary>
-    private static void Shift(string dir, IdMap map)
+    private static void Shift(string dir, IdMap? from, IdMap map)
     {
         using var root = Sys.Open(dir, At.DirFlags);
-        ShiftOne(root.Fd, "", map, dir);
+        ShiftOne(root.Fd, "", from, map, dir);
         var streams = new Stack<nint>();
         try
         {
@@ -60,7 +77,7 @@ public static class IdShifter
                     continue;
                 }
                 int parent = At.dirfd(streams.Peek());
-                if (ShiftOne(parent, name, map, name).IsDirectory)
+                if (ShiftOne(parent, name, from, map, name).IsDirectory)
                 {
                     if (streams.Count >= RootfsExtractor.MaxDepth)
                         throw new NativeException(Libc.EINVAL, $"descend more than {RootfsExtractor.MaxDepth} directories into", dir);
@@ -86,13 +103,16 @@ public static class IdShifter
         }
     }
 
-    private static FileIdentity ShiftOne(int parent, string name, IdMap map, string where)
+    private static FileIdentity ShiftOne(int parent, string name, IdMap? from, IdMap map, string where)
     {
         var id = At.Stat(parent, name, where);
-        if (id.Uid >= map.Size || id.Gid >= map.Size)
+        // An overlay whiteout (a 0:0 character device) is the kernel's, owned by host root whoever made it: no one's ids to move.
+        if (from is not null && id.Type == At.S_IFCHR && id.RdevMajor == 0 && id.RdevMinor == 0) return id;
+        long uid = id.Uid - (from?.UidBase ?? 0), gid = id.Gid - (from?.GidBase ?? 0);
+        if (uid < 0 || gid < 0 || uid >= map.Size || gid >= map.Size)
             throw new EngineException(FailureKind.Failed, "ShiftFailed", $"cannot shift {where}: owner {id.Uid}:{id.Gid} is outside the {map.Size}-id range");
         int flags = At.AT_SYMLINK_NOFOLLOW | (name.Length == 0 ? At.AT_EMPTY_PATH : 0);
-        if (At.fchownat(parent, name, (int)(map.UidBase + id.Uid), (int)(map.GidBase + id.Gid), flags) < 0)
+        if (At.fchownat(parent, name, (int)(map.UidBase + uid), (int)(map.GidBase + gid), flags) < 0)
             throw NativeException.FromLastError("chown", where);
         if (id.Type != At.S_IFLNK && (name.Length == 0 ? At.fchmod(parent, (int)(id.Mode & 0xfff)) : At.fchmodat(parent, name, (int)(id.Mode & 0xfff), 0)) < 0)
             throw NativeException.FromLastError("chmod", where);

@@ -41,6 +41,22 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
 
     public void DeleteVolume(Volume volume) => TreeRemover.Remove(PathOf(volume));
 
+    /// <summary>A tree copy, reflinked where the file system shares extents; owners stay unshifted, so any id map fits.</summary>
+    public void CopyVolume(Volume source, string? snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap)
+    {
+        if (snapshot is not null) throw PoolDirs.NoSnapshots("dir");
+        ReceiveTree(target, PathOf(source));
+    }
+
+    public string? SnapshotRoot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("dir");
+
+    public void ReceiveTree(Volume target, string tree)
+    {
+        string to = PathOf(target);
+        PoolDirs.CheckAbsent(to);
+        TreeCopy.Copy(tree, to);
+    }
+
     public void RenameVolume(Volume volume, string newName) => PoolDirs.Rename(PathOf(volume), Path.Combine(Volumes, newName));
 
     public string UsageTree(Volume volume) => PathOf(volume);

@@ -46,6 +46,27 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
 
     public void DeleteVolume(Volume volume) { }
 
+    /// <summary>
+    /// A copy of the upper layer only, over the same image. The upper holds host ids (overlay
+    /// writes it with the mounter's credentials), so a copy with another id map is shifted into it.
+    /// </summary>
+    public void CopyVolume(Volume source, string? snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap)
+    {
+        if (snapshot is not null) throw PoolDirs.NoSnapshots("overlay");
+        string fs = Path.Combine(target.ContainerDir, "fs");
+        string upper = Path.Combine(fs, "upper");
+        Directory.CreateDirectory(fs);
+        TreeCopy.Copy(UsageTree(source), upper);
+        Directory.CreateDirectory(Path.Combine(fs, "work"));
+        if (targetMap is not null && targetMap != sourceMap) IdShifter.Reshift(upper, sourceMap, targetMap);
+    }
+
+    public string? SnapshotRoot(Volume volume, string snapshot) => null;
+
+    public void ReceiveTree(Volume target, string tree) =>
+        throw EngineException.Invalid("CopyUnsupported",
+            $"cannot copy {tree} into the overlay pool: its volumes are layers over an image; copy within a pool, or between dir and btrfs pools");
+
     /// <summary>The volume is in the state directory, which moves with the container.</summary>
     public void RenameVolume(Volume volume, string newName) { }
 

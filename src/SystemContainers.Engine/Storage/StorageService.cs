@@ -177,6 +177,28 @@ public sealed class StorageService
     internal void CreateVolume(ContainerRecord record, string containerDir) =>
         Usable(record.StoragePool).CreateVolume(new Volume(record.Name, containerDir), SourceOf(record), record.IdMap);
 
+    /// <summary>
+    /// Makes target's volume (target's pool, staging directory targetDir) a copy of source's or of
+    /// its snapshot: the pool's own copy within a pool; between pools, a tree copy of the source's
+    /// direct root, which both dir and btrfs volumes are.
+    /// </summary>
+    internal void CopyVolume(ContainerRecord source, string? snapshot, ContainerRecord target, string targetDir)
+    {
+        var from = Usable(source.StoragePool);
+        var to = Usable(target.StoragePool);
+        var sourceVolume = VolumeOf(source);
+        var targetVolume = new Volume(target.Name, targetDir);
+        if ((source.StoragePool ?? StoragePool.DefaultName) == (target.StoragePool ?? StoragePool.DefaultName))
+        {
+            from.CopyVolume(sourceVolume, snapshot, targetVolume, source.IdMap, target.IdMap);
+            return;
+        }
+        string tree = (snapshot is null ? from.DirectRoot(sourceVolume) : from.SnapshotRoot(sourceVolume, snapshot))
+            ?? throw EngineException.Invalid("CopyUnsupported",
+                $"cannot copy container '{source.Name}' out of storage pool '{source.StoragePool ?? StoragePool.DefaultName}': its volume is a layer over its image; copy within the pool, or between dir and btrfs pools");
+        to.ReceiveTree(targetVolume, tree);
+    }
+
     internal IStorageDriver DriverOf(ContainerRecord record) => Usable(record.StoragePool);
 
     internal Volume VolumeOf(ContainerRecord record) => new(record.Name, _store.DirectoryOf(record.Name));

@@ -16,8 +16,8 @@ public sealed record PoolSpace(long Used, long Free, long Total, string? UsedPar
 
 /// <summary>
 /// A storage driver: what a container's root is made of and how it is mounted. One instance per
-/// pool. Snapshots, copies and send/receive streams are verbs still to come; each will be a
-/// method here beside the volume it acts on.
+/// pool. Send/receive streams are verbs still to come; each will be a method here beside the
+/// volume it acts on.
 /// </summary>
 public interface IStorageDriver
 {
@@ -46,6 +46,19 @@ public interface IStorageDriver
     string? DirectRoot(Volume volume);
 
     void DeleteVolume(Volume volume);
+
+    /// <summary>
+    /// Makes target's volume, in this pool, a copy of source's or of its snapshot: as cheap as the
+    /// driver allows (a writable btrfs snapshot, a reflinked tree copy). The caller keeps the source
+    /// still (frozen) meanwhile; on failure nothing of the target is left.
+    /// </summary>
+    void CopyVolume(Volume source, string? snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap);
+
+    /// <summary>The host directory holding the snapshot with the container's own ids on disk (see DirectRoot), or null when snapshots are layers.</summary>
+    string? SnapshotRoot(Volume volume, string snapshot);
+
+    /// <summary>Makes a volume from a tree holding the container's own ids (another pool's direct root); on failure nothing of it is left.</summary>
+    void ReceiveTree(Volume target, string tree);
 
     /// <summary>Gives the volume, with its snapshots, to the container's new name; a part already moved (a rename resumed after a crash) is left as it is.</summary>
     void RenameVolume(Volume volume, string newName);
