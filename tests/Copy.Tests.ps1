@@ -1,5 +1,5 @@
 # Copy-SystemContainer: a copy in the same pool on overlay (the upper layer), dir (a tree copy) and
-# btrfs (a writable snapshot), from a running source or a snapshot, and into another pool; each copy
+# btrfs (a writable snapshot), from a running source or a snapshot on each, and into another pool; each copy
 # independent of its source, with its config but its own MAC, address and ids; refused copies and a
 # daemon killed mid copy leave nothing behind. btrfs runs on loop files the pools make; AfterAll
 # unmounts and detaches them even when tests fail.
@@ -104,26 +104,30 @@ Describe 'A copy in a <Driver> pool' -ForEach @(
     }
 }
 
-Describe 'A copy of a btrfs snapshot' {
+Describe 'A copy of a <Driver> snapshot' -ForEach @(
+    @{ Driver = 'btrfs'; Pool = 'csnap' }
+    @{ Driver = 'dir'; Pool = 'csnapd' }
+    @{ Driver = 'overlay'; Pool = 'default' }
+) {
     BeforeAll {
-        New-SystemContainerStoragePool csnap -Driver btrfs -Size 300MiB | Out-Null
-        New-SystemContainer snapsrc -Image $image -Network none -StoragePool csnap -Start | Out-Null
-        Invoke-In snapsrc 'echo before > /before'
+        if ($Driver -eq 'btrfs') { New-SystemContainerStoragePool $Pool -Driver btrfs -Size 300MiB | Out-Null }
+        if ($Driver -eq 'dir') { New-SystemContainerStoragePool $Pool -Driver dir | Out-Null }
+        New-SystemContainer snapsrc -Image $image -Network none -StoragePool $Pool -Start | Out-Null
+        Invoke-In snapsrc 'echo before > /before; chown 1000:1001 /before'
         Checkpoint-SystemContainer snapsrc -SnapshotName s1
         Invoke-In snapsrc 'echo after > /after; rm /before'
     }
     AfterAll {
         Remove-SystemContainer snapsrc, snapcopy -Force -ErrorAction SilentlyContinue
-        Remove-SystemContainerStoragePool csnap -Force -ErrorAction SilentlyContinue
+        if ($Pool -ne 'default') { Remove-SystemContainerStoragePool $Pool -Force -ErrorAction SilentlyContinue }
     }
     It 'holds what the snapshot holds, has no snapshots of its own, and leaves the source''s' {
         $c = Copy-SystemContainer snapsrc -Destination snapcopy -Snapshot s1
         $c.Status | Should -Be 'Stopped'
         Get-SystemContainerSnapshot snapcopy | Should -BeNullOrEmpty
-        Test-Path (Join-Path (Get-PoolsDir) 'csnap/containers-snapshots/snapcopy') | Should -BeFalse
         (Get-SystemContainerSnapshot snapsrc).SnapshotName | Should -Be @('s1')
         Start-SystemContainer snapcopy
-        Invoke-In snapcopy 'cat /before; test -e /after && echo there || echo absent' | Should -Be @('before', 'absent')
+        Invoke-In snapcopy 'cat /before; stat -c %u:%g /before; test -e /after && echo there || echo absent' | Should -Be @('before', '1000:1001', 'absent')
         Invoke-In snapsrc 'cat /after' | Should -Be 'after'
     }
     It 'copies a running source with snapshots, and the copy has none' {
@@ -160,6 +164,13 @@ Describe 'A copy into another pool' {
             Stop-SystemContainer $name -Force
         }
         (Get-SystemContainerStoragePool xbtrfs).UsedBy | Should -Be @('xb')
+    }
+    It 'copies a dir snapshot into a btrfs pool' {
+        Checkpoint-SystemContainer xsrc -SnapshotName s1
+        Copy-SystemContainer xsrc xs -Snapshot s1 -StoragePool xbtrfs | Out-Null
+        Start-SystemContainer xs
+        Invoke-In xs 'stat -c "%u:%g %a" /mark' | Should -Be '1000:1001 4750'
+        Remove-SystemContainer xs -Force
     }
     It 'refuses to copy out of or into the overlay pool, and leaves nothing' {
         Copy-SystemContainer xsrc xo -StoragePool default -ErrorAction SilentlyContinue -ErrorVariable e1

@@ -58,7 +58,7 @@ internal static unsafe partial class At
     }
 
     public const ulong RESOLVE_NO_XDEV = 0x01, RESOLVE_NO_MAGICLINKS = 0x02, RESOLVE_NO_SYMLINKS = 0x04, RESOLVE_BENEATH = 0x08, RESOLVE_IN_ROOT = 0x10;
-    public const uint RENAME_NOREPLACE = 1;
+    public const uint RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2;
     private const long SYS_openat2 = 437;
 
     /// <summary>openat2(2) with a struct open_how of flags (always CLOEXEC), mode and resolve; -1 and errno on failure.</summary>
