@@ -238,7 +238,8 @@ public sealed record ImageAliasRequest(string? Name, string? Target);
 /// <summary>
 /// POST /1.0/images: import a tarball the daemon can read, build one (source "busybox" or
 /// "debootstrap"), or pull one from another daemon (source "pull": from Server, https://address:port,
-/// whose certificate has the SHA-256 Certificate, the image Fingerprint with the Secret that daemon issued).
+/// whose certificate has the SHA-256 Certificate, the image Fingerprint with the Secret that daemon issued),
+/// or publish a container (source "container": Container is NAME, or NAME/SNAPSHOT for one of its snapshots).
 /// </summary>
 public sealed record ImageCreateRequest(
     string Source,
@@ -250,7 +251,8 @@ public sealed record ImageCreateRequest(
     string? Server = null,
     string? Secret = null,
     string? Certificate = null,
-    string? Fingerprint = null);
+    string? Fingerprint = null,
+    string? Container = null);
 
 /// <summary>POST /1.0/images/{fingerprint}/secret: how long the single-use secret lives (default 60 s).</summary>
 public sealed record ImageSecretRequest(int? ExpiresInSeconds = null);

@@ -282,6 +282,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
                 },
                 "busybox" => async op => ToApi(await BuildBusybox(req, op)),
                 "pull" => async op => ToApi(await ImagePull.RunAsync(images, req, new Progress<string>(op.Report), op.Cancellation.Token)),
+                "container" => PublishRequest(req),
                 "debootstrap" => async op =>
                 {
                     Require(req.Release, "release");
@@ -290,7 +291,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
                     return ToApi(await images.ImportAsync(tarball, req.Alias, req.Description ?? $"Debian {req.Release} with systemd (debootstrap)",
                         new Progress<string>(op.Report), op.Cancellation.Token));
                 },
-                _ => throw EngineException.Invalid("InvalidSource", $"image source '{req.Source}' is not file, busybox, debootstrap or pull"),
+                _ => throw EngineException.Invalid("InvalidSource", $"image source '{req.Source}' is not file, busybox, debootstrap, pull or container"),
             };
             return Async(operations.Start($"Creating image ({req.Source})", new Dictionary<string, string[]>(), work));
         });
@@ -496,6 +497,16 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         if (!int.TryParse(value, out int n) || n is < 1 or > 100_000)
             throw EngineException.Invalid("InvalidRequest", $"containers '{value}' is not a count from 1 to 100000");
         return n;
+    }
+
+    /// <summary>POST /1.0/images from source "container": the work of an operation that publishes NAME or NAME/SNAPSHOT under the alias.</summary>
+    private Func<OperationRecord, Task<object?>> PublishRequest(ImageCreateRequest req)
+    {
+        Require(req.Container, "container");
+        Require(req.Alias, "alias");
+        string[] parts = req.Container!.Split('/', 2);
+        string? snapshot = parts.Length == 2 ? parts[1] : null;
+        return async op => ToApi(await containers.PublishAsync(parts[0], snapshot, req.Alias!, req.Description, new Progress<string>(op.Report), op.Cancellation.Token));
     }
 
     /// <summary>POST /1.0/containers with a copy source: an operation that copies SOURCE or SOURCE/SNAPSHOT, then starts the copy if asked.</summary>

@@ -33,6 +33,7 @@ public sealed class ContainerService : IDisposable
     private readonly CopyContainerFile _copy;
     private readonly RenameContainer _rename;
     private readonly CopyContainer _duplicate;
+    private readonly PublishContainer _publish;
 
     public ContainerService(EngineOptions options, ImageStore images, ICgroupDriver cgroups)
     {
@@ -64,6 +65,7 @@ public sealed class ContainerService : IDisposable
         _copy = new CopyContainerFile(_parts);
         _rename = new RenameContainer(_parts);
         _duplicate = new CopyContainer(_parts, nicDefaults, _freeze);
+        _publish = new PublishContainer(_parts);
         var adopt = new AdoptContainer(_parts, cleanup, supervisor);
 
         Recovery.ReclaimStaging(store.ContainersDir);
@@ -161,6 +163,15 @@ public sealed class ContainerService : IDisposable
         }, ct, null);
         Raise("container-created", name);
         return View(made!);
+    }
+
+    /// <summary>A stopped container, or one of its snapshots, as a new image under alias (see PublishContainer).</summary>
+    public async Task<ImageRecord> PublishAsync(string name, string? snapshot, string alias, string? description, IProgress<string>? progress,
+        CancellationToken ct = default)
+    {
+        ImageRecord? made = null;
+        await UnderGate(name, "container-published", async c => made = await _publish.RunAsync(c, snapshot, alias, description, progress, ct), ct, null);
+        return made!;
     }
 
     /// <summary>A read-only snapshot of the container's volume (snap0, snap1, ... when no name is given); a running container is frozen meanwhile.</summary>

@@ -23,12 +23,7 @@ internal sealed class CopyContainer(EngineParts parts, NicDefaults nicDefaults, 
     {
         ContainerName.Validate(name);
         var from = source.Record;
-        if (snapshot is not null)
-        {
-            SnapshotContainer.Validate(snapshot);
-            if (!parts.Storage.DriverOf(from).Snapshots(parts.Storage.VolumeOf(from)).Any(s => s.Name == snapshot))
-                throw EngineException.NotFound("SnapshotNotFound", $"container '{source.Name}' has no snapshot '{snapshot}'");
-        }
+        if (snapshot is not null) SnapshotContainer.CheckExists(parts.Storage, source, snapshot);
         var raw = from.Config.Where(kv => !IsIdentity(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
         var parsed = nicDefaults.Complete(ContainerConfig.Parse(raw), firstConfig: false);
         foreach (var disk in parsed.Disks) disk.CheckSource();

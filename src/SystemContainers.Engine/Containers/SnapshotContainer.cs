@@ -53,6 +53,14 @@ internal sealed partial class SnapshotContainer(EngineParts parts, FreezeContain
     public IReadOnlyList<SnapshotInfo> List(Container c) =>
         parts.Storage.DriverOf(c.Record).Snapshots(parts.Storage.VolumeOf(c.Record));
 
+    /// <summary>Refuses a bad snapshot name, or one the container has no snapshot of.</summary>
+    internal static void CheckExists(StorageService storage, Container c, string snapshot)
+    {
+        Validate(snapshot);
+        if (!storage.DriverOf(c.Record).Snapshots(storage.VolumeOf(c.Record)).Any(s => s.Name == snapshot))
+            throw EngineException.NotFound("SnapshotNotFound", $"container '{c.Name}' has no snapshot '{snapshot}'");
+    }
+
     internal static string Validate(string name) => NamePattern().IsMatch(name) ? name
         : throw EngineException.Invalid("InvalidSnapshotName",
             $"snapshot name '{Spec.DisplayText.Escape(name)}' is invalid: use 1 to 63 letters, digits, '-' and '_', starting with a letter or digit");

@@ -96,6 +96,9 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
 
     public string? SnapshotRoot(Volume volume, string snapshot) => SnapshotPath(volume, snapshot);
 
+    public StoredRoot StoredRootOf(Volume volume, string? snapshot, VolumeSource image) =>
+        new([snapshot is null ? PathOf(volume) : SnapshotPath(volume, snapshot)], HostIds: false);
+
     public void ReceiveTree(Volume target, string tree)
     {
         string to = PathOf(target);

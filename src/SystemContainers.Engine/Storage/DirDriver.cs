@@ -56,6 +56,9 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
 
     public string? SnapshotRoot(Volume volume, string snapshot) => SnapshotsOf(volume).TreeOf(snapshot);
 
+    public StoredRoot StoredRootOf(Volume volume, string? snapshot, VolumeSource image) =>
+        new([snapshot is null ? PathOf(volume) : SnapshotsOf(volume).TreeOf(snapshot)], HostIds: false);
+
     public void ReceiveTree(Volume target, string tree)
     {
         string to = PathOf(target);

@@ -199,6 +199,27 @@ public sealed class StorageService
         to.ReceiveTree(targetVolume, tree);
     }
 
+    /// <summary>
+    /// Writes the container's root (or its snapshot's) as an image tarball in scratch, with the
+    /// container's own ids (see RootTarball); a layered root is read through a read-only overlay
+    /// of its layers in scratch. Returns the tarball's path.
+    /// </summary>
+    internal string WriteRootTarball(ContainerRecord record, string? snapshot, string scratch)
+    {
+        var root = Usable(record.StoragePool).StoredRootOf(VolumeOf(record), snapshot, SourceOf(record));
+        var hostIds = root.HostIds ? record.IdMap : null;
+        string tarball = Path.Combine(scratch, "rootfs.tar");
+        if (root.Layers.Count == 1)
+        {
+            RootTarball.Write(root.Layers[0], tarball, hostIds, scratch);
+            return tarball;
+        }
+        string merged = Path.Combine(scratch, "root");
+        using (LayerMount.ReadOnly(root.Layers, merged))
+            RootTarball.Write(merged, tarball, hostIds, scratch);
+        return tarball;
+    }
+
     internal IStorageDriver DriverOf(ContainerRecord record) => Usable(record.StoragePool);
 
     internal Volume VolumeOf(ContainerRecord record) => new(record.Name, _store.DirectoryOf(record.Name));

@@ -11,6 +11,9 @@ public sealed record VolumeSource(string Fingerprint, string Rootfs);
 /// <summary>A read-only snapshot of a container's volume.</summary>
 public sealed record SnapshotInfo(string Name, DateTimeOffset Created);
 
+/// <summary>A container's root as stored: its layers, top first (one for a direct root), and whether the top one's owners are host ids (the container's id map applied).</summary>
+public sealed record StoredRoot(IReadOnlyList<string> Layers, bool HostIds);
+
 /// <summary>A pool's file system: bytes free to its volumes and in all; Used is what its volumes hold.</summary>
 public sealed record PoolSpace(long Used, long Free, long Total, string? UsedPartial);
 
@@ -56,6 +59,9 @@ public interface IStorageDriver
 
     /// <summary>The host directory holding the snapshot with the container's own ids on disk (see DirectRoot), or null when snapshots are layers.</summary>
     string? SnapshotRoot(Volume volume, string snapshot);
+
+    /// <summary>The volume, or its snapshot, as stored, for reading the whole root (a publish).</summary>
+    StoredRoot StoredRootOf(Volume volume, string? snapshot, VolumeSource image);
 
     /// <summary>Makes a volume from a tree holding the container's own ids (another pool's direct root); on failure nothing of it is left.</summary>
     void ReceiveTree(Volume target, string tree);
