@@ -150,7 +150,7 @@ Describe 'A copy into another pool' {
         if ($LASTEXITCODE) { throw 'cannot set an xattr on the source volume' }
     }
     AfterAll {
-        Remove-SystemContainer xsrc, xb, xd, xo -Force -ErrorAction SilentlyContinue
+        Remove-SystemContainer xsrc, xb, xd, xo, xov, xod, xob -Force -ErrorAction SilentlyContinue
         Remove-SystemContainerStoragePool xdir, xbtrfs -Force -ErrorAction SilentlyContinue
     }
     It 'copies dir to btrfs and btrfs back to dir, with owners, modes, links, xattrs, as a root that starts' {
@@ -172,15 +172,30 @@ Describe 'A copy into another pool' {
         Invoke-In xs 'stat -c "%u:%g %a" /mark' | Should -Be '1000:1001 4750'
         Remove-SystemContainer xs -Force
     }
-    It 'refuses to copy out of or into the overlay pool, and leaves nothing' {
+    It 'copies a running overlay container, and a snapshot of it, into dir and btrfs pools with its own ids on disk' {
+        New-SystemContainer xov -Image $image -Network none -Start | Out-Null
+        Invoke-In xov 'echo mark > /mark; chown 1000:1001 /mark; chmod 4750 /mark; rm /bin/ls; mkdir /opaque; echo x > /opaque/x'
+        Checkpoint-SystemContainer xov -SnapshotName s1
+        Invoke-In xov 'echo later > /later'
+        Copy-SystemContainer xov xod -StoragePool xdir | Out-Null
+        Copy-SystemContainer xov xob -Snapshot s1 -StoragePool xbtrfs | Out-Null
+        (Get-SystemContainer xov).Status | Should -Be 'Running'
+        @(Get-ChildItem -Force (Get-StateDir xod)).Name | Should -Not -Contain 'source-root'
+        foreach ($name in 'xod', 'xob') {
+            $volume = Get-VolumePath (Get-SystemContainer $name).StoragePool $name
+            stat -c '%u:%g' (Join-Path $volume 'mark') | Should -Be '1000:1001'
+            stat -c '%u:%g' (Join-Path $volume 'bin/busybox') | Should -Be '0:0'
+            Start-SystemContainer $name
+            Invoke-In $name 'stat -c "%u:%g %a" /mark; cat /opaque/x; test -e /bin/ls && echo there || echo absent' | Should -Be @('1000:1001 4750', 'x', 'absent')
+        }
+        Invoke-In xod 'cat /later' | Should -Be 'later'
+        Invoke-In xob 'test -e /later && echo there || echo absent' | Should -Be 'absent'
+        Remove-SystemContainer xov, xod, xob -Force
+    }
+    It 'refuses to copy into the overlay pool, and leaves nothing' {
         Copy-SystemContainer xsrc xo -StoragePool default -ErrorAction SilentlyContinue -ErrorVariable e1
         $e1[0].FullyQualifiedErrorId | Should -BeLike 'CopyUnsupported,*'
         Assert-NothingOf xo
-        New-SystemContainer xov -Image $image -Network none | Out-Null
-        Copy-SystemContainer xov xo -StoragePool xdir -ErrorAction SilentlyContinue -ErrorVariable e2
-        $e2[0].FullyQualifiedErrorId | Should -BeLike 'CopyUnsupported,*'
-        Assert-NothingOf xo
-        Remove-SystemContainer xov -Force
     }
 }
 

@@ -94,8 +94,6 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
         Btrfs.Snapshot(snapshot is null ? PathOf(source) : SnapshotPath(source, snapshot), to, readOnly: false);
     }
 
-    public string? SnapshotRoot(Volume volume, string snapshot) => SnapshotPath(volume, snapshot);
-
     public StoredRoot StoredRootOf(Volume volume, string? snapshot, VolumeSource image) =>
         new([snapshot is null ? PathOf(volume) : SnapshotPath(volume, snapshot)], HostIds: false);
 

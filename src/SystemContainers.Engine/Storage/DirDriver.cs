@@ -54,8 +54,6 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
         ReceiveTree(target, snapshot is null ? PathOf(source) : SnapshotsOf(source).TreeOf(snapshot));
     }
 
-    public string? SnapshotRoot(Volume volume, string snapshot) => SnapshotsOf(volume).TreeOf(snapshot);
-
     public StoredRoot StoredRootOf(Volume volume, string? snapshot, VolumeSource image) =>
         new([snapshot is null ? PathOf(volume) : SnapshotsOf(volume).TreeOf(snapshot)], HostIds: false);
 

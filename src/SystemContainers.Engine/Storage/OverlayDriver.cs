@@ -62,15 +62,13 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
         if (targetMap is not null && targetMap != sourceMap) IdShifter.Reshift(upper, sourceMap, targetMap);
     }
 
-    public string? SnapshotRoot(Volume volume, string snapshot) => null;
-
     /// <summary>The upper layer (or the snapshot's copy of it), owned by host ids, over the image's unshifted root.</summary>
     public StoredRoot StoredRootOf(Volume volume, string? snapshot, VolumeSource image) =>
         new([snapshot is null ? UsageTree(volume) : SnapshotsOf(volume).TreeOf(snapshot), image.Rootfs], HostIds: true);
 
     public void ReceiveTree(Volume target, string tree) =>
         throw EngineException.Invalid("CopyUnsupported",
-            $"cannot copy {tree} into the overlay pool: its volumes are layers over an image; copy within a pool, or between dir and btrfs pools");
+            $"cannot copy {tree} into the overlay pool: its volumes are layers over an image; copy within the pool, or into a dir or btrfs pool");
 
     /// <summary>The volume is in the state directory, which moves with the container.</summary>
     public void RenameVolume(Volume volume, string newName) { }

@@ -180,7 +180,8 @@ public sealed class StorageService
     /// <summary>
     /// Makes target's volume (target's pool, staging directory targetDir) a copy of source's or of
     /// its snapshot: the pool's own copy within a pool; between pools, a tree copy of the source's
-    /// direct root, which both dir and btrfs volumes are.
+    /// root as stored into a dir or btrfs volume, a layered root read through a read-only overlay
+    /// in targetDir and its host ids given back as the container's own, which such volumes hold.
     /// </summary>
     internal void CopyVolume(ContainerRecord source, string? snapshot, ContainerRecord target, string targetDir)
     {
@@ -193,10 +194,16 @@ public sealed class StorageService
             from.CopyVolume(sourceVolume, snapshot, targetVolume, source.IdMap, target.IdMap);
             return;
         }
-        string tree = (snapshot is null ? from.DirectRoot(sourceVolume) : from.SnapshotRoot(sourceVolume, snapshot))
-            ?? throw EngineException.Invalid("CopyUnsupported",
-                $"cannot copy container '{source.Name}' out of storage pool '{source.StoragePool ?? StoragePool.DefaultName}': its volume is a layer over its image; copy within the pool, or between dir and btrfs pools");
-        to.ReceiveTree(targetVolume, tree);
+        var root = from.StoredRootOf(sourceVolume, snapshot, SourceOf(source));
+        if (root.Layers.Count == 1)
+        {
+            to.ReceiveTree(targetVolume, root.Layers[0]);
+            return;
+        }
+        using (LayerMount.ReadOnly(root.Layers, Path.Combine(targetDir, "source-root")))
+            to.ReceiveTree(targetVolume, Path.Combine(targetDir, "source-root"));
+        Directory.Delete(Path.Combine(targetDir, "source-root"));
+        if (root.HostIds && source.IdMap is { } map) IdShifter.Unshift(to.DirectRoot(targetVolume)!, map);
     }
 
     /// <summary>

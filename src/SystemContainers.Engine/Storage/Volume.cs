@@ -57,10 +57,7 @@ public interface IStorageDriver
     /// </summary>
     void CopyVolume(Volume source, string? snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap);
 
-    /// <summary>The host directory holding the snapshot with the container's own ids on disk (see DirectRoot), or null when snapshots are layers.</summary>
-    string? SnapshotRoot(Volume volume, string snapshot);
-
-    /// <summary>The volume, or its snapshot, as stored, for reading the whole root (a publish).</summary>
+    /// <summary>The volume, or its snapshot, as stored, for reading the whole root (a publish, a copy to another pool).</summary>
     StoredRoot StoredRootOf(Volume volume, string? snapshot, VolumeSource image);
 
     /// <summary>Makes a volume from a tree holding the container's own ids (another pool's direct root); on failure nothing of it is left.</summary>
