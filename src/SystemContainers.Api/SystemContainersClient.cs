@@ -99,6 +99,11 @@ public sealed partial class SystemContainersClient : IDisposable
     public Task<SystemContainer> CreateContainerAsync(ContainerCreateRequest request, CancellationToken ct = default) =>
         SendAsync<SystemContainer>(HttpMethod.Post, "1.0/containers", request, ct);
 
+    /// <summary>A new container name, a copy of source or of its snapshot, in its pool or in storagePool.</summary>
+    public Task<SystemContainer> CopyContainerAsync(string source, string? snapshot, string name, string? storagePool, CancellationToken ct = default) =>
+        SendAsync<SystemContainer>(HttpMethod.Post, "1.0/containers",
+            new ContainerCreateRequest(name, null, StoragePool: storagePool, Source: new ContainerSource("copy", snapshot is null ? source : $"{source}/{snapshot}")), ct);
+
     public Task<SystemContainer> ChangeStateAsync(string name, ContainerStateRequest request, CancellationToken ct = default) =>
         SendAsync<SystemContainer>(HttpMethod.Put, $"1.0/containers/{Esc(name)}/state", request, ct);
 

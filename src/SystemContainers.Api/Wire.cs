@@ -171,8 +171,15 @@ public sealed record SystemContainerEvent
 /// <summary>GET /1.0/containers/{name}/console?from=N: the console log from byte N on, and where the next read starts.</summary>
 public sealed record ConsoleLogChunk(string Text, long Next, bool Restarted);
 
-/// <summary>POST /1.0/containers; with Start (LXD's instance_create_start) the answer is the operation that starts it.</summary>
-public sealed record ContainerCreateRequest(string Name, string Image, Dictionary<string, string>? Config = null, bool Start = false, string? StoragePool = null);
+/// <summary>
+/// POST /1.0/containers: from Image, or with Source a copy of another container (LXD's shape); with
+/// Start (LXD's instance_create_start) the answer is the operation that starts it.
+/// </summary>
+public sealed record ContainerCreateRequest(string Name, string? Image, Dictionary<string, string>? Config = null, bool Start = false, string? StoragePool = null,
+    ContainerSource? Source = null);
+
+/// <summary>Where a new container comes from: Type "copy" with Source "NAME" or "NAME/SNAPSHOT", as LXD's instance source.</summary>
+public sealed record ContainerSource(string Type, string? Source = null);
 
 public sealed record ContainerStateRequest(string Action, bool Force = false, int? Timeout = null);
 
@@ -231,7 +238,8 @@ public sealed record ImageAliasRequest(string? Name, string? Target);
 /// <summary>
 /// POST /1.0/images: import a tarball the daemon can read, build one (source "busybox" or
 /// "debootstrap"), or pull one from another daemon (source "pull": from Server, https://address:port,
-/// whose certificate has the SHA-256 Certificate, the image Fingerprint with the Secret that daemon issued).
+/// whose certificate has the SHA-256 Certificate, the image Fingerprint with the Secret that daemon issued),
+/// or publish a container (source "container": Container is NAME, or NAME/SNAPSHOT for one of its snapshots).
 /// </summary>
 public sealed record ImageCreateRequest(
     string Source,
@@ -243,7 +251,8 @@ public sealed record ImageCreateRequest(
     string? Server = null,
     string? Secret = null,
     string? Certificate = null,
-    string? Fingerprint = null);
+    string? Fingerprint = null,
+    string? Container = null);
 
 /// <summary>POST /1.0/images/{fingerprint}/secret: how long the single-use secret lives (default 60 s).</summary>
 public sealed record ImageSecretRequest(int? ExpiresInSeconds = null);

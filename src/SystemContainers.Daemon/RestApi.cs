@@ -35,8 +35,9 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         {
             var req = await Body<ContainerCreateRequest>(ctx);
             Require(req.Name, "name");
+            if (req.Source is not null) return CopyRequest(req, req.Source);
             Require(req.Image, "image");
-            var created = containers.Create(req.Name, req.Image, req.Config, req.StoragePool);
+            var created = containers.Create(req.Name, req.Image!, req.Config, req.StoragePool);
             if (!req.Start) return Sync(ToApi(created), 201);
             return Async(operations.Start($"start container {req.Name}", Resource(req.Name),
                 async op => ToApi(await containers.StartAsync(req.Name, op.Cancellation.Token, created.Id)), throttled: true, inline: WaitSeconds(ctx) > 0));
@@ -281,6 +282,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
                 },
                 "busybox" => async op => ToApi(await BuildBusybox(req, op)),
                 "pull" => async op => ToApi(await ImagePull.RunAsync(images, req, new Progress<string>(op.Report), op.Cancellation.Token)),
+                "container" => PublishRequest(req),
                 "debootstrap" => async op =>
                 {
                     Require(req.Release, "release");
@@ -289,7 +291,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
                     return ToApi(await images.ImportAsync(tarball, req.Alias, req.Description ?? $"Debian {req.Release} with systemd (debootstrap)",
                         new Progress<string>(op.Report), op.Cancellation.Token));
                 },
-                _ => throw EngineException.Invalid("InvalidSource", $"image source '{req.Source}' is not file, busybox, debootstrap or pull"),
+                _ => throw EngineException.Invalid("InvalidSource", $"image source '{req.Source}' is not file, busybox, debootstrap, pull or container"),
             };
             return Async(operations.Start($"Creating image ({req.Source})", new Dictionary<string, string[]>(), work));
         });
@@ -495,6 +497,33 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         if (!int.TryParse(value, out int n) || n is < 1 or > 100_000)
             throw EngineException.Invalid("InvalidRequest", $"containers '{value}' is not a count from 1 to 100000");
         return n;
+    }
+
+    /// <summary>POST /1.0/images from source "container": the work of an operation that publishes NAME or NAME/SNAPSHOT under the alias.</summary>
+    private Func<OperationRecord, Task<object?>> PublishRequest(ImageCreateRequest req)
+    {
+        Require(req.Container, "container");
+        Require(req.Alias, "alias");
+        string[] parts = req.Container!.Split('/', 2);
+        string? snapshot = parts.Length == 2 ? parts[1] : null;
+        return async op => ToApi(await containers.PublishAsync(parts[0], snapshot, req.Alias!, req.Description, new Progress<string>(op.Report), op.Cancellation.Token));
+    }
+
+    /// <summary>POST /1.0/containers with a copy source: an operation that copies SOURCE or SOURCE/SNAPSHOT, then starts the copy if asked.</summary>
+    private IResult CopyRequest(ContainerCreateRequest req, ContainerSource source)
+    {
+        if (source.Type != "copy")
+            throw EngineException.Invalid("InvalidRequest", $"source type '{Engine.Spec.DisplayText.Escape(source.Type ?? "")}' is not supported: use copy, or give an image and no source");
+        Require(source.Source, "source.source");
+        if (!string.IsNullOrEmpty(req.Image)) throw EngineException.Invalid("InvalidRequest", "give an image or a copy source, not both");
+        if (req.Config is { Count: > 0 }) throw EngineException.Invalid("InvalidRequest", "a copy takes its source's config; change it once the copy is made");
+        string[] parts = source.Source!.Split('/', 2);
+        string? snapshot = parts.Length == 2 ? parts[1] : null;
+        return Async(operations.Start($"Copying container {source.Source} to {req.Name}", Resource(req.Name), async op =>
+        {
+            var made = await containers.CopyAsync(parts[0], req.Name, snapshot, req.StoragePool, op.Cancellation.Token);
+            return ToApi(req.Start ? await containers.StartAsync(req.Name, op.Cancellation.Token, made.Id) : made);
+        }, throttled: true));
     }
 
     private static void Require(string? value, string field)

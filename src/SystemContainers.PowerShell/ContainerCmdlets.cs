@@ -318,6 +318,40 @@ public sealed class RenameSystemContainerCommand : SystemContainerCmdlet
     }
 }
 
+/// <summary>
+/// Copies a container, or one of its snapshots, to a new stopped container (LXD's copy): the same
+/// image and config, new MACs and host-side NIC names, no fixed address and no snapshots.
+/// </summary>
+[Cmdlet(VerbsCommon.Copy, "SystemContainer", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainer))]
+public sealed class CopySystemContainerCommand : SystemContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    public string Name { get; set; } = "";
+
+    /// <summary>The new container's name.</summary>
+    [Parameter(Mandatory = true, Position = 1)]
+    public string Destination { get; set; } = "";
+
+    /// <summary>Copy this snapshot of the container instead of the container as it is now.</summary>
+    [Parameter]
+    public string? Snapshot { get; set; }
+
+    /// <summary>The storage pool the copy goes in (default: the source's).</summary>
+    [Parameter]
+    [ArgumentCompleter(typeof(StoragePoolNameCompleter))]
+    public string? StoragePool { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        string what = Snapshot is null ? Name : $"{Name}/{Snapshot}";
+        if (!ShouldProcess(what, $"Copy system container to {Destination}")) return;
+        if (TryCall(c => c.CopyContainerAsync(Name, Snapshot, Destination, StoragePool, Cancel), Name, out var made))
+            WriteObject(made);
+    }
+}
+
 /// <summary>Stop and Restart: a clean shutdown with a timeout, or a kill with -Force.</summary>
 public abstract class ContainerShutdownCmdlet : ContainerStateCmdlet
 {

@@ -77,6 +77,33 @@ public sealed class ImportSystemContainerImageCommand : ImageCreatingCmdlet
     }
 }
 
+/// <summary>A stopped container, or one of its snapshots, becomes an image (LXD's publish), launchable with New-SystemContainer -Image ALIAS.</summary>
+[Cmdlet(VerbsData.Publish, "SystemContainer", SupportsShouldProcess = true)]
+[OutputType(typeof(SystemContainerImage))]
+public sealed class PublishSystemContainerCommand : ImageCreatingCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    public string Name { get; set; } = "";
+
+    /// <summary>Publish this snapshot of the container instead of the container itself.</summary>
+    [Parameter]
+    public string? Snapshot { get; set; }
+
+    [Parameter(Mandatory = true)]
+    public string Alias { get; set; } = "";
+
+    [Parameter]
+    public string? Description { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        string what = Snapshot is null ? Name : $"{Name}/{Snapshot}";
+        if (!ShouldProcess(what, $"Publish system container as image '{Alias}'")) return;
+        Create(new ImageCreateRequest("container", Alias: Alias, Description: Description, Container: what), $"Publishing {what}", what);
+    }
+}
+
 [Cmdlet(VerbsCommon.New, "SystemContainerImage", SupportsShouldProcess = true, DefaultParameterSetName = "Busybox")]
 [OutputType(typeof(SystemContainerImage))]
 public sealed class NewSystemContainerImageCommand : ImageCreatingCmdlet

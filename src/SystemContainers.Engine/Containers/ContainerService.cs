@@ -32,6 +32,8 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
     private readonly SnapshotContainer _snapshot;
     private readonly CopyContainerFile _copy;
     private readonly RenameContainer _rename;
+    private readonly CopyContainer _duplicate;
+    private readonly PublishContainer _publish;
 
     public ContainerService(EngineOptions options, ImageStore images, ICgroupDriver cgroups)
     {
@@ -62,6 +64,8 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
         _snapshot = new SnapshotContainer(_parts, _freeze);
         _copy = new CopyContainerFile(_parts);
         _rename = new RenameContainer(_parts);
+        _duplicate = new CopyContainer(_parts, nicDefaults, _freeze);
+        _publish = new PublishContainer(_parts);
         var adopt = new AdoptContainer(_parts, cleanup, supervisor);
 
         Recovery.ReclaimStaging(store.ContainersDir);
@@ -144,6 +148,31 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
             _rename.Run(c, newName);
             return Task.CompletedTask;
         }, ct, null);
+
+    /// <summary>
+    /// A new container name, a copy of source (or of its snapshot) in its pool or in storagePool;
+    /// it has the source's config with new MACs and host-side names, and no snapshots (see CopyContainer).
+    /// </summary>
+    public async Task<ContainerView> CopyAsync(string source, string name, string? snapshot, string? storagePool, CancellationToken ct = default)
+    {
+        Container? made = null;
+        await UnderGate(source, "container-copied", c =>
+        {
+            made = _duplicate.Run(c, name, snapshot, storagePool);
+            return Task.CompletedTask;
+        }, ct, null);
+        Raise("container-created", name);
+        return View(made!);
+    }
+
+    /// <summary>A stopped container, or one of its snapshots, as a new image under alias (see PublishContainer).</summary>
+    public async Task<ImageRecord> PublishAsync(string name, string? snapshot, string alias, string? description, IProgress<string>? progress,
+        CancellationToken ct = default)
+    {
+        ImageRecord? made = null;
+        await UnderGate(name, "container-published", async c => made = await _publish.RunAsync(c, snapshot, alias, description, progress, ct), ct, null);
+        return made!;
+    }
 
     /// <summary>
     /// A read-only snapshot of the container's volume (named by snapshots.pattern, snap0, snap1, ...

@@ -91,6 +91,14 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
         return List(c).First(s => s.Name == newName);
     }
 
+    /// <summary>Refuses a bad snapshot name, or one the container has no snapshot of.</summary>
+    internal static void CheckExists(StorageService storage, Container c, string snapshot)
+    {
+        SnapshotName.Validate(snapshot);
+        if (!storage.DriverOf(c.Record).Snapshots(storage.VolumeOf(c.Record)).Any(s => s.Name == snapshot))
+            throw EngineException.NotFound("SnapshotNotFound", $"container '{c.Name}' has no snapshot '{snapshot}'");
+    }
+
     public IReadOnlyList<SnapshotInfo> List(Container c)
     {
         var snapshots = parts.Storage.DriverOf(c.Record).Snapshots(parts.Storage.VolumeOf(c.Record));

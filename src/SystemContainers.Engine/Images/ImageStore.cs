@@ -149,6 +149,35 @@ public sealed partial class ImageStore
     }
 
     /// <summary>
+    /// Makes an image from the tarball write puts in the scratch directory it is given (a
+    /// container's root), imported as any tarball is, so its fingerprint is the tarball's SHA-256.
+    /// The scratch directory is a dot name in the store, reclaimed at a daemon start, and removed
+    /// once the image is made or has failed.
+    /// </summary>
+    public async Task<ImageRecord> PublishAsync(Func<string, string> write, string alias, string description, IProgress<string>? progress, CancellationToken ct)
+    {
+        ValidateAlias(alias);
+        CheckAliasFree(alias, "");
+        string scratch = Path.Combine(_dir, $".publish-{Guid.NewGuid():N}");
+        try
+        {
+            MakePrivate(scratch);
+            progress?.Report("writing the root file system");
+            string tarball = await Task.Run(() => write(scratch), ct);
+            TestHooks.Reach("publish-written");
+            return await ImportAsync(tarball, alias, description, progress, ct);
+        }
+        finally
+        {
+            TreeRemover.Remove(scratch);
+        }
+    }
+
+    /// <summary>A directory only root can enter: a published root holds setuid files and unshifted owners.</summary>
+    private static void MakePrivate(string path) =>
+        Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+
+    /// <summary>
     /// The tarball an image was imported from, kept beside its rootfs so the image can be sent to
     /// another host byte for byte (its SHA-256 is the fingerprint).
     /// </summary>

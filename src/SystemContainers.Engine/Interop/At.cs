@@ -2,8 +2,8 @@ using System.Runtime.InteropServices;
 
 namespace SystemContainers.Engine.Interop;
 
-/// <summary>What statx says of one file, for walks that decide by type, device and size.</summary>
-internal readonly record struct FileIdentity(uint Mode, uint Uid, uint Gid, uint DevMajor, uint DevMinor, ulong Inode, long Size, ulong MountId)
+/// <summary>What statx says of one file, for walks that decide by type, device and size; Rdev is a device node's own number.</summary>
+internal readonly record struct FileIdentity(uint Mode, uint Uid, uint Gid, uint DevMajor, uint DevMinor, ulong Inode, long Size, ulong MountId, uint RdevMajor, uint RdevMinor)
 {
     public uint Type => Mode & 0xf000;
     public bool IsDirectory => Type == At.S_IFDIR;
@@ -30,12 +30,12 @@ internal static unsafe partial class At
     /// <summary>statx of dirFd/name without following a final symlink ("" for the fd itself).</summary>
     public static FileIdentity Stat(int dirFd, string name, string where)
     {
-        // struct statx: stx_uid/gid at 20/24, stx_mode at 28, stx_ino at 32, stx_size at 40, stx_dev_major/minor at 136/140, stx_mnt_id at 144.
+        // struct statx: stx_uid/gid at 20/24, stx_mode at 28, stx_ino at 32, stx_size at 40, stx_rdev_major/minor at 128/132, stx_dev_major/minor at 136/140, stx_mnt_id at 144.
         byte* buf = stackalloc byte[256];
         int flags = AT_SYMLINK_NOFOLLOW | (name.Length == 0 ? AT_EMPTY_PATH : 0);
         if (statx(dirFd, name, flags, STATX_BASIC | STATX_MNT_ID, buf) < 0) throw NativeException.FromLastError("statx", where);
         return new FileIdentity(*(ushort*)(buf + 28), *(uint*)(buf + 20), *(uint*)(buf + 24), *(uint*)(buf + 136), *(uint*)(buf + 140), *(ulong*)(buf + 32), *(long*)(buf + 40),
-            *(ulong*)(buf + 144));
+            *(ulong*)(buf + 144), *(uint*)(buf + 128), *(uint*)(buf + 132));
     }
 
     /// <summary>The next entry of a directory stream other than "." and ".."; null at its end.</summary>
@@ -58,7 +58,7 @@ internal static unsafe partial class At
     }
 
     public const ulong RESOLVE_NO_XDEV = 0x01, RESOLVE_NO_MAGICLINKS = 0x02, RESOLVE_NO_SYMLINKS = 0x04, RESOLVE_BENEATH = 0x08, RESOLVE_IN_ROOT = 0x10;
-    public const uint RENAME_NOREPLACE = 1;
+    public const uint RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2;
     private const long SYS_openat2 = 437;
 
     /// <summary>openat2(2) with a struct open_how of flags (always CLOEXEC), mode and resolve; -1 and errno on failure.</summary>

@@ -16,6 +16,7 @@ internal static unsafe partial class Libc
     public const int ENOSYS = 38;
     public const int PR_SET_CHILD_SUBREAPER = 36;
     public const int MNT_DETACH = 2;
+    public const ulong MS_RDONLY = 1;
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int close(int fd);

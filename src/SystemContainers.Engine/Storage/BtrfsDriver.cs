@@ -86,6 +86,33 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
         if (Directory.Exists(path)) Btrfs.Destroy(path);
     }
 
+    /// <summary>A writable snapshot of the volume or of its snapshot: instant, sharing every extent; the disk keeps unshifted owners, so any id map fits.</summary>
+    public void CopyVolume(Volume source, string? snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap)
+    {
+        string to = PathOf(target);
+        PoolDirs.CheckAbsent(to);
+        Btrfs.Snapshot(snapshot is null ? PathOf(source) : SnapshotPath(source, snapshot), to, readOnly: false);
+    }
+
+    public StoredRoot StoredRootOf(Volume volume, string? snapshot, VolumeSource image) =>
+        new([snapshot is null ? PathOf(volume) : SnapshotPath(volume, snapshot)], HostIds: false);
+
+    public void ReceiveTree(Volume target, string tree)
+    {
+        string to = PathOf(target);
+        PoolDirs.CheckAbsent(to);
+        Btrfs.CreateSubvolume(to);
+        try
+        {
+            TreeCopy.CopyInto(tree, to);
+        }
+        catch
+        {
+            Btrfs.Destroy(to);
+            throw;
+        }
+    }
+
     public void RenameVolume(Volume volume, string newName)
     {
         PoolDirs.Rename(PathOf(volume), Path.Combine(Volumes, newName));

@@ -6,11 +6,13 @@ namespace SystemContainers.Engine.Storage;
 /// <summary>
 /// A plain copy of the image per container (reflinked where the file system shares extents),
 /// under &lt;root&gt;/containers/&lt;name&gt;, mounted idmapped: the copy keeps the image's
-/// unshifted owners. Works on any file system; nothing is shared between containers.
+/// unshifted owners. Works on any file system; nothing is shared between containers. Snapshots
+/// are tree copies of the volume under &lt;root&gt;/containers-snapshots/&lt;name&gt; (TreeSnapshots).
 /// </summary>
 internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
 {
     private string Volumes => Path.Combine(root, "containers");
+    private string SnapshotsDir => Path.Combine(root, "containers-snapshots");
 
     public string Root => root;
 
@@ -26,6 +28,7 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
     public void DeletePool()
     {
         Directory.Delete(Volumes);
+        if (Directory.Exists(SnapshotsDir)) Directory.Delete(SnapshotsDir);
         if (ownsRoot) Directory.Delete(root);
     }
 
@@ -39,9 +42,33 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
     public IReadOnlyList<RootMount> RootMounts(Volume volume, VolumeSource image, IdMap? map, bool shifted, RootTarget at) =>
         PoolDirs.IdmappedRoot("dir", PathOf(volume), map, shifted, at);
 
-    public void DeleteVolume(Volume volume) => TreeRemover.Remove(PathOf(volume));
+    public void DeleteVolume(Volume volume)
+    {
+        SnapshotsOf(volume).DeleteAll();
+        TreeRemover.Remove(PathOf(volume));
+    }
 
-    public void RenameVolume(Volume volume, string newName) => PoolDirs.Rename(PathOf(volume), Path.Combine(Volumes, newName));
+    /// <summary>A tree copy, reflinked where the file system shares extents; owners stay unshifted, so any id map fits.</summary>
+    public void CopyVolume(Volume source, string? snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap)
+    {
+        ReceiveTree(target, snapshot is null ? PathOf(source) : SnapshotsOf(source).TreeOf(snapshot));
+    }
+
+    public StoredRoot StoredRootOf(Volume volume, string? snapshot, VolumeSource image) =>
+        new([snapshot is null ? PathOf(volume) : SnapshotsOf(volume).TreeOf(snapshot)], HostIds: false);
+
+    public void ReceiveTree(Volume target, string tree)
+    {
+        string to = PathOf(target);
+        PoolDirs.CheckAbsent(to);
+        TreeCopy.Copy(tree, to);
+    }
+
+    public void RenameVolume(Volume volume, string newName)
+    {
+        PoolDirs.Rename(PathOf(volume), Path.Combine(Volumes, newName));
+        SnapshotsOf(volume).MoveTo(Path.Combine(SnapshotsDir, newName));
+    }
 
     public string UsageTree(Volume volume) => PathOf(volume);
 
@@ -49,15 +76,17 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
 
     public IReadOnlyList<string> VolumeNames() => PoolDirs.Names(Volumes);
 
-    public void CreateSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("dir");
+    public void CreateSnapshot(Volume volume, string snapshot) => SnapshotsOf(volume).Create(PathOf(volume), snapshot);
 
-    public void RestoreSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("dir");
+    public void RestoreSnapshot(Volume volume, string snapshot) => SnapshotsOf(volume).Restore(snapshot, PathOf(volume));
 
-    public void DeleteSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("dir");
+    public void DeleteSnapshot(Volume volume, string snapshot) => SnapshotsOf(volume).Delete(snapshot);
 
-    public void RenameSnapshot(Volume volume, string snapshot, string newName) => throw PoolDirs.NoSnapshots("dir");
+    public void RenameSnapshot(Volume volume, string snapshot, string newName) => SnapshotsOf(volume).Rename(snapshot, newName);
 
-    public IReadOnlyList<SnapshotInfo> Snapshots(Volume volume) => [];
+    public IReadOnlyList<SnapshotInfo> Snapshots(Volume volume) => SnapshotsOf(volume).List();
+
+    private TreeSnapshots SnapshotsOf(Volume volume) => new(Path.Combine(SnapshotsDir, volume.Container), volume.Container);
 
     private string PathOf(Volume volume) => Path.Combine(Volumes, volume.Container);
 }

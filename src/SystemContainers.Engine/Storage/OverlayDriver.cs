@@ -7,7 +7,9 @@ namespace SystemContainers.Engine.Storage;
 /// <summary>
 /// The default pool, today's layout: each container an overlay upper layer (fs/upper, fs/work in
 /// its state directory) over its image, which is attached idmapped (or through a shifted copy of
-/// the image where idmapped mounts are unavailable) and stays unshifted and shared.
+/// the image where idmapped mounts are unavailable) and stays unshifted and shared. Snapshots are
+/// tree copies of the upper layer in the state directory, snapshots/&lt;name&gt; (TreeSnapshots),
+/// so they move and go with it.
 /// </summary>
 internal sealed class OverlayDriver(string containersDir) : IStorageDriver
 {
@@ -46,20 +48,45 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
 
     public void DeleteVolume(Volume volume) { }
 
+    /// <summary>
+    /// A copy of the upper layer only, over the same image. The upper holds host ids (overlay
+    /// writes it with the mounter's credentials), so a copy with another id map is shifted into it.
+    /// </summary>
+    public void CopyVolume(Volume source, string? snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap)
+    {
+        string fs = Path.Combine(target.ContainerDir, "fs");
+        string upper = Path.Combine(fs, "upper");
+        Directory.CreateDirectory(fs);
+        TreeCopy.Copy(snapshot is null ? UsageTree(source) : SnapshotsOf(source).TreeOf(snapshot), upper);
+        Directory.CreateDirectory(Path.Combine(fs, "work"));
+        if (targetMap is not null && targetMap != sourceMap) IdShifter.Reshift(upper, sourceMap, targetMap);
+    }
+
+    /// <summary>The upper layer (or the snapshot's copy of it), owned by host ids, over the image's unshifted root.</summary>
+    public StoredRoot StoredRootOf(Volume volume, string? snapshot, VolumeSource image) =>
+        new([snapshot is null ? UsageTree(volume) : SnapshotsOf(volume).TreeOf(snapshot), image.Rootfs], HostIds: true);
+
+    public void ReceiveTree(Volume target, string tree) =>
+        throw EngineException.Invalid("CopyUnsupported",
+            $"cannot copy {tree} into the overlay pool: its volumes are layers over an image; copy within the pool, or into a dir or btrfs pool");
+
     /// <summary>The volume is in the state directory, which moves with the container.</summary>
     public void RenameVolume(Volume volume, string newName) { }
 
     public IReadOnlyList<string> VolumeNames() => [];
 
-    public void CreateSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("overlay");
+    public void CreateSnapshot(Volume volume, string snapshot) => SnapshotsOf(volume).Create(UsageTree(volume), snapshot);
 
-    public void RestoreSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("overlay");
+    /// <summary>The upper layer is swapped for a copy of the snapshot's; the work directory overlay empties at its next mount.</summary>
+    public void RestoreSnapshot(Volume volume, string snapshot) => SnapshotsOf(volume).Restore(snapshot, UsageTree(volume));
 
-    public void DeleteSnapshot(Volume volume, string snapshot) => throw PoolDirs.NoSnapshots("overlay");
+    public void DeleteSnapshot(Volume volume, string snapshot) => SnapshotsOf(volume).Delete(snapshot);
 
-    public void RenameSnapshot(Volume volume, string snapshot, string newName) => throw PoolDirs.NoSnapshots("overlay");
+    public void RenameSnapshot(Volume volume, string snapshot, string newName) => SnapshotsOf(volume).Rename(snapshot, newName);
 
-    public IReadOnlyList<SnapshotInfo> Snapshots(Volume volume) => [];
+    public IReadOnlyList<SnapshotInfo> Snapshots(Volume volume) => SnapshotsOf(volume).List();
+
+    private static TreeSnapshots SnapshotsOf(Volume volume) => new(Path.Combine(volume.ContainerDir, "snapshots"), volume.Container);
 
     public string UsageTree(Volume volume) => Path.Combine(volume.ContainerDir, "fs", "upper");
 

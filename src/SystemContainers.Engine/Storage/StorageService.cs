@@ -177,6 +177,56 @@ public sealed class StorageService
     internal void CreateVolume(ContainerRecord record, string containerDir) =>
         Usable(record.StoragePool).CreateVolume(new Volume(record.Name, containerDir), SourceOf(record), record.IdMap);
 
+    /// <summary>
+    /// Makes target's volume (target's pool, staging directory targetDir) a copy of source's or of
+    /// its snapshot: the pool's own copy within a pool; between pools, a tree copy of the source's
+    /// root as stored into a dir or btrfs volume, a layered root read through a read-only overlay
+    /// in targetDir and its host ids given back as the container's own, which such volumes hold.
+    /// </summary>
+    internal void CopyVolume(ContainerRecord source, string? snapshot, ContainerRecord target, string targetDir)
+    {
+        var from = Usable(source.StoragePool);
+        var to = Usable(target.StoragePool);
+        var sourceVolume = VolumeOf(source);
+        var targetVolume = new Volume(target.Name, targetDir);
+        if ((source.StoragePool ?? StoragePool.DefaultName) == (target.StoragePool ?? StoragePool.DefaultName))
+        {
+            from.CopyVolume(sourceVolume, snapshot, targetVolume, source.IdMap, target.IdMap);
+            return;
+        }
+        var root = from.StoredRootOf(sourceVolume, snapshot, SourceOf(source));
+        if (root.Layers.Count == 1)
+        {
+            to.ReceiveTree(targetVolume, root.Layers[0]);
+            return;
+        }
+        using (LayerMount.ReadOnly(root.Layers, Path.Combine(targetDir, "source-root")))
+            to.ReceiveTree(targetVolume, Path.Combine(targetDir, "source-root"));
+        Directory.Delete(Path.Combine(targetDir, "source-root"));
+        if (root.HostIds && source.IdMap is { } map) IdShifter.Unshift(to.DirectRoot(targetVolume)!, map);
+    }
+
+    /// <summary>
+    /// Writes the container's root (or its snapshot's) as an image tarball in scratch, with the
+    /// container's own ids (see RootTarball); a layered root is read through a read-only overlay
+    /// of its layers in scratch. Returns the tarball's path.
+    /// </summary>
+    internal string WriteRootTarball(ContainerRecord record, string? snapshot, string scratch)
+    {
+        var root = Usable(record.StoragePool).StoredRootOf(VolumeOf(record), snapshot, SourceOf(record));
+        var hostIds = root.HostIds ? record.IdMap : null;
+        string tarball = Path.Combine(scratch, "rootfs.tar");
+        if (root.Layers.Count == 1)
+        {
+            RootTarball.Write(root.Layers[0], tarball, hostIds, scratch);
+            return tarball;
+        }
+        string merged = Path.Combine(scratch, "root");
+        using (LayerMount.ReadOnly(root.Layers, merged))
+            RootTarball.Write(merged, tarball, hostIds, scratch);
+        return tarball;
+    }
+
     internal IStorageDriver DriverOf(ContainerRecord record) => Usable(record.StoragePool);
 
     internal Volume VolumeOf(ContainerRecord record) => new(record.Name, _store.DirectoryOf(record.Name));

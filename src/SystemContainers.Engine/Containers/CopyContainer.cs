@@ -1,0 +1,85 @@
+using SystemContainers.Engine.Runtime;
+using SystemContainers.Engine.Spec;
+using SystemContainers.Engine.State;
+using SystemContainers.Engine.Storage;
+
+namespace SystemContainers.Engine.Containers;
+
+/// <summary>
+/// Copies a container (or one of its snapshots) to a new one, as LXD's copy: the same image, config,
+/// profiles, limits and devices, but a new identity: its own id, id map, MACs and host-side NIC
+/// names, and no fixed address, which the source holds. Snapshots are not copied. A running source
+/// is frozen while its volume is copied, so the copy holds one moment of its writes. The copy is
+/// made like a create, in a staging directory moved in place last: a daemon killed midway leaves
+/// a staging directory and a volume no container owns, both reclaimed at the next start.
+/// </summary>
+internal sealed class CopyContainer(EngineParts parts, NicDefaults nicDefaults, FreezeContainer freezer)
+{
+    /// <summary>The per-container NIC keys that are the source's own identity and are made anew for the copy.</summary>
+    private static readonly string[] IdentityProperties = ["hwaddr", "host_name", "ipv4.address"];
+
+    /// <summary>Runs under the source's gate, so the source is neither started, stopped nor removed meanwhile.</summary>
+    public Container Run(Container source, string name, string? snapshot, string? storagePool)
+    {
+        ContainerName.Validate(name);
+        var from = source.Record;
+        if (snapshot is not null) SnapshotContainer.CheckExists(parts.Storage, source, snapshot);
+        var raw = from.Config.Where(kv => !IsIdentity(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        var parsed = nicDefaults.Complete(ContainerConfig.Parse(raw), firstConfig: false);
+        foreach (var disk in parsed.Disks) disk.CheckSource();
+        var registry = parts.Registry;
+        Container container;
+        lock (registry.ClaimLock)
+        {
+            if (registry.Contains(name)) throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
+            string pool = parts.Storage.Resolve(storagePool ?? from.StoragePool);
+            var idmap = parsed.IsPrivileged ? null : IdMap.ForConfig(parsed, registry.IsolatedMaps());
+            var record = new ContainerRecord(name, from.ImageFingerprint, from.ImageAlias, parsed.Raw, DateTimeOffset.UtcNow, idmap,
+                from.InitKind, Guid.NewGuid()) { StoragePool = pool };
+            container = new Container(record, RuntimeRecord.NeverStarted, parsed);
+            // Held until the files exist, so nothing queued on the new container acts on it half-made.
+            container.Gate.Wait();
+            if (!registry.TryAdd(container)) throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
+        }
+        try
+        {
+            using var revert = new Reverter();
+            revert.Add($"the claim of name '{name}'", () => registry.Remove(container));
+            string staging = Path.Combine(parts.Store.ContainersDir, $".new-{name}-{Guid.NewGuid():N}");
+            revert.Add($"staging directory {staging}", () => TreeRemover.Remove(staging));
+            Directory.CreateDirectory(staging);
+            revert.Add($"the volume of '{name}'", () => parts.Storage.DeleteVolume(container.Record, staging));
+            CopyVolume(source, snapshot, container.Record, staging);
+            TestHooks.Reach("copy-volume-made");
+            revert.Add($"the NICs of '{name}'", () => parts.Networks.Register(name, []));
+            parts.Networks.Register(name, parsed.Nics);
+            parts.Store.CreateConfig(staging, container.Record);
+            TestHooks.Reach("copy-staged");
+            Directory.Move(staging, parts.Store.DirectoryOf(name));
+            revert.Success();
+        }
+        finally
+        {
+            container.Gate.Release();
+        }
+        return container;
+    }
+
+    private void CopyVolume(Container source, string? snapshot, ContainerRecord target, string staging)
+    {
+        var (_, live) = source.Snapshot();
+        bool freeze = snapshot is null && live is { Frozen: false };
+        if (freeze) freezer.Freeze(source);
+        try
+        {
+            parts.Storage.CopyVolume(source.Record, snapshot, target, staging);
+        }
+        finally
+        {
+            if (freeze) freezer.Thaw(live!);
+        }
+    }
+
+    private static bool IsIdentity(string key) =>
+        NicSpec.IsNicKey(key) && IdentityProperties.Any(p => key.EndsWith("." + p, StringComparison.Ordinal));
+}

@@ -1,0 +1,278 @@
+# Copy-SystemContainer: a copy in the same pool on overlay (the upper layer), dir (a tree copy) and
+# btrfs (a writable snapshot), from a running source or a snapshot on each, and into another pool; each copy
+# independent of its source, with its config but its own MAC, address and ids; refused copies and a
+# daemon killed mid copy leave nothing behind. btrfs runs on loop files the pools make; AfterAll
+# unmounts and detaches them even when tests fail.
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
+    Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
+    $script:daemon = Start-TestDaemon
+    $script:image = Get-TestImage
+
+    function Get-PoolsDir { Join-Path $daemon.StateDir 'storage-pools' }
+    function Get-StateDir([string]$Name) { Join-Path $daemon.StateDir "containers/$Name" }
+    # Where a pool keeps a container's volume: a dir pool under its source, a btrfs pool under its mount, overlay in the state directory.
+    function Get-VolumePath([string]$Pool, [string]$Name) {
+        switch ((Get-SystemContainerStoragePool $Pool).Driver) {
+            'overlay' { Join-Path (Get-StateDir $Name) 'fs/upper' }
+            'dir' { Join-Path (Get-SystemContainerStoragePool $Pool).Source "containers/$Name" }
+            'btrfs' { Join-Path (Get-PoolsDir) "$Pool/containers/$Name" }
+        }
+    }
+    function Invoke-In([string]$Name, [string]$Script) { Invoke-SystemContainerCommand $Name -- sh -c $Script }
+    function Wait-IPv4([string]$Name) {
+        $scale = if ($env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE) { [double]$env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE } else { 1 }
+        (Wait-SystemContainer $Name -For IPv4 -Timeout (20 * $scale) -PassThru -ErrorAction Stop).IPv4[0]
+    }
+    function Get-HostRootUid([string]$Name) {
+        $p = (Get-SystemContainer $Name).Pid
+        [long](-split (Get-Content "/proc/$p/uid_map" | Select-Object -First 1))[1]
+    }
+    # Nothing of a container that must not exist: no state directory, no staging one, no volume in any pool.
+    function Assert-NothingOf([string]$Name) {
+        Get-SystemContainer $Name -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Test-Path (Get-StateDir $Name) | Should -BeFalse
+        @(Get-ChildItem -Force (Join-Path $daemon.StateDir 'containers') -Filter ".new-$Name-*") | Should -BeNullOrEmpty
+        foreach ($p in Get-SystemContainerStoragePool) { Test-Path (Get-VolumePath $p.Name $Name) | Should -BeFalse -Because "pool $($p.Name)" }
+    }
+}
+AfterAll {
+    Remove-TestStorage $script:daemon
+    Stop-TestDaemon $script:daemon
+}
+
+Describe 'A copy in a <Driver> pool' -ForEach @(
+    @{ Driver = 'overlay'; Pool = 'default' }
+    @{ Driver = 'dir'; Pool = 'cdir' }
+    @{ Driver = 'btrfs'; Pool = 'cbtrfs' }
+) {
+    BeforeAll {
+        if ($Driver -eq 'dir') { New-SystemContainerStoragePool $Pool -Driver dir | Out-Null }
+        if ($Driver -eq 'btrfs') { New-SystemContainerStoragePool $Pool -Driver btrfs -Size 300MiB | Out-Null }
+        $script:src = "src-$Driver"
+        $script:dst = "dst-$Driver"
+        New-SystemContainer $src -Image $image -StoragePool $Pool -Start -Config @{ 'limits.memory' = '128MiB'; 'user.note' = 'kept' } | Out-Null
+        $script:srcAddress = Wait-IPv4 $src
+        Invoke-In $src 'echo mark > /mark; echo owned > /owned; chown 1000:1001 /owned; chmod 4750 /owned; rm /bin/ls'
+    }
+    AfterAll {
+        Remove-SystemContainer $src, $dst -Force -ErrorAction SilentlyContinue
+        if ($Pool -ne 'default') { Remove-SystemContainerStoragePool $Pool -Force -ErrorAction SilentlyContinue }
+    }
+    It 'copies a running source, which runs on thawed, into a stopped copy with its config and a new MAC' {
+        $before = Get-SystemContainer $src
+        $c = Copy-SystemContainer $src $dst
+        $c.Name | Should -Be $dst
+        $c.Status | Should -Be 'Stopped'
+        $c.StoragePool | Should -Be $Pool
+        $c.Id | Should -Not -Be $before.Id
+        $c.ImageFingerprint | Should -Be $before.ImageFingerprint
+        (Get-SystemContainer $src).Status | Should -Be 'Running'
+        Invoke-In $src 'echo still-writable > /w; cat /w' | Should -Be 'still-writable'
+        $c.Config['limits.memory'] | Should -Be '128MiB'
+        $c.Config['user.note'] | Should -Be 'kept'
+        $c.Config['nic.eth0.network'] | Should -Be $before.Config['nic.eth0.network']
+        $c.Config['nic.eth0.hwaddr'] | Should -Match '^0a(:[0-9a-f]{2}){5}$'
+        $c.Config['nic.eth0.hwaddr'] | Should -Not -Be $before.Config['nic.eth0.hwaddr']
+        $kept = $before.Config.Keys | Where-Object { $_ -ne 'nic.eth0.hwaddr' } | Sort-Object
+        ($c.Config.Keys | Where-Object { $_ -ne 'nic.eth0.hwaddr' } | Sort-Object) | Should -Be $kept
+        Test-Path (Get-VolumePath $Pool $dst) | Should -BeTrue
+        if ($Driver -eq 'btrfs') { btrfs property get -ts (Get-VolumePath $Pool $dst) ro | Should -Be 'ro=false' }
+    }
+    It 'starts with the source''s files, owners and modes, its own ids, MAC, address and hostname' {
+        Start-SystemContainer $dst
+        Invoke-In $dst 'cat /mark' | Should -Be 'mark'
+        Invoke-In $dst 'stat -c "%u:%g %a" /owned /mark' | Should -Be @('1000:1001 4750', '0:0 644')
+        Invoke-In $dst 'test -e /bin/ls && echo there || echo absent' | Should -Be 'absent'
+        Invoke-In $dst 'hostname' | Should -Be $dst
+        Invoke-In $dst 'cat /sys/class/net/eth0/address' | Should -Be (Get-SystemContainer $dst).Config['nic.eth0.hwaddr']
+        $address = Wait-IPv4 $dst
+        $address | Should -Not -Be $srcAddress
+        Wait-IPv4 $src | Should -Be $srcAddress
+        Get-HostRootUid $dst | Should -Not -Be (Get-HostRootUid $src)
+    }
+    It 'is independent of its source: a write in one is not in the other' {
+        Invoke-In $dst 'echo copy > /only-copy; echo changed > /mark'
+        Invoke-In $src 'echo source > /only-source'
+        Invoke-In $src 'cat /mark; test -e /only-copy && echo there || echo absent' | Should -Be @('mark', 'absent')
+        Invoke-In $dst 'cat /mark; test -e /only-source && echo there || echo absent' | Should -Be @('changed', 'absent')
+        Remove-SystemContainer $src -Force
+        Invoke-In $dst 'cat /only-copy' | Should -Be 'copy'
+        Stop-SystemContainer $dst -Force
+        Start-SystemContainer $dst
+        Invoke-In $dst 'cat /mark' | Should -Be 'changed'
+    }
+}
+
+Describe 'A copy of a <Driver> snapshot' -ForEach @(
+    @{ Driver = 'btrfs'; Pool = 'csnap' }
+    @{ Driver = 'dir'; Pool = 'csnapd' }
+    @{ Driver = 'overlay'; Pool = 'default' }
+) {
+    BeforeAll {
+        if ($Driver -eq 'btrfs') { New-SystemContainerStoragePool $Pool -Driver btrfs -Size 300MiB | Out-Null }
+        if ($Driver -eq 'dir') { New-SystemContainerStoragePool $Pool -Driver dir | Out-Null }
+        New-SystemContainer snapsrc -Image $image -Network none -StoragePool $Pool -Start | Out-Null
+        Invoke-In snapsrc 'echo before > /before; chown 1000:1001 /before'
+        Checkpoint-SystemContainer snapsrc -SnapshotName s1
+        Invoke-In snapsrc 'echo after > /after; rm /before'
+    }
+    AfterAll {
+        Remove-SystemContainer snapsrc, snapcopy -Force -ErrorAction SilentlyContinue
+        if ($Pool -ne 'default') { Remove-SystemContainerStoragePool $Pool -Force -ErrorAction SilentlyContinue }
+    }
+    It 'holds what the snapshot holds, has no snapshots of its own, and leaves the source''s' {
+        $c = Copy-SystemContainer snapsrc -Destination snapcopy -Snapshot s1
+        $c.Status | Should -Be 'Stopped'
+        Get-SystemContainerSnapshot snapcopy | Should -BeNullOrEmpty
+        (Get-SystemContainerSnapshot snapsrc).SnapshotName | Should -Be @('s1')
+        Start-SystemContainer snapcopy
+        Invoke-In snapcopy 'cat /before; stat -c %u:%g /before; test -e /after && echo there || echo absent' | Should -Be @('before', '1000:1001', 'absent')
+        Invoke-In snapsrc 'cat /after' | Should -Be 'after'
+    }
+    It 'copies a running source with snapshots, and the copy has none' {
+        $c = Copy-SystemContainer snapsrc snapcopy2
+        Get-SystemContainerSnapshot snapcopy2 | Should -BeNullOrEmpty
+        Start-SystemContainer snapcopy2
+        Invoke-In snapcopy2 'cat /after' | Should -Be 'after'
+        Remove-SystemContainer snapcopy2 -Force
+    }
+}
+
+Describe 'A copy into another pool' {
+    BeforeAll {
+        New-SystemContainerStoragePool xdir -Driver dir | Out-Null
+        New-SystemContainerStoragePool xbtrfs -Driver btrfs -Size 300MiB | Out-Null
+        New-SystemContainer xsrc -Image $image -Network none -StoragePool xdir -Start | Out-Null
+        Invoke-In xsrc 'echo mark > /mark; chown 1000:1001 /mark; chmod 4750 /mark; ln -s /mark /link; mkfifo /fifo'
+        Stop-SystemContainer xsrc -Force
+        python3 -c "import os,sys; os.setxattr(sys.argv[1], 'user.kept', b'yes', follow_symlinks=False)" (Join-Path (Get-VolumePath xdir xsrc) 'mark')
+        if ($LASTEXITCODE) { throw 'cannot set an xattr on the source volume' }
+    }
+    AfterAll {
+        Remove-SystemContainer xsrc, xb, xd, xo, xov, xod, xob -Force -ErrorAction SilentlyContinue
+        Remove-SystemContainerStoragePool xdir, xbtrfs -Force -ErrorAction SilentlyContinue
+    }
+    It 'copies dir to btrfs and btrfs back to dir, with owners, modes, links, xattrs, as a root that starts' {
+        (Copy-SystemContainer xsrc xb -StoragePool xbtrfs).StoragePool | Should -Be 'xbtrfs'
+        (Copy-SystemContainer xb xd -StoragePool xdir).StoragePool | Should -Be 'xdir'
+        foreach ($name in 'xb', 'xd') {
+            $volume = Get-VolumePath (Get-SystemContainer $name).StoragePool $name
+            python3 -c "import os,sys; print(os.getxattr(sys.argv[1], 'user.kept').decode())" (Join-Path $volume 'mark') | Should -Be 'yes'
+            Start-SystemContainer $name
+            Invoke-In $name 'stat -c "%u:%g %a" /mark; readlink /link; test -p /fifo && echo fifo' | Should -Be @('1000:1001 4750', '/mark', 'fifo')
+            Stop-SystemContainer $name -Force
+        }
+        (Get-SystemContainerStoragePool xbtrfs).UsedBy | Should -Be @('xb')
+    }
+    It 'copies a dir snapshot into a btrfs pool' {
+        Checkpoint-SystemContainer xsrc -SnapshotName s1
+        Copy-SystemContainer xsrc xs -Snapshot s1 -StoragePool xbtrfs | Out-Null
+        Start-SystemContainer xs
+        Invoke-In xs 'stat -c "%u:%g %a" /mark' | Should -Be '1000:1001 4750'
+        Remove-SystemContainer xs -Force
+    }
+    It 'copies a running overlay container, and a snapshot of it, into dir and btrfs pools with its own ids on disk' {
+        New-SystemContainer xov -Image $image -Network none -Start | Out-Null
+        Invoke-In xov 'echo mark > /mark; chown 1000:1001 /mark; chmod 4750 /mark; rm /bin/ls; mkdir /opaque; echo x > /opaque/x'
+        Checkpoint-SystemContainer xov -SnapshotName s1
+        Invoke-In xov 'echo later > /later'
+        Copy-SystemContainer xov xod -StoragePool xdir | Out-Null
+        Copy-SystemContainer xov xob -Snapshot s1 -StoragePool xbtrfs | Out-Null
+        (Get-SystemContainer xov).Status | Should -Be 'Running'
+        @(Get-ChildItem -Force (Get-StateDir xod)).Name | Should -Not -Contain 'source-root'
+        foreach ($name in 'xod', 'xob') {
+            $volume = Get-VolumePath (Get-SystemContainer $name).StoragePool $name
+            stat -c '%u:%g' (Join-Path $volume 'mark') | Should -Be '1000:1001'
+            stat -c '%u:%g' (Join-Path $volume 'bin/busybox') | Should -Be '0:0'
+            Start-SystemContainer $name
+            Invoke-In $name 'stat -c "%u:%g %a" /mark; cat /opaque/x; test -e /bin/ls && echo there || echo absent' | Should -Be @('1000:1001 4750', 'x', 'absent')
+        }
+        Invoke-In xod 'cat /later' | Should -Be 'later'
+        Invoke-In xob 'test -e /later && echo there || echo absent' | Should -Be 'absent'
+        Remove-SystemContainer xov, xod, xob -Force
+    }
+    It 'refuses to copy into the overlay pool, and leaves nothing' {
+        Copy-SystemContainer xsrc xo -StoragePool default -ErrorAction SilentlyContinue -ErrorVariable e1
+        $e1[0].FullyQualifiedErrorId | Should -BeLike 'CopyUnsupported,*'
+        Assert-NothingOf xo
+    }
+}
+
+Describe 'A copy through the REST API' {
+    BeforeAll { New-SystemContainer rsrc -Image $image -Network none | Out-Null }
+    AfterAll { Remove-SystemContainer rsrc, rcopy -Force -ErrorAction SilentlyContinue }
+    It 'takes LXD''s copy source on POST /1.0/containers, and refuses another source type or an image beside it' {
+        $r = Invoke-TestApi $daemon POST '/1.0/containers' '{"name":"rcopy","source":{"type":"copy","source":"rsrc"},"start":true}'
+        $r.Status | Should -Be 202
+        $id = $r.Body.metadata.id
+        (Invoke-TestApi $daemon GET "/1.0/operations/$id/wait?timeout=60").Body.metadata.status | Should -Be 'Success'
+        (Get-SystemContainer rcopy).Status | Should -Be 'Running'
+        (Invoke-TestApi $daemon POST '/1.0/containers' '{"name":"rother","source":{"type":"migration","source":"rsrc"}}').Status | Should -Be 400
+        (Invoke-TestApi $daemon POST '/1.0/containers' '{"name":"rother","image":"busybox","source":{"type":"copy","source":"rsrc"}}').Status | Should -Be 400
+        (Invoke-TestApi $daemon POST '/1.0/containers' '{"name":"rother","source":{"type":"copy"}}').Status | Should -Be 400
+        Assert-NothingOf rother
+    }
+}
+
+Describe 'A refused copy' {
+    BeforeAll {
+        New-SystemContainerStoragePool bdir -Driver dir | Out-Null
+        New-SystemContainer bsrc -Image $image -Network none -StoragePool bdir | Out-Null
+        New-SystemContainer btaken -Image $image -Network none | Out-Null
+    }
+    AfterAll {
+        Remove-SystemContainer bsrc, btaken -Force -ErrorAction SilentlyContinue
+        Remove-SystemContainerStoragePool bdir -Force -ErrorAction SilentlyContinue
+    }
+    It 'refuses <What> with <Id>, and leaves nothing of the copy' -ForEach @(
+        @{ What = 'a taken name'; Source = 'bsrc'; Destination = 'btaken'; Extra = @{}; Id = 'ContainerExists' }
+        @{ What = 'a bad name'; Source = 'bsrc'; Destination = 'bad_name!'; Extra = @{}; Id = 'InvalidName' }
+        @{ What = 'a missing source'; Source = 'nosuch'; Destination = 'bnew'; Extra = @{}; Id = 'ContainerNotFound' }
+        @{ What = 'a missing snapshot'; Source = 'bsrc'; Destination = 'bnew'; Extra = @{ Snapshot = 'nosuch' }; Id = 'SnapshotNotFound' }
+        @{ What = 'a bad snapshot name'; Source = 'bsrc'; Destination = 'bnew'; Extra = @{ Snapshot = '../x' }; Id = 'InvalidSnapshotName' }
+        @{ What = 'a missing pool'; Source = 'bsrc'; Destination = 'bnew'; Extra = @{ StoragePool = 'nosuch' }; Id = 'PoolNotFound' }
+    ) {
+        Copy-SystemContainer $Source $Destination @Extra -ErrorAction SilentlyContinue -ErrorVariable e | Should -BeNullOrEmpty
+        $e[0].FullyQualifiedErrorId | Should -BeLike "$Id,*"
+        if ($Destination -ne 'btaken') { Assert-NothingOf $Destination }
+        (Get-SystemContainer btaken).StoragePool | Should -Be 'default'
+        (Get-SystemContainer bsrc).Status | Should -Be 'Stopped'
+        @(Get-ChildItem -Force (Join-Path (Get-SystemContainerStoragePool bdir).Source 'containers')).Name | Should -Be @('bsrc')
+    }
+    It 'changes nothing with -WhatIf' {
+        Copy-SystemContainer bsrc bnew -WhatIf
+        Assert-NothingOf bnew
+    }
+}
+
+Describe 'A daemon killed during a copy' {
+    It 'leaves no half-made <Driver> copy killed at <Point>, and the name can be used again' -ForEach @(
+        @{ Driver = 'dir'; Point = 'copy-volume-made' }
+        @{ Driver = 'btrfs'; Point = 'copy-staged' }
+        @{ Driver = 'overlay'; Point = 'copy-staged' }
+    ) {
+        $pool = if ($Driver -eq 'overlay') { 'default' } else { "k$Driver" }
+        if ($Driver -eq 'dir') { New-SystemContainerStoragePool $pool -Driver dir | Out-Null }
+        if ($Driver -eq 'btrfs') { New-SystemContainerStoragePool $pool -Driver btrfs -Size 300MiB | Out-Null }
+        New-SystemContainer ksrc -Image $image -Network none -StoragePool $pool -Start | Out-Null
+        Invoke-In ksrc 'echo mark > /mark'
+        Stop-DaemonProcess $daemon
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = $Point
+        try { Start-DaemonProcess $daemon } finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
+        $dead = $daemon.Pid
+        Copy-SystemContainer ksrc khalf -ErrorAction SilentlyContinue
+        Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds 60 -What "the daemon to die at $Point"
+        Get-Content -Raw $daemon.Log | Should -Match "test hook: SIGKILL at $Point"
+        $daemon.Pid = 0
+        Start-DaemonProcess $daemon
+        Assert-NothingOf khalf
+        (Get-SystemContainer ksrc).Status | Should -Be 'Running'
+        Invoke-In ksrc 'cat /mark' | Should -Be 'mark'
+        Copy-SystemContainer ksrc khalf | Out-Null
+        Start-SystemContainer khalf
+        Invoke-In khalf 'cat /mark' | Should -Be 'mark'
+        Remove-SystemContainer ksrc, khalf -Force
+        if ($pool -ne 'default') { Remove-SystemContainerStoragePool $pool -Force }
+    }
+}
