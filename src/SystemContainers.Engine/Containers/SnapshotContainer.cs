@@ -53,7 +53,7 @@ internal sealed partial class SnapshotContainer(EngineParts parts, FreezeContain
     public IReadOnlyList<SnapshotInfo> List(Container c) =>
         parts.Storage.DriverOf(c.Record).Snapshots(parts.Storage.VolumeOf(c.Record));
 
-    private static string Validate(string name) => NamePattern().IsMatch(name) ? name
+    internal static string Validate(string name) => NamePattern().IsMatch(name) ? name
         : throw EngineException.Invalid("InvalidSnapshotName",
             $"snapshot name '{Spec.DisplayText.Escape(name)}' is invalid: use 1 to 63 letters, digits, '-' and '_', starting with a letter or digit");
 

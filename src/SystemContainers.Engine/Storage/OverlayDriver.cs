@@ -64,4 +64,13 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
     public string UsageTree(Volume volume) => Path.Combine(volume.ContainerDir, "fs", "upper");
 
     public string? DirectRoot(Volume volume) => null;
+
+    /// <summary>An overlay root is two layers with different owners on disk (the image's and the container's shifted ones): it has no stream yet.</summary>
+    public IReadOnlyList<VolumeFormat> StreamFormats => [];
+
+    public Task SendAsync(Volume volume, string? snapshot, string? parent, VolumeFormat format, Stream output, CancellationToken ct) =>
+        throw PoolDirs.NoStreams("overlay");
+
+    public Task ReceiveAsync(Volume volume, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy, CancellationToken ct) =>
+        throw PoolDirs.NoStreams("overlay");
 }

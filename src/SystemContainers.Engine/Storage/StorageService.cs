@@ -179,6 +179,8 @@ public sealed class StorageService
 
     internal IStorageDriver DriverOf(ContainerRecord record) => Usable(record.StoragePool);
 
+    internal IStorageDriver DriverOf(string pool) => Usable(pool);
+
     internal Volume VolumeOf(ContainerRecord record) => new(record.Name, _store.DirectoryOf(record.Name));
 
     internal void DeleteVolume(ContainerRecord record, string containerDir) =>
