@@ -41,7 +41,7 @@ internal sealed class ExportContainer(EngineParts parts)
             var index = new BackupIndex(record.Name, pool.Driver, pool.Name, "container", options.Optimized, false, [.. snapshots.Select(s => s.Name)],
                 new BackupConfig(new BackupContainer(record.Name, record.Config, record.Created, record.ImageFingerprint, record.ImageAlias, record.InitKind),
                     [.. snapshots.Select(s => new BackupSnapshot(s.Name, s.Created))]));
-            return new ContainerExport(driver, volume, index, format, options.Compression, Path.Combine(parts.Options.StateDir, "backups"), lease);
+            return new ContainerExport(driver, volume, parts.Storage.SourceOf(record), record.IdMap, index, format, options.Compression, Path.Combine(parts.Options.StateDir, "backups"), lease);
         }
         catch
         {
@@ -57,16 +57,18 @@ public sealed class ContainerExport : IDisposable
     private static readonly ImportLimits Unlimited = new(long.MaxValue, long.MaxValue);
     private readonly IStorageDriver _driver;
     private readonly Volume _volume;
+    private readonly VolumeSource _image;
+    private readonly Spec.IdMap? _map;
     private readonly BackupIndex _index;
     private readonly VolumeFormat _format;
     private readonly BackupCompression _compression;
     private readonly string _spool;
     private readonly IDisposable _lease;
 
-    internal ContainerExport(IStorageDriver driver, Volume volume, BackupIndex index, VolumeFormat format, BackupCompression compression,
+    internal ContainerExport(IStorageDriver driver, Volume volume, VolumeSource image, Spec.IdMap? map, BackupIndex index, VolumeFormat format, BackupCompression compression,
         string spool, IDisposable lease)
     {
-        (_driver, _volume, _index, _format, _compression, _spool, _lease) = (driver, volume, index, format, compression, spool, lease);
+        (_driver, _volume, _image, _map, _index, _format, _compression, _spool, _lease) = (driver, volume, image, map, index, format, compression, spool, lease);
     }
 
     public async Task WriteAsync(Stream output, CancellationToken ct)
@@ -101,7 +103,7 @@ public sealed class ContainerExport : IDisposable
 
     /// <summary>The driver's tar stream of one root, each member put under prefix (hardlinks' targets too).</summary>
     private Task AddTreeAsync(TarballWriter tar, string? snapshot, string prefix, CancellationToken ct) =>
-        StreamPipe.RunAsync((s, token) => _driver.SendAsync(_volume, snapshot, null, VolumeFormat.Tar, s, token), (s, token) => Task.Run(() =>
+        StreamPipe.RunAsync((s, token) => _driver.SendAsync(_volume, _image, _map, snapshot, null, VolumeFormat.Tar, s, token), (s, token) => Task.Run(() =>
         {
             var reader = new TarballReader(s, Unlimited);
             while (reader.Next() is TarMember m)
@@ -123,7 +125,7 @@ public sealed class ContainerExport : IDisposable
         try
         {
             await using (var spool = new FileStream(file, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.Asynchronous))
-                await _driver.SendAsync(_volume, snapshot, parent, VolumeFormat.Btrfs, spool, ct);
+                await _driver.SendAsync(_volume, _image, _map, snapshot, parent, VolumeFormat.Btrfs, spool, ct);
             await using var data = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.None, 1 << 20);
             tar.AddFile(name, 0x180, data.Length, data, DateTimeOffset.UtcNow);
         }

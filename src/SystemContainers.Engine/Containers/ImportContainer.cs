@@ -80,7 +80,7 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
             var volume = new Volume(name, staging);
             revert.Add($"the volume of '{name}'", () => driver.DeleteVolume(volume));
             var policy = new ReceivePolicy(limits, container.Record.IdMap?.Size ?? IdMap.DefaultSize);
-            await Refusing(() => ReceiveAllAsync(tar, index, driver, volume, format, policy, ct));
+            await Refusing(() => ReceiveAllAsync(tar, index, driver, volume, parts.Storage.SourceOf(source.ImageFingerprint), container.Record.IdMap, format, policy, ct));
             await decompressed.FinishAsync(ct);
             revert.Add($"the NICs of '{name}'", () => parts.Networks.Register(name, []));
             parts.Networks.Register(name, parsed.Nics);
@@ -109,7 +109,8 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
     }
 
     /// <summary>Each snapshot oldest first, then the container: the order ExportContainer writes, which a btrfs stream's parent needs.</summary>
-    private static async Task ReceiveAllAsync(TarballReader tar, BackupIndex index, IStorageDriver driver, Volume volume, VolumeFormat format,
+    private static async Task ReceiveAllAsync(TarballReader tar, BackupIndex index, IStorageDriver driver, Volume volume, VolumeSource image, IdMap? map,
+        VolumeFormat format,
         ReceivePolicy policy, CancellationToken ct)
     {
         var next = Skip(tar, tar.Next());
@@ -122,7 +123,7 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
             {
                 if (next is null || Normal(next.Name) != stream || !next.IsRegular)
                     throw new InvalidDataException($"entry '{Short(next?.Name ?? "(end)")}' comes where {what}'s stream {stream} belongs");
-                await driver.ReceiveAsync(volume, snapshot, format, new MemberStream(tar), policy, ct);
+                await driver.ReceiveAsync(volume, image, map, snapshot, format, new MemberStream(tar), policy, ct);
                 TestHooks.Reach("backup-import-part");
                 next = Skip(tar, tar.Next());
                 continue;
@@ -131,7 +132,7 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
                 throw new InvalidDataException($"entry '{Short(next?.Name ?? "(end)")}' comes where {what}'s root {tree} belongs");
             TarMember? after = null;
             await StreamPipe.RunAsync((s, token) => Task.Run(() => after = Section(tar, next, tree, s, token), token),
-                (s, token) => driver.ReceiveAsync(volume, snapshot, format, s, policy, token), ct);
+                (s, token) => driver.ReceiveAsync(volume, image, map, snapshot, format, s, policy, token), ct);
             TestHooks.Reach("backup-import-part");
             next = Skip(tar, after);
         }

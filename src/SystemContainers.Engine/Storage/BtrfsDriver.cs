@@ -188,7 +188,7 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
     public IReadOnlyList<VolumeFormat> StreamFormats => [VolumeFormat.Tar, VolumeFormat.Btrfs];
 
     /// <summary>btrfs send reads only read-only subvolumes: the volume itself goes through a read-only snapshot made for the send.</summary>
-    public async Task SendAsync(Volume volume, string? snapshot, string? parent, VolumeFormat format, Stream output, CancellationToken ct)
+    public async Task SendAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, string? parent, VolumeFormat format, Stream output, CancellationToken ct)
     {
         string source = snapshot is null ? PathOf(volume) : SnapshotPath(volume, snapshot);
         if (format == VolumeFormat.Tar)
@@ -216,7 +216,7 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
         }
     }
 
-    public Task ReceiveAsync(Volume volume, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy, CancellationToken ct)
+    public Task ReceiveAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy, CancellationToken ct)
     {
         string target = snapshot is null ? PathOf(volume) : Path.Combine(SnapshotsOf(volume), snapshot);
         if (Directory.Exists(target))

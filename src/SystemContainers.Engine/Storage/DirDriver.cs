@@ -63,14 +63,14 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
 
     public IReadOnlyList<VolumeFormat> StreamFormats => [VolumeFormat.Tar];
 
-    public Task SendAsync(Volume volume, string? snapshot, string? parent, VolumeFormat format, Stream output, CancellationToken ct)
+    public Task SendAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, string? parent, VolumeFormat format, Stream output, CancellationToken ct)
     {
         if (snapshot is not null || parent is not null) throw PoolDirs.NoSnapshots("dir");
         if (format != VolumeFormat.Tar) throw PoolDirs.NoFormat("dir", format);
         return TreeTar.SendAsync(PathOf(volume), output, ct);
     }
 
-    public Task ReceiveAsync(Volume volume, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy, CancellationToken ct)
+    public Task ReceiveAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy, CancellationToken ct)
     {
         if (snapshot is not null) throw PoolDirs.NoSnapshots("dir");
         if (format != VolumeFormat.Tar) throw PoolDirs.NoFormat("dir", format);

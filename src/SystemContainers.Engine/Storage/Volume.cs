@@ -76,14 +76,15 @@ public interface IStorageDriver
 
     /// <summary>
     /// Writes the volume (snapshot null) or one of its snapshots to output in format; with parent
-    /// (another snapshot, btrfs only) the stream holds only what changed since it. The container is stopped.
+    /// (another snapshot, btrfs only) the stream holds only what changed since it. The container is
+    /// stopped; image and map are what the volume was made with (CreateVolume).
     /// </summary>
-    Task SendAsync(Volume volume, string? snapshot, string? parent, VolumeFormat format, Stream output, CancellationToken ct);
+    Task SendAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, string? parent, VolumeFormat format, Stream output, CancellationToken ct);
 
     /// <summary>
     /// Makes the volume (snapshot null; it must not exist) or a new read-only snapshot of it from
     /// input; a tar stream is checked against policy as it is unpacked. On failure nothing of what
     /// this call made is left; a btrfs stream's parent must have been received into this pool.
     /// </summary>
-    Task ReceiveAsync(Volume volume, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy, CancellationToken ct);
+    Task ReceiveAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy, CancellationToken ct);
 }

@@ -23,10 +23,13 @@ internal static class TreeTar
         PipedTool.RunAsync("tar", ["--create", "--file=-", "--format=posix", "--numeric-owner", "--xattrs", "--xattrs-include=*",
             "--one-file-system", "--directory", tree, "."], null, output, $"write a tar stream of {tree}", ct);
 
-    /// <summary>Unpacks a tar stream into tree, an empty directory; a refused member is an InvalidDataException naming it.</summary>
-    public static void Receive(Stream input, string tree, ReceivePolicy policy, CancellationToken ct)
+    /// <summary>
+    /// Unpacks a tar stream into tree, an empty directory, with owners shifted into shift's host
+    /// range when given; a refused member is an InvalidDataException naming it.
+    /// </summary>
+    public static void Receive(Stream input, string tree, ReceivePolicy policy, CancellationToken ct, Spec.IdMap? shift = null)
     {
-        var unpacked = RootfsExtractor.Extract(new TarballReader(input, policy.Limits), tree, ct, policy.MaxId);
+        var unpacked = RootfsExtractor.Extract(new TarballReader(input, policy.Limits), tree, ct, policy.MaxId, shift?.UidBase ?? 0, shift?.GidBase ?? 0);
         // trusted.* xattrs are dropped as for images (overlayfs reads its own from them); anything else left out is refused.
         var refused = unpacked.DroppedDeviceNodes.Select(d => $"{d} (device node)").Concat(unpacked.DroppedEntries.Where(e => !e.Contains("(xattr ", StringComparison.Ordinal))).ToList();
         if (refused.Count > 0)
