@@ -68,7 +68,7 @@ public sealed class ExportSystemContainerCommand : SystemContainerCmdlet
 }
 
 /// <summary>
-/// Makes a new container from a backup tarball (from Export-SystemContainer or Incus), streamed to
+/// Makes a new container from a backup tarball (from Export-SystemContainer), streamed to
 /// the daemon, which checks it as hostile input and leaves nothing behind when it refuses it.
 /// </summary>
 [Cmdlet(VerbsData.Import, "SystemContainer", SupportsShouldProcess = true)]

@@ -33,9 +33,7 @@ internal sealed class ExportContainer(EngineParts parts)
             var pool = parts.Storage.Get(record.StoragePool ?? StoragePool.DefaultName).Pool;
             var format = options.Optimized ? VolumeFormat.Btrfs : VolumeFormat.Tar;
             if (!driver.StreamFormats.Contains(format))
-                throw options.Optimized
-                    ? EngineException.Invalid("OptimizedUnsupported", $"an optimized export is a btrfs send stream; container '{c.Name}' is in storage pool '{pool.Name}' ({pool.Driver})")
-                    : PoolDirs.NoStreams(pool.Driver);
+                throw EngineException.Invalid("OptimizedUnsupported", $"an optimized export is a btrfs send stream; container '{c.Name}' is in storage pool '{pool.Name}' ({pool.Driver})");
             var volume = parts.Storage.VolumeOf(record);
             var snapshots = options.IncludeSnapshots ? driver.Snapshots(volume) : [];
             var index = new BackupIndex(record.Name, pool.Driver, pool.Name, "container", options.Optimized, false, [.. snapshots.Select(s => s.Name)],

@@ -39,9 +39,7 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
         ContainerName.Validate(name);
         var format = index.Optimized ? VolumeFormat.Btrfs : VolumeFormat.Tar;
         if (!driver.StreamFormats.Contains(format))
-            throw index.Optimized
-                ? EngineException.Invalid("OptimizedUnsupported", $"an optimized backup holds btrfs send streams and imports only into a btrfs pool; storage pool '{pool}' is {poolView.Pool.Driver}")
-                : PoolDirs.NoStreams(poolView.Pool.Driver);
+            throw EngineException.Invalid("OptimizedUnsupported", $"an optimized backup holds btrfs send streams and imports only into a btrfs pool; storage pool '{pool}' is {poolView.Pool.Driver}");
         if (index.Snapshots.Count > 0 && poolView.Pool.Driver != "btrfs")
             throw EngineException.Invalid("SnapshotsUnsupported",
                 $"the backup holds snapshots ({string.Join(", ", index.Snapshots)}) and storage pool '{pool}' ({poolView.Pool.Driver}) has none; export without -IncludeSnapshots or import into a btrfs pool");

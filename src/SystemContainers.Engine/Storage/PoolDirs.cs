@@ -32,9 +32,6 @@ internal static class PoolDirs
     public static EngineException NoSnapshots(string driver) =>
         EngineException.Invalid("SnapshotsUnsupported", $"the {driver} storage driver has no snapshots; make the container in a btrfs pool");
 
-    public static EngineException NoStreams(string driver) =>
-        EngineException.Invalid("StreamsUnsupported", $"the {driver} storage driver cannot send or receive a volume; use a container in a dir or btrfs pool");
-
     public static EngineException NoFormat(string driver, VolumeFormat format) =>
         EngineException.Invalid("StreamFormatUnsupported", $"the {driver} storage driver has no {format.ToString().ToLowerInvariant()} volume streams");
 

@@ -71,7 +71,7 @@ public interface IStorageDriver
     // Streams: a volume or one of its snapshots as bytes, for backups now and for copies between
     // hosts and migration later, so they never pass through a temporary file.
 
-    /// <summary>The formats the driver sends and receives (Tar first, the one every driver has), or none.</summary>
+    /// <summary>The formats the driver sends and receives: Tar, which every driver has, first.</summary>
     IReadOnlyList<VolumeFormat> StreamFormats { get; }
 
     /// <summary>
