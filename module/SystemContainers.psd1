@@ -22,7 +22,8 @@
         'New-SystemContainerStoragePool', 'Get-SystemContainerStoragePool', 'Set-SystemContainerStoragePool', 'Remove-SystemContainerStoragePool',
         'Rename-SystemContainer', 'Copy-SystemContainer', 'Publish-SystemContainer', 'Checkpoint-SystemContainer', 'Get-SystemContainerSnapshot', 'Restore-SystemContainerSnapshot', 'Rename-SystemContainerSnapshot', 'Remove-SystemContainerSnapshot',
         'Wait-SystemContainer', 'Get-SystemContainerLog', 'Get-SystemContainerEvent',
-        'Get-SystemContainerDevice', 'Add-SystemContainerDevice', 'Remove-SystemContainerDevice', 'Copy-SystemContainerFile'
+        'Get-SystemContainerDevice', 'Add-SystemContainerDevice', 'Remove-SystemContainerDevice', 'Copy-SystemContainerFile',
+        'Export-SystemContainer', 'Import-SystemContainer'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

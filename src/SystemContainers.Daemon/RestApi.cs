@@ -33,6 +33,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         });
         app.MapPost("/1.0/containers", async (HttpContext ctx) =>
         {
+            if (ctx.Request.ContentType == BackupContentType) return await ImportBackup(ctx);
             var req = await Body<ContainerCreateRequest>(ctx);
             Require(req.Name, "name");
             if (req.Source is not null) return CopyRequest(req, req.Source);
@@ -94,6 +95,24 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
                 if (e is InvalidDataException) throw EngineException.Invalid("InvalidArchive", $"the request body is not a valid tar archive: {e.Message}");
                 throw;
             }
+        });
+        // A backup tarball streamed out as it is written (ExportContainer); a refusal comes before its first byte, a
+        // failure after it cuts the stream, which the client sees as a short tarball.
+        app.MapGet("/1.0/containers/{name}/backup", async (string name, HttpContext ctx) =>
+        {
+            var options = new ExportOptions(ctx.Request.Query["snapshots"] == "1", ctx.Request.Query["optimized"] == "1", Compression(ctx));
+            using var export = await containers.ExportAsync(name, options, ctx.RequestAborted);
+            ctx.Response.ContentType = BackupContentType;
+            try
+            {
+                await export.WriteAsync(ctx.Response.Body, ctx.RequestAborted);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                DaemonLog.Failure($"export of container {name}", e);
+                ctx.Abort();
+            }
+            return Results.Empty;
         });
         app.MapGet("/1.0/metrics", () => Results.Text(PrometheusMetrics.Render(containers.StatsOfAll()),
             "text/plain; version=0.0.4; charset=utf-8"));
@@ -431,6 +450,42 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             return Results.Empty;
         });
     }
+
+    /// <summary>The media type of a backup tarball, out of an export and into an import.</summary>
+    public const string BackupContentType = "application/octet-stream";
+
+    /// <summary>
+    /// POST /1.0/containers with a backup tarball as its body (as LXD takes one): ?name= and
+    /// ?pool= say where it goes, ?compression= how the body is compressed. The tarball is read as it arrives.
+    /// </summary>
+    private async Task<IResult> ImportBackup(HttpContext ctx)
+    {
+        if (ctx.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = null;
+        // The tar reader reads synchronously, on a thread of its own; the body is its source.
+        if (ctx.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpBodyControlFeature>() is { } body) body.AllowSynchronousIO = true;
+        var options = new ImportOptions(NullIfEmpty(ctx.Request.Query["name"]), NullIfEmpty(ctx.Request.Query["pool"]), Compression(ctx));
+        try
+        {
+            var imported = await Task.Run(() => containers.ImportAsync(ctx.Request.Body, options, ctx.RequestAborted));
+            return Sync(ToApi(imported), 201);
+        }
+        catch (Exception e) when (e is EngineException or NativeException)
+        {
+            // The client is still sending: read the rest, so it gets the answer rather than a reset.
+            await ctx.Request.Body.CopyToAsync(Stream.Null, ctx.RequestAborted);
+            throw;
+        }
+    }
+
+    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
+
+    private static BackupCompression Compression(HttpContext ctx) => ctx.Request.Query["compression"].ToString() switch
+    {
+        "" or "none" => BackupCompression.None,
+        "gzip" => BackupCompression.Gzip,
+        "zstd" => BackupCompression.Zstd,
+        var other => throw EngineException.Invalid("InvalidRequest", $"compression '{DisplayText.Escape(other)}' is not none, gzip or zstd"),
+    };
 
     /// <summary>A websocket opens with GET over HTTP/1.1 and with CONNECT over HTTP/2 (RFC 8441).</summary>
     private static readonly string[] WebSocketMethods = [HttpMethods.Get, HttpMethods.Connect];

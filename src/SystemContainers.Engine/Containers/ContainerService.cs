@@ -34,6 +34,8 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
     private readonly RenameContainer _rename;
     private readonly CopyContainer _duplicate;
     private readonly PublishContainer _publish;
+    private readonly ExportContainer _export;
+    private readonly ImportContainer _import;
 
     public ContainerService(EngineOptions options, ImageStore images, ICgroupDriver cgroups)
     {
@@ -66,11 +68,14 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
         _rename = new RenameContainer(_parts);
         _duplicate = new CopyContainer(_parts, nicDefaults, _freeze);
         _publish = new PublishContainer(_parts);
+        _export = new ExportContainer(_parts);
+        _import = new ImportContainer(_parts, nicDefaults);
         var adopt = new AdoptContainer(_parts, cleanup, supervisor);
 
         Recovery.ReclaimStaging(store.ContainersDir);
         Recovery.ReclaimTempFiles(store.ContainersDir);
         Recovery.ReclaimTempFiles(store.RunContainersDir);
+        Recovery.ReclaimStaging(Path.Combine(options.StateDir, "backups"));
         var renaming = new List<string>();
         foreach (var name in store.Names().ToList()) adopt.Load(_rename.Resume(name, renaming));
         Storage.ReclaimOrphans([.. _registry.Names, .. renaming]);
@@ -274,6 +279,18 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
     /// <summary>Files from a tar stream into a container at destination (see FilePush).</summary>
     public Task<FilePushResult> PushFilesAsync(string name, string destination, bool force, Stream archive, CancellationToken ct = default) =>
         _copy.PushAsync(_registry.Find(name), destination, force, archive, ct);
+
+    /// <summary>A stopped container as a backup tarball (see ExportContainer): checked now, written by the export, which holds the container until disposed.</summary>
+    public Task<ContainerExport> ExportAsync(string name, ExportOptions options, CancellationToken ct = default) =>
+        _export.OpenAsync(_registry.Find(name), options, ct);
+
+    /// <summary>A new container from a backup tarball read from tarball (see ImportContainer).</summary>
+    public async Task<ContainerView> ImportAsync(Stream tarball, ImportOptions options, CancellationToken ct = default)
+    {
+        var container = await _import.RunAsync(tarball, options, ct);
+        Raise("container-created", container.Name);
+        return View(container);
+    }
 
     /// <summary>Removes an image, refused while a container uses it; the check and the removal are one step under the image store's lock.</summary>
     public Task RemoveImageAsync(string reference) => _parts.Images.RemoveAsync(reference, _registry.UsersOf);

@@ -76,15 +76,4 @@ internal sealed class CopyContainerFile(EngineParts parts)
             throw new EngineException(FailureKind.Failed, "MountFailed", $"cannot mount the rootfs of stopped container '{c.Name}': {e.Message}");
         }
     }
-
-    /// <summary>The container's gate while a copy holds it, released once.</summary>
-    private sealed class GateLease(SemaphoreSlim gate) : IDisposable
-    {
-        private int _released;
-
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref _released, 1) == 0) gate.Release();
-        }
-    }
 }

@@ -29,17 +29,25 @@ public sealed unsafe class RootfsExtractor : IDisposable
     private readonly List<string> _devices = [], _dropped = [];
     private readonly byte[] _buffer = new byte[256 * 1024];
 
-    private RootfsExtractor(string rootfs)
+    private readonly long _maxId, _uidShift, _gidShift;
+
+    private RootfsExtractor(string rootfs, long maxId, long uidShift, long gidShift)
     {
+        (_maxId, _uidShift, _gidShift) = (maxId, uidShift, gidShift);
         _root = Sys.Open(rootfs, At.DirFlags);
         _dirs = new DirectoryChain(_root.Fd);
         _linkTargets = new DirectoryChain(_root.Fd);
     }
 
-    /// <summary>Unpacks every member of tar into rootfs (an empty directory); throws InvalidDataException naming the member that is refused.</summary>
-    public static ExtractedRootfs Extract(TarballReader tar, string rootfs, CancellationToken ct = default)
+    /// <summary>
+    /// Unpacks every member of tar into rootfs (an empty directory); throws InvalidDataException naming the member that is refused.
+    /// Owners must be below maxId: a container's backup holds only ids of its own range. They are
+    /// written shifted by uidShift and gidShift (an overlay upper layer holds the container's host ids).
+    /// </summary>
+    public static ExtractedRootfs Extract(TarballReader tar, string rootfs, CancellationToken ct = default, long maxId = uint.MaxValue,
+        long uidShift = 0, long gidShift = 0)
     {
-        using var x = new RootfsExtractor(rootfs);
+        using var x = new RootfsExtractor(rootfs, maxId, uidShift, gidShift);
         int entries = 0;
         while (tar.Next() is TarMember m)
         {
@@ -78,8 +86,9 @@ public sealed unsafe class RootfsExtractor : IDisposable
                 _dropped.Add($"{name} (type '{m.Type}')");
                 return;
         }
-        if (m.Uid is < 0 or >= uint.MaxValue || m.Gid is < 0 or >= uint.MaxValue)
+        if (m.Uid < 0 || m.Uid >= _maxId || m.Gid < 0 || m.Gid >= _maxId)
             throw new InvalidDataException($"entry '{name}' has owner {m.Uid}:{m.Gid}, beyond the id range");
+        m = m with { Uid = m.Uid + _uidShift, Gid = m.Gid + _gidShift };
         if (parts.Length == 0)
         {
             if (!m.IsDirectory) throw new InvalidDataException($"entry '{m.Name}' names the image root but is not a directory");

@@ -17,6 +17,7 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
     private string Volumes => Path.Combine(root, "containers");
     private string Images => Path.Combine(root, "images");
     private string SnapshotsDir => Path.Combine(root, "containers-snapshots");
+    private string Receiving => Path.Combine(root, "receiving");
 
     public string Root => root;
 
@@ -50,6 +51,9 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
     {
         if (loopFile is not null && !LoopFile.IsMounted(root)) LoopFile.Mount(loopFile, root);
         PoolDirs.CheckPresent(Volumes);
+        // Receives the daemon died in: their subvolumes belong to no volume yet.
+        if (Directory.Exists(Receiving))
+            foreach (var staging in Directory.EnumerateDirectories(Receiving)) RemoveStaging(staging);
     }
 
     public void DeletePool()
@@ -58,6 +62,7 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
         Directory.Delete(Images);
         Directory.Delete(Volumes);
         if (Directory.Exists(SnapshotsDir)) Directory.Delete(SnapshotsDir);
+        if (Directory.Exists(Receiving)) Directory.Delete(Receiving);
         if (loopFile is null) return;
         LoopFile.Unmount(root);
         Directory.Delete(root);
@@ -175,7 +180,9 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
 
     public string? DirectRoot(Volume volume) => PathOf(volume);
 
-    public IReadOnlyList<string> VolumeNames() => PoolDirs.Names(Volumes);
+    /// <summary>A receive the daemon died in may have made a volume's snapshots before the volume itself: those count too.</summary>
+    public IReadOnlyList<string> VolumeNames() =>
+        [.. PoolDirs.Names(Volumes).Union(Directory.Exists(SnapshotsDir) ? PoolDirs.Names(SnapshotsDir) : [], StringComparer.Ordinal)];
 
     private string PathOf(Volume volume) => Path.Combine(Volumes, volume.Container);
 
@@ -203,5 +210,112 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
             }
             return path;
         }
+    }
+
+    public IReadOnlyList<VolumeFormat> StreamFormats => [VolumeFormat.Tar, VolumeFormat.Btrfs];
+
+    /// <summary>btrfs send reads only read-only subvolumes: the volume itself goes through a read-only snapshot made for the send.</summary>
+    public async Task SendAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, string? parent, VolumeFormat format, Stream output, CancellationToken ct)
+    {
+        string source = snapshot is null ? PathOf(volume) : SnapshotPath(volume, snapshot);
+        if (format == VolumeFormat.Tar)
+        {
+            if (parent is not null) throw EngineException.Invalid("StreamFormatUnsupported", "a tar volume stream is always whole: only a btrfs stream has a parent");
+            await TreeTar.SendAsync(source, output, ct);
+            return;
+        }
+        string? parentPath = parent is null ? null : SnapshotPath(volume, parent);
+        string? sending = null;
+        if (snapshot is null)
+        {
+            sending = Path.Combine(Volumes, $".{volume.Container}.send-{Guid.NewGuid():N}");
+            Btrfs.Snapshot(source, sending, readOnly: true);
+            source = sending;
+        }
+        try
+        {
+            await PipedTool.RunAsync("btrfs", parentPath is null ? ["send", "-q", source] : ["send", "-q", "-p", parentPath, source],
+                null, output, $"send btrfs subvolume {source}", ct);
+        }
+        finally
+        {
+            if (sending is not null) Btrfs.Destroy(sending);
+        }
+    }
+
+    public Task ReceiveAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy, CancellationToken ct)
+    {
+        string target = snapshot is null ? PathOf(volume) : Path.Combine(SnapshotsOf(volume), snapshot);
+        if (Directory.Exists(target))
+            throw snapshot is null ? EngineException.Conflict("VolumeExists", $"volume {target} already exists")
+                : EngineException.Conflict("SnapshotExists", $"container '{volume.Container}' already has a snapshot '{snapshot}'");
+        if (snapshot is not null) Directory.CreateDirectory(SnapshotsOf(volume));
+        return format == VolumeFormat.Tar ? Task.Run(() => ReceiveTar(volume, snapshot, target, input, policy, ct), ct)
+            : ReceiveSendStreamAsync(snapshot, target, input, ct);
+    }
+
+    /// <summary>Into a new subvolume: the volume itself, or one made beside it and snapshotted read-only to the snapshot.</summary>
+    private void ReceiveTar(Volume volume, string? snapshot, string target, Stream input, ReceivePolicy policy, CancellationToken ct)
+    {
+        string filling = snapshot is null ? target : Path.Combine(Volumes, $".{volume.Container}.receive-{snapshot}");
+        if (snapshot is not null && Directory.Exists(filling)) Btrfs.Destroy(filling);
+        Btrfs.CreateSubvolume(filling);
+        try
+        {
+            TreeTar.Receive(input, filling, policy, ct);
+            if (snapshot is not null) Btrfs.Snapshot(filling, target, readOnly: true);
+        }
+        catch
+        {
+            if (snapshot is null) Btrfs.Destroy(filling);
+            throw;
+        }
+        finally
+        {
+            if (snapshot is not null) Btrfs.Destroy(filling);
+        }
+    }
+
+    /// <summary>
+    /// btrfs receive, confined (chroot) to the directory it receives into, makes one read-only
+    /// subvolume, named as on the sender. A snapshot is received into the container's snapshot
+    /// directory and renamed there (a read-only subvolume cannot move to another directory), so it
+    /// keeps the received UUID a later incremental stream finds its parent by. The volume is
+    /// received into a staging directory and becomes a writable snapshot of what arrived.
+    /// </summary>
+    private async Task ReceiveSendStreamAsync(string? snapshot, string target, Stream input, CancellationToken ct)
+    {
+        string into = snapshot is null ? Path.Combine(Receiving, Guid.NewGuid().ToString("N")) : Path.GetDirectoryName(target)!;
+        Directory.CreateDirectory(into);
+        var before = Directory.GetDirectories(into).ToHashSet(StringComparer.Ordinal);
+        var made = new List<string>();
+        bool received = false;
+        try
+        {
+            try
+            {
+                await PipedTool.RunAsync("btrfs", ["receive", "-q", "-e", "-C", into], input, null, $"receive a btrfs stream into {target}", ct);
+            }
+            finally
+            {
+                made.AddRange(Directory.GetDirectories(into).Where(d => !before.Contains(d)));
+            }
+            if (made.Count != 1)
+                throw EngineException.Invalid("InvalidStream", $"the btrfs stream for {target} made {made.Count} subvolumes, not one");
+            if (snapshot is null) Btrfs.Snapshot(made[0], target, readOnly: false);
+            else if (made[0] != target) Directory.Move(made[0], target);
+            received = true;
+        }
+        finally
+        {
+            if (snapshot is null) RemoveStaging(into);
+            else if (!received) foreach (var subvolume in made) Btrfs.Destroy(subvolume);
+        }
+    }
+
+    private static void RemoveStaging(string staging)
+    {
+        foreach (var subvolume in Directory.EnumerateDirectories(staging)) Btrfs.Destroy(subvolume);
+        Directory.Delete(staging);
     }
 }

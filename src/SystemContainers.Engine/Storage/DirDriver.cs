@@ -89,4 +89,34 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
     private TreeSnapshots SnapshotsOf(Volume volume) => new(Path.Combine(SnapshotsDir, volume.Container), volume.Container);
 
     private string PathOf(Volume volume) => Path.Combine(Volumes, volume.Container);
+
+    public IReadOnlyList<VolumeFormat> StreamFormats => [VolumeFormat.Tar];
+
+    public Task SendAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, string? parent, VolumeFormat format, Stream output, CancellationToken ct)
+    {
+        if (snapshot is not null || parent is not null) throw PoolDirs.NoSnapshots("dir");
+        if (format != VolumeFormat.Tar) throw PoolDirs.NoFormat("dir", format);
+        return TreeTar.SendAsync(PathOf(volume), output, ct);
+    }
+
+    public Task ReceiveAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy, CancellationToken ct)
+    {
+        if (snapshot is not null) throw PoolDirs.NoSnapshots("dir");
+        if (format != VolumeFormat.Tar) throw PoolDirs.NoFormat("dir", format);
+        string target = PathOf(volume);
+        PoolDirs.CheckAbsent(target);
+        PoolDirs.Make(target);
+        return Task.Run(() =>
+        {
+            try
+            {
+                TreeTar.Receive(input, target, policy, ct);
+            }
+            catch
+            {
+                TreeRemover.Remove(target);
+                throw;
+            }
+        }, ct);
+    }
 }

@@ -1,6 +1,7 @@
 using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Interop;
 using SystemContainers.Engine.Spec;
+using SystemContainers.Engine.State;
 
 namespace SystemContainers.Engine.Storage;
 
@@ -91,4 +92,74 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
     public string UsageTree(Volume volume) => Path.Combine(volume.ContainerDir, "fs", "upper");
 
     public string? DirectRoot(Volume volume) => null;
+
+    public IReadOnlyList<VolumeFormat> StreamFormats => [VolumeFormat.Tar];
+
+    /// <summary>
+    /// The merged root is read through a read-only overlay of the upper layer over the image, made
+    /// as a detached mount (fsmount) that goes away with its fd, so even a crash leaves no mount.
+    /// The upper layer holds the container's shifted ids and the image its own: every owner in the
+    /// container's host range is shifted back as the members pass, so the stream holds own ids only.
+    /// </summary>
+    public async Task SendAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, string? parent, VolumeFormat format, Stream output,
+        CancellationToken ct)
+    {
+        if (snapshot is not null || parent is not null) throw PoolDirs.NoSnapshots("overlay");
+        if (format != VolumeFormat.Tar) throw PoolDirs.NoFormat("overlay", format);
+        string upper = Path.Combine(volume.ContainerDir, "fs", "upper");
+        using var merged = DetachedOverlay.Mount($"{upper}:{image.Rootfs}", volume.Container);
+        string tree = $"/proc/{Environment.ProcessId}/fd/{merged.Fd}";
+        if (map is null)
+        {
+            await TreeTar.SendAsync(tree, output, ct);
+            return;
+        }
+        await Runtime.StreamPipe.RunAsync((s, token) => TreeTar.SendAsync(tree, s, token), (s, token) => Task.Run(() =>
+        {
+            var reader = new TarballReader(s, new ImportLimits(long.MaxValue, long.MaxValue));
+            var writer = new TarballWriter(output);
+            while (reader.Next() is TarMember m)
+            {
+                token.ThrowIfCancellationRequested();
+                writer.Add(m with { Uid = Own(m.Uid, map.UidBase, map.Size), Gid = Own(m.Gid, map.GidBase, map.Size) }, m.Name, reader.Read);
+            }
+            writer.Finish();
+            s.CopyTo(Stream.Null);
+        }, token), ct);
+    }
+
+    /// <summary>
+    /// The whole tree goes into a new upper layer, over the image it names (which must be on this
+    /// daemon): whatever the image has that the tree does not is whited out, so the merged root is
+    /// the tree alone. Owners are shifted into the container's host range as they are written, as the upper holds them.
+    /// </summary>
+    public Task ReceiveAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy,
+        CancellationToken ct)
+    {
+        if (snapshot is not null) throw PoolDirs.NoSnapshots("overlay");
+        if (format != VolumeFormat.Tar) throw PoolDirs.NoFormat("overlay", format);
+        if (!Directory.Exists(image.Rootfs))
+            throw EngineException.NotFound("ImageNotFound",
+                $"an overlay root is layered on its image, and image {image.Fingerprint} is not on this daemon; import the image first, or import into a dir or btrfs pool");
+        string fs = Path.Combine(volume.ContainerDir, "fs");
+        string upper = Path.Combine(fs, "upper");
+        PoolDirs.CheckAbsent(fs);
+        return Task.Run(() =>
+        {
+            try
+            {
+                Directory.CreateDirectory(upper);
+                Directory.CreateDirectory(Path.Combine(fs, "work"));
+                TreeTar.Receive(input, upper, policy, ct, map);
+                Whiteouts.Add(image.Rootfs, upper);
+            }
+            catch
+            {
+                TreeRemover.Remove(fs);
+                throw;
+            }
+        }, ct);
+    }
+
+    private static long Own(long id, long hostBase, long size) => id >= hostBase && id < hostBase + size ? id - hostBase : id;
 }

@@ -229,6 +229,10 @@ public sealed class StorageService
 
     internal IStorageDriver DriverOf(ContainerRecord record) => Usable(record.StoragePool);
 
+    internal IStorageDriver DriverOf(string pool) => Usable(pool);
+
+    internal VolumeSource SourceOf(string fingerprint) => new(fingerprint, _images.RootfsOf(fingerprint));
+
     internal Volume VolumeOf(ContainerRecord record) => new(record.Name, _store.DirectoryOf(record.Name));
 
     internal void DeleteVolume(ContainerRecord record, string containerDir) =>
@@ -270,7 +274,7 @@ public sealed class StorageService
         return entry.Driver;
     }
 
-    private VolumeSource SourceOf(ContainerRecord record) => new(record.ImageFingerprint, _images.RootfsOf(record.ImageFingerprint));
+    internal VolumeSource SourceOf(ContainerRecord record) => SourceOf(record.ImageFingerprint);
 
     private Entry Find(string name)
     {

@@ -19,8 +19,7 @@ public sealed record PoolSpace(long Used, long Free, long Total, string? UsedPar
 
 /// <summary>
 /// A storage driver: what a container's root is made of and how it is mounted. One instance per
-/// pool. Send/receive streams are verbs still to come; each will be a method here beside the
-/// volume it acts on.
+/// pool; each verb is a method here beside the volume it acts on.
 /// </summary>
 public interface IStorageDriver
 {
@@ -84,4 +83,24 @@ public interface IStorageDriver
 
     /// <summary>The tree whose file sizes are the container's disk usage.</summary>
     string UsageTree(Volume volume);
+
+    // Streams: a volume or one of its snapshots as bytes, for backups now and for copies between
+    // hosts and migration later, so they never pass through a temporary file.
+
+    /// <summary>The formats the driver sends and receives: Tar, which every driver has, first.</summary>
+    IReadOnlyList<VolumeFormat> StreamFormats { get; }
+
+    /// <summary>
+    /// Writes the volume (snapshot null) or one of its snapshots to output in format; with parent
+    /// (another snapshot, btrfs only) the stream holds only what changed since it. The container is
+    /// stopped; image and map are what the volume was made with (CreateVolume).
+    /// </summary>
+    Task SendAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, string? parent, VolumeFormat format, Stream output, CancellationToken ct);
+
+    /// <summary>
+    /// Makes the volume (snapshot null; it must not exist) or a new read-only snapshot of it from
+    /// input; a tar stream is checked against policy as it is unpacked. On failure nothing of what
+    /// this call made is left; a btrfs stream's parent must have been received into this pool.
+    /// </summary>
+    Task ReceiveAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy, CancellationToken ct);
 }

@@ -1,0 +1,144 @@
+using System.IO.Compression;
+using SystemContainers.Engine.Images;
+using SystemContainers.Engine.Runtime;
+using SystemContainers.Engine.Storage;
+
+namespace SystemContainers.Engine.Containers;
+
+/// <summary>How a backup tarball is compressed: the exporter writes it so, the importer is told so.</summary>
+public enum BackupCompression { None, Gzip, Zstd }
+
+/// <summary>What an export holds: the snapshots too, and btrfs send streams instead of trees (btrfs pools only).</summary>
+public sealed record ExportOptions(bool IncludeSnapshots, bool Optimized, BackupCompression Compression);
+
+/// <summary>
+/// Exports a stopped container as a backup tarball in Incus' layout (see BackupIndex): the index
+/// first, then each snapshot oldest first, then the container, each a tree of its root in the
+/// container's own ids or, optimized, a btrfs send stream (incremental from the snapshot before).
+/// Everything is checked when the export is opened, so a refusal comes before the first byte.
+/// </summary>
+internal sealed class ExportContainer(EngineParts parts)
+{
+    public async Task<ContainerExport> OpenAsync(Container c, ExportOptions options, CancellationToken ct)
+    {
+        await c.Gate.WaitAsync(ct);
+        var lease = new GateLease(c.Gate);
+        try
+        {
+            if (!parts.Registry.IsCurrent(c)) throw ContainerRegistry.Gone(c.Name);
+            c.Intact();
+            if (c.Live is not null) throw EngineException.Conflict("ContainerRunning", $"container '{c.Name}' is running; stop it before exporting it");
+            var record = c.Record;
+            var driver = parts.Storage.DriverOf(record);
+            var pool = parts.Storage.Get(record.StoragePool ?? StoragePool.DefaultName).Pool;
+            var format = options.Optimized ? VolumeFormat.Btrfs : VolumeFormat.Tar;
+            if (!driver.StreamFormats.Contains(format))
+                throw EngineException.Invalid("OptimizedUnsupported", $"an optimized export is a btrfs send stream; container '{c.Name}' is in storage pool '{pool.Name}' ({pool.Driver})");
+            var volume = parts.Storage.VolumeOf(record);
+            var snapshots = options.IncludeSnapshots ? driver.Snapshots(volume) : [];
+            var index = new BackupIndex(record.Name, pool.Driver, pool.Name, "container", options.Optimized, false, [.. snapshots.Select(s => s.Name)],
+                new BackupConfig(new BackupContainer(record.Name, record.Config, record.Created, record.ImageFingerprint, record.ImageAlias, record.InitKind),
+                    [.. snapshots.Select(s => new BackupSnapshot(s.Name, s.Created))]));
+            return new ContainerExport(driver, volume, parts.Storage.SourceOf(record), record.IdMap, index, format, options.Compression, Path.Combine(parts.Options.StateDir, "backups"), lease);
+        }
+        catch
+        {
+            lease.Dispose();
+            throw;
+        }
+    }
+}
+
+/// <summary>An export opened and checked, holding its container's gate until disposed; WriteAsync streams the tarball.</summary>
+public sealed class ContainerExport : IDisposable
+{
+    private static readonly ImportLimits Unlimited = new(long.MaxValue, long.MaxValue);
+    private readonly IStorageDriver _driver;
+    private readonly Volume _volume;
+    private readonly VolumeSource _image;
+    private readonly Spec.IdMap? _map;
+    private readonly BackupIndex _index;
+    private readonly VolumeFormat _format;
+    private readonly BackupCompression _compression;
+    private readonly string _spool;
+    private readonly IDisposable _lease;
+
+    internal ContainerExport(IStorageDriver driver, Volume volume, VolumeSource image, Spec.IdMap? map, BackupIndex index, VolumeFormat format, BackupCompression compression,
+        string spool, IDisposable lease)
+    {
+        (_driver, _volume, _image, _map, _index, _format, _compression, _spool, _lease) = (driver, volume, image, map, index, format, compression, spool, lease);
+    }
+
+    public async Task WriteAsync(Stream output, CancellationToken ct)
+    {
+        if (_compression == BackupCompression.Zstd)
+            await StreamPipe.RunAsync(WriteTarballAsync,
+                (tar, token) => PipedTool.RunAsync("zstd", ["-q", "-c", "-T0", "-3"], tar, output, "compress the backup with zstd", token), ct);
+        else if (_compression == BackupCompression.Gzip)
+        {
+            await using var gzip = new GZipStream(output, CompressionLevel.Fastest, leaveOpen: true);
+            await StreamPipe.RunAsync(WriteTarballAsync, (tar, token) => tar.CopyToAsync(gzip, token), ct);
+        }
+        else await StreamPipe.RunAsync(WriteTarballAsync, (tar, token) => tar.CopyToAsync(output, token), ct);
+    }
+
+    private async Task WriteTarballAsync(Stream output, CancellationToken ct)
+    {
+        var tar = new TarballWriter(output);
+        byte[] index = _index.ToBytes();
+        tar.AddFile(BackupIndex.Member, 0x1a4, index.Length, new MemoryStream(index), DateTimeOffset.UtcNow);
+        string? parent = null;
+        foreach (var snapshot in _index.Snapshots)
+        {
+            if (_format == VolumeFormat.Tar) await AddTreeAsync(tar, snapshot, BackupIndex.TreeOf(snapshot), ct);
+            else await AddSendStreamAsync(tar, snapshot, parent, BackupIndex.StreamOf(snapshot), ct);
+            parent = snapshot;
+        }
+        if (_format == VolumeFormat.Tar) await AddTreeAsync(tar, null, BackupIndex.ContainerTree, ct);
+        else await AddSendStreamAsync(tar, null, parent, BackupIndex.ContainerStream, ct);
+        tar.Finish();
+    }
+
+    /// <summary>The driver's tar stream of one root, each member put under prefix (hardlinks' targets too).</summary>
+    private Task AddTreeAsync(TarballWriter tar, string? snapshot, string prefix, CancellationToken ct) =>
+        StreamPipe.RunAsync((s, token) => _driver.SendAsync(_volume, _image, _map, snapshot, null, VolumeFormat.Tar, s, token), (s, token) => Task.Run(() =>
+        {
+            var reader = new TarballReader(s, Unlimited);
+            while (reader.Next() is TarMember m)
+            {
+                token.ThrowIfCancellationRequested();
+                tar.Add(m.IsHardlink ? m with { LinkName = prefix + Relative(m.LinkName) } : m, prefix + Relative(m.Name), reader.Read);
+            }
+            s.CopyTo(Stream.Null);
+        }, token), ct);
+
+    /// <summary>
+    /// A tar member's size comes before its data, and a btrfs send stream's size is known only at
+    /// its end: it is spooled to a file under the state directory, removed once it is in the tarball.
+    /// </summary>
+    private async Task AddSendStreamAsync(TarballWriter tar, string? snapshot, string? parent, string name, CancellationToken ct)
+    {
+        Directory.CreateDirectory(_spool, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string file = Path.Combine(_spool, $".send-{Guid.NewGuid():N}");
+        try
+        {
+            await using (var spool = new FileStream(file, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.Asynchronous))
+                await _driver.SendAsync(_volume, _image, _map, snapshot, parent, VolumeFormat.Btrfs, spool, ct);
+            await using var data = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.None, 1 << 20);
+            tar.AddFile(name, 0x180, data.Length, data, DateTimeOffset.UtcNow);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>A member name of GNU tar's ("./etc/passwd", "." for the root) relative to the root.</summary>
+    private static string Relative(string name)
+    {
+        while (name.StartsWith("./", StringComparison.Ordinal)) name = name[2..];
+        return name == "." ? "" : name;
+    }
+
+    public void Dispose() => _lease.Dispose();
+}

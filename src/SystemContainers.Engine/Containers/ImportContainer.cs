@@ -1,0 +1,258 @@
+using System.IO.Compression;
+using System.Text.RegularExpressions;
+using SystemContainers.Engine.Images;
+using SystemContainers.Engine.Runtime;
+using SystemContainers.Engine.Spec;
+using SystemContainers.Engine.State;
+using SystemContainers.Engine.Storage;
+
+namespace SystemContainers.Engine.Containers;
+
+/// <summary>Where an import goes: a new name (else the backup's), a pool (else the default one); how its tarball is compressed.</summary>
+public sealed record ImportOptions(string? Name, string? StoragePool, BackupCompression Compression);
+
+/// <summary>
+/// Makes a container from a backup tarball (see ExportContainer), which is hostile input: the
+/// index is checked before anything is made; each root is unpacked by the image import's
+/// extractor (no absolute or ".." names, no symlink followed, hardlinks only within the root) with
+/// owners inside the container's id range and no device nodes or fifos; the tarball may unpack to
+/// no more than the pool's free space. Like a create, the name is claimed first and the files are
+/// made in a staging directory moved in place last, each step undone if a later one fails; a
+/// daemon killed midway leaves a staging directory and volumes no container owns, which its next
+/// start removes.
+/// </summary>
+internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nicDefaults)
+{
+    [GeneratedRegex("^[0-9a-f]{64}\\z")]
+    private static partial Regex Fingerprint();
+
+    public async Task<Container> RunAsync(Stream input, ImportOptions options, CancellationToken ct)
+    {
+        using var decompressed = Decompress(input, options.Compression, ct);
+        string pool = parts.Storage.Resolve(options.StoragePool);
+        var poolView = parts.Storage.Get(pool);
+        var driver = parts.Storage.DriverOf(pool);
+        var limits = new ImportLimits(Math.Max(0, poolView.FreeBytes), ImportLimits.DefaultMaxEntries);
+        var tar = new TarballReader(decompressed.Output, limits);
+        var index = Refusing(() => ReadIndex(tar));
+        string name = string.IsNullOrEmpty(options.Name) ? index.Name : options.Name;
+        ContainerName.Validate(name);
+        var format = index.Optimized ? VolumeFormat.Btrfs : VolumeFormat.Tar;
+        if (!driver.StreamFormats.Contains(format))
+            throw EngineException.Invalid("OptimizedUnsupported", $"an optimized backup holds btrfs send streams and imports only into a btrfs pool; storage pool '{pool}' is {poolView.Pool.Driver}");
+        if (index.Snapshots.Count > 0 && poolView.Pool.Driver != "btrfs")
+            throw EngineException.Invalid("SnapshotsUnsupported",
+                $"the backup holds snapshots ({string.Join(", ", index.Snapshots)}) and storage pool '{pool}' ({poolView.Pool.Driver}) has none; export without -IncludeSnapshots or import into a btrfs pool");
+        foreach (var s in index.Snapshots) SnapshotName.Validate(s);
+        var source = index.Config.Container;
+        if (!Fingerprint().IsMatch(source.ImageFingerprint))
+            throw Invalid($"its image fingerprint '{DisplayText.Escape(source.ImageFingerprint)}' is not a SHA-256");
+        if (source.InitKind is not (InitKinds.Systemd or InitKinds.Busybox or InitKinds.Other))
+            throw Invalid($"its init kind '{DisplayText.Escape(source.InitKind)}' is not systemd, busybox or other");
+        // The MACs are the exported container's: the new one gets its own, as a copy does.
+        var config = source.Config.Where(kv => !(NicSpec.IsNicKey(kv.Key) && kv.Key.EndsWith(".hwaddr", StringComparison.Ordinal)))
+            .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        var parsed = nicDefaults.Complete(ContainerConfig.Parse(config), firstConfig: false);
+        foreach (var disk in parsed.Disks) disk.CheckSource();
+
+        var registry = parts.Registry;
+        Container container;
+        lock (registry.ClaimLock)
+        {
+            if (registry.Contains(name)) throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
+            parts.Storage.Resolve(pool);
+            var idmap = parsed.IsPrivileged ? null : IdMap.ForConfig(parsed, registry.IsolatedMaps());
+            var record = new ContainerRecord(name, source.ImageFingerprint, source.ImageAlias, parsed.Raw, source.Created, idmap, source.InitKind,
+                Guid.NewGuid()) { StoragePool = pool };
+            container = new Container(record, RuntimeRecord.NeverStarted, parsed);
+            container.Gate.Wait();
+            if (!registry.TryAdd(container)) throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
+        }
+        try
+        {
+            using var revert = new Reverter();
+            revert.Add($"the claim of name '{name}'", () => registry.Remove(container));
+            string staging = Path.Combine(parts.Store.ContainersDir, $".new-{name}-{Guid.NewGuid():N}");
+            revert.Add($"staging directory {staging}", () => TreeRemover.Remove(staging));
+            Directory.CreateDirectory(staging);
+            var volume = new Volume(name, staging);
+            revert.Add($"the volume of '{name}'", () => driver.DeleteVolume(volume));
+            var policy = new ReceivePolicy(limits, container.Record.IdMap?.Size ?? IdMap.DefaultSize);
+            await Refusing(() => ReceiveAllAsync(tar, index, driver, volume, parts.Storage.SourceOf(source.ImageFingerprint), container.Record.IdMap, format, policy, ct));
+            await decompressed.FinishAsync(ct);
+            revert.Add($"the NICs of '{name}'", () => parts.Networks.Register(name, []));
+            parts.Networks.Register(name, parsed.Nics);
+            parts.Store.CreateConfig(staging, container.Record);
+            TestHooks.Reach("backup-import-staged");
+            Directory.Move(staging, parts.Store.DirectoryOf(name));
+            revert.Success();
+        }
+        finally
+        {
+            container.Gate.Release();
+        }
+        return container;
+    }
+
+    private static BackupIndex ReadIndex(TarballReader tar)
+    {
+        var m = tar.Next() ?? throw new InvalidDataException("the archive has no entries");
+        if (Normal(m.Name) != BackupIndex.Member || !m.IsRegular)
+            throw new InvalidDataException($"its first entry is '{Short(m.Name)}', not the index {BackupIndex.Member}");
+        if (m.Size > BackupIndex.MaxBytes) throw new InvalidDataException($"{BackupIndex.Member} has {m.Size} bytes, more than {BackupIndex.MaxBytes}");
+        var data = new byte[m.Size];
+        for (int at = 0, n; at < data.Length; at += n)
+            if ((n = tar.Read(data.AsSpan(at))) <= 0) throw new InvalidDataException($"{BackupIndex.Member} is cut short");
+        return BackupIndex.Parse(data);
+    }
+
+    /// <summary>Each snapshot oldest first, then the container: the order ExportContainer writes, which a btrfs stream's parent needs.</summary>
+    private static async Task ReceiveAllAsync(TarballReader tar, BackupIndex index, IStorageDriver driver, Volume volume, VolumeSource image, IdMap? map,
+        VolumeFormat format,
+        ReceivePolicy policy, CancellationToken ct)
+    {
+        var next = Skip(tar, tar.Next());
+        var parts = index.Snapshots.Select(s => (Snapshot: (string?)s, Tree: BackupIndex.TreeOf(s), Stream: BackupIndex.StreamOf(s)))
+            .Append((null, BackupIndex.ContainerTree, BackupIndex.ContainerStream));
+        foreach (var (snapshot, tree, stream) in parts)
+        {
+            string what = snapshot is null ? "the container" : $"snapshot '{snapshot}'";
+            if (format == VolumeFormat.Btrfs)
+            {
+                if (next is null || Normal(next.Name) != stream || !next.IsRegular)
+                    throw new InvalidDataException($"entry '{Short(next?.Name ?? "(end)")}' comes where {what}'s stream {stream} belongs");
+                await driver.ReceiveAsync(volume, image, map, snapshot, format, new MemberStream(tar), policy, ct);
+                TestHooks.Reach("backup-import-part");
+                next = Skip(tar, tar.Next());
+                continue;
+            }
+            if (next is null || !Normal(next.Name).StartsWith(tree, StringComparison.Ordinal) && Normal(next.Name) + "/" != tree)
+                throw new InvalidDataException($"entry '{Short(next?.Name ?? "(end)")}' comes where {what}'s root {tree} belongs");
+            TarMember? after = null;
+            await StreamPipe.RunAsync((s, token) => Task.Run(() => after = Section(tar, next, tree, s, token), token),
+                (s, token) => driver.ReceiveAsync(volume, image, map, snapshot, format, s, policy, token), ct);
+            TestHooks.Reach("backup-import-part");
+            next = Skip(tar, after);
+        }
+        if (next is not null) throw new InvalidDataException($"entry '{Short(next.Name)}' follows the container's root");
+    }
+
+    /// <summary>Rewrites the members under tree, from first on, as a tar of their own; returns the first member after them.</summary>
+    private static TarMember? Section(TarballReader tar, TarMember first, string tree, Stream output, CancellationToken ct)
+    {
+        var writer = new TarballWriter(output);
+        TarMember? m = first;
+        for (; m is not null && InTree(m.Name, tree); m = tar.Next())
+        {
+            ct.ThrowIfCancellationRequested();
+            var member = m;
+            if (m.IsHardlink)
+            {
+                if (!InTree(m.LinkName, tree))
+                    throw new InvalidDataException($"hardlink '{Short(m.Name)}' points to '{Short(m.LinkName)}', outside its root {tree}");
+                member = m with { LinkName = Within(m.LinkName, tree) };
+            }
+            writer.Add(member, Within(m.Name, tree), tar.Read);
+        }
+        writer.Finish();
+        return m;
+    }
+
+    /// <summary>Incus puts the instance's own files (backup.yaml, metadata.yaml, templates) beside its rootfs: they are not the root and are passed over.</summary>
+    private static TarMember? Skip(TarballReader tar, TarMember? m)
+    {
+        while (m is not null && Normal(m.Name) is var n && n.StartsWith("backup/container/", StringComparison.Ordinal)
+               && !InTree(n, BackupIndex.ContainerTree) && n != "backup/container/")
+            m = tar.Next();
+        while (m is not null && Normal(m.Name) is "backup/container/" or "backup/snapshots/" or "backup/")
+            m = tar.Next();
+        return m;
+    }
+
+    private static bool InTree(string name, string tree)
+    {
+        string n = Normal(name);
+        return n.StartsWith(tree, StringComparison.Ordinal) || n + "/" == tree;
+    }
+
+    private static string Within(string name, string tree)
+    {
+        string n = Normal(name);
+        return n.Length <= tree.Length ? "." : n[tree.Length..];
+    }
+
+    private static string Normal(string name)
+    {
+        while (name.StartsWith("./", StringComparison.Ordinal)) name = name[2..];
+        return name;
+    }
+
+    private static Decompression Decompress(Stream input, BackupCompression compression, CancellationToken ct) => compression switch
+    {
+        BackupCompression.Gzip => new Decompression(new GZipStream(input, CompressionMode.Decompress, leaveOpen: true), null, owned: true),
+        BackupCompression.Zstd => Decompression.Zstd(input, ct),
+        _ => new Decompression(input, null, owned: false),
+    };
+
+    /// <summary>Anything wrong with the tarball is one error that says so; the undo list has removed what it made.</summary>
+    private static async Task Refusing(Func<Task> step)
+    {
+        try { await step(); }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException) { throw Invalid(e.Message); }
+    }
+
+    private static T Refusing<T>(Func<T> step)
+    {
+        try { return step(); }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException) { throw Invalid(e.Message); }
+    }
+
+    private static EngineException Invalid(string why) => EngineException.Invalid("InvalidBackup", $"cannot import the backup: {why}");
+
+    private static string Short(string name) => name.Length <= 200 ? DisplayText.Escape(name) : DisplayText.Escape($"{name[..120]}...{name[^60..]}");
+
+    /// <summary>The tarball's bytes as tar: the request's own, gunzipped in process, or through zstd.</summary>
+    private sealed class Decompression(Stream output, PipedTool? tool, bool owned) : IDisposable
+    {
+        public Stream Output { get; } = output;
+
+        public static Decompression Zstd(Stream input, CancellationToken ct)
+        {
+            var tool = PipedTool.Start("zstd", ["-d", "-c", "-q"], input, ct);
+            return new Decompression(tool.Output, tool, owned: false);
+        }
+
+        /// <summary>After the last member: the rest is read (a tool that failed on a corrupt tail says so).</summary>
+        public async Task FinishAsync(CancellationToken ct)
+        {
+            const int MaxTrailer = 1 << 20;
+            var buf = new byte[64 * 1024];
+            long trailer = 0;
+            for (int n; (n = Output.Read(buf)) > 0;)
+                if ((trailer += n) > MaxTrailer) throw Invalid($"more than {MaxTrailer} bytes follow the end of the archive");
+            if (tool is not null) await tool.WaitAsync("decompress the backup with zstd", ct);
+        }
+
+        public void Dispose()
+        {
+            if (owned) Output.Dispose();
+            tool?.Dispose();
+        }
+    }
+
+    /// <summary>The tar reader's current member's data as a stream, for a btrfs stream that is one member.</summary>
+    private sealed class MemberStream(TarballReader tar) : Stream
+    {
+        public override int Read(byte[] buffer, int offset, int count) => tar.Read(buffer.AsSpan(offset, count));
+        public override int Read(Span<byte> buffer) => tar.Read(buffer);
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,40 @@
+using SystemContainers.Engine.Images;
+using SystemContainers.Engine.Runtime;
+
+namespace SystemContainers.Engine.Storage;
+
+/// <summary>
+/// What a volume's stream is: tar (its root with the container's own ids, which every driver sends
+/// and receives) or btrfs (a btrfs send stream, possibly incremental, only between btrfs pools).
+/// </summary>
+public enum VolumeFormat { Tar, Btrfs }
+
+/// <summary>
+/// What a received tree may hold, checked member by member as it is unpacked: owners below
+/// MaxId (the container's id range, so no file, setuid or not, belongs to an id outside it),
+/// no device nodes, fifos or sparse members, and at most Limits' bytes and entries.
+/// </summary>
+public sealed record ReceivePolicy(ImportLimits Limits, long MaxId);
+
+/// <summary>The tar stream of a tree every driver shares: GNU tar writes it, RootfsExtractor (the image import's checks) reads it.</summary>
+internal static class TreeTar
+{
+    public static Task SendAsync(string tree, Stream output, CancellationToken ct) =>
+        PipedTool.RunAsync("tar", ["--create", "--file=-", "--format=posix", "--numeric-owner", "--xattrs", "--xattrs-include=*",
+            "--one-file-system", "--directory", tree, "."], null, output, $"write a tar stream of {tree}", ct);
+
+    /// <summary>
+    /// Unpacks a tar stream into tree, an empty directory, with owners shifted into shift's host
+    /// range when given; a refused member is an InvalidDataException naming it.
+    /// </summary>
+    public static void Receive(Stream input, string tree, ReceivePolicy policy, CancellationToken ct, Spec.IdMap? shift = null)
+    {
+        var unpacked = RootfsExtractor.Extract(new TarballReader(input, policy.Limits), tree, ct, policy.MaxId, shift?.UidBase ?? 0, shift?.GidBase ?? 0);
+        // trusted.* xattrs are dropped as for images (overlayfs reads its own from them); anything else left out is refused.
+        var refused = unpacked.DroppedDeviceNodes.Select(d => $"{d} (device node)").Concat(unpacked.DroppedEntries.Where(e => !e.Contains("(xattr ", StringComparison.Ordinal))).ToList();
+        if (refused.Count > 0)
+            throw new InvalidDataException($"it holds what a container's root may not: {string.Join(", ", refused.Take(5))}");
+        // The end blocks and any padding after them are the stream's; read, so a sender is not left blocked on a full pipe.
+        input.CopyTo(Stream.Null);
+    }
+}

@@ -1,0 +1,246 @@
+# Backups: Export-SystemContainer writes a container (and its snapshots) as a tarball in Incus'
+# layout, Import-SystemContainer makes a container of one, on another daemon and on another
+# driver. Each daemon has a dir pool and a btrfs pool on a loop file of its own (two file systems,
+# so an optimized import really finds its parents in the pool it goes to). The import is hostile
+# input: every refused tarball must leave the host and the daemon's state as they were.
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
+    Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
+    $script:other = Start-TestDaemon
+    Get-TestImage | Out-Null
+    New-SystemContainerStoragePool pd -Driver dir | Out-Null
+    New-SystemContainerStoragePool pb -Driver btrfs -Size 1GiB | Out-Null
+    $script:daemon = Start-TestDaemon
+    $script:image = Get-TestImage
+    New-SystemContainerStoragePool pd -Driver dir | Out-Null
+    New-SystemContainerStoragePool pb -Driver btrfs -Size 1GiB | Out-Null
+    $script:work = Join-Path $daemon.Dir 'backups'
+    New-Item -ItemType Directory $work | Out-Null
+
+    function Use-Daemon($D) {
+        $env:SYSTEMCONTAINERS_SOCKET = $D.Socket
+        $env:SYSTEMCONTAINERS_RUN_DIR = $D.RunDir
+    }
+    function Invoke-In([string]$Name, [string]$Script) { Invoke-SystemContainerCommand $Name -- sh -c $Script }
+    # A stopped container whose root holds what the test checks after the round trip.
+    function New-Marked([string]$Name, [string]$Pool, [string]$Text) {
+        New-SystemContainer $Name -Image $image -StoragePool $Pool -Network none | Out-Null
+        Start-SystemContainer $Name
+        Invoke-In $Name "mkdir -p /root /srv/tree && echo $Text > /root/marker && mkdir -p /srv/tree && echo a > /srv/tree/a && ln /srv/tree/a /srv/tree/hard && chown 1000:1000 /srv/tree/a && chmod 4750 /srv/tree/a && ln -s ../root/marker /srv/link"
+        Stop-SystemContainer $Name -Force
+    }
+    function Assert-Marked([string]$Name, [string]$Text) {
+        Start-SystemContainer $Name
+        (Get-SystemContainer $Name).Status | Should -Be 'Running'
+        Invoke-In $Name 'cat /root/marker' | Should -Be $Text
+        Invoke-In $Name 'stat -c "%u:%g %a %h" /srv/tree/a' | Should -Be '1000:1000 4750 2'
+        Invoke-In $Name 'cat /srv/link' | Should -Be $Text
+        Stop-SystemContainer $Name -Force
+    }
+    # What a failed import must not leave: a container, a state or staging directory, a volume.
+    function Get-Traces($D) {
+        $dirs = @(Join-Path $D.StateDir 'containers'; Join-Path $D.StateDir 'storage-pools/pd/containers'
+            Join-Path $D.StateDir 'storage-pools/pb/containers'; Join-Path $D.StateDir 'storage-pools/pb/containers-snapshots'
+            Join-Path $D.StateDir 'storage-pools/pb/receiving')
+        @(foreach ($dir in $dirs) { if (Test-Path $dir) { Get-ChildItem -Force -Name $dir | ForEach-Object { "$dir/$_" } } }) +
+        @(Get-SystemContainer | ForEach-Object Name) | Sort-Object
+    }
+}
+AfterAll {
+    foreach ($d in @($script:other, $script:daemon)) {
+        if (-not $d) { continue }
+        Use-Daemon $d
+        Remove-TestStorage $d
+    }
+    Stop-TestDaemon $script:other
+    Stop-TestDaemon $script:daemon
+}
+
+Describe 'A plain export' {
+    It 'of a dir container imports on another daemon into a btrfs pool, and starts with its files' {
+        Use-Daemon $daemon
+        New-Marked web1 pd 'from-dir'
+        $file = Join-Path $work 'web1.tar.zst'
+        $out = Export-SystemContainer web1 -Path $file
+        $out.FullName | Should -Be $file
+        [IO.File]::ReadAllBytes($file)[0..3] | Should -Be @(0x28, 0xb5, 0x2f, 0xfd)
+        (tar -I zstd -tf $file | Select-Object -First 1) | Should -Be 'backup/index.yaml'
+        $index = tar -I zstd -xOf $file backup/index.yaml | ConvertFrom-Json
+        $index.name | Should -Be 'web1'
+        $index.backend | Should -Be 'dir'
+        $index.pool | Should -Be 'pd'
+        $index.optimized | Should -BeFalse
+        Use-Daemon $other
+        $c = Import-SystemContainer $file -StoragePool pb
+        $c.Name | Should -Be 'web1'
+        $c.StoragePool | Should -Be 'pb'
+        Assert-Marked web1 'from-dir'
+    }
+    It 'of a btrfs container with snapshots imports on another daemon with them, and onto a dir pool without them' {
+        Use-Daemon $daemon
+        New-Marked snappy pb 'v1'
+        Checkpoint-SystemContainer snappy -SnapshotName first
+        Start-SystemContainer snappy
+        Invoke-In snappy 'echo v2 > /root/marker && echo gone-later > /root/later'
+        Stop-SystemContainer snappy -Force
+        Checkpoint-SystemContainer snappy -SnapshotName second
+        Start-SystemContainer snappy
+        Invoke-In snappy 'echo v3 > /root/marker && rm /root/later'
+        Stop-SystemContainer snappy -Force
+        $file = Join-Path $work 'snappy.tar.gz'
+        Export-SystemContainer snappy -Path $file -IncludeSnapshots | Out-Null
+        (tar -tzf $file | Select-String -SimpleMatch 'backup/snapshots/first/rootfs/root/marker') | Should -Not -BeNullOrEmpty
+
+        Use-Daemon $other
+        Import-SystemContainer $file -StoragePool pb | Out-Null
+        (Get-SystemContainerSnapshot snappy).SnapshotName | Should -Be @('first', 'second')
+        Assert-Marked snappy 'v3'
+        Restore-SystemContainerSnapshot snappy second -Force
+        Start-SystemContainer snappy
+        Invoke-In snappy 'cat /root/marker /root/later' | Should -Be @('v2', 'gone-later')
+        Stop-SystemContainer snappy -Force
+        Restore-SystemContainerSnapshot snappy first -Force
+        Assert-Marked snappy 'v1'
+
+        Use-Daemon $daemon
+        Import-SystemContainer $file -Name snappy-dir -StoragePool pd -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'SnapshotsUnsupported,*'
+        $plain = Join-Path $work 'snappy-plain.tar'
+        Export-SystemContainer snappy -Path $plain | Out-Null
+        (Import-SystemContainer $plain -Name snappy-dir -StoragePool pd).StoragePool | Should -Be 'pd'
+        Assert-Marked snappy-dir 'v3'
+    }
+}
+
+Describe 'A plain export of a default-pool (overlay) container' {
+    It 'imports on the other daemon''s dir pool and into the default pool here, what was deleted from its image staying deleted' {
+        Use-Daemon $daemon
+        New-Marked ov default 'from-overlay'
+        Start-SystemContainer ov
+        Invoke-In ov 'rm /linuxrc /etc/os-release'
+        Stop-SystemContainer ov -Force
+        $file = Join-Path $work 'ov.tar'
+        Export-SystemContainer ov -Path $file | Out-Null
+        (tar -xOf $file backup/index.yaml | ConvertFrom-Json).backend | Should -Be 'overlay'
+        $members = tar -tf $file
+        $members | Should -Contain 'backup/container/rootfs/bin/busybox'
+        $members | Should -Not -Contain 'backup/container/rootfs/linuxrc'
+        # Owners went back to the container's own ids: nothing in the tarball is above its range.
+        (tar --numeric-owner -tvf $file | ForEach-Object { [long](((-split $_)[1] -split '/')[0]) } | Measure-Object -Maximum).Maximum | Should -BeLessThan 65536
+        foreach ($target in @(@{ D = $other; Name = 'ov'; Pool = 'pd' }, @{ D = $daemon; Name = 'ov-back'; Pool = $null })) {
+            Use-Daemon $target.D
+            (Import-SystemContainer $file -Name $target.Name -StoragePool $target.Pool).StoragePool | Should -Be ($target.Pool ?? 'default')
+            Assert-Marked $target.Name 'from-overlay'
+            Start-SystemContainer $target.Name
+            Invoke-In $target.Name 'test ! -e /linuxrc && test ! -e /etc/os-release && test -e /etc/passwd && echo gone' | Should -Be 'gone'
+            Stop-SystemContainer $target.Name -Force
+        }
+    }
+}
+
+Describe 'An optimized export' {
+    It 'is btrfs send streams that import on another daemon''s btrfs pool, incremental snapshots and all' {
+        Use-Daemon $daemon
+        New-Marked opt pb 'o1'
+        Checkpoint-SystemContainer opt -SnapshotName s0
+        Start-SystemContainer opt
+        Invoke-In opt 'echo o2 > /root/marker'
+        Stop-SystemContainer opt -Force
+        $file = Join-Path $work 'opt.tar'
+        Export-SystemContainer opt -Path $file -IncludeSnapshots -Optimized | Out-Null
+        tar -tf $file | Should -Be @('backup/index.yaml', 'backup/snapshots/s0.bin', 'backup/container.bin')
+        (tar -xOf $file backup/index.yaml | ConvertFrom-Json).optimized | Should -BeTrue
+
+        Use-Daemon $other
+        Import-SystemContainer $file -Name opt2 -StoragePool pd -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'OptimizedUnsupported,*'
+        Get-SystemContainer opt2 -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Import-SystemContainer $file -Name opt2 -StoragePool pb | Out-Null
+        (Get-SystemContainerSnapshot opt2).SnapshotName | Should -Be @('s0')
+        Assert-Marked opt2 'o2'
+        Restore-SystemContainerSnapshot opt2 s0 -Force
+        Assert-Marked opt2 'o1'
+    }
+    It 'is refused for a container outside a btrfs pool, and a running container is not exported; no file is left' {
+        Use-Daemon $daemon
+        $file = Join-Path $work 'refused.tar'
+        Export-SystemContainer web1 -Path $file -Optimized -ErrorAction SilentlyContinue -ErrorVariable e1
+        $e1[0].FullyQualifiedErrorId | Should -BeLike 'OptimizedUnsupported,*'
+        Start-SystemContainer web1
+        Export-SystemContainer web1 -Path $file -ErrorAction SilentlyContinue -ErrorVariable e3
+        $e3[0].FullyQualifiedErrorId | Should -BeLike 'ContainerRunning,*'
+        Stop-SystemContainer web1 -Force
+        Get-ChildItem -Force $work -Filter '*refused*' | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'A hostile backup' {
+    BeforeAll {
+        Use-Daemon $daemon
+        $script:outside = Join-Path $daemon.Dir 'outside'
+        New-Item -ItemType Directory $outside | Out-Null
+        Set-Content -Path (Join-Path $outside 'target') -Value 'host file'
+        $script:before = Get-Traces $daemon
+    }
+    It 'with <Kind> is refused with <Error>, leaving the host and the daemon as they were (pool <Pool>)' -ForEach @(
+        @{ Kind = 'dotdot'; Error = "contains '..'"; Pool = 'pd' }
+        @{ Kind = 'dotdot'; Error = "contains '..'"; Pool = 'pb' }
+        @{ Kind = 'absolute'; Error = 'follows the container''s root'; Pool = 'pd' }
+        @{ Kind = 'symlink-escape'; Error = 'a symlink is never followed'; Pool = 'pd' }
+        @{ Kind = 'symlink-escape'; Error = 'a symlink is never followed'; Pool = 'pb' }
+        @{ Kind = 'hardlink-out'; Error = 'outside its root'; Pool = 'pd' }
+        @{ Kind = 'device'; Error = 'device node'; Pool = 'pd' }
+        @{ Kind = 'device'; Error = 'device node'; Pool = 'pb' }
+        @{ Kind = 'fifo'; Error = 'fifo'; Pool = 'pd' }
+        @{ Kind = 'setuid-outside'; Error = 'beyond the id range'; Pool = 'pd' }
+        @{ Kind = 'huge'; Error = 'the import limit'; Pool = 'pb' }
+        @{ Kind = 'bad-index'; Error = 'not a valid index'; Pool = 'pd' }
+        @{ Kind = 'index-missing-field'; Error = 'not a valid index'; Pool = 'pd' }
+    ) {
+        $file = Join-Path $work "$Kind.tar"
+        python3 (Join-Path $PSScriptRoot 'hostile-backup.py') $Kind $file $outside
+        if ($LASTEXITCODE) { throw "cannot write $file" }
+        Import-SystemContainer $file -StoragePool $Pool -ErrorAction SilentlyContinue -ErrorVariable e
+        $e | Should -HaveCount 1
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'InvalidBackup,*'
+        $e[0].Exception.Message | Should -BeLike "*$Error*"
+        Get-ChildItem -Force -Name $outside | Should -Be @('target')
+        Get-Content (Join-Path $outside 'target') | Should -Be 'host file'
+        Get-Traces $daemon | Should -Be $before
+    }
+    It 'that names a container which exists is refused, and the container is untouched' {
+        $file = Join-Path $work 'web1-again.tar'
+        Export-SystemContainer web1 -Path $file | Out-Null
+        $id = (Get-SystemContainer web1).Id
+        $traces = Get-Traces $daemon
+        Import-SystemContainer $file -StoragePool pb -ErrorAction SilentlyContinue -ErrorVariable e
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'ContainerExists,*'
+        (Get-SystemContainer web1).Id | Should -Be $id
+        Get-Traces $daemon | Should -Be $traces
+        Assert-Marked web1 'from-dir'
+    }
+}
+
+Describe 'A daemon killed in the middle of an import' {
+    It 'starts again with no half-made container and no leftovers, and the import then succeeds' {
+        Use-Daemon $daemon
+        $file = Join-Path $work 'snappy-crash.tar'
+        Export-SystemContainer snappy -Path $file -IncludeSnapshots | Out-Null
+        $traces = Get-Traces $daemon
+        Stop-DaemonProcess $daemon
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'backup-import-part'
+        try { Start-DaemonProcess $daemon }
+        finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
+        $dead = $daemon.Pid
+        Import-SystemContainer $file -Name crashed -StoragePool pb -ErrorAction SilentlyContinue | Out-Null
+        Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds 60 -What 'the daemon to die mid import'
+        Get-Content -Raw $daemon.Log | Should -Match 'test hook: SIGKILL at backup-import-part'
+        $daemon.Pid = 0
+        Start-DaemonProcess $daemon
+        Get-SystemContainer crashed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Get-Traces $daemon | Should -Be $traces
+        Import-SystemContainer $file -Name crashed -StoragePool pb | Out-Null
+        (Get-SystemContainerSnapshot crashed).SnapshotName | Should -Be @('first', 'second')
+        Assert-Marked crashed 'v3'
+    }
+}
