@@ -35,6 +35,6 @@ public sealed record CriuDumpOptions
 
     public bool FileLocks { get; init; }
 
-    /// <summary>How long criu may take before it is killed and the dump fails.</summary>
+    /// <summary>How long criu may stay silent (no step, no answer) before it is killed and the dump fails.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(5);
 }

@@ -27,5 +27,6 @@ public sealed record CriuRestoreOptions
     /// </summary>
     public bool Sibling { get; init; } = true;
 
+    /// <summary>How long criu may stay silent (no step, no answer) before it is killed and the restore fails.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(5);
 }
