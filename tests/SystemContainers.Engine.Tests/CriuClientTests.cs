@@ -61,8 +61,14 @@ public sealed class CriuClientTests
         Assert.Contains($"criu dump of pid {Environment.ProcessId} failed: cannot open /nonexistent/images: ENOENT", e.Message);
     }
 
-    [Fact]
-    public void DumpAndRestoreKeepTheCounterGoing()
+    /// <summary>
+    /// With externalNetwork the tree has its own network namespace, which criu leaves to the engine
+    /// (as the daemon will keep a container's): named external at dump, given back by fd at restore.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void DumpAndRestoreKeepTheCounterGoing(bool externalNetwork)
     {
         // Not under /tmp: where /tmp is a tmpfs, criu would copy the whole tmpfs as the root mount's content.
         string dir = Directory.CreateDirectory($"/var/tmp/sc-criu-{Guid.NewGuid():n}").FullName;
@@ -72,12 +78,16 @@ public sealed class CriuClientTests
         {
             MakeBusyboxRoot(rootfs);
             Directory.CreateDirectory(images);
-            (unshare, init) = StartCounter(rootfs);
+            (unshare, init) = StartCounter(rootfs, externalNetwork);
             Wait(() => ReadCounter(counter) >= 15, "the counter to reach 15");
             Assert.Equal("1", NsPid(init));
+            string netns = Host.Namespace(init, "net");
+            // Held open, the namespace outlives the dumped tree, as the daemon keeps a container's.
+            using var netnsFd = Sys.Open($"/proc/{init}/ns/net", Libc.O_RDONLY);
+            var external = externalNetwork ? new[] { $"net[{netns[5..^1]}]:extNetNs" } : [];
             var client = new CriuClient(CriuCommand());
             var steps = new List<string>();
-            client.Dump(new CriuDumpOptions { Pid = init, ImagesDir = images, Root = rootfs }, (step, _) => steps.Add(step));
+            client.Dump(new CriuDumpOptions { Pid = init, ImagesDir = images, Root = rootfs, External = external }, (step, _) => steps.Add(step));
             Assert.Contains("post-dump", steps);
             // The dump ended the tree: its init is gone and unshare, which waited for it, exits.
             Sys.WaitPid(unshare);
@@ -89,7 +99,8 @@ public sealed class CriuClientTests
             Assert.Equal(atDump, ReadCounter(counter));
 
             steps.Clear();
-            restored = client.Restore(new CriuRestoreOptions { ImagesDir = images, Root = rootfs }, (step, _) => steps.Add(step));
+            var inherit = externalNetwork ? new[] { ("extNetNs", netnsFd) } : [];
+            restored = client.Restore(new CriuRestoreOptions { ImagesDir = images, Root = rootfs, InheritFds = inherit }, (step, _) => steps.Add(step));
             Assert.Contains("post-restore", steps);
             Wait(() => ReadCounter(counter) > atDump + 3, $"the counter to go on from {atDump}");
             // Restarted, it would count from 1 again; restored, it goes on from where it was dumped.
@@ -97,6 +108,8 @@ public sealed class CriuClientTests
             Assert.Equal("1", NsPid(restored));
             foreach (string ns in new[] { "pid", "mnt", "uts", "ipc" })
                 Assert.NotEqual(Host.Namespace(Environment.ProcessId, ns), Host.Namespace(restored, ns));
+            if (externalNetwork) Assert.Equal(netns, Host.Namespace(restored, "net"));
+            else Assert.Equal(Host.Namespace(Environment.ProcessId, "net"), Host.Namespace(restored, "net"));
         }
         finally
         {
@@ -124,7 +137,7 @@ public sealed class CriuClientTests
     /// every fd it inherited without close-on-exec closed (a host fd would be external to the dump),
     /// counting into /tmp/counter every 100 ms.
     /// </summary>
-    private static (int Unshare, int Init) StartCounter(string rootfs)
+    private static (int Unshare, int Init) StartCounter(string rootfs, bool ownNetwork)
     {
         const string script = """
             for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null
@@ -134,7 +147,7 @@ public sealed class CriuClientTests
             """;
         int unshare;
         using (var devnull = Sys.Open("/dev/null", Libc.O_RDWR))
-            unshare = Sys.Spawn("/usr/bin/unshare", ["unshare", "--pid", "--fork", "--uts", "--ipc", "--mount", "/bin/bash", "-c", script, rootfs],
+            unshare = Sys.Spawn("/usr/bin/unshare", ["unshare", "--pid", "--fork", "--uts", "--ipc", "--mount", .. (ownNetwork ? new[] { "--net" } : []), "/bin/bash", "-c", script, rootfs],
                 [(devnull, 0), (devnull, 1), (devnull, 2)], ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]);
         int init = 0;
         Wait(() => int.TryParse(ReadOrEmpty($"/proc/{unshare}/task/{unshare}/children").Trim(), out init), "unshare to fork the init");

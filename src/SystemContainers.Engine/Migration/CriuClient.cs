@@ -15,11 +15,12 @@ namespace SystemContainers.Engine.Migration;
 /// SOCK_SEQPACKET socketpair as its fd 3, sends one criu_req and reads criu_resp packets until the
 /// answer, answering every notify packet (a step of the dump or restore) after the caller's
 /// callback ran. criu opens the images directory through /proc/(our pid)/fd, so the engine keeps
-/// that fd and nothing but the socket and stdio reaches criu.
+/// that fd; only the socket, stdio and the fds a restore inherits (from fd 4) reach criu.
 /// </summary>
 public sealed class CriuClient(string command)
 {
     private static readonly TimeSpan QueryTimeout = TimeSpan.FromSeconds(60);
+    private const int FirstInheritedFd = 4;
     private static readonly string[] Environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"];
     private readonly Lock _lock = new();
     private CriuVersion? _usable;
@@ -88,8 +89,12 @@ public sealed class CriuClient(string command)
         opts.OrphanPtsMaster = options.OrphanPtsMaster;
         opts.FileLocks = options.FileLocks;
         opts.RstSibling = options.Sibling;
+        // Inherited fds are numbered in criu's process: they follow the socket, from fd 4.
+        for (int i = 0; i < options.InheritFds.Count; i++)
+            opts.InheritFd.Add(new Rpc.inherit_fd { Key = options.InheritFds[i].Key, Fd = FirstInheritedFd + i });
         string log = Path.Combine(options.ImagesDir, "restore.log");
-        var resp = Call(new CriuReq { Type = CriuReqType.Restore, Opts = opts }, what, log, onNotify, options.Timeout);
+        var resp = Call(new CriuReq { Type = CriuReqType.Restore, Opts = opts }, what, log, onNotify, options.Timeout,
+            [.. options.InheritFds.Select(f => f.Fd)]);
         return resp.Restore?.Pid ?? throw Failed(what, "criu answered without the restored pid", log);
     }
 
@@ -124,7 +129,7 @@ public sealed class CriuClient(string command)
         NetworkLock = CriuNetworkLockMethod.Nftables,
     };
 
-    private CriuResp Call(CriuReq req, string what, string? log, Action<string, int>? onNotify, TimeSpan timeout)
+    private CriuResp Call(CriuReq req, string what, string? log, Action<string, int>? onNotify, TimeSpan timeout, IReadOnlyList<SafeFd>? inherited = null)
     {
         if (Command.Contains('/') && !File.Exists(Command))
             throw new EngineException(FailureKind.Failed, "CriuMissing",
@@ -141,7 +146,9 @@ public sealed class CriuClient(string command)
                 using (errWrite)
                 using (var devnull = Sys.Open("/dev/null", Libc.O_RDWR))
                 {
-                    try { pid = Sys.Spawn(Command, [Command, "swrk", "3"], [(devnull, 0), (devnull, 1), (errWrite, 2), (theirs, 3)], Environment); }
+                    var fds = new List<(SafeFd, int)> { (devnull, 0), (devnull, 1), (errWrite, 2), (theirs, 3) };
+                    for (int i = 0; i < (inherited?.Count ?? 0); i++) fds.Add((inherited![i], FirstInheritedFd + i));
+                    try { pid = Sys.Spawn(Command, [Command, "swrk", "3"], fds, Environment); }
                     catch (NativeException e) { throw Failed(what, $"cannot start {Command}: {e.Message}", null); }
                 }
                 using var pidfd = Sys.PidfdOpen(pid);

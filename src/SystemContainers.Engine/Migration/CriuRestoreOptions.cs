@@ -1,3 +1,5 @@
+using SystemContainers.Engine.Interop;
+
 namespace SystemContainers.Engine.Migration;
 
 /// <summary>What a container's restore needs from criu; restore.log goes to ImagesDir.</summary>
@@ -10,6 +12,12 @@ public sealed record CriuRestoreOptions
 
     /// <summary>What the engine gives back for each external resource of the dump: "net[INODE]:KEY" and so on.</summary>
     public IReadOnlyList<string> External { get; init; } = [];
+
+    /// <summary>
+    /// Fds criu gets for external resources by key (criu's inherit_fd): "extNetNs" with the fd of
+    /// the network namespace the engine made for the restored tree, as its dump named it external.
+    /// </summary>
+    public IReadOnlyList<(string Key, SafeFd Fd)> InheritFds { get; init; } = [];
 
     public bool ManageCgroups { get; init; }
 
