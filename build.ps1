@@ -13,7 +13,8 @@
              over both lanes.
     demo   - host packages, build, then a busybox container: uname -a, ps and its DHCP address inside, the default network, Get-SystemContainer, removal.
     bench  - host packages, build, then bench/launch.ps1 (results in bench/RESULTS.md).
-    install - host packages, build, then the daemon and sc-init in /usr/lib/systemcontainers, the module in
+    install - host packages, criu (as the criu task; a failure there only warns: criu is for checkpoints),
+             build, then the daemon and sc-init in /usr/lib/systemcontainers, the module in
              /usr/local/share/powershell/Modules/SystemContainers and systemcontainerd.service (enabled and
              started when systemd runs). With -Uninstall: removes exactly what install made (state stays).
              With -NoBuild: installs what artifacts/ holds.
@@ -490,11 +491,22 @@ switch ($Task) {
     'build' { Invoke-Build }
     'docs' { Invoke-Docs }
     'criu' { Install-HostPackages; Install-Criu }
-    'test' { Install-HostPackages; $env:SYSTEMCONTAINERS_CRIU = Install-Criu; Invoke-Build; Invoke-Tests }
+    'test' {
+        Install-HostPackages
+        # Without the archive the criu tests fail by name; the rest of the suite still runs.
+        try { $env:SYSTEMCONTAINERS_CRIU = Install-Criu } catch { Write-Warning "no criu for the tests: $_" }
+        Invoke-Build; Invoke-Tests
+    }
     'demo' { Install-HostPackages; Invoke-Build; Invoke-Demo }
     'bench' { Install-HostPackages; Invoke-Build; & (Join-Path $Root 'bench/launch.ps1') }
     'install' {
         if ($Uninstall) { Invoke-Uninstall }
-        else { Install-HostPackages; if (-not $NoBuild) { Invoke-Build }; Invoke-Install }
+        else {
+            Install-HostPackages
+            # The installed daemon finds the unpacked criu in the cache by itself (DaemonOptions).
+            try { Write-Host "criu for checkpoints: $(Install-Criu)" } catch { Write-Warning "no criu for checkpoints: $_" }
+            if (-not $NoBuild) { Invoke-Build }
+            Invoke-Install
+        }
     }
 }
