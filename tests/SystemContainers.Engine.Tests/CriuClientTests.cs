@@ -25,6 +25,16 @@ public sealed class CriuClientTests
         Assert.True(version.IsAtLeast(CriuVersion.Minimum), $"criu {version}");
     }
 
+    [Theory]
+    [InlineData(3, 17, 1, false)]
+    [InlineData(4, 1, 1, false)]
+    [InlineData(4, 2, 0, false)]
+    [InlineData(4, 2, 1, true)]
+    [InlineData(4, 3, 0, true)]
+    [InlineData(5, 0, 0, true)]
+    public void OnlyCriu421AndLaterAreUsable(int major, int minor, int sublevel, bool usable) =>
+        Assert.Equal(usable, new CriuVersion(major, minor, sublevel).IsAtLeast(CriuVersion.Minimum));
+
     [Fact]
     public void CheckAndFeaturesAnswer()
     {

@@ -360,9 +360,9 @@ public sealed unsafe partial class HostCheck(EngineOptions options)
         var client = new CriuClient(options.CriuPath);
         CriuVersion version;
         try { version = client.Version(); }
-        catch (EngineException e)
+        catch (Exception e) when (e is EngineException or NativeException)
         {
-            bool absent = e.Reason == "CriuMissing";
+            bool absent = e is EngineException { Reason: "CriuMissing" };
             return new(Tool, name, HostCheckStatus.Info, absent ? "absent" : "unknown", needed,
                 absent ? $"{options.CriuPath} is not installed: checkpoints and live migration need criu {needed} (./build.ps1 criu installs one)" : e.Message);
         }
@@ -376,7 +376,7 @@ public sealed unsafe partial class HostCheck(EngineOptions options)
             return new(Tool, name, HostCheckStatus.Ok, version.ToString(), needed,
                 $"{options.CriuPath}: lazy pages {Has(f.LazyPages)} (post-copy migration), memory tracking {Has(f.MemoryTracking)} (pre-copy migration)");
         }
-        catch (EngineException e)
+        catch (Exception e) when (e is EngineException or NativeException)
         {
             return new(Tool, name, HostCheckStatus.Warning, version.ToString(), needed, e.Message);
         }
