@@ -5,20 +5,23 @@
 .DESCRIPTION
     build  - sc-init with the system C compiler, the daemon and the module into artifacts/SystemContainers, help (MAML) from docs/.
     docs   - only the help: docs/*.md (platyPS format) to artifacts/SystemContainers/en-US/SystemContainers.PowerShell.dll-Help.xml.
-    test   - host packages, build, xunit and Pester, then the v2 lane (tools/v2lane/run.sh: a subset of the Pester
+    criu   - criu >= 4.2.1 for checkpoints: the host's, else Debian sid's unpacked under /var/cache/systemcontainers/criu/<version>
+             (reused on reruns); prints the command the daemon takes with --criu.
+    test   - host packages, criu (passed to the test daemons), build, xunit and Pester, then the v2 lane (tools/v2lane/run.sh: a subset of the Pester
              suite in a Debian 12 guest with systemd and pure cgroup v2; SYSTEMCONTAINERS_V2LANE=full runs all of it
              there, =off leaves the lane out, counted as skipped); ends with "Tests: N passed, N failed[, N skipped]"
              over both lanes.
     demo   - host packages, build, then a busybox container: uname -a, ps and its DHCP address inside, the default network, Get-SystemContainer, removal.
     bench  - host packages, build, then bench/launch.ps1 (results in bench/RESULTS.md).
-    install - host packages, build, then the daemon and sc-init in /usr/lib/systemcontainers, the module in
+    install - host packages, criu (as the criu task; a failure there only warns: criu is for checkpoints),
+             build, then the daemon and sc-init in /usr/lib/systemcontainers, the module in
              /usr/local/share/powershell/Modules/SystemContainers and systemcontainerd.service (enabled and
              started when systemd runs). With -Uninstall: removes exactly what install made (state stays).
              With -NoBuild: installs what artifacts/ holds.
     Run as root on Debian or Ubuntu: `dotnet tool restore && dotnet pwsh ./build.ps1 <task>`.
 #>
 param(
-    [ValidateSet('build', 'docs', 'test', 'demo', 'bench', 'install')]
+    [ValidateSet('build', 'docs', 'test', 'demo', 'bench', 'install', 'criu')]
     [string]$Task = 'build',
     [string]$Configuration = 'Release',
     [switch]$Uninstall,
@@ -48,6 +51,74 @@ function Install-HostPackages {
     $env:DEBIAN_FRONTEND = 'noninteractive'
     Invoke-Native apt-get @('update', '-qq')
     Invoke-Native apt-get (@('install', '-y', '-qq', '--no-install-recommends') + $missing)
+}
+
+# criu older than this fails (Debian 12's 3.17) or hangs (Debian 13's 4.1.1) on current kernels.
+$CriuMinimum = [version]'4.2.1'
+$CriuCache = '/var/cache/systemcontainers/criu'
+
+function Get-CriuVersion([string]$Command) {
+    $out = & $Command --version 2>$null
+    if ($LASTEXITCODE -ne 0 -or ($out -join "`n") -notmatch 'Version:\s*(\d+)\.(\d+)(?:\.(\d+))?') { return $null }
+    [version]::new([int]$Matches[1], [int]$Matches[2], $(if ($Matches[3]) { [int]$Matches[3] } else { 0 }))
+}
+
+function Install-Criu {
+    <#
+    The criu command for checkpoints: a packaged criu >= $CriuMinimum on PATH as is, else Debian sid's
+    criu with the libraries it needs, unpacked (dpkg-deb -x, no maintainer scripts) into
+    $CriuCache/<version>/tree and run through that tree's own loader by the wrapper
+    $CriuCache/<version>/criu. An unpacked tree already there is reused without the network.
+    #>
+    $packaged = Get-Command criu -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
+    if ($packaged -and (Get-CriuVersion $packaged.Source) -ge $CriuMinimum) { return $packaged.Source }
+    $cached = @(Get-ChildItem -Path $CriuCache -Directory -ErrorAction SilentlyContinue | Where-Object { -not $_.Name.StartsWith('.') } |
+        ForEach-Object { Join-Path $_.FullName 'criu' } | Where-Object { Test-Path $_ } |
+        Sort-Object -Descending { Get-CriuVersion $_ })
+    foreach ($wrapper in $cached) { if ((Get-CriuVersion $wrapper) -ge $CriuMinimum) { return $wrapper } }
+
+    $arch = (& dpkg --print-architecture).Trim()
+    $loader = @{ amd64 = 'x86_64-linux-gnu/ld-linux-x86-64.so.2'; arm64 = 'aarch64-linux-gnu/ld-linux-aarch64.so.1' }[$arch]
+    if (-not $loader) { throw "cannot install criu for architecture ${arch}: only amd64 and arm64 are known" }
+    Write-Host "Installing criu >= $CriuMinimum from Debian sid into $CriuCache"
+    $stage = Join-Path $CriuCache ".stage-$PID"
+    Remove-Item -Recurse -Force $stage -ErrorAction SilentlyContinue
+    try {
+        # A private apt (own lists, empty dpkg status): resolves criu's whole library closure from sid
+        # without touching the host's apt state. Valid-Until is not checked: a VM's clock may lag.
+        $apt = Join-Path $stage 'apt'
+        foreach ($d in 'lists/partial', 'archives/partial', 'parts', 'preferences.d') { New-Item -ItemType Directory -Force -Path (Join-Path $apt $d) | Out-Null }
+        New-Item -ItemType File -Path (Join-Path $apt 'status') | Out-Null
+        Set-Content -Path (Join-Path $apt 'sources.list') -Value 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main'
+        $options = @('-q', '-o', "Dir::State=$apt", '-o', "Dir::State::Lists=$apt/lists", '-o', "Dir::State::status=$apt/status",
+            '-o', "Dir::Cache=$apt", '-o', "Dir::Cache::Archives=$apt/archives", '-o', "Dir::Etc::SourceList=$apt/sources.list",
+            '-o', 'Dir::Etc::SourceParts=-', '-o', "Dir::Etc::Parts=$apt/parts", '-o', "Dir::Etc::PreferencesParts=$apt/preferences.d",
+            '-o', 'Dir::Etc::Preferences=-', '-o', 'Acquire::Check-Valid-Until=false', '-o', 'Debug::NoLocking=1', '-o', 'APT::Sandbox::User=root', '-o', "APT::Architecture=$arch")
+        Invoke-Native apt-get ($options + @('update')) | Out-Host
+        Invoke-Native apt-get ($options + @('install', '-y', '--download-only', '--no-install-recommends', 'criu')) | Out-Host
+        $debs = @(Get-ChildItem (Join-Path $apt 'archives') -Filter '*.deb')
+        $criuDeb = $debs | Where-Object Name -like 'criu_*' | Select-Object -First 1
+        if (-not $criuDeb) { throw "apt downloaded no criu package into $apt/archives" }
+        $version = (& dpkg-deb -f $criuDeb.FullName Version).Trim() -replace '^\d+:', ''
+        $final = Join-Path $CriuCache $version
+        $tree = Join-Path $stage 'tree'
+        foreach ($deb in $debs) { Invoke-Native dpkg-deb @('-x', $deb.FullName, $tree) | Out-Host }
+        $lib = "$final/tree/usr/lib/$(Split-Path $loader)"
+        Set-Content -Path (Join-Path $stage 'criu') -Value @(
+            '#!/bin/sh',
+            "# criu $version from Debian sid, run through its own loader and libraries (this host's are too old for it).",
+            "exec $final/tree/usr/lib/$loader --library-path $lib $final/tree/usr/sbin/criu `"`$@`"")
+        Invoke-Native chmod @('0755', (Join-Path $stage 'criu')) | Out-Host
+        Remove-Item -Recurse -Force $apt
+        Remove-Item -Recurse -Force $final -ErrorAction SilentlyContinue
+        # Published whole by one rename, so a broken download never looks like an installed criu.
+        Move-Item $stage $final
+    }
+    finally { Remove-Item -Recurse -Force $stage -ErrorAction SilentlyContinue }
+    $wrapper = Join-Path $final 'criu'
+    $got = Get-CriuVersion $wrapper
+    if ($got -lt $CriuMinimum) { throw "criu from Debian sid ($wrapper) reports version $got, not >= $CriuMinimum" }
+    $wrapper
 }
 
 function Invoke-Build {
@@ -419,11 +490,23 @@ function Remove-Installed([string[]]$Made) {
 switch ($Task) {
     'build' { Invoke-Build }
     'docs' { Invoke-Docs }
-    'test' { Install-HostPackages; Invoke-Build; Invoke-Tests }
+    'criu' { Install-HostPackages; Install-Criu }
+    'test' {
+        Install-HostPackages
+        # Without the archive the criu tests fail by name; the rest of the suite still runs.
+        try { $env:SYSTEMCONTAINERS_CRIU = Install-Criu } catch { Write-Warning "no criu for the tests: $_" }
+        Invoke-Build; Invoke-Tests
+    }
     'demo' { Install-HostPackages; Invoke-Build; Invoke-Demo }
     'bench' { Install-HostPackages; Invoke-Build; & (Join-Path $Root 'bench/launch.ps1') }
     'install' {
         if ($Uninstall) { Invoke-Uninstall }
-        else { Install-HostPackages; if (-not $NoBuild) { Invoke-Build }; Invoke-Install }
+        else {
+            Install-HostPackages
+            # The installed daemon finds the unpacked criu in the cache by itself (DaemonOptions).
+            try { Write-Host "criu for checkpoints: $(Install-Criu)" } catch { Write-Warning "no criu for checkpoints: $_" }
+            if (-not $NoBuild) { Invoke-Build }
+            Invoke-Install
+        }
     }
 }

@@ -136,7 +136,7 @@ Describe 'Test-SystemContainerHost' {
         (Check userfaultfd).Status | Should -Be $(if ($config -contains 'CONFIG_USERFAULTFD=y') { 'Ok' } else { 'Info' })
     }
     It 'reports the versions of <tool> that the tool itself prints' -ForEach @(
-        @{ tool = 'dnsmasq'; path = '/usr/sbin/dnsmasq' }, @{ tool = 'nft'; path = '/usr/sbin/nft' }, @{ tool = 'criu'; path = '/usr/sbin/criu' },
+        @{ tool = 'dnsmasq'; path = '/usr/sbin/dnsmasq' }, @{ tool = 'nft'; path = '/usr/sbin/nft' },
         @{ tool = 'lxcfs'; path = '/usr/bin/lxcfs' }
     ) {
         $found = Check $tool
@@ -149,6 +149,36 @@ Describe 'Test-SystemContainerHost' {
             $found.Status | Should -Be 'Ok'
         }
         else { $found.Value | Should -Be 'absent' }
+    }
+    It 'reports the version of the daemon''s criu, asked over its RPC, and what it offers migration' {
+        $criu = Get-TestCriu
+        $found = Check criu
+        $found.Category | Should -Be 'tool'
+        $found.Needed | Should -Be '>= 4.2.1'
+        if (-not (Test-Path $criu)) { $found.Value | Should -Be 'absent'; return }
+        (& $criu --version 2>&1 | Out-String) -match 'Version: (\d+\.\d+(\.\d+)?)' | Should -BeTrue
+        $printed = if ($Matches[2]) { $Matches[1] } else { "$($Matches[1]).0" }
+        $found.Value | Should -Be $printed
+        if ([version]$printed -lt [version]'4.2.1') { $found.Status | Should -Be 'Warning'; return }
+        $found.Status | Should -Be 'Ok'
+        $found.Detail | Should -BeLike "$($criu):*"
+        # criu's lazy pages need userfaultfd, its memory tracking soft-dirty: it agrees with the kernel probes.
+        $found.Detail | Should -Match "lazy pages $(if ((Check userfaultfd).Status -eq 'Ok') { 'yes' } else { 'no' })"
+        $found.Detail | Should -Match "memory tracking $(if ((Check soft-dirty).Status -eq 'Ok') { 'yes' } else { 'no' })"
+    }
+    It 'reports a missing criu as absent, naming the version needed' {
+        $main = $env:SYSTEMCONTAINERS_SOCKET, $env:SYSTEMCONTAINERS_RUN_DIR
+        $other = Start-TestDaemon -ExtraArguments @('--criu', '/nonexistent/criu')
+        try {
+            $found = Test-SystemContainerHost | Where-Object Name -eq 'criu'
+            $found.Value | Should -Be 'absent'
+            $found.Status | Should -Be 'Info'
+            $found.Detail | Should -BeLike '/nonexistent/criu is not installed*criu >= 4.2.1*'
+        }
+        finally {
+            Stop-TestDaemon $other
+            $env:SYSTEMCONTAINERS_SOCKET, $env:SYSTEMCONTAINERS_RUN_DIR = $main
+        }
     }
     It 'logs a line for each warning and failure when the daemon starts' {
         Wait-Until -TimeoutSeconds 30 -What 'the host check in the daemon log' { (Get-Content $daemon.Log) -match '^\S+ host check: \d+ ok' }

@@ -53,9 +53,22 @@ function Start-TestDaemon {
     $daemon
 }
 
+function Get-TestCriu {
+    <#
+    The criu test daemons run: what build.ps1 test installed (SYSTEMCONTAINERS_CRIU), else the newest
+    criu `./build.ps1 criu` unpacked under the cache, else the packaged one.
+    #>
+    if ($env:SYSTEMCONTAINERS_CRIU) { return $env:SYSTEMCONTAINERS_CRIU }
+    $unpacked = @(Get-ChildItem -Path /var/cache/systemcontainers/criu -Directory -ErrorAction SilentlyContinue | Where-Object { -not $_.Name.StartsWith('.') } |
+        ForEach-Object { Join-Path $_.FullName 'criu' } | Where-Object { Test-Path $_ } | Sort-Object -Descending)
+    if ($unpacked) { return $unpacked[0] }
+    '/usr/sbin/criu'
+}
+
 function Start-DaemonProcess($Daemon, [string[]]$ExtraArguments = @()) {
     $arguments = @('--state-dir', $Daemon.StateDir, '--run-dir', $Daemon.RunDir, '--socket', $Daemon.Socket,
         '--cache-dir', '/var/cache/systemcontainers') + $ExtraArguments
+    if ($ExtraArguments -notcontains '--criu') { $arguments += @('--criu', (Get-TestCriu)) }
     # nsenter execs the daemon in place, so the pid is the daemon's.
     $command = if ($Daemon.Netns) { @('nsenter', "--net=/run/netns/$($Daemon.Netns)", '--', $script:DaemonBinary) + $arguments }
                else { @($script:DaemonBinary) + $arguments }
@@ -489,6 +502,6 @@ function Wait-TmuxScreen([string]$Session, [string]$What, [string]$Pattern, [int
     }
 }
 
-Export-ModuleMember -Function Get-MountsUnder, Remove-TestStorage, Start-TmuxPwsh, Get-TmuxScreen, Send-TmuxLine, Wait-TmuxScreen, Wait-TmuxPrompt, Get-TestDnsmasq, Get-TestLxcfs, Get-TestMounts, Invoke-InNetns, Test-InSubnet, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
+Export-ModuleMember -Function Get-TestCriu, Get-MountsUnder, Remove-TestStorage, Start-TmuxPwsh, Get-TmuxScreen, Send-TmuxLine, Wait-TmuxScreen, Wait-TmuxPrompt, Get-TestDnsmasq, Get-TestLxcfs, Get-TestMounts, Invoke-InNetns, Test-InSubnet, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
     Get-CgroupMounts, Get-CgroupVersion, Get-CgroupHierarchies, Get-CgroupDirectories, Get-CgroupFile, Get-CgroupKeyedValue, Get-CgroupMemoryLimit, Get-CgroupCpuMax,
     Get-CgroupCpuUsage, Get-CgroupThrottledPeriods, Get-CgroupMemoryUsage, Get-CgroupMemoryLimitHits, Test-CgroupFrozen, Get-ContainerIdMap

@@ -28,6 +28,11 @@ public sealed record EngineOptions
 
     public string NftPath { get; init; } = "/usr/sbin/nft";
 
+    /// <summary>The criu command (a packaged binary, or the wrapper build.ps1 makes around Debian sid's criu).</summary>
+    public string CriuPath { get; init; } = DefaultCriuPath;
+
+    public const string DefaultCriuPath = "/usr/sbin/criu";
+
     /// <summary>The nftables table (family inet) this daemon owns; nothing else in the firewall is touched.</summary>
     public string NftTable { get; init; } = "systemcontainers";
 

@@ -9,14 +9,15 @@ TREE=/mnt/tree
 RESULTS=/mnt/share/results
 mkdir -p "$RESULTS/daemon-logs"
 
-# .NET and the NuGet cache where the host has them; the host's debootstrap builds in the daemon's
-# cache, so the systemd image is built without a network.
+# .NET and the NuGet cache where the host has them; the host's debootstrap builds and unpacked
+# criu in the daemon's cache, so the systemd image is built and criu found without a network.
 ln -sfn /mnt/tool/dotnet /usr/share/dotnet
 ln -sfn /usr/share/dotnet/dotnet /usr/bin/dotnet
 mkdir -p /root/.nuget /var/cache/systemcontainers/debootstrap
 ln -sfn /mnt/tool/nuget /root/.nuget/packages
 cp -a /mnt/tool/dotnet-home /root/.dotnet
 for t in /mnt/tool/debootstrap/*.tar; do [ -f "$t" ] && ln -sfn "$t" /var/cache/systemcontainers/debootstrap/; done
+[ ! -d /mnt/tool/criu ] || ln -sfn /mnt/tool/criu /var/cache/systemcontainers/criu
 # Everything below, the login session included, sees the same environment.
 mkdir -p /run/v2lane
 cat > /run/v2lane/env <<ENV

@@ -86,15 +86,16 @@ mkdir -p "$RUN/share/results"
 
 # Disk 2, the toolchain: .NET (the SDK: the tests run `dotnet pwsh`), the NuGet cache (the pwsh
 # tool and Pester), ~/.dotnet (where `dotnet tool restore` records the local tools) and the host's
-# cached debootstrap builds (the guest has no network to make them). Cached by the listing of its
-# content. Disk 3 is the built tree, made on every run.
+# cached debootstrap builds and the criu ./build.ps1 criu unpacked (the guest has no network to
+# make them). Cached by the listing of its content. Disk 3 is the built tree, made on every run.
 dotnet_dir=$(dirname "$(readlink -f "$(command -v dotnet)")")
 nuget_dir=${NUGET_PACKAGES:-$HOME/.nuget/packages}
 dotnet_home=$HOME/.dotnet
 [ -d "$nuget_dir/pester" ] || skip "no Pester in $nuget_dir: run ./build.ps1 test once on the host"
 [ -d "$dotnet_home/toolResolverCache" ] || skip "no local tools in $dotnet_home: run dotnet tool restore first"
 debootstrap_dir=/var/cache/systemcontainers/debootstrap
-tool_key=$( { find "$dotnet_dir" "$nuget_dir" "$dotnet_home" -printf '%P %s\n'; ls -l "$debootstrap_dir"/*.tar 2>/dev/null; } | sha256sum | cut -c1-16)
+criu_dir=/var/cache/systemcontainers/criu
+tool_key=$( { find "$dotnet_dir" "$nuget_dir" "$dotnet_home" -printf '%P %s\n'; ls -l "$debootstrap_dir"/*.tar 2>/dev/null; ls -d "$criu_dir"/[0-9]* 2>/dev/null; } | sha256sum | cut -c1-16)
 TOOL=$CACHE/toolchain-$tool_key.img
 if [ ! -f "$TOOL" ]; then
     rm -f "$CACHE"/toolchain-*
@@ -107,6 +108,9 @@ if [ ! -f "$TOOL" ]; then
     link "$nuget_dir" "$stage/nuget"
     link "$dotnet_home" "$stage/dotnet-home"
     for t in "$debootstrap_dir"/*.tar; do [ -f "$t" ] && link "$t" "$stage/debootstrap/$(basename "$t")"; done
+    # Its wrapper names the tree by absolute path: the guest links the same path to it.
+    mkdir -p "$stage/criu"
+    for c in "$criu_dir"/[0-9]*; do [ -x "$c/criu" ] && link "$c" "$stage/criu/$(basename "$c")"; done
     size=$(( $(du -sm "$stage" | cut -f1) * 12 / 10 + 256 ))
     mkfs.ext4 -q -F -L v2tool -d "$stage" "$TOOL.tmp" "${size}M" > /dev/null
     mv "$TOOL.tmp" "$TOOL"

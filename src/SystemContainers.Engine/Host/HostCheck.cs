@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using SystemContainers.Engine.Cgroups;
 using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.Migration;
 using SystemContainers.Engine.Spec;
 
 namespace SystemContainers.Engine.Host;
@@ -48,8 +49,7 @@ public sealed unsafe partial class HostCheck(EngineOptions options)
         findings.Add(ToolVersion("dnsmasq", options.DnsmasqPath, HostCheckStatus.Warning, "managed networks (DHCP and DNS) need dnsmasq"));
         findings.Add(ToolVersion("nft", options.NftPath, HostCheckStatus.Warning, "NAT and the firewall of managed networks need nft"));
         findings.Add(Lxcfs());
-        findings.Add(ToolVersion("criu", new[] { "/usr/sbin/criu", "/usr/local/sbin/criu", "/usr/bin/criu" }.FirstOrDefault(File.Exists) ?? "/usr/sbin/criu",
-            HostCheckStatus.Info, "checkpoints and live migration need criu"));
+        findings.Add(Criu());
         findings.AddRange(HostLimits.All.Select(l => LimitFinding(l, containers)));
         return findings;
     }
@@ -348,6 +348,39 @@ public sealed unsafe partial class HostCheck(EngineOptions options)
 
     [GeneratedRegex(@"\d+(\.\d+)+")]
     private static partial Regex VersionPattern();
+
+    /// <summary>
+    /// The configured criu asked over its RPC (criu swrk), as checkpoints will use it: its version,
+    /// then what it and this kernel offer migration (memory tracking for pre-copy, lazy pages for post-copy).
+    /// </summary>
+    private HostFinding Criu()
+    {
+        const string name = "criu";
+        string needed = $">= {CriuVersion.Minimum}";
+        var client = new CriuClient(options.CriuPath);
+        CriuVersion version;
+        try { version = client.Version(); }
+        catch (Exception e) when (e is EngineException or NativeException)
+        {
+            bool absent = e is EngineException { Reason: "CriuMissing" };
+            return new(Tool, name, HostCheckStatus.Info, absent ? "absent" : "unknown", needed,
+                absent ? $"{options.CriuPath} is not installed: checkpoints and live migration need criu {needed} (./build.ps1 criu installs one)" : e.Message);
+        }
+        if (!version.IsAtLeast(CriuVersion.Minimum))
+            return new(Tool, name, HostCheckStatus.Warning, version.ToString(), needed,
+                $"{options.CriuPath}: criu {version} fails or hangs on current kernels; checkpoints and live migration need criu {needed} (./build.ps1 criu installs one)");
+        try
+        {
+            var f = client.Features();
+            string Has(bool yes) => yes ? "yes" : "no";
+            return new(Tool, name, HostCheckStatus.Ok, version.ToString(), needed,
+                $"{options.CriuPath}: lazy pages {Has(f.LazyPages)} (post-copy migration), memory tracking {Has(f.MemoryTracking)} (pre-copy migration)");
+        }
+        catch (Exception e) when (e is EngineException or NativeException)
+        {
+            return new(Tool, name, HostCheckStatus.Warning, version.ToString(), needed, e.Message);
+        }
+    }
 
     private static HostFinding ToolVersion(string name, string path, HostCheckStatus missing, string why)
     {

@@ -109,6 +109,9 @@ internal static unsafe partial class Libc
     public static partial nint recv(int fd, byte* buf, nint len, int flags);
 
     [LibraryImport("libc", SetLastError = true)]
+    public static partial int poll(PollFd* fds, nuint count, int timeout);
+
+    [LibraryImport("libc", SetLastError = true)]
     public static partial int epoll_create1(int flags);
 
     [LibraryImport("libc", SetLastError = true)]
@@ -165,6 +168,14 @@ internal static unsafe partial class Libc
         public void* Control;
         public nuint ControlLength;
         public int Flags;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
     }
 
     [StructLayout(LayoutKind.Sequential, Pack = 1)]

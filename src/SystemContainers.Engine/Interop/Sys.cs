@@ -22,6 +22,72 @@ public static unsafe class Sys
         return (new SafeFd(sv[0]), new SafeFd(sv[1]));
     }
 
+    /// <summary>A socketpair that keeps message boundaries (one message per packet), both ends close-on-exec.</summary>
+    public static (SafeFd A, SafeFd B) SeqPacketPair()
+    {
+        const int AF_UNIX = 1, SOCK_SEQPACKET = 5, SOCK_CLOEXEC = 0x80000;
+        int* sv = stackalloc int[2];
+        if (Libc.socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+            throw NativeException.FromLastError("create seqpacket socketpair");
+        return (new SafeFd(sv[0]), new SafeFd(sv[1]));
+    }
+
+    /// <summary>Sends one packet whole.</summary>
+    public static void SendPacket(SafeFd socket, ReadOnlySpan<byte> data)
+    {
+        const int MSG_NOSIGNAL = 0x4000;
+        fixed (byte* p = data)
+            for (;;)
+            {
+                nint n = Libc.send(socket.Fd, p, data.Length, MSG_NOSIGNAL);
+                if (n >= 0) return;
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno != Libc.EINTR) throw new NativeException(errno, "send to", socket.Name);
+            }
+    }
+
+    /// <summary>
+    /// Receives one whole packet, sized first with MSG_PEEK|MSG_TRUNC; null when the peer closed its
+    /// end. Throws TimeoutException when nothing came within the timeout.
+    /// </summary>
+    public static byte[]? ReceivePacket(SafeFd socket, TimeSpan timeout)
+    {
+        const short POLLIN = 1;
+        const int MSG_PEEK = 2, MSG_TRUNC = 0x20;
+        var deadline = DateTime.UtcNow + timeout;
+        for (;;)
+        {
+            var pfd = new Libc.PollFd { Fd = socket.Fd, Events = POLLIN };
+            int left = (int)Math.Max(0, Math.Ceiling((deadline - DateTime.UtcNow).TotalMilliseconds));
+            int ready = Libc.poll(&pfd, 1, left);
+            if (ready < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == Libc.EINTR) continue;
+                throw new NativeException(errno, "poll", socket.Name);
+            }
+            if (ready == 0) throw new TimeoutException($"nothing came on {socket.Name} within {timeout.TotalSeconds:0} s");
+            byte probe;
+            nint size = Libc.recv(socket.Fd, &probe, 1, MSG_PEEK | MSG_TRUNC);
+            if (size < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == Libc.EINTR) continue;
+                throw new NativeException(errno, "recv from", socket.Name);
+            }
+            if (size == 0) return null;
+            var buffer = new byte[size];
+            fixed (byte* p = buffer)
+                for (;;)
+                {
+                    nint n = Libc.recv(socket.Fd, p, size, 0);
+                    if (n >= 0) return n == size ? buffer : buffer[..(int)n];
+                    int errno = Marshal.GetLastPInvokeError();
+                    if (errno != Libc.EINTR) throw new NativeException(errno, "recv from", socket.Name);
+                }
+        }
+    }
+
     public static (SafeFd Read, SafeFd Write) Pipe()
     {
         int* fds = stackalloc int[2];
@@ -123,10 +189,12 @@ public static unsafe class Sys
 
     /// <summary>
     /// posix_spawn with the given fds dup'ed to fixed numbers (which clears their CLOEXEC);
-    /// everything else stays close-on-exec. Signals are reset in the child.
+    /// everything else stays close-on-exec. Signals are reset in the child; its environment is only
+    /// what environment names (none by default).
     /// </summary>
-    public static int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<(SafeFd Fd, int Target)> fds)
+    public static int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<(SafeFd Fd, int Target)> fds, IReadOnlyList<string>? environment = null)
     {
+        environment ??= [];
         const short POSIX_SPAWN_SETSIGDEF = 0x04, POSIX_SPAWN_SETSIGMASK = 0x08;
         byte* actions = stackalloc byte[256];
         byte* attr = stackalloc byte[512];
@@ -153,8 +221,9 @@ public static unsafe class Sys
             byte** args = stackalloc byte*[argv.Count + 1];
             for (int i = 0; i < argv.Count; i++) args[i] = (byte*)Utf8(argv[i]);
             args[argv.Count] = null;
-            byte** env = stackalloc byte*[1];
-            env[0] = null;
+            byte** env = stackalloc byte*[environment.Count + 1];
+            for (int i = 0; i < environment.Count; i++) env[i] = (byte*)Utf8(environment[i]);
+            env[environment.Count] = null;
             int pid;
             int rc = Libc.posix_spawn(&pid, (byte*)Utf8(path), actions, attr, args, env);
             if (rc != 0) throw new NativeException(rc, "spawn", path);
