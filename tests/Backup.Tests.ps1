@@ -221,6 +221,29 @@ Describe 'A hostile backup' {
     }
 }
 
+Describe 'A daemon killed in the middle of an export' {
+    It 'leaves no file at -Path, and its next start removes the spooled btrfs stream' {
+        Use-Daemon $daemon
+        $file = Join-Path $work 'killed.tar'
+        Stop-DaemonProcess $daemon
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'backup-export-spooled'
+        try { Start-DaemonProcess $daemon }
+        finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
+        $dead = $daemon.Pid
+        Export-SystemContainer opt -Path $file -Optimized -IncludeSnapshots -ErrorAction SilentlyContinue -ErrorVariable e
+        $e | Should -Not -BeNullOrEmpty
+        Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds 60 -What 'the daemon to die mid export'
+        Get-Content -Raw $daemon.Log | Should -Match 'test hook: SIGKILL at backup-export-spooled'
+        Get-ChildItem -Force $work -Filter '*killed*' | Should -BeNullOrEmpty
+        @(Get-ChildItem -Force (Join-Path $daemon.StateDir 'backups')) | Should -Not -BeNullOrEmpty
+        $daemon.Pid = 0
+        Start-DaemonProcess $daemon
+        Get-ChildItem -Force (Join-Path $daemon.StateDir 'backups') | Should -BeNullOrEmpty
+        Export-SystemContainer opt -Path $file -Optimized -IncludeSnapshots | Out-Null
+        tar -tf $file | Should -Be @('backup/index.yaml', 'backup/snapshots/s0.bin', 'backup/container.bin')
+    }
+}
+
 Describe 'A daemon killed in the middle of an import' {
     It 'starts again with no half-made container and no leftovers, and the import then succeeds' {
         Use-Daemon $daemon

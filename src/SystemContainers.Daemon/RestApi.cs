@@ -96,8 +96,8 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
                 throw;
             }
         });
-        // A backup tarball streamed out as it is written (ExportContainer); a refusal comes before its first byte, a
-        // failure after it cuts the stream, which the client sees as a short tarball.
+        // A backup tarball streamed out as it is written (ExportContainer); a refusal, or a failure before the first
+        // byte is sent, is an error answer; a failure after it cuts the stream, which the client reports as broken.
         app.MapGet("/1.0/containers/{name}/backup", async (string name, HttpContext ctx) =>
         {
             var options = new ExportOptions(ctx.Request.Query["snapshots"] == "1", ctx.Request.Query["optimized"] == "1", Compression(ctx));
@@ -107,9 +107,9 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             {
                 await export.WriteAsync(ctx.Response.Body, ctx.RequestAborted);
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception e) when (ctx.Response.HasStarted || ctx.RequestAborted.IsCancellationRequested)
             {
-                DaemonLog.Failure($"export of container {name}", e);
+                if (!ctx.RequestAborted.IsCancellationRequested) DaemonLog.Failure($"export of container {name}", e);
                 ctx.Abort();
             }
             return Results.Empty;

@@ -124,6 +124,7 @@ public sealed class ContainerExport : IDisposable
         {
             await using (var spool = new FileStream(file, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.Asynchronous))
                 await _driver.SendAsync(_volume, _image, _map, snapshot, parent, VolumeFormat.Btrfs, spool, ct);
+            TestHooks.Reach("backup-export-spooled");
             await using var data = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.None, 1 << 20);
             tar.AddFile(name, 0x180, data.Length, data, DateTimeOffset.UtcNow);
         }
