@@ -14,7 +14,8 @@ public sealed record BackupContainer(
 
 public sealed record BackupSnapshot(
     [property: JsonPropertyName("name")] string Name,
-    [property: JsonPropertyName("created_at")] DateTimeOffset Created);
+    [property: JsonPropertyName("created_at")] DateTimeOffset Created,
+    [property: JsonPropertyName("expires_at")] DateTimeOffset? ExpiresAt = null);
 
 public sealed record BackupConfig(
     [property: JsonPropertyName("container")] BackupContainer Container,

@@ -1,3 +1,4 @@
+using SystemContainers.Engine.State;
 using System.IO.Compression;
 using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Runtime;
@@ -35,10 +36,10 @@ internal sealed class ExportContainer(EngineParts parts)
             if (!driver.StreamFormats.Contains(format))
                 throw EngineException.Invalid("OptimizedUnsupported", $"an optimized export is a btrfs send stream; container '{c.Name}' is in storage pool '{pool.Name}' ({pool.Driver})");
             var volume = parts.Storage.VolumeOf(record);
-            var snapshots = options.IncludeSnapshots ? driver.Snapshots(volume) : [];
+            var snapshots = options.IncludeSnapshots ? SnapshotRecords.Read(parts.Store.DirectoryOf(c.Name)).Over(driver.Snapshots(volume)) : [];
             var index = new BackupIndex(record.Name, pool.Driver, pool.Name, "container", options.Optimized, false, [.. snapshots.Select(s => s.Name)],
                 new BackupConfig(new BackupContainer(record.Name, record.Config, record.Created, record.ImageFingerprint, record.ImageAlias, record.InitKind),
-                    [.. snapshots.Select(s => new BackupSnapshot(s.Name, s.Created))]));
+                    [.. snapshots.Select(s => new BackupSnapshot(s.Name, s.Created, s.ExpiresAt))]));
             return new ContainerExport(driver, volume, parts.Storage.SourceOf(record), record.IdMap, index, format, options.Compression, Path.Combine(parts.Options.StateDir, "backups"), lease);
         }
         catch

@@ -40,9 +40,6 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
         var format = index.Optimized ? VolumeFormat.Btrfs : VolumeFormat.Tar;
         if (!driver.StreamFormats.Contains(format))
             throw EngineException.Invalid("OptimizedUnsupported", $"an optimized backup holds btrfs send streams and imports only into a btrfs pool; storage pool '{pool}' is {poolView.Pool.Driver}");
-        if (index.Snapshots.Count > 0 && poolView.Pool.Driver != "btrfs")
-            throw EngineException.Invalid("SnapshotsUnsupported",
-                $"the backup holds snapshots ({string.Join(", ", index.Snapshots)}) and storage pool '{pool}' ({poolView.Pool.Driver}) has none; export without -IncludeSnapshots or import into a btrfs pool");
         foreach (var s in index.Snapshots) SnapshotName.Validate(s);
         var source = index.Config.Container;
         if (!Fingerprint().IsMatch(source.ImageFingerprint))
@@ -80,6 +77,7 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
             var policy = new ReceivePolicy(limits, container.Record.IdMap?.Size ?? IdMap.DefaultSize);
             await Refusing(() => ReceiveAllAsync(tar, index, driver, volume, parts.Storage.SourceOf(source.ImageFingerprint), container.Record.IdMap, format, policy, ct));
             await decompressed.FinishAsync(ct);
+            Times(index).Write(staging);
             revert.Add($"the NICs of '{name}'", () => parts.Networks.Register(name, []));
             parts.Networks.Register(name, parsed.Nics);
             parts.Store.CreateConfig(staging, container.Record);
@@ -92,6 +90,15 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
             container.Gate.Release();
         }
         return container;
+    }
+
+    /// <summary>Each snapshot's creation time and expiry as the index gives them (the received copies are new on disk).</summary>
+    private static SnapshotRecords Times(BackupIndex index)
+    {
+        var records = new SnapshotRecords(new Dictionary<string, SnapshotRecord>());
+        foreach (var s in index.Config.Snapshots.Where(s => index.Snapshots.Contains(s.Name)))
+            records = records.With(s.Name, new SnapshotRecord(s.Created, s.ExpiresAt));
+        return records;
     }
 
     private static BackupIndex ReadIndex(TarballReader tar)

@@ -101,8 +101,6 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
 
     public IReadOnlyList<SnapshotInfo> List(Container c)
     {
-        var snapshots = parts.Storage.DriverOf(c.Record).Snapshots(parts.Storage.VolumeOf(c.Record));
-        var records = SnapshotRecords.Read(parts.Store.DirectoryOf(c.Name));
-        return [.. snapshots.Select(s => records.Of(s.Name) is { } r ? s with { Created = r.Created, ExpiresAt = r.ExpiresAt } : s).OrderBy(s => s.Created)];
+        return SnapshotRecords.Read(parts.Store.DirectoryOf(c.Name)).Over(parts.Storage.DriverOf(c.Record).Snapshots(parts.Storage.VolumeOf(c.Record)));
     }
 }

@@ -1,3 +1,4 @@
+using SystemContainers.Engine.Storage;
 using System.Text.Json;
 using SystemContainers.Engine.Interop;
 
@@ -28,6 +29,10 @@ internal sealed record SnapshotRecords(IReadOnlyDictionary<string, SnapshotRecor
     }
 
     public SnapshotRecord? Of(string snapshot) => Snapshots.TryGetValue(snapshot, out var r) ? r : null;
+
+    /// <summary>The driver's snapshots with the times recorded here, oldest first.</summary>
+    public IReadOnlyList<SnapshotInfo> Over(IEnumerable<SnapshotInfo> snapshots) =>
+        [.. snapshots.Select(s => Of(s.Name) is { } r ? s with { Created = r.Created, ExpiresAt = r.ExpiresAt } : s).OrderBy(s => s.Created)];
 
     /// <summary>A copy with the snapshot's entry set, or removed when null.</summary>
     public SnapshotRecords With(string snapshot, SnapshotRecord? record)

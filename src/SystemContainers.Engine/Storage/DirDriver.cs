@@ -94,15 +94,20 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
 
     public Task SendAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, string? parent, VolumeFormat format, Stream output, CancellationToken ct)
     {
-        if (snapshot is not null || parent is not null) throw PoolDirs.NoSnapshots("dir");
+        if (parent is not null) throw PoolDirs.NoIncremental("dir");
         if (format != VolumeFormat.Tar) throw PoolDirs.NoFormat("dir", format);
-        return TreeTar.SendAsync(PathOf(volume), output, ct);
+        return TreeTar.SendAsync(snapshot is null ? PathOf(volume) : SnapshotsOf(volume).TreeOf(snapshot), output, ct);
     }
 
     public Task ReceiveAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy, CancellationToken ct)
     {
-        if (snapshot is not null) throw PoolDirs.NoSnapshots("dir");
         if (format != VolumeFormat.Tar) throw PoolDirs.NoFormat("dir", format);
+        if (snapshot is not null)
+            return Task.Run(() => SnapshotsOf(volume).Fill(snapshot, tree =>
+            {
+                PoolDirs.Make(tree);
+                TreeTar.Receive(input, tree, policy, ct);
+            }), ct);
         string target = PathOf(volume);
         PoolDirs.CheckAbsent(target);
         PoolDirs.Make(target);

@@ -104,9 +104,9 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
     public async Task SendAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, string? parent, VolumeFormat format, Stream output,
         CancellationToken ct)
     {
-        if (snapshot is not null || parent is not null) throw PoolDirs.NoSnapshots("overlay");
+        if (parent is not null) throw PoolDirs.NoIncremental("overlay");
         if (format != VolumeFormat.Tar) throw PoolDirs.NoFormat("overlay", format);
-        string upper = Path.Combine(volume.ContainerDir, "fs", "upper");
+        string upper = snapshot is null ? UsageTree(volume) : SnapshotsOf(volume).TreeOf(snapshot);
         using var merged = DetachedOverlay.Mount($"{upper}:{image.Rootfs}", volume.Container);
         string tree = $"/proc/{Environment.ProcessId}/fd/{merged.Fd}";
         if (map is null)
@@ -136,11 +136,17 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
     public Task ReceiveAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy,
         CancellationToken ct)
     {
-        if (snapshot is not null) throw PoolDirs.NoSnapshots("overlay");
         if (format != VolumeFormat.Tar) throw PoolDirs.NoFormat("overlay", format);
         if (!Directory.Exists(image.Rootfs))
             throw EngineException.NotFound("ImageNotFound",
                 $"an overlay root is layered on its image, and image {image.Fingerprint} is not on this daemon; import the image first, or import into a dir or btrfs pool");
+        if (snapshot is not null)
+            return Task.Run(() => SnapshotsOf(volume).Fill(snapshot, tree =>
+            {
+                Directory.CreateDirectory(tree);
+                TreeTar.Receive(input, tree, policy, ct, map);
+                Whiteouts.Add(image.Rootfs, tree);
+            }), ct);
         string fs = Path.Combine(volume.ContainerDir, "fs");
         string upper = Path.Combine(fs, "upper");
         PoolDirs.CheckAbsent(fs);

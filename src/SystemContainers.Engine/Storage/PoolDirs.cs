@@ -29,8 +29,8 @@ internal static class PoolDirs
             throw EngineException.NotFound("PoolUnavailable", $"the pool's volume directory {path} is missing");
     }
 
-    public static EngineException NoSnapshots(string driver) =>
-        EngineException.Invalid("SnapshotsUnsupported", $"the {driver} storage driver has no snapshots; make the container in a btrfs pool");
+    public static EngineException NoIncremental(string driver) =>
+        EngineException.Invalid("StreamFormatUnsupported", $"the {driver} storage driver sends whole trees only; incremental streams need a btrfs pool");
 
     public static EngineException NoFormat(string driver, VolumeFormat format) =>
         EngineException.Invalid("StreamFormatUnsupported", $"the {driver} storage driver has no {format.ToString().ToLowerInvariant()} volume streams");

@@ -18,7 +18,13 @@ internal sealed class TreeSnapshots(string dir, string container)
 {
     private const string Tree = "tree";
 
-    public void Create(string volume, string snapshot)
+    public void Create(string volume, string snapshot) => Fill(snapshot, tree => TreeCopy.Copy(volume, tree));
+
+    /// <summary>
+    /// A new snapshot whose tree fill writes (fill makes the tree directory): a copy of the volume,
+    /// or a stream received; it is made under a dot name and renamed in place, so a failed fill leaves nothing listed.
+    /// </summary>
+    public void Fill(string snapshot, Action<string> fill)
     {
         string path = Path.Combine(dir, snapshot);
         if (Directory.Exists(path))
@@ -27,7 +33,15 @@ internal sealed class TreeSnapshots(string dir, string container)
         foreach (var leftover in Directory.EnumerateDirectories(dir, ".*")) TreeRemover.Remove(leftover);
         string filling = Path.Combine(dir, $".{snapshot}.tmp");
         PoolDirs.Make(filling);
-        TreeCopy.Copy(volume, Path.Combine(filling, Tree));
+        try
+        {
+            fill(Path.Combine(filling, Tree));
+        }
+        catch
+        {
+            TreeRemover.Remove(filling);
+            throw;
+        }
         Directory.SetLastWriteTimeUtc(filling, DateTime.UtcNow);
         TestHooks.Reach("snapshot-filled");
         Directory.Move(filling, path);
