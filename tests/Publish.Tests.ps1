@@ -101,6 +101,23 @@ Describe 'A refused publish' {
 }
 
 Describe 'A daemon killed during a publish' {
+    It 'detaches and removes the read-only overlay an overlay publish killed while reading it left' {
+        New-SystemContainer pubmount -Image $image -Network none | Out-Null
+        $before = @(Get-SystemContainerImage | ForEach-Object Fingerprint)
+        Stop-DaemonProcess $daemon
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'publish-mounted'
+        try { Start-DaemonProcess $daemon } finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
+        $dead = $daemon.Pid
+        Publish-SystemContainer pubmount -Alias pubmount -ErrorAction SilentlyContinue
+        Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds 60 -What 'the daemon to die at publish-mounted'
+        @(Get-MountsUnder (Join-Path $daemon.StateDir 'images')) | Should -HaveCount 1 -Because 'the daemon died reading the root through its overlay'
+        $daemon.Pid = 0
+        Start-DaemonProcess $daemon
+        Assert-NoPublishLeft $before
+        Start-SystemContainer pubmount
+        Invoke-In pubmount 'echo ok' | Should -Be 'ok'
+        Remove-SystemContainer pubmount -Force
+    }
     It 'leaves no image and no scratch files of an overlay publish killed with its tarball written, and the alias can be used again' {
         New-SystemContainer pubkill -Image $image -Network none | Out-Null
         $before = @(Get-SystemContainerImage | ForEach-Object Fingerprint)

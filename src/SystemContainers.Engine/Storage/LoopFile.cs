@@ -40,12 +40,8 @@ internal static class LoopFile
         if (Libc.umount2(mountPoint, 0) < 0) throw NativeException.FromLastError("unmount", mountPoint);
     }
 
-    /// <summary>Whether a file system is mounted on the directory (mountinfo's fifth field, octal escapes as the kernel writes them).</summary>
-    public static bool IsMounted(string dir)
-    {
-        string escaped = dir.Replace("\\", "\\134").Replace(" ", "\\040").Replace("\t", "\\011").Replace("\n", "\\012");
-        return File.ReadLines("/proc/self/mountinfo").Any(l => l.Split(' ') is { Length: > 4 } f && f[4] == escaped);
-    }
+    /// <summary>Whether a file system is mounted on the directory.</summary>
+    public static bool IsMounted(string dir) => MountInfo.IsMountPoint(dir);
 
     private static void Run(string tool, string[] argv, string what)
     {

@@ -223,7 +223,10 @@ public sealed class StorageService
         }
         string merged = Path.Combine(scratch, "root");
         using (LayerMount.ReadOnly(root.Layers, merged))
+        {
+            TestHooks.Reach("publish-mounted");
             RootTarball.Write(merged, tarball, hostIds, scratch);
+        }
         return tarball;
     }
 
