@@ -76,7 +76,7 @@ Describe 'A plain export' {
         $c.StoragePool | Should -Be 'pb'
         Assert-Marked web1 'from-dir'
     }
-    It 'of a btrfs container with snapshots imports on another daemon with them, and onto a dir pool without them' {
+    It 'of a btrfs container with snapshots imports on another daemon with them, and onto a dir pool with them too' {
         Use-Daemon $daemon
         New-Marked snappy pb 'v1'
         Checkpoint-SystemContainer snappy -SnapshotName first
@@ -103,12 +103,19 @@ Describe 'A plain export' {
         Assert-Marked snappy 'v1'
 
         Use-Daemon $daemon
-        Import-SystemContainer $file -Name snappy-dir -StoragePool pd -ErrorAction SilentlyContinue -ErrorVariable e
-        $e[0].FullyQualifiedErrorId | Should -BeLike 'SnapshotsUnsupported,*'
-        $plain = Join-Path $work 'snappy-plain.tar'
-        Export-SystemContainer snappy -Path $plain | Out-Null
-        (Import-SystemContainer $plain -Name snappy-dir -StoragePool pd).StoragePool | Should -Be 'pd'
+        (Import-SystemContainer $file -Name snappy-dir -StoragePool pd).StoragePool | Should -Be 'pd'
+        $snaps = Get-SystemContainerSnapshot snappy-dir
+        $snaps.SnapshotName | Should -Be @('first', 'second')
+        # The times are the exported snapshots', not when the import made its copies.
+        $snaps.Created | Should -Be (Get-SystemContainerSnapshot snappy).Created
         Assert-Marked snappy-dir 'v3'
+        Restore-SystemContainerSnapshot snappy-dir second -Force
+        Start-SystemContainer snappy-dir
+        Invoke-In snappy-dir 'cat /root/marker /root/later' | Should -Be @('v2', 'gone-later')
+        Stop-SystemContainer snappy-dir -Force
+        $plain = Join-Path $work 'snappy-plain.tar'
+        Export-SystemContainer snappy-dir -Path $plain | Out-Null
+        (tar -xOf $plain backup/index.yaml | ConvertFrom-Json).snapshots | Should -BeNullOrEmpty
     }
 }
 
@@ -135,6 +142,26 @@ Describe 'A plain export of a default-pool (overlay) container' {
             Invoke-In $target.Name 'test ! -e /linuxrc && test ! -e /etc/os-release && test -e /etc/passwd && echo gone' | Should -Be 'gone'
             Stop-SystemContainer $target.Name -Force
         }
+    }
+
+    It 'with a snapshot and its expiry comes back into the default pool with both' {
+        Use-Daemon $daemon
+        New-Marked ovs default 'before'
+        $expires = [DateTimeOffset]::UtcNow.AddDays(3)
+        Checkpoint-SystemContainer ovs -SnapshotName kept -ExpiresAt $expires
+        Start-SystemContainer ovs
+        Invoke-In ovs 'echo after > /root/marker'
+        Stop-SystemContainer ovs -Force
+        $file = Join-Path $work 'ovs.tar'
+        Export-SystemContainer ovs -Path $file -IncludeSnapshots | Out-Null
+        (tar -tf $file) | Should -Contain 'backup/snapshots/kept/rootfs/root/marker'
+        Import-SystemContainer $file -Name ovs-back | Out-Null
+        $snap = Get-SystemContainerSnapshot ovs-back
+        $snap.SnapshotName | Should -Be 'kept'
+        ([DateTimeOffset]$snap.ExpiresAt - $expires).Duration().TotalSeconds | Should -BeLessThan 1
+        Assert-Marked ovs-back 'after'
+        Restore-SystemContainerSnapshot ovs-back kept -Force
+        Assert-Marked ovs-back 'before'
     }
 }
 

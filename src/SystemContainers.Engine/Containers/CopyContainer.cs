@@ -1,7 +1,5 @@
-using SystemContainers.Engine.Runtime;
 using SystemContainers.Engine.Spec;
 using SystemContainers.Engine.State;
-using SystemContainers.Engine.Storage;
 
 namespace SystemContainers.Engine.Containers;
 
@@ -27,42 +25,11 @@ internal sealed class CopyContainer(EngineParts parts, NicDefaults nicDefaults, 
         var raw = from.Config.Where(kv => !IsIdentity(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
         var parsed = nicDefaults.Complete(ContainerConfig.Parse(raw), firstConfig: false);
         foreach (var disk in parsed.Disks) disk.CheckSource();
-        var registry = parts.Registry;
-        Container container;
-        lock (registry.ClaimLock)
-        {
-            if (registry.Contains(name)) throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
-            string pool = parts.Storage.Resolve(storagePool ?? from.StoragePool);
-            var idmap = parsed.IsPrivileged ? null : IdMap.ForConfig(parsed, registry.IsolatedMaps());
-            var record = new ContainerRecord(name, from.ImageFingerprint, from.ImageAlias, parsed.Raw, DateTimeOffset.UtcNow, idmap,
-                from.InitKind, Guid.NewGuid()) { StoragePool = pool };
-            container = new Container(record, RuntimeRecord.NeverStarted, parsed);
-            // Held until the files exist, so nothing queued on the new container acts on it half-made.
-            container.Gate.Wait();
-            if (!registry.TryAdd(container)) throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
-        }
-        try
-        {
-            using var revert = new Reverter();
-            revert.Add($"the claim of name '{name}'", () => registry.Remove(container));
-            string staging = Path.Combine(parts.Store.ContainersDir, $".new-{name}-{Guid.NewGuid():N}");
-            revert.Add($"staging directory {staging}", () => TreeRemover.Remove(staging));
-            Directory.CreateDirectory(staging);
-            revert.Add($"the volume of '{name}'", () => parts.Storage.DeleteVolume(container.Record, staging));
-            CopyVolume(source, snapshot, container.Record, staging);
-            TestHooks.Reach("copy-volume-made");
-            revert.Add($"the NICs of '{name}'", () => parts.Networks.Register(name, []));
-            parts.Networks.Register(name, parsed.Nics);
-            parts.Store.CreateConfig(staging, container.Record);
-            TestHooks.Reach("copy-staged");
-            Directory.Move(staging, parts.Store.DirectoryOf(name));
-            revert.Success();
-        }
-        finally
-        {
-            container.Gate.Release();
-        }
-        return container;
+        using var staged = StagedContainer.Claim(parts, name, parsed, idmap => new ContainerRecord(name, from.ImageFingerprint, from.ImageAlias,
+            parsed.Raw, DateTimeOffset.UtcNow, idmap, from.InitKind, Guid.NewGuid()) { StoragePool = parts.Storage.Resolve(storagePool ?? from.StoragePool) });
+        CopyVolume(source, snapshot, staged.Container.Record, staged.Dir);
+        TestHooks.Reach("copy-volume-made");
+        return staged.Commit("copy-staged");
     }
 
     private void CopyVolume(Container source, string? snapshot, ContainerRecord target, string staging)

@@ -52,44 +52,15 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
         var parsed = nicDefaults.Complete(ContainerConfig.Parse(config), firstConfig: false);
         foreach (var disk in parsed.Disks) disk.CheckSource();
 
-        var registry = parts.Registry;
-        Container container;
-        lock (registry.ClaimLock)
-        {
-            if (registry.Contains(name)) throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
-            parts.Storage.Resolve(pool);
-            var idmap = parsed.IsPrivileged ? null : IdMap.ForConfig(parsed, registry.IsolatedMaps());
-            var record = new ContainerRecord(name, source.ImageFingerprint, source.ImageAlias, parsed.Raw, source.Created, idmap, source.InitKind,
-                Guid.NewGuid()) { StoragePool = pool };
-            container = new Container(record, RuntimeRecord.NeverStarted, parsed);
-            container.Gate.Wait();
-            if (!registry.TryAdd(container)) throw EngineException.Conflict("ContainerExists", $"container '{name}' already exists");
-        }
-        try
-        {
-            using var revert = new Reverter();
-            revert.Add($"the claim of name '{name}'", () => registry.Remove(container));
-            string staging = Path.Combine(parts.Store.ContainersDir, $".new-{name}-{Guid.NewGuid():N}");
-            revert.Add($"staging directory {staging}", () => TreeRemover.Remove(staging));
-            Directory.CreateDirectory(staging);
-            var volume = new Volume(name, staging);
-            revert.Add($"the volume of '{name}'", () => driver.DeleteVolume(volume));
-            var policy = new ReceivePolicy(limits, container.Record.IdMap?.Size ?? IdMap.DefaultSize);
-            await Refusing(() => ReceiveAllAsync(tar, index, driver, volume, parts.Storage.SourceOf(source.ImageFingerprint), container.Record.IdMap, format, policy, ct));
-            await decompressed.FinishAsync(ct);
-            Times(index).Write(staging);
-            revert.Add($"the NICs of '{name}'", () => parts.Networks.Register(name, []));
-            parts.Networks.Register(name, parsed.Nics);
-            parts.Store.CreateConfig(staging, container.Record);
-            TestHooks.Reach("backup-import-staged");
-            Directory.Move(staging, parts.Store.DirectoryOf(name));
-            revert.Success();
-        }
-        finally
-        {
-            container.Gate.Release();
-        }
-        return container;
+        using var staged = StagedContainer.Claim(parts, name, parsed, idmap => new ContainerRecord(name, source.ImageFingerprint, source.ImageAlias,
+            parsed.Raw, source.Created, idmap, source.InitKind, Guid.NewGuid()) { StoragePool = parts.Storage.Resolve(pool) });
+        var container = staged.Container;
+        var volume = new Volume(name, staged.Dir);
+        var policy = new ReceivePolicy(limits, container.Record.IdMap?.Size ?? IdMap.DefaultSize);
+        await Refusing(() => ReceiveAllAsync(tar, index, driver, volume, parts.Storage.SourceOf(source.ImageFingerprint), container.Record.IdMap, format, policy, ct));
+        await decompressed.FinishAsync(ct);
+        Times(index).Write(staged.Dir);
+        return staged.Commit("backup-import-staged");
     }
 
     /// <summary>Each snapshot's creation time and expiry as the index gives them (the received copies are new on disk).</summary>
