@@ -55,30 +55,7 @@ public sealed class FilePull : IDisposable
     }
 
     private static List<string> Matching(SafeFd dir, string pattern) =>
-        Names(dir).Where(n => FileSystemName.MatchesSimpleExpression(pattern, n, ignoreCase: false)).Order(StringComparer.Ordinal).ToList();
-
-    /// <summary>The names in a directory, read through a second fd so the walk's own fd keeps its offset.</summary>
-    private static List<string> Names(SafeFd dir)
-    {
-        int fd = At.openat(dir.Fd, ".", Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
-        if (fd < 0) throw NativeException.FromLastError("open", dir.Name);
-        nint stream = At.fdopendir(fd);
-        if (stream == 0)
-        {
-            Libc.close(fd);
-            throw NativeException.FromLastError("opendir", dir.Name);
-        }
-        var names = new List<string>();
-        try
-        {
-            while (At.NextEntry(stream, out _) is { } name) names.Add(name);
-        }
-        finally
-        {
-            At.closedir(stream);
-        }
-        return names;
-    }
+        At.Names(dir).Where(n => FileSystemName.MatchesSimpleExpression(pattern, n, ignoreCase: false)).Order(StringComparer.Ordinal).ToList();
 
     /// <summary>Writes the archive; a failure once it is under way goes in its closing header, naming the path.</summary>
     public async Task WriteAsync(Stream output, CancellationToken ct)
@@ -135,7 +112,7 @@ public sealed class FilePull : IDisposable
             if (depth >= MaxDepth) throw EngineException.Invalid("TreeTooDeep", $"'{path}' in container '{_root.Container}' is more than {MaxDepth} directories deep");
             using var sub = _root.OpenBelow(dir, name, Libc.O_RDONLY | Libc.O_DIRECTORY, path);
             await tar.WriteEntryAsync(Entry(TarEntryType.Directory, entryName, At.Stat(sub.Fd, "", path), null), ct);
-            foreach (var child in Names(sub).Order(StringComparer.Ordinal))
+            foreach (var child in At.Names(sub).Order(StringComparer.Ordinal))
                 await AddAsync(tar, sub, child, entryName + "/" + child, FileArchive.Join(path, child), depth + 1, ct);
         }
         else _skipped.Add($"{path}: {FileArchive.KindOf(id.Type)}, never copied");

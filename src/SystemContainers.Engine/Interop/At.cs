@@ -57,6 +57,29 @@ internal static unsafe partial class At
         }
     }
 
+    /// <summary>The names in a directory, read through a second fd so a walk's own fd keeps its offset.</summary>
+    public static List<string> Names(SafeFd dir)
+    {
+        int fd = openat(dir.Fd, ".", DirFlags);
+        if (fd < 0) throw NativeException.FromLastError("open", dir.Name);
+        nint stream = fdopendir(fd);
+        if (stream == 0)
+        {
+            Libc.close(fd);
+            throw NativeException.FromLastError("opendir", dir.Name);
+        }
+        var names = new List<string>();
+        try
+        {
+            while (NextEntry(stream, out _) is { } name) names.Add(name);
+        }
+        finally
+        {
+            closedir(stream);
+        }
+        return names;
+    }
+
     public const ulong RESOLVE_NO_XDEV = 0x01, RESOLVE_NO_MAGICLINKS = 0x02, RESOLVE_NO_SYMLINKS = 0x04, RESOLVE_BENEATH = 0x08, RESOLVE_IN_ROOT = 0x10;
     public const uint RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2;
     private const long SYS_openat2 = 437;

@@ -25,7 +25,7 @@ internal static partial class Whiteouts
     private static void Walk(SafeFd lower, SafeFd upper, string where, int depth)
     {
         if (depth > Images.RootfsExtractor.MaxDepth) throw new InvalidDataException($"{where} is nested more than {Images.RootfsExtractor.MaxDepth} directories deep");
-        foreach (var name in Names(lower))
+        foreach (var name in At.Names(lower))
         {
             string path = $"{where}/{name}";
             FileIdentity above;
@@ -46,27 +46,5 @@ internal static partial class Whiteouts
     {
         int fd = At.openat(dir.Fd, name, At.DirFlags);
         return fd < 0 ? throw NativeException.FromLastError("open", path) : new SafeFd(fd, name: path);
-    }
-
-    private static List<string> Names(SafeFd dir)
-    {
-        int fd = At.openat(dir.Fd, ".", At.DirFlags);
-        if (fd < 0) throw NativeException.FromLastError("open", dir.Name);
-        nint stream = At.fdopendir(fd);
-        if (stream == 0)
-        {
-            Libc.close(fd);
-            throw NativeException.FromLastError("opendir", dir.Name);
-        }
-        var names = new List<string>();
-        try
-        {
-            while (At.NextEntry(stream, out _) is { } name) names.Add(name);
-        }
-        finally
-        {
-            At.closedir(stream);
-        }
-        return names;
     }
 }
