@@ -46,6 +46,9 @@ echo "v2lane guest: $(uname -r), $(systemctl --version | head -1), cgroup2 at $(
 # not depend on the cgroup version and stay in the host lane (SYSTEMCONTAINERS_V2LANE=full runs them).
 SUBSET=(tests/Containers.Tests.ps1 tests/Isolation.Tests.ps1 tests/Limits.Tests.ps1 tests/Exec.Tests.ps1
     tests/Daemon.Tests.ps1 tests/Systemd.Tests.ps1)
+# The guest-only lxcfs/nsdelegate test leads the suite run: it needs the clone's module, and in the
+# service run, after Service.Tests.ps1 has uninstalled the module, its import fails.
+GUEST_ONLY=(tools/v2lane/Cgroup2Options.Tests.ps1)
 
 # pester NAME UNIT PATH...: one Pester run; UNIT=1 runs its test daemons as systemd services.
 pester() {
@@ -99,9 +102,9 @@ case $mode in
             rest=()
             for f in tests/*.Tests.ps1; do [[ " ${SUBSET[*]} " == *" $f "* ]] || rest+=("$f"); done
             xunit xunit
-            pester suite 1 "${rest[@]}" "${SUBSET[@]}"
+            pester suite 1 "${GUEST_ONLY[@]}" "${rest[@]}" "${SUBSET[@]}"
         else
-            pester suite 1 "${SUBSET[@]}"
+            pester suite 1 "${GUEST_ONLY[@]}" "${SUBSET[@]}"
         fi
         login login tools/v2lane/LoginSession.Tests.ps1
         ;;

@@ -3,7 +3,8 @@
 # nsdelegate, no network device) and runs the built tree's tests in it, as on a typical user's host.
 #
 #   tools/v2lane/run.sh                      the lane: ./build.ps1 install and the service
-#                                            (tools/v2lane/Service.Tests.ps1), the v2 subset of
+#                                            (tools/v2lane/Service.Tests.ps1), the lxcfs/nsdelegate
+#                                            test (Cgroup2Options.Tests.ps1) and the v2 subset of
 #                                            tests/ (SYSTEMCONTAINERS_V2LANE=full: all of tests/),
 #                                            then a root login session (LoginSession.Tests.ps1);
 #                                            full mode also runs the engine's xunit tests first
@@ -41,7 +42,7 @@ case "${1:-}" in
     -c) [ $# -eq 2 ] || { echo "usage: run.sh -c 'COMMAND'" >&2; exit 2; }; shift; mode=command ;;
     --login) shift; [ $# -gt 0 ] || { echo "usage: run.sh --login PATH..." >&2; exit 2; }; mode=login ;;
     --xunit) [ $# -eq 1 ] || { echo "usage: run.sh --xunit" >&2; exit 2; }; shift; mode=xunit ;;
-    -h|--help) sed -n '2,28p' "$SELF"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$SELF"; exit 0 ;;
     '') ;;
     *) mode=pester ;;
 esac
