@@ -40,6 +40,7 @@ public sealed class ScInit(string path) : IDisposable
                 helper = Sys.Spawn(Executable, ["sc-init", "create"], [(helperEnd, 3), (console, 0), (console, 1), (console, 2)]);
             StepTrace.Mark("start: sc-init spawned");
             Exception? refused = null;
+            bool unread = false;
             string reply = "";
             try
             {
@@ -57,6 +58,11 @@ public sealed class ScInit(string path) : IDisposable
                     }
                 }
             }
+            catch (NativeException e) when (e.Errno == Libc.EPIPE)
+            {
+                // sc-init exited before it read all it was sent: its reply says why, and it is still to be reaped.
+                unread = true;
+            }
             finally
             {
                 reply += Sys.ReadToEnd(daemonEnd);
@@ -65,7 +71,8 @@ public sealed class ScInit(string path) : IDisposable
             if (refused is not null) throw refused;
             var (pid, error) = ParseReply(reply);
             if (error is not null) throw new ScInitException(error);
-            if (rc != 0 || pid is null) throw new ScInitException($"sc-init exited with status {rc}");
+            if (rc != 0 || pid is null)
+                throw new ScInitException(unread ? $"sc-init exited with status {rc} before it read all it was sent" : $"sc-init exited with status {rc}");
             return pid.Value;
         }
     }
