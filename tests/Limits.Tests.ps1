@@ -158,7 +158,8 @@ Describe 'Bad limit values' {
 Describe 'Suspend and Resume' {
     It 'stops a counter while frozen and lets it go on after' {
         $c = New-SystemContainer ice -Image $image -Start
-        Invoke-SystemContainerCommand ice -- sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done > /dev/null 2>&1 & echo ok'
+        Invoke-SystemContainerCommand ice -- sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.05; done > /dev/null 2>&1 & echo ok'
+        # Renamed into place, so a read never meets a file half rewritten (a truncate racing a read gave two lines).
         $file = Join-Path $daemon.StateDir 'containers/ice/fs/upper/tmp/count'
         # Running, the counter moves on: time how long ten steps take, to know how long to watch it frozen.
         Wait-Until -TimeoutSeconds 10 -What 'the counter to start' { (Test-Path $file) -and (Get-Content $file) }
