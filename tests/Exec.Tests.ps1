@@ -61,6 +61,12 @@ Describe 'Invoke-SystemContainerCommand' {
             ForEach-Object { if ($_ -eq 'ready') { Invoke-SystemContainerCommand run1 -- touch /tmp/go }; $_ }
         $lines | Should -Be @('ready', 'released')
     }
+    It 'forwards output made just after the command ends, however long it was quiet before' {
+        # The daemon stops waiting for output once its readers have sat idle for a second after
+        # the end; idle time from before the end once counted, and such a line was dropped.
+        Invoke-SystemContainerCommand run1 -- sh -c 'echo first; sleep 1.2; (sleep 0.2; echo last) & exit 0' | Should -Be @('first', 'last')
+        Invoke-SystemContainerCommand run1 -- sh -c 'echo first; sleep 1.2; echo last' | Should -Be @('first', 'last')
+    }
     It 'feeds pipeline input and -InputObject to the command''s stdin' {
         'hello', 'world' | Invoke-SystemContainerCommand run1 -- cat | Should -Be @('hello', 'world')
         1..3 | Invoke-SystemContainerCommand run1 -- wc -l | ForEach-Object Trim | Should -Be '3'

@@ -4,7 +4,9 @@ namespace SystemContainers.Daemon;
 /// Decides when a finished command's output has all been forwarded. Output still in a pipe or
 /// pty is read to its end, however slowly the readers get scheduled; but a background child
 /// that keeps the stream open would hold it for ever, so once every reader has waited idle in
-/// a read for <see cref="Idle"/> the rest is not waited for.
+/// a read for <see cref="Idle"/> after the command ended the rest is not waited for. Idle time
+/// from before the end does not count: a command quiet for a while that writes its last line
+/// and exits would otherwise lose that line when the exit is seen before the read returns.
 /// </summary>
 public sealed class OutputDrain
 {
@@ -30,10 +32,11 @@ public sealed class OutputDrain
     /// <summary>Waits for the readers to finish, or for all of them to sit idle in reads for a while.</summary>
     public async Task WaitAsync(Task readers, int readerCount)
     {
+        long ended = Environment.TickCount64;
         while (!readers.IsCompleted)
         {
             bool idle = Volatile.Read(ref _waiting) == readerCount &&
-                Environment.TickCount64 - Volatile.Read(ref _lastActivity) > Idle.TotalMilliseconds;
+                Environment.TickCount64 - Math.Max(ended, Volatile.Read(ref _lastActivity)) > Idle.TotalMilliseconds;
             if (idle) return;
             await Task.WhenAny(readers, Task.Delay(100));
         }
