@@ -161,11 +161,7 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
     public async Task<ContainerView> CopyAsync(string source, string name, string? snapshot, string? storagePool, CancellationToken ct = default)
     {
         Container? made = null;
-        await UnderGate(source, "container-copied", c =>
-        {
-            made = _duplicate.Run(c, name, snapshot, storagePool);
-            return Task.CompletedTask;
-        }, ct, null);
+        await UnderGate(source, "container-copied", async c => made = await _duplicate.RunAsync(c, name, snapshot, storagePool, ct), ct, null);
         Raise("container-created", name);
         return View(made!);
     }

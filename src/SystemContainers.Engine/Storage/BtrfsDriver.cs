@@ -99,25 +99,6 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
         Btrfs.Snapshot(snapshot is null ? PathOf(source) : SnapshotPath(source, snapshot), to, readOnly: false);
     }
 
-    public StoredRoot StoredRootOf(Volume volume, string? snapshot, VolumeSource image) =>
-        new([snapshot is null ? PathOf(volume) : SnapshotPath(volume, snapshot)], HostIds: false);
-
-    public void ReceiveTree(Volume target, string tree)
-    {
-        string to = PathOf(target);
-        PoolDirs.CheckAbsent(to);
-        Btrfs.CreateSubvolume(to);
-        try
-        {
-            TreeCopy.CopyInto(tree, to);
-        }
-        catch
-        {
-            Btrfs.Destroy(to);
-            throw;
-        }
-    }
-
     public void RenameVolume(Volume volume, string newName)
     {
         PoolDirs.Rename(PathOf(volume), Path.Combine(Volumes, newName));
