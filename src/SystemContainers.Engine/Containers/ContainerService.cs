@@ -314,13 +314,13 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
         var s = _sampler.Read(_parts.Storage.UsageTreeOf(c.Record), live?.Cgroup, live?.Pid);
         if (live is null)
             return new ContainerStats(name, c.Damage is null ? ContainerStatus.Stopped : ContainerStatus.Error, s.At, TimeSpan.Zero, null, 0, TimeSpan.Zero, [],
-                s.Disk.Bytes, c.Runtime.OomKills, s.Disk.Partial);
+                s.Disk.Bytes, c.Runtime.OomKills, s.Disk.Partial, c.Spec.Limits.DiskBytes);
         var previous = live.LastSample;
         var cpu = s.Cpu;
         live.LastSample = cpu;
         return new ContainerStats(name, live.Frozen ? ContainerStatus.Frozen : ContainerStatus.Running, s.At,
             s.At - (c.Runtime.StartedAt ?? s.At), s.Cgroup, cpu.PercentSince(previous), s.At - previous.At, s.Network, s.Disk.Bytes,
-            DiskUsagePartial: s.Disk.Partial);
+            DiskUsagePartial: s.Disk.Partial, DiskLimitBytes: c.Spec.Limits.DiskBytes);
     }
 
     /// <summary>

@@ -57,6 +57,8 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
         if (c.Live is not null)
             throw EngineException.Conflict("ContainerRunning", $"container '{c.Name}' is running; stop it before restoring snapshot '{snapshot}'");
         parts.Storage.DriverOf(c.Record).RestoreSnapshot(parts.Storage.VolumeOf(c.Record), SnapshotName.Validate(snapshot));
+        // A btrfs restore makes a new subvolume, whose qgroup has no limit yet.
+        if (c.Spec.Limits.DiskBytes is { } size) parts.Storage.SetRootSize(c.Record, parts.Store.DirectoryOf(c.Name), size);
     }
 
     public void Delete(Container c, string snapshot)

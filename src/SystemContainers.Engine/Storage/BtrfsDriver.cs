@@ -193,6 +193,29 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
         }
     }
 
+    public bool LimitsRootSize => true;
+
+    /// <summary>
+    /// The limit of the volume's own qgroup (0/its subvolume id) on what it references, the image's
+    /// extents it shares too, so the limit is the size of the root as the container sees it.
+    /// Quotas are enabled on the pool's file system the first time a limit is set, and counted
+    /// (a rescan) before it is.
+    /// </summary>
+    public void SetRootSize(Volume volume, long? bytes)
+    {
+        string path = PathOf(volume);
+        if (!QuotasEnabled())
+        {
+            if (bytes is null) return;
+            StorageTool.Run("/usr/bin/btrfs", ["btrfs", "quota", "enable", root], $"enable quotas on {root}");
+            StorageTool.Run("/usr/bin/btrfs", ["btrfs", "quota", "rescan", "-w", root], $"count the quotas of {root}");
+        }
+        StorageTool.Run("/usr/bin/btrfs", ["btrfs", "qgroup", "limit", bytes?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none", path],
+            $"set the root disk size of {path}");
+    }
+
+    private bool QuotasEnabled() => Sys.Run("/usr/bin/btrfs", ["btrfs", "qgroup", "show", root], "").ExitCode == 0;
+
     public IReadOnlyList<VolumeFormat> StreamFormats => [VolumeFormat.Tar, VolumeFormat.Btrfs];
 
     /// <summary>btrfs send reads only read-only subvolumes: the volume itself goes through a read-only snapshot made for the send.</summary>

@@ -82,6 +82,13 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
 
     private string PathOf(Volume volume) => Path.Combine(Volumes, volume.Container);
 
+    public bool LimitsRootSize => false;
+
+    public void SetRootSize(Volume volume, long? bytes)
+    {
+        if (bytes is not null) throw PoolDirs.NoRootSize("dir");
+    }
+
     public IReadOnlyList<VolumeFormat> StreamFormats => [VolumeFormat.Tar];
 
     public Task SendAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, string? parent, VolumeFormat format, Stream output, CancellationToken ct)

@@ -85,6 +85,13 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
 
     public string? DirectRoot(Volume volume) => null;
 
+    public bool LimitsRootSize => false;
+
+    public void SetRootSize(Volume volume, long? bytes)
+    {
+        if (bytes is not null) throw PoolDirs.NoRootSize("overlay");
+    }
+
     public IReadOnlyList<VolumeFormat> StreamFormats => [VolumeFormat.Tar];
 
     /// <summary>

@@ -217,6 +217,19 @@ public sealed class StorageService
         return tarball;
     }
 
+    /// <summary>Refuses limits.disk (bytes) for a container of a pool whose driver cannot enforce it, before anything is made or changed.</summary>
+    internal void CheckRootSize(ContainerRecord record, long? bytes)
+    {
+        var entry = Find(record.StoragePool ?? StoragePool.DefaultName);
+        if (bytes is not null && !entry.Driver.LimitsRootSize)
+            throw EngineException.Invalid("DiskLimitUnsupported",
+                $"container '{record.Name}' is in storage pool '{entry.Pool.Name}' ({entry.Pool.Driver}), which cannot enforce limits.disk (a root disk size); use a btrfs pool");
+    }
+
+    /// <summary>Limits the volume of the container (state directory containerDir) to bytes, or lifts its limit (null).</summary>
+    internal void SetRootSize(ContainerRecord record, string containerDir, long? bytes) =>
+        Usable(record.StoragePool).SetRootSize(new Volume(record.Name, containerDir), bytes);
+
     internal IStorageDriver DriverOf(ContainerRecord record) => Usable(record.StoragePool);
 
     internal IStorageDriver DriverOf(string pool) => Usable(pool);

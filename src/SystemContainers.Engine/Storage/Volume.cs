@@ -53,6 +53,12 @@ public interface IStorageDriver
     /// </summary>
     void CopyVolume(Volume source, string? snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap);
 
+    /// <summary>Whether SetRootSize can limit a volume (btrfs: qgroups); others refuse limits.disk.</summary>
+    bool LimitsRootSize { get; }
+
+    /// <summary>Limits the volume to bytes (null: no limit), at once, mounted or not; a write past it fails with EDQUOT.</summary>
+    void SetRootSize(Volume volume, long? bytes);
+
     /// <summary>Gives the volume, with its snapshots, to the container's new name; a part already moved (a rename resumed after a crash) is left as it is.</summary>
     void RenameVolume(Volume volume, string newName);
 
