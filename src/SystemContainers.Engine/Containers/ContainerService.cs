@@ -68,7 +68,7 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
         _rename = new RenameContainer(_parts);
         _duplicate = new CopyContainer(_parts, nicDefaults, _freeze);
         _publish = new PublishContainer(_parts);
-        _export = new ExportContainer(_parts);
+        _export = new ExportContainer(_parts, _freeze);
         _import = new ImportContainer(_parts, nicDefaults);
         var adopt = new AdoptContainer(_parts, cleanup, supervisor);
 

@@ -105,12 +105,14 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
         PoolDirs.Rename(SnapshotsOf(volume), Path.Combine(SnapshotsDir, newName));
     }
 
+    /// <summary>A dot-named snapshot is a temporary one of the engine's (an export's), never listed; one a crash left is removed here.</summary>
     public void CreateSnapshot(Volume volume, string snapshot)
     {
         string path = Path.Combine(SnapshotsOf(volume), snapshot);
         if (Directory.Exists(path))
             throw EngineException.Conflict("SnapshotExists", $"container '{volume.Container}' already has a snapshot '{snapshot}'");
         Directory.CreateDirectory(SnapshotsOf(volume));
+        foreach (var leftover in Directory.EnumerateDirectories(SnapshotsOf(volume), ".*")) Btrfs.Destroy(leftover);
         Btrfs.Snapshot(PathOf(volume), path, readOnly: true);
     }
 
@@ -145,7 +147,8 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
     {
         string dir = SnapshotsOf(volume);
         if (!Directory.Exists(dir)) return [];
-        return [.. new DirectoryInfo(dir).EnumerateDirectories().Select(d => new SnapshotInfo(d.Name, d.CreationTimeUtc)).OrderBy(s => s.Created)];
+        return [.. new DirectoryInfo(dir).EnumerateDirectories().Where(d => !d.Name.StartsWith('.'))
+            .Select(d => new SnapshotInfo(d.Name, d.CreationTimeUtc)).OrderBy(s => s.Created)];
     }
 
     private string SnapshotsOf(Volume volume) => Path.Combine(SnapshotsDir, volume.Container);
