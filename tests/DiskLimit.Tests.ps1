@@ -65,6 +65,16 @@ Describe 'A root disk size on a btrfs pool' {
         Start-SystemContainer q2
         "$(Write-Big q2 60)" | Should -Match 'Disk quota exceeded'
     }
+    It 'holds for a push too: Copy-SystemContainerFile past it fails with EDQUOT and leaves no file' {
+        $big = Join-Path $daemon.Dir 'big.bin'
+        truncate -s 0 $big
+        [IO.File]::WriteAllBytes($big, [byte[]]::new(60MB))
+        Copy-SystemContainerFile q2 -Path $big -Destination /pushed.bin -ToContainer -ErrorAction SilentlyContinue -ErrorVariable e
+        $e | Should -Not -BeNullOrEmpty
+        "$($e[0].Exception.Message)" | Should -Match 'quota|EDQUOT'
+        Invoke-In q2 'ls -a / | grep -c pushed || true' | Should -Be '0'
+        Remove-Item $big
+    }
     It 'refuses a size that is not one, or below 16MiB, naming the key, and changes nothing' -ForEach @(
         @{ Value = 'lots' }
         @{ Value = '1MiB' }
