@@ -315,6 +315,33 @@ Describe 'A daemon killed in the middle of an export' {
     }
 }
 
+Describe 'A daemon killed in the middle of a running container''s export' {
+    It 'leaves its temporary snapshot unlisted, the container as it was, and the next snapshot removes it' {
+        Use-Daemon $daemon
+        New-Marked killrun pb 'run'
+        Start-SystemContainer killrun
+        Checkpoint-SystemContainer killrun -SnapshotName s0
+        $file = Join-Path $work 'killrun.tar'
+        Stop-DaemonProcess $daemon
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'backup-export-spooled'
+        try { Start-DaemonProcess $daemon }
+        finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
+        $dead = $daemon.Pid
+        Export-SystemContainer killrun -Path $file -Optimized -IncludeSnapshots -ErrorAction SilentlyContinue | Out-Null
+        Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds 60 -What 'the daemon to die mid export'
+        $daemon.Pid = 0
+        Start-DaemonProcess $daemon
+        $dir = Join-Path $daemon.StateDir 'storage-pools/pb/containers-snapshots/killrun'
+        @(Get-ChildItem -Force -Name $dir | Where-Object { $_ -like '.export-*' }) | Should -HaveCount 1 -Because 'the daemon died with it taken'
+        (Get-SystemContainerSnapshot killrun).SnapshotName | Should -Be @('s0')
+        (Get-SystemContainer killrun).Status | Should -Be 'Running'
+        Invoke-In killrun 'cat /root/marker' | Should -Be 'run'
+        Checkpoint-SystemContainer killrun -SnapshotName s1
+        @(Get-ChildItem -Force -Name $dir) | Sort-Object | Should -Be @('s0', 's1')
+        Remove-SystemContainer killrun -Force
+    }
+}
+
 Describe 'A daemon killed in the middle of an import' {
     It 'starts again with no half-made container and no leftovers, and the import then succeeds' {
         Use-Daemon $daemon
