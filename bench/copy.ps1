@@ -10,8 +10,12 @@
     (d) Restore-SystemContainerSnapshot of the stopped source, (e) Publish-SystemContainer of
     the stopped source (tar of its root and an image import). Each copy, snapshot and image is
     removed after it is timed, outside the timing. The image is busybox unless -Image names
-    another the daemon has or can build (bookworm, from the debootstrap cache). Results are
-    appended to bench/RESULTS.md with -Record.
+    another the daemon has or can build (bookworm, from the debootstrap cache). Where LXC is
+    installed (lxc-copy on PATH), the same copies of a stopped busybox LXC container holding the
+    same -FileMiB MiB run in the same session, in an lxcpath of the run's own: lxc-copy -s -B
+    overlayfs (beside our overlay copy), a full lxc-copy (rsync, beside our dir copy) and
+    lxc-copy -s of a container made with -B btrfs on a btrfs loop file the run makes (beside our
+    btrfs copy). Results are appended to bench/RESULTS.md with -Record.
 #>
 param([int]$Runs = 10, [int]$Warmup = 1, [int]$FileMiB = 64, [string]$Image = 'busybox', [switch]$Record)
 $ErrorActionPreference = 'Stop'
@@ -22,6 +26,7 @@ Import-Module (Join-Path $PSScriptRoot 'Bench.psm1') -Force
 
 $daemon = Start-TestDaemon
 $rows = @()
+$lxcDir = $null
 try {
     if ($Image -eq 'busybox') { Get-TestImage | Out-Null }
     elseif (-not (Get-SystemContainerImage $Image -ErrorAction SilentlyContinue)) { New-SystemContainerImage -Debootstrap -Release $Image -Alias $Image | Out-Null }
@@ -53,8 +58,51 @@ try {
             Snapshot = '{0:N1}' -f (Get-Median $snap); Restore = '{0:N1}' -f (Get-Median $restore); Publish = '{0:N1}' -f (Get-Median $publish)
         }
     }
+    if (Get-Command lxc-copy -ErrorAction SilentlyContinue) {
+        $lxcDir = Join-Path $daemon.Dir 'lxc'
+        $lxcBtrfs = Join-Path $daemon.Dir 'lxc-btrfs'
+        $lxcImage = Join-Path $daemon.Dir 'lxc-btrfs.img'
+        New-Item -ItemType Directory $lxcDir, $lxcBtrfs | Out-Null
+        truncate -s 2G $lxcImage
+        mkfs.btrfs -q $lxcImage | Out-Null
+        mount -o loop $lxcImage $lxcBtrfs
+        if ($LASTEXITCODE) { throw "cannot mount $lxcImage" }
+        $conf = Join-Path $lxcDir 'bench.conf'
+        Set-Content $conf "lxc.net.0.type = empty`nlxc.apparmor.profile = unconfined"
+        $kinds = [ordered]@{
+            'LXC lxc-copy -s -B overlayfs' = @{ Path = $lxcDir; Create = @(); Copy = @('-s', '-B', 'overlayfs') }
+            'LXC lxc-copy (full)' = @{ Path = $lxcDir; Create = @(); Copy = @() }
+            'LXC lxc-copy -s (btrfs)' = @{ Path = $lxcBtrfs; Create = @('-B', 'btrfs'); Copy = @('-s') }
+        }
+        foreach ($kind in $kinds.Keys) {
+            $k = $kinds[$kind]
+            $base = 'lxcbase'
+            if (-not (Test-Path (Join-Path $k.Path $base))) {
+                & lxc-create -P $k.Path -n $base @($k.Create) -t busybox -f $conf 2>&1 | Out-Null
+                if ($LASTEXITCODE) { throw "lxc-create in $($k.Path) failed with exit code $LASTEXITCODE" }
+                dd if=/dev/urandom of=(Join-Path $k.Path "$base/rootfs/data") bs=1M count=$FileMiB 2>$null
+                sync
+            }
+            $times = @()
+            for ($i = 0; $i -lt $Warmup + $Runs; $i++) {
+                $t = Measure-Ms { & lxc-copy -P $k.Path -n $base -N "copy-$i" @($k.Copy) 2>&1 | Out-Null }
+                if ($LASTEXITCODE) { throw "lxc-copy $($k.Copy) failed with exit code $LASTEXITCODE" }
+                & lxc-destroy -P $k.Path -n "copy-$i" 2>&1 | Out-Null
+                if ($i -ge $Warmup) { $times += $t }
+            }
+            $rows += [pscustomobject]@{ Driver = $kind; 'Copy, stopped' = '{0:N1}' -f (Get-Median $times); 'Copy, running' = 'n/a'; Snapshot = 'n/a'; Restore = 'n/a'; Publish = 'n/a' }
+        }
+    }
 }
 finally {
+    if ($lxcDir) {
+        foreach ($path in $lxcDir, $lxcBtrfs) {
+            if (-not (Test-Path $path)) { continue }
+            foreach ($c in Get-ChildItem -Directory $path | Sort-Object { $_.Name -eq 'lxcbase' }) { & lxc-destroy -P $path -n $c.Name -f 2>&1 | Out-Null }
+        }
+        if (Get-Content /proc/self/mountinfo | Select-String -SimpleMatch " $lxcBtrfs ") { umount $lxcBtrfs }
+        Remove-Item -Recurse -Force $lxcDir, $lxcBtrfs, $lxcImage -ErrorAction SilentlyContinue
+    }
     Get-SystemContainer -ErrorAction SilentlyContinue | Remove-SystemContainer -Force -ErrorAction SilentlyContinue
     Get-SystemContainerStoragePool -ErrorAction SilentlyContinue | Where-Object Name -ne 'default' |
         Remove-SystemContainerStoragePool -Force -ErrorAction SilentlyContinue

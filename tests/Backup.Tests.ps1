@@ -188,16 +188,60 @@ Describe 'An optimized export' {
         Restore-SystemContainerSnapshot opt2 s0 -Force
         Assert-Marked opt2 'o1'
     }
-    It 'is refused for a container outside a btrfs pool, and a running container is not exported; no file is left' {
+    It 'is refused for a container outside a btrfs pool; no file is left' {
         Use-Daemon $daemon
         $file = Join-Path $work 'refused.tar'
         Export-SystemContainer web1 -Path $file -Optimized -ErrorAction SilentlyContinue -ErrorVariable e1
         $e1[0].FullyQualifiedErrorId | Should -BeLike 'OptimizedUnsupported,*'
-        Start-SystemContainer web1
-        Export-SystemContainer web1 -Path $file -ErrorAction SilentlyContinue -ErrorVariable e3
-        $e3[0].FullyQualifiedErrorId | Should -BeLike 'ContainerRunning,*'
-        Stop-SystemContainer web1 -Force
         Get-ChildItem -Force $work -Filter '*refused*' | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'An export of a running container' {
+    It 'on <Pool><Label> is taken from a moment of it while it runs on, leaves no temporary snapshot, and imports on another daemon with its files' -ForEach @(
+        @{ Pool = 'pd'; Optimized = $false; Label = ''; Snapshots = 'storage-pools/pd/containers-snapshots' }
+        @{ Pool = 'pb'; Optimized = $false; Label = ''; Snapshots = 'storage-pools/pb/containers-snapshots' }
+        @{ Pool = 'pb'; Optimized = $true; Label = ', optimized'; Snapshots = 'storage-pools/pb/containers-snapshots' }
+        @{ Pool = 'default'; Optimized = $false; Label = ''; Snapshots = 'containers' }
+    ) {
+        Use-Daemon $daemon
+        $name = "live-$Pool$(if ($Optimized) { '-opt' })"
+        New-Marked $name $Pool 'at-s0'
+        Start-SystemContainer $name
+        Checkpoint-SystemContainer $name -SnapshotName s0
+        Invoke-In $name 'echo live > /root/marker; echo more > /root/more'
+        $file = Join-Path $work "$name.tar"
+        Export-SystemContainer $name -Path $file -IncludeSnapshots -Optimized:$Optimized | Out-Null
+        (Get-SystemContainer $name).Status | Should -Be 'Running'
+        Invoke-In $name 'echo after > /root/after; cat /root/after' | Should -Be 'after'
+        (Get-SystemContainerSnapshot $name).SnapshotName | Should -Be @('s0')
+        $dir = if ($Pool -eq 'default') { Join-Path $daemon.StateDir "containers/$name/snapshots" } else { Join-Path $daemon.StateDir "$Snapshots/$name" }
+        @(Get-ChildItem -Force -Name $dir) | Should -Be @('s0')
+        $members = tar -tf $file
+        $members | Should -Contain 'backup/index.yaml'
+        "$members" | Should -Not -Match '\.export-'
+        Use-Daemon $other
+        $pool = if ($Optimized) { 'pb' } else { 'pd' }
+        Import-SystemContainer $file -StoragePool $pool | Out-Null
+        Assert-Marked $name 'live'
+        Start-SystemContainer $name
+        Invoke-In $name 'cat /root/more; test -e /root/after && echo there || echo absent' | Should -Be @('more', 'absent')
+        Stop-SystemContainer $name -Force
+        Restore-SystemContainerSnapshot $name s0 -Force
+        Assert-Marked $name 'at-s0'
+        Remove-SystemContainer $name -Force
+        Use-Daemon $daemon
+        Remove-SystemContainer $name -Force
+    }
+    It 'of a frozen container leaves it frozen' {
+        Use-Daemon $daemon
+        New-Marked frozen1 pd 'frozen'
+        Start-SystemContainer frozen1
+        Suspend-SystemContainer frozen1
+        Export-SystemContainer frozen1 -Path (Join-Path $work 'frozen1.tar') | Out-Null
+        (Get-SystemContainer frozen1).Status | Should -Be 'Frozen'
+        Resume-SystemContainer frozen1
+        Remove-SystemContainer frozen1 -Force
     }
 }
 
@@ -268,6 +312,33 @@ Describe 'A daemon killed in the middle of an export' {
         Get-ChildItem -Force (Join-Path $daemon.StateDir 'backups') | Should -BeNullOrEmpty
         Export-SystemContainer opt -Path $file -Optimized -IncludeSnapshots | Out-Null
         tar -tf $file | Should -Be @('backup/index.yaml', 'backup/snapshots/s0.bin', 'backup/container.bin')
+    }
+}
+
+Describe 'A daemon killed in the middle of a running container''s export' {
+    It 'leaves its temporary snapshot unlisted, the container as it was, and the next snapshot removes it' {
+        Use-Daemon $daemon
+        New-Marked killrun pb 'run'
+        Start-SystemContainer killrun
+        Checkpoint-SystemContainer killrun -SnapshotName s0
+        $file = Join-Path $work 'killrun.tar'
+        Stop-DaemonProcess $daemon
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'backup-export-spooled'
+        try { Start-DaemonProcess $daemon }
+        finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
+        $dead = $daemon.Pid
+        Export-SystemContainer killrun -Path $file -Optimized -IncludeSnapshots -ErrorAction SilentlyContinue | Out-Null
+        Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds 60 -What 'the daemon to die mid export'
+        $daemon.Pid = 0
+        Start-DaemonProcess $daemon
+        $dir = Join-Path $daemon.StateDir 'storage-pools/pb/containers-snapshots/killrun'
+        @(Get-ChildItem -Force -Name $dir | Where-Object { $_ -like '.export-*' }) | Should -HaveCount 1 -Because 'the daemon died with it taken'
+        (Get-SystemContainerSnapshot killrun).SnapshotName | Should -Be @('s0')
+        (Get-SystemContainer killrun).Status | Should -Be 'Running'
+        Invoke-In killrun 'cat /root/marker' | Should -Be 'run'
+        Checkpoint-SystemContainer killrun -SnapshotName s1
+        @(Get-ChildItem -Force -Name $dir) | Sort-Object | Should -Be @('s0', 's1')
+        Remove-SystemContainer killrun -Force
     }
 }
 

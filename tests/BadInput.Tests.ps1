@@ -193,6 +193,8 @@ Describe 'Config keys and values at create' {
         @{ Key = 'limits.processes'; Value = '99999999999999999999'; Status = 400; Message = 'from 1 to 4194304' }
         @{ Key = 'limits.cpu.priority'; Value = '11'; Status = 400; Message = 'from 0 to 10' }
         @{ Key = 'limits.disk.priority'; Value = '-1'; Status = 400; Message = 'from 0 to 10' }
+        @{ Key = 'limits.disk'; Value = '99999999999999999999TB'; Status = 400; Message = 'from 16MiB to 1EiB' }
+        @{ Key = 'limits.disk'; Value = '10%'; Status = 400; Message = "'limits.disk' must be" }
         @{ Key = 'limits.memory.swap'; Value = 'maybe'; Status = 400; Message = 'true or false' }
         @{ Key = 'limits.memory.enforce'; Value = 'strict'; Status = 400; Message = 'hard or soft' }
         @{ Key = 'security.privileged'; Value = 'yes please'; Status = 400; Message = 'true or false' }

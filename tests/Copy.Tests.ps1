@@ -1,5 +1,6 @@
 # Copy-SystemContainer: a copy in the same pool on overlay (the upper layer), dir (a tree copy) and
-# btrfs (a writable snapshot), from a running source or a snapshot on each, and into another pool; each copy
+# btrfs (a writable snapshot), from a running source or a snapshot on each, and between every pair of
+# pools (the source driver's tar stream received by the target's, into overlay too); each copy
 # independent of its source, with its config but its own MAC, address and ids; refused copies and a
 # daemon killed mid copy leave nothing behind. btrfs runs on loop files the pools make; AfterAll
 # unmounts and detaches them even when tests fail.
@@ -139,7 +140,7 @@ Describe 'A copy of a <Driver> snapshot' -ForEach @(
     }
 }
 
-Describe 'A copy into another pool' {
+Describe 'A copy between a dir and a btrfs pool' {
     BeforeAll {
         New-SystemContainerStoragePool xdir -Driver dir | Out-Null
         New-SystemContainerStoragePool xbtrfs -Driver btrfs -Size 300MiB | Out-Null
@@ -150,7 +151,7 @@ Describe 'A copy into another pool' {
         if ($LASTEXITCODE) { throw 'cannot set an xattr on the source volume' }
     }
     AfterAll {
-        Remove-SystemContainer xsrc, xb, xd, xo, xov, xod, xob -Force -ErrorAction SilentlyContinue
+        Remove-SystemContainer xsrc, xb, xd -Force -ErrorAction SilentlyContinue
         Remove-SystemContainerStoragePool xdir, xbtrfs -Force -ErrorAction SilentlyContinue
     }
     It 'copies dir to btrfs and btrfs back to dir, with owners, modes, links, xattrs, as a root that starts' {
@@ -165,37 +166,59 @@ Describe 'A copy into another pool' {
         }
         (Get-SystemContainerStoragePool xbtrfs).UsedBy | Should -Be @('xb')
     }
-    It 'copies a dir snapshot into a btrfs pool' {
-        Checkpoint-SystemContainer xsrc -SnapshotName s1
-        Copy-SystemContainer xsrc xs -Snapshot s1 -StoragePool xbtrfs | Out-Null
-        Start-SystemContainer xs
-        Invoke-In xs 'stat -c "%u:%g %a" /mark' | Should -Be '1000:1001 4750'
-        Remove-SystemContainer xs -Force
+}
+
+Describe 'A copy from a <From> pool to a <To> pool' -ForEach @(
+    @{ From = 'dir'; To = 'btrfs' }
+    @{ From = 'dir'; To = 'overlay' }
+    @{ From = 'btrfs'; To = 'dir' }
+    @{ From = 'btrfs'; To = 'overlay' }
+    @{ From = 'overlay'; To = 'dir' }
+    @{ From = 'overlay'; To = 'btrfs' }
+) {
+    BeforeAll {
+        $pools = @{ overlay = 'default'; dir = 'pdir'; btrfs = 'pbtrfs' }
+        if (-not (Get-SystemContainerStoragePool pdir -ErrorAction SilentlyContinue)) { New-SystemContainerStoragePool pdir -Driver dir | Out-Null }
+        if (-not (Get-SystemContainerStoragePool pbtrfs -ErrorAction SilentlyContinue)) { New-SystemContainerStoragePool pbtrfs -Driver btrfs -Size 300MiB | Out-Null }
+        $script:fromPool = $pools[$From]
+        $script:toPool = $pools[$To]
+        $script:psrc = "p-$From-$To"
+        New-SystemContainer $psrc -Image $image -Network none -StoragePool $fromPool -Start | Out-Null
+        Invoke-In $psrc 'echo mark > /mark; chown 1000:1001 /mark; chmod 4750 /mark; rm /bin/ls; mkdir /opaque; echo x > /opaque/x; mkfifo /fifo; ln -s /mark /link'
+        Checkpoint-SystemContainer $psrc -SnapshotName s1
+        Invoke-In $psrc 'echo later > /later; rm /opaque/x'
     }
-    It 'copies a running overlay container, and a snapshot of it, into dir and btrfs pools with its own ids on disk' {
-        New-SystemContainer xov -Image $image -Network none -Start | Out-Null
-        Invoke-In xov 'echo mark > /mark; chown 1000:1001 /mark; chmod 4750 /mark; rm /bin/ls; mkdir /opaque; echo x > /opaque/x'
-        Checkpoint-SystemContainer xov -SnapshotName s1
-        Invoke-In xov 'echo later > /later'
-        Copy-SystemContainer xov xod -StoragePool xdir | Out-Null
-        Copy-SystemContainer xov xob -Snapshot s1 -StoragePool xbtrfs | Out-Null
-        (Get-SystemContainer xov).Status | Should -Be 'Running'
-        @(Get-ChildItem -Force (Get-StateDir xod)).Name | Should -Not -Contain 'source-root'
-        foreach ($name in 'xod', 'xob') {
-            $volume = Get-VolumePath (Get-SystemContainer $name).StoragePool $name
-            stat -c '%u:%g' (Join-Path $volume 'mark') | Should -Be '1000:1001'
-            stat -c '%u:%g' (Join-Path $volume 'bin/busybox') | Should -Be '0:0'
+    AfterAll {
+        Remove-SystemContainer $psrc, "$psrc-live", "$psrc-snap" -Force -ErrorAction SilentlyContinue
+    }
+    It 'copies the running source and its snapshot, each a root that starts with the owners, modes, links, fifos and deletions it had' {
+        $live = Copy-SystemContainer $psrc "$psrc-live" -StoragePool $toPool
+        $snap = Copy-SystemContainer $psrc "$psrc-snap" -Snapshot s1 -StoragePool $toPool
+        $live.StoragePool, $snap.StoragePool | Should -Be @($toPool, $toPool)
+        (Get-SystemContainer $psrc).Status | Should -Be 'Running'
+        Get-SystemContainerSnapshot "$psrc-snap" | Should -BeNullOrEmpty
+        foreach ($name in "$psrc-live", "$psrc-snap") {
             Start-SystemContainer $name
-            Invoke-In $name 'stat -c "%u:%g %a" /mark; cat /opaque/x; test -e /bin/ls && echo there || echo absent' | Should -Be @('1000:1001 4750', 'x', 'absent')
+            Invoke-In $name 'stat -c "%u:%g %a" /mark; readlink /link; test -p /fifo && echo fifo; test -e /bin/ls && echo there || echo absent' |
+                Should -Be @('1000:1001 4750', '/mark', 'fifo', 'absent')
+            Invoke-In $name 'stat -c %u:%g /bin/busybox' | Should -Be '0:0'
+            # On disk: a dir or btrfs volume holds the container's own ids; an overlay upper its host ids.
+            $onDisk = stat -c '%u:%g' (Join-Path (Get-VolumePath $toPool $name) 'mark')
+            if ($To -eq 'overlay') {
+                $base = Get-HostRootUid $name
+                $onDisk | Should -Be "$($base + 1000):$($base + 1001)"
+            }
+            else { $onDisk | Should -Be '1000:1001' }
         }
-        Invoke-In xod 'cat /later' | Should -Be 'later'
-        Invoke-In xob 'test -e /later && echo there || echo absent' | Should -Be 'absent'
-        Remove-SystemContainer xov, xod, xob -Force
+        Invoke-In "$psrc-live" 'cat /later; test -e /opaque/x && echo there || echo absent' | Should -Be @('later', 'absent')
+        Invoke-In "$psrc-snap" 'cat /opaque/x; test -e /later && echo there || echo absent' | Should -Be @('x', 'absent')
     }
-    It 'refuses to copy into the overlay pool, and leaves nothing' {
-        Copy-SystemContainer xsrc xo -StoragePool default -ErrorAction SilentlyContinue -ErrorVariable e1
-        $e1[0].FullyQualifiedErrorId | Should -BeLike 'CopyUnsupported,*'
-        Assert-NothingOf xo
+    It 'gives copies independent of the source and of each other' {
+        Invoke-In "$psrc-live" 'echo changed > /mark'
+        Invoke-In $psrc 'cat /mark' | Should -Be 'mark'
+        Invoke-In "$psrc-snap" 'cat /mark' | Should -Be 'mark'
+        Remove-SystemContainer $psrc -Force
+        Invoke-In "$psrc-live" 'cat /mark' | Should -Be 'changed'
     }
 }
 

@@ -1,6 +1,6 @@
 # Publish-SystemContainer: a stopped container, or a snapshot of one, becomes an image that
 # launches with the files written in the source, owned as they were inside, on overlay (the upper
-# layer over its image, read through a read-only overlay), dir and btrfs (the volume itself);
+# layer over its image, read through a detached read-only overlay), dir and btrfs (the volume itself);
 # refused publishes leave no image and no scratch files. btrfs runs on a loop file the pool makes.
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
@@ -60,13 +60,14 @@ Describe 'Publishing a container on a <Driver> pool' -ForEach @(
     }
     It 'publishes a snapshot of a running container, as it was at the snapshot' {
         Start-SystemContainer $src
+        Invoke-In $src 'echo at-s1 > /at-s1'
         Checkpoint-SystemContainer $src -SnapshotName s1
         Invoke-In $src 'echo later > /later'
         $i = Publish-SystemContainer $src -Snapshot s1 -Alias "pub-$Driver-s1" -Description 'at s1'
         $i.Description | Should -Be 'at s1'
         (Get-SystemContainer $src).Status | Should -Be 'Running'
         New-SystemContainer "from-$Driver-s1" -Image "pub-$Driver-s1" -Network none -Start | Out-Null
-        Invoke-In "from-$Driver-s1" 'cat /published; test -e /later && echo there || echo absent' | Should -Be @('published', 'absent')
+        Invoke-In "from-$Driver-s1" 'cat /published /at-s1; test -e /later && echo there || echo absent' | Should -Be @('published', 'at-s1', 'absent')
     }
 }
 
@@ -101,16 +102,18 @@ Describe 'A refused publish' {
 }
 
 Describe 'A daemon killed during a publish' {
-    It 'detaches and removes the read-only overlay an overlay publish killed while reading it left' {
+    It 'leaves no mount and no scratch files of an overlay publish killed while it reads the root through its detached overlay' {
         New-SystemContainer pubmount -Image $image -Network none | Out-Null
         $before = @(Get-SystemContainerImage | ForEach-Object Fingerprint)
         Stop-DaemonProcess $daemon
-        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'publish-mounted'
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'overlay-send-mounted'
         try { Start-DaemonProcess $daemon } finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
         $dead = $daemon.Pid
         Publish-SystemContainer pubmount -Alias pubmount -ErrorAction SilentlyContinue
-        Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds 60 -What 'the daemon to die at publish-mounted'
-        @(Get-MountsUnder (Join-Path $daemon.StateDir 'images')) | Should -HaveCount 1 -Because 'the daemon died reading the root through its overlay'
+        Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds 60 -What 'the daemon to die at overlay-send-mounted'
+        Get-Content -Raw $daemon.Log | Should -Match 'test hook: SIGKILL at overlay-send-mounted'
+        Get-MountsUnder $daemon.StateDir | Where-Object { $_ -notlike '*/storage-pools/*' } | Should -BeNullOrEmpty -Because 'the overlay was never attached, and went with the daemon'
+        @(Get-ChildItem -Force (Join-Path $daemon.StateDir 'images') -Filter '.publish-*') | Should -HaveCount 1 -Because 'the daemon died writing the tarball'
         $daemon.Pid = 0
         Start-DaemonProcess $daemon
         Assert-NoPublishLeft $before

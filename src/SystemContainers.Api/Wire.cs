@@ -305,6 +305,8 @@ public sealed record SystemContainerStats : IRemoteObject
     public long DiskUsage { get; init; }
     /// <summary>Why DiskUsage counts only part of the tree (too many entries, too deep, too slow); null when it is all of it.</summary>
     public string? DiskUsagePartial { get; init; }
+    /// <summary>The root disk size (limits.disk) the storage pool enforces; null when there is none.</summary>
+    public long? DiskLimit { get; init; }
 }
 
 /// <summary>A managed bridge network: its bridge, subnets, NAT, DNS domain and the containers on it.</summary>

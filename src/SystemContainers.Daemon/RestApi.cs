@@ -696,7 +696,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         Processes = s.Cgroup?.Processes ?? 0, ProcessesLimit = s.Cgroup?.ProcessesLimit,
         Network = [.. s.Network.Select(n => new NetworkInterfaceStats { Name = n.Name, RxBytes = n.RxBytes, RxPackets = n.RxPackets, TxBytes = n.TxBytes, TxPackets = n.TxPackets })],
         NetRxBytes = s.Network.Where(n => n.Name != "lo").Sum(n => n.RxBytes), NetTxBytes = s.Network.Where(n => n.Name != "lo").Sum(n => n.TxBytes),
-        DiskUsage = s.DiskUsageBytes, DiskUsagePartial = s.DiskUsagePartial,
+        DiskUsage = s.DiskUsageBytes, DiskUsagePartial = s.DiskUsagePartial, DiskLimit = s.DiskLimitBytes,
     };
 
     public static SystemContainerNetwork ToApi(NetworkView n) => new()

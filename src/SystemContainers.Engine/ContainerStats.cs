@@ -11,6 +11,7 @@ public sealed record InterfaceStats(string Name, long RxBytes, long RxPackets, l
 /// has Status Stopped and no Cgroup numbers; LastRunOomKills are the OOM kills of its last run.
 /// DiskUsagePartial says why DiskUsageBytes counts only part of the tree (too many entries, too
 /// deep, too slow), so one hostile tree never fails or stalls the samples of the others.
+/// DiskLimitBytes is the root disk size (limits.disk), null when there is none.
 /// </summary>
 public sealed record ContainerStats(
     string Name,
@@ -23,4 +24,5 @@ public sealed record ContainerStats(
     IReadOnlyList<InterfaceStats> Network,
     long DiskUsageBytes,
     long LastRunOomKills = 0,
-    string? DiskUsagePartial = null);
+    string? DiskUsagePartial = null,
+    long? DiskLimitBytes = null);

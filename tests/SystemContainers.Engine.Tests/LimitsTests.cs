@@ -38,6 +38,9 @@ public class ResourceLimitsTests
         Assert.False(l.SwapAllowed);
         Assert.True(l.MemorySoft);
         Assert.Equal(1000, l.IoWeight);
+        Assert.Equal(10L << 30, Parse(("limits.disk", "10GiB")).DiskBytes);
+        Assert.Equal(500_000_000, Parse(("limits.disk", "500MB")).DiskBytes);
+        Assert.Null(l.DiskBytes);
     }
 
     [Theory]
@@ -55,6 +58,9 @@ public class ResourceLimitsTests
     [InlineData("limits.processes", "0")]
     [InlineData("limits.memory.enforce", "sometimes")]
     [InlineData("limits.disk.priority", "11")]
+    [InlineData("limits.disk", "15MiB")]
+    [InlineData("limits.disk", "2EiB")]
+    [InlineData("limits.disk", "50%")]
     [InlineData("limits.cpu.priority", "x")]
     public void RefusesBadValuesNamingTheKey(string key, string value)
     {

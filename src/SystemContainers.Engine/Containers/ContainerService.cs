@@ -68,7 +68,7 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
         _rename = new RenameContainer(_parts);
         _duplicate = new CopyContainer(_parts, nicDefaults, _freeze);
         _publish = new PublishContainer(_parts);
-        _export = new ExportContainer(_parts);
+        _export = new ExportContainer(_parts, _freeze);
         _import = new ImportContainer(_parts, nicDefaults);
         var adopt = new AdoptContainer(_parts, cleanup, supervisor);
 
@@ -161,11 +161,7 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
     public async Task<ContainerView> CopyAsync(string source, string name, string? snapshot, string? storagePool, CancellationToken ct = default)
     {
         Container? made = null;
-        await UnderGate(source, "container-copied", c =>
-        {
-            made = _duplicate.Run(c, name, snapshot, storagePool);
-            return Task.CompletedTask;
-        }, ct, null);
+        await UnderGate(source, "container-copied", async c => made = await _duplicate.RunAsync(c, name, snapshot, storagePool, ct), ct, null);
         Raise("container-created", name);
         return View(made!);
     }
@@ -318,13 +314,13 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
         var s = _sampler.Read(_parts.Storage.UsageTreeOf(c.Record), live?.Cgroup, live?.Pid);
         if (live is null)
             return new ContainerStats(name, c.Damage is null ? ContainerStatus.Stopped : ContainerStatus.Error, s.At, TimeSpan.Zero, null, 0, TimeSpan.Zero, [],
-                s.Disk.Bytes, c.Runtime.OomKills, s.Disk.Partial);
+                s.Disk.Bytes, c.Runtime.OomKills, s.Disk.Partial, c.Spec.Limits.DiskBytes);
         var previous = live.LastSample;
         var cpu = s.Cpu;
         live.LastSample = cpu;
         return new ContainerStats(name, live.Frozen ? ContainerStatus.Frozen : ContainerStatus.Running, s.At,
             s.At - (c.Runtime.StartedAt ?? s.At), s.Cgroup, cpu.PercentSince(previous), s.At - previous.At, s.Network, s.Disk.Bytes,
-            DiskUsagePartial: s.Disk.Partial);
+            DiskUsagePartial: s.Disk.Partial, DiskLimitBytes: c.Spec.Limits.DiskBytes);
     }
 
     /// <summary>

@@ -7,7 +7,8 @@ namespace SystemContainers.Engine.Containers;
 /// Copies a container (or one of its snapshots) to a new one, as LXD's copy: the same image, config,
 /// profiles, limits and devices, but a new identity: its own id, id map, MACs and host-side NIC
 /// names, and no fixed address, which the source holds. Snapshots are not copied. A running source
-/// is frozen while its volume is copied, so the copy holds one moment of its writes. The copy is
+/// is frozen while its volume is copied, so the copy holds one moment of its writes; between pools
+/// the volume streams from one driver to the other (StorageService.CopyVolumeAsync). The copy is
 /// made like a create, in a staging directory moved in place last: a daemon killed midway leaves
 /// a staging directory and a volume no container owns, both reclaimed at the next start.
 /// </summary>
@@ -17,7 +18,7 @@ internal sealed class CopyContainer(EngineParts parts, NicDefaults nicDefaults, 
     private static readonly string[] IdentityProperties = ["hwaddr", "host_name", "ipv4.address"];
 
     /// <summary>Runs under the source's gate, so the source is neither started, stopped nor removed meanwhile.</summary>
-    public Container Run(Container source, string name, string? snapshot, string? storagePool)
+    public async Task<Container> RunAsync(Container source, string name, string? snapshot, string? storagePool, CancellationToken ct)
     {
         ContainerName.Validate(name);
         var from = source.Record;
@@ -27,19 +28,19 @@ internal sealed class CopyContainer(EngineParts parts, NicDefaults nicDefaults, 
         foreach (var disk in parsed.Disks) disk.CheckSource();
         using var staged = StagedContainer.Claim(parts, name, parsed, idmap => new ContainerRecord(name, from.ImageFingerprint, from.ImageAlias,
             parsed.Raw, DateTimeOffset.UtcNow, idmap, from.InitKind, Guid.NewGuid()) { StoragePool = parts.Storage.Resolve(storagePool ?? from.StoragePool) });
-        CopyVolume(source, snapshot, staged.Container.Record, staged.Dir);
+        await CopyVolumeAsync(source, snapshot, staged.Container.Record, staged.Dir, ct);
         TestHooks.Reach("copy-volume-made");
         return staged.Commit("copy-staged");
     }
 
-    private void CopyVolume(Container source, string? snapshot, ContainerRecord target, string staging)
+    private async Task CopyVolumeAsync(Container source, string? snapshot, ContainerRecord target, string staging, CancellationToken ct)
     {
         var (_, live) = source.Snapshot();
         bool freeze = snapshot is null && live is { Frozen: false };
         if (freeze) freezer.Freeze(source);
         try
         {
-            parts.Storage.CopyVolume(source.Record, snapshot, target, staging);
+            await parts.Storage.CopyVolumeAsync(source.Record, snapshot, target, staging, ct);
         }
         finally
         {

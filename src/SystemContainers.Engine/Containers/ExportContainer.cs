@@ -13,12 +13,15 @@ public enum BackupCompression { None, Gzip, Zstd }
 public sealed record ExportOptions(bool IncludeSnapshots, bool Optimized, BackupCompression Compression);
 
 /// <summary>
-/// Exports a stopped container as a backup tarball in Incus' layout (see BackupIndex): the index
-/// first, then each snapshot oldest first, then the container, each a tree of its root in the
+/// Exports a container as a backup tarball in Incus' layout (see BackupIndex): the index first,
+/// then each snapshot oldest first, then the container, each a tree of its root in the
 /// container's own ids or, optimized, a btrfs send stream (incremental from the snapshot before).
-/// Everything is checked when the export is opened, so a refusal comes before the first byte.
+/// A running container is frozen only while a temporary snapshot is taken (a dot name, which no
+/// listing shows and the next snapshot removes if a crash left it), and its root is sent from
+/// that snapshot, so the export holds one moment of it while it runs on. Everything is checked
+/// when the export is opened, so a refusal comes before the first byte.
 /// </summary>
-internal sealed class ExportContainer(EngineParts parts)
+internal sealed class ExportContainer(EngineParts parts, FreezeContainer freezer)
 {
     public async Task<ContainerExport> OpenAsync(Container c, ExportOptions options, CancellationToken ct)
     {
@@ -28,7 +31,6 @@ internal sealed class ExportContainer(EngineParts parts)
         {
             if (!parts.Registry.IsCurrent(c)) throw ContainerRegistry.Gone(c.Name);
             c.Intact();
-            if (c.Live is not null) throw EngineException.Conflict("ContainerRunning", $"container '{c.Name}' is running; stop it before exporting it");
             var record = c.Record;
             var driver = parts.Storage.DriverOf(record);
             var pool = parts.Storage.Get(record.StoragePool ?? StoragePool.DefaultName).Pool;
@@ -40,13 +42,34 @@ internal sealed class ExportContainer(EngineParts parts)
             var index = new BackupIndex(record.Name, pool.Driver, pool.Name, "container", options.Optimized, false, [.. snapshots.Select(s => s.Name)],
                 new BackupConfig(new BackupContainer(record.Name, record.Config, record.Created, record.ImageFingerprint, record.ImageAlias, record.InitKind),
                     [.. snapshots.Select(s => new BackupSnapshot(s.Name, s.Created, s.ExpiresAt))]));
-            return new ContainerExport(driver, volume, parts.Storage.SourceOf(record), record.IdMap, index, format, options.Compression, Path.Combine(parts.Options.StateDir, "backups"), lease);
+            string? moment = TakeMoment(c, driver, volume);
+            return new ContainerExport(driver, volume, moment, parts.Storage.SourceOf(record), record.IdMap, index, format, options.Compression,
+                Path.Combine(parts.Options.StateDir, "backups"), lease);
         }
         catch
         {
             lease.Dispose();
             throw;
         }
+    }
+
+    /// <summary>A running container's temporary snapshot, taken frozen (unless it is frozen already); null for a stopped one, whose volume is still.</summary>
+    private string? TakeMoment(Container c, IStorageDriver driver, Volume volume)
+    {
+        var (_, live) = c.Snapshot();
+        if (live is null) return null;
+        string moment = $".export-{Guid.NewGuid():N}";
+        bool freeze = !live.Frozen;
+        if (freeze) freezer.Freeze(c);
+        try
+        {
+            driver.CreateSnapshot(volume, moment);
+        }
+        finally
+        {
+            if (freeze) freezer.Thaw(live);
+        }
+        return moment;
     }
 }
 
@@ -56,6 +79,7 @@ public sealed class ContainerExport : IDisposable
     private static readonly ImportLimits Unlimited = new(long.MaxValue, long.MaxValue);
     private readonly IStorageDriver _driver;
     private readonly Volume _volume;
+    private readonly string? _moment;
     private readonly VolumeSource _image;
     private readonly Spec.IdMap? _map;
     private readonly BackupIndex _index;
@@ -64,10 +88,12 @@ public sealed class ContainerExport : IDisposable
     private readonly string _spool;
     private readonly IDisposable _lease;
 
-    internal ContainerExport(IStorageDriver driver, Volume volume, VolumeSource image, Spec.IdMap? map, BackupIndex index, VolumeFormat format, BackupCompression compression,
-        string spool, IDisposable lease)
+    /// <summary>moment: the temporary snapshot a running container's root is sent from (null: the stopped volume itself), deleted on Dispose.</summary>
+    internal ContainerExport(IStorageDriver driver, Volume volume, string? moment, VolumeSource image, Spec.IdMap? map, BackupIndex index, VolumeFormat format,
+        BackupCompression compression, string spool, IDisposable lease)
     {
-        (_driver, _volume, _image, _map, _index, _format, _compression, _spool, _lease) = (driver, volume, image, map, index, format, compression, spool, lease);
+        (_driver, _volume, _moment, _image, _map, _index, _format, _compression, _spool, _lease) =
+            (driver, volume, moment, image, map, index, format, compression, spool, lease);
     }
 
     public async Task WriteAsync(Stream output, CancellationToken ct)
@@ -95,8 +121,8 @@ public sealed class ContainerExport : IDisposable
             else await AddSendStreamAsync(tar, snapshot, parent, BackupIndex.StreamOf(snapshot), ct);
             parent = snapshot;
         }
-        if (_format == VolumeFormat.Tar) await AddTreeAsync(tar, null, BackupIndex.ContainerTree, ct);
-        else await AddSendStreamAsync(tar, null, parent, BackupIndex.ContainerStream, ct);
+        if (_format == VolumeFormat.Tar) await AddTreeAsync(tar, _moment, BackupIndex.ContainerTree, ct);
+        else await AddSendStreamAsync(tar, _moment, parent, BackupIndex.ContainerStream, ct);
         tar.Finish();
     }
 
@@ -142,5 +168,20 @@ public sealed class ContainerExport : IDisposable
         return name == "." ? "" : name;
     }
 
-    public void Dispose() => _lease.Dispose();
+    public void Dispose()
+    {
+        try
+        {
+            if (_moment is not null) _driver.DeleteSnapshot(_volume, _moment);
+        }
+        catch (Exception e) when (e is EngineException or Interop.NativeException or IOException)
+        {
+            // Hidden from every listing, it goes with the next snapshot or the container.
+            EngineLog.Write($"cannot delete the temporary snapshot {_moment} of container '{_volume.Container}' after its export: {e.Message}");
+        }
+        finally
+        {
+            _lease.Dispose();
+        }
+    }
 }

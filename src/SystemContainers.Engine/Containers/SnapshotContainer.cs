@@ -28,7 +28,8 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
             throw EngineException.Conflict("SnapshotExists", $"container '{c.Name}' already has a snapshot '{name}'");
         string dir = parts.Store.DirectoryOf(c.Name);
         var records = SnapshotRecords.Read(dir);
-        records.With(name, new SnapshotRecord(DateTimeOffset.UtcNow, expiresAt)).Write(dir);
+        var made = new SnapshotInfo(name, DateTimeOffset.UtcNow, expiresAt);
+        records.With(name, new SnapshotRecord(made.Created, expiresAt)).Write(dir);
         var (_, live) = c.Snapshot();
         bool freeze = live is { Frozen: false };
         try
@@ -48,7 +49,7 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
             records.Write(dir);
             throw;
         }
-        return List(c).First(s => s.Name == name);
+        return made;
     }
 
     public void Restore(Container c, string snapshot)
@@ -56,6 +57,8 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
         if (c.Live is not null)
             throw EngineException.Conflict("ContainerRunning", $"container '{c.Name}' is running; stop it before restoring snapshot '{snapshot}'");
         parts.Storage.DriverOf(c.Record).RestoreSnapshot(parts.Storage.VolumeOf(c.Record), SnapshotName.Validate(snapshot));
+        // A btrfs restore makes a new subvolume, whose qgroup has no limit yet.
+        if (c.Spec.Limits.DiskBytes is { } size) parts.Storage.SetRootSize(c.Record, parts.Store.DirectoryOf(c.Name), size);
     }
 
     public void Delete(Container c, string snapshot)
@@ -74,7 +77,8 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
         string dir = parts.Store.DirectoryOf(c.Name);
         var records = SnapshotRecords.Read(dir);
         var record = records.Of(SnapshotName.Validate(snapshot));
-        if (driver.Snapshots(volume).Any(s => s.Name == SnapshotName.Validate(newName)))
+        var taken = driver.Snapshots(volume);
+        if (taken.Any(s => s.Name == SnapshotName.Validate(newName)))
             throw EngineException.Conflict("SnapshotExists", $"container '{c.Name}' already has a snapshot '{newName}'");
         var moved = records.With(newName, record);
         moved.Write(dir);
@@ -88,7 +92,7 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
             throw;
         }
         moved.With(snapshot, null).Write(dir);
-        return List(c).First(s => s.Name == newName);
+        return moved.Over(taken.Where(s => s.Name == snapshot).Select(s => s with { Name = newName }))[0];
     }
 
     /// <summary>Refuses a bad snapshot name, or one the container has no snapshot of.</summary>

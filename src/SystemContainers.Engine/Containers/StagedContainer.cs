@@ -46,6 +46,7 @@ internal sealed class StagedContainer : IDisposable
         {
             staged._revert.Add($"the claim of name '{name}'", () => registry.Remove(container));
             staged._revert.Add($"staging directory {staged.Dir}", () => TreeRemover.Remove(staged.Dir));
+            parts.Storage.CheckRootSize(container.Record, parsed.Limits.DiskBytes);
             Directory.CreateDirectory(staged.Dir);
             staged._revert.Add($"the volume of '{name}'", () => parts.Storage.DeleteVolume(container.Record, staged.Dir));
             return staged;
@@ -57,13 +58,14 @@ internal sealed class StagedContainer : IDisposable
         }
     }
 
-    /// <summary>Registers the NICs, writes the config and moves the staging directory in place; the crash tests stop at hook.</summary>
+    /// <summary>Registers the NICs, limits the volume (limits.disk), writes the config and moves the staging directory in place; the crash tests stop at hook.</summary>
     public Container Commit(string hook)
     {
         string name = Container.Name;
         _revert.Add($"the NICs of '{name}'", () => _parts.Networks.Register(name, []));
         _parts.Networks.Register(name, Container.Spec.Nics);
         StepTrace.Mark("create: NICs registered");
+        if (Container.Spec.Limits.DiskBytes is { } size) _parts.Storage.SetRootSize(Container.Record, Dir, size);
         _parts.Store.CreateConfig(Dir, Container.Record);
         StepTrace.Mark("create: config written");
         TestHooks.Reach(hook);

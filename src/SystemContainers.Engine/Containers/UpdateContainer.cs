@@ -7,7 +7,8 @@ namespace SystemContainers.Engine.Containers;
 
 /// <summary>
 /// Changes config keys (a null or empty value removes one). The whole result is validated
-/// first; on a running container the NICs, disks and limits change at once, and whatever the
+/// first; the root disk size (limits.disk) changes at once, running or not; on a running
+/// container the NICs, disks and limits change at once too, and whatever the
 /// kernel refuses puts back what was changed before it. Only then is config.json replaced.
 /// </summary>
 internal sealed class UpdateContainer(EngineParts parts, ContainerCleanup cleanup, NicDefaults nicDefaults)
@@ -30,6 +31,12 @@ internal sealed class UpdateContainer(EngineParts parts, ContainerCleanup cleanu
         var old = c.Spec;
         foreach (var disk in config.Disks.Except(old.Disks)) disk.CheckSource();
         using var revert = new Reverter();
+        if (config.Limits.DiskBytes != old.Limits.DiskBytes)
+        {
+            parts.Storage.CheckRootSize(c.Record, config.Limits.DiskBytes);
+            parts.Storage.SetRootSize(c.Record, parts.Store.DirectoryOf(name), config.Limits.DiskBytes);
+            revert.Add($"the root disk size of '{name}'", () => parts.Storage.SetRootSize(c.Record, parts.Store.DirectoryOf(name), old.Limits.DiskBytes));
+        }
         if (nicsChanged)
         {
             config = nicDefaults.Complete(config, firstConfig: false);

@@ -27,7 +27,7 @@ public static class IdShifter
         }
         try
         {
-            Shift(staging, null, map, keepForeign: false);
+            Shift(staging, null, map);
         }
         catch (NativeException e)
         {
@@ -43,20 +43,11 @@ public static class IdShifter
     /// the container's own ids), in place: a layer copied from one container to another. Its
     /// whiteouts stay as overlay made them.
     /// </summary>
-    internal static void Reshift(string dir, IdMap? from, IdMap to) => ShiftInPlace(dir, from, to, keepForeign: false);
-
-    /// <summary>
-    /// Gives the owners of a tree that lie in the map's range back as the container's own ids
-    /// (0..size-1), in place, leaving the others (an image's, below any range) as they are: a
-    /// layered root copied into a volume that holds the container's own ids.
-    /// </summary>
-    internal static void Unshift(string dir, IdMap map) => ShiftInPlace(dir, map, new IdMap(0, 0, map.Size), keepForeign: true);
-
-    private static void ShiftInPlace(string dir, IdMap? from, IdMap to, bool keepForeign)
+    internal static void Reshift(string dir, IdMap? from, IdMap to)
     {
         try
         {
-            Shift(dir, from, to, keepForeign);
+            Shift(dir, from, to);
         }
         catch (NativeException e)
         {
@@ -65,15 +56,14 @@ public static class IdShifter
     }
 
     /// <summary>
-    /// Adds the range base to every owner (less from's base; with keepForeign, an owner outside
-    /// from's range is left as it is), relative to directory fds one name at a time (an image
-    /// may hold paths beyond PATH_MAX) and never through a symlink. chown clears setuid/setgid
+    /// Adds the range base to every owner (less from's base), relative to directory fds one name at
+    /// a time (an image may hold paths beyond PATH_MAX) and never through a symlink. chown clears setuid/setgid
     /// bits, so each mode is restored after it.
     /// </summary>
-    private static void Shift(string dir, IdMap? from, IdMap map, bool keepForeign)
+    private static void Shift(string dir, IdMap? from, IdMap map)
     {
         using var root = Sys.Open(dir, At.DirFlags);
-        ShiftOne(root.Fd, "", from, map, keepForeign, dir);
+        ShiftOne(root.Fd, "", from, map, dir);
         var streams = new Stack<nint>();
         try
         {
@@ -87,7 +77,7 @@ public static class IdShifter
                     continue;
                 }
                 int parent = At.dirfd(streams.Peek());
-                if (ShiftOne(parent, name, from, map, keepForeign, name).IsDirectory)
+                if (ShiftOne(parent, name, from, map, name).IsDirectory)
                 {
                     if (streams.Count >= RootfsExtractor.MaxDepth)
                         throw new NativeException(Libc.EINVAL, $"descend more than {RootfsExtractor.MaxDepth} directories into", dir);
@@ -113,15 +103,13 @@ public static class IdShifter
         }
     }
 
-    private static FileIdentity ShiftOne(int parent, string name, IdMap? from, IdMap map, bool keepForeign, string where)
+    private static FileIdentity ShiftOne(int parent, string name, IdMap? from, IdMap map, string where)
     {
         var id = At.Stat(parent, name, where);
         // An overlay whiteout (a 0:0 character device) is the kernel's, owned by host root whoever made it: no one's ids to move.
         if (from is not null && id.Type == At.S_IFCHR && id.RdevMajor == 0 && id.RdevMinor == 0) return id;
         long uid = id.Uid - (from?.UidBase ?? 0), gid = id.Gid - (from?.GidBase ?? 0);
-        bool outside = uid < 0 || gid < 0 || uid >= map.Size || gid >= map.Size;
-        if (outside && keepForeign) return id;
-        if (outside)
+        if (uid < 0 || gid < 0 || uid >= map.Size || gid >= map.Size)
             throw new EngineException(FailureKind.Failed, "ShiftFailed", $"cannot shift {where}: owner {id.Uid}:{id.Gid} is outside the {map.Size}-id range");
         int flags = At.AT_SYMLINK_NOFOLLOW | (name.Length == 0 ? At.AT_EMPTY_PATH : 0);
         if (At.fchownat(parent, name, (int)(map.UidBase + uid), (int)(map.GidBase + gid), flags) < 0)

@@ -154,7 +154,7 @@ public sealed partial class ImageStore
     /// The scratch directory is a dot name in the store, reclaimed at a daemon start, and removed
     /// once the image is made or has failed.
     /// </summary>
-    public async Task<ImageRecord> PublishAsync(Func<string, string> write, string alias, string description, IProgress<string>? progress, CancellationToken ct)
+    public async Task<ImageRecord> PublishAsync(Func<string, CancellationToken, Task<string>> write, string alias, string description, IProgress<string>? progress, CancellationToken ct)
     {
         ValidateAlias(alias);
         CheckAliasFree(alias, "");
@@ -163,7 +163,7 @@ public sealed partial class ImageStore
         {
             MakePrivate(scratch);
             progress?.Report("writing the root file system");
-            string tarball = await Task.Run(() => write(scratch), ct);
+            string tarball = await write(scratch, ct);
             TestHooks.Reach("publish-written");
             return await ImportAsync(tarball, alias, description, progress, ct);
         }

@@ -12,8 +12,8 @@ public sealed record ExtractedRootfs(int Entries, IReadOnlyList<string> DroppedD
 /// fds opened one component at a time with O_NOFOLLOW: no symlink the archive made is ever
 /// followed and depth beyond PATH_MAX does not matter. Only directories, regular files, symlinks
 /// and hardlinks to regular files this archive made are created, with owners, modes, mtimes and
-/// xattrs (file capabilities, ACLs); device nodes, FIFOs, sparse members and other types are
-/// dropped and reported, as are trusted.* xattrs (overlayfs reads its own from them).
+/// xattrs (file capabilities, ACLs); device nodes, FIFOs (unless asked for), sparse members and
+/// other types are dropped and reported, as are trusted.* xattrs (overlayfs reads its own from them).
 /// </summary>
 public sealed unsafe class RootfsExtractor : IDisposable
 {
@@ -21,6 +21,7 @@ public sealed unsafe class RootfsExtractor : IDisposable
     public const int MaxDepth = 256;
     private const int FileFlags = Libc.O_WRONLY | Libc.O_CREAT | Libc.O_EXCL | Libc.O_NOFOLLOW | Libc.O_CLOEXEC;
     private const long UTIME_NOW = (1L << 30) - 1;
+    private const int S_IFIFO = 0x1000;
 
     private readonly SafeFd _root;
     private readonly DirectoryChain _dirs, _linkTargets;
@@ -30,10 +31,11 @@ public sealed unsafe class RootfsExtractor : IDisposable
     private readonly byte[] _buffer = new byte[256 * 1024];
 
     private readonly long _maxId, _uidShift, _gidShift;
+    private readonly bool _fifos;
 
-    private RootfsExtractor(string rootfs, long maxId, long uidShift, long gidShift)
+    private RootfsExtractor(string rootfs, long maxId, long uidShift, long gidShift, bool fifos)
     {
-        (_maxId, _uidShift, _gidShift) = (maxId, uidShift, gidShift);
+        (_maxId, _uidShift, _gidShift, _fifos) = (maxId, uidShift, gidShift, fifos);
         _root = Sys.Open(rootfs, At.DirFlags);
         _dirs = new DirectoryChain(_root.Fd);
         _linkTargets = new DirectoryChain(_root.Fd);
@@ -43,11 +45,12 @@ public sealed unsafe class RootfsExtractor : IDisposable
     /// Unpacks every member of tar into rootfs (an empty directory); throws InvalidDataException naming the member that is refused.
     /// Owners must be below maxId: a container's backup holds only ids of its own range. They are
     /// written shifted by uidShift and gidShift (an overlay upper layer holds the container's host ids).
+    /// With fifos, FIFOs are made rather than dropped (a container's own root copied on this host).
     /// </summary>
     public static ExtractedRootfs Extract(TarballReader tar, string rootfs, CancellationToken ct = default, long maxId = uint.MaxValue,
-        long uidShift = 0, long gidShift = 0)
+        long uidShift = 0, long gidShift = 0, bool fifos = false)
     {
-        using var x = new RootfsExtractor(rootfs, maxId, uidShift, gidShift);
+        using var x = new RootfsExtractor(rootfs, maxId, uidShift, gidShift, fifos);
         int entries = 0;
         while (tar.Next() is TarMember m)
         {
@@ -79,10 +82,10 @@ public sealed unsafe class RootfsExtractor : IDisposable
             case '3' or '4':
                 _devices.Add(name);
                 return;
-            case '6':
+            case '6' when !_fifos:
                 _dropped.Add($"{name} (fifo)");
                 return;
-            case not ('0' or '7' or '1' or '2' or '5'):
+            case not ('0' or '7' or '1' or '2' or '5' or '6'):
                 _dropped.Add($"{name} (type '{m.Type}')");
                 return;
         }
@@ -103,6 +106,7 @@ public sealed unsafe class RootfsExtractor : IDisposable
         if (m.IsDirectory) CreateDirectory(parent, leaf, parts, m, name);
         else if (m.IsSymlink) CreateSymlink(parent, leaf, m, name);
         else if (m.IsHardlink) CreateHardlink(parent, leaf, m, name);
+        else if (m.Type == '6') CreateFifo(parent, leaf, m, name);
         else CreateFile(tar, parent, leaf, m, name);
     }
 
@@ -138,6 +142,22 @@ public sealed unsafe class RootfsExtractor : IDisposable
         SetMetadata(fd.Fd, m, name);
         SetTimes(fd.Fd, null, m, name);
         _regular.Add(name);
+    }
+
+    /// <summary>Opened O_NONBLOCK to set its owner, xattrs and mode: a reader's open of a fifo does not wait for a writer then.</summary>
+    private void CreateFifo(int parent, string leaf, TarMember m, string name)
+    {
+        if (At.mknodat(parent, leaf, S_IFIFO | 0x180, 0) < 0)
+        {
+            if (Marshal.GetLastPInvokeError() != Libc.EEXIST) throw NativeException.FromLastError("mkfifo", Short(name));
+            Unlink(parent, leaf, name);
+            if (At.mknodat(parent, leaf, S_IFIFO | 0x180, 0) < 0) throw NativeException.FromLastError("mkfifo", Short(name));
+        }
+        int raw = At.openat(parent, leaf, Libc.O_RDONLY | Libc.O_NONBLOCK | Libc.O_NOFOLLOW | Libc.O_CLOEXEC);
+        if (raw < 0) throw NativeException.FromLastError("open fifo", Short(name));
+        using var fd = new SafeFd(raw, name: Short(name));
+        SetMetadata(fd.Fd, m, name);
+        SetTimes(fd.Fd, null, m, name);
     }
 
     private void CreateSymlink(int parent, string leaf, TarMember m, string name)

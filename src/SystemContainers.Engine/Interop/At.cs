@@ -120,6 +120,9 @@ internal static unsafe partial class At
     public static partial int mkdirat(int dirFd, string name, int mode);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int mknodat(int dirFd, string name, int mode, ulong dev);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int symlinkat(string target, int dirFd, string name);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]

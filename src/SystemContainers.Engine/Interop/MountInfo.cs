@@ -7,13 +7,6 @@ internal static partial class MountInfo
 {
     public static bool IsMountPoint(string dir) => MountPoints().Contains(dir);
 
-    /// <summary>The mount points strictly under dir, deepest first, so each can be detached before the one it is in.</summary>
-    public static IReadOnlyList<string> Under(string dir)
-    {
-        string prefix = dir.TrimEnd('/') + "/";
-        return [.. MountPoints().Where(p => p.StartsWith(prefix, StringComparison.Ordinal)).OrderByDescending(p => p.Length)];
-    }
-
     private static IEnumerable<string> MountPoints() =>
         File.ReadLines("/proc/self/mountinfo").Select(l => l.Split(' ')).Where(f => f.Length > 4)
             .Select(f => Escaped().Replace(f[4], m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString()));

@@ -10,15 +10,17 @@ namespace SystemContainers.Engine.Spec;
 /// limits.cpu.priority: 0-10, 5 being the kernel's default weight (used when no percentage allowance is set);
 /// limits.memory: bytes, with a kB/MB/GB/KiB/MiB/GiB suffix, or a percentage of host memory;
 /// limits.memory.swap: true/false; limits.memory.enforce: hard/soft;
-/// limits.processes: the most processes; limits.disk.priority: 0-10 (I/O weight).
+/// limits.processes: the most processes; limits.disk.priority: 0-10 (I/O weight);
+/// limits.disk: the root disk's size in bytes (LXD's root disk device size), which the storage
+/// driver enforces (btrfs: a qgroup limit) rather than a cgroup.
 /// </summary>
 public sealed partial record ResourceLimits
 {
     public const string Cpu = "limits.cpu", CpuAllowance = "limits.cpu.allowance", CpuPriority = "limits.cpu.priority",
         Memory = "limits.memory", MemorySwap = "limits.memory.swap", MemoryEnforce = "limits.memory.enforce",
-        Processes = "limits.processes", DiskPriority = "limits.disk.priority";
+        Processes = "limits.processes", DiskPriority = "limits.disk.priority", Disk = "limits.disk";
 
-    public static readonly IReadOnlyList<string> Keys = [Cpu, CpuAllowance, CpuPriority, Memory, MemorySwap, MemoryEnforce, Processes, DiskPriority];
+    public static readonly IReadOnlyList<string> Keys = [Cpu, CpuAllowance, CpuPriority, Memory, MemorySwap, MemoryEnforce, Processes, DiskPriority, Disk];
 
     /// <summary>CPUs to pin to, as a cpuset list; null for all.</summary>
     public string? CpuSet { get; init; }
@@ -34,6 +36,8 @@ public sealed partial record ResourceLimits
     public long? ProcessesMax { get; init; }
     /// <summary>I/O weight on the cgroup v1 blkio scale (10-1000, default 500).</summary>
     public long? IoWeight { get; init; }
+    /// <summary>The most bytes the root file system may hold (limits.disk); null for no limit.</summary>
+    public long? DiskBytes { get; init; }
 
     public static ResourceLimits None { get; } = new();
 
@@ -108,6 +112,12 @@ public sealed partial record ResourceLimits
             };
         if (config.TryGetValue(Processes, out var procs)) r = r with { ProcessesMax = ParseRange(Processes, procs, 1, 4_194_304) };
         if (config.TryGetValue(DiskPriority, out var disk)) r = r with { IoWeight = 10 + ParseRange(DiskPriority, disk, 0, 10) * 99 };
+        if (config.TryGetValue(Disk, out var size))
+        {
+            double bytes = ParseBytes(Disk, size, "bytes such as 10GiB or 500MB");
+            if (bytes < MinDiskBytes || bytes > MaxDiskBytes) throw Invalid(Disk, size, "from 16MiB to 1EiB");
+            r = r with { DiskBytes = (long)bytes };
+        }
         return r;
     }
 
@@ -116,6 +126,9 @@ public sealed partial record ResourceLimits
 
     /// <summary>The smallest memory limit: below it not even an init runs.</summary>
     public const long MinMemoryBytes = 4L << 20;
+
+    /// <summary>The smallest root disk: btrfs counts a subvolume's metadata against its limit, so less leaves no room for files.</summary>
+    public const long MinDiskBytes = 16L << 20, MaxDiskBytes = 1L << 60;
 
     private static long ParseMemory(string value, long hostMemory)
     {
@@ -129,8 +142,17 @@ public sealed partial record ResourceLimits
             if (share < MinMemoryBytes) throw Invalid(Memory, value, $"a percentage that gives at least 4MiB of this host's {hostMemory} bytes");
             return share;
         }
+        double bytes = ParseBytes(Memory, value, "bytes such as 536870912, 512MiB or 2GB, or a percentage such as 50%");
+        if (bytes < MinMemoryBytes) throw Invalid(Memory, value, "at least 4MiB");
+        if (bytes > (double)hostMemory * 64) throw Invalid(Memory, value, "no more than the host could ever give");
+        return (long)bytes;
+    }
+
+    /// <summary>Bytes with an optional unit, as a double: the product may be far beyond a long, so callers compare before converting.</summary>
+    private static double ParseBytes(string key, string value, string expected)
+    {
         var m = BytesPattern().Match(value);
-        if (!m.Success) throw Invalid(Memory, value, "bytes such as 536870912, 512MiB or 2GB, or a percentage such as 50%");
+        if (!m.Success) throw Invalid(key, value, expected);
         double n = double.Parse(m.Groups[1].Value, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture);
         long unit = m.Groups[2].Value switch
         {
@@ -138,11 +160,7 @@ public sealed partial record ResourceLimits
             "kB" or "KB" => 1000, "MB" => 1_000_000, "GB" => 1_000_000_000, "TB" => 1_000_000_000_000,
             "k" or "K" or "KiB" => 1L << 10, "M" or "MiB" => 1L << 20, "G" or "GiB" => 1L << 30, _ => 1L << 40,
         };
-        // Compared as doubles: the product may be far beyond a long.
-        double bytes = n * unit;
-        if (bytes < MinMemoryBytes) throw Invalid(Memory, value, "at least 4MiB");
-        if (bytes > (double)hostMemory * 64) throw Invalid(Memory, value, "no more than the host could ever give");
-        return (long)bytes;
+        return n * unit;
     }
 
     private static long Micro(long n, string unit) => unit switch { "s" => n * 1_000_000, "ms" => n * 1000, _ => n };

@@ -11,11 +11,7 @@ public static class Recovery
     /// <summary>Removes every dot entry directly in dir (the staging area of a store).</summary>
     public static void ReclaimStaging(string dir)
     {
-        foreach (var entry in Entries(dir).Where(e => e.StartsWith('.')))
-        {
-            DetachMounts(Path.Combine(dir, entry));
-            TryRemove(dir, entry);
-        }
+        foreach (var entry in Entries(dir).Where(e => e.StartsWith('.'))) TryRemove(dir, entry);
     }
 
     /// <summary>Removes the temp files of interrupted atomic writes in each directory under root.</summary>
@@ -50,17 +46,6 @@ public static class Recovery
             EngineLog.Write($"cannot list {dir} for leftovers: {e.Message}");
             return [];
         }
-    }
-
-    /// <summary>
-    /// Detaches what a staging entry still has mounted under it (the read-only overlay a publish
-    /// or a copy read a layered root through when the daemon died), so its removal reaches it.
-    /// </summary>
-    private static void DetachMounts(string path)
-    {
-        foreach (var point in Interop.MountInfo.Under(path))
-            if (Interop.Libc.umount2(point, Interop.Libc.MNT_DETACH) < 0)
-                EngineLog.Write(Interop.NativeException.FromLastError("detach leftover mount", point).Message);
     }
 
     private static void TryRemove(string dir, string name)

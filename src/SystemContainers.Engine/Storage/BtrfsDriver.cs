@@ -99,37 +99,20 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
         Btrfs.Snapshot(snapshot is null ? PathOf(source) : SnapshotPath(source, snapshot), to, readOnly: false);
     }
 
-    public StoredRoot StoredRootOf(Volume volume, string? snapshot, VolumeSource image) =>
-        new([snapshot is null ? PathOf(volume) : SnapshotPath(volume, snapshot)], HostIds: false);
-
-    public void ReceiveTree(Volume target, string tree)
-    {
-        string to = PathOf(target);
-        PoolDirs.CheckAbsent(to);
-        Btrfs.CreateSubvolume(to);
-        try
-        {
-            TreeCopy.CopyInto(tree, to);
-        }
-        catch
-        {
-            Btrfs.Destroy(to);
-            throw;
-        }
-    }
-
     public void RenameVolume(Volume volume, string newName)
     {
         PoolDirs.Rename(PathOf(volume), Path.Combine(Volumes, newName));
         PoolDirs.Rename(SnapshotsOf(volume), Path.Combine(SnapshotsDir, newName));
     }
 
+    /// <summary>A dot-named snapshot is a temporary one of the engine's (an export's), never listed; one a crash left is removed here.</summary>
     public void CreateSnapshot(Volume volume, string snapshot)
     {
         string path = Path.Combine(SnapshotsOf(volume), snapshot);
         if (Directory.Exists(path))
             throw EngineException.Conflict("SnapshotExists", $"container '{volume.Container}' already has a snapshot '{snapshot}'");
         Directory.CreateDirectory(SnapshotsOf(volume));
+        foreach (var leftover in Directory.EnumerateDirectories(SnapshotsOf(volume), ".*")) Btrfs.Destroy(leftover);
         Btrfs.Snapshot(PathOf(volume), path, readOnly: true);
     }
 
@@ -164,7 +147,8 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
     {
         string dir = SnapshotsOf(volume);
         if (!Directory.Exists(dir)) return [];
-        return [.. new DirectoryInfo(dir).EnumerateDirectories().Select(d => new SnapshotInfo(d.Name, d.CreationTimeUtc)).OrderBy(s => s.Created)];
+        return [.. new DirectoryInfo(dir).EnumerateDirectories().Where(d => !d.Name.StartsWith('.'))
+            .Select(d => new SnapshotInfo(d.Name, d.CreationTimeUtc)).OrderBy(s => s.Created)];
     }
 
     private string SnapshotsOf(Volume volume) => Path.Combine(SnapshotsDir, volume.Container);
@@ -211,6 +195,29 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
             return path;
         }
     }
+
+    public bool LimitsRootSize => true;
+
+    /// <summary>
+    /// The limit of the volume's own qgroup (0/its subvolume id) on what it references, the image's
+    /// extents it shares too, so the limit is the size of the root as the container sees it.
+    /// Quotas are enabled on the pool's file system the first time a limit is set, and counted
+    /// (a rescan) before it is.
+    /// </summary>
+    public void SetRootSize(Volume volume, long? bytes)
+    {
+        string path = PathOf(volume);
+        if (!QuotasEnabled())
+        {
+            if (bytes is null) return;
+            StorageTool.Run("/usr/bin/btrfs", ["btrfs", "quota", "enable", root], $"enable quotas on {root}");
+            StorageTool.Run("/usr/bin/btrfs", ["btrfs", "quota", "rescan", "-w", root], $"count the quotas of {root}");
+        }
+        StorageTool.Run("/usr/bin/btrfs", ["btrfs", "qgroup", "limit", bytes?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none", path],
+            $"set the root disk size of {path}");
+    }
+
+    private bool QuotasEnabled() => Sys.Run("/usr/bin/btrfs", ["btrfs", "qgroup", "show", root], "").ExitCode == 0;
 
     public IReadOnlyList<VolumeFormat> StreamFormats => [VolumeFormat.Tar, VolumeFormat.Btrfs];
 

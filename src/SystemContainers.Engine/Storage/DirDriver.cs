@@ -51,17 +51,9 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
     /// <summary>A tree copy, reflinked where the file system shares extents; owners stay unshifted, so any id map fits.</summary>
     public void CopyVolume(Volume source, string? snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap)
     {
-        ReceiveTree(target, snapshot is null ? PathOf(source) : SnapshotsOf(source).TreeOf(snapshot));
-    }
-
-    public StoredRoot StoredRootOf(Volume volume, string? snapshot, VolumeSource image) =>
-        new([snapshot is null ? PathOf(volume) : SnapshotsOf(volume).TreeOf(snapshot)], HostIds: false);
-
-    public void ReceiveTree(Volume target, string tree)
-    {
         string to = PathOf(target);
         PoolDirs.CheckAbsent(to);
-        TreeCopy.Copy(tree, to);
+        TreeCopy.Copy(snapshot is null ? PathOf(source) : SnapshotsOf(source).TreeOf(snapshot), to);
     }
 
     public void RenameVolume(Volume volume, string newName)
@@ -89,6 +81,13 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
     private TreeSnapshots SnapshotsOf(Volume volume) => new(Path.Combine(SnapshotsDir, volume.Container), volume.Container);
 
     private string PathOf(Volume volume) => Path.Combine(Volumes, volume.Container);
+
+    public bool LimitsRootSize => false;
+
+    public void SetRootSize(Volume volume, long? bytes)
+    {
+        if (bytes is not null) throw PoolDirs.NoRootSize("dir");
+    }
 
     public IReadOnlyList<VolumeFormat> StreamFormats => [VolumeFormat.Tar];
 

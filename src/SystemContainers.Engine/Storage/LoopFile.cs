@@ -29,10 +29,10 @@ internal static class LoopFile
     }
 
     public static void Format(string file) =>
-        Run("/usr/sbin/mkfs.btrfs", ["mkfs.btrfs", "-q", "-f", file], $"make a btrfs on {file}");
+        StorageTool.Run("/usr/sbin/mkfs.btrfs", ["mkfs.btrfs", "-q", "-f", file], $"make a btrfs on {file}");
 
     public static void Mount(string file, string mountPoint) =>
-        Run("/usr/bin/mount", ["mount", "-t", "btrfs", "-o", "loop,user_subvol_rm_allowed", "--", file, mountPoint],
+        StorageTool.Run("/usr/bin/mount", ["mount", "-t", "btrfs", "-o", "loop,user_subvol_rm_allowed", "--", file, mountPoint],
             $"mount {file} on {mountPoint}");
 
     public static void Unmount(string mountPoint)
@@ -42,10 +42,4 @@ internal static class LoopFile
 
     /// <summary>Whether a file system is mounted on the directory.</summary>
     public static bool IsMounted(string dir) => MountInfo.IsMountPoint(dir);
-
-    private static void Run(string tool, string[] argv, string what)
-    {
-        var (code, error) = Sys.Run(tool, argv, "");
-        if (code != 0) throw new EngineException(FailureKind.Failed, "StorageToolFailed", $"cannot {what}: {argv[0]} exit {code}: {error}");
-    }
 }

@@ -63,14 +63,6 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
         if (targetMap is not null && targetMap != sourceMap) IdShifter.Reshift(upper, sourceMap, targetMap);
     }
 
-    /// <summary>The upper layer (or the snapshot's copy of it), owned by host ids, over the image's unshifted root.</summary>
-    public StoredRoot StoredRootOf(Volume volume, string? snapshot, VolumeSource image) =>
-        new([snapshot is null ? UsageTree(volume) : SnapshotsOf(volume).TreeOf(snapshot), image.Rootfs], HostIds: true);
-
-    public void ReceiveTree(Volume target, string tree) =>
-        throw EngineException.Invalid("CopyUnsupported",
-            $"cannot copy {tree} into the overlay pool: its volumes are layers over an image; copy within the pool, or into a dir or btrfs pool");
-
     /// <summary>The volume is in the state directory, which moves with the container.</summary>
     public void RenameVolume(Volume volume, string newName) { }
 
@@ -93,6 +85,13 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
 
     public string? DirectRoot(Volume volume) => null;
 
+    public bool LimitsRootSize => false;
+
+    public void SetRootSize(Volume volume, long? bytes)
+    {
+        if (bytes is not null) throw PoolDirs.NoRootSize("overlay");
+    }
+
     public IReadOnlyList<VolumeFormat> StreamFormats => [VolumeFormat.Tar];
 
     /// <summary>
@@ -108,6 +107,7 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
         if (format != VolumeFormat.Tar) throw PoolDirs.NoFormat("overlay", format);
         string upper = snapshot is null ? UsageTree(volume) : SnapshotsOf(volume).TreeOf(snapshot);
         using var merged = DetachedOverlay.Mount($"{upper}:{image.Rootfs}", volume.Container);
+        TestHooks.Reach("overlay-send-mounted");
         string tree = $"/proc/{Environment.ProcessId}/fd/{merged.Fd}";
         if (map is null)
         {

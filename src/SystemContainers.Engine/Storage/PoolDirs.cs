@@ -35,6 +35,9 @@ internal static class PoolDirs
     public static EngineException NoFormat(string driver, VolumeFormat format) =>
         EngineException.Invalid("StreamFormatUnsupported", $"the {driver} storage driver has no {format.ToString().ToLowerInvariant()} volume streams");
 
+    public static EngineException NoRootSize(string driver) =>
+        EngineException.Invalid("DiskLimitUnsupported", $"the {driver} storage driver cannot enforce limits.disk (a root disk size); use a btrfs pool");
+
     public static IReadOnlyList<string> Names(string volumes) =>
         [.. Directory.EnumerateDirectories(volumes).Select(Path.GetFileName).OfType<string>()];
 

@@ -1,6 +1,8 @@
 using System.Text.Json;
 using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.Runtime;
+using SystemContainers.Engine.Spec;
 using SystemContainers.Engine.State;
 
 namespace SystemContainers.Engine.Storage;
@@ -179,56 +181,54 @@ public sealed class StorageService
 
     /// <summary>
     /// Makes target's volume (target's pool, staging directory targetDir) a copy of source's or of
-    /// its snapshot: the pool's own copy within a pool; between pools, a tree copy of the source's
-    /// root as stored into a dir or btrfs volume, a layered root read through a read-only overlay
-    /// in targetDir and its host ids given back as the container's own, which such volumes hold.
+    /// its snapshot: the pool's own copy within a pool (a snapshot, a reflinked tree, an upper
+    /// layer); between pools, the source driver's tar stream received by the target's, as a backup
+    /// is, so any pool receives from any other, the overlay pool too.
     /// </summary>
-    internal void CopyVolume(ContainerRecord source, string? snapshot, ContainerRecord target, string targetDir)
+    internal async Task CopyVolumeAsync(ContainerRecord source, string? snapshot, ContainerRecord target, string targetDir, CancellationToken ct)
     {
         var from = Usable(source.StoragePool);
         var to = Usable(target.StoragePool);
-        var sourceVolume = VolumeOf(source);
         var targetVolume = new Volume(target.Name, targetDir);
         if ((source.StoragePool ?? StoragePool.DefaultName) == (target.StoragePool ?? StoragePool.DefaultName))
         {
-            from.CopyVolume(sourceVolume, snapshot, targetVolume, source.IdMap, target.IdMap);
+            from.CopyVolume(VolumeOf(source), snapshot, targetVolume, source.IdMap, target.IdMap);
             return;
         }
-        var root = from.StoredRootOf(sourceVolume, snapshot, SourceOf(source));
-        if (root.Layers.Count == 1)
-        {
-            to.ReceiveTree(targetVolume, root.Layers[0]);
-            return;
-        }
-        using (LayerMount.ReadOnly(root.Layers, Path.Combine(targetDir, "source-root")))
-            to.ReceiveTree(targetVolume, Path.Combine(targetDir, "source-root"));
-        Directory.Delete(Path.Combine(targetDir, "source-root"));
-        if (root.HostIds && source.IdMap is { } map) IdShifter.Unshift(to.DirectRoot(targetVolume)!, map);
+        // The stream is the daemon's own, of a container of this host: its fifos are kept, and it may fill the target's file system.
+        var policy = new ReceivePolicy(new ImportLimits(Math.Max(0, FsStat.Of(to.Root).Free), long.MaxValue), target.IdMap?.Size ?? IdMap.DefaultSize, Fifos: true);
+        await StreamPipe.RunAsync((s, token) => from.SendAsync(VolumeOf(source), SourceOf(source), source.IdMap, snapshot, null, VolumeFormat.Tar, s, token),
+            (s, token) => to.ReceiveAsync(targetVolume, SourceOf(target), target.IdMap, null, VolumeFormat.Tar, s, policy, token), ct);
     }
 
     /// <summary>
-    /// Writes the container's root (or its snapshot's) as an image tarball in scratch, with the
-    /// container's own ids (see RootTarball); a layered root is read through a read-only overlay
-    /// of its layers in scratch. Returns the tarball's path.
+    /// Writes the container's root (or its snapshot's) as an image tarball in scratch: its driver's
+    /// tar stream, which holds the container's own ids. Returns the tarball's path.
     /// </summary>
-    internal string WriteRootTarball(ContainerRecord record, string? snapshot, string scratch)
+    internal async Task<string> WriteRootTarballAsync(ContainerRecord record, string? snapshot, string scratch, CancellationToken ct)
     {
-        var root = Usable(record.StoragePool).StoredRootOf(VolumeOf(record), snapshot, SourceOf(record));
-        var hostIds = root.HostIds ? record.IdMap : null;
         string tarball = Path.Combine(scratch, "rootfs.tar");
-        if (root.Layers.Count == 1)
+        await using var file = new FileStream(tarball, new FileStreamOptions
         {
-            RootTarball.Write(root.Layers[0], tarball, hostIds, scratch);
-            return tarball;
-        }
-        string merged = Path.Combine(scratch, "root");
-        using (LayerMount.ReadOnly(root.Layers, merged))
-        {
-            TestHooks.Reach("publish-mounted");
-            RootTarball.Write(merged, tarball, hostIds, scratch);
-        }
+            Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 1 << 20, Options = FileOptions.Asynchronous,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
+        await Usable(record.StoragePool).SendAsync(VolumeOf(record), SourceOf(record), record.IdMap, snapshot, null, VolumeFormat.Tar, file, ct);
         return tarball;
     }
+
+    /// <summary>Refuses limits.disk (bytes) for a container of a pool whose driver cannot enforce it, before anything is made or changed.</summary>
+    internal void CheckRootSize(ContainerRecord record, long? bytes)
+    {
+        var entry = Find(record.StoragePool ?? StoragePool.DefaultName);
+        if (bytes is not null && !entry.Driver.LimitsRootSize)
+            throw EngineException.Invalid("DiskLimitUnsupported",
+                $"container '{record.Name}' is in storage pool '{entry.Pool.Name}' ({entry.Pool.Driver}), which cannot enforce limits.disk (a root disk size); use a btrfs pool");
+    }
+
+    /// <summary>Limits the volume of the container (state directory containerDir) to bytes, or lifts its limit (null).</summary>
+    internal void SetRootSize(ContainerRecord record, string containerDir, long? bytes) =>
+        Usable(record.StoragePool).SetRootSize(new Volume(record.Name, containerDir), bytes);
 
     internal IStorageDriver DriverOf(ContainerRecord record) => Usable(record.StoragePool);
 

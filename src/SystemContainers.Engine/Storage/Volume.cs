@@ -11,9 +11,6 @@ public sealed record VolumeSource(string Fingerprint, string Rootfs);
 /// <summary>A read-only snapshot of a container's volume; ExpiresAt is the engine's (drivers leave it null), when the sweep deletes it.</summary>
 public sealed record SnapshotInfo(string Name, DateTimeOffset Created, DateTimeOffset? ExpiresAt = null);
 
-/// <summary>A container's root as stored: its layers, top first (one for a direct root), and whether the top one's owners are host ids (the container's id map applied).</summary>
-public sealed record StoredRoot(IReadOnlyList<string> Layers, bool HostIds);
-
 /// <summary>A pool's file system: bytes free to its volumes and in all; Used is what its volumes hold.</summary>
 public sealed record PoolSpace(long Used, long Free, long Total, string? UsedPartial);
 
@@ -56,11 +53,11 @@ public interface IStorageDriver
     /// </summary>
     void CopyVolume(Volume source, string? snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap);
 
-    /// <summary>The volume, or its snapshot, as stored, for reading the whole root (a publish, a copy to another pool).</summary>
-    StoredRoot StoredRootOf(Volume volume, string? snapshot, VolumeSource image);
+    /// <summary>Whether SetRootSize can limit a volume (btrfs: qgroups); others refuse limits.disk.</summary>
+    bool LimitsRootSize { get; }
 
-    /// <summary>Makes a volume from a tree holding the container's own ids (another pool's direct root); on failure nothing of it is left.</summary>
-    void ReceiveTree(Volume target, string tree);
+    /// <summary>Limits the volume to bytes (null: no limit), at once, mounted or not; a write past it fails with EDQUOT.</summary>
+    void SetRootSize(Volume volume, long? bytes);
 
     /// <summary>Gives the volume, with its snapshots, to the container's new name; a part already moved (a rename resumed after a crash) is left as it is.</summary>
     void RenameVolume(Volume volume, string newName);

@@ -12,9 +12,10 @@ public enum VolumeFormat { Tar, Btrfs }
 /// <summary>
 /// What a received tree may hold, checked member by member as it is unpacked: owners below
 /// MaxId (the container's id range, so no file, setuid or not, belongs to an id outside it),
-/// no device nodes, fifos or sparse members, and at most Limits' bytes and entries.
+/// no device nodes or sparse members, fifos only with Fifos (a copy between pools of this host,
+/// whose stream the daemon itself writes), and at most Limits' bytes and entries.
 /// </summary>
-public sealed record ReceivePolicy(ImportLimits Limits, long MaxId);
+public sealed record ReceivePolicy(ImportLimits Limits, long MaxId, bool Fifos = false);
 
 /// <summary>The tar stream of a tree every driver shares: GNU tar writes it, RootfsExtractor (the image import's checks) reads it.</summary>
 internal static class TreeTar
@@ -29,7 +30,7 @@ internal static class TreeTar
     /// </summary>
     public static void Receive(Stream input, string tree, ReceivePolicy policy, CancellationToken ct, Spec.IdMap? shift = null)
     {
-        var unpacked = RootfsExtractor.Extract(new TarballReader(input, policy.Limits), tree, ct, policy.MaxId, shift?.UidBase ?? 0, shift?.GidBase ?? 0);
+        var unpacked = RootfsExtractor.Extract(new TarballReader(input, policy.Limits), tree, ct, policy.MaxId, shift?.UidBase ?? 0, shift?.GidBase ?? 0, policy.Fifos);
         // trusted.* xattrs are dropped as for images (overlayfs reads its own from them); anything else left out is refused.
         var refused = unpacked.DroppedDeviceNodes.Select(d => $"{d} (device node)").Concat(unpacked.DroppedEntries.Where(e => !e.Contains("(xattr ", StringComparison.Ordinal))).ToList();
         if (refused.Count > 0)
