@@ -380,3 +380,207 @@ try { Get-SystemContainer -Remote r | Out-Null; 'next: allowed' } catch { "next:
         $r.Output | Should -Match 'next: Untrusted'
     }
 }
+
+Describe 'Copying and moving containers between daemons' {
+    # The server daemon is the source (remote r of the client pwsh), the client daemon the target
+    # ("local"), which pulls the container over the veth pair. Each has a btrfs pool on a loop file
+    # it makes, and a network of the same subnet, so a fixed address means the same on both.
+    BeforeAll {
+        function script:Use-Daemon($D) {
+            $env:SYSTEMCONTAINERS_SOCKET = $D.Socket
+            $env:SYSTEMCONTAINERS_RUN_DIR = $D.RunDir
+        }
+        function script:Invoke-In([string]$Name, [string]$Script) { Invoke-SystemContainerCommand $Name -- sh -c $Script }
+        foreach ($d in @($server, $client)) {
+            Use-Daemon $d
+            New-SystemContainerStoragePool pbt -Driver btrfs -Size 1GiB | Out-Null
+            New-SystemContainerNetwork mig -IPv4 10.123.0.1/24 | Out-Null
+        }
+        Use-Daemon $server
+        $script:moverToken = (New-SystemContainerTrustToken -ClientName mover).Token
+        $joined = Invoke-Client 'mover' 'Add-SystemContainerRemote -Name r -Token $token | Out-Null' @{ token = $moverToken }
+        $joined.ExitCode | Should -Be 0 -Because $joined.Output
+        # A stopped container with two snapshots, each holding another marker, in a pool of each kind.
+        function script:New-Marked([string]$Name, [string]$Pool, [string]$Address) {
+            New-SystemContainer $Name -Image (Get-TestImage) -StoragePool $Pool -Network mig -Config @{ 'nic.eth0.ipv4.address' = $Address } | Out-Null
+            Start-SystemContainer $Name
+            Invoke-In $Name 'echo one > /root/marker && mkdir -p /srv && head -c 1000000 /dev/urandom > /srv/noise'
+            Stop-SystemContainer $Name -Force
+            Checkpoint-SystemContainer $Name -SnapshotName s1 | Out-Null
+            Start-SystemContainer $Name
+            Invoke-In $Name 'echo two > /root/marker && echo later > /root/added'
+            Stop-SystemContainer $Name -Force
+            Checkpoint-SystemContainer $Name -SnapshotName s2 | Out-Null
+            Start-SystemContainer $Name
+            Invoke-In $Name 'echo three > /root/marker'
+            Stop-SystemContainer $Name -Force
+        }
+        New-Marked ov default 10.123.0.50
+        New-Marked bt pbt 10.123.0.51
+        function script:Get-Hash([string]$Name) {
+            Start-SystemContainer $Name
+            try { Invoke-In $Name 'cat /root/marker; sha256sum /srv/noise | cut -d" " -f1' } finally { Stop-SystemContainer $Name -Force }
+        }
+        $script:hashes = @{ ov = Get-Hash ov; bt = Get-Hash bt }
+        $script:sourceMac = @{ ov = (Get-SystemContainer ov).Config['nic.eth0.hwaddr']; bt = (Get-SystemContainer bt).Config['nic.eth0.hwaddr'] }
+        function script:Invoke-Mover([string]$Script) { Invoke-Client 'mover' "`$ProgressPreference = 'SilentlyContinue'; $Script" }
+        # What a failed transfer must not leave on the target: a container, a state or staging directory, a volume, a snapshot.
+        function script:Get-Traces {
+            $dirs = @((Join-Path $client.StateDir 'containers'), (Join-Path $client.StateDir 'storage-pools/pbt/containers'),
+                (Join-Path $client.StateDir 'storage-pools/pbt/containers-snapshots'), (Join-Path $client.StateDir 'storage-pools/pbt/receiving'))
+            @(foreach ($dir in $dirs) { if (Test-Path $dir) { Get-ChildItem -Force -Name $dir | ForEach-Object { "$dir/$_" } } }) +
+            @((Invoke-TestApi $client GET /1.0/containers).Body.metadata) | Sort-Object
+        }
+        function script:Assert-SourceIntact([string]$Name) {
+            Use-Daemon $server
+            $c = Get-SystemContainer $Name
+            $c.Status | Should -Be 'Stopped'
+            $c.Config['nic.eth0.hwaddr'] | Should -Be $sourceMac[$Name]
+            @(Get-SystemContainerSnapshot $Name | ForEach-Object SnapshotName) | Should -Be @('s1', 's2')
+            Get-Hash $Name | Should -Be $hashes[$Name]
+        }
+        function script:Get-SendOperations([string]$Name) {
+            @((Invoke-TestApi $server GET /1.0/operations).Body.metadata | Where-Object description -eq "Sending container $Name")
+        }
+        Use-Daemon $client
+        $script:before = Get-Traces
+    }
+    AfterAll {
+        foreach ($d in @($server, $client)) {
+            if (-not $d) { continue }
+            Use-Daemon $d
+            Get-SystemContainer -ErrorAction SilentlyContinue | Where-Object Name -ne 'web' | Remove-SystemContainer -Force -ErrorAction SilentlyContinue
+            Remove-SystemContainerNetwork mig -Force -ErrorAction SilentlyContinue
+            Get-SystemContainerStoragePool -ErrorAction SilentlyContinue | Where-Object Name -ne 'default' | Remove-SystemContainerStoragePool -Force -ErrorAction SilentlyContinue
+        }
+        Use-Daemon $server
+    }
+
+    It 'lets an untrusted daemon fetch the stream once with the secret, and refuses a wrong or reused one with 403' {
+        Use-Daemon $server
+        $op = (Invoke-TestApi $server POST /1.0/containers/ov '{"migration": true}').Body
+        $op.type | Should -Be 'async'
+        $secret = $op.metadata.metadata.secret
+        $secret | Should -Match '^[0-9a-f]{64}$'
+        $url = "https://$address$($op.operation)/stream"
+        $file = Join-Path $client.Dir 'stream.tar'
+        $curl = @('-sk', '--tlsv1.3', '--http2', '-w', '%{http_code}')
+        Invoke-InNetns $client curl ($curl + @('-o', '/dev/null', "$($url)?secret=$('0' * 64)")) | Should -Be '403' -Because 'a secret the server never issued'
+        Invoke-InNetns $client curl ($curl + @('-o', '/dev/null', "https://$address/1.0/containers/ov/backup?secret=$secret")) | Should -Be '403' -Because 'the secret opens nothing but its stream'
+        Invoke-InNetns $client curl ($curl + @('-o', $file, "$($url)?secret=$secret")) | Should -Be '200'
+        $members = @(tar -tf $file)
+        $members[0] | Should -Be 'backup/index.yaml'
+        $members | Should -Contain 'backup/snapshots/s1/rootfs/root/marker'
+        $members | Should -Contain 'backup/container/rootfs/root/added'
+        Invoke-InNetns $client curl ($curl + @('-o', '/dev/null', "$($url)?secret=$secret")) | Should -Be '403' -Because 'a secret is used once'
+        (Invoke-TestApi $server GET "$($op.operation)/wait?timeout=60").Body.metadata.status | Should -Be 'Success'
+    }
+    It 'refuses a name the target has before any data moves' {
+        Use-Daemon $client
+        New-SystemContainer ov -Image (Get-TestImage) -Network none | Out-Null
+        try {
+            $sends = (Get-SendOperations ov).Count
+            $r = Invoke-Mover 'Copy-SystemContainer -Remote r ov -DestinationHost local -IncludeSnapshots -StoragePool pbt'
+            $r.ExitCode | Should -Not -Be 0
+            $r.Output | Should -Match "container 'ov' already exists here; nothing was fetched"
+            $ops = Get-SendOperations ov
+            $ops.Count | Should -Be ($sends + 1)
+            (Invoke-TestApi $server GET "/1.0/operations/$($ops[-1].id)/wait?timeout=30").Body.metadata.status | Should -Be 'Cancelled' -Because 'nothing was sent, and the unused secret was withdrawn'
+            Use-Daemon $client
+            (Get-SystemContainer ov).StoragePool | Should -Be 'default' -Because 'the container the target had is untouched'
+        }
+        finally { Use-Daemon $client; Remove-SystemContainer ov -Force }
+        Use-Daemon $client
+        Get-Traces | Should -Be $before
+    }
+    It 'refuses to move a running container, which would need live migration' {
+        Use-Daemon $server
+        Start-SystemContainer bt
+        try {
+            $r = Invoke-Mover 'Move-SystemContainer -Remote r bt -DestinationHost local -StoragePool pbt'
+            $r.ExitCode | Should -Not -Be 0
+            $r.Output | Should -Match 'live migration'
+            Use-Daemon $server
+            (Get-SystemContainer bt).Status | Should -Be 'Running'
+        }
+        finally { Use-Daemon $server; Stop-SystemContainer bt -Force }
+        Use-Daemon $client
+        Get-Traces | Should -Be $before
+    }
+    It 'leaves the source intact and nothing on the target when the source daemon dies mid-transfer' {
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'migration-sent-part'
+        try { Stop-DaemonProcess $server; Start-DaemonProcess $server }
+        finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
+        $r = Invoke-Mover 'Copy-SystemContainer -Remote r ov -DestinationHost local -Destination cut1 -IncludeSnapshots -StoragePool pbt'
+        $r.ExitCode | Should -Not -Be 0
+        Get-Content -Raw $server.Log | Should -Match 'SIGKILL at migration-sent-part'
+        Use-Daemon $client
+        Get-Traces | Should -Be $before
+        Stop-DaemonProcess $server
+        Start-DaemonProcess $server
+        Assert-SourceIntact ov
+    }
+    It 'leaves the source intact and nothing on the target when the target daemon dies mid-transfer' {
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'backup-import-part'
+        try { Stop-DaemonProcess $client; Start-DaemonProcess $client }
+        finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
+        $r = Invoke-Mover 'Move-SystemContainer -Remote r bt -DestinationHost local -Destination cut2 -StoragePool pbt'
+        $r.ExitCode | Should -Not -Be 0
+        Get-Content -Raw $client.Log | Should -Match 'SIGKILL at backup-import-part'
+        Stop-DaemonProcess $client
+        Start-DaemonProcess $client
+        Use-Daemon $client
+        Get-Traces | Should -Be $before -Because 'the next start reclaims what the killed import left'
+        Assert-SourceIntact bt
+    }
+    It 'copies an overlay container with its snapshots into a btrfs pool on the target, with new MACs, and leaves the source as it was' {
+        $r = Invoke-Mover 'Copy-SystemContainer -Remote r ov -DestinationHost local -Destination ovcopy -IncludeSnapshots -StoragePool pbt | ConvertTo-Json -Compress'
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        $made = $r.Output | ConvertFrom-Json
+        $made.Name | Should -Be 'ovcopy'
+        $made.StoragePool | Should -Be 'pbt'
+        Use-Daemon $client
+        $c = Get-SystemContainer ovcopy
+        $c.Status | Should -Be 'Stopped'
+        $c.Config['nic.eth0.hwaddr'] | Should -Not -Be $sourceMac.ov -Because 'a copy gets new MACs, as lxc copy does'
+        $c.Config['nic.eth0.ipv4.address'] | Should -Be '10.123.0.50'
+        @(Get-SystemContainerSnapshot ovcopy | ForEach-Object SnapshotName) | Should -Be @('s1', 's2')
+        Test-Path (Join-Path $client.StateDir 'storage-pools/pbt/containers/ovcopy') | Should -BeTrue
+        Get-Hash ovcopy | Should -Be $hashes.ov
+        Restore-SystemContainerSnapshot ovcopy s1 -Force
+        Start-SystemContainer ovcopy
+        Invoke-In ovcopy 'cat /root/marker; test -e /root/added || echo no-added' | Should -Be @('one', 'no-added')
+        Stop-SystemContainer ovcopy -Force
+        Assert-SourceIntact ov
+        $op = (Get-SendOperations ov)[-1]
+        $op.status | Should -Be 'Success'
+        $op.metadata.result.optimized | Should -BeFalse -Because 'an overlay container is sent as a tar stream'
+    }
+    It 'moves a btrfs container with its snapshots as btrfs send streams; it starts on the target with its address and MAC, and is gone from the source' {
+        $r = Invoke-Mover 'Move-SystemContainer -Remote r bt -DestinationHost local -StoragePool pbt | ConvertTo-Json -Compress'
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        ($r.Output | ConvertFrom-Json).Name | Should -Be 'bt'
+        $op = (Get-SendOperations bt)[-1]
+        $op.status | Should -Be 'Success'
+        $op.metadata.result.optimized | Should -BeTrue
+        Use-Daemon $server
+        Get-SystemContainer bt -ErrorAction SilentlyContinue | Should -BeNullOrEmpty -Because 'a move removes the source once the target has it'
+        Use-Daemon $client
+        $c = Get-SystemContainer bt
+        $c.Config['nic.eth0.hwaddr'] | Should -Be $sourceMac.bt
+        @(Get-SystemContainerSnapshot bt | ForEach-Object SnapshotName) | Should -Be @('s1', 's2')
+        foreach ($s in 's1', 's2') {
+            btrfs subvolume show (Join-Path $client.StateDir "storage-pools/pbt/containers-snapshots/bt/$s") | Out-String |
+                Should -Match 'Received UUID:\s+[0-9a-f-]{36}' -Because 'the snapshots came as btrfs send streams'
+        }
+        Start-SystemContainer bt
+        try {
+            Invoke-In bt 'cat /root/marker; sha256sum /srv/noise | cut -d" " -f1' | Should -Be $hashes.bt
+            # The address comes by DHCP, from the static lease the destination's dnsmasq has for the MAC.
+            (Wait-SystemContainer bt -For IPv4 -Timeout 60 -PassThru -ErrorAction Stop).IPv4 | Should -Contain '10.123.0.51'
+            Invoke-In bt 'ip -4 -o addr show eth0' | Should -Match '10\.123\.0\.51/24'
+            Invoke-In bt "cat /sys/class/net/eth0/address" | Should -Be $sourceMac.bt
+        }
+        finally { Stop-SystemContainer bt -Force }
+    }
+}
