@@ -507,31 +507,22 @@ Describe 'Copying and moving containers between daemons' {
         Use-Daemon $client
         Get-Traces | Should -Be $before
     }
-    It 'leaves the source intact and nothing on the target when the source daemon dies mid-transfer' {
-        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'migration-sent-part'
-        try { Stop-DaemonProcess $server; Start-DaemonProcess $server }
+    It 'leaves the source intact and nothing on the target when the <Side> daemon dies mid-transfer' -ForEach @(
+        @{ Side = 'source'; Point = 'migration-sent-part'; Container = 'ov'; Command = 'Copy-SystemContainer -Remote r ov -DestinationHost local -Destination cut1 -IncludeSnapshots -StoragePool pbt' }
+        @{ Side = 'target'; Point = 'backup-import-part'; Container = 'bt'; Command = 'Move-SystemContainer -Remote r bt -DestinationHost local -Destination cut2 -StoragePool pbt' }
+    ) {
+        $killed = if ($Side -eq 'source') { $server } else { $client }
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = $Point
+        try { Stop-DaemonProcess $killed; Start-DaemonProcess $killed }
         finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
-        $r = Invoke-Mover 'Copy-SystemContainer -Remote r ov -DestinationHost local -Destination cut1 -IncludeSnapshots -StoragePool pbt'
+        $r = Invoke-Mover $Command
         $r.ExitCode | Should -Not -Be 0
-        Get-Content -Raw $server.Log | Should -Match 'SIGKILL at migration-sent-part'
+        Get-Content -Raw $killed.Log | Should -Match "SIGKILL at $Point"
+        Stop-DaemonProcess $killed
+        Start-DaemonProcess $killed
         Use-Daemon $client
-        Get-Traces | Should -Be $before
-        Stop-DaemonProcess $server
-        Start-DaemonProcess $server
-        Assert-SourceIntact ov
-    }
-    It 'leaves the source intact and nothing on the target when the target daemon dies mid-transfer' {
-        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'backup-import-part'
-        try { Stop-DaemonProcess $client; Start-DaemonProcess $client }
-        finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
-        $r = Invoke-Mover 'Move-SystemContainer -Remote r bt -DestinationHost local -Destination cut2 -StoragePool pbt'
-        $r.ExitCode | Should -Not -Be 0
-        Get-Content -Raw $client.Log | Should -Match 'SIGKILL at backup-import-part'
-        Stop-DaemonProcess $client
-        Start-DaemonProcess $client
-        Use-Daemon $client
-        Get-Traces | Should -Be $before -Because 'the next start reclaims what the killed import left'
-        Assert-SourceIntact bt
+        Get-Traces | Should -Be $before -Because 'a failed import removes what it made, and the next start what a killed one left'
+        Assert-SourceIntact $Container
     }
     It 'copies an overlay container with its snapshots into a btrfs pool on the target, with new MACs, and leaves the source as it was' {
         $r = Invoke-Mover 'Copy-SystemContainer -Remote r ov -DestinationHost local -Destination ovcopy -IncludeSnapshots -StoragePool pbt | ConvertTo-Json -Compress'
@@ -555,6 +546,31 @@ Describe 'Copying and moving containers between daemons' {
         $op = (Get-SendOperations ov)[-1]
         $op.status | Should -Be 'Success'
         $op.metadata.result.optimized | Should -BeFalse -Because 'an overlay container is sent as a tar stream'
+        $pull = @((Invoke-TestApi $client GET /1.0/operations).Body.metadata | Where-Object description -eq 'Pulling container ovcopy')[-1]
+        $pull.metadata.progress | Should -Be "received $($op.metadata.result.bytes) bytes, SHA-256 $($op.metadata.result.sha256)" -Because 'the target checked what arrived against the checksum the source sent'
+        Use-Daemon $client
+        Remove-SystemContainer ovcopy -Force
+    }
+    It 'copies a btrfs container without its snapshots as a btrfs send stream into a btrfs pool on the target' {
+        $r = Invoke-Mover 'Copy-SystemContainer -Remote r bt -DestinationHost local -Destination btcopy -StoragePool pbt | ConvertTo-Json -Compress'
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        (Get-SendOperations bt)[-1].metadata.result.optimized | Should -BeTrue
+        Use-Daemon $client
+        Get-SystemContainerSnapshot btcopy | Should -BeNullOrEmpty -Because 'snapshots go only with -IncludeSnapshots'
+        (Get-SystemContainer btcopy).Config['nic.eth0.hwaddr'] | Should -Not -Be $sourceMac.bt
+        Get-Hash btcopy | Should -Be $hashes.bt
+        Assert-SourceIntact bt
+        # The copy holds bt's fixed address on the target's network: a move of bt there is refused, and leaves both as they were.
+        Use-Daemon $client
+        $traces = Get-Traces
+        $r = Invoke-Mover 'Move-SystemContainer -Remote r bt -DestinationHost local -StoragePool pbt'
+        $r.ExitCode | Should -Not -Be 0
+        $r.Output | Should -Match "address 10\.123\.0\.51 on network 'mig' is already fixed for container 'btcopy'"
+        Use-Daemon $client
+        Get-Traces | Should -Be $traces
+        Assert-SourceIntact bt
+        Use-Daemon $client
+        Remove-SystemContainer btcopy -Force
     }
     It 'moves a btrfs container with its snapshots as btrfs send streams; it starts on the target with its address and MAC, and is gone from the source' {
         $r = Invoke-Mover 'Move-SystemContainer -Remote r bt -DestinationHost local -StoragePool pbt | ConvertTo-Json -Compress'
@@ -582,5 +598,20 @@ Describe 'Copying and moving containers between daemons' {
             Invoke-In bt "cat /sys/class/net/eth0/address" | Should -Be $sourceMac.bt
         }
         finally { Stop-SystemContainer bt -Force }
+    }
+    It 'moves an overlay container with its snapshots into a btrfs pool on the target, keeping its MAC' {
+        $r = Invoke-Mover 'Move-SystemContainer -Remote r ov local -NewName ovmoved -StoragePool pbt | ConvertTo-Json -Compress'
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        Use-Daemon $server
+        Get-SystemContainer ov -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Use-Daemon $client
+        (Get-SystemContainer ovmoved).Config['nic.eth0.hwaddr'] | Should -Be $sourceMac.ov
+        @(Get-SystemContainerSnapshot ovmoved | ForEach-Object SnapshotName) | Should -Be @('s1', 's2')
+        Start-SystemContainer ovmoved
+        try {
+            (Wait-SystemContainer ovmoved -For IPv4 -Timeout 60 -PassThru -ErrorAction Stop).IPv4 | Should -Contain '10.123.0.50'
+            Invoke-In ovmoved 'cat /root/marker; sha256sum /srv/noise | cut -d" " -f1' | Should -Be $hashes.ov
+        }
+        finally { Stop-SystemContainer ovmoved -Force }
     }
 }
