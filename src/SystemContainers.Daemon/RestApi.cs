@@ -585,7 +585,8 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         if (req.ExpiresInSeconds is < 1 or > MaxTimeoutSeconds)
             throw EngineException.Invalid("InvalidRequest", $"expires_in_seconds must be from 1 to {MaxTimeoutSeconds}, not {req.ExpiresInSeconds}");
         var c = containers.Get(name);
-        if (c.Status is not ContainerStatus.Stopped)
+        // Anything else a container may be (in error) is the export's to judge when the stream is fetched.
+        if (c.Status is ContainerStatus.Running or ContainerStatus.Frozen)
             throw EngineException.Conflict("ContainerRunning",
                 $"container '{name}' is {c.Status.ToString().ToLowerInvariant()}: sending a running container to another host needs live migration, which is not supported; stop it first");
         return Async(migrations.Issue(name, !req.InstanceOnly, req.ExpiresInSeconds is int s ? TimeSpan.FromSeconds(s) : MigrationSources.DefaultLifetime));
