@@ -524,6 +524,29 @@ Describe 'Copying and moving containers between daemons' {
         Get-Traces | Should -Be $before -Because 'a failed import removes what it made, and the next start what a killed one left'
         Assert-SourceIntact $Container
     }
+    It 'refuses a container larger than the target pool''s free space mid-transfer, leaving the source and nothing on the target' {
+        Use-Daemon $client
+        New-SystemContainerStoragePool ptiny -Driver btrfs -Size 256MiB | Out-Null
+        Use-Daemon $server
+        New-SystemContainer fat -Image (Get-TestImage) -Network none | Out-Null
+        try {
+            Start-SystemContainer fat
+            Invoke-In fat "head -c $(320 * 1MB) /dev/urandom > /big"
+            Stop-SystemContainer fat -Force
+            $r = Invoke-Mover 'Move-SystemContainer -Remote r fat local -StoragePool ptiny'
+            $r.ExitCode | Should -Not -Be 0
+            $r.Output | Should -Match 'the import limit'
+            Use-Daemon $server
+            (Get-SystemContainer fat).Status | Should -Be 'Stopped' -Because 'a failed move leaves the source'
+            Use-Daemon $client
+            Get-Traces | Should -Be $before
+            @(Get-ChildItem -Force -Name (Join-Path $client.StateDir 'storage-pools/ptiny/containers') -ErrorAction SilentlyContinue) | Should -BeNullOrEmpty
+        }
+        finally {
+            Use-Daemon $server; Remove-SystemContainer fat -Force
+            Use-Daemon $client; Remove-SystemContainerStoragePool ptiny -Force
+        }
+    }
     It 'copies an overlay container with its snapshots into a btrfs pool on the target, with new MACs, and leaves the source as it was' {
         $r = Invoke-Mover 'Copy-SystemContainer -Remote r ov -DestinationHost local -Destination ovcopy -IncludeSnapshots -StoragePool pbt | ConvertTo-Json -Compress'
         $r.ExitCode | Should -Be 0 -Because $r.Output
