@@ -1,7 +1,8 @@
 # Remote hosts over mutual TLS: a server daemon's HTTPS listener, trust tokens, pinned server
-# certificates, revocation, and cmdlets that act on a remote. Two daemons, each in a network
-# namespace of its own, joined by a veth pair this file makes; the client side runs in a pwsh
-# inside the client daemon's namespace, so no traffic leaves the two namespaces.
+# certificates, revocation, cmdlets that act on a remote, and images and containers pulled from
+# one daemon by the other. Two daemons, each in a network namespace of its own, joined by a veth
+# pair this file makes; the client side runs in a pwsh inside the client daemon's namespace, so
+# no traffic leaves the two namespaces.
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
     Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
@@ -58,6 +59,12 @@ BeforeAll {
     }
 }
 AfterAll {
+    # The btrfs pools' loop files are unmounted and detached even when a test failed midway.
+    foreach ($d in @($script:server, $script:client)) {
+        if (-not $d) { continue }
+        $env:SYSTEMCONTAINERS_SOCKET = $d.Socket
+        Remove-TestStorage $d
+    }
     $env:SYSTEMCONTAINERS_SOCKET = $null
     if ($script:client -and $script:veth) { Invoke-InNetns $client ip @('link', 'del', $veth) 2>$null }
     Stop-TestDaemon $script:server
