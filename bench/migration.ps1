@@ -28,16 +28,10 @@ function Wait-Operation($D, [string]$Url) {
 
 $source = Start-TestDaemon
 $target = Start-TestDaemon
-$veth = "scb$((Split-Path -Leaf $source.Dir).Substring(8, 8))"
+$veth = $null
 $load = (Get-Content /proc/loadavg) -split ' ' | Select-Object -First 3
 try {
-    ip link add $veth type veth peer name "$($veth)p"
-    ip link set $veth netns $target.Netns
-    ip link set "$($veth)p" netns $source.Netns
-    Invoke-InNetns $target ip @('addr', 'add', '10.251.78.1/30', 'dev', $veth)
-    Invoke-InNetns $target ip @('link', 'set', $veth, 'up')
-    Invoke-InNetns $source ip @('addr', 'add', '10.251.78.2/30', 'dev', "$($veth)p")
-    Invoke-InNetns $source ip @('link', 'set', "$($veth)p", 'up')
+    $veth = New-TestVethPair $target $source '10.251.78'
     $poolSize = [math]::Max(4, [math]::Ceiling($SizeMB * ($Runs + 2) / 1024)) * 1GB
     foreach ($d in $source, $target) { Use-Daemon $d; New-SystemContainerStoragePool pbt -Driver btrfs -Size $poolSize | Out-Null }
     Use-Daemon $source
@@ -80,7 +74,7 @@ try {
 }
 finally {
     foreach ($d in $source, $target) { Use-Daemon $d; Remove-TestStorage $d }
-    Invoke-InNetns $target ip @('link', 'del', $veth) 2>$null
+    if ($veth) { Invoke-InNetns $target ip @('link', 'del', $veth) 2>$null }
     Stop-TestDaemon $source
     Stop-TestDaemon $target
 }

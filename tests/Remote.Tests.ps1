@@ -9,16 +9,7 @@ BeforeAll {
     $script:client = $null; $script:server = $null; $script:veth = $null
     $script:client = Start-TestDaemon
     $script:server = Start-TestDaemon
-    $id = Split-Path -Leaf $server.Dir
-    $script:veth = "scr$($id.Substring(8, 8))"
-    ip link add $veth type veth peer name "$($veth)p"
-    if ($LASTEXITCODE) { throw "cannot make the veth pair $veth" }
-    ip link set $veth netns $client.Netns
-    ip link set "$($veth)p" netns $server.Netns
-    Invoke-InNetns $client ip @('addr', 'add', '10.251.77.1/30', 'dev', $veth)
-    Invoke-InNetns $client ip @('link', 'set', $veth, 'up')
-    Invoke-InNetns $server ip @('addr', 'add', '10.251.77.2/30', 'dev', "$($veth)p")
-    Invoke-InNetns $server ip @('link', 'set', "$($veth)p", 'up')
+    $script:veth = New-TestVethPair $client $server '10.251.77'
     $script:address = '10.251.77.2:8443'
 
     # Server-side cmdlets go to the server daemon's unix socket.
