@@ -18,7 +18,7 @@
         'New-SystemContainerNetwork', 'Get-SystemContainerNetwork', 'Set-SystemContainerNetwork', 'Remove-SystemContainerNetwork',
         'Get-SystemContainerNetworkLease', 'Test-SystemContainerHost', 'Get-SystemContainerHost',
         'New-SystemContainerStoragePool', 'Get-SystemContainerStoragePool', 'Set-SystemContainerStoragePool', 'Remove-SystemContainerStoragePool',
-        'Rename-SystemContainer', 'Copy-SystemContainer', 'Publish-SystemContainer', 'Checkpoint-SystemContainer', 'Get-SystemContainerSnapshot', 'Restore-SystemContainerSnapshot', 'Rename-SystemContainerSnapshot', 'Remove-SystemContainerSnapshot',
+        'Rename-SystemContainer', 'Copy-SystemContainer', 'Move-SystemContainer', 'Publish-SystemContainer', 'Checkpoint-SystemContainer', 'Get-SystemContainerSnapshot', 'Restore-SystemContainerSnapshot', 'Rename-SystemContainerSnapshot', 'Remove-SystemContainerSnapshot',
         'Wait-SystemContainer', 'Get-SystemContainerLog', 'Get-SystemContainerEvent',
         'Get-SystemContainerDevice', 'Add-SystemContainerDevice', 'Remove-SystemContainerDevice', 'Copy-SystemContainerFile',
         'Export-SystemContainer', 'Import-SystemContainer'

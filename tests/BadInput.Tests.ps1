@@ -511,6 +511,49 @@ Describe 'Images and aliases' {
     }
 }
 
+Describe 'Container migrations' {
+    AfterAll { Assert-ContainersWork }
+    It 'refuses the pull <Label> over REST before it fetches anything' -ForEach @(
+        @{ Label = 'in push mode'; Source = '"mode":"push","operation":"https://10.0.0.1:8443/1.0/operations/1"'; Status = 400; Message = "migration mode 'push' is not supported" }
+        @{ Label = 'without an operation'; Source = '"mode":"pull"'; Status = 400; Message = "source field 'operation' must be" }
+        @{ Label = 'from plain HTTP'; Source = '"mode":"pull","operation":"http://10.0.0.1:8443/1.0/operations/1"'; Status = 400; Message = "source field 'operation' must be https" }
+        @{ Label = 'from a path that is no operation'; Source = '"mode":"pull","operation":"https://10.0.0.1:8443/1.0/containers/idle"'; Status = 400; Message = "source field 'operation' must be" }
+        @{ Label = 'with a query of its own'; Source = '"mode":"pull","operation":"https://10.0.0.1:8443/1.0/operations/1?secret=x"'; Status = 400; Message = "source field 'operation' must be" }
+        @{ Label = 'with a bad certificate'; Source = '"mode":"pull","operation":"https://10.0.0.1:8443/1.0/operations/1","certificate":"abc"'; Status = 400; Message = "source field 'certificate' must be the SHA-256" }
+        @{ Label = 'without a secret'; Source = "`"mode`":`"pull`",`"operation`":`"https://10.0.0.1:8443/1.0/operations/1`",`"certificate`":`"$('a' * 64)`""; Status = 400; Message = "source field 'secrets'" }
+    ) {
+        $body = "{`"name`":`"m1`",`"source`":{`"type`":`"migration`",$Source}}"
+        Assert-RestCase @{ Method = 'POST'; Path = '/1.0/containers'; Body = $body; Status = $Status; Message = $Message }
+    }
+    It 'refuses the pull <Label> over REST before it fetches anything' -ForEach @(
+        @{ Label = 'to a name the host has'; Name = 'idle'; Extra = ''; Status = 409; Message = "container 'idle' already exists here; nothing was fetched" }
+        @{ Label = 'to a bad name'; Name = 'Bad_Name'; Extra = ''; Status = 400; Message = 'Bad_Name' }
+        @{ Label = 'into a missing pool'; Name = 'm1'; Extra = ',"storage_pool":"nosuch"'; Status = 404; Message = 'nosuch' }
+        @{ Label = 'with an image as well'; Name = 'm1'; Extra = ',"image":"busybox"'; Status = 400; Message = 'takes no image' }
+        @{ Label = 'that starts the container'; Name = 'm1'; Extra = ',"start":true'; Status = 400; Message = 'made stopped' }
+    ) {
+        $source = "{`"type`":`"migration`",`"mode`":`"pull`",`"operation`":`"https://10.0.0.1:8443/1.0/operations/1`",`"certificate`":`"$('a' * 64)`",`"secrets`":{`"fs`":`"x`"}}"
+        Assert-RestCase @{ Method = 'POST'; Path = '/1.0/containers'; Body = "{`"name`":`"$Name`",`"source`":$source$Extra}"; Status = $Status; Message = $Message }
+    }
+    It 'refuses the migration source <Label> over REST' -ForEach @(
+        @{ Label = 'of a running container'; Path = '/1.0/containers/keeper'; Body = '{"migration":true}'; Status = 409; Message = 'needs live migration, which is not supported' }
+        @{ Label = 'of a missing container'; Path = '/1.0/containers/nosuch'; Body = '{"migration":true}'; Status = 404; Message = 'nosuch' }
+        @{ Label = 'with a name'; Path = '/1.0/containers/idle'; Body = '{"migration":true,"name":"x"}'; Status = 400; Message = 'the target daemon names' }
+        @{ Label = 'that expires at once'; Path = '/1.0/containers/idle'; Body = '{"migration":true,"expires_in_seconds":0}'; Status = 400; Message = 'expires_in_seconds must be from 1' }
+    ) {
+        Assert-RestCase @{ Method = 'POST'; Path = $Path; Body = $Body; Status = $Status; Message = $Message }
+    }
+    It 'refuses a stream with no live secret over REST' {
+        Assert-RestCase @{ Method = 'GET'; Path = "/1.0/operations/$([guid]::NewGuid())/stream?secret=$('0' * 64)"; Body = $null; Status = 403; Message = 'unknown, already used or expired' }
+    }
+    It 'refuses <Label> to the container''s own host through the cmdlets' -ForEach @(
+        @{ Label = 'a copy'; Run = { Copy-SystemContainer idle -DestinationHost local -ErrorAction Stop } }
+        @{ Label = 'a move'; Run = { Move-SystemContainer idle -DestinationHost local -ErrorAction Stop } }
+    ) {
+        Assert-CmdletCase @{ Run = $Run; Id = 'SameHost'; Message = "is the container's own host" }
+    }
+}
+
 Describe 'Malformed HTTP' {
     AfterAll { Assert-ContainersWork }
     It 'refuses <Label>' -ForEach @(

@@ -1,23 +1,15 @@
 # Remote hosts over mutual TLS: a server daemon's HTTPS listener, trust tokens, pinned server
-# certificates, revocation, and cmdlets that act on a remote. Two daemons, each in a network
-# namespace of its own, joined by a veth pair this file makes; the client side runs in a pwsh
-# inside the client daemon's namespace, so no traffic leaves the two namespaces.
+# certificates, revocation, cmdlets that act on a remote, and images and containers pulled from
+# one daemon by the other. Two daemons, each in a network namespace of its own, joined by a veth
+# pair this file makes; the client side runs in a pwsh inside the client daemon's namespace, so
+# no traffic leaves the two namespaces.
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
     Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
     $script:client = $null; $script:server = $null; $script:veth = $null
     $script:client = Start-TestDaemon
     $script:server = Start-TestDaemon
-    $id = Split-Path -Leaf $server.Dir
-    $script:veth = "scr$($id.Substring(8, 8))"
-    ip link add $veth type veth peer name "$($veth)p"
-    if ($LASTEXITCODE) { throw "cannot make the veth pair $veth" }
-    ip link set $veth netns $client.Netns
-    ip link set "$($veth)p" netns $server.Netns
-    Invoke-InNetns $client ip @('addr', 'add', '10.251.77.1/30', 'dev', $veth)
-    Invoke-InNetns $client ip @('link', 'set', $veth, 'up')
-    Invoke-InNetns $server ip @('addr', 'add', '10.251.77.2/30', 'dev', "$($veth)p")
-    Invoke-InNetns $server ip @('link', 'set', "$($veth)p", 'up')
+    $script:veth = New-TestVethPair $client $server '10.251.77'
     $script:address = '10.251.77.2:8443'
 
     # Server-side cmdlets go to the server daemon's unix socket.
@@ -58,6 +50,12 @@ BeforeAll {
     }
 }
 AfterAll {
+    # The btrfs pools' loop files are unmounted and detached even when a test failed midway.
+    foreach ($d in @($script:server, $script:client)) {
+        if (-not $d) { continue }
+        $env:SYSTEMCONTAINERS_SOCKET = $d.Socket
+        Remove-TestStorage $d
+    }
     $env:SYSTEMCONTAINERS_SOCKET = $null
     if ($script:client -and $script:veth) { Invoke-InNetns $client ip @('link', 'del', $veth) 2>$null }
     Stop-TestDaemon $script:server
@@ -378,5 +376,263 @@ try { Get-SystemContainer -Remote r | Out-Null; 'next: allowed' } catch { "next:
         $r.ExitCode | Should -Be 0 -Because $r.Output
         $r.Output | Should -Match 'revoked'
         $r.Output | Should -Match 'next: Untrusted'
+    }
+}
+
+Describe 'Copying and moving containers between daemons' {
+    # The server daemon is the source (remote r of the client pwsh), the client daemon the target
+    # ("local"), which pulls the container over the veth pair. Each has a btrfs pool on a loop file
+    # it makes, and a network of the same subnet, so a fixed address means the same on both.
+    BeforeAll {
+        function script:Use-Daemon($D) {
+            $env:SYSTEMCONTAINERS_SOCKET = $D.Socket
+            $env:SYSTEMCONTAINERS_RUN_DIR = $D.RunDir
+        }
+        function script:Invoke-In([string]$Name, [string]$Script) { Invoke-SystemContainerCommand $Name -- sh -c $Script }
+        foreach ($d in @($server, $client)) {
+            Use-Daemon $d
+            New-SystemContainerStoragePool pbt -Driver btrfs -Size 1GiB | Out-Null
+            New-SystemContainerNetwork mig -IPv4 10.123.0.1/24 | Out-Null
+        }
+        Use-Daemon $server
+        $script:moverToken = (New-SystemContainerTrustToken -ClientName mover).Token
+        $joined = Invoke-Client 'mover' 'Add-SystemContainerRemote -Name r -Token $token | Out-Null' @{ token = $moverToken }
+        $joined.ExitCode | Should -Be 0 -Because $joined.Output
+        # A stopped container with two snapshots, each holding another marker, in a pool of each kind.
+        function script:New-Marked([string]$Name, [string]$Pool, [string]$Address) {
+            New-SystemContainer $Name -Image (Get-TestImage) -StoragePool $Pool -Network mig -Config @{ 'nic.eth0.ipv4.address' = $Address } | Out-Null
+            Start-SystemContainer $Name
+            Invoke-In $Name 'echo one > /root/marker && mkdir -p /srv && head -c 1000000 /dev/urandom > /srv/noise'
+            Stop-SystemContainer $Name -Force
+            Checkpoint-SystemContainer $Name -SnapshotName s1 | Out-Null
+            Start-SystemContainer $Name
+            Invoke-In $Name 'echo two > /root/marker && echo later > /root/added'
+            Stop-SystemContainer $Name -Force
+            Checkpoint-SystemContainer $Name -SnapshotName s2 | Out-Null
+            Start-SystemContainer $Name
+            Invoke-In $Name 'echo three > /root/marker'
+            Stop-SystemContainer $Name -Force
+        }
+        New-Marked ov default 10.123.0.50
+        New-Marked bt pbt 10.123.0.51
+        function script:Get-Hash([string]$Name) {
+            Start-SystemContainer $Name
+            try { Invoke-In $Name 'cat /root/marker; sha256sum /srv/noise | cut -d" " -f1' } finally { Stop-SystemContainer $Name -Force }
+        }
+        $script:hashes = @{ ov = Get-Hash ov; bt = Get-Hash bt }
+        $script:sourceMac = @{ ov = (Get-SystemContainer ov).Config['nic.eth0.hwaddr']; bt = (Get-SystemContainer bt).Config['nic.eth0.hwaddr'] }
+        function script:Invoke-Mover([string]$Script) { Invoke-Client 'mover' "`$ProgressPreference = 'SilentlyContinue'; $Script" }
+        # What a failed transfer must not leave on the target: a container, a state or staging directory, a volume, a snapshot.
+        function script:Get-Traces {
+            $dirs = @((Join-Path $client.StateDir 'containers'), (Join-Path $client.StateDir 'storage-pools/pbt/containers'),
+                (Join-Path $client.StateDir 'storage-pools/pbt/containers-snapshots'), (Join-Path $client.StateDir 'storage-pools/pbt/receiving'))
+            @(foreach ($dir in $dirs) { if (Test-Path $dir) { Get-ChildItem -Force -Name $dir | ForEach-Object { "$dir/$_" } } }) +
+            @((Invoke-TestApi $client GET /1.0/containers).Body.metadata) | Sort-Object
+        }
+        function script:Assert-SourceIntact([string]$Name) {
+            Use-Daemon $server
+            $c = Get-SystemContainer $Name
+            $c.Status | Should -Be 'Stopped'
+            $c.Config['nic.eth0.hwaddr'] | Should -Be $sourceMac[$Name]
+            @(Get-SystemContainerSnapshot $Name | ForEach-Object SnapshotName) | Should -Be @('s1', 's2')
+            Get-Hash $Name | Should -Be $hashes[$Name]
+        }
+        function script:Get-SendOperations([string]$Name) {
+            @((Invoke-TestApi $server GET /1.0/operations).Body.metadata | Where-Object description -eq "Sending container $Name")
+        }
+        Use-Daemon $client
+        $script:before = Get-Traces
+    }
+    AfterAll {
+        foreach ($d in @($server, $client)) {
+            if (-not $d) { continue }
+            Use-Daemon $d
+            Get-SystemContainer -ErrorAction SilentlyContinue | Where-Object Name -ne 'web' | Remove-SystemContainer -Force -ErrorAction SilentlyContinue
+            Remove-SystemContainerNetwork mig -Force -ErrorAction SilentlyContinue
+            Get-SystemContainerStoragePool -ErrorAction SilentlyContinue | Where-Object Name -ne 'default' | Remove-SystemContainerStoragePool -Force -ErrorAction SilentlyContinue
+        }
+        Use-Daemon $server
+    }
+
+    It 'lets an untrusted daemon fetch the stream once with the secret, and refuses a wrong or reused one with 403' {
+        Use-Daemon $server
+        $op = (Invoke-TestApi $server POST /1.0/containers/ov '{"migration": true}').Body
+        $op.type | Should -Be 'async'
+        $secret = $op.metadata.metadata.secret
+        $secret | Should -Match '^[0-9a-f]{64}$'
+        $url = "https://$address$($op.operation)/stream"
+        $file = Join-Path $client.Dir 'stream.tar'
+        $curl = @('-sk', '--tlsv1.3', '--http2', '-w', '%{http_code}')
+        Invoke-InNetns $client curl ($curl + @('-o', '/dev/null', "$($url)?secret=$('0' * 64)")) | Should -Be '403' -Because 'a secret the server never issued'
+        Invoke-InNetns $client curl ($curl + @('-o', '/dev/null', "https://$address/1.0/containers/ov/backup?secret=$secret")) | Should -Be '403' -Because 'the secret opens nothing but its stream'
+        Invoke-InNetns $client curl ($curl + @('-o', $file, "$($url)?secret=$secret")) | Should -Be '200'
+        $members = @(tar -tf $file)
+        $members[0] | Should -Be 'backup/index.yaml'
+        $members | Should -Contain 'backup/snapshots/s1/rootfs/root/marker'
+        $members | Should -Contain 'backup/container/rootfs/root/added'
+        Invoke-InNetns $client curl ($curl + @('-o', '/dev/null', "$($url)?secret=$secret")) | Should -Be '403' -Because 'a secret is used once'
+        (Invoke-TestApi $server GET "$($op.operation)/wait?timeout=60").Body.metadata.status | Should -Be 'Success'
+    }
+    It 'refuses a name the target has before any data moves' {
+        Use-Daemon $client
+        New-SystemContainer ov -Image (Get-TestImage) -Network none | Out-Null
+        try {
+            $sends = (Get-SendOperations ov).Count
+            $r = Invoke-Mover 'Copy-SystemContainer -Remote r ov -DestinationHost local -IncludeSnapshots -StoragePool pbt'
+            $r.ExitCode | Should -Not -Be 0
+            $r.Output | Should -Match "container 'ov' already exists here; nothing was fetched"
+            $ops = Get-SendOperations ov
+            $ops.Count | Should -Be ($sends + 1)
+            (Invoke-TestApi $server GET "/1.0/operations/$($ops[-1].id)/wait?timeout=30").Body.metadata.status | Should -Be 'Cancelled' -Because 'nothing was sent, and the unused secret was withdrawn'
+            Use-Daemon $client
+            (Get-SystemContainer ov).StoragePool | Should -Be 'default' -Because 'the container the target had is untouched'
+        }
+        finally { Use-Daemon $client; Remove-SystemContainer ov -Force }
+        Use-Daemon $client
+        Get-Traces | Should -Be $before
+    }
+    It 'refuses to move a running container, which would need live migration' {
+        Use-Daemon $server
+        Start-SystemContainer bt
+        try {
+            $r = Invoke-Mover 'Move-SystemContainer -Remote r bt -DestinationHost local -StoragePool pbt'
+            $r.ExitCode | Should -Not -Be 0
+            $r.Output | Should -Match 'live migration'
+            Use-Daemon $server
+            (Get-SystemContainer bt).Status | Should -Be 'Running'
+        }
+        finally { Use-Daemon $server; Stop-SystemContainer bt -Force }
+        Use-Daemon $client
+        Get-Traces | Should -Be $before
+    }
+    It 'leaves the source intact and nothing on the target when the <Side> daemon dies mid-transfer' -ForEach @(
+        @{ Side = 'source'; Point = 'migration-sent-part'; Container = 'ov'; Command = 'Copy-SystemContainer -Remote r ov -DestinationHost local -Destination cut1 -IncludeSnapshots -StoragePool pbt' }
+        @{ Side = 'target'; Point = 'backup-import-part'; Container = 'bt'; Command = 'Move-SystemContainer -Remote r bt -DestinationHost local -Destination cut2 -StoragePool pbt' }
+    ) {
+        $killed = if ($Side -eq 'source') { $server } else { $client }
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = $Point
+        try { Stop-DaemonProcess $killed; Start-DaemonProcess $killed }
+        finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
+        $r = Invoke-Mover $Command
+        $r.ExitCode | Should -Not -Be 0
+        Get-Content -Raw $killed.Log | Should -Match "SIGKILL at $Point"
+        Stop-DaemonProcess $killed
+        Start-DaemonProcess $killed
+        Use-Daemon $client
+        Get-Traces | Should -Be $before -Because 'a failed import removes what it made, and the next start what a killed one left'
+        Assert-SourceIntact $Container
+    }
+    It 'refuses a container larger than the target pool''s free space mid-transfer, leaving the source and nothing on the target' {
+        Use-Daemon $client
+        New-SystemContainerStoragePool ptiny -Driver btrfs -Size 256MiB | Out-Null
+        Use-Daemon $server
+        New-SystemContainer fat -Image (Get-TestImage) -Network none | Out-Null
+        try {
+            Start-SystemContainer fat
+            Invoke-In fat "head -c $(320 * 1MB) /dev/urandom > /big"
+            Stop-SystemContainer fat -Force
+            $r = Invoke-Mover 'Move-SystemContainer -Remote r fat local -StoragePool ptiny'
+            $r.ExitCode | Should -Not -Be 0
+            $r.Output | Should -Match 'the import limit'
+            Use-Daemon $server
+            (Get-SystemContainer fat).Status | Should -Be 'Stopped' -Because 'a failed move leaves the source'
+            Use-Daemon $client
+            Get-Traces | Should -Be $before
+            @(Get-ChildItem -Force -Name (Join-Path $client.StateDir 'storage-pools/ptiny/containers') -ErrorAction SilentlyContinue) | Should -BeNullOrEmpty
+        }
+        finally {
+            Use-Daemon $server; Remove-SystemContainer fat -Force
+            Use-Daemon $client; Remove-SystemContainerStoragePool ptiny -Force
+        }
+    }
+    It 'copies an overlay container with its snapshots into a btrfs pool on the target, with new MACs, and leaves the source as it was' {
+        $r = Invoke-Mover 'Copy-SystemContainer -Remote r ov -DestinationHost local -Destination ovcopy -IncludeSnapshots -StoragePool pbt | ConvertTo-Json -Compress'
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        $made = $r.Output | ConvertFrom-Json
+        $made.Name | Should -Be 'ovcopy'
+        $made.StoragePool | Should -Be 'pbt'
+        Use-Daemon $client
+        $c = Get-SystemContainer ovcopy
+        $c.Status | Should -Be 'Stopped'
+        $c.Config['nic.eth0.hwaddr'] | Should -Not -Be $sourceMac.ov -Because 'a copy gets new MACs, as lxc copy does'
+        $c.Config['nic.eth0.ipv4.address'] | Should -Be '10.123.0.50'
+        @(Get-SystemContainerSnapshot ovcopy | ForEach-Object SnapshotName) | Should -Be @('s1', 's2')
+        Test-Path (Join-Path $client.StateDir 'storage-pools/pbt/containers/ovcopy') | Should -BeTrue
+        Get-Hash ovcopy | Should -Be $hashes.ov
+        Restore-SystemContainerSnapshot ovcopy s1 -Force
+        Start-SystemContainer ovcopy
+        Invoke-In ovcopy 'cat /root/marker; test -e /root/added || echo no-added' | Should -Be @('one', 'no-added')
+        Stop-SystemContainer ovcopy -Force
+        Assert-SourceIntact ov
+        $op = (Get-SendOperations ov)[-1]
+        $op.status | Should -Be 'Success'
+        $op.metadata.result.optimized | Should -BeFalse -Because 'an overlay container is sent as a tar stream'
+        $pull = @((Invoke-TestApi $client GET /1.0/operations).Body.metadata | Where-Object description -eq 'Pulling container ovcopy')[-1]
+        $pull.metadata.progress | Should -Be "received $($op.metadata.result.bytes) bytes, SHA-256 $($op.metadata.result.sha256)" -Because 'the target checked what arrived against the checksum the source sent'
+        Use-Daemon $client
+        Remove-SystemContainer ovcopy -Force
+    }
+    It 'copies a btrfs container without its snapshots as a btrfs send stream into a btrfs pool on the target' {
+        $r = Invoke-Mover 'Copy-SystemContainer -Remote r bt -DestinationHost local -Destination btcopy -StoragePool pbt | ConvertTo-Json -Compress'
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        (Get-SendOperations bt)[-1].metadata.result.optimized | Should -BeTrue
+        Use-Daemon $client
+        Get-SystemContainerSnapshot btcopy | Should -BeNullOrEmpty -Because 'snapshots go only with -IncludeSnapshots'
+        (Get-SystemContainer btcopy).Config['nic.eth0.hwaddr'] | Should -Not -Be $sourceMac.bt
+        Get-Hash btcopy | Should -Be $hashes.bt
+        Assert-SourceIntact bt
+        # The copy holds bt's fixed address on the target's network: a move of bt there is refused, and leaves both as they were.
+        Use-Daemon $client
+        $traces = Get-Traces
+        $r = Invoke-Mover 'Move-SystemContainer -Remote r bt -DestinationHost local -StoragePool pbt'
+        $r.ExitCode | Should -Not -Be 0
+        $r.Output | Should -Match "address 10\.123\.0\.51 on network 'mig' is already fixed for container 'btcopy'"
+        Use-Daemon $client
+        Get-Traces | Should -Be $traces
+        Assert-SourceIntact bt
+        Use-Daemon $client
+        Remove-SystemContainer btcopy -Force
+    }
+    It 'moves a btrfs container with its snapshots as btrfs send streams; it starts on the target with its address and MAC, and is gone from the source' {
+        $r = Invoke-Mover 'Move-SystemContainer -Remote r bt -DestinationHost local -StoragePool pbt | ConvertTo-Json -Compress'
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        ($r.Output | ConvertFrom-Json).Name | Should -Be 'bt'
+        $op = (Get-SendOperations bt)[-1]
+        $op.status | Should -Be 'Success'
+        $op.metadata.result.optimized | Should -BeTrue
+        Use-Daemon $server
+        Get-SystemContainer bt -ErrorAction SilentlyContinue | Should -BeNullOrEmpty -Because 'a move removes the source once the target has it'
+        Use-Daemon $client
+        $c = Get-SystemContainer bt
+        $c.Config['nic.eth0.hwaddr'] | Should -Be $sourceMac.bt
+        @(Get-SystemContainerSnapshot bt | ForEach-Object SnapshotName) | Should -Be @('s1', 's2')
+        foreach ($s in 's1', 's2') {
+            btrfs subvolume show (Join-Path $client.StateDir "storage-pools/pbt/containers-snapshots/bt/$s") | Out-String |
+                Should -Match 'Received UUID:\s+[0-9a-f-]{36}' -Because 'the snapshots came as btrfs send streams'
+        }
+        Start-SystemContainer bt
+        try {
+            Invoke-In bt 'cat /root/marker; sha256sum /srv/noise | cut -d" " -f1' | Should -Be $hashes.bt
+            # The address comes by DHCP, from the static lease the destination's dnsmasq has for the MAC.
+            (Wait-SystemContainer bt -For IPv4 -Timeout 60 -PassThru -ErrorAction Stop).IPv4 | Should -Contain '10.123.0.51'
+            Invoke-In bt 'ip -4 -o addr show eth0' | Should -Match '10\.123\.0\.51/24'
+            Invoke-In bt "cat /sys/class/net/eth0/address" | Should -Be $sourceMac.bt
+        }
+        finally { Stop-SystemContainer bt -Force }
+    }
+    It 'moves an overlay container with its snapshots into a btrfs pool on the target, keeping its MAC' {
+        $r = Invoke-Mover 'Move-SystemContainer -Remote r ov local -NewName ovmoved -StoragePool pbt | ConvertTo-Json -Compress'
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        Use-Daemon $server
+        Get-SystemContainer ov -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Use-Daemon $client
+        (Get-SystemContainer ovmoved).Config['nic.eth0.hwaddr'] | Should -Be $sourceMac.ov
+        @(Get-SystemContainerSnapshot ovmoved | ForEach-Object SnapshotName) | Should -Be @('s1', 's2')
+        Start-SystemContainer ovmoved
+        try {
+            (Wait-SystemContainer ovmoved -For IPv4 -Timeout 60 -PassThru -ErrorAction Stop).IPv4 | Should -Contain '10.123.0.50'
+            Invoke-In ovmoved 'cat /root/marker; sha256sum /srv/noise | cut -d" " -f1' | Should -Be $hashes.ov
+        }
+        finally { Stop-SystemContainer ovmoved -Force }
     }
 }

@@ -306,6 +306,34 @@ function Initialize-TestImageCache {
     finally { Stop-TestDaemon $builder }
 }
 
+function New-TestVethPair($First, $Second, [string]$Subnet) {
+    <#
+    Joins two test daemons' network namespaces by a veth pair named after the second's directory:
+    the first gets $Subnet.1/30, the second $Subnet.2/30. Returns the first end's name; deleting it
+    in the first namespace removes the pair.
+    #>
+    $veth = "scv$((Split-Path -Leaf $Second.Dir).Substring(8, 8))"
+    ip link add $veth type veth peer name "$($veth)p"
+    if ($LASTEXITCODE) { throw "cannot make the veth pair $veth" }
+    try {
+        ip link set $veth netns $First.Netns
+        if ($LASTEXITCODE) { throw "cannot move $veth into $($First.Netns)" }
+        ip link set "$($veth)p" netns $Second.Netns
+        if ($LASTEXITCODE) { throw "cannot move $($veth)p into $($Second.Netns)" }
+        Invoke-InNetns $First ip @('addr', 'add', "$Subnet.1/30", 'dev', $veth)
+        Invoke-InNetns $First ip @('link', 'set', $veth, 'up')
+        Invoke-InNetns $Second ip @('addr', 'add', "$Subnet.2/30", 'dev', "$($veth)p")
+        Invoke-InNetns $Second ip @('link', 'set', "$($veth)p", 'up')
+    }
+    catch {
+        # The pair is wherever the failed step left it: deleting either end, there, removes both.
+        ip link del $veth 2>$null
+        Invoke-InNetns $First ip @('link', 'del', $veth) 2>$null
+        throw
+    }
+    $veth
+}
+
 function Wait-Until([scriptblock]$Condition, [int]$TimeoutSeconds = 60, [string]$What = 'condition') {
     $TimeoutSeconds = [int]($TimeoutSeconds * $script:TimeScale)
     $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
@@ -502,6 +530,6 @@ function Wait-TmuxScreen([string]$Session, [string]$What, [string]$Pattern, [int
     }
 }
 
-Export-ModuleMember -Function Get-TestCriu, Get-MountsUnder, Remove-TestStorage, Start-TmuxPwsh, Get-TmuxScreen, Send-TmuxLine, Wait-TmuxScreen, Wait-TmuxPrompt, Get-TestDnsmasq, Get-TestLxcfs, Get-TestMounts, Invoke-InNetns, Test-InSubnet, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
+Export-ModuleMember -Function New-TestVethPair, Get-TestCriu, Get-MountsUnder, Remove-TestStorage, Start-TmuxPwsh, Get-TmuxScreen, Send-TmuxLine, Wait-TmuxScreen, Wait-TmuxPrompt, Get-TestDnsmasq, Get-TestLxcfs, Get-TestMounts, Invoke-InNetns, Test-InSubnet, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
     Get-CgroupMounts, Get-CgroupVersion, Get-CgroupHierarchies, Get-CgroupDirectories, Get-CgroupFile, Get-CgroupKeyedValue, Get-CgroupMemoryLimit, Get-CgroupCpuMax,
     Get-CgroupCpuUsage, Get-CgroupThrottledPeriods, Get-CgroupMemoryUsage, Get-CgroupMemoryLimitHits, Test-CgroupFrozen, Get-ContainerIdMap

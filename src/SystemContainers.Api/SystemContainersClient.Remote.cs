@@ -80,10 +80,26 @@ public sealed partial class SystemContainersClient
     /// </summary>
     public async Task<(string OperationId, string Secret)> CreateImageSecretAsync(string fingerprint, int? expiresInSeconds, CancellationToken ct = default)
     {
-        var response = await SendRawAsync(HttpMethod.Post, $"1.0/images/{Esc(fingerprint)}/secret", new ImageSecretRequest(expiresInSeconds), ct);
+        string path = $"1.0/images/{Esc(fingerprint)}/secret";
+        return SecretOf(await SendRawAsync(HttpMethod.Post, path, new ImageSecretRequest(expiresInSeconds), ct), path);
+    }
+
+    /// <summary>
+    /// The migration operation (POST /1.0/containers/{name} with migration: true) whose single-use
+    /// secret lets another daemon pull this stopped container, with its snapshots when asked; it
+    /// runs until that daemon has fetched it, the secret expires or it is cancelled.
+    /// </summary>
+    public async Task<(string OperationId, string Secret)> CreateMigrationSourceAsync(string name, bool includeSnapshots, CancellationToken ct = default)
+    {
+        string path = $"1.0/containers/{Esc(name)}";
+        return SecretOf(await SendRawAsync(HttpMethod.Post, path, new ContainerPostRequest(Migration: true, InstanceOnly: !includeSnapshots), ct), path);
+    }
+
+    private (string OperationId, string Secret) SecretOf(ApiResponse response, string path)
+    {
         var op = Deserialize<Operation>(response.Metadata);
         string? secret = op?.Metadata is { ValueKind: JsonValueKind.Object } m && m.TryGetProperty("secret", out var s) ? s.GetString() : null;
-        return (op?.Id ?? "", secret ?? throw new SystemContainersApiException(502, "BadResponse", $"POST /1.0/images/{fingerprint}/secret: {Target} answered without a secret"));
+        return (op?.Id ?? "", secret ?? throw new SystemContainersApiException(502, "BadResponse", $"POST /{path}: {Target} answered without a secret"));
     }
 
     public Task<JsonElement?> UpdateHostAsync(HostUpdateRequest request, CancellationToken ct = default) =>

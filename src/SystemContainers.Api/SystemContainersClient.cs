@@ -104,6 +104,18 @@ public sealed partial class SystemContainersClient : IDisposable
         SendAsync<SystemContainer>(HttpMethod.Post, "1.0/containers",
             new ContainerCreateRequest(name, null, StoragePool: storagePool, Source: new ContainerSource("copy", snapshot is null ? source : $"{source}/{snapshot}")), ct);
 
+    /// <summary>
+    /// Has this daemon pull a container from another daemon's migration operation (see
+    /// CreateMigrationSourceAsync), over TLS 1.3 to operation's host, whose server certificate has
+    /// the SHA-256 certificate; move keeps its MACs. Nothing of the container passes through this client.
+    /// </summary>
+    public Task<SystemContainer> PullContainerAsync(string name, string? storagePool, string operation, string certificate, string secret, bool move,
+        Action<string>? progress = null, CancellationToken ct = default) =>
+        SendAsync<SystemContainer>(HttpMethod.Post, "1.0/containers",
+            new ContainerCreateRequest(name, null, StoragePool: storagePool,
+                Source: new ContainerSource("migration", Mode: "pull", Operation: operation, Certificate: certificate, Secrets: new() { ["fs"] = secret }, Move: move)),
+            ct, progress);
+
     public Task<SystemContainer> ChangeStateAsync(string name, ContainerStateRequest request, CancellationToken ct = default) =>
         SendAsync<SystemContainer>(HttpMethod.Put, $"1.0/containers/{Esc(name)}/state", request, ct);
 
@@ -119,7 +131,7 @@ public sealed partial class SystemContainersClient : IDisposable
         SendAsync<SystemContainer>(HttpMethod.Patch, $"1.0/containers/{Esc(name)}", request, ct);
 
     public Task<SystemContainer> RenameContainerAsync(string name, string newName, CancellationToken ct = default) =>
-        SendAsync<SystemContainer>(HttpMethod.Post, $"1.0/containers/{Esc(name)}", new ContainerRenameRequest(newName), ct);
+        SendAsync<SystemContainer>(HttpMethod.Post, $"1.0/containers/{Esc(name)}", new ContainerPostRequest(newName), ct);
 
     public Task<SystemContainerStats> GetStatsAsync(string name, CancellationToken ct = default) =>
         SendAsync<SystemContainerStats>(HttpMethod.Get, $"1.0/containers/{Esc(name)}/state", null, ct);

@@ -178,8 +178,15 @@ public sealed record ConsoleLogChunk(string Text, long Next, bool Restarted);
 public sealed record ContainerCreateRequest(string Name, string? Image, Dictionary<string, string>? Config = null, bool Start = false, string? StoragePool = null,
     ContainerSource? Source = null);
 
-/// <summary>Where a new container comes from: Type "copy" with Source "NAME" or "NAME/SNAPSHOT", as LXD's instance source.</summary>
-public sealed record ContainerSource(string Type, string? Source = null);
+/// <summary>
+/// Where a new container comes from, as LXD's instance source: Type "copy" with Source "NAME" or
+/// "NAME/SNAPSHOT"; or Type "migration", Mode "pull": another daemon's migration Operation
+/// (https://address:port/1.0/operations/ID) whose server certificate has the SHA-256 Certificate,
+/// fetched with Secrets["fs"]. Move keeps the container's MACs (its source is removed afterwards);
+/// a copy gets new ones.
+/// </summary>
+public sealed record ContainerSource(string Type, string? Source = null, string? Mode = null, string? Operation = null, string? Certificate = null,
+    Dictionary<string, string>? Secrets = null, bool Move = false);
 
 public sealed record ContainerStateRequest(string Action, bool Force = false, int? Timeout = null);
 
@@ -257,8 +264,12 @@ public sealed record ImageCreateRequest(
 /// <summary>POST /1.0/images/{fingerprint}/secret: how long the single-use secret lives (default 60 s).</summary>
 public sealed record ImageSecretRequest(int? ExpiresInSeconds = null);
 
-/// <summary>POST /1.0/containers/{name}: the stopped container's new name, as LXD's rename.</summary>
-public sealed record ContainerRenameRequest(string Name);
+/// <summary>
+/// POST /1.0/containers/{name}, as LXD's: the stopped container's new Name (a rename), or with
+/// Migration an operation whose single-use secret lets another daemon pull the container (with
+/// its snapshots unless InstanceOnly) within ExpiresInSeconds (default 60).
+/// </summary>
+public sealed record ContainerPostRequest(string? Name = null, bool Migration = false, bool InstanceOnly = false, int? ExpiresInSeconds = null);
 
 /// <summary>PATCH /1.0/containers/{name}: config keys to set; a null or empty value removes the key.</summary>
 public sealed record ContainerUpdateRequest(Dictionary<string, string?> Config);

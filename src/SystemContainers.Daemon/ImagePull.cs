@@ -1,4 +1,3 @@
-using System.Net.Http.Json;
 using SystemContainers.Api;
 using SystemContainers.Engine;
 using SystemContainers.Engine.Images;
@@ -23,28 +22,11 @@ public static class ImagePull
             progress.Report("already here");
             return req.Alias is null ? existing : await images.AddAliasAsync(fingerprint, req.Alias);
         }
-        using var handler = SystemContainersClient.PinnedTlsHandler(certificate);
-        handler.AllowAutoRedirect = false;
-        using var http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
+        using var peer = new PeerFetch(certificate);
         var url = new Uri(server, $"1.0/images/{fingerprint}/export?secret={Uri.EscapeDataString(secret)}");
         progress.Report($"connecting to {server}");
-        HttpResponseMessage response;
-        try
+        using (var response = await peer.GetAsync(url, System.Net.HttpVersion.Version11, $"image {fingerprint[..12]} (certificate {certificate[..12]})", ct))
         {
-            response = await http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct);
-        }
-        catch (HttpRequestException e)
-        {
-            throw new EngineException(FailureKind.Failed, "SourceUnreachable", $"cannot fetch image {fingerprint[..12]} from {server} (certificate {certificate[..12]}): {e.Message}");
-        }
-        using (response)
-        {
-            if (!response.IsSuccessStatusCode)
-            {
-                var error = await ErrorOf(response, ct);
-                throw new EngineException(response.StatusCode == System.Net.HttpStatusCode.Forbidden ? FailureKind.Forbidden : FailureKind.Failed,
-                    "SourceRefused", $"{server} refused to send image {fingerprint[..12]}: HTTP {(int)response.StatusCode}: {error}");
-            }
             await using var body = await response.Content.ReadAsStreamAsync(ct);
             return await images.ImportAsync(body, server.ToString(), fingerprint, req.Alias, req.Description ?? $"copied from {server}", progress, ct);
         }
@@ -60,17 +42,5 @@ public static class ImagePull
             throw EngineException.Invalid("InvalidRequest", $"request field 'certificate' must be the SHA-256 of the source's server certificate (64 hex digits), not '{req.Certificate}'");
         if (string.IsNullOrEmpty(req.Secret)) throw EngineException.Invalid("InvalidRequest", "request field 'secret' is required");
         return (server, req.Fingerprint!.ToLowerInvariant(), req.Certificate!.ToLowerInvariant(), req.Secret);
-    }
-
-    private static async Task<string> ErrorOf(HttpResponseMessage response, CancellationToken ct)
-    {
-        try
-        {
-            return (await response.Content.ReadFromJsonAsync<ApiResponse>(Wire.Json, ct))?.Error ?? "no error message";
-        }
-        catch (Exception e) when (e is System.Text.Json.JsonException or IOException or HttpRequestException)
-        {
-            return "no error message";
-        }
     }
 }

@@ -72,7 +72,8 @@ builder.WebHost.ConfigureKestrel(k =>
 var app = builder.Build();
 Pipeline.UseCommon(app, app.Lifetime.ApplicationStopping);
 var imageSecrets = new ImageSecrets(operations);
-var api = new RestApi(options, containers, images, operations, events, imageSecrets);
+var migrations = new MigrationSources(operations);
+var api = new RestApi(options, containers, images, operations, events, imageSecrets, migrations);
 using var remote = new SystemContainers.Engine.Remote.RemoteAccess(options.Engine.StateDir);
 HttpsListener? https = null;
 var remoteApi = new RemoteApi(remote, api, () => https!);
@@ -81,7 +82,7 @@ void MapRoutes(WebApplication a)
     remoteApi.Map(a);
     api.Map(a);
 }
-https = new HttpsListener(remote, new TrustGate(remote, imageSecrets), MapRoutes, app.Lifetime.ApplicationStopping);
+https = new HttpsListener(remote, new TrustGate(remote, imageSecrets, migrations), MapRoutes, app.Lifetime.ApplicationStopping);
 await using var httpsOwner = https;
 MapRoutes(app);
 

@@ -19,7 +19,7 @@ namespace SystemContainers.Daemon;
 
 /// <summary>The /1.0 REST API, shaped like LXD's: sync responses, async operations, events.</summary>
 public sealed class RestApi(DaemonOptions options, ContainerService containers, ImageStore images,
-    OperationRegistry operations, EventHub events, ImageSecrets imageSecrets)
+    OperationRegistry operations, EventHub events, ImageSecrets imageSecrets, MigrationSources migrations)
 {
     private readonly HostCheck _hostCheck = new(options.Engine);
 
@@ -64,7 +64,8 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         });
         app.MapPost("/1.0/containers/{name}", async (string name, HttpContext ctx) =>
         {
-            var req = await Body<ContainerRenameRequest>(ctx);
+            var req = await Body<ContainerPostRequest>(ctx);
+            if (req.Migration) return MigrationRequest(name, req);
             if (string.IsNullOrEmpty(req.Name)) throw EngineException.Invalid("InvalidRequest", "request field 'name' is required");
             return Async(operations.Start($"Renaming container {name} to {req.Name}", Resource(name),
                 async op => ToApi(await containers.RenameAsync(name, req.Name, op.Cancellation.Token))));
@@ -440,6 +441,15 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             }
             return Results.Empty;
         });
+        // A migration operation's stream, for the daemon that pulls the container: an untrusted
+        // one gets here only with the operation's secret, which the trust gate has used up.
+        app.MapGet("/1.0/operations/{id}/stream", async (string id, HttpContext ctx) =>
+        {
+            var source = TrustGate.RedeemedMigration(ctx) ?? migrations.Redeem(id, ctx.Request.Query["secret"].ToString())
+                ?? throw new EngineException(FailureKind.Forbidden, "InvalidSecret", $"the secret of operation '{id}' is unknown, already used or expired");
+            await ContainerSend.RunAsync(containers, source, ctx.Request.Query["optimized"] == "1", ctx);
+            return Results.Empty;
+        });
         app.MapGet("/1.0/events/recent", (HttpContext ctx) => Sync(events.Recent(EventTypes(ctx))));
         app.MapMethods("/1.0/events", WebSocketMethods, async (HttpContext ctx) =>
         {
@@ -564,11 +574,35 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         return async op => ToApi(await containers.PublishAsync(parts[0], snapshot, req.Alias!, req.Description, new Progress<string>(op.Report), op.Cancellation.Token));
     }
 
+    /// <summary>
+    /// POST /1.0/containers/{name} with migration: the operation whose secret lets another daemon
+    /// pull the stopped container. A running one is refused: moving it would need live migration.
+    /// </summary>
+    private IResult MigrationRequest(string name, ContainerPostRequest req)
+    {
+        if (!string.IsNullOrEmpty(req.Name))
+            throw EngineException.Invalid("InvalidRequest", "a migration keeps the container's name here: the target daemon names the container it makes");
+        if (req.ExpiresInSeconds is < 1 or > MaxTimeoutSeconds)
+            throw EngineException.Invalid("InvalidRequest", $"expires_in_seconds must be from 1 to {MaxTimeoutSeconds}, not {req.ExpiresInSeconds}");
+        var c = containers.Get(name);
+        // Anything else a container may be (in error) is the export's to judge when the stream is fetched.
+        if (c.Status is ContainerStatus.Running or ContainerStatus.Frozen)
+            throw EngineException.Conflict("ContainerRunning",
+                $"container '{name}' is {c.Status.ToString().ToLowerInvariant()}: sending a running container to another host needs live migration, which is not supported; stop it first");
+        return Async(migrations.Issue(name, !req.InstanceOnly, req.ExpiresInSeconds is int s ? TimeSpan.FromSeconds(s) : MigrationSources.DefaultLifetime));
+    }
+
     /// <summary>POST /1.0/containers with a copy source: an operation that copies SOURCE or SOURCE/SNAPSHOT, then starts the copy if asked.</summary>
     private IResult CopyRequest(ContainerCreateRequest req, ContainerSource source)
     {
+        if (source.Type == "migration")
+        {
+            if (req.Start) throw EngineException.Invalid("InvalidRequest", "a migrated container is made stopped; start it once it is here");
+            var pull = ContainerPull.Plan(containers, req, source);
+            return Async(operations.Start($"Pulling container {req.Name}", Resource(req.Name), async op => ToApi(await pull.RunAsync(containers, op))));
+        }
         if (source.Type != "copy")
-            throw EngineException.Invalid("InvalidRequest", $"source type '{Engine.Spec.DisplayText.Escape(source.Type ?? "")}' is not supported: use copy, or give an image and no source");
+            throw EngineException.Invalid("InvalidRequest", $"source type '{Engine.Spec.DisplayText.Escape(source.Type ?? "")}' is not supported: use copy or migration, or give an image and no source");
         Require(source.Source, "source.source");
         if (!string.IsNullOrEmpty(req.Image)) throw EngineException.Invalid("InvalidRequest", "give an image or a copy source, not both");
         if (req.Config is { Count: > 0 }) throw EngineException.Invalid("InvalidRequest", "a copy takes its source's config; change it once the copy is made");

@@ -6,29 +6,36 @@ namespace SystemContainers.Daemon;
 
 /// <summary>
 /// The HTTPS listener's check before any handler: a client whose certificate is trusted passes;
-/// any other may only read GET /1.0, redeem a token (POST /1.0/certificates) and fetch an image
-/// with a single-use secret for it (GET /1.0/images/{fingerprint}/export?secret=, another daemon
-/// pulling), and gets 403 for everything else. Trusted requests are tracked by fingerprint while they run, so a revocation
+/// any other may only read GET /1.0, redeem a token (POST /1.0/certificates), and, as another
+/// daemon pulling, fetch an image or a container with a single-use secret for it
+/// (GET /1.0/images/{fingerprint}/export?secret=, GET /1.0/operations/{id}/stream?secret=); it
+/// gets 403 for everything else. Trusted requests are tracked by fingerprint while they run, so a revocation
 /// aborts its client's open streams (events, exec websockets) as well as refusing its next request.
 /// </summary>
 public sealed class TrustGate
 {
     private const string UntrustedKey = "systemcontainers.untrusted";
+    private const string MigrationKey = "systemcontainers.migration";
     private readonly RemoteAccess _remote;
     private readonly ImageSecrets _imageSecrets;
+    private readonly MigrationSources _migrations;
     private readonly Dictionary<string, HashSet<HttpContext>> _open = [];
     // The request being handled on this flow: a client that revokes itself still gets its answer.
     private readonly AsyncLocal<HttpContext?> _current = new();
 
-    public TrustGate(RemoteAccess remote, ImageSecrets imageSecrets)
+    public TrustGate(RemoteAccess remote, ImageSecrets imageSecrets, MigrationSources migrations)
     {
         _remote = remote;
         _imageSecrets = imageSecrets;
+        _migrations = migrations;
         remote.Trust.Revoked += client => Abort(client.Fingerprint);
     }
 
     /// <summary>True when the request came over HTTPS from a certificate the daemon does not trust.</summary>
     public static bool IsUntrusted(HttpContext context) => context.Items.ContainsKey(UntrustedKey);
+
+    /// <summary>The migration whose secret the gate used up to let this untrusted request in; null otherwise.</summary>
+    public static MigrationSource? RedeemedMigration(HttpContext context) => context.Items.TryGetValue(MigrationKey, out var m) ? m as MigrationSource : null;
 
     public static X509Certificate2? ClientCertificate(HttpContext context) => context.Connection.ClientCertificate;
 
@@ -48,13 +55,14 @@ public sealed class TrustGate
         var request = context.Request;
         bool open = (HttpMethods.IsGet(request.Method) && request.Path == "/1.0")
             || (HttpMethods.IsPost(request.Method) && request.Path == "/1.0/certificates");
-        if (open || RedeemsImageSecret(request))
+        if (open || RedeemsImageSecret(request) || RedeemsMigrationSecret(context))
         {
             await next();
             return;
         }
         string why = IsImageExport(request, out _)
             ? "the image secret is unknown, already used, expired or for another image"
+            : IsMigrationStream(request, out _) ? "the migration secret is unknown, already used, expired or for another operation"
             : certificate is null ? "no client certificate was presented" : $"client certificate {fingerprint} is not trusted";
         await Results.Json(new ApiResponse("error", ErrorCode: 403, Error: $"{request.Method} {request.Path}: {why}; join with a trust token (Add-SystemContainerRemote)",
             ErrorId: "Untrusted"), Wire.Json, statusCode: 403).ExecuteAsync(context);
@@ -63,11 +71,24 @@ public sealed class TrustGate
     private bool RedeemsImageSecret(HttpRequest request) =>
         IsImageExport(request, out string image) && request.Query["secret"].ToString() is { Length: > 0 } secret && _imageSecrets.Redeem(image, secret);
 
-    private static bool IsImageExport(HttpRequest request, out string image)
+    private bool RedeemsMigrationSecret(HttpContext context)
     {
-        image = "";
-        if (!HttpMethods.IsGet(request.Method) || request.Path.Value?.Split('/') is not ["", "1.0", "images", var fingerprint, "export"]) return false;
-        image = fingerprint;
+        if (!IsMigrationStream(context.Request, out string operation) || context.Request.Query["secret"].ToString() is not { Length: > 0 } secret
+            || _migrations.Redeem(operation, secret) is not { } source) return false;
+        context.Items[MigrationKey] = source;
+        return true;
+    }
+
+    private static bool IsImageExport(HttpRequest request, out string image) => IsGetOf(request, "images", "export", out image);
+
+    private static bool IsMigrationStream(HttpRequest request, out string operation) => IsGetOf(request, "operations", "stream", out operation);
+
+    /// <summary>GET /1.0/{collection}/{id}/{leaf}: one of the fetches a secret may open.</summary>
+    private static bool IsGetOf(HttpRequest request, string collection, string leaf, out string id)
+    {
+        id = "";
+        if (!HttpMethods.IsGet(request.Method) || request.Path.Value?.Split('/') is not ["", "1.0", var c, var item, var l] || c != collection || l != leaf) return false;
+        id = item;
         return true;
     }
 

@@ -320,35 +320,97 @@ public sealed class RenameSystemContainerCommand : SystemContainerCmdlet
 
 /// <summary>
 /// Copies a container, or one of its snapshots, to a new stopped container (LXD's copy): the same
-/// image and config, new MACs and host-side NIC names, no fixed address and no snapshots.
+/// image and config, new MACs and host-side NIC names, no fixed address and no snapshots. With
+/// -DestinationHost the copy is made by another daemon, which pulls the stopped container from
+/// this one (see ContainerTransferCmdlet): config, fixed addresses and, with -IncludeSnapshots,
+/// its snapshots, with new MACs.
 /// </summary>
-[Cmdlet(VerbsCommon.Copy, "SystemContainer", SupportsShouldProcess = true)]
+[Cmdlet(VerbsCommon.Copy, "SystemContainer", SupportsShouldProcess = true, DefaultParameterSetName = LocalSet)]
 [OutputType(typeof(SystemContainer))]
-public sealed class CopySystemContainerCommand : SystemContainerCmdlet
+public sealed class CopySystemContainerCommand : ContainerTransferCmdlet
 {
+    private const string LocalSet = "Local";
+    private const string HostSet = "Host";
+
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(ContainerNameCompleter))]
     public string Name { get; set; } = "";
 
-    /// <summary>The new container's name.</summary>
-    [Parameter(Mandatory = true, Position = 1)]
+    /// <summary>The new container's name; with -DestinationHost, the source's name unless given.</summary>
+    [Parameter(Mandatory = true, Position = 1, ParameterSetName = LocalSet)]
+    [Parameter(Position = 1, ParameterSetName = HostSet)]
+    [Alias("NewName")]
     public string Destination { get; set; } = "";
 
     /// <summary>Copy this snapshot of the container instead of the container as it is now.</summary>
-    [Parameter]
+    [Parameter(ParameterSetName = LocalSet)]
     public string? Snapshot { get; set; }
 
-    /// <summary>The storage pool the copy goes in (default: the source's).</summary>
+    /// <summary>The remote whose daemon makes the copy ("local" for this host's daemon).</summary>
+    [Parameter(Mandatory = true, ParameterSetName = HostSet)]
+    [ArgumentCompleter(typeof(RemoteNameCompleter))]
+    public string DestinationHost { get; set; } = "";
+
+    /// <summary>Copies the container's snapshots to the other host as well.</summary>
+    [Parameter(ParameterSetName = HostSet)]
+    public SwitchParameter IncludeSnapshots { get; set; }
+
+    /// <summary>The storage pool the copy goes in (default: the source's on this host; the default pool on another).</summary>
     [Parameter]
     [ArgumentCompleter(typeof(StoragePoolNameCompleter))]
     public string? StoragePool { get; set; }
 
     protected override void ProcessRecord()
     {
+        if (ParameterSetName == HostSet)
+        {
+            string name = Destination.Length > 0 ? Destination : Name;
+            if (!ShouldProcess(Name, $"Copy system container to {DestinationHost} as {name}")) return;
+            if (Transfer(Name, DestinationHost, name, StoragePool, IncludeSnapshots, move: false, out var copied)) WriteObject(copied);
+            return;
+        }
         string what = Snapshot is null ? Name : $"{Name}/{Snapshot}";
         if (!ShouldProcess(what, $"Copy system container to {Destination}")) return;
         if (TryCall(c => c.CopyContainerAsync(Name, Snapshot, Destination, StoragePool, Cancel), Name, out var made))
             WriteObject(made);
+    }
+}
+
+/// <summary>
+/// Moves a stopped container to another host: the destination's daemon pulls it, with its
+/// snapshots, config, MACs and fixed addresses, and the container is removed here only once the
+/// destination has it complete. A running container is refused (no live migration).
+/// </summary>
+[Cmdlet(VerbsCommon.Move, "SystemContainer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(SystemContainer))]
+public sealed class MoveSystemContainerCommand : ContainerTransferCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    public string Name { get; set; } = "";
+
+    /// <summary>The remote whose daemon gets the container ("local" for this host's daemon).</summary>
+    [Parameter(Mandatory = true, Position = 1)]
+    [ArgumentCompleter(typeof(RemoteNameCompleter))]
+    public string DestinationHost { get; set; } = "";
+
+    /// <summary>The container's name on the destination (default: its name here).</summary>
+    [Parameter]
+    [Alias("Destination")]
+    public string? NewName { get; set; }
+
+    /// <summary>The storage pool it goes in on the destination (default: the destination's default pool).</summary>
+    [Parameter]
+    [ArgumentCompleter(typeof(StoragePoolNameCompleter))]
+    public string? StoragePool { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        string name = string.IsNullOrEmpty(NewName) ? Name : NewName;
+        if (!ShouldProcess(Name, $"Move system container to {DestinationHost} as {name}")) return;
+        if (!Transfer(Name, DestinationHost, name, StoragePool, includeSnapshots: true, move: true, out var moved)) return;
+        // The destination has said the container is complete there: only now is the source removed.
+        if (TryCall(c => c.DeleteContainerAsync(Name, false, Cancel), Name)) WriteObject(moved);
     }
 }
 

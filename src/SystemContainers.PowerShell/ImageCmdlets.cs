@@ -289,7 +289,7 @@ public sealed class CopySystemContainerImageCommand : SystemContainerCmdlet
     private bool Pull(SystemContainersClient source, SystemContainersClient target, SystemContainerImage image, out SystemContainerImage copied)
     {
         copied = default!;
-        if (!TryCall(_ => SourceAddressAsync(source), Image, out var from)) return false;
+        if (!TryCall(_ => SourceAddressAsync(source, "the image"), Image, out var from)) return false;
         if (!TryCall(c => c.CreateImageSecretAsync(image.Fingerprint, null, Cancel), Image, out var secret)) return false;
         var request = new ImageCreateRequest("pull", Description: image.Description, Server: from.Server, Secret: secret.Secret,
             Certificate: from.Certificate, Fingerprint: image.Fingerprint);
@@ -298,20 +298,5 @@ public sealed class CopySystemContainerImageCommand : SystemContainerCmdlet
         // An unused secret would stay valid until it expires.
         TryCall(_ => source.CancelOperationAsync(secret.OperationId, CancellationToken.None), Image);
         return false;
-    }
-
-    /// <summary>Where the destination reaches the source: a remote's address as this user reaches it, or the local daemon's HTTPS address.</summary>
-    private async Task<(string Server, string Certificate)> SourceAddressAsync(SystemContainersClient source)
-    {
-        if (RemoteStore.Resolve(Remote) is string name)
-        {
-            var remote = RemoteStore.List().First(r => r.Name == name);
-            return ($"https://{remote.Address}", remote.ServerFingerprint);
-        }
-        var host = await source.GetHostAsync(Cancel);
-        if (host.Addresses.Length == 0)
-            throw new SystemContainersApiException(409, "HttpsOff",
-                "the local daemon does not listen on HTTPS, so no other daemon can fetch the image from it; Set-SystemContainerHost -HttpsAddress first");
-        return ($"https://{host.Addresses[0]}", host.ServerFingerprint);
     }
 }

@@ -31,6 +31,24 @@ public abstract class SystemContainerCmdlet : PSCmdlet
     internal Dictionary<string, SystemContainersClient> ClientsFor(IEnumerable<ContainerTarget> targets) =>
         targets.Select(t => t.Remote ?? "").Distinct().ToDictionary(r => r, ClientFor);
 
+    /// <summary>
+    /// Where another daemon reaches this cmdlet's source (-Remote), to pull what from it: a
+    /// remote's address as this user reaches it, or the local daemon's HTTPS address.
+    /// </summary>
+    protected async Task<(string Server, string Certificate)> SourceAddressAsync(SystemContainersClient source, string what)
+    {
+        if (RemoteStore.Resolve(Remote) is string name)
+        {
+            var remote = RemoteStore.List().First(r => r.Name == name);
+            return ($"https://{remote.Address}", remote.ServerFingerprint);
+        }
+        var host = await source.GetHostAsync(Cancel);
+        if (host.Addresses.Length == 0)
+            throw new SystemContainersApiException(409, "HttpsOff",
+                $"the local daemon does not listen on HTTPS, so no other daemon can fetch {what} from it; Set-SystemContainerHost -HttpsAddress first");
+        return ($"https://{host.Addresses[0]}", host.ServerFingerprint);
+    }
+
     /// <summary>A container named now, with the remote bound now: what a cmdlet acting once all input has arrived collects.</summary>
     internal ContainerTarget Here(string name) => new(Remote, name);
 

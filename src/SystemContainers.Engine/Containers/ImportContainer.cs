@@ -8,8 +8,15 @@ using SystemContainers.Engine.Storage;
 
 namespace SystemContainers.Engine.Containers;
 
-/// <summary>Where an import goes: a new name (else the backup's), a pool (else the default one); how its tarball is compressed.</summary>
-public sealed record ImportOptions(string? Name, string? StoragePool, BackupCompression Compression);
+/// <summary>
+/// Where an import goes: a new name (else the backup's), a pool (else the default one); how its
+/// tarball is compressed; whether its NICs keep their MACs (a container moved from another host,
+/// whose source is removed) or get new ones (a copy, a restored backup).
+/// </summary>
+public sealed record ImportOptions(string? Name, string? StoragePool, BackupCompression Compression)
+{
+    public bool KeepHardwareAddresses { get; init; }
+}
 
 /// <summary>
 /// Makes a container from a backup tarball (see ExportContainer), which is hostile input: the
@@ -46,8 +53,8 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
             throw Invalid($"its image fingerprint '{DisplayText.Escape(source.ImageFingerprint)}' is not a SHA-256");
         if (source.InitKind is not (InitKinds.Systemd or InitKinds.Busybox or InitKinds.Other))
             throw Invalid($"its init kind '{DisplayText.Escape(source.InitKind)}' is not systemd, busybox or other");
-        // The MACs are the exported container's: the new one gets its own, as a copy does.
-        var config = source.Config.Where(kv => !(NicSpec.IsNicKey(kv.Key) && kv.Key.EndsWith(".hwaddr", StringComparison.Ordinal)))
+        // The MACs are the exported container's: the new one gets its own, as a copy does, unless it is that container moved.
+        var config = source.Config.Where(kv => options.KeepHardwareAddresses || !(NicSpec.IsNicKey(kv.Key) && kv.Key.EndsWith(".hwaddr", StringComparison.Ordinal)))
             .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
         var parsed = nicDefaults.Complete(ContainerConfig.Parse(config), firstConfig: false);
         foreach (var disk in parsed.Disks) disk.CheckSource();
