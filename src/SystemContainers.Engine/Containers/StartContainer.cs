@@ -67,33 +67,41 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
         var cgroup = parts.Cgroups.Create(name, c.RootUid, c.RootGid);
         string? cpuSet = parts.Cpus.Choose(config.Limits, parts.Registry.CpuSetsExcept(c));
         parts.Cgroups.Apply(cgroup, config.Limits, cpuSet);
-        var (master, slave, slavePath) = Sys.OpenPty(c.RootUid, c.RootGid + 5);
-        SafeFd? ownedMaster = master, ownedSlave = slave;
+        // A checkpointable container makes its console in its own devpts (sc-init sends the master back).
+        SafeFd? master = null, slave = null;
+        string? slavePath = null;
+        if (!config.IsStateful) (master, slave, slavePath) = Sys.OpenPty(c.RootUid, c.RootGid + 5);
         revert.Add($"the console pty of '{name}'", () =>
         {
-            ownedMaster?.Dispose();
-            ownedSlave?.Dispose();
+            master?.Dispose();
+            slave?.Dispose();
         });
         StepTrace.Mark("start: cgroup and console ready");
         revert.Add($"the host interfaces of '{name}'", () => cleanup.DetachAll(hostInterfaces));
         int pid;
+        SafeFd? own;
         bool shifted = idmap is not null && parts.Options.ShiftIds;
         try
         {
-            pid = parts.ScInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
+            (pid, own) = parts.ScInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
         }
         catch (ScInitException e) when (idmap is not null && !shifted && e.Message.Contains("cannot idmap mount", StringComparison.Ordinal))
         {
             shifted = true;
             cleanup.DetachAll(hostInterfaces);
-            pid = parts.ScInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
+            (pid, own) = parts.ScInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
+        }
+        if (own is not null)
+        {
+            master = own;
+            slave = Sys.OpenPtyPeer(own);
         }
         pidfd = Sys.PidfdOpen(pid);
         revert.Add($"the init of '{name}'", () => ContainerCleanup.KillAndReap(pidfd));
         StepTrace.Mark("start: init exec'd");
         TestHooks.Reach("start-cloned");
-        var console = new ConsoleLog(master, slave, parts.ConsoleLogOf(name), parts.Loop);
-        ownedMaster = ownedSlave = null;
+        var console = new ConsoleLog(master!, slave!, parts.ConsoleLogOf(name), parts.Loop);
+        master = slave = null;
         revert.Add($"the console log of '{name}'", console.Dispose);
         var runtime = new RuntimeRecord(true, pid, ProcStat.StartTime(pid), DateTimeOffset.UtcNow, null, null, null, shifted);
         TestHooks.Reach("start-before-state");
@@ -110,11 +118,13 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
         revert.Success();
     }
 
-    private LaunchPlan PlanFor(Container c, ContainerConfig config, ContainerCgroup cgroup, string console, bool shifted)
+    private LaunchPlan PlanFor(Container c, ContainerConfig config, ContainerCgroup cgroup, string? console, bool shifted)
     {
         var r = c.Record;
-        var plan = parts.RootfsOf(r, shifted)
-            .Add("console", console)
+        var plan = parts.RootfsOf(r, shifted);
+        if (console is null) plan.Add("ownconsole", 1);
+        else plan.Add("console", console);
+        plan
             .Add("hostname", r.Name)
             .Add("userns", r.IdMap is null ? 0 : 1)
             .Add("idmap", r.IdMap is not null && !shifted ? 1 : 0)

@@ -176,6 +176,18 @@ public static unsafe class Sys
         }
     }
 
+    /// <summary>
+    /// A slave of the pty whose master this is, opened through the master (TIOCGPTPEER), so a pty
+    /// of a container's own devpts is reached without resolving a path of the container.
+    /// </summary>
+    public static SafeFd OpenPtyPeer(SafeFd master)
+    {
+        const ulong TIOCGPTPEER = 0x5441;
+        int fd = Libc.ioctl(master.Fd, TIOCGPTPEER, (void*)(nint)(Libc.O_RDWR | Libc.O_NOCTTY | Libc.O_CLOEXEC));
+        if (fd < 0) throw NativeException.FromLastError("open the slave of", $"pty master {master.Fd}");
+        return new SafeFd(fd);
+    }
+
     public static void SetWindowSize(SafeFd pty, ushort rows, ushort cols)
     {
         const ulong TIOCSWINSZ = 0x5414;
