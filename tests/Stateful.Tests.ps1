@@ -92,3 +92,41 @@ Describe 'migration.stateful refusals' {
         $err[0].Exception.Message | Should -Match "config key 'migration.stateful' must be true or false, not 'sometimes'"
     }
 }
+
+Describe 'Stop-SystemContainer -Stateful and Start-SystemContainer restoring it' {
+    BeforeAll {
+        New-SystemContainer cnt1 -Image $image -Config $stateful -Start | Out-Null
+        # A counter held only in the shell's memory, written to a file it keeps open. Started in the
+        # background of an exec, it is orphaned to the container's init: in the tree criu takes.
+        $counter = 'echo $$ > /tmp/counter.pid; exec 3>>/tmp/count.log; i=0; while true; do i=$((i+1)); echo $i >&3; echo $i > /tmp/now.new; mv /tmp/now.new /tmp/now; sleep 0.1; done'
+        Invoke-SystemContainerCommand cnt1 -- sh -c "echo '$counter' > /counter.sh; setsid sh /counter.sh </dev/null >/dev/null 2>&1 &"
+        function Get-Count { [int](Invoke-SystemContainerCommand cnt1 -- cat /tmp/now) }
+        Wait-Until -TimeoutSeconds 20 -What 'the counter' { (Invoke-SystemContainerCommand cnt1 -PassThru -- cat /tmp/now).ExitCode -eq 0 -and (Get-Count) -ge 5 }
+    }
+    AfterAll { Remove-SystemContainer cnt1 -Force }
+
+    It 'stops with the state saved, shown on the container' {
+        $script:before = Get-SystemContainer cnt1
+        $script:counterPid = (Invoke-SystemContainerCommand cnt1 -- cat /tmp/counter.pid).Trim()
+        $stopped = Stop-SystemContainer cnt1 -Stateful -PassThru
+        $stopped.Status | Should -Be 'Stopped'
+        $stopped.Stateful | Should -BeTrue
+        Test-ProcessAlive $before.Pid | Should -BeFalse
+        Test-Path (Join-Path $daemon.StateDir 'containers/cnt1/checkpoint/inventory.img') | Should -BeTrue
+    }
+    It 'starts from the saved state: the counter goes on from where it was, with the same pid inside' {
+        $log = Join-Path $daemon.StateDir 'containers/cnt1/checkpoint'
+        $started = Start-SystemContainer cnt1 -PassThru
+        $started.Status | Should -Be 'Running'
+        $started.Stateful | Should -BeFalse
+        $started.Pid | Should -Not -Be $before.Pid
+        $first = Get-Count
+        Wait-Until -TimeoutSeconds 20 -What 'the counter to go on' { (Get-Count) -gt $first }
+        # Restarted it would count from 1; restored, its memory held the count the dump saw.
+        $lines = @(Invoke-SystemContainerCommand cnt1 -- cat /tmp/count.log | ForEach-Object { [int]$_ })
+        for ($i = 1; $i -lt $lines.Count; $i++) { $lines[$i] | Should -Be ($lines[$i - 1] + 1) }
+        (Invoke-SystemContainerCommand cnt1 -- cat /tmp/counter.pid).Trim() | Should -Be $counterPid
+        Invoke-SystemContainerCommand cnt1 -- sh -c "cat /proc/$counterPid/cmdline | tr '\0' ' '" | Should -Match 'counter.sh'
+        Test-Path $log | Should -BeFalse
+    }
+}

@@ -1067,6 +1067,8 @@ static int create(struct plan *p)
             die("cannot set hostname %s", p->hostname);
         drop_caps(p);
         if (setsid() < 0) die("cannot setsid");
+        /* criu restores a terminal whose master is outside the tree for the session it controls. */
+        if (p->ownconsole && ioctl(0, TIOCSCTTY, 0) < 0) die("cannot make the console init's controlling terminal");
         umask(022);
         reset_signals();
         if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) die("cannot close_range");
