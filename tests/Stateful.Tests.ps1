@@ -130,3 +130,168 @@ Describe 'Stop-SystemContainer -Stateful and Start-SystemContainer restoring it'
         Test-Path $log | Should -BeFalse
     }
 }
+
+Describe 'A restored container keeps its network, open connections and limits' {
+    BeforeAll {
+        New-SystemContainer net1 -Image $image -Config ($stateful + @{ 'limits.memory' = '96MiB'; 'limits.processes' = '200' }) -Start | Out-Null
+        Wait-Until -TimeoutSeconds 30 -What 'an address' { @((Get-SystemContainer net1).IPv4).Count -gt 0 }
+        # A persistent echo server, orphaned to init: its listening socket and each connection's cat are in the tree.
+        Invoke-SystemContainerCommand net1 -- sh -c 'setsid nc -ll -p 7001 -e /bin/cat </dev/null >/dev/null 2>&1 &'
+        $script:address = @((Get-SystemContainer net1).IPv4)[0]
+        # A client on the host side of the bridge (the daemon's network namespace), holding one connection open.
+        function Start-Client {
+            $psi = [Diagnostics.ProcessStartInfo]::new('nsenter', @("--net=/run/netns/$($daemon.Netns)", '--', 'busybox', 'nc', $address, '7001'))
+            $psi.RedirectStandardInput = $true
+            $psi.RedirectStandardOutput = $true
+            [Diagnostics.Process]::Start($psi)
+        }
+        function Send-Line($Client, [string]$Text) {
+            $Client.StandardInput.WriteLine($Text)
+            $Client.StandardInput.Flush()
+            $read = $Client.StandardOutput.ReadLineAsync()
+            if (-not $read.Wait(20000)) { throw "no echo of '$Text' within 20 s" }
+            $read.Result
+        }
+        Wait-Until -TimeoutSeconds 20 -What 'the echo server' { Invoke-SystemContainerCommand net1 -- sh -c 'netstat -ltn | grep ":7001 " || true' }
+    }
+    AfterAll {
+        if ($script:client -and -not $client.HasExited) { $client.Kill(); $client.WaitForExit() }
+        Remove-SystemContainer net1 -Force
+    }
+
+    It 'keeps the address, the MAC, the listening socket, an established connection and the cgroup limits' {
+        $script:client = Start-Client
+        Wait-Until -TimeoutSeconds 20 -What 'the connection' { (Invoke-SystemContainerCommand net1 -- sh -c 'netstat -tn 2>/dev/null | grep -c ESTABLISHED || true') -ge 1 }
+        Send-Line $client 'before' | Should -Be 'before'
+        $mac = (Invoke-SystemContainerCommand net1 -- cat /sys/class/net/eth0/address).Trim()
+        $routes = @(Invoke-SystemContainerCommand net1 -- ip -4 route)
+        $before = Get-SystemContainer net1
+
+        (Stop-SystemContainer net1 -Stateful -PassThru).Stateful | Should -BeTrue
+        $after = Start-SystemContainer net1 -PassThru
+
+        # The connection opened before the stop answers on: its server side was restored, not made anew.
+        $client.HasExited | Should -BeFalse
+        Send-Line $client 'after' | Should -Be 'after'
+        # The listening socket takes new connections too.
+        $fresh = Start-Client
+        try { Send-Line $fresh 'new' | Should -Be 'new' }
+        finally { $fresh.Kill(); $fresh.WaitForExit() }
+        # Inside and from the host: the same MAC and address, the veth on the bridge again.
+        (Invoke-SystemContainerCommand net1 -- cat /sys/class/net/eth0/address).Trim() | Should -Be $mac
+        @((Get-SystemContainer net1).IPv4) | Should -Be @($before.IPv4)
+        Invoke-SystemContainerCommand net1 -- ip -4 -o addr show eth0 | Should -Match ([regex]::Escape($address))
+        @(Invoke-SystemContainerCommand net1 -- ip -4 route) | Should -Be $routes
+        # The limits are the container's again, in the cgroup files the host sees for the restored init.
+        Get-CgroupMemoryLimit -InitPid $after.Pid | Should -Be (96MB)
+        (Get-Content (Get-CgroupFile $after.Pid pids pids.max pids.max)).Trim() | Should -Be '200'
+    }
+    It 'writes the restored console to the log' {
+        Invoke-SystemContainerCommand net1 -- sh -c 'echo restored-console > /dev/console'
+        Wait-Until -TimeoutSeconds 10 -What 'the console line' { (Get-SystemContainerLog net1) -contains 'restored-console' }
+    }
+}
+
+Describe 'Start-SystemContainer -Stateless and failed restores' {
+    BeforeEach {
+        New-SystemContainer fresh1 -Image $image -Network none -Config $stateful -Start | Out-Null
+        Invoke-SystemContainerCommand fresh1 -- sh -c 'setsid sh -c "echo \$\$ > /run/sleeper.pid; exec sleep 1000" </dev/null >/dev/null 2>&1 &'
+        Wait-Until -TimeoutSeconds 10 -What 'the sleeper' { (Invoke-SystemContainerCommand fresh1 -PassThru -- cat /run/sleeper.pid).ExitCode -eq 0 }
+        Stop-SystemContainer fresh1 -Stateful
+    }
+    AfterEach { Remove-SystemContainer fresh1 -Force }
+
+    It '-Stateless discards the state and boots afresh' {
+        $c = Start-SystemContainer fresh1 -Stateless -PassThru
+        $c.Stateful | Should -BeFalse
+        # /run is the container's tmpfs: a fresh boot has none of the old run's files or processes.
+        (Invoke-SystemContainerCommand fresh1 -PassThru -- cat /run/sleeper.pid).ExitCode | Should -Not -Be 0
+        Invoke-SystemContainerCommand fresh1 -- sh -c 'pidof sleep || echo none' | Should -Be 'none'
+        Test-Path (Join-Path $daemon.StateDir 'containers/fresh1/checkpoint') | Should -BeFalse
+    }
+    It 'a restore that fails says why, leaves nothing running and keeps the state for another try' {
+        $images = Join-Path $daemon.StateDir 'containers/fresh1/checkpoint'
+        $pages = Get-ChildItem $images -Filter 'pages-*.img' | Select-Object -First 1
+        Move-Item $pages.FullName "$($pages.FullName).aside"
+        Start-SystemContainer fresh1 -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'RestoreFailed,*'
+        $err[0].Exception.Message | Should -Match "cannot restore container 'fresh1' from its saved state: criu restore"
+        $err[0].Exception.Message | Should -Match 'the state is kept'
+        $c = Get-SystemContainer fresh1
+        $c.Status | Should -Be 'Stopped'
+        $c.Stateful | Should -BeTrue
+        # Nothing of the attempt is left: no cgroup of the container on any hierarchy.
+        $group = Get-TestCgroupGroup $daemon
+        @(find -L /sys/fs/cgroup -maxdepth 8 -type d -path "*$group*/fresh1" 2>$null) | Should -BeNullOrEmpty
+        @(find -L /sys/fs/cgroup -maxdepth 8 -type d -path "*$group*" 2>$null) | Should -Not -BeNullOrEmpty
+        # Put right, the same state restores: the sleeper is back with its pid.
+        Move-Item "$($pages.FullName).aside" $pages.FullName
+        Start-SystemContainer fresh1
+        $sleeper = (Invoke-SystemContainerCommand fresh1 -- cat /run/sleeper.pid).Trim()
+        Invoke-SystemContainerCommand fresh1 -- sh -c "cat /proc/$sleeper/comm" | Should -Be 'sleep'
+    }
+}
+
+Describe 'Stop-SystemContainer -Stateful refusals' {
+    It 'refuses while a command started by Invoke-SystemContainerCommand runs, and names it' {
+        New-SystemContainer busy1 -Image $image -Network none -Config $stateful -Start | Out-Null
+        $module = Join-Path $PSScriptRoot '../SystemContainers.psd1'
+        $job = Start-ThreadJob -ArgumentList $module { param($m) Import-Module $m; Invoke-SystemContainerCommand busy1 -- sleep 37 }
+        try {
+            Wait-Until -TimeoutSeconds 20 -What 'the exec' { Invoke-SystemContainerCommand busy1 -- sh -c 'pidof sleep || true' }
+            Stop-SystemContainer busy1 -Stateful -ErrorVariable err -ErrorAction SilentlyContinue
+            $err[0].FullyQualifiedErrorId | Should -BeLike 'ExecRunning,*'
+            $err[0].Exception.Message | Should -Match 'pid \d+ \(sleep\)'
+            (Get-SystemContainer busy1).Status | Should -Be 'Running'
+            (Get-SystemContainer busy1).Stateful | Should -BeFalse
+            Test-Path (Join-Path $daemon.StateDir 'containers/busy1/checkpoint') | Should -BeFalse
+        }
+        finally {
+            Remove-SystemContainer busy1 -Force
+            $job | Remove-Job -Force
+        }
+    }
+    It 'refuses a container made without migration.stateful, which keeps running' {
+        New-SystemContainer plain1 -Image $image -Network none -Start | Out-Null
+        try {
+            Stop-SystemContainer plain1 -Stateful -ErrorVariable err -ErrorAction SilentlyContinue
+            $err[0].FullyQualifiedErrorId | Should -BeLike 'NotStateful,*'
+            $err[0].Exception.Message | Should -Match 'migration.stateful=true'
+            (Get-SystemContainer plain1).Status | Should -Be 'Running'
+        }
+        finally { Remove-SystemContainer plain1 -Force }
+    }
+    It 'takes no force or timeout, and stateful and stateless only with stop and start (REST)' {
+        New-SystemContainer api1 -Image $image -Network none -Config $stateful | Out-Null
+        try {
+            foreach ($body in '{"action":"stop","stateful":true,"force":true}', '{"action":"stop","stateful":true,"timeout":5}',
+                              '{"action":"start","stateful":true}', '{"action":"stop","stateless":true}') {
+                $r = Invoke-TestApi $daemon PUT /1.0/containers/api1/state $body
+                $r.Status | Should -Be 400 -Because $body
+            }
+            (Get-SystemContainer api1).Status | Should -Be 'Stopped'
+        }
+        finally { Remove-SystemContainer api1 -Force }
+    }
+}
+
+Describe 'Stateful stop without a usable criu' {
+    BeforeAll {
+        $script:nocriu = Start-TestDaemon -ExtraArguments @('--criu', '/nonexistent/criu')
+        New-SystemContainer nc1 -Image (Get-TestImage) -Network none -Config $stateful -Start | Out-Null
+    }
+    AfterAll {
+        Remove-SystemContainer nc1 -Force
+        Stop-TestDaemon $nocriu
+        $env:SYSTEMCONTAINERS_SOCKET = $daemon.Socket
+        $env:SYSTEMCONTAINERS_RUN_DIR = $daemon.RunDir
+    }
+    It 'says what is needed, and the container runs on with nothing saved' {
+        Stop-SystemContainer nc1 -Stateful -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'CriuMissing,*'
+        $err[0].Exception.Message | Should -Match '/nonexistent/criu does not exist'
+        $err[0].Exception.Message | Should -Match 'criu >= 4\.2\.1'
+        (Get-SystemContainer nc1).Status | Should -Be 'Running'
+        Test-Path (Join-Path $nocriu.StateDir 'containers/nc1/checkpoint') | Should -BeFalse
+    }
+}
