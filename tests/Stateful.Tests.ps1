@@ -21,6 +21,8 @@ Describe 'migration.stateful: a container criu can checkpoint' {
         Get-PtsDevice "/proc/$initPid/fd/0" | Should -Be $own
         Get-PtsDevice "/proc/$initPid/root/dev/console" | Should -Be $own
         $own | Should -Not -Be (Get-PtsDevice /dev/pts/ptmx)
+        # Every fd init holds is the container's own: a host fd would be external to a dump.
+        foreach ($fd in Get-ChildItem "/proc/$initPid/fd") { Get-PtsDevice $fd.FullName | Should -Be $own -Because "fd $($fd.Name) of init" }
         # From inside: the console is a pts of /dev/pts, and init's stdio is that pts.
         $inside = Invoke-SystemContainerCommand ck1 -- sh -c 'stat -c "%t %T" /dev/console; readlink /proc/1/fd/0; ls /dev/pts'
         $inside[0] | Should -Match '^88 '
@@ -201,6 +203,11 @@ Describe 'Start-SystemContainer -Stateless and failed restores' {
     }
     AfterEach { Remove-SystemContainer fresh1 -Force }
 
+    It 'keeps the container from being renamed while the state is saved' {
+        Rename-SystemContainer fresh1 fresh2 -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'HasSavedState,*'
+        (Get-SystemContainer fresh1).Stateful | Should -BeTrue
+    }
     It '-Stateless discards the state and boots afresh' {
         $c = Start-SystemContainer fresh1 -Stateless -PassThru
         $c.Stateful | Should -BeFalse
