@@ -3,7 +3,7 @@
 .SYNOPSIS
     Stateful stop and start of a busybox container: dump, restore and the gap a TCP client sees.
 .DESCRIPTION
-    A migration.stateful busybox container with a NIC runs a counter and an echo server (busybox
+    A migration.stateful busybox container with a NIC runs an echo server (busybox
     nc), and a client in the daemon's network namespace holds one connection to it. Each run is
     Stop-SystemContainer -Stateful then Start-SystemContainer, timed as the cmdlets' wall time,
     and the gap is from the last echo answered before the stop to the first answered after the
@@ -55,7 +55,7 @@ try {
     }
     $row | Format-Table | Out-String | Write-Host
     if ($Record) {
-        Add-BenchResult 'stateful.ps1' "Median ms of $Runs runs (1 warmup), busybox with a NIC, a counter and an echo server holding one TCP connection from the bridge side, machine load $load." `
+        Add-BenchResult 'stateful.ps1' "Median ms of $Runs runs (1 warmup), busybox with a NIC and an echo server holding one TCP connection from the bridge side, machine load $load." `
             @('Stop -Stateful', 'Start (restore)', 'Client gap', 'State') @($row)
     }
 }
