@@ -258,6 +258,37 @@ Describe 'Stop-SystemContainer -Stateful refusals' {
             $job | Remove-Job -Force
         }
     }
+    It 'a dump that fails leaves the container running with its NIC and address, and nothing saved' {
+        New-SystemContainer ghost1 -Image $image -Config $stateful -Start | Out-Null
+        try {
+            Wait-Until -TimeoutSeconds 30 -What 'an address' { @((Get-SystemContainer ghost1).IPv4).Count -gt 0 }
+            $address = @((Get-SystemContainer ghost1).IPv4)[0]
+            # An open, deleted 3 MiB file: more than criu copies of a deleted file (1 MiB), so its
+            # dump fails after the tree was frozen and the NIC taken out.
+            Invoke-SystemContainerCommand ghost1 -- sh -c 'setsid sh -c "exec 3>/run/big; dd if=/dev/zero bs=1M count=3 >&3 2>/dev/null; rm /run/big; exec sleep 1000" </dev/null >/dev/null 2>&1 &'
+            Wait-Until -TimeoutSeconds 10 -What 'the holder' { Invoke-SystemContainerCommand ghost1 -- sh -c 'pidof sleep || true' }
+            function Get-HostEnd { @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'type', 'veth')) | Where-Object { $_ -match "master" } }
+            $hostEnd = @(Get-HostEnd)
+            $hostEnd.Count | Should -Be 1
+            Stop-SystemContainer ghost1 -Stateful -ErrorVariable err -ErrorAction SilentlyContinue
+            $err[0].FullyQualifiedErrorId | Should -BeLike 'CriuFailed,*'
+            # The veth was taken out while the tree was frozen and made again: its host end is a new link.
+            $again = @(Get-HostEnd)
+            $again.Count | Should -Be 1
+            ($again[0] -split ':')[0] | Should -Not -Be ($hostEnd[0] -split ':')[0]
+            $err[0].Exception.Message | Should -Match 'criu dump of pid \d+ failed: see .*checkpoint\.new/dump\.log'
+            $c = Get-SystemContainer ghost1
+            $c.Status | Should -Be 'Running'
+            $c.Stateful | Should -BeFalse
+            Test-Path (Join-Path $daemon.StateDir 'containers/ghost1/checkpoint') | Should -BeFalse
+            Test-Path (Join-Path $daemon.StateDir 'containers/ghost1/checkpoint.new') | Should -BeFalse
+            # The NIC is back with its address, inside and on the bridge side.
+            Invoke-SystemContainerCommand ghost1 -- ip -4 -o addr show eth0 | Should -Match ([regex]::Escape($address))
+            Invoke-InNetns $daemon ping @('-c', '1', '-W', '5', $address) | Out-Null
+            $LASTEXITCODE | Should -Be 0
+        }
+        finally { Remove-SystemContainer ghost1 -Force }
+    }
     It 'refuses a container made without migration.stateful, which keeps running' {
         New-SystemContainer plain1 -Image $image -Network none -Start | Out-Null
         try {
