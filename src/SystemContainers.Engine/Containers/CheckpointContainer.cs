@@ -6,7 +6,7 @@ namespace SystemContainers.Engine.Containers;
 /// <summary>
 /// Stops a running container with its state (Stop-SystemContainer -Stateful): criu dumps its
 /// processes into the container's directory and ends them; the next start restores them
-/// (RestoreContainer). A dump that fails leaves the container running and no state behind.
+/// (StartContainer). A dump that fails leaves the container running and no state behind.
 /// </summary>
 internal sealed class CheckpointContainer(EngineParts parts, FreezeContainer freezer, ContainerCheckpoint checkpoint)
 {
