@@ -532,4 +532,4 @@ function Wait-TmuxScreen([string]$Session, [string]$What, [string]$Pattern, [int
 
 Export-ModuleMember -Function New-TestVethPair, Get-TestCriu, Get-MountsUnder, Remove-TestStorage, Start-TmuxPwsh, Get-TmuxScreen, Send-TmuxLine, Wait-TmuxScreen, Wait-TmuxPrompt, Get-TestDnsmasq, Get-TestLxcfs, Get-TestMounts, Invoke-InNetns, Test-InSubnet, Test-ProcessAlive, Start-TestDaemon, Stop-TestDaemon, Start-DaemonProcess, Stop-DaemonProcess, Invoke-TestApi, Get-TestImage, Initialize-TestImageCache, Wait-Until,
     Get-CgroupMounts, Get-CgroupVersion, Get-CgroupHierarchies, Get-CgroupDirectories, Get-CgroupFile, Get-CgroupKeyedValue, Get-CgroupMemoryLimit, Get-CgroupCpuMax,
-    Get-CgroupCpuUsage, Get-CgroupThrottledPeriods, Get-CgroupMemoryUsage, Get-CgroupMemoryLimitHits, Test-CgroupFrozen, Get-ContainerIdMap
+    Get-CgroupCpuUsage, Get-CgroupThrottledPeriods, Get-CgroupMemoryUsage, Get-CgroupMemoryLimitHits, Test-CgroupFrozen, Get-ContainerIdMap, Get-TestCgroupGroup

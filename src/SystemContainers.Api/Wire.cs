@@ -101,6 +101,8 @@ public sealed record SystemContainer : IRemoteObject
     public string? Recovery { get; init; }
     /// <summary>The storage pool that holds the container's root.</summary>
     public string StoragePool { get; init; } = "default";
+    /// <summary>Stopped with its state saved (Stop-SystemContainer -Stateful): the next start restores its processes.</summary>
+    public bool Stateful { get; init; }
 }
 
 public sealed record SystemContainerImage : IRemoteObject
@@ -188,10 +190,15 @@ public sealed record ContainerCreateRequest(string Name, string? Image, Dictiona
 public sealed record ContainerSource(string Type, string? Source = null, string? Mode = null, string? Operation = null, string? Certificate = null,
     Dictionary<string, string>? Secrets = null, bool Move = false);
 
-public sealed record ContainerStateRequest(string Action, bool Force = false, int? Timeout = null);
+/// <summary>
+/// PUT /1.0/containers/NAME/state, as LXD's: Stateful with "stop" saves the processes first (criu);
+/// Stateless with "start" discards a saved state and boots afresh (a start otherwise restores it).
+/// </summary>
+public sealed record ContainerStateRequest(string Action, bool Force = false, int? Timeout = null, bool Stateful = false, bool Stateless = false);
 
 /// <summary>PUT /1.0/containers/state: one state action on many containers, Parallel of them at a time in the daemon.</summary>
-public sealed record ContainerBulkStateRequest(List<string> Names, string Action, bool Force = false, int? Timeout = null, int? Parallel = null);
+public sealed record ContainerBulkStateRequest(List<string> Names, string Action, bool Force = false, int? Timeout = null, int? Parallel = null,
+    bool Stateful = false, bool Stateless = false);
 
 /// <summary>DELETE /1.0/containers: many containers removed, Parallel of them at a time in the daemon.</summary>
 public sealed record ContainerBulkDeleteRequest(List<string> Names, bool Force = false, int? Parallel = null);

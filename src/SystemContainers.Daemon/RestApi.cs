@@ -121,7 +121,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         {
             var req = await Body<ContainerStateRequest>(ctx);
             var id = containers.Get(name).Id;
-            var action = StateAction(req.Action, req.Force, req.Timeout);
+            var action = StateAction(req.Action, req.Force, req.Timeout, req.Stateful, req.Stateless);
             // A stop mostly waits for the container's init: only starts take a throttled turn.
             return Async(operations.Start($"{req.Action} container {name}", Resource(name),
                 async op => ToApi(await action(name, id, op.Cancellation.Token)), throttled: req.Action == "start", inline: WaitSeconds(ctx) > 0));
@@ -133,7 +133,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             var req = await Body<ContainerBulkStateRequest>(ctx);
             var names = Bulk.Names(req.Names);
             int parallel = Bulk.Parallel(req.Parallel);
-            var action = StateAction(req.Action, req.Force, req.Timeout);
+            var action = StateAction(req.Action, req.Force, req.Timeout, req.Stateful, req.Stateless);
             return Async(operations.Start($"{req.Action} {names.Count} containers", Resources(names), async op =>
                 await Bulk.RunAsync(names, parallel, async (name, ct) =>
                 {
@@ -650,15 +650,21 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
     private static Dictionary<string, string[]> Resources(IEnumerable<string> containers) => new() { ["containers"] = [.. containers.Select(c => $"/1.0/containers/{c}")] };
 
     /// <summary>A state action checked before any container is touched: its name and timeout.</summary>
-    private Func<string, Guid, CancellationToken, Task<ContainerView>> StateAction(string action, bool force, int? timeoutSeconds)
+    private Func<string, Guid, CancellationToken, Task<ContainerView>> StateAction(string action, bool force, int? timeoutSeconds, bool stateful, bool stateless)
     {
         if (timeoutSeconds is < 0 or > MaxTimeoutSeconds)
             throw EngineException.Invalid("InvalidTimeout", $"timeout must be from 0 to {MaxTimeoutSeconds} seconds, not {timeoutSeconds}");
+        if (stateful && action != "stop")
+            throw EngineException.Invalid("InvalidAction", $"stateful applies to the stop action, not {action} (a start restores a saved state by itself)");
+        if (stateless && action != "start")
+            throw EngineException.Invalid("InvalidAction", $"stateless applies to the start action, not {action}");
+        if (stateful && (force || timeoutSeconds is not null))
+            throw EngineException.Invalid("InvalidAction", "a stateful stop neither shuts the container down nor kills it, so it takes no force or timeout");
         TimeSpan? timeout = timeoutSeconds is int t ? TimeSpan.FromSeconds(t) : null;
         return action switch
         {
-            "start" => (name, id, ct) => containers.StartAsync(name, ct, id),
-            "stop" => (name, id, ct) => containers.StopAsync(name, force, timeout, ct, id),
+            "start" => (name, id, ct) => containers.StartAsync(name, ct, id, stateless),
+            "stop" => (name, id, ct) => containers.StopAsync(name, force, timeout, ct, id, stateful),
             "restart" => (name, id, ct) => containers.RestartAsync(name, force, timeout, ct, id),
             "freeze" => (name, id, ct) => containers.FreezeAsync(name, ct, id),
             "unfreeze" => (name, id, ct) => containers.ThawAsync(name, ct, id),
@@ -704,7 +710,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         ImageFingerprint = v.ImageFingerprint, Pid = v.Pid, IPv4 = [.. v.IPv4], IPv6 = [.. v.IPv6], Created = v.Created,
         StartedAt = v.StartedAt, StoppedAt = v.StoppedAt, LastExitCode = v.LastExitCode, LastExitSignal = v.LastExitSignal,
         Privileged = v.Privileged, InitKind = v.InitKind, Config = new Dictionary<string, string>(v.Config),
-        Id = v.Id, Error = v.Error, Recovery = v.Recovery, StoragePool = v.StoragePool,
+        Id = v.Id, Error = v.Error, Recovery = v.Recovery, StoragePool = v.StoragePool, Stateful = v.Stateful,
     };
 
     public static SystemContainerSnapshot ToApi(string container, SnapshotInfo s) => new()

@@ -26,7 +26,11 @@ public sealed record ContainerView(
     Guid Id,
     string? Error,
     string? Recovery,
-    string StoragePool);
+    string StoragePool)
+{
+    /// <summary>Stopped with its state saved (Stop-SystemContainer -Stateful): the next start restores its processes.</summary>
+    public bool Stateful { get; init; }
+}
 
 /// <summary>A lifecycle event (container-created, container-started, ...), for the events stream.</summary>
 public sealed record EngineEvent(string Action, string Source, DateTimeOffset Time, IReadOnlyDictionary<string, string>? Context = null);

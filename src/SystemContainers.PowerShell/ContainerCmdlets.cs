@@ -195,7 +195,8 @@ public abstract class ContainerStateCmdlet : SystemContainerCmdlet
         if (!AsJob)
         {
             CallBulk(_targets, BulkBatch, $"{MyInvocation.MyCommand.Name}",
-                (c, names, ct) => c.ChangeStatesAsync(new ContainerBulkStateRequest(names, Request.Action, Request.Force, Request.Timeout, ThrottleLimit), ct),
+                (c, names, ct) => c.ChangeStatesAsync(new ContainerBulkStateRequest(names, Request.Action, Request.Force, Request.Timeout, ThrottleLimit,
+                    Request.Stateful, Request.Stateless), ct),
                 Changed, (_, done) =>
             {
                 WriteVerbose(done.Verbose);
@@ -244,6 +245,12 @@ public sealed class StartSystemContainerCommand : ContainerStateCmdlet
 {
     protected override string Action => "start";
     protected override string SettledId => "AlreadyRunning";
+
+    /// <summary>Discard the state a stateful stop saved and boot afresh (without it, the saved processes are restored).</summary>
+    [Parameter]
+    public SwitchParameter Stateless { get; set; }
+
+    protected override ContainerStateRequest Request => new(Action, Stateless: Stateless);
 }
 
 [Cmdlet(VerbsLifecycle.Suspend, "SystemContainer", SupportsShouldProcess = true)]
@@ -435,6 +442,12 @@ public sealed class StopSystemContainerCommand : ContainerShutdownCmdlet
 {
     protected override string Action => "stop";
     protected override string SettledId => "NotRunning";
+
+    /// <summary>Save the processes, their memory and open files (criu) before they end; the next start restores them. Needs migration.stateful=true.</summary>
+    [Parameter]
+    public SwitchParameter Stateful { get; set; }
+
+    protected override ContainerStateRequest Request => new(Action, Force, Timeout, Stateful);
 }
 
 [Cmdlet(VerbsLifecycle.Restart, "SystemContainer", SupportsShouldProcess = true)]

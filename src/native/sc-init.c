@@ -5,13 +5,16 @@
  * mount namespaces nor run managed code in a forked child. It therefore posix_spawns this
  * small single-threaded program, which does those steps and reports back.
  *
- *   sc-init create   plan on fd 3; fds 0-2 are the console pty slave that init keeps.
+ *   sc-init create   plan on fd 3; fds 0-2 are the console pty slave that init keeps, or with
+ *                    "ownconsole 1" /dev/null: init's console is then made in the container's
+ *                    own devpts and its master goes back with a "console" line (SCM_RIGHTS).
  *   sc-init exec     plan on fd 3; fd 4 is a pidfd of the container's init; 0-2 are the
  *                    command's stdio, or with "pty 1" a terminal made in the container's own
  *                    devpts whose master goes back with a "tty" line (SCM_RIGHTS).
  *                    Exits with the command's status (128+signal if killed).
  *   sc-init console  plan on fd 3; fd 4 is a pidfd of the container's init. Mounts a new pty
- *                    slave over the container's /dev/console (a restarted daemon's console).
+ *                    slave over the container's /dev/console (a restarted daemon's console);
+ *                    with "ownconsole 1" one of its own devpts, whose master goes back.
  *   sc-init disk     plan on fd 3; fd 4 is a pidfd of the container's init. Unmounts the
  *                    "undisk" paths and mounts the "disk" devices in the running container.
  *   sc-init rootfs   plan on fd 3. Mounts a stopped container's rootfs detached and sends the
@@ -75,7 +78,7 @@ struct rootmount {
 
 struct plan {
     const char *target, *hostname, *cwd, *console, *cgroup2, *lxcfsroot;
-    int userns, idmap, pty, home, netsync, nesting;
+    int userns, idmap, pty, home, netsync, nesting, ownconsole;
     unsigned short rows, cols;
     char *uidmap, *gidmap;
     const char *args[MAX_ARGV], *envs[MAX_ARGV], *cgroups[MAX_LIST], *netifs[MAX_LIST], *sysallow[MAX_LIST], *lxcfs[MAX_LIST];
@@ -194,6 +197,7 @@ static void parse_plan(char *text, struct plan *p)
         else if (!strcmp(line, "pty")) p->pty = atoi(val);
         else if (!strcmp(line, "netsync")) p->netsync = atoi(val);
         else if (!strcmp(line, "nesting")) p->nesting = atoi(val);
+        else if (!strcmp(line, "ownconsole")) p->ownconsole = atoi(val);
         else if (!strcmp(line, "netif")) push(p->netifs, &p->nnetifs, MAX_LIST, line, val);
         else if (!strcmp(line, "rows")) p->rows = atoi(val);
         else if (!strcmp(line, "cols")) p->cols = atoi(val);
@@ -475,7 +479,7 @@ static void mount_api_filesystems(const struct plan *p)
     do_mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k");
     ensure_dir("dev/mqueue", 0755);
     do_mount("mqueue", "dev/mqueue", "mqueue", common, NULL);
-    if (p->console) ensure_file("dev/console");
+    if (p->console || p->ownconsole) ensure_file("dev/console");
     static const char *links[][2] = { { "/proc/self/fd", "dev/fd" },
                                       { "/proc/self/fd/0", "dev/stdin" },
                                       { "/proc/self/fd/1", "dev/stdout" },
@@ -673,6 +677,46 @@ static void attach_console_tree(int tree)
     if (syscall(SYS_move_mount, tree, "", AT_FDCWD, "/dev/console", MOVE_MOUNT_F_EMPTY_PATH) < 0)
         die("cannot move_mount the console to /dev/console");
     close(tree);
+}
+
+/* Sends a reply line with fd attached (SCM_RIGHTS), so the daemon owns what fd refers to. */
+static void send_fd(const char *line, int fd)
+{
+    char text[64];
+    snprintf(text, sizeof text, "%s\n", line);
+    struct iovec iov = { .iov_base = text, .iov_len = strlen(text) };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                          .msg_controllen = sizeof control.buf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    if (sendmsg(report_fd, &msg, 0) < 0) die("cannot send the %s to the daemon", line);
+}
+
+/*
+ * The console of a checkpointable container: a pty of the container's own devpts, bound over
+ * /dev/console and made init's stdio, with its master sent to the daemon. criu dumps it as a
+ * terminal of the container whose master lies outside the tree (orphan_pts_master) and hands a
+ * new master back on restore; a bind of a host pty it could not restore.
+ */
+static void make_own_console(int stdio)
+{
+    char slave[64];
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) die("cannot open /dev/ptmx in the container");
+    if (unlockpt(master) < 0 || ptsname_r(master, slave, sizeof slave) != 0)
+        die("cannot set up the console in the container");
+    int tty = open(slave, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (tty < 0) die("cannot open %s", slave);
+    do_mount(slave, "/dev/console", NULL, MS_BIND, NULL);
+    for (int fd = 0; stdio && fd < 3; fd++)
+        if (dup2(tty, fd) < 0) die("cannot dup the console");
+    close(tty);
+    send_fd("console", master);
+    close(master);
 }
 
 /* The inner id map: each outer line "inside outside count" becomes "inside inside count". */
@@ -1018,10 +1062,13 @@ static int create(struct plan *p)
         if (chdir("/") < 0) die("cannot chdir /");
         enter_inner_namespaces(inner);
         attach_console_tree(console);
+        if (p->ownconsole) make_own_console(1);
         if (sethostname(p->hostname, strlen(p->hostname)) < 0)
             die("cannot set hostname %s", p->hostname);
         drop_caps(p);
         if (setsid() < 0) die("cannot setsid");
+        /* criu restores a terminal whose master is outside the tree for the session it controls. */
+        if (p->ownconsole && ioctl(0, TIOCSCTTY, 0) < 0) die("cannot make the console init's controlling terminal");
         umask(022);
         reset_signals();
         if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) die("cannot close_range");
@@ -1111,23 +1158,6 @@ static int enter_cwd(const char *path)
     return 0;
 }
 
-/* Sends a reply line with fd attached (SCM_RIGHTS), so the daemon owns what fd refers to. */
-static void send_fd(const char *line, int fd)
-{
-    char text[64];
-    snprintf(text, sizeof text, "%s\n", line);
-    struct iovec iov = { .iov_base = text, .iov_len = strlen(text) };
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-                          .msg_controllen = sizeof control.buf };
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    if (sendmsg(report_fd, &msg, 0) < 0) die("cannot send the %s to the daemon", line);
-}
-
 /*
  * Makes a terminal in the container's own devpts (so tty(1), sudo and the like find it) and
  * makes it the controlling terminal on 0-2; the master goes to the daemon.
@@ -1207,6 +1237,14 @@ static int exec_in(struct plan *p)
 static int attach_console(struct plan *p)
 {
     const int pidfd = 4;
+    if (p->ownconsole) {
+        /* As the container's root in its own user namespace, so the new pty is the container's. */
+        if (setns(pidfd, CLONE_NEWNS | (p->userns ? CLONE_NEWUSER : 0)) < 0) die("cannot join container mount namespace");
+        if (p->userns) become_user(p);
+        if (umount2("/dev/console", MNT_DETACH) < 0 && errno != EINVAL) die("cannot unmount /dev/console");
+        make_own_console(0);
+        return 0;
+    }
     if (!p->console) { errno = EINVAL; die("plan has no console"); }
     int tree = clone_tree(AT_FDCWD, p->console, 0, p->console);
     if (setns(pidfd, CLONE_NEWNS) < 0) die("cannot join container mount namespace");

@@ -102,6 +102,7 @@ internal sealed class AdoptContainer(EngineParts parts, ContainerCleanup cleanup
     {
         try
         {
+            if (c.Spec.IsStateful) return ReattachOwnConsole(c, pidfd);
             var (master, slave, slavePath) = Sys.OpenPty(c.RootUid, c.RootGid + 5);
             try
             {
@@ -119,6 +120,21 @@ internal sealed class AdoptContainer(EngineParts parts, ContainerCleanup cleanup
         {
             EngineLog.Write($"container '{c.Name}' keeps running without a console: {e.Message}");
             return null;
+        }
+    }
+
+    /// <summary>A checkpointable container's console stays in its own devpts, so criu can still dump it.</summary>
+    private ConsoleLog ReattachOwnConsole(Container c, SafeFd pidfd)
+    {
+        var master = parts.ScInit.AttachOwnConsole(new LaunchPlan().Add("userns", c.Record.IdMap is null ? 0 : 1).Add("uid", 0).Add("gid", 0), pidfd);
+        try
+        {
+            return new ConsoleLog(master, Sys.OpenPtyPeer(master), parts.ConsoleLogOf(c.Name), parts.Loop);
+        }
+        catch
+        {
+            master.Dispose();
+            throw;
         }
     }
 }

@@ -2,6 +2,7 @@ using SystemContainers.Engine.Cgroups;
 using SystemContainers.Engine.Files;
 using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.Migration;
 using SystemContainers.Engine.Network;
 using SystemContainers.Engine.Runtime;
 using SystemContainers.Engine.State;
@@ -25,6 +26,7 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
     private readonly CreateContainer _create;
     private readonly StartContainer _start;
     private readonly StopContainer _stop;
+    private readonly CheckpointContainer _checkpoint;
     private readonly DeleteContainer _delete;
     private readonly UpdateContainer _update;
     private readonly ExecContainer _exec;
@@ -57,9 +59,11 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
         var nicDefaults = new NicDefaults(options, Networks);
         _sampler = new StatsSampler(cgroups);
         _create = new CreateContainer(_parts, nicDefaults);
-        _start = new StartContainer(_parts, cleanup, supervisor);
+        var checkpoint = new ContainerCheckpoint(new CriuClient(options.CriuPath));
+        _start = new StartContainer(_parts, cleanup, supervisor, checkpoint);
         _freeze = new FreezeContainer(_parts);
         _stop = new StopContainer(_freeze);
+        _checkpoint = new CheckpointContainer(_parts, _freeze, checkpoint);
         _delete = new DeleteContainer(_parts, _stop);
         _update = new UpdateContainer(_parts, cleanup, nicDefaults);
         _exec = new ExecContainer(_parts);
@@ -118,15 +122,17 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
         return View(container);
     }
 
-    public Task<ContainerView> StartAsync(string name, CancellationToken ct = default, Guid? id = null) =>
+    /// <summary>Starts a container; one stopped with its state is restored from it, unless stateless discards the state first.</summary>
+    public Task<ContainerView> StartAsync(string name, CancellationToken ct = default, Guid? id = null, bool stateless = false) =>
         UnderGate(name, "container-started", c =>
         {
-            _start.Run(c);
+            _start.Run(c, stateless);
             return Task.CompletedTask;
         }, ct, id);
 
-    public Task<ContainerView> StopAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default, Guid? id = null) =>
-        UnderGate(name, "container-stopped", c => _stop.RunAsync(c, force, timeout), ct, id);
+    /// <summary>Stops a container; stateful saves its processes first (criu), for the next start to restore.</summary>
+    public Task<ContainerView> StopAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default, Guid? id = null, bool stateful = false) =>
+        UnderGate(name, "container-stopped", c => stateful ? _checkpoint.StopAsync(c) : _stop.RunAsync(c, force, timeout), ct, id);
 
     public Task<ContainerView> RestartAsync(string name, bool force, TimeSpan? timeout, CancellationToken ct = default, Guid? id = null) =>
         UnderGate(name, "container-restarted", async c =>
@@ -358,7 +364,10 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
             : live is null ? ContainerStatus.Stopped : live.Frozen ? ContainerStatus.Frozen : ContainerStatus.Running;
         return new ContainerView(r.Name, status, r.ImageFingerprint, r.ImageAlias, live?.Pid, r.Created, rt.StartedAt, rt.StoppedAt,
             rt.LastExitCode, rt.LastExitSignal, r.IdMap is null, r.InitKind, r.Config, v4, v6, r.Id, c.Damage, rt.Recovery,
-            r.StoragePool ?? StoragePool.DefaultName);
+            r.StoragePool ?? StoragePool.DefaultName)
+        {
+            Stateful = live is null && CheckpointContainer.HasState(_parts, r.Name),
+        };
     }
 
     private void Raise(string action, string name) => Events?.Invoke(new EngineEvent(action, name, DateTimeOffset.UtcNow));

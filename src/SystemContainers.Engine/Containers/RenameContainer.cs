@@ -24,6 +24,10 @@ internal sealed class RenameContainer(EngineParts parts)
         string name = c.Name;
         if (c.Live is not null) throw EngineException.Conflict("ContainerRunning", $"container '{name}' is running; stop it first");
         if (newName == name) return;
+        // The saved processes' cgroups are named for the container; criu would put them back under the old name.
+        if (CheckpointContainer.HasState(parts, name))
+            throw EngineException.Conflict("HasSavedState",
+                $"container '{name}' has a saved state (Stop-SystemContainer -Stateful); start it, or discard the state with Start-SystemContainer -Stateless, before renaming it");
         var registry = parts.Registry;
         lock (registry.ClaimLock)
             if (!registry.TryClaim(newName, c)) throw EngineException.Conflict("ContainerExists", $"container '{newName}' already exists");

@@ -2,6 +2,7 @@ using SystemContainers.Engine.Cgroups;
 using SystemContainers.Engine.Host;
 using SystemContainers.Engine.Images;
 using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.Migration;
 using SystemContainers.Engine.Network;
 using SystemContainers.Engine.Runtime;
 using SystemContainers.Engine.Spec;
@@ -15,14 +16,17 @@ namespace SystemContainers.Engine.Containers;
 /// The intent (Starting) is on disk before the cgroup or the init exist, so a daemon that
 /// dies at any point of the start finds it when it starts again and kills what was left.
 /// </summary>
-internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup, ContainerSupervisor supervisor)
+internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup, ContainerSupervisor supervisor, ContainerCheckpoint checkpoint)
 {
-    public void Run(Container c)
+    /// <summary>Starts the container, from its saved state if it has one (a stateful stop's) unless stateless discards it.</summary>
+    public void Run(Container c, bool stateless = false)
     {
         if (!c.State.CanStart()) throw EngineException.Conflict("AlreadyRunning", $"container '{c.Name}' is already running");
+        if (stateless) CheckpointContainer.Discard(parts, c.Name);
+        string? state = CheckpointContainer.HasState(parts, c.Name) ? CheckpointContainer.DirOf(parts, c.Name) : null;
         try
         {
-            Launch(c);
+            Launch(c, state);
         }
         catch (Exception e) when (e is not EngineException)
         {
@@ -30,7 +34,7 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
         }
     }
 
-    private void Launch(Container c)
+    private void Launch(Container c, string? state)
     {
         string name = c.Name;
         var idmap = c.Record.IdMap;
@@ -67,33 +71,50 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
         var cgroup = parts.Cgroups.Create(name, c.RootUid, c.RootGid);
         string? cpuSet = parts.Cpus.Choose(config.Limits, parts.Registry.CpuSetsExcept(c));
         parts.Cgroups.Apply(cgroup, config.Limits, cpuSet);
-        var (master, slave, slavePath) = Sys.OpenPty(c.RootUid, c.RootGid + 5);
-        SafeFd? ownedMaster = master, ownedSlave = slave;
+        // A checkpointable container makes its console in its own devpts (sc-init or criu sends the master back).
+        SafeFd? master = null, slave = null;
+        string? slavePath = null;
+        if (!config.IsStateful && state is null) (master, slave, slavePath) = Sys.OpenPty(c.RootUid, c.RootGid + 5);
         revert.Add($"the console pty of '{name}'", () =>
         {
-            ownedMaster?.Dispose();
-            ownedSlave?.Dispose();
+            master?.Dispose();
+            slave?.Dispose();
         });
         StepTrace.Mark("start: cgroup and console ready");
         revert.Add($"the host interfaces of '{name}'", () => cleanup.DetachAll(hostInterfaces));
         int pid;
+        SafeFd? own;
         bool shifted = idmap is not null && parts.Options.ShiftIds;
-        try
+        if (state is not null)
         {
-            pid = parts.ScInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
+            // The saved processes run on the root they were dumped from.
+            shifted = before.Shifted;
+            (pid, own) = Restore(c, state, nics, hostInterfaces, shifted);
         }
-        catch (ScInitException e) when (idmap is not null && !shifted && e.Message.Contains("cannot idmap mount", StringComparison.Ordinal))
+        else
         {
-            shifted = true;
-            cleanup.DetachAll(hostInterfaces);
-            pid = parts.ScInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
+            try
+            {
+                (pid, own) = parts.ScInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
+            }
+            catch (ScInitException e) when (idmap is not null && !shifted && e.Message.Contains("cannot idmap mount", StringComparison.Ordinal))
+            {
+                shifted = true;
+                cleanup.DetachAll(hostInterfaces);
+                (pid, own) = parts.ScInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
+            }
+        }
+        if (own is not null)
+        {
+            master = own;
+            slave = Sys.OpenPtyPeer(own);
         }
         pidfd = Sys.PidfdOpen(pid);
         revert.Add($"the init of '{name}'", () => ContainerCleanup.KillAndReap(pidfd));
         StepTrace.Mark("start: init exec'd");
         TestHooks.Reach("start-cloned");
-        var console = new ConsoleLog(master, slave, parts.ConsoleLogOf(name), parts.Loop);
-        ownedMaster = ownedSlave = null;
+        var console = new ConsoleLog(master!, slave!, parts.ConsoleLogOf(name), parts.Loop);
+        master = slave = null;
         revert.Add($"the console log of '{name}'", console.Dispose);
         var runtime = new RuntimeRecord(true, pid, ProcStat.StartTime(pid), DateTimeOffset.UtcNow, null, null, null, shifted);
         TestHooks.Reach("start-before-state");
@@ -108,13 +129,65 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
         c.Live = live;
         supervisor.Watch(c, live);
         revert.Success();
+        if (state is not null) DiscardRestored(name);
     }
 
-    private LaunchPlan PlanFor(Container c, ContainerConfig config, ContainerCgroup cgroup, string console, bool shifted)
+    /// <summary>
+    /// Restores the saved processes (criu) on the container's root mounted again, into the cgroup
+    /// made above; the NICs are made in the restored network namespace with their MACs and saved
+    /// addresses before any socket is. The state stays until the restored init runs, so a failed
+    /// restore can be tried again.
+    /// </summary>
+    private (int Pid, SafeFd Console) Restore(Container c, string state, List<NicSpec> nics, List<HostInterface> hostInterfaces, bool shifted)
+    {
+        string name = c.Name;
+        string root = Path.Combine(parts.RunDirOf(name), "rootfs");
+        try
+        {
+            var network = CheckpointNetwork.Load(state);
+            using (var tree = parts.ScInit.MountRootfs(parts.RootfsOf(c.Record, shifted)))
+                Sys.AttachMount(tree, root);
+            try
+            {
+                var restored = checkpoint.Restore(state, root, pid =>
+                {
+                    foreach (var nic in nics) hostInterfaces.Add(parts.Networks.Attach(name, nic, pid));
+                    CheckpointNetwork.Apply(pid, network);
+                    StepTrace.Mark("restore: network ready");
+                });
+                StepTrace.Mark("restore: criu done");
+                return restored;
+            }
+            finally
+            {
+                // The restored mount namespace holds its own copy of the root.
+                Sys.DetachMount(root);
+            }
+        }
+        catch (Exception e) when (e is EngineException or NativeException or ScInitException or IOException)
+        {
+            throw new EngineException(FailureKind.Failed, "RestoreFailed",
+                $"cannot restore container '{name}' from its saved state: {e.Message}; the state is kept: start it again, " +
+                "or start it with -Stateless to discard the state and boot afresh", e);
+        }
+    }
+
+    private void DiscardRestored(string name)
+    {
+        try { CheckpointContainer.Discard(parts, name); }
+        catch (Exception e) when (e is IOException or NativeException)
+        {
+            EngineLog.Write($"container '{name}' runs restored, but its used state could not be removed: {e.Message}");
+        }
+    }
+
+    private LaunchPlan PlanFor(Container c, ContainerConfig config, ContainerCgroup cgroup, string? console, bool shifted)
     {
         var r = c.Record;
-        var plan = parts.RootfsOf(r, shifted)
-            .Add("console", console)
+        var plan = parts.RootfsOf(r, shifted);
+        if (console is null) plan.Add("ownconsole", 1);
+        else plan.Add("console", console);
+        plan
             .Add("hostname", r.Name)
             .Add("userns", r.IdMap is null ? 0 : 1)
             .Add("idmap", r.IdMap is not null && !shifted ? 1 : 0)

@@ -21,7 +21,8 @@ internal sealed class UpdateContainer(EngineParts parts, ContainerCleanup cleanu
         foreach (var (given, value) in changes)
         {
             string key = ContainerConfig.CanonicalKey(given);
-            if (key.StartsWith("security.", StringComparison.OrdinalIgnoreCase))
+            // migration.stateful chooses the namespace layout, as security.nesting does.
+            if (key.StartsWith("security.", StringComparison.OrdinalIgnoreCase) || key == ContainerConfig.Stateful)
                 throw EngineException.Invalid("ImmutableConfigKey", $"config key '{key}' can only be set when the container is created");
             if (string.IsNullOrEmpty(value)) merged.Remove(key);
             else merged[key] = value;

@@ -12,7 +12,7 @@ internal static unsafe partial class Libc
         ESRCH = 3, EINVAL = 22, EIO = 5, EPIPE = 32;
     public const int P_PIDFD = 3, WEXITED = 4, WNOHANG = 1;
     public const int CLD_EXITED = 1, CLD_KILLED = 2, CLD_DUMPED = 3;
-    public const int SYS_pidfd_send_signal = 424, SYS_open_tree = 428, SYS_pidfd_open = 434, SYS_clone3 = 435, SYS_mount_setattr = 442;
+    public const int SYS_pidfd_send_signal = 424, SYS_open_tree = 428, SYS_pidfd_open = 434, SYS_clone3 = 435, SYS_mount_setattr = 442, SYS_move_mount = 429;
     public const int ENOSYS = 38;
     public const int PR_SET_CHILD_SUBREAPER = 36;
     public const int MNT_DETACH = 2;

@@ -47,13 +47,16 @@ public static unsafe class Sys
     }
 
     /// <summary>
-    /// Receives one whole packet, sized first with MSG_PEEK|MSG_TRUNC; null when the peer closed its
-    /// end. Throws TimeoutException when nothing came within the timeout.
+    /// Receives one whole packet, sized first with MSG_PEEK|MSG_TRUNC, with the descriptor it carried
+    /// (SCM_RIGHTS) if any; null when the peer closed its end. Throws TimeoutException when nothing
+    /// came within the timeout.
     /// </summary>
-    public static byte[]? ReceivePacket(SafeFd socket, TimeSpan timeout)
+    public static (byte[] Data, SafeFd? Fd)? ReceivePacket(SafeFd socket, TimeSpan timeout)
     {
+        const int SOL_SOCKET = 1, SCM_RIGHTS = 1, MSG_CMSG_CLOEXEC = 0x40000000;
         const short POLLIN = 1;
         const int MSG_PEEK = 2, MSG_TRUNC = 0x20;
+        byte* control = stackalloc byte[64];
         var deadline = DateTime.UtcNow + timeout;
         for (;;)
         {
@@ -80,8 +83,16 @@ public static unsafe class Sys
             fixed (byte* p = buffer)
                 for (;;)
                 {
-                    nint n = Libc.recv(socket.Fd, p, size, 0);
-                    if (n >= 0) return n == size ? buffer : buffer[..(int)n];
+                    var iov = new Libc.IoVec { Base = p, Length = (nuint)size };
+                    var msg = new Libc.MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = 64 };
+                    nint n = Libc.recvmsg(socket.Fd, &msg, MSG_CMSG_CLOEXEC);
+                    if (n >= 0)
+                    {
+                        // struct cmsghdr: size_t len, int level, int type, then the data.
+                        SafeFd? fd = msg.ControlLength >= 20 && *(int*)(control + 8) == SOL_SOCKET && *(int*)(control + 12) == SCM_RIGHTS
+                            ? new SafeFd(*(int*)(control + 16)) : null;
+                        return (n == size ? buffer : buffer[..(int)n], fd);
+                    }
                     int errno = Marshal.GetLastPInvokeError();
                     if (errno != Libc.EINTR) throw new NativeException(errno, "recv from", socket.Name);
                 }
@@ -174,6 +185,49 @@ public static unsafe class Sys
             master.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// A slave of the pty whose master this is, opened through the master (TIOCGPTPEER), so a pty
+    /// of a container's own devpts is reached without resolving a path of the container.
+    /// </summary>
+    public static SafeFd OpenPtyPeer(SafeFd master)
+    {
+        const ulong TIOCGPTPEER = 0x5441;
+        int fd = Libc.ioctl(master.Fd, TIOCGPTPEER, (void*)(nint)(Libc.O_RDWR | Libc.O_NOCTTY | Libc.O_CLOEXEC));
+        if (fd < 0) throw NativeException.FromLastError("open the slave of", $"pty master {master.Fd}");
+        return new SafeFd(fd);
+    }
+
+    /// <summary>
+    /// Attaches a detached mount (an open_tree clone) at path in this process's mount namespace,
+    /// with nosuid and nodev cleared: a container's root as it runs, for a tool that takes a path.
+    /// </summary>
+    public static void AttachMount(SafeFd tree, string path)
+    {
+        const int AT_FDCWD = -100, AT_EMPTY_PATH = 0x1000, MOVE_MOUNT_F_EMPTY_PATH = 4;
+        const ulong MOUNT_ATTR_NOSUID = 0x02, MOUNT_ATTR_NODEV = 0x04;
+        ulong* attr = stackalloc ulong[4];
+        attr[0] = 0;
+        attr[1] = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+        attr[2] = 0;
+        attr[3] = 0;
+        byte empty = 0;
+        if (Libc.syscall5(Libc.SYS_mount_setattr, tree.Fd, (long)&empty, AT_EMPTY_PATH, (long)attr, 32) < 0)
+            throw NativeException.FromLastError("clear nosuid,nodev of the mount for", path);
+        byte[] target = Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* t = target)
+            if (Libc.syscall5(Libc.SYS_move_mount, tree.Fd, (long)&empty, AT_FDCWD, (long)t, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                throw NativeException.FromLastError("move_mount to", path);
+    }
+
+    /// <summary>Detaches the mount at path (MNT_DETACH); false when nothing was mounted there.</summary>
+    public static bool DetachMount(string path)
+    {
+        const int MNT_DETACH = 2;
+        if (Libc.umount2(path, MNT_DETACH) == 0) return true;
+        int errno = Marshal.GetLastPInvokeError();
+        return errno == Libc.EINVAL ? false : throw new NativeException(errno, "unmount", path);
     }
 
     public static void SetWindowSize(SafeFd pty, ushort rows, ushort cols)

@@ -65,7 +65,9 @@ public sealed class CriuClient(string command)
         if (options.Root is not null) opts.Root = options.Root;
         opts.External.AddRange(options.External);
         opts.SkipMnt.AddRange(options.SkipMounts);
-        opts.ManageCgroups = options.ManageCgroups;
+        SetMounts(opts, options.AutoExternalMounts);
+        SetCgroups(opts, options.ManageCgroups);
+        if (options.FreezeCgroup is not null) opts.FreezeCgroup = options.FreezeCgroup;
         opts.TcpEstablished = options.TcpEstablished;
         opts.ShellJob = options.ShellJob;
         opts.OrphanPtsMaster = options.OrphanPtsMaster;
@@ -74,8 +76,11 @@ public sealed class CriuClient(string command)
         Call(new CriuReq { Type = CriuReqType.Dump, Opts = opts }, what, Path.Combine(options.ImagesDir, "dump.log"), onNotify, options.Timeout);
     }
 
-    /// <summary>Restores the tree dumped in options.ImagesDir; returns the host pid of its root.</summary>
-    public int Restore(CriuRestoreOptions options, Action<string, int>? onNotify = null)
+    /// <summary>
+    /// Restores the tree dumped in options.ImagesDir; returns the host pid of its root. With
+    /// OrphanPtsMaster, onPtsMaster owns the master criu made for the tree's terminal.
+    /// </summary>
+    public int Restore(CriuRestoreOptions options, Action<string, int>? onNotify = null, Action<SafeFd>? onPtsMaster = null)
     {
         RequireUsable();
         string what = $"restore from {options.ImagesDir}";
@@ -83,7 +88,8 @@ public sealed class CriuClient(string command)
         var opts = CommonOptions(images, "restore.log", onNotify is not null);
         opts.Root = options.Root;
         opts.External.AddRange(options.External);
-        opts.ManageCgroups = options.ManageCgroups;
+        SetMounts(opts, options.AutoExternalMounts);
+        SetCgroups(opts, options.ManageCgroups);
         opts.TcpEstablished = options.TcpEstablished;
         opts.ShellJob = options.ShellJob;
         opts.OrphanPtsMaster = options.OrphanPtsMaster;
@@ -94,7 +100,7 @@ public sealed class CriuClient(string command)
             opts.InheritFd.Add(new Rpc.inherit_fd { Key = options.InheritFds[i].Key, Fd = FirstInheritedFd + i });
         string log = Path.Combine(options.ImagesDir, "restore.log");
         var resp = Call(new CriuReq { Type = CriuReqType.Restore, Opts = opts }, what, log, onNotify, options.Timeout,
-            [.. options.InheritFds.Select(f => f.Fd)]);
+            [.. options.InheritFds.Select(f => f.Fd)], onPtsMaster);
         return resp.Restore?.Pid ?? throw Failed(what, "criu answered without the restored pid", log);
     }
 
@@ -113,6 +119,23 @@ public sealed class CriuClient(string command)
         }
     }
 
+    /// <summary>Mounts criu cannot resolve inside the tree (binds of the host's files) are external, keyed by their mount point.</summary>
+    private static void SetMounts(CriuOpts opts, bool auto)
+    {
+        if (!auto) return;
+        opts.AutoExtMnt = true;
+        opts.ExtSharing = true;
+        opts.ExtMasters = true;
+    }
+
+    /// <summary>SOFT: criu records the tree's cgroups and puts them back only where missing; the engine makes and limits the container's own.</summary>
+    private static void SetCgroups(CriuOpts opts, bool manage)
+    {
+        if (!manage) return;
+        opts.ManageCgroups = true;
+        opts.ManageCgroupsMode = Rpc.criu_cg_mode.Soft;
+    }
+
     private static SafeFd OpenImagesDir(string dir, string what)
     {
         try { return Sys.Open(dir, Libc.O_RDONLY | Libc.O_DIRECTORY); }
@@ -129,7 +152,8 @@ public sealed class CriuClient(string command)
         NetworkLock = CriuNetworkLockMethod.Nftables,
     };
 
-    private CriuResp Call(CriuReq req, string what, string? log, Action<string, int>? onNotify, TimeSpan timeout, IReadOnlyList<SafeFd>? inherited = null)
+    private CriuResp Call(CriuReq req, string what, string? log, Action<string, int>? onNotify, TimeSpan timeout, IReadOnlyList<SafeFd>? inherited = null,
+        Action<SafeFd>? onPtsMaster = null)
     {
         if (Command.Contains('/') && !File.Exists(Command))
             throw new EngineException(FailureKind.Failed, "CriuMissing",
@@ -156,7 +180,7 @@ public sealed class CriuClient(string command)
                 Exception? notifyError = null;
                 try
                 {
-                    resp = Exchange(ours, req, onNotify, timeout, ref notifyError);
+                    resp = Exchange(ours, req, onNotify, onPtsMaster, timeout, ref notifyError);
                 }
                 catch (TimeoutException)
                 {
@@ -190,14 +214,17 @@ public sealed class CriuClient(string command)
     }
 
     /// <summary>Sends the request and reads packets until the answer; null when criu closed the socket first.</summary>
-    private static CriuResp? Exchange(SafeFd socket, CriuReq req, Action<string, int>? onNotify, TimeSpan timeout, ref Exception? notifyError)
+    private static CriuResp? Exchange(SafeFd socket, CriuReq req, Action<string, int>? onNotify, Action<SafeFd>? onPtsMaster, TimeSpan timeout,
+        ref Exception? notifyError)
     {
         Sys.SendPacket(socket, req.ToByteArray());
         for (;;)
         {
-            var packet = Sys.ReceivePacket(socket, timeout);
-            if (packet is null) return null;
+            if (Sys.ReceivePacket(socket, timeout) is not var (packet, fd)) return null;
             var resp = CriuResp.Parser.ParseFrom(packet);
+            // Only the orphan-pts-master step carries a descriptor: the master of the tree's terminal.
+            if (fd is not null && (resp.Notify?.Script != "orphan-pts-master" || onPtsMaster is null)) fd.Dispose();
+            else if (fd is not null) onPtsMaster!(fd);
             if (resp.Type != CriuReqType.Notify) return resp;
             bool ok = true;
             if (notifyError is null && onNotify is not null && resp.Notify is { } n)

@@ -20,8 +20,14 @@ public sealed record CriuDumpOptions
     /// <summary>Mount points criu dumps as bind mounts of nothing it must copy (lxcfs, /dev binds).</summary>
     public IReadOnlyList<string> SkipMounts { get; init; } = [];
 
-    /// <summary>Records the cgroup tree of the container so restore puts it back.</summary>
+    /// <summary>Records the tree's cgroups (criu's SOFT mode) so restore puts back those the engine did not make.</summary>
     public bool ManageCgroups { get; init; }
+
+    /// <summary>The freezer cgroup (v1) or cgroup directory (v2) of the tree: criu freezes it all at once.</summary>
+    public string? FreezeCgroup { get; init; }
+
+    /// <summary>Bind mounts of host files (the /dev nodes, lxcfs) are external, keyed by mount point, with their sharing.</summary>
+    public bool AutoExternalMounts { get; init; }
 
     public bool TcpEstablished { get; init; }
 

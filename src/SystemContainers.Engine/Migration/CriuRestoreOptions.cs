@@ -19,7 +19,11 @@ public sealed record CriuRestoreOptions
     /// </summary>
     public IReadOnlyList<(string Key, SafeFd Fd)> InheritFds { get; init; } = [];
 
+    /// <summary>Puts back the cgroups the dump recorded where they are missing (criu's SOFT mode).</summary>
     public bool ManageCgroups { get; init; }
+
+    /// <summary>External mounts the dump keyed by mount point are bound again from the same host paths.</summary>
+    public bool AutoExternalMounts { get; init; }
 
     public bool TcpEstablished { get; init; }
 

@@ -780,6 +780,15 @@ public sealed class NetworkManager : IDisposable
         }
     }
 
+    /// <summary>Detach, and wait until the link is gone: a checkpoint must not find the NIC in the container.</summary>
+    public void DetachNow(HostInterface nic)
+    {
+        Detach(nic);
+        Task? deletion;
+        lock (_lock) deletion = _detaching.GetValueOrDefault(nic.Name);
+        deletion?.Wait();
+    }
+
     /// <summary>Waits until the host ends of stopped containers are gone.</summary>
     private void WaitForDetached()
     {

@@ -23,6 +23,8 @@ public sealed unsafe class RtNetlink : IDisposable
     private const ushort NLM_F_REQUEST = 1, NLM_F_ACK = 4, NLM_F_EXCL = 0x200, NLM_F_CREATE = 0x400;
     private const ushort IFLA_ADDRESS = 1, IFLA_IFNAME = 3, IFLA_MTU = 4, IFLA_LINK = 5, IFLA_MASTER = 10, IFLA_LINKINFO = 18,
         IFLA_NET_NS_PID = 19, IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2, VETH_INFO_PEER = 1;
+    private const ushort RTM_NEWROUTE = 24, RTA_DST = 1, RTA_OIF = 4, RTA_GATEWAY = 5;
+    private const byte RT_TABLE_MAIN = 254, RTPROT_BOOT = 3, RT_SCOPE_UNIVERSE = 0, RT_SCOPE_LINK = 253, RTN_UNICAST = 1;
     private const ushort IFA_ADDRESS = 1, IFA_LOCAL = 2, IFA_FLAGS = 8;
     private const uint IFF_UP = 1, IFA_F_NODAD = 2;
     public const int ENODEV = 19, EADDRNOTAVAIL = 99;
@@ -75,6 +77,28 @@ public sealed unsafe class RtNetlink : IDisposable
         m.End(data);
         m.End(info);
         Request(m, "create veth", $"{hostName} (peer {peerName} in pid {peerNetnsPid})");
+    }
+
+    /// <summary>
+    /// Adds an IPv4 route through the link: to destination/prefixLength (0.0.0.0/0 for the
+    /// default), via gateway, or on the link itself when gateway is null.
+    /// </summary>
+    public void AddRoute(int index, IPAddress destination, int prefixLength, IPAddress? gateway, string linkName)
+    {
+        var m = new Message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+        m.Header(12, h =>
+        {
+            h[0] = 2;
+            h[1] = (byte)prefixLength;
+            h[4] = RT_TABLE_MAIN;
+            h[5] = RTPROT_BOOT;
+            h[6] = gateway is null ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+            h[7] = RTN_UNICAST;
+        });
+        if (prefixLength > 0) m.Bytes(RTA_DST, destination.GetAddressBytes());
+        if (gateway is not null) m.Bytes(RTA_GATEWAY, gateway.GetAddressBytes());
+        m.U32(RTA_OIF, (uint)index);
+        Request(m, "add route", $"{destination}/{prefixLength}{(gateway is null ? "" : $" via {gateway}")} on {linkName}");
     }
 
     /// <summary>Brings an existing link up.</summary>

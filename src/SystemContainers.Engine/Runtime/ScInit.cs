@@ -27,21 +27,27 @@ public sealed class ScInit(string path) : IDisposable
     /// "cannot X on Y: ERRNO" when any step failed (nothing of the child is left then).
     /// With onChild, the child's pid is handed over while it waits (so its network namespace
     /// can be furnished), and init runs only once onChild returned; if it throws, sc-init kills
-    /// the child and the exception is rethrown.
+    /// the child and the exception is rethrown. Without a console (a plan with "ownconsole 1"),
+    /// init's console is made in the container's own devpts and its master is returned.
     /// </summary>
-    public int Create(LaunchPlan plan, SafeFd console, Action<int>? onChild = null)
+    public (int Pid, SafeFd? Console) Create(LaunchPlan plan, SafeFd? console, Action<int>? onChild = null)
     {
         StepTrace.Mark("start: plan built");
         var (daemonEnd, helperEnd) = Sys.SocketPair();
         using (daemonEnd)
         {
             int helper;
+            using (var devnull = console is null ? Sys.Open("/dev/null", Libc.O_RDWR) : null)
             using (helperEnd)
-                helper = Sys.Spawn(Executable, ["sc-init", "create"], [(helperEnd, 3), (console, 0), (console, 1), (console, 2)]);
+            {
+                var stdio = console ?? devnull!;
+                helper = Sys.Spawn(Executable, ["sc-init", "create"], [(helperEnd, 3), (stdio, 0), (stdio, 1), (stdio, 2)]);
+            }
             StepTrace.Mark("start: sc-init spawned");
             Exception? refused = null;
             bool unread = false;
             string reply = "";
+            SafeFd? made = null;
             try
             {
                 Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes((onChild is null ? plan : plan.Add("netsync", 1)).ToString()));
@@ -65,15 +71,26 @@ public sealed class ScInit(string path) : IDisposable
             }
             finally
             {
-                reply += Sys.ReadToEnd(daemonEnd);
+                // Init sends its own console before it execs (a "console" line), sc-init its pid after.
+                (string text, made) = Sys.ReceiveDescriptor(daemonEnd);
+                reply += text + (made is null ? "" : Sys.ReadToEnd(daemonEnd));
             }
             int rc = Sys.WaitPid(helper);
-            if (refused is not null) throw refused;
-            var (pid, error) = ParseReply(reply);
-            if (error is not null) throw new ScInitException(error);
-            if (rc != 0 || pid is null)
-                throw new ScInitException(unread ? $"sc-init exited with status {rc} before it read all it was sent" : $"sc-init exited with status {rc}");
-            return pid.Value;
+            try
+            {
+                if (refused is not null) throw refused;
+                var (pid, error) = ParseReply(reply);
+                if (error is not null) throw new ScInitException(error);
+                if (rc != 0 || pid is null)
+                    throw new ScInitException(unread ? $"sc-init exited with status {rc} before it read all it was sent" : $"sc-init exited with status {rc}");
+                if (console is null && made is null) throw new ScInitException("sc-init sent no console");
+                return (pid.Value, made);
+            }
+            catch
+            {
+                made?.Dispose();
+                throw;
+            }
         }
     }
 
@@ -177,6 +194,25 @@ public sealed class ScInit(string path) : IDisposable
 
     /// <summary>Mounts a new console pty slave over /dev/console in a running container.</summary>
     public void AttachConsole(LaunchPlan plan, SafeFd initPidfd) => RunInContainer("console", plan, initPidfd);
+
+    /// <summary>Mounts a new pty of the container's own devpts over its /dev/console; returns its master.</summary>
+    public SafeFd AttachOwnConsole(LaunchPlan plan, SafeFd initPidfd)
+    {
+        var (daemonEnd, helperEnd) = Sys.SocketPair();
+        using (daemonEnd)
+        {
+            int helper;
+            using (helperEnd)
+                helper = Sys.Spawn(Executable, ["sc-init", "console"], [(helperEnd, 3), (initPidfd, 4)]);
+            Sys.WriteAll(daemonEnd, Encoding.UTF8.GetBytes(plan.Add("ownconsole", 1).ToString()));
+            var (reply, master) = Sys.ReceiveDescriptor(daemonEnd);
+            int rc = Sys.WaitPid(helper);
+            var (_, error) = ParseReply(reply);
+            if (master is not null && error is null && rc == 0) return master;
+            master?.Dispose();
+            throw new ScInitException(error ?? $"sc-init exited with status {rc} without a console");
+        }
+    }
 
     /// <summary>Unmounts the plan's "undisk" paths and mounts its disks in a running container.</summary>
     public void ChangeDisks(LaunchPlan plan, SafeFd initPidfd) => RunInContainer("disk", plan, initPidfd);

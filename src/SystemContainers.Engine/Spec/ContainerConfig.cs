@@ -15,6 +15,7 @@ public sealed record ContainerConfig
     public const string IdmapIsolated = "security.idmap.isolated";
     public const string Nesting = "security.nesting";
     public const string LxcfsViews = "security.lxcfs";
+    public const string Stateful = "migration.stateful";
     public const string StopTimeout = "boot.stop.timeout";
     public const string Autostart = "boot.autostart";
     public const string AutostartPriority = "boot.autostart.priority";
@@ -23,7 +24,7 @@ public sealed record ContainerConfig
     public const string UserPrefix = "user.";
 
     public static readonly IReadOnlyList<string> Keys =
-        [Privileged, IdmapBase, IdmapSize, IdmapIsolated, Nesting, LxcfsViews, SyscallAllowList.Key, StopTimeout, Autostart, AutostartPriority, AutostartDelay, .. ResourceLimits.Keys, .. SnapshotSettings.Keys];
+        [Privileged, IdmapBase, IdmapSize, IdmapIsolated, Nesting, LxcfsViews, Stateful, SyscallAllowList.Key, StopTimeout, Autostart, AutostartPriority, AutostartDelay, .. ResourceLimits.Keys, .. SnapshotSettings.Keys];
 
     /// <summary>The longest key: keys are names, not data.</summary>
     public const int MaxKeyLength = 255;
@@ -49,9 +50,15 @@ public sealed record ContainerConfig
     /// <summary>
     /// Whether container root may run containers of its own (LXD's key): the masks are then made
     /// in the container's own user namespace, which can mount a fresh procfs, instead of one above
-    /// it, where the kernel locks them.
+    /// it, where the kernel locks them. migration.stateful implies it: criu cannot restore nested user namespaces.
     /// </summary>
-    public bool IsNesting => Raw.TryGetValue(Nesting, out var v) && ParseBool(Nesting, v);
+    public bool IsNesting => IsStateful || (Raw.TryGetValue(Nesting, out var v) && ParseBool(Nesting, v));
+
+    /// <summary>
+    /// Whether the container can be stopped with its state and started from it (LXD's key): it
+    /// then has one user namespace and its console in its own devpts, so criu can dump it.
+    /// </summary>
+    public bool IsStateful => Raw.TryGetValue(Stateful, out var v) && ParseBool(Stateful, v);
 
     /// <summary>Whether lxcfs's files cover the container's /proc and /sys entries (the default), so its tools see its limits.</summary>
     public bool IsLxcfs => !Raw.TryGetValue(LxcfsViews, out var v) || ParseBool(LxcfsViews, v);
@@ -168,6 +175,9 @@ public sealed record ContainerConfig
         _ = config.IdmapSizeValue;
         if (config.Raw.TryGetValue(IdmapIsolated, out var isolated)) ParseBool(IdmapIsolated, isolated);
         _ = config.IsNesting;
+        if (config.IsStateful && config.Raw.TryGetValue(Nesting, out var nesting) && !ParseBool(Nesting, nesting))
+            throw EngineException.Invalid("InvalidConfigValue",
+                $"'{Stateful}=true' needs one user namespace ('{Nesting}=true', which it implies); it cannot be combined with '{Nesting}={nesting}'");
         _ = config.IsLxcfs;
         _ = config.StopTimeoutValue;
         _ = config.IsAutostart;

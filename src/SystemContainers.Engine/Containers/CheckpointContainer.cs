@@ -1,0 +1,154 @@
+using SystemContainers.Engine.Migration;
+using SystemContainers.Engine.State;
+
+namespace SystemContainers.Engine.Containers;
+
+/// <summary>
+/// Stops a running container with its state (Stop-SystemContainer -Stateful): criu dumps its
+/// processes into the container's directory and ends them; the next start restores them
+/// (StartContainer). A dump that fails leaves the container running and no state behind.
+/// </summary>
+internal sealed class CheckpointContainer(EngineParts parts, FreezeContainer freezer, ContainerCheckpoint checkpoint)
+{
+    private const string DirName = "checkpoint";
+
+    /// <summary>Where a container's saved state is: criu's images, their logs and the NICs' addresses.</summary>
+    public static string DirOf(EngineParts parts, string name) => Path.Combine(parts.Store.DirectoryOf(name), DirName);
+
+    public static bool HasState(EngineParts parts, string name) => Directory.Exists(DirOf(parts, name));
+
+    public async Task StopAsync(Container c)
+    {
+        string name = c.Name;
+        var (state, live) = c.Snapshot();
+        if (live is null || !state.CanStop()) throw c.NotRunning();
+        if (!c.Spec.IsStateful)
+            throw EngineException.Invalid("NotStateful",
+                $"container '{name}' cannot be stopped with its state: it was created without {Spec.ContainerConfig.Stateful}=true, " +
+                "which gives it the one user namespace and the console criu needs");
+        if (ExecCommands(live) is { Count: > 0 } running)
+            throw EngineException.Conflict("ExecRunning",
+                $"container '{name}' runs commands started by Invoke-SystemContainerCommand or Enter-SystemContainer, which criu cannot " +
+                $"checkpoint (they are not below its init): {string.Join(", ", running)}; wait for them to end or end them, then stop it again");
+        string dir = DirOf(parts, name), staging = dir + ".new";
+        string parent = parts.Store.DirectoryOf(name);
+        TreeRemover.Remove(parent, DirName + ".new");
+        Directory.CreateDirectory(staging);
+        c.Stopping = true;
+        try
+        {
+            // criu freezes the tree itself, through the freezer; one already frozen it would find stopped midway.
+            if (live.Frozen) freezer.Thaw(live);
+            var network = CheckpointNetwork.Read(live.Pid, c.Spec.BridgedNics.Select(n => n.Name));
+            CheckpointNetwork.Save(staging, network);
+            StepTrace.Mark("stateful stop: dumping");
+            try
+            {
+                checkpoint.Dump(live.Pid, staging, FreezerOf(live), () => Unplug(live));
+            }
+            catch
+            {
+                Replug(c, live, network);
+                throw;
+            }
+            StepTrace.Mark("stateful stop: dumped");
+            TreeRemover.Remove(parent, DirName);
+            Directory.Move(staging, dir);
+            // criu ended the tree; the supervisor releases its cgroup and NICs as after any exit.
+            if (await Task.WhenAny(live.Exited.Task, Task.Delay(TimeSpan.FromSeconds(30))) != live.Exited.Task)
+                throw new EngineException(FailureKind.Failed, "StopFailed", $"container '{name}' was dumped but its init did not exit");
+        }
+        catch
+        {
+            TreeRemover.Remove(parent, DirName + ".new");
+            throw;
+        }
+        finally
+        {
+            c.Stopping = false;
+        }
+    }
+
+    /// <summary>The NICs go while the tree is frozen: criu must not find them (the start makes them again).</summary>
+    private void Unplug(LiveInit live)
+    {
+        lock (live.HostInterfaces)
+        {
+            foreach (var host in live.HostInterfaces) parts.Networks.DetachNow(host);
+            live.HostInterfaces.Clear();
+        }
+    }
+
+    /// <summary>A dump that failed leaves the tree running: it gets its NICs back, as they were.</summary>
+    private void Replug(Container c, LiveInit live, IReadOnlyList<CheckpointNic> network)
+    {
+        lock (live.HostInterfaces)
+            if (live.HostInterfaces.Count > 0) return;
+        try
+        {
+            foreach (var nic in c.Spec.BridgedNics)
+            {
+                var host = parts.Networks.Plug(c.Name, nic, live.Pid);
+                lock (live.HostInterfaces) live.HostInterfaces.Add(host);
+            }
+            CheckpointNetwork.Apply(live.Pid, network);
+        }
+        catch (Exception e) when (e is EngineException or Interop.NativeException)
+        {
+            EngineLog.Write($"container '{c.Name}' runs on after a failed stateful stop, but its NICs could not be made again: {e.Message}");
+        }
+    }
+
+    /// <summary>Discards a stopped container's saved state (Start-SystemContainer -Stateless).</summary>
+    public static void Discard(EngineParts parts, string name) => TreeRemover.Remove(parts.Store.DirectoryOf(name), DirName);
+
+    /// <summary>The freezer criu freezes the tree through: v1's freezer hierarchy, or the cgroup2 directory.</summary>
+    private static string? FreezerOf(LiveInit live) =>
+        live.Cgroup.Directories.FirstOrDefault(d => File.Exists(Path.Combine(d, "freezer.state")))
+        ?? live.Cgroup.Directories.FirstOrDefault(d => File.Exists(Path.Combine(d, "cgroup.freeze")));
+
+    /// <summary>
+    /// The container's processes that are not below its init, as "pid N (command)" with the pid the
+    /// container sees: commands exec'd into it, children of sc-init exec outside its tree.
+    /// </summary>
+    private static List<string> ExecCommands(LiveInit live)
+    {
+        var found = new List<string>();
+        string? dir = live.Cgroup.Directories.FirstOrDefault(Directory.Exists);
+        if (dir is null) return found;
+        var pids = Directory.EnumerateFiles(dir, "cgroup.procs", SearchOption.AllDirectories)
+            .SelectMany(f => File.ReadLines(f)).Select(l => int.TryParse(l, out int p) ? p : 0).Where(p => p > 0).Distinct();
+        foreach (int pid in pids)
+        {
+            if (pid == live.Pid || BelowInit(pid, live.Pid)) continue;
+            var nspid = ProcStatus(pid, "NSpid:");
+            // sc-init exec itself is the host's (one pid); the commands it started have the container's too.
+            if (nspid is not { Length: > 1 }) continue;
+            string command = ReadOrEmpty($"/proc/{pid}/comm").Trim();
+            found.Add($"pid {nspid[^1]} ({command})");
+        }
+        return found;
+    }
+
+    private static bool BelowInit(int pid, int init)
+    {
+        for (int at = pid, hops = 0; at > 1 && hops < 4096; hops++)
+        {
+            if (ProcStatus(at, "PPid:") is not [var ppid] || !int.TryParse(ppid, out at)) return false;
+            if (at == init) return true;
+        }
+        return false;
+    }
+
+    private static string[]? ProcStatus(int pid, string field)
+    {
+        string? line = ReadOrEmpty($"/proc/{pid}/status").Split('\n').FirstOrDefault(l => l.StartsWith(field, StringComparison.Ordinal));
+        return line?[field.Length..].Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    private static string ReadOrEmpty(string path)
+    {
+        try { return File.ReadAllText(path); }
+        catch (IOException) { return ""; }
+    }
+}

@@ -1,0 +1,335 @@
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
+    Import-Module (Join-Path $PSScriptRoot 'TestDaemon.psm1') -Force
+    $script:daemon = Start-TestDaemon
+    $script:image = Get-TestImage
+    $script:stateful = @{ 'migration.stateful' = 'true' }
+
+    # The device of the devpts a terminal belongs to, from the host: a container's own devpts has its own.
+    function Get-PtsDevice([string]$Path) { stat -L -c '%d' $Path }
+}
+AfterAll { Stop-TestDaemon $script:daemon }
+
+Describe 'migration.stateful: a container criu can checkpoint' {
+    BeforeAll { New-SystemContainer ck1 -Image $image -Config $stateful -Start | Out-Null }
+    AfterAll { Remove-SystemContainer ck1 -Force }
+
+    It 'gives init a console of the container''s own devpts, bound over /dev/console' {
+        $initPid = (Get-SystemContainer ck1).Pid
+        # From the host: init's stdio and /dev/console are terminals of the devpts mounted in the container, not the host's.
+        $own = Get-PtsDevice "/proc/$initPid/root/dev/pts/ptmx"
+        Get-PtsDevice "/proc/$initPid/fd/0" | Should -Be $own
+        Get-PtsDevice "/proc/$initPid/root/dev/console" | Should -Be $own
+        $own | Should -Not -Be (Get-PtsDevice /dev/pts/ptmx)
+        # Every fd init holds is the container's own: a host fd would be external to a dump.
+        foreach ($fd in Get-ChildItem "/proc/$initPid/fd") { Get-PtsDevice $fd.FullName | Should -Be $own -Because "fd $($fd.Name) of init" }
+        # From inside: the console is a pts of /dev/pts, and init's stdio is that pts.
+        $inside = Invoke-SystemContainerCommand ck1 -- sh -c 'stat -c "%t %T" /dev/console; readlink /proc/1/fd/0; ls /dev/pts'
+        $inside[0] | Should -Match '^88 '
+        $inside[1] | Should -Match '^/dev/pts/\d+$'
+        $inside[2..($inside.Count - 1)] | Should -Contain ($inside[1] -replace '^/dev/pts/', '')
+    }
+    It 'keeps the console log: what is written to /dev/console reaches Get-SystemContainerLog' {
+        Invoke-SystemContainerCommand ck1 -- sh -c 'echo stateful-console-1 > /dev/console; echo stateful-console-2 > /dev/console'
+        Wait-Until -TimeoutSeconds 10 -What 'the console lines' { (Get-SystemContainerLog ck1) -contains 'stateful-console-2' }
+        Get-SystemContainerLog ck1 | Should -Contain 'stateful-console-1'
+    }
+    It 'uses one user namespace: init''s map is the host''s ids, not the identity map of a nested one' {
+        New-SystemContainer locked1 -Image $image -Network none -Start | Out-Null
+        try {
+            (Invoke-SystemContainerCommand locked1 -- cat /proc/1/uid_map).Trim() | Should -Match '^0\s+0\s+'
+            $map = ((Invoke-SystemContainerCommand ck1 -- cat /proc/1/uid_map).Trim() -split '\s+')
+            $map[0] | Should -Be '0'
+            [long]$map[1] | Should -BeGreaterThan 0
+            # From the host: init's user namespace is the one its mount namespace belongs to (no second one below).
+            $initPid = (Get-SystemContainer ck1).Pid
+            $hostMap = ((Get-Content "/proc/$initPid/uid_map").Trim() -split '\s+')
+            $hostMap[1] | Should -Be $map[1]
+        }
+        finally { Remove-SystemContainer locked1 -Force }
+    }
+    It 'runs commands' {
+        Invoke-SystemContainerCommand ck1 hostname | Should -Be 'ck1'
+        (Invoke-SystemContainerCommand ck1 -PassThru -- sh -c 'exit 4').ExitCode | Should -Be 4
+    }
+    It 'runs Enter-SystemContainer''s terminal' {
+        $root = Join-Path $PSScriptRoot '..'
+        $script = "Import-Module '$root/SystemContainers.psd1'; Enter-SystemContainer ck1 -Command sh; exit `$LASTEXITCODE"
+        $output = "tty; echo inside-`$(hostname); exit 6`n" | dotnet pwsh -NoProfile -Command $script
+        $code = $LASTEXITCODE
+        ($output -join "`n") | Should -Match 'inside-ck1'
+        ($output -join "`n") | Should -Match '/dev/pts/\d+'
+        $code | Should -Be 6
+    }
+    It 'gets a new console of its own devpts from a restarted daemon' {
+        $initPid = (Get-SystemContainer ck1).Pid
+        Stop-DaemonProcess $daemon
+        Start-DaemonProcess $daemon
+        (Get-SystemContainer ck1).Pid | Should -Be $initPid
+        Get-PtsDevice "/proc/$initPid/root/dev/console" | Should -Be (Get-PtsDevice "/proc/$initPid/root/dev/pts/ptmx")
+        Invoke-SystemContainerCommand ck1 -- sh -c 'echo after-restart > /dev/console'
+        Wait-Until -TimeoutSeconds 10 -What 'the console line' { (Get-SystemContainerLog ck1) -contains 'after-restart' }
+    }
+}
+
+Describe 'migration.stateful refusals' {
+    It 'is refused together with security.nesting=false, and nothing is made' {
+        New-SystemContainer ck-bad -Image $image -Config @{ 'migration.stateful' = 'true'; 'security.nesting' = 'false' } -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'InvalidConfigValue,*'
+        $err[0].Exception.Message | Should -Match "'migration.stateful=true' needs one user namespace"
+        $err[0].Exception.Message | Should -Match 'security.nesting=false'
+        Get-SystemContainer ck-bad -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+    It 'cannot be changed after creation: it chooses the namespace layout' {
+        New-SystemContainer ck-fixed -Image $image -Network none | Out-Null
+        try {
+            Set-SystemContainer ck-fixed @{ 'migration.stateful' = 'true' } -ErrorVariable err -ErrorAction SilentlyContinue
+            $err[0].FullyQualifiedErrorId | Should -BeLike 'ImmutableConfigKey,*'
+            (Get-SystemContainer ck-fixed).Config.Keys | Should -Not -Contain 'migration.stateful'
+        }
+        finally { Remove-SystemContainer ck-fixed -Force }
+    }
+    It 'takes only true or false' {
+        New-SystemContainer ck-word -Image $image -Config @{ 'migration.stateful' = 'sometimes' } -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].Exception.Message | Should -Match "config key 'migration.stateful' must be true or false, not 'sometimes'"
+    }
+}
+
+Describe 'Stop-SystemContainer -Stateful and Start-SystemContainer restoring it' {
+    BeforeAll {
+        New-SystemContainer cnt1 -Image $image -Config $stateful -Start | Out-Null
+        # A counter held only in the shell's memory, written to a file it keeps open. Started in the
+        # background of an exec, it is orphaned to the container's init: in the tree criu takes.
+        $counter = 'echo $$ > /tmp/counter.pid; exec 3>>/tmp/count.log; i=0; while true; do i=$((i+1)); echo $i >&3; echo $i > /tmp/now.new; mv /tmp/now.new /tmp/now; sleep 0.1; done'
+        Invoke-SystemContainerCommand cnt1 -- sh -c "echo '$counter' > /counter.sh; setsid sh /counter.sh </dev/null >/dev/null 2>&1 &"
+        function Get-Count { [int](Invoke-SystemContainerCommand cnt1 -- cat /tmp/now) }
+        Wait-Until -TimeoutSeconds 20 -What 'the counter' { (Invoke-SystemContainerCommand cnt1 -PassThru -- cat /tmp/now).ExitCode -eq 0 -and (Get-Count) -ge 5 }
+    }
+    AfterAll { Remove-SystemContainer cnt1 -Force }
+
+    It 'stops with the state saved, shown on the container' {
+        $script:before = Get-SystemContainer cnt1
+        $script:counterPid = (Invoke-SystemContainerCommand cnt1 -- cat /tmp/counter.pid).Trim()
+        $stopped = Stop-SystemContainer cnt1 -Stateful -PassThru
+        $stopped.Status | Should -Be 'Stopped'
+        $stopped.Stateful | Should -BeTrue
+        Test-ProcessAlive $before.Pid | Should -BeFalse
+        Test-Path (Join-Path $daemon.StateDir 'containers/cnt1/checkpoint/inventory.img') | Should -BeTrue
+    }
+    It 'starts from the saved state: the counter goes on from where it was, with the same pid inside' {
+        $log = Join-Path $daemon.StateDir 'containers/cnt1/checkpoint'
+        $started = Start-SystemContainer cnt1 -PassThru
+        $started.Status | Should -Be 'Running'
+        $started.Stateful | Should -BeFalse
+        $started.Pid | Should -Not -Be $before.Pid
+        $first = Get-Count
+        Wait-Until -TimeoutSeconds 20 -What 'the counter to go on' { (Get-Count) -gt $first }
+        # Restarted it would count from 1; restored, its memory held the count the dump saw.
+        $lines = @(Invoke-SystemContainerCommand cnt1 -- cat /tmp/count.log | ForEach-Object { [int]$_ })
+        for ($i = 1; $i -lt $lines.Count; $i++) { $lines[$i] | Should -Be ($lines[$i - 1] + 1) }
+        (Invoke-SystemContainerCommand cnt1 -- cat /tmp/counter.pid).Trim() | Should -Be $counterPid
+        Invoke-SystemContainerCommand cnt1 -- sh -c "cat /proc/$counterPid/cmdline | tr '\0' ' '" | Should -Match 'counter.sh'
+        Test-Path $log | Should -BeFalse
+    }
+}
+
+Describe 'A restored container keeps its network, open connections and limits' {
+    BeforeAll {
+        New-SystemContainer net1 -Image $image -Config ($stateful + @{ 'limits.memory' = '96MiB'; 'limits.processes' = '200' }) -Start | Out-Null
+        Wait-Until -TimeoutSeconds 30 -What 'an address' { @((Get-SystemContainer net1).IPv4).Count -gt 0 }
+        # A persistent echo server, orphaned to init: its listening socket and each connection's cat are in the tree.
+        Invoke-SystemContainerCommand net1 -- sh -c 'setsid nc -ll -p 7001 -e /bin/cat </dev/null >/dev/null 2>&1 &'
+        $script:address = @((Get-SystemContainer net1).IPv4)[0]
+        # A client on the host side of the bridge (the daemon's network namespace), holding one connection open.
+        function Start-Client {
+            $psi = [Diagnostics.ProcessStartInfo]::new('nsenter', @("--net=/run/netns/$($daemon.Netns)", '--', 'busybox', 'nc', $address, '7001'))
+            $psi.RedirectStandardInput = $true
+            $psi.RedirectStandardOutput = $true
+            [Diagnostics.Process]::Start($psi)
+        }
+        function Send-Line($Client, [string]$Text) {
+            $Client.StandardInput.WriteLine($Text)
+            $Client.StandardInput.Flush()
+            $read = $Client.StandardOutput.ReadLineAsync()
+            if (-not $read.Wait(20000)) { throw "no echo of '$Text' within 20 s" }
+            $read.Result
+        }
+        Wait-Until -TimeoutSeconds 20 -What 'the echo server' { Invoke-SystemContainerCommand net1 -- sh -c 'netstat -ltn | grep ":7001 " || true' }
+    }
+    AfterAll {
+        if ($script:client -and -not $client.HasExited) { $client.Kill(); $client.WaitForExit() }
+        Remove-SystemContainer net1 -Force
+    }
+
+    It 'keeps the address, the MAC, the listening socket, an established connection and the cgroup limits' {
+        $script:client = Start-Client
+        Wait-Until -TimeoutSeconds 20 -What 'the connection' { (Invoke-SystemContainerCommand net1 -- sh -c 'netstat -tn 2>/dev/null | grep -c ESTABLISHED || true') -ge 1 }
+        Send-Line $client 'before' | Should -Be 'before'
+        $mac = (Invoke-SystemContainerCommand net1 -- cat /sys/class/net/eth0/address).Trim()
+        $routes = @(Invoke-SystemContainerCommand net1 -- ip -4 route)
+        $before = Get-SystemContainer net1
+
+        (Stop-SystemContainer net1 -Stateful -PassThru).Stateful | Should -BeTrue
+        $after = Start-SystemContainer net1 -PassThru
+
+        # The connection opened before the stop answers on: its server side was restored, not made anew.
+        $client.HasExited | Should -BeFalse
+        Send-Line $client 'after' | Should -Be 'after'
+        # The listening socket takes new connections too.
+        $fresh = Start-Client
+        try { Send-Line $fresh 'new' | Should -Be 'new' }
+        finally { $fresh.Kill(); $fresh.WaitForExit() }
+        # Inside and from the host: the same MAC and address, the veth on the bridge again.
+        (Invoke-SystemContainerCommand net1 -- cat /sys/class/net/eth0/address).Trim() | Should -Be $mac
+        @((Get-SystemContainer net1).IPv4) | Should -Be @($before.IPv4)
+        Invoke-SystemContainerCommand net1 -- ip -4 -o addr show eth0 | Should -Match ([regex]::Escape($address))
+        @(Invoke-SystemContainerCommand net1 -- ip -4 route) | Should -Be $routes
+        # The limits are the container's again, in the cgroup files the host sees for the restored init.
+        Get-CgroupMemoryLimit -InitPid $after.Pid | Should -Be (96MB)
+        (Get-Content (Get-CgroupFile $after.Pid pids pids.max pids.max)).Trim() | Should -Be '200'
+    }
+    It 'writes the restored console to the log' {
+        Invoke-SystemContainerCommand net1 -- sh -c 'echo restored-console > /dev/console'
+        Wait-Until -TimeoutSeconds 10 -What 'the console line' { (Get-SystemContainerLog net1) -contains 'restored-console' }
+    }
+}
+
+Describe 'Start-SystemContainer -Stateless and failed restores' {
+    BeforeEach {
+        New-SystemContainer fresh1 -Image $image -Network none -Config $stateful -Start | Out-Null
+        Invoke-SystemContainerCommand fresh1 -- sh -c 'setsid sh -c "echo \$\$ > /run/sleeper.pid; exec sleep 1000" </dev/null >/dev/null 2>&1 &'
+        Wait-Until -TimeoutSeconds 10 -What 'the sleeper' { (Invoke-SystemContainerCommand fresh1 -PassThru -- cat /run/sleeper.pid).ExitCode -eq 0 }
+        Stop-SystemContainer fresh1 -Stateful
+    }
+    AfterEach { Remove-SystemContainer fresh1 -Force }
+
+    It 'keeps the container from being renamed while the state is saved' {
+        Rename-SystemContainer fresh1 fresh2 -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'HasSavedState,*'
+        (Get-SystemContainer fresh1).Stateful | Should -BeTrue
+    }
+    It '-Stateless discards the state and boots afresh' {
+        $c = Start-SystemContainer fresh1 -Stateless -PassThru
+        $c.Stateful | Should -BeFalse
+        # /run is the container's tmpfs: a fresh boot has none of the old run's files or processes.
+        (Invoke-SystemContainerCommand fresh1 -PassThru -- cat /run/sleeper.pid).ExitCode | Should -Not -Be 0
+        Invoke-SystemContainerCommand fresh1 -- sh -c 'pidof sleep || echo none' | Should -Be 'none'
+        Test-Path (Join-Path $daemon.StateDir 'containers/fresh1/checkpoint') | Should -BeFalse
+    }
+    It 'a restore that fails says why, leaves nothing running and keeps the state for another try' {
+        $images = Join-Path $daemon.StateDir 'containers/fresh1/checkpoint'
+        $pages = Get-ChildItem $images -Filter 'pages-*.img' | Select-Object -First 1
+        Move-Item $pages.FullName "$($pages.FullName).aside"
+        Start-SystemContainer fresh1 -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'RestoreFailed,*'
+        $err[0].Exception.Message | Should -Match "cannot restore container 'fresh1' from its saved state: criu restore"
+        $err[0].Exception.Message | Should -Match 'the state is kept'
+        $c = Get-SystemContainer fresh1
+        $c.Status | Should -Be 'Stopped'
+        $c.Stateful | Should -BeTrue
+        # Nothing of the attempt is left: no cgroup of the container on any hierarchy.
+        $group = Get-TestCgroupGroup $daemon
+        @(find -L /sys/fs/cgroup -maxdepth 8 -type d -path "*$group*/fresh1" 2>$null) | Should -BeNullOrEmpty
+        @(find -L /sys/fs/cgroup -maxdepth 8 -type d -path "*$group*" 2>$null) | Should -Not -BeNullOrEmpty
+        # Put right, the same state restores: the sleeper is back with its pid.
+        Move-Item "$($pages.FullName).aside" $pages.FullName
+        Start-SystemContainer fresh1
+        $sleeper = (Invoke-SystemContainerCommand fresh1 -- cat /run/sleeper.pid).Trim()
+        Invoke-SystemContainerCommand fresh1 -- sh -c "cat /proc/$sleeper/comm" | Should -Be 'sleep'
+    }
+}
+
+Describe 'Stop-SystemContainer -Stateful refusals' {
+    It 'refuses while a command started by Invoke-SystemContainerCommand runs, and names it' {
+        New-SystemContainer busy1 -Image $image -Network none -Config $stateful -Start | Out-Null
+        $module = Join-Path $PSScriptRoot '../SystemContainers.psd1'
+        $job = Start-ThreadJob -ArgumentList $module { param($m) Import-Module $m; Invoke-SystemContainerCommand busy1 -- sleep 37 }
+        try {
+            Wait-Until -TimeoutSeconds 20 -What 'the exec' { Invoke-SystemContainerCommand busy1 -- sh -c 'pidof sleep || true' }
+            Stop-SystemContainer busy1 -Stateful -ErrorVariable err -ErrorAction SilentlyContinue
+            $err[0].FullyQualifiedErrorId | Should -BeLike 'ExecRunning,*'
+            $err[0].Exception.Message | Should -Match 'pid \d+ \(sleep\)'
+            (Get-SystemContainer busy1).Status | Should -Be 'Running'
+            (Get-SystemContainer busy1).Stateful | Should -BeFalse
+            Test-Path (Join-Path $daemon.StateDir 'containers/busy1/checkpoint') | Should -BeFalse
+        }
+        finally {
+            Remove-SystemContainer busy1 -Force
+            $job | Remove-Job -Force
+        }
+    }
+    It 'a dump that fails leaves the container running with its NIC and address, and nothing saved' {
+        New-SystemContainer ghost1 -Image $image -Config $stateful -Start | Out-Null
+        try {
+            Wait-Until -TimeoutSeconds 30 -What 'an address' { @((Get-SystemContainer ghost1).IPv4).Count -gt 0 }
+            $address = @((Get-SystemContainer ghost1).IPv4)[0]
+            # An open, deleted 3 MiB file: more than criu copies of a deleted file (1 MiB), so its
+            # dump fails after the tree was frozen and the NIC taken out.
+            Invoke-SystemContainerCommand ghost1 -- sh -c 'setsid sh -c "exec 3>/run/big; dd if=/dev/zero bs=1M count=3 >&3 2>/dev/null; rm /run/big; exec sleep 1000" </dev/null >/dev/null 2>&1 &'
+            Wait-Until -TimeoutSeconds 10 -What 'the holder' { Invoke-SystemContainerCommand ghost1 -- sh -c 'pidof sleep || true' }
+            function Get-HostEnd { @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'type', 'veth')) | Where-Object { $_ -match "master" } }
+            $hostEnd = @(Get-HostEnd)
+            $hostEnd.Count | Should -Be 1
+            Stop-SystemContainer ghost1 -Stateful -ErrorVariable err -ErrorAction SilentlyContinue
+            $err[0].FullyQualifiedErrorId | Should -BeLike 'CriuFailed,*'
+            # The veth was taken out while the tree was frozen and made again: its host end is a new link.
+            $again = @(Get-HostEnd)
+            $again.Count | Should -Be 1
+            ($again[0] -split ':')[0] | Should -Not -Be ($hostEnd[0] -split ':')[0]
+            $err[0].Exception.Message | Should -Match 'criu dump of pid \d+ failed: see .*checkpoint\.new/dump\.log'
+            $c = Get-SystemContainer ghost1
+            $c.Status | Should -Be 'Running'
+            $c.Stateful | Should -BeFalse
+            Test-Path (Join-Path $daemon.StateDir 'containers/ghost1/checkpoint') | Should -BeFalse
+            Test-Path (Join-Path $daemon.StateDir 'containers/ghost1/checkpoint.new') | Should -BeFalse
+            # The NIC is back with its address, inside and on the bridge side.
+            Invoke-SystemContainerCommand ghost1 -- ip -4 -o addr show eth0 | Should -Match ([regex]::Escape($address))
+            Invoke-InNetns $daemon ping @('-c', '1', '-W', '5', $address) | Out-Null
+            $LASTEXITCODE | Should -Be 0
+        }
+        finally { Remove-SystemContainer ghost1 -Force }
+    }
+    It 'refuses a container made without migration.stateful, which keeps running' {
+        New-SystemContainer plain1 -Image $image -Network none -Start | Out-Null
+        try {
+            Stop-SystemContainer plain1 -Stateful -ErrorVariable err -ErrorAction SilentlyContinue
+            $err[0].FullyQualifiedErrorId | Should -BeLike 'NotStateful,*'
+            $err[0].Exception.Message | Should -Match 'migration.stateful=true'
+            (Get-SystemContainer plain1).Status | Should -Be 'Running'
+        }
+        finally { Remove-SystemContainer plain1 -Force }
+    }
+    It 'takes no force or timeout, and stateful and stateless only with stop and start (REST)' {
+        New-SystemContainer api1 -Image $image -Network none -Config $stateful | Out-Null
+        try {
+            foreach ($body in '{"action":"stop","stateful":true,"force":true}', '{"action":"stop","stateful":true,"timeout":5}',
+                              '{"action":"start","stateful":true}', '{"action":"stop","stateless":true}') {
+                $r = Invoke-TestApi $daemon PUT /1.0/containers/api1/state $body
+                $r.Status | Should -Be 400 -Because $body
+            }
+            (Get-SystemContainer api1).Status | Should -Be 'Stopped'
+        }
+        finally { Remove-SystemContainer api1 -Force }
+    }
+}
+
+Describe 'Stateful stop without a usable criu' {
+    BeforeAll {
+        $script:nocriu = Start-TestDaemon -ExtraArguments @('--criu', '/nonexistent/criu')
+        New-SystemContainer nc1 -Image (Get-TestImage) -Network none -Config $stateful -Start | Out-Null
+    }
+    AfterAll {
+        Remove-SystemContainer nc1 -Force
+        Stop-TestDaemon $nocriu
+        $env:SYSTEMCONTAINERS_SOCKET = $daemon.Socket
+        $env:SYSTEMCONTAINERS_RUN_DIR = $daemon.RunDir
+    }
+    It 'says what is needed, and the container runs on with nothing saved' {
+        Stop-SystemContainer nc1 -Stateful -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'CriuMissing,*'
+        $err[0].Exception.Message | Should -Match '/nonexistent/criu does not exist'
+        $err[0].Exception.Message | Should -Match 'criu >= 4\.2\.1'
+        (Get-SystemContainer nc1).Status | Should -Be 'Running'
+        Test-Path (Join-Path $nocriu.StateDir 'containers/nc1/checkpoint') | Should -BeFalse
+    }
+}
