@@ -273,8 +273,8 @@ public sealed partial class SystemContainersClient : IDisposable
     public Task<SystemContainerSnapshot> CreateSnapshotAsync(string container, SnapshotCreateRequest request, CancellationToken ct = default) =>
         SendAsync<SystemContainerSnapshot>(HttpMethod.Post, $"1.0/containers/{Esc(container)}/snapshots", request, ct);
 
-    public Task<SystemContainer> RestoreSnapshotAsync(string container, string snapshot, CancellationToken ct = default) =>
-        SendAsync<SystemContainer>(HttpMethod.Post, $"1.0/containers/{Esc(container)}/snapshots/{Esc(snapshot)}/restore", null, ct);
+    public Task<SystemContainer> RestoreSnapshotAsync(string container, string snapshot, CancellationToken ct = default, bool stateful = false) =>
+        SendAsync<SystemContainer>(HttpMethod.Post, $"1.0/containers/{Esc(container)}/snapshots/{Esc(snapshot)}/restore", new SnapshotRestoreRequest(stateful), ct);
 
     public Task<SystemContainerSnapshot> RenameSnapshotAsync(string container, string snapshot, string newName, CancellationToken ct = default) =>
         SendAsync<SystemContainerSnapshot>(HttpMethod.Post, $"1.0/containers/{Esc(container)}/snapshots/{Esc(snapshot)}", new SnapshotRenameRequest(newName), ct);

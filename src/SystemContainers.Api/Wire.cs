@@ -392,10 +392,15 @@ public sealed record SystemContainerSnapshot : IRemoteObject
     public DateTimeOffset Created { get; init; }
     /// <summary>When the daemon deletes it (LXD's expires_at); null: kept until removed.</summary>
     public DateTimeOffset? ExpiresAt { get; init; }
+    /// <summary>It holds the running processes too (LXD's stateful), for Restore-SystemContainerSnapshot -Stateful.</summary>
+    public bool Stateful { get; init; }
 }
 
-/// <summary>POST /1.0/containers/{name}/snapshots; no name: by snapshots.pattern (snap0, snap1, ...); ExpiresAt as LXD's expires_at.</summary>
-public sealed record SnapshotCreateRequest(string? Name = null, DateTimeOffset? ExpiresAt = null);
+/// <summary>POST /1.0/containers/{name}/snapshots; no name: by snapshots.pattern (snap0, snap1, ...); ExpiresAt as LXD's expires_at; Stateful keeps the processes (criu).</summary>
+public sealed record SnapshotCreateRequest(string? Name = null, DateTimeOffset? ExpiresAt = null, bool Stateful = false);
+
+/// <summary>POST /1.0/containers/{name}/snapshots/{snapshot}/restore: Stateful restores the snapshot's processes too and runs them.</summary>
+public sealed record SnapshotRestoreRequest(bool Stateful = false);
 
 /// <summary>POST /1.0/containers/{name}/snapshots/{snapshot}: the snapshot's new name.</summary>
 public sealed record SnapshotRenameRequest(string Name);

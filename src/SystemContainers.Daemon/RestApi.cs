@@ -166,10 +166,14 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         app.MapPost("/1.0/containers/{name}/snapshots", async (string name, HttpContext ctx) =>
         {
             var req = await Body<SnapshotCreateRequest>(ctx);
-            return Sync(ToApi(name, await containers.SnapshotAsync(name, req.Name, ctx.RequestAborted, req.ExpiresAt)), 201);
+            return Sync(ToApi(name, await containers.SnapshotAsync(name, req.Name, ctx.RequestAborted, req.ExpiresAt, req.Stateful)), 201);
         });
         app.MapPost("/1.0/containers/{name}/snapshots/{snapshot}/restore", async (string name, string snapshot, HttpContext ctx) =>
-            Sync(ToApi(await containers.RestoreSnapshotAsync(name, snapshot, ctx.RequestAborted))));
+        {
+            // A request without a JSON body (older clients) restores the files only.
+            var req = ctx.Request.ContentLength is not 0 && ctx.Request.HasJsonContentType() ? await Body<SnapshotRestoreRequest>(ctx) : new SnapshotRestoreRequest();
+            return Sync(ToApi(await containers.RestoreSnapshotAsync(name, snapshot, ctx.RequestAborted, req.Stateful)));
+        });
         app.MapPost("/1.0/containers/{name}/snapshots/{snapshot}", async (string name, string snapshot, HttpContext ctx) =>
         {
             var req = await Body<SnapshotRenameRequest>(ctx);
@@ -715,7 +719,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
 
     public static SystemContainerSnapshot ToApi(string container, SnapshotInfo s) => new()
     {
-        ContainerName = container, SnapshotName = s.Name, Created = s.Created, ExpiresAt = s.ExpiresAt,
+        ContainerName = container, SnapshotName = s.Name, Created = s.Created, ExpiresAt = s.ExpiresAt, Stateful = s.Stateful,
     };
 
     public static SystemContainerStoragePool ToApi(StoragePoolView v) => new()

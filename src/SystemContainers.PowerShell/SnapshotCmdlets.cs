@@ -25,6 +25,10 @@ public sealed class CheckpointSystemContainerCommand : ContainersSnapshotCmdlet
     [Parameter]
     public DateTimeOffset? ExpiresAt { get; set; }
 
+    /// <summary>Keep the running processes too (criu; the container needs migration.stateful=true and runs on).</summary>
+    [Parameter]
+    public SwitchParameter Stateful { get; set; }
+
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
@@ -32,8 +36,8 @@ public sealed class CheckpointSystemContainerCommand : ContainersSnapshotCmdlet
     {
         foreach (var name in ExpandContainerNames(Name))
         {
-            if (!ShouldProcess(name, $"Snapshot system container{(SnapshotName is null ? "" : $" as {SnapshotName}")}")) continue;
-            if (TryCall(c => c.CreateSnapshotAsync(name, new SnapshotCreateRequest(SnapshotName, ExpiresAt), Cancel), name, out var made) && PassThru)
+            if (!ShouldProcess(name, $"Snapshot system container{(Stateful ? " with its processes" : "")}{(SnapshotName is null ? "" : $" as {SnapshotName}")}")) continue;
+            if (TryCall(c => c.CreateSnapshotAsync(name, new SnapshotCreateRequest(SnapshotName, ExpiresAt, Stateful), Cancel), name, out var made) && PassThru)
                 WriteObject(made);
         }
     }
@@ -72,13 +76,17 @@ public sealed class RestoreSystemContainerSnapshotCommand : SystemContainerCmdle
     [Parameter]
     public SwitchParameter Force { get; set; }
 
+    /// <summary>Restore the snapshot's processes too (a snapshot taken with -Stateful): the container runs again from that moment.</summary>
+    [Parameter]
+    public SwitchParameter Stateful { get; set; }
+
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
     protected override void ProcessRecord()
     {
-        if (!ShouldRemove(Name, $"Restore system container to snapshot {SnapshotName}, discarding what changed since", Force)) return;
-        if (TryCall(c => c.RestoreSnapshotAsync(Name, SnapshotName, Cancel), Name, out var restored) && PassThru)
+        if (!ShouldRemove(Name, $"Restore system container to snapshot {SnapshotName}{(Stateful ? " and run its processes" : "")}, discarding what changed since", Force)) return;
+        if (TryCall(c => c.RestoreSnapshotAsync(Name, SnapshotName, Cancel, Stateful), Name, out var restored) && PassThru)
             WriteObject(restored);
     }
 }

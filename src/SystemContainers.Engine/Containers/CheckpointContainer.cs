@@ -1,5 +1,6 @@
 using SystemContainers.Engine.Migration;
 using SystemContainers.Engine.State;
+using SystemContainers.Engine.Storage;
 
 namespace SystemContainers.Engine.Containers;
 
@@ -20,16 +21,7 @@ internal sealed class CheckpointContainer(EngineParts parts, FreezeContainer fre
     public async Task StopAsync(Container c)
     {
         string name = c.Name;
-        var (state, live) = c.Snapshot();
-        if (live is null || !state.CanStop()) throw c.NotRunning();
-        if (!c.Spec.IsStateful)
-            throw EngineException.Invalid("NotStateful",
-                $"container '{name}' cannot be stopped with its state: it was created without {Spec.ContainerConfig.Stateful}=true, " +
-                "which gives it the one user namespace and the console criu needs");
-        if (ExecCommands(live) is { Count: > 0 } running)
-            throw EngineException.Conflict("ExecRunning",
-                $"container '{name}' runs commands started by Invoke-SystemContainerCommand or Enter-SystemContainer, which criu cannot " +
-                $"checkpoint (they are not below its init): {string.Join(", ", running)}; wait for them to end or end them, then stop it again");
+        var live = Checkpointable(c, "stopped with its state", "stop it again");
         string dir = DirOf(parts, name), staging = dir + ".new";
         string parent = parts.Store.DirectoryOf(name);
         TreeRemover.Remove(parent, DirName + ".new");
@@ -69,6 +61,75 @@ internal sealed class CheckpointContainer(EngineParts parts, FreezeContainer fre
         }
     }
 
+    /// <summary>
+    /// Saves a running container's processes into imagesDir and lets them run on (a stateful
+    /// snapshot): whileFrozen runs once criu has written the images and the tree is still frozen,
+    /// so what it takes of the file system agrees with the memory saved. The NICs are taken out
+    /// while frozen, as for a stop, and made again with their addresses once the tree runs.
+    /// </summary>
+    public void SaveRunning(Container c, string imagesDir, Action whileFrozen)
+    {
+        var live = Checkpointable(c, "snapshotted with its state", "take the snapshot again");
+        bool frozen = live.Frozen;
+        if (frozen) freezer.Thaw(live);
+        try
+        {
+            var network = CheckpointNetwork.Read(live.Pid, c.Spec.BridgedNics.Select(n => n.Name));
+            CheckpointNetwork.Save(imagesDir, network);
+            StepTrace.Mark("stateful snapshot: dumping");
+            try
+            {
+                checkpoint.Dump(live.Pid, imagesDir, FreezerOf(live), () => Unplug(live), leaveRunning: true, onDumped: whileFrozen);
+            }
+            finally
+            {
+                Replug(c, live, network);
+            }
+            StepTrace.Mark("stateful snapshot: dumped");
+        }
+        finally
+        {
+            if (frozen) freezer.Freeze(c);
+        }
+    }
+
+    /// <summary>
+    /// Makes images (a stateful snapshot's) the stopped container's saved state, which its next
+    /// start restores; copied, so the snapshot keeps its own.
+    /// </summary>
+    public static void Stage(EngineParts parts, string name, string images)
+    {
+        string parent = parts.Store.DirectoryOf(name);
+        TreeRemover.Remove(parent, DirName + ".new");
+        try
+        {
+            TreeCopy.Copy(images, DirOf(parts, name) + ".new");
+            TreeRemover.Remove(parent, DirName);
+            Directory.Move(DirOf(parts, name) + ".new", DirOf(parts, name));
+        }
+        catch
+        {
+            TreeRemover.Remove(parent, DirName + ".new");
+            throw;
+        }
+    }
+
+    /// <summary>The running container's init, refused unless criu can checkpoint its tree (what names the act, how to retry).</summary>
+    private static LiveInit Checkpointable(Container c, string act, string retry)
+    {
+        var (state, live) = c.Snapshot();
+        if (live is null || !state.CanStop()) throw c.NotRunning();
+        if (!c.Spec.IsStateful)
+            throw EngineException.Invalid("NotStateful",
+                $"container '{c.Name}' cannot be {act}: it was created without {Spec.ContainerConfig.Stateful}=true, " +
+                "which gives it the one user namespace and the console criu needs");
+        if (ExecCommands(live) is { Count: > 0 } running)
+            throw EngineException.Conflict("ExecRunning",
+                $"container '{c.Name}' runs commands started by Invoke-SystemContainerCommand or Enter-SystemContainer, which criu cannot " +
+                $"checkpoint (they are not below its init): {string.Join(", ", running)}; wait for them to end or end them, then {retry}");
+        return live;
+    }
+
     /// <summary>The NICs go while the tree is frozen: criu must not find them (the start makes them again).</summary>
     private void Unplug(LiveInit live)
     {
@@ -79,7 +140,7 @@ internal sealed class CheckpointContainer(EngineParts parts, FreezeContainer fre
         }
     }
 
-    /// <summary>A dump that failed leaves the tree running: it gets its NICs back, as they were.</summary>
+    /// <summary>A tree that runs on after a dump (failed, or a snapshot's) gets its NICs back, as they were.</summary>
     private void Replug(Container c, LiveInit live, IReadOnlyList<CheckpointNic> network)
     {
         lock (live.HostInterfaces)
@@ -95,7 +156,7 @@ internal sealed class CheckpointContainer(EngineParts parts, FreezeContainer fre
         }
         catch (Exception e) when (e is EngineException or Interop.NativeException)
         {
-            EngineLog.Write($"container '{c.Name}' runs on after a failed stateful stop, but its NICs could not be made again: {e.Message}");
+            EngineLog.Write($"container '{c.Name}' runs on after a dump, but its NICs could not be made again: {e.Message}");
         }
     }
 

@@ -67,7 +67,7 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
         _delete = new DeleteContainer(_parts, _stop);
         _update = new UpdateContainer(_parts, cleanup, nicDefaults);
         _exec = new ExecContainer(_parts);
-        _snapshot = new SnapshotContainer(_parts, _freeze);
+        _snapshot = new SnapshotContainer(_parts, _freeze, _checkpoint);
         _copy = new CopyContainerFile(_parts);
         _rename = new RenameContainer(_parts);
         _duplicate = new CopyContainer(_parts, nicDefaults, _freeze);
@@ -184,24 +184,31 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
     /// <summary>
     /// A read-only snapshot of the container's volume (named by snapshots.pattern, snap0, snap1, ...
     /// by default, when no name is given) that the sweep deletes once expiresAt has passed (never
-    /// when null); a running container is frozen meanwhile.
+    /// when null); a running container is frozen meanwhile. Stateful, it keeps the running
+    /// processes too (criu, the container running on).
     /// </summary>
-    public async Task<SnapshotInfo> SnapshotAsync(string name, string? snapshot, CancellationToken ct = default, DateTimeOffset? expiresAt = null)
+    public async Task<SnapshotInfo> SnapshotAsync(string name, string? snapshot, CancellationToken ct = default, DateTimeOffset? expiresAt = null,
+        bool stateful = false)
     {
         SnapshotInfo? made = null;
         await UnderGate(name, "container-snapshot-created", c =>
         {
-            made = _snapshot.Create(c, snapshot, expiresAt);
+            made = _snapshot.Create(c, snapshot, expiresAt, stateful);
             return Task.CompletedTask;
         }, ct, null);
         return made!;
     }
 
-    /// <summary>Makes a stopped container's volume what the snapshot holds; the snapshot stays.</summary>
-    public Task<ContainerView> RestoreSnapshotAsync(string name, string snapshot, CancellationToken ct = default) =>
+    /// <summary>
+    /// Makes a stopped container's volume what the snapshot holds; the snapshot stays. Stateful,
+    /// the container then runs again from the snapshot's processes; a restore of them that fails
+    /// leaves it stopped with them as its saved state, for another start or -Stateless.
+    /// </summary>
+    public Task<ContainerView> RestoreSnapshotAsync(string name, string snapshot, CancellationToken ct = default, bool stateful = false) =>
         UnderGate(name, "container-snapshot-restored", c =>
         {
-            _snapshot.Restore(c, snapshot);
+            _snapshot.Restore(c, snapshot, stateful);
+            if (stateful) _start.Run(c);
             return Task.CompletedTask;
         }, ct, null);
 

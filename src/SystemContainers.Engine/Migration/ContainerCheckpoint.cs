@@ -16,11 +16,12 @@ public sealed class ContainerCheckpoint(CriuClient criu)
     public CriuClient Criu { get; } = criu;
 
     /// <summary>
-    /// Dumps the tree of initPid into imagesDir and ends it; freezer is the cgroup criu freezes it
-    /// through, onFrozen runs once the tree is frozen and its network locked. On failure criu
-    /// thaws the tree and it runs on.
+    /// Dumps the tree of initPid into imagesDir and ends it, or with leaveRunning thaws it after;
+    /// freezer is the cgroup criu freezes it through, onFrozen runs once the tree is frozen and its
+    /// network locked, onDumped once the images are written and the tree is still frozen. On
+    /// failure criu thaws the tree and it runs on.
     /// </summary>
-    public void Dump(int initPid, string imagesDir, string? freezer, Action onFrozen)
+    public void Dump(int initPid, string imagesDir, string? freezer, Action onFrozen, bool leaveRunning = false, Action? onDumped = null)
     {
         Criu.Dump(new CriuDumpOptions
         {
@@ -32,9 +33,11 @@ public sealed class ContainerCheckpoint(CriuClient criu)
             TcpEstablished = true,
             FileLocks = true,
             OrphanPtsMaster = true,
+            LeaveRunning = leaveRunning,
         }, (step, _) =>
         {
             if (step == "network-lock") onFrozen();
+            else if (step == "post-dump") onDumped?.Invoke();
         });
     }
 

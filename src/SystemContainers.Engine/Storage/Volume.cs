@@ -8,8 +8,11 @@ public sealed record Volume(string Container, string ContainerDir);
 /// <summary>The image a volume is made from: its fingerprint and unpacked root file system.</summary>
 public sealed record VolumeSource(string Fingerprint, string Rootfs);
 
-/// <summary>A read-only snapshot of a container's volume; ExpiresAt is the engine's (drivers leave it null), when the sweep deletes it.</summary>
-public sealed record SnapshotInfo(string Name, DateTimeOffset Created, DateTimeOffset? ExpiresAt = null);
+/// <summary>
+/// A read-only snapshot of a container's volume; ExpiresAt is the engine's (drivers leave it null),
+/// when the sweep deletes it; Stateful (the engine's too) when it also holds the processes' state.
+/// </summary>
+public sealed record SnapshotInfo(string Name, DateTimeOffset Created, DateTimeOffset? ExpiresAt = null, bool Stateful = false);
 
 /// <summary>A pool's file system: bytes free to its volumes and in all; Used is what its volumes hold.</summary>
 public sealed record PoolSpace(long Used, long Free, long Total, string? UsedPartial);
