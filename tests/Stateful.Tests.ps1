@@ -7,6 +7,16 @@ BeforeAll {
 
     # The device of the devpts a terminal belongs to, from the host: a container's own devpts has its own.
     function Get-PtsDevice([string]$Path) { stat -L -c '%d' $Path }
+
+    # A command of Invoke-SystemContainerCommand that runs on (not below init, so criu cannot take
+    # it), from a thread job returned once the sleep runs in the container.
+    function Start-HeldExec([string]$Name) {
+        $module = Join-Path $PSScriptRoot '../SystemContainers.psd1'
+        $job = Start-ThreadJob -ArgumentList $module, $Name { param($m, $n) Import-Module $m; Invoke-SystemContainerCommand $n -- sleep 37 }
+        try { Wait-Until -TimeoutSeconds 20 -What 'the exec' { Invoke-SystemContainerCommand $Name -- sh -c 'pidof sleep || true' } }
+        catch { $job | Remove-Job -Force; throw }
+        $job
+    }
 }
 AfterAll { Stop-TestDaemon $script:daemon }
 
@@ -242,10 +252,9 @@ Describe 'Start-SystemContainer -Stateless and failed restores' {
 Describe 'Stop-SystemContainer -Stateful refusals' {
     It 'refuses while a command started by Invoke-SystemContainerCommand runs, and names it' {
         New-SystemContainer busy1 -Image $image -Network none -Config $stateful -Start | Out-Null
-        $module = Join-Path $PSScriptRoot '../SystemContainers.psd1'
-        $job = Start-ThreadJob -ArgumentList $module { param($m) Import-Module $m; Invoke-SystemContainerCommand busy1 -- sleep 37 }
+        $job = $null
         try {
-            Wait-Until -TimeoutSeconds 20 -What 'the exec' { Invoke-SystemContainerCommand busy1 -- sh -c 'pidof sleep || true' }
+            $job = Start-HeldExec busy1
             Stop-SystemContainer busy1 -Stateful -ErrorVariable err -ErrorAction SilentlyContinue
             $err[0].FullyQualifiedErrorId | Should -BeLike 'ExecRunning,*'
             $err[0].Exception.Message | Should -Match 'pid \d+ \(sleep\)'
@@ -255,7 +264,7 @@ Describe 'Stop-SystemContainer -Stateful refusals' {
         }
         finally {
             Remove-SystemContainer busy1 -Force
-            $job | Remove-Job -Force
+            if ($job) { $job | Remove-Job -Force }
         }
     }
     It 'a dump that fails leaves the container running with its NIC and address, and nothing saved' {
@@ -429,10 +438,9 @@ Describe 'Checkpoint-SystemContainer -Stateful refusals' {
     }
     It 'refuses while a command started by Invoke-SystemContainerCommand runs, and makes no snapshot' {
         New-SystemContainer busy2 -Image $image -Network none -Config $stateful -Start | Out-Null
-        $module = Join-Path $PSScriptRoot '../SystemContainers.psd1'
-        $job = Start-ThreadJob -ArgumentList $module { param($m) Import-Module $m; Invoke-SystemContainerCommand busy2 -- sleep 37 }
+        $job = $null
         try {
-            Wait-Until -TimeoutSeconds 20 -What 'the exec' { Invoke-SystemContainerCommand busy2 -- sh -c 'pidof sleep || true' }
+            $job = Start-HeldExec busy2
             Checkpoint-SystemContainer busy2 s1 -Stateful -ErrorVariable err -ErrorAction SilentlyContinue
             $err[0].FullyQualifiedErrorId | Should -BeLike 'ExecRunning,*'
             $err[0].Exception.Message | Should -Match 'pid \d+ \(sleep\)'
@@ -441,7 +449,7 @@ Describe 'Checkpoint-SystemContainer -Stateful refusals' {
         }
         finally {
             Remove-SystemContainer busy2 -Force
-            $job | Remove-Job -Force
+            if ($job) { $job | Remove-Job -Force }
         }
     }
     It 'a dump that fails leaves the container running, with no snapshot and no images' {
