@@ -422,6 +422,15 @@ Describe 'Checkpoint-SystemContainer -Stateful and Restore-SystemContainerSnapsh
         Test-Path (Join-Path $states 's1b') | Should -BeFalse
         @(Get-SystemContainerSnapshot snap1).SnapshotName | Should -Be @('plain')
     }
+    It 'takes a new snapshot as stateless over images a crash left under its name' {
+        # A daemon dying between deleting a snapshot and its images leaves them under a free name.
+        New-Item -ItemType Directory -Force (Join-Path $states 'orphan') | Out-Null
+        Set-Content -Path (Join-Path $states 'orphan/inventory.img') -Value 'left'
+        (Checkpoint-SystemContainer snap1 orphan -PassThru).Stateful | Should -BeFalse
+        (Get-SystemContainerSnapshot snap1 orphan).Stateful | Should -BeFalse
+        Test-Path (Join-Path $states 'orphan') | Should -BeFalse
+        Remove-SystemContainerSnapshot snap1 orphan -Force
+    }
 }
 
 Describe 'Checkpoint-SystemContainer -Stateful refusals' {

@@ -32,6 +32,9 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
         if (taken.Contains(name))
             throw EngineException.Conflict("SnapshotExists", $"container '{c.Name}' already has a snapshot '{name}'");
         string dir = parts.Store.DirectoryOf(c.Name);
+        // Images under a name no snapshot has are a crash's leftover between deleting a snapshot and
+        // its images: they would make this one look stateful.
+        if (Directory.Exists(StatesOf(c))) TreeRemover.Remove(StatesOf(c), name);
         if (stateful && c.Live is null)
             throw EngineException.Conflict("ContainerNotRunning",
                 $"container '{c.Name}' is stopped: a stateful snapshot keeps the memory of running processes; start it, or take the snapshot without -Stateful");
