@@ -41,7 +41,7 @@ BeforeAll {
     function Get-Traces($D) {
         $dirs = @(Join-Path $D.StateDir 'containers'; Join-Path $D.StateDir 'storage-pools/pd/containers'
             Join-Path $D.StateDir 'storage-pools/pb/containers'; Join-Path $D.StateDir 'storage-pools/pb/containers-snapshots'
-            Join-Path $D.StateDir 'storage-pools/pb/receiving')
+            Join-Path $D.StateDir 'storage-pools/pb/receiving'; Join-Path $D.StateDir 'storage-pools/pd/containers-snapshots')
         @(foreach ($dir in $dirs) { if (Test-Path $dir) { Get-ChildItem -Force -Name $dir | ForEach-Object { "$dir/$_" } } }) +
         @(Get-SystemContainer | ForEach-Object Name) | Sort-Object
     }
@@ -363,5 +363,35 @@ Describe 'A daemon killed in the middle of an import' {
         Import-SystemContainer $file -Name crashed -StoragePool pb | Out-Null
         (Get-SystemContainerSnapshot crashed).SnapshotName | Should -Be @('first', 'second')
         Assert-Marked crashed 'v3'
+    }
+    It 'leaves nothing of a plain import into <Pool> killed mid stream, and the import then succeeds' -ForEach @(
+        @{ Pool = 'default' }
+        @{ Pool = 'pd' }
+        @{ Pool = 'pb' }
+    ) {
+        Use-Daemon $daemon
+        $file = Join-Path $work "snappy-mid-$Pool.tar"
+        Export-SystemContainer snappy -Path $file -IncludeSnapshots | Out-Null
+        $traces = Get-Traces $daemon
+        $subvolumes = @(btrfs subvolume list -o (Join-Path $daemon.StateDir 'storage-pools/pb'))
+        $mounts = @(Get-TestMounts $daemon)
+        Stop-DaemonProcess $daemon
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'tree-file-unpacked'
+        try { Start-DaemonProcess $daemon }
+        finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
+        $dead = $daemon.Pid
+        Import-SystemContainer $file -Name midway -StoragePool $Pool -ErrorAction SilentlyContinue | Out-Null
+        Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds 60 -What 'the daemon to die mid import'
+        Get-Content -Raw $daemon.Log | Should -Match 'test hook: SIGKILL at tree-file-unpacked'
+        $daemon.Pid = 0
+        Start-DaemonProcess $daemon
+        Get-SystemContainer midway -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Get-Traces $daemon | Should -Be $traces
+        @(btrfs subvolume list -o (Join-Path $daemon.StateDir 'storage-pools/pb')) | Should -Be $subvolumes
+        @(Get-TestMounts $daemon) | Should -Be $mounts
+        Import-SystemContainer $file -Name midway -StoragePool $Pool | Out-Null
+        (Get-SystemContainerSnapshot midway).SnapshotName | Should -Be @('first', 'second')
+        Assert-Marked midway 'v3'
+        Remove-SystemContainer midway -Force
     }
 }

@@ -30,19 +30,9 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
         var records = SnapshotRecords.Read(dir);
         var made = new SnapshotInfo(name, DateTimeOffset.UtcNow, expiresAt);
         records.With(name, new SnapshotRecord(made.Created, expiresAt)).Write(dir);
-        var (_, live) = c.Snapshot();
-        bool freeze = live is { Frozen: false };
         try
         {
-            if (freeze) freezer.Freeze(c);
-            try
-            {
-                driver.CreateSnapshot(volume, name);
-            }
-            finally
-            {
-                if (freeze) freezer.Thaw(live!);
-            }
+            freezer.Briefly(c, () => driver.CreateSnapshot(volume, name));
         }
         catch
         {
