@@ -53,7 +53,16 @@ internal sealed class FreezeContainer(EngineParts parts)
         var (_, live) = c.Snapshot();
         if (live is null || live.Frozen) return null;
         File.WriteAllBytes(MarkerOf(c.Name), []);
-        Freeze(c);
+        try
+        {
+            Freeze(c);
+        }
+        catch
+        {
+            // Left, it would let the next daemon start thaw a freeze the user makes later.
+            File.Delete(MarkerOf(c.Name));
+            throw;
+        }
         return live;
     }
 
