@@ -41,7 +41,7 @@ BeforeAll {
     function Get-Traces($D) {
         $dirs = @(Join-Path $D.StateDir 'containers'; Join-Path $D.StateDir 'storage-pools/pd/containers'
             Join-Path $D.StateDir 'storage-pools/pb/containers'; Join-Path $D.StateDir 'storage-pools/pb/containers-snapshots'
-            Join-Path $D.StateDir 'storage-pools/pb/receiving')
+            Join-Path $D.StateDir 'storage-pools/pb/receiving'; Join-Path $D.StateDir 'storage-pools/pd/containers-snapshots')
         @(foreach ($dir in $dirs) { if (Test-Path $dir) { Get-ChildItem -Force -Name $dir | ForEach-Object { "$dir/$_" } } }) +
         @(Get-SystemContainer | ForEach-Object Name) | Sort-Object
     }
@@ -343,25 +343,35 @@ Describe 'A daemon killed in the middle of a running container''s export' {
 }
 
 Describe 'A daemon killed in the middle of an import' {
-    It 'starts again with no half-made container and no leftovers, and the import then succeeds' {
+    It 'into <Pool>, killed at <Point>, starts again with no half-made container and no leftovers, and the import then succeeds' -ForEach @(
+        @{ Point = 'backup-import-part'; Pool = 'pb' }
+        @{ Point = 'tree-file-unpacked'; Pool = 'default' }
+        @{ Point = 'tree-file-unpacked'; Pool = 'pd' }
+        @{ Point = 'tree-file-unpacked'; Pool = 'pb' }
+    ) {
         Use-Daemon $daemon
-        $file = Join-Path $work 'snappy-crash.tar'
+        $file = Join-Path $work "snappy-crash-$Pool.tar"
         Export-SystemContainer snappy -Path $file -IncludeSnapshots | Out-Null
         $traces = Get-Traces $daemon
+        $subvolumes = @(btrfs subvolume list -o (Join-Path $daemon.StateDir 'storage-pools/pb'))
+        $mounts = @(Get-TestMounts $daemon)
         Stop-DaemonProcess $daemon
-        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'backup-import-part'
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = $Point
         try { Start-DaemonProcess $daemon }
         finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
         $dead = $daemon.Pid
-        Import-SystemContainer $file -Name crashed -StoragePool pb -ErrorAction SilentlyContinue | Out-Null
+        Import-SystemContainer $file -Name crashed -StoragePool $Pool -ErrorAction SilentlyContinue | Out-Null
         Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds 60 -What 'the daemon to die mid import'
-        Get-Content -Raw $daemon.Log | Should -Match 'test hook: SIGKILL at backup-import-part'
+        Get-Content -Raw $daemon.Log | Should -Match "test hook: SIGKILL at $Point"
         $daemon.Pid = 0
         Start-DaemonProcess $daemon
         Get-SystemContainer crashed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         Get-Traces $daemon | Should -Be $traces
-        Import-SystemContainer $file -Name crashed -StoragePool pb | Out-Null
+        @(btrfs subvolume list -o (Join-Path $daemon.StateDir 'storage-pools/pb')) | Should -Be $subvolumes
+        @(Get-TestMounts $daemon) | Should -Be $mounts
+        Import-SystemContainer $file -Name crashed -StoragePool $Pool | Out-Null
         (Get-SystemContainerSnapshot crashed).SnapshotName | Should -Be @('first', 'second')
         Assert-Marked crashed 'v3'
+        Remove-SystemContainer crashed -Force
     }
 }

@@ -298,4 +298,47 @@ Describe 'A daemon killed during a copy' {
         Remove-SystemContainer ksrc, khalf -Force
         if ($pool -ne 'default') { Remove-SystemContainerStoragePool $pool -Force }
     }
+    It 'leaves no half-made copy from <From> into <To> killed mid stream, and thaws the running source' -ForEach @(
+        @{ From = 'overlay'; To = 'dir' }
+        @{ From = 'dir'; To = 'btrfs' }
+        @{ From = 'btrfs'; To = 'overlay' }
+    ) {
+        $pools = foreach ($driver in $From, $To) {
+            if ($driver -eq 'overlay') { 'default'; continue }
+            $size = if ($driver -eq 'btrfs') { '300MiB' } else { $null }
+            New-SystemContainerStoragePool "m$driver" -Driver $driver -Size $size | Out-Null
+            "m$driver"
+        }
+        $fromPool, $toPool = $pools
+        New-SystemContainer msrc -Image $image -Network none -StoragePool $fromPool -Start | Out-Null
+        # A file bigger than the pipe's buffer, so the sender is still writing when the receiver dies.
+        Invoke-In msrc 'echo mark > /mark; dd if=/dev/urandom of=/big bs=1M count=16 2>/dev/null; md5sum /big > /big.md5'
+        $btrfs = @($pools | Where-Object { (Get-SystemContainerStoragePool $_).Driver -eq 'btrfs' } | ForEach-Object { Join-Path (Get-PoolsDir) $_ })
+        $subvolumes = @(foreach ($b in $btrfs) { btrfs subvolume list -o $b })
+        $mounts = @(Get-TestMounts $daemon)
+        $initPid = (Get-SystemContainer msrc).Pid
+        Stop-DaemonProcess $daemon
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'tree-file-unpacked'
+        try { Start-DaemonProcess $daemon } finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
+        $dead = $daemon.Pid
+        Copy-SystemContainer msrc mhalf -StoragePool $toPool -ErrorAction SilentlyContinue
+        Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds 60 -What 'the daemon to die at tree-file-unpacked'
+        Get-Content -Raw $daemon.Log | Should -Match 'test hook: SIGKILL at tree-file-unpacked'
+        Test-CgroupFrozen $initPid | Should -BeTrue -Because 'the daemon died with the source frozen for the copy'
+        $daemon.Pid = 0
+        Start-DaemonProcess $daemon
+        Assert-NothingOf mhalf
+        @(foreach ($b in $btrfs) { btrfs subvolume list -o $b }) | Should -Be $subvolumes
+        @(Get-TestMounts $daemon) | Should -Be $mounts
+        $src = Get-SystemContainer msrc
+        $src.Status | Should -Be 'Running'
+        Test-CgroupFrozen $src.Pid | Should -BeFalse
+        Test-Path (Join-Path (Get-StateDir msrc) 'frozen-briefly') | Should -BeFalse
+        Invoke-In msrc 'cat /mark; md5sum -c /big.md5 >/dev/null && echo intact' | Should -Be @('mark', 'intact')
+        Copy-SystemContainer msrc mhalf -StoragePool $toPool | Out-Null
+        Start-SystemContainer mhalf
+        Invoke-In mhalf 'cat /mark; md5sum -c /big.md5 >/dev/null && echo intact' | Should -Be @('mark', 'intact')
+        Remove-SystemContainer msrc, mhalf -Force
+        foreach ($p in $pools) { if ($p -ne 'default') { Remove-SystemContainerStoragePool $p -Force } }
+    }
 }

@@ -128,3 +128,37 @@ Describe 'Snapshot keys refused' {
         Get-SystemContainer badsched -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
     }
 }
+
+Describe 'A scheduled snapshot the daemon dies in' {
+    # A dir pool: its snapshot is a tree filled under a dot name, with the container frozen meanwhile.
+    It 'leaves the container running and thawed, lists no half-made snapshot, and the next one is made whole' {
+        New-SystemContainerStoragePool pschedcrash -Driver dir | Out-Null
+        New-SystemContainer killed -Image $image -Network none -StoragePool pschedcrash -Config @{ 'snapshots.schedule' = '* * * * *' } -Start | Out-Null
+        Invoke-SystemContainerCommand killed -- sh -c 'echo before > /before'
+        $initPid = (Get-SystemContainer killed).Pid
+        $dir = Join-Path (Get-SystemContainerStoragePool pschedcrash).Source 'containers-snapshots/killed'
+        Stop-DaemonProcess $daemon
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'snapshot-filled'
+        try { Start-DaemonProcess $daemon } finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
+        $dead = $daemon.Pid
+        Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds $minuteWait -What 'the daemon to die in the scheduled snapshot'
+        Get-Content -Raw $daemon.Log | Should -Match 'test hook: SIGKILL at snapshot-filled'
+        @(Get-ChildItem -Force -Name $dir) | Should -Be @('.snap0.tmp') -Because 'the daemon died with the copy made and not yet renamed in place'
+        Test-CgroupFrozen $initPid | Should -BeTrue -Because 'the daemon died with the container frozen for its snapshot'
+        $daemon.Pid = 0
+        Start-DaemonProcess $daemon
+        $c = Get-SystemContainer killed
+        $c.Status | Should -Be 'Running'
+        $c.Pid | Should -Be $initPid
+        Test-CgroupFrozen $initPid | Should -BeFalse
+        Get-SystemContainerSnapshot killed | Should -BeNullOrEmpty
+        Invoke-SystemContainerCommand killed -- sh -c 'echo after > /after; cat /before /after' | Should -Be @('before', 'after')
+        Wait-Until { @(Get-Scheduled killed).Count -ge 1 } -TimeoutSeconds $minuteWait -What 'the next scheduled snapshot of killed'
+        (Get-Scheduled killed).SnapshotName | Should -Be 'snap0'
+        Wait-Until { @(Get-ChildItem -Force -Name $dir) -notcontains '.snap0.tmp' } -TimeoutSeconds 10 -What 'the leftover removed'
+        @(Get-ChildItem -Force -Name $dir) | Should -Be @('snap0')
+        Get-Content (Join-Path $dir 'snap0/tree/before') | Should -Be 'before'
+        Remove-SystemContainer killed -Force
+        Remove-SystemContainerStoragePool pschedcrash -Force
+    }
+}

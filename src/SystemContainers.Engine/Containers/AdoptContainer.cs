@@ -48,6 +48,22 @@ internal sealed class AdoptContainer(EngineParts parts, ContainerCleanup cleanup
         EngineLog.Write($"container '{c.Name}' is damaged and kept as it is: {reason}");
     }
 
+    /// <summary>A container the engine froze for a moment (FreezeContainer.Briefly) when the daemon died is thawed; true when it was.</summary>
+    private bool ThawBriefFreeze(Container c, LiveInit live)
+    {
+        string marker = Path.Combine(parts.Store.DirectoryOf(c.Name), FreezeContainer.BriefMarker);
+        if (!File.Exists(marker)) return false;
+        bool frozen = live.Frozen;
+        if (frozen)
+        {
+            parts.Cgroups.SetFrozen(live.Cgroup, false);
+            live.Frozen = false;
+            EngineLog.Write($"container '{c.Name}' was frozen for a snapshot, copy or export when the daemon died: thawed");
+        }
+        File.Delete(marker);
+        return frozen;
+    }
+
     /// <summary>A loaded container's init adopted when it still runs; otherwise it is recorded as stopped.</summary>
     private void Reconcile(Container c)
     {
@@ -68,7 +84,8 @@ internal sealed class AdoptContainer(EngineParts parts, ContainerCleanup cleanup
                     LastSample = new(runtime.StartedAt ?? DateTimeOffset.UtcNow, 0),
                 };
                 c.Live = live;
-                c.Runtime = runtime with { Recovery = $"init {pid} adopted at daemon start" };
+                string recovery = ThawBriefFreeze(c, live) ? $"init {pid} adopted at daemon start and thawed: the daemon died while it was frozen for a snapshot, copy or export" : $"init {pid} adopted at daemon start";
+                c.Runtime = runtime with { Recovery = recovery };
                 cleanup.TryWriteRuntime(c);
                 supervisor.Watch(c, live);
                 return;
@@ -80,6 +97,7 @@ internal sealed class AdoptContainer(EngineParts parts, ContainerCleanup cleanup
                 pidfd.Dispose();
             }
         }
+        File.Delete(Path.Combine(parts.Store.DirectoryOf(name), FreezeContainer.BriefMarker));
         int killed = cleanup.KillLeftovers(name) ?? 0;
         cleanup.TryRemoveCgroup(name);
         if (!runtime.Running && !runtime.Starting && killed == 0) return;

@@ -35,17 +35,8 @@ internal sealed class CopyContainer(EngineParts parts, NicDefaults nicDefaults, 
 
     private async Task CopyVolumeAsync(Container source, string? snapshot, ContainerRecord target, string staging, CancellationToken ct)
     {
-        var (_, live) = source.Snapshot();
-        bool freeze = snapshot is null && live is { Frozen: false };
-        if (freeze) freezer.Freeze(source);
-        try
-        {
-            await parts.Storage.CopyVolumeAsync(source.Record, snapshot, target, staging, ct);
-        }
-        finally
-        {
-            if (freeze) freezer.Thaw(live!);
-        }
+        if (snapshot is not null) await parts.Storage.CopyVolumeAsync(source.Record, snapshot, target, staging, ct);
+        else await freezer.BrieflyAsync(source, () => parts.Storage.CopyVolumeAsync(source.Record, snapshot, target, staging, ct));
     }
 
     private static bool IsIdentity(string key) =>

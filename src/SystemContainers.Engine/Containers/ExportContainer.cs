@@ -59,16 +59,7 @@ internal sealed class ExportContainer(EngineParts parts, FreezeContainer freezer
         var (_, live) = c.Snapshot();
         if (live is null) return null;
         string moment = $".export-{Guid.NewGuid():N}";
-        bool freeze = !live.Frozen;
-        if (freeze) freezer.Freeze(c);
-        try
-        {
-            driver.CreateSnapshot(volume, moment);
-        }
-        finally
-        {
-            if (freeze) freezer.Thaw(live);
-        }
+        freezer.Briefly(c, () => driver.CreateSnapshot(volume, moment));
         return moment;
     }
 }

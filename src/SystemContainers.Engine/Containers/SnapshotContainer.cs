@@ -46,19 +46,9 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
             CreateStateful(c, driver, volume, name, records);
             return made;
         }
-        var (_, live) = c.Snapshot();
-        bool freeze = live is { Frozen: false };
         try
         {
-            if (freeze) freezer.Freeze(c);
-            try
-            {
-                driver.CreateSnapshot(volume, name);
-            }
-            finally
-            {
-                if (freeze) freezer.Thaw(live!);
-            }
+            freezer.Briefly(c, () => driver.CreateSnapshot(volume, name));
         }
         catch
         {

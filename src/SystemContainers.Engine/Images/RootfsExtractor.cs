@@ -52,6 +52,7 @@ public sealed unsafe class RootfsExtractor : IDisposable
     {
         using var x = new RootfsExtractor(rootfs, maxId, uidShift, gidShift, fifos);
         int entries = 0;
+        bool unpackedFile = false;
         while (tar.Next() is TarMember m)
         {
             ct.ThrowIfCancellationRequested();
@@ -63,6 +64,12 @@ public sealed unsafe class RootfsExtractor : IDisposable
             catch (NativeException e)
             {
                 throw new InvalidDataException($"entry '{Short(m.Name)}': {e.Message}");
+            }
+            // Once per tree, with the stream's sender still writing: where the crash tests kill a receive midway.
+            if (!unpackedFile && m.IsRegular && m.Size > 0)
+            {
+                unpackedFile = true;
+                TestHooks.Reach("tree-file-unpacked");
             }
         }
         x.SetDirectoryTimes();

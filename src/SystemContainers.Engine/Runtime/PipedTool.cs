@@ -45,6 +45,21 @@ public sealed class PipedTool : IDisposable
             }
         }, ct);
         Output = _process.StandardOutput.BaseStream;
+        Widen(Output);
+    }
+
+    /// <summary>The kernel pipe a tool writes into holds 1 MiB rather than 64 KiB.</summary>
+    public const int PipeBytes = 1 << 20;
+
+    /// <summary>
+    /// A tool's output pipe is widened (best effort: a host whose pipe-max-size is lower keeps the
+    /// default), so a reader slower than the tool takes it in reads of up to 1 MiB: each read is
+    /// a hop through the in-process pipes behind it, and 10 KiB ones (tar's records) made the hops cost more than the bytes.
+    /// </summary>
+    private static void Widen(Stream output)
+    {
+        const int F_SETPIPE_SZ = 1031;
+        if (output is System.IO.Pipes.PipeStream pipe) Interop.Libc.fcntl((int)pipe.SafePipeHandle.DangerousGetHandle(), F_SETPIPE_SZ, PipeBytes);
     }
 
     /// <summary>What the tool writes.</summary>
@@ -57,7 +72,7 @@ public sealed class PipedTool : IDisposable
     public static async Task RunAsync(string tool, IReadOnlyList<string> args, Stream? input, Stream? output, string what, CancellationToken ct)
     {
         using var run = Start(tool, args, input, ct);
-        await (output is null ? run.Output.CopyToAsync(Stream.Null, ct) : run.Output.CopyToAsync(output, ct));
+        await (output is null ? run.Output.CopyToAsync(Stream.Null, ct) : run.Output.CopyToAsync(output, PipeBytes, ct));
         await run.WaitAsync(what, ct);
     }
 

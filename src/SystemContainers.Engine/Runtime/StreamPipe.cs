@@ -9,7 +9,9 @@ namespace SystemContainers.Engine.Runtime;
 /// </summary>
 public static class StreamPipe
 {
-    private static readonly PipeOptions Bounded = new(pauseWriterThreshold: 4 << 20, resumeWriterThreshold: 2 << 20, useSynchronizationContext: false);
+    // Segments of 64 KiB, not the default 4 KiB: a volume's stream is written in chunks of up to 1 MiB.
+    private static readonly PipeOptions Bounded = new(pauseWriterThreshold: 4 << 20, resumeWriterThreshold: 2 << 20, minimumSegmentSize: 64 << 10,
+        useSynchronizationContext: false);
 
     public static async Task RunAsync(Func<Stream, CancellationToken, Task> write, Func<Stream, CancellationToken, Task> read, CancellationToken ct)
     {

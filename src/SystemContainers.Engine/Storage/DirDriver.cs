@@ -66,7 +66,9 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
 
     public string? DirectRoot(Volume volume) => PathOf(volume);
 
-    public IReadOnlyList<string> VolumeNames() => PoolDirs.Names(Volumes);
+    /// <summary>A container's snapshots count too: an import cut short while receiving its first snapshot left them with no volume beside.</summary>
+    public IReadOnlyList<string> VolumeNames() =>
+        [.. PoolDirs.Names(Volumes).Union(Directory.Exists(SnapshotsDir) ? PoolDirs.Names(SnapshotsDir) : [], StringComparer.Ordinal)];
 
     public void CreateSnapshot(Volume volume, string snapshot) => SnapshotsOf(volume).Create(PathOf(volume), snapshot);
 
