@@ -272,6 +272,27 @@ Describe 'Copying images between daemons' {
         $r.Output | Should -Match 'has image [0-9a-f]{12} already: not copied'
         & $secrets | Should -Be $before -Because 'no secret is asked for an image the target has'
     }
+    It 'withdraws its unused secret when the destination cannot reach the source and -ErrorAction Stop ends the pipeline' {
+        $env:SYSTEMCONTAINERS_SOCKET = $client.Socket
+        try {
+            $local = New-SystemContainerImage -Busybox -Alias localbox
+            # Loopback of the client's namespace: the server, told to pull from there, cannot connect.
+            Set-SystemContainerHost -HttpsAddress '127.0.0.1:8443'
+            $r = Invoke-Client 'laptop' '$ProgressPreference = "SilentlyContinue"; Copy-SystemContainerImage localbox -Destination r -ErrorAction Stop; "went on"'
+            $r.ExitCode | Should -Not -Be 0
+            $r.Output | Should -Match 'cannot fetch image'
+            $r.Output | Should -Not -Match 'went on'
+            $ops = @((Invoke-TestApi $client GET /1.0/operations).Body.metadata | Where-Object description -eq "Secret to send image $($local.Fingerprint.Substring(0, 12))")
+            $ops.Count | Should -Be 1
+            (Invoke-TestApi $client GET "/1.0/operations/$($ops[0].id)/wait?timeout=30").Body.metadata.status | Should -Be 'Cancelled' -Because 'the pull never used the secret, so the cmdlet withdrew it'
+        }
+        finally {
+            Set-SystemContainerHost -HttpsAddress ''
+            Remove-SystemContainerImage localbox -Confirm:$false -ErrorAction SilentlyContinue
+            $env:SYSTEMCONTAINERS_SOCKET = $server.Socket
+        }
+        Get-SystemContainerImage | Where-Object Fingerprint -eq $local.Fingerprint | Should -BeNullOrEmpty -Because 'nothing reached the destination'
+    }
 }
 
 Describe 'Default remote' {
@@ -544,6 +565,24 @@ Describe 'Copying and moving containers between daemons' {
             Use-Daemon $server; Remove-SystemContainer fat -Force
             Use-Daemon $client; Remove-SystemContainerStoragePool ptiny -Force
         }
+    }
+    It 'refuses a stream whose SHA-256 is not the one the source sent: the move keeps nothing on the target and leaves the source intact' {
+        $env:SYSTEMCONTAINERS_TEST_FAULT_AT = 'migration-wrong-checksum'
+        try { Stop-DaemonProcess $server; Start-DaemonProcess $server }
+        finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_FAULT_AT }
+        try {
+            $r = Invoke-Mover 'Move-SystemContainer -Remote r ov -DestinationHost local -Destination lied -StoragePool pbt'
+            $r.ExitCode | Should -Not -Be 0
+            $r.Output | Should -Match "the stream of container lied has SHA-256 [0-9a-f]{64}, not the 0{64} the source sent"
+            (Invoke-TestApi $server GET "/1.0/operations/$((Get-SendOperations ov)[-1].id)/wait?timeout=30").Body.metadata.status | Should -Be 'Success' -Because 'the source sent the whole stream; only its trailer lied'
+        }
+        finally {
+            Stop-DaemonProcess $server
+            Start-DaemonProcess $server
+        }
+        Use-Daemon $client
+        Get-Traces | Should -Be $before
+        Assert-SourceIntact ov
     }
     It 'copies an overlay container with its snapshots into a btrfs pool on the target, with new MACs, and leaves the source as it was' {
         $r = Invoke-Mover 'Copy-SystemContainer -Remote r ov -DestinationHost local -Destination ovcopy -IncludeSnapshots -StoragePool pbt | ConvertTo-Json -Compress'

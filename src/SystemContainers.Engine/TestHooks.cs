@@ -6,12 +6,20 @@ namespace SystemContainers.Engine;
 /// daemon SIGKILLs itself on reaching one) or SYSTEMCONTAINERS_TEST_PAUSE_AT=point,...:file (the
 /// daemon creates file and waits there until the test deletes it, so the test can change the
 /// world, e.g. fill the disk, at a known moment). Nothing is timed, so the tests are exact.
+/// SYSTEMCONTAINERS_TEST_FAULT_AT=point,... has the daemon misbehave at a point on purpose (see
+/// Faulty), so a test can watch its peer refuse what it was sent.
 /// </summary>
 public static class TestHooks
 {
     private static readonly HashSet<string> CrashAt =
         (Environment.GetEnvironmentVariable("SYSTEMCONTAINERS_TEST_CRASH_AT") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
     private static readonly (HashSet<string> Points, string File)? PauseAt = ParsePause(Environment.GetEnvironmentVariable("SYSTEMCONTAINERS_TEST_PAUSE_AT"));
+
+    private static readonly HashSet<string> FaultAt =
+        (Environment.GetEnvironmentVariable("SYSTEMCONTAINERS_TEST_FAULT_AT") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+
+    /// <summary>Whether the test run asks for the fault named point; false in every other run.</summary>
+    public static bool Faulty(string point) => FaultAt.Contains(point);
 
     public static void Reach(string point)
     {

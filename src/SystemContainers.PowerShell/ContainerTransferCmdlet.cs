@@ -33,15 +33,7 @@ public abstract class ContainerTransferCmdlet : SystemContainerCmdlet
         }
         finally
         {
-            // A refused pull never used the secret, which would stay valid until it expires; this
-            // runs also when the pull's error stops the pipeline (-ErrorAction Stop).
-            if (!pulled) Withdraw(source, secret.OperationId);
+            if (!pulled) WithdrawSecret(source, secret.OperationId);
         }
-    }
-
-    private static void Withdraw(SystemContainersClient source, string operationId)
-    {
-        try { source.CancelOperationAsync(operationId, CancellationToken.None).GetAwaiter().GetResult(); }
-        catch (SystemContainersApiException) { /* A source that is gone has no secret left to withdraw. */ }
     }
 }

@@ -293,10 +293,15 @@ public sealed class CopySystemContainerImageCommand : SystemContainerCmdlet
         if (!TryCall(c => c.CreateImageSecretAsync(image.Fingerprint, null, Cancel), Image, out var secret)) return false;
         var request = new ImageCreateRequest("pull", Description: image.Description, Server: from.Server, Secret: secret.Secret,
             Certificate: from.Certificate, Fingerprint: image.Fingerprint);
-        if (TryCallWithProgress(report => target.CreateImageAsync(request, report, Cancel), $"Copying image {image.Name} to {Destination}", Image, out copied))
-            return true;
-        // An unused secret would stay valid until it expires.
-        TryCall(_ => source.CancelOperationAsync(secret.OperationId, CancellationToken.None), Image);
-        return false;
+        bool pulled = false;
+        try
+        {
+            pulled = TryCallWithProgress(report => target.CreateImageAsync(request, report, Cancel), $"Copying image {image.Name} to {Destination}", Image, out copied);
+            return pulled;
+        }
+        finally
+        {
+            if (!pulled) WithdrawSecret(source, secret.OperationId);
+        }
     }
 }

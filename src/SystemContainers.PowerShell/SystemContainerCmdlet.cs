@@ -49,6 +49,17 @@ public abstract class SystemContainerCmdlet : PSCmdlet
         return ($"https://{host.Addresses[0]}", host.ServerFingerprint);
     }
 
+    /// <summary>
+    /// Cancels the source's operation whose secret a refused pull never used, which would stay
+    /// valid until it expires. Callers run it from a finally, so it runs also when the pull's error
+    /// stops the pipeline (-ErrorAction Stop throws out of WriteError).
+    /// </summary>
+    protected static void WithdrawSecret(SystemContainersClient source, string operationId)
+    {
+        try { source.CancelOperationAsync(operationId, CancellationToken.None).GetAwaiter().GetResult(); }
+        catch (SystemContainersApiException) { /* A source that is gone has no secret left to withdraw. */ }
+    }
+
     /// <summary>A container named now, with the remote bound now: what a cmdlet acting once all input has arrived collects.</summary>
     internal ContainerTarget Here(string name) => new(Remote, name);
 
