@@ -41,7 +41,7 @@ Describe 'Scheduled snapshots' {
         $table = Get-SystemContainerSnapshot never | Format-Table | Out-String -Width 79
         foreach ($line in $table -split "`n") { $line.TrimEnd().Length | Should -BeLessOrEqual 79 }
         $table | Should -Match 'ExpiresAt'
-        $table | Should -Match "(?m)^never\s+later\s+\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\s*$"
+        $table | Should -Match "(?m)^never\s+later\s+\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} False\s*$"
     }
     It 'snapshots a running container at the next minute boundary, expiring after snapshots.expiry' {
         Wait-Until { @(Get-Scheduled every).Count -ge 1 } -TimeoutSeconds $minuteWait -What 'a scheduled snapshot of every'

@@ -366,7 +366,8 @@ Describe 'Snapshots on a <Driver> pool' -ForEach @(
         Start-SystemContainer snapc
     }
     It 'removes a snapshot, and a container with its snapshots' {
-        Get-SystemContainerSnapshot snapc -SnapshotName renamed | Remove-SystemContainerSnapshot -Force
+        Get-SystemContainerSnapshot snapc -SnapshotName renamed | Remove-SystemContainerSnapshot -Force -ErrorVariable err
+        $err | Should -BeNullOrEmpty
         Test-Path (Join-Path $snapshots 'renamed') | Should -BeFalse
         @(Get-ChildItem -Force $snapshots).Name | Should -Be @('snap0')
         (Get-SystemContainerSnapshot snapc).SnapshotName | Should -Be 'snap0'

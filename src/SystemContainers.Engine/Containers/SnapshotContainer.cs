@@ -116,7 +116,7 @@ internal sealed class SnapshotContainer(EngineParts parts, FreezeContainer freez
     public void Delete(Container c, string snapshot)
     {
         parts.Storage.DriverOf(c.Record).DeleteSnapshot(parts.Storage.VolumeOf(c.Record), SnapshotName.Validate(snapshot));
-        TreeRemover.Remove(StatesOf(c), snapshot);
+        if (Directory.Exists(StatesOf(c))) TreeRemover.Remove(StatesOf(c), snapshot);
         string dir = parts.Store.DirectoryOf(c.Name);
         var records = SnapshotRecords.Read(dir);
         if (records.Of(snapshot) is not null) records.With(snapshot, null).Write(dir);
