@@ -33,7 +33,7 @@ $Root = $PSScriptRoot
 $Artifacts = Join-Path $Root 'artifacts'
 $Bin = Join-Path $Artifacts 'SystemContainers'
 $HostPackages = @('busybox-static', 'btrfs-progs', 'debootstrap', 'gcc', 'libc6-dev', 'libseccomp-dev', 'tar', 'xz-utils', 'zstd', 'bzip2', 'tmux',
-    'dnsmasq-base', 'nftables', 'iproute2', 'lxcfs', 'curl')
+    'dnsmasq-base', 'nftables', 'iproute2', 'lxcfs', 'curl', 'python3', 'openssl')
 
 function Invoke-Native([string]$File, [string[]]$Arguments) {
     & $File @Arguments

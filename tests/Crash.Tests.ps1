@@ -324,6 +324,10 @@ Describe 'A full state or run disk' {
         $script:runContainers = Join-Path $daemon.RunDir 'containers'
         mount -t tmpfs -o size=8m,mode=0700 sc-crash-run $runContainers
         Start-DaemonProcess $daemon
+        # A first create makes the default network; made here, so the full disk refuses the
+        # container's own files whether or not an earlier describe (or filter) made it.
+        New-SystemContainer warm -Image $image | Out-Null
+        Remove-SystemContainer warm -Force
         $script:fillers = @((Join-Path $daemon.StateDir 'filler'), (Join-Path $runContainers 'filler'))
 
         function Fill-Disk([switch]$Run) { $f = $fillers[[int]$Run.IsPresent]; & dd if=/dev/zero "of=$f" bs=4k 2>$null; Test-Path $f | Should -BeTrue }
