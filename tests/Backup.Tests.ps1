@@ -350,7 +350,7 @@ Describe 'A daemon killed in the middle of an import' {
         @{ Point = 'tree-file-unpacked'; Pool = 'pb' }
     ) {
         Use-Daemon $daemon
-        $file = Join-Path $work "snappy-crash-$Pool.tar"
+        $file = Join-Path $work "snappy-crash-$Pool-$Point.tar"
         Export-SystemContainer snappy -Path $file -IncludeSnapshots | Out-Null
         $traces = Get-Traces $daemon
         $subvolumes = @(btrfs subvolume list -o (Join-Path $daemon.StateDir 'storage-pools/pb'))
