@@ -11,18 +11,14 @@ namespace SystemContainers.Daemon;
 /// </summary>
 public sealed class ImageSecrets(OperationRegistry operations)
 {
-    public static readonly TimeSpan DefaultLifetime = TimeSpan.FromSeconds(60);
+    public static readonly TimeSpan DefaultLifetime = SingleUseSecret.DefaultLifetime;
 
     public OperationRecord Issue(string fingerprint, TimeSpan lifetime)
     {
         var claimed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var op = operations.Start($"Secret to send image {fingerprint[..12]}", new() { ["images"] = [$"/1.0/images/{fingerprint}"] }, async op =>
         {
-            using var cancel = op.Cancellation.Token.Register(() => claimed.TrySetCanceled());
-            // Claiming the secret at its deadline makes a use that comes later fail, not race the expiry.
-            if (await Task.WhenAny(claimed.Task, Task.Delay(lifetime)) != claimed.Task && claimed.TrySetCanceled())
-                throw new Engine.EngineException(Engine.FailureKind.Forbidden, "SecretExpired", $"the secret for image {fingerprint[..12]} was not used within {lifetime.TotalSeconds} s");
-            op.Cancellation.Token.ThrowIfCancellationRequested();
+            await SingleUseSecret.WaitClaimedAsync(op, claimed, lifetime, $"for image {fingerprint[..12]}");
             return null;
         }, withSecret: true);
         op.Attachment = new ImageSecret(fingerprint, claimed);
@@ -31,9 +27,7 @@ public sealed class ImageSecrets(OperationRegistry operations)
 
     /// <summary>True, once, for the live secret of exactly this image; it is used up by the call.</summary>
     public bool Redeem(string fingerprint, string secret) => operations.All.Any(op =>
-        op.Attachment is ImageSecret s && s.Fingerprint == fingerprint && op.Secret is string known
-        && CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(known), Encoding.ASCII.GetBytes(secret))
-        && s.Claimed.TrySetResult());
+        op.Attachment is ImageSecret s && s.Fingerprint == fingerprint && SingleUseSecret.Matches(op, secret) && s.Claimed.TrySetResult());
 
     private sealed record ImageSecret(string Fingerprint, TaskCompletionSource Claimed);
 }

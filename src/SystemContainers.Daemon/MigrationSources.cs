@@ -12,18 +12,14 @@ namespace SystemContainers.Daemon;
 /// </summary>
 public sealed class MigrationSources(OperationRegistry operations)
 {
-    public static readonly TimeSpan DefaultLifetime = TimeSpan.FromSeconds(60);
+    public static readonly TimeSpan DefaultLifetime = SingleUseSecret.DefaultLifetime;
 
     public OperationRecord Issue(string container, bool includeSnapshots, TimeSpan lifetime)
     {
         var source = new MigrationSource(container, includeSnapshots);
         var op = operations.Start($"Sending container {container}", new() { ["containers"] = [$"/1.0/containers/{container}"] }, async op =>
         {
-            using var cancel = op.Cancellation.Token.Register(() => source.Claimed.TrySetCanceled());
-            // Claiming the secret at its deadline makes a use that comes later fail, not race the expiry.
-            if (await Task.WhenAny(source.Claimed.Task, Task.Delay(lifetime)) != source.Claimed.Task && source.Claimed.TrySetCanceled())
-                throw new Engine.EngineException(Engine.FailureKind.Forbidden, "SecretExpired", $"the secret to send container {container} was not used within {lifetime.TotalSeconds} s");
-            op.Cancellation.Token.ThrowIfCancellationRequested();
+            await SingleUseSecret.WaitClaimedAsync(op, source.Claimed, lifetime, $"to send container {container}");
             op.Report("sending");
             return await source.Sent.Task;
         }, withSecret: true);
@@ -33,9 +29,7 @@ public sealed class MigrationSources(OperationRegistry operations)
 
     /// <summary>The operation's source, once, for its live secret; the secret is used up by the call.</summary>
     public MigrationSource? Redeem(string operationId, string secret) => operations.All.FirstOrDefault(op =>
-        op.Id == operationId && op.Attachment is MigrationSource s && op.Secret is string known
-        && CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(known), Encoding.ASCII.GetBytes(secret))
-        && s.Claimed.TrySetResult())?.Attachment as MigrationSource;
+        op.Id == operationId && op.Attachment is MigrationSource s && SingleUseSecret.Matches(op, secret) && s.Claimed.TrySetResult())?.Attachment as MigrationSource;
 }
 
 /// <summary>What one migration operation sends, and how its send ended (the operation's result).</summary>
