@@ -8,6 +8,21 @@ BeforeAll {
     # The device of the devpts a terminal belongs to, from the host: a container's own devpts has its own.
     function Get-PtsDevice([string]$Path) { stat -L -c '%d' $Path }
 
+    # A client on the host side of the bridge (the daemon's network namespace), holding one connection open.
+    function Start-Client([string]$Address, [int]$Port = 7001) {
+        $psi = [Diagnostics.ProcessStartInfo]::new('nsenter', @("--net=/run/netns/$($daemon.Netns)", '--', 'busybox', 'nc', $Address, "$Port"))
+        $psi.RedirectStandardInput = $true
+        $psi.RedirectStandardOutput = $true
+        [Diagnostics.Process]::Start($psi)
+    }
+    function Send-Line($Client, [string]$Text) {
+        $Client.StandardInput.WriteLine($Text)
+        $Client.StandardInput.Flush()
+        $read = $Client.StandardOutput.ReadLineAsync()
+        if (-not $read.Wait(20000)) { throw "no echo of '$Text' within 20 s" }
+        $read.Result
+    }
+
     # A command of Invoke-SystemContainerCommand that runs on (not below init, so criu cannot take
     # it), from a thread job returned once the sleep runs in the container.
     function Start-HeldExec([string]$Name) {
@@ -150,20 +165,6 @@ Describe 'A restored container keeps its network, open connections and limits' {
         # A persistent echo server, orphaned to init: its listening socket and each connection's cat are in the tree.
         Invoke-SystemContainerCommand net1 -- sh -c 'setsid nc -ll -p 7001 -e /bin/cat </dev/null >/dev/null 2>&1 &'
         $script:address = @((Get-SystemContainer net1).IPv4)[0]
-        # A client on the host side of the bridge (the daemon's network namespace), holding one connection open.
-        function Start-Client {
-            $psi = [Diagnostics.ProcessStartInfo]::new('nsenter', @("--net=/run/netns/$($daemon.Netns)", '--', 'busybox', 'nc', $address, '7001'))
-            $psi.RedirectStandardInput = $true
-            $psi.RedirectStandardOutput = $true
-            [Diagnostics.Process]::Start($psi)
-        }
-        function Send-Line($Client, [string]$Text) {
-            $Client.StandardInput.WriteLine($Text)
-            $Client.StandardInput.Flush()
-            $read = $Client.StandardOutput.ReadLineAsync()
-            if (-not $read.Wait(20000)) { throw "no echo of '$Text' within 20 s" }
-            $read.Result
-        }
         Wait-Until -TimeoutSeconds 20 -What 'the echo server' { Invoke-SystemContainerCommand net1 -- sh -c 'netstat -ltn | grep ":7001 " || true' }
     }
     AfterAll {
@@ -172,7 +173,7 @@ Describe 'A restored container keeps its network, open connections and limits' {
     }
 
     It 'keeps the address, the MAC, the listening socket, an established connection and the cgroup limits' {
-        $script:client = Start-Client
+        $script:client = Start-Client $address
         Wait-Until -TimeoutSeconds 20 -What 'the connection' { (Invoke-SystemContainerCommand net1 -- sh -c 'netstat -tn 2>/dev/null | grep -c ESTABLISHED || true') -ge 1 }
         Send-Line $client 'before' | Should -Be 'before'
         $mac = (Invoke-SystemContainerCommand net1 -- cat /sys/class/net/eth0/address).Trim()
@@ -186,7 +187,7 @@ Describe 'A restored container keeps its network, open connections and limits' {
         $client.HasExited | Should -BeFalse
         Send-Line $client 'after' | Should -Be 'after'
         # The listening socket takes new connections too.
-        $fresh = Start-Client
+        $fresh = Start-Client $address
         try { Send-Line $fresh 'new' | Should -Be 'new' }
         finally { $fresh.Kill(); $fresh.WaitForExit() }
         # Inside and from the host: the same MAC and address, the veth on the bridge again.
@@ -273,7 +274,7 @@ Describe 'Stop-SystemContainer -Stateful refusals' {
             Wait-Until -TimeoutSeconds 30 -What 'an address' { @((Get-SystemContainer ghost1).IPv4).Count -gt 0 }
             $address = @((Get-SystemContainer ghost1).IPv4)[0]
             # An open, deleted 3 MiB file: more than criu copies of a deleted file (1 MiB), so its
-            # dump fails after the tree was frozen and the NIC taken out.
+            # dump fails after the tree was frozen and its network locked.
             Invoke-SystemContainerCommand ghost1 -- sh -c 'setsid sh -c "exec 3>/run/big; dd if=/dev/zero bs=1M count=3 >&3 2>/dev/null; rm /run/big; exec sleep 1000" </dev/null >/dev/null 2>&1 &'
             Wait-Until -TimeoutSeconds 10 -What 'the holder' { Invoke-SystemContainerCommand ghost1 -- sh -c 'pidof sleep || true' }
             function Get-HostEnd { @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'type', 'veth')) | Where-Object { $_ -match "master" } }
@@ -281,10 +282,10 @@ Describe 'Stop-SystemContainer -Stateful refusals' {
             $hostEnd.Count | Should -Be 1
             Stop-SystemContainer ghost1 -Stateful -ErrorVariable err -ErrorAction SilentlyContinue
             $err[0].FullyQualifiedErrorId | Should -BeLike 'CriuFailed,*'
-            # The veth was taken out while the tree was frozen and made again: its host end is a new link.
+            # criu dumps the veth with the namespace: the NIC was never taken out, its host end is the same link.
             $again = @(Get-HostEnd)
             $again.Count | Should -Be 1
-            ($again[0] -split ':')[0] | Should -Not -Be ($hostEnd[0] -split ':')[0]
+            ($again[0] -split ':')[0] | Should -Be ($hostEnd[0] -split ':')[0]
             $err[0].Exception.Message | Should -Match 'criu dump of pid \d+ failed: see .*checkpoint\.new/dump\.log'
             $c = Get-SystemContainer ghost1
             $c.Status | Should -Be 'Running'
@@ -475,5 +476,96 @@ Describe 'Checkpoint-SystemContainer -Stateful refusals' {
             Test-Path (Join-Path $daemon.StateDir 'containers/ghost2/snapshot-states') | Should -BeFalse
         }
         finally { Remove-SystemContainer ghost2 -Force }
+    }
+}
+
+# A Debian bookworm system (debootstrap, from the cache build.ps1 test fills, as Systemd.Tests) with
+# systemd as PID 1, systemd-networkd's DHCP address on the bridge, a counting service and an echo
+# service of systemd's own socket activation (one cat per connection, Accept=yes).
+Describe 'Stop-SystemContainer -Stateful and Start-SystemContainer of a Debian/systemd container with a NIC' {
+    BeforeAll {
+        $script:sdSkip = $null
+        try { New-SystemContainerImage -Debootstrap -Release bookworm -Alias bookworm -ErrorAction Stop | Out-Null }
+        catch { $script:sdSkip = "the Debian image cannot be built here (no debootstrap cache of bookworm: build.ps1 test fills it): $_" }
+        if (-not $sdSkip) {
+            $scale = if ($env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE) { [double]$env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE } else { 1 }
+            New-SystemContainer sd1 -Image bookworm -Config $stateful -Start | Out-Null
+            Wait-SystemContainer sd1 -For SystemdRunning -Timeout (120 * $scale) -ErrorAction Stop -WarningAction SilentlyContinue | Out-Null
+            $script:sdAddress = (Wait-SystemContainer sd1 -For IPv4 -Timeout (60 * $scale) -PassThru -ErrorAction Stop).IPv4[0]
+            $units = @'
+printf '%s\n' '[Service]' 'ExecStart=/bin/sh -c "i=0; while :; do i=$((i+1)); echo $i > /run/count.new; mv /run/count.new /run/count; sleep 0.2; done"' > /etc/systemd/system/counter.service
+printf '%s\n' '[Socket]' 'ListenStream=7001' 'Accept=yes' '[Install]' 'WantedBy=sockets.target' > /etc/systemd/system/echo.socket
+printf '%s\n' '[Service]' 'ExecStart=/bin/cat' 'StandardInput=socket' > /etc/systemd/system/echo@.service
+systemctl daemon-reload && systemctl start counter.service echo.socket
+'@
+            Invoke-SystemContainerCommand sd1 -- sh -c $units
+            function Get-SdCount { [int](Invoke-SystemContainerCommand sd1 -- cat /run/count) }
+            Wait-Until -TimeoutSeconds 30 -What 'the counter service' { (Invoke-SystemContainerCommand sd1 -PassThru -- cat /run/count).ExitCode -eq 0 -and (Get-SdCount) -ge 3 }
+        }
+    }
+    AfterAll {
+        if ($script:sdClient -and -not $sdClient.HasExited) { $sdClient.Kill(); $sdClient.WaitForExit() }
+        if (-not $sdSkip) { Remove-SystemContainer sd1 -Force -ErrorAction SilentlyContinue }
+    }
+
+    It 'is checkpointable from its first boot: the engine''s drop-in keeps services in the container''s UTS namespace' {
+        if ($sdSkip) { Set-ItResult -Skipped -Because $sdSkip; return }
+        Invoke-SystemContainerCommand sd1 -- cat /etc/systemd/system/service.d/10-systemcontainers-checkpoint.conf | Should -Contain 'ProtectHostname=no'
+        Invoke-SystemContainerCommand sd1 -- systemctl show -p ProtectHostname --value systemd-logind | Should -Be 'no'
+        # From the host: no process of the container has a UTS namespace other than init's.
+        $initPid = (Get-SystemContainer sd1).Pid
+        $uts = (Get-Item "/proc/$initPid/ns/uts").Target
+        $procs = Get-CgroupDirectories -InitPid $initPid | ForEach-Object { Get-ChildItem $_ -Recurse -Filter cgroup.procs } | Get-Content | Sort-Object -Unique
+        $procs | Should -Not -BeNullOrEmpty
+        foreach ($p in $procs) {
+            $own = (Get-Item "/proc/$p/ns/uts" -ErrorAction SilentlyContinue).Target
+            if ($own) { $own | Should -Be $uts -Because "pid $p ($(Get-Content /proc/$p/comm -ErrorAction SilentlyContinue))" }
+        }
+    }
+    It 'comes back running: same services, counter and address, and the connection opened before still answers' {
+        if ($sdSkip) { Set-ItResult -Skipped -Because $sdSkip; return }
+        $script:sdClient = Start-Client $sdAddress
+        Send-Line $sdClient 'before' | Should -Be 'before'
+        $mac = (Invoke-SystemContainerCommand sd1 -- cat /sys/class/net/eth0/address).Trim()
+        $counterPid = (Invoke-SystemContainerCommand sd1 -- systemctl show -p MainPID --value counter).Trim()
+        $networkdPid = (Invoke-SystemContainerCommand sd1 -- systemctl show -p MainPID --value systemd-networkd).Trim()
+        $before = Get-SystemContainer sd1
+
+        $stopped = Stop-SystemContainer sd1 -Stateful -PassThru
+        $stopped.Stateful | Should -BeTrue
+        Test-ProcessAlive $before.Pid | Should -BeFalse
+        $after = Start-SystemContainer sd1 -PassThru
+        $after.Status | Should -Be 'Running'
+        $after.Stateful | Should -BeFalse
+
+        # Inside: systemd runs on with nothing failed, the same processes (not restarted), the counter going on.
+        (Invoke-SystemContainerCommand sd1 -PassThru -- systemctl is-system-running).Stdout.Trim() | Should -Be 'running'
+        @(Invoke-SystemContainerCommand sd1 -- systemctl list-units --failed --no-legend --plain) | Where-Object { $_ } | Should -BeNullOrEmpty
+        (Invoke-SystemContainerCommand sd1 -- systemctl show -p MainPID --value counter).Trim() | Should -Be $counterPid
+        (Invoke-SystemContainerCommand sd1 -- systemctl show -p NRestarts --value counter).Trim() | Should -Be '0'
+        (Invoke-SystemContainerCommand sd1 -- systemctl show -p MainPID --value systemd-networkd).Trim() | Should -Be $networkdPid
+        $first = Get-SdCount
+        $first | Should -BeGreaterThan 2
+        Wait-Until -TimeoutSeconds 20 -What 'the counter to go on' { (Get-SdCount) -gt $first }
+        # From the bridge side: the connection opened before answers, the socket takes new ones.
+        $sdClient.HasExited | Should -BeFalse
+        Send-Line $sdClient 'after' | Should -Be 'after'
+        $fresh = Start-Client $sdAddress
+        try { Send-Line $fresh 'new' | Should -Be 'new' }
+        finally { $fresh.Kill(); $fresh.WaitForExit() }
+        # The same MAC and address inside and as the host sees them, the host end on the bridge.
+        (Invoke-SystemContainerCommand sd1 -- cat /sys/class/net/eth0/address).Trim() | Should -Be $mac
+        @((Get-SystemContainer sd1).IPv4) | Should -Be @($before.IPv4)
+        @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'master', 'scbr0')) -join "`n" | Should -Match 'sd1|veth'
+    }
+    It 'stops with its state again after the restore, and boots afresh with -Stateless' {
+        if ($sdSkip) { Set-ItResult -Skipped -Because $sdSkip; return }
+        (Stop-SystemContainer sd1 -Stateful -PassThru).Stateful | Should -BeTrue
+        $c = Start-SystemContainer sd1 -Stateless -PassThru
+        $c.Stateful | Should -BeFalse
+        $scale = if ($env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE) { [double]$env:SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE } else { 1 }
+        Wait-SystemContainer sd1 -For SystemdRunning -Timeout (120 * $scale) -ErrorAction Stop -WarningAction SilentlyContinue | Out-Null
+        # Booted afresh: the counter service was only started by hand, so it does not run.
+        (Invoke-SystemContainerCommand sd1 -PassThru -- systemctl is-active counter).Stdout.Trim() | Should -Be 'inactive'
     }
 }

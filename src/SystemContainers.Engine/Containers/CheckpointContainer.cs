@@ -31,18 +31,9 @@ internal sealed class CheckpointContainer(EngineParts parts, FreezeContainer fre
         {
             // criu freezes the tree itself, through the freezer; one already frozen it would find stopped midway.
             if (live.Frozen) freezer.Thaw(live);
-            var network = CheckpointNetwork.Read(live.Pid, c.Spec.BridgedNics.Select(n => n.Name));
-            CheckpointNetwork.Save(staging, network);
             StepTrace.Mark("stateful stop: dumping");
-            try
-            {
-                checkpoint.Dump(live.Pid, staging, FreezerOf(live), () => Unplug(live));
-            }
-            catch
-            {
-                Replug(c, live, network);
-                throw;
-            }
+            checkpoint.Dump(live.Pid, staging, FreezerOf(live), onDumped: () => CheckpointCgroups.Save(live.Cgroup.Join.Unified, staging),
+                irmapScanPaths: WatchPaths(c));
             StepTrace.Mark("stateful stop: dumped");
             TreeRemover.Remove(parent, DirName);
             Directory.Move(staging, dir);
@@ -64,8 +55,7 @@ internal sealed class CheckpointContainer(EngineParts parts, FreezeContainer fre
     /// <summary>
     /// Saves a running container's processes into imagesDir and lets them run on (a stateful
     /// snapshot): whileFrozen runs once criu has written the images and the tree is still frozen,
-    /// so what it takes of the file system agrees with the memory saved. The NICs are taken out
-    /// while frozen, as for a stop, and made again with their addresses once the tree runs.
+    /// so what it takes of the file system agrees with the memory saved.
     /// </summary>
     public void SaveRunning(Container c, string imagesDir, Action whileFrozen)
     {
@@ -74,17 +64,12 @@ internal sealed class CheckpointContainer(EngineParts parts, FreezeContainer fre
         if (frozen) freezer.Thaw(live);
         try
         {
-            var network = CheckpointNetwork.Read(live.Pid, c.Spec.BridgedNics.Select(n => n.Name));
-            CheckpointNetwork.Save(imagesDir, network);
             StepTrace.Mark("stateful snapshot: dumping");
-            try
+            checkpoint.Dump(live.Pid, imagesDir, FreezerOf(live), leaveRunning: true, onDumped: () =>
             {
-                checkpoint.Dump(live.Pid, imagesDir, FreezerOf(live), () => Unplug(live), leaveRunning: true, onDumped: whileFrozen);
-            }
-            finally
-            {
-                Replug(c, live, network);
-            }
+                CheckpointCgroups.Save(live.Cgroup.Join.Unified, imagesDir);
+                whileFrozen();
+            }, irmapScanPaths: WatchPaths(c));
             StepTrace.Mark("stateful snapshot: dumped");
         }
         finally
@@ -130,35 +115,14 @@ internal sealed class CheckpointContainer(EngineParts parts, FreezeContainer fre
         return live;
     }
 
-    /// <summary>The NICs go while the tree is frozen: criu must not find them (the start makes them again).</summary>
-    private void Unplug(LiveInit live)
-    {
-        lock (live.HostInterfaces)
-        {
-            foreach (var host in live.HostInterfaces) parts.Networks.DetachNow(host);
-            live.HostInterfaces.Clear();
-        }
-    }
-
-    /// <summary>A tree that runs on after a dump (failed, or a snapshot's) gets its NICs back, as they were.</summary>
-    private void Replug(Container c, LiveInit live, IReadOnlyList<CheckpointNic> network)
-    {
-        lock (live.HostInterfaces)
-            if (live.HostInterfaces.Count > 0) return;
-        try
-        {
-            foreach (var nic in c.Spec.BridgedNics)
-            {
-                var host = parts.Networks.Plug(c.Name, nic, live.Pid);
-                lock (live.HostInterfaces) live.HostInterfaces.Add(host);
-            }
-            CheckpointNetwork.Apply(live.Pid, network);
-        }
-        catch (Exception e) when (e is EngineException or Interop.NativeException)
-        {
-            EngineLog.Write($"container '{c.Name}' runs on after a dump, but its NICs could not be made again: {e.Message}");
-        }
-    }
+    /// <summary>
+    /// Where criu finds the files of the tree's inotify watches when it cannot open them by handle:
+    /// on an overlayfs root (without nfs_export) it cannot, so it searches these directories, where
+    /// systemd, dbus and PID 1 (the /etc/localtime target) watch. A root that is one volume (dir,
+    /// btrfs) needs none.
+    /// </summary>
+    private IReadOnlyList<string> WatchPaths(Container c) =>
+        parts.Storage.DirectRootOf(c.Record) is null ? ["/etc", "/usr/lib/systemd", "/usr/share/dbus-1", "/usr/share/zoneinfo", "/run"] : [];
 
     /// <summary>Discards a stopped container's saved state (Start-SystemContainer -Stateless).</summary>
     public static void Discard(EngineParts parts, string name) => TreeRemover.Remove(parts.Store.DirectoryOf(name), DirName);

@@ -18,6 +18,8 @@ namespace SystemContainers.Engine.Containers;
 /// </summary>
 internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup, ContainerSupervisor supervisor, ContainerCheckpoint checkpoint)
 {
+    private readonly CheckpointableSystemd _systemd = new(parts);
+
     /// <summary>Starts the container, from its saved state if it has one (a stateful stop's) unless stateless discards it.</summary>
     public void Run(Container c, bool stateless = false)
     {
@@ -89,18 +91,21 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
         {
             // The saved processes run on the root they were dumped from.
             shifted = before.Shifted;
+            CheckpointCgroups.Recreate(state, cgroup.Join.Unified, c.RootUid, c.RootGid);
             (pid, own) = Restore(c, state, nics, hostInterfaces, shifted);
         }
         else
         {
             try
             {
+                _systemd.Ensure(c, shifted);
                 (pid, own) = parts.ScInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
             }
             catch (ScInitException e) when (idmap is not null && !shifted && e.Message.Contains("cannot idmap mount", StringComparison.Ordinal))
             {
                 shifted = true;
                 cleanup.DetachAll(hostInterfaces);
+                _systemd.Ensure(c, shifted);
                 (pid, own) = parts.ScInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
             }
         }
@@ -134,9 +139,9 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
 
     /// <summary>
     /// Restores the saved processes (criu) on the container's root mounted again, into the cgroup
-    /// made above; the NICs are made in the restored network namespace with their MACs and saved
-    /// addresses before any socket is. The state stays until the restored init runs, so a failed
-    /// restore can be tried again.
+    /// made above (with the empty cgroups its systemd had); criu makes the NICs again with their
+    /// MACs and addresses, and their host ends join the bridges before the restored tree runs. The
+    /// state stays until the restored init runs, so a failed restore can be tried again.
     /// </summary>
     private (int Pid, SafeFd Console) Restore(Container c, string state, List<NicSpec> nics, List<HostInterface> hostInterfaces, bool shifted)
     {
@@ -144,15 +149,14 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
         string root = Path.Combine(parts.RunDirOf(name), "rootfs");
         try
         {
-            var network = CheckpointNetwork.Load(state);
             using (var tree = parts.ScInit.MountRootfs(parts.RootfsOf(c.Record, shifted)))
                 Sys.AttachMount(tree, root);
             try
             {
-                var restored = checkpoint.Restore(state, root, pid =>
+                var veths = nics.Select(n => new CheckpointVeth(n.Name, n.HostNameFor(name))).ToList();
+                var restored = checkpoint.Restore(state, root, veths, staging =>
                 {
-                    foreach (var nic in nics) hostInterfaces.Add(parts.Networks.Attach(name, nic, pid));
-                    CheckpointNetwork.Apply(pid, network);
+                    foreach (var nic in nics) hostInterfaces.Add(parts.Networks.Adopt(name, nic, staging));
                     StepTrace.Mark("restore: network ready");
                 });
                 StepTrace.Mark("restore: criu done");

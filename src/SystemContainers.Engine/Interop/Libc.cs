@@ -103,6 +103,9 @@ internal static unsafe partial class Libc
     public static partial int setns(int fd, int nstype);
 
     [LibraryImport("libc", SetLastError = true)]
+    public static partial int unshare(int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
     public static partial nint send(int fd, byte* buf, nint len, int flags);
 
     [LibraryImport("libc", SetLastError = true)]

@@ -1,15 +1,22 @@
+using SystemContainers.Engine.Interop;
+using SystemContainers.Engine.Network;
+
 namespace SystemContainers.Engine.Migration;
+
+/// <summary>A NIC criu restores: its name in the container and the name of its host end.</summary>
+public sealed record CheckpointVeth(string Inside, string Host);
 
 /// <summary>
 /// A container's process tree dumped by criu and restored from it (docs/architecture.md, "CRIU and
-/// stateful stop and start"). criu takes the tree with its namespaces; the engine keeps what it
-/// made for the container: the cgroups (made and limited before the restore, criu only moves the
-/// tasks in, SOFT mode), the bind mounts of host files (external, keyed by mount point) and the
-/// NICs. A veth that criu dumped it would make again itself, which criu 4.2 gets wrong inside a
-/// user namespace (research notes, section 1.2 #4), so the engine takes each NIC out once the tree
-/// is frozen and makes it again, with its MAC and addresses, when criu has made the namespaces.
-/// The console is a terminal of the container's own devpts whose master is the daemon's: criu
-/// makes a new master on restore and hands it over.
+/// stateful stop and start"). criu takes the tree with its namespaces, the network one with its
+/// veths, addresses and routes; the engine keeps what it made for the container: the cgroups (made
+/// and limited before the restore, criu only moves the tasks in, SOFT mode), the bind mounts of
+/// host files (external, keyed by mount point) and the bridges. criu restores from an empty
+/// network namespace of its own, where it makes each veth's host end: in the daemon's, criu 4.2's
+/// request inside a user namespace would name an interface index the bridge has (research notes,
+/// section 1.2 #4). The caller moves the host ends to their bridges once the tree is restored,
+/// before its network is unlocked. The console is a terminal of the container's own devpts whose
+/// master is the daemon's: criu makes a new master on restore and hands it over.
 /// </summary>
 public sealed class ContainerCheckpoint(CriuClient criu)
 {
@@ -17,11 +24,12 @@ public sealed class ContainerCheckpoint(CriuClient criu)
 
     /// <summary>
     /// Dumps the tree of initPid into imagesDir and ends it, or with leaveRunning thaws it after;
-    /// freezer is the cgroup criu freezes it through, onFrozen runs once the tree is frozen and its
-    /// network locked, onDumped once the images are written and the tree is still frozen. On
-    /// failure criu thaws the tree and it runs on.
+    /// freezer is the cgroup criu freezes it through, onDumped runs once the images are written and
+    /// the tree is still frozen; irmapScanPaths name where criu finds the files of inotify watches
+    /// on overlayfs. On failure criu thaws the tree and it runs on.
     /// </summary>
-    public void Dump(int initPid, string imagesDir, string? freezer, Action onFrozen, bool leaveRunning = false, Action? onDumped = null)
+    public void Dump(int initPid, string imagesDir, string? freezer, bool leaveRunning = false, Action? onDumped = null,
+        IReadOnlyList<string>? irmapScanPaths = null)
     {
         Criu.Dump(new CriuDumpOptions
         {
@@ -34,36 +42,40 @@ public sealed class ContainerCheckpoint(CriuClient criu)
             FileLocks = true,
             OrphanPtsMaster = true,
             LeaveRunning = leaveRunning,
+            IrmapScanPaths = irmapScanPaths ?? [],
         }, (step, _) =>
         {
-            if (step == "network-lock") onFrozen();
-            else if (step == "post-dump") onDumped?.Invoke();
+            if (step == "post-dump") onDumped?.Invoke();
         });
     }
 
     /// <summary>
-    /// Restores the tree in imagesDir with root as its root mount; onNamespaces gets the pid of
-    /// the restored init once its namespaces exist, before any of its files or sockets are made.
-    /// The restored init is the caller's child. Returns its pid and the console's new master.
+    /// Restores the tree in imagesDir with root as its root mount. criu makes each of veths again
+    /// with its host end in an empty network namespace; onRestored gets that namespace once the
+    /// tree is restored and before it runs, to move the host ends out. The restored init is the
+    /// caller's child. Returns its pid and the console's new master.
     /// </summary>
-    public (int Pid, Interop.SafeFd Console) Restore(string imagesDir, string root, Action<int> onNamespaces)
+    public (int Pid, SafeFd Console) Restore(string imagesDir, string root, IReadOnlyList<CheckpointVeth> veths, Action<SafeFd> onRestored)
     {
-        Interop.SafeFd? console = null;
+        SafeFd? console = null;
+        using var staging = NetworkNamespaceThread.CreateEmpty();
         try
         {
             int pid = Criu.Restore(new CriuRestoreOptions
             {
                 ImagesDir = imagesDir,
                 Root = root,
+                External = [.. veths.Select(v => $"veth[{v.Inside}]:{v.Host}")],
+                NetworkNamespace = staging,
                 AutoExternalMounts = true,
                 ManageCgroups = true,
                 TcpEstablished = true,
                 FileLocks = true,
                 OrphanPtsMaster = true,
                 Sibling = true,
-            }, (step, pid) =>
+            }, (step, _) =>
             {
-                if (step == "setup-namespaces") onNamespaces(pid);
+                if (step == "post-restore") onRestored(staging);
             }, master =>
             {
                 console?.Dispose();

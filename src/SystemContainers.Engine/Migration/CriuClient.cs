@@ -73,6 +73,8 @@ public sealed class CriuClient(string command)
         opts.OrphanPtsMaster = options.OrphanPtsMaster;
         opts.LeaveRunning = options.LeaveRunning;
         opts.FileLocks = options.FileLocks;
+        opts.ForceIrmap = options.IrmapScanPaths.Count > 0;
+        opts.IrmapScanPaths.AddRange(options.IrmapScanPaths);
         Call(new CriuReq { Type = CriuReqType.Dump, Opts = opts }, what, Path.Combine(options.ImagesDir, "dump.log"), onNotify, options.Timeout);
     }
 
@@ -100,7 +102,7 @@ public sealed class CriuClient(string command)
             opts.InheritFd.Add(new Rpc.inherit_fd { Key = options.InheritFds[i].Key, Fd = FirstInheritedFd + i });
         string log = Path.Combine(options.ImagesDir, "restore.log");
         var resp = Call(new CriuReq { Type = CriuReqType.Restore, Opts = opts }, what, log, onNotify, options.Timeout,
-            [.. options.InheritFds.Select(f => f.Fd)], onPtsMaster);
+            [.. options.InheritFds.Select(f => f.Fd)], onPtsMaster, options.NetworkNamespace);
         return resp.Restore?.Pid ?? throw Failed(what, "criu answered without the restored pid", log);
     }
 
@@ -153,7 +155,7 @@ public sealed class CriuClient(string command)
     };
 
     private CriuResp Call(CriuReq req, string what, string? log, Action<string, int>? onNotify, TimeSpan timeout, IReadOnlyList<SafeFd>? inherited = null,
-        Action<SafeFd>? onPtsMaster = null)
+        Action<SafeFd>? onPtsMaster = null, SafeFd? netns = null)
     {
         if (Command.Contains('/') && !File.Exists(Command))
             throw new EngineException(FailureKind.Failed, "CriuMissing",
@@ -172,7 +174,9 @@ public sealed class CriuClient(string command)
                 {
                     var fds = new List<(SafeFd, int)> { (devnull, 0), (devnull, 1), (errWrite, 2), (theirs, 3) };
                     for (int i = 0; i < (inherited?.Count ?? 0); i++) fds.Add((inherited![i], FirstInheritedFd + i));
-                    try { pid = Sys.Spawn(Command, [Command, "swrk", "3"], fds, Environment); }
+                    int Spawn() => Sys.Spawn(Command, [Command, "swrk", "3"], fds, Environment);
+                    // A child takes the network namespace of the thread that spawns it.
+                    try { pid = netns is null ? Spawn() : Network.NetworkNamespaceThread.Run(netns, Spawn); }
                     catch (NativeException e) { throw Failed(what, $"cannot start {Command}: {e.Message}", null); }
                 }
                 using var pidfd = Sys.PidfdOpen(pid);

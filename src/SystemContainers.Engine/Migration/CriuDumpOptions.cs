@@ -41,6 +41,12 @@ public sealed record CriuDumpOptions
 
     public bool FileLocks { get; init; }
 
+    /// <summary>
+    /// Where criu looks for the paths of inotify watches whose file handles it cannot open (on
+    /// overlayfs); any path given also makes criu resolve every watch by path (force_irmap).
+    /// </summary>
+    public IReadOnlyList<string> IrmapScanPaths { get; init; } = [];
+
     /// <summary>How long criu may stay silent (no step, no answer) before it is killed and the dump fails.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(5);
 }

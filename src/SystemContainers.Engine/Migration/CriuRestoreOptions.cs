@@ -34,6 +34,12 @@ public sealed record CriuRestoreOptions
     public bool FileLocks { get; init; }
 
     /// <summary>
+    /// The network namespace criu runs in: the host ends of the veths it restores are made there,
+    /// and its link requests are answered there (an empty one clashes with no interface index).
+    /// </summary>
+    public SafeFd? NetworkNamespace { get; init; }
+
+    /// <summary>
     /// The restored root becomes a child of the caller (CLONE_PARENT), so the daemon supervises and
     /// reaps it as it does a container it started.
     /// </summary>

@@ -666,21 +666,7 @@ public sealed class NetworkManager : IDisposable
     public HostInterface Attach(string container, NicSpec nic, int initPid)
     {
         string host = nic.HostNameFor(container);
-        string network = nic.Network!;
-        int index;
-        Task? detaching;
-        lock (_lock)
-        {
-            var m = _networks.TryGetValue(network, out var found) ? found
-                : throw EngineException.NotFound("NetworkNotFound", $"network '{network}' of container '{container}' ({NicSpec.Key(nic.Device, "network")}) not found");
-            // A NIC left without an address at daemon start (its network was full then) gets one now, or the start is refused.
-            if (nic.HwAddrText is { } mac && !m.Hosts.ContainsKey(mac))
-                foreach (var assignment in Plan([(container, nic)], preferred: null)) WriteHost(assignment);
-            index = _netlink.LinkIndex(network) ?? RecreateBridge(m);
-            _detaching.TryGetValue(host, out detaching);
-        }
-        // A restart reuses the name: the previous run's host end must be gone first.
-        detaching?.Wait();
+        int index = BridgeFor(container, nic);
         try
         {
             _netlink.CreateVeth(host, index, nic.Name, nic.HwAddr!, initPid, 0);
@@ -692,6 +678,51 @@ public sealed class NetworkManager : IDisposable
             _netlink.CreateVeth(host, index, nic.Name, nic.HwAddr!, initPid, 0);
         }
         return new HostInterface(host, _netlink.LinkIndex(host) ?? throw new NativeException(RtNetlink.ENODEV, "find link", host));
+    }
+
+    /// <summary>
+    /// Takes in a NIC's host end that criu made in the empty network namespace it restored from
+    /// (ContainerCheckpoint): moved here, made a port of the NIC's bridge and brought up.
+    /// </summary>
+    public HostInterface Adopt(string container, NicSpec nic, SafeFd staging)
+    {
+        string host = nic.HostNameFor(container);
+        int index = BridgeFor(container, nic);
+        using (var there = NetworkNamespaceThread.Run(staging, () => new RtNetlink()))
+            there.MoveToNetns(host, Environment.ProcessId);
+        try
+        {
+            _netlink.SetMasterUp(host, index);
+            return new HostInterface(host, _netlink.LinkIndex(host) ?? throw new NativeException(RtNetlink.ENODEV, "find link", host));
+        }
+        catch
+        {
+            _netlink.DeleteLink(host);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The index of the bridge a NIC joins, once the previous run's host end of that name is gone
+    /// (a restart reuses the name); a NIC left without an address gets one.
+    /// </summary>
+    private int BridgeFor(string container, NicSpec nic)
+    {
+        string network = nic.Network!;
+        int index;
+        Task? detaching;
+        lock (_lock)
+        {
+            var m = _networks.TryGetValue(network, out var found) ? found
+                : throw EngineException.NotFound("NetworkNotFound", $"network '{network}' of container '{container}' ({NicSpec.Key(nic.Device, "network")}) not found");
+            // A NIC left without an address at daemon start (its network was full then) gets one now, or the start is refused.
+            if (nic.HwAddrText is { } mac && !m.Hosts.ContainsKey(mac))
+                foreach (var assignment in Plan([(container, nic)], preferred: null)) WriteHost(assignment);
+            index = _netlink.LinkIndex(network) ?? RecreateBridge(m);
+            _detaching.TryGetValue(nic.HostNameFor(container), out detaching);
+        }
+        detaching?.Wait();
+        return index;
     }
 
     /// <summary>

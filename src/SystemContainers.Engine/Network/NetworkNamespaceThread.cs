@@ -33,7 +33,31 @@ public static class NetworkNamespaceThread
         }
     }
 
-    private static T RunHeld<T>(SafeFd ns, Func<T> work)
+    /// <summary>A new network namespace with nothing but lo (up: criu probes the kernel through it), held by the returned fd alone.</summary>
+    public static SafeFd CreateEmpty() => OnThread(() =>
+    {
+        if (Libc.unshare(CLONE_NEWNET) < 0) throw NativeException.FromLastError("unshare a network namespace");
+        var ns = Sys.Open("/proc/thread-self/ns/net", Libc.O_RDONLY);
+        try
+        {
+            using var netlink = new RtNetlink();
+            netlink.SetUp("lo");
+            return ns;
+        }
+        catch
+        {
+            ns.Dispose();
+            throw;
+        }
+    });
+
+    private static T RunHeld<T>(SafeFd ns, Func<T> work) => OnThread(() =>
+    {
+        if (Libc.setns(ns.Fd, CLONE_NEWNET) < 0) throw NativeException.FromLastError("join network namespace", ns.Name);
+        return work();
+    });
+
+    private static T OnThread<T>(Func<T> work)
     {
         T? result = default;
         Exception? error = null;
@@ -41,7 +65,6 @@ public static class NetworkNamespaceThread
         {
             try
             {
-                if (Libc.setns(ns.Fd, CLONE_NEWNET) < 0) throw NativeException.FromLastError("join network namespace", ns.Name);
                 result = work();
             }
             catch (Exception e)

@@ -108,6 +108,20 @@ public sealed unsafe class RtNetlink : IDisposable
         Request(m, "bring up", name);
     }
 
+    /// <summary>Moves a link of this namespace into the network namespace of pid (it goes down there).</summary>
+    public void MoveToNetns(string name, int pid)
+    {
+        var m = new Message(RTM_NEWLINK, 0).IfInfo(0, 0).String(IFLA_IFNAME, name).U32(IFLA_NET_NS_PID, (uint)pid);
+        Request(m, "move to the network namespace of pid " + pid, name);
+    }
+
+    /// <summary>Makes an existing link a port of the bridge at masterIndex, and brings it up.</summary>
+    public void SetMasterUp(string name, int masterIndex)
+    {
+        var m = new Message(RTM_NEWLINK, 0).IfInfo(0, IFF_UP).String(IFLA_IFNAME, name).U32(IFLA_MASTER, (uint)masterIndex);
+        Request(m, "attach to bridge #" + masterIndex, name);
+    }
+
     /// <summary>A client for another network namespace (a /proc/PID/ns/net or /run/netns/NAME path).</summary>
     public static RtNetlink OpenIn(string path) => NetworkNamespaceThread.Run(path, () => new RtNetlink());
 
