@@ -31,6 +31,31 @@ public sealed class ContainerCheckpoint(CriuClient criu)
     public void Dump(int initPid, string imagesDir, string? freezer, bool leaveRunning = false, Action? onDumped = null,
         IReadOnlyList<string>? irmapScanPaths = null)
     {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                DumpOnce(initPid, imagesDir, freezer, leaveRunning, onDumped, irmapScanPaths);
+                return;
+            }
+            catch (EngineException e) when (attempt < NetlinkAttempts && e.Message.Contains(NetlinkUnread, StringComparison.Ordinal))
+            {
+                // A netlink socket the tree had not read yet (systemd-networkd's, told of a carrier
+                // change or a lease) is read once criu has thawed the tree: the next dump finds it empty.
+                EngineLog.Write($"dump of pid {initPid} tried again (attempt {attempt + 1}): {e.Message}");
+                foreach (string file in Directory.EnumerateFiles(imagesDir)) File.Delete(file);
+                Thread.Sleep(NetlinkPause * attempt);
+            }
+        }
+    }
+
+    /// <summary>criu's words (sk-netlink.c) for a netlink socket with messages queued, which it cannot dump.</summary>
+    private const string NetlinkUnread = "The socket has data to read";
+    private const int NetlinkAttempts = 4;
+    private static readonly TimeSpan NetlinkPause = TimeSpan.FromMilliseconds(300);
+
+    private void DumpOnce(int initPid, string imagesDir, string? freezer, bool leaveRunning, Action? onDumped, IReadOnlyList<string>? irmapScanPaths)
+    {
         Criu.Dump(new CriuDumpOptions
         {
             Pid = initPid,

@@ -689,7 +689,18 @@ public sealed class NetworkManager : IDisposable
         string host = nic.HostNameFor(container);
         int index = BridgeFor(container, nic);
         using (var there = NetworkNamespaceThread.Run(staging, () => new RtNetlink()))
-            there.MoveToNetns(host, Environment.ProcessId);
+        {
+            try
+            {
+                there.MoveToNetns(host, Environment.ProcessId);
+            }
+            catch (NativeException e) when (e.Errno == Libc.EEXIST && nic.HostName is null && _netlink.LinkIndex(host) is not null)
+            {
+                // As in Attach: a derived name is this NIC's alone, left here by a daemon that died before the container stopped.
+                _netlink.DeleteLink(host);
+                there.MoveToNetns(host, Environment.ProcessId);
+            }
+        }
         try
         {
             _netlink.SetMasterUp(host, index);
@@ -809,15 +820,6 @@ public sealed class NetworkManager : IDisposable
             }, TaskScheduler.Default);
             _detaching[nic.Name] = deletion;
         }
-    }
-
-    /// <summary>Detach, and wait until the link is gone: a checkpoint must not find the NIC in the container.</summary>
-    public void DetachNow(HostInterface nic)
-    {
-        Detach(nic);
-        Task? deletion;
-        lock (_lock) deletion = _detaching.GetValueOrDefault(nic.Name);
-        deletion?.Wait();
     }
 
     /// <summary>Waits until the host ends of stopped containers are gone.</summary>
