@@ -23,6 +23,19 @@ BeforeAll {
         $read.Result
     }
 
+    # After a restore: the connection opened before the stop answers on (its server side was
+    # restored, not made anew), the listening socket takes new ones, and inside and from the host
+    # the NIC has the same MAC and address.
+    function Assert-NetworkKept([string]$Name, $Client, [string]$Address, [string]$Mac, $IPv4) {
+        $Client.HasExited | Should -BeFalse
+        Send-Line $Client 'after' | Should -Be 'after'
+        $fresh = Start-Client $Address
+        try { Send-Line $fresh 'new' | Should -Be 'new' }
+        finally { $fresh.Kill(); $fresh.WaitForExit() }
+        (Invoke-SystemContainerCommand $Name -- cat /sys/class/net/eth0/address).Trim() | Should -Be $Mac
+        @((Get-SystemContainer $Name).IPv4) | Should -Be @($IPv4)
+    }
+
     # A command of Invoke-SystemContainerCommand that runs on (not below init, so criu cannot take
     # it), from a thread job returned once the sleep runs in the container.
     function Start-HeldExec([string]$Name) {
@@ -183,16 +196,7 @@ Describe 'A restored container keeps its network, open connections and limits' {
         (Stop-SystemContainer net1 -Stateful -PassThru).Stateful | Should -BeTrue
         $after = Start-SystemContainer net1 -PassThru
 
-        # The connection opened before the stop answers on: its server side was restored, not made anew.
-        $client.HasExited | Should -BeFalse
-        Send-Line $client 'after' | Should -Be 'after'
-        # The listening socket takes new connections too.
-        $fresh = Start-Client $address
-        try { Send-Line $fresh 'new' | Should -Be 'new' }
-        finally { $fresh.Kill(); $fresh.WaitForExit() }
-        # Inside and from the host: the same MAC and address, the veth on the bridge again.
-        (Invoke-SystemContainerCommand net1 -- cat /sys/class/net/eth0/address).Trim() | Should -Be $mac
-        @((Get-SystemContainer net1).IPv4) | Should -Be @($before.IPv4)
+        Assert-NetworkKept net1 $client $address $mac $before.IPv4
         Invoke-SystemContainerCommand net1 -- ip -4 -o addr show eth0 | Should -Match ([regex]::Escape($address))
         @(Invoke-SystemContainerCommand net1 -- ip -4 route) | Should -Be $routes
         # The limits are the container's again, in the cgroup files the host sees for the restored init.
@@ -551,15 +555,7 @@ systemctl daemon-reload && systemctl start counter.service echo.socket
         $first = Get-SdCount
         $first | Should -BeGreaterThan 2
         Wait-Until -TimeoutSeconds 20 -What 'the counter to go on' { (Get-SdCount) -gt $first }
-        # From the bridge side: the connection opened before answers, the socket takes new ones.
-        $sdClient.HasExited | Should -BeFalse
-        Send-Line $sdClient 'after' | Should -Be 'after'
-        $fresh = Start-Client $sdAddress
-        try { Send-Line $fresh 'new' | Should -Be 'new' }
-        finally { $fresh.Kill(); $fresh.WaitForExit() }
-        # The same MAC and address inside and as the host sees them, the host end on the bridge.
-        (Invoke-SystemContainerCommand sd1 -- cat /sys/class/net/eth0/address).Trim() | Should -Be $mac
-        @((Get-SystemContainer sd1).IPv4) | Should -Be @($before.IPv4)
+        Assert-NetworkKept sd1 $sdClient $sdAddress $mac $before.IPv4
         Get-BridgePorts | Should -Be $ports
     }
     It 'takes a stateful snapshot while it runs on, and restores the files and then the processes from it' {
