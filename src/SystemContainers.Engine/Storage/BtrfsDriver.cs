@@ -99,6 +99,16 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
         Btrfs.Snapshot(snapshot is null ? PathOf(source) : SnapshotPath(source, snapshot), to, readOnly: false);
     }
 
+    /// <summary>A read-only snapshot of the snapshot, in target's snapshot directory: instant, sharing every extent.</summary>
+    public void CopySnapshot(Volume source, string snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap)
+    {
+        string from = SnapshotPath(source, snapshot);
+        string to = Path.Combine(SnapshotsOf(target), snapshot);
+        PoolDirs.CheckAbsent(to);
+        Directory.CreateDirectory(SnapshotsOf(target));
+        Btrfs.Snapshot(from, to, readOnly: true);
+    }
+
     public void RenameVolume(Volume volume, string newName)
     {
         PoolDirs.Rename(PathOf(volume), Path.Combine(Volumes, newName));

@@ -56,6 +56,9 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
         TreeCopy.Copy(snapshot is null ? PathOf(source) : SnapshotsOf(source).TreeOf(snapshot), to);
     }
 
+    public void CopySnapshot(Volume source, string snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap) =>
+        SnapshotsOf(target).Fill(snapshot, tree => TreeCopy.Copy(SnapshotsOf(source).TreeOf(snapshot), tree));
+
     public void RenameVolume(Volume volume, string newName)
     {
         PoolDirs.Rename(PathOf(volume), Path.Combine(Volumes, newName));

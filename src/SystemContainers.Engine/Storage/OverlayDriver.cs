@@ -63,6 +63,14 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
         if (targetMap is not null && targetMap != sourceMap) IdShifter.Reshift(upper, sourceMap, targetMap);
     }
 
+    /// <summary>A copy of the snapshot's upper layer, shifted as CopyVolume shifts the volume's.</summary>
+    public void CopySnapshot(Volume source, string snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap) =>
+        SnapshotsOf(target).Fill(snapshot, tree =>
+        {
+            TreeCopy.Copy(SnapshotsOf(source).TreeOf(snapshot), tree);
+            if (targetMap is not null && targetMap != sourceMap) IdShifter.Reshift(tree, sourceMap, targetMap);
+        });
+
     /// <summary>The volume is in the state directory, which moves with the container.</summary>
     public void RenameVolume(Volume volume, string newName) { }
 

@@ -56,6 +56,12 @@ public interface IStorageDriver
     /// </summary>
     void CopyVolume(Volume source, string? snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap);
 
+    /// <summary>
+    /// Gives target, in this pool, a snapshot of the same name that is a copy of source's (a copy
+    /// carrying its source's snapshots), made before target's volume; on failure nothing of it is left.
+    /// </summary>
+    void CopySnapshot(Volume source, string snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap);
+
     /// <summary>Whether SetRootSize can limit a volume (btrfs: qgroups); others refuse limits.disk.</summary>
     bool LimitsRootSize { get; }
 
