@@ -260,6 +260,9 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
         }
     }
 
+    public Task AddTreeAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, Images.TarballWriter tarball, string prefix, CancellationToken ct) =>
+        TreeTar.AddMembersAsync((s, token) => SendAsync(volume, image, map, snapshot, null, VolumeFormat.Tar, s, token), tarball, m => m, prefix, ct);
+
     public Task ReceiveAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy, CancellationToken ct)
     {
         string target = snapshot is null ? PathOf(volume) : Path.Combine(SnapshotsOf(volume), snapshot);

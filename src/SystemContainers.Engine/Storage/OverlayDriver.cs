@@ -113,28 +113,34 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
     {
         if (parent is not null) throw PoolDirs.NoIncremental("overlay");
         if (format != VolumeFormat.Tar) throw PoolDirs.NoFormat("overlay", format);
+        await ReadMergedAsync(volume, image, snapshot, async tree =>
+        {
+            if (map is null)
+            {
+                await TreeTar.SendAsync(tree, output, ct);
+                return;
+            }
+            var writer = new TarballWriter(output);
+            await TreeTar.AddMembersAsync((s, token) => TreeTar.SendAsync(tree, s, token), writer, Owned(map), null, ct);
+            writer.Finish();
+        });
+    }
+
+    /// <summary>The merged root's members, shifted back to the container's own ids and renamed in the same pass.</summary>
+    public Task AddTreeAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, TarballWriter tarball, string prefix, CancellationToken ct) =>
+        ReadMergedAsync(volume, image, snapshot, tree =>
+            TreeTar.AddMembersAsync((s, token) => TreeTar.SendAsync(tree, s, token), tarball, map is null ? m => m : Owned(map), prefix, ct));
+
+    private async Task ReadMergedAsync(Volume volume, VolumeSource image, string? snapshot, Func<string, Task> read)
+    {
         string upper = snapshot is null ? UsageTree(volume) : SnapshotsOf(volume).TreeOf(snapshot);
         using var merged = DetachedOverlay.Mount($"{upper}:{image.Rootfs}", volume.Container);
         TestHooks.Reach("overlay-send-mounted");
-        string tree = $"/proc/{Environment.ProcessId}/fd/{merged.Fd}";
-        if (map is null)
-        {
-            await TreeTar.SendAsync(tree, output, ct);
-            return;
-        }
-        await Runtime.StreamPipe.RunAsync((s, token) => TreeTar.SendAsync(tree, s, token), (s, token) => Task.Run(() =>
-        {
-            var reader = new TarballReader(s, new ImportLimits(long.MaxValue, long.MaxValue));
-            var writer = new TarballWriter(output);
-            while (reader.Next() is TarMember m)
-            {
-                token.ThrowIfCancellationRequested();
-                writer.Add(m with { Uid = Own(m.Uid, map.UidBase, map.Size), Gid = Own(m.Gid, map.GidBase, map.Size) }, m.Name, reader.Read);
-            }
-            writer.Finish();
-            s.CopyTo(Stream.Null);
-        }, token), ct);
+        await read($"/proc/{Environment.ProcessId}/fd/{merged.Fd}");
     }
+
+    private static Func<TarMember, TarMember> Owned(IdMap map) =>
+        m => m with { Uid = Own(m.Uid, map.UidBase, map.Size), Gid = Own(m.Gid, map.GidBase, map.Size) };
 
     /// <summary>
     /// The whole tree goes into a new upper layer, over the image it names (which must be on this

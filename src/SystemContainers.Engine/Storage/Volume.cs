@@ -104,6 +104,13 @@ public interface IStorageDriver
     Task SendAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, string? parent, VolumeFormat format, Stream output, CancellationToken ct);
 
     /// <summary>
+    /// Adds the members of the volume's (snapshot null) or a snapshot's tar stream to tarball, each
+    /// named prefix + its path in the root (the root itself prefix), hardlinks' targets too: a
+    /// backup's tree, rewritten once on its way in. As for SendAsync, the container is stopped.
+    /// </summary>
+    Task AddTreeAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, Images.TarballWriter tarball, string prefix, CancellationToken ct);
+
+    /// <summary>
     /// Makes the volume (snapshot null; it must not exist) or a new read-only snapshot of it from
     /// input; a tar stream is checked against policy as it is unpacked. On failure nothing of what
     /// this call made is left; a btrfs stream's parent must have been received into this pool.

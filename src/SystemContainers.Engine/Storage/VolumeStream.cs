@@ -20,9 +20,37 @@ public sealed record ReceivePolicy(ImportLimits Limits, long MaxId, bool Fifos =
 /// <summary>The tar stream of a tree every driver shares: GNU tar writes it, RootfsExtractor (the image import's checks) reads it.</summary>
 internal static class TreeTar
 {
+    private static readonly ImportLimits Unlimited = new(long.MaxValue, long.MaxValue);
+
     public static Task SendAsync(string tree, Stream output, CancellationToken ct) =>
         PipedTool.RunAsync("tar", ["--create", "--file=-", "--format=posix", "--numeric-owner", "--xattrs", "--xattrs-include=*",
             "--one-file-system", "--directory", tree, "."], null, output, $"write a tar stream of {tree}", ct);
+
+    /// <summary>
+    /// Adds the members of the tar stream send writes to tarball, each through owners and, with a
+    /// prefix, named prefix + its path in the root (hardlinks' targets too); null keeps tar's names.
+    /// </summary>
+    public static Task AddMembersAsync(Func<Stream, CancellationToken, Task> send, TarballWriter tarball, Func<TarMember, TarMember> owners, string? prefix,
+        CancellationToken ct) =>
+        StreamPipe.RunAsync(send, (s, token) => Task.Run(() =>
+        {
+            var reader = new TarballReader(s, Unlimited);
+            while (reader.Next() is TarMember m)
+            {
+                token.ThrowIfCancellationRequested();
+                var member = owners(m);
+                if (prefix is not null && m.IsHardlink) member = member with { LinkName = prefix + Relative(m.LinkName) };
+                tarball.Add(member, prefix is null ? m.Name : prefix + Relative(m.Name), reader.Read);
+            }
+            s.CopyTo(Stream.Null);
+        }, token), ct);
+
+    /// <summary>A member name of GNU tar's ("./etc/passwd", "." for the root) relative to the root.</summary>
+    private static string Relative(string name)
+    {
+        while (name.StartsWith("./", StringComparison.Ordinal)) name = name[2..];
+        return name == "." ? "" : name;
+    }
 
     /// <summary>
     /// Unpacks a tar stream into tree, an empty directory, with owners shifted into shift's host
