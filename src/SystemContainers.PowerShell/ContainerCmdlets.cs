@@ -373,11 +373,13 @@ public sealed class CopySystemContainerCommand : ContainerTransferCmdlet
         {
             string name = Destination.Length > 0 ? Destination : Name;
             if (!ShouldProcess(Name, $"Copy system container to {DestinationHost} as {name}")) return;
+            if (!InstanceOnly) WarnOfStatefulSnapshots(Name, $"the snapshot of {name} on {DestinationHost}");
             if (Transfer(Name, DestinationHost, name, StoragePool, includeSnapshots: !InstanceOnly, move: false, out var copied)) WriteObject(copied);
             return;
         }
         string what = Snapshot is null ? Name : $"{Name}/{Snapshot}";
         if (!ShouldProcess(what, $"Copy system container to {Destination}")) return;
+        if (Snapshot is null && !InstanceOnly) WarnOfStatefulSnapshots(Name, $"the snapshot of {Destination}");
         if (TryCall(c => c.CopyContainerAsync(Name, Snapshot, Destination, StoragePool, InstanceOnly, Cancel), Name, out var made))
             WriteObject(made);
     }
@@ -415,6 +417,7 @@ public sealed class MoveSystemContainerCommand : ContainerTransferCmdlet
     {
         string name = string.IsNullOrEmpty(NewName) ? Name : NewName;
         if (!ShouldProcess(Name, $"Move system container to {DestinationHost} as {name}")) return;
+        WarnOfStatefulSnapshots(Name, $"the snapshot of {name} on {DestinationHost}");
         if (!Transfer(Name, DestinationHost, name, StoragePool, includeSnapshots: true, move: true, out var moved)) return;
         // The destination has said the container is complete there: only now is the source removed.
         if (TryCall(c => c.DeleteContainerAsync(Name, false, Cancel), Name)) WriteObject(moved);
