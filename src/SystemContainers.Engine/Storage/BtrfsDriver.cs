@@ -261,7 +261,7 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
     }
 
     public Task AddTreeAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, Images.TarballWriter tarball, string prefix, CancellationToken ct) =>
-        TreeTar.AddMembersAsync((s, token) => SendAsync(volume, image, map, snapshot, null, VolumeFormat.Tar, s, token), tarball, m => m, prefix, ct);
+        TreeTar.AddMembersAsync(snapshot is null ? PathOf(volume) : SnapshotPath(volume, snapshot), tarball, m => m, prefix, ct);
 
     public Task ReceiveAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy, CancellationToken ct)
     {

@@ -104,7 +104,7 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
     }
 
     public Task AddTreeAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, Images.TarballWriter tarball, string prefix, CancellationToken ct) =>
-        TreeTar.AddMembersAsync((s, token) => SendAsync(volume, image, map, snapshot, null, VolumeFormat.Tar, s, token), tarball, m => m, prefix, ct);
+        TreeTar.AddMembersAsync(snapshot is null ? PathOf(volume) : SnapshotsOf(volume).TreeOf(snapshot), tarball, m => m, prefix, ct);
 
     public Task ReceiveAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy, CancellationToken ct)
     {

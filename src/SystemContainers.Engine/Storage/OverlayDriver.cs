@@ -121,7 +121,7 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
                 return;
             }
             var writer = new TarballWriter(output);
-            await TreeTar.AddMembersAsync((s, token) => TreeTar.SendAsync(tree, s, token), writer, Owned(map), null, ct);
+            await TreeTar.AddMembersAsync(tree, writer, Owned(map), null, ct);
             writer.Finish();
         });
     }
@@ -129,7 +129,7 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
     /// <summary>The merged root's members, shifted back to the container's own ids and renamed in the same pass.</summary>
     public Task AddTreeAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, TarballWriter tarball, string prefix, CancellationToken ct) =>
         ReadMergedAsync(volume, image, snapshot, tree =>
-            TreeTar.AddMembersAsync((s, token) => TreeTar.SendAsync(tree, s, token), tarball, map is null ? m => m : Owned(map), prefix, ct));
+            TreeTar.AddMembersAsync(tree, tarball, map is null ? m => m : Owned(map), prefix, ct));
 
     private async Task ReadMergedAsync(Volume volume, VolumeSource image, string? snapshot, Func<string, Task> read)
     {

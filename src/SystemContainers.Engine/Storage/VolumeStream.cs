@@ -22,28 +22,31 @@ internal static class TreeTar
 {
     private static readonly ImportLimits Unlimited = new(long.MaxValue, long.MaxValue);
 
+    private static readonly string[] Create = ["--create", "--file=-", "--format=posix", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--one-file-system"];
+
     public static Task SendAsync(string tree, Stream output, CancellationToken ct) =>
-        PipedTool.RunAsync("tar", ["--create", "--file=-", "--format=posix", "--numeric-owner", "--xattrs", "--xattrs-include=*",
-            "--one-file-system", "--directory", tree, "."], null, output, $"write a tar stream of {tree}", ct);
+        PipedTool.RunAsync("tar", [.. Create, "--directory", tree, "."], null, output, $"write a tar stream of {tree}", ct);
 
     /// <summary>
-    /// Adds the members of the tar stream send writes to tarball, each through owners and, with a
-    /// prefix, named prefix + its path in the root (hardlinks' targets too); null keeps tar's names.
+    /// Adds the members of tree's tar stream to tarball, each through owners and, with a prefix,
+    /// named prefix + its path in the root (hardlinks' targets too); null keeps tar's names. The
+    /// members are read straight from tar's output pipe, one hop fewer than through SendAsync.
     /// </summary>
-    public static Task AddMembersAsync(Func<Stream, CancellationToken, Task> send, TarballWriter tarball, Func<TarMember, TarMember> owners, string? prefix,
-        CancellationToken ct) =>
-        StreamPipe.RunAsync(send, (s, token) => Task.Run(() =>
+    public static Task AddMembersAsync(string tree, TarballWriter tarball, Func<TarMember, TarMember> owners, string? prefix, CancellationToken ct) =>
+        Task.Run(async () =>
         {
-            var reader = new TarballReader(s, Unlimited);
+            using var tar = PipedTool.Start("tar", [.. Create, "--directory", tree, "."], null, ct);
+            var reader = new TarballReader(tar.Output, Unlimited);
             while (reader.Next() is TarMember m)
             {
-                token.ThrowIfCancellationRequested();
+                ct.ThrowIfCancellationRequested();
                 var member = owners(m);
                 if (prefix is not null && m.IsHardlink) member = member with { LinkName = prefix + Relative(m.LinkName) };
                 tarball.Add(member, prefix is null ? m.Name : prefix + Relative(m.Name), reader.Read);
             }
-            s.CopyTo(Stream.Null);
-        }, token), ct);
+            await tar.Output.CopyToAsync(Stream.Null, ct);
+            await tar.WaitAsync($"write a tar stream of {tree}", ct);
+        }, ct);
 
     /// <summary>A member name of GNU tar's ("./etc/passwd", "." for the root) relative to the root.</summary>
     private static string Relative(string name)
