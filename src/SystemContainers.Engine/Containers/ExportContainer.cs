@@ -151,13 +151,15 @@ public sealed class ContainerExport : IDisposable
 /// <summary>
 /// A btrfs send stream written into a backup tarball as members NAME.000000, NAME.000001, ...
 /// (BackupIndex.ChunkOf) of BackupIndex.ChunkBytes each, the last shorter: each chunk is filled
-/// in memory and written once full, its size then known. Complete writes the last (at least one
-/// member, so an empty stream is still there).
+/// in memory and, once full, its size known, written to the tarball by a task of its own while
+/// the next one fills, so the sender and the tarball's reader run at once. Complete writes the
+/// last (at least one member, so an empty stream is still there) and waits for it.
 /// </summary>
 internal sealed class ChunkWriter(TarballWriter tar, string stream) : Stream
 {
-    private readonly byte[] _chunk = new byte[BackupIndex.ChunkBytes];
+    private byte[] _chunk = new byte[BackupIndex.ChunkBytes], _spare = new byte[BackupIndex.ChunkBytes];
     private int _filled, _written;
+    private Task _writing = Task.CompletedTask;
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
@@ -186,14 +188,30 @@ internal sealed class ChunkWriter(TarballWriter tar, string stream) : Stream
     public void Complete()
     {
         if (_filled > 0 || _written == 0) Emit();
+        _writing.GetAwaiter().GetResult();
     }
 
+    /// <summary>Hands the full chunk to a task that adds it to the tarball, once the chunk before it is in; the next fills the spare buffer.</summary>
     private void Emit()
     {
-        tar.AddFile(BackupIndex.ChunkOf(stream, _written), 0x180, _filled, new MemoryStream(_chunk, 0, _filled, writable: false), DateTimeOffset.UtcNow);
+        _writing.GetAwaiter().GetResult();
+        var (data, size, name) = (_chunk, _filled, BackupIndex.ChunkOf(stream, _written));
+        _writing = Task.Run(() => tar.AddFile(name, 0x180, size, new MemoryStream(data, 0, size, writable: false), DateTimeOffset.UtcNow));
+        (_chunk, _spare) = (_spare, data);
         _written++;
         _filled = 0;
         TestHooks.Reach("backup-export-chunk");
+    }
+
+    /// <summary>A send that failed midway leaves no task writing to the tarball after it.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            try { _writing.Wait(); }
+            catch (AggregateException) { }
+        }
+        base.Dispose(disposing);
     }
 
     public override bool CanRead => false;
