@@ -33,6 +33,9 @@ try {
         $files = [math]::Ceiling($DataMB / 4)
         Invoke-SystemContainerCommand $name -- sh -c "mkdir -p /data/small && i=0; while [ `$i -lt $files ]; do dd if=/dev/urandom of=/data/f`$i bs=1M count=4 2>/dev/null; i=`$((i+1)); done; i=0; while [ `$i -lt 2000 ]; do echo `$i > /data/small/`$i; i=`$((i+1)); done"
         Stop-SystemContainer $name -Force
+        # btrfs send needs the data on disk, so the optimized export's snapshot writes back whatever the container left dirty:
+        # written back here, the runs time the export, not the disk's writeback of data written a moment ago.
+        sync
         $plain = @(); $zst = @(); $opt = @(); $import = @()
         for ($i = 0; $i -lt $Runs; $i++) {
             $tar = Join-Path $work "$name.tar"; $z = Join-Path $work "$name.tar.zst"; $o = Join-Path $work "$name-opt.tar"

@@ -166,16 +166,22 @@ Describe 'A plain export of a default-pool (overlay) container' {
 }
 
 Describe 'An optimized export' {
-    It 'is btrfs send streams that import on another daemon''s btrfs pool, incremental snapshots and all' {
+    It 'is btrfs send streams in chunks that import on another daemon''s btrfs pool, incremental snapshots and all' {
         Use-Daemon $daemon
         New-Marked opt pb 'o1'
+        Start-SystemContainer opt
+        # 20 MiB that does not compress: the snapshot's stream takes three chunks of 8 MiB.
+        Invoke-In opt 'dd if=/dev/urandom of=/root/big bs=1M count=20 2>/dev/null; md5sum /root/big > /root/big.md5'
+        Stop-SystemContainer opt -Force
         Checkpoint-SystemContainer opt -SnapshotName s0
         Start-SystemContainer opt
         Invoke-In opt 'echo o2 > /root/marker'
         Stop-SystemContainer opt -Force
         $file = Join-Path $work 'opt.tar'
         Export-SystemContainer opt -Path $file -IncludeSnapshots -Optimized | Out-Null
-        tar -tf $file | Should -Be @('backup/index.yaml', 'backup/snapshots/s0.bin', 'backup/container.bin')
+        tar -tf $file | Should -Be @('backup/index.yaml', 'backup/snapshots/s0.bin.000000', 'backup/snapshots/s0.bin.000001',
+            'backup/snapshots/s0.bin.000002', 'backup/container.bin.000000')
+        @(tar -tvf $file | Select-Object -Skip 1 -First 2 | ForEach-Object { (-split $_)[2] }) | Should -Be @(8MB, 8MB)
         (tar -xOf $file backup/index.yaml | ConvertFrom-Json).optimized | Should -BeTrue
 
         Use-Daemon $other
@@ -187,6 +193,44 @@ Describe 'An optimized export' {
         Assert-Marked opt2 'o2'
         Restore-SystemContainerSnapshot opt2 s0 -Force
         Assert-Marked opt2 'o1'
+        Start-SystemContainer opt2
+        Invoke-In opt2 'md5sum -c /root/big.md5 >/dev/null && echo intact' | Should -Be 'intact'
+        Stop-SystemContainer opt2 -Force
+    }
+    It 'imports as well when each stream is one member, as exports before chunking wrote them' {
+        Use-Daemon $daemon
+        $parts = Join-Path $work 'whole'
+        New-Item -ItemType Directory $parts | Out-Null
+        tar -xf (Join-Path $work 'opt.tar') -C $parts
+        sh -c 'cat "$1"/backup/snapshots/s0.bin.* > "$1"/backup/snapshots/s0.bin' sh $parts
+        Move-Item "$parts/backup/container.bin.000000" "$parts/backup/container.bin"
+        $file = Join-Path $work 'whole.tar'
+        tar -cf $file -C $parts backup/index.yaml backup/snapshots/s0.bin backup/container.bin
+        Use-Daemon $other
+        Import-SystemContainer $file -Name opt3 -StoragePool pb | Out-Null
+        Assert-Marked opt3 'o2'
+        Restore-SystemContainerSnapshot opt3 s0 -Force
+        Assert-Marked opt3 'o1'
+        Remove-SystemContainer opt3 -Force
+    }
+    It 'is refused cleanly with <What>' -ForEach @(
+        @{ What = 'a chunk missing'; Members = @('backup/index.yaml', 'backup/snapshots/s0.bin.000000', 'backup/snapshots/s0.bin.000002', 'backup/container.bin.000000') }
+        @{ What = 'chunks swapped'; Members = @('backup/index.yaml', 'backup/snapshots/s0.bin.000001', 'backup/snapshots/s0.bin.000000', 'backup/snapshots/s0.bin.000002', 'backup/container.bin.000000') }
+        @{ What = 'the container''s stream missing'; Members = @('backup/index.yaml', 'backup/snapshots/s0.bin.000000', 'backup/snapshots/s0.bin.000001', 'backup/snapshots/s0.bin.000002') }
+    ) {
+        $parts = Join-Path $work 'chunks'
+        if (-not (Test-Path $parts)) {
+            New-Item -ItemType Directory $parts | Out-Null
+            tar -xf (Join-Path $work 'opt.tar') -C $parts
+        }
+        $file = Join-Path $work 'chunks.tar'
+        tar -cf $file -C $parts @Members
+        Use-Daemon $other
+        $traces = Get-Traces $other
+        Import-SystemContainer $file -Name opt4 -StoragePool pb -ErrorAction SilentlyContinue -ErrorVariable e | Should -BeNullOrEmpty
+        $e | Should -Not -BeNullOrEmpty
+        Get-Traces $other | Should -Be $traces
+        Remove-Item $file
     }
     It 'is refused for a container outside a btrfs pool; no file is left' {
         Use-Daemon $daemon
@@ -293,25 +337,28 @@ Describe 'A hostile backup' {
 }
 
 Describe 'A daemon killed in the middle of an export' {
-    It 'leaves no file at -Path, and its next start removes the spooled btrfs stream' {
+    It 'leaves no file at -Path and no send snapshot in the pool, and the next export works' {
         Use-Daemon $daemon
         $file = Join-Path $work 'killed.tar'
+        $volumes = Join-Path $daemon.StateDir 'storage-pools/pb/containers'
+        $before = @(Get-ChildItem -Force -Name $volumes)
         Stop-DaemonProcess $daemon
-        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'backup-export-spooled'
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'backup-export-chunk'
         try { Start-DaemonProcess $daemon }
         finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
         $dead = $daemon.Pid
-        Export-SystemContainer opt -Path $file -Optimized -IncludeSnapshots -ErrorAction SilentlyContinue -ErrorVariable e
+        # Without its snapshots the first chunk is the container's, whose stream is sent from a read-only snapshot made for it.
+        Export-SystemContainer opt -Path $file -Optimized -ErrorAction SilentlyContinue -ErrorVariable e
         $e | Should -Not -BeNullOrEmpty
         Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds 60 -What 'the daemon to die mid export'
-        Get-Content -Raw $daemon.Log | Should -Match 'test hook: SIGKILL at backup-export-spooled'
+        Get-Content -Raw $daemon.Log | Should -Match 'test hook: SIGKILL at backup-export-chunk'
         Get-ChildItem -Force $work -Filter '*killed*' | Should -BeNullOrEmpty
-        @(Get-ChildItem -Force (Join-Path $daemon.StateDir 'backups')) | Should -Not -BeNullOrEmpty
         $daemon.Pid = 0
         Start-DaemonProcess $daemon
-        Get-ChildItem -Force (Join-Path $daemon.StateDir 'backups') | Should -BeNullOrEmpty
+        @(Get-ChildItem -Force -Name $volumes) | Should -Be $before
+        Test-Path (Join-Path $daemon.StateDir 'backups') | Should -BeFalse -Because 'nothing is spooled'
         Export-SystemContainer opt -Path $file -Optimized -IncludeSnapshots | Out-Null
-        tar -tf $file | Should -Be @('backup/index.yaml', 'backup/snapshots/s0.bin', 'backup/container.bin')
+        tar -tf $file | Select-Object -Last 1 | Should -Be 'backup/container.bin.000000'
     }
 }
 
@@ -323,7 +370,7 @@ Describe 'A daemon killed in the middle of a running container''s export' {
         Checkpoint-SystemContainer killrun -SnapshotName s0
         $file = Join-Path $work 'killrun.tar'
         Stop-DaemonProcess $daemon
-        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'backup-export-spooled'
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'backup-export-chunk'
         try { Start-DaemonProcess $daemon }
         finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
         $dead = $daemon.Pid

@@ -1,7 +1,8 @@
 # Copy-SystemContainer: a copy in the same pool on overlay (the upper layer), dir (a tree copy) and
 # btrfs (a writable snapshot), from a running source or a snapshot on each, and between every pair of
-# pools (the source driver's tar stream received by the target's, into overlay too); each copy
-# independent of its source, with its config but its own MAC, address and ids; refused copies and a
+# pools (the source driver's tar stream received by the target's, into overlay too; btrfs send
+# streams between btrfs pools); each copy independent of its source, with its config but its own
+# MAC, address and ids, and the source's snapshots unless -InstanceOnly; refused copies and a
 # daemon killed mid copy leave nothing behind. btrfs runs on loop files the pools make; AfterAll
 # unmounts and detaches them even when tests fail.
 BeforeAll {
@@ -29,12 +30,23 @@ BeforeAll {
         $p = (Get-SystemContainer $Name).Pid
         [long](-split (Get-Content "/proc/$p/uid_map" | Select-Object -First 1))[1]
     }
-    # Nothing of a container that must not exist: no state directory, no staging one, no volume in any pool.
+    # Where a dir or btrfs pool keeps a container's snapshots (overlay keeps them in the state directory).
+    function Get-SnapshotsPath([string]$Pool, [string]$Name) {
+        switch ((Get-SystemContainerStoragePool $Pool).Driver) {
+            'overlay' { Join-Path (Get-StateDir $Name) 'snapshots' }
+            'dir' { Join-Path (Get-SystemContainerStoragePool $Pool).Source "containers-snapshots/$Name" }
+            'btrfs' { Join-Path (Get-PoolsDir) "$Pool/containers-snapshots/$Name" }
+        }
+    }
+    # Nothing of a container that must not exist: no state directory, no staging one, no volume or snapshots in any pool.
     function Assert-NothingOf([string]$Name) {
         Get-SystemContainer $Name -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         Test-Path (Get-StateDir $Name) | Should -BeFalse
         @(Get-ChildItem -Force (Join-Path $daemon.StateDir 'containers') -Filter ".new-$Name-*") | Should -BeNullOrEmpty
-        foreach ($p in Get-SystemContainerStoragePool) { Test-Path (Get-VolumePath $p.Name $Name) | Should -BeFalse -Because "pool $($p.Name)" }
+        foreach ($p in Get-SystemContainerStoragePool) {
+            Test-Path (Get-VolumePath $p.Name $Name) | Should -BeFalse -Because "pool $($p.Name)"
+            Test-Path (Get-SnapshotsPath $p.Name $Name) | Should -BeFalse -Because "pool $($p.Name)"
+        }
     }
 }
 AfterAll {
@@ -115,28 +127,71 @@ Describe 'A copy of a <Driver> snapshot' -ForEach @(
         if ($Driver -eq 'dir') { New-SystemContainerStoragePool $Pool -Driver dir | Out-Null }
         New-SystemContainer snapsrc -Image $image -Network none -StoragePool $Pool -Start | Out-Null
         Invoke-In snapsrc 'echo before > /before; chown 1000:1001 /before'
-        Checkpoint-SystemContainer snapsrc -SnapshotName s1
+        $script:expiry = [DateTimeOffset]::UtcNow.AddDays(3)
+        Checkpoint-SystemContainer snapsrc -SnapshotName s1 -ExpiresAt $expiry
+        Invoke-In snapsrc 'echo between > /between'
+        Checkpoint-SystemContainer snapsrc -SnapshotName s2
         Invoke-In snapsrc 'echo after > /after; rm /before'
     }
     AfterAll {
-        Remove-SystemContainer snapsrc, snapcopy -Force -ErrorAction SilentlyContinue
+        Remove-SystemContainer snapsrc, snapcopy, snapcopy2, snapbare -Force -ErrorAction SilentlyContinue
         if ($Pool -ne 'default') { Remove-SystemContainerStoragePool $Pool -Force -ErrorAction SilentlyContinue }
     }
     It 'holds what the snapshot holds, has no snapshots of its own, and leaves the source''s' {
         $c = Copy-SystemContainer snapsrc -Destination snapcopy -Snapshot s1
         $c.Status | Should -Be 'Stopped'
         Get-SystemContainerSnapshot snapcopy | Should -BeNullOrEmpty
-        (Get-SystemContainerSnapshot snapsrc).SnapshotName | Should -Be @('s1')
+        (Get-SystemContainerSnapshot snapsrc).SnapshotName | Should -Be @('s1', 's2')
         Start-SystemContainer snapcopy
         Invoke-In snapcopy 'cat /before; stat -c %u:%g /before; test -e /after && echo there || echo absent' | Should -Be @('before', '1000:1001', 'absent')
         Invoke-In snapsrc 'cat /after' | Should -Be 'after'
     }
-    It 'copies a running source with snapshots, and the copy has none' {
-        $c = Copy-SystemContainer snapsrc snapcopy2
-        Get-SystemContainerSnapshot snapcopy2 | Should -BeNullOrEmpty
+    It 'copies a running source with its snapshots, their names, creation times and expiry' {
+        Copy-SystemContainer snapsrc snapcopy2 | Out-Null
+        $source = @(Get-SystemContainerSnapshot snapsrc)
+        $copied = @(Get-SystemContainerSnapshot snapcopy2)
+        $copied.SnapshotName | Should -Be @('s1', 's2')
+        $copied.Created | Should -Be $source.Created
+        $copied[0].ExpiresAt | Should -Be $source[0].ExpiresAt
+        $copied[0].ExpiresAt.ToUnixTimeSeconds() | Should -Be $expiry.ToUnixTimeSeconds()
+        $copied[1].ExpiresAt | Should -BeNullOrEmpty
+        Test-Path (Get-SnapshotsPath $Pool snapcopy2) | Should -BeTrue
+        if ($Driver -eq 'btrfs') { btrfs property get -ts (Join-Path (Get-SnapshotsPath $Pool snapcopy2) s1) ro | Should -Be 'ro=true' }
         Start-SystemContainer snapcopy2
         Invoke-In snapcopy2 'cat /after' | Should -Be 'after'
+    }
+    It 'restores a copied snapshot on the copy, independent of the source''s' {
+        Remove-SystemContainerSnapshot snapsrc s1 -Force
+        Stop-SystemContainer snapcopy2 -Force
+        Restore-SystemContainerSnapshot snapcopy2 s1 -Force
+        Start-SystemContainer snapcopy2
+        Invoke-In snapcopy2 'cat /before; stat -c %u:%g /before; test -e /between -o -e /after && echo there || echo absent' |
+            Should -Be @('before', '1000:1001', 'absent')
+        Stop-SystemContainer snapcopy2 -Force
+        Restore-SystemContainerSnapshot snapcopy2 s2 -Force
+        Start-SystemContainer snapcopy2
+        Invoke-In snapcopy2 'cat /before /between; test -e /after && echo there || echo absent' | Should -Be @('before', 'between', 'absent')
+        Remove-SystemContainerSnapshot snapcopy2 s2 -Force
+        (Get-SystemContainerSnapshot snapsrc).SnapshotName | Should -Be @('s2')
+        (Get-SystemContainerSnapshot snapcopy2).SnapshotName | Should -Be @('s1')
+        Invoke-In snapsrc 'cat /after; test -e /before && echo there || echo absent' | Should -Be @('after', 'absent')
         Remove-SystemContainer snapcopy2 -Force
+        (Get-SystemContainerSnapshot snapsrc).SnapshotName | Should -Be @('s2')
+        Stop-SystemContainer snapsrc -Force
+        Restore-SystemContainerSnapshot snapsrc s2 -Force
+        Start-SystemContainer snapsrc
+        Invoke-In snapsrc 'cat /between; test -e /after && echo there || echo absent' | Should -Be @('between', 'absent')
+    }
+    It 'copies the container alone with -InstanceOnly, and through the REST API with instance_only' {
+        Copy-SystemContainer snapsrc snapbare -InstanceOnly | Out-Null
+        Get-SystemContainerSnapshot snapbare | Should -BeNullOrEmpty
+        Test-Path (Get-SnapshotsPath $Pool snapbare) | Should -BeFalse
+        Remove-SystemContainer snapbare -Force
+        $r = Invoke-TestApi $daemon POST '/1.0/containers' '{"name":"snapbare","source":{"type":"copy","source":"snapsrc","instance_only":true}}'
+        (Invoke-TestApi $daemon GET "/1.0/operations/$($r.Body.metadata.id)/wait?timeout=120").Body.metadata.status | Should -Be 'Success'
+        Get-SystemContainerSnapshot snapbare | Should -BeNullOrEmpty
+        Start-SystemContainer snapbare
+        Invoke-In snapbare 'cat /between' | Should -Be 'between'
     }
 }
 
@@ -175,11 +230,13 @@ Describe 'A copy from a <From> pool to a <To> pool' -ForEach @(
     @{ From = 'btrfs'; To = 'overlay' }
     @{ From = 'overlay'; To = 'dir' }
     @{ From = 'overlay'; To = 'btrfs' }
+    @{ From = 'btrfs'; To = 'btrfs2' }
 ) {
     BeforeAll {
-        $pools = @{ overlay = 'default'; dir = 'pdir'; btrfs = 'pbtrfs' }
+        $pools = @{ overlay = 'default'; dir = 'pdir'; btrfs = 'pbtrfs'; btrfs2 = 'pbtrfs2' }
         if (-not (Get-SystemContainerStoragePool pdir -ErrorAction SilentlyContinue)) { New-SystemContainerStoragePool pdir -Driver dir | Out-Null }
         if (-not (Get-SystemContainerStoragePool pbtrfs -ErrorAction SilentlyContinue)) { New-SystemContainerStoragePool pbtrfs -Driver btrfs -Size 300MiB | Out-Null }
+        if ($To -eq 'btrfs2') { New-SystemContainerStoragePool pbtrfs2 -Driver btrfs -Size 300MiB | Out-Null }
         $script:fromPool = $pools[$From]
         $script:toPool = $pools[$To]
         $script:psrc = "p-$From-$To"
@@ -187,9 +244,12 @@ Describe 'A copy from a <From> pool to a <To> pool' -ForEach @(
         Invoke-In $psrc 'echo mark > /mark; chown 1000:1001 /mark; chmod 4750 /mark; rm /bin/ls; mkdir /opaque; echo x > /opaque/x; mkfifo /fifo; ln -s /mark /link'
         Checkpoint-SystemContainer $psrc -SnapshotName s1
         Invoke-In $psrc 'echo later > /later; rm /opaque/x'
+        Checkpoint-SystemContainer $psrc -SnapshotName s2
+        Invoke-In $psrc 'echo last > /last'
     }
     AfterAll {
         Remove-SystemContainer $psrc, "$psrc-live", "$psrc-snap" -Force -ErrorAction SilentlyContinue
+        if ($To -eq 'btrfs2') { Remove-SystemContainerStoragePool pbtrfs2 -Force -ErrorAction SilentlyContinue }
     }
     It 'copies the running source and its snapshot, each a root that starts with the owners, modes, links, fifos and deletions it had' {
         $live = Copy-SystemContainer $psrc "$psrc-live" -StoragePool $toPool
@@ -210,7 +270,7 @@ Describe 'A copy from a <From> pool to a <To> pool' -ForEach @(
             }
             else { $onDisk | Should -Be '1000:1001' }
         }
-        Invoke-In "$psrc-live" 'cat /later; test -e /opaque/x && echo there || echo absent' | Should -Be @('later', 'absent')
+        Invoke-In "$psrc-live" 'cat /later /last; test -e /opaque/x && echo there || echo absent' | Should -Be @('later', 'last', 'absent')
         Invoke-In "$psrc-snap" 'cat /opaque/x; test -e /later && echo there || echo absent' | Should -Be @('x', 'absent')
     }
     It 'gives copies independent of the source and of each other' {
@@ -219,6 +279,19 @@ Describe 'A copy from a <From> pool to a <To> pool' -ForEach @(
         Invoke-In "$psrc-snap" 'cat /mark' | Should -Be 'mark'
         Remove-SystemContainer $psrc -Force
         Invoke-In "$psrc-live" 'cat /mark' | Should -Be 'changed'
+    }
+    It 'carries the source''s snapshots, which restore on the copy with what each held' {
+        (Get-SystemContainerSnapshot "$psrc-live").SnapshotName | Should -Be @('s1', 's2')
+        Test-Path (Get-SnapshotsPath $toPool "$psrc-live") | Should -BeTrue
+        Stop-SystemContainer "$psrc-live" -Force
+        Restore-SystemContainerSnapshot "$psrc-live" s1 -Force
+        Start-SystemContainer "$psrc-live"
+        Invoke-In "$psrc-live" 'cat /mark /opaque/x; stat -c "%u:%g %a" /mark; test -p /fifo && echo fifo; for f in /later /last /bin/ls; do test -e $f && echo $f; done; echo end' |
+            Should -Be @('mark', 'x', '1000:1001 4750', 'fifo', 'end')
+        Stop-SystemContainer "$psrc-live" -Force
+        Restore-SystemContainerSnapshot "$psrc-live" s2 -Force
+        Start-SystemContainer "$psrc-live"
+        Invoke-In "$psrc-live" 'cat /later; for f in /opaque/x /last; do test -e $f && echo $f; done; echo end' | Should -Be @('later', 'end')
     }
 }
 
@@ -270,21 +343,34 @@ Describe 'A refused copy' {
 }
 
 Describe 'A daemon killed during a copy' {
-    It 'leaves no half-made <Driver> copy killed at <Point>, and the name can be used again' -ForEach @(
-        @{ Driver = 'dir'; Point = 'copy-volume-made' }
-        @{ Driver = 'btrfs'; Point = 'copy-staged' }
-        @{ Driver = 'overlay'; Point = 'copy-staged' }
+    It 'leaves no half-made copy with snapshots <Into> killed at <Point>, and the name can be used again' -ForEach @(
+        @{ Driver = 'dir'; Point = 'copy-volume-made'; To = $null; Into = 'in a dir pool' }
+        @{ Driver = 'btrfs'; Point = 'copy-snapshot-made'; To = $null; Into = 'in a btrfs pool' }
+        @{ Driver = 'btrfs'; Point = 'copy-staged'; To = $null; Into = 'in a btrfs pool' }
+        @{ Driver = 'overlay'; Point = 'copy-snapshot-made'; To = $null; Into = 'in the overlay pool' }
+        @{ Driver = 'overlay'; Point = 'copy-staged'; To = $null; Into = 'in the overlay pool' }
+        @{ Driver = 'overlay'; Point = 'copy-snapshot-made'; To = 'btrfs'; Into = 'from overlay to btrfs' }
+        @{ Driver = 'dir'; Point = 'copy-snapshot-made'; To = 'dir'; Into = 'from dir to dir' }
     ) {
         $pool = if ($Driver -eq 'overlay') { 'default' } else { "k$Driver" }
-        if ($Driver -eq 'dir') { New-SystemContainerStoragePool $pool -Driver dir | Out-Null }
-        if ($Driver -eq 'btrfs') { New-SystemContainerStoragePool $pool -Driver btrfs -Size 300MiB | Out-Null }
+        $toPool = if ($To) { "k$($To)to" } else { $null }
+        $made = @(@{ Name = $pool; Driver = $Driver }, @{ Name = $toPool; Driver = $To }) | Where-Object { $_.Name -and $_.Name -ne 'default' }
+        foreach ($p in $made) {
+            $size = if ($p.Driver -eq 'btrfs') { '300MiB' } else { $null }
+            New-SystemContainerStoragePool $p.Name -Driver $p.Driver -Size $size | Out-Null
+        }
+        $into = if ($toPool) { @{ StoragePool = $toPool } } else { @{} }
         New-SystemContainer ksrc -Image $image -Network none -StoragePool $pool -Start | Out-Null
+        Invoke-In ksrc 'echo one > /mark'
+        Checkpoint-SystemContainer ksrc -SnapshotName k1
+        Invoke-In ksrc 'echo two > /mark'
+        Checkpoint-SystemContainer ksrc -SnapshotName k2
         Invoke-In ksrc 'echo mark > /mark'
         Stop-DaemonProcess $daemon
         $env:SYSTEMCONTAINERS_TEST_CRASH_AT = $Point
         try { Start-DaemonProcess $daemon } finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_CRASH_AT }
         $dead = $daemon.Pid
-        Copy-SystemContainer ksrc khalf -ErrorAction SilentlyContinue
+        Copy-SystemContainer ksrc khalf @into -ErrorAction SilentlyContinue
         Wait-Until { -not (Test-ProcessAlive $dead) } -TimeoutSeconds 60 -What "the daemon to die at $Point"
         Get-Content -Raw $daemon.Log | Should -Match "test hook: SIGKILL at $Point"
         $daemon.Pid = 0
@@ -292,11 +378,14 @@ Describe 'A daemon killed during a copy' {
         Assert-NothingOf khalf
         (Get-SystemContainer ksrc).Status | Should -Be 'Running'
         Invoke-In ksrc 'cat /mark' | Should -Be 'mark'
-        Copy-SystemContainer ksrc khalf | Out-Null
+        (Get-SystemContainerSnapshot ksrc).SnapshotName | Should -Be @('k1', 'k2')
+        Copy-SystemContainer ksrc khalf @into | Out-Null
+        (Get-SystemContainerSnapshot khalf).SnapshotName | Should -Be @('k1', 'k2')
+        Restore-SystemContainerSnapshot khalf k1 -Force
         Start-SystemContainer khalf
-        Invoke-In khalf 'cat /mark' | Should -Be 'mark'
+        Invoke-In khalf 'cat /mark' | Should -Be 'one'
         Remove-SystemContainer ksrc, khalf -Force
-        if ($pool -ne 'default') { Remove-SystemContainerStoragePool $pool -Force }
+        foreach ($p in $made) { Remove-SystemContainerStoragePool $p.Name -Force }
     }
     It 'leaves no half-made copy from <From> into <To> killed mid stream, and thaws the running source' -ForEach @(
         @{ From = 'overlay'; To = 'dir' }

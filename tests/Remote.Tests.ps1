@@ -499,7 +499,7 @@ Describe 'Copying and moving containers between daemons' {
         New-SystemContainer ov -Image (Get-TestImage) -Network none | Out-Null
         try {
             $sends = (Get-SendOperations ov).Count
-            $r = Invoke-Mover 'Copy-SystemContainer -Remote r ov -DestinationHost local -IncludeSnapshots -StoragePool pbt'
+            $r = Invoke-Mover 'Copy-SystemContainer -Remote r ov -DestinationHost local -StoragePool pbt'
             $r.ExitCode | Should -Not -Be 0
             $r.Output | Should -Match "container 'ov' already exists here; nothing was fetched"
             $ops = Get-SendOperations ov
@@ -527,7 +527,7 @@ Describe 'Copying and moving containers between daemons' {
         Get-Traces | Should -Be $before
     }
     It 'leaves the source intact and nothing on the target when the <Side> daemon dies mid-transfer' -ForEach @(
-        @{ Side = 'source'; Point = 'migration-sent-part'; Container = 'ov'; Command = 'Copy-SystemContainer -Remote r ov -DestinationHost local -Destination cut1 -IncludeSnapshots -StoragePool pbt' }
+        @{ Side = 'source'; Point = 'migration-sent-part'; Container = 'ov'; Command = 'Copy-SystemContainer -Remote r ov -DestinationHost local -Destination cut1 -StoragePool pbt' }
         @{ Side = 'target'; Point = 'backup-import-part'; Container = 'bt'; Command = 'Move-SystemContainer -Remote r bt -DestinationHost local -Destination cut2 -StoragePool pbt' }
     ) {
         $killed = if ($Side -eq 'source') { $server } else { $client }
@@ -585,7 +585,7 @@ Describe 'Copying and moving containers between daemons' {
         Assert-SourceIntact ov
     }
     It 'copies an overlay container with its snapshots into a btrfs pool on the target, with new MACs, and leaves the source as it was' {
-        $r = Invoke-Mover 'Copy-SystemContainer -Remote r ov -DestinationHost local -Destination ovcopy -IncludeSnapshots -StoragePool pbt | ConvertTo-Json -Compress'
+        $r = Invoke-Mover 'Copy-SystemContainer -Remote r ov -DestinationHost local -Destination ovcopy -StoragePool pbt | ConvertTo-Json -Compress'
         $r.ExitCode | Should -Be 0 -Because $r.Output
         $made = $r.Output | ConvertFrom-Json
         $made.Name | Should -Be 'ovcopy'
@@ -612,11 +612,11 @@ Describe 'Copying and moving containers between daemons' {
         Remove-SystemContainer ovcopy -Force
     }
     It 'copies a btrfs container without its snapshots as a btrfs send stream into a btrfs pool on the target' {
-        $r = Invoke-Mover 'Copy-SystemContainer -Remote r bt -DestinationHost local -Destination btcopy -StoragePool pbt | ConvertTo-Json -Compress'
+        $r = Invoke-Mover 'Copy-SystemContainer -Remote r bt -DestinationHost local -Destination btcopy -InstanceOnly -StoragePool pbt | ConvertTo-Json -Compress'
         $r.ExitCode | Should -Be 0 -Because $r.Output
         (Get-SendOperations bt)[-1].metadata.result.optimized | Should -BeTrue
         Use-Daemon $client
-        Get-SystemContainerSnapshot btcopy | Should -BeNullOrEmpty -Because 'snapshots go only with -IncludeSnapshots'
+        Get-SystemContainerSnapshot btcopy | Should -BeNullOrEmpty -Because '-InstanceOnly leaves the snapshots'
         (Get-SystemContainer btcopy).Config['nic.eth0.hwaddr'] | Should -Not -Be $sourceMac.bt
         Get-Hash btcopy | Should -Be $hashes.bt
         Assert-SourceIntact bt

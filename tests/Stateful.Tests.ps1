@@ -382,6 +382,33 @@ Describe 'Checkpoint-SystemContainer -Stateful and Restore-SystemContainerSnapsh
         # A plain snapshot beside it says it holds no processes.
         (Checkpoint-SystemContainer snap1 plain -PassThru).Stateful | Should -BeFalse
     }
+    It 'copies and exports a stateful snapshot with its files only, warning that its processes are not carried' {
+        $file = Join-Path $daemon.Dir 'stateful.tar'
+        try {
+            Copy-SystemContainer snap1 snapcopy -WarningVariable w -WarningAction SilentlyContinue | Out-Null
+            @($w) | Should -HaveCount 1
+            "$($w[0])" | Should -Match "^snapshot 's1' of container 'snap1' holds running processes \(-Stateful\), which are not carried: the snapshot of snapcopy holds its files only"
+            $copied = @(Get-SystemContainerSnapshot snapcopy)
+            $copied.SnapshotName | Should -Be @('s1', 'plain')
+            $copied.Stateful | Should -Be @($false, $false)
+            Test-Path (Join-Path $daemon.StateDir 'containers/snapcopy/snapshot-states') | Should -BeFalse
+            Restore-SystemContainerSnapshot snapcopy s1 -Stateful -Force -ErrorVariable err -ErrorAction SilentlyContinue
+            $err[0].FullyQualifiedErrorId | Should -BeLike 'SnapshotNotStateful,*'
+            Restore-SystemContainerSnapshot snapcopy s1 -Force
+            Start-SystemContainer snapcopy
+            Invoke-SystemContainerCommand snapcopy -- cat /counter.sh | Should -Not -BeNullOrEmpty
+            Copy-SystemContainer snap1 snapbare -InstanceOnly -WarningVariable w2 | Out-Null
+            @($w2) | Should -BeNullOrEmpty
+            Export-SystemContainer snap1 -Path $file -IncludeSnapshots -WarningVariable w3 -WarningAction SilentlyContinue | Out-Null
+            "$($w3[0])" | Should -Match "^snapshot 's1' of container 'snap1' .* the backup's snapshot holds its files only"
+            (Get-SystemContainerSnapshot snap1 s1).Stateful | Should -BeTrue
+            Test-Path (Join-Path $states 's1/inventory.img') | Should -BeTrue
+        }
+        finally {
+            Remove-SystemContainer snapcopy, snapbare -Force -ErrorAction SilentlyContinue
+            Remove-Item $file -ErrorAction SilentlyContinue
+        }
+    }
     It 'restores the files and then the processes: the counter goes on from the checkpoint, a later file is gone' {
         Invoke-SystemContainerCommand snap1 -- sh -c 'echo later > /after-checkpoint'
         $at = @(Get-Lines)[-1]

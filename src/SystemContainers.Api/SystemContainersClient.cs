@@ -100,9 +100,11 @@ public sealed partial class SystemContainersClient : IDisposable
         SendAsync<SystemContainer>(HttpMethod.Post, "1.0/containers", request, ct);
 
     /// <summary>A new container name, a copy of source or of its snapshot, in its pool or in storagePool.</summary>
-    public Task<SystemContainer> CopyContainerAsync(string source, string? snapshot, string name, string? storagePool, CancellationToken ct = default) =>
+    public Task<SystemContainer> CopyContainerAsync(string source, string? snapshot, string name, string? storagePool, bool instanceOnly = false,
+        CancellationToken ct = default) =>
         SendAsync<SystemContainer>(HttpMethod.Post, "1.0/containers",
-            new ContainerCreateRequest(name, null, StoragePool: storagePool, Source: new ContainerSource("copy", snapshot is null ? source : $"{source}/{snapshot}")), ct);
+            new ContainerCreateRequest(name, null, StoragePool: storagePool,
+                Source: new ContainerSource("copy", snapshot is null ? source : $"{source}/{snapshot}", InstanceOnly: instanceOnly)), ct);
 
     /// <summary>
     /// Has this daemon pull a container from another daemon's migration operation (see

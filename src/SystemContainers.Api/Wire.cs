@@ -182,13 +182,13 @@ public sealed record ContainerCreateRequest(string Name, string? Image, Dictiona
 
 /// <summary>
 /// Where a new container comes from, as LXD's instance source: Type "copy" with Source "NAME" or
-/// "NAME/SNAPSHOT"; or Type "migration", Mode "pull": another daemon's migration Operation
+/// "NAME/SNAPSHOT" (a copy of NAME carries its snapshots unless InstanceOnly); or Type "migration", Mode "pull": another daemon's migration Operation
 /// (https://address:port/1.0/operations/ID) whose server certificate has the SHA-256 Certificate,
 /// fetched with Secrets["fs"]. Move keeps the container's MACs (its source is removed afterwards);
 /// a copy gets new ones.
 /// </summary>
 public sealed record ContainerSource(string Type, string? Source = null, string? Mode = null, string? Operation = null, string? Certificate = null,
-    Dictionary<string, string>? Secrets = null, bool Move = false);
+    Dictionary<string, string>? Secrets = null, bool Move = false, bool InstanceOnly = false);
 
 /// <summary>
 /// PUT /1.0/containers/NAME/state, as LXD's: Stateful with "stop" saves the processes first (criu);

@@ -614,7 +614,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         string? snapshot = parts.Length == 2 ? parts[1] : null;
         return Async(operations.Start($"Copying container {source.Source} to {req.Name}", Resource(req.Name), async op =>
         {
-            var made = await containers.CopyAsync(parts[0], req.Name, snapshot, req.StoragePool, op.Cancellation.Token);
+            var made = await containers.CopyAsync(parts[0], req.Name, snapshot, req.StoragePool, source.InstanceOnly, op.Cancellation.Token);
             return ToApi(req.Start ? await containers.StartAsync(req.Name, op.Cancellation.Token, made.Id) : made);
         }, throttled: true));
     }

@@ -40,6 +40,7 @@ public sealed class ExportSystemContainerCommand : SystemContainerCmdlet
             return;
         }
         if (!ShouldProcess(Name, $"Export system container to {path}")) return;
+        if (IncludeSnapshots) WarnOfStatefulSnapshots(Name, "the backup's snapshot");
         string compression = path.EndsWith(".zst", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".tzst", StringComparison.OrdinalIgnoreCase) ? "zstd"
             : path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".tgz", StringComparison.OrdinalIgnoreCase) ? "gzip" : "none";
         string partial = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(path) ?? ".", $".{System.IO.Path.GetFileName(path)}.{Guid.NewGuid():N}.partial");

@@ -327,10 +327,10 @@ public sealed class RenameSystemContainerCommand : SystemContainerCmdlet
 
 /// <summary>
 /// Copies a container, or one of its snapshots, to a new stopped container (LXD's copy): the same
-/// image and config, new MACs and host-side NIC names, no fixed address and no snapshots. With
-/// -DestinationHost the copy is made by another daemon, which pulls the stopped container from
-/// this one (see ContainerTransferCmdlet): config, fixed addresses and, with -IncludeSnapshots,
-/// its snapshots, with new MACs.
+/// image and config, new MACs and host-side NIC names, no fixed address, and the container's
+/// snapshots unless -InstanceOnly (a snapshot's copy has none). With -DestinationHost the copy is
+/// made by another daemon, which pulls the stopped container from this one (see
+/// ContainerTransferCmdlet): config, fixed addresses and, unless -InstanceOnly, its snapshots, with new MACs.
 /// </summary>
 [Cmdlet(VerbsCommon.Copy, "SystemContainer", SupportsShouldProcess = true, DefaultParameterSetName = LocalSet)]
 [OutputType(typeof(SystemContainer))]
@@ -358,9 +358,9 @@ public sealed class CopySystemContainerCommand : ContainerTransferCmdlet
     [ArgumentCompleter(typeof(RemoteNameCompleter))]
     public string DestinationHost { get; set; } = "";
 
-    /// <summary>Copies the container's snapshots to the other host as well.</summary>
-    [Parameter(ParameterSetName = HostSet)]
-    public SwitchParameter IncludeSnapshots { get; set; }
+    /// <summary>Copies the container alone, without its snapshots (LXD's --instance-only).</summary>
+    [Parameter]
+    public SwitchParameter InstanceOnly { get; set; }
 
     /// <summary>The storage pool the copy goes in (default: the source's on this host; the default pool on another).</summary>
     [Parameter]
@@ -373,12 +373,14 @@ public sealed class CopySystemContainerCommand : ContainerTransferCmdlet
         {
             string name = Destination.Length > 0 ? Destination : Name;
             if (!ShouldProcess(Name, $"Copy system container to {DestinationHost} as {name}")) return;
-            if (Transfer(Name, DestinationHost, name, StoragePool, IncludeSnapshots, move: false, out var copied)) WriteObject(copied);
+            if (!InstanceOnly) WarnOfStatefulSnapshots(Name, $"the snapshot of {name} on {DestinationHost}");
+            if (Transfer(Name, DestinationHost, name, StoragePool, includeSnapshots: !InstanceOnly, move: false, out var copied)) WriteObject(copied);
             return;
         }
         string what = Snapshot is null ? Name : $"{Name}/{Snapshot}";
         if (!ShouldProcess(what, $"Copy system container to {Destination}")) return;
-        if (TryCall(c => c.CopyContainerAsync(Name, Snapshot, Destination, StoragePool, Cancel), Name, out var made))
+        if (Snapshot is null && !InstanceOnly) WarnOfStatefulSnapshots(Name, $"the snapshot of {Destination}");
+        if (TryCall(c => c.CopyContainerAsync(Name, Snapshot, Destination, StoragePool, InstanceOnly, Cancel), Name, out var made))
             WriteObject(made);
     }
 }
@@ -415,6 +417,7 @@ public sealed class MoveSystemContainerCommand : ContainerTransferCmdlet
     {
         string name = string.IsNullOrEmpty(NewName) ? Name : NewName;
         if (!ShouldProcess(Name, $"Move system container to {DestinationHost} as {name}")) return;
+        WarnOfStatefulSnapshots(Name, $"the snapshot of {name} on {DestinationHost}");
         if (!Transfer(Name, DestinationHost, name, StoragePool, includeSnapshots: true, move: true, out var moved)) return;
         // The destination has said the container is complete there: only now is the source removed.
         if (TryCall(c => c.DeleteContainerAsync(Name, false, Cancel), Name)) WriteObject(moved);

@@ -180,6 +180,22 @@ public abstract class SystemContainerCmdlet : PSCmdlet
         }
     }
 
+    /// <summary>
+    /// Before a copy, move or export that carries the snapshots of container name (of -Remote),
+    /// warns of each stateful one: its processes are not carried (their criu images name this
+    /// container's ids and NICs), so what arrives (carried) holds its files, restored without
+    /// -Stateful. A look-up that fails warns of nothing: the call that follows reports the failure.
+    /// </summary>
+    protected void WarnOfStatefulSnapshots(string name, string carried)
+    {
+        List<SystemContainerSnapshot> snapshots;
+        try { snapshots = Client.ListSnapshotsAsync(name, Cancel).GetAwaiter().GetResult(); }
+        catch (SystemContainersApiException) { return; }
+        foreach (var s in snapshots.Where(s => s.Stateful))
+            WriteWarning($"snapshot '{s.SnapshotName}' of container '{name}' holds running processes (-Stateful), which are not carried: " +
+                $"{carried} holds its files only, to restore without -Stateful");
+    }
+
     /// <summary>Runs an API call synchronously; API failures become non-terminating errors about target.</summary>
     protected bool TryCall<T>(Func<SystemContainersClient, Task<T>> call, object? target, out T result)
     {

@@ -54,6 +54,14 @@ public sealed record BackupIndex(
     public static string TreeOf(string snapshot) => $"{SnapshotsDir}{snapshot}/rootfs/";
     public static string StreamOf(string snapshot) => $"{SnapshotsDir}{snapshot}.bin";
 
+    /// <summary>
+    /// An optimized backup's btrfs stream is in members of this size, STREAM.000000, STREAM.000001, ...
+    /// (ChunkOf), the last shorter; exports before chunking have it whole, as the one member STREAM.
+    /// </summary>
+    public const int ChunkBytes = 8 << 20;
+
+    public static string ChunkOf(string stream, int index) => $"{stream}.{index:D6}";
+
     public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this, Json);
 
     /// <summary>Parses and checks an index; what is wrong with it is an InvalidDataException saying what.</summary>

@@ -162,12 +162,14 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
 
     /// <summary>
     /// A new container name, a copy of source (or of its snapshot) in its pool or in storagePool;
-    /// it has the source's config with new MACs and host-side names, and no snapshots (see CopyContainer).
+    /// it has the source's config with new MACs and host-side names, and the source's snapshots
+    /// unless instanceOnly or it is a snapshot's copy (see CopyContainer).
     /// </summary>
-    public async Task<ContainerView> CopyAsync(string source, string name, string? snapshot, string? storagePool, CancellationToken ct = default)
+    public async Task<ContainerView> CopyAsync(string source, string name, string? snapshot, string? storagePool, bool instanceOnly = false,
+        CancellationToken ct = default)
     {
         Container? made = null;
-        await UnderGate(source, "container-copied", async c => made = await _duplicate.RunAsync(c, name, snapshot, storagePool, ct), ct, null);
+        await UnderGate(source, "container-copied", async c => made = await _duplicate.RunAsync(c, name, snapshot, storagePool, instanceOnly, ct), ct, null);
         Raise("container-created", name);
         return View(made!);
     }

@@ -43,8 +43,7 @@ internal sealed class ExportContainer(EngineParts parts, FreezeContainer freezer
                 new BackupConfig(new BackupContainer(record.Name, record.Config, record.Created, record.ImageFingerprint, record.ImageAlias, record.InitKind),
                     [.. snapshots.Select(s => new BackupSnapshot(s.Name, s.Created, s.ExpiresAt))]));
             string? moment = TakeMoment(c, driver, volume);
-            return new ContainerExport(driver, volume, moment, parts.Storage.SourceOf(record), record.IdMap, index, format, options.Compression,
-                Path.Combine(parts.Options.StateDir, "backups"), lease);
+            return new ContainerExport(driver, volume, moment, parts.Storage.SourceOf(record), record.IdMap, index, format, options.Compression, lease);
         }
         catch
         {
@@ -67,7 +66,6 @@ internal sealed class ExportContainer(EngineParts parts, FreezeContainer freezer
 /// <summary>An export opened and checked, holding its container's gate until disposed; WriteAsync streams the tarball.</summary>
 public sealed class ContainerExport : IDisposable
 {
-    private static readonly ImportLimits Unlimited = new(long.MaxValue, long.MaxValue);
     private readonly IStorageDriver _driver;
     private readonly Volume _volume;
     private readonly string? _moment;
@@ -76,15 +74,14 @@ public sealed class ContainerExport : IDisposable
     private readonly BackupIndex _index;
     private readonly VolumeFormat _format;
     private readonly BackupCompression _compression;
-    private readonly string _spool;
     private readonly IDisposable _lease;
 
     /// <summary>moment: the temporary snapshot a running container's root is sent from (null: the stopped volume itself), deleted on Dispose.</summary>
     internal ContainerExport(IStorageDriver driver, Volume volume, string? moment, VolumeSource image, Spec.IdMap? map, BackupIndex index, VolumeFormat format,
-        BackupCompression compression, string spool, IDisposable lease)
+        BackupCompression compression, IDisposable lease)
     {
-        (_driver, _volume, _moment, _image, _map, _index, _format, _compression, _spool, _lease) =
-            (driver, volume, moment, image, map, index, format, compression, spool, lease);
+        (_driver, _volume, _moment, _image, _map, _index, _format, _compression, _lease) =
+            (driver, volume, moment, image, map, index, format, compression, lease);
     }
 
     public async Task WriteAsync(Stream output, CancellationToken ct)
@@ -95,9 +92,9 @@ public sealed class ContainerExport : IDisposable
         else if (_compression == BackupCompression.Gzip)
         {
             await using var gzip = new GZipStream(output, CompressionLevel.Fastest, leaveOpen: true);
-            await StreamPipe.RunAsync(WriteTarballAsync, (tar, token) => tar.CopyToAsync(gzip, token), ct);
+            await StreamPipe.RunAsync(WriteTarballAsync, (tar, token) => tar.CopyToAsync(gzip, PipedTool.PipeBytes, token), ct);
         }
-        else await StreamPipe.RunAsync(WriteTarballAsync, (tar, token) => tar.CopyToAsync(output, token), ct);
+        else await StreamPipe.RunAsync(WriteTarballAsync, (tar, token) => tar.CopyToAsync(output, PipedTool.PipeBytes, token), ct);
     }
 
     private async Task WriteTarballAsync(Stream output, CancellationToken ct)
@@ -119,44 +116,18 @@ public sealed class ContainerExport : IDisposable
 
     /// <summary>The driver's tar stream of one root, each member put under prefix (hardlinks' targets too).</summary>
     private Task AddTreeAsync(TarballWriter tar, string? snapshot, string prefix, CancellationToken ct) =>
-        StreamPipe.RunAsync((s, token) => _driver.SendAsync(_volume, _image, _map, snapshot, null, VolumeFormat.Tar, s, token), (s, token) => Task.Run(() =>
-        {
-            var reader = new TarballReader(s, Unlimited);
-            while (reader.Next() is TarMember m)
-            {
-                token.ThrowIfCancellationRequested();
-                tar.Add(m.IsHardlink ? m with { LinkName = prefix + Relative(m.LinkName) } : m, prefix + Relative(m.Name), reader.Read);
-            }
-            s.CopyTo(Stream.Null);
-        }, token), ct);
+        _driver.AddTreeAsync(_volume, _image, _map, snapshot, tar, prefix, ct);
 
     /// <summary>
     /// A tar member's size comes before its data, and a btrfs send stream's size is known only at
-    /// its end: it is spooled to a file under the state directory, removed once it is in the tarball.
+    /// its end: the stream goes in as members of at most BackupIndex.ChunkBytes each (ChunkWriter),
+    /// each held in memory until it is full, so it never passes through a file.
     /// </summary>
     private async Task AddSendStreamAsync(TarballWriter tar, string? snapshot, string? parent, string name, CancellationToken ct)
     {
-        Directory.CreateDirectory(_spool, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        string file = Path.Combine(_spool, $".send-{Guid.NewGuid():N}");
-        try
-        {
-            await using (var spool = new FileStream(file, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.Asynchronous))
-                await _driver.SendAsync(_volume, _image, _map, snapshot, parent, VolumeFormat.Btrfs, spool, ct);
-            TestHooks.Reach("backup-export-spooled");
-            await using var data = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.None, 1 << 20);
-            tar.AddFile(name, 0x180, data.Length, data, DateTimeOffset.UtcNow);
-        }
-        finally
-        {
-            File.Delete(file);
-        }
-    }
-
-    /// <summary>A member name of GNU tar's ("./etc/passwd", "." for the root) relative to the root.</summary>
-    private static string Relative(string name)
-    {
-        while (name.StartsWith("./", StringComparison.Ordinal)) name = name[2..];
-        return name == "." ? "" : name;
+        using var chunks = new ChunkWriter(tar, name);
+        await _driver.SendAsync(_volume, _image, _map, snapshot, parent, VolumeFormat.Btrfs, chunks, ct);
+        chunks.Complete();
     }
 
     public void Dispose()
@@ -175,4 +146,81 @@ public sealed class ContainerExport : IDisposable
             _lease.Dispose();
         }
     }
+}
+
+/// <summary>
+/// A btrfs send stream written into a backup tarball as members NAME.000000, NAME.000001, ...
+/// (BackupIndex.ChunkOf) of BackupIndex.ChunkBytes each, the last shorter: each chunk is filled
+/// in memory and, once full, its size known, written to the tarball by a task of its own while
+/// the next one fills, so the sender and the tarball's reader run at once. Complete writes the
+/// last (at least one member, so an empty stream is still there) and waits for it.
+/// </summary>
+internal sealed class ChunkWriter(TarballWriter tar, string stream) : Stream
+{
+    private byte[] _chunk = new byte[BackupIndex.ChunkBytes], _spare = new byte[BackupIndex.ChunkBytes];
+    private int _filled, _written;
+    private Task _writing = Task.CompletedTask;
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        while (buffer.Length > 0)
+        {
+            int n = Math.Min(buffer.Length, _chunk.Length - _filled);
+            buffer[..n].CopyTo(_chunk.AsSpan(_filled));
+            _filled += n;
+            buffer = buffer[n..];
+            if (_filled == _chunk.Length) Emit();
+        }
+    }
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    /// <summary>The tarball's writer is synchronous; the tool's output pipe keeps the sender going meanwhile.</summary>
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default)
+    {
+        ct.ThrowIfCancellationRequested();
+        Write(buffer.Span);
+        return ValueTask.CompletedTask;
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => WriteAsync(buffer.AsMemory(offset, count), ct).AsTask();
+
+    public void Complete()
+    {
+        if (_filled > 0 || _written == 0) Emit();
+        _writing.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Hands the full chunk to a task that adds it to the tarball, once the chunk before it is in; the next fills the spare buffer.</summary>
+    private void Emit()
+    {
+        _writing.GetAwaiter().GetResult();
+        var (data, size, name) = (_chunk, _filled, BackupIndex.ChunkOf(stream, _written));
+        _writing = Task.Run(() => tar.AddFile(name, 0x180, size, new MemoryStream(data, 0, size, writable: false), DateTimeOffset.UtcNow));
+        (_chunk, _spare) = (_spare, data);
+        _written++;
+        _filled = 0;
+        TestHooks.Reach("backup-export-chunk");
+    }
+
+    /// <summary>A send that failed midway leaves no task writing to the tarball after it.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            try { _writing.Wait(); }
+            catch (AggregateException) { }
+        }
+        base.Dispose(disposing);
+    }
+
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
 }

@@ -104,11 +104,13 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
             string what = snapshot is null ? "the container" : $"snapshot '{snapshot}'";
             if (format == VolumeFormat.Btrfs)
             {
-                if (next is null || Normal(next.Name) != stream || !next.IsRegular)
-                    throw new InvalidDataException($"entry '{Short(next?.Name ?? "(end)")}' comes where {what}'s stream {stream} belongs");
-                await driver.ReceiveAsync(volume, image, map, snapshot, format, new MemberStream(tar), policy, ct);
+                bool chunked = next is not null && Normal(next.Name) == BackupIndex.ChunkOf(stream, 0);
+                if (next is null || !chunked && Normal(next.Name) != stream || !next.IsRegular)
+                    throw new InvalidDataException($"entry '{Short(next?.Name ?? "(end)")}' comes where {what}'s stream {BackupIndex.ChunkOf(stream, 0)} belongs");
+                var member = new MemberStream(tar, chunked ? stream : null);
+                await driver.ReceiveAsync(volume, image, map, snapshot, format, member, policy, ct);
                 TestHooks.Reach("backup-import-part");
-                next = Skip(tar, tar.Next());
+                next = Skip(tar, member.Next());
                 continue;
             }
             if (next is null || !Normal(next.Name).StartsWith(tree, StringComparison.Ordinal) && Normal(next.Name) + "/" != tree)
@@ -225,11 +227,44 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
         }
     }
 
-    /// <summary>The tar reader's current member's data as a stream, for a btrfs stream that is one member.</summary>
-    private sealed class MemberStream(TarballReader tar) : Stream
+    /// <summary>
+    /// A btrfs stream's bytes: the tar reader's current member's data, and with chunked (the
+    /// stream's name) those of the members after it that are its next chunks (BackupIndex.ChunkOf),
+    /// in order; the first member that is not ends it.
+    /// </summary>
+    private sealed class MemberStream(TarballReader tar, string? chunked) : Stream
     {
-        public override int Read(byte[] buffer, int offset, int count) => tar.Read(buffer.AsSpan(offset, count));
-        public override int Read(Span<byte> buffer) => tar.Read(buffer);
+        private int _chunk;
+        private bool _ended;
+        private TarMember? _after;
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            while (!_ended)
+            {
+                int n = tar.Read(buffer);
+                if (n > 0 || buffer.Length == 0) return n;
+                if (chunked is null)
+                {
+                    _ended = true;
+                    break;
+                }
+                var m = tar.Next();
+                if (m is not null && m.IsRegular && Normal(m.Name) == BackupIndex.ChunkOf(chunked, _chunk + 1))
+                {
+                    _chunk++;
+                    continue;
+                }
+                (_after, _ended) = (m, true);
+            }
+            return 0;
+        }
+
+        /// <summary>The member after the stream; one of its chunks if the receiver stopped before its end, which the caller refuses.</summary>
+        public TarMember? Next() => _ended && chunked is not null ? _after : tar.Next();
+
         public override bool CanRead => true;
         public override bool CanSeek => false;
         public override bool CanWrite => false;

@@ -99,6 +99,16 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
         Btrfs.Snapshot(snapshot is null ? PathOf(source) : SnapshotPath(source, snapshot), to, readOnly: false);
     }
 
+    /// <summary>A read-only snapshot of the snapshot, in target's snapshot directory: instant, sharing every extent.</summary>
+    public void CopySnapshot(Volume source, string snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap)
+    {
+        string from = SnapshotPath(source, snapshot);
+        string to = Path.Combine(SnapshotsOf(target), snapshot);
+        PoolDirs.CheckAbsent(to);
+        Directory.CreateDirectory(SnapshotsOf(target));
+        Btrfs.Snapshot(from, to, readOnly: true);
+    }
+
     public void RenameVolume(Volume volume, string newName)
     {
         PoolDirs.Rename(PathOf(volume), Path.Combine(Volumes, newName));
@@ -249,6 +259,9 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
             if (sending is not null) Btrfs.Destroy(sending);
         }
     }
+
+    public Task AddTreeAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, Images.TarballWriter tarball, string prefix, CancellationToken ct) =>
+        TreeTar.AddMembersAsync(snapshot is null ? PathOf(volume) : SnapshotPath(volume, snapshot), tarball, m => m, prefix, ct);
 
     public Task ReceiveAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy, CancellationToken ct)
     {

@@ -56,6 +56,9 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
         TreeCopy.Copy(snapshot is null ? PathOf(source) : SnapshotsOf(source).TreeOf(snapshot), to);
     }
 
+    public void CopySnapshot(Volume source, string snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap) =>
+        SnapshotsOf(target).Fill(snapshot, tree => TreeCopy.Copy(SnapshotsOf(source).TreeOf(snapshot), tree));
+
     public void RenameVolume(Volume volume, string newName)
     {
         PoolDirs.Rename(PathOf(volume), Path.Combine(Volumes, newName));
@@ -99,6 +102,9 @@ internal sealed class DirDriver(string root, bool ownsRoot) : IStorageDriver
         if (format != VolumeFormat.Tar) throw PoolDirs.NoFormat("dir", format);
         return TreeTar.SendAsync(snapshot is null ? PathOf(volume) : SnapshotsOf(volume).TreeOf(snapshot), output, ct);
     }
+
+    public Task AddTreeAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, Images.TarballWriter tarball, string prefix, CancellationToken ct) =>
+        TreeTar.AddMembersAsync(snapshot is null ? PathOf(volume) : SnapshotsOf(volume).TreeOf(snapshot), tarball, m => m, prefix, ct);
 
     public Task ReceiveAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, VolumeFormat format, Stream input, ReceivePolicy policy, CancellationToken ct)
     {

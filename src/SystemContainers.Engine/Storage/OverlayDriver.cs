@@ -63,6 +63,14 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
         if (targetMap is not null && targetMap != sourceMap) IdShifter.Reshift(upper, sourceMap, targetMap);
     }
 
+    /// <summary>A copy of the snapshot's upper layer, shifted as CopyVolume shifts the volume's.</summary>
+    public void CopySnapshot(Volume source, string snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap) =>
+        SnapshotsOf(target).Fill(snapshot, tree =>
+        {
+            TreeCopy.Copy(SnapshotsOf(source).TreeOf(snapshot), tree);
+            if (targetMap is not null && targetMap != sourceMap) IdShifter.Reshift(tree, sourceMap, targetMap);
+        });
+
     /// <summary>The volume is in the state directory, which moves with the container.</summary>
     public void RenameVolume(Volume volume, string newName) { }
 
@@ -105,28 +113,34 @@ internal sealed class OverlayDriver(string containersDir) : IStorageDriver
     {
         if (parent is not null) throw PoolDirs.NoIncremental("overlay");
         if (format != VolumeFormat.Tar) throw PoolDirs.NoFormat("overlay", format);
+        await ReadMergedAsync(volume, image, snapshot, async tree =>
+        {
+            if (map is null)
+            {
+                await TreeTar.SendAsync(tree, output, ct);
+                return;
+            }
+            var writer = new TarballWriter(output);
+            await TreeTar.AddMembersAsync(tree, writer, Owned(map), null, ct);
+            writer.Finish();
+        });
+    }
+
+    /// <summary>The merged root's members, shifted back to the container's own ids and renamed in the same pass.</summary>
+    public Task AddTreeAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, TarballWriter tarball, string prefix, CancellationToken ct) =>
+        ReadMergedAsync(volume, image, snapshot, tree =>
+            TreeTar.AddMembersAsync(tree, tarball, map is null ? m => m : Owned(map), prefix, ct));
+
+    private async Task ReadMergedAsync(Volume volume, VolumeSource image, string? snapshot, Func<string, Task> read)
+    {
         string upper = snapshot is null ? UsageTree(volume) : SnapshotsOf(volume).TreeOf(snapshot);
         using var merged = DetachedOverlay.Mount($"{upper}:{image.Rootfs}", volume.Container);
         TestHooks.Reach("overlay-send-mounted");
-        string tree = $"/proc/{Environment.ProcessId}/fd/{merged.Fd}";
-        if (map is null)
-        {
-            await TreeTar.SendAsync(tree, output, ct);
-            return;
-        }
-        await Runtime.StreamPipe.RunAsync((s, token) => TreeTar.SendAsync(tree, s, token), (s, token) => Task.Run(() =>
-        {
-            var reader = new TarballReader(s, new ImportLimits(long.MaxValue, long.MaxValue));
-            var writer = new TarballWriter(output);
-            while (reader.Next() is TarMember m)
-            {
-                token.ThrowIfCancellationRequested();
-                writer.Add(m with { Uid = Own(m.Uid, map.UidBase, map.Size), Gid = Own(m.Gid, map.GidBase, map.Size) }, m.Name, reader.Read);
-            }
-            writer.Finish();
-            s.CopyTo(Stream.Null);
-        }, token), ct);
+        await read($"/proc/{Environment.ProcessId}/fd/{merged.Fd}");
     }
+
+    private static Func<TarMember, TarMember> Owned(IdMap map) =>
+        m => m with { Uid = Own(m.Uid, map.UidBase, map.Size), Gid = Own(m.Gid, map.GidBase, map.Size) };
 
     /// <summary>
     /// The whole tree goes into a new upper layer, over the image it names (which must be on this

@@ -180,25 +180,53 @@ public sealed class StorageService
         Usable(record.StoragePool).CreateVolume(new Volume(record.Name, containerDir), SourceOf(record), record.IdMap);
 
     /// <summary>
-    /// Makes target's volume (target's pool, staging directory targetDir) a copy of source's or of
-    /// its snapshot: the pool's own copy within a pool (a snapshot, a reflinked tree, an upper
-    /// layer); between pools, the source driver's tar stream received by the target's, as a backup
-    /// is, so any pool receives from any other, the overlay pool too.
+    /// Gives target (target's pool, staging directory targetDir) copies of source's snapshots,
+    /// oldest first, made before its volume (CopyVolumeAsync, whose btrfs stream may be
+    /// incremental from the last of them). The snapshots are read-only, so the source needs no freeze.
     /// </summary>
-    internal async Task CopyVolumeAsync(ContainerRecord source, string? snapshot, ContainerRecord target, string targetDir, CancellationToken ct)
+    internal async Task CopySnapshotsAsync(ContainerRecord source, IReadOnlyList<string> snapshots, ContainerRecord target, string targetDir, CancellationToken ct)
+    {
+        string? parent = null;
+        foreach (var snapshot in snapshots)
+        {
+            await CopyAsync(source, snapshot, asSnapshot: true, parent, target, targetDir, ct);
+            TestHooks.Reach("copy-snapshot-made");
+            parent = snapshot;
+        }
+    }
+
+    /// <summary>
+    /// Makes target's volume (target's pool, staging directory targetDir) a copy of source's or of
+    /// its snapshot; parent is target's last snapshot copied, if any (CopySnapshotsAsync).
+    /// </summary>
+    internal Task CopyVolumeAsync(ContainerRecord source, string? snapshot, string? parent, ContainerRecord target, string targetDir, CancellationToken ct) =>
+        CopyAsync(source, snapshot, asSnapshot: false, parent, target, targetDir, ct);
+
+    /// <summary>
+    /// One part of a copy, the volume or (asSnapshot) the snapshot of that name: within a pool the
+    /// pool's own copy (a snapshot, a reflinked tree, an upper layer); between pools the source
+    /// driver's stream received by the target's, as a backup is, so any pool receives from any
+    /// other, the overlay pool too. Between btrfs pools it is a btrfs send stream, incremental from
+    /// parent, which the target holds already; otherwise a tar stream.
+    /// </summary>
+    private async Task CopyAsync(ContainerRecord source, string? snapshot, bool asSnapshot, string? parent, ContainerRecord target, string targetDir,
+        CancellationToken ct)
     {
         var from = Usable(source.StoragePool);
         var to = Usable(target.StoragePool);
         var targetVolume = new Volume(target.Name, targetDir);
         if ((source.StoragePool ?? StoragePool.DefaultName) == (target.StoragePool ?? StoragePool.DefaultName))
         {
-            from.CopyVolume(VolumeOf(source), snapshot, targetVolume, source.IdMap, target.IdMap);
+            if (asSnapshot) from.CopySnapshot(VolumeOf(source), snapshot!, targetVolume, source.IdMap, target.IdMap);
+            else from.CopyVolume(VolumeOf(source), snapshot, targetVolume, source.IdMap, target.IdMap);
             return;
         }
+        var format = from.StreamFormats.Contains(VolumeFormat.Btrfs) && to.StreamFormats.Contains(VolumeFormat.Btrfs) ? VolumeFormat.Btrfs : VolumeFormat.Tar;
+        string? since = format == VolumeFormat.Btrfs ? parent : null;
         // The stream is the daemon's own, of a container of this host: its fifos are kept, and it may fill the target's file system.
         var policy = new ReceivePolicy(new ImportLimits(Math.Max(0, FsStat.Of(to.Root).Free), long.MaxValue), target.IdMap?.Size ?? IdMap.DefaultSize, Fifos: true);
-        await StreamPipe.RunAsync((s, token) => from.SendAsync(VolumeOf(source), SourceOf(source), source.IdMap, snapshot, null, VolumeFormat.Tar, s, token),
-            (s, token) => to.ReceiveAsync(targetVolume, SourceOf(target), target.IdMap, null, VolumeFormat.Tar, s, policy, token), ct);
+        await StreamPipe.RunAsync((s, token) => from.SendAsync(VolumeOf(source), SourceOf(source), source.IdMap, snapshot, since, format, s, token),
+            (s, token) => to.ReceiveAsync(targetVolume, SourceOf(target), target.IdMap, asSnapshot ? snapshot : null, format, s, policy, token), ct);
     }
 
     /// <summary>

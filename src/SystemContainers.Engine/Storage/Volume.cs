@@ -56,6 +56,12 @@ public interface IStorageDriver
     /// </summary>
     void CopyVolume(Volume source, string? snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap);
 
+    /// <summary>
+    /// Gives target, in this pool, a snapshot of the same name that is a copy of source's (a copy
+    /// carrying its source's snapshots), made before target's volume; on failure nothing of it is left.
+    /// </summary>
+    void CopySnapshot(Volume source, string snapshot, Volume target, IdMap? sourceMap, IdMap? targetMap);
+
     /// <summary>Whether SetRootSize can limit a volume (btrfs: qgroups); others refuse limits.disk.</summary>
     bool LimitsRootSize { get; }
 
@@ -96,6 +102,13 @@ public interface IStorageDriver
     /// stopped; image and map are what the volume was made with (CreateVolume).
     /// </summary>
     Task SendAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, string? parent, VolumeFormat format, Stream output, CancellationToken ct);
+
+    /// <summary>
+    /// Adds the members of the volume's (snapshot null) or a snapshot's tar stream to tarball, each
+    /// named prefix + its path in the root (the root itself prefix), hardlinks' targets too: a
+    /// backup's tree, rewritten once on its way in. As for SendAsync, the container is stopped.
+    /// </summary>
+    Task AddTreeAsync(Volume volume, VolumeSource image, IdMap? map, string? snapshot, Images.TarballWriter tarball, string prefix, CancellationToken ct);
 
     /// <summary>
     /// Makes the volume (snapshot null; it must not exist) or a new read-only snapshot of it from

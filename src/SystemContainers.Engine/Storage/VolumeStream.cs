@@ -20,9 +20,40 @@ public sealed record ReceivePolicy(ImportLimits Limits, long MaxId, bool Fifos =
 /// <summary>The tar stream of a tree every driver shares: GNU tar writes it, RootfsExtractor (the image import's checks) reads it.</summary>
 internal static class TreeTar
 {
+    private static readonly ImportLimits Unlimited = new(long.MaxValue, long.MaxValue);
+
+    private static readonly string[] Create = ["--create", "--file=-", "--format=posix", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--one-file-system"];
+
     public static Task SendAsync(string tree, Stream output, CancellationToken ct) =>
-        PipedTool.RunAsync("tar", ["--create", "--file=-", "--format=posix", "--numeric-owner", "--xattrs", "--xattrs-include=*",
-            "--one-file-system", "--directory", tree, "."], null, output, $"write a tar stream of {tree}", ct);
+        PipedTool.RunAsync("tar", [.. Create, "--directory", tree, "."], null, output, $"write a tar stream of {tree}", ct);
+
+    /// <summary>
+    /// Adds the members of tree's tar stream to tarball, each through owners and, with a prefix,
+    /// named prefix + its path in the root (hardlinks' targets too); null keeps tar's names. The
+    /// members are read straight from tar's output pipe, one hop fewer than through SendAsync.
+    /// </summary>
+    public static Task AddMembersAsync(string tree, TarballWriter tarball, Func<TarMember, TarMember> owners, string? prefix, CancellationToken ct) =>
+        Task.Run(async () =>
+        {
+            using var tar = PipedTool.Start("tar", [.. Create, "--directory", tree, "."], null, ct);
+            var reader = new TarballReader(tar.Output, Unlimited);
+            while (reader.Next() is TarMember m)
+            {
+                ct.ThrowIfCancellationRequested();
+                var member = owners(m);
+                if (prefix is not null && m.IsHardlink) member = member with { LinkName = prefix + Relative(m.LinkName) };
+                tarball.Add(member, prefix is null ? m.Name : prefix + Relative(m.Name), reader.Read);
+            }
+            await tar.Output.CopyToAsync(Stream.Null, ct);
+            await tar.WaitAsync($"write a tar stream of {tree}", ct);
+        }, ct);
+
+    /// <summary>A member name of GNU tar's ("./etc/passwd", "." for the root) relative to the root.</summary>
+    private static string Relative(string name)
+    {
+        while (name.StartsWith("./", StringComparison.Ordinal)) name = name[2..];
+        return name == "." ? "" : name;
+    }
 
     /// <summary>
     /// Unpacks a tar stream into tree, an empty directory, with owners shifted into shift's host
