@@ -244,8 +244,10 @@ public sealed class DhcpServer : IDisposable
         return (reply, new IPEndPoint(unicast ? request.ClientAddress : IPAddress.Broadcast, DhcpPacket.ClientPort));
     }
 
+    // Whole seconds, as the lease file keeps them: a lease read back by the next daemon is the same lease.
     private void Lease(string mac, (IPAddress Address, string Name) host) =>
-        SaveLease(new NetworkLease(host.Name, mac, host.Address.ToString(), "dynamic", DateTimeOffset.UtcNow.Add(LeaseTime)));
+        SaveLease(new NetworkLease(host.Name, mac, host.Address.ToString(), "dynamic",
+            DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.Add(LeaseTime).ToUnixTimeSeconds())));
 
     private void SaveLease(NetworkLease lease)
     {
