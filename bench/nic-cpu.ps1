@@ -39,8 +39,9 @@ try {
             $d0 = $d; $m0 = $m; $walls = @()
         }
     }
-    # Every container has its address by DHCP.
-    $without = @(Get-SystemContainer | Where-Object { -not $_.IPv4 }).Count
+    # Every container has its address by DHCP (the last ones' clients may still be asking).
+    $deadline = [DateTime]::UtcNow.AddSeconds(30)
+    do { $without = @(Get-SystemContainer | Where-Object { -not $_.IPv4 }).Count } while ($without -and [DateTime]::UtcNow -lt $deadline)
     Write-Host "containers without an IPv4 address: $without"
 }
 finally {

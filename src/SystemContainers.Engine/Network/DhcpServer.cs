@@ -152,12 +152,36 @@ public sealed class DhcpServer : IDisposable
             try
             {
                 if (DhcpPacket.Parse(buffer.AsSpan(0, length)) is { } request && Answer(request) is { } reply)
-                    socket.SendTo(reply.Packet.ToBytes(), reply.To);
+                    socket.SendTo(reply.Packet.ToBytes(), Destination(socket, request, reply));
             }
             catch (Exception e) when (e is SocketException or ArgumentException or IOException or NativeException)
             {
                 EngineLog.Write($"DHCP on {Bridge}: {e.Message}");
             }
+        }
+    }
+
+    /// <summary>
+    /// Where a reply goes: as Answer says, but a client without an address that did not ask for
+    /// broadcasts hears by unicast to its new address and MAC (RFC 2131 4.1), so one container's
+    /// start does not wake every other NIC on the bridge. The kernel learns that address's MAC
+    /// first, since the client cannot answer ARP for it yet; if it will not, the reply is broadcast.
+    /// </summary>
+    private IPEndPoint Destination(Socket socket, DhcpPacket request, (DhcpPacket Packet, IPEndPoint To) reply)
+    {
+        var yours = reply.Packet.YourAddress;
+        if (!reply.To.Address.Equals(IPAddress.Broadcast) || request.WantsBroadcast || yours.Equals(IPAddress.Any)
+            || reply.Packet.MessageType == DhcpMessageType.Nak)
+            return reply.To;
+        try
+        {
+            Sys.SetArpEntry(socket.Handle, Bridge, yours, Convert.FromHexString(request.HwAddr.Replace(":", "")));
+            return new IPEndPoint(yours, DhcpPacket.ClientPort);
+        }
+        catch (NativeException e)
+        {
+            EngineLog.Write($"DHCP on {Bridge}: {e.Message}; broadcasting the reply");
+            return reply.To;
         }
     }
 

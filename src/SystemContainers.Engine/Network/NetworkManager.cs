@@ -554,7 +554,7 @@ public sealed class NetworkManager : IDisposable
         try { m.Dnsmasq.WriteHost(a.Mac, a.Address, a.Container, m.Config); }
         catch (Exception e) when (e is IOException or NativeException)
         {
-            EngineLog.Write($"cannot write the static lease of {a.Mac} on network '{m.Record.Name}': {e.Message}");
+            EngineLog.Write($"cannot write the names of {a.Mac} on network '{m.Record.Name}': {e.Message}");
         }
     }
 
