@@ -51,9 +51,9 @@ public sealed class DhcpServer : IDisposable
             var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
             try
             {
-                // Bound to the bridge before the bind, so each bridge's server has port 67 of its own.
+                // Bound to the bridge before the bind, so each bridge's server has port 67 of its own. No
+                // SO_REUSEADDR: another server on this bridge's port 67 must be an error, not a silent share.
                 socket.SetRawSocketOption(SolSocket, SoBindToDevice, Encoding.ASCII.GetBytes(Bridge + "\0"));
-                socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
                 socket.EnableBroadcast = true;
                 socket.Bind(new IPEndPoint(IPAddress.Any, DhcpPacket.ServerPort));
             }
