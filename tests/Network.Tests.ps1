@@ -1,4 +1,4 @@
-# Managed networks: bridges, dnsmasq (DHCP, DNS), nftables NAT and the containers' veth NICs.
+# Managed networks: bridges, the daemon's DHCP server, dnsmasq (DNS, IPv6 RA), nftables NAT and the containers' veth NICs.
 # The daemon runs in a network namespace of its own (Start-TestDaemon): no traffic leaves it.
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot '../SystemContainers.psd1') -Force
@@ -16,7 +16,8 @@ BeforeAll {
         (Wait-SystemContainer $Name -For IPv4 -Timeout (20 * $scale) -PassThru -ErrorAction Stop).IPv4[0]
     }
     function Invoke-In([string]$Name, [string[]]$Command) { Invoke-SystemContainerCommand $Name -PassThru -- @Command }
-    function Get-HostsFile([string]$Network, [string]$Mac) { Join-Path $daemon.RunDir "networks/$Network/dhcp-hosts/$($Mac -replace ':', '')" }
+    function Get-HostsFile([string]$Network, [string]$Mac) { Join-Path $daemon.RunDir "networks/$Network/hosts/$($Mac -replace ':', '')" }
+    function Get-LeaseFile([string]$Network, [string]$Mac) { Join-Path $daemon.StateDir "networks/$Network/dhcp-leases/$($Mac -replace ':', '')" }
     # dnsmasq logs "cleared cache" once at its start and once for every SIGHUP.
     function Get-DnsmasqReloads([string]$Network) { @(Select-String -Path (Join-Path $daemon.RunDir "networks/$Network/dnsmasq.log") -Pattern 'cleared cache' -SimpleMatch).Count }
     function Assert-NothingMade([string]$Name) {
@@ -67,7 +68,7 @@ Describe 'Managed networks' {
         $addresses | Should -Not -Match '10\.77\.1\.1/'
         $n.DnsmasqPid | Should -Not -Be $before
         Test-ProcessAlive $before | Should -BeFalse
-        (Get-Content -Raw "/proc/$($n.DnsmasqPid)/cmdline") | Should -Match '--dhcp-range=10\.77\.9\.0,static,255\.255\.255\.0,'
+        (Get-Content -Raw "/proc/$($n.DnsmasqPid)/cmdline") | Should -Match '--listen-address=10\.77\.9\.1\x00'
     }
     It 'refuses an invalid CIDR and makes nothing' -ForEach @(
         @{ Cidr = '10.77.5.1' }, @{ Cidr = '10.77.5.300/24' }, @{ Cidr = '10.77.5.0/24' }, @{ Cidr = '10.77.5.1/31' }, @{ Cidr = 'fd00::1/64' }
@@ -163,6 +164,7 @@ Describe 'Containers on a managed network' {
         (Invoke-In b1 @('ip', 'addr', 'show', 'eth0')).Stdout | Should -Match "inet $([regex]::Escape($address))/24"
         (Invoke-In b1 @('cat', '/sys/class/net/eth0/address')).Stdout.Trim() | Should -Be $c.Config['nic.eth0.hwaddr']
         (Invoke-In b1 @('ip', 'route')).Stdout | Should -Match 'default via 10\.77\.2\.1'
+        (Invoke-In b1 @('cat', '/etc/resolv.conf')).Stdout | Should -Match 'nameserver 10\.77\.2\.1'
         # From the host: the init has a network namespace of its own, and the veth's host end is on the bridge.
         (Get-Item "/proc/$($c.Pid)/ns/net").LinkTarget | Should -Not -Be (Get-Item "/proc/$($daemon.Pid)/ns/net").LinkTarget
         $hostEnd = @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'master', 'lan')) -join "`n"
@@ -297,7 +299,7 @@ Describe 'Containers on a managed network' {
         Wait-Until -TimeoutSeconds 5 -What 'the host end to go' { @(Get-Links veth).Count -eq $before.Count - 1 }
         Remove-SystemContainer gone -Confirm:$false
     }
-    It 'leaves no veth, no extra dnsmasq and a consistent lease file after 100 start/stop cycles' {
+    It 'leaves no veth, no extra dnsmasq and one lease per MAC after 100 start/stop cycles' {
         New-SystemContainer cyc -Image $image -Network lan | Out-Null
         $dnsmasq = (Get-SystemContainerNetwork lan).DnsmasqPid
         $bridgeMac = Get-BridgeMac lan
@@ -315,17 +317,18 @@ Describe 'Containers on a managed network' {
         Get-BridgeMac lan | Should -Be $bridgeMac
         Test-ProcessAlive $dnsmasq | Should -BeTrue
         @(Get-TestDnsmasq $daemon).Count | Should -Be @(Get-SystemContainerNetwork).Count
-        $leases = Get-Content (Join-Path $daemon.StateDir 'networks/lan/dnsmasq.leases') | ForEach-Object { , ($_ -split ' ') }
-        $macs = $leases | ForEach-Object { $_[1] }
-        $macs.Count | Should -Be @($macs | Sort-Object -Unique).Count
-        foreach ($l in $leases) { $l[2] | Should -Match '^10\.77\.2\.\d+$' }
+        # One file per leased MAC: expiry, address, MAC, name.
+        $leases = Get-ChildItem (Join-Path $daemon.StateDir 'networks/lan/dhcp-leases') | ForEach-Object { , ((Get-Content $_.FullName) -split ' ') }
+        foreach ($l in $leases) { $l[1] | Should -Match '^10\.77\.2\.\d+$' }
         $mac = (Get-SystemContainer cyc).Config['nic.eth0.hwaddr']
-        @($leases | Where-Object { $_[1] -eq $mac }).Count | Should -Be 1
-        # Removing the container ends its lease at once (a DHCPRELEASE to dnsmasq).
+        $mine = @($leases | Where-Object { $_[2] -eq $mac })
+        $mine.Count | Should -Be 1
+        $mine[0][3] | Should -Be 'cyc'
+        @(Get-SystemContainerNetworkLease lan | Where-Object HwAddr -eq $mac).Count | Should -Be 1
+        # Removing the container ends its lease at once.
         Remove-SystemContainer cyc -Confirm:$false
-        Wait-Until -TimeoutSeconds 5 -What 'the lease to end' {
-            -not (Get-Content (Join-Path $daemon.StateDir 'networks/lan/dnsmasq.leases') | Where-Object { $_ -match [regex]::Escape($mac) })
-        }
+        Test-Path (Get-LeaseFile lan $mac) | Should -BeFalse
+        Get-SystemContainerNetworkLease lan | Where-Object HwAddr -eq $mac | Should -BeNullOrEmpty
     }
     It 'gives containers an IPv6 address by SLAAC on a dual-stack network' {
         New-SystemContainerNetwork lan6 -IPv4 10.77.4.1/24 -IPv6 fd42:77:4::1/64 -Nat | Out-Null
@@ -334,6 +337,11 @@ Describe 'Containers on a managed network' {
         Wait-Until -TimeoutSeconds 30 -What 'a SLAAC address' { @((Get-SystemContainer v6).IPv6).Count -gt 0 }
         (Get-SystemContainer v6).IPv6[0] | Should -BeLike 'fd42:77:4:0:*'
         Wait-Until -TimeoutSeconds 10 -What 'an answer from the bridge over IPv6' { (Invoke-In v6 @('ping', '-c', '1', '-W', '1', 'fd42:77:4::1')).ExitCode -eq 0 }
+        # Its AAAA name (dnsmasq's ra-names once) is the SLAAC address it took, A name beside it.
+        $slaac = (Get-SystemContainer v6).IPv6[0]
+        $lookup = (Invoke-In v6 @('nslookup', 'v6.sc')).Stdout
+        $lookup | Should -Match ([regex]::Escape($slaac))
+        $lookup | Should -Match ([regex]::Escape((Wait-IPv4 v6)))
         Remove-SystemContainer v6 -Force
         Remove-SystemContainerNetwork lan6 -Confirm:$false
     }
@@ -358,10 +366,13 @@ Describe 'Containers on a managed network' {
         (Invoke-TestApi $daemon POST '/1.0/networks' '{"name": "none", "config": {"ipv4.address": "10.77.20.1/24"}}').Body.error_id | Should -Be 'InvalidNetworkName'
         (Get-SystemContainerNetwork lan).IPv4 | Should -Be '10.77.2.1/24'
     }
-    It 'keeps dnsmasq and the bridge across a daemon restart, and adopts them again' {
+    It 'keeps dnsmasq, the bridge and the leases across a daemon restart, and adopts them again' {
         $dnsmasq = (Get-SystemContainerNetwork lan).DnsmasqPid
         $bridgeMac = Get-BridgeMac lan
         $address = Wait-IPv4 b1
+        $mac = (Get-SystemContainer b1).Config['nic.eth0.hwaddr']
+        Wait-Until -TimeoutSeconds 10 -What 'the lease of b1' { Get-SystemContainerNetworkLease lan | Where-Object HwAddr -eq $mac }
+        $lease = Get-SystemContainerNetworkLease lan | Where-Object HwAddr -eq $mac
         $veths = @(Get-Links veth).Count
         Stop-DaemonProcess $daemon
         Test-ProcessAlive $dnsmasq | Should -BeTrue
@@ -370,8 +381,53 @@ Describe 'Containers on a managed network' {
         # Ports came and went; the gateway's MAC (in every container's ARP cache) did not change.
         Get-BridgeMac lan | Should -Be $bridgeMac
         (Get-SystemContainer b1).IPv4 | Should -Contain $address
+        $kept = Get-SystemContainerNetworkLease lan | Where-Object HwAddr -eq $mac
+        ($kept.Address, $kept.Expires) | Should -Be ($lease.Address, $lease.Expires)
+        # The new daemon's server answers the renewal (udhcpc renews on SIGUSR1) with the same address, for another hour.
+        Invoke-SystemContainerCommand b1 -- sh -c 'kill -USR1 $(pidof udhcpc)'
+        Wait-Until -TimeoutSeconds 10 -What 'the renewed lease' { (Get-SystemContainerNetworkLease lan | Where-Object HwAddr -eq $mac).Expires -gt $lease.Expires }
+        (Get-SystemContainerNetworkLease lan | Where-Object HwAddr -eq $mac).Address | Should -Be $address
+        (Invoke-In b1 @('ip', 'addr', 'show', 'eth0')).Stdout | Should -Match "inet $([regex]::Escape($address))/24"
         Stop-SystemContainer b1 -Force
         Wait-Until -TimeoutSeconds 5 -What 'the adopted b1''s host end to go' { @(Get-Links veth).Count -eq $veths - 1 }
+    }
+    It 'answers no MAC it has not planned, and drops malformed packets while serving on' {
+        # A stranger on the bridge: a veth from a namespace of the test's own, with a MAC no container has.
+        $stranger = "$($daemon.Netns)-st"
+        ip netns add $stranger
+        try {
+            Invoke-InNetns $daemon ip @('link', 'add', 'stranger0', 'type', 'veth', 'peer', 'name', 'st0', 'netns', $stranger)
+            Invoke-InNetns $daemon ip @('link', 'set', 'stranger0', 'master', 'lan', 'up')
+            ip -n $stranger link set st0 address 0a:ee:ee:ee:ee:01 up
+            # busybox udhcpc on the host's side: three DISCOVERs, then it gives up (-n) with exit 1.
+            $out = ip netns exec $stranger busybox udhcpc -i st0 -n -q -t 3 -T 1 -s /bin/true 2>&1
+            $LASTEXITCODE | Should -Be 1 -Because ($out -join "`n")
+            Get-SystemContainerNetworkLease lan | Where-Object HwAddr -eq '0a:ee:ee:ee:ee:01' | Should -BeNullOrEmpty
+            # Malformed packets to the server's port: short, bad magic cookie, an option running past the end.
+            ip -n $stranger addr add 10.77.2.250/24 dev st0
+            $header = 'printf "\001\001\006\000"; head -c 232 /dev/zero'
+            $packets = @(
+                'printf "\001\001\006"',
+                "$header; printf '\143\202\123\000\065\001\001\377'",
+                "$header; printf '\143\202\123\143\065\001\001\014\310ab'"
+            )
+            foreach ($p in $packets) { ip netns exec $stranger sh -c "($p) | busybox nc -u -w 1 10.77.2.1 67" }
+            # The server still serves, over the same path: with the MAC of a container made (not started) now, the stranger gets its address.
+            New-SystemContainer ghost -Image $image -Network lan | Out-Null
+            $ghostMac = (Get-SystemContainer ghost).Config['nic.eth0.hwaddr']
+            $planned = ((Get-Content (Get-HostsFile lan $ghostMac)) -split ' ')[0]
+            ip -n $stranger addr flush dev st0
+            ip -n $stranger link set st0 address $ghostMac
+            $out = ip netns exec $stranger busybox udhcpc -i st0 -n -q -t 3 -T 1 -s /bin/true 2>&1
+            $LASTEXITCODE | Should -Be 0 -Because ($out -join "`n")
+            ($out -join "`n") | Should -Match "lease of $([regex]::Escape($planned)) obtained"
+            (Get-SystemContainerNetworkLease lan | Where-Object HwAddr -eq $ghostMac).Address | Should -Be $planned
+        }
+        finally {
+            Remove-SystemContainer ghost -Force -ErrorAction SilentlyContinue
+            Invoke-InNetns $daemon ip @('link', 'del', 'stranger0') 2>$null
+            ip netns del $stranger
+        }
     }
     It 'makes a vanished bridge and dnsmasq again: at daemon start (as after a reboot) and when a container needs it' {
         New-SystemContainerNetwork rb0 -IPv4 10.77.30.1/24 -Nat | Out-Null
@@ -394,11 +450,11 @@ Describe 'Containers on a managed network' {
         $dnsmasq = (Get-SystemContainerNetwork tiny).DnsmasqPid
         $names = 1..13 | ForEach-Object { "t$_" }
         try {
-            # A /28 leaves 13 addresses beside the bridge's: each NIC gets its own at create, as a file of the hosts directory.
+            # A /28 leaves 13 addresses beside the bridge's: each NIC gets its own at create, and its names a file of the hosts directory.
             foreach ($name in $names) { New-SystemContainer $name -Image $image -Network tiny | Out-Null }
-            $files = @(Get-ChildItem (Join-Path $daemon.RunDir 'networks/tiny/dhcp-hosts'))
+            $files = @(Get-ChildItem (Join-Path $daemon.RunDir 'networks/tiny/hosts'))
             $files.Count | Should -Be 13
-            @($files | ForEach-Object { ((Get-Content $_.FullName) -split ',')[1] } | Sort-Object -Unique).Count | Should -Be 13
+            @($files | ForEach-Object { ((Get-Content $_.FullName) -split ' ')[0] } | Sort-Object -Unique).Count | Should -Be 13
             New-SystemContainer t14 -Image $image -Network tiny -ErrorAction SilentlyContinue -ErrorVariable e
             $e[0].FullyQualifiedErrorId | Should -BeLike 'NetworkFull,*'
             $e[0].Exception.Message | Should -Match "network 'tiny'"
@@ -406,14 +462,14 @@ Describe 'Containers on a managed network' {
             $e[0].Exception.Message | Should -Match 'Set-SystemContainerNetwork tiny -IPv4 10\.77\.40\.1/24'
             Get-SystemContainer t14 -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
             Test-Path (Join-Path $daemon.StateDir 'containers/t14') | Should -BeFalse
-            @(Get-ChildItem (Join-Path $daemon.RunDir 'networks/tiny/dhcp-hosts')).Count | Should -Be 13
+            @(Get-ChildItem (Join-Path $daemon.RunDir 'networks/tiny/hosts')).Count | Should -Be 13
             Get-SystemContainerNetworkLease tiny | Where-Object Hostname -eq t14 | Should -BeNullOrEmpty
             # A second NIC on the full network, added to a container of another one: refused, its config as it was.
             Set-SystemContainer b2 -Config @{ 'nic.eth1.type' = 'bridged'; 'nic.eth1.network' = 'tiny' } -ErrorAction SilentlyContinue -ErrorVariable e
             $e[0].FullyQualifiedErrorId | Should -BeLike 'NetworkFull,*'
             (Get-SystemContainer b2).Config.Keys | Should -Not -Contain 'nic.eth1.network'
-            # Removing one frees its address (dnsmasq forgets the old MAC on a reload made then), and the next container gets it by DHCP.
-            $freed = ((Get-Content (Get-HostsFile tiny (Get-SystemContainer t5).Config['nic.eth0.hwaddr'])) -split ',')[1]
+            # Removing one frees its address at once, and the next container gets it by DHCP.
+            $freed = ((Get-Content (Get-HostsFile tiny (Get-SystemContainer t5).Config['nic.eth0.hwaddr'])) -split ' ')[0]
             Remove-SystemContainer t5 -Confirm:$false
             New-SystemContainer t14 -Image $image -Network tiny -Start | Out-Null
             Wait-IPv4 t14 | Should -Be $freed
@@ -434,10 +490,8 @@ Describe 'Containers on a managed network' {
             Remove-SystemContainerNetwork tiny -Confirm:$false
         }
     }
-    It 'creates 20 containers without a reload or restart of dnsmasq, each with its address by DHCP, resolving its peers by name; their removals cost few reloads' {
+    It 'creates and removes 20 containers without a reload or restart of dnsmasq, each with its address by DHCP, resolving its peers by name' {
         $dnsmasq = (Get-SystemContainerNetwork lan).DnsmasqPid
-        # Removals of earlier tests are reloaded within a second.
-        Start-Sleep -Seconds 2
         $reloads = Get-DnsmasqReloads lan
         $names = 1..20 | ForEach-Object { "d$_" }
         try {
@@ -447,7 +501,7 @@ Describe 'Containers on a managed network' {
             @($addresses.Values | Sort-Object -Unique).Count | Should -Be 20
             foreach ($name in $names) {
                 $mac = (Get-SystemContainer $name).Config['nic.eth0.hwaddr']
-                Get-Content (Get-HostsFile lan $mac) | Should -Be "$mac,$($addresses[$name]),$name"
+                Get-Content (Get-HostsFile lan $mac) | Should -Be "$($addresses[$name]) $name $name.sc"
             }
             Get-DnsmasqReloads lan | Should -Be $reloads
             (Get-SystemContainerNetwork lan).DnsmasqPid | Should -Be $dnsmasq
@@ -457,12 +511,11 @@ Describe 'Containers on a managed network' {
         finally {
             foreach ($name in $names) { Remove-SystemContainer $name -Force -ErrorAction SilentlyContinue }
         }
-        Wait-Until -TimeoutSeconds 10 -What 'the reload that makes dnsmasq forget the removed' { (Get-DnsmasqReloads lan) -gt $reloads }
-        Start-Sleep -Seconds 2
-        (Get-DnsmasqReloads lan) - $reloads | Should -BeLessThan 10
+        # dnsmasq forgets a removed container's names by inotify, with no reload.
         Wait-Until -TimeoutSeconds 10 -What 'the name of a removed container to go' { (Invoke-In b2 @('nslookup', 'd1.sc')).Stdout -notmatch [regex]::Escape($addresses['d1']) }
+        Get-DnsmasqReloads lan | Should -Be $reloads
     }
-    It 'migrates an older daemon''s run directory: its single hosts file and its dnsmasq go, and addresses stay' {
+    It 'migrates an older daemon''s run directory: its single hosts file and its DHCP-serving dnsmasq go, and addresses stay' {
         $address = Wait-IPv4 b2
         $mac = (Get-SystemContainer b2).Config['nic.eth0.hwaddr']
         $run = Join-Path $daemon.RunDir 'networks/lan'
@@ -471,10 +524,13 @@ Describe 'Containers on a managed network' {
         $arguments = @((Get-Content -Raw "/proc/$current/cmdline") -split "`0" | Where-Object { $_ }) | Select-Object -Skip 1
         kill -TERM $current
         Wait-Until -TimeoutSeconds 10 -What 'dnsmasq to exit' { -not (Test-ProcessAlive $current) }
-        # As a daemon before the hosts directory ran it: one hosts file, a dynamic range.
-        $legacy = $arguments | ForEach-Object { $_ -replace '^--dhcp-hostsdir=.*', "--dhcp-hostsfile=$run/dnsmasq.hosts" -replace '^--dhcp-range=10\.77\.2\.0,static,.*', '--dhcp-range=10.77.2.2,10.77.2.254,1h' }
-        Remove-Item -Recurse (Join-Path $run 'dhcp-hosts')
+        # As a daemon before the hosts directory and its own DHCP server ran it: one hosts file, a dynamic range, and the leases dnsmasq's.
+        $legacy = @($arguments | ForEach-Object { $_ -replace '^--hostsdir=.*', "--dhcp-hostsfile=$run/dnsmasq.hosts" }) + '--dhcp-range=10.77.2.2,10.77.2.254,1h'
+        Remove-Item -Recurse (Join-Path $run 'hosts')
+        Remove-Item -Recurse (Join-Path $daemon.StateDir 'networks/lan/dhcp-leases')
         Set-Content (Join-Path $run 'dnsmasq.hosts') "$mac,b2"
+        $expiry = [DateTimeOffset]::UtcNow.AddHours(1).ToUnixTimeSeconds()
+        Set-Content (Join-Path $daemon.StateDir 'networks/lan/dnsmasq.leases') "$expiry $mac $address b2 01:$mac"
         $old = Start-Process nsenter -ArgumentList (@("--net=/run/netns/$($daemon.Netns)", '--', 'dnsmasq') + $legacy) -PassThru
         try {
             Wait-Until -TimeoutSeconds 10 -What 'the older dnsmasq' { (Get-Content -Raw "/proc/$($old.Id)/cmdline" -ErrorAction SilentlyContinue) -match '^dnsmasq' }
@@ -486,10 +542,14 @@ Describe 'Containers on a managed network' {
             $new = (Get-SystemContainerNetwork lan).DnsmasqPid
             $new | Should -Not -Be $old.Id
             Test-ProcessAlive $new | Should -BeTrue
-            Get-Content -Raw "/proc/$new/cmdline" | Should -Match '--dhcp-hostsdir='
+            Get-Content -Raw "/proc/$new/cmdline" | Should -Match '--hostsdir='
+            Get-Content -Raw "/proc/$new/cmdline" | Should -Not -Match '--dhcp-range=10\.'
             Test-Path (Join-Path $run 'dnsmasq.hosts') | Should -BeFalse
-            # The address b2 leased from the older dnsmasq became its static lease.
-            Get-Content (Get-HostsFile lan $mac) | Should -Be "$mac,$address,b2"
+            # The address b2 leased from the older dnsmasq is the one the daemon's DHCP server gives it.
+            Get-Content (Get-HostsFile lan $mac) | Should -Be "$address b2 b2.sc"
+            Invoke-SystemContainerCommand b2 -- sh -c 'kill -USR1 $(pidof udhcpc)'
+            Wait-Until -TimeoutSeconds 10 -What 'b2 to renew from the daemon' { Test-Path (Get-LeaseFile lan $mac) }
+            (Get-SystemContainerNetworkLease lan | Where-Object HwAddr -eq $mac).Address | Should -Be $address
             @(Get-TestDnsmasq $daemon).Count | Should -Be @(Get-SystemContainerNetwork).Count
         }
         finally {

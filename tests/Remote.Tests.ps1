@@ -652,7 +652,7 @@ Describe 'Copying and moving containers between daemons' {
         Start-SystemContainer bt
         try {
             Invoke-In bt 'cat /root/marker; sha256sum /srv/noise | cut -d" " -f1' | Should -Be $hashes.bt
-            # The address comes by DHCP, from the static lease the destination's dnsmasq has for the MAC.
+            # The address comes by DHCP, from the address the destination's DHCP server has planned for the MAC.
             (Wait-SystemContainer bt -For IPv4 -Timeout 60 -PassThru -ErrorAction Stop).IPv4 | Should -Contain '10.123.0.51'
             Invoke-In bt 'ip -4 -o addr show eth0' | Should -Match '10\.123\.0\.51/24'
             Invoke-In bt "cat /sys/class/net/eth0/address" | Should -Be $sourceMac.bt

@@ -49,6 +49,18 @@ Describe 'A Debian container with systemd' {
         Invoke-SystemContainerCommand deb1 -- systemctl is-active systemd-networkd systemd-resolved | Should -Be @('active', 'active')
         (Invoke-SystemContainerCommand deb1 -- ip -4 -o addr show dev eth0) -join "`n" | Should -Match ([regex]::Escape("inet $address/$(($net.IPv4 -split '/')[1])"))
         (Get-SystemContainerNetworkLease scbr0 | Where-Object Hostname -eq deb1).Address | Should -Be $address
+        # The daemon's DHCP server gave networkd the bridge as router and DNS server, and the network's domain.
+        $bridge = ($net.IPv4 -split '/')[0]
+        (Invoke-SystemContainerCommand deb1 -- ip -4 route show default) -join "`n" | Should -Match "default via $([regex]::Escape($bridge)) "
+        (Invoke-SystemContainerCommand deb1 -- resolvectl dns eth0) -join "`n" | Should -Match ([regex]::Escape($bridge))
+        (Invoke-SystemContainerCommand deb1 -- resolvectl domain eth0) -join "`n" | Should -Match '\bsc\b'
+        # A renewal keeps the address and extends the lease.
+        $lease = Get-SystemContainerNetworkLease scbr0 | Where-Object Hostname -eq deb1
+        Start-Sleep -Seconds 1
+        Invoke-SystemContainerCommand deb1 -- networkctl renew eth0
+        Wait-Until -TimeoutSeconds 20 -What 'the renewed lease' { (Get-SystemContainerNetworkLease scbr0 | Where-Object Hostname -eq deb1).Expires -gt $lease.Expires }
+        (Get-SystemContainerNetworkLease scbr0 | Where-Object Hostname -eq deb1).Address | Should -Be $address
+        (Invoke-SystemContainerCommand deb1 -- ip -4 -o addr show dev eth0) -join "`n" | Should -Match ([regex]::Escape("inet $address/"))
         New-SystemContainer peer -Image (Get-TestImage) -Start | Out-Null
         Wait-Until -TimeoutSeconds 20 -What 'a DHCP address for peer' { @((Get-SystemContainer peer).IPv4).Count -gt 0 }
         $peer = (Get-SystemContainer peer).IPv4[0]

@@ -270,9 +270,10 @@ public sealed class FirewallAndDnsmasqTests : IDisposable
         Assert.Contains("--no-hosts", args);
         Assert.Contains("--interface=lab0", args);
         Assert.Contains("--listen-address=10.5.0.1", args);
-        Assert.Contains("--dhcp-range=10.5.0.0,static,255.255.255.0,1h", args);
-        Assert.Contains($"--dhcp-hostsdir={d.HostsDir}", args);
-        Assert.Contains("--dhcp-range=::,constructor:lab0,ra-stateless,ra-names", args);
+        Assert.Contains($"--hostsdir={d.HostsDir}", args);
+        Assert.Contains("--dhcp-range=::,constructor:lab0,ra-stateless", args);
+        // DHCPv4 is the engine's: dnsmasq gets no IPv4 range, so it opens no port 67.
+        Assert.DoesNotContain(args, a => a.StartsWith("--dhcp-range=10.", StringComparison.Ordinal) || a.StartsWith("--dhcp-host", StringComparison.Ordinal));
         Assert.Contains("--domain=lab", args);
         Assert.Contains("--local=/lab/", args);
     }
@@ -294,14 +295,17 @@ public sealed class FirewallAndDnsmasqTests : IDisposable
     }
 
     [Fact]
-    public void WritesOneFilePerStaticLeaseReadableByDnsmasqsUserAndReadsThemBack()
+    public void WritesOneHostsFilePerNicReadableByDnsmasqsUserAndReadsThemBack()
     {
         var d = _dnsmasq;
         Directory.CreateDirectory(d.HostsDir);
-        d.WriteHost("0a:00:00:00:00:01", IPAddress.Parse("10.5.0.9"), "db");
-        d.WriteHost("0a:00:00:00:00:02", IPAddress.Parse("10.5.0.10"), "web");
+        var dual = Config(("ipv4.address", "10.5.0.1/24"), ("ipv6.address", "fd42:5::1/64"), ("dns.domain", "lab"));
+        d.WriteHost("0a:00:00:00:00:01", IPAddress.Parse("10.5.0.9"), "db", dual);
+        d.WriteHost("0a:00:00:00:00:02", IPAddress.Parse("10.5.0.10"), "web", Config(("ipv4.address", "10.5.0.1/24")));
         string file = Path.Combine(d.HostsDir, "0a0000000001");
-        Assert.Equal("0a:00:00:00:00:01,10.5.0.9,db\n", File.ReadAllText(file));
+        // The AAAA name is the address SLAAC makes from the MAC (modified EUI-64: the universal/local bit flipped).
+        Assert.Equal("10.5.0.9 db db.lab\nfd42:5::800:ff:fe00:1 db db.lab\n", File.ReadAllText(file));
+        Assert.Equal("10.5.0.10 web web.sc\n", File.ReadAllText(Path.Combine(d.HostsDir, "0a0000000002")));
         Assert.True(File.GetUnixFileMode(file).HasFlag(UnixFileMode.OtherRead));
         // No temporary file is left for dnsmasq's inotify to read.
         Assert.Equal(2, Directory.GetFiles(d.HostsDir).Length);

@@ -230,6 +230,29 @@ public static unsafe class Sys
         return errno == Libc.EINVAL ? false : throw new NativeException(errno, "unmount", path);
     }
 
+    /// <summary>
+    /// Adds a neighbour entry (SIOCSARP, ATF_COM: complete, not permanent) so a datagram to an
+    /// address that cannot answer ARP yet (a DHCP client being offered it) goes to its MAC.
+    /// </summary>
+    public static void SetArpEntry(nint socketFd, string device, System.Net.IPAddress address, ReadOnlySpan<byte> mac)
+    {
+        const ulong SIOCSARP = 0x8955;
+        const ushort AfInet = 2, ArphrdEther = 1;
+        const int AtfCom = 0x02;
+        // struct arpreq: arp_pa (sockaddr_in), arp_ha (sockaddr), arp_flags, arp_netmask (sockaddr), arp_dev[16].
+        byte* req = stackalloc byte[68];
+        new Span<byte>(req, 68).Clear();
+        *(ushort*)req = AfInet;
+        address.GetAddressBytes().CopyTo(new Span<byte>(req + 4, 4));
+        *(ushort*)(req + 16) = ArphrdEther;
+        mac.CopyTo(new Span<byte>(req + 18, 14));
+        *(int*)(req + 32) = AtfCom;
+        var name = System.Text.Encoding.ASCII.GetBytes(device);
+        if (name.Length > 15) throw new NativeException(Libc.EINVAL, "set the ARP entry of", $"{address} on {device}");
+        name.CopyTo(new Span<byte>(req + 52, 16));
+        if (Libc.ioctl((int)socketFd, SIOCSARP, req) < 0) throw NativeException.FromLastError("set the ARP entry of", $"{address} on {device}");
+    }
+
     public static void SetWindowSize(SafeFd pty, ushort rows, ushort cols)
     {
         const ulong TIOCSWINSZ = 0x5414;

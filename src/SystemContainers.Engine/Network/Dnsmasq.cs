@@ -7,15 +7,16 @@ using SystemContainers.Engine.State;
 
 namespace SystemContainers.Engine.Network;
 
-/// <summary>A DHCP lease as dnsmasq recorded it, or a static one from a container's config.</summary>
+/// <summary>A DHCP lease as the network's DHCP server recorded it, or a static one from a container's config.</summary>
 public sealed record NetworkLease(string Hostname, string HwAddr, string Address, string Type, DateTimeOffset? Expires);
 
 /// <summary>
-/// The dnsmasq of one bridge: DHCPv4, router advertisements and stateless DHCPv6, and DNS for
-/// &lt;container&gt;.&lt;domain&gt;. The daemon starts it, restarts it when it dies, and leaves
-/// it running across its own restart (a new daemon adopts it by pid and start time), as it
-/// does containers. Each NIC's static lease and name is a file of its own in a hosts directory:
-/// dnsmasq reads a new file by inotify, with no reload, but forgets a deleted one only on SIGHUP.
+/// The dnsmasq of one bridge: DNS for &lt;container&gt;.&lt;domain&gt;, and router advertisements
+/// and stateless DHCPv6 where the network has IPv6 (DHCPv4 is the engine's DhcpServer). The daemon
+/// starts it, restarts it when it dies, and leaves it running across its own restart (a new daemon
+/// adopts it by pid and start time), as it does containers. Each NIC's names are a hosts file of
+/// their own in a hosts directory: dnsmasq reads a new or changed file by inotify and forgets a
+/// deleted one the same way, touching only that file's names, since it serves no DHCP leases.
 /// </summary>
 public sealed class Dnsmasq : IDisposable
 {
@@ -29,8 +30,9 @@ public sealed class Dnsmasq : IDisposable
     {
         Bridge = bridge;
         LeasesFile = Path.Combine(stateDir, "dnsmasq.leases");
-        HostsDir = Path.Combine(runDir, "dhcp-hosts");
+        HostsDir = Path.Combine(runDir, "hosts");
         LegacyHostsFile = Path.Combine(runDir, "dnsmasq.hosts");
+        LegacyDhcpHostsDir = Path.Combine(runDir, "dhcp-hosts");
         LogFile = Path.Combine(runDir, "dnsmasq.log");
         _process = new SupervisedProcess($"dnsmasq of {bridge}", path, Path.Combine(runDir, "dnsmasq.pid"), loop)
         {
@@ -45,6 +47,9 @@ public sealed class Dnsmasq : IDisposable
 
     /// <summary>The single hosts file of daemons before the hosts directory, removed when found.</summary>
     public string LegacyHostsFile { get; }
+
+    /// <summary>The static leases of daemons whose dnsmasq served DHCPv4, removed when found.</summary>
+    public string LegacyDhcpHostsDir { get; }
     public string PidFile => _process.PidFile;
     public string LogFile { get; }
     public int? Pid => _process.Pid;
@@ -55,19 +60,18 @@ public sealed class Dnsmasq : IDisposable
         var a = new List<string>
         {
             "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-hosts", "--strict-order", "--bind-interfaces",
-            "--except-interface=lo", "--pid-file=", "--no-ping", $"--interface={Bridge}", "--dhcp-rapid-commit",
-            "--no-negcache", "--domain-needed", "--dhcp-no-override", "--dhcp-authoritative", "--quiet-ra", "--quiet-dhcp6",
-            $"--listen-address={config.IPv4.Address}", $"--dhcp-leasefile={LeasesFile}", $"--dhcp-hostsdir={HostsDir}",
+            "--except-interface=lo", "--pid-file=", "--no-ping", $"--interface={Bridge}",
+            "--no-negcache", "--domain-needed", "--quiet-ra", "--quiet-dhcp6",
+            $"--listen-address={config.IPv4.Address}", $"--dhcp-leasefile={LeasesFile}", $"--hostsdir={HostsDir}",
             $"--domain={config.Domain}", $"--local=/{config.Domain}/", $"--interface-name=_gateway.{config.Domain},{Bridge}",
             "--user=nobody", "--group=nogroup", $"--log-facility={LogFile}",
         };
-        // Every NIC has its address in the hosts directory: dnsmasq hands out no other, so none is taken twice.
-        a.Add($"--dhcp-range={config.IPv4.Network},static,{config.IPv4.Netmask},1h");
         if (config.IPv6 is { } v6)
         {
+            // No ra-names: it derived AAAA names from dnsmasq's own DHCPv4 leases; the hosts files carry them now.
             a.Add($"--listen-address={v6.Address}");
             a.Add("--enable-ra");
-            a.Add($"--dhcp-range=::,constructor:{Bridge},ra-stateless,ra-names");
+            a.Add($"--dhcp-range=::,constructor:{Bridge},ra-stateless");
         }
         return a;
     }
@@ -79,8 +83,9 @@ public sealed class Dnsmasq : IDisposable
     public void Start(NetworkConfig config)
     {
         Directory.CreateDirectory(HostsDir, Traversable);
-        // An older daemon's single hosts file: the hosts directory, written from the configs, replaces it.
+        // An older daemon's static leases: the hosts directory and the DhcpServer, fed from the configs, replace them.
         File.Delete(LegacyHostsFile);
+        if (Directory.Exists(LegacyDhcpHostsDir)) Directory.Delete(LegacyDhcpHostsDir, recursive: true);
         _process.Start(Arguments(config), StartupCheck, () => SupervisedProcess.LastLine(LogFile));
     }
 
@@ -91,30 +96,34 @@ public sealed class Dnsmasq : IDisposable
         Start(config);
     }
 
-    /// <summary>Makes dnsmasq re-read the hosts directory, so it forgets the hosts whose files went.</summary>
-    public void Reload() => _process.Signal(1);
-
     /// <summary>
-    /// Writes one NIC's static lease and name. dnsmasq reads it after dropping privileges to
-    /// nobody; derived from the configs, it needs no fsync. The temporary file's name starts with
-    /// a dot, which dnsmasq's inotify skips, so it reads only the renamed, complete file.
+    /// Writes one NIC's names: its address, and on a dual-stack network the SLAAC address its MAC
+    /// makes. dnsmasq reads the file after dropping privileges to nobody; derived from the configs,
+    /// it needs no fsync. The temporary file's name starts with a dot, which dnsmasq's inotify
+    /// skips, so it reads only the renamed, complete file.
     /// </summary>
-    public void WriteHost(string mac, IPAddress address, string name) =>
-        Sys.WriteFileAtomic(HostFile(mac), Encoding.ASCII.GetBytes($"{mac},{address},{name}\n"), 0x1a4, durable: false);
+    public void WriteHost(string mac, IPAddress address, string name, NetworkConfig config)
+    {
+        string names = $"{name} {name}.{config.Domain}";
+        string text = $"{address} {names}\n" + (config.IPv6 is { } v6 ? $"{v6.Eui64(mac)} {names}\n" : "");
+        Sys.WriteFileAtomic(HostFile(mac), Encoding.ASCII.GetBytes(text), 0x1a4, durable: false);
+    }
 
-    /// <summary>Deletes one NIC's file; dnsmasq keeps the host until its next reload.</summary>
+    /// <summary>Deletes one NIC's file; dnsmasq forgets its names by inotify.</summary>
     public void RemoveHost(string mac) => File.Delete(HostFile(mac));
 
-    /// <summary>The hosts directory as it is (made if missing): MAC to address and name; a file this class did not write is deleted.</summary>
+    /// <summary>The hosts directory as it is (made if missing): MAC to IPv4 address and name; a file this class did not write is deleted.</summary>
     public Dictionary<string, (IPAddress Address, string Name)> ReadHosts()
     {
         var hosts = new Dictionary<string, (IPAddress, string)>(StringComparer.Ordinal);
         Directory.CreateDirectory(HostsDir, Traversable);
         foreach (var file in Directory.EnumerateFiles(HostsDir))
         {
-            var f = File.ReadAllText(file).TrimEnd('\n').Split(',');
-            if (f.Length == 3 && HostFile(f[0]) == file && IpSubnet.TryParseAddress(f[1], v6: false, out var address))
-                hosts[f[0]] = (address, f[2]);
+            var f = File.ReadLines(file).FirstOrDefault()?.Split(' ') ?? [];
+            string mac = string.Join(':', Path.GetFileName(file).Chunk(2).Select(c => new string(c)));
+            if (f.Length == 3 && mac.Length == 17 && HostFile(mac) == file && IpSubnet.TryParseAddress(f[0], v6: false, out var address)
+                && f[2].StartsWith(f[1] + ".", StringComparison.Ordinal))
+                hosts[mac] = (address, f[1]);
             else
                 File.Delete(file);
         }
@@ -123,43 +132,10 @@ public sealed class Dnsmasq : IDisposable
 
     private string HostFile(string mac) => Path.Combine(HostsDir, mac.Replace(":", ""));
 
-    /// <summary>Ends at once the IPv4 leases of these MAC addresses (a removed container's).</summary>
-    public void Release(IPAddress server, IReadOnlySet<string> macs)
-    {
-        foreach (var lease in ReadLeases().Where(l => macs.Contains(l.HwAddr)))
-        {
-            try { SendRelease(server, IPAddress.Parse(lease.Address), lease.HwAddr); }
-            catch (System.Net.Sockets.SocketException e)
-            {
-                EngineLog.Write($"cannot release the lease of {lease.Address} on {Bridge}: {e.Message}");
-            }
-        }
-    }
-
     /// <summary>
-    /// A DHCPRELEASE as dnsmasq's dhcp_release sends it: from the bridge's own address, through
-    /// the bridge, so dnsmasq takes it as the client's.
+    /// The dynamic leases in dnsmasq's lease file (IPv4 lines carry a MAC; IPv6 lines an IAID):
+    /// an older daemon's dnsmasq served DHCPv4, and its leases keep their addresses after an upgrade.
     /// </summary>
-    private void SendRelease(IPAddress server, IPAddress address, string mac)
-    {
-        const int BootRequest = 1, EthernetType = 1, DhcpRelease = 7, SolSocket = 1, SoBindToDevice = 25;
-        var packet = new byte[300];
-        packet[0] = BootRequest;
-        packet[1] = EthernetType;
-        packet[2] = 6;
-        address.GetAddressBytes().CopyTo(packet, 12);
-        Convert.FromHexString(mac.Replace(":", "")).CopyTo(packet, 28);
-        byte[] cookie = [0x63, 0x82, 0x53, 0x63];
-        cookie.CopyTo(packet, 236);
-        byte[] options = [53, 1, DhcpRelease, 54, 4, .. server.GetAddressBytes(), 255];
-        options.CopyTo(packet, 240);
-        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork,
-            System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp);
-        socket.SetRawSocketOption(SolSocket, SoBindToDevice, Encoding.ASCII.GetBytes(Bridge + "\0"));
-        socket.SendTo(packet, new IPEndPoint(server, 67));
-    }
-
-    /// <summary>The dynamic leases in dnsmasq's lease file (IPv4 lines carry a MAC; IPv6 lines an IAID).</summary>
     public IReadOnlyList<NetworkLease> ReadLeases()
     {
         var leases = new List<NetworkLease>();

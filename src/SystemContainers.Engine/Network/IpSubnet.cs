@@ -72,8 +72,24 @@ public sealed record IpSubnet(IPAddress Address, int PrefixLength)
         return shorter.Contains(shorter == this ? other.Network : Network);
     }
 
-    /// <summary>The subnet's mask in dotted form, as dnsmasq's static dhcp-range takes it.</summary>
+    /// <summary>The subnet's mask in dotted form, as DHCP's subnet mask option carries it.</summary>
     public IPAddress Netmask => FromInteger(Mask);
+
+    /// <summary>The subnet's broadcast address (DHCP option 28).</summary>
+    public IPAddress BroadcastAddress => FromInteger(BroadcastInteger);
+
+    /// <summary>
+    /// The address SLAAC gives a NIC of this MAC in this /64 with a modified EUI-64 interface
+    /// identifier (RFC 4291), as the kernel and systemd-networkd make it by default.
+    /// </summary>
+    public IPAddress Eui64(string mac)
+    {
+        var m = Convert.FromHexString(mac.Replace(":", ""));
+        var bytes = Network.GetAddressBytes();
+        byte[] id = [(byte)(m[0] ^ 0x02), m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]];
+        id.CopyTo(bytes, 8);
+        return new IPAddress(bytes);
+    }
 
     /// <summary>How many addresses the subnet leaves to containers: every host address but the bridge's own.</summary>
     public BigInteger ContainerAddresses => BroadcastInteger - NetworkInteger - 2;

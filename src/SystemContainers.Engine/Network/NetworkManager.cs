@@ -19,10 +19,11 @@ public sealed record NetworkView(
     IReadOnlyList<string> UsedBy, int? DnsmasqPid, DateTimeOffset Created);
 
 /// <summary>
-/// Managed bridge networks: the bridge and its addresses (rtnetlink), one supervised dnsmasq
-/// each, and the daemon's nftables table. It also knows every container's bridged NICs, so it
-/// can refuse a removal in use, keep static addresses unique and give dnsmasq each
-/// container's name. Containers' veth pairs are made here, while their init waits.
+/// Managed bridge networks: the bridge and its addresses (rtnetlink), a DHCPv4 server and one
+/// supervised dnsmasq (DNS, IPv6 router advertisements) each, and the daemon's nftables table.
+/// It also knows every container's bridged NICs, so it can refuse a removal in use, give each
+/// NIC a unique address, and give the DHCP server and dnsmasq each container's address and
+/// name. Containers' veth pairs are made here, while their init waits.
 /// </summary>
 public sealed class NetworkManager : IDisposable
 {
@@ -41,25 +42,17 @@ public sealed class NetworkManager : IDisposable
     private readonly Dictionary<string, Managed> _networks = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IReadOnlyList<NicSpec>> _nics = new(StringComparer.Ordinal);
 
-    // Deleted hosts files are forgotten by dnsmasq only on SIGHUP: one reload for all the removals of this span.
-    private static readonly TimeSpan ReloadDelay = TimeSpan.FromSeconds(1);
-
-    private sealed class Managed(NetworkRecord record, NetworkConfig config, Dnsmasq dnsmasq)
+    private sealed class Managed(NetworkRecord record, NetworkConfig config, Dnsmasq dnsmasq, DhcpServer dhcp)
     {
         public NetworkRecord Record = record;
         public NetworkConfig Config = config;
         public Dnsmasq Dnsmasq { get; } = dnsmasq;
+        public DhcpServer Dhcp { get; } = dhcp;
 
-        /// <summary>What the hosts directory holds: each NIC's MAC to its address and container.</summary>
+        /// <summary>What the DHCP server and the hosts directory hold: each NIC's MAC to its address and container.</summary>
         public readonly Dictionary<string, (IPAddress Address, string Container)> Hosts = new(StringComparer.Ordinal);
         public readonly HashSet<IPAddress> Assigned = [];
-
-        /// <summary>Addresses whose files went since dnsmasq's last reload: it still holds them for their old MACs.</summary>
-        public readonly HashSet<IPAddress> Stale = [];
         public IPAddress? LastAssigned;
-        public bool ReloadPending;
-
-        public bool Taken(IPAddress address) => Assigned.Contains(address) || Stale.Contains(address);
 
         public void SetHost(string mac, IPAddress address, string container)
         {
@@ -112,7 +105,7 @@ public sealed class NetworkManager : IDisposable
                 EngineLog.Write($"network '{name}' is not loaded: {e.Message}");
                 continue;
             }
-            var managed = new Managed(record, config, NewDnsmasq(record.Name));
+            var managed = NewManaged(record, config);
             _networks[record.Name] = managed;
             try
             {
@@ -173,14 +166,17 @@ public sealed class NetworkManager : IDisposable
     private string StateRoot => Path.Combine(_options.StateDir, "networks");
     private string RunRoot => Path.Combine(_options.RunDir, "networks");
 
-    private Dnsmasq NewDnsmasq(string name)
+    private Managed NewManaged(NetworkRecord record, NetworkConfig config)
     {
-        string run = Path.Combine(RunRoot, name);
+        string name = record.Name, run = Path.Combine(RunRoot, name), state = Path.Combine(StateRoot, name);
         Directory.CreateDirectory(run, Traversable);
-        return new Dnsmasq(_options.DnsmasqPath, name, Path.Combine(StateRoot, name), run, _loop);
+        return new Managed(record, config, new Dnsmasq(_options.DnsmasqPath, name, state, run, _loop), new DhcpServer(name, state, config));
     }
 
-    /// <summary>After the containers were registered at daemon start: hosts directories brought up to date, dnsmasq started or adopted.</summary>
+    /// <summary>
+    /// After the containers were registered at daemon start: addresses planned, dnsmasq started or
+    /// adopted, then the DHCP server started (an older daemon's dnsmasq that served DHCP is gone by then).
+    /// </summary>
     public void StartServices()
     {
         lock (_lock)
@@ -191,13 +187,13 @@ public sealed class NetworkManager : IDisposable
             {
                 try
                 {
-                    bool forgot = LoadHosts(m);
+                    LoadHosts(m);
                     m.Dnsmasq.Start(m.Config);
-                    if (forgot) m.Dnsmasq.Reload();
+                    m.Dhcp.Start();
                 }
                 catch (Exception e) when (e is NativeException or IOException or EngineException)
                 {
-                    EngineLog.Write($"dnsmasq of network '{name}' is not running: {e.Message}");
+                    EngineLog.Write($"DHCP or dnsmasq of network '{name}' is not running: {e.Message}");
                 }
             }
         }
@@ -213,7 +209,7 @@ public sealed class NetworkManager : IDisposable
         lock (_lock) return View(Find(name));
     }
 
-    /// <summary>Creates a network: bridge, addresses, dnsmasq and firewall rules, or nothing if any step fails.</summary>
+    /// <summary>Creates a network: bridge, addresses, dnsmasq, DHCP server and firewall rules, or nothing if any step fails.</summary>
     public NetworkView Create(string name, IReadOnlyDictionary<string, string>? config)
     {
         NetworkConfig.ValidateName(name);
@@ -238,9 +234,10 @@ public sealed class NetworkManager : IDisposable
                 TestHooks.Reach("network-intent");
                 SetUpBridge(name, parsed, existing: false);
                 TestHooks.Reach("network-bridged");
-                managed = new Managed(record, parsed, NewDnsmasq(name));
+                managed = NewManaged(record, parsed);
                 _networks[name] = managed;
                 managed.Dnsmasq.Start(parsed);
+                managed.Dhcp.Start();
                 TestHooks.Reach("network-dnsmasq");
                 ApplyFirewall();
                 TestHooks.Reach("network-firewall");
@@ -251,6 +248,7 @@ public sealed class NetworkManager : IDisposable
             catch (Exception e)
             {
                 _networks.Remove(name);
+                managed?.Dhcp.Stop();
                 managed?.Dnsmasq.Stop();
                 if (intended) _netlink.DeleteLink(name);
                 RemoveFiles(name);
@@ -322,7 +320,11 @@ public sealed class NetworkManager : IDisposable
         }
         SetSysctls(name, to);
         m.Config = to;
+        m.Dhcp.Configure(to);
         if (from.IPv4 != to.IPv4) Readdress(m);
+        // A new domain or IPv6 prefix changes every NIC's names.
+        else if (from.Domain != to.Domain || from.IPv6 != to.IPv6)
+            foreach (var (mac, (address, container)) in m.Hosts) m.Dnsmasq.WriteHost(mac, address, container, to);
         m.Dnsmasq.Restart(to);
         ApplyFirewall();
     }
@@ -331,13 +333,7 @@ public sealed class NetworkManager : IDisposable
     private void Readdress(Managed m)
     {
         var plan = Plan(NicsOn(m.Record.Name), preferred: null);
-        foreach (var mac in m.Hosts.Keys.ToList())
-        {
-            m.DropHost(mac);
-            m.Dnsmasq.RemoveHost(mac);
-        }
-        // dnsmasq is restarted next, and reads only what is there.
-        m.Stale.Clear();
+        foreach (var mac in m.Hosts.Keys.ToList()) m.DropHost(mac);
         m.LastAssigned = null;
         foreach (var assignment in plan) WriteHost(assignment);
     }
@@ -365,6 +361,7 @@ public sealed class NetworkManager : IDisposable
                 throw;
             }
             TestHooks.Reach("network-remove-unfirewalled");
+            m.Dhcp.Stop();
             m.Dnsmasq.Stop();
             _netlink.DeleteLink(name);
             RemoveFiles(name);
@@ -434,7 +431,7 @@ public sealed class NetworkManager : IDisposable
     /// <summary>
     /// Checks a container's NICs, gives each its address and records them in one step, so two
     /// containers never get the same address; a network with no free address is an error and
-    /// changes nothing. Each NIC's static lease is a file dnsmasq reads by inotify, without a reload.
+    /// changes nothing. The DHCP server answers the NIC's MAC with its address from then on.
     /// </summary>
     public void Register(string container, IReadOnlyList<NicSpec> nics)
     {
@@ -490,23 +487,12 @@ public sealed class NetworkManager : IDisposable
         }
     }
 
-    /// <summary>A removed container's NICs: their addresses and names leave dnsmasq, and their leases end now.</summary>
-    public void Unregister(string container)
-    {
-        lock (_lock)
-        {
-            foreach (var onNetwork in (_nics.GetValueOrDefault(container) ?? []).GroupBy(n => n.Network!))
-                if (_networks.TryGetValue(onNetwork.Key, out var m))
-                    m.Dnsmasq.Release(m.Config.IPv4.Address, onNetwork.Select(n => n.HwAddrText).OfType<string>().ToHashSet());
-            Register(container, []);
-        }
-    }
+    /// <summary>A removed container's NICs: their addresses and names go, and their leases end now.</summary>
+    public void Unregister(string container) => Register(container, []);
 
     /// <summary>
     /// The addresses of these NICs: a fixed ipv4.address as it is, then the one a NIC already
-    /// has, then the preferred one (its lease, at daemon start), then the next free one. An
-    /// address dnsmasq still holds for a removed NIC is free only after a reload, made here
-    /// when nothing else is free.
+    /// has, then the preferred one (its lease, at daemon start), then the next free one.
     /// </summary>
     private List<Assignment> Plan(IEnumerable<(string Container, NicSpec Nic)> nics, Func<Managed, string, IPAddress?>? preferred)
     {
@@ -533,14 +519,9 @@ public sealed class NetworkManager : IDisposable
         }
         foreach (var (container, nic, m, mac) in pending)
         {
-            bool Free(IPAddress a) => !m.Taken(a) && !planned.Contains(a);
+            bool Free(IPAddress a) => !m.Assigned.Contains(a) && !planned.Contains(a);
             var address = preferred?.Invoke(m, mac) is { } p && m.Config.IPv4.IsLeasable(p) && Free(p) ? p
                 : m.Config.IPv4.NextFree(m.LastAssigned, a => !Free(a));
-            if (address is null && m.Stale.Count > 0)
-            {
-                ReloadNow(m);
-                address = m.Config.IPv4.NextFree(m.LastAssigned, a => !Free(a));
-            }
             if (address is null) throw NetworkFull(m, container, nic);
             Add(new Assignment(m, mac, address, container));
             m.LastAssigned = address;
@@ -567,78 +548,52 @@ public sealed class NetworkManager : IDisposable
     private void WriteHost(Assignment a)
     {
         var m = a.Network;
-        if (m.Hosts.TryGetValue(a.Mac, out var current))
-        {
-            if (current.Address.Equals(a.Address) && current.Container == a.Container) return;
-            // dnsmasq keeps what it read from a changed file until a reload: the old address stays taken until then.
-            m.Stale.Add(current.Address);
-            ScheduleReload(m);
-        }
+        if (m.Hosts.TryGetValue(a.Mac, out var current) && current.Address.Equals(a.Address) && current.Container == a.Container) return;
         m.SetHost(a.Mac, a.Address, a.Container);
-        try { m.Dnsmasq.WriteHost(a.Mac, a.Address, a.Container); }
+        m.Dhcp.SetHost(a.Mac, a.Address, a.Container);
+        try { m.Dnsmasq.WriteHost(a.Mac, a.Address, a.Container, m.Config); }
         catch (Exception e) when (e is IOException or NativeException)
         {
-            EngineLog.Write($"cannot write the static lease of {a.Mac} on network '{m.Record.Name}': {e.Message}");
+            EngineLog.Write($"cannot write the names of {a.Mac} on network '{m.Record.Name}': {e.Message}");
         }
     }
 
     private void RemoveHost(Managed m, string mac)
     {
-        if (!m.Hosts.TryGetValue(mac, out var current)) return;
+        if (!m.Hosts.ContainsKey(mac)) return;
         m.DropHost(mac);
-        m.Stale.Add(current.Address);
+        m.Dhcp.RemoveHost(mac);
         try { m.Dnsmasq.RemoveHost(mac); }
         catch (Exception e) when (e is IOException or NativeException)
         {
-            EngineLog.Write($"cannot remove the static lease of {mac} on network '{m.Record.Name}': {e.Message}");
+            EngineLog.Write($"cannot remove the names of {mac} on network '{m.Record.Name}': {e.Message}");
         }
-        ScheduleReload(m);
-    }
-
-    /// <summary>One SIGHUP for every removal within ReloadDelay, so removing many containers costs a few reloads, not one each.</summary>
-    private void ScheduleReload(Managed m)
-    {
-        if (m.ReloadPending) return;
-        m.ReloadPending = true;
-        Task.Delay(ReloadDelay).ContinueWith(_ =>
-        {
-            lock (_lock)
-                if (m.ReloadPending && _networks.GetValueOrDefault(m.Record.Name) == m) ReloadNow(m);
-        }, TaskScheduler.Default);
-    }
-
-    private static void ReloadNow(Managed m)
-    {
-        m.ReloadPending = false;
-        m.Dnsmasq.Reload();
-        m.Stale.Clear();
     }
 
     /// <summary>
     /// At daemon start: the hosts directory keeps the files of registered NICs that still fit,
     /// the others go, and every NIC without one gets an address (its lease's if free, so
-    /// addresses outlast a reboot and an older daemon's hosts file). True when files went,
-    /// which an adopted dnsmasq forgets only on a reload.
+    /// addresses outlast a reboot and an older daemon's dnsmasq leases); leases of MACs no NIC
+    /// has any more end.
     /// </summary>
-    private bool LoadHosts(Managed m)
+    private void LoadHosts(Managed m)
     {
         string name = m.Record.Name;
         var users = NicsOn(name);
         var owners = users.Where(u => u.Nic.HwAddrText is not null).ToDictionary(u => u.Nic.HwAddrText!, u => u, StringComparer.Ordinal);
-        bool forgot = false;
         foreach (var (mac, (address, host)) in m.Dnsmasq.ReadHosts())
         {
             if (owners.TryGetValue(mac, out var owner) && owner.Container == host && m.Config.IPv4.IsLeasable(address)
                 && (owner.Nic.IPv4 is null || owner.Nic.IPv4.Equals(address)) && !m.Assigned.Contains(address))
-                m.SetHost(mac, address, host);
-            else
             {
-                m.Dnsmasq.RemoveHost(mac);
-                forgot = true;
+                m.SetHost(mac, address, host);
+                m.Dhcp.SetHost(mac, address, host);
             }
+            else
+                m.Dnsmasq.RemoveHost(mac);
         }
-        var leases = m.Dnsmasq.ReadLeases().Where(l => l.HwAddr.Length > 0).GroupBy(l => l.HwAddr)
-            .ToDictionary(g => g.Key, g => IPAddress.Parse(g.First().Address), StringComparer.Ordinal);
+        var leases = m.Dnsmasq.ReadLeases().Concat(m.Dhcp.Leases()).Where(l => l.HwAddr.Length > 0).GroupBy(l => l.HwAddr)
+            .ToDictionary(g => g.Key, g => IPAddress.Parse(g.Last().Address), StringComparer.Ordinal);
         // One NIC at a time, fixed addresses first: a NIC with no free address is refused at its start, not the rest with it.
         foreach (var user in users.OrderBy(u => u.Nic.IPv4 is null))
         {
@@ -651,7 +606,7 @@ public sealed class NetworkManager : IDisposable
                 EngineLog.Write(e.Message);
             }
         }
-        return forgot;
+        m.Dhcp.EndLeasesWithoutHost();
     }
 
     private List<(string Container, NicSpec Nic)> NicsOn(string network) =>
@@ -793,11 +748,13 @@ public sealed class NetworkManager : IDisposable
         return adopted;
     }
 
-    /// <summary>The bridge vanished (deleted by hand): it is made again and dnsmasq rebinds to it.</summary>
+    /// <summary>The bridge vanished (deleted by hand): it is made again, and dnsmasq and the DHCP server bind to the new one.</summary>
     private int RecreateBridge(Managed m)
     {
         SetUpBridge(m.Record.Name, m.Config, existing: true);
         m.Dnsmasq.Restart(m.Config);
+        m.Dhcp.Stop();
+        m.Dhcp.Start();
         return _netlink.LinkIndex(m.Record.Name) ?? throw new NativeException(RtNetlink.ENODEV, "find bridge", m.Record.Name);
     }
 
@@ -830,7 +787,7 @@ public sealed class NetworkManager : IDisposable
         Task.WaitAll(pending);
     }
 
-    /// <summary>dnsmasq's leases, with each container's fixed addresses marked static (and listed even before it asked).</summary>
+    /// <summary>The DHCP server's leases, with each container's fixed addresses marked static (and listed even before it asked).</summary>
     public IReadOnlyList<NetworkLease> Leases(string name)
     {
         lock (_lock)
@@ -838,7 +795,7 @@ public sealed class NetworkManager : IDisposable
             var m = Find(name);
             var users = NicsOn(name);
             var leases = new List<NetworkLease>();
-            foreach (var lease in m.Dnsmasq.ReadLeases())
+            foreach (var lease in m.Dhcp.Leases())
             {
                 var owner = users.FirstOrDefault(u => u.Nic.HwAddrText == lease.HwAddr);
                 bool isStatic = owner.Nic?.IPv4?.ToString() == lease.Address;
@@ -953,15 +910,17 @@ public sealed class NetworkManager : IDisposable
             users, m.Dnsmasq.Pid, m.Record.Created);
     }
 
-    /// <summary>Daemon shutdown: bridges and dnsmasqs stay for the running containers; the next daemon adopts them.</summary>
+    /// <summary>
+    /// Daemon shutdown: bridges and dnsmasqs stay for the running containers; the next daemon
+    /// adopts them. DHCP stops until then: clients keep their leases (an hour) and renew from it.
+    /// </summary>
     public void Dispose()
     {
         WaitForDetached();
         lock (_lock)
             foreach (var m in _networks.Values)
             {
-                // The last removals' hosts leave dnsmasq now rather than at some later daemon's start.
-                if (m.ReloadPending) ReloadNow(m);
+                m.Dhcp.Dispose();
                 m.Dnsmasq.Dispose();
             }
         _netlink.Dispose();

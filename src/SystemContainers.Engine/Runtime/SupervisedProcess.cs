@@ -66,13 +66,6 @@ public sealed class SupervisedProcess(string description, string path, string pi
         catch (IOException e) { return e.Message; }
     }
 
-    /// <summary>Sends a signal to the supervised process, if one runs.</summary>
-    public void Signal(int signal)
-    {
-        lock (_lock)
-            _current?.Signal(signal);
-    }
-
     /// <summary>The live process the pid file names (pid and start time both match), adopted or not.</summary>
     public int? RecordedPid()
     {
