@@ -191,7 +191,12 @@ function Stop-TestLeftovers($Daemon) {
         $lines | Where-Object { ($_ -split ':', 3)[2] -match $pattern }
     } | ForEach-Object { [int]$_.Name })
     if ($left.Count -eq 0) { return }
-    Write-Warning "$($left.Count) process(es) were left in the cgroup subtree of the daemon in $($Daemon.Dir) (pids $($left -join ', ')); killing them"
+    $named = $left | ForEach-Object {
+        $state = (Get-Content "/proc/$_/stat" -ErrorAction SilentlyContinue) -replace '^\d+ \((.*)\) (\S) (\d+).*$', '$1, state $2, parent $3'
+        $group = (Get-Content "/proc/$_/cgroup" -ErrorAction SilentlyContinue | Select-Object -Last 1) -replace '^[^:]*:[^:]*:', ''
+        "$_ ($state, in $group)"
+    }
+    Write-Warning "$($left.Count) process(es) were left in the cgroup subtree of the daemon in $($Daemon.Dir): $($named -join '; '); killing them"
     foreach ($p in $left) { kill -KILL $p 2>$null }
     Wait-Until { -not ($left | Where-Object { Test-ProcessAlive $_ }) } -TimeoutSeconds 10 -What 'leftover container processes to exit'
 }

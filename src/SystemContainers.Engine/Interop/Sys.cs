@@ -128,12 +128,16 @@ public static unsafe class Sys
             throw NativeException.FromLastError("set child subreaper");
     }
 
-    /// <summary>Reaps the exited process behind a pidfd; null when it is not our child (adopted).</summary>
-    public static ExitStatus? ReapPidfd(SafeFd pidfd)
+    /// <summary>
+    /// Reaps the exited process behind a pidfd; null when it is not our child (adopted) or, without
+    /// wait, not waitable yet. With wait it blocks until our child can be reaped: one that exited
+    /// while traced (killed by criu at the end of a dump) is waitable only once its tracer lets go.
+    /// </summary>
+    public static ExitStatus? ReapPidfd(SafeFd pidfd, bool wait = false)
     {
         byte* info = stackalloc byte[128];
         new Span<byte>(info, 128).Clear();
-        while (Libc.waitid(Libc.P_PIDFD, pidfd.Fd, info, Libc.WEXITED | Libc.WNOHANG) < 0)
+        while (Libc.waitid(Libc.P_PIDFD, pidfd.Fd, info, Libc.WEXITED | (wait ? 0 : Libc.WNOHANG)) < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
             if (errno == Libc.EINTR) continue;

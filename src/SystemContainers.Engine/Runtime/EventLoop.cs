@@ -38,7 +38,8 @@ public sealed unsafe class EventLoop : IDisposable
         {
             Unregister(pidfd);
             ExitStatus? status = Sys.ReapPidfd(pidfd);
-            ThreadPool.QueueUserWorkItem(_ => onExit(status));
+            // A child whose exit a tracer still holds (criu's dump) is reaped once it lets go, off the loop thread.
+            ThreadPool.QueueUserWorkItem(_ => onExit(status ?? Sys.ReapPidfd(pidfd, wait: true)));
         });
     }
 
