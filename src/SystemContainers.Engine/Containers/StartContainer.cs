@@ -89,7 +89,7 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
         {
             // The saved processes run on the root they were dumped from.
             shifted = before.Shifted;
-            (pid, own) = Restore(c, state, nics, hostInterfaces, shifted);
+            (pid, own) = Restore(c, state, nics, hostInterfaces, shifted, cgroup);
         }
         else
         {
@@ -138,7 +138,8 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
     /// addresses before any socket is. The state stays until the restored init runs, so a failed
     /// restore can be tried again.
     /// </summary>
-    private (int Pid, SafeFd Console) Restore(Container c, string state, List<NicSpec> nics, List<HostInterface> hostInterfaces, bool shifted)
+    private (int Pid, SafeFd Console) Restore(Container c, string state, List<NicSpec> nics, List<HostInterface> hostInterfaces, bool shifted,
+        ContainerCgroup cgroup)
     {
         string name = c.Name;
         string root = Path.Combine(parts.RunDirOf(name), "rootfs");
@@ -154,7 +155,7 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
                     foreach (var nic in nics) hostInterfaces.Add(parts.Networks.Attach(name, nic, pid));
                     CheckpointNetwork.Apply(pid, network);
                     StepTrace.Mark("restore: network ready");
-                });
+                }, ContainerCheckpoint.CgroupRootsOf(cgroup.Directories));
                 StepTrace.Mark("restore: criu done");
                 return restored;
             }

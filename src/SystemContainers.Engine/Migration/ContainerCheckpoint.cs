@@ -42,11 +42,34 @@ public sealed class ContainerCheckpoint(CriuClient criu)
     }
 
     /// <summary>
+    /// The cgroup directories a restored tree goes into, as criu's cgroup roots: one per
+    /// v1 hierarchy, named as /proc/self/cgroup names its controllers ("name=systemd" for a named
+    /// one), and the cgroup2 tree's as the root for every hierarchy not named (criu's name for it
+    /// is not "unified"), which on a v2 host is all of them.
+    /// </summary>
+    public static IReadOnlyList<(string? Controller, string Path)> CgroupRootsOf(IEnumerable<string> directories)
+    {
+        var mounts = Cgroups.CgroupDriverFactory.CgroupMounts();
+        var hierarchies = Cgroups.CgroupFs.ProcCgroups(0).Where(c => c.Controllers != "")
+            .Select(c => (Controller: (string?)c.Controllers, mounts.FirstOrDefault(m => m.FsType == "cgroup" && c.Controllers.Split(',').All(m.Options.Contains)).MountPoint))
+            .Concat(mounts.Where(m => m.FsType == "cgroup2").Select(m => (Controller: (string?)null, m.MountPoint)))
+            .Where(h => h.MountPoint is not null).ToList();
+        var roots = new List<(string?, string)>();
+        foreach (var dir in directories)
+        {
+            var (controller, mount) = hierarchies.Where(h => dir.StartsWith(h.MountPoint + "/", StringComparison.Ordinal)).MaxBy(h => h.MountPoint.Length);
+            if (mount is not null) roots.Add((controller, dir[mount.Length..]));
+        }
+        return roots;
+    }
+
+    /// <summary>
     /// Restores the tree in imagesDir with root as its root mount; onNamespaces gets the pid of
     /// the restored init once its namespaces exist, before any of its files or sockets are made.
     /// The restored init is the caller's child. Returns its pid and the console's new master.
     /// </summary>
-    public (int Pid, Interop.SafeFd Console) Restore(string imagesDir, string root, Action<int> onNamespaces)
+    public (int Pid, Interop.SafeFd Console) Restore(string imagesDir, string root, Action<int> onNamespaces,
+        IReadOnlyList<(string? Controller, string Path)> cgroupRoots)
     {
         Interop.SafeFd? console = null;
         try
@@ -61,6 +84,7 @@ public sealed class ContainerCheckpoint(CriuClient criu)
                 FileLocks = true,
                 OrphanPtsMaster = true,
                 Sibling = true,
+                CgroupRoots = cgroupRoots,
             }, (step, pid) =>
             {
                 if (step == "setup-namespaces") onNamespaces(pid);
