@@ -11,14 +11,19 @@ namespace SystemContainers.Engine.Containers;
 /// </summary>
 internal sealed class CheckpointContainer(EngineParts parts, FreezeContainer freezer, ContainerCheckpoint checkpoint)
 {
-    private const string DirName = "checkpoint";
+    internal const string DirName = "checkpoint";
 
     /// <summary>Where a container's saved state is: criu's images, their logs and the NICs' addresses.</summary>
     public static string DirOf(EngineParts parts, string name) => Path.Combine(parts.Store.DirectoryOf(name), DirName);
 
     public static bool HasState(EngineParts parts, string name) => Directory.Exists(DirOf(parts, name));
 
-    public async Task StopAsync(Container c)
+    /// <summary>
+    /// handOver (a live move's) runs with the images directory once criu has written it and still
+    /// holds the tree frozen: returning lets criu end the tree, throwing has it thaw the tree, which
+    /// runs on with its NICs put back, as after a failed dump.
+    /// </summary>
+    public async Task StopAsync(Container c, Action<string>? handOver = null)
     {
         string name = c.Name;
         var live = Checkpointable(c, "stopped with its state", "stop it again");
@@ -36,7 +41,7 @@ internal sealed class CheckpointContainer(EngineParts parts, FreezeContainer fre
             StepTrace.Mark("stateful stop: dumping");
             try
             {
-                checkpoint.Dump(live.Pid, staging, FreezerOf(live), () => Unplug(live));
+                checkpoint.Dump(live.Pid, staging, FreezerOf(live), () => Unplug(live), onDumped: handOver is null ? null : () => handOver(staging));
             }
             catch
             {
