@@ -143,7 +143,8 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
             var options = new FileStreamOptions
             {
                 Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 1 << 20,
-                UnixCreateMode = (UnixFileMode)(m.Mode & 0x1ff) | UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                // Only the read bits the source gave: no image is executable or writable but by root.
+                UnixCreateMode = (UnixFileMode)(m.Mode & 0x124) | UnixFileMode.UserRead | UnixFileMode.UserWrite,
             };
             using var output = new FileStream(Path.Combine(dir, file), options);
             for (int n; (n = tar.Read(buffer)) > 0;) output.Write(buffer, 0, n);
