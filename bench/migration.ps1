@@ -11,13 +11,24 @@
     (the target pulls as an untrusted daemon with the source's secret). Reported: bytes on the
     wire, the pull's wall time (request to the target's operation done) and MB/s, median of -Runs.
     Results are appended to bench/RESULTS.md with -Record.
+
+    With -Live, a live move instead (Move-SystemContainer -Live; issue 13 target: busybox <= 150 ms
+    downtime): both daemons have a btrfs pool and a network of one subnet, their bridges joined at
+    L2, and a client namespace on the first bridge. A running busybox container
+    (migration.stateful=true) with a counting service is moved -Runs times there and back, each
+    move with a fresh TCP connection sending a request every 10 ms (tests/migration-client.py).
+    Reported per direction, median of the runs: the downtime the client saw (its longest wait
+    between two answers), the move's wall time (the source's migration request to the target's
+    operation done), the bytes sent (root as btrfs send, then criu's images), and whether every
+    request was answered once and in order without a reset.
 #>
-param([int]$SizeMB = 1024, [int]$Runs = 3, [switch]$Record)
+param([int]$SizeMB = 1024, [int]$Runs = 3, [switch]$Record, [switch]$Live)
 $ErrorActionPreference = 'Stop'
 $root = Split-Path -Parent $PSScriptRoot
 Import-Module (Join-Path $root 'SystemContainers.psd1') -Force
 Import-Module (Join-Path $PSScriptRoot 'Bench.psm1') -Force
 Import-Module (Join-Path $root 'tests/TestDaemon.psm1') -Force
+Import-Module (Join-Path $root 'tests/MigrationNetwork.psm1') -Force
 
 function Use-Daemon($D) { $env:SYSTEMCONTAINERS_SOCKET = $D.Socket; $env:SYSTEMCONTAINERS_RUN_DIR = $D.RunDir }
 function Wait-Operation($D, [string]$Url) {
@@ -25,6 +36,74 @@ function Wait-Operation($D, [string]$Url) {
     if ($op.status -ne 'Success') { throw "$Url ended $($op.status): $($op.err)" }
     $op
 }
+
+function Invoke-LiveBench {
+    $first = Start-TestDaemon
+    $second = Start-TestDaemon
+    $veth = $null; $link = $null; $clientNs = $null
+    $load = (Get-Content /proc/loadavg) -split ' ' | Select-Object -First 3
+    try {
+        $veth = New-TestVethPair $first $second '10.251.79'
+        $hosts = @(@{ D = $first; Https = '10.251.79.1:8443'; Bridge = '10.124.0.1/24' }, @{ D = $second; Https = '10.251.79.2:8443'; Bridge = '10.124.0.254/24' })
+        foreach ($h in $hosts) {
+            Use-Daemon $h.D
+            Set-SystemContainerHost -HttpsAddress $h.Https
+            $h.Certificate = (Get-SystemContainerHost).ServerFingerprint
+            New-SystemContainerStoragePool pbt -Driver btrfs -Size 2GiB | Out-Null
+            New-SystemContainerNetwork mig -IPv4 $h.Bridge | Out-Null
+        }
+        $link = Join-TestBridges $first $second '10.124.0.'
+        $clientNs = New-TestClientNetns $first '10.124.0.' '10.124.0.200/24'
+        Use-Daemon $first
+        New-SystemContainer web1 -Image (Get-TestImage) -StoragePool pbt -Network mig -Config @{ 'migration.stateful' = 'true'; 'nic.eth0.ipv4.address' = '10.124.0.60' } -Start | Out-Null
+        $service = "mkdir -p /srv; printf '#!/bin/sh\nn=0\nwhile read l; do n=`$((n+1)); echo `$n `$l; done\n' > /srv/count.sh; chmod +x /srv/count.sh; " +
+            'setsid nc -ll -p 7000 -e /srv/count.sh </dev/null >/dev/null 2>&1 &'
+        Invoke-SystemContainerCommand web1 -- sh -c $service
+        Wait-Until -TimeoutSeconds 20 -What 'the service' { Invoke-SystemContainerCommand web1 -- sh -c 'netstat -ltn | grep ":7000 " || true' }
+        $results = @{ 0 = @(); 1 = @() }
+        foreach ($i in 1..$Runs) {
+            foreach ($way in 0, 1) {
+                $from = $hosts[$way]; $to = $hosts[1 - $way]
+                $client = Start-TestTcpClient $clientNs 10.124.0.60 7000 $first.Dir
+                $sw = [Diagnostics.Stopwatch]::StartNew()
+                $send = (Invoke-TestApi $from.D POST /1.0/containers/web1 '{"migration": true, "live": true}').Body
+                $body = @{ name = 'web1'; storage_pool = 'pbt'; source = @{ type = 'migration'; mode = 'pull'; operation = "https://$($from.Https)$($send.operation)"
+                        certificate = $from.Certificate; secrets = @{ fs = $send.metadata.metadata.secret }; move = $true; live = $true } } | ConvertTo-Json -Depth 4
+                $pull = (Invoke-TestApi $to.D POST /1.0/containers $body).Body
+                Wait-Operation $to.D $pull.operation | Out-Null
+                $seconds = $sw.Elapsed.TotalSeconds
+                $bytes = (Wait-Operation $from.D $send.operation).metadata.result.bytes
+                Start-Sleep -Milliseconds 500
+                $counts = Stop-TestTcpClient $client
+                $whole = -not $counts.reset -and $counts.in_order -and $counts.answers -eq $counts.sent
+                $results[$way] += [pscustomobject]@{ Downtime = $counts.max_gap_ms; Seconds = $seconds; Bytes = $bytes; Whole = $whole }
+            }
+        }
+        $rows = foreach ($way in 0, 1) {
+            $r = $results[$way]
+            [pscustomobject]@{ move = @('there', 'back')[$way]; 'downtime ms (median; target <= 150)' = [math]::Round((Get-Median $r.Downtime), 0)
+                'downtime ms (max)' = [math]::Round(($r.Downtime | Measure-Object -Maximum).Maximum, 0); 'move s (median)' = [math]::Round((Get-Median $r.Seconds), 2)
+                'MB sent' = [math]::Round((Get-Median $r.Bytes) / 1MB, 2); 'every request answered once' = "$(@($r | Where-Object Whole).Count)/$($r.Count)" }
+        }
+        $rows | Format-Table -AutoSize | Out-String | Write-Host
+        if ($Record) {
+            $cpu = (Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '.*:\s*', ''
+            Add-BenchResult 'migration.ps1 -Live' ("$([Environment]::ProcessorCount) cores ($cpu), kernel $(uname -r), a running busybox container (migration.stateful=true) moved live " +
+                "between two daemons (btrfs pools on loop files, bridges joined at L2) and back, $Runs times, plain criu dump; a fresh TCP connection per move " +
+                "sending a request every 10 ms; load average $($load -join ' ') at the start (other helpers' runs).") `
+                @('move', 'downtime ms (median; target <= 150)', 'downtime ms (max)', 'move s (median)', 'MB sent', 'every request answered once') $rows
+        }
+    }
+    finally {
+        if ($clientNs) { ip netns del $clientNs 2>$null }
+        foreach ($d in $first, $second) { Use-Daemon $d; Get-SystemContainer | ForEach-Object { Remove-SystemContainer $_.Name -Force }; Remove-TestStorage $d }
+        if ($link) { Invoke-InNetns $first ip @('link', 'del', $link) 2>$null }
+        if ($veth) { Invoke-InNetns $first ip @('link', 'del', $veth) 2>$null }
+        Stop-TestDaemon $first
+        Stop-TestDaemon $second
+    }
+}
+if ($Live) { Invoke-LiveBench; return }
 
 $source = Start-TestDaemon
 $target = Start-TestDaemon

@@ -531,12 +531,16 @@ Describe 'Container migrations' {
         @{ Label = 'into a missing pool'; Name = 'm1'; Extra = ',"storage_pool":"nosuch"'; Status = 404; Message = 'nosuch' }
         @{ Label = 'with an image as well'; Name = 'm1'; Extra = ',"image":"busybox"'; Status = 400; Message = 'takes no image' }
         @{ Label = 'that starts the container'; Name = 'm1'; Extra = ',"start":true'; Status = 400; Message = 'made stopped' }
+        @{ Label = 'live but not a move'; Name = 'm1'; Live = $true; Extra = ''; Status = 400; Message = 'a live migration is a move' }
     ) {
-        $source = "{`"type`":`"migration`",`"mode`":`"pull`",`"operation`":`"https://10.0.0.1:8443/1.0/operations/1`",`"certificate`":`"$('a' * 64)`",`"secrets`":{`"fs`":`"x`"}}"
+        $live = if ($_.ContainsKey('Live')) { ',"live":true' } else { '' }
+        $source = "{`"type`":`"migration`",`"mode`":`"pull`",`"operation`":`"https://10.0.0.1:8443/1.0/operations/1`",`"certificate`":`"$('a' * 64)`",`"secrets`":{`"fs`":`"x`"}$live}"
         Assert-RestCase @{ Method = 'POST'; Path = '/1.0/containers'; Body = "{`"name`":`"$Name`",`"source`":$source$Extra}"; Status = $Status; Message = $Message }
     }
     It 'refuses the migration source <Label> over REST' -ForEach @(
-        @{ Label = 'of a running container'; Path = '/1.0/containers/keeper'; Body = '{"migration":true}'; Status = 409; Message = 'needs live migration, which is not supported' }
+        @{ Label = 'of a running container'; Path = '/1.0/containers/keeper'; Body = '{"migration":true}'; Status = 409; Message = 'stop it first, or move it by live migration' }
+        @{ Label = 'live, of a stopped container'; Path = '/1.0/containers/idle'; Body = '{"migration":true,"live":true}'; Status = 409; Message = 'a live move is of a running container' }
+        @{ Label = 'live, of a container without migration.stateful'; Path = '/1.0/containers/keeper'; Body = '{"migration":true,"live":true}'; Status = 400; Message = 'cannot move live: it was created without migration.stateful=true' }
         @{ Label = 'of a missing container'; Path = '/1.0/containers/nosuch'; Body = '{"migration":true}'; Status = 404; Message = 'nosuch' }
         @{ Label = 'with a name'; Path = '/1.0/containers/idle'; Body = '{"migration":true,"name":"x"}'; Status = 400; Message = 'the target daemon names' }
         @{ Label = 'that expires at once'; Path = '/1.0/containers/idle'; Body = '{"migration":true,"expires_in_seconds":0}'; Status = 400; Message = 'expires_in_seconds must be from 1' }

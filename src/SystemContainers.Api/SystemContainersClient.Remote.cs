@@ -89,10 +89,21 @@ public sealed partial class SystemContainersClient
     /// secret lets another daemon pull this stopped container, with its snapshots when asked; it
     /// runs until that daemon has fetched it, the secret expires or it is cancelled.
     /// </summary>
-    public async Task<(string OperationId, string Secret)> CreateMigrationSourceAsync(string name, bool includeSnapshots, CancellationToken ct = default)
+    public async Task<(string OperationId, string Secret)> CreateMigrationSourceAsync(string name, bool includeSnapshots, CancellationToken ct = default, bool live = false)
     {
         string path = $"1.0/containers/{Esc(name)}";
-        return SecretOf(await SendRawAsync(HttpMethod.Post, path, new ContainerPostRequest(Migration: true, InstanceOnly: !includeSnapshots), ct), path);
+        return SecretOf(await SendRawAsync(HttpMethod.Post, path, new ContainerPostRequest(Migration: true, InstanceOnly: !includeSnapshots, Live: live), ct), path);
+    }
+
+    /// <summary>Waits for operation id to end; its failure is thrown as a request's would be.</summary>
+    public async Task AwaitOperationAsync(string id, CancellationToken ct = default)
+    {
+        for (var done = await WaitOperationAsync(id, 3600, ct); ; done = await WaitOperationAsync(id, 3600, ct))
+        {
+            if (done.Status == "Success") return;
+            if (done.Status is "Failure" or "Cancelled")
+                throw new SystemContainersApiException(done.StatusCode, done.ErrId ?? "OperationFailed", done.Err ?? $"operation {done.Id} failed");
+        }
     }
 
     private (string OperationId, string Secret) SecretOf(ApiResponse response, string path)

@@ -112,10 +112,11 @@ public sealed partial class SystemContainersClient : IDisposable
     /// the SHA-256 certificate; move keeps its MACs. Nothing of the container passes through this client.
     /// </summary>
     public Task<SystemContainer> PullContainerAsync(string name, string? storagePool, string operation, string certificate, string secret, bool move,
-        Action<string>? progress = null, CancellationToken ct = default) =>
+        Action<string>? progress = null, CancellationToken ct = default, bool live = false) =>
         SendAsync<SystemContainer>(HttpMethod.Post, "1.0/containers",
             new ContainerCreateRequest(name, null, StoragePool: storagePool,
-                Source: new ContainerSource("migration", Mode: "pull", Operation: operation, Certificate: certificate, Secrets: new() { ["fs"] = secret }, Move: move)),
+                Source: new ContainerSource("migration", Mode: "pull", Operation: operation, Certificate: certificate, Secrets: new() { ["fs"] = secret }, Move: move,
+                    Live: live)),
             ct, progress);
 
     public Task<SystemContainer> ChangeStateAsync(string name, ContainerStateRequest request, CancellationToken ct = default) =>

@@ -188,7 +188,13 @@ public sealed record ContainerCreateRequest(string Name, string? Image, Dictiona
 /// a copy gets new ones.
 /// </summary>
 public sealed record ContainerSource(string Type, string? Source = null, string? Mode = null, string? Operation = null, string? Certificate = null,
-    Dictionary<string, string>? Secrets = null, bool Move = false, bool InstanceOnly = false);
+    Dictionary<string, string>? Secrets = null, bool Move = false, bool InstanceOnly = false, bool Live = false);
+
+/// <summary>
+/// POST /1.0/operations/{id}/control?secret=: a live move's target tells the source whether it runs
+/// the container (the source then ends its frozen copy) or not, and why (the source then resumes it).
+/// </summary>
+public sealed record MigrationVerdict(bool Success, string? Error = null);
 
 /// <summary>
 /// PUT /1.0/containers/NAME/state, as LXD's: Stateful with "stop" saves the processes first (criu);
@@ -276,7 +282,7 @@ public sealed record ImageSecretRequest(int? ExpiresInSeconds = null);
 /// Migration an operation whose single-use secret lets another daemon pull the container (with
 /// its snapshots unless InstanceOnly) within ExpiresInSeconds (default 60).
 /// </summary>
-public sealed record ContainerPostRequest(string? Name = null, bool Migration = false, bool InstanceOnly = false, int? ExpiresInSeconds = null);
+public sealed record ContainerPostRequest(string? Name = null, bool Migration = false, bool InstanceOnly = false, int? ExpiresInSeconds = null, bool Live = false);
 
 /// <summary>PATCH /1.0/containers/{name}: config keys to set; a null or empty value removes the key.</summary>
 public sealed record ContainerUpdateRequest(Dictionary<string, string?> Config);

@@ -16,6 +16,9 @@ namespace SystemContainers.Daemon;
 /// single-use secret, and imported as a backup is (ImportContainer: staged, moved in place last),
 /// its SHA-256 compared with the source's trailer before the container is kept. A transfer that
 /// fails for any reason leaves nothing here; a daemon killed midway leaves staging its next start removes.
+/// A live move's stream carries criu's images too: the container is imported with them and started,
+/// which restores it, and the source is told (its control secret came with the stream) whether it
+/// runs here, so it ends its frozen copy, or not, so it resumes it; a failure removes it here.
 /// </summary>
 public sealed partial class ContainerPull
 {
@@ -26,12 +29,13 @@ public sealed partial class ContainerPull
     private readonly string? _pool;
     private readonly bool _optimized;
     private readonly bool _move;
+    private readonly bool _live;
 
     [GeneratedRegex("^/1\\.0/operations/[0-9a-fA-F-]{1,64}\\z")]
     private static partial Regex OperationPath();
 
-    private ContainerPull(Uri stream, string certificate, string name, string? pool, bool optimized, bool move) =>
-        (_stream, _certificate, _name, _pool, _optimized, _move) = (stream, certificate, name, pool, optimized, move);
+    private ContainerPull(Uri stream, string certificate, string name, string? pool, bool optimized, bool move, bool live) =>
+        (_stream, _certificate, _name, _pool, _optimized, _move, _live) = (stream, certificate, name, pool, optimized, move, live);
 
     /// <summary>The pull a request asks for, refused now if any of it is wrong or the name is taken here.</summary>
     public static ContainerPull Plan(ContainerService containers, ContainerCreateRequest req, ContainerSource source)
@@ -48,12 +52,14 @@ public sealed partial class ContainerPull
             throw EngineException.Invalid("InvalidRequest", $"source field 'certificate' must be the SHA-256 of the source's server certificate (64 hex digits), not '{DisplayText.Escape(source.Certificate ?? "")}'");
         if (source.Secrets?.GetValueOrDefault("fs") is not { Length: > 0 } secret)
             throw EngineException.Invalid("InvalidRequest", "source field 'secrets' must give the source operation's secret as 'fs'");
+        if (source.Live && !source.Move)
+            throw EngineException.Invalid("InvalidRequest", "a live migration is a move (move: true): the running container cannot be on both hosts");
         ContainerName.Validate(req.Name);
         if (containers.List().Any(c => c.Name == req.Name))
             throw EngineException.Conflict("ContainerExists", $"container '{req.Name}' already exists here; nothing was fetched");
         string driver = containers.Storage.Get(string.IsNullOrEmpty(req.StoragePool) ? Engine.Storage.StoragePool.DefaultName : req.StoragePool).Pool.Driver;
         var stream = new Uri(operation, $"{operation.AbsolutePath}/stream?secret={Uri.EscapeDataString(secret)}&optimized={(driver == "btrfs" ? 1 : 0)}");
-        return new ContainerPull(stream, source.Certificate!.ToLowerInvariant(), req.Name, req.StoragePool, driver == "btrfs", source.Move);
+        return new ContainerPull(stream, source.Certificate!.ToLowerInvariant(), req.Name, req.StoragePool, driver == "btrfs", source.Move, source.Live);
     }
 
     public async Task<ContainerView> RunAsync(ContainerService containers, OperationRecord op)
@@ -70,12 +76,67 @@ public sealed partial class ContainerPull
             reported = received;
             op.Report($"received {received >> 20} MiB{(_optimized ? "" : " (tar)")}");
         }, sha256 => Check(response, sha256));
-        var options = new ImportOptions(_name, _pool, BackupCompression.None) { KeepHardwareAddresses = _move };
+        string? control = null;
+        if (_live && (!response.Headers.TryGetValues(ContainerSend.ControlHeader, out var values) || (control = values.FirstOrDefault()) is not { Length: > 0 }))
+            throw new EngineException(FailureKind.Failed, "SourceRefused", $"the source sent container {_name} without the control secret of a live move");
+        var options = new ImportOptions(_name, _pool, BackupCompression.None) { KeepHardwareAddresses = _move, WithImages = _live };
         // The tar reader reads synchronously, on a thread of its own; the response is its source.
         var made = await Task.Run(() => containers.ImportAsync(hashing, options, ct), ct);
         op.Report($"received {hashing.Bytes} bytes, SHA-256 {hashing.Sha256}");
         DaemonLog.Info($"pulled container {_name} from {_stream.GetLeftPart(UriPartial.Authority)}: {hashing.Bytes} bytes, SHA-256 {hashing.Sha256}");
-        return made;
+        return _live ? await RestoreAsync(containers, peer, made, control!, op) : made;
+    }
+
+    /// <summary>A live move's end here: the imported container restored and the source told, or removed and the source told why.</summary>
+    private async Task<ContainerView> RestoreAsync(ContainerService containers, PeerFetch peer, ContainerView made, string control, OperationRecord op)
+    {
+        var verdictUrl = new Uri(_stream, $"{_stream.AbsolutePath[..^"/stream".Length]}/control?secret={Uri.EscapeDataString(control)}");
+        string what = $"the verdict on container {_name}";
+        ContainerView running;
+        try
+        {
+            op.Report("restoring");
+            // Not op's token: once the stream is in, a cancel is the source's to decide (it resumes the container).
+            running = await containers.StartAsync(_name, CancellationToken.None, made.Id);
+        }
+        catch (Exception e)
+        {
+            await RemoveAsync(containers, made);
+            try
+            {
+                await peer.PostAsync(verdictUrl, new MigrationVerdict(false, e.Message), what, CancellationToken.None);
+            }
+            catch (EngineException told)
+            {
+                // The source then resumes the container when its wait for this word ends.
+                DaemonLog.Failure($"telling the source that container {_name} did not start here", told);
+            }
+            throw;
+        }
+        try
+        {
+            await peer.PostAsync(verdictUrl, new MigrationVerdict(true), what, CancellationToken.None);
+        }
+        catch
+        {
+            // The source did not take the word: it resumes its copy when its wait ends, so this one must go.
+            await RemoveAsync(containers, running);
+            throw;
+        }
+        DaemonLog.Info($"container {_name} moved live from {_stream.GetLeftPart(UriPartial.Authority)} runs here");
+        return running;
+    }
+
+    private static async Task RemoveAsync(ContainerService containers, ContainerView made)
+    {
+        try
+        {
+            await containers.DeleteAsync(made.Name, force: true, CancellationToken.None, made.Id);
+        }
+        catch (EngineException e)
+        {
+            DaemonLog.Failure($"removal of container {made.Name} after its live move failed", e);
+        }
     }
 
     /// <summary>At the stream's end, before the import keeps anything: the bytes must be the ones the source sent.</summary>

@@ -7,8 +7,9 @@ namespace SystemContainers.Daemon;
 
 /// <summary>
 /// One GET from another daemon over TLS 1.3, accepting only the server certificate the request
-/// names and following no redirect: how a daemon pulls an image or a container. A peer it cannot
-/// reach is SourceUnreachable, one that answers with an error SourceRefused (Forbidden for 403).
+/// names and following no redirect: how a daemon pulls an image or a container (and a live move's
+/// one POST back, its verdict). A peer it cannot reach is SourceUnreachable, one that answers with
+/// an error SourceRefused (Forbidden for 403).
 /// </summary>
 public sealed class PeerFetch : IDisposable
 {
@@ -41,6 +42,30 @@ public sealed class PeerFetch : IDisposable
             var error = await ErrorOf(response, ct);
             throw new EngineException(response.StatusCode == HttpStatusCode.Forbidden ? FailureKind.Forbidden : FailureKind.Failed,
                 "SourceRefused", $"{url.GetLeftPart(UriPartial.Authority)} refused to send {what}: HTTP {(int)response.StatusCode}: {error}");
+        }
+    }
+
+    /// <summary>POSTs body as JSON and reads the answer; errors as GetAsync's.</summary>
+    public async Task PostAsync<T>(Uri url, T body, string what, CancellationToken ct)
+    {
+        HttpResponseMessage response;
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, url)
+            {
+                Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact, Content = JsonContent.Create(body, options: Wire.Json),
+            };
+            response = await _http.SendAsync(request, ct);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new EngineException(FailureKind.Failed, "SourceUnreachable", $"cannot send {what} to {url.GetLeftPart(UriPartial.Authority)}: {e.Message}");
+        }
+        using (response)
+        {
+            if (response.IsSuccessStatusCode) return;
+            throw new EngineException(response.StatusCode == HttpStatusCode.Forbidden ? FailureKind.Forbidden : FailureKind.Failed,
+                "SourceRefused", $"{url.GetLeftPart(UriPartial.Authority)} refused {what}: HTTP {(int)response.StatusCode}: {await ErrorOf(response, ct)}");
         }
     }
 

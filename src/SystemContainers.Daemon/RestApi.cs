@@ -454,6 +454,15 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
             await ContainerSend.RunAsync(containers, source, ctx.Request.Query["optimized"] == "1", ctx);
             return Results.Empty;
         });
+        // A live move's target says whether it runs the container, with the control secret the stream carried.
+        app.MapPost("/1.0/operations/{id}/control", (string id, HttpContext ctx, MigrationVerdict verdict) =>
+        {
+            var source = TrustGate.RedeemedMigration(ctx) ?? migrations.RedeemControl(id, ctx.Request.Query["secret"].ToString())
+                ?? throw new EngineException(FailureKind.Forbidden, "InvalidSecret", $"the control secret of operation '{id}' is unknown or already used");
+            if (!source.Verdict.TrySetResult(verdict))
+                throw EngineException.Conflict("MoveEnded", $"the live move of operation '{id}' has ended already: {source.Verdict.Task.Result.Error}");
+            return Sync<object?>(null);
+        });
         app.MapGet("/1.0/events/recent", (HttpContext ctx) => Sync(events.Recent(EventTypes(ctx))));
         app.MapMethods("/1.0/events", WebSocketMethods, async (HttpContext ctx) =>
         {
@@ -580,7 +589,7 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
 
     /// <summary>
     /// POST /1.0/containers/{name} with migration: the operation whose secret lets another daemon
-    /// pull the stopped container. A running one is refused: moving it would need live migration.
+    /// pull the stopped container; with live, the running one (its processes dumped by criu).
     /// </summary>
     private IResult MigrationRequest(string name, ContainerPostRequest req)
     {
@@ -589,11 +598,16 @@ public sealed class RestApi(DaemonOptions options, ContainerService containers, 
         if (req.ExpiresInSeconds is < 1 or > MaxTimeoutSeconds)
             throw EngineException.Invalid("InvalidRequest", $"expires_in_seconds must be from 1 to {MaxTimeoutSeconds}, not {req.ExpiresInSeconds}");
         var c = containers.Get(name);
+        bool running = c.Status is ContainerStatus.Running or ContainerStatus.Frozen;
         // Anything else a container may be (in error) is the export's to judge when the stream is fetched.
-        if (c.Status is ContainerStatus.Running or ContainerStatus.Frozen)
+        if (running && !req.Live)
             throw EngineException.Conflict("ContainerRunning",
-                $"container '{name}' is {c.Status.ToString().ToLowerInvariant()}: sending a running container to another host needs live migration, which is not supported; stop it first");
-        return Async(migrations.Issue(name, !req.InstanceOnly, req.ExpiresInSeconds is int s ? TimeSpan.FromSeconds(s) : MigrationSources.DefaultLifetime));
+                $"container '{name}' is {c.Status.ToString().ToLowerInvariant()}: stop it first, or move it by live migration (live: true, Move-SystemContainer -Live)");
+        if (req.Live && !running)
+            throw EngineException.Conflict("ContainerNotRunning", $"container '{name}' is {c.Status.ToString().ToLowerInvariant()}: a live move is of a running container; move it without live");
+        if (req.Live && !Engine.Spec.ContainerConfig.Parse(c.Config).IsStateful)
+            throw EngineException.Invalid("NotStateful", $"container '{name}' cannot move live: it was created without {Engine.Spec.ContainerConfig.Stateful}=true, which criu needs");
+        return Async(migrations.Issue(name, !req.InstanceOnly, req.ExpiresInSeconds is int s ? TimeSpan.FromSeconds(s) : MigrationSources.DefaultLifetime, req.Live));
     }
 
     /// <summary>POST /1.0/containers with a copy source: an operation that copies SOURCE or SOURCE/SNAPSHOT, then starts the copy if asked.</summary>

@@ -8,7 +8,8 @@ namespace SystemContainers.Daemon;
 /// The HTTPS listener's check before any handler: a client whose certificate is trusted passes;
 /// any other may only read GET /1.0, redeem a token (POST /1.0/certificates), and, as another
 /// daemon pulling, fetch an image or a container with a single-use secret for it
-/// (GET /1.0/images/{fingerprint}/export?secret=, GET /1.0/operations/{id}/stream?secret=); it
+/// (GET /1.0/images/{fingerprint}/export?secret=, GET /1.0/operations/{id}/stream?secret=), and
+/// answer a live move with the control secret its stream carried (POST /1.0/operations/{id}/control?secret=); it
 /// gets 403 for everything else. Trusted requests are tracked by fingerprint while they run, so a revocation
 /// aborts its client's open streams (events, exec websockets) as well as refusing its next request.
 /// </summary>
@@ -62,7 +63,7 @@ public sealed class TrustGate
         }
         string why = IsImageExport(request, out _)
             ? "the image secret is unknown, already used, expired or for another image"
-            : IsMigrationStream(request, out _) ? "the migration secret is unknown, already used, expired or for another operation"
+            : IsMigrationStream(request, out _) || IsMigrationControl(request, out _) ? "the migration secret is unknown, already used, expired or for another operation"
             : certificate is null ? "no client certificate was presented" : $"client certificate {fingerprint} is not trusted";
         await Results.Json(new ApiResponse("error", ErrorCode: 403, Error: $"{request.Method} {request.Path}: {why}; join with a trust token (Add-SystemContainerRemote)",
             ErrorId: "Untrusted"), Wire.Json, statusCode: 403).ExecuteAsync(context);
@@ -73,8 +74,10 @@ public sealed class TrustGate
 
     private bool RedeemsMigrationSecret(HttpContext context)
     {
-        if (!IsMigrationStream(context.Request, out string operation) || context.Request.Query["secret"].ToString() is not { Length: > 0 } secret
-            || _migrations.Redeem(operation, secret) is not { } source) return false;
+        if (context.Request.Query["secret"].ToString() is not { Length: > 0 } secret) return false;
+        var source = IsMigrationStream(context.Request, out string operation) ? _migrations.Redeem(operation, secret)
+            : IsMigrationControl(context.Request, out operation) ? _migrations.RedeemControl(operation, secret) : null;
+        if (source is null) return false;
         context.Items[MigrationKey] = source;
         return true;
     }
@@ -83,11 +86,16 @@ public sealed class TrustGate
 
     private static bool IsMigrationStream(HttpRequest request, out string operation) => IsGetOf(request, "operations", "stream", out operation);
 
+    private static bool IsMigrationControl(HttpRequest request, out string operation) =>
+        IsOf(request, HttpMethods.Post, "operations", "control", out operation);
+
     /// <summary>GET /1.0/{collection}/{id}/{leaf}: one of the fetches a secret may open.</summary>
-    private static bool IsGetOf(HttpRequest request, string collection, string leaf, out string id)
+    private static bool IsGetOf(HttpRequest request, string collection, string leaf, out string id) => IsOf(request, HttpMethods.Get, collection, leaf, out id);
+
+    private static bool IsOf(HttpRequest request, string method, string collection, string leaf, out string id)
     {
         id = "";
-        if (!HttpMethods.IsGet(request.Method) || request.Path.Value?.Split('/') is not ["", "1.0", var c, var item, var l] || c != collection || l != leaf) return false;
+        if (request.Method != method || request.Path.Value?.Split('/') is not ["", "1.0", var c, var item, var l] || c != collection || l != leaf) return false;
         id = item;
         return true;
     }

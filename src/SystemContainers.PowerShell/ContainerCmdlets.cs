@@ -388,7 +388,9 @@ public sealed class CopySystemContainerCommand : ContainerTransferCmdlet
 /// <summary>
 /// Moves a stopped container to another host: the destination's daemon pulls it, with its
 /// snapshots, config, MACs and fixed addresses, and the container is removed here only once the
-/// destination has it complete. A running container is refused (no live migration).
+/// destination has it complete. -Live moves a running one (migration.stateful=true): criu dumps it
+/// with its network locked, the destination restores it with its MAC and addresses, and it is
+/// removed here once it runs there; on any failure it runs on here.
 /// </summary>
 [Cmdlet(VerbsCommon.Move, "SystemContainer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(SystemContainer))]
@@ -413,14 +415,20 @@ public sealed class MoveSystemContainerCommand : ContainerTransferCmdlet
     [ArgumentCompleter(typeof(StoragePoolNameCompleter))]
     public string? StoragePool { get; set; }
 
+    /// <summary>Moves the running container with its processes and connections (criu), instead of refusing it.</summary>
+    [Parameter]
+    public SwitchParameter Live { get; set; }
+
     protected override void ProcessRecord()
     {
         string name = string.IsNullOrEmpty(NewName) ? Name : NewName;
-        if (!ShouldProcess(Name, $"Move system container to {DestinationHost} as {name}")) return;
+        if (!ShouldProcess(Name, $"Move system container{(Live ? " live" : "")} to {DestinationHost} as {name}")) return;
         WarnOfStatefulSnapshots(Name, $"the snapshot of {name} on {DestinationHost}");
-        if (!Transfer(Name, DestinationHost, name, StoragePool, includeSnapshots: true, move: true, out var moved)) return;
+        if (!Transfer(Name, DestinationHost, name, StoragePool, includeSnapshots: true, move: true, out var moved, Live)) return;
+        // A live move's source removed the container itself once the destination ran it.
+        if (Live) WriteObject(moved);
         // The destination has said the container is complete there: only now is the source removed.
-        if (TryCall(c => c.DeleteContainerAsync(Name, false, Cancel), Name)) WriteObject(moved);
+        else if (TryCall(c => c.DeleteContainerAsync(Name, false, Cancel), Name)) WriteObject(moved);
     }
 }
 

@@ -10,8 +10,13 @@ namespace SystemContainers.PowerShell;
 /// </summary>
 public abstract class ContainerTransferCmdlet : SystemContainerCmdlet
 {
-    /// <summary>Has destinationHost make newName from the stopped container name of -Remote; false, with an error written, if it did not.</summary>
-    protected bool Transfer(string name, string destinationHost, string newName, string? storagePool, bool includeSnapshots, bool move, out SystemContainer made)
+    /// <summary>
+    /// Has destinationHost make newName from the stopped container name of -Remote (live: from the
+    /// running one, which the source removes once the destination runs it); false, with an error
+    /// written, if it did not.
+    /// </summary>
+    protected bool Transfer(string name, string destinationHost, string newName, string? storagePool, bool includeSnapshots, bool move, out SystemContainer made,
+        bool live = false)
     {
         made = default!;
         if (RemoteStore.Resolve(Remote) == RemoteStore.Resolve(destinationHost))
@@ -23,13 +28,14 @@ public abstract class ContainerTransferCmdlet : SystemContainerCmdlet
         var source = Client;
         var target = ClientFor(destinationHost);
         if (!TryCall(_ => SourceAddressAsync(source, $"container {name}"), name, out var from)) return false;
-        if (!TryCall(c => c.CreateMigrationSourceAsync(name, includeSnapshots, Cancel), name, out var secret)) return false;
+        if (!TryCall(c => c.CreateMigrationSourceAsync(name, includeSnapshots, Cancel, live), name, out var secret)) return false;
         bool pulled = false;
         try
         {
             pulled = TryCallWithProgress(report => target.PullContainerAsync(newName, storagePool, $"{from.Server}/1.0/operations/{secret.OperationId}",
-                from.Certificate, secret.Secret, move, report, Cancel), $"{(move ? "Moving" : "Copying")} container {name} to {destinationHost}", name, out made);
-            return pulled;
+                from.Certificate, secret.Secret, move, report, Cancel, live), $"{(move ? "Moving" : "Copying")} container {name} to {destinationHost}", name, out made);
+            // The source ends its frozen copy once the destination said it runs it: that is the move's end.
+            return pulled && (!live || TryCall(c => c.AwaitOperationAsync(secret.OperationId, Cancel), name));
         }
         finally
         {

@@ -11,14 +11,19 @@ namespace SystemContainers.Engine.Containers;
 /// </summary>
 internal sealed class CheckpointContainer(EngineParts parts, FreezeContainer freezer, ContainerCheckpoint checkpoint)
 {
-    private const string DirName = "checkpoint";
+    internal const string DirName = "checkpoint";
 
     /// <summary>Where a container's saved state is: criu's images, their logs and the NICs' addresses.</summary>
     public static string DirOf(EngineParts parts, string name) => Path.Combine(parts.Store.DirectoryOf(name), DirName);
 
     public static bool HasState(EngineParts parts, string name) => Directory.Exists(DirOf(parts, name));
 
-    public async Task StopAsync(Container c)
+    /// <summary>
+    /// handOver (a live move's) runs with the images directory once criu has written it and still
+    /// holds the tree frozen: returning lets criu end the tree, throwing has it thaw the tree, which
+    /// runs on with its NICs, as after a failed dump.
+    /// </summary>
+    public async Task StopAsync(Container c, Action<string>? handOver = null)
     {
         string name = c.Name;
         var live = Checkpointable(c, "stopped with its state", "stop it again");
@@ -32,8 +37,11 @@ internal sealed class CheckpointContainer(EngineParts parts, FreezeContainer fre
             // criu freezes the tree itself, through the freezer; one already frozen it would find stopped midway.
             if (live.Frozen) freezer.Thaw(live);
             StepTrace.Mark("stateful stop: dumping");
-            checkpoint.Dump(live.Pid, staging, FreezerOf(live), onDumped: () => CheckpointCgroups.Save(live.Cgroup.Join.Unified, staging),
-                irmapScanPaths: WatchPaths(c));
+            checkpoint.Dump(live.Pid, staging, FreezerOf(live), onDumped: () =>
+            {
+                CheckpointCgroups.Save(live.Cgroup.Join.Unified, staging);
+                handOver?.Invoke(staging);
+            }, irmapScanPaths: WatchPaths(c));
             StepTrace.Mark("stateful stop: dumped");
             TreeRemover.Remove(parent, DirName);
             Directory.Move(staging, dir);

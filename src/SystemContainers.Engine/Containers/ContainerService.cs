@@ -38,6 +38,7 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
     private readonly PublishContainer _publish;
     private readonly ExportContainer _export;
     private readonly ImportContainer _import;
+    private readonly SendRunningContainer _sendRunning;
 
     public ContainerService(EngineOptions options, ImageStore images, ICgroupDriver cgroups)
     {
@@ -74,6 +75,7 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
         _publish = new PublishContainer(_parts);
         _export = new ExportContainer(_parts, _freeze);
         _import = new ImportContainer(_parts, nicDefaults);
+        _sendRunning = new SendRunningContainer(_checkpoint, _export, _delete);
         var adopt = new AdoptContainer(_parts, cleanup, supervisor);
 
         Recovery.ReclaimStaging(store.ContainersDir);
@@ -294,6 +296,14 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
     /// <summary>A stopped container as a backup tarball (see ExportContainer): checked now, written by the export, which holds the container until disposed.</summary>
     public Task<ContainerExport> ExportAsync(string name, ExportOptions options, CancellationToken ct = default) =>
         _export.OpenAsync(_registry.Find(name), options, ct);
+
+    /// <summary>
+    /// A live move's source (see SendRunningContainer): the running container's stream with criu's
+    /// images goes to handOver while the tree is frozen; the container is removed once handOver
+    /// returns, and runs on here if it throws.
+    /// </summary>
+    public Task SendRunningAsync(string name, ExportOptions options, Func<ContainerExport, Task> handOver, CancellationToken ct = default) =>
+        UnderGate(name, "container-deleted", c => _sendRunning.RunAsync(c, options, handOver), ct, null);
 
     /// <summary>A new container from a backup tarball read from tarball (see ImportContainer).</summary>
     public async Task<ContainerView> ImportAsync(Stream tarball, ImportOptions options, CancellationToken ct = default)

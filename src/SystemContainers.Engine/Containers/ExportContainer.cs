@@ -30,26 +30,45 @@ internal sealed class ExportContainer(EngineParts parts, FreezeContainer freezer
         try
         {
             if (!parts.Registry.IsCurrent(c)) throw ContainerRegistry.Gone(c.Name);
-            c.Intact();
-            var record = c.Record;
-            var driver = parts.Storage.DriverOf(record);
-            var pool = parts.Storage.Get(record.StoragePool ?? StoragePool.DefaultName).Pool;
-            var format = options.Optimized ? VolumeFormat.Btrfs : VolumeFormat.Tar;
-            if (!driver.StreamFormats.Contains(format))
-                throw EngineException.Invalid("OptimizedUnsupported", $"an optimized export is a btrfs send stream; container '{c.Name}' is in storage pool '{pool.Name}' ({pool.Driver})");
-            var volume = parts.Storage.VolumeOf(record);
-            var snapshots = options.IncludeSnapshots ? SnapshotRecords.Read(parts.Store.DirectoryOf(c.Name)).Over(driver.Snapshots(volume)) : [];
-            var index = new BackupIndex(record.Name, pool.Driver, pool.Name, "container", options.Optimized, false, [.. snapshots.Select(s => s.Name)],
-                new BackupConfig(new BackupContainer(record.Name, record.Config, record.Created, record.ImageFingerprint, record.ImageAlias, record.InitKind),
-                    [.. snapshots.Select(s => new BackupSnapshot(s.Name, s.Created, s.ExpiresAt))]));
-            string? moment = TakeMoment(c, driver, volume);
-            return new ContainerExport(driver, volume, moment, parts.Storage.SourceOf(record), record.IdMap, index, format, options.Compression, lease);
+            return Open(c, options, lease, TakeMoment, null);
         }
         catch
         {
             lease.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The export of a container whose tree criu holds frozen, for a live move (SendRunningContainer):
+    /// the caller holds its gate, nothing writes to the volume, so the volume itself is sent, then
+    /// criu's images from imagesDir.
+    /// </summary>
+    public ContainerExport OpenFrozen(Container c, ExportOptions options, string imagesDir) =>
+        Open(c, options, NoLease.Instance, (_, _, _) => null, imagesDir);
+
+    private ContainerExport Open(Container c, ExportOptions options, IDisposable lease, Func<Container, IStorageDriver, Volume, string?> moment, string? imagesDir)
+    {
+        c.Intact();
+        var record = c.Record;
+        var driver = parts.Storage.DriverOf(record);
+        var pool = parts.Storage.Get(record.StoragePool ?? StoragePool.DefaultName).Pool;
+        var format = options.Optimized ? VolumeFormat.Btrfs : VolumeFormat.Tar;
+        if (!driver.StreamFormats.Contains(format))
+            throw EngineException.Invalid("OptimizedUnsupported", $"an optimized export is a btrfs send stream; container '{c.Name}' is in storage pool '{pool.Name}' ({pool.Driver})");
+        var volume = parts.Storage.VolumeOf(record);
+        var snapshots = options.IncludeSnapshots ? SnapshotRecords.Read(parts.Store.DirectoryOf(c.Name)).Over(driver.Snapshots(volume)) : [];
+        var index = new BackupIndex(record.Name, pool.Driver, pool.Name, "container", options.Optimized, false, [.. snapshots.Select(s => s.Name)],
+            new BackupConfig(new BackupContainer(record.Name, record.Config, record.Created, record.ImageFingerprint, record.ImageAlias, record.InitKind),
+                [.. snapshots.Select(s => new BackupSnapshot(s.Name, s.Created, s.ExpiresAt))]));
+        return new ContainerExport(driver, volume, moment(c, driver, volume), parts.Storage.SourceOf(record), record.IdMap, index, format, options.Compression,
+            lease) { ImagesDir = imagesDir };
+    }
+
+    private sealed class NoLease : IDisposable
+    {
+        public static readonly NoLease Instance = new();
+        public void Dispose() { }
     }
 
     /// <summary>A running container's temporary snapshot, taken frozen (unless it is frozen already); null for a stopped one, whose volume is still.</summary>
@@ -75,6 +94,12 @@ public sealed class ContainerExport : IDisposable
     private readonly VolumeFormat _format;
     private readonly BackupCompression _compression;
     private readonly IDisposable _lease;
+
+    /// <summary>Where the member names of criu's images begin, after the container's root (a live move's stream only).</summary>
+    public const string ImagesPrefix = "backup/checkpoint/";
+
+    /// <summary>criu's images of the frozen tree, sent after the root; null for every other export.</summary>
+    internal string? ImagesDir { get; init; }
 
     /// <summary>moment: the temporary snapshot a running container's root is sent from (null: the stopped volume itself), deleted on Dispose.</summary>
     internal ContainerExport(IStorageDriver driver, Volume volume, string? moment, VolumeSource image, Spec.IdMap? map, BackupIndex index, VolumeFormat format,
@@ -111,6 +136,7 @@ public sealed class ContainerExport : IDisposable
         }
         if (_format == VolumeFormat.Tar) await AddTreeAsync(tar, _moment, BackupIndex.ContainerTree, ct);
         else await AddSendStreamAsync(tar, _moment, parent, BackupIndex.ContainerStream, ct);
+        if (ImagesDir is not null) AddImages(tar, ImagesDir);
         tar.Finish();
     }
 
@@ -128,6 +154,17 @@ public sealed class ContainerExport : IDisposable
         using var chunks = new ChunkWriter(tar, name);
         await _driver.SendAsync(_volume, _image, _map, snapshot, parent, VolumeFormat.Btrfs, chunks, ct);
         chunks.Complete();
+    }
+
+    /// <summary>criu's images directory is flat: each regular file is a member under ImagesPrefix.</summary>
+    private static void AddImages(TarballWriter tar, string dir)
+    {
+        foreach (var file in new DirectoryInfo(dir).EnumerateFiles().OrderBy(f => f.Name, StringComparer.Ordinal))
+        {
+            if (file.LinkTarget is not null) continue;
+            using var data = new FileStream(file.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+            tar.AddFile(ImagesPrefix + file.Name, (int)file.UnixFileMode, data.Length, data, DateTimeOffset.UtcNow);
+        }
     }
 
     public void Dispose()

@@ -16,6 +16,9 @@ namespace SystemContainers.Engine.Containers;
 public sealed record ImportOptions(string? Name, string? StoragePool, BackupCompression Compression)
 {
     public bool KeepHardwareAddresses { get; init; }
+
+    /// <summary>A live move's stream: criu's images follow the root and become the container's saved state, which its start restores.</summary>
+    public bool WithImages { get; init; }
 }
 
 /// <summary>
@@ -64,7 +67,9 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
         var container = staged.Container;
         var volume = new Volume(name, staged.Dir);
         var policy = new ReceivePolicy(limits, container.Record.IdMap?.Size ?? IdMap.DefaultSize);
-        await Refusing(() => ReceiveAllAsync(tar, index, driver, volume, parts.Storage.SourceOf(source.ImageFingerprint), container.Record.IdMap, format, policy, ct));
+        string? images = options.WithImages ? Path.Combine(staged.Dir, CheckpointContainer.DirName) : null;
+        await Refusing(() => ReceiveAllAsync(tar, index, driver, volume, parts.Storage.SourceOf(source.ImageFingerprint), container.Record.IdMap, format, policy,
+            images, ct));
         await decompressed.FinishAsync(ct);
         Times(index).Write(staged.Dir);
         return staged.Commit("backup-import-staged");
@@ -94,7 +99,7 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
     /// <summary>Each snapshot oldest first, then the container: the order ExportContainer writes, which a btrfs stream's parent needs.</summary>
     private static async Task ReceiveAllAsync(TarballReader tar, BackupIndex index, IStorageDriver driver, Volume volume, VolumeSource image, IdMap? map,
         VolumeFormat format,
-        ReceivePolicy policy, CancellationToken ct)
+        ReceivePolicy policy, string? imagesDir, CancellationToken ct)
     {
         var next = Skip(tar, tar.Next());
         var parts = index.Snapshots.Select(s => (Snapshot: (string?)s, Tree: BackupIndex.TreeOf(s), Stream: BackupIndex.StreamOf(s)))
@@ -121,7 +126,33 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
             TestHooks.Reach("backup-import-part");
             next = Skip(tar, after);
         }
+        if (imagesDir is not null) next = ReceiveImages(tar, next, imagesDir);
         if (next is not null) throw new InvalidDataException($"entry '{Short(next.Name)}' follows the container's root");
+    }
+
+    /// <summary>criu's images after the root (a live move's): one flat directory of regular files, at least one.</summary>
+    private static TarMember? ReceiveImages(TarballReader tar, TarMember? m, string dir)
+    {
+        // As criu made it on the source: its restore opens images from inside the container's user namespace too.
+        Directory.CreateDirectory(dir);
+        int files = 0;
+        var buffer = new byte[1 << 16];
+        for (; m is not null && Normal(m.Name).StartsWith(ContainerExport.ImagesPrefix, StringComparison.Ordinal); m = tar.Next(), files++)
+        {
+            string file = Normal(m.Name)[ContainerExport.ImagesPrefix.Length..];
+            if (!m.IsRegular || file.Length == 0 || file.Contains('/') || file is "." or "..")
+                throw new InvalidDataException($"entry '{Short(m.Name)}' is not a plain file of criu's images");
+            var options = new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 1 << 20,
+                // Only the read bits the source gave: no image is executable or writable but by root.
+                UnixCreateMode = (UnixFileMode)(m.Mode & 0x124) | UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            };
+            using var output = new FileStream(Path.Combine(dir, file), options);
+            for (int n; (n = tar.Read(buffer)) > 0;) output.Write(buffer, 0, n);
+        }
+        if (files == 0) throw new InvalidDataException($"the stream has no criu images ({ContainerExport.ImagesPrefix}) after the container's root");
+        return m;
     }
 
     /// <summary>Rewrites the members under tree, from first on, as a tar of their own; returns the first member after them.</summary>

@@ -92,7 +92,7 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
             // The saved processes run on the root they were dumped from.
             shifted = before.Shifted;
             CheckpointCgroups.Recreate(state, cgroup.Join.Unified, c.RootUid, c.RootGid);
-            (pid, own) = Restore(c, state, nics, hostInterfaces, shifted);
+            (pid, own) = Restore(c, state, nics, hostInterfaces, shifted, cgroup);
         }
         else
         {
@@ -143,7 +143,8 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
     /// MACs and addresses, and their host ends join the bridges before the restored tree runs. The
     /// state stays until the restored init runs, so a failed restore can be tried again.
     /// </summary>
-    private (int Pid, SafeFd Console) Restore(Container c, string state, List<NicSpec> nics, List<HostInterface> hostInterfaces, bool shifted)
+    private (int Pid, SafeFd Console) Restore(Container c, string state, List<NicSpec> nics, List<HostInterface> hostInterfaces, bool shifted,
+        ContainerCgroup cgroup)
     {
         string name = c.Name;
         string root = Path.Combine(parts.RunDirOf(name), "rootfs");
@@ -154,7 +155,7 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
             try
             {
                 var veths = nics.Select(n => new CheckpointVeth(n.Name, n.HostNameFor(name))).ToList();
-                var restored = checkpoint.Restore(state, root, veths, staging =>
+                var restored = checkpoint.Restore(state, root, veths, ContainerCheckpoint.CgroupRootsOf(cgroup.Directories), staging =>
                 {
                     foreach (var nic in nics) hostInterfaces.Add(parts.Networks.Adopt(name, nic, staging));
                     StepTrace.Mark("restore: network ready");

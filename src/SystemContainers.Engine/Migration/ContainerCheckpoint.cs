@@ -75,12 +75,35 @@ public sealed class ContainerCheckpoint(CriuClient criu)
     }
 
     /// <summary>
+    /// The cgroup directories a restored tree goes into, as criu's cgroup roots: one per
+    /// v1 hierarchy, named as /proc/self/cgroup names its controllers ("name=systemd" for a named
+    /// one), and the cgroup2 tree's as the root for every hierarchy not named (criu's name for it
+    /// is not "unified"), which on a v2 host is all of them.
+    /// </summary>
+    public static IReadOnlyList<(string? Controller, string Path)> CgroupRootsOf(IEnumerable<string> directories)
+    {
+        var mounts = Cgroups.CgroupDriverFactory.CgroupMounts();
+        var hierarchies = Cgroups.CgroupFs.ProcCgroups(0).Where(c => c.Controllers != "")
+            .Select(c => (Controller: (string?)c.Controllers, mounts.FirstOrDefault(m => m.FsType == "cgroup" && c.Controllers.Split(',').All(m.Options.Contains)).MountPoint))
+            .Concat(mounts.Where(m => m.FsType == "cgroup2").Select(m => (Controller: (string?)null, m.MountPoint)))
+            .Where(h => h.MountPoint is not null).ToList();
+        var roots = new List<(string?, string)>();
+        foreach (var dir in directories)
+        {
+            var (controller, mount) = hierarchies.Where(h => dir.StartsWith(h.MountPoint + "/", StringComparison.Ordinal)).MaxBy(h => h.MountPoint.Length);
+            if (mount is not null) roots.Add((controller, dir[mount.Length..]));
+        }
+        return roots;
+    }
+
+    /// <summary>
     /// Restores the tree in imagesDir with root as its root mount. criu makes each of veths again
     /// with its host end in an empty network namespace; onRestored gets that namespace once the
-    /// tree is restored and before it runs, to move the host ends out. The restored init is the
-    /// caller's child. Returns its pid and the console's new master.
+    /// tree is restored and before it runs, to move the host ends out; cgroupRoots are where the
+    /// tree goes (CgroupRootsOf). The restored init is the caller's child. Returns its pid and the console's new master.
     /// </summary>
-    public (int Pid, SafeFd Console) Restore(string imagesDir, string root, IReadOnlyList<CheckpointVeth> veths, Action<SafeFd> onRestored)
+    public (int Pid, SafeFd Console) Restore(string imagesDir, string root, IReadOnlyList<CheckpointVeth> veths,
+        IReadOnlyList<(string? Controller, string Path)> cgroupRoots, Action<SafeFd> onRestored)
     {
         SafeFd? console = null;
         using var staging = NetworkNamespaceThread.CreateEmpty();
@@ -98,6 +121,7 @@ public sealed class ContainerCheckpoint(CriuClient criu)
                 FileLocks = true,
                 OrphanPtsMaster = true,
                 Sibling = true,
+                CgroupRoots = cgroupRoots,
             }, (step, _) =>
             {
                 if (step == "post-restore") onRestored(staging);

@@ -92,6 +92,8 @@ public sealed class CriuClient(string command)
         opts.External.AddRange(options.External);
         SetMounts(opts, options.AutoExternalMounts);
         SetCgroups(opts, options.ManageCgroups);
+        foreach (var (controller, path) in options.CgroupRoots)
+            opts.CgRoot.Add(controller is null ? new Rpc.cgroup_root { Path = path } : new Rpc.cgroup_root { Ctrl = controller, Path = path });
         opts.TcpEstablished = options.TcpEstablished;
         opts.ShellJob = options.ShellJob;
         opts.OrphanPtsMaster = options.OrphanPtsMaster;

@@ -19,6 +19,13 @@ public sealed record CriuRestoreOptions
     /// </summary>
     public IReadOnlyList<(string Key, SafeFd Fd)> InheritFds { get; init; } = [];
 
+    /// <summary>
+    /// Where the dumped root's cgroups are now, per hierarchy (criu's cg_root; a null controller for
+    /// all): the restored tree goes into this daemon's cgroups of the container, whatever path the
+    /// dump recorded (another daemon's group, on another host or under another name).
+    /// </summary>
+    public IReadOnlyList<(string? Controller, string Path)> CgroupRoots { get; init; } = [];
+
     /// <summary>Puts back the cgroups the dump recorded where they are missing (criu's SOFT mode).</summary>
     public bool ManageCgroups { get; init; }
 
