@@ -106,6 +106,7 @@ public sealed class ContainerCheckpoint(CriuClient criu)
         IReadOnlyList<(string? Controller, string Path)> cgroupRoots, Action<SafeFd> onRestored)
     {
         SafeFd? console = null;
+        int forked = 0;
         using var staging = NetworkNamespaceThread.CreateEmpty();
         try
         {
@@ -122,8 +123,9 @@ public sealed class ContainerCheckpoint(CriuClient criu)
                 OrphanPtsMaster = true,
                 Sibling = true,
                 CgroupRoots = cgroupRoots,
-            }, (step, _) =>
+            }, (step, notified) =>
             {
+                if (step == "setup-namespaces") forked = notified;
                 if (step == "post-restore") onRestored(staging);
             }, master =>
             {
@@ -136,7 +138,27 @@ public sealed class ContainerCheckpoint(CriuClient criu)
         catch
         {
             console?.Dispose();
+            EndForkedRoot(forked);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// The tree's root is this process's child (rst_sibling), so a restore that fails after forking
+    /// it leaves it here to end and reap; criu cannot, and it would stay a zombie of the daemon.
+    /// </summary>
+    private static void EndForkedRoot(int pid)
+    {
+        if (pid <= 0) return;
+        SafeFd pidfd;
+        try { pidfd = Sys.PidfdOpen(pid); }
+        catch (NativeException) { return; }
+        using (pidfd)
+        {
+            // Only our child: nothing but this process reaps it, so its pid cannot have been reused.
+            if (State.ProcStat.ParentOf(pid) != Environment.ProcessId) return;
+            Sys.PidfdSignal(pidfd, 9);
+            Sys.ReapPidfd(pidfd, wait: true);
         }
     }
 }
