@@ -10,6 +10,8 @@
 #                                            full mode also runs the engine's xunit tests first
 #   tools/v2lane/run.sh PATH...              only these Pester files (relative to the clone), with
 #                                            the test daemons as systemd services
+#   tools/v2lane/run.sh --filter PAT PATH... only the tests of these files whose full name (Describe
+#                                            and It) matches the Pester wildcard PAT, e.g. '*full disk*'
 #   tools/v2lane/run.sh --login PATH...      the same from a root login session (session-N.scope),
 #                                            the test daemons as children of the login shell's pwsh
 #   tools/v2lane/run.sh --xunit              only the engine's xunit tests
@@ -38,7 +40,9 @@ OUT=${V2LANE_OUT:-$ROOT/tests/results/v2lane}
 TIMEOUT=${V2LANE_TIMEOUT:-3600}
 
 mode=lane
+filter=
 case "${1:-}" in
+    --filter) [ $# -ge 3 ] || { echo "usage: run.sh --filter PATTERN PATH..." >&2; exit 2; }; filter=$2; shift 2; mode=pester ;;
     -c) [ $# -eq 2 ] || { echo "usage: run.sh -c 'COMMAND'" >&2; exit 2; }; shift; mode=command ;;
     --login) shift; [ $# -gt 0 ] || { echo "usage: run.sh --login PATH..." >&2; exit 2; }; mode=login ;;
     --xunit) [ $# -eq 1 ] || { echo "usage: run.sh --xunit" >&2; exit 2; }; shift; mode=xunit ;;
@@ -150,7 +154,7 @@ esac
     echo 'mkdir -p /mnt/tool /mnt/tree'
     echo 'mount -o ro LABEL=v2tool /mnt/tool'
     echo 'mount LABEL=v2tree /mnt/tree'
-    printf 'export V2LANE_ACCEL=%q SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE=%q SYSTEMCONTAINERS_V2LANE=%q V2LANE_NSDELEGATE=%q\n' "$accel" "$scale" "${SYSTEMCONTAINERS_V2LANE:-subset}" "${V2LANE_NSDELEGATE:-1}"
+    printf 'export V2LANE_ACCEL=%q SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE=%q SYSTEMCONTAINERS_V2LANE=%q V2LANE_NSDELEGATE=%q V2LANE_FILTER=%q\n' "$accel" "$scale" "${SYSTEMCONTAINERS_V2LANE:-subset}" "${V2LANE_NSDELEGATE:-1}" "$filter"
     printf 'exec bash /mnt/tree/tools/v2lane/guest.sh %q' "$mode"
     printf ' %q' "$@"
     echo
