@@ -2,7 +2,7 @@
 .SYNOPSIS
     One Pester run of the v2 lane, inside its guest: NUnit XML and "<Name>.summary" (passed failed
     skipped, counted as build.ps1 counts them) in -Results. -FullName keeps only the tests whose
-    full name matches it (Pester's Filter.FullName).
+    full name matches one of its "|"-separated wildcards (Pester's Filter.FullName).
 #>
 param(
     [Parameter(Mandatory)][string]$Name,
@@ -20,7 +20,7 @@ $config = New-PesterConfiguration
 $config.Run.Path = @($Path | ForEach-Object { Join-Path $root $_ })
 $config.Run.PassThru = $true
 $config.Output.Verbosity = 'Detailed'
-if ($FullName) { $config.Filter.FullName = @($FullName) }
+if ($FullName) { $config.Filter.FullName = @($FullName -split '\|') }
 $pester = Invoke-Pester -Configuration $config
 try { $pester | Export-NUnitReport -Path (Join-Path $Results "$Name.xml") }
 catch { Write-Warning "cannot write the Pester report: $_" }

@@ -11,7 +11,8 @@
 #   tools/v2lane/run.sh PATH...              only these Pester files (relative to the clone), with
 #                                            the test daemons as systemd services
 #   tools/v2lane/run.sh --filter PAT PATH... only the tests of these files whose full name (Describe
-#                                            and It) matches the Pester wildcard PAT, e.g. '*full disk*'
+#                                            and It) matches the Pester wildcard PAT, e.g.
+#                                            'A full state or run disk*'; repeat --filter for several
 #   tools/v2lane/run.sh --login PATH...      the same from a root login session (session-N.scope),
 #                                            the test daemons as children of the login shell's pwsh
 #   tools/v2lane/run.sh --xunit              only the engine's xunit tests
@@ -41,8 +42,12 @@ TIMEOUT=${V2LANE_TIMEOUT:-3600}
 
 mode=lane
 filter=
+# Several patterns go to the guest joined by "|", which no test name here holds.
+while [ "${1:-}" = --filter ]; do
+    [ $# -ge 3 ] || { echo "usage: run.sh --filter PATTERN [--filter PATTERN]... PATH..." >&2; exit 2; }
+    filter=${filter:+$filter|}$2; shift 2
+done
 case "${1:-}" in
-    --filter) [ $# -ge 3 ] || { echo "usage: run.sh --filter PATTERN PATH..." >&2; exit 2; }; filter=$2; shift 2; mode=pester ;;
     -c) [ $# -eq 2 ] || { echo "usage: run.sh -c 'COMMAND'" >&2; exit 2; }; shift; mode=command ;;
     --login) shift; [ $# -gt 0 ] || { echo "usage: run.sh --login PATH..." >&2; exit 2; }; mode=login ;;
     --xunit) [ $# -eq 1 ] || { echo "usage: run.sh --xunit" >&2; exit 2; }; shift; mode=xunit ;;
@@ -50,6 +55,7 @@ case "${1:-}" in
     '') ;;
     *) mode=pester ;;
 esac
+[ -z "$filter" ] || [ "$mode" = pester ] || { echo "usage: run.sh --filter PATTERN... PATH..." >&2; exit 2; }
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
