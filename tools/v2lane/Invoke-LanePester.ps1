@@ -4,6 +4,8 @@
     skipped, counted as build.ps1 counts them) in -Results. -FullName keeps only the tests whose
     full name matches one of its "|"-separated wildcards (Pester's Filter.FullName).
 #>
+# Not positional: the paths are all the arguments that are not named.
+[CmdletBinding(PositionalBinding = $false)]
 param(
     [Parameter(Mandatory)][string]$Name,
     [Parameter(Mandatory)][string]$Results,
@@ -25,6 +27,11 @@ $pester = Invoke-Pester -Configuration $config
 try { $pester | Export-NUnitReport -Path (Join-Path $Results "$Name.xml") }
 catch { Write-Warning "cannot write the Pester report: $_" }
 $failed = $pester.FailedCount + $pester.FailedBlocksCount + $pester.FailedContainersCount
+# A run that ran no test (a filter that matches nothing, say) is a failure, never a pass.
+if ($pester.PassedCount + $pester.FailedCount + $pester.SkippedCount -eq 0) {
+    Write-Warning "no test of $($Path -join ', ') ran"
+    $failed = [Math]::Max($failed, 1)
+}
 # Not run counts as skipped, except the tests -FullName left out (ShouldRun false).
 $notRun = @($pester.Tests | Where-Object { $_.Result -eq 'NotRun' -and $_.ShouldRun }).Count
 Set-Content -Path (Join-Path $Results "$Name.summary") -Value "$($pester.PassedCount) $failed $($pester.SkippedCount + $notRun)"
