@@ -1,11 +1,15 @@
 <#
 .SYNOPSIS
     One Pester run of the v2 lane, inside its guest: NUnit XML and "<Name>.summary" (passed failed
-    skipped, counted as build.ps1 counts them) in -Results.
+    skipped, counted as build.ps1 counts them) in -Results. -FullName keeps only the tests whose
+    full name matches one of its "|"-separated wildcards (Pester's Filter.FullName).
 #>
+# Not positional: the paths are all the arguments that are not named.
+[CmdletBinding(PositionalBinding = $false)]
 param(
     [Parameter(Mandatory)][string]$Name,
     [Parameter(Mandatory)][string]$Results,
+    [string]$FullName,
     [Parameter(Mandatory, ValueFromRemainingArguments)][string[]]$Path
 )
 $ErrorActionPreference = 'Stop'
@@ -18,9 +22,17 @@ $config = New-PesterConfiguration
 $config.Run.Path = @($Path | ForEach-Object { Join-Path $root $_ })
 $config.Run.PassThru = $true
 $config.Output.Verbosity = 'Detailed'
+if ($FullName) { $config.Filter.FullName = @($FullName -split '\|') }
 $pester = Invoke-Pester -Configuration $config
 try { $pester | Export-NUnitReport -Path (Join-Path $Results "$Name.xml") }
 catch { Write-Warning "cannot write the Pester report: $_" }
 $failed = $pester.FailedCount + $pester.FailedBlocksCount + $pester.FailedContainersCount
-Set-Content -Path (Join-Path $Results "$Name.summary") -Value "$($pester.PassedCount) $failed $($pester.SkippedCount + $pester.NotRunCount)"
+# A run that ran no test (a filter that matches nothing, say) is a failure, never a pass.
+if ($pester.PassedCount + $pester.FailedCount + $pester.SkippedCount -eq 0) {
+    Write-Warning "no test of $($Path -join ', ') ran"
+    $failed = [Math]::Max($failed, 1)
+}
+# Not run counts as skipped, except the tests -FullName left out (ShouldRun false).
+$notRun = @($pester.Tests | Where-Object { $_.Result -eq 'NotRun' -and $_.ShouldRun }).Count
+Set-Content -Path (Join-Path $Results "$Name.summary") -Value "$($pester.PassedCount) $failed $($pester.SkippedCount + $notRun)"
 foreach ($c in $pester.Containers) { Write-Host "v2lane guest: $Name $($c.Item): $($c.Result) in $([int]$c.Duration.TotalSeconds) s" }

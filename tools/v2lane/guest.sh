@@ -50,12 +50,13 @@ SUBSET=(tests/Containers.Tests.ps1 tests/Isolation.Tests.ps1 tests/Limits.Tests.
 # service run, after Service.Tests.ps1 has uninstalled the module, its import fails.
 GUEST_ONLY=(tools/v2lane/Cgroup2Options.Tests.ps1)
 
-# pester NAME UNIT PATH...: one Pester run; UNIT=1 runs its test daemons as systemd services.
+# pester NAME UNIT PATH...: one Pester run; UNIT=1 runs its test daemons as systemd services;
+# V2LANE_FILTER (run.sh --filter) keeps only the tests whose full name matches it.
 pester() {
     local name=$1 unit=$2; shift 2
     local start=$(date +%s)
     SYSTEMCONTAINERS_TEST_DAEMON_UNIT=$unit dotnet pwsh -NoProfile -NonInteractive -File tools/v2lane/Invoke-LanePester.ps1 \
-        -Name "$name" -Results "$RESULTS" "$@"
+        -Name "$name" -Results "$RESULTS" ${V2LANE_FILTER:+-FullName "$V2LANE_FILTER"} "$@"
     echo "v2lane guest: $name took $(( $(date +%s) - start )) s"
 }
 

@@ -10,6 +10,9 @@
 #                                            full mode also runs the engine's xunit tests first
 #   tools/v2lane/run.sh PATH...              only these Pester files (relative to the clone), with
 #                                            the test daemons as systemd services
+#   tools/v2lane/run.sh --filter PAT PATH... only the tests of these files whose full name (Describe
+#                                            and It) matches the Pester wildcard PAT, e.g.
+#                                            'A full state or run disk*'; repeat --filter for several
 #   tools/v2lane/run.sh --login PATH...      the same from a root login session (session-N.scope),
 #                                            the test daemons as children of the login shell's pwsh
 #   tools/v2lane/run.sh --xunit              only the engine's xunit tests
@@ -38,6 +41,12 @@ OUT=${V2LANE_OUT:-$ROOT/tests/results/v2lane}
 TIMEOUT=${V2LANE_TIMEOUT:-3600}
 
 mode=lane
+filter=
+# Several patterns go to the guest joined by "|", which no test name here holds.
+while [ "${1:-}" = --filter ]; do
+    [ $# -ge 3 ] || { echo "usage: run.sh --filter PATTERN [--filter PATTERN]... PATH..." >&2; exit 2; }
+    filter=${filter:+$filter|}$2; shift 2
+done
 case "${1:-}" in
     -c) [ $# -eq 2 ] || { echo "usage: run.sh -c 'COMMAND'" >&2; exit 2; }; shift; mode=command ;;
     --login) shift; [ $# -gt 0 ] || { echo "usage: run.sh --login PATH..." >&2; exit 2; }; mode=login ;;
@@ -46,6 +55,7 @@ case "${1:-}" in
     '') ;;
     *) mode=pester ;;
 esac
+[ -z "$filter" ] || [ "$mode" = pester ] || { echo "usage: run.sh --filter PATTERN... PATH..." >&2; exit 2; }
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -150,7 +160,7 @@ esac
     echo 'mkdir -p /mnt/tool /mnt/tree'
     echo 'mount -o ro LABEL=v2tool /mnt/tool'
     echo 'mount LABEL=v2tree /mnt/tree'
-    printf 'export V2LANE_ACCEL=%q SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE=%q SYSTEMCONTAINERS_V2LANE=%q V2LANE_NSDELEGATE=%q\n' "$accel" "$scale" "${SYSTEMCONTAINERS_V2LANE:-subset}" "${V2LANE_NSDELEGATE:-1}"
+    printf 'export V2LANE_ACCEL=%q SYSTEMCONTAINERS_TEST_TIMEOUT_SCALE=%q SYSTEMCONTAINERS_V2LANE=%q V2LANE_NSDELEGATE=%q V2LANE_FILTER=%q\n' "$accel" "$scale" "${SYSTEMCONTAINERS_V2LANE:-subset}" "${V2LANE_NSDELEGATE:-1}" "$filter"
     printf 'exec bash /mnt/tree/tools/v2lane/guest.sh %q' "$mode"
     printf ' %q' "$@"
     echo

@@ -157,7 +157,18 @@ internal sealed class FilePush(ContainerRoot root, string destination, bool forc
                     Own(fd, entry.Uid, entry.Gid, path);
                     Mode(fd, entry.Mode, path);
                     await using var file = FileArchive.StreamOf(fd, FileAccess.Write);
-                    if (entry.DataStream is { } data) await data.CopyToAsync(file, 1 << 20, ct);
+                    if (entry.DataStream is { } data)
+                    {
+                        var buffer = new byte[1 << 20];
+                        for (int n; (n = await data.ReadAsync(buffer, ct)) > 0;)
+                        {
+                            try { await file.WriteAsync(buffer.AsMemory(0, n), ct); }
+                            // The container's file system refused the data (EDQUOT past limits.disk, ENOSPC):
+                            // a refusal the daemon answers once it has read the rest of the upload, not a
+                            // server error that resets a client still sending. .NET's HResult is the errno.
+                            catch (IOException e) when (e.HResult > 0) { throw root.Refusal(e.HResult, "write", path); }
+                        }
+                    }
                     _bytes += file.Length;
                 });
                 _files++;
