@@ -136,6 +136,8 @@ try {
             $bytes = (Wait-Operation $source $send.operation).metadata.result.bytes
             Use-Daemon $target
             Remove-SystemContainer "copy$i" -Force
+            # btrfs frees a removed subvolume's space in the background, and the next pull may unpack only the pool's free space.
+            foreach ($m in Get-MountsUnder $target.Dir) { if ((stat -f -c %T $m) -eq 'btrfs') { btrfs subvolume sync $m | Out-Null } }
         }
         $seconds = Get-Median $times
         [pscustomobject]@{ stream = $case.Stream; 'MB sent' = [math]::Round($bytes / 1MB, 1); 'seconds (median)' = [math]::Round($seconds, 2)

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Connections;
 using System.Net;
 using System.Security.Authentication;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
@@ -58,6 +59,7 @@ public sealed class HttpsListener(RemoteAccess remote, TrustGate gate, Action<We
             Args = ["--hostBuilder:reloadConfigOnChange=false"],
         });
         builder.Logging.ClearProviders();
+        builder.Services.AddSingleton<IMemoryPoolFactory<byte>, LargeBlockMemoryPool.Factory>();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = RestApi.MaxBodyBytes;

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Connections;
 using System.Net.Sockets;
 using SystemContainers.Api;
 using SystemContainers.Daemon;
@@ -63,6 +64,7 @@ var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
     Args = ["--hostBuilder:reloadConfigOnChange=false"],
 });
 builder.Logging.ClearProviders();
+builder.Services.AddSingleton<IMemoryPoolFactory<byte>, LargeBlockMemoryPool.Factory>();
 builder.WebHost.ConfigureKestrel(k =>
 {
     k.ListenUnixSocket(options.Socket);
