@@ -4,7 +4,7 @@
     Copy-SystemContainerFile throughput: one 200 MB file and 10,000 small files, each way, beside `tar | tar`.
 .DESCRIPTION
     Issue 11's target: a file copy within 1.5x of `tar | tar` on the same data. Each measure is
-    the median of -Runs: a push (local to a running busybox container) and a pull (back to a
+    the median of -Runs after a warm-up run, the three interleaved, each after a sync: a push (local to a running busybox container) and a pull (back to a
     local directory) of one random file of -Megabytes, and of -Files files of 1 KiB in 100
     directories; the reference is `tar -cf - | tar -xf -` of the same tree on the host, into a
     directory on the file system the container's files are on. The daemon runs in a network
@@ -32,22 +32,23 @@ try {
     }
     # The reference writes where the container's files are: the daemon's state directory.
     $refDir = Join-Path $daemon.StateDir 'bench-tar'
+    # Run 0 warms up. Then each run pushes, pulls and runs the reference in turn, each after a sync and with the
+    # previous one's output removed, so no copy pays for another's writeback.
     $measure = {
         param([string]$Source, [string]$Name, [switch]$Recurse)
-        $push = foreach ($i in 1..$Runs) {
-            Measure-Ms { Copy-SystemContainerFile copier -Path $Source -Destination "/root/$Name-$i" -ToContainer -Recurse:$Recurse }
-        }
-        $pull = foreach ($i in 1..$Runs) {
-            $ms = Measure-Ms { Copy-SystemContainerFile copier -Path "/root/$Name-$i" -Destination "$work/back-$Name-$i" -FromContainer -Recurse:$Recurse }
+        $push = @(); $pull = @(); $tar = @()
+        foreach ($i in 0..$Runs) {
+            sync
+            $p = Measure-Ms { Copy-SystemContainerFile copier -Path $Source -Destination "/root/$Name-$i" -ToContainer -Recurse:$Recurse }
+            sync
+            $q = Measure-Ms { Copy-SystemContainerFile copier -Path "/root/$Name-$i" -Destination "$work/back-$Name-$i" -FromContainer -Recurse:$Recurse }
             Remove-Item -Recurse -Force "$work/back-$Name-$i"
             Invoke-SystemContainerCommand copier -- rm -rf "/root/$Name-$i"
-            $ms
-        }
-        $tar = foreach ($i in 1..$Runs) {
             New-Item -ItemType Directory $refDir | Out-Null
-            $ms = Measure-Ms { sh -c "tar -C '$(Split-Path $Source)' -cf - '$(Split-Path -Leaf $Source)' | tar -C '$refDir' -xf -" }
+            sync
+            $t = Measure-Ms { sh -c "tar -C '$(Split-Path $Source)' -cf - '$(Split-Path -Leaf $Source)' | tar -C '$refDir' -xf -" }
             Remove-Item -Recurse -Force $refDir
-            $ms
+            if ($i -gt 0) { $push += $p; $pull += $q; $tar += $t }
         }
         [pscustomobject]@{ Push = Get-Median $push; Pull = Get-Median $pull; Tar = Get-Median $tar }
     }

@@ -21,6 +21,8 @@ internal sealed class FilePush(ContainerRoot root, string destination, bool forc
     // No O_NOFOLLOW: RESOLVE_NO_SYMLINKS refuses a final link too, with ELOOP rather than ENOTDIR.
     private const int DirFlags = Libc.O_RDONLY | Libc.O_DIRECTORY;
     private readonly List<string> _skipped = [];
+    // One for the whole push: a buffer of its own per file made a tree of 10,000 small files allocate 10 GB.
+    private readonly byte[] _buffer = new byte[1 << 20];
     private int _files, _directories, _links;
     private long _bytes;
 
@@ -159,10 +161,9 @@ internal sealed class FilePush(ContainerRoot root, string destination, bool forc
                     await using var file = FileArchive.StreamOf(fd, FileAccess.Write);
                     if (entry.DataStream is { } data)
                     {
-                        var buffer = new byte[1 << 20];
-                        for (int n; (n = await data.ReadAsync(buffer, ct)) > 0;)
+                        for (int n; (n = await data.ReadAsync(_buffer, ct)) > 0;)
                         {
-                            try { await file.WriteAsync(buffer.AsMemory(0, n), ct); }
+                            try { await file.WriteAsync(_buffer.AsMemory(0, n), ct); }
                             // The container's file system refused the data (EDQUOT past limits.disk, ENOSPC):
                             // a refusal the daemon answers once it has read the rest of the upload, not a
                             // server error that resets a client still sending. .NET's HResult is the errno.
