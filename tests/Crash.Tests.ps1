@@ -142,6 +142,26 @@ Describe 'Damaged state files' {
         Remove-SystemContainer dmg-b -Force -Confirm:$false
         Assert-NothingLeft
     }
+    It 'names why the root cannot be mounted when the init dies while its NIC is made, and runs nothing' {
+        # The overlay's upper directory replaced by a file: sc-init's mount fails right after it clones
+        # init, while the daemon makes the NIC in init's network namespace (then gone: ESRCH, ENODEV).
+        New-SystemContainer dmg-fs -Image $image | Out-Null
+        $upper = Join-Path $daemon.StateDir 'containers/dmg-fs/fs/upper'
+        Test-Path -PathType Container $upper | Should -BeTrue
+        Remove-Item -Recurse -Force $upper
+        Set-Content $upper 'not a directory'
+        foreach ($attempt in 1..3) {
+            Start-SystemContainer dmg-fs -ErrorAction SilentlyContinue -ErrorVariable refused
+            "$refused" | Should -Match 'cannot mount'
+            "$refused" | Should -Not -Match 'ESRCH|ENODEV|veth'
+            (Get-SystemContainer dmg-fs).Status | Should -Be 'Stopped'
+            @(Get-CgroupProcesses dmg-fs) | Should -BeNullOrEmpty
+            @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'type', 'veth')) | Should -BeNullOrEmpty -Because 'the NIC made for it is gone'
+        }
+        Remove-Item -Force $upper
+        Remove-SystemContainer dmg-fs -Force -Confirm:$false
+        Assert-NothingLeft
+    }
 }
 
 Describe 'Staging leftovers' {
