@@ -9,7 +9,7 @@ internal static unsafe partial class Libc
         O_NOCTTY = 0x100, O_TRUNC = 0x200, O_APPEND = 0x400, O_NONBLOCK = 0x800, O_DIRECTORY = 0x10000,
         O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000;
     public const int EINTR = 4, ECHILD = 10, EAGAIN = 11, EBUSY = 16, EEXIST = 17, ENOENT = 2,
-        ESRCH = 3, EINVAL = 22, EIO = 5, EPIPE = 32;
+        ESRCH = 3, EINVAL = 22, EIO = 5, EPIPE = 32, ECONNRESET = 104;
     public const int P_PIDFD = 3, WEXITED = 4, WNOHANG = 1;
     public const int CLD_EXITED = 1, CLD_KILLED = 2, CLD_DUMPED = 3;
     public const int SYS_pidfd_send_signal = 424, SYS_open_tree = 428, SYS_pidfd_open = 434, SYS_clone3 = 435, SYS_mount_setattr = 442, SYS_move_mount = 429;

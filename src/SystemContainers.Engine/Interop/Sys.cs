@@ -387,6 +387,8 @@ public static unsafe class Sys
             {
                 int errno = Marshal.GetLastPInvokeError();
                 if (errno == Libc.EINTR) continue;
+                // The helper exited without reading all it was sent (a start it aborted): what it sent is its whole answer.
+                if (errno == Libc.ECONNRESET) return (text.ToString(), null);
                 throw new NativeException(errno, "recvmsg", socket.Name);
             }
             text.Append(Encoding.UTF8.GetString(data, (int)n));
@@ -422,6 +424,7 @@ public static unsafe class Sys
             {
                 int errno = Marshal.GetLastPInvokeError();
                 if (errno == Libc.EINTR) continue;
+                if (errno == Libc.ECONNRESET) break;
                 throw new NativeException(errno, "read", fd.Name);
             }
             if (n == 0) break;
