@@ -435,9 +435,9 @@ Describe 'A backup carrying criu images, imported by a user' {
             if ($LASTEXITCODE) { throw "cannot write $file" }
             $file
         }
-        # Where the planted images' bytes are on disk under the daemon's state (none but the tarballs, which are elsewhere).
+        # The files under the daemon's containers and dir pool that hold the planted images' bytes (the tarballs are elsewhere).
         function Find-Planted {
-            @(grep -rl --binary-files=text CRIU-IMAGE-PLANTED (Join-Path $daemon.StateDir 'containers') (Join-Path $daemon.StateDir 'storage-pools/pd') $daemon.RunDir 2>$null)
+            @(grep -rl -D skip --binary-files=text CRIU-IMAGE-PLANTED (Join-Path $daemon.StateDir 'containers') (Join-Path $daemon.StateDir 'storage-pools/pd') 2>$null)
         }
         function Assert-BootsAfresh([string]$Name) {
             Test-Path (Join-Path $daemon.StateDir "containers/$Name/checkpoint") | Should -BeFalse
