@@ -13,8 +13,8 @@ namespace SystemContainers.Engine.Containers;
 /// notes, section 1.2 #1); the container has its own UTS namespace, so its services still cannot
 /// change the host's name. The key cannot be set later, so no other path makes such a container.
 /// Nothing is written at a start, so what the container's root puts there since meets only its
-/// own files. An existing file of that name (or anything else there) is left as it is, so a user
-/// can change it.
+/// own files. Whatever is at the file's name already (a file, a symlink, a fifo) is left as it
+/// is, so a user can change it.
 /// </summary>
 internal sealed class CheckpointableSystemd(EngineParts parts)
 {
