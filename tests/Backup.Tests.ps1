@@ -339,7 +339,7 @@ Describe 'A hostile backup' {
     }
     # A migration.stateful systemd container gets the checkpoint drop-in when it is made
     # (CheckpointableSystemd): the backup's root decides what is at that path.
-    It 'of a stateful systemd container whose service.d is <What> is refused naming the path and ELOOP, leaving the host and the daemon as they were (pool <Pool>)' -ForEach @(
+    It 'of a stateful systemd container whose service.d is <What> is refused naming the path and ENOTDIR, leaving the host and the daemon as they were (pool <Pool>)' -ForEach @(
         @{ Kind = 'stateful-dir-symlink'; What = 'a symlink to a host directory'; Pool = 'pd' }
         @{ Kind = 'stateful-dir-symlink'; What = 'a symlink to a host directory'; Pool = 'default' }
         @{ Kind = 'stateful-dir-up'; What = 'a symlink up through ../..'; Pool = 'pd' }
@@ -351,7 +351,7 @@ Describe 'A hostile backup' {
         Import-SystemContainer $file -StoragePool $Pool -ErrorAction SilentlyContinue -ErrorVariable e
         $e | Should -HaveCount 1
         $e[0].FullyQualifiedErrorId | Should -BeLike 'CheckpointSetupFailed,*'
-        $e[0].Exception.Message | Should -BeLike "*container 'evil'*cannot open container path /etc/systemd/system/service.d: ELOOP*"
+        $e[0].Exception.Message | Should -BeLike "*container 'evil'*cannot open container path /etc/systemd/system/service.d: ENOTDIR*"
         Get-ChildItem -Force -Name $outside | Should -Be @('target')
         Get-Content (Join-Path $outside 'target') | Should -Be 'host file'
         Get-Traces $daemon | Should -Be $before
@@ -370,7 +370,7 @@ Describe 'A hostile backup' {
         python3 (Join-Path $PSScriptRoot 'hostile-backup.py') $Kind $file $outside (Get-SystemContainerImage $image).Fingerprint
         if ($LASTEXITCODE) { throw "cannot write $file" }
         $hostOwner = stat -c '%u:%g %a' (Join-Path $outside 'target')
-        $link = (& python3 -c "import tarfile,sys; print([m.linkname for m in tarfile.open(sys.argv[1]) if m.name.endswith(sys.argv[2])][0])" $file $Link)
+        $planted = (& python3 -c "import tarfile,sys; print([m.linkname for m in tarfile.open(sys.argv[1]) if m.name.endswith(sys.argv[2])][0])" $file $Link)
         try {
             Import-SystemContainer $file -StoragePool $Pool | Out-Null
             Get-ChildItem -Force -Name $outside | Should -Be @('target')
@@ -378,7 +378,7 @@ Describe 'A hostile backup' {
             stat -c '%u:%g %a' (Join-Path $outside 'target') | Should -Be $hostOwner
             # The root holds the backup's symlink as it was, and nothing was made where it points inside the root either.
             $root = if ($Pool -eq 'default') { Join-Path $daemon.StateDir 'containers/evil/fs/upper' } else { Join-Path $daemon.StateDir 'storage-pools/pd/containers/evil' }
-            (Get-Item -Force (Join-Path $root $Link)).LinkTarget | Should -Be $link
+            readlink (Join-Path $root $Link) | Should -Be $planted
             Test-Path (Join-Path $root $outside.TrimStart('/')) | Should -BeFalse
         }
         finally { Remove-SystemContainer evil -Force -ErrorAction SilentlyContinue }
@@ -476,7 +476,7 @@ Describe 'A backup carrying criu images, imported by a user' {
         Import-SystemContainer (New-Injected inject-snapshot) -Name ckimg3 -StoragePool pd | Out-Null
         try {
             $snapshot = Get-SystemContainerSnapshot ckimg3
-            $snapshot.Name | Should -Be 'checkpoint'
+            $snapshot.SnapshotName | Should -Be 'checkpoint'
             $snapshot.Stateful | Should -BeFalse
             Restore-SystemContainerSnapshot ckimg3 checkpoint -Stateful -Force -ErrorVariable err -ErrorAction SilentlyContinue
             $err[0].FullyQualifiedErrorId | Should -BeLike 'SnapshotNotStateful,*'

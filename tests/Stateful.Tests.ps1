@@ -594,7 +594,7 @@ Describe 'The checkpoint drop-in of a migration.stateful systemd container' {
             if ($Refused) {
                 $e | Should -HaveCount 1
                 $e[0].FullyQualifiedErrorId | Should -BeLike 'CheckpointSetupFailed,*'
-                $e[0].Exception.Message | Should -BeLike "*container 'sdf-copy'*cannot open container path /etc/systemd/system/service.d: ELOOP*"
+                $e[0].Exception.Message | Should -BeLike "*container 'sdf-copy'*cannot open container path /etc/systemd/system/service.d: ENOTDIR*"
                 Get-SystemContainer sdf-copy -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
                 @(Get-ChildItem -Force -Name (Join-Path $daemon.StateDir 'containers') | Where-Object { $_ -like '*sdf-copy*' }) | Should -BeNullOrEmpty
                 Test-Path (Join-Path $daemon.RunDir 'containers/sdf-copy') | Should -BeFalse

@@ -65,7 +65,7 @@ internal sealed class CheckpointableSystemd(EngineParts parts)
 
     /// <summary>
     /// /etc/systemd/system is resolved inside the root (a symlink there stays in it); below it no
-    /// symlink is followed, so a service.d that is one is refused (ELOOP), and the file is only
+    /// symlink is followed, so a service.d that is one is refused (ENOTDIR), and the file is only
     /// ever created, never opened, so whatever is at its name (a symlink, a fifo) is left alone.
     /// </summary>
     private static void Write(SafeFd root, long uid, long gid)
