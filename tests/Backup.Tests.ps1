@@ -296,6 +296,9 @@ Describe 'A hostile backup' {
         New-Item -ItemType Directory $outside | Out-Null
         Set-Content -Path (Join-Path $outside 'target') -Value 'host file'
         $script:before = Get-Traces $daemon
+        # The host's own unit directory: a drop-in path resolved against the daemon's root would land there.
+        $script:hostDropIn = '/etc/systemd/system/service.d/10-systemcontainers-checkpoint.conf'
+        $script:hostHadDropIn = Test-Path -LiteralPath $hostDropIn
     }
     It 'with <Kind> is refused with <Error>, leaving the host and the daemon as they were (pool <Pool>)' -ForEach @(
         @{ Kind = 'dotdot'; Error = "contains '..'"; Pool = 'pd' }
@@ -355,6 +358,7 @@ Describe 'A hostile backup' {
         Get-ChildItem -Force -Name $outside | Should -Be @('target')
         Get-Content (Join-Path $outside 'target') | Should -Be 'host file'
         Get-Traces $daemon | Should -Be $before
+        Test-Path -LiteralPath $hostDropIn | Should -Be $hostHadDropIn
         # Mounting the new root made the name's run directory; the failed import took it away.
         Test-Path (Join-Path $daemon.RunDir 'containers/evil') | Should -BeFalse
     }
@@ -383,6 +387,7 @@ Describe 'A hostile backup' {
         }
         finally { Remove-SystemContainer evil -Force -ErrorAction SilentlyContinue }
         Get-Traces $daemon | Should -Be $before
+        Test-Path -LiteralPath $hostDropIn | Should -Be $hostHadDropIn
     }
     It 'of a stateful systemd container with a plain unit directory gets the drop-in, owned by the container''s root (pool <Pool>)' -ForEach @(
         @{ Pool = 'pd' }
@@ -402,6 +407,7 @@ Describe 'A hostile backup' {
         }
         finally { Remove-SystemContainer evil -Force -ErrorAction SilentlyContinue }
         Get-Traces $daemon | Should -Be $before
+        Test-Path -LiteralPath $hostDropIn | Should -Be $hostHadDropIn
     }
     It 'that names a container which exists is refused, and the container is untouched' {
         $file = Join-Path $work 'web1-again.tar'

@@ -530,8 +530,12 @@ Describe 'The checkpoint drop-in of a migration.stateful systemd container' {
         $script:outside = Join-Path $daemon.Dir 'outside-dropin'
         New-Item -ItemType Directory $outside | Out-Null
         Set-Content (Join-Path $outside 'target') 'host file'
-        # What the host directory holds, its file's text, and both owners and modes.
-        function Get-Outside { @(Get-ChildItem -Force -Name $outside) + @(Get-Content (Join-Path $outside 'target')) + @(stat -c '%n %u:%g %a' $outside (Join-Path $outside 'target')) }
+        # What the host directory holds, its file's text, and both owners and modes; and whether
+        # the host's own unit directory has the drop-in (a path resolved against the daemon's root).
+        function Get-Outside {
+            @(Get-ChildItem -Force -Name $outside) + @(Get-Content (Join-Path $outside 'target')) + @(stat -c '%n %u:%g %a' $outside (Join-Path $outside 'target')) +
+                @(Test-Path -LiteralPath "/etc/systemd/system/service.d/10-systemcontainers-checkpoint.conf")
+        }
         $script:outsideBefore = Get-Outside
         function Get-Upper([string]$Name) { Join-Path $daemon.StateDir "containers/$Name/fs/upper" }
     }
@@ -555,6 +559,7 @@ Describe 'The checkpoint drop-in of a migration.stateful systemd container' {
         Test-Path (Join-Path (Get-Upper sdf-plain) 'etc/systemd/system/service.d') | Should -BeFalse
         New-SystemContainer sdf-bb -Image $image -Network none -Config $stateful | Out-Null
         Test-Path (Join-Path (Get-Upper sdf-bb) 'etc/systemd') | Should -BeFalse
+        Get-Outside | Should -Be $outsideBefore
     }
     It 'is not written again at a start: the container''s root edits or removes it for good' {
         Start-SystemContainer sdf-made
