@@ -296,6 +296,9 @@ Describe 'A hostile backup' {
         New-Item -ItemType Directory $outside | Out-Null
         Set-Content -Path (Join-Path $outside 'target') -Value 'host file'
         $script:before = Get-Traces $daemon
+        # The host's own unit directory: a drop-in path resolved against the daemon's root would land there.
+        $script:hostDropIn = '/etc/systemd/system/service.d/10-systemcontainers-checkpoint.conf'
+        $script:hostHadDropIn = Test-Path -LiteralPath $hostDropIn
     }
     It 'with <Kind> is refused with <Error>, leaving the host and the daemon as they were (pool <Pool>)' -ForEach @(
         @{ Kind = 'dotdot'; Error = "contains '..'"; Pool = 'pd' }
@@ -311,6 +314,20 @@ Describe 'A hostile backup' {
         @{ Kind = 'huge'; Error = 'the import limit'; Pool = 'pb' }
         @{ Kind = 'bad-index'; Error = 'not a valid index'; Pool = 'pd' }
         @{ Kind = 'index-missing-field'; Error = 'not a valid index'; Pool = 'pd' }
+        # criu's images after the root: only a live move's pull takes them (ImportOptions.WithImages).
+        @{ Kind = 'checkpoint-plain'; Error = "entry 'backup/checkpoint/inventory.img' follows the container's root"; Pool = 'pd' }
+        @{ Kind = 'checkpoint-images'; Error = "entry 'backup/checkpoint/inventory.img' follows the container's root"; Pool = 'pd' }
+        @{ Kind = 'checkpoint-images'; Error = "entry 'backup/checkpoint/inventory.img' follows the container's root"; Pool = 'pb' }
+        @{ Kind = 'checkpoint-symlink'; Error = "entry 'backup/checkpoint' follows the container's root"; Pool = 'pd' }
+        @{ Kind = 'checkpoint-file-symlink'; Error = "entry 'backup/checkpoint/inventory.img' follows the container's root"; Pool = 'pd' }
+        @{ Kind = 'checkpoint-hardlink'; Error = "entry 'backup/checkpoint/inventory.img' follows the container's root"; Pool = 'pd' }
+        @{ Kind = 'checkpoint-device'; Error = "entry 'backup/checkpoint/inventory.img' follows the container's root"; Pool = 'pd' }
+        @{ Kind = 'checkpoint-dotdot'; Error = 'follows the container''s root'; Pool = 'pd' }
+        @{ Kind = 'checkpoint-first'; Error = "entry 'backup/checkpoint/inventory.img' comes where the container's root backup/container/rootfs/ belongs"; Pool = 'pd' }
+        # The checkpoint drop-in's name in a stateful systemd container's root: the extractor refuses these before the engine writes anything.
+        @{ Kind = 'stateful-file-fifo'; Error = 'fifo'; Pool = 'pd' }
+        @{ Kind = 'stateful-file-device'; Error = 'device node'; Pool = 'pd' }
+        @{ Kind = 'stateful-file-hardlink'; Error = 'outside its root'; Pool = 'pd' }
     ) {
         $file = Join-Path $work "$Kind.tar"
         python3 (Join-Path $PSScriptRoot 'hostile-backup.py') $Kind $file $outside
@@ -323,6 +340,75 @@ Describe 'A hostile backup' {
         Get-Content (Join-Path $outside 'target') | Should -Be 'host file'
         Get-Traces $daemon | Should -Be $before
     }
+    # A migration.stateful systemd container gets the checkpoint drop-in when it is made
+    # (CheckpointableSystemd): the backup's root decides what is at that path.
+    It 'of a stateful systemd container whose service.d is <What> is refused naming the path and ENOTDIR, leaving the host and the daemon as they were (pool <Pool>)' -ForEach @(
+        @{ Kind = 'stateful-dir-symlink'; What = 'a symlink to a host directory'; Pool = 'pd' }
+        @{ Kind = 'stateful-dir-symlink'; What = 'a symlink to a host directory'; Pool = 'default' }
+        @{ Kind = 'stateful-dir-up'; What = 'a symlink up through ../..'; Pool = 'pd' }
+        @{ Kind = 'stateful-dir-up'; What = 'a symlink up through ../..'; Pool = 'default' }
+    ) {
+        $file = Join-Path $work "$Kind.tar"
+        python3 (Join-Path $PSScriptRoot 'hostile-backup.py') $Kind $file $outside (Get-SystemContainerImage $image).Fingerprint
+        if ($LASTEXITCODE) { throw "cannot write $file" }
+        Import-SystemContainer $file -StoragePool $Pool -ErrorAction SilentlyContinue -ErrorVariable e
+        $e | Should -HaveCount 1
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'CheckpointSetupFailed,*'
+        $e[0].Exception.Message | Should -BeLike "*container 'evil'*cannot open container path /etc/systemd/system/service.d: ENOTDIR*"
+        Get-ChildItem -Force -Name $outside | Should -Be @('target')
+        Get-Content (Join-Path $outside 'target') | Should -Be 'host file'
+        Get-Traces $daemon | Should -Be $before
+        Test-Path -LiteralPath $hostDropIn | Should -Be $hostHadDropIn
+        # Mounting the new root made the name's run directory; the failed import took it away.
+        Test-Path (Join-Path $daemon.RunDir 'containers/evil') | Should -BeFalse
+    }
+    It 'of a stateful systemd container whose <What> imports, and the engine writes nothing through it (pool <Pool>)' -ForEach @(
+        @{ Kind = 'stateful-file-symlink'; What = 'drop-in is a symlink to a host file'; Pool = 'pd'; Link = 'etc/systemd/system/service.d/10-systemcontainers-checkpoint.conf' }
+        @{ Kind = 'stateful-file-symlink'; What = 'drop-in is a symlink to a host file'; Pool = 'default'; Link = 'etc/systemd/system/service.d/10-systemcontainers-checkpoint.conf' }
+        @{ Kind = 'stateful-file-up'; What = 'drop-in is a symlink up through ../..'; Pool = 'pd'; Link = 'etc/systemd/system/service.d/10-systemcontainers-checkpoint.conf' }
+        @{ Kind = 'stateful-units-symlink'; What = 'unit directory is a symlink to a host directory'; Pool = 'pd'; Link = 'etc/systemd/system' }
+        @{ Kind = 'stateful-units-symlink'; What = 'unit directory is a symlink to a host directory'; Pool = 'default'; Link = 'etc/systemd/system' }
+        @{ Kind = 'stateful-units-up'; What = 'unit directory is a symlink up through ../..'; Pool = 'pd'; Link = 'etc/systemd/system' }
+    ) {
+        $file = Join-Path $work "$Kind.tar"
+        python3 (Join-Path $PSScriptRoot 'hostile-backup.py') $Kind $file $outside (Get-SystemContainerImage $image).Fingerprint
+        if ($LASTEXITCODE) { throw "cannot write $file" }
+        $hostOwner = stat -c '%u:%g %a' (Join-Path $outside 'target')
+        $planted = (& python3 -c "import tarfile,sys; print([m.linkname for m in tarfile.open(sys.argv[1]) if m.name.endswith(sys.argv[2])][0])" $file $Link)
+        try {
+            Import-SystemContainer $file -StoragePool $Pool | Out-Null
+            Get-ChildItem -Force -Name $outside | Should -Be @('target')
+            Get-Content (Join-Path $outside 'target') | Should -Be 'host file'
+            stat -c '%u:%g %a' (Join-Path $outside 'target') | Should -Be $hostOwner
+            # The root holds the backup's symlink as it was, and nothing was made where it points inside the root either.
+            $root = if ($Pool -eq 'default') { Join-Path $daemon.StateDir 'containers/evil/fs/upper' } else { Join-Path $daemon.StateDir 'storage-pools/pd/containers/evil' }
+            readlink (Join-Path $root $Link) | Should -Be $planted
+            Test-Path (Join-Path $root $outside.TrimStart('/')) | Should -BeFalse
+        }
+        finally { Remove-SystemContainer evil -Force -ErrorAction SilentlyContinue }
+        Get-Traces $daemon | Should -Be $before
+        Test-Path -LiteralPath $hostDropIn | Should -Be $hostHadDropIn
+    }
+    It 'of a stateful systemd container with a plain unit directory gets the drop-in, owned by the container''s root (pool <Pool>)' -ForEach @(
+        @{ Pool = 'pd' }
+        @{ Pool = 'default' }
+    ) {
+        $file = Join-Path $work 'stateful-units.tar'
+        python3 (Join-Path $PSScriptRoot 'hostile-backup.py') stateful-units $file $outside (Get-SystemContainerImage $image).Fingerprint
+        if ($LASTEXITCODE) { throw "cannot write $file" }
+        try {
+            Import-SystemContainer $file -StoragePool $Pool | Out-Null
+            $root = if ($Pool -eq 'default') { Join-Path $daemon.StateDir 'containers/evil/fs/upper' } else { Join-Path $daemon.StateDir 'storage-pools/pd/containers/evil' }
+            $dropIn = Join-Path $root 'etc/systemd/system/service.d/10-systemcontainers-checkpoint.conf'
+            Get-Content $dropIn | Should -Contain 'ProtectHostname=no'
+            # The root's files hold the container's root as etc does: its own ids in a volume, the host's in an overlay's upper layer.
+            stat -c '%u:%g' $dropIn | Should -Be (stat -c '%u:%g' (Join-Path $root 'etc'))
+            stat -c '%u:%g' (Split-Path $dropIn) | Should -Be (stat -c '%u:%g' (Join-Path $root 'etc'))
+        }
+        finally { Remove-SystemContainer evil -Force -ErrorAction SilentlyContinue }
+        Get-Traces $daemon | Should -Be $before
+        Test-Path -LiteralPath $hostDropIn | Should -Be $hostHadDropIn
+    }
     It 'that names a container which exists is refused, and the container is untouched' {
         $file = Join-Path $work 'web1-again.tar'
         Export-SystemContainer web1 -Path $file | Out-Null
@@ -333,6 +419,77 @@ Describe 'A hostile backup' {
         (Get-SystemContainer web1).Id | Should -Be $id
         Get-Traces $daemon | Should -Be $traces
         Assert-Marked web1 'from-dir'
+    }
+}
+
+# A backup of a real stateful container with criu's images put where a plain import must not take
+# them as its saved state: the import refuses them or passes them over, and the start boots afresh
+# (those bytes restored by criu would fail the start with RestoreFailed).
+Describe 'A backup carrying criu images, imported by a user' {
+    BeforeAll {
+        Use-Daemon $daemon
+        $script:outside = Join-Path $daemon.Dir 'outside-images'
+        New-Item -ItemType Directory $outside | Out-Null
+        New-SystemContainer ckimg -Image $image -StoragePool pd -Network none -Config @{ 'migration.stateful' = 'true' } | Out-Null
+        $script:clean = Join-Path $work 'ckimg.tar'
+        Export-SystemContainer ckimg -Path $clean | Out-Null
+        Remove-SystemContainer ckimg -Force
+        $script:before = Get-Traces $daemon
+        function New-Injected([string]$Kind) {
+            $file = Join-Path $work "$Kind.tar"
+            python3 (Join-Path $PSScriptRoot 'hostile-backup.py') $Kind $file $outside $clean
+            if ($LASTEXITCODE) { throw "cannot write $file" }
+            $file
+        }
+        # The files under the daemon's containers and dir pool that hold the planted images' bytes (the tarballs are elsewhere).
+        function Find-Planted {
+            @(grep -rl -D skip --binary-files=text CRIU-IMAGE-PLANTED (Join-Path $daemon.StateDir 'containers') (Join-Path $daemon.StateDir 'storage-pools/pd') 2>$null)
+        }
+        function Assert-BootsAfresh([string]$Name) {
+            Test-Path (Join-Path $daemon.StateDir "containers/$Name/checkpoint") | Should -BeFalse
+            (Get-SystemContainer $Name).Stateful | Should -BeFalse
+            (Start-SystemContainer $Name -PassThru).Status | Should -Be 'Running'
+            (Invoke-SystemContainerCommand $Name -- cat /proc/1/comm).Trim() | Should -Be 'init'
+            (Get-SystemContainer $Name).Stateful | Should -BeFalse
+            Stop-SystemContainer $Name -Force
+        }
+    }
+
+    It 'after the root is refused and leaves nothing; the same backup without them then imports under that name with no saved state, and boots afresh' {
+        Import-SystemContainer (New-Injected inject-after) -Name ckimg1 -StoragePool pd -ErrorAction SilentlyContinue -ErrorVariable e
+        $e | Should -HaveCount 1
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'InvalidBackup,*'
+        $e[0].Exception.Message | Should -BeLike "*entry 'backup/checkpoint/inventory.img' follows the container's root*"
+        Get-Traces $daemon | Should -Be $before
+        Find-Planted | Should -BeNullOrEmpty
+        Import-SystemContainer $clean -Name ckimg1 -StoragePool pd | Out-Null
+        try { Assert-BootsAfresh ckimg1 }
+        finally { Remove-SystemContainer ckimg1 -Force }
+    }
+    It 'where Incus keeps its own files (backup/container/) is imported without them into <Pool>: nothing of them on disk, and the start boots afresh' -ForEach @(
+        @{ Pool = 'pd' }
+        @{ Pool = 'default' }
+    ) {
+        Import-SystemContainer (New-Injected inject-incus) -Name ckimg2 -StoragePool $Pool | Out-Null
+        try {
+            Find-Planted | Should -BeNullOrEmpty
+            Assert-BootsAfresh ckimg2
+        }
+        finally { Remove-SystemContainer ckimg2 -Force }
+        Get-Traces $daemon | Should -Be $before
+    }
+    It 'in a snapshot named checkpoint is a snapshot of files only: its stateful restore is refused, and the start boots afresh' {
+        Import-SystemContainer (New-Injected inject-snapshot) -Name ckimg3 -StoragePool pd | Out-Null
+        try {
+            $snapshot = Get-SystemContainerSnapshot ckimg3
+            $snapshot.SnapshotName | Should -Be 'checkpoint'
+            $snapshot.Stateful | Should -BeFalse
+            Restore-SystemContainerSnapshot ckimg3 checkpoint -Stateful -Force -ErrorVariable err -ErrorAction SilentlyContinue
+            $err[0].FullyQualifiedErrorId | Should -BeLike 'SnapshotNotStateful,*'
+            Assert-BootsAfresh ckimg3
+        }
+        finally { Remove-SystemContainer ckimg3 -Force }
+        Get-Traces $daemon | Should -Be $before
     }
 }
 

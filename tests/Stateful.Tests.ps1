@@ -510,6 +510,115 @@ Describe 'Checkpoint-SystemContainer -Stateful refusals' {
     }
 }
 
+# The checkpoint drop-in (CheckpointableSystemd) on busybox under systemd's name: the image's
+# /sbin/init resolves to a file named systemd, so the engine takes it for a systemd one, and busybox
+# init boots it (its argv[0] is /sbin/init). Its stop is -Force: busybox init has no handler for
+# systemd's stop signal. The Debian Describe below checks what systemd makes of the file.
+Describe 'The checkpoint drop-in of a migration.stateful systemd container' {
+    BeforeAll {
+        $tree = Join-Path $daemon.Dir 'fake-systemd'
+        cp -a (Join-Path $daemon.StateDir "images/$((Get-SystemContainerImage $image).Fingerprint)/rootfs") $tree
+        New-Item -ItemType Directory -Force "$tree/lib/systemd", "$tree/etc/systemd/system" | Out-Null
+        cp "$tree/bin/busybox" "$tree/lib/systemd/systemd"
+        rm -f "$tree/sbin/init"
+        ln -s ../lib/systemd/systemd "$tree/sbin/init"
+        tar --create --file "$tree.tar" --numeric-owner -C $tree .
+        if ($LASTEXITCODE) { throw "cannot pack $tree" }
+        $kind = (Import-SystemContainerImage "$tree.tar" -Alias fake-systemd).InitKind
+        if ($kind -ne 'systemd') { throw "the fake systemd image is taken for '$kind'" }
+        $script:dropIn = '/etc/systemd/system/service.d/10-systemcontainers-checkpoint.conf'
+        $script:outside = Join-Path $daemon.Dir 'outside-dropin'
+        New-Item -ItemType Directory $outside | Out-Null
+        Set-Content (Join-Path $outside 'target') 'host file'
+        # What the host directory holds, its file's text, and both owners and modes; and whether
+        # the host's own unit directory has the drop-in (a path resolved against the daemon's root).
+        function Get-Outside {
+            @(Get-ChildItem -Force -Name $outside) + @(Get-Content (Join-Path $outside 'target')) + @(stat -c '%n %u:%g %a' $outside (Join-Path $outside 'target')) +
+                @(Test-Path -LiteralPath "/etc/systemd/system/service.d/10-systemcontainers-checkpoint.conf")
+        }
+        $script:outsideBefore = Get-Outside
+        function Get-Upper([string]$Name) { Join-Path $daemon.StateDir "containers/$Name/fs/upper" }
+    }
+    AfterAll {
+        foreach ($n in 'sdf-made', 'sdf-plain', 'sdf-bb', 'sdf-plant', 'sdf-copy') { Remove-SystemContainer $n -Force -ErrorAction SilentlyContinue }
+    }
+
+    It 'is written when the container is made, before its first start, owned by its root, and only into a stateful systemd one' {
+        New-SystemContainer sdf-made -Image fake-systemd -Network none -Config $stateful | Out-Null
+        # From the host, never started: in the upper layer, with the host ids of the container's root as the layer itself.
+        $file = Join-Path (Get-Upper sdf-made) $dropIn.TrimStart('/')
+        Get-Content $file | Should -Contain 'ProtectHostname=no'
+        stat -c '%u:%g %a' $file | Should -Be "$(stat -c '%u:%g' (Get-Upper sdf-made)) 644"
+        stat -c '%u:%g' (Split-Path $file) | Should -Be (stat -c '%u:%g' (Get-Upper sdf-made))
+        # From inside: the container's root owns it.
+        Start-SystemContainer sdf-made
+        Invoke-SystemContainerCommand sdf-made -- stat -c '%u:%g %a' $dropIn | Should -Be '0:0 644'
+        Invoke-SystemContainerCommand sdf-made -- cat $dropIn | Should -Contain 'ProtectHostname=no'
+        Stop-SystemContainer sdf-made -Force
+        New-SystemContainer sdf-plain -Image fake-systemd -Network none | Out-Null
+        Test-Path (Join-Path (Get-Upper sdf-plain) 'etc/systemd/system/service.d') | Should -BeFalse
+        New-SystemContainer sdf-bb -Image $image -Network none -Config $stateful | Out-Null
+        Test-Path (Join-Path (Get-Upper sdf-bb) 'etc/systemd') | Should -BeFalse
+        Get-Outside | Should -Be $outsideBefore
+    }
+    It 'is not written again at a start: the container''s root edits or removes it for good' {
+        Start-SystemContainer sdf-made
+        Invoke-SystemContainerCommand sdf-made -- sh -c "echo '# mine' > $dropIn"
+        Stop-SystemContainer sdf-made -Force
+        Start-SystemContainer sdf-made
+        Invoke-SystemContainerCommand sdf-made -- cat $dropIn | Should -Be '# mine'
+        Invoke-SystemContainerCommand sdf-made -- rm $dropIn
+        Stop-SystemContainer sdf-made -Force
+        Start-SystemContainer sdf-made
+        (Invoke-SystemContainerCommand sdf-made -PassThru -- test -e $dropIn).ExitCode | Should -Not -Be 0
+        Stop-SystemContainer sdf-made -Force
+    }
+    It 'planted by the container''s root as <What> is never written or chowned through by a start or a copy' -ForEach @(
+        @{ What = 'service.d a symlink to a host directory'; Path = '/etc/systemd/system/service.d'; Plant = 'rm -r /etc/systemd/system/service.d && ln -s OUTSIDE /etc/systemd/system/service.d'; Refused = $true }
+        @{ What = 'service.d a symlink up through ../..'; Path = '/etc/systemd/system/service.d'; Plant = 'rm -r /etc/systemd/system/service.d && ln -s UPOUTSIDE /etc/systemd/system/service.d'; Refused = $true }
+        @{ What = 'the drop-in a symlink to a host file'; Path = '/etc/systemd/system/service.d/10-systemcontainers-checkpoint.conf'; Plant = 'ln -sf OUTSIDE/target DROPIN'; Refused = $false }
+        @{ What = 'the drop-in a symlink up through ../..'; Path = '/etc/systemd/system/service.d/10-systemcontainers-checkpoint.conf'; Plant = 'ln -sf UPOUTSIDE/target DROPIN'; Refused = $false }
+        @{ What = 'the drop-in a fifo'; Path = '/etc/systemd/system/service.d/10-systemcontainers-checkpoint.conf'; Plant = 'rm DROPIN && mkfifo DROPIN'; Refused = $false }
+        @{ What = 'the unit directory a symlink to a host directory'; Path = '/etc/systemd/system'; Plant = 'rm -r /etc/systemd/system && ln -s OUTSIDE /etc/systemd/system'; Refused = $false }
+    ) {
+        New-SystemContainer sdf-plant -Image fake-systemd -Network none -Config $stateful -Start | Out-Null
+        try {
+            # UPOUTSIDE: more '..' than the host path of any root is deep, then the host directory.
+            $command = $Plant.Replace('DROPIN', $dropIn).Replace('UPOUTSIDE', ('../' * 24) + $outside.TrimStart('/')).Replace('OUTSIDE', $outside)
+            Invoke-SystemContainerCommand sdf-plant -- sh -c $command
+            $planted = Invoke-SystemContainerCommand sdf-plant -- stat -c '%F %N %u:%g %a' $Path
+            Stop-SystemContainer sdf-plant -Force
+            (Start-SystemContainer sdf-plant -PassThru).Status | Should -Be 'Running'
+            Invoke-SystemContainerCommand sdf-plant -- stat -c '%F %N %u:%g %a' $Path | Should -Be $planted
+            # Nothing was made where the symlink points inside the container's root either.
+            (Invoke-SystemContainerCommand sdf-plant -PassThru -- test -e "$outside/10-systemcontainers-checkpoint.conf").ExitCode | Should -Not -Be 0
+            Stop-SystemContainer sdf-plant -Force
+            Get-Outside | Should -Be $outsideBefore
+
+            Copy-SystemContainer sdf-plant sdf-copy -ErrorVariable e -ErrorAction SilentlyContinue | Out-Null
+            if ($Refused) {
+                $e | Should -HaveCount 1
+                $e[0].FullyQualifiedErrorId | Should -BeLike 'CheckpointSetupFailed,*'
+                $e[0].Exception.Message | Should -BeLike "*container 'sdf-copy'*cannot open container path /etc/systemd/system/service.d: ENOTDIR*"
+                Get-SystemContainer sdf-copy -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+                @(Get-ChildItem -Force -Name (Join-Path $daemon.StateDir 'containers') | Where-Object { $_ -like '*sdf-copy*' }) | Should -BeNullOrEmpty
+                Test-Path (Join-Path $daemon.RunDir 'containers/sdf-copy') | Should -BeFalse
+            }
+            else {
+                $e | Should -BeNullOrEmpty
+                (Start-SystemContainer sdf-copy -PassThru).Status | Should -Be 'Running'
+                Invoke-SystemContainerCommand sdf-copy -- stat -c '%F %N %u:%g %a' $Path | Should -Be $planted
+                Stop-SystemContainer sdf-copy -Force
+            }
+            Get-Outside | Should -Be $outsideBefore
+        }
+        finally {
+            Remove-SystemContainer sdf-copy -Force -ErrorAction SilentlyContinue
+            Remove-SystemContainer sdf-plant -Force
+        }
+    }
+}
+
 # A Debian bookworm system (debootstrap, from the cache build.ps1 test fills, as Systemd.Tests) with
 # systemd as PID 1, systemd-networkd's DHCP address on the bridge, a counting service and an echo
 # service of systemd's own socket activation (one cat per connection, Accept=yes).

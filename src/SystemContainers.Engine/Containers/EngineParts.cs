@@ -31,10 +31,13 @@ internal sealed record EngineParts(
     /// directory's rootfs, with the id map they are idmapped through. A start and a stopped
     /// container's file copy both mount it from here.
     /// </summary>
-    public LaunchPlan RootfsOf(ContainerRecord r, bool shifted)
+    public LaunchPlan RootfsOf(ContainerRecord r, bool shifted) => RootfsOf(r, Storage.VolumeOf(r), shifted);
+
+    /// <summary>The same of a volume not yet in place (a new container's, in its staging directory).</summary>
+    public LaunchPlan RootfsOf(ContainerRecord r, Volume volume, bool shifted)
     {
         var at = new RootTarget(Path.Combine(RunDirOf(r.Name), "rootfs"), Path.Combine(RunDirOf(r.Name), "layers"));
-        var plan = new LaunchPlan().AddAll(Storage.RootMountsOf(r, at, shifted)).Add("target", at.Target);
+        var plan = new LaunchPlan().AddAll(Storage.RootMountsOf(r, volume, at, shifted)).Add("target", at.Target);
         return r.IdMap is { } m ? plan.Add(m) : plan;
     }
 }

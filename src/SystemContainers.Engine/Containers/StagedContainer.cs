@@ -58,10 +58,17 @@ internal sealed class StagedContainer : IDisposable
         }
     }
 
-    /// <summary>Registers the NICs, limits the volume (limits.disk), writes the config and moves the staging directory in place; the crash tests stop at hook.</summary>
+    /// <summary>
+    /// Writes what a stateful systemd container needs into its root (CheckpointableSystemd),
+    /// registers the NICs, limits the volume (limits.disk), writes the config and moves the
+    /// staging directory in place; the crash tests stop at hook.
+    /// </summary>
     public Container Commit(string hook)
     {
-        string name = Container.Name;
+        string name = Container.Name, run = _parts.RunDirOf(name);
+        // Mounting the new root makes the name's run directory, which a failed attempt leaves to nobody.
+        if (!Directory.Exists(run)) _revert.Add($"run directory {run}", () => TreeRemover.Remove(run));
+        new CheckpointableSystemd(_parts).Ensure(Container, Dir);
         _revert.Add($"the NICs of '{name}'", () => _parts.Networks.Register(name, []));
         _parts.Networks.Register(name, Container.Spec.Nics);
         StepTrace.Mark("create: NICs registered");

@@ -18,8 +18,6 @@ namespace SystemContainers.Engine.Containers;
 /// </summary>
 internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup, ContainerSupervisor supervisor, ContainerCheckpoint checkpoint)
 {
-    private readonly CheckpointableSystemd _systemd = new(parts);
-
     /// <summary>Starts the container, from its saved state if it has one (a stateful stop's) unless stateless discards it.</summary>
     public void Run(Container c, bool stateless = false)
     {
@@ -98,14 +96,12 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
         {
             try
             {
-                _systemd.Ensure(c, shifted);
                 (pid, own) = parts.ScInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
             }
             catch (ScInitException e) when (idmap is not null && !shifted && e.Message.Contains("cannot idmap mount", StringComparison.Ordinal))
             {
                 shifted = true;
                 cleanup.DetachAll(hostInterfaces);
-                _systemd.Ensure(c, shifted);
                 (pid, own) = parts.ScInit.Create(PlanFor(c, config, cgroup, slavePath, shifted), slave, attach);
             }
         }

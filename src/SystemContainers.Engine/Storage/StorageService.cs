@@ -165,8 +165,11 @@ public sealed class StorageService
     /// the one place that knows what a container's root is, for a start's launch plan and for
     /// anything that needs a stopped container's root as a mount.
     /// </summary>
-    public IReadOnlyList<RootMount> RootMountsOf(ContainerRecord record, RootTarget at, bool shifted) =>
-        Usable(record.StoragePool).RootMounts(VolumeOf(record), SourceOf(record), record.IdMap, shifted, at);
+    public IReadOnlyList<RootMount> RootMountsOf(ContainerRecord record, RootTarget at, bool shifted) => RootMountsOf(record, VolumeOf(record), at, shifted);
+
+    /// <summary>The same of a volume not yet in place (a new container's, in its staging directory).</summary>
+    internal IReadOnlyList<RootMount> RootMountsOf(ContainerRecord record, Volume volume, RootTarget at, bool shifted) =>
+        Usable(record.StoragePool).RootMounts(volume, SourceOf(record), record.IdMap, shifted, at);
 
     /// <summary>The pool a new container goes to, resolved under the create's claim lock so a pool being removed is not chosen.</summary>
     internal string Resolve(string? pool)
@@ -293,7 +296,9 @@ public sealed class StorageService
     }
 
     /// <summary>The container's root as one host directory holding its own ids (see IStorageDriver.DirectRoot), or null.</summary>
-    internal string? DirectRootOf(ContainerRecord record) => Usable(record.StoragePool).DirectRoot(VolumeOf(record));
+    internal string? DirectRootOf(ContainerRecord record) => DirectRootOf(record, VolumeOf(record));
+
+    internal string? DirectRootOf(ContainerRecord record, Volume volume) => Usable(record.StoragePool).DirectRoot(volume);
 
     internal string UsageTreeOf(ContainerRecord record) =>
         Find(record.StoragePool ?? StoragePool.DefaultName).Driver.UsageTree(VolumeOf(record));
