@@ -48,6 +48,7 @@ public static class ContainerSend
                     // The response ends with its trailer, so the target can check and import it; it
                     // restores the container and answers on the control path, the tree frozen here meanwhile.
                     await ctx.Response.CompleteAsync();
+                    StepTrace.Mark("live move: stream sent");
                     var verdict = await WaitVerdictAsync(source);
                     if (!verdict.Success)
                         throw new EngineException(FailureKind.Failed, "TargetFailed",

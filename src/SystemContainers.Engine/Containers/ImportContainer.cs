@@ -45,6 +45,7 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
         var limits = new ImportLimits(Math.Max(0, poolView.FreeBytes), ImportLimits.DefaultMaxEntries);
         var tar = new TarballReader(decompressed.Output, limits);
         var index = Refusing(() => ReadIndex(tar));
+        StepTrace.Mark("import: index read");
         string name = string.IsNullOrEmpty(options.Name) ? index.Name : options.Name;
         ContainerName.Validate(name);
         var format = index.Optimized ? VolumeFormat.Btrfs : VolumeFormat.Tar;
@@ -114,6 +115,7 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
                     throw new InvalidDataException($"entry '{Short(next?.Name ?? "(end)")}' comes where {what}'s stream {BackupIndex.ChunkOf(stream, 0)} belongs");
                 var member = new MemberStream(tar, chunked ? stream : null);
                 await driver.ReceiveAsync(volume, image, map, snapshot, format, member, policy, ct);
+                StepTrace.Mark($"import: {what} received");
                 TestHooks.Reach("backup-import-part");
                 next = Skip(tar, member.Next());
                 continue;
@@ -126,7 +128,11 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
             TestHooks.Reach("backup-import-part");
             next = Skip(tar, after);
         }
-        if (imagesDir is not null) next = ReceiveImages(tar, next, imagesDir);
+        if (imagesDir is not null)
+        {
+            next = ReceiveImages(tar, next, imagesDir);
+            StepTrace.Mark("import: criu's images received");
+        }
         if (next is not null) throw new InvalidDataException($"entry '{Short(next.Name)}' follows the container's root");
     }
 

@@ -152,6 +152,7 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
         {
             using (var tree = parts.ScInit.MountRootfs(parts.RootfsOf(c.Record, shifted)))
                 Sys.AttachMount(tree, root);
+            StepTrace.Mark("restore: root mounted");
             try
             {
                 var veths = nics.Select(n => new CheckpointVeth(n.Name, n.HostNameFor(name))).ToList();

@@ -70,6 +70,7 @@ public sealed class ContainerCheckpoint(CriuClient criu)
             IrmapScanPaths = irmapScanPaths ?? [],
         }, (step, _) =>
         {
+            StepTrace.Mark($"criu dump: {step}");
             if (step == "post-dump") onDumped?.Invoke();
         });
     }
@@ -125,6 +126,7 @@ public sealed class ContainerCheckpoint(CriuClient criu)
                 CgroupRoots = cgroupRoots,
             }, (step, notified) =>
             {
+                StepTrace.Mark($"criu restore: {step}");
                 if (step == "setup-namespaces") forked = notified;
                 if (step == "post-restore") onRestored(staging);
             }, master =>
