@@ -91,6 +91,9 @@ internal static unsafe partial class Libc
     public static partial int fsync(int fd);
 
     [LibraryImport("libc", SetLastError = true)]
+    public static partial int syncfs(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
     public static partial int ioctl(int fd, ulong request, void* arg);
 
     [LibraryImport("libc", SetLastError = true)]
