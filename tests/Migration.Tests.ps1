@@ -202,6 +202,12 @@ Describe 'Move-SystemContainer -Live' {
         Get-SystemContainer web1 -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         Get-Traces $b | Should -Be $bBefore
         Use-Daemon $a
+        # From the host: this bridge has the MAC on the container's port again, not on the link to
+        # the second host where it was: the restored NIC announced it (a RARP from inside).
+        $fdb = @(Invoke-InNetns $a bridge @('-j', 'fdb', 'show', 'br', (Get-TestBridge $a '10.124.0.')) | Out-String | ConvertFrom-Json |
+            Where-Object { $_.mac -eq $mac })
+        $fdb.Count | Should -Be 1 -Because "the bridge learned the MAC on one port: $($fdb | ConvertTo-Json -Compress)"
+        $fdb[0].ifname | Should -Not -Be $link
         (Get-SystemContainer web1).Status | Should -Be 'Running'
         (Invoke-SystemContainerCommand web1 -- cat /sys/class/net/eth0/address).Trim() | Should -Be $mac
 

@@ -1,3 +1,5 @@
+using SystemContainers.Engine.Network;
+
 namespace SystemContainers.Engine.Containers;
 
 /// <summary>
@@ -20,16 +22,37 @@ internal sealed class SendRunningContainer(CheckpointContainer checkpoint, Expor
         {
             await presync(stream);
             StepTrace.Mark("live move: pre-synced, dumping");
-            await checkpoint.StopAsync(c, images =>
+            try
             {
-                StepTrace.Mark("live move: dumped, sending");
-                stream.ImagesDir = images;
-                // criu's notify callback is synchronous: the tree stays frozen until this returns.
-                handOver(stream).GetAwaiter().GetResult();
-                StepTrace.Mark("live move: target runs it");
-            });
+                await checkpoint.StopAsync(c, images =>
+                {
+                    StepTrace.Mark("live move: dumped, sending");
+                    stream.ImagesDir = images;
+                    // criu's notify callback is synchronous: the tree stays frozen until this returns.
+                    handOver(stream).GetAwaiter().GetResult();
+                    StepTrace.Mark("live move: target runs it");
+                });
+            }
+            catch
+            {
+                // A target that ran the container and then failed announced its MACs from there.
+                Announce(c);
+                throw;
+            }
         }
         await delete.RunAsync(c, force: false);
     }
 
+    private static void Announce(Container c)
+    {
+        if (c.Snapshot().Live is not { } live) return;
+        try
+        {
+            MacAnnouncement.Send(live.Pid, [.. c.Spec.BridgedNics.Where(n => n.HwAddr is not null).Select(n => (Name: n.Name, Mac: n.HwAddr!))]);
+        }
+        catch (Interop.NativeException e)
+        {
+            EngineLog.Write($"container '{c.Name}' runs on here after its live move failed, but its NICs' MACs could not be announced: {e.Message}");
+        }
+    }
 }

@@ -103,6 +103,9 @@ internal static unsafe partial class Libc
     public static partial int socket(int domain, int type, int protocol);
 
     [LibraryImport("libc", SetLastError = true)]
+    public static partial int bind(int fd, byte* addr, int addrlen);
+
+    [LibraryImport("libc", SetLastError = true)]
     public static partial int setns(int fd, int nstype);
 
     [LibraryImport("libc", SetLastError = true)]
