@@ -6,11 +6,10 @@ namespace SystemContainers.Engine.Network;
 /// <summary>
 /// A restored container's NICs announce their MACs, as QEMU announces a moved guest: one RARP
 /// broadcast from inside the container on each, so every bridge and switch on the way learns the
-/// MAC's new port at once. Otherwise they learn it when the container next sends, which may be
-/// never before its peers give up: after a live move back, the first host's bridge still sent
-/// the container's frames to the link towards the second host (where it had been), and a
-/// container with nothing unacknowledged at the dump said nothing, so a client's retransmissions
-/// were lost there until the bridge's entry aged out (300 s).
+/// MAC's new port at once. Otherwise they learn it when the container next sends: after a live
+/// move back, the first host's bridge still sends the container's frames over the link to the
+/// second host, where it was, and a restored container that says nothing is not reached by its
+/// peers' retransmissions until that entry ages out (300 s).
 /// </summary>
 internal static unsafe class MacAnnouncement
 {
