@@ -20,9 +20,12 @@
     Reported per direction, median of the runs: the downtime the client saw (its longest wait
     between two answers), the move's wall time (the source's migration request to the target's
     operation done), the bytes sent (root as btrfs send, then criu's images), and whether every
-    request was answered once and in order without a reset.
+    request was answered once and in order without a reset. Each move is also listed on its own
+    (what the client counted, where its longest wait was). With -Trace the daemons run with
+    SYSTEMCONTAINERS_TRACE=1 and the steps of both, with the client's longest wait, are listed as
+    the median milliseconds from the freeze (criu's network-lock step on the source).
 #>
-param([int]$SizeMB = 1024, [int]$Runs = 3, [switch]$Record, [switch]$Live)
+param([int]$SizeMB = 1024, [int]$Runs = 3, [switch]$Record, [switch]$Live, [switch]$Trace)
 $ErrorActionPreference = 'Stop'
 $root = Split-Path -Parent $PSScriptRoot
 Import-Module (Join-Path $root 'SystemContainers.psd1') -Force
@@ -37,9 +40,50 @@ function Wait-Operation($D, [string]$Url) {
     $op
 }
 
+function Get-MonotonicUs { [long]([Diagnostics.Stopwatch]::GetTimestamp() * 1e6 / [Diagnostics.Stopwatch]::Frequency) }
+
+function Get-TraceMarks($D, [string]$Role) {
+    <# The daemon's trace marks (StepTrace), named by the daemon's role in the move; requests only for the stream, its control and the pull. #>
+    foreach ($line in Get-Content $D.Log) {
+        if ($line -notmatch '^trace (\d+) \d+ (.*)$') { continue }
+        $step = $Matches[2] -replace '[0-9a-f]{8}-[0-9a-f-]{27}', '{id}' -replace '\?.*', ''
+        if ($step -match '^(request|response) ' -and $step -notmatch '/stream|/control|POST /1.0/containers$') { continue }
+        [pscustomobject]@{ Us = [long]$Matches[1]; Step = "$Role $step"; D = $D }
+    }
+}
+
+function Get-MoveTrace($Moves, $Daemons) {
+    <# Per step, the median ms from the source's freeze over the moves (first occurrence of the step in each move). #>
+    $all = @(foreach ($d in $Daemons) { Get-TraceMarks $d '' }) | Sort-Object Us
+    $offsets = [ordered]@{}
+    for ($i = 0; $i -lt $Moves.Count; $i++) {
+        $m = $Moves[$i]
+        $end = if ($i + 1 -lt $Moves.Count) { $Moves[$i + 1].StartUs } else { [long]::MaxValue }
+        $marks = @($all | Where-Object { $_.Us -ge $m.StartUs -and $_.Us -lt $end } | ForEach-Object {
+                [pscustomobject]@{ Us = $_.Us; Step = "$(if ($_.D -eq $m.From) { 'source:' } else { 'target:' })$($_.Step)" } })
+        $marks += [pscustomobject]@{ Us = $m.GapFromUs; Step = 'client: last answer before its longest wait' }
+        $marks += [pscustomobject]@{ Us = $m.GapToUs; Step = 'client: first answer after it' }
+        $freeze = $marks | Where-Object Step -eq 'source: criu dump: network-lock' | Select-Object -First 1
+        if (-not $freeze) { continue }
+        $seen = @{}
+        foreach ($x in $marks | Sort-Object Us) {
+            if ($seen[$x.Step]) { continue }
+            $seen[$x.Step] = $true
+            if (-not $offsets.Contains($x.Step)) { $offsets[$x.Step] = [Collections.Generic.List[double]]::new() }
+            $offsets[$x.Step].Add(($x.Us - $freeze.Us) / 1000)
+        }
+    }
+    $offsets.Keys | ForEach-Object { [pscustomobject]@{ step = $_; 'ms from the freeze (median)' = [math]::Round((Get-Median $offsets[$_]), 1); moves = $offsets[$_].Count } } |
+        Sort-Object 'ms from the freeze (median)'
+}
+
 function Invoke-LiveBench {
-    $first = Start-TestDaemon
-    $second = Start-TestDaemon
+    if ($Trace) { $env:SYSTEMCONTAINERS_TRACE = '1' }
+    try {
+        $first = Start-TestDaemon
+        $second = Start-TestDaemon
+    }
+    finally { Remove-Item Env:SYSTEMCONTAINERS_TRACE -ErrorAction SilentlyContinue }
     $veth = $null; $link = $null; $clientNs = $null
     $load = (Get-Content /proc/loadavg) -split ' ' | Select-Object -First 3
     try {
@@ -61,10 +105,12 @@ function Invoke-LiveBench {
         Invoke-SystemContainerCommand web1 -- sh -c $service
         Wait-Until -TimeoutSeconds 20 -What 'the service' { Invoke-SystemContainerCommand web1 -- sh -c 'netstat -ltn | grep ":7000 " || true' }
         $results = @{ 0 = @(); 1 = @() }
+        $moves = @()
         foreach ($i in 1..$Runs) {
             foreach ($way in 0, 1) {
                 $from = $hosts[$way]; $to = $hosts[1 - $way]
                 $client = Start-TestTcpClient $clientNs 10.124.0.60 7000 $first.Dir
+                $startUs = Get-MonotonicUs
                 $sw = [Diagnostics.Stopwatch]::StartNew()
                 $send = (Invoke-TestApi $from.D POST /1.0/containers/web1 '{"migration": true, "live": true}').Body
                 $body = @{ name = 'web1'; storage_pool = 'pbt'; source = @{ type = 'migration'; mode = 'pull'; operation = "https://$($from.Https)$($send.operation)"
@@ -75,10 +121,18 @@ function Invoke-LiveBench {
                 $bytes = (Wait-Operation $from.D $send.operation).metadata.result.bytes
                 Start-Sleep -Milliseconds 500
                 $counts = Stop-TestTcpClient $client
-                $whole = -not $counts.reset -and $counts.in_order -and $counts.answers -eq $counts.sent
+                $whole = -not $counts.reset -and $counts.in_order -and $counts.answers -eq $counts.sent -and $counts.first_count -eq 1 -and $counts.last_count -eq $counts.sent
                 $results[$way] += [pscustomobject]@{ Downtime = $counts.max_gap_ms; Seconds = $seconds; Bytes = $bytes; Whole = $whole }
+                $moves += [pscustomobject]@{ run = $i; move = @('there', 'back')[$way]; 'downtime ms' = [math]::Round($counts.max_gap_ms, 0); 'move s' = [math]::Round($seconds, 2)
+                    sent = $counts.sent; answers = $counts.answers; 'in order' = $counts.in_order; 'first/last count' = "$($counts.first_count)/$($counts.last_count)"
+                    reset = "$($counts.reset)"; 'first bad answer' = "$($counts.bad)"; 'longest wait before answer' = $counts.gap_at
+                    StartUs = $startUs; GapFromUs = [long]$counts.gap_from_us; GapToUs = [long]$counts.gap_to_us; From = $from.D }
             }
         }
+        $perMove = @('run', 'move', 'downtime ms', 'move s', 'sent', 'answers', 'in order', 'first/last count', 'reset', 'first bad answer', 'longest wait before answer')
+        $moves | Format-Table -AutoSize -Property $perMove | Out-String | Write-Host
+        $traced = if ($Trace) { @(Get-MoveTrace $moves @($first, $second)) }
+        if ($traced) { $traced | Format-Table -AutoSize | Out-String | Write-Host }
         $rows = foreach ($way in 0, 1) {
             $r = $results[$way]
             [pscustomobject]@{ move = @('there', 'back')[$way]; 'downtime ms (median; target <= 150)' = [math]::Round((Get-Median $r.Downtime), 0)
@@ -92,6 +146,8 @@ function Invoke-LiveBench {
                 "between two daemons (btrfs pools on loop files, bridges joined at L2) and back, $Runs times, plain criu dump; a fresh TCP connection per move " +
                 "sending a request every 10 ms; load average $($load -join ' ') at the start (other helpers' runs).") `
                 @('move', 'downtime ms (median; target <= 150)', 'downtime ms (max)', 'move s (median)', 'MB sent', 'every request answered once') $rows
+            Add-BenchResult 'migration.ps1 -Live, each move' 'The moves above one by one: what the client counted, and the answer its longest wait ended at.' $perMove $moves
+            if ($traced) { Add-BenchResult 'migration.ps1 -Live -Trace' 'Where the moves above spent their time: each step, source and target, as the median ms from the freeze.' @('step', 'ms from the freeze (median)', 'moves') $traced }
         }
     }
     finally {

@@ -70,11 +70,16 @@ BeforeAll {
         Invoke-SystemContainerCommand $Name -- sh -c "mkdir -p /srv; $service"
         Wait-Until -TimeoutSeconds 20 -What "the service of $Name" { Invoke-SystemContainerCommand $Name -- sh -c 'netstat -ltn | grep ":7000 " || true' }
     }
-    # What a failed move must not leave on a target: a container, a state or staging directory, a volume.
+    # What a failed move must not leave on a target: a container, a state or staging directory, a
+    # volume, a snapshot (a btrfs pool's hidden ones too) or a subvolume being received.
     function script:Get-Traces($D) {
-        $dirs = @((Join-Path $D.StateDir 'containers')) + @(Get-ChildItem -Directory (Join-Path $D.StateDir 'storage-pools') -ErrorAction SilentlyContinue |
-            ForEach-Object { Join-Path $_.FullName 'containers' })
+        $pools = @(Get-ChildItem -Directory (Join-Path $D.StateDir 'storage-pools') -ErrorAction SilentlyContinue)
+        $dirs = @((Join-Path $D.StateDir 'containers')) + @($pools | ForEach-Object { Join-Path $_.FullName 'containers'; Join-Path $_.FullName 'receiving' })
         @(foreach ($dir in $dirs) { if (Test-Path $dir) { Get-ChildItem -Force -Name $dir | ForEach-Object { "$dir/$_" } } }) +
+        @(foreach ($pool in $pools) {
+                $snapshots = Join-Path $pool.FullName 'containers-snapshots'
+                if (Test-Path $snapshots) { Get-ChildItem -Force -Recurse -Depth 1 -Name $snapshots | ForEach-Object { "$snapshots/$_" } }
+            }) +
         @((Invoke-TestApi $D GET /1.0/containers).Body.metadata) | Sort-Object
     }
     # The service counts the lines it read; the client counts what it sent and what came back.
@@ -92,6 +97,7 @@ BeforeAll {
 }
 AfterAll {
     $env:SYSTEMCONTAINERS_TEST_CRASH_AT = $null
+    foreach ($d in @($script:a, $script:b)) { if ($d) { Use-Daemon $d; Remove-TestStorage $d } }
     if ($script:clientNs) { ip netns del $clientNs 2>$null }
     if ($script:a -and $script:veth) {
         Invoke-InNetns $a ip @('link', 'del', $veth) 2>$null
@@ -196,6 +202,12 @@ Describe 'Move-SystemContainer -Live' {
         Get-SystemContainer web1 -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         Get-Traces $b | Should -Be $bBefore
         Use-Daemon $a
+        # From the host: this bridge has the MAC on the container's port again, not on the link to
+        # the second host where it was: the restored NIC announced it (a RARP from inside).
+        $fdb = @(Invoke-InNetns $a bridge @('-j', 'fdb', 'show', 'br', (Get-TestBridge $a '10.124.0.')) | Out-String | ConvertFrom-Json |
+            Where-Object { $_.mac -eq $mac })
+        $fdb.Count | Should -Be 1 -Because "the bridge learned the MAC on one port: $($fdb | ConvertTo-Json -Compress)"
+        $fdb[0].ifname | Should -Not -Be $link
         (Get-SystemContainer web1).Status | Should -Be 'Running'
         (Invoke-SystemContainerCommand web1 -- cat /sys/class/net/eth0/address).Trim() | Should -Be $mac
 
@@ -231,5 +243,82 @@ Describe 'Move-SystemContainer -Live to a host without the network' {
         @(Invoke-InNetns $a sh @('-c', '(printf "one\ntwo\n"; sleep 2) | busybox nc 10.126.0.50 7000')) | Should -Be @('1 one', '2 two')
         Use-Daemon $b
         Get-Traces $b | Should -Be $bBefore
+    }
+}
+
+Describe 'Move-SystemContainer -Live between btrfs pools (the volume sent while it runs, then only what changed)' {
+    BeforeAll {
+        foreach ($d in @($a, $b)) { Use-Daemon $d; New-SystemContainerStoragePool pbt -Driver btrfs -Size 2GiB | Out-Null }
+        Use-Daemon $b
+        $script:bBtrfs = Get-Traces $b
+        Use-Daemon $a
+        $script:aBtrfs = Get-Traces $a
+        New-SystemContainer web2 -Image (Get-TestImage) -StoragePool pbt -Network mig -Config ($stateful + @{ 'nic.eth0.ipv4.address' = '10.124.0.51' }) -Start | Out-Null
+        Invoke-SystemContainerCommand web2 -- sh -c "mkdir -p /srv; $service"
+        # A writer that holds its file open: criu restores it only if the file has the size it had
+        # at the dump, so what it wrote after the pre-sync must have come with the frozen part.
+        Invoke-SystemContainerCommand web2 -- sh -c 'setsid sh -c ''exec 3>>/srv/ticks; n=0; while :; do n=$((n+1)); echo $n >&3; sleep 0.01; done'' </dev/null >/dev/null 2>&1 &'
+        Wait-Until -TimeoutSeconds 20 -What 'the service of web2' { Invoke-SystemContainerCommand web2 -- sh -c 'netstat -ltn | grep ":7000 " || true' }
+        function script:Get-Ticks([string]$Name) {
+            <# How many lines the writer wrote, and whether each is the one before plus one. #>
+            $r = (Invoke-SystemContainerCommand $Name -- awk 'NR != $1 && !bad { bad = NR } END { print NR, bad + 0 }' /srv/ticks).Trim() -split ' '
+            [pscustomobject]@{ Lines = [int]$r[0]; FirstBad = [int]$r[1] }
+        }
+    }
+    AfterAll {
+        if ($script:client2 -and -not $client2.Process.HasExited) { $client2.Process.Kill() }
+        foreach ($d in @($a, $b)) {
+            Use-Daemon $d
+            Remove-SystemContainer web2 -Force -ErrorAction SilentlyContinue
+            Remove-SystemContainerStoragePool pbt -Force -ErrorAction SilentlyContinue
+        }
+    }
+
+    It 'runs on here when the target dies after receiving the running volume; neither keeps its part' {
+        Use-Daemon $a
+        $initPid = (Get-SystemContainer web2).Pid
+        $env:SYSTEMCONTAINERS_TEST_CRASH_AT = 'live-presync-received'
+        try { Stop-DaemonProcess $b; Start-DaemonProcess $b }
+        finally { $env:SYSTEMCONTAINERS_TEST_CRASH_AT = $null }
+        $r = Invoke-Mover 'Move-SystemContainer web2 b -Live -StoragePool pbt'
+        $r.ExitCode | Should -Not -Be 0
+        Get-Content -Raw $b.Log | Should -Match 'SIGKILL at live-presync-received'
+        Stop-DaemonProcess $b
+        Start-DaemonProcess $b
+        Use-Daemon $a
+        $c = Get-SystemContainer web2
+        $c.Status | Should -Be 'Running'
+        $c.Pid | Should -Be $initPid -Because 'criu thawed the tree, or never froze it'
+        $before = (Get-Ticks web2).Lines
+        Wait-Until -TimeoutSeconds 10 -What 'the writer going on' { (Get-Ticks web2).Lines -gt $before }
+        # From the host: the source's snapshot for the pre-sync is gone, the target has nothing.
+        @(Get-Traces $a | Where-Object { $_ -match '/containers-snapshots/' -and $_ -notmatch '/web2$' }) | Should -BeNullOrEmpty
+        Use-Daemon $b
+        Get-Traces $b | Should -Be $bBtrfs
+    }
+    It 'moves there and back with what it wrote after the pre-sync, its processes and connection' {
+        Use-Daemon $a
+        $script:client2 = Start-TestTcpClient $clientNs 10.124.0.51 7000 $a.Dir
+        $r = Invoke-Mover 'Move-SystemContainer web2 b -Live -StoragePool pbt | ConvertTo-Json -Compress'
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        Use-Daemon $b
+        (Get-SystemContainer web2).Status | Should -Be 'Running'
+        $there = Get-Ticks web2
+        $there.FirstBad | Should -Be 0 -Because 'every tick is one more than the line before, none lost or doubled by the move'
+        Wait-Until -TimeoutSeconds 10 -What 'the restored writer going on' { (Get-Ticks web2).Lines -gt $there.Lines }
+        Use-Daemon $a
+        Get-Traces $a | Should -Be $aBtrfs -Because 'the source removed the container, its volume and the pre-sync snapshot'
+
+        $r = Invoke-Mover 'Move-SystemContainer -Remote b web2 -DestinationHost local -Live -StoragePool pbt | ConvertTo-Json -Compress'
+        $r.ExitCode | Should -Be 0 -Because $r.Output
+        Use-Daemon $b
+        Get-Traces $b | Should -Be $bBtrfs
+        Use-Daemon $a
+        (Get-SystemContainer web2).Status | Should -Be 'Running'
+        (Get-Ticks web2).FirstBad | Should -Be 0
+        # From the host: the received volume's hidden pre-sync snapshot was removed once the volume was in.
+        @(Get-Traces $a | Where-Object { $_ -match '/containers-snapshots/.*/\.' }) | Should -BeNullOrEmpty
+        $counts = Stop-TestTcpClient $client2
+        Assert-Unbroken $counts 'two live moves between btrfs pools'
     }
 }

@@ -4,7 +4,8 @@ and sends a numbered request every 10 ms until the stop file exists, reading eac
 ("<server count> <request>") on another thread. At the end it prints one JSON line: requests sent,
 answers read, whether every answer came once, in order, with the server's count one more than the
 last (no request lost or doubled, the server's memory kept), whether the connection was reset, and
-the longest wait between two answers (the downtime the client saw), in milliseconds.
+the longest wait between two answers (the downtime the client saw), in milliseconds, with the
+monotonic clock's microseconds at its start and end (the daemons' trace marks use that clock).
 
 usage: migration-client.py ADDRESS PORT STOPFILE READYFILE
 """
@@ -14,7 +15,7 @@ address, port, stop_file, ready_file = sys.argv[1], int(sys.argv[2]), sys.argv[3
 sock = socket.create_connection((address, port), timeout=5)
 sock.settimeout(None)
 sent = 0
-state = {"answers": 0, "in_order": True, "reset": None, "first_count": None, "last_count": None, "max_gap_ms": 0.0, "gap_at": None,
+state = {"answers": 0, "in_order": True, "reset": None, "first_count": None, "last_count": None, "max_gap_ms": 0.0, "gap_at": None, "gap_from_us": None, "gap_to_us": None,
          "last_at": None, "bad": None}
 done = threading.Event()
 
@@ -41,6 +42,7 @@ def reader():
                 if state["last_at"] is not None and (now - state["last_at"]) * 1000 > state["max_gap_ms"]:
                     state["max_gap_ms"] = (now - state["last_at"]) * 1000
                     state["gap_at"] = n
+                    state["gap_from_us"], state["gap_to_us"] = int(state["last_at"] * 1e6), int(now * 1e6)
                 state["last_at"] = now
                 state["last_count"] = count
                 state["answers"] = n

@@ -69,6 +69,7 @@ public sealed partial class ContainerPull
         op.Report($"connecting to {_stream.GetLeftPart(UriPartial.Authority)}");
         using var response = await peer.GetAsync(_stream, HttpVersion.Version20, $"container {_name} (certificate {_certificate[..12]})", ct);
         await using var body = await response.Content.ReadAsStreamAsync(ct);
+        StepTrace.Mark("pull: stream open");
         long reported = 0;
         using var hashing = new HashingStream(body, received =>
         {
@@ -116,6 +117,7 @@ public sealed partial class ContainerPull
         try
         {
             await peer.PostAsync(verdictUrl, new MigrationVerdict(true), what, CancellationToken.None);
+            StepTrace.Mark("live pull: verdict told");
         }
         catch
         {

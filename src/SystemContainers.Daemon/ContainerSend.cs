@@ -8,10 +8,11 @@ namespace SystemContainers.Daemon;
 /// another daemon. The body is the container's backup tarball (ExportContainer: config, snapshots,
 /// rootfs), as btrfs send streams when the puller asks for them (?optimized=1) and the container is
 /// in a btrfs pool; its SHA-256 follows as an HTTP/2 trailer, which the puller checks before it
-/// keeps anything. The migration operation ends as the send did. A live move's stream is sent
-/// while criu holds the running container frozen (SendRunningContainer), with criu's images after
-/// the root and a control secret in a header; the container stays frozen until the target says,
-/// with that secret (POST /1.0/operations/{id}/control), that it runs it or that it failed.
+/// keeps anything. The migration operation ends as the send did. A live move's stream (with a
+/// control secret in a header) begins while the container runs, with its volume as a snapshot took
+/// it (btrfs), and goes on once criu holds it frozen (SendRunningContainer) with the volume's
+/// changes since and criu's images; the container stays frozen until the target says, with that
+/// secret (POST /1.0/operations/{id}/control), that it runs it or that it failed.
 /// </summary>
 public static class ContainerSend
 {
@@ -41,24 +42,42 @@ public static class ContainerSend
             object? sent = null;
             if (source.Live)
             {
-                await containers.SendRunningAsync(source.Container, options, async export =>
+                Body? body = null;
+                try
                 {
-                    ctx.Response.Headers[ControlHeader] = source.OpenControl();
-                    sent = await SendAsync(export, source, optimized, ctx);
-                    // The response ends with its trailer, so the target can check and import it; it
-                    // restores the container and answers on the control path, the tree frozen here meanwhile.
-                    await ctx.Response.CompleteAsync();
-                    var verdict = await WaitVerdictAsync(source);
-                    if (!verdict.Success)
-                        throw new EngineException(FailureKind.Failed, "TargetFailed",
-                            $"the target did not run container {source.Container}, which runs on here: {verdict.Error}");
-                }, ctx.RequestAborted);
+                    await containers.SendRunningAsync(source.Container, options, async export =>
+                    {
+                        ctx.Response.Headers[ControlHeader] = source.OpenControl();
+                        body = new Body(ctx);
+                        await export.WritePresyncAsync(body.Buffered, ctx.RequestAborted);
+                        // Out now, so the target receives it while the container still runs here.
+                        await body.Buffered.FlushAsync(ctx.RequestAborted);
+                    }, async export =>
+                    {
+                        await export.WriteAsync(body!.Buffered, ctx.RequestAborted);
+                        sent = await body!.FinishAsync(source, optimized, ctx);
+                        // The response ends with its trailer, so the target can check and import it; it
+                        // restores the container and answers on the control path, the tree frozen here meanwhile.
+                        await ctx.Response.CompleteAsync();
+                        StepTrace.Mark("live move: stream sent");
+                        var verdict = await WaitVerdictAsync(source);
+                        if (!verdict.Success)
+                            throw new EngineException(FailureKind.Failed, "TargetFailed",
+                                $"the target did not run container {source.Container}, which runs on here: {verdict.Error}");
+                    }, ctx.RequestAborted);
+                }
+                finally
+                {
+                    body?.Dispose();
+                }
                 DaemonLog.Info($"moved running container {source.Container}: the target runs it, removed here");
             }
             else
             {
                 using var export = await containers.ExportAsync(source.Container, options, ctx.RequestAborted);
-                sent = await SendAsync(export, source, optimized, ctx);
+                using var body = new Body(ctx);
+                await export.WriteAsync(body.Buffered, ctx.RequestAborted);
+                sent = await body.FinishAsync(source, optimized, ctx);
             }
             source.Sent.TrySetResult(sent);
         }
@@ -72,27 +91,40 @@ public static class ContainerSend
         }
     }
 
-    /// <summary>The export as the response body, then its SHA-256 as the trailer; what was sent, as the operation's result.</summary>
-    private static async Task<object> SendAsync(ContainerExport export, MigrationSource source, bool optimized, HttpContext ctx)
+    /// <summary>The response body the export is written to (Buffered), and its SHA-256 as the trailer once it is all written.</summary>
+    private sealed class Body : IDisposable
     {
-        ctx.Response.ContentType = RestApi.BackupContentType;
-        bool reached = false;
-        using var body = new HashingStream(ctx.Response.Body, sent =>
+        private readonly HashingStream _hashing;
+
+        public Body(HttpContext ctx)
         {
-            if (reached || sent < PartBytes) return;
-            reached = true;
-            TestHooks.Reach("migration-sent-part");
-        });
-        // The export writes 80 KiB at a time and Kestrel flushes each write as HTTP/2 frames of
-        // its own; 1 MiB writes cost far fewer trips (bench/RESULTS.md, migration A/B). Not
-        // disposed: that would dispose body, whose SHA-256 is read below; it holds only memory.
-        var buffered = new BufferedStream(body, SendBufferBytes);
-        await export.WriteAsync(buffered, ctx.RequestAborted);
-        await buffered.FlushAsync(ctx.RequestAborted);
-        // A test run can have the source lie about what it sent, to see the target refuse the stream.
-        ctx.Response.AppendTrailer(ChecksumTrailer, TestHooks.Faulty("migration-wrong-checksum") ? new string('0', 64) : body.Sha256);
-        DaemonLog.Info($"sent container {source.Container}: {body.Bytes} bytes{(optimized ? " (btrfs send)" : "")}{(source.Live ? " with criu's images" : "")}, SHA-256 {body.Sha256}");
-        return new Dictionary<string, object> { ["bytes"] = body.Bytes, ["sha256"] = body.Sha256, ["optimized"] = optimized };
+            ctx.Response.ContentType = RestApi.BackupContentType;
+            bool reached = false;
+            _hashing = new HashingStream(ctx.Response.Body, sent =>
+            {
+                if (reached || sent < PartBytes) return;
+                reached = true;
+                TestHooks.Reach("migration-sent-part");
+            });
+            // The export writes 80 KiB at a time and Kestrel flushes each write as HTTP/2 frames of
+            // its own; 1 MiB writes cost far fewer trips (bench/RESULTS.md, migration A/B). Not
+            // disposed: that would dispose the response's body; it holds only memory.
+            Buffered = new BufferedStream(_hashing, SendBufferBytes);
+        }
+
+        public void Dispose() => _hashing.Dispose();
+
+        public BufferedStream Buffered { get; }
+
+        /// <summary>Flushes what is buffered and appends the trailer; what was sent, as the operation's result.</summary>
+        public async Task<object> FinishAsync(MigrationSource source, bool optimized, HttpContext ctx)
+        {
+            await Buffered.FlushAsync(ctx.RequestAborted);
+            // A test run can have the source lie about what it sent, to see the target refuse the stream.
+            ctx.Response.AppendTrailer(ChecksumTrailer, TestHooks.Faulty("migration-wrong-checksum") ? new string('0', 64) : _hashing.Sha256);
+            DaemonLog.Info($"sent container {source.Container}: {_hashing.Bytes} bytes{(optimized ? " (btrfs send)" : "")}{(source.Live ? " with criu's images" : "")}, SHA-256 {_hashing.Sha256}");
+            return new Dictionary<string, object> { ["bytes"] = _hashing.Bytes, ["sha256"] = _hashing.Sha256, ["optimized"] = optimized };
+        }
     }
 
     /// <summary>The live move's target's word; none within VerdictTimeout is a failure (a target killed after the stream says nothing).</summary>

@@ -62,6 +62,38 @@ public class BackupTests
         Assert.Null(reader.Next());
     }
 
+    /// <summary>
+    /// A live move's stream is written by two writers on one stream (the pre-sync while the
+    /// container runs, the rest frozen; only the second finishes): the reader sees one archive.
+    /// </summary>
+    [Fact]
+    public void TarballWriter_two_writers_on_one_stream_read_back_as_one_archive()
+    {
+        var stream = new MemoryStream();
+        byte[] first = Encoding.UTF8.GetBytes("pre-synced"), second = new byte[513];
+        new Random(3).NextBytes(second);
+        new TarballWriter(stream).AddFile(BackupIndex.ChunkOf(BackupIndex.PresyncStream, 0), 0x180, first.Length, new MemoryStream(first), DateTimeOffset.UnixEpoch);
+        new TarballWriter(stream).AddFile(BackupIndex.PresyncEnd, 0x180, 0, Stream.Null, DateTimeOffset.UnixEpoch);
+        var rest = new TarballWriter(stream);
+        rest.AddFile(BackupIndex.ChunkOf(BackupIndex.ContainerStream, 0), 0x180, second.Length, new MemoryStream(second), DateTimeOffset.UnixEpoch);
+        rest.Finish();
+
+        stream.Position = 0;
+        var reader = new TarballReader(stream, Unlimited);
+        foreach (var (name, bytes) in new[] { (BackupIndex.ChunkOf(BackupIndex.PresyncStream, 0), first), (BackupIndex.PresyncEnd, Array.Empty<byte>()),
+                     (BackupIndex.ChunkOf(BackupIndex.ContainerStream, 0), second) })
+        {
+            var m = reader.Next();
+            Assert.NotNull(m);
+            Assert.Equal((name, (long)bytes.Length), (m.Name, m.Size));
+            var back = new MemoryStream();
+            var buffer = new byte[4096];
+            for (int n; (n = reader.Read(buffer)) > 0;) back.Write(buffer, 0, n);
+            Assert.Equal(bytes, back.ToArray());
+        }
+        Assert.Null(reader.Next());
+    }
+
     [Fact]
     public void TarballWriter_output_is_read_by_GNU_tar()
     {

@@ -40,6 +40,12 @@ public sealed record BackupIndex(
     public const string ContainerTree = "backup/container/rootfs/", ContainerStream = "backup/container.bin";
     public const string SnapshotsDir = "backup/snapshots/";
 
+    /// <summary>
+    /// A live move's btrfs stream of the running volume, sent before the freeze (the container's
+    /// stream is then incremental from it), and the empty member that ends it.
+    /// </summary>
+    public const string PresyncStream = "backup/container.presync.bin", PresyncEnd = "backup/container.presync.end";
+
     /// <summary>The index is read whole: a larger one is not an index.</summary>
     public const int MaxBytes = 1 << 20;
 

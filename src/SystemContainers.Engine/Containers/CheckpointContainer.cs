@@ -86,6 +86,9 @@ internal sealed class CheckpointContainer(EngineParts parts, FreezeContainer fre
         }
     }
 
+    /// <summary>What StopAsync refuses (not running, not stateful, commands exec'd into it), checked ahead of it.</summary>
+    public static void CheckStoppable(Container c) => Checkpointable(c, "stopped with its state", "stop it again");
+
     /// <summary>
     /// Makes images (a stateful snapshot's) the stopped container's saved state, which its next
     /// start restores; copied, so the snapshot keeps its own.

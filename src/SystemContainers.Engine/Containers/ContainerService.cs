@@ -298,12 +298,14 @@ public sealed class ContainerService : IDisposable, ISnapshotHost
         _export.OpenAsync(_registry.Find(name), options, ct);
 
     /// <summary>
-    /// A live move's source (see SendRunningContainer): the running container's stream with criu's
-    /// images goes to handOver while the tree is frozen; the container is removed once handOver
-    /// returns, and runs on here if it throws.
+    /// A live move's source (see SendRunningContainer): the first part of the running container's
+    /// stream goes to presync (ContainerExport.WritePresyncAsync), the rest with criu's images to
+    /// handOver while the tree is frozen (WriteAsync); the container is removed once handOver
+    /// returns, and runs on here if either throws.
     /// </summary>
-    public Task SendRunningAsync(string name, ExportOptions options, Func<ContainerExport, Task> handOver, CancellationToken ct = default) =>
-        UnderGate(name, "container-deleted", c => _sendRunning.RunAsync(c, options, handOver), ct, null);
+    public Task SendRunningAsync(string name, ExportOptions options, Func<ContainerExport, Task> presync, Func<ContainerExport, Task> handOver,
+        CancellationToken ct = default) =>
+        UnderGate(name, "container-deleted", c => _sendRunning.RunAsync(c, options, presync, handOver), ct, null);
 
     /// <summary>A new container from a backup tarball read from tarball (see ImportContainer).</summary>
     public async Task<ContainerView> ImportAsync(Stream tarball, ImportOptions options, CancellationToken ct = default)

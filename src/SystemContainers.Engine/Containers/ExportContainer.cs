@@ -30,7 +30,7 @@ internal sealed class ExportContainer(EngineParts parts, FreezeContainer freezer
         try
         {
             if (!parts.Registry.IsCurrent(c)) throw ContainerRegistry.Gone(c.Name);
-            return Open(c, options, lease, TakeMoment, null);
+            return Open(c, options, lease, TakeMoment);
         }
         catch
         {
@@ -40,14 +40,21 @@ internal sealed class ExportContainer(EngineParts parts, FreezeContainer freezer
     }
 
     /// <summary>
-    /// The export of a container whose tree criu holds frozen, for a live move (SendRunningContainer):
-    /// the caller holds its gate, nothing writes to the volume, so the volume itself is sent, then
-    /// criu's images from imagesDir.
+    /// The export of a running container for a live move (SendRunningContainer), under the gate its
+    /// caller holds. Optimized, a read-only snapshot of the running volume is taken now (no freeze:
+    /// a btrfs snapshot is one instant, and whatever changes after it goes in the frozen part):
+    /// WritePresyncAsync sends it while the container runs, and once criu holds the tree frozen
+    /// WriteAsync sends only the volume's changes since, then criu's images (ImagesDir). A tar
+    /// export has no such part: its whole root goes frozen.
     /// </summary>
-    public ContainerExport OpenFrozen(Container c, ExportOptions options, string imagesDir) =>
-        Open(c, options, NoLease.Instance, (_, _, _) => null, imagesDir);
+    public ContainerExport OpenLive(Container c, ExportOptions options)
+    {
+        var export = Open(c, options, NoLease.Instance, (_, _, _) => null);
+        if (options.Optimized) export.TakePresync();
+        return export;
+    }
 
-    private ContainerExport Open(Container c, ExportOptions options, IDisposable lease, Func<Container, IStorageDriver, Volume, string?> moment, string? imagesDir)
+    private ContainerExport Open(Container c, ExportOptions options, IDisposable lease, Func<Container, IStorageDriver, Volume, string?> moment)
     {
         c.Intact();
         var record = c.Record;
@@ -62,7 +69,7 @@ internal sealed class ExportContainer(EngineParts parts, FreezeContainer freezer
             new BackupConfig(new BackupContainer(record.Name, record.Config, record.Created, record.ImageFingerprint, record.ImageAlias, record.InitKind),
                 [.. snapshots.Select(s => new BackupSnapshot(s.Name, s.Created, s.ExpiresAt))]));
         return new ContainerExport(driver, volume, moment(c, driver, volume), parts.Storage.SourceOf(record), record.IdMap, index, format, options.Compression,
-            lease) { ImagesDir = imagesDir };
+            lease);
     }
 
     private sealed class NoLease : IDisposable
@@ -99,7 +106,22 @@ public sealed class ContainerExport : IDisposable
     public const string ImagesPrefix = "backup/checkpoint/";
 
     /// <summary>criu's images of the frozen tree, sent after the root; null for every other export.</summary>
-    internal string? ImagesDir { get; init; }
+    internal string? ImagesDir { get; set; }
+
+    /// <summary>
+    /// A live move's snapshot of the running volume (OpenLive), sent by WritePresyncAsync; the
+    /// volume's stream is then incremental from it. Deleted on Dispose.
+    /// </summary>
+    internal string? Presync { get; private set; }
+
+    private bool _presynced;
+
+    internal void TakePresync()
+    {
+        string name = $".live-{Guid.NewGuid():N}";
+        _driver.CreateSnapshot(_volume, name);
+        Presync = name;
+    }
 
     /// <summary>moment: the temporary snapshot a running container's root is sent from (null: the stopped volume itself), deleted on Dispose.</summary>
     internal ContainerExport(IStorageDriver driver, Volume volume, string? moment, VolumeSource image, Spec.IdMap? map, BackupIndex index, VolumeFormat format,
@@ -122,9 +144,38 @@ public sealed class ContainerExport : IDisposable
         else await StreamPipe.RunAsync(WriteTarballAsync, (tar, token) => tar.CopyToAsync(output, PipedTool.PipeBytes, token), ct);
     }
 
+    /// <summary>
+    /// A live move's first part, while the container runs: the index, the snapshots and the
+    /// Presync snapshot's stream (BackupIndex.PresyncStream, then the PresyncEnd member, so the
+    /// reader knows it whole without waiting for the next); nothing without a Presync. WriteAsync
+    /// then writes the rest of the tarball.
+    /// </summary>
+    public async Task WritePresyncAsync(Stream output, CancellationToken ct)
+    {
+        if (Presync is null) return;
+        await StreamPipe.RunAsync(async (pipe, token) =>
+        {
+            var tar = new TarballWriter(pipe);
+            string? parent = await AddHeadAsync(tar, token);
+            await AddSendStreamAsync(tar, Presync, parent, BackupIndex.PresyncStream, token);
+            tar.AddFile(BackupIndex.PresyncEnd, 0x180, 0, Stream.Null, DateTimeOffset.UtcNow);
+        }, (tar, token) => tar.CopyToAsync(output, PipedTool.PipeBytes, token), ct);
+        _presynced = true;
+    }
+
     private async Task WriteTarballAsync(Stream output, CancellationToken ct)
     {
         var tar = new TarballWriter(output);
+        string? parent = _presynced ? Presync : await AddHeadAsync(tar, ct);
+        if (_format == VolumeFormat.Tar) await AddTreeAsync(tar, _moment, BackupIndex.ContainerTree, ct);
+        else await AddSendStreamAsync(tar, _moment, parent, BackupIndex.ContainerStream, ct);
+        if (ImagesDir is not null) AddImages(tar, ImagesDir);
+        tar.Finish();
+    }
+
+    /// <summary>The index, then each snapshot oldest first; returns the last snapshot (the container's stream's parent).</summary>
+    private async Task<string?> AddHeadAsync(TarballWriter tar, CancellationToken ct)
+    {
         byte[] index = _index.ToBytes();
         tar.AddFile(BackupIndex.Member, 0x1a4, index.Length, new MemoryStream(index), DateTimeOffset.UtcNow);
         string? parent = null;
@@ -134,10 +185,7 @@ public sealed class ContainerExport : IDisposable
             else await AddSendStreamAsync(tar, snapshot, parent, BackupIndex.StreamOf(snapshot), ct);
             parent = snapshot;
         }
-        if (_format == VolumeFormat.Tar) await AddTreeAsync(tar, _moment, BackupIndex.ContainerTree, ct);
-        else await AddSendStreamAsync(tar, _moment, parent, BackupIndex.ContainerStream, ct);
-        if (ImagesDir is not null) AddImages(tar, ImagesDir);
-        tar.Finish();
+        return parent;
     }
 
     /// <summary>The driver's tar stream of one root, each member put under prefix (hardlinks' targets too).</summary>
@@ -171,16 +219,24 @@ public sealed class ContainerExport : IDisposable
     {
         try
         {
-            if (_moment is not null) _driver.DeleteSnapshot(_volume, _moment);
-        }
-        catch (Exception e) when (e is EngineException or Interop.NativeException or IOException)
-        {
-            // Hidden from every listing, it goes with the next snapshot or the container.
-            EngineLog.Write($"cannot delete the temporary snapshot {_moment} of container '{_volume.Container}' after its export: {e.Message}");
+            foreach (var snapshot in new[] { _moment, Presync }.OfType<string>()) DeleteTemporary(snapshot);
         }
         finally
         {
             _lease.Dispose();
+        }
+    }
+
+    private void DeleteTemporary(string snapshot)
+    {
+        try
+        {
+            _driver.DeleteSnapshot(_volume, snapshot);
+        }
+        catch (Exception e) when (e is EngineException or Interop.NativeException or IOException)
+        {
+            // Hidden from every listing, it goes with the next snapshot or the container.
+            EngineLog.Write($"cannot delete the temporary snapshot {snapshot} of container '{_volume.Container}' after its export: {e.Message}");
         }
     }
 }

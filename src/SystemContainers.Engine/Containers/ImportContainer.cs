@@ -45,6 +45,7 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
         var limits = new ImportLimits(Math.Max(0, poolView.FreeBytes), ImportLimits.DefaultMaxEntries);
         var tar = new TarballReader(decompressed.Output, limits);
         var index = Refusing(() => ReadIndex(tar));
+        StepTrace.Mark("import: index read");
         string name = string.IsNullOrEmpty(options.Name) ? index.Name : options.Name;
         ContainerName.Validate(name);
         var format = index.Optimized ? VolumeFormat.Btrfs : VolumeFormat.Tar;
@@ -68,6 +69,7 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
         var volume = new Volume(name, staged.Dir);
         var policy = new ReceivePolicy(limits, container.Record.IdMap?.Size ?? IdMap.DefaultSize);
         string? images = options.WithImages ? Path.Combine(staged.Dir, CheckpointContainer.DirName) : null;
+        if (options.WithImages) staged.WriteConfig();
         await Refusing(() => ReceiveAllAsync(tar, index, driver, volume, parts.Storage.SourceOf(source.ImageFingerprint), container.Record.IdMap, format, policy,
             images, ct));
         await decompressed.FinishAsync(ct);
@@ -102,11 +104,18 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
         ReceivePolicy policy, string? imagesDir, CancellationToken ct)
     {
         var next = Skip(tar, tar.Next());
+        bool presynced = false;
         var parts = index.Snapshots.Select(s => (Snapshot: (string?)s, Tree: BackupIndex.TreeOf(s), Stream: BackupIndex.StreamOf(s)))
             .Append((null, BackupIndex.ContainerTree, BackupIndex.ContainerStream));
         foreach (var (snapshot, tree, stream) in parts)
         {
             string what = snapshot is null ? "the container" : $"snapshot '{snapshot}'";
+            if (format == VolumeFormat.Btrfs && snapshot is null && imagesDir is not null && next is not null
+                && Normal(next.Name) == BackupIndex.ChunkOf(BackupIndex.PresyncStream, 0))
+            {
+                next = await ReceivePresyncAsync(tar, driver, volume, image, map, policy, ct);
+                presynced = true;
+            }
             if (format == VolumeFormat.Btrfs)
             {
                 bool chunked = next is not null && Normal(next.Name) == BackupIndex.ChunkOf(stream, 0);
@@ -114,8 +123,10 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
                     throw new InvalidDataException($"entry '{Short(next?.Name ?? "(end)")}' comes where {what}'s stream {BackupIndex.ChunkOf(stream, 0)} belongs");
                 var member = new MemberStream(tar, chunked ? stream : null);
                 await driver.ReceiveAsync(volume, image, map, snapshot, format, member, policy, ct);
+                StepTrace.Mark($"import: {what} received");
                 TestHooks.Reach("backup-import-part");
                 next = Skip(tar, member.Next());
+                if (snapshot is null && presynced) driver.DeleteSnapshot(volume, PresyncSnapshot);
                 continue;
             }
             if (next is null || !Normal(next.Name).StartsWith(tree, StringComparison.Ordinal) && Normal(next.Name) + "/" != tree)
@@ -126,8 +137,37 @@ internal sealed partial class ImportContainer(EngineParts parts, NicDefaults nic
             TestHooks.Reach("backup-import-part");
             next = Skip(tar, after);
         }
-        if (imagesDir is not null) next = ReceiveImages(tar, next, imagesDir);
+        if (imagesDir is not null)
+        {
+            next = ReceiveImages(tar, next, imagesDir);
+            StepTrace.Mark("import: criu's images received");
+        }
         if (next is not null) throw new InvalidDataException($"entry '{Short(next.Name)}' follows the container's root");
+    }
+
+    /// <summary>A live move's snapshot of the running volume (BackupIndex.PresyncStream) as the receiving volume's hidden snapshot.</summary>
+    private const string PresyncSnapshot = ".live-presync";
+
+    /// <summary>
+    /// A live move's stream of the running volume, received while the source still runs the
+    /// container: the container's stream, which comes once the source has it frozen, is
+    /// incremental from it. The tar reader is at its first chunk; returns the member after
+    /// BackupIndex.PresyncEnd, read only once the source goes on.
+    /// </summary>
+    private static async Task<TarMember?> ReceivePresyncAsync(TarballReader tar, IStorageDriver driver, Volume volume, VolumeSource image, IdMap? map,
+        ReceivePolicy policy, CancellationToken ct)
+    {
+        var member = new MemberStream(tar, BackupIndex.PresyncStream);
+        await driver.ReceiveAsync(volume, image, map, PresyncSnapshot, VolumeFormat.Btrfs, member, policy, ct);
+        // Written back now, while the source runs on: the frozen part's receive snapshots the
+        // pre-sync, and a btrfs snapshot writes back what is dirty in its source first.
+        Interop.Sys.SyncFs(driver.Root);
+        var end = member.Next();
+        if (end is null || Normal(end.Name) != BackupIndex.PresyncEnd || !end.IsRegular || end.Size != 0)
+            throw new InvalidDataException($"entry '{Short(end?.Name ?? "(end)")}' comes where {BackupIndex.PresyncEnd} belongs");
+        StepTrace.Mark("import: the running container's volume received");
+        TestHooks.Reach("live-presync-received");
+        return tar.Next();
     }
 
     /// <summary>criu's images after the root (a live move's): one flat directory of regular files, at least one.</summary>

@@ -58,10 +58,19 @@ internal sealed class StagedContainer : IDisposable
         }
     }
 
+    private bool _configWritten;
+
+    /// <summary>The config, written ahead of Commit (a live move's import, while the source still runs the container): its fsync is then not in the frozen time.</summary>
+    public void WriteConfig()
+    {
+        _parts.Store.CreateConfig(Dir, Container.Record);
+        _configWritten = true;
+    }
+
     /// <summary>
     /// Writes what a stateful systemd container needs into its root (CheckpointableSystemd),
-    /// registers the NICs, limits the volume (limits.disk), writes the config and moves the
-    /// staging directory in place; the crash tests stop at hook.
+    /// registers the NICs, limits the volume (limits.disk), writes the config (unless WriteConfig
+    /// did) and moves the staging directory in place; the crash tests stop at hook.
     /// </summary>
     public Container Commit(string hook)
     {
@@ -73,7 +82,7 @@ internal sealed class StagedContainer : IDisposable
         _parts.Networks.Register(name, Container.Spec.Nics);
         StepTrace.Mark("create: NICs registered");
         if (Container.Spec.Limits.DiskBytes is { } size) _parts.Storage.SetRootSize(Container.Record, Dir, size);
-        _parts.Store.CreateConfig(Dir, Container.Record);
+        if (!_configWritten) _parts.Store.CreateConfig(Dir, Container.Record);
         StepTrace.Mark("create: config written");
         TestHooks.Reach(hook);
         Directory.Move(Dir, _parts.Store.DirectoryOf(name));

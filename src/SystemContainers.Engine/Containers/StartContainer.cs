@@ -148,6 +148,7 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
         {
             using (var tree = parts.ScInit.MountRootfs(parts.RootfsOf(c.Record, shifted)))
                 Sys.AttachMount(tree, root);
+            StepTrace.Mark("restore: root mounted");
             try
             {
                 var veths = nics.Select(n => new CheckpointVeth(n.Name, n.HostNameFor(name))).ToList();
@@ -157,6 +158,8 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
                     StepTrace.Mark("restore: network ready");
                 });
                 StepTrace.Mark("restore: criu done");
+                Announce(name, restored.Pid, nics);
+                StepTrace.Mark("restore: MACs announced");
                 return restored;
             }
             finally
@@ -170,6 +173,19 @@ internal sealed class StartContainer(EngineParts parts, ContainerCleanup cleanup
             throw new EngineException(FailureKind.Failed, "RestoreFailed",
                 $"cannot restore container '{name}' from its saved state: {e.Message}; the state is kept: start it again, " +
                 "or start it with -Stateless to discard the state and boot afresh", e);
+        }
+    }
+
+    /// <summary>The restored NICs' MACs announced from their ports here (MacAnnouncement); a failure is logged, the container runs on.</summary>
+    private static void Announce(string name, int pid, List<NicSpec> nics)
+    {
+        try
+        {
+            MacAnnouncement.Send(pid, [.. nics.Where(n => n.HwAddr is not null).Select(n => (Name: n.Name, Mac: n.HwAddr!))]);
+        }
+        catch (NativeException e)
+        {
+            EngineLog.Write($"container '{name}' runs restored, but its NICs' MACs could not be announced: {e.Message}");
         }
     }
 

@@ -91,6 +91,9 @@ internal static unsafe partial class Libc
     public static partial int fsync(int fd);
 
     [LibraryImport("libc", SetLastError = true)]
+    public static partial int syncfs(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
     public static partial int ioctl(int fd, ulong request, void* arg);
 
     [LibraryImport("libc", SetLastError = true)]
@@ -98,6 +101,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int bind(int fd, byte* addr, int addrlen);
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int setns(int fd, int nstype);

@@ -461,6 +461,13 @@ public static unsafe class Sys
         Libc.fsync(dirFd.Fd);
     }
 
+    /// <summary>Writes back everything dirty of the file system path is on (syncfs(2)).</summary>
+    public static void SyncFs(string path)
+    {
+        using var fd = Open(path, Libc.O_RDONLY | Libc.O_DIRECTORY);
+        if (Libc.syncfs(fd.Fd) < 0) throw NativeException.FromLastError("syncfs", path);
+    }
+
     /// <summary>
     /// Writes a file that must not exist yet, with one fsync and no rename: for a file in a
     /// staging directory, which a directory rename publishes whole. A failed write removes it.

@@ -56,6 +56,29 @@ public sealed class ContainerCheckpoint(CriuClient criu)
 
     private void DumpOnce(int initPid, string imagesDir, string? freezer, bool leaveRunning, Action? onDumped, IReadOnlyList<string>? irmapScanPaths)
     {
+        bool frozenHere = false;
+        try
+        {
+            DumpFrozen(initPid, imagesDir, freezer, leaveRunning, onDumped, irmapScanPaths, () => frozenHere = true);
+        }
+        catch
+        {
+            // criu gives a tree it found frozen back frozen: it runs on as it ran before the dump.
+            if (frozenHere) SetFrozen(freezer!, false);
+            throw;
+        }
+        if (frozenHere && leaveRunning) SetFrozen(freezer!, false);
+    }
+
+    /// <summary>
+    /// criu freezes the tree by writing the freezer and then looking at it every 100 ms (seize.c,
+    /// freeze_processes), so the tree sat frozen ~100 ms longer than it takes to freeze. At its
+    /// pre-dump step (its start done, the freeze next) the engine freezes it, waiting 5 ms at a
+    /// time; criu finds it frozen and goes on at once. frozen is called once it is.
+    /// </summary>
+    private void DumpFrozen(int initPid, string imagesDir, string? freezer, bool leaveRunning, Action? onDumped, IReadOnlyList<string>? irmapScanPaths,
+        Action frozen)
+    {
         Criu.Dump(new CriuDumpOptions
         {
             Pid = initPid,
@@ -70,8 +93,31 @@ public sealed class ContainerCheckpoint(CriuClient criu)
             IrmapScanPaths = irmapScanPaths ?? [],
         }, (step, _) =>
         {
+            StepTrace.Mark($"criu dump: {step}");
+            if (step == "pre-dump" && freezer is not null)
+            {
+                SetFrozen(freezer, true);
+                frozen();
+                StepTrace.Mark("criu dump: frozen by the engine");
+            }
             if (step == "post-dump") onDumped?.Invoke();
         });
+    }
+
+    /// <summary>Freezes or thaws through freezer, a v1 freezer directory or a cgroup2 one (as criu's FreezeCgroup), and waits until it is so.</summary>
+    private static void SetFrozen(string freezer, bool frozen)
+    {
+        string v1 = Path.Combine(freezer, "freezer.state");
+        if (File.Exists(v1))
+        {
+            string state = frozen ? "FROZEN" : "THAWED";
+            Cgroups.CgroupFs.Write(v1, state);
+            Cgroups.CgroupFs.WaitFor(() => Cgroups.CgroupFs.Read(v1) == state, $"{v1} to become {state}");
+            return;
+        }
+        Cgroups.CgroupFs.Write(Path.Combine(freezer, "cgroup.freeze"), frozen ? "1" : "0");
+        string events = Path.Combine(freezer, "cgroup.events");
+        Cgroups.CgroupFs.WaitFor(() => Cgroups.CgroupFs.KeyedValue(events, "frozen") == (frozen ? 1 : 0), $"{freezer} to {(frozen ? "freeze" : "thaw")}");
     }
 
     /// <summary>
@@ -125,6 +171,7 @@ public sealed class ContainerCheckpoint(CriuClient criu)
                 CgroupRoots = cgroupRoots,
             }, (step, notified) =>
             {
+                StepTrace.Mark($"criu restore: {step}");
                 if (step == "setup-namespaces") forked = notified;
                 if (step == "post-restore") onRestored(staging);
             }, master =>
