@@ -162,14 +162,15 @@ Describe 'Move-SystemContainer -Live' {
     It 'refuses while a command of Invoke-SystemContainerCommand runs in it (criu cannot take it), changing nothing' {
         Use-Daemon $a
         $module = Join-Path $PSScriptRoot '../SystemContainers.psd1'
-        $job = Start-ThreadJob -ArgumentList $module, $a.Socket { param($m, $s) $env:SYSTEMCONTAINERS_SOCKET = $s; Import-Module $m; Invoke-SystemContainerCommand web1 -- sleep 25 }
+        $job = Start-ThreadJob -ArgumentList $module, $a.Socket { param($m, $s) $env:SYSTEMCONTAINERS_SOCKET = $s; Import-Module $m; Invoke-SystemContainerCommand web1 -- sleep 3600 }
         try {
             Wait-Until -TimeoutSeconds 20 -What 'the exec' { Invoke-SystemContainerCommand web1 -- sh -c 'pidof sleep || true' }
             $r = Invoke-Mover 'Move-SystemContainer web1 b -Live'
             $r.ExitCode | Should -Not -Be 0
             $r.Output | Should -Match 'runs commands started by Invoke-SystemContainerCommand'
         }
-        finally { $job | Remove-Job -Force }
+        # Ended here, not by its own clock: the mover's pwsh alone takes over a minute to start in the v2 lane's emulated guest.
+        finally { Invoke-SystemContainerCommand web1 -- sh -c 'kill $(pidof sleep)'; $job | Wait-Job -Timeout 30 | Out-Null; $job | Remove-Job -Force }
         (Get-SystemContainer web1).Status | Should -Be 'Running'
         Use-Daemon $b
         Get-Traces $b | Should -Be $bBefore
