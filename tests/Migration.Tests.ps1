@@ -188,11 +188,14 @@ Describe 'Move-SystemContainer -Live' {
         $there.Config['nic.eth0.hwaddr'] | Should -Be $mac
         @($there.IPv4) | Should -Contain '10.124.0.50'
         (Invoke-SystemContainerCommand web1 -- cat /sys/class/net/eth0/address).Trim() | Should -Be $mac
-        # From the host: the restored tree is in this daemon's cgroups of it, in every hierarchy the source had it in one.
-        $groupA = Get-TestCgroupGroup $a; $groupB = Get-TestCgroupGroup $b
+        # From the host: the restored tree is in this daemon's cgroups of it, in every hierarchy a container it starts
+        # is in (several on a v1 host, one under systemd's unit on a v2 one): those of a fresh one, with its name.
+        New-SystemContainer probe -Image (Get-TestImage) -Network none -Start | Out-Null
+        $fresh = @(Get-Content "/proc/$((Get-SystemContainer probe).Pid)/cgroup")
+        Remove-SystemContainer probe -Force
         $lines = @(Get-Content "/proc/$($there.Pid)/cgroup")
-        $lines | Where-Object { $_ -match $groupA } | Should -BeNullOrEmpty
-        @($lines | Where-Object { $_ -match "$groupB/web1" }).Count | Should -BeGreaterThan 2
+        $lines | Should -Be @($fresh | ForEach-Object { $_ -replace '/probe(?=/|$)', '/web1' })
+        $lines | Where-Object { $_ -match (Get-TestCgroupGroup $a) } | Should -BeNullOrEmpty
         # From the host: its veth is on this daemon's bridge.
         Invoke-InNetns $b ip @('-o', 'link', 'show', 'master', (Get-TestBridge $b '10.124.0.')) | Should -Match 'veth|sc'
         $client.Process.HasExited | Should -BeFalse -Because "the client's connection is open"
