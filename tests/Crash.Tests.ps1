@@ -555,9 +555,10 @@ Describe 'Shutdown and exits' {
         New-SystemContainer oomed -Image $image -Config @{ 'limits.memory' = '32MiB'; 'limits.memory.swap' = $false } -Start | Out-Null
         # The OOM killer picks the process with the highest score: init, once it asks for it. Its score
         # is about the cgroup's limit in pages; a root in a user namespace cannot lower the hogs' below 0,
-        # so no hog may come near the limit itself: eight of about 6 MB each, 48 MB against 32 MiB.
+        # so no hog may come near the limit itself: eight of about 6 MB each, held (their input stays open)
+        # until together they pass 32 MiB.
         Invoke-SystemContainerCommand oomed -- sh -c 'echo 1000 > /proc/1/oom_score_adj'
-        Invoke-SystemContainerCommand oomed -ErrorAction SilentlyContinue -- sh -c 'for i in 1 2 3 4 5 6 7 8; do head -c 6000000 /dev/zero | tail > /dev/null & done; wait' | Out-Null
+        Invoke-SystemContainerCommand oomed -ErrorAction SilentlyContinue -- sh -c 'for i in 1 2 3 4 5 6 7 8; do { head -c 6000000 /dev/zero; sleep 600; } | tail > /dev/null & done; wait' | Out-Null
         Wait-Until { (Get-SystemContainer oomed).Status -eq 'Stopped' } -TimeoutSeconds 30 -What 'init to be OOM-killed'
         (Get-SystemContainer oomed).LastExitSignal | Should -Be 9
         (Get-ContainerStats oomed).OomKills | Should -BeGreaterOrEqual 1
