@@ -566,14 +566,14 @@ Describe 'Copying and moving containers between daemons' {
             Use-Daemon $client; Remove-SystemContainerStoragePool ptiny -Force
         }
     }
-    It 'refuses a stream whose SHA-256 is not the one the source sent: the move keeps nothing on the target and leaves the source intact' {
+    It 'refuses a stream whose checksum is not the one the source sent: the move keeps nothing on the target and leaves the source intact' {
         $env:SYSTEMCONTAINERS_TEST_FAULT_AT = 'migration-wrong-checksum'
         try { Stop-DaemonProcess $server; Start-DaemonProcess $server }
         finally { Remove-Item Env:SYSTEMCONTAINERS_TEST_FAULT_AT }
         try {
             $r = Invoke-Mover 'Move-SystemContainer -Remote r ov -DestinationHost local -Destination lied -StoragePool pbt'
             $r.ExitCode | Should -Not -Be 0
-            $r.Output | Should -Match "the stream of container lied has SHA-256 [0-9a-f]{64}, not the 0{64} the source sent"
+            $r.Output | Should -Match "the stream of container lied has XXH128 [0-9a-f]{32}, not the 0{32} the source sent"
             (Invoke-TestApi $server GET "/1.0/operations/$((Get-SendOperations ov)[-1].id)/wait?timeout=30").Body.metadata.status | Should -Be 'Success' -Because 'the source sent the whole stream; only its trailer lied'
         }
         finally {
@@ -607,7 +607,8 @@ Describe 'Copying and moving containers between daemons' {
         $op.status | Should -Be 'Success'
         $op.metadata.result.optimized | Should -BeFalse -Because 'an overlay container is sent as a tar stream'
         $pull = @((Invoke-TestApi $client GET /1.0/operations).Body.metadata | Where-Object description -eq 'Pulling container ovcopy')[-1]
-        $pull.metadata.progress | Should -Be "received $($op.metadata.result.bytes) bytes, SHA-256 $($op.metadata.result.sha256)" -Because 'the target checked what arrived against the checksum the source sent'
+        $op.metadata.result.checksum | Should -Match '^xxh128:[0-9a-f]{32}$'
+        $pull.metadata.progress | Should -Be "received $($op.metadata.result.bytes) bytes, XXH128 $($op.metadata.result.checksum.Substring(7))" -Because 'the target checked what arrived against the checksum the source sent'
         Use-Daemon $client
         Remove-SystemContainer ovcopy -Force
     }

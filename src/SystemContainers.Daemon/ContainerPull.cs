@@ -14,7 +14,7 @@ namespace SystemContainers.Daemon;
 /// name must be free here, before anything is fetched; then the source's stream (ContainerSend) is
 /// fetched over TLS 1.3 accepting only the certificate the request names, with the source's
 /// single-use secret, and imported as a backup is (ImportContainer: staged, moved in place last),
-/// its SHA-256 compared with the source's trailer before the container is kept. A transfer that
+/// its checksum (ChecksumStream) compared with the source's trailer before the container is kept. A transfer that
 /// fails for any reason leaves nothing here; a daemon killed midway leaves staging its next start removes.
 /// A live move's stream carries criu's images too: the container is imported with them and started,
 /// which restores it, and the source is told (its control secret came with the stream) whether it
@@ -71,20 +71,20 @@ public sealed partial class ContainerPull
         await using var body = await response.Content.ReadAsStreamAsync(ct);
         StepTrace.Mark("pull: stream open");
         long reported = 0;
-        using var hashing = new HashingStream(body, received =>
+        using var checksum = new ChecksumStream(body, received =>
         {
             if (received - reported < ProgressStep) return;
             reported = received;
             op.Report($"received {received >> 20} MiB{(_optimized ? "" : " (tar)")}");
-        }, sha256 => Check(response, sha256));
+        }, sum => Check(response, sum));
         string? control = null;
         if (_live && (!response.Headers.TryGetValues(ContainerSend.ControlHeader, out var values) || (control = values.FirstOrDefault()) is not { Length: > 0 }))
             throw new EngineException(FailureKind.Failed, "SourceRefused", $"the source sent container {_name} without the control secret of a live move");
         var options = new ImportOptions(_name, _pool, BackupCompression.None) { KeepHardwareAddresses = _move, WithImages = _live };
         // The tar reader reads synchronously, on a thread of its own; the response is its source.
-        var made = await Task.Run(() => containers.ImportAsync(hashing, options, ct), ct);
-        op.Report($"received {hashing.Bytes} bytes, SHA-256 {hashing.Sha256}");
-        DaemonLog.Info($"pulled container {_name} from {_stream.GetLeftPart(UriPartial.Authority)}: {hashing.Bytes} bytes, SHA-256 {hashing.Sha256}");
+        var made = await Task.Run(() => containers.ImportAsync(checksum, options, ct), ct);
+        op.Report($"received {checksum.Bytes} bytes, {ChecksumStream.Algorithm} {checksum.Checksum}");
+        DaemonLog.Info($"pulled container {_name} from {_stream.GetLeftPart(UriPartial.Authority)}: {checksum.Bytes} bytes, {ChecksumStream.Algorithm} {checksum.Checksum}");
         return _live ? await RestoreAsync(containers, peer, made, control!, op) : made;
     }
 
@@ -142,12 +142,12 @@ public sealed partial class ContainerPull
     }
 
     /// <summary>At the stream's end, before the import keeps anything: the bytes must be the ones the source sent.</summary>
-    private void Check(HttpResponseMessage response, string sha256)
+    private void Check(HttpResponseMessage response, string sum)
     {
         string? sent = response.TrailingHeaders.TryGetValues(ContainerSend.ChecksumTrailer, out var values) ? values.FirstOrDefault() : null;
         if (sent is null)
-            throw new EngineException(FailureKind.Failed, "ChecksumMismatch", $"the stream of container {_name} ended without the source's SHA-256: it is incomplete");
-        if (!string.Equals(sent, sha256, StringComparison.OrdinalIgnoreCase))
-            throw new EngineException(FailureKind.Failed, "ChecksumMismatch", $"the stream of container {_name} has SHA-256 {sha256}, not the {DisplayText.Escape(sent)} the source sent");
+            throw new EngineException(FailureKind.Failed, "ChecksumMismatch", $"the stream of container {_name} ended without the source's checksum: it is incomplete");
+        if (!string.Equals(sent, sum, StringComparison.OrdinalIgnoreCase))
+            throw new EngineException(FailureKind.Failed, "ChecksumMismatch", $"the stream of container {_name} has {ChecksumStream.Algorithm} {sum}, not the {DisplayText.Escape(sent)} the source sent");
     }
 }

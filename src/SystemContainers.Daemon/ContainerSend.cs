@@ -7,7 +7,7 @@ namespace SystemContainers.Daemon;
 /// GET /1.0/operations/{id}/stream?secret=: the source daemon's half of a container's transfer to
 /// another daemon. The body is the container's backup tarball (ExportContainer: config, snapshots,
 /// rootfs), as btrfs send streams when the puller asks for them (?optimized=1) and the container is
-/// in a btrfs pool; its SHA-256 follows as an HTTP/2 trailer, which the puller checks before it
+/// in a btrfs pool; its checksum (XXH128, ChecksumStream) follows as an HTTP/2 trailer, which the puller checks before it
 /// keeps anything. The migration operation ends as the send did. A live move's stream (with a
 /// control secret in a header) begins while the container runs, with its volume as a snapshot took
 /// it (btrfs), and goes on once criu holds it frozen (SendRunningContainer) with the volume's
@@ -16,8 +16,8 @@ namespace SystemContainers.Daemon;
 /// </summary>
 public static class ContainerSend
 {
-    /// <summary>The trailer that carries the stream's SHA-256, lower-case hex.</summary>
-    public const string ChecksumTrailer = "x-systemcontainers-sha256";
+    /// <summary>The trailer that carries the stream's XXH128, lower-case hex.</summary>
+    public const string ChecksumTrailer = "x-systemcontainers-xxh128";
 
     /// <summary>Bytes sent before the test hook "migration-sent-part": the puller has begun receiving by then.</summary>
     private const long PartBytes = 64 * 1024;
@@ -35,7 +35,7 @@ public static class ContainerSend
         try
         {
             if (!ctx.Response.SupportsTrailers())
-                throw EngineException.Invalid("Http2Required", "a container's stream carries its SHA-256 in an HTTP/2 trailer: fetch it over HTTP/2");
+                throw EngineException.Invalid("Http2Required", "a container's stream carries its checksum in an HTTP/2 trailer: fetch it over HTTP/2");
             var pool = containers.Storage.Get(containers.Get(source.Container).StoragePool).Pool;
             bool optimized = optimizedAsked && pool.Driver == "btrfs";
             var options = new ExportOptions(source.IncludeSnapshots, optimized, BackupCompression.None);
@@ -43,39 +43,32 @@ public static class ContainerSend
             if (source.Live)
             {
                 Body? body = null;
-                try
+                await containers.SendRunningAsync(source.Container, options, async export =>
                 {
-                    await containers.SendRunningAsync(source.Container, options, async export =>
-                    {
-                        ctx.Response.Headers[ControlHeader] = source.OpenControl();
-                        body = new Body(ctx);
-                        await export.WritePresyncAsync(body.Buffered, ctx.RequestAborted);
-                        // Out now, so the target receives it while the container still runs here.
-                        await body.Buffered.FlushAsync(ctx.RequestAborted);
-                    }, async export =>
-                    {
-                        await export.WriteAsync(body!.Buffered, ctx.RequestAborted);
-                        sent = await body!.FinishAsync(source, optimized, ctx);
-                        // The response ends with its trailer, so the target can check and import it; it
-                        // restores the container and answers on the control path, the tree frozen here meanwhile.
-                        await ctx.Response.CompleteAsync();
-                        StepTrace.Mark("live move: stream sent");
-                        var verdict = await WaitVerdictAsync(source);
-                        if (!verdict.Success)
-                            throw new EngineException(FailureKind.Failed, "TargetFailed",
-                                $"the target did not run container {source.Container}, which runs on here: {verdict.Error}");
-                    }, ctx.RequestAborted);
-                }
-                finally
+                    ctx.Response.Headers[ControlHeader] = source.OpenControl();
+                    body = new Body(ctx);
+                    await export.WritePresyncAsync(body.Buffered, ctx.RequestAborted);
+                    // Out now, so the target receives it while the container still runs here.
+                    await body.Buffered.FlushAsync(ctx.RequestAborted);
+                }, async export =>
                 {
-                    body?.Dispose();
-                }
+                    await export.WriteAsync(body!.Buffered, ctx.RequestAborted);
+                    sent = await body!.FinishAsync(source, optimized, ctx);
+                    // The response ends with its trailer, so the target can check and import it; it
+                    // restores the container and answers on the control path, the tree frozen here meanwhile.
+                    await ctx.Response.CompleteAsync();
+                    StepTrace.Mark("live move: stream sent");
+                    var verdict = await WaitVerdictAsync(source);
+                    if (!verdict.Success)
+                        throw new EngineException(FailureKind.Failed, "TargetFailed",
+                            $"the target did not run container {source.Container}, which runs on here: {verdict.Error}");
+                }, ctx.RequestAborted);
                 DaemonLog.Info($"moved running container {source.Container}: the target runs it, removed here");
             }
             else
             {
                 using var export = await containers.ExportAsync(source.Container, options, ctx.RequestAborted);
-                using var body = new Body(ctx);
+                var body = new Body(ctx);
                 await export.WriteAsync(body.Buffered, ctx.RequestAborted);
                 sent = await body.FinishAsync(source, optimized, ctx);
             }
@@ -91,16 +84,16 @@ public static class ContainerSend
         }
     }
 
-    /// <summary>The response body the export is written to (Buffered), and its SHA-256 as the trailer once it is all written.</summary>
-    private sealed class Body : IDisposable
+    /// <summary>The response body the export is written to (Buffered), and its checksum as the trailer once it is all written.</summary>
+    private sealed class Body
     {
-        private readonly HashingStream _hashing;
+        private readonly ChecksumStream _checksum;
 
         public Body(HttpContext ctx)
         {
             ctx.Response.ContentType = RestApi.BackupContentType;
             bool reached = false;
-            _hashing = new HashingStream(ctx.Response.Body, sent =>
+            _checksum = new ChecksumStream(ctx.Response.Body, sent =>
             {
                 if (reached || sent < PartBytes) return;
                 reached = true;
@@ -109,10 +102,8 @@ public static class ContainerSend
             // The export writes 80 KiB at a time and Kestrel flushes each write as HTTP/2 frames of
             // its own; 1 MiB writes cost far fewer trips (bench/RESULTS.md, migration A/B). Not
             // disposed: that would dispose the response's body; it holds only memory.
-            Buffered = new BufferedStream(_hashing, SendBufferBytes);
+            Buffered = new BufferedStream(_checksum, SendBufferBytes);
         }
-
-        public void Dispose() => _hashing.Dispose();
 
         public BufferedStream Buffered { get; }
 
@@ -121,9 +112,9 @@ public static class ContainerSend
         {
             await Buffered.FlushAsync(ctx.RequestAborted);
             // A test run can have the source lie about what it sent, to see the target refuse the stream.
-            ctx.Response.AppendTrailer(ChecksumTrailer, TestHooks.Faulty("migration-wrong-checksum") ? new string('0', 64) : _hashing.Sha256);
-            DaemonLog.Info($"sent container {source.Container}: {_hashing.Bytes} bytes{(optimized ? " (btrfs send)" : "")}{(source.Live ? " with criu's images" : "")}, SHA-256 {_hashing.Sha256}");
-            return new Dictionary<string, object> { ["bytes"] = _hashing.Bytes, ["sha256"] = _hashing.Sha256, ["optimized"] = optimized };
+            ctx.Response.AppendTrailer(ChecksumTrailer, TestHooks.Faulty("migration-wrong-checksum") ? new string('0', 32) : _checksum.Checksum);
+            DaemonLog.Info($"sent container {source.Container}: {_checksum.Bytes} bytes{(optimized ? " (btrfs send)" : "")}{(source.Live ? " with criu's images" : "")}, {ChecksumStream.Algorithm} {_checksum.Checksum}");
+            return new Dictionary<string, object> { ["bytes"] = _checksum.Bytes, ["checksum"] = $"{ChecksumStream.Algorithm.ToLowerInvariant()}:{_checksum.Checksum}", ["optimized"] = optimized };
         }
     }
 
