@@ -480,8 +480,14 @@ function Start-TmuxPwsh {
     param($Daemon, [int]$Width = 100, [int]$Height = 30)
     $session = "sc-test-$([guid]::NewGuid().ToString('n').Substring(0, 8))"
     $root = Split-Path -Parent $PSScriptRoot
-    tmux new-session -d -s $session -x $Width -y $Height "cd '$root' && SYSTEMCONTAINERS_SOCKET='$($Daemon.Socket)' SYSTEMCONTAINERS_NO_AUTOSTART=1 dotnet pwsh -NoProfile -NoLogo"
-    if ($LASTEXITCODE) { throw "cannot start tmux session $session" }
+    # The last session's end takes its tmux server down with it; a new session that reaches that
+    # server while it exits fails ("server exited unexpectedly"), and the next attempt starts a new one.
+    foreach ($attempt in 1..3) {
+        $err = tmux new-session -d -s $session -x $Width -y $Height "cd '$root' && SYSTEMCONTAINERS_SOCKET='$($Daemon.Socket)' SYSTEMCONTAINERS_NO_AUTOSTART=1 dotnet pwsh -NoProfile -NoLogo" 2>&1
+        if (-not $LASTEXITCODE) { break }
+        if ($attempt -eq 3) { throw "cannot start tmux session ${session}: $err" }
+        Start-Sleep -Milliseconds 300
+    }
     $script:TmuxDaemons[$session] = $Daemon
     try { Wait-TmuxScreen $session 'the pwsh prompt' $script:PwshPrompt 90 }
     catch { tmux kill-session -t $session 2>$null; throw }
