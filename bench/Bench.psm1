@@ -1,4 +1,4 @@
-# What the benchmark scripts share: medians and appending a result table to RESULTS.md.
+# What the benchmark scripts share: medians, appending a result table to RESULTS.md, and LXC's side of a comparison.
 Set-StrictMode -Version Latest
 
 function Get-Median([double[]]$Values) {
@@ -20,4 +20,92 @@ function Add-BenchResult([string]$Script, [string]$Description, [string[]]$Colum
     Add-Content (Join-Path $PSScriptRoot 'RESULTS.md') $lines
 }
 
-Export-ModuleMember -Function Get-Median, Measure-Ms, Add-BenchResult
+<#
+LXC on the same work, timed without wrappers of ours: one bash in the daemon's network namespace
+(LXC's command sockets are abstract, so every lxc-* command must run in the namespace of the
+lxc-start that made it) and a private mount namespace with that network namespace's sysfs (lxc-start
+looks for the bridge there). Each step is a line of bash timed by bash itself ($EPOCHREALTIME), so
+LXC's column holds lxc-*'s own processes and nothing of nsenter, unshare or pwsh. Two base
+containers from the busybox template are made, 'empty' (no network) and 'veth' (on a bridge of
+their own in the namespace), with no ttys and no getty: the template's five ttys and a getty each
+took six host ptys a container, and a thousand of them ran out of ptys (kernel.pty.max).
+#>
+function Start-LxcDriver($Daemon) {
+    if (-not (Get-Command lxc-start -ErrorAction SilentlyContinue)) { return $null }
+    $tag = "scbench-$PID"
+    $sysfs = Join-Path ([IO.Path]::GetTempPath()) "$tag-sysfs"
+    $log = Join-Path ([IO.Path]::GetTempPath()) "$tag-lxc.log"
+    New-Item -ItemType Directory $sysfs -Force | Out-Null
+    Set-Content $log ''
+    $loop = @'
+export LC_ALL=C
+mount -t sysfs none "$1" && mount --bind "$1/class/net" /sys/class/net && mount --bind "$1/devices/virtual/net" /sys/devices/virtual/net || exit 1
+echo ready
+while IFS= read -r step; do
+    t0=$EPOCHREALTIME
+    eval "$step" </dev/null >/dev/null 2>>"$2"
+    rc=$?
+    echo "$rc $t0 $EPOCHREALTIME"
+done
+'@
+    $psi = [Diagnostics.ProcessStartInfo]::new('nsenter')
+    foreach ($a in @("--net=/run/netns/$($Daemon.Netns)", '--', 'unshare', '-m', '--propagation', 'private', 'bash', '-c', $loop, 'lxcstep', $sysfs, $log)) { $psi.ArgumentList.Add($a) }
+    $psi.RedirectStandardInput = $true
+    $psi.RedirectStandardOutput = $true
+    $psi.UseShellExecute = $false
+    $driver = [pscustomobject]@{ Process = [Diagnostics.Process]::Start($psi); Tag = $tag; Sysfs = $sysfs; Log = $log; Bases = @{}; Made = [Collections.Generic.List[string]]::new() }
+    try {
+        if ($driver.Process.StandardOutput.ReadLine() -ne 'ready') { throw "the LXC step shell did not start: $(Get-Content -Raw $log)" }
+        Invoke-LxcStep $driver 'ip link add lxcbench0 type bridge && ip link set lxcbench0 up' | Out-Null
+        foreach ($kind in 'empty', 'veth') {
+            $base = "$tag-$kind"
+            $net = if ($kind -eq 'veth') { 'lxc.net.0.type = veth\nlxc.net.0.link = lxcbench0\nlxc.net.0.flags = up' } else { 'lxc.net.0.type = empty' }
+            Invoke-LxcStep $driver ("printf '$net\nlxc.apparmor.profile = unconfined\n' > /tmp/$base.conf && lxc-create -n $base -t busybox -f /tmp/$base.conf; rc=`$?; rm -f /tmp/$base.conf; [ `$rc = 0 ] && " +
+                "sed -i 's/^lxc.tty.max = .*/lxc.tty.max = 0/' /var/lib/lxc/$base/config && sed -i '/getty/d' /var/lib/lxc/$base/rootfs/etc/inittab") | Out-Null
+            $driver.Bases[$kind] = $base
+        }
+    }
+    catch { Stop-LxcDriver $driver; throw }
+    $driver
+}
+
+# Runs one line of bash in the driver; returns its milliseconds, or throws with LXC's last error lines.
+function Invoke-LxcStep($Driver, [string]$Step) {
+    $Driver.Process.StandardInput.WriteLine($Step)
+    $Driver.Process.StandardInput.Flush()
+    $answer = $Driver.Process.StandardOutput.ReadLine()
+    if ($null -eq $answer) { throw "the LXC step shell ended at: $Step" }
+    $rc, $t0, $t1 = $answer -split ' '
+    if ($rc -ne '0') { throw "LXC step failed (exit $rc): $Step`n$((Get-Content $Driver.Log -Tail 5) -join "`n")" }
+    ([double]$t1 - [double]$t0) * 1000
+}
+
+# lxc-copy, lxc-start and lxc-attach of a new container from a base: what New-SystemContainer -Start and an exec do.
+function Invoke-LxcLaunch($Driver, [string]$Kind, [string]$Name, [switch]$NoExec) {
+    $Driver.Made.Add($Name)
+    $exec = if ($NoExec) { '' } else { " && lxc-attach -n $Name -- true" }
+    Invoke-LxcStep $Driver "lxc-copy -n $($Driver.Bases[$Kind]) -N $Name -s -B overlayfs && lxc-start -n $Name$exec"
+}
+
+# lxc-stop -k and lxc-destroy of each name, in one step.
+function Invoke-LxcTeardown($Driver, [string[]]$Names) {
+    $ms = Invoke-LxcStep $Driver "for n in $($Names -join ' '); do lxc-stop -n `$n -k && lxc-destroy -n `$n || exit 1; done"
+    foreach ($n in $Names) { [void]$Driver.Made.Remove($n) }
+    $ms
+}
+
+# Destroys what the driver made (a failed run's containers too) and ends its shell.
+function Stop-LxcDriver($Driver) {
+    if (-not $Driver) { return }
+    if (-not $Driver.Process.HasExited) {
+        $names = @($Driver.Made) + @($Driver.Bases.Values)
+        try { if ($names) { Invoke-LxcStep $Driver "for n in $($names -join ' '); do lxc-destroy -n `$n -f; done; true" | Out-Null } }
+        catch { Write-Warning "cannot destroy LXC's containers: $_" }
+        $Driver.Process.StandardInput.Close()
+        $Driver.Process.WaitForExit()
+    }
+    $Driver.Process.Dispose()
+    Remove-Item $Driver.Sysfs, $Driver.Log -ErrorAction SilentlyContinue
+}
+
+Export-ModuleMember -Function Get-Median, Measure-Ms, Add-BenchResult, Start-LxcDriver, Invoke-LxcStep, Invoke-LxcLaunch, Invoke-LxcTeardown, Stop-LxcDriver

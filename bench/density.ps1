@@ -9,7 +9,10 @@
     NICs got a DHCP address, the host memory per container (the sum of the containers' cgroup
     memory over N), the daemon's RSS, the latency of an exec, of Get-SystemContainer and of
     Get-ContainerStats -All with all running, and the stop + remove of all (one Stop- and one Remove-SystemContainer of every name: bulk requests). Scaled to the
-    machine by -Count (issue 14 aims at 1,000). Results are appended to bench/RESULTS.md with -Record.
+    machine by -Count (issue 14 aims at 1,000). Where LXC is installed, the same busybox containers of
+    LXC's start interleaved with ours (Start-LxcDriver in Bench.psm1: timed in the shell that runs
+    lxc-*, without wrappers of ours) and its figures follow ours in parentheses. Results are appended
+    to bench/RESULTS.md with -Record.
 #>
 param([int]$Count = 50, [switch]$Record)
 $ErrorActionPreference = 'Stop'
@@ -23,25 +26,47 @@ function Get-DaemonRssMiB($Daemon) {
     [math]::Round([double]$kb / 1024, 1)
 }
 
+# The memory of LXC's containers as their cgroups count it (v1 memory controller, or the v2 tree), in bytes.
+function Get-LxcMemory([string[]]$Names) {
+    $sum = 0
+    foreach ($n in $Names) {
+        foreach ($file in "/sys/fs/cgroup/memory/lxc.payload.$n/memory.usage_in_bytes", "/sys/fs/cgroup/lxc.payload.$n/memory.current") {
+            if (Test-Path $file) { $sum += [long](Get-Content $file); break }
+        }
+    }
+    $sum
+}
+
 $daemon = Start-TestDaemon
 $results = [ordered]@{}
+$lxc = $null
 try {
     Get-TestImage | Out-Null
     New-SystemContainerNetwork densenet -IPv4 10.251.0.1/16 | Out-Null
+    $lxc = Start-LxcDriver $daemon
     # A fresh daemon's first starts are its JIT's: warmed up here, the first 10 measure a start, not the compiler.
     foreach ($network in 'densenet', 'none') {
         foreach ($i in 1..5) { New-SystemContainer "dense-warm-$i" -Image busybox -Network $network -Start | Out-Null }
         Remove-SystemContainer (1..5 | ForEach-Object { "dense-warm-$_" }) -Force
     }
+    if ($lxc) {
+        foreach ($kind in 'veth', 'empty') {
+            $warm = 1..5 | ForEach-Object { "$($lxc.Tag)-warm-$_" }
+            foreach ($n in $warm) { Invoke-LxcLaunch $lxc $kind $n -NoExec | Out-Null }
+            Invoke-LxcTeardown $lxc $warm | Out-Null
+        }
+    }
     $results['daemon RSS before, MiB'] = @{ NIC = Get-DaemonRssMiB $daemon; none = '' }
     foreach ($kind in 'NIC', 'none') {
         $network = if ($kind -eq 'NIC') { 'densenet' } else { 'none' }
         $names = 0..($Count - 1) | ForEach-Object { "dense-$kind-$_".ToLower() }
-        $total = [Diagnostics.Stopwatch]::StartNew()
-        $starts = foreach ($name in $names) { Measure-Ms { New-SystemContainer $name -Image busybox -Network $network -Start } }
-        $totalMs = $total.Elapsed.TotalMilliseconds
-        $first = Get-Median $starts[0..9]
-        $last = Get-Median $starts[($Count - 10)..($Count - 1)]
+        $lxcNames = 0..($Count - 1) | ForEach-Object { "$($lxc.Tag)-$kind-$_".ToLower() }
+        # Each of our starts is followed by LXC's, so both meet the same number of containers running.
+        $starts = [Collections.Generic.List[double]]::new(); $lxcStarts = [Collections.Generic.List[double]]::new()
+        for ($i = 0; $i -lt $Count; $i++) {
+            $starts.Add((Measure-Ms { New-SystemContainer $names[$i] -Image busybox -Network $network -Start }))
+            if ($lxc) { $lxcStarts.Add((Invoke-LxcLaunch $lxc $(if ($kind -eq 'NIC') { 'veth' } else { 'empty' }) $lxcNames[$i] -NoExec)) }
+        }
         $addressed = ''
         if ($kind -eq 'NIC') {
             $deadline = [DateTime]::UtcNow.AddSeconds(60)
@@ -55,10 +80,10 @@ try {
         $rss = Get-DaemonRssMiB $daemon
         $teardown = Measure-Ms { Stop-SystemContainer $names -Force; Remove-SystemContainer $names -Force }
         $measured = [ordered]@{
-            'total start of all, s'                      = [math]::Round($totalMs / 1000, 2)
-            'start, first 10 (median ms)'                = [math]::Round($first, 2)
-            'start, last 10 (median ms)'                 = [math]::Round($last, 2)
-            'last 10 / first 10'                         = [math]::Round($last / $first, 2)
+            'total of the starts, s'                     = [math]::Round(($starts | Measure-Object -Sum).Sum / 1000, 2)
+            'start, first 10 (median ms)'                = [math]::Round((Get-Median $starts[0..9]), 2)
+            'start, last 10 (median ms)'                 = [math]::Round((Get-Median $starts[($Count - 10)..($Count - 1)]), 2)
+            'last 10 / first 10'                         = [math]::Round((Get-Median $starts[($Count - 10)..($Count - 1)]) / (Get-Median $starts[0..9]), 2)
             'NICs with a DHCP address'                   = $addressed
             'memory per container, MiB (cgroup sum / N)' = [math]::Round($memory, 2)
             'daemon RSS with all running, MiB'           = $rss
@@ -66,6 +91,21 @@ try {
             'Get-SystemContainer of all (median ms)'     = [math]::Round($list, 2)
             'Get-ContainerStats -All (median ms)'        = [math]::Round($stats, 2)
             'stop + remove of all, s'                    = [math]::Round($teardown / 1000, 2)
+        }
+        if ($lxc) {
+            # LXC's side, measured with ours still running as ours was with LXC's: lxc-attach, lxc-ls -f, its cgroups' memory.
+            $lxcFirst = Get-Median $lxcStarts[0..9]; $lxcLast = Get-Median $lxcStarts[($Count - 10)..($Count - 1)]
+            $lxcMeasured = [ordered]@{
+                'total of the starts, s'                     = [math]::Round(($lxcStarts | Measure-Object -Sum).Sum / 1000, 2)
+                'start, first 10 (median ms)'                = [math]::Round($lxcFirst, 2)
+                'start, last 10 (median ms)'                 = [math]::Round($lxcLast, 2)
+                'last 10 / first 10'                         = [math]::Round($lxcLast / $lxcFirst, 2)
+                'memory per container, MiB (cgroup sum / N)' = [math]::Round((Get-LxcMemory $lxcNames) / $Count / 1MB, 2)
+                'exec with all running (median ms)'          = [math]::Round((Get-Median @(1..10 | ForEach-Object { Invoke-LxcStep $lxc "lxc-attach -n $($lxcNames[$_ * 7 % $Count]) -- true" })), 2)
+                'Get-SystemContainer of all (median ms)'     = [math]::Round((Get-Median @(1..10 | ForEach-Object { Invoke-LxcStep $lxc 'lxc-ls -f' })), 2)
+                'stop + remove of all, s'                    = [math]::Round((Invoke-LxcTeardown $lxc $lxcNames) / 1000, 2)
+            }
+            foreach ($key in $lxcMeasured.Keys) { $measured[$key] = "$($measured[$key]) (LXC $($lxcMeasured[$key]))" }
         }
         foreach ($key in $measured.Keys) {
             if (-not $results.Contains($key)) { $results[$key] = @{} }
@@ -76,8 +116,12 @@ try {
     $rows | Format-Table -AutoSize | Out-Host
     if ($Record) {
         $load = ((Get-Content /proc/loadavg) -split ' ')[0..2] -join ' '
-        Add-BenchResult 'density.ps1' "$Count busybox containers of each kind started one after another and kept running; $([Environment]::ProcessorCount) cores, kernel $(uname -r), load average $load at the end. LXC not run in this script." `
+        $withLxc = if ($lxc) { "LXC $(lxc-start --version) in parentheses: its busybox containers (lxc-copy -s -B overlayfs, lxc-start; a veth on a bridge without DHCP, or no network) started interleaved with ours, one of theirs after each of ours, timed in its own shell; its list is lxc-ls -f, its exec lxc-attach." } else { 'LXC not installed.' }
+        Add-BenchResult 'density.ps1' "$Count busybox containers of each kind started one after another and kept running; $([Environment]::ProcessorCount) cores, kernel $(uname -r), load average $load at the end. $withLxc" `
             @('Measure', 'with a NIC', 'without a NIC') $rows
     }
 }
-finally { Stop-TestDaemon $daemon }
+finally {
+    Stop-LxcDriver $lxc
+    Stop-TestDaemon $daemon
+}

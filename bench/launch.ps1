@@ -10,9 +10,11 @@
     (e) exec: Invoke-SystemContainerCommand true in a running container
     (f) teardown: Stop-SystemContainer -Force + Remove-SystemContainer (with the NIC)
     Where LXC is installed (lxc-start on PATH), the same work with lxc-copy -s -B overlayfs /
-    lxc-start / lxc-attach / lxc-stop -k / lxc-destroy runs in the same session, without a
-    network and with a veth NIC on a Linux bridge, and is printed as a ratio. Everything runs in
-    a network namespace made for the run. Results are appended to bench/RESULTS.md with -Record.
+    lxc-start / lxc-attach / lxc-stop -k / lxc-destroy runs interleaved with ours (each of our
+    runs is followed by LXC's), without a network and with a veth NIC on a Linux bridge, timed
+    in the shell that runs the lxc-* commands (Start-LxcDriver in Bench.psm1, so LXC's column
+    holds no wrapper of ours), and is printed as a ratio. Everything runs in a network namespace
+    made for the run. Results are appended to bench/RESULTS.md with -Record.
     Run through `./build.ps1 bench` (which builds first) or directly after a build.
 #>
 param([int]$Runs = 25, [int]$Warmup = 3, [switch]$Record)
@@ -26,74 +28,53 @@ $daemon = Start-TestDaemon
 try {
     Get-TestImage | Out-Null
     New-SystemContainerNetwork benchnet -IPv4 10.250.0.1/16 | Out-Null
+    $lxc = Start-LxcDriver $daemon
     # Without and then with a NIC, each in a loop of its own: a stopped container's network
     # namespace is torn down by the kernel afterwards, which would weigh on the next launch.
-    $bare = @(); $launch = @(); $dhcp = @(); $exec = @(); $teardown = @()
-    for ($i = 0; $i -lt $Warmup + $Runs; $i++) {
-        $name = "bare$i"
-        $b = Measure-Ms { New-SystemContainer $name -Image busybox -Network none -Start; Invoke-SystemContainerCommand $name true }
-        $e = Measure-Ms { Invoke-SystemContainerCommand $name true }
-        Remove-SystemContainer $name -Force
-        if ($i -ge $Warmup) { $bare += $b; $exec += $e }
-    }
-    for ($i = 0; $i -lt $Warmup + $Runs; $i++) {
-        $name = "bench$i"
-        $sw = [Diagnostics.Stopwatch]::StartNew()
-        New-SystemContainer $name -Image busybox -Network benchnet -Start | Out-Null
-        Invoke-SystemContainerCommand $name true | Out-Null
-        $l = $sw.Elapsed.TotalMilliseconds
-        while (-not (Get-SystemContainer $name).IPv4) { }
-        $d = $sw.Elapsed.TotalMilliseconds
-        $t = Measure-Ms { Stop-SystemContainer $name -Force; Remove-SystemContainer $name -Confirm:$false }
-        if ($i -ge $Warmup) { $launch += $l; $dhcp += $d; $teardown += $t }
-    }
-    $ours = [ordered]@{ bare = Get-Median $bare; launch = Get-Median $launch; dhcp = Get-Median $dhcp; exec = Get-Median $exec; teardown = Get-Median $teardown }
-    $ours.nic = $ours.launch - $ours.bare
-
-    $lxc = $null
-    if (Get-Command lxc-start -ErrorAction SilentlyContinue) {
-        # LXC runs in the same network namespace (its monitor socket is an abstract one, so every
-        # lxc-* command does); its veth NICs go on a bridge of their own there. lxc-start looks
-        # for the bridge in /sys, which must show that namespace's devices.
-        $ns = @("--net=/run/netns/$($daemon.Netns)", '--')
-        $sysfs = Join-Path ([IO.Path]::GetTempPath()) "scbench-sysfs-$PID"
-        New-Item -ItemType Directory $sysfs | Out-Null
-        $startIn = "mount -t sysfs none $sysfs && mount --bind $sysfs/class/net /sys/class/net && mount --bind $sysfs/devices/virtual/net /sys/devices/virtual/net && exec lxc-start -n `"`$0`""
-        function Start-Lxc([string]$Name) { nsenter @ns unshare -m --propagation private sh -c $startIn $Name }
-        Invoke-InNetns $daemon ip @('link', 'add', 'lxcbench0', 'type', 'bridge')
-        Invoke-InNetns $daemon ip @('link', 'set', 'lxcbench0', 'up')
-        $bases = @{}
-        foreach ($kind in 'empty', 'veth') {
-            $base = "scbench-$kind-$PID"
-            $conf = Join-Path ([IO.Path]::GetTempPath()) "$base.conf"
-            $net = if ($kind -eq 'veth') { "lxc.net.0.type = veth`nlxc.net.0.link = lxcbench0`nlxc.net.0.flags = up" } else { 'lxc.net.0.type = empty' }
-            Set-Content $conf "$net`nlxc.apparmor.profile = unconfined"
-            & lxc-create -n $base -t busybox -f $conf 2>&1 | Out-Null
-            Remove-Item $conf
-            if ($LASTEXITCODE) { throw "lxc-create failed with exit code $LASTEXITCODE" }
-            $bases[$kind] = $base
-        }
-        $lb = @(); $l = @(); $e = @(); $t = @()
-        try {
-            for ($i = 0; $i -lt $Warmup + $Runs; $i++) {
-                $n = "scbench-$PID-b$i"
-                $a = Measure-Ms { lxc-copy -n $bases.empty -N $n -s -B overlayfs; Start-Lxc $n; nsenter @ns lxc-attach -n $n -- true }
-                $b = Measure-Ms { nsenter @ns lxc-attach -n $n -- true }
-                nsenter @ns lxc-stop -n $n -k; lxc-destroy -n $n
-                if ($i -ge $Warmup) { $lb += $a; $e += $b }
-            }
-            for ($i = 0; $i -lt $Warmup + $Runs; $i++) {
-                $n = "scbench-$PID-$i"
-                $a = Measure-Ms { lxc-copy -n $bases.veth -N $n -s -B overlayfs; Start-Lxc $n; nsenter @ns lxc-attach -n $n -- true }
-                $c = Measure-Ms { nsenter @ns lxc-stop -n $n -k; lxc-destroy -n $n }
-                if ($i -ge $Warmup) { $l += $a; $t += $c }
+    # LXC's run follows each of ours, so both see the same machine at the same time.
+    $ours = @{ bare = @(); launch = @(); dhcp = @(); exec = @(); teardown = @() }
+    $theirs = @{ bare = @(); launch = @(); exec = @(); teardown = @() }
+    try {
+        for ($i = 0; $i -lt $Warmup + $Runs; $i++) {
+            $name = "bare$i"
+            $b = Measure-Ms { New-SystemContainer $name -Image busybox -Network none -Start; Invoke-SystemContainerCommand $name true }
+            $e = Measure-Ms { Invoke-SystemContainerCommand $name true }
+            Remove-SystemContainer $name -Force
+            if ($i -ge $Warmup) { $ours.bare += $b; $ours.exec += $e }
+            if ($lxc) {
+                $n = "$($lxc.Tag)-b$i"
+                $b = Invoke-LxcLaunch $lxc empty $n
+                $e = Invoke-LxcStep $lxc "lxc-attach -n $n -- true"
+                Invoke-LxcTeardown $lxc $n | Out-Null
+                if ($i -ge $Warmup) { $theirs.bare += $b; $theirs.exec += $e }
             }
         }
-        finally {
-            foreach ($base in $bases.Values) { & lxc-destroy -n $base -f 2>&1 | Out-Null }
-            Remove-Item $sysfs
+        for ($i = 0; $i -lt $Warmup + $Runs; $i++) {
+            $name = "bench$i"
+            $sw = [Diagnostics.Stopwatch]::StartNew()
+            New-SystemContainer $name -Image busybox -Network benchnet -Start | Out-Null
+            Invoke-SystemContainerCommand $name true | Out-Null
+            $l = $sw.Elapsed.TotalMilliseconds
+            while (-not (Get-SystemContainer $name).IPv4) { }
+            $d = $sw.Elapsed.TotalMilliseconds
+            $t = Measure-Ms { Stop-SystemContainer $name -Force; Remove-SystemContainer $name -Confirm:$false }
+            if ($i -ge $Warmup) { $ours.launch += $l; $ours.dhcp += $d; $ours.teardown += $t }
+            if ($lxc) {
+                $n = "$($lxc.Tag)-$i"
+                $l = Invoke-LxcLaunch $lxc veth $n
+                $t = Invoke-LxcTeardown $lxc $n
+                if ($i -ge $Warmup) { $theirs.launch += $l; $theirs.teardown += $t }
+            }
         }
-        $lxc = [ordered]@{ bare = Get-Median $lb; launch = Get-Median $l; exec = Get-Median $e; teardown = Get-Median $t }
+    }
+    finally { Stop-LxcDriver $lxc }
+    $median = [ordered]@{}
+    foreach ($k in 'bare', 'launch', 'dhcp', 'exec', 'teardown') { $median[$k] = Get-Median $ours[$k] }
+    $median.nic = $median.launch - $median.bare
+    $ours = $median
+    if ($lxc) {
+        $lxc = [ordered]@{}
+        foreach ($k in 'bare', 'launch', 'exec', 'teardown') { $lxc[$k] = Get-Median $theirs[$k] }
         $lxc.nic = $lxc.launch - $lxc.bare
     }
 
@@ -108,6 +89,7 @@ try {
             'SystemContainers ms' = [math]::Round($ours[$k], 2)
             'LXC ms'              = if ($theirs) { [math]::Round($theirs, 2) } elseif ($lxc) { 'n/a' } else { 'not installed' }
             'LXC / ours'          = if ($theirs -gt 0 -and $ours[$k] -gt 0) { [math]::Round($theirs / $ours[$k], 1) } else { '' }
+            'ours / LXC'          = if ($theirs -gt 0 -and $ours[$k] -gt 0) { [math]::Round($ours[$k] / $theirs, 2) } else { '' }
         }
     }
     $rows | Format-Table -AutoSize | Out-Host
@@ -115,8 +97,8 @@ try {
         $cpu = (Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '.*:\s*', ''
         $cgroup = (Invoke-TestApi $daemon GET /1.0).Body.metadata.cgroup_version
         $load = ((Get-Content /proc/loadavg) -split ' ')[0..2] -join ' '
-        Add-BenchResult 'launch.ps1' "$([Environment]::ProcessorCount) cores ($cpu), kernel $(uname -r), cgroup $cgroup, median of $Runs runs after $Warmup warm-up runs, load average $load at the end; NICs on a Linux bridge in a network namespace made for the run." `
-            @('Measure', 'SystemContainers ms', 'LXC ms', 'LXC / ours') $rows
+        Add-BenchResult 'launch.ps1' "$([Environment]::ProcessorCount) cores ($cpu), kernel $(uname -r), cgroup $cgroup, median of $Runs runs after $Warmup warm-up runs, load average $load at the end; NICs on a Linux bridge in a network namespace made for the run; LXC $(if ($lxc) { (lxc-start --version) + ' interleaved run by run, timed in its own shell' } else { 'not installed' })." `
+            @('Measure', 'SystemContainers ms', 'LXC ms', 'LXC / ours', 'ours / LXC') $rows
     }
 }
 finally { Stop-TestDaemon $daemon }
