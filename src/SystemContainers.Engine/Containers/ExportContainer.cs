@@ -289,7 +289,7 @@ internal sealed class ChunkWriter(TarballWriter tar, string stream) : Stream
     {
         _writing.GetAwaiter().GetResult();
         var (data, size, name) = (_chunk, _filled, BackupIndex.ChunkOf(stream, _written));
-        _writing = Task.Run(() => tar.AddFile(name, 0x180, size, new MemoryStream(data, 0, size, writable: false), DateTimeOffset.UtcNow));
+        _writing = Task.Run(() => tar.AddFile(name, 0x180, data.AsMemory(0, size), DateTimeOffset.UtcNow));
         (_chunk, _spare) = (_spare, data);
         _written++;
         _filled = 0;

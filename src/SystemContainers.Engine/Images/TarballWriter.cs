@@ -45,6 +45,14 @@ public sealed class TarballWriter(Stream output)
         Pad(size);
     }
 
+    /// <summary>A regular file whose data is in memory, owned by root: written as it is, not copied through the buffer.</summary>
+    public void AddFile(string name, int mode, ReadOnlyMemory<byte> data, DateTimeOffset mtime)
+    {
+        WriteHeader(name, '0', "", mode, 0, 0, mtime.ToUnixTimeSeconds(), 0, data.Length, []);
+        output.Write(data.Span);
+        Pad(data.Length);
+    }
+
     /// <summary>The two zero blocks that end an archive.</summary>
     public void Finish()
     {

@@ -32,11 +32,12 @@ public sealed class PipedTool : IDisposable
         }
         _stderr = _process.StandardError.ReadToEndAsync(ct);
         var stdin = _process.StandardInput.BaseStream;
+        if (input is not null) Widen(stdin);
         _feed = input is null ? Task.Run(stdin.Dispose, ct) : Task.Run(async () =>
         {
             try
             {
-                await input.CopyToAsync(stdin, ct);
+                await input.CopyToAsync(stdin, PipeBytes, ct);
             }
             finally
             {
@@ -48,18 +49,19 @@ public sealed class PipedTool : IDisposable
         Widen(Output);
     }
 
-    /// <summary>The kernel pipe a tool writes into holds 1 MiB rather than 64 KiB.</summary>
+    /// <summary>The kernel pipes a tool reads from and writes into hold 1 MiB rather than 64 KiB.</summary>
     public const int PipeBytes = 1 << 20;
 
     /// <summary>
-    /// A tool's output pipe is widened (best effort: a host whose pipe-max-size is lower keeps the
-    /// default), so a reader slower than the tool takes it in reads of up to 1 MiB: each read is
-    /// a hop through the in-process pipes behind it, and 10 KiB ones (tar's records) made the hops cost more than the bytes.
+    /// A tool's pipes are widened (best effort: a host whose pipe-max-size is lower keeps the
+    /// default), so a reader slower than the tool takes its output in reads of up to 1 MiB: each read is
+    /// a hop through the in-process pipes behind it, and 10 KiB ones (tar's records) made the hops cost
+    /// more than the bytes; its input is fed in writes of as much, fewer wakeups of a receiving tool.
     /// </summary>
-    private static void Widen(Stream output)
+    private static void Widen(Stream pipeEnd)
     {
         const int F_SETPIPE_SZ = 1031;
-        if (output is System.IO.Pipes.PipeStream pipe) Interop.Libc.fcntl((int)pipe.SafePipeHandle.DangerousGetHandle(), F_SETPIPE_SZ, PipeBytes);
+        if (pipeEnd is System.IO.Pipes.PipeStream pipe) Interop.Libc.fcntl((int)pipe.SafePipeHandle.DangerousGetHandle(), F_SETPIPE_SZ, PipeBytes);
     }
 
     /// <summary>What the tool writes.</summary>
