@@ -13,7 +13,7 @@
     lxc-start / lxc-attach / lxc-stop -k / lxc-destroy runs interleaved with ours (each of our
     runs is followed by LXC's), without a network and with a veth NIC on a Linux bridge, timed
     in the shell that runs the lxc-* commands (Start-LxcDriver in Bench.psm1, so LXC's column
-    holds no wrapper of ours), and is printed as a ratio. Everything runs in a network namespace
+    holds no wrapper of ours), and is printed as a ratio. Ours and LXC each run in a network namespace
     made for the run. Results are appended to bench/RESULTS.md with -Record.
     Run through `./build.ps1 bench` (which builds first) or directly after a build.
 #>
@@ -28,7 +28,7 @@ $daemon = Start-TestDaemon
 try {
     Get-TestImage | Out-Null
     New-SystemContainerNetwork benchnet -IPv4 10.250.0.1/16 | Out-Null
-    $lxc = Start-LxcDriver $daemon
+    $lxc = Start-LxcDriver
     # Without and then with a NIC, each in a loop of its own: a stopped container's network
     # namespace is torn down by the kernel afterwards, which would weigh on the next launch.
     # LXC's run follows each of ours, so both see the same machine at the same time.
