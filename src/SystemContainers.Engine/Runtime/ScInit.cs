@@ -71,9 +71,10 @@ public sealed class ScInit(string path) : IDisposable
             }
             finally
             {
-                // Init sends its own console before it execs (a "console" line), sc-init its pid after.
-                (string text, made) = Sys.ReceiveDescriptor(daemonEnd);
-                reply += text + (made is null ? "" : Sys.ReadToEnd(daemonEnd));
+                // Init sends its own console before it execs (a "console" line), sc-init its pid after. A sc-init that
+                // failed before it read the plan or the go-ahead resets the socket: what it sent is its whole answer.
+                (string text, made) = Sys.ReceiveDescriptor(daemonEnd, resetIsEnd: true);
+                reply += text + (made is null ? "" : Sys.ReadToEnd(daemonEnd, resetIsEnd: true));
             }
             int rc = Sys.WaitPid(helper);
             try
