@@ -17,13 +17,18 @@ BeforeAll {
         finally { foreach ($k in $Environment.Keys) { Remove-Item "Env:$k" -ErrorAction SilentlyContinue } }
     }
 
+    function Get-GroupName {
+        <# The name of this daemon's cgroup group directories (a scope's with .scope after it). #>
+        'systemcontainers-' + [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([Text.Encoding]::UTF8.GetBytes($daemon.StateDir))).ToLower().Substring(0, 8)
+    }
+
     function Get-GroupDirectories {
         <#
         This daemon's cgroup group directories (containers' cgroups are made inside), where the engine
         makes them on this host: one per hierarchy under the daemon's own cgroup on v1 and hybrid hosts;
         on pure v2 its scope in systemcontainers.slice under systemd, else /<group> below the root.
         #>
-        $group = 'systemcontainers-' + [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([Text.Encoding]::UTF8.GetBytes($daemon.StateDir))).ToLower().Substring(0, 8)
+        $group = Get-GroupName
         if ((Get-CgroupVersion) -eq 'v1') { return Get-CgroupDirectories $PID | ForEach-Object { Join-Path $_ $group } }
         $mount = (Get-CgroupMounts | Where-Object Type -eq 'cgroup2').MountPoint
         if (Test-Path /run/systemd/system) { Join-Path $mount "systemcontainers.slice/$group.scope" } else { Join-Path $mount $group }
@@ -82,6 +87,35 @@ BeforeAll {
             if (Test-Path $own) { Get-ChildItem -Recurse -Force -Filter cgroup.procs $own | Get-Content | ForEach-Object { [int]$_ } }
         }
         $pids | Sort-Object -Unique
+    }
+
+    function Get-StartProcesses([string]$Name) {
+        <#
+        From the host's /proc: the processes in the container's cgroups (zombies too, which cgroup.procs
+        leaves out) and every sc-init create (nothing else starts a container while these tests run).
+        #>
+        $cgroup = "(?m)/$(Get-GroupName)(\.scope)?/$([regex]::Escape($Name))(/.*)?$"
+        foreach ($proc in Get-ChildItem -Directory /proc | Where-Object Name -match '^\d+$') {
+            $groups = Get-Content -Raw "$($proc.FullName)/cgroup" -ErrorAction SilentlyContinue
+            $command = Get-Content -Raw "$($proc.FullName)/cmdline" -ErrorAction SilentlyContinue
+            if ("$groups" -cmatch $cgroup -or "$command".StartsWith("sc-init`0create`0")) { [int]$proc.Name }
+        }
+    }
+
+    function Assert-StartRefused([string]$Name, [string]$Cause, [string]$NotCause) {
+        <#
+        A start refused with an error that names Cause (a regex; NotCause one it must not match): the
+        container is stopped, and nothing of the start is left on the host: no process of it (its init,
+        a sc-init), no cgroup, no veth.
+        #>
+        Start-SystemContainer $Name -ErrorAction SilentlyContinue -ErrorVariable refused
+        $refused | Should -Not -BeNullOrEmpty -Because 'the start is refused'
+        "$refused" | Should -Match $Cause
+        if ($NotCause) { "$refused" | Should -Not -Match $NotCause }
+        (Get-SystemContainer $Name).Status | Should -Be 'Stopped'
+        @(Get-StartProcesses $Name) | Should -BeNullOrEmpty -Because 'no init or sc-init of the refused start is left'
+        foreach ($dir in Get-GroupDirectories) { Join-Path $dir $Name | Should -Not -Exist -Because 'its cgroup is removed' }
+        @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'type', 'veth')) | Should -BeNullOrEmpty -Because 'no NIC made for it is left'
     }
 
     function Clear-Containers {
@@ -150,16 +184,29 @@ Describe 'Damaged state files' {
         Test-Path -PathType Container $upper | Should -BeTrue
         Remove-Item -Recurse -Force $upper
         Set-Content $upper 'not a directory'
-        foreach ($attempt in 1..3) {
-            Start-SystemContainer dmg-fs -ErrorAction SilentlyContinue -ErrorVariable refused
-            "$refused" | Should -Match 'cannot mount'
-            "$refused" | Should -Not -Match 'ESRCH|ENODEV|veth'
-            (Get-SystemContainer dmg-fs).Status | Should -Be 'Stopped'
-            @(Get-CgroupProcesses dmg-fs) | Should -BeNullOrEmpty
-            @(Invoke-InNetns $daemon ip @('-o', 'link', 'show', 'type', 'veth')) | Should -BeNullOrEmpty -Because 'the NIC made for it is gone'
-        }
+        foreach ($attempt in 1..3) { Assert-StartRefused dmg-fs -Cause 'cannot mount' -NotCause 'ESRCH|ENODEV|veth' }
         Remove-Item -Force $upper
         Remove-SystemContainer dmg-fs -Force -Confirm:$false
+        Assert-NothingLeft
+    }
+}
+
+Describe 'A start the daemon aborts' {
+    AfterEach { Clear-Containers }
+    It 'names why the NIC cannot be made when the daemon aborts a start, and leaves no init behind' {
+        # The daemon refuses the veth while init waits in sc-init for its NICs: sc-init is told to
+        # abort, kills init and answers; the daemon's own error is the one reported.
+        New-SystemContainer nic-fault -Image $image | Out-Null
+        Restart-Daemon @{ SYSTEMCONTAINERS_TEST_FAULT_AT = 'nic-attach' }
+        try {
+            Assert-StartRefused nic-fault -Cause 'cannot create veth \S+ \(peer eth0 in pid \d+\): EIO' -NotCause 'abort'
+        }
+        finally { Restart-Daemon }
+        $running = Start-SystemContainer nic-fault -PassThru
+        $running.Status | Should -Be 'Running'
+        @(Get-StartProcesses nic-fault) | Should -Contain $running.Pid -Because 'a started init is found where a refused one is looked for'
+        Stop-SystemContainer nic-fault -Force
+        Assert-Works nic-fault
         Assert-NothingLeft
     }
 }
@@ -381,10 +428,7 @@ Describe 'A full state or run disk' {
     It 'refuses a start whose intent cannot be written, and runs nothing' {
         New-SystemContainer full -Image $image | Out-Null
         Fill-Disk -Run
-        Start-SystemContainer full -ErrorAction SilentlyContinue -ErrorVariable refused
-        "$refused" | Should -Match 'ENOSPC'
-        (Get-SystemContainer full).Status | Should -Be 'Stopped'
-        @(Get-CgroupProcesses full) | Should -BeNullOrEmpty
+        Assert-StartRefused full -Cause 'ENOSPC'
         Free-Disk
         Assert-Works full
         Assert-NothingLeft

@@ -8,7 +8,8 @@ namespace SystemContainers.Daemon;
 /// authenticates every byte; this catches a stream cut, reordered or spoilt on either side outside
 /// TLS, at memory speed (SHA-256 with SHA-NI, 1.5 GB/s, was a fifth of a transfer's CPU, bench/RESULTS.md).
 /// Reading, ended is called at the first end of the stream (before a read returns 0), so a check
-/// there fails the reader rather than its caller.
+/// there fails the reader rather than its caller. It does not own inner, and holds only memory:
+/// it is not disposed, and inner's owner disposes inner.
 /// </summary>
 public sealed class ChecksumStream(Stream inner, Action<long>? passed = null, Action<string>? ended = null) : Stream
 {

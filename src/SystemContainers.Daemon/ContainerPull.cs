@@ -71,7 +71,7 @@ public sealed partial class ContainerPull
         await using var body = await response.Content.ReadAsStreamAsync(ct);
         StepTrace.Mark("pull: stream open");
         long reported = 0;
-        using var checksum = new ChecksumStream(body, received =>
+        var checksum = new ChecksumStream(body, received =>
         {
             if (received - reported < ProgressStep) return;
             reported = received;

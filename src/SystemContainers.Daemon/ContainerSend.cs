@@ -101,7 +101,7 @@ public static class ContainerSend
             });
             // The export writes 80 KiB at a time and Kestrel flushes each write as HTTP/2 frames of
             // its own; 1 MiB writes cost far fewer trips (bench/RESULTS.md, migration A/B). Not
-            // disposed: that would dispose the response's body; it holds only memory.
+            // disposed, as _checksum: it holds only memory, and the response owns its body.
             Buffered = new BufferedStream(_checksum, SendBufferBytes);
         }
 

@@ -7,7 +7,8 @@ namespace SystemContainers.Engine;
 /// daemon creates file and waits there until the test deletes it, so the test can change the
 /// world, e.g. fill the disk, at a known moment). Nothing is timed, so the tests are exact.
 /// SYSTEMCONTAINERS_TEST_FAULT_AT=point,... has the daemon misbehave at a point on purpose (see
-/// Faulty), so a test can watch its peer refuse what it was sent.
+/// Faulty), so a test can watch its peer refuse what it was sent, or a step fail as the kernel
+/// could fail it.
 /// </summary>
 public static class TestHooks
 {

@@ -22,8 +22,8 @@
  *
  * The plan is "key value" lines ending with "end". Replies on fd 3 are "pid N" or
  * "error <operation>: <errno name>" (create with "netsync 1" first sends "child N" and waits
- * for a "go" line). fd 3 is close-on-exec, so the daemon's read of it ends
- * exactly when the container's process has exec'd (or failed).
+ * for a "go" line, or "abort", answered with "aborted"). fd 3 is close-on-exec, so the
+ * daemon's read of it ends exactly when the container's process has exec'd (or failed).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -113,6 +113,18 @@ static void reply(const char *fmt, ...)
     (void)!write(report_fd, buf, n);
 }
 
+/* Sends the last reply line, kills and reaps a child not yet exec'd, then exits. */
+static void __attribute__((noreturn)) quit(const char *line)
+{
+    reply("%s", line);
+    if (fail_fd >= 0) (void)!write(fail_fd, "f", 1);
+    if (pending_child > 0) {
+        kill(pending_child, SIGKILL);
+        waitpid(pending_child, NULL, 0);
+    }
+    _exit(125);
+}
+
 /* Reports the failing operation with its errno name, then exits. */
 static void __attribute__((noreturn)) die(const char *fmt, ...)
 {
@@ -123,13 +135,9 @@ static void __attribute__((noreturn)) die(const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     const char *name = strerrorname_np(err);
-    reply("error %s: %s", msg, name ? name : "EUNKNOWN");
-    if (fail_fd >= 0) (void)!write(fail_fd, "f", 1);
-    if (pending_child > 0) {
-        kill(pending_child, SIGKILL);
-        waitpid(pending_child, NULL, 0);
-    }
-    _exit(125);
+    char line[3600];
+    snprintf(line, sizeof line, "error %s: %s", msg, name ? name : "EUNKNOWN");
+    quit(line);
 }
 
 static char *read_all(int fd)
@@ -624,6 +632,8 @@ static void links_up(const struct plan *p)
 /*
  * With "netsync 1" the daemon makes the container's NICs in its network namespace while the
  * rootfs is mounted: sc-init reports "child N" at once and lets init run only on a "go" line.
+ * On "abort" (the daemon could not make them) it answers "aborted" and quits with the child:
+ * the daemon's own error says why.
  */
 static void wait_for_network(void)
 {
@@ -637,7 +647,8 @@ static void wait_for_network(void)
         len++;
     }
     line[len] = 0;
-    if (strcmp(line, "go") != 0) { errno = ECANCELED; die("container start aborted by the daemon"); }
+    if (!strcmp(line, "abort")) quit("aborted");
+    if (strcmp(line, "go") != 0) { errno = EPROTO; die("cannot read the daemon's go-ahead (it sent '%s')", line); }
 }
 
 static void wait_byte(int fd)

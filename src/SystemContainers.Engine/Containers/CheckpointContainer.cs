@@ -138,10 +138,12 @@ internal sealed class CheckpointContainer(EngineParts parts, FreezeContainer fre
     /// <summary>Discards a stopped container's saved state (Start-SystemContainer -Stateless).</summary>
     public static void Discard(EngineParts parts, string name) => TreeRemover.Remove(parts.Store.DirectoryOf(name), DirName);
 
-    /// <summary>The freezer criu freezes the tree through: v1's freezer hierarchy, or the cgroup2 directory.</summary>
-    private static string? FreezerOf(LiveInit live) =>
-        live.Cgroup.Directories.FirstOrDefault(d => File.Exists(Path.Combine(d, "freezer.state")))
-        ?? live.Cgroup.Directories.FirstOrDefault(d => File.Exists(Path.Combine(d, "cgroup.freeze")));
+    /// <summary>The freezer criu freezes the tree through: v1's freezer hierarchy, or the cgroup2 directory, frozen by the cgroup driver.</summary>
+    private CheckpointFreezer? FreezerOf(LiveInit live) =>
+        (live.Cgroup.Directories.FirstOrDefault(d => File.Exists(Path.Combine(d, "freezer.state")))
+            ?? live.Cgroup.Directories.FirstOrDefault(d => File.Exists(Path.Combine(d, "cgroup.freeze")))) is string dir
+            ? new CheckpointFreezer(dir, frozen => parts.Cgroups.SetFrozen(live.Cgroup, frozen))
+            : null;
 
     /// <summary>
     /// The container's processes that are not below its init, as "pid N (command)" with the pid the

@@ -370,9 +370,10 @@ public static unsafe class Sys
 
     /// <summary>
     /// Reads a stream socket until a descriptor arrives (SCM_RIGHTS) or EOF; returns the text
-    /// read up to and including the message that carried it.
+    /// read up to and including the message that carried it. With resetIsEnd, ECONNRESET (the
+    /// peer exited without reading all it was sent) ends the text as EOF would.
     /// </summary>
-    public static (string Text, SafeFd? Fd) ReceiveDescriptor(SafeFd socket)
+    public static (string Text, SafeFd? Fd) ReceiveDescriptor(SafeFd socket, bool resetIsEnd = false)
     {
         const int SOL_SOCKET = 1, SCM_RIGHTS = 1, MSG_CMSG_CLOEXEC = 0x40000000;
         var text = new StringBuilder();
@@ -387,8 +388,7 @@ public static unsafe class Sys
             {
                 int errno = Marshal.GetLastPInvokeError();
                 if (errno == Libc.EINTR) continue;
-                // The helper exited without reading all it was sent (a start it aborted): what it sent is its whole answer.
-                if (errno == Libc.ECONNRESET) return (text.ToString(), null);
+                if (errno == Libc.ECONNRESET && resetIsEnd) return (text.ToString(), null);
                 throw new NativeException(errno, "recvmsg", socket.Name);
             }
             text.Append(Encoding.UTF8.GetString(data, (int)n));
@@ -412,8 +412,8 @@ public static unsafe class Sys
             }
     }
 
-    /// <summary>Reads until EOF.</summary>
-    public static string ReadToEnd(SafeFd fd)
+    /// <summary>Reads until EOF; with resetIsEnd, ECONNRESET too (as ReceiveDescriptor).</summary>
+    public static string ReadToEnd(SafeFd fd, bool resetIsEnd = false)
     {
         var sb = new MemoryStream();
         byte* buf = stackalloc byte[4096];
@@ -424,7 +424,7 @@ public static unsafe class Sys
             {
                 int errno = Marshal.GetLastPInvokeError();
                 if (errno == Libc.EINTR) continue;
-                if (errno == Libc.ECONNRESET) break;
+                if (errno == Libc.ECONNRESET && resetIsEnd) break;
                 throw new NativeException(errno, "read", fd.Name);
             }
             if (n == 0) break;

@@ -7,6 +7,12 @@ namespace SystemContainers.Engine.Migration;
 public sealed record CheckpointVeth(string Inside, string Host);
 
 /// <summary>
+/// The cgroup criu freezes a tree through (its FreezeCgroup: v1's freezer directory or the cgroup2
+/// one) and how the engine freezes or thaws it, waiting until it is so (the cgroup driver's).
+/// </summary>
+public sealed record CheckpointFreezer(string Directory, Action<bool> SetFrozen);
+
+/// <summary>
 /// A container's process tree dumped by criu and restored from it (docs/architecture.md, "CRIU and
 /// stateful stop and start"). criu takes the tree with its namespaces, the network one with its
 /// veths, addresses and routes; the engine keeps what it made for the container: the cgroups (made
@@ -28,7 +34,7 @@ public sealed class ContainerCheckpoint(CriuClient criu)
     /// the tree is still frozen; irmapScanPaths name where criu finds the files of inotify watches
     /// on overlayfs. On failure criu thaws the tree and it runs on.
     /// </summary>
-    public void Dump(int initPid, string imagesDir, string? freezer, bool leaveRunning = false, Action? onDumped = null,
+    public void Dump(int initPid, string imagesDir, CheckpointFreezer? freezer, bool leaveRunning = false, Action? onDumped = null,
         IReadOnlyList<string>? irmapScanPaths = null)
     {
         for (int attempt = 1; ; attempt++)
@@ -54,7 +60,7 @@ public sealed class ContainerCheckpoint(CriuClient criu)
     private const int NetlinkAttempts = 4;
     private static readonly TimeSpan NetlinkPause = TimeSpan.FromMilliseconds(300);
 
-    private void DumpOnce(int initPid, string imagesDir, string? freezer, bool leaveRunning, Action? onDumped, IReadOnlyList<string>? irmapScanPaths)
+    private void DumpOnce(int initPid, string imagesDir, CheckpointFreezer? freezer, bool leaveRunning, Action? onDumped, IReadOnlyList<string>? irmapScanPaths)
     {
         bool frozenHere = false;
         try
@@ -64,10 +70,10 @@ public sealed class ContainerCheckpoint(CriuClient criu)
         catch
         {
             // criu gives a tree it found frozen back frozen: it runs on as it ran before the dump.
-            if (frozenHere) SetFrozen(freezer!, false);
+            if (frozenHere) freezer!.SetFrozen(false);
             throw;
         }
-        if (frozenHere && leaveRunning) SetFrozen(freezer!, false);
+        if (frozenHere && leaveRunning) freezer!.SetFrozen(false);
     }
 
     /// <summary>
@@ -76,7 +82,7 @@ public sealed class ContainerCheckpoint(CriuClient criu)
     /// pre-dump step (its start done, the freeze next) the engine freezes it, waiting 5 ms at a
     /// time; criu finds it frozen and goes on at once. frozen is called once it is.
     /// </summary>
-    private void DumpFrozen(int initPid, string imagesDir, string? freezer, bool leaveRunning, Action? onDumped, IReadOnlyList<string>? irmapScanPaths,
+    private void DumpFrozen(int initPid, string imagesDir, CheckpointFreezer? freezer, bool leaveRunning, Action? onDumped, IReadOnlyList<string>? irmapScanPaths,
         Action frozen)
     {
         Criu.Dump(new CriuDumpOptions
@@ -85,7 +91,7 @@ public sealed class ContainerCheckpoint(CriuClient criu)
             ImagesDir = imagesDir,
             AutoExternalMounts = true,
             ManageCgroups = true,
-            FreezeCgroup = freezer,
+            FreezeCgroup = freezer?.Directory,
             TcpEstablished = true,
             FileLocks = true,
             OrphanPtsMaster = true,
@@ -96,28 +102,12 @@ public sealed class ContainerCheckpoint(CriuClient criu)
             StepTrace.Mark($"criu dump: {step}");
             if (step == "pre-dump" && freezer is not null)
             {
-                SetFrozen(freezer, true);
+                freezer.SetFrozen(true);
                 frozen();
                 StepTrace.Mark("criu dump: frozen by the engine");
             }
             if (step == "post-dump") onDumped?.Invoke();
         });
-    }
-
-    /// <summary>Freezes or thaws through freezer, a v1 freezer directory or a cgroup2 one (as criu's FreezeCgroup), and waits until it is so.</summary>
-    private static void SetFrozen(string freezer, bool frozen)
-    {
-        string v1 = Path.Combine(freezer, "freezer.state");
-        if (File.Exists(v1))
-        {
-            string state = frozen ? "FROZEN" : "THAWED";
-            Cgroups.CgroupFs.Write(v1, state);
-            Cgroups.CgroupFs.WaitFor(() => Cgroups.CgroupFs.Read(v1) == state, $"{v1} to become {state}");
-            return;
-        }
-        Cgroups.CgroupFs.Write(Path.Combine(freezer, "cgroup.freeze"), frozen ? "1" : "0");
-        string events = Path.Combine(freezer, "cgroup.events");
-        Cgroups.CgroupFs.WaitFor(() => Cgroups.CgroupFs.KeyedValue(events, "frozen") == (frozen ? 1 : 0), $"{freezer} to {(frozen ? "freeze" : "thaw")}");
     }
 
     /// <summary>

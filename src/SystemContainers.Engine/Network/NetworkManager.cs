@@ -622,6 +622,8 @@ public sealed class NetworkManager : IDisposable
     {
         string host = nic.HostNameFor(container);
         int index = BridgeFor(container, nic);
+        // A test run can have the veth refused, to see the start aborted for that reason and nothing of it left.
+        if (TestHooks.Faulty("nic-attach")) throw new NativeException(Libc.EIO, "create veth", $"{host} (peer {nic.Name} in pid {initPid})");
         try
         {
             _netlink.CreateVeth(host, index, nic.Name, nic.HwAddr!, initPid, 0);

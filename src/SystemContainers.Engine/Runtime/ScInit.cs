@@ -71,17 +71,19 @@ public sealed class ScInit(string path) : IDisposable
             }
             finally
             {
-                // Init sends its own console before it execs (a "console" line), sc-init its pid after.
-                (string text, made) = Sys.ReceiveDescriptor(daemonEnd);
-                reply += text + (made is null ? "" : Sys.ReadToEnd(daemonEnd));
+                // Init sends its own console before it execs (a "console" line), sc-init its pid after. A sc-init that
+                // failed before it read the plan or the go-ahead resets the socket: what it sent is its whole answer.
+                (string text, made) = Sys.ReceiveDescriptor(daemonEnd, resetIsEnd: true);
+                reply += text + (made is null ? "" : Sys.ReadToEnd(daemonEnd, resetIsEnd: true));
             }
             int rc = Sys.WaitPid(helper);
             try
             {
                 var (pid, error) = ParseReply(reply);
-                // An init that died on its own (a mount it could not make) while the daemon made its NICs fails those
-                // with ESRCH: its own error says why, and is what the idmap fallback looks for.
-                if (refused is not null && (error is null || error.StartsWith(AbortedByDaemon, StringComparison.Ordinal))) throw refused;
+                // sc-init answers "abort" with "aborted": the daemon's own error says why. An init that died on its own
+                // (a mount it could not make) while the daemon made its NICs fails those with ESRCH: its own error says
+                // why, and is what the idmap fallback looks for.
+                if (refused is not null && error is null) throw refused;
                 if (error is not null) throw new ScInitException(error);
                 if (rc != 0 || pid is null)
                     throw new ScInitException(unread ? $"sc-init exited with status {rc} before it read all it was sent" : $"sc-init exited with status {rc}");
@@ -95,9 +97,6 @@ public sealed class ScInit(string path) : IDisposable
             }
         }
     }
-
-    /// <summary>What sc-init answers when the daemon sent "abort" (its NICs failed): the daemon's own error says why.</summary>
-    private const string AbortedByDaemon = "container start aborted by the daemon";
 
     /// <summary>Reads one line (or up to EOF), a byte at a time so nothing after it is consumed.</summary>
     internal static string ReadLine(SafeFd fd)

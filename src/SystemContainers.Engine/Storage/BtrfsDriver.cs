@@ -326,11 +326,8 @@ internal sealed class BtrfsDriver(string root, string? loopFile, long loopSize) 
             if (made.Count != 1)
                 throw EngineException.Invalid("InvalidStream", $"the btrfs stream for {target} made {made.Count} subvolumes, not one");
             if (snapshot is null)
-            {
                 StorageTool.Run("/usr/bin/btrfs", ["btrfs", "property", "set", "-f", "-ts", made[0], "ro", "false"], $"make the received subvolume {made[0]} writable");
-                Directory.Move(made[0], target);
-            }
-            else if (made[0] != target) Directory.Move(made[0], target);
+            if (made[0] != target) Directory.Move(made[0], target);
             received = true;
         }
         finally
