@@ -13,6 +13,16 @@ internal static class CgroupFs
 
     public static string Read(string file) => File.ReadAllText(file).Trim();
 
+    /// <summary>
+    /// Writes value only where file holds another: a fresh cgroup already holds most defaults, and
+    /// some writes walk every sibling or every task group in the kernel (a cpuset's validate_change,
+    /// cpu bandwidth's tg_set_bandwidth), a cost that grew with the containers on the host at every start.
+    /// </summary>
+    public static void Update(string file, string value)
+    {
+        if (Read(file) != value) Write(file, value);
+    }
+
     /// <summary>A number file; "max" (v2) and the v1 "unlimited" values (2^63 rounded to pages) read as null.</summary>
     public static long? ReadLimit(string file)
     {

@@ -35,7 +35,12 @@ public sealed class CgroupV1Driver : ICgroupDriver
                 string dir = DirectoryOf(h, container);
                 var controllers = h.Controllers.Split(',');
                 bool cpuset = controllers.Contains("cpuset");
-                if (CgroupFs.MakeDir(groupDir) && cpuset) InheritCpuset(groupDir);
+                if (CgroupFs.MakeDir(groupDir) && cpuset)
+                {
+                    InheritCpuset(groupDir);
+                    // Each container's cpuset is then made with the group's CPUs and nodes, not written into it.
+                    CgroupFs.Write(Path.Combine(groupDir, "cgroup.clone_children"), "1");
+                }
                 CgroupFs.MakeDir(dir);
                 dirs.Add(dir);
                 // A new v1 cpuset cgroup has no CPUs or memory nodes; nothing could run in it.
@@ -90,12 +95,12 @@ public sealed class CgroupV1Driver : ICgroupDriver
         string c = cgroup.Container;
         if (Controller(c, "cpu") is string cpu)
         {
-            CgroupFs.Write(Path.Combine(cpu, "cpu.cfs_period_us"), l.CpuPeriodMicroseconds.ToString());
-            CgroupFs.Write(Path.Combine(cpu, "cpu.cfs_quota_us"), (l.CpuQuotaMicroseconds ?? -1).ToString());
-            CgroupFs.Write(Path.Combine(cpu, "cpu.shares"), (l.CpuShares ?? 1024).ToString());
+            CgroupFs.Update(Path.Combine(cpu, "cpu.cfs_period_us"), l.CpuPeriodMicroseconds.ToString());
+            CgroupFs.Update(Path.Combine(cpu, "cpu.cfs_quota_us"), (l.CpuQuotaMicroseconds ?? -1).ToString());
+            CgroupFs.Update(Path.Combine(cpu, "cpu.shares"), (l.CpuShares ?? 1024).ToString());
         }
         if (Controller(c, "cpuset") is string cpuset)
-            CgroupFs.Write(Path.Combine(cpuset, "cpuset.cpus"), cpuSet ?? CgroupFs.Read(Path.Combine(Path.GetDirectoryName(cpuset)!, "cpuset.cpus")));
+            CgroupFs.Update(Path.Combine(cpuset, "cpuset.cpus"), cpuSet ?? CgroupFs.Read(Path.Combine(Path.GetDirectoryName(cpuset)!, "cpuset.cpus")));
         if (Controller(c, "memory") is string mem)
         {
             string limit = Path.Combine(mem, "memory.limit_in_bytes"), memsw = Path.Combine(mem, "memory.memsw.limit_in_bytes");
@@ -113,7 +118,7 @@ public sealed class CgroupV1Driver : ICgroupDriver
             if (!l.SwapAllowed) CgroupFs.Write(Path.Combine(mem, "memory.swappiness"), "0");
         }
         if (Controller(c, "pids") is string pids)
-            CgroupFs.Write(Path.Combine(pids, "pids.max"), l.ProcessesMax?.ToString() ?? "max");
+            CgroupFs.Update(Path.Combine(pids, "pids.max"), l.ProcessesMax?.ToString() ?? "max");
         // Weights exist only under a weight-based I/O scheduler (CFQ, BFQ); an unset weight needs none.
         string? blkio = Controller(c, "blkio");
         var weightFiles = blkio is null ? [] : new[] { "blkio.weight", "blkio.bfq.weight" }.Select(f => Path.Combine(blkio, f)).Where(File.Exists).ToList();
@@ -170,6 +175,6 @@ public sealed class CgroupV1Driver : ICgroupDriver
     {
         string parent = Path.GetDirectoryName(dir)!;
         foreach (var file in new[] { "cpuset.cpus", "cpuset.mems" })
-            CgroupFs.Write(Path.Combine(dir, file), CgroupFs.Read(Path.Combine(parent, file)));
+            CgroupFs.Update(Path.Combine(dir, file), CgroupFs.Read(Path.Combine(parent, file)));
     }
 }

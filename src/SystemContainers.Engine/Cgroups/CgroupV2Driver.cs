@@ -69,7 +69,7 @@ public sealed class CgroupV2Driver : ICgroupDriver
         void Write(string file, string value, string? key)
         {
             string path = Path.Combine(d, file);
-            if (File.Exists(path)) CgroupFs.Write(path, value);
+            if (File.Exists(path)) CgroupFs.Update(path, value);
             else if (key is not null) throw Unsupported(key, path);
         }
         string? If(bool set, string key) => set ? key : null;
