@@ -136,7 +136,9 @@ function Stop-LxcDriver($Driver) {
     $Driver.Process.Dispose()
     $dnsmasq = "/tmp/$($Driver.Tag)-dnsmasq.pid"
     if (Test-Path $dnsmasq) { Stop-Process -Id ([int](Get-Content $dnsmasq)) -ErrorAction SilentlyContinue }
-    Remove-Item $Driver.Sysfs, $Driver.Log, $Driver.Out, $dnsmasq, "/tmp/$($Driver.Tag)-leases" -ErrorAction SilentlyContinue
+    Remove-Item $Driver.Sysfs, $Driver.Log, $Driver.Out, "/tmp/$($Driver.Tag)-leases" -ErrorAction SilentlyContinue
+    # dnsmasq writes its pid file as nobody, which Remove-Item refuses to delete (rm, as root, does not).
+    rm -f $dnsmasq
     ip netns del $Driver.Tag
 }
 
