@@ -109,11 +109,24 @@ function New-LxcSystemdBase($Driver, [string]$Rootfs) {
     Invoke-LxcStep $Driver "mkdir /var/lib/lxc/$base && printf '$config\n' > /var/lib/lxc/$base/config && cp -a $Rootfs /var/lib/lxc/$base/rootfs" | Out-Null
 }
 
-# lxc-copy, lxc-start and lxc-attach of a new container from a base: what New-SystemContainer -Start and an exec do.
-function Invoke-LxcLaunch($Driver, [string]$Kind, [string]$Name, [switch]$NoExec) {
+# lxc-copy and lxc-start of a new container from a base, then Then (bash, after &&; by default one
+# lxc-attach): what New-SystemContainer -Start and an exec do. Then '' stops at the start.
+function Invoke-LxcLaunch($Driver, [string]$Kind, [string]$Name, [string]$Then = "lxc-attach -n $Name -- true") {
     $Driver.Made.Add($Name)
-    $exec = if ($NoExec) { '' } else { " && lxc-attach -n $Name -- true" }
-    Invoke-LxcStep $Driver "lxc-copy -n $($Driver.Bases[$Kind]) -N $Name -s -B overlayfs && lxc-start -n $Name$exec"
+    Invoke-LxcStep $Driver ("lxc-copy -n $($Driver.Bases[$Kind]) -N $Name -s -B overlayfs && lxc-start -n $Name" + $(if ($Then) { " && $Then" } else { '' }))
+}
+
+# The total (s), the medians of the first and last 10 (ms) and their ratio, of start times in ms;
+# with Until (booted), of starts until that.
+function Get-StartSummary([double[]]$Starts, [string]$Until) {
+    $first = Get-Median $Starts[0..9]; $last = Get-Median $Starts[($Starts.Count - 10)..($Starts.Count - 1)]
+    $step = if ($Until) { $Until } else { 'start' }
+    [ordered]@{
+        "total of the starts$(if ($Until) { " until $Until" }), s" = [math]::Round(($Starts | Measure-Object -Sum).Sum / 1000, 2)
+        "$step, first 10 (median ms)"                              = [math]::Round($first, 2)
+        "$step, last 10 (median ms)"                               = [math]::Round($last, 2)
+        'last 10 / first 10'                                       = [math]::Round($last / $first, 2)
+    }
 }
 
 # lxc-stop -k and lxc-destroy of each name, in one step (a subshell: an exit must not end the driver's shell).
@@ -142,4 +155,4 @@ function Stop-LxcDriver($Driver) {
     ip netns del $Driver.Tag
 }
 
-Export-ModuleMember -Function Get-Median, Measure-Ms, Add-BenchResult, Start-LxcDriver, Invoke-LxcStep, Invoke-LxcQuery, New-LxcSystemdBase, Invoke-LxcLaunch, Invoke-LxcTeardown, Stop-LxcDriver
+Export-ModuleMember -Function Get-Median, Measure-Ms, Add-BenchResult, Start-LxcDriver, Invoke-LxcStep, Invoke-LxcQuery, New-LxcSystemdBase, Invoke-LxcLaunch, Get-StartSummary, Invoke-LxcTeardown, Stop-LxcDriver

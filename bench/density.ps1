@@ -43,7 +43,7 @@ function Get-LxcMemory([string[]]$Names) {
     $sum
 }
 
-# Until systemctl is-system-running says running or degraded, asked every 50 ms; returns the state.
+# Until systemctl is-system-running says running or degraded, asked every 50 ms as LXC's is (Wait-SystemContainer asks every 500 ms); returns the state.
 function Wait-SystemdBooted([string]$Name) {
     $deadline = [DateTime]::UtcNow.AddSeconds(180)
     while ($true) {
@@ -54,11 +54,9 @@ function Wait-SystemdBooted([string]$Name) {
     }
 }
 
-# LXC's copy, start and wait until booted, asked as ours is, in one step of its shell.
-function Invoke-LxcSystemdLaunch($Driver, [string]$Name) {
-    $Driver.Made.Add($Name)
-    Invoke-LxcStep $Driver ("lxc-copy -n $($Driver.Bases.systemd) -N $Name -s -B overlayfs && lxc-start -n $Name && " +
-        "(for i in `$(seq 3600); do case `$(lxc-attach -n $Name -- systemctl is-system-running 2>/dev/null) in running|degraded) exit 0;; esac; sleep 0.05; done; exit 1)")
+# What Wait-SystemdBooted asks, for LXC's container, in its shell (a subshell: its exit must not end the driver's).
+function Get-LxcBootWait([string]$Name) {
+    "(for i in `$(seq 3600); do case `$(lxc-attach -n $Name -- systemctl is-system-running 2>/dev/null) in running|degraded) exit 0;; esac; sleep 0.05; done; exit 1)"
 }
 
 $sysctlFile = Join-Path ([IO.Path]::GetTempPath()) "scbench-$PID-sysctl.conf"
@@ -81,7 +79,7 @@ try {
     if ($lxc) {
         foreach ($kind in 'veth', 'empty') {
             $warm = 1..5 | ForEach-Object { "$($lxc.Tag)-warm-$_" }
-            foreach ($n in $warm) { Invoke-LxcLaunch $lxc $kind $n -NoExec | Out-Null }
+            foreach ($n in $warm) { Invoke-LxcLaunch $lxc $kind $n -Then '' | Out-Null }
             Invoke-LxcTeardown $lxc $warm | Out-Null
         }
     }
@@ -94,7 +92,7 @@ try {
         $starts = [Collections.Generic.List[double]]::new(); $lxcStarts = [Collections.Generic.List[double]]::new()
         for ($i = 0; $i -lt $Count; $i++) {
             $starts.Add((Measure-Ms { New-SystemContainer $names[$i] -Image busybox -Network $network -Start }))
-            if ($lxc) { $lxcStarts.Add((Invoke-LxcLaunch $lxc $(if ($kind -eq 'NIC') { 'veth' } else { 'empty' }) $lxcNames[$i] -NoExec)) }
+            if ($lxc) { $lxcStarts.Add((Invoke-LxcLaunch $lxc $(if ($kind -eq 'NIC') { 'veth' } else { 'empty' }) $lxcNames[$i] -Then '')) }
         }
         $addressed = ''
         if ($kind -eq 'NIC') {
@@ -108,11 +106,8 @@ try {
         $memory = (Get-ContainerStats -All | Where-Object Name -in $names | Measure-Object MemoryUsage -Sum).Sum / $Count / 1MB
         $rss = Get-DaemonRssMiB $daemon
         $teardown = Measure-Ms { Stop-SystemContainer $names -Force; Remove-SystemContainer $names -Force }
-        $measured = [ordered]@{
-            'total of the starts, s'                     = [math]::Round(($starts | Measure-Object -Sum).Sum / 1000, 2)
-            'start, first 10 (median ms)'                = [math]::Round((Get-Median $starts[0..9]), 2)
-            'start, last 10 (median ms)'                 = [math]::Round((Get-Median $starts[($Count - 10)..($Count - 1)]), 2)
-            'last 10 / first 10'                         = [math]::Round((Get-Median $starts[($Count - 10)..($Count - 1)]) / (Get-Median $starts[0..9]), 2)
+        $measured = Get-StartSummary $starts
+        $measured += [ordered]@{
             'NICs with a DHCP address'                   = $addressed
             'memory per container, MiB (cgroup sum / N)' = [math]::Round($memory, 2)
             'daemon RSS with all running, MiB'           = $rss
@@ -123,12 +118,8 @@ try {
         }
         if ($lxc) {
             # LXC's side, measured with ours still running as ours was with LXC's: lxc-attach, lxc-ls -f, its cgroups' memory.
-            $lxcFirst = Get-Median $lxcStarts[0..9]; $lxcLast = Get-Median $lxcStarts[($Count - 10)..($Count - 1)]
-            $lxcMeasured = [ordered]@{
-                'total of the starts, s'                     = [math]::Round(($lxcStarts | Measure-Object -Sum).Sum / 1000, 2)
-                'start, first 10 (median ms)'                = [math]::Round($lxcFirst, 2)
-                'start, last 10 (median ms)'                 = [math]::Round($lxcLast, 2)
-                'last 10 / first 10'                         = [math]::Round($lxcLast / $lxcFirst, 2)
+            $lxcMeasured = Get-StartSummary $lxcStarts
+            $lxcMeasured += [ordered]@{
                 'memory per container, MiB (cgroup sum / N)' = [math]::Round((Get-LxcMemory $lxcNames) / $Count / 1MB, 2)
                 'exec with all running (median ms)'          = [math]::Round((Get-Median @(1..10 | ForEach-Object { Invoke-LxcStep $lxc "lxc-attach -n $($lxcNames[$_ * 7 % $Count]) -- true" })), 2)
                 'Get-SystemContainer of all (median ms)'     = [math]::Round((Get-Median @(1..10 | ForEach-Object { Invoke-LxcStep $lxc 'lxc-ls -f' })), 2)
@@ -154,15 +145,13 @@ try {
             New-SystemContainer $names[$i] -Image bookworm -Network densenet -Start | Out-Null
             if ((Wait-SystemdBooted $names[$i]) -eq 'degraded') { $degraded++ }
             $starts.Add($sw.Elapsed.TotalMilliseconds)
-            if ($lxc) { $lxcStarts.Add((Invoke-LxcSystemdLaunch $lxc $lxcNames[$i])) }
+            if ($lxc) { $lxcStarts.Add((Invoke-LxcLaunch $lxc systemd $lxcNames[$i] -Then (Get-LxcBootWait $lxcNames[$i]))) }
         }
         $failed = @(foreach ($n in $names) { Invoke-SystemContainerCommand $n -- systemctl --failed --no-legend --plain | ForEach-Object { "$n " + ($_ -split '\s+')[0] } })
         $memory = (Get-ContainerStats -All | Where-Object Name -in $names | Measure-Object MemoryUsage -Sum).Sum / $SystemdCount / 1MB
         $teardown = Measure-Ms { Stop-SystemContainer $names -Force; Remove-SystemContainer $names -Force }
-        $measured = [ordered]@{
-            'total of the starts until booted, s'        = [math]::Round(($starts | Measure-Object -Sum).Sum / 1000, 2)
-            'booted, first 10 (median ms)'               = [math]::Round((Get-Median $starts[0..9]), 2)
-            'booted, last 10 (median ms)'                = [math]::Round((Get-Median $starts[($SystemdCount - 10)..($SystemdCount - 1)]), 2)
+        $measured = Get-StartSummary $starts booted
+        $measured += [ordered]@{
             'booted degraded / failed units of all'      = "$degraded / $($failed.Count)"
             'memory per container, MiB (cgroup sum / N)' = [math]::Round($memory, 2)
             'stop + remove of all, s'                    = [math]::Round($teardown / 1000, 2)
@@ -171,10 +160,8 @@ try {
         if ($lxc) {
             $lxcFailed = @(Invoke-LxcQuery $lxc "for n in $($lxcNames -join ' '); do lxc-attach -n `$n -- systemctl --failed --no-legend --plain | sed `"s/^/`$n /`"; done" | Where-Object { $_ })
             if ($lxcFailed) { Write-Host "failed units (LXC): $($lxcFailed -join ', ')" }
-            $lxcMeasured = [ordered]@{
-                'total of the starts until booted, s'        = [math]::Round(($lxcStarts | Measure-Object -Sum).Sum / 1000, 2)
-                'booted, first 10 (median ms)'               = [math]::Round((Get-Median $lxcStarts[0..9]), 2)
-                'booted, last 10 (median ms)'                = [math]::Round((Get-Median $lxcStarts[($SystemdCount - 10)..($SystemdCount - 1)]), 2)
+            $lxcMeasured = Get-StartSummary $lxcStarts booted
+            $lxcMeasured += [ordered]@{
                 'booted degraded / failed units of all'      = "$($lxcFailed.Count) failed"
                 'memory per container, MiB (cgroup sum / N)' = [math]::Round((Get-LxcMemory $lxcNames) / $SystemdCount / 1MB, 2)
                 'stop + remove of all, s'                    = [math]::Round((Invoke-LxcTeardown $lxc $lxcNames) / 1000, 2)

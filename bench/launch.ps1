@@ -68,28 +68,29 @@ try {
         }
     }
     finally { Stop-LxcDriver $lxc }
-    $median = [ordered]@{}
-    foreach ($k in 'bare', 'launch', 'dhcp', 'exec', 'teardown') { $median[$k] = Get-Median $ours[$k] }
-    $median.nic = $median.launch - $median.bare
-    $ours = $median
-    if ($lxc) {
-        $lxc = [ordered]@{}
-        foreach ($k in 'bare', 'launch', 'exec', 'teardown') { $lxc[$k] = Get-Median $theirs[$k] }
-        $lxc.nic = $lxc.launch - $lxc.bare
+    # The medians of each measure's runs, and the NIC's share of a launch.
+    function Get-Medians($Samples) {
+        $m = [ordered]@{}
+        foreach ($k in $Samples.Keys) { $m[$k] = Get-Median $Samples[$k] }
+        $m.nic = $m.launch - $m.bare
+        $m
     }
+    $oursMs = Get-Medians $ours
+    $lxcMs = if ($lxc) { Get-Medians $theirs } else { $null }
 
     $labels = [ordered]@{
         bare = 'launch, no NIC'; launch = 'launch, bridged NIC'; nic = 'NIC overhead (target <= 15)'
         dhcp = 'launch until DHCP address'; exec = 'exec'; teardown = 'stop + remove (with NIC)'
     }
     $rows = foreach ($k in $labels.Keys) {
-        $theirs = if ($lxc -and $lxc.Contains($k)) { $lxc[$k] } else { $null }
+        $us = $oursMs[$k]
+        $them = if ($lxcMs -and $lxcMs.Contains($k)) { $lxcMs[$k] } else { $null }
         [pscustomobject]@{
             Measure               = $labels[$k]
-            'SystemContainers ms' = [math]::Round($ours[$k], 2)
-            'LXC ms'              = if ($theirs) { [math]::Round($theirs, 2) } elseif ($lxc) { 'n/a' } else { 'not installed' }
-            'LXC / ours'          = if ($theirs -gt 0 -and $ours[$k] -gt 0) { [math]::Round($theirs / $ours[$k], 1) } else { '' }
-            'ours / LXC'          = if ($theirs -gt 0 -and $ours[$k] -gt 0) { [math]::Round($ours[$k] / $theirs, 2) } else { '' }
+            'SystemContainers ms' = [math]::Round($us, 2)
+            'LXC ms'              = if ($them) { [math]::Round($them, 2) } elseif ($lxc) { 'n/a' } else { 'not installed' }
+            'LXC / ours'          = if ($them -gt 0 -and $us -gt 0) { [math]::Round($them / $us, 1) } else { '' }
+            'ours / LXC'          = if ($them -gt 0 -and $us -gt 0) { [math]::Round($us / $them, 2) } else { '' }
         }
     }
     $rows | Format-Table -AutoSize | Out-Host
